@@ -1,0 +1,85 @@
+"""The one settings object. Every environment variable the product reads is a field here.
+
+Defaults are the local stack (`python -m stack up`) on loopback. The passwords below are
+LOCAL-DEVELOPMENT DEFAULTS ONLY: set the variables to real secrets anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _host_port(address: str, default_port: int) -> tuple[str, int]:
+    """Split `host:port` (or a URL) into its host and port."""
+    parts = urlsplit(address if "//" in address else f"//{address}")
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # --- Kafka and Kafka Connect -------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP")
+    kafka_connect_url: str = Field("http://127.0.0.1:8083", validation_alias="KAFKA_CONNECT_URL")
+
+    # --- Redis: the completion guard lives in the URL's database (db 2, as in seed 000) --
+    redis_url: str = Field("redis://127.0.0.1:6379/2", validation_alias="REDIS_URL")
+
+    # --- MySQL / MariaDB source ----------------------------------------------------------
+    mysql_host: str = Field("127.0.0.1", validation_alias="MYSQL_HOST")
+    mysql_port: int = Field(3306, validation_alias="MYSQL_PORT")
+    mysql_user: str = Field("admin", validation_alias="MYSQL_USER")
+    mysql_password: SecretStr = Field(SecretStr("admin"), validation_alias="MYSQL_PASSWORD")
+    mysql_database: str = Field("project_db", validation_alias="MYSQL_DATABASE")
+
+    # --- MinIO / the lake ----------------------------------------------------------------
+    minio_endpoint: str = Field("127.0.0.1:9000", validation_alias="MINIO_ENDPOINT")
+    minio_access_key: str = Field("admin", validation_alias="MINIO_ACCESS_KEY")
+    minio_secret_key: SecretStr = Field(SecretStr("admin123"), validation_alias="MINIO_SECRET_KEY")
+    lake_uri: str = Field("s3a://", validation_alias="LAKE_URI")
+
+    # --- Spark ---------------------------------------------------------------------------
+    spark_master: str = Field("local[*]", validation_alias="SPARK_MASTER")
+
+    # --- Local stack (only `python -m stack` reads these) ------------------------------
+    stack_home: Path = Field(REPO_ROOT / ".stack", validation_alias="STACK_HOME")
+    stack_cache: Path = Field(Path.home() / ".cache" / "orderpipe", validation_alias="STACK_CACHE")
+    stack_start_timeout_s: float = Field(120.0, validation_alias="STACK_START_TIMEOUT_S")
+    kafka_controller_port: int = Field(9093, validation_alias="KAFKA_CONTROLLER_PORT")
+    minio_console_port: int = Field(9001, validation_alias="MINIO_CONSOLE_PORT")
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        return _host_port(self.kafka_bootstrap.split(",")[0], 9092)
+
+    @property
+    def kafka_connect_host_port(self) -> tuple[str, int]:
+        return _host_port(self.kafka_connect_url, 8083)
+
+    @property
+    def redis_host_port(self) -> tuple[str, int]:
+        return _host_port(self.redis_url, 6379)
+
+    @property
+    def minio_host_port(self) -> tuple[str, int]:
+        return _host_port(self.minio_endpoint, 9000)
+
+    @property
+    def mysql_jdbc_url(self) -> str:
+        # jdbc:mysql:// makes Spark pick its MySQL dialect (backtick quoting); the MariaDB
+        # 2.7 driver accepts the scheme. See ARCHITECTURE.md, "Local stack".
+        return f"jdbc:mysql://{self.mysql_host}:{self.mysql_port}/{self.mysql_database}"
+
+    def lake_path(self, layer: str, *parts: str) -> str:
+        """URI of a lake folder: `lake_path("bronze", "orders")` -> `s3a://bronze/orders`."""
+        base = self.lake_uri if self.lake_uri.endswith("://") else self.lake_uri.rstrip("/") + "/"
+        return base + "/".join((layer, *parts))
+
+
+settings = Settings()

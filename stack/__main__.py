@@ -1,0 +1,93 @@
+"""`python -m stack up|down|status|logs`: the local stack of real services on loopback."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config import settings
+from stack import control
+from stack.install import InstallError, Toolchain
+from stack.services import all_services
+
+cli = typer.Typer(
+    help="Local stack for the order pipeline: Kafka (KRaft), Kafka Connect + Debezium, "
+         "MariaDB, Redis and MinIO as processes on loopback. Data and logs live under "
+         "STACK_HOME (default .stack/), downloads under STACK_CACHE (default ~/.cache/orderpipe).",
+    no_args_is_help=True, add_completion=False,
+)
+console = Console(stderr=True)
+
+
+@cli.callback()
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s stack  %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@cli.command()
+def up(
+    install_only: Annotated[bool, typer.Option(help="Install what is missing, start nothing.")] = False,
+) -> None:
+    """Install what is missing, start every service, wait until all are healthy.
+
+    Idempotent: services already running are left as they are. Exits 1 naming the service
+    and its log file if one fails to start.
+    """
+    started = time.monotonic()
+    try:
+        Toolchain(settings.stack_cache).install()
+        if not install_only:
+            control.up(all_services(settings), settings.stack_start_timeout_s)
+    except (InstallError, control.StackError, subprocess.CalledProcessError) as error:
+        console.print(f"[red]stack up failed:[/red] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"stack ready in {time.monotonic() - started:.1f} s")
+    if not install_only:
+        status()
+
+
+@cli.command()
+def down() -> None:
+    """Stop every process the stack started (by pid), leaving data in place."""
+    for name, pid in control.down(all_services(settings)):
+        console.print(f"stopped {name} (pid {pid})")
+
+
+@cli.command()
+def status() -> None:
+    """Each service with its port, pid and health. Exits 1 unless all are healthy."""
+    report = control.status(all_services(settings))
+    table = Table("service", "port", "pid", "health")
+    colours = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
+    for row in report:
+        table.add_row(row.name, str(row.port), str(row.pid or "-"),
+                      f"[{colours[row.state]}]{row.state}[/]")
+    Console().print(table)
+    if not all(row.healthy for row in report):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="kafka, kafka-connect, mariadb, redis or minio")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.")] = 50,
+) -> None:
+    """Print the last lines of a service's log, and the log's path."""
+    by_name = {s.name: s for s in all_services(settings)}
+    if service not in by_name:
+        console.print(f"unknown service {service!r}; one of: {', '.join(by_name)}")
+        raise typer.Exit(2)
+    chosen = by_name[service]
+    console.print(f"# {chosen.layout.logfile(chosen.name)}")
+    print(control.log_tail(chosen, lines))
+
+
+if __name__ == "__main__":
+    cli()

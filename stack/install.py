@@ -1,0 +1,132 @@
+"""Install what the stack runs, once per machine; a second `up` finds it all in the cache.
+
+- MariaDB and Redis: Debian's `mariadb-server` and `redis-server` (apt-get).
+- Kafka broker + Connect jars and the Debezium plugins: Maven Central, through the pinned
+  `stack/pom.xml` (versions live there and only there).
+- MinIO: `go install` at a pinned module version (MinIO's community edition ships as source).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+log = logging.getLogger("stack")
+
+POM = Path(__file__).with_name("pom.xml")
+APT_PACKAGES = ("mariadb-server", "redis-server")
+# MinIO publishes RELEASE.* tags, which the Go proxy serves only as pseudo-versions.
+MINIO_MODULE = "github.com/minio/minio"
+MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+
+class InstallError(RuntimeError):
+    """An install step failed; the message names the command and how to fix it."""
+
+
+def which(program: str) -> str | None:
+    """`shutil.which` that also looks in sbin folders (not on PATH for every user)."""
+    return shutil.which(program) or shutil.which(program, path=os.pathsep.join(SBIN_DIRS))
+
+
+def pom_property(name: str) -> str:
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    node = ET.parse(POM).getroot().find(f"m:properties/m:{name}", ns)
+    if node is None or not node.text:
+        raise KeyError(f"property {name} missing from {POM}")
+    return node.text.strip()
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Where every installed piece lives, under the stack cache."""
+
+    cache: Path
+
+    @cached_property
+    def kafka_version(self) -> str:
+        return pom_property("kafka.version")
+
+    @cached_property
+    def debezium_version(self) -> str:
+        return pom_property("debezium.version")
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache / f"kafka-{self.kafka_version}" / "libs"
+
+    @property
+    def connect_plugins(self) -> Path:
+        return self.cache / f"debezium-{self.debezium_version}" / "plugins"
+
+    @property
+    def minio_bin(self) -> Path:
+        return self.cache / f"minio-{MINIO_VERSION}" / "minio"
+
+    @property
+    def java_classpath(self) -> str:
+        return f"{self.kafka_libs}/*"
+
+    def missing(self) -> list[str]:
+        """Names of the pieces not installed yet."""
+        absent = []
+        if not all(which(p) for p in ("mariadbd", "mariadb-install-db", "redis-server")):
+            absent.append("apt")
+        kafka_jar = self.kafka_libs / f"kafka_2.13-{self.kafka_version}.jar"
+        plugins = [self.connect_plugins / f"debezium-connector-{db}" for db in ("mariadb", "mysql")]
+        if not kafka_jar.exists() or not all(p.is_dir() for p in plugins):
+            absent.append("maven")
+        if not self.minio_bin.exists():
+            absent.append("minio")
+        return absent
+
+    def install(self) -> None:
+        steps = {"apt": self._install_apt, "maven": self._install_maven, "minio": self._install_minio}
+        for name in self.missing():
+            steps[name]()
+
+    def _install_apt(self) -> None:
+        sudo: list[str] = []
+        if os.geteuid() != 0:
+            if not which("sudo"):
+                raise InstallError("MariaDB/Redis are missing and this is not root: run "
+                                   f"`sudo apt-get install -y {' '.join(APT_PACKAGES)}`")
+            sudo = ["sudo"]
+        log.info("installing %s with apt-get (once per machine)", ", ".join(APT_PACKAGES))
+        # The packages' own services may not start here (policy-rc.d); the stack runs its own.
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        _run([*sudo, "apt-get", "update", "-q"], env=env)
+        _run([*sudo, "apt-get", "install", "-y", "-q", *APT_PACKAGES], env=env)
+
+    def _install_maven(self) -> None:
+        mvn = which("mvn")
+        if mvn is None:
+            raise InstallError("Maven (`mvn`) is not installed: `apt-get install maven`")
+        log.info("fetching Kafka %s and Debezium %s from Maven Central (once per machine)",
+                 self.kafka_version, self.debezium_version)
+        _run([mvn, "-q", "-B", "-f", str(POM), f"-Dstack.cache={self.cache}",
+              "dependency:copy-dependencies@kafka-libs", "dependency:unpack@debezium-plugins"])
+
+    def _install_minio(self) -> None:
+        go = which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+        if go is None:
+            raise InstallError("Go is not installed; MinIO is built with `go install`")
+        log.info("building MinIO %s with go install (once per machine, a few minutes)", MINIO_VERSION)
+        target = self.minio_bin.parent
+        target.mkdir(parents=True, exist_ok=True)
+        _run([go, "install", f"{MINIO_MODULE}@{MINIO_VERSION}"],
+             env={**os.environ, "GOBIN": str(target), "GOFLAGS": "-trimpath"})
+
+
+def _run(command: list[str], env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+        raise InstallError(f"`{' '.join(command)}` failed (exit {result.returncode}):\n{tail}")

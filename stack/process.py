@@ -1,0 +1,108 @@
+"""Start, find and stop the stack's background processes by pid file.
+
+A pid file holds `pid create_time`: a pid the kernel has recycled for another program
+has a different create time, so `down` never signals a process the stack did not start.
+Each service runs in its own session (process group), and `stop` signals the group, so
+children (MariaDB's helpers, the JVMs' forks) go with it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+
+def _read_pidfile(pidfile: Path) -> tuple[int, float] | None:
+    try:
+        pid, created = pidfile.read_text().split()
+        return int(pid), float(created)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def running_pid(pidfile: Path) -> int | None:
+    """The pid recorded in `pidfile` if that very process is still alive, else None."""
+    record = _read_pidfile(pidfile)
+    if record is None:
+        return None
+    pid, created = record
+    try:
+        process = psutil.Process(pid)
+        alive = process.status() != psutil.STATUS_ZOMBIE
+        same = abs(process.create_time() - created) < 0.01
+    except psutil.NoSuchProcess:
+        return None
+    return pid if alive and same else None
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    pidfile: Path,
+    logfile: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start `argv` detached, output appended to `logfile`; record it in `pidfile`."""
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    with logfile.open("ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        log.flush()
+        child = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    pidfile.write_text(f"{child.pid} {psutil.Process(child.pid).create_time()}")
+    return child.pid
+
+
+def stop(pidfile: Path, *, grace_s: float = 20.0) -> int | None:
+    """SIGTERM the recorded process group, SIGKILL it after `grace_s`. Returns the pid stopped."""
+    pid = running_pid(pidfile)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return None
+    process = psutil.Process(pid)
+    family = [process, *process.children(recursive=True)]
+    _signal_group(pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(family, timeout=grace_s)
+    if alive:
+        _signal_group(pid, signal.SIGKILL)
+        for straggler in alive:
+            try:
+                straggler.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+    pidfile.unlink(missing_ok=True)
+    return pid
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def listening_pid(port: int) -> int | None:
+    """Pid of whatever listens on TCP `port` on this machine (None if nothing or unknown)."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn.pid or -1
+    return None

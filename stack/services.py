@@ -1,0 +1,345 @@
+"""The five services of the local stack, each a process on loopback.
+
+A service knows its command line, its one-time preparation (formatting Kafka's storage,
+creating MariaDB's datadir), a cheap health probe, and an idempotent bootstrap run after
+every start (users and grants, buckets). Ports come from the settings, so the stack
+serves exactly the addresses the product's clients are configured with.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import logging
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import redis
+from confluent_kafka.admin import AdminClient
+from minio import Minio
+
+from config import Settings
+from stack.install import Toolchain, which
+
+log = logging.getLogger("stack")
+
+BUCKETS = ("bronze", "silver", "gold")
+LOG4J = """\
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.org.apache.kafka.clients=WARN
+log4j.logger.org.reflections=ERROR
+"""
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    """Everything the running stack writes lives under one (git-ignored) folder."""
+
+    home: Path
+
+    def data(self, service: str) -> Path:
+        return self.home / "data" / service
+
+    def logfile(self, service: str) -> Path:
+        return self.home / "logs" / f"{service}.log"
+
+    def pidfile(self, service: str) -> Path:
+        return self.home / "run" / f"{service}.pid"
+
+    def conf(self, name: str) -> Path:
+        return self.home / "conf" / name
+
+
+def render_properties(values: dict[str, object]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+class Service:
+    name: str
+    wave: int = 0  # services of wave N start once every service of wave N-1 is healthy
+
+    def __init__(self, settings: Settings, layout: StackLayout, tools: Toolchain) -> None:
+        self.settings, self.layout, self.tools = settings, layout, tools
+
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def prepare(self) -> None:
+        """Create config and data on first start; keep existing data."""
+
+    def probe(self) -> bool:
+        """One cheap health check; True when the service answers as it should."""
+        raise NotImplementedError
+
+    def bootstrap(self) -> None:
+        """Idempotent setup after each start (users, grants, buckets)."""
+
+
+def _java(heap: str, log4j: Path, main_class: str, *args: str, classpath: str) -> list[str]:
+    java = which("java") or "java"
+    return [java, "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{log4j}", "-cp", classpath, main_class, *args]
+
+
+class Kafka(Service):
+    name = "kafka"
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_host_port[1]
+
+    def properties(self) -> dict[str, object]:
+        host, port = self.settings.kafka_host_port
+        controller = self.settings.kafka_controller_port
+        return {
+            "process.roles": "broker,controller",
+            "node.id": 1,
+            "controller.quorum.voters": f"1@{host}:{controller}",
+            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": self.layout.data(self.name),
+            "offsets.topic.replication.factor": 1,
+            "transaction.state.log.replication.factor": 1,
+            "transaction.state.log.min.isr": 1,
+            # Single node: consumers join at once instead of waiting 3 s for peers.
+            "group.initial.rebalance.delay.ms": 0,
+            "auto.create.topics.enable": "true",
+        }
+
+    def prepare(self) -> None:
+        conf, log4j = self.layout.conf("kafka.properties"), self.layout.conf("log4j.properties")
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(render_properties(self.properties()))
+        log4j.write_text(LOG4J)
+        if (self.layout.data(self.name) / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        format_storage = _java("512m", log4j, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                               "-c", str(conf), classpath=self.tools.java_classpath)
+        subprocess.run(format_storage, check=True, capture_output=True)
+
+    def argv(self) -> list[str]:
+        return _java("1g", self.layout.conf("log4j.properties"), "kafka.Kafka",
+                     str(self.layout.conf("kafka.properties")), classpath=self.tools.java_classpath)
+
+    def probe(self) -> bool:
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 0})
+        try:
+            return bool(admin.list_topics(timeout=2).brokers)
+        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+            return False
+
+
+class KafkaConnect(Service):
+    name = "kafka-connect"
+    wave = 1
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_connect_host_port[1]
+
+    def properties(self) -> dict[str, object]:
+        host, port = self.settings.kafka_connect_host_port
+        return {
+            "bootstrap.servers": self.settings.kafka_bootstrap,
+            "group.id": "orderpipe-connect",
+            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "key.converter.schemas.enable": "false",
+            "value.converter.schemas.enable": "false",
+            "offset.storage.topic": "_connect_offsets",
+            "config.storage.topic": "_connect_configs",
+            "status.storage.topic": "_connect_status",
+            "offset.storage.replication.factor": 1,
+            "config.storage.replication.factor": 1,
+            "status.storage.replication.factor": 1,
+            "offset.flush.interval.ms": 1000,
+            "listeners": f"http://{host}:{port}",
+            "rest.advertised.host.name": host,
+            "rest.advertised.port": port,
+            "plugin.path": self.tools.connect_plugins,
+        }
+
+    def prepare(self) -> None:
+        conf = self.layout.conf("connect-distributed.properties")
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(render_properties(self.properties()))
+        self.layout.conf("log4j.properties").write_text(LOG4J)
+
+    def argv(self) -> list[str]:
+        return _java("1g", self.layout.conf("log4j.properties"),
+                     "org.apache.kafka.connect.cli.ConnectDistributed",
+                     str(self.layout.conf("connect-distributed.properties")),
+                     classpath=self.tools.java_classpath)
+
+    def probe(self) -> bool:
+        try:
+            plugins = httpx.get(f"{self.settings.kafka_connect_url}/connector-plugins", timeout=2)
+            return plugins.status_code == 200 and "MariaDbConnector" in plugins.text
+        except httpx.HTTPError:
+            return False
+
+
+class MariaDB(Service):
+    name = "mariadb"
+
+    @property
+    def port(self) -> int:
+        return self.settings.mysql_port
+
+    @property
+    def socket(self) -> Path:
+        return self.layout.data(self.name) / "mysqld.sock"
+
+    def cnf(self) -> str:
+        data = self.layout.data(self.name)
+        return "\n".join([
+            "[mysqld]",
+            f"datadir={data / 'db'}",
+            f"socket={self.socket}",
+            f"pid-file={data / 'mysqld.pid'}",
+            f"port={self.port}",
+            f"bind-address={self.settings.mysql_host}",
+            f"log-bin={data / 'binlog'}",
+            "binlog_format=ROW",
+            "binlog_row_image=FULL",
+            "server-id=1",
+            "expire_logs_days=2",
+            "skip-name-resolve",
+            "local-infile=1",
+            "character-set-server=utf8mb4",
+            "collation-server=utf8mb4_unicode_ci",
+            "",
+        ])
+
+    def prepare(self) -> None:
+        conf = self.layout.conf("my.cnf")
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(self.cnf())
+        if (self.layout.data(self.name) / "db" / "mysql").is_dir():
+            return
+        subprocess.run([which("mariadb-install-db") or "mariadb-install-db", f"--defaults-file={conf}",
+                        f"--user={getpass.getuser()}", "--auth-root-authentication-method=normal",
+                        "--skip-test-db"], check=True, capture_output=True)
+
+    def argv(self) -> list[str]:
+        return [which("mariadbd") or "mariadbd", f"--defaults-file={self.layout.conf('my.cnf')}",
+                f"--user={getpass.getuser()}"]
+
+    def _root_sql(self, sql: str) -> subprocess.CompletedProcess[str]:
+        client = which("mariadb") or "mariadb"
+        return subprocess.run([client, f"--socket={self.socket}", "-uroot", "-e", sql],
+                              capture_output=True, text=True, timeout=30)
+
+    def probe(self) -> bool:
+        return self.socket.exists() and self._root_sql("SELECT 1").returncode == 0
+
+    def bootstrap(self) -> None:
+        s = self.settings
+        user, password = s.mysql_user, s.mysql_password.get_secret_value().replace("'", "''")
+        # Debian's anonymous users shadow 'user'@'%' for local logins: drop them.
+        sql = f"""
+            DELETE FROM mysql.global_priv WHERE User='';
+            FLUSH PRIVILEGES;
+            CREATE DATABASE IF NOT EXISTS `{s.mysql_database}`;
+            CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}';
+            ALTER USER '{user}'@'%' IDENTIFIED BY '{password}';
+            GRANT ALL PRIVILEGES ON `{s.mysql_database}`.* TO '{user}'@'%';
+            GRANT SELECT, RELOAD, SHOW DATABASES, LOCK TABLES, REPLICATION SLAVE,
+                  BINLOG MONITOR, REPLICA MONITOR ON *.* TO '{user}'@'%';
+            FLUSH PRIVILEGES;
+        """
+        result = self._root_sql(sql)
+        if result.returncode != 0:
+            raise RuntimeError(f"MariaDB bootstrap failed: {result.stderr.strip()}")
+
+
+class Redis(Service):
+    name = "redis"
+
+    @property
+    def port(self) -> int:
+        return self.settings.redis_host_port[1]
+
+    def argv(self) -> list[str]:
+        host, port = self.settings.redis_host_port
+        argv = [which("redis-server") or "redis-server", "--bind", host, "--port", str(port),
+                "--dir", str(self.layout.data(self.name)), "--daemonize", "no",
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+        password = urlsplit(self.settings.redis_url).password
+        return [*argv, "--requirepass", password] if password else argv
+
+    def prepare(self) -> None:
+        self.layout.data(self.name).mkdir(parents=True, exist_ok=True)
+
+    def probe(self) -> bool:
+        try:
+            return bool(redis.Redis.from_url(self.settings.redis_url, socket_timeout=2).ping())
+        except redis.RedisError:
+            return False
+
+
+class MinIO(Service):
+    name = "minio"
+
+    @property
+    def port(self) -> int:
+        return self.settings.minio_host_port[1]
+
+    def env(self) -> dict[str, str]:
+        return {"MINIO_ROOT_USER": self.settings.minio_access_key,
+                "MINIO_ROOT_PASSWORD": self.settings.minio_secret_key.get_secret_value(),
+                "MINIO_BROWSER": "on", "MINIO_UPDATE": "off"}
+
+    def prepare(self) -> None:
+        self.layout.data(self.name).mkdir(parents=True, exist_ok=True)
+
+    def argv(self) -> list[str]:
+        host, port = self.settings.minio_host_port
+        return [str(self.tools.minio_bin), "server", str(self.layout.data(self.name)),
+                "--address", f"{host}:{port}",
+                "--console-address", f"{host}:{self.settings.minio_console_port}", "--quiet"]
+
+    def client(self) -> Minio:
+        s = self.settings
+        return Minio(s.minio_endpoint, access_key=s.minio_access_key,
+                     secret_key=s.minio_secret_key.get_secret_value(), secure=False)
+
+    def probe(self) -> bool:
+        try:
+            live = httpx.get(f"http://{self.settings.minio_endpoint}/minio/health/live", timeout=2)
+            return live.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def bootstrap(self) -> None:
+        client = self.client()
+        for bucket in BUCKETS:
+            if not client.bucket_exists(bucket):
+                client.make_bucket(bucket)
+
+
+SERVICE_TYPES: tuple[type[Service], ...] = (MariaDB, Redis, MinIO, Kafka, KafkaConnect)
+
+
+def all_services(settings: Settings) -> list[Service]:
+    layout = StackLayout(settings.stack_home)
+    tools = Toolchain(settings.stack_cache)
+    return [kind(settings, layout, tools) for kind in SERVICE_TYPES]
