@@ -1,0 +1,1 @@
+"""Batch lakehouse: PySpark jobs taking MySQL through Bronze -> Silver -> Gold on MinIO."""

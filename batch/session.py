@@ -1,0 +1,61 @@
+"""The one SparkSession factory: master, S3A for MinIO, and the pinned JDBC driver.
+
+Jars come through `spark.jars.packages` (resolved from Maven Central once, then from the
+Ivy cache under STACK_CACHE), so `python -m batch...` and `spark-submit` behave the same.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from config import Settings
+
+# hadoop-aws must match the Hadoop that pyspark 3.5 ships (3.3.4), with its SDK bundle.
+# MariaDB's 2.7 driver: Connector/J 9 fails against MariaDB 10.11 (transaction_isolation).
+SPARK_PACKAGES = (
+    "org.apache.hadoop:hadoop-aws:3.3.4",
+    "com.amazonaws:aws-java-sdk-bundle:1.12.262",
+    "org.mariadb.jdbc:mariadb-java-client:2.7.12",
+)
+JDBC_DRIVER = "org.mariadb.jdbc.Driver"
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """Every Spark setting the product relies on, from the settings object."""
+    return {
+        "spark.jars.packages": ",".join(SPARK_PACKAGES),
+        "spark.jars.ivy": str(settings.stack_cache / "ivy2"),
+        "spark.driver.memory": "2g",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.hadoop.fs.s3a.endpoint": f"http://{settings.minio_endpoint}",
+        "spark.hadoop.fs.s3a.access.key": settings.minio_access_key,
+        "spark.hadoop.fs.s3a.secret.key": settings.minio_secret_key.get_secret_value(),
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.aws.credentials.provider":
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+    }
+
+
+def jdbc_options(settings: Settings, table: str) -> dict[str, str]:
+    """Options for `spark.read.format("jdbc")` against the source database."""
+    return {
+        "url": settings.mysql_jdbc_url,
+        "driver": JDBC_DRIVER,
+        "dbtable": table,
+        "user": settings.mysql_user,
+        "password": settings.mysql_password.get_secret_value(),
+        "fetchsize": "10000",
+    }
+
+
+def build_session(settings: Settings, app_name: str) -> SparkSession:
+    builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session

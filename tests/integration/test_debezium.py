@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import mysql.connector
+import pytest
+from confluent_kafka import Consumer
+
+from config import Settings
+
+
+@pytest.fixture
+def probe_table(settings: Settings, unique_name: str):
+    connection = mysql.connector.connect(
+        host=settings.mysql_host, port=settings.mysql_port, user=settings.mysql_user,
+        password=settings.mysql_password.get_secret_value(), database=settings.mysql_database,
+        autocommit=True)
+    cursor = connection.cursor()
+    cursor.execute(f"CREATE TABLE {unique_name} (id INT PRIMARY KEY, note VARCHAR(50))")
+    yield unique_name, cursor
+    cursor.execute(f"DROP TABLE IF EXISTS {unique_name}")
+    connection.close()
+
+
+def connector_config(settings: Settings, table: str) -> dict[str, str]:
+    return {
+        "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
+        "tasks.max": "1",
+        "database.hostname": settings.mysql_host,
+        "database.port": str(settings.mysql_port),
+        "database.user": settings.mysql_user,
+        "database.password": settings.mysql_password.get_secret_value(),
+        "database.server.id": str(10_000 + int(table[1:7], 16) % 50_000),
+        "topic.prefix": "mysql",
+        "database.include.list": settings.mysql_database,
+        "table.include.list": f"{settings.mysql_database}.{table}",
+        "schema.history.internal.kafka.bootstrap.servers": settings.kafka_bootstrap,
+        "schema.history.internal.kafka.topic": f"schema-history.{table}",
+        "snapshot.mode": "initial",
+        "include.schema.changes": "false",
+    }
+
+
+def wait_running(connect: httpx.Client, name: str, timeout_s: float = 90) -> dict:
+    deadline = time.monotonic() + timeout_s
+    status: dict = {}
+    while time.monotonic() < deadline:
+        response = connect.get(f"/connectors/{name}/status")
+        if response.status_code == 200:
+            status = response.json()
+            states = [status["connector"]["state"], *(task["state"] for task in status["tasks"])]
+            if len(states) > 1 and all(state == "RUNNING" for state in states):
+                return status
+            if "FAILED" in states:
+                pytest.fail(f"connector {name} failed: {json.dumps(status, indent=1)[:3000]}")
+        time.sleep(0.5)
+    pytest.fail(f"connector {name} not RUNNING after {timeout_s} s: {status}")
+
+
+def read_events(settings: Settings, topic: str, until, timeout_s: float = 60) -> list[dict]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"read-{topic}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    events: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until(events) and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            events.append({"key": json.loads(message.key()),
+                           "value": json.loads(message.value()) if message.value() else None})
+    finally:
+        consumer.close()
+    return events
+
+
+def test_a_registered_connector_streams_snapshot_and_insert_events(settings: Settings, probe_table):
+    table, cursor = probe_table
+    name = f"stack-test-{table}"
+    connect = httpx.Client(base_url=settings.kafka_connect_url, timeout=30)
+    # given a row that exists before the connector (a snapshot row)
+    cursor.execute(f"INSERT INTO {table} VALUES (1, 'before')")
+    try:
+        # when the connector is registered through the REST API and a row is inserted
+        response = connect.put(f"/connectors/{name}/config", json=connector_config(settings, table))
+        assert response.status_code in (200, 201), response.text
+        wait_running(connect, name)
+        cursor.execute(f"INSERT INTO {table} VALUES (2, 'after')")
+
+        # then its topic holds the snapshot row as op r and the insert as op c
+        topic = f"mysql.{settings.mysql_database}.{table}"
+        events = read_events(settings, topic, until=lambda seen: any(
+            e["value"] and e["value"]["op"] == "c" for e in seen))
+    finally:
+        connect.delete(f"/connectors/{name}")
+
+    by_op = {e["value"]["op"]: e for e in events if e["value"]}
+    assert by_op["r"]["value"]["after"] == {"id": 1, "note": "before"}
+    assert by_op["c"]["value"]["after"] == {"id": 2, "note": "after"}
+    assert by_op["c"]["value"]["source"]["table"] == table
+    assert by_op["c"]["key"] == {"id": 2}

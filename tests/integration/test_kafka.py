@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from config import Settings
+
+
+def test_three_partition_topic_round_trips_through_a_consumer_group(settings: Settings, unique_name: str):
+    # given a new 3-partition topic
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    topic = f"stack-test-{unique_name}"
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
+    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 3
+
+    # when 30 keyed messages are produced
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    sent = {f"key-{i}": f"value-{i}" for i in range(30)}
+    for key, value in sent.items():
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+    # then a consumer in a group reads every one of them, from every partition
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"group-{unique_name}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    received, partitions = {}, set()
+    deadline = time.monotonic() + 60
+    try:
+        while len(received) < len(sent) and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            received[message.key().decode()] = message.value().decode()
+            partitions.add(message.partition())
+        consumer.commit(asynchronous=False)
+        committed = consumer.committed([*consumer.assignment()], timeout=10)
+    finally:
+        consumer.close()
+    assert received == sent
+    assert partitions == {0, 1, 2}
+    assert sum(tp.offset for tp in committed) == len(sent)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from config import Settings
+
+
+def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch):
+    for name in ("KAFKA_BOOTSTRAP", "REDIS_URL", "MYSQL_PORT", "MINIO_ENDPOINT", "LAKE_URI"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+
+    assert settings.kafka_host_port == ("127.0.0.1", 9092)
+    assert settings.kafka_connect_host_port == ("127.0.0.1", 8083)
+    assert settings.redis_host_port == ("127.0.0.1", 6379)
+    assert settings.minio_host_port == ("127.0.0.1", 9000)
+    assert settings.mysql_port == 3306
+    assert settings.redis_url.endswith("/2")
+
+
+def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "broker-a:19092,broker-b:19092")
+    monkeypatch.setenv("MYSQL_PORT", "3307")
+    monkeypatch.setenv("MYSQL_PASSWORD", "s3cret")
+    monkeypatch.setenv("REDIS_URL", "redis://:pw@cache:6380/2")
+
+    settings = Settings(_env_file=None)
+
+    assert settings.kafka_host_port == ("broker-a", 19092)
+    assert settings.mysql_port == 3307
+    assert settings.mysql_password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+    assert settings.redis_host_port == ("cache", 6380)
+    assert settings.mysql_jdbc_url == "jdbc:mysql://127.0.0.1:3307/project_db"
+
+
+def test_a_bad_port_is_a_clear_error(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MYSQL_PORT", "three-three-oh-six")
+
+    with pytest.raises(ValueError, match="MYSQL_PORT"):
+        Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(("lake_uri", "expected"), [
+    ("s3a://", "s3a://bronze/orders"),
+    ("file:///tmp/lake", "file:///tmp/lake/bronze/orders"),
+    ("s3a://lake/", "s3a://lake/bronze/orders"),
+])
+def test_lake_paths_put_the_layer_under_the_lake_uri(monkeypatch: pytest.MonkeyPatch, lake_uri, expected):
+    monkeypatch.setenv("LAKE_URI", lake_uri)
+
+    assert Settings(_env_file=None).lake_path("bronze", "orders") == expected

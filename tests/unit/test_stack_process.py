@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from stack import process
+
+
+def test_start_records_the_process_and_stop_ends_it_with_its_children(tmp_path: Path):
+    pidfile, logfile = tmp_path / "run" / "svc.pid", tmp_path / "logs" / "svc.log"
+    # given a process that forks a child, as MariaDB and the JVM launchers do
+    script = "import subprocess, time; subprocess.Popen(['sleep', '300']); print('up', flush=True); time.sleep(300)"
+    pid = process.start([sys.executable, "-c", script], pidfile=pidfile, logfile=logfile)
+    deadline = time.monotonic() + 10
+    while "up" not in logfile.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = psutil.Process(pid).children()[0]
+
+    assert process.running_pid(pidfile) == pid
+
+    # when it is stopped
+    stopped = process.stop(pidfile, grace_s=5)
+
+    # then parent and child are gone, and so is the pid file
+    assert stopped == pid
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert not pidfile.exists()
+    assert "starting:" in logfile.read_text()
+
+
+def test_a_recycled_pid_is_not_taken_for_the_recorded_process(tmp_path: Path):
+    # given a pid file naming a live pid (this test's own) but another start time
+    pidfile = tmp_path / "svc.pid"
+    me = psutil.Process()
+    pidfile.write_text(f"{me.pid} {me.create_time() - 1000}")
+
+    # then the stack neither reports nor stops it
+    assert process.running_pid(pidfile) is None
+    assert process.stop(pidfile) is None
+    assert me.is_running()
+
+
+def test_listening_pid_finds_the_owner_of_a_port():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        assert process.listening_pid(port) == psutil.Process().pid
+    assert process.listening_pid(port) is None
