@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import time
@@ -13,10 +14,10 @@ from stack import process
 def test_start_records_the_process_and_stop_ends_it_with_its_children(tmp_path: Path):
     pidfile, logfile = tmp_path / "run" / "svc.pid", tmp_path / "logs" / "svc.log"
     # given a process that forks a child, as MariaDB and the JVM launchers do
-    script = "import subprocess, time; subprocess.Popen(['sleep', '300']); print('up', flush=True); time.sleep(300)"
+    script = "import subprocess, time; c = subprocess.Popen(['sleep', '300']); print('child', c.pid, 'ready', flush=True); time.sleep(300)"
     pid = process.start([sys.executable, "-c", script], pidfile=pidfile, logfile=logfile)
     deadline = time.monotonic() + 10
-    while "up" not in logfile.read_text() and time.monotonic() < deadline:
+    while not re.search(r"child \d+ ready", logfile.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     child = psutil.Process(pid).children()[0]
 
