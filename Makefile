@@ -1,0 +1,33 @@
+# The README's commands. Each works on a fresh machine: it creates .venv, installs the
+# project, installs and starts the local stack (python -m stack up), then runs.
+PYTHON_BOOT ?= python3
+VENV        := .venv
+PYTHON      := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install stack demo test down status
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+stack: install
+	$(PYTHON) -m stack up
+
+## demo: the main job. For now: the local stack up and its status.
+demo: stack
+
+## test: unit and integration tests against the real local stack (left running afterwards).
+test: stack
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+status: install
+	$(PYTHON) -m stack status
+
+## down: stop every process the stack started.
+down:
+	@if [ -x $(PYTHON) ]; then $(PYTHON) -m stack down; fi
