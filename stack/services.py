@@ -222,6 +222,10 @@ class MariaDB(Service):
             "binlog_row_image=FULL",
             "server-id=1",
             "expire_logs_days=2",
+            # A local dev database: flush the redo log per commit, fsync it once a second.
+            # Commits stop waiting on the disk (3x the generator's rate); only an OS crash
+            # could lose the last second.
+            "innodb_flush_log_at_trx_commit=2",
             "skip-name-resolve",
             "local-infile=1",
             "character-set-server=utf8mb4",

@@ -1,0 +1,99 @@
+"""`python -m source schema|load|generate`: the source database and a shop writing to it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config import settings
+from source import database, generate as generator, reference
+from source.traffic import ChaosMix, Truth, plan
+
+cli = typer.Typer(help="The source database (project_db): schema, reference data, and an order "
+                       "generator that writes like a real shop.", no_args_is_help=True,
+                  add_completion=False)
+
+
+def _connect():
+    try:
+        return database.connect(settings)
+    except Exception as error:  # noqa: BLE001 - any connection failure gets the same hint
+        typer.echo(f"cannot reach MySQL at {settings.mysql_host}:{settings.mysql_port} as "
+                   f"{settings.mysql_user}: {error}\nIs the stack up? `python -m stack up`", err=True)
+        raise typer.Exit(1) from None
+
+
+@cli.command()
+def schema() -> None:
+    """Create orders, order_details, customers and payment_method if missing (idempotent)."""
+    tables = database.apply_schema(_connect())
+    typer.echo(f"schema applied; tables: {', '.join(tables)}")
+
+
+@cli.command()
+def load(
+    customers: Annotated[int, typer.Option(help="How many customers to generate.")] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same customers.")] = 42,
+) -> None:
+    """Apply the schema, then load the 12 payment methods and `customers` seeded customers.
+
+    Uses LOAD DATA LOCAL INFILE in chunks of 100,000 rows; rows already present are kept, so running it twice adds nothing. Prints rows/s.
+    """
+    connection = _connect()
+    database.apply_schema(connection)
+    database.bulk_load(connection, "payment_method", ("id", "name", "provider"),
+                       reference.PAYMENT_METHODS, len(reference.PAYMENT_METHODS), progress=False)
+    started = time.monotonic()
+    inserted = database.bulk_load(connection, "customers", reference.CUSTOMER_COLUMNS,
+                                  reference.customers(customers, seed), customers)
+    seconds = time.monotonic() - started
+    typer.echo(f"customers: {customers:,} generated, {inserted:,} inserted in {seconds:.1f} s "
+               f"({customers / seconds:,.0f} rows/s); payment_method: "
+               f"{database.count_rows(connection, 'payment_method')} rows")
+
+
+@cli.command()
+def generate(
+    orders: Annotated[int, typer.Option(help="Total orders to write.")] = 25_000,
+    rate: Annotated[float, typer.Option(help="Orders started per second; 0 = as fast as possible.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same orders and writes.")] = 7,
+    chaos: Annotated[bool, typer.Option(help="Alter some orders (see the shares below).")] = True,
+    update: Annotated[float, typer.Option(help="Share of orders whose num_products is raised or lowered.")] = 0.06,
+    cancel: Annotated[float, typer.Option(help="Share cancelled: order and details deleted.")] = 0.04,
+    redo: Annotated[float, typer.Option(help="Share with a detail deleted and re-inserted.")] = 0.05,
+    abandon: Annotated[float, typer.Option(help="Share left incomplete (details never written).")] = 0.04,
+    in_flight: Annotated[int, typer.Option(help="Orders open at once; their writes interleave.")] = 64,
+    customers: Annotated[int, typer.Option(help="Customer ids to draw from; 0 = the customers table's count.")] = 0,
+    manifest: Annotated[Path, typer.Option(help="Where to write the ground truth (JSON).")] = Path("manifest.json"),
+) -> None:
+    """Write orders like a shop: the order row, then its details, each write its own transaction, interleaved across orders, with an optional chaos mix.
+
+    Chaos only ever alters an order that is still incomplete, so 'complete' happens at most once per order.
+
+    Writes a manifest (JSON) of the ground truth, replayed from the committed writes: which orders are complete and with which products, which were cancelled, which are incomplete.
+    """
+    mix = ChaosMix(update, cancel, redo, abandon) if chaos else ChaosMix.off()
+    connection = _connect()
+    customer_count = customers or database.count_rows(connection, "customers")
+    if customer_count == 0:
+        typer.echo("no customers loaded: run `python -m source load` first", err=True)
+        raise typer.Exit(1)
+    writes = plan(orders, seed=seed, customers=customer_count, chaos=mix, in_flight=in_flight)
+    truth = Truth()
+    meta = {"seed": seed, "orders_requested": orders, "rate": rate, "chaos": vars(mix)}
+    try:
+        stats = generator.run(connection, writes, total_orders=orders, rate=rate, truth=truth)
+    finally:
+        result = generator.write_manifest(manifest, truth, meta)
+    counts = result["counts"]
+    typer.echo(f"{stats.orders:,} orders, {stats.writes:,} writes in {stats.seconds:.1f} s "
+               f"({stats.orders_per_s:,.0f} orders/s); complete {counts['complete']:,}, "
+               f"incomplete {counts['incomplete']:,}, cancelled {counts['cancelled']:,}; "
+               f"manifest: {manifest}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,75 @@
+"""The source database's I/O: connect, apply the schema, bulk-load reference rows."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+import mysql.connector
+from mysql.connector.abstracts import MySQLConnectionAbstract as Connection
+from tqdm import tqdm
+
+from config import Settings
+
+SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.sql"
+TABLES = ("customers", "payment_method", "orders", "order_details")
+
+
+def connect(settings: Settings, *, autocommit: bool = True) -> Connection:
+    return mysql.connector.connect(
+        host=settings.mysql_host, port=settings.mysql_port, user=settings.mysql_user,
+        password=settings.mysql_password.get_secret_value(), database=settings.mysql_database,
+        autocommit=autocommit, allow_local_infile=True)
+
+
+def schema_statements(sql: str) -> list[str]:
+    """The statements of a schema file (no `;` inside statements there), comments dropped."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
+
+
+def apply_schema(connection: Connection) -> list[str]:
+    """Create the four tables if missing (idempotent). Returns the tables now present."""
+    cursor = connection.cursor()
+    for statement in schema_statements(SCHEMA.read_text()):
+        cursor.execute(statement)
+    cursor.execute("SHOW TABLES")
+    return sorted(row[0] for row in cursor.fetchall())
+
+
+def _chunks(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def bulk_load(connection: Connection, table: str, columns: tuple[str, ...],
+              rows: Iterable[tuple], total: int, *, chunk_rows: int = 100_000,
+              progress: bool = True) -> int:
+    """Load rows with LOAD DATA LOCAL INFILE, a chunk per statement; rows whose key
+    exists are skipped (IGNORE), so loading the same seeded rows again adds nothing.
+    Returns the number of rows inserted."""
+    cursor = connection.cursor()
+    inserted = 0
+    with tempfile.TemporaryDirectory() as folder, \
+            tqdm(total=total, unit="rows", desc=table, disable=not progress) as bar:
+        path = Path(folder) / f"{table}.csv"
+        for chunk in _chunks(rows, chunk_rows):
+            with path.open("w", newline="") as handle:
+                csv.writer(handle, lineterminator="\n").writerows(chunk)
+            cursor.execute(
+                f"LOAD DATA LOCAL INFILE %s IGNORE INTO TABLE {table} "
+                "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\n' "
+                f"({', '.join(columns)})", (str(path),))
+            inserted += cursor.rowcount
+            bar.update(len(chunk))
+    return inserted
+
+
+def count_rows(connection: Connection, table: str) -> int:
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT COUNT(*) FROM {table}")
+    return cursor.fetchone()[0]
