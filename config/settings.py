@@ -7,6 +7,7 @@ LOCAL-DEVELOPMENT DEFAULTS ONLY: set the variables to real secrets anywhere else
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
@@ -27,6 +28,9 @@ class Settings(BaseSettings):
     # --- Kafka and Kafka Connect -------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP")
     kafka_connect_url: str = Field("http://127.0.0.1:8083", validation_alias="KAFKA_CONNECT_URL")
+    # The Debezium connector: MariaDB's locally, MySQL's for MySQL 8 (docker-compose).
+    cdc_connector: Literal["mariadb", "mysql"] = Field("mariadb", validation_alias="CDC_CONNECTOR")
+    cdc_connector_name: str = Field("project-db-cdc", validation_alias="CDC_CONNECTOR_NAME")
 
     # --- Redis: the completion guard lives in the URL's database (db 2, as in seed 000) --
     redis_url: str = Field("redis://127.0.0.1:6379/2", validation_alias="REDIS_URL")

@@ -258,6 +258,7 @@ class MariaDB(Service):
     def bootstrap(self) -> None:
         s = self.settings
         user, password = s.mysql_user, s.mysql_password.get_secret_value().replace("'", "''")
+        scratch_databases = s.mysql_database.replace("_", r"\_") + r"\_%"  # LIKE pattern
         # Debian's anonymous users shadow 'user'@'%' for local logins: drop them.
         sql = f"""
             DELETE FROM mysql.global_priv WHERE User='';
@@ -266,6 +267,8 @@ class MariaDB(Service):
             CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}';
             ALTER USER '{user}'@'%' IDENTIFIED BY '{password}';
             GRANT ALL PRIVILEGES ON `{s.mysql_database}`.* TO '{user}'@'%';
+            -- Tests and benchmarks run in their own `<database>_<suffix>` databases.
+            GRANT ALL PRIVILEGES ON `{scratch_databases}`.* TO '{user}'@'%';
             GRANT SELECT, RELOAD, SHOW DATABASES, LOCK TABLES, REPLICATION SLAVE,
                   BINLOG MONITOR, REPLICA MONITOR ON *.* TO '{user}'@'%';
             FLUSH PRIVILEGES;

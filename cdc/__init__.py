@@ -1,0 +1,1 @@
+"""Debezium connector registration against Kafka Connect's REST API."""

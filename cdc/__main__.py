@@ -1,0 +1,81 @@
+"""`python -m cdc register|status|delete`: the Debezium connector of project_db."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import httpx
+import typer
+
+from cdc import rest
+from cdc.connector import connector_config
+from config import settings
+
+cli = typer.Typer(help="Debezium CDC of project_db into Kafka topics mysql.project_db.<table>, "
+                       "through Kafka Connect's REST API (KAFKA_CONNECT_URL).",
+                  no_args_is_help=True, add_completion=False)
+Flavor = Annotated[str | None, typer.Option(help="mariadb (local stack) or mysql (MySQL 8); "
+                                                 "default: CDC_CONNECTOR.")]
+
+
+def _unreachable(error: httpx.HTTPError) -> typer.Exit:
+    typer.echo(f"Kafka Connect at {settings.kafka_connect_url} did not answer ({error}). "
+               "Is the stack up? `python -m stack up`", err=True)
+    return typer.Exit(1)
+
+
+@cli.command()
+def register(
+    flavor: Flavor = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for RUNNING.")] = 120,
+) -> None:
+    """Create or update the connector (idempotent PUT) and wait until it and its task run.
+
+    A failed task's trace is printed and the command exits 1.
+    """
+    config = connector_config(settings, flavor)
+    name = settings.cdc_connector_name
+    with rest.client(settings.kafka_connect_url) as connect:
+        try:
+            created = rest.put_config(connect, name, config)
+            report = rest.wait_running(connect, name, timeout)
+        except httpx.HTTPError as error:
+            raise _unreachable(error) from None
+        except (rest.ConnectorFailed, rest.ConnectorNotRunning) as error:
+            typer.echo(f"connector {name}: {error}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"connector {name} {'created' if created else 'updated'} "
+               f"({config['connector.class'].rsplit('.', 1)[-1]}); "
+               f"{len(report['tasks'])} task(s) RUNNING")
+
+
+@cli.command()
+def status() -> None:
+    """Print the connector's status as JSON. Exits 1 unless it and its tasks are RUNNING."""
+    with rest.client(settings.kafka_connect_url) as connect:
+        try:
+            report = rest.status(connect, settings.cdc_connector_name)
+        except httpx.HTTPError as error:
+            raise _unreachable(error) from None
+    if report is None:
+        typer.echo(f"connector {settings.cdc_connector_name} is not registered: `python -m cdc register`")
+        raise typer.Exit(1)
+    typer.echo(json.dumps(report, indent=2))
+    if not rest.is_running(report):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def delete() -> None:
+    """Delete the connector. Its topics and its stored offsets stay."""
+    with rest.client(settings.kafka_connect_url) as connect:
+        try:
+            existed = rest.delete(connect, settings.cdc_connector_name)
+        except httpx.HTTPError as error:
+            raise _unreachable(error) from None
+    typer.echo(f"connector {settings.cdc_connector_name} {'deleted' if existed else 'was not registered'}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,49 @@
+"""Reading Kafka topics in tests: every message of some topics, from the beginning."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import Consumer
+
+from config import Settings
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: object
+    value: object  # None for a tombstone
+
+
+def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[Message]], bool],
+                timeout_s: float = 90) -> list[Message]:
+    """Messages of `topics` from the beginning, until `until(messages)` holds or time runs out."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"test-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "topic.metadata.refresh.interval.ms": 1000})
+    consumer.subscribe(topics)
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until(messages) and time.monotonic() < deadline:
+            for raw in consumer.consume(num_messages=1000, timeout=0.5):
+                if raw.error():
+                    continue
+                messages.append(Message(raw.topic(), raw.partition(), raw.offset(),
+                                        orjson.loads(raw.key()) if raw.key() else None,
+                                        orjson.loads(raw.value()) if raw.value() else None))
+    finally:
+        consumer.close()
+    return messages
+
+
+def snapshot_done(messages: list[Message]) -> bool:
+    """Debezium marks the last record of its initial snapshot `source.snapshot == "last"`."""
+    return any(m.value and m.value["source"].get("snapshot") == "last" for m in messages)
