@@ -7,6 +7,7 @@ file reads as exactly what is sent to Kafka Connect.
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from string import Template
 
@@ -32,6 +33,12 @@ def connector_config(settings: Settings, flavor: str | None = None, **overrides:
     template = TEMPLATES / f"{flavor or settings.cdc_connector}.json"
     config = json.loads(Template(template.read_text()).substitute(placeholders(settings)))
     return {**config, **overrides}
+
+
+def server_id(connector_name: str) -> str:
+    """A replication server id of the connector's own; two connectors sharing one would
+    keep disconnecting each other from the binlog."""
+    return str(10_000 + zlib.crc32(connector_name.encode()) % 1_000_000)
 
 
 def cdc_topic(settings: Settings, table: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Annotated
 
+import mysql.connector
 import typer
 
 from config import settings
@@ -59,7 +61,8 @@ def load(
 def generate(
     orders: Annotated[int, typer.Option(help="Total orders to write.")] = 25_000,
     rate: Annotated[float, typer.Option(help="Orders started per second; 0 = as fast as possible.")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Same seed, same orders and writes.")] = 7,
+    seed: Annotated[int | None, typer.Option(help="Same seed, same orders and writes (order ids "
+                                                  "included); default: a new seed each run.")] = None,
     chaos: Annotated[bool, typer.Option(help="Alter some orders (see the shares below).")] = True,
     update: Annotated[float, typer.Option(help="Share of orders whose num_products is raised or lowered.")] = 0.06,
     cancel: Annotated[float, typer.Option(help="Share cancelled: order and details deleted.")] = 0.04,
@@ -76,6 +79,9 @@ def generate(
     Writes a manifest (JSON) of the ground truth, replayed from the committed writes: which orders are complete and with which products, which were cancelled, which are incomplete.
     """
     mix = ChaosMix(update, cancel, redo, abandon) if chaos else ChaosMix.off()
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+        typer.echo(f"seed {seed} (pass --seed {seed} to repeat this run on a fresh database)")
     connection = _connect()
     customer_count = customers or database.count_rows(connection, "customers")
     if customer_count == 0:
@@ -86,6 +92,10 @@ def generate(
     meta = {"seed": seed, "orders_requested": orders, "rate": rate, "chaos": vars(mix)}
     try:
         stats = generator.run(connection, writes, total_orders=orders, rate=rate, truth=truth)
+    except mysql.connector.IntegrityError as error:
+        typer.echo(f"{error.msg}: orders of seed {seed} are already in the database. Use another "
+                   "--seed, or leave it out for a new one.", err=True)
+        raise typer.Exit(1) from None
     finally:
         result = generator.write_manifest(manifest, truth, meta)
     counts = result["counts"]

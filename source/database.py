@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -18,11 +19,33 @@ SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.sql"
 TABLES = ("customers", "payment_method", "orders", "order_details")
 
 
+@contextmanager
+def scratch_database(settings: Settings, suffix: str) -> Iterator[Settings]:
+    """A database `<MYSQL_DATABASE>_<suffix>` for a test or benchmark, dropped afterwards.
+
+    Yields settings pointing at it, with a connector name of its own; its CDC topics are
+    `mysql.<database>_<suffix>.<table>`, so runs never see each other's rows.
+    """
+    scratch = settings.model_copy(update={
+        "mysql_database": f"{settings.mysql_database}_{suffix}",
+        "cdc_connector_name": f"{settings.cdc_connector_name}-{suffix}"})
+    admin = mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port,
+                                    user=settings.mysql_user,
+                                    password=settings.mysql_password.get_secret_value())
+    admin.cursor().execute(f"CREATE DATABASE `{scratch.mysql_database}`")
+    try:
+        yield scratch
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{scratch.mysql_database}`")
+        admin.close()
+
+
 def connect(settings: Settings, *, autocommit: bool = True) -> Connection:
     return mysql.connector.connect(
         host=settings.mysql_host, port=settings.mysql_port, user=settings.mysql_user,
         password=settings.mysql_password.get_secret_value(), database=settings.mysql_database,
-        autocommit=autocommit, allow_local_infile=True)
+        autocommit=autocommit, allow_local_infile=True,
+        time_zone="+00:00")  # NOW(3) in UTC: Debezium reads DATETIME values as UTC
 
 
 def schema_statements(sql: str) -> list[str]:

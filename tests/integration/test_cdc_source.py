@@ -4,34 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 
-import mysql.connector
 import pytest
 
 from cdc import rest
-from cdc.connector import CDC_TABLES, cdc_topic, connector_config
+from cdc.connector import CDC_TABLES, cdc_topic, connector_config, server_id
 from config import Settings
 from source import database, generate, reference
 from source.traffic import (CancelOrder, ChaosMix, DeleteDetail, InsertDetail, InsertOrder, Truth,
                             UpdateNumProducts, plan)
-from tests.integration.topics import Message, read_topics, snapshot_done
+from cdc.topics import Message, read_topics, snapshot_done
 
 CUSTOMERS = 300
 
 
 @pytest.fixture
 def scratch(settings: Settings, unique_name: str):
-    """Settings for a database and connector of this test's own (topics mysql.<db>.<table>)."""
-    scratch = Settings(_env_file=None, MYSQL_DATABASE=f"{settings.mysql_database}_{unique_name}",
-                       CDC_CONNECTOR_NAME=f"cdc-test-{unique_name}")
-    admin = mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port,
-                                    user=settings.mysql_user,
-                                    password=settings.mysql_password.get_secret_value())
-    admin.cursor().execute(f"CREATE DATABASE {scratch.mysql_database}")
-    connect = rest.client(scratch.kafka_connect_url)
-    yield scratch, connect
-    rest.delete(connect, scratch.cdc_connector_name)
-    admin.cursor().execute(f"DROP DATABASE {scratch.mysql_database}")
-    admin.close()
+    """A database and connector of this test's own (topics mysql.<db>.<table>)."""
+    with database.scratch_database(settings, unique_name) as scratch:
+        connect = rest.client(scratch.kafka_connect_url)
+        yield scratch, connect
+        rest.delete(connect, scratch.cdc_connector_name)
 
 
 def expected_change_events(writes) -> tuple[Counter, int]:
@@ -94,9 +86,8 @@ def test_every_change_reaches_its_topic_and_the_topics_agree_with_the_manifest(s
     topics = [cdc_topic(settings, table) for table in CDC_TABLES]
 
     # when the connector is registered, its snapshot completes, and 200 chaotic orders follow
-    server_id = str(5000 + int(settings.mysql_database[-8:], 16) % 100_000)
-    rest.put_config(connect, settings.cdc_connector_name,
-                    connector_config(settings, **{"database.server.id": server_id}))
+    rest.put_config(connect, settings.cdc_connector_name, connector_config(
+        settings, **{"database.server.id": server_id(settings.cdc_connector_name)}))
     rest.wait_running(connect, settings.cdc_connector_name)
     read_topics(settings, topics, until=snapshot_done)
     writes = plan(200, seed=101, customers=CUSTOMERS, chaos=ChaosMix(0.15, 0.15, 0.15, 0.15))

@@ -6,7 +6,7 @@ import pytest
 
 from cdc import rest
 from config import Settings
-from tests.integration.topics import read_topics, snapshot_done
+from cdc.topics import read_topics, snapshot_done
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Reading Kafka topics in tests: every message of some topics, from the beginning."""
+"""Reading CDC topics whole: every message of some topics from the beginning, decoded as JSON.
+
+For checks and benchmarks (the stream processor consumes through Faust, not this)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from cdc import rest
+from cdc.connector import CDC_TABLES, cdc_topic, connector_config
+from config import Settings
+from source.database import schema_statements, SCHEMA
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None, MYSQL_HOST="db.internal", MYSQL_PORT=3307, MYSQL_PASSWORD="pw",
+                    MYSQL_DATABASE="shop", KAFKA_BOOTSTRAP="k1:9092")
+
+
+def test_the_config_is_filled_from_the_settings(settings: Settings):
+    config = connector_config(settings)
+
+    assert config["connector.class"] == "io.debezium.connector.mariadb.MariaDbConnector"
+    assert (config["database.hostname"], config["database.port"], config["database.password"]) == \
+        ("db.internal", "3307", "pw")
+    assert config["table.include.list"].split(",") == [f"shop.{table}" for table in CDC_TABLES]
+    assert config["schema.history.internal.kafka.bootstrap.servers"] == "k1:9092"
+    assert not any("${" in value for value in config.values())
+
+
+def test_both_flavors_write_the_same_topics_and_envelope(settings: Settings):
+    mariadb, mysql = connector_config(settings, "mariadb"), connector_config(settings, "mysql")
+
+    assert mysql["connector.class"] == "io.debezium.connector.mysql.MySqlConnector"
+    assert {k: v for k, v in mariadb.items() if k != "connector.class"} == \
+        {k: v for k, v in mysql.items() if k != "connector.class"}
+    assert mariadb["topic.prefix"] == "mysql"
+    assert mariadb["tombstones.on.delete"] == "true"
+    assert mariadb["decimal.handling.mode"] == "string"
+    assert mariadb["snapshot.mode"] == "initial"
+    assert cdc_topic(settings, "orders") == "mysql.shop.orders"
+
+
+def test_overrides_win(settings: Settings):
+    assert connector_config(settings, **{"database.server.id": "9"})["database.server.id"] == "9"
+
+
+def test_a_failed_task_is_reported_with_its_trace():
+    report = {"connector": {"state": "RUNNING", "worker_id": "w1"},
+              "tasks": [{"id": 0, "state": "FAILED", "worker_id": "w1", "trace": "SQLException: denied"}]}
+
+    assert "task 0 FAILED on w1:\nSQLException: denied" == rest.failure(report)
+    assert not rest.is_running(report)
+
+
+def test_running_needs_the_connector_and_at_least_one_task_running():
+    running = {"connector": {"state": "RUNNING"}, "tasks": [{"id": 0, "state": "RUNNING"}]}
+    no_task = {"connector": {"state": "RUNNING"}, "tasks": []}
+
+    assert rest.is_running(running) and rest.failure(running) is None
+    assert not rest.is_running(no_task)
+    assert not rest.is_running(None)
+
+
+def test_the_schema_file_creates_the_four_contract_tables():
+    statements = schema_statements(SCHEMA.read_text())
+
+    assert len(statements) == 4
+    assert all(s.startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
+    assert "id                 CHAR(36)     NOT NULL PRIMARY KEY" in statements[2]
+    assert "PRIMARY KEY (order_id, product_id)" in statements[3]
