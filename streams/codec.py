@@ -1,0 +1,154 @@
+"""Debezium envelopes (JSON) to typed changes: pure functions of the key and value bytes.
+
+Accepts both JsonConverter shapes, `{"schema": ..., "payload": {...}}` (schemas.enable=true)
+and the bare payload (false); ops c, u, d, r; truncate (t); tombstones (value None).
+Anything else raises `CodecError` with a reason: the agent dead-letters it with the raw
+bytes and carries on.
+
+Every change carries its binlog `Position`, a total order over the source's commits
+(file number, position, row within the event). Snapshot rows (`op r`) all carry the
+position the snapshot was read at, which is right: they show the database as of then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+Op = Literal["c", "u", "d", "r"]
+ROW_OPS = frozenset({"c", "u", "d", "r"})
+
+
+class CodecError(ValueError):
+    """Input that is not a change event we can use; `str(error)` is the dead-letter reason."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    file_number: int
+    pos: int
+    row: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    order_id: str
+    op: Op
+    customer_id: int | None  # None on delete
+    payment_method_id: int | None
+    num_products: int | None
+    position: Position
+    committed_ms: int  # source.ts_ms: whole seconds on MariaDB
+
+
+@dataclass(frozen=True, slots=True)
+class DetailChange:
+    order_id: str
+    product_id: int
+    op: Op
+    quantity: int | None  # None on delete
+    position: Position
+    committed_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """The null-valued record Debezium writes after a delete (for log compaction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    table: str
+    position: Position
+
+
+Change = OrderChange | DetailChange | Tombstone | Truncate
+
+
+def _json(raw: bytes, what: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise CodecError(f"{what} is not JSON: {error}") from None
+
+
+def _payload(document: Any, what: str) -> dict:
+    """The payload of either JsonConverter shape."""
+    if isinstance(document, dict) and "payload" in document and "schema" in document:
+        document = document["payload"]
+    if not isinstance(document, dict):
+        raise CodecError(f"{what} is {type(document).__name__}, not an object")
+    return document
+
+
+def _field(row: dict, name: str, kind: type, what: str) -> Any:
+    value = row.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        shown = repr(value)[:60]
+        raise CodecError(f"{what}.{name} must be {kind.__name__}, got {shown}")
+    return value
+
+
+def _position(source: Any) -> Position:
+    if not isinstance(source, dict):
+        raise CodecError("source block missing")
+    file = source.get("file")
+    if not isinstance(file, str) or "." not in file:
+        raise CodecError(f"source.file missing or malformed: {file!r}"[:120])
+    try:
+        file_number = int(file.rsplit(".", 1)[1])
+    except ValueError:
+        raise CodecError(f"source.file has no binlog number: {file!r}"[:120]) from None
+    pos = _field(source, "pos", int, "source")
+    row = source.get("row") or 0
+    return Position(file_number, pos, row if isinstance(row, int) else 0)
+
+
+def _envelope(value: bytes) -> tuple[str, dict | None, Position, int]:
+    """(op, row image, position, ts_ms) of a row change; raises on anything malformed."""
+    payload = _payload(_json(value, "value"), "value")
+    op = payload.get("op")
+    source = payload.get("source")
+    position = _position(source)
+    committed_ms = source.get("ts_ms") if isinstance(source.get("ts_ms"), int) else 0
+    if op == "t":
+        return op, None, position, committed_ms
+    if op not in ROW_OPS:
+        raise CodecError(f"unknown op {op!r}"[:80])
+    row = payload.get("before" if op == "d" else "after")
+    if not isinstance(row, dict):
+        raise CodecError(f"op {op} without its {'before' if op == 'd' else 'after'} row image")
+    return op, row, position, committed_ms
+
+
+def decode_order(key: bytes | None, value: bytes | None) -> OrderChange | Tombstone | Truncate:
+    """A record of `mysql.<db>.orders`."""
+    if value is None:
+        return Tombstone()
+    op, row, position, committed_ms = _envelope(value)
+    if row is None:
+        return Truncate("orders", position)
+    order_id = _field(row, "id", str, "orders")
+    if op == "d":
+        return OrderChange(order_id, op, None, None, None, position, committed_ms)
+    num_products = _field(row, "num_products", int, "orders")
+    if num_products < 0:
+        raise CodecError(f"orders.num_products is negative: {num_products}")
+    return OrderChange(order_id, op, _field(row, "customer_id", int, "orders"),
+                       _field(row, "payment_method_id", int, "orders"), num_products,
+                       position, committed_ms)
+
+
+def decode_detail(key: bytes | None, value: bytes | None) -> DetailChange | Tombstone | Truncate:
+    """A record of `mysql.<db>.order_details`."""
+    if value is None:
+        return Tombstone()
+    op, row, position, committed_ms = _envelope(value)
+    if row is None:
+        return Truncate("order_details", position)
+    order_id = _field(row, "order_id", str, "order_details")
+    product_id = _field(row, "product_id", int, "order_details")
+    quantity = None if op == "d" else _field(row, "quantity", int, "order_details")
+    return DetailChange(order_id, product_id, op, quantity, position, committed_ms)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from streams.codec import (CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate,
+                           decode_detail, decode_order)
+
+SOURCE = {"file": "binlog.000003", "pos": 1234, "row": 1, "ts_ms": 1700000000000, "snapshot": "false",
+          "table": "orders"}
+ORDER = {"id": "0b4c7a9e-1111-4222-8333-444455556666", "customer_id": 42, "store_id": 3,
+         "payment_method_id": 5, "num_products": 2, "timestamp": 1700000000123}
+
+
+def envelope(op: str, before=None, after=None, *, schemas: bool = False, source=SOURCE) -> bytes:
+    payload = {"before": before, "after": after, "source": source, "op": op, "ts_ms": 1}
+    return orjson.dumps({"schema": {"type": "struct"}, "payload": payload} if schemas else payload)
+
+
+@pytest.mark.parametrize("schemas", [False, True], ids=["schemas.enable=false", "schemas.enable=true"])
+@pytest.mark.parametrize("op", ["c", "u", "r"])
+def test_an_order_insert_update_or_snapshot_row_decodes(op: str, schemas: bool):
+    change = decode_order(b'"0b4c7a9e"', envelope(op, after=ORDER, schemas=schemas))
+
+    assert change == OrderChange(ORDER["id"], op, 42, 5, 2, Position(3, 1234, 1), 1700000000000)
+
+
+def test_an_order_delete_reads_the_before_image():
+    change = decode_order(None, envelope("d", before=ORDER))
+
+    assert (change.op, change.order_id, change.num_products) == ("d", ORDER["id"], None)
+
+
+def test_a_detail_change_decodes_with_and_without_quantity():
+    row = {"order_id": ORDER["id"], "product_id": 1001, "quantity": 3}
+
+    assert decode_detail(None, envelope("c", after=row, schemas=True)) == \
+        DetailChange(ORDER["id"], 1001, "c", 3, Position(3, 1234, 1), 1700000000000)
+    assert decode_detail(None, envelope("d", before=row)).quantity is None
+
+
+def test_tombstones_and_truncates_are_recognised():
+    assert decode_order(b'"x"', None) == Tombstone()
+    assert decode_detail(b'"x"', None) == Tombstone()
+    assert decode_detail(None, envelope("t")) == Truncate("order_details", Position(3, 1234, 1))
+
+
+def test_snapshot_rows_without_a_row_index_sort_by_file_and_position():
+    source = {**SOURCE, "row": None}
+    assert decode_order(None, envelope("r", after=ORDER, source=source)).position == Position(3, 1234, 0)
+    assert Position(3, 99, 0) < Position(3, 1234, 0) < Position(4, 1, 0)
+
+
+BAD = {
+    "not JSON": (b"{nope", "value is not JSON"),
+    "a JSON list": (b"[1, 2]", "value is list, not an object"),
+    "unknown op": (envelope("x", after=ORDER), "unknown op 'x'"),
+    "no after image": (envelope("c"), "op c without its after row image"),
+    "no source": (orjson.dumps({"op": "c", "after": ORDER}), "source block missing"),
+    "num_products a string": (envelope("c", after={**ORDER, "num_products": "2"}),
+                              "orders.num_products must be int, got '2'"),
+    "num_products negative": (envelope("c", after={**ORDER, "num_products": -1}), "negative"),
+    "id missing": (envelope("c", after={k: v for k, v in ORDER.items() if k != "id"}),
+                   "orders.id must be str, got None"),
+    "a boolean where an int belongs": (envelope("c", after={**ORDER, "customer_id": True}),
+                                       "orders.customer_id must be int"),
+    "binlog file without a number": (envelope("c", after=ORDER, source={**SOURCE, "file": "binlog.x"}),
+                                     "source.file has no binlog number"),
+}
+
+
+@pytest.mark.parametrize("raw, reason", BAD.values(), ids=BAD.keys())
+def test_malformed_order_events_raise_with_a_reason(raw: bytes, reason: str):
+    with pytest.raises(CodecError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        decode_order(None, raw)
+
+
+def test_a_detail_with_a_string_product_id_is_rejected():
+    with pytest.raises(CodecError, match="order_details.product_id must be int"):
+        decode_detail(None, envelope("c", after={"order_id": "o", "product_id": "1001", "quantity": 1}))
