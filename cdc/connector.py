@@ -2,6 +2,12 @@
 
 Placeholders are named after the settings' environment variables (`${MYSQL_HOST}`), so the
 file reads as exactly what is sent to Kafka Connect.
+
+Co-partitioning: `ExtractField$Key` makes the key of both `orders` and `order_details`
+records the bare order id (JSON string), so Kafka's default partitioner puts every change
+of one order into the same partition number of both topics, and Faust's own partitioner
+(the table changelogs, web-view routing) agrees. These topics must not be compacted: a
+detail's tombstone now carries its order's key.
 """
 
 from __future__ import annotations
@@ -25,13 +31,21 @@ def placeholders(settings: Settings) -> dict[str, str]:
         "MYSQL_PASSWORD": settings.mysql_password.get_secret_value(),
         "MYSQL_DATABASE": settings.mysql_database,
         "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "TOPIC_PARTITIONS": str(settings.topic_partitions),
+        # Debezium names its JMX beans after topic.prefix; connectors sharing the prefix on
+        # one Connect worker wait minutes for each other's beans unless tagged apart.
+        "CDC_CONNECTOR_NAME": settings.cdc_connector_name,
     }
 
 
 def connector_config(settings: Settings, flavor: str | None = None, **overrides: str) -> dict[str, str]:
     """The connector config for `flavor` ("mariadb" or "mysql"; default from settings)."""
     template = TEMPLATES / f"{flavor or settings.cdc_connector}.json"
-    config = json.loads(Template(template.read_text()).substitute(placeholders(settings)))
+    # safe_substitute: class names such as ExtractField$Key contain a `$`.
+    config = json.loads(Template(template.read_text()).safe_substitute(placeholders(settings)))
+    unfilled = sorted(key for key, value in config.items() if "${" in value)
+    if unfilled:
+        raise KeyError(f"{template.name}: no setting for the placeholders of {', '.join(unfilled)}")
     return {**config, **overrides}
 
 

@@ -26,7 +26,10 @@ class Message:
 
 def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[Message]], bool],
                 timeout_s: float = 90) -> list[Message]:
-    """Messages of `topics` from the beginning, until `until(messages)` holds or time runs out."""
+    """Messages of `topics` from the beginning, until `until(messages)` holds.
+
+    Raises TimeoutError (saying how many messages arrived) if it does not hold in time.
+    """
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"test-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "topic.metadata.refresh.interval.ms": 1000})
@@ -43,6 +46,9 @@ def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[
                                         orjson.loads(raw.value()) if raw.value() else None))
     finally:
         consumer.close()
+    if not until(messages):
+        raise TimeoutError(f"{len(messages)} messages from {', '.join(topics)} after {timeout_s:.0f} s, "
+                           "and the awaited condition does not hold yet")
     return messages
 
 

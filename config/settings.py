@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # The Debezium connector: MariaDB's locally, MySQL's for MySQL 8 (docker-compose).
     cdc_connector: Literal["mariadb", "mysql"] = Field("mariadb", validation_alias="CDC_CONNECTOR")
     cdc_connector_name: str = Field("project-db-cdc", validation_alias="CDC_CONNECTOR_NAME")
+    # Partitions of the CDC topics, the stream's tables and order_final: the most workers
+    # that can share the stream.
+    topic_partitions: int = Field(4, validation_alias="TOPIC_PARTITIONS", ge=1)
 
     # --- Redis: the completion guard lives in the URL's database (db 2, as in seed 000) --
     redis_url: str = Field("redis://127.0.0.1:6379/2", validation_alias="REDIS_URL")

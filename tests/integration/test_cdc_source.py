@@ -129,3 +129,13 @@ def test_every_change_reaches_its_topic_and_the_topics_agree_with_the_manifest(s
         assert orders[order_id]["payment_method_id"] == truth_row["payment_method_id"]
         assert {(order_id, p["product_id"]): p["quantity"] for p in truth_row["products"]} == \
             {key: quantity for key, quantity in details.items() if key[0] == order_id}
+    # and every change of an order sits in the same partition number of both topics
+    partitions = {}
+    for message in changes:
+        if message.topic.endswith((".orders", ".order_details")):
+            order_id = message.value["before" if message.value["op"] == "d" else "after"]
+            order_id = order_id.get("order_id") or order_id["id"]
+            assert message.key == order_id
+            partitions.setdefault(order_id, set()).add(message.partition)
+    assert all(len(found) == 1 for found in partitions.values())
+    assert len(set().union(*partitions.values())) == settings.topic_partitions

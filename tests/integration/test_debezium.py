@@ -32,6 +32,7 @@ def connector_config(settings: Settings, table: str) -> dict[str, str]:
         "database.password": settings.mysql_password.get_secret_value(),
         "database.server.id": str(10_000 + int(table[1:7], 16) % 50_000),
         "topic.prefix": "mysql",
+        "custom.metric.tags": f"connector={table}",
         "database.include.list": settings.mysql_database,
         "table.include.list": f"{settings.mysql_database}.{table}",
         "schema.history.internal.kafka.bootstrap.servers": settings.kafka_bootstrap,

@@ -66,3 +66,20 @@ def test_the_schema_file_creates_the_four_contract_tables():
     assert all(s.startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
     assert "id                 CHAR(36)     NOT NULL PRIMARY KEY" in statements[2]
     assert "PRIMARY KEY (order_id, product_id)" in statements[3]
+
+
+def test_orders_and_details_are_keyed_by_order_id_in_topic_partitions(settings: Settings):
+    config = connector_config(Settings(_env_file=None, TOPIC_PARTITIONS=6))
+
+    assert config["topic.creation.default.partitions"] == "6"
+    assert config["transforms.orderKey.type"] == "org.apache.kafka.connect.transforms.ExtractField$Key"
+    assert (config["transforms.orderKey.field"], config["transforms.detailKey.field"]) == ("id", "order_id")
+    assert config["predicates.isOrders.pattern"] == r"mysql\..+\.orders"
+
+
+def test_an_unfilled_placeholder_is_an_error(tmp_path, monkeypatch: pytest.MonkeyPatch, settings: Settings):
+    (tmp_path / "odd.json").write_text('{"database.hostname": "${NO_SUCH_SETTING}"}')
+    monkeypatch.setattr("cdc.connector.TEMPLATES", tmp_path)
+
+    with pytest.raises(KeyError, match="database.hostname"):
+        connector_config(settings, "odd")
