@@ -56,5 +56,4 @@ def server_id(connector_name: str) -> str:
 
 
 def cdc_topic(settings: Settings, table: str) -> str:
-    """`mysql.project_db.<table>`: Debezium's `<topic.prefix>.<database>.<table>`."""
-    return f"mysql.{settings.mysql_database}.{table}"
+    return settings.cdc_topic(table)

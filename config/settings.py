@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     # that can share the stream.
     topic_partitions: int = Field(4, validation_alias="TOPIC_PARTITIONS", ge=1)
 
+    # --- The stream (Faust) ---------------------------------------------------------------
+    order_final_topic: str = Field("order_final", validation_alias="ORDER_FINAL_TOPIC")
+    dead_letter_topic: str = Field("order_cdc_dead_letter", validation_alias="DEAD_LETTER_TOPIC")
+    # Bounds how long a live worker may take from claiming an order to an acknowledged send.
+    producer_request_timeout_s: float = Field(30.0, validation_alias="PRODUCER_REQUEST_TIMEOUT_S", gt=0)
+
     # --- Redis: the completion guard lives in the URL's database (db 2, as in seed 000) --
     redis_url: str = Field("redis://127.0.0.1:6379/2", validation_alias="REDIS_URL")
 
@@ -82,6 +88,10 @@ class Settings(BaseSettings):
         # jdbc:mysql:// makes Spark pick its MySQL dialect (backtick quoting); the MariaDB
         # 2.7 driver accepts the scheme. See ARCHITECTURE.md, "Local stack".
         return f"jdbc:mysql://{self.mysql_host}:{self.mysql_port}/{self.mysql_database}"
+
+    def cdc_topic(self, table: str) -> str:
+        """`mysql.project_db.<table>`: Debezium's `<topic.prefix>.<database>.<table>`."""
+        return f"mysql.{self.mysql_database}.{table}"
 
     def lake_path(self, layer: str, *parts: str) -> str:
         """URI of a lake folder: `lake_path("bronze", "orders")` -> `s3a://bronze/orders`."""

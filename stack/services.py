@@ -121,6 +121,8 @@ class Kafka(Service):
             # Single node: consumers join at once instead of waiting 3 s for peers.
             "group.initial.rebalance.delay.ms": 0,
             "auto.create.topics.enable": "true",
+            # Topics created on first use get the stream's partition count, not 1.
+            "num.partitions": self.settings.topic_partitions,
         }
 
     def prepare(self) -> None:

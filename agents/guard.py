@@ -1,0 +1,107 @@
+"""The Redis guard: `order_trigger_lock:{order_id}` in db 2 records who is emitting an order.
+
+The key goes through two states, never back:
+    claimed  {"state": "claimed", "worker": ..., "at_ms": ...}  set with SET NX semantics
+    sent     {"state": "sent", "partition": p, "offset": o}      after the broker's ack
+It carries no Redis TTL: an expiring key would forget that an order was sent. Instead a
+claim is *stale* once it is older than `claim_ttl_ms`, the longest a live worker can take
+from claiming to an acknowledged (or definitively failed) send; see agents/order_completion.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import orjson
+import redis.asyncio as aioredis
+
+KEY = "order_trigger_lock:{order_id}"
+
+# Claim if absent; otherwise return what is there. One round trip, atomic.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+"""
+# Replace the value only if it is still exactly what we saw (compare-and-set).
+_REPLACE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+# Delete our own claim (a send that failed while we were alive).
+_RELEASE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Outcome(Enum):
+    CLAIMED = "claimed"  # ours now: send
+    SENT = "sent"  # somebody sent it already: a duplicate prevented
+    HELD = "held"  # somebody else's live claim: try again later
+    STALE = "stale"  # a claim whose owner died between claim and marking: resolve first
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: Outcome
+    held: bytes | None = None  # the raw value found, when it was not ours
+    claimed_at_ms: int | None = None
+
+
+def judge(held: bytes, now_ms: int, claim_ttl_ms: int) -> Claim:
+    """Pure: what a value found in the key means for a worker that wants to emit."""
+    record = orjson.loads(held)
+    if record.get("state") == "sent":
+        return Claim(Outcome.SENT, held)
+    at_ms = int(record.get("at_ms", 0))
+    stale = now_ms - at_ms > claim_ttl_ms
+    return Claim(Outcome.STALE if stale else Outcome.HELD, held, at_ms)
+
+
+def claim_value(worker: str, now_ms: int) -> bytes:
+    return orjson.dumps({"state": "claimed", "worker": worker, "at_ms": now_ms})
+
+
+def sent_value(partition: int, offset: int) -> bytes:
+    return orjson.dumps({"state": "sent", "partition": partition, "offset": offset})
+
+
+class RedisGuard:
+    def __init__(self, redis_url: str, worker: str, claim_ttl_ms: int) -> None:
+        self.client = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.worker, self.claim_ttl_ms = worker, claim_ttl_ms
+        self._claim = self.client.register_script(_CLAIM)
+        self._replace_if = self.client.register_script(_REPLACE_IF)
+        self._release_if = self.client.register_script(_RELEASE_IF)
+
+    async def claim(self, order_id: str, now_ms: int) -> tuple[Claim, bytes]:
+        """Try to claim the order. Returns the verdict and the value we wrote (if claimed)."""
+        mine = claim_value(self.worker, now_ms)
+        held = await self._claim(keys=[KEY.format(order_id=order_id)], args=[mine])
+        if held is None:
+            return Claim(Outcome.CLAIMED), mine
+        return judge(held, now_ms, self.claim_ttl_ms), mine
+
+    async def take_over(self, order_id: str, stale: bytes, now_ms: int) -> bytes | None:
+        """Replace a stale claim with ours; None if someone else got there first."""
+        mine = claim_value(self.worker, now_ms)
+        replaced = await self._replace_if(keys=[KEY.format(order_id=order_id)], args=[stale, mine])
+        return mine if replaced else None
+
+    async def mark_sent(self, order_id: str, claimed: bytes, partition: int, offset: int) -> None:
+        await self._replace_if(keys=[KEY.format(order_id=order_id)],
+                               args=[claimed, sent_value(partition, offset)])
+
+    async def record_sent(self, order_id: str, stale: bytes, partition: int, offset: int) -> None:
+        """A stale claim's send turned out to have happened: record it as sent."""
+        await self._replace_if(keys=[KEY.format(order_id=order_id)],
+                               args=[stale, sent_value(partition, offset)])
+
+    async def release(self, order_id: str, claimed: bytes) -> None:
+        await self._release_if(keys=[KEY.format(order_id=order_id)], args=[claimed])

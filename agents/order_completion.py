@@ -1,0 +1,264 @@
+"""The completion agent: CDC changes in, exactly one `order_final` per completed order out.
+
+The loop decodes, loads the order's state, applies the change (agents.completion, pure),
+and emits when the rule says EMIT. Everything about *when* is in agents.completion; this
+module is about doing it exactly once.
+
+Why exactly one
+---------------
+State: `order_progress[order_id]` (RocksDB + changelog) holds `emitted`, written after the
+send is acknowledged. Guard: `order_trigger_lock:{order_id}` in Redis goes claimed -> sent
+(agents.guard). Processing is at-least-once: after a crash or a rebalance, events since
+the last committed offset are processed again, possibly by another worker, possibly while
+the old one is still finishing.
+
+1. Emit only after winning the claim (SET-if-absent), mark the key sent after the broker's
+   ack, then record `emitted` in the table. Any worker that later finds the key *sent*
+   records `emitted` without sending: a re-delivery, a replay or a rebalance cannot
+   produce a second message.
+2. A worker that finds a *live* claim waits (the order stays unsettled and is retried).
+   A claim is live for `claim_ttl` = the producer's request timeout + 5 s: a live claimant
+   has its ack, or a definitive failure, by then.
+3. A claim older than that is stale: its owner died (or failed) between claim and
+   marking, and its send may or may not have reached the broker. The finder reads
+   order_final from the claim's time on: if the order is there, it marks the key sent;
+   only if it is absent does it take the claim over (compare-and-set) and send.
+   So a crash between lock and send delays the order by at most claim_ttl; it never loses it,
+   and never sends it twice. The claim carries no Redis TTL: an expiring key would forget
+   that an order was sent.
+Residual risks, stated: Redis losing its last second of writes (AOF everysec) *and* the
+table losing the same emission; clocks of workers on different machines further apart
+than the margin in claim_ttl.
+
+Settling across topics (see agents.completion): a complete order waits until the orders
+topic has been read past its newest detail. Per partition the worker tracks that frontier;
+when a partition goes quiet, a timer checks that the orders partition has been processed
+to its log end and sends itself a tick on `orderpipe-settle-ticks`, whose processing
+settles orders that became complete before the check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
+from faust.types import TP
+from redis.exceptions import RedisError
+
+from agents import guard as guards
+from agents.completion import (CAUGHT_UP, OrderProgress, Verdict, apply_detail, apply_order,
+                               completed_order, verdict)
+from agents.order_final_lookup import find_sent
+from config import settings
+from streams import topics
+from streams.app import app
+from streams.metrics import WORKER, counters as stats
+from streams.codec import CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
+from tables import progress_codec
+from tables.order_progress import order_progress
+
+log = logging.getLogger(__name__)
+
+CLAIM_TTL_MS = int((settings.producer_request_timeout_s + 5) * 1000)
+# A quiet partition's tick settles orders unsettled at least this long before its check:
+# the broker appends one produce request's partitions one after another.
+SETTLE_MARGIN_S = 0.05
+TICK_INTERVAL_S = 0.1
+
+guard = guards.RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS)
+
+
+@dataclass
+class PartitionWatch:
+    """What this worker knows of one partition number's orders topic."""
+
+    frontier: Position | None = None  # newest orders position processed
+    next_offset: int | None = None  # orders offset after the last one processed
+    unsettled: dict[str, tuple[Position | None, float]] = field(default_factory=dict)  # id -> (newest, since)
+
+
+watches: dict[int, PartitionWatch] = {}
+
+
+def watch(partition: int) -> PartitionWatch:
+    return watches.setdefault(partition, PartitionWatch())
+
+
+def decode(message) -> OrderChange | DetailChange | Tombstone | Truncate:
+    if message.topic == topics.orders.get_topic_name():
+        return decode_order(message.key, message.value)
+    return decode_detail(message.key, message.value)
+
+
+def load(order_id: str) -> OrderProgress:
+    raw = order_progress.get(order_id)
+    return progress_codec.decode(raw) if raw is not None else OrderProgress()
+
+
+@app.agent(topics.order_changes)
+async def complete_orders(stream):
+    async for event in stream.events():
+        message = event.message
+        if message.topic == topics.settle_ticks.get_topic_name():
+            await settle_quiet(message.partition, orjson.loads(message.value)["at"])
+            continue
+        stats["events_in"] += 1
+        try:
+            change = decode(message)
+        except CodecError as error:
+            await dead_letter(message, str(error))
+            continue
+        await on_change(message.partition, message.offset, change)
+
+
+async def on_change(partition: int, offset: int, change) -> None:
+    if isinstance(change, Tombstone):
+        stats["tombstones"] += 1
+        return
+    if isinstance(change, Truncate):
+        stats["truncates"] += 1
+        log.warning("TRUNCATE of %s at %s ignored: orders in flight keep their state", change.table,
+                    change.position)
+        return
+    here = watch(partition)
+    state = load(change.order_id)
+    if isinstance(change, OrderChange):
+        stats["order_changes"] += 1
+        here.frontier = max(filter(None, (here.frontier, change.position)))
+        here.next_offset = offset + 1
+        updated = apply_order(state, change)
+    else:
+        stats["detail_changes"] += 1
+        updated = apply_detail(state, change)
+    if updated is state:
+        stats["redeliveries_ignored"] += 1
+    updated = await decide(partition, change.order_id, updated, here.frontier)
+    if updated != state:
+        order_progress[change.order_id] = progress_codec.encode(updated)
+    if isinstance(change, OrderChange):
+        await settle(partition, lambda newest, since: newest is not None and newest <= here.frontier)
+
+
+async def settle(partition: int, ready) -> None:
+    """Re-decide this partition's unsettled orders for which `ready(newest, since)` holds."""
+    here = watch(partition)
+    for order_id, (newest, since) in list(here.unsettled.items()):
+        if ready(newest, since):
+            state = load(order_id)
+            updated = await decide(partition, order_id, state, CAUGHT_UP)
+            if updated != state:
+                order_progress[order_id] = progress_codec.encode(updated)
+
+
+async def settle_quiet(partition: int, checked_at: float) -> None:
+    await settle(partition, lambda newest, since: since <= checked_at - SETTLE_MARGIN_S)
+
+
+async def decide(partition: int, order_id: str, state: OrderProgress, frontier: Position | None) -> OrderProgress:
+    here = watch(partition)
+    outcome = verdict(state, frontier)
+    if outcome is Verdict.EMIT:
+        state = await emit(order_id, state)
+        outcome = Verdict.EMITTED if state.emitted else Verdict.UNSETTLED
+    if outcome is Verdict.UNSETTLED:
+        since = here.unsettled.get(order_id, (None, time.time()))[1]
+        here.unsettled[order_id] = (state.newest_detail, since)
+    else:
+        here.unsettled.pop(order_id, None)
+    return state
+
+
+async def emit(order_id: str, state: OrderProgress) -> OrderProgress:
+    """Send the order once (see the module docstring); the state with `emitted` if it is out."""
+    now_ms = int(time.time() * 1000)
+    try:
+        claim, mine = await guard.claim(order_id, now_ms)
+        if claim.outcome is guards.Outcome.SENT:
+            stats["duplicates_prevented"] += 1
+            return replace(state, emitted=True)
+        if claim.outcome is guards.Outcome.HELD:
+            stats["claims_held_elsewhere"] += 1
+            return state
+        if claim.outcome is guards.Outcome.STALE:
+            found = await asyncio.get_running_loop().run_in_executor(
+                None, find_sent, settings, order_id, claim.claimed_at_ms - CLAIM_TTL_MS)
+            if found is not None:
+                await guard.record_sent(order_id, claim.held, *found)
+                stats["duplicates_prevented"] += 1
+                log.warning("order %s: a stale claim had sent it already (%s); recorded", order_id, found)
+                return replace(state, emitted=True)
+            mine = await guard.take_over(order_id, claim.held, now_ms)
+            if mine is None:
+                return state
+            log.warning("order %s: took over a stale claim; sending", order_id)
+        value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        ack = await (await topics.order_final.send(key=order_id.encode(), value=orjson.dumps(value)))
+    except (RedisError, OSError, TimeoutError) as error:
+        stats["emission_retries"] += 1
+        log.warning("order %s complete but not sent yet (%s: %s); will retry", order_id,
+                    type(error).__name__, error)
+        return state
+    except Exception as error:  # noqa: BLE001 - a Kafka send failure: the claim goes stale, then resolves
+        stats["emission_retries"] += 1
+        log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
+                    order_id, type(error).__name__, error, CLAIM_TTL_MS // 1000)
+        return state
+    try:
+        await guard.mark_sent(order_id, mine, ack.partition, ack.offset)
+    except RedisError as error:  # the claim goes stale; the lookup will find the message
+        log.warning("order %s sent but not marked in Redis (%s)", order_id, error)
+    stats["completed"] += 1
+    return replace(state, emitted=True)
+
+
+async def dead_letter(message, reason: str) -> None:
+    stats["dead_lettered"] += 1
+    log.warning("dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
+    headers = [("reason", reason.encode()), ("topic", message.topic.encode()),
+               ("partition", str(message.partition).encode()), ("offset", str(message.offset).encode())]
+    await (await topics.dead_letters.send(key=message.key, value=message.value, headers=headers))
+
+
+@app.timer(interval=TICK_INTERVAL_S)
+async def tick_quiet_partitions() -> None:
+    """For partitions with unsettled orders whose orders topic is processed to its log end,
+    send a settle tick (handled in the agent, where table writes belong)."""
+    if app.rebalancing or not app.tables.actives_ready:
+        return
+    waiting = [p for p, w in watches.items() if w.unsettled]
+    if not waiting:
+        return
+    orders_topic = topics.orders.get_topic_name()
+    tps = [TP(orders_topic, p) for p in waiting]
+    checked_at = time.time()
+    ends = await app.consumer.highwaters(*tps)
+    for tp in tps:
+        processed = watches[tp.partition].next_offset
+        if processed is None:
+            processed = await app.consumer.position(tp)
+        if processed is not None and ends.get(tp) is not None and processed >= ends[tp]:
+            await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at}),
+                                           partition=tp.partition)
+
+
+def _partition_of(order_id: str) -> int:
+    """The partition Kafka's default partitioner gives the order's key (as Connect and Faust do)."""
+    partitions = list(range(settings.topic_partitions))
+    return DefaultPartitioner()(orjson.dumps(order_id), partitions, partitions)
+
+
+@order_progress.on_recover
+async def rebuild_unsettled() -> None:
+    """After recovery, orders complete but not emitted wait in `unsettled` again."""
+    watches.clear()
+    assigned = {tp.partition for tp in app.assignor.assigned_actives()
+                if tp.topic == topics.orders.get_topic_name()}
+    for order_id, raw in order_progress.items():
+        state = progress_codec.decode(raw)
+        if state.complete and not state.emitted and _partition_of(order_id) in assigned:
+            watch(_partition_of(order_id)).unsettled[order_id] = (state.newest_detail, time.time())
+    log.info("recovered: %d orders waiting to settle", sum(len(w.unsettled) for w in watches.values()))

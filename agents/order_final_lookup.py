@@ -1,0 +1,46 @@
+"""Was an order already sent to `order_final`? Read from a time on, look for its key.
+
+Only for resolving a stale claim (agents/guard.py): rare, so a plain blocking consumer run
+in a thread is fine.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+from config import Settings
+
+
+def find_sent(settings: Settings, order_id: str, since_ms: int, timeout_s: float = 30) -> tuple[int, int] | None:
+    """(partition, offset) of `order_id`'s message in order_final at or after `since_ms`."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"lookup-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    try:
+        topic = settings.order_final_topic
+        partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
+        starts = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions],
+                                            timeout=timeout_s)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+                for p in partitions}
+        wanted = [tp for tp in starts if tp.offset not in (OFFSET_END, -1) and tp.offset < ends[tp.partition]]
+        if not wanted:
+            return None
+        consumer.assign(wanted)
+        key, remaining = order_id.encode(), {tp.partition for tp in wanted}
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"order_final not read to its end within {timeout_s} s")
+            for message in consumer.consume(num_messages=500, timeout=1.0):
+                if message.error():
+                    continue
+                if message.key() == key:
+                    return message.partition(), message.offset()
+                if message.offset() + 1 >= ends[message.partition()]:
+                    remaining.discard(message.partition())
+        return None
+    finally:
+        consumer.close()

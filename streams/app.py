@@ -1,0 +1,37 @@
+"""The Faust application: `faust -A streams.app --datadir=<dir> worker -l info --web-port 6066`.
+
+Run as many workers as there are partitions to share (TOPIC_PARTITIONS), each with its own
+`--datadir` (RocksDB files must not be shared) and web port. Agents and tables are found by
+autodiscovery in the `agents` and `tables` packages.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from config import settings
+
+app = faust.App(
+    "orderpipe",
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store="rocksdb://",
+    autodiscover=["agents", "tables"],
+    origin="streams",
+    # at_least_once, not exactly_once: faust's transactions skip RocksDB's persisted offsets
+    # and send to topics the app does not consume outside any transaction. Exactly one
+    # order_final per order comes from the table and the Redis guard (agents/order_completion.py).
+    processing_guarantee="at_least_once",
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=1,
+    topic_disable_leader=True,
+    table_standby_replicas=0,
+    producer_acks=-1,
+    producer_request_timeout=settings.producer_request_timeout_s,
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=1.0,
+    broker_rebalance_timeout=20.0,
+    broker_commit_interval=0.5,
+    stream_wait_empty=False,
+    web_bind="127.0.0.1",
+    web_host="127.0.0.1",
+)

@@ -1,0 +1,36 @@
+"""Read-only web views, served by every worker's Faust web server.
+
+GET /orders/{order_id}  an order's completion state, routed to the worker owning its partition
+GET /stats              this worker's counters
+"""
+
+from __future__ import annotations
+
+import re
+
+from faust.web import Request, Response, View
+
+from streams.app import app
+from streams.metrics import WORKER, counters
+from tables import progress_codec
+from tables.order_progress import order_progress
+
+ORDER_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+
+
+@app.page("/orders/{order_id}")
+class OrderView(View):
+    @app.table_route(table=order_progress, match_info="order_id")
+    async def get(self, request: Request, order_id: str) -> Response:
+        if not ORDER_ID.match(order_id):
+            return self.json({"error": "malformed order id", "order_id": order_id[:80]}, status=400)
+        raw = order_progress.get(order_id)
+        if raw is None:
+            return self.json({"error": "order not found", "order_id": order_id}, status=404)
+        return self.json(progress_codec.as_json(order_id, progress_codec.decode(raw)))
+
+
+@app.page("/stats")
+class StatsView(View):
+    async def get(self, request: Request) -> Response:
+        return self.json({"worker": WORKER, "counts": dict(counters)})
