@@ -67,7 +67,7 @@ CLAIM_TTL_MS = int((settings.producer_request_timeout_s + 5) * 1000)
 # A quiet partition's tick settles orders unsettled at least this long before its check:
 # the broker appends one produce request's partitions one after another.
 SETTLE_MARGIN_S = 0.05
-TICK_INTERVAL_S = 0.1
+TICK_INTERVAL_S = 0.25
 
 guard = guards.RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS)
 
@@ -107,15 +107,19 @@ async def complete_orders(stream):
             await settle_quiet(message.partition, orjson.loads(message.value)["at"])
             continue
         stats["events_in"] += 1
+        if message.topic == topics.orders.get_topic_name():
+            # Every orders record counts as read, tombstones and dead letters too: the
+            # caught-up check compares this with the partition's log end.
+            watch(message.partition).next_offset = message.offset + 1
         try:
             change = decode(message)
         except CodecError as error:
             await dead_letter(message, str(error))
             continue
-        await on_change(message.partition, message.offset, change)
+        await on_change(message.partition, change)
 
 
-async def on_change(partition: int, offset: int, change) -> None:
+async def on_change(partition: int, change) -> None:
     if isinstance(change, Tombstone):
         stats["tombstones"] += 1
         return
@@ -129,7 +133,6 @@ async def on_change(partition: int, offset: int, change) -> None:
     if isinstance(change, OrderChange):
         stats["order_changes"] += 1
         here.frontier = max(filter(None, (here.frontier, change.position)))
-        here.next_offset = offset + 1
         updated = apply_order(state, change)
     else:
         stats["detail_changes"] += 1
@@ -155,6 +158,7 @@ async def settle(partition: int, ready) -> None:
 
 
 async def settle_quiet(partition: int, checked_at: float) -> None:
+    stats["ticks_received"] += 1
     await settle(partition, lambda newest, since: since <= checked_at - SETTLE_MARGIN_S)
 
 
@@ -169,6 +173,7 @@ async def decide(partition: int, order_id: str, state: OrderProgress, frontier: 
         here.unsettled[order_id] = (state.newest_detail, since)
     else:
         here.unsettled.pop(order_id, None)
+    stats["unsettled_now"] = sum(len(w.unsettled) for w in watches.values())
     return state
 
 
@@ -240,7 +245,9 @@ async def tick_quiet_partitions() -> None:
         processed = watches[tp.partition].next_offset
         if processed is None:
             processed = await app.consumer.position(tp)
+        stats["tick_checks"] += 1
         if processed is not None and ends.get(tp) is not None and processed >= ends[tp]:
+            stats["ticks_sent"] += 1
             await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at}),
                                            partition=tp.partition)
 

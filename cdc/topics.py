@@ -24,6 +24,16 @@ class Message:
     value: object  # None for a tombstone
 
 
+def _key(raw: bytes | None) -> object:
+    """A JSON key decoded (CDC topics), or the UTF-8 text of a plain one (order_final)."""
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", errors="replace")
+
+
 def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[Message]], bool],
                 timeout_s: float = 90) -> list[Message]:
     """Messages of `topics` from the beginning, until `until(messages)` holds.
@@ -41,8 +51,7 @@ def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[
             for raw in consumer.consume(num_messages=1000, timeout=0.5):
                 if raw.error():
                     continue
-                messages.append(Message(raw.topic(), raw.partition(), raw.offset(),
-                                        orjson.loads(raw.key()) if raw.key() else None,
+                messages.append(Message(raw.topic(), raw.partition(), raw.offset(), _key(raw.key()),
                                         orjson.loads(raw.value()) if raw.value() else None))
     finally:
         consumer.close()

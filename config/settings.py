@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, validation_alias="TOPIC_PARTITIONS", ge=1)
 
     # --- The stream (Faust) ---------------------------------------------------------------
+    # The app id names the consumer group, the table changelogs and the internal topics.
+    stream_app_id: str = Field("orderpipe", validation_alias="STREAM_APP_ID")
+    faust_web_port: int = Field(6066, validation_alias="FAUST_WEB_PORT")  # worker N serves on +N-1
     order_final_topic: str = Field("order_final", validation_alias="ORDER_FINAL_TOPIC")
     dead_letter_topic: str = Field("order_cdc_dead_letter", validation_alias="DEAD_LETTER_TOPIC")
     # Bounds how long a live worker may take from claiming an order to an acknowledged send.
@@ -88,6 +91,15 @@ class Settings(BaseSettings):
         # jdbc:mysql:// makes Spark pick its MySQL dialect (backtick quoting); the MariaDB
         # 2.7 driver accepts the scheme. See ARCHITECTURE.md, "Local stack".
         return f"jdbc:mysql://{self.mysql_host}:{self.mysql_port}/{self.mysql_database}"
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as environment variables, for a child process (secrets included)."""
+        env = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            env[info.validation_alias] = (value.get_secret_value() if isinstance(value, SecretStr)
+                                          else str(value))
+        return env
 
     def cdc_topic(self, table: str) -> str:
         """`mysql.project_db.<table>`: Debezium's `<topic.prefix>.<database>.<table>`."""

@@ -76,10 +76,10 @@ def stop(pidfile: Path, *, grace_s: float = 20.0) -> int | None:
         return None
     process = psutil.Process(pid)
     family = [process, *process.children(recursive=True)]
-    _signal_group(pid, signal.SIGTERM)
+    signal_group(pid, signal.SIGTERM)
     _, alive = psutil.wait_procs(family, timeout=grace_s)
     if alive:
-        _signal_group(pid, signal.SIGKILL)
+        signal_group(pid, signal.SIGKILL)
         for straggler in alive:
             try:
                 straggler.kill()
@@ -90,7 +90,7 @@ def stop(pidfile: Path, *, grace_s: float = 20.0) -> int | None:
     return pid
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):

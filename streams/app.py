@@ -12,7 +12,7 @@ import faust
 from config import settings
 
 app = faust.App(
-    "orderpipe",
+    settings.stream_app_id,
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="rocksdb://",
     autodiscover=["agents", "tables"],

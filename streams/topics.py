@@ -15,7 +15,7 @@ orders = _raw(settings.cdc_topic("orders"))
 order_details = _raw(settings.cdc_topic("order_details"))
 # Ticks the stream sends itself to settle complete orders when a partition goes quiet
 # (agents/order_completion.py). Co-partitioned with the CDC topics.
-settle_ticks = _raw("orderpipe-settle-ticks", partitions=settings.topic_partitions, internal=True)
+settle_ticks = _raw(f"{settings.stream_app_id}-settle-ticks", partitions=settings.topic_partitions, internal=True)
 order_final = _raw(settings.order_final_topic, partitions=settings.topic_partitions)
 dead_letters = _raw(settings.dead_letter_topic, partitions=1)
 

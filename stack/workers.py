@@ -1,0 +1,94 @@
+"""Faust workers as local processes: for `make demo`, integration tests and benchmarks.
+
+Worker N runs `faust -A streams.app --datadir=<STACK_HOME>/workers/<app>-N worker` with web
+port FAUST_WEB_PORT + N - 1, its output in `<STACK_HOME>/logs/<app>-worker-N.log`, and the
+environment of the given settings (so a test can run its own isolated stream).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from config import Settings
+from stack import process
+from stack.services import StackLayout
+
+
+@dataclass(frozen=True)
+class Worker:
+    settings: Settings
+    number: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.settings.stream_app_id}-worker-{self.number}"
+
+    @property
+    def layout(self) -> StackLayout:
+        return StackLayout(self.settings.stack_home)
+
+    @property
+    def port(self) -> int:
+        return self.settings.faust_web_port + self.number - 1
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        faust = Path(sys.executable).with_name("faust")
+        datadir = self.settings.stack_home / "workers" / self.name
+        return [str(faust), "-A", "streams.app", f"--datadir={datadir}", "worker", "-l", "info",
+                "--web-port", str(self.port), "--web-host", "127.0.0.1"]
+
+    def start(self) -> int:
+        return process.start(self.argv(), pidfile=self.layout.pidfile(self.name),
+                             logfile=self.layout.logfile(self.name), env=self.settings.as_env())
+
+    def pid(self) -> int | None:
+        return process.running_pid(self.layout.pidfile(self.name))
+
+    def stop(self) -> int | None:
+        return process.stop(self.layout.pidfile(self.name), grace_s=30)
+
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash would: no shutdown, no commit, no changelog flush."""
+        pid = self.pid()
+        if pid is not None:
+            process.signal_group(pid, signal.SIGKILL)
+            self.layout.pidfile(self.name).unlink(missing_ok=True)
+        return pid
+
+    def stats(self) -> dict | None:
+        try:
+            response = httpx.get(f"{self.url}/stats", timeout=2)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def wait_ready(self, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                raise RuntimeError(f"{self.name} exited; see {self.layout.logfile(self.name)}")
+            if self.stats() is not None:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.name} not serving /stats after {timeout_s} s; see "
+                           f"{self.layout.logfile(self.name)}")
+
+
+def start_workers(settings: Settings, count: int) -> list[Worker]:
+    workers = [Worker(settings, number) for number in range(1, count + 1)]
+    for worker in workers:
+        if worker.pid() is None:
+            worker.start()
+    for worker in workers:
+        worker.wait_ready()
+    return workers
