@@ -1,0 +1,113 @@
+"""The completion agent through Faust's test_context(): real Redis, patched Kafka sends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from types import SimpleNamespace
+from unittest.mock import AsyncMock, patch
+
+import orjson
+import pytest
+
+from agents import guard as guards
+from agents import order_completion
+from config import Settings
+from streams import topics
+from streams.app import app
+
+app.conf.store = "memory://"  # test_context runs without a broker; keep tables in memory
+app.finalize()
+
+
+def envelope(op: str, row: dict, pos: int) -> bytes:
+    source = {"file": "binlog.000001", "pos": pos, "row": 0, "ts_ms": 1_700_000_000_000, "table": "t"}
+    return orjson.dumps({"op": op, "before": row if op == "d" else None, "after": None if op == "d" else row,
+                         "source": source})
+
+
+def acknowledged(*_, **__):
+    ack = asyncio.get_running_loop().create_future()
+    ack.set_result(SimpleNamespace(partition=0, offset=7))
+    return ack
+
+
+async def deliver(agent, topic, key: bytes | None, value: bytes | None, partition: int = 0) -> None:
+    agent._get_strtopic = lambda _channel: topic  # one wrapper, three topics: name this message's
+    await agent.put(key=key, value=value, partition=partition)
+
+
+async def drain(agent) -> None:
+    """put() returns when the agent takes an event, not when it is done with it: a tombstone
+    taken after the last event means that event is finished."""
+    await deliver(agent, topics.orders.get_topic_name(), b'"barrier"', None)
+
+
+@pytest.fixture
+def sends(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(order_completion, "guard",
+                        guards.RedisGuard(settings.redis_url, "test-worker", order_completion.CLAIM_TTL_MS))
+    with patch.object(topics.order_final, "send", new=AsyncMock(side_effect=acknowledged)) as final, \
+            patch.object(topics.dead_letters, "send", new=AsyncMock(side_effect=acknowledged)) as dead:
+        yield final, dead
+
+
+def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
+    final, dead = sends
+    order_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
+    key = orjson.dumps(order_id)
+
+    async def scenario():
+        async with order_completion.complete_orders.test_context() as agent:
+            # details first, then the order, then garbage, then a duplicate detail
+            await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 2}, 20))
+            await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
+                                                           "num_products": 2, "timestamp": 0}, 10))
+            await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 9, "quantity": 1}, 30))
+            await deliver(agent, details, b"junk", b"{not json")
+            await drain(agent)
+            await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 9, "quantity": 1}, 30))
+            unsettled_before = final.await_count
+            # an orders change committed later passes the frontier: the order settles
+            await deliver(agent, orders, orjson.dumps(other), envelope("c", {"id": other, "customer_id": 1,
+                                                                            "payment_method_id": 1, "num_products": 3,
+                                                                            "timestamp": 0}, 40))
+            await drain(agent)
+            return unsettled_before
+
+    unsettled_before = asyncio.run(scenario())
+
+    assert unsettled_before == 0  # complete at position 30, but the orders topic was only read to 10
+    assert final.await_count == 1
+    sent = final.await_args.kwargs
+    assert sent["key"] == order_id.encode()
+    value = orjson.loads(sent["value"])
+    assert (value["order_id"], value["num_products"], value["customer_id"]) == (order_id, 2, 5)
+    assert value["products"] == [{"product_id": 1, "quantity": 2}, {"product_id": 9, "quantity": 1}]
+    assert dead.await_count == 1
+    headers = dict(dead.await_args.kwargs["headers"])
+    assert headers["reason"].startswith(b"value is not JSON")
+    assert dead.await_args.kwargs["value"] == b"{not json"
+
+
+def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settings: Settings):
+    final, _ = sends
+    order_id = str(uuid.uuid4())
+    orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
+    key = orjson.dumps(order_id)
+
+    async def scenario():
+        # given another worker sent it already (a rebalance replays its events here)
+        await order_completion.guard.client.set(guards.KEY.format(order_id=order_id), guards.sent_value(2, 40))
+        async with order_completion.complete_orders.test_context() as agent:
+            await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
+                                                           "num_products": 1, "timestamp": 0}, 10))
+            await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 1}, 5))
+            await drain(agent)
+
+    prevented_before = order_completion.stats["duplicates_prevented"]
+    asyncio.run(scenario())
+
+    assert final.await_count == 0
+    assert order_completion.stats["duplicates_prevented"] == prevented_before + 1
