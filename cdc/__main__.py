@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 import httpx
@@ -48,6 +49,33 @@ def register(
     typer.echo(f"connector {name} {'created' if created else 'updated'} "
                f"({config['connector.class'].rsplit('.', 1)[-1]}); "
                f"{len(report['tasks'])} task(s) RUNNING")
+
+
+@cli.command()
+def watch(
+    flavor: Flavor = None,
+    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 10,
+) -> None:
+    """Register, then keep the connector running until interrupted (a Procfile/compose process).
+
+    Re-registers it if it disappears; restarts FAILED tasks after printing their trace.
+    """
+    config = connector_config(settings, flavor)
+    name = settings.cdc_connector_name
+    with rest.client(settings.kafka_connect_url) as connect:
+        while True:
+            try:
+                report = rest.status(connect, name)
+                if report is None:
+                    rest.put_config(connect, name, config)
+                    typer.echo(f"connector {name} registered")
+                elif why := rest.failure(report):
+                    typer.echo(f"connector {name} failed:\n{why}", err=True)
+                    typer.echo(f"restarted {', '.join(rest.restart_failed(connect, name, report))}")
+            except httpx.HTTPError as error:
+                typer.echo(f"Kafka Connect at {settings.kafka_connect_url} unreachable ({error}); "
+                           f"retrying in {interval:.0f} s", err=True)
+            time.sleep(interval)
 
 
 @cli.command()

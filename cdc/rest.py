@@ -73,3 +73,16 @@ def delete(connect: httpx.Client, name: str) -> bool:
         return False
     response.raise_for_status()
     return True
+
+
+def restart_failed(connect: httpx.Client, name: str, report: dict) -> list[str]:
+    """Restart the connector and tasks that are FAILED; names of what was restarted."""
+    restarted = []
+    if report["connector"]["state"] == "FAILED":
+        connect.post(f"/connectors/{name}/restart").raise_for_status()
+        restarted.append("connector")
+    for task in report["tasks"]:
+        if task["state"] == "FAILED":
+            connect.post(f"/connectors/{name}/tasks/{task['id']}/restart").raise_for_status()
+            restarted.append(f"task {task['id']}")
+    return restarted
