@@ -22,6 +22,7 @@ class Message:
     offset: int
     key: object
     value: object  # None for a tombstone
+    timestamp_ms: int = 0  # CreateTime, or LogAppendTime if the topic is so configured
 
 
 def _key(raw: bytes | None) -> object:
@@ -52,7 +53,8 @@ def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[
                 if raw.error():
                     continue
                 messages.append(Message(raw.topic(), raw.partition(), raw.offset(), _key(raw.key()),
-                                        orjson.loads(raw.value()) if raw.value() else None))
+                                        orjson.loads(raw.value()) if raw.value() else None,
+                                        raw.timestamp()[1]))
     finally:
         consumer.close()
     if not until(messages):

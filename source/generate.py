@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +53,7 @@ def execute(cursor, write: Write) -> None:
 
 
 def run(connection: Connection, writes: Iterable[Write], *, total_orders: int, rate: float,
-        truth: Truth, progress: bool = True) -> RunStats:
+        truth: Truth, progress: bool = True, on_commit: Callable[[Write], None] | None = None) -> RunStats:
     """Execute `writes` in order, one transaction each, recording each commit in `truth`."""
     # Autocommit: a single-statement write is its own transaction in one round trip.
     connection.autocommit = True
@@ -69,6 +69,8 @@ def run(connection: Connection, writes: Iterable[Write], *, total_orders: int, r
                 bar.update()
             execute(cursor, write)
             truth.apply(write)
+            if on_commit is not None:
+                on_commit(write)
     return RunStats(truth.writes, orders, time.monotonic() - started)
 
 

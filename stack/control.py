@@ -102,8 +102,14 @@ def up(services: Iterable[Service], timeout_s: float) -> None:
 
 
 def down(services: Iterable[Service]) -> list[tuple[str, int]]:
-    """Stop what the stack started, last wave first. Returns (service, pid) of those stopped."""
+    """Stop what the stack started: Faust workers first (stack.workers), then the services,
+    last wave first. Returns (name, pid) of those stopped."""
+    services = list(services)
     stopped = []
+    if services:
+        for pidfile in sorted(services[0].layout.run.glob("*-worker-*.pid")):
+            if (pid := process.stop(pidfile, grace_s=30)) is not None:
+                stopped.append((pidfile.stem, pid))
     for service in sorted(services, key=lambda s: s.wave, reverse=True):
         if (pid := process.stop(service.layout.pidfile(service.name))) is not None:
             stopped.append((service.name, pid))

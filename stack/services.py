@@ -50,8 +50,12 @@ class StackLayout:
     def logfile(self, service: str) -> Path:
         return self.home / "logs" / f"{service}.log"
 
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
     def pidfile(self, service: str) -> Path:
-        return self.home / "run" / f"{service}.pid"
+        return self.run / f"{service}.pid"
 
     def conf(self, name: str) -> Path:
         return self.home / "conf" / name
