@@ -13,7 +13,10 @@ the last committed offset are processed again, possibly by another worker, possi
 the old one is still finishing.
 
 1. Emit only after winning the claim (SET-if-absent), mark the key sent after the broker's
-   ack, then record `emitted` in the table. Any worker that later finds the key *sent*
+   ack, then record `emitted` in the table. The ack is awaited off the hot path: a
+   confirmation marks the key and posts an `emitted` notice to the order's partition of the
+   tick topic, and the agent records it in the table there (table writes need the event's
+   partition). Until then the order is in flight and not emitted again. Any worker that later finds the key *sent*
    records `emitted` without sending: a re-delivery, a replay or a rebalance cannot
    produce a second message.
 2. A worker that finds a *live* claim waits (the order stays unsettled and is retried).
@@ -82,6 +85,7 @@ class PartitionWatch:
 
 
 watches: dict[int, PartitionWatch] = {}
+in_flight: set[str] = set()  # sent by this worker, ack not yet recorded in the table
 
 
 def watch(partition: int) -> PartitionWatch:
@@ -104,7 +108,11 @@ async def complete_orders(stream):
     async for event in stream.events():
         message = event.message
         if message.topic == topics.settle_ticks.get_topic_name():
-            await settle_quiet(message.partition, orjson.loads(message.value)["at"])
+            notice = orjson.loads(message.value)
+            if "emitted" in notice:
+                record_emitted(message.partition, notice["emitted"])
+            else:
+                await settle_quiet(message.partition, notice["at"])
             continue
         stats["events_in"] += 1
         if message.topic == topics.orders.get_topic_name():
@@ -164,9 +172,14 @@ async def settle_quiet(partition: int, checked_at: float) -> None:
 
 async def decide(partition: int, order_id: str, state: OrderProgress, frontier: Position | None) -> OrderProgress:
     here = watch(partition)
+    if order_id in in_flight:
+        return state
     outcome = verdict(state, frontier)
     if outcome is Verdict.EMIT:
-        state = await emit(order_id, state)
+        state = await emit(partition, order_id, state)
+        if order_id in in_flight:
+            here.unsettled.pop(order_id, None)
+            return state
         outcome = Verdict.EMITTED if state.emitted else Verdict.UNSETTLED
     if outcome is Verdict.UNSETTLED:
         since = here.unsettled.get(order_id, (None, time.time()))[1]
@@ -177,8 +190,9 @@ async def decide(partition: int, order_id: str, state: OrderProgress, frontier: 
     return state
 
 
-async def emit(order_id: str, state: OrderProgress) -> OrderProgress:
-    """Send the order once (see the module docstring); the state with `emitted` if it is out."""
+async def emit(partition: int, order_id: str, state: OrderProgress) -> OrderProgress:
+    """Send the order once (see the module docstring). Returns the state with `emitted` if it
+    was out already; a send started now leaves the order in `in_flight` until confirmed."""
     now_ms = int(time.time() * 1000)
     try:
         claim, mine = await guard.claim(order_id, now_ms)
@@ -201,7 +215,7 @@ async def emit(order_id: str, state: OrderProgress) -> OrderProgress:
                 return state
             log.warning("order %s: took over a stale claim; sending", order_id)
         value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        ack = await (await topics.order_final.send(key=order_id.encode(), value=orjson.dumps(value)))
+        pending = await topics.order_final.send(key=order_id.encode(), value=orjson.dumps(value))
     except (RedisError, OSError, TimeoutError) as error:
         stats["emission_retries"] += 1
         log.warning("order %s complete but not sent yet (%s: %s); will retry", order_id,
@@ -212,12 +226,37 @@ async def emit(order_id: str, state: OrderProgress) -> OrderProgress:
         log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
                     order_id, type(error).__name__, error, CLAIM_TTL_MS // 1000)
         return state
+    in_flight.add(order_id)
+    asyncio.ensure_future(confirm(partition, order_id, mine, pending))
+    return state
+
+
+async def confirm(partition: int, order_id: str, mine: bytes, pending) -> None:
+    """Await the broker's ack, mark the key sent, and tell the agent to record it."""
+    try:
+        ack = await pending
+    except Exception as error:  # noqa: BLE001 - the claim goes stale, then resolves
+        in_flight.discard(order_id)
+        watch(partition).unsettled[order_id] = (None, time.time())
+        stats["emission_retries"] += 1
+        log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
+                    order_id, type(error).__name__, error, CLAIM_TTL_MS // 1000)
+        return
     try:
         await guard.mark_sent(order_id, mine, ack.partition, ack.offset)
     except RedisError as error:  # the claim goes stale; the lookup will find the message
         log.warning("order %s sent but not marked in Redis (%s)", order_id, error)
-    stats["completed"] += 1
-    return replace(state, emitted=True)
+    await topics.settle_ticks.send(key=order_id.encode(), value=orjson.dumps({"emitted": order_id}),
+                                   partition=partition)
+
+
+def record_emitted(partition: int, order_id: str) -> None:
+    state = load(order_id)
+    if not state.emitted:
+        order_progress[order_id] = progress_codec.encode(replace(state, emitted=True))
+        stats["completed"] += 1
+    in_flight.discard(order_id)
+    watch(partition).unsettled.pop(order_id, None)
 
 
 async def dead_letter(message, reason: str) -> None:
@@ -262,6 +301,7 @@ def _partition_of(order_id: str) -> int:
 async def rebuild_unsettled() -> None:
     """After recovery, orders complete but not emitted wait in `unsettled` again."""
     watches.clear()
+    in_flight.clear()  # a confirmation still on its way finds the claim ours and live: no resend
     assigned = {tp.partition for tp in app.assignor.assigned_actives()
                 if tp.topic == topics.orders.get_topic_name()}
     for order_id, raw in order_progress.items():

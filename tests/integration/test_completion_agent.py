@@ -15,6 +15,8 @@ from agents import order_completion
 from config import Settings
 from streams import topics
 from streams.app import app
+from tables import progress_codec
+from tables.order_progress import order_progress
 
 app.conf.store = "memory://"  # test_context runs without a broker; keep tables in memory
 app.finalize()
@@ -48,12 +50,24 @@ def sends(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(order_completion, "guard",
                         guards.RedisGuard(settings.redis_url, "test-worker", order_completion.CLAIM_TTL_MS))
     with patch.object(topics.order_final, "send", new=AsyncMock(side_effect=acknowledged)) as final, \
-            patch.object(topics.dead_letters, "send", new=AsyncMock(side_effect=acknowledged)) as dead:
-        yield final, dead
+            patch.object(topics.dead_letters, "send", new=AsyncMock(side_effect=acknowledged)) as dead, \
+            patch.object(topics.settle_ticks, "send", new=AsyncMock(side_effect=acknowledged)) as ticks:
+        yield final, dead, ticks
+
+
+async def confirmation(ticks: AsyncMock, order_id: str) -> dict:
+    """The `emitted` notice the agent posts to itself once the broker acknowledged the send."""
+    for _ in range(100):
+        for call in ticks.await_args_list:
+            notice = orjson.loads(call.kwargs["value"])
+            if notice.get("emitted") == order_id:
+                return call.kwargs
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no confirmation for {order_id}: {ticks.await_args_list}")
 
 
 def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
-    final, dead = sends
+    final, dead, ticks = sends
     order_id, other = str(uuid.uuid4()), str(uuid.uuid4())
     orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
     key = orjson.dumps(order_id)
@@ -74,11 +88,20 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
                                                                             "payment_method_id": 1, "num_products": 3,
                                                                             "timestamp": 0}, 40))
             await drain(agent)
-            return unsettled_before
+            # the ack arrives; the agent records the emission from its own notice
+            notice = await confirmation(ticks, order_id)
+            in_flight_before = order_id in order_completion.in_flight
+            await deliver(agent, topics.settle_ticks.get_topic_name(), notice["key"], notice["value"],
+                          notice["partition"])
+            await drain(agent)
+            recorded = progress_codec.decode(order_progress.get(order_id))
+            return unsettled_before, in_flight_before, recorded
 
-    unsettled_before = asyncio.run(scenario())
+    unsettled_before, in_flight_before, recorded = asyncio.run(scenario())
 
     assert unsettled_before == 0  # complete at position 30, but the orders topic was only read to 10
+    assert in_flight_before and order_id not in order_completion.in_flight
+    assert recorded.emitted
     assert final.await_count == 1
     sent = final.await_args.kwargs
     assert sent["key"] == order_id.encode()
@@ -92,7 +115,7 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
 
 
 def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settings: Settings):
-    final, _ = sends
+    final, _, _ = sends
     order_id = str(uuid.uuid4())
     orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
     key = orjson.dumps(order_id)
