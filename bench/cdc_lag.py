@@ -26,7 +26,7 @@ from cdc import rest
 from cdc.connector import CDC_TABLES, cdc_topic, connector_config, server_id
 from cdc.topics import read_topics, snapshot_done
 from config import Settings, settings
-from source import database, generate, reference
+from source import database, generate
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 
 
@@ -74,10 +74,7 @@ def main(
     with database.scratch_database(settings, suffix) as scratch:
         db = database.connect(scratch)
         database.apply_schema(db)
-        database.bulk_load(db, "payment_method", ("id", "name", "provider"), reference.PAYMENT_METHODS, 12,
-                           progress=False)
-        database.bulk_load(db, "customers", reference.CUSTOMER_COLUMNS, reference.customers(1000, seed=1),
-                           1000, progress=False)
+        database.load_reference(db, 1000, seed=1, progress=False)
         create_topics(scratch)
         connect = rest.client(scratch.kafka_connect_url)
         name = scratch.cdc_connector_name

@@ -32,7 +32,7 @@ from cdc import rest
 from cdc.connector import CDC_TABLES, connector_config, server_id
 from cdc.topics import read_topics
 from config import Settings, settings
-from source import database, generate, reference
+from source import database, generate
 from source.audit import audit
 from agents.guard import KEY
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
@@ -49,10 +49,7 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 def prepare(scratch: Settings) -> None:
     db = database.connect(scratch)
     database.apply_schema(db)
-    database.bulk_load(db, "payment_method", ("id", "name", "provider"), reference.PAYMENT_METHODS, 12,
-                       progress=False)
-    database.bulk_load(db, "customers", reference.CUSTOMER_COLUMNS, reference.customers(CUSTOMERS, seed=1),
-                       CUSTOMERS, progress=False)
+    database.load_reference(db, CUSTOMERS, seed=1, progress=False)
     append_time = {"message.timestamp.type": "LogAppendTime"}
     topics = [NewTopic(scratch.cdc_topic(t), scratch.topic_partitions, 1, config=append_time) for t in CDC_TABLES]
     topics.append(NewTopic(scratch.order_final_topic, scratch.topic_partitions, 1, config=append_time))

@@ -11,7 +11,7 @@ import mysql.connector
 import typer
 
 from config import settings
-from source import database, generate as generator, reference
+from source import database, generate as generator
 from source.traffic import ChaosMix, Truth, plan
 
 cli = typer.Typer(help="The source database (project_db): schema, reference data, and an order "
@@ -46,11 +46,8 @@ def load(
     """
     connection = _connect()
     database.apply_schema(connection)
-    database.bulk_load(connection, "payment_method", ("id", "name", "provider"),
-                       reference.PAYMENT_METHODS, len(reference.PAYMENT_METHODS), progress=False)
     started = time.monotonic()
-    inserted = database.bulk_load(connection, "customers", reference.CUSTOMER_COLUMNS,
-                                  reference.customers(customers, seed), customers)
+    inserted = database.load_reference(connection, customers, seed)
     seconds = time.monotonic() - started
     typer.echo(f"customers: {customers:,} generated, {inserted:,} inserted in {seconds:.1f} s "
                f"({customers / seconds:,.0f} rows/s); payment_method: "

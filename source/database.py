@@ -14,6 +14,7 @@ from mysql.connector.abstracts import MySQLConnectionAbstract as Connection
 from tqdm import tqdm
 
 from config import Settings
+from source import reference
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.sql"
 TABLES = ("customers", "payment_method", "orders", "order_details")
@@ -90,6 +91,14 @@ def bulk_load(connection: Connection, table: str, columns: tuple[str, ...],
             inserted += cursor.rowcount
             bar.update(len(chunk))
     return inserted
+
+
+def load_reference(connection: Connection, customers: int, seed: int, *, progress: bool = True) -> int:
+    """The 12 payment methods and `customers` seeded customers (idempotent). Customers inserted."""
+    bulk_load(connection, "payment_method", ("id", "name", "provider"), reference.PAYMENT_METHODS,
+              len(reference.PAYMENT_METHODS), progress=False)
+    return bulk_load(connection, "customers", reference.CUSTOMER_COLUMNS,
+                     reference.customers(customers, seed), customers, progress=progress)
 
 
 def count_rows(connection: Connection, table: str) -> int:

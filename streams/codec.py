@@ -123,13 +123,21 @@ def _envelope(value: bytes) -> tuple[str, dict | None, Position, int]:
     return op, row, position, committed_ms
 
 
-def decode_order(key: bytes | None, value: bytes | None) -> OrderChange | Tombstone | Truncate:
-    """A record of `mysql.<db>.orders`."""
+def _row_change(value: bytes | None, table: str) -> tuple[str, dict, Position, int] | Tombstone | Truncate:
     if value is None:
         return Tombstone()
     op, row, position, committed_ms = _envelope(value)
     if row is None:
-        return Truncate("orders", position)
+        return Truncate(table, position)
+    return op, row, position, committed_ms
+
+
+def decode_order(key: bytes | None, value: bytes | None) -> OrderChange | Tombstone | Truncate:
+    """A record of `mysql.<db>.orders`."""
+    change = _row_change(value, "orders")
+    if not isinstance(change, tuple):
+        return change
+    op, row, position, committed_ms = change
     order_id = _field(row, "id", str, "orders")
     if op == "d":
         return OrderChange(order_id, op, None, None, None, position, committed_ms)
@@ -143,11 +151,10 @@ def decode_order(key: bytes | None, value: bytes | None) -> OrderChange | Tombst
 
 def decode_detail(key: bytes | None, value: bytes | None) -> DetailChange | Tombstone | Truncate:
     """A record of `mysql.<db>.order_details`."""
-    if value is None:
-        return Tombstone()
-    op, row, position, committed_ms = _envelope(value)
-    if row is None:
-        return Truncate("order_details", position)
+    change = _row_change(value, "order_details")
+    if not isinstance(change, tuple):
+        return change
+    op, row, position, committed_ms = change
     order_id = _field(row, "order_id", str, "order_details")
     product_id = _field(row, "product_id", int, "order_details")
     quantity = None if op == "d" else _field(row, "quantity", int, "order_details")

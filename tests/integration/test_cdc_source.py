@@ -9,7 +9,7 @@ import pytest
 from cdc import rest
 from cdc.connector import CDC_TABLES, cdc_topic, connector_config, server_id
 from config import Settings
-from source import database, generate, reference
+from source import database, generate
 from source.traffic import (CancelOrder, ChaosMix, DeleteDetail, InsertDetail, InsertOrder, Truth,
                             UpdateNumProducts, plan)
 from cdc.topics import Message, read_topics, snapshot_done
@@ -74,10 +74,7 @@ def test_every_change_reaches_its_topic_and_the_topics_agree_with_the_manifest(s
     settings, connect = scratch
     db = database.connect(settings)
     database.apply_schema(db)
-    database.bulk_load(db, "payment_method", ("id", "name", "provider"), reference.PAYMENT_METHODS, 12,
-                       progress=False)
-    database.bulk_load(db, "customers", reference.CUSTOMER_COLUMNS, reference.customers(CUSTOMERS, seed=1),
-                       CUSTOMERS, progress=False)
+    database.load_reference(db, CUSTOMERS, seed=1, progress=False)
     truth = Truth()
     # given 20 orders written before the connector exists (they arrive as snapshot rows)
     generate.run(db, plan(20, seed=100, customers=CUSTOMERS, chaos=ChaosMix.off()), total_orders=20,

@@ -1,20 +1,17 @@
 from __future__ import annotations
 
 import httpx
-import mysql.connector
 import pytest
 
 from cdc import rest
 from config import Settings
+from source import database
 from cdc.topics import read_topics, snapshot_done
 
 
 @pytest.fixture
 def probe_table(settings: Settings, unique_name: str):
-    connection = mysql.connector.connect(
-        host=settings.mysql_host, port=settings.mysql_port, user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(), database=settings.mysql_database,
-        autocommit=True)
+    connection = database.connect(settings)
     cursor = connection.cursor()
     cursor.execute(f"CREATE TABLE {unique_name} (id INT PRIMARY KEY, note VARCHAR(50))")
     yield unique_name, cursor

@@ -12,7 +12,7 @@ from cdc import rest
 from cdc.connector import connector_config, server_id
 from cdc.topics import read_topics
 from config import Settings
-from source import database, generate, reference
+from source import database, generate
 from source.audit import audit
 from source.traffic import ChaosMix, Truth, plan
 from stack.workers import start_workers
@@ -30,10 +30,7 @@ def stream(settings: Settings, unique_name: str):
             "dead_letter_topic": f"dead_letters_{unique_name}", "faust_web_port": 16066})
         db = database.connect(scratch)
         database.apply_schema(db)
-        database.bulk_load(db, "payment_method", ("id", "name", "provider"), reference.PAYMENT_METHODS, 12,
-                           progress=False)
-        database.bulk_load(db, "customers", reference.CUSTOMER_COLUMNS,
-                           reference.customers(CUSTOMERS, seed=3), CUSTOMERS, progress=False)
+        database.load_reference(db, CUSTOMERS, seed=3, progress=False)
         connect = rest.client(scratch.kafka_connect_url)
         name = scratch.cdc_connector_name
         rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))

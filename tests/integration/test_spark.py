@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import mysql.connector
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from batch.session import build_session, jdbc_options
 from config import Settings
+from source import database
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +18,7 @@ def spark(settings: Settings) -> SparkSession:
 
 @pytest.fixture
 def source_table(settings: Settings, unique_name: str):
-    connection = mysql.connector.connect(
-        host=settings.mysql_host, port=settings.mysql_port, user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(), database=settings.mysql_database,
-        autocommit=True)
+    connection = database.connect(settings)
     cursor = connection.cursor()
     cursor.execute(f"CREATE TABLE {unique_name} (id INT PRIMARY KEY, name VARCHAR(40), amount DECIMAL(10,2))")
     rows = [(i, f"name-{i}", f"{i}.25") for i in range(1, 101)]
