@@ -33,6 +33,12 @@ Residual risks, stated: Redis losing its last second of writes (AOF everysec) *a
 table losing the same emission; clocks of workers on different machines further apart
 than the margin in claim_ttl.
 
+Batches: events are taken up to BATCH_MAX at a time or every BATCH_WITHIN_S; each
+partition's slice is applied in order, then decisions, Redis claims (one pipelined round
+trip) and table writes happen once. An order is judged by its state at the end of the
+slice: one that completes and is cancelled within the same 20 ms is not emitted (the
+generator's traffic never leaves "complete", so for it this changes nothing).
+
 Settling across topics (see agents.completion): a complete order waits until the orders
 topic has been read past its newest detail. Per partition the worker tracks that frontier;
 when a partition goes quiet, a timer checks that the orders partition has been processed
@@ -44,11 +50,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 import time
 from dataclasses import dataclass, field, replace
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
+from faust.streams import _current_event
 from faust.types import TP
 from redis.exceptions import RedisError
 
@@ -71,6 +79,9 @@ CLAIM_TTL_MS = int((settings.producer_request_timeout_s + 5) * 1000)
 # the broker appends one produce request's partitions one after another.
 SETTLE_MARGIN_S = 0.05
 TICK_INTERVAL_S = 0.25
+# Events are taken in batches: decisions, Redis claims and table writes once per batch.
+BATCH_MAX = 1000
+BATCH_WITHIN_S = 0.02
 
 guard = guards.RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS)
 
@@ -79,6 +90,7 @@ guard = guards.RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS)
 class PartitionWatch:
     """What this worker knows of one partition number's orders topic."""
 
+    partition: int
     frontier: Position | None = None  # newest orders position processed
     next_offset: int | None = None  # orders offset after the last one processed
     unsettled: dict[str, tuple[Position | None, float]] = field(default_factory=dict)  # id -> (newest, since)
@@ -89,7 +101,7 @@ in_flight: set[str] = set()  # sent by this worker, ack not yet recorded in the 
 
 
 def watch(partition: int) -> PartitionWatch:
-    return watches.setdefault(partition, PartitionWatch())
+    return watches.setdefault(partition, PartitionWatch(partition))
 
 
 def decode(message) -> OrderChange | DetailChange | Tombstone | Truncate:
@@ -105,29 +117,76 @@ def load(order_id: str) -> OrderProgress:
 
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
-    async for event in stream.events():
+    async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        by_partition: dict[int, list] = {}
+        for event in batch:
+            by_partition.setdefault(event.message.partition, []).append(event)
+        for partition, events in by_partition.items():
+            # Table writes go to the changelog partition of the "current event": this one's.
+            token = _current_event.set(weakref.ref(events[-1]))
+            try:
+                await process(partition, events)
+            finally:
+                _current_event.reset(token)
+
+
+class Batch:
+    """Working copies of the orders one partition's slice of a batch touches."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[str, OrderProgress] = {}
+        self.states: dict[str, OrderProgress] = {}
+
+    def get(self, order_id: str) -> OrderProgress:
+        if order_id not in self.states:
+            self.loaded[order_id] = self.states[order_id] = load(order_id)
+        return self.states[order_id]
+
+    def put(self, order_id: str, state: OrderProgress) -> None:
+        self.get(order_id)
+        self.states[order_id] = state
+
+    def save(self) -> None:
+        for order_id, state in self.states.items():
+            if state != self.loaded[order_id]:
+                order_progress[order_id] = progress_codec.encode(state)
+
+
+async def process(partition: int, events: list) -> None:
+    """Apply one partition's events in order, then decide, claim, send and save once."""
+    here, work = watch(partition), Batch()
+    settled_before: float | None = None  # a tick's check time: settle what waited since before it
+    for event in events:
         message = event.message
         if message.topic == topics.settle_ticks.get_topic_name():
             notice = orjson.loads(message.value)
             if "emitted" in notice:
-                record_emitted(message.partition, notice["emitted"])
+                record_emitted(here, work, notice["emitted"])
             else:
-                await settle_quiet(message.partition, notice["at"])
+                stats["ticks_received"] += 1
+                settled_before = max(settled_before or 0.0, notice["at"] - SETTLE_MARGIN_S)
             continue
         stats["events_in"] += 1
         if message.topic == topics.orders.get_topic_name():
             # Every orders record counts as read, tombstones and dead letters too: the
             # caught-up check compares this with the partition's log end.
-            watch(message.partition).next_offset = message.offset + 1
+            here.next_offset = message.offset + 1
         try:
             change = decode(message)
         except CodecError as error:
             await dead_letter(message, str(error))
             continue
-        await on_change(message.partition, change)
+        apply(here, work, change)
+    ready = {order_id for order_id, (newest, since) in here.unsettled.items()
+             if (newest is not None and here.frontier is not None and newest <= here.frontier)
+             or (settled_before is not None and since <= settled_before)}
+    await decide(here, work, set(work.states) - ready, here.frontier)
+    await decide(here, work, ready, CAUGHT_UP)
+    work.save()
+    stats["unsettled_now"] = sum(len(w.unsettled) for w in watches.values())
 
 
-async def on_change(partition: int, change) -> None:
+def apply(here: PartitionWatch, work: Batch, change) -> None:
     if isinstance(change, Tombstone):
         stats["tombstones"] += 1
         return
@@ -136,8 +195,7 @@ async def on_change(partition: int, change) -> None:
         log.warning("TRUNCATE of %s at %s ignored: orders in flight keep their state", change.table,
                     change.position)
         return
-    here = watch(partition)
-    state = load(change.order_id)
+    state = work.get(change.order_id)
     if isinstance(change, OrderChange):
         stats["order_changes"] += 1
         here.frontier = max(filter(None, (here.frontier, change.position)))
@@ -147,88 +205,98 @@ async def on_change(partition: int, change) -> None:
         updated = apply_detail(state, change)
     if updated is state:
         stats["redeliveries_ignored"] += 1
-    updated = await decide(partition, change.order_id, updated, here.frontier)
-    if updated != state:
-        order_progress[change.order_id] = progress_codec.encode(updated)
-    if isinstance(change, OrderChange):
-        await settle(partition, lambda newest, since: newest is not None and newest <= here.frontier)
+    work.put(change.order_id, updated)
 
 
-async def settle(partition: int, ready) -> None:
-    """Re-decide this partition's unsettled orders for which `ready(newest, since)` holds."""
-    here = watch(partition)
-    for order_id, (newest, since) in list(here.unsettled.items()):
-        if ready(newest, since):
-            state = load(order_id)
-            updated = await decide(partition, order_id, state, CAUGHT_UP)
-            if updated != state:
-                order_progress[order_id] = progress_codec.encode(updated)
-
-
-async def settle_quiet(partition: int, checked_at: float) -> None:
-    stats["ticks_received"] += 1
-    await settle(partition, lambda newest, since: since <= checked_at - SETTLE_MARGIN_S)
-
-
-async def decide(partition: int, order_id: str, state: OrderProgress, frontier: Position | None) -> OrderProgress:
-    here = watch(partition)
-    if order_id in in_flight:
-        return state
-    outcome = verdict(state, frontier)
-    if outcome is Verdict.EMIT:
-        state = await emit(partition, order_id, state)
+async def decide(here: PartitionWatch, work: Batch, order_ids: set[str], frontier: Position | None) -> None:
+    """Emit the orders that are settled; remember the complete ones that are not yet."""
+    to_emit = []
+    for order_id in order_ids:
         if order_id in in_flight:
+            continue
+        state = work.get(order_id)
+        outcome = verdict(state, frontier)
+        if outcome is Verdict.EMIT:
+            to_emit.append(order_id)
+        elif outcome is Verdict.UNSETTLED:
+            since = here.unsettled.get(order_id, (None, time.time()))[1]
+            here.unsettled[order_id] = (state.newest_detail, since)
+        else:
             here.unsettled.pop(order_id, None)
-            return state
-        outcome = Verdict.EMITTED if state.emitted else Verdict.UNSETTLED
-    if outcome is Verdict.UNSETTLED:
-        since = here.unsettled.get(order_id, (None, time.time()))[1]
-        here.unsettled[order_id] = (state.newest_detail, since)
-    else:
-        here.unsettled.pop(order_id, None)
-    stats["unsettled_now"] = sum(len(w.unsettled) for w in watches.values())
-    return state
+    if to_emit:
+        await emit(here, work, to_emit)
 
 
-async def emit(partition: int, order_id: str, state: OrderProgress) -> OrderProgress:
-    """Send the order once (see the module docstring). Returns the state with `emitted` if it
-    was out already; a send started now leaves the order in `in_flight` until confirmed."""
+async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
+    """Claim and send (see the module docstring). A send started now leaves the order in
+    `in_flight` until its confirmation; anything that cannot proceed stays unsettled."""
     now_ms = int(time.time() * 1000)
     try:
-        claim, mine = await guard.claim(order_id, now_ms)
-        if claim.outcome is guards.Outcome.SENT:
-            stats["duplicates_prevented"] += 1
-            return replace(state, emitted=True)
-        if claim.outcome is guards.Outcome.HELD:
-            stats["claims_held_elsewhere"] += 1
-            return state
-        if claim.outcome is guards.Outcome.STALE:
-            found = await asyncio.get_running_loop().run_in_executor(
-                None, find_sent, settings, order_id, claim.claimed_at_ms - CLAIM_TTL_MS)
-            if found is not None:
-                await guard.record_sent(order_id, claim.held, *found)
-                stats["duplicates_prevented"] += 1
-                log.warning("order %s: a stale claim had sent it already (%s); recorded", order_id, found)
-                return replace(state, emitted=True)
-            mine = await guard.take_over(order_id, claim.held, now_ms)
-            if mine is None:
-                return state
-            log.warning("order %s: took over a stale claim; sending", order_id)
-        value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        pending = await topics.order_final.send(key=order_id.encode(), value=orjson.dumps(value))
+        claims = await guard.claim_many(order_ids, now_ms)
     except (RedisError, OSError, TimeoutError) as error:
-        stats["emission_retries"] += 1
-        log.warning("order %s complete but not sent yet (%s: %s); will retry", order_id,
+        stats["emission_retries"] += len(order_ids)
+        log.warning("%d complete orders not sent yet (%s: %s); will retry", len(order_ids),
                     type(error).__name__, error)
-        return state
-    except Exception as error:  # noqa: BLE001 - a Kafka send failure: the claim goes stale, then resolves
-        stats["emission_retries"] += 1
-        log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
-                    order_id, type(error).__name__, error, CLAIM_TTL_MS // 1000)
-        return state
-    in_flight.add(order_id)
-    asyncio.ensure_future(confirm(partition, order_id, mine, pending))
-    return state
+        for order_id in order_ids:
+            keep_unsettled(here, work, order_id)
+        return
+    for order_id, (claim, mine) in zip(order_ids, claims):
+        state = work.get(order_id)
+        try:
+            if claim.outcome is guards.Outcome.SENT:
+                stats["duplicates_prevented"] += 1
+                work.put(order_id, replace(state, emitted=True))
+                here.unsettled.pop(order_id, None)
+                continue
+            if claim.outcome is guards.Outcome.HELD:
+                stats["claims_held_elsewhere"] += 1
+                keep_unsettled(here, work, order_id)
+                continue
+            if claim.outcome is guards.Outcome.STALE:
+                mine = await resolve_stale(order_id, claim, now_ms)
+                if mine is None:  # found in order_final, or taken by someone else meanwhile
+                    if await guard_says_sent(order_id):
+                        work.put(order_id, replace(state, emitted=True))
+                        here.unsettled.pop(order_id, None)
+                    else:
+                        keep_unsettled(here, work, order_id)
+                    continue
+            value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            pending = await topics.order_final.send(key=order_id.encode(), value=orjson.dumps(value))
+        except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
+            stats["emission_retries"] += 1
+            log.warning("order %s complete but not sent (%s: %s); will retry", order_id,
+                        type(error).__name__, error)
+            keep_unsettled(here, work, order_id)
+            continue
+        in_flight.add(order_id)
+        here.unsettled.pop(order_id, None)
+        asyncio.ensure_future(confirm(here.partition, order_id, mine, pending))
+
+
+def keep_unsettled(here: PartitionWatch, work: Batch, order_id: str) -> None:
+    since = here.unsettled.get(order_id, (None, time.time()))[1]
+    here.unsettled[order_id] = (work.get(order_id).newest_detail, since)
+
+
+async def resolve_stale(order_id: str, claim: guards.Claim, now_ms: int) -> bytes | None:
+    """A claim whose owner died between claim and marking: was its send made? Our claim if not."""
+    found = await asyncio.get_running_loop().run_in_executor(
+        None, find_sent, settings, order_id, claim.claimed_at_ms - CLAIM_TTL_MS)
+    if found is not None:
+        await guard.record_sent(order_id, claim.held, *found)
+        stats["duplicates_prevented"] += 1
+        log.warning("order %s: a stale claim had sent it already (%s); recorded", order_id, found)
+        return None
+    mine = await guard.take_over(order_id, claim.held, now_ms)
+    if mine is not None:
+        log.warning("order %s: took over a stale claim; sending", order_id)
+    return mine
+
+
+async def guard_says_sent(order_id: str) -> bool:
+    held = await guard.client.get(guards.KEY.format(order_id=order_id))
+    return held is not None and guards.judge(held, 0, CLAIM_TTL_MS).outcome is guards.Outcome.SENT
 
 
 async def confirm(partition: int, order_id: str, mine: bytes, pending) -> None:
@@ -250,13 +318,13 @@ async def confirm(partition: int, order_id: str, mine: bytes, pending) -> None:
                                    partition=partition)
 
 
-def record_emitted(partition: int, order_id: str) -> None:
-    state = load(order_id)
+def record_emitted(here: PartitionWatch, work: Batch, order_id: str) -> None:
+    state = work.get(order_id)
     if not state.emitted:
-        order_progress[order_id] = progress_codec.encode(replace(state, emitted=True))
+        work.put(order_id, replace(state, emitted=True))
         stats["completed"] += 1
     in_flight.discard(order_id)
-    watch(partition).unsettled.pop(order_id, None)
+    here.unsettled.pop(order_id, None)
 
 
 async def dead_letter(message, reason: str) -> None:

@@ -39,10 +39,19 @@ async def deliver(agent, topic, key: bytes | None, value: bytes | None, partitio
     await agent.put(key=key, value=value, partition=partition)
 
 
-async def drain(agent) -> None:
-    """put() returns when the agent takes an event, not when it is done with it: a tombstone
-    taken after the last event means that event is finished."""
-    await deliver(agent, topics.orders.get_topic_name(), b'"barrier"', None)
+async def until(condition, what: str, timeout_s: float = 5) -> None:
+    """put() returns when the agent has taken an event into its batch, not when the batch is
+    processed: wait (bounded) for the effect instead."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def processed(count: int):
+    target = order_completion.stats["events_in"] + count
+    return until(lambda: order_completion.stats["events_in"] >= target, f"{count} events processed")
 
 
 @pytest.fixture
@@ -71,29 +80,31 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
     order_id, other = str(uuid.uuid4()), str(uuid.uuid4())
     orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
     key = orjson.dumps(order_id)
+    ignored_before = order_completion.stats["redeliveries_ignored"]
 
     async def scenario():
         async with order_completion.complete_orders.test_context() as agent:
+            first_four = processed(4)
             # details first, then the order, then garbage, then a duplicate detail
             await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 2}, 20))
             await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
                                                            "num_products": 2, "timestamp": 0}, 10))
             await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 9, "quantity": 1}, 30))
             await deliver(agent, details, b"junk", b"{not json")
-            await drain(agent)
+            await first_four
             await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 9, "quantity": 1}, 30))
+            await until(lambda: order_completion.stats["redeliveries_ignored"] > ignored_before, "the duplicate")
             unsettled_before = final.await_count
             # an orders change committed later passes the frontier: the order settles
             await deliver(agent, orders, orjson.dumps(other), envelope("c", {"id": other, "customer_id": 1,
                                                                             "payment_method_id": 1, "num_products": 3,
                                                                             "timestamp": 0}, 40))
-            await drain(agent)
             # the ack arrives; the agent records the emission from its own notice
             notice = await confirmation(ticks, order_id)
             in_flight_before = order_id in order_completion.in_flight
             await deliver(agent, topics.settle_ticks.get_topic_name(), notice["key"], notice["value"],
                           notice["partition"])
-            await drain(agent)
+            await until(lambda: order_id not in order_completion.in_flight, "the notice recorded")
             recorded = progress_codec.decode(order_progress.get(order_id))
             return unsettled_before, in_flight_before, recorded
 
@@ -127,7 +138,7 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settin
             await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
                                                            "num_products": 1, "timestamp": 0}, 10))
             await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 1}, 5))
-            await drain(agent)
+            await until(lambda: order_completion.stats["duplicates_prevented"] > prevented_before, "the guard")
 
     prevented_before = order_completion.stats["duplicates_prevented"]
     asyncio.run(scenario())
