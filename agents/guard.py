@@ -33,11 +33,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# Delete our own claim (a send that failed while we were alive).
-_RELEASE_IF = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class Outcome(Enum):
@@ -78,15 +73,6 @@ class RedisGuard:
         self.worker, self.claim_ttl_ms = worker, claim_ttl_ms
         self._claim = self.client.register_script(_CLAIM)
         self._replace_if = self.client.register_script(_REPLACE_IF)
-        self._release_if = self.client.register_script(_RELEASE_IF)
-
-    async def claim(self, order_id: str, now_ms: int) -> tuple[Claim, bytes]:
-        """Try to claim the order. Returns the verdict and the value we wrote (if claimed)."""
-        mine = claim_value(self.worker, now_ms)
-        held = await self._claim(keys=[KEY.format(order_id=order_id)], args=[mine])
-        if held is None:
-            return Claim(Outcome.CLAIMED), mine
-        return judge(held, now_ms, self.claim_ttl_ms), mine
 
     async def claim_many(self, order_ids: list[str], now_ms: int) -> list[tuple[Claim, bytes]]:
         """`claim` for many orders in one pipelined round trip, in order."""
@@ -112,6 +98,3 @@ class RedisGuard:
         """A stale claim's send turned out to have happened: record it as sent."""
         await self._replace_if(keys=[KEY.format(order_id=order_id)],
                                args=[stale, sent_value(partition, offset)])
-
-    async def release(self, order_id: str, claimed: bytes) -> None:
-        await self._release_if(keys=[KEY.format(order_id=order_id)], args=[claimed])

@@ -1,0 +1,37 @@
+"""The Redis guard against the real Redis (db 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from agents.guard import KEY, Outcome, RedisGuard
+from config import Settings
+
+
+def test_claims_are_exclusive_stale_ones_can_be_taken_over_and_sent_is_final(settings: Settings):
+    fresh, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def scenario():
+        a = RedisGuard(settings.redis_url, "worker-a", claim_ttl_ms=1000)
+        b = RedisGuard(settings.redis_url, "worker-b", claim_ttl_ms=1000)
+        [(first, mine)] = await a.claim_many([fresh], now_ms=10_000)
+        [(live, _)] = await b.claim_many([fresh], now_ms=10_500)  # within the TTL
+        [(stale, _)] = await b.claim_many([fresh], now_ms=12_000)  # past it
+        taken = await b.take_over(fresh, stale.held, now_ms=12_000)
+        late = await a.take_over(fresh, stale.held, now_ms=12_001)  # lost the race
+        await b.mark_sent(fresh, taken, partition=3, offset=99)
+        await a.mark_sent(fresh, mine, partition=1, offset=1)  # a's old claim: no effect
+        [(after, _)] = await a.claim_many([fresh], now_ms=99_000)
+        both = await a.claim_many([other, fresh], now_ms=99_000)
+        await a.client.delete(KEY.format(order_id=fresh), KEY.format(order_id=other))
+        return first, live, stale, taken, late, after, both
+
+    first, live, stale, taken, late, after, both = asyncio.run(scenario())
+
+    assert first.outcome is Outcome.CLAIMED
+    assert live.outcome is Outcome.HELD and live.claimed_at_ms == 10_000
+    assert stale.outcome is Outcome.STALE
+    assert taken is not None and late is None
+    assert after.outcome is Outcome.SENT and b'"offset":99' in after.held
+    assert [claim.outcome for claim, _ in both] == [Outcome.CLAIMED, Outcome.SENT]
