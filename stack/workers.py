@@ -41,13 +41,18 @@ class Worker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def datadir(self) -> Path:
+        return self.settings.stack_home / "workers" / self.name
+
     def argv(self) -> list[str]:
         faust = Path(sys.executable).with_name("faust")
-        datadir = self.settings.stack_home / "workers" / self.name
+        datadir = self.datadir
         return [str(faust), "-A", "streams.app", f"--datadir={datadir}", "worker", "-l", "info",
                 "--web-port", str(self.port), "--web-host", "127.0.0.1"]
 
     def start(self) -> int:
+        self.datadir.parent.mkdir(parents=True, exist_ok=True)  # faust does not create it
         return process.start(self.argv(), pidfile=self.layout.pidfile(self.name),
                              logfile=self.layout.logfile(self.name), env=self.settings.as_env())
 

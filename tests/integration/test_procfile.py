@@ -43,8 +43,12 @@ def test_honcho_runs_two_workers_and_the_cdc_watcher(settings: Settings, unique_
                 time.sleep(0.5)
             registered = rest.status(connect, scratch.cdc_connector_name)
         finally:
-            family = psutil.Process(honcho.pid).children(recursive=True)
-            os.killpg(honcho.pid, 15)
+            try:
+                family = psutil.Process(honcho.pid).children(recursive=True)
+            except psutil.NoSuchProcess:  # honcho ended already: its output says why
+                family = []
+            if honcho.poll() is None:
+                os.killpg(honcho.pid, 15)
             output = honcho.communicate(timeout=60)[0].decode(errors="replace")
             psutil.wait_procs(family, timeout=30)
             rest.delete(rest.client(scratch.kafka_connect_url), scratch.cdc_connector_name)
