@@ -310,6 +310,7 @@ async def confirm(partition: int, order_id: str, mine: bytes, pending) -> None:
         log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
                     order_id, type(error).__name__, error, CLAIM_TTL_MS // 1000)
         return
+    stats["completed"] += 1  # one message in order_final, acknowledged
     try:
         await guard.mark_sent(order_id, mine, ack.partition, ack.offset)
     except RedisError as error:  # the claim goes stale; the lookup will find the message
@@ -322,7 +323,6 @@ def record_emitted(here: PartitionWatch, work: Batch, order_id: str) -> None:
     state = work.get(order_id)
     if not state.emitted:
         work.put(order_id, replace(state, emitted=True))
-        stats["completed"] += 1
     in_flight.discard(order_id)
     here.unsettled.pop(order_id, None)
 
