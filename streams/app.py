@@ -32,6 +32,10 @@ app = faust.App(
     broker_rebalance_timeout=20.0,
     broker_commit_interval=0.5,
     stream_wait_empty=False,
+    # Workers create the tick topic (and missing CDC topics) as they start; a worker whose
+    # consumer subscribed before the topic existed sees its partitions at the next metadata
+    # refresh: 5 s, not aiokafka's default 5 minutes (ticks would go unread that long).
+    consumer_metadata_max_age_ms=5000,
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
 )
