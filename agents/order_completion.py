@@ -219,8 +219,7 @@ async def decide(here: PartitionWatch, work: Batch, order_ids: set[str], frontie
         if outcome is Verdict.EMIT:
             to_emit.append(order_id)
         elif outcome is Verdict.UNSETTLED:
-            since = here.unsettled.get(order_id, (None, time.time()))[1]
-            here.unsettled[order_id] = (state.newest_detail, since)
+            keep_unsettled(here, work, order_id)
         else:
             here.unsettled.pop(order_id, None)
     if to_emit:
@@ -275,8 +274,12 @@ async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
 
 
 def keep_unsettled(here: PartitionWatch, work: Batch, order_id: str) -> None:
-    since = here.unsettled.get(order_id, (None, time.time()))[1]
-    here.unsettled[order_id] = (work.get(order_id).newest_detail, since)
+    """Remember a complete order that waits; its clock restarts when a newer detail arrives,
+    as a tick only vouches for what was read before its check."""
+    newest = work.get(order_id).newest_detail
+    previous = here.unsettled.get(order_id)
+    since = previous[1] if previous is not None and previous[0] == newest else time.time()
+    here.unsettled[order_id] = (newest, since)
 
 
 async def resolve_stale(order_id: str, claim: guards.Claim, now_ms: int) -> bytes | None:
