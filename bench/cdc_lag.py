@@ -23,7 +23,7 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cdc import rest
-from cdc.connector import CDC_TABLES, cdc_topic, connector_config, server_id
+from cdc.connector import CDC_TABLES, connector_config, server_id
 from cdc.topics import read_topics, snapshot_done
 from config import Settings, settings
 from source import database, generate
@@ -32,7 +32,7 @@ from source.traffic import ChaosMix, InsertOrder, Truth, plan
 
 def create_topics(settings: Settings) -> None:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    topics = [NewTopic(cdc_topic(settings, table), 1, 1, config={"message.timestamp.type": "LogAppendTime"})
+    topics = [NewTopic(settings.cdc_topic(table), 1, 1, config={"message.timestamp.type": "LogAppendTime"})
               for table in CDC_TABLES]
     for future in admin.create_topics(topics).values():
         future.result(timeout=30)
@@ -81,10 +81,10 @@ def main(
         try:
             rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))
             rest.wait_running(connect, name)
-            read_topics(scratch, [cdc_topic(scratch, t) for t in CDC_TABLES], until=snapshot_done)
+            read_topics(scratch, [scratch.cdc_topic(t) for t in CDC_TABLES], until=snapshot_done)
             consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": suffix,
                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-            consumer.subscribe([cdc_topic(scratch, "orders")])
+            consumer.subscribe([scratch.cdc_topic("orders")])
             runs = [measure(scratch, consumer, baseline_orders, baseline_rate, seed=1),
                     measure(scratch, consumer, orders, rate, seed=2)]
             consumer.close()

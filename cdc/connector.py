@@ -55,5 +55,3 @@ def server_id(connector_name: str) -> str:
     return str(10_000 + zlib.crc32(connector_name.encode()) % 1_000_000)
 
 
-def cdc_topic(settings: Settings, table: str) -> str:
-    return settings.cdc_topic(table)

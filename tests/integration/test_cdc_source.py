@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from cdc import rest
-from cdc.connector import CDC_TABLES, cdc_topic, connector_config, server_id
+from cdc.connector import CDC_TABLES, connector_config, server_id
 from config import Settings
 from source import database, generate
 from source.traffic import (CancelOrder, ChaosMix, DeleteDetail, InsertDetail, InsertOrder, Truth,
@@ -80,7 +80,7 @@ def test_every_change_reaches_its_topic_and_the_topics_agree_with_the_manifest(s
     generate.run(db, plan(20, seed=100, customers=CUSTOMERS, chaos=ChaosMix.off()), total_orders=20,
                  rate=0, truth=truth, progress=False)
     before = truth.manifest()
-    topics = [cdc_topic(settings, table) for table in CDC_TABLES]
+    topics = [settings.cdc_topic(table) for table in CDC_TABLES]
 
     # when the connector is registered, its snapshot completes, and 200 chaotic orders follow
     rest.put_config(connect, settings.cdc_connector_name, connector_config(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cdc import rest
-from cdc.connector import CDC_TABLES, cdc_topic, connector_config
+from cdc.connector import CDC_TABLES, connector_config
 from config import Settings
 from source.database import schema_statements, SCHEMA
 
@@ -35,7 +35,7 @@ def test_both_flavors_write_the_same_topics_and_envelope(settings: Settings):
     assert mariadb["tombstones.on.delete"] == "true"
     assert mariadb["decimal.handling.mode"] == "string"
     assert mariadb["snapshot.mode"] == "initial"
-    assert cdc_topic(settings, "orders") == "mysql.shop.orders"
+    assert settings.cdc_topic("orders") == "mysql.shop.orders"
 
 
 def test_overrides_win(settings: Settings):
