@@ -1,4 +1,4 @@
-"""The one SparkSession factory: master, S3A for MinIO, and the pinned JDBC driver.
+"""The one SparkSession factory: master, S3A for MinIO, Delta Lake, the pinned JDBC driver.
 
 Jars come through `spark.jars.packages` (resolved from Maven Central once, then from the
 Ivy cache under STACK_CACHE), so `python -m batch...` and `spark-submit` behave the same.
@@ -16,6 +16,7 @@ SPARK_PACKAGES = (
     "org.apache.hadoop:hadoop-aws:3.3.4",
     "com.amazonaws:aws-java-sdk-bundle:1.12.262",
     "org.mariadb.jdbc:mariadb-java-client:2.7.12",
+    "io.delta:delta-spark_2.12:3.3.3",  # same version as the delta-spark wheel
 )
 JDBC_DRIVER = "org.mariadb.jdbc.Driver"
 
@@ -27,8 +28,15 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.jars.ivy": str(settings.stack_cache / "ivy2"),
         "spark.driver.memory": "2g",
         "spark.sql.session.timeZone": "UTC",
+        # JDBC's DATETIME -> timestamp goes through the JVM's zone: keep it UTC like MySQL's.
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": "8",
         "spark.ui.showConsoleProgress": "false",
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Every lake table keeps a change feed: the next layer reads only what changed.
+        "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true",
         "spark.hadoop.fs.s3a.endpoint": f"http://{settings.minio_endpoint}",
         "spark.hadoop.fs.s3a.access.key": settings.minio_access_key,
         "spark.hadoop.fs.s3a.secret.key": settings.minio_secret_key.get_secret_value(),

@@ -60,8 +60,11 @@ class Settings(BaseSettings):
     minio_secret_key: SecretStr = Field(SecretStr("admin123"), validation_alias="MINIO_SECRET_KEY")
     lake_uri: str = Field("s3a://", validation_alias="LAKE_URI")
 
-    # --- Spark ---------------------------------------------------------------------------
+    # --- Spark and the batch layers ------------------------------------------------------
     spark_master: str = Field("local[*]", validation_alias="SPARK_MASTER")
+    # Incremental Bronze re-reads orders this far behind its watermark: rows committed late
+    # (a transaction's NOW() is taken before it commits) are still caught.
+    batch_lookback_minutes: int = Field(60, validation_alias="BATCH_LOOKBACK_MINUTES", ge=0)
 
     # --- Local stack (only `python -m stack` reads these) ------------------------------
     stack_home: Path = Field(REPO_ROOT / ".stack", validation_alias="STACK_HOME")

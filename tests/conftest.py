@@ -6,6 +6,8 @@ import pytest
 
 from config import Settings
 
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # pyspark.pandas (via pyspark.testing) asks
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
@@ -19,3 +21,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") == "true" and skipped and session.exitstatus == 0:
         reporter.write_line(f"CI: {skipped} test(s) skipped; skips are failures here", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings):
+    """One SparkSession for the whole run, built by the product's own factory (Delta, S3A,
+    JDBC jars): Spark keeps one session per process, so unit and integration tests share it.
+    Pure-transform tests use it without touching any service."""
+    from batch.session import build_session
+
+    session = build_session(settings.model_copy(update={"spark_master": "local[2]"}), "tests")
+    yield session
+    session.stop()

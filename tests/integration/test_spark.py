@@ -4,16 +4,9 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from batch.session import build_session, jdbc_options
+from batch.session import jdbc_options
 from config import Settings
 from source import database
-
-
-@pytest.fixture(scope="module")
-def spark(settings: Settings) -> SparkSession:
-    session = build_session(settings, "stack-test")
-    yield session
-    session.stop()
 
 
 @pytest.fixture

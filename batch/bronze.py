@@ -1,0 +1,104 @@
+"""Bronze: MySQL -> the lake over JDBC, in parallel partitioned reads.
+
+The first run (or `--full`) reads every table whole. Later runs read orders and their details
+from the stored watermark (the newest `orders.timestamp` seen) minus BATCH_LOOKBACK_MINUTES,
+which catches rows committed late; reference tables are read whole and compared. Either way
+only rows that differ are written, and rows gone from the source within the range read are
+deleted. Run: `python -m batch.bronze [--full]`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from batch import lake
+from batch.report import LayerRun, layer_run
+from batch.session import jdbc_options
+from batch.transforms.bronze import DETAILS_QUERY, PARTITION_COLUMNS, hash_predicates, with_date_partitions
+from batch.transforms.common import missing_keys
+from config import Settings
+
+LAYER = "bronze"
+WATERMARK = "orders"  # the mark's name: newest orders.timestamp read
+# Marks are UTC wall-clock text, never Python datetimes (PySpark would shift those to the
+# local time zone): the same instant in Spark's session time zone, MySQL's and the mark.
+MOMENT_SPARK = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+MOMENT_PYTHON = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def moment(mark: str, *, minus: timedelta) -> str:
+    return (datetime.strptime(mark, MOMENT_PYTHON) - minus).strftime(MOMENT_PYTHON)
+
+
+def read_table(spark: SparkSession, settings: Settings, table: str, *,
+               predicates: list[str] | None = None) -> DataFrame:
+    options = jdbc_options(settings, table)
+    if predicates is None:
+        return spark.read.format("jdbc").options(**options).load()
+    return spark.read.jdbc(options.pop("url"), options.pop("dbtable"), predicates=predicates,
+                           properties=options)
+
+
+def read_by_range(spark: SparkSession, settings: Settings, table: str, column: str,
+                  partitions: int) -> DataFrame:
+    """The whole table in `partitions` reads over equal ranges of a numeric `column`."""
+    bounds = read_table(spark, settings, f"(SELECT MIN({column}) lo, MAX({column}) hi FROM {table}) b").first()
+    reader = spark.read.format("jdbc").options(**jdbc_options(settings, table))
+    if bounds["lo"] is not None:
+        reader = (reader.option("partitionColumn", column).option("lowerBound", bounds["lo"])
+                  .option("upperBound", bounds["hi"]).option("numPartitions", partitions))
+    return reader.load()
+
+
+def land(spark: SparkSession, settings: Settings, run: LayerRun, table: str, rows: DataFrame,
+         keys: list[str], *, scope: Column | None = None, partition_by=()) -> DataFrame:
+    """Write `rows` (the source's rows within `scope`, all when None) to Bronze: changed rows
+    merged, rows of the scope the source no longer has deleted."""
+    location = lake.path(settings, LAYER, table)
+    with run.table(table) as counts:
+        rows = rows.cache()
+        counts.read = rows.count()
+        deletes = None
+        if lake.exists(spark, location):
+            current = lake.read(spark, location)
+            deletes = missing_keys(current if scope is None else current.filter(scope), rows, keys)
+        counts.written = lake.upsert(spark, location, rows, keys, deletes=deletes,
+                                     partition_by=partition_by).rows
+    return rows
+
+
+def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
+    partitions = max(2, spark.sparkContext.defaultParallelism)
+    mark = None if full else lake.read_marks(spark, settings, LAYER).get(WATERMARK)
+    since = moment(mark, minus=timedelta(minutes=settings.batch_lookback_minutes)) if mark else None
+    in_scope = (lambda column: F.col(column) >= F.lit(since).cast("timestamp")) if since else (lambda _: None)
+    with layer_run(LAYER) as layer:
+        land(spark, settings, layer, "payment_method", read_table(spark, settings, "payment_method"), ["id"])
+        land(spark, settings, layer, "customers",
+             read_by_range(spark, settings, "customers", "id", partitions), ["id"])
+        orders = land(
+            spark, settings, layer, "orders",
+            read_table(spark, settings, "orders",
+                       predicates=hash_predicates("id", partitions, "timestamp", since))
+            .transform(with_date_partitions, "timestamp"),
+            ["id"], scope=in_scope("timestamp"),
+            partition_by=PARTITION_COLUMNS)
+        land(spark, settings, layer, "order_details",
+             read_table(spark, settings, DETAILS_QUERY,
+                        predicates=hash_predicates("order_id", partitions, "order_timestamp", since))
+             .transform(with_date_partitions, "order_timestamp"),
+             ["order_id", "product_id"], scope=in_scope("order_timestamp"),
+             partition_by=PARTITION_COLUMNS)
+        newest = orders.agg(F.date_format(F.max("timestamp"), MOMENT_SPARK)).first()[0]
+        if newest is not None and (mark is None or newest > mark):  # fixed format: text order is time order
+            lake.write_marks(spark, settings, LAYER, {WATERMARK: newest})
+    return layer
+
+
+if __name__ == "__main__":  # python -m batch.bronze, or spark-submit batch/bronze.py
+    from batch.cli import job
+
+    job(["bronze"], __doc__.split("\n\n")[0])()

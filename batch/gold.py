@@ -1,0 +1,124 @@
+"""Gold: Silver's changes since the last run -> the star schema.
+
+Dimensions take changed rows (SCD type 1; a dimension row is never deleted, facts may point
+at it). Facts are recomputed for the orders touched: changed orders, orders whose details
+changed, and orders still pointing at an unknown member (so a late customer is picked up).
+Run: `python -m batch.gold [--full]`.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from batch import lake
+from batch.report import LayerRun, layer_run
+from batch.transforms import gold
+from batch.transforms.common import missing_keys
+from batch.transforms.silver import ORDER_DETAILS, ORDERS, TABLES, latest_changes
+from config import Settings
+
+LAYER = "gold"
+DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, and how
+    "dim_customer": ("customer_key", "customers", gold.dim_customer),
+    "dim_payment_method": ("payment_method_key", "payment_method", gold.dim_payment_method),
+    "dim_product": ("product_key", "order_details", gold.dim_product),
+    "dim_date": ("date_id", "orders", gold.dim_date),
+}
+
+
+class Gold:
+    """One Gold run: reads Silver once, writes dimensions, then facts."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, layer: LayerRun, *, full: bool):
+        self.spark, self.settings, self.layer, self.full = spark, settings, layer, full
+        self.marks = {} if full else lake.read_marks(spark, settings, LAYER)
+        self.versions: dict[str, int] = {}
+        self.changed: dict[str, DataFrame] = {}
+        self.gone: dict[str, DataFrame] = {}  # keys deleted from Silver since the last run
+        for table in TABLES:
+            seen = self.marks.get(table.name)
+            changes, self.versions[table.name] = lake.changes_since(
+                spark, self.silver(table.name), None if seen is None else int(seen))
+            latest = latest_changes(changes, table.keys).cache()
+            self.changed[table.name] = latest.filter("_change_type != 'delete'").select(*table.columns)
+            self.gone[table.name] = latest.filter("_change_type = 'delete'").select(*table.keys)
+
+    def silver(self, table: str) -> str:
+        return lake.path(self.settings, "silver", table)
+
+    def gold(self, table: str) -> str:
+        return lake.path(self.settings, LAYER, table)
+
+    def moved(self, *tables: str) -> bool:
+        """Whether any of these Silver tables changed since the last run."""
+        return any(str(self.versions[table]) != self.marks.get(table) for table in tables)
+
+    def write(self, table: str, rows: DataFrame, keys: list[str], *, read: int,
+              deletes: DataFrame | None = None, partition_by=()) -> None:
+        with self.layer.table(table) as counts:
+            counts.read = read
+            counts.written = lake.upsert(self.spark, self.gold(table), rows, keys, deletes=deletes,
+                                         partition_by=partition_by).rows
+
+    def dimensions(self) -> None:
+        for name, (key, source, build) in DIMENSIONS.items():
+            if self.moved(source):
+                changed = self.changed[source]
+                self.write(name, build(changed), [key], read=changed.count())
+
+    def touched_orders(self) -> DataFrame:
+        """Order ids whose facts must be recomputed."""
+        ids = (self.changed["orders"].select("order_id")
+               .unionByName(self.gone["orders"])
+               .unionByName(self.changed["order_details"].select("order_id"))
+               .unionByName(self.gone["order_details"].select("order_id")))
+        facts = self.gold("fact_orders")
+        if lake.exists(self.spark, facts):
+            current = lake.read(self.spark, facts)
+            unresolved = F.col("customer_key") == gold.UNKNOWN
+            unresolved |= F.col("payment_method_key") == gold.UNKNOWN
+            ids = ids.unionByName(current.filter(F.lit(self.full) | unresolved).select("order_id"))
+        return ids.distinct().cache()
+
+    def facts(self) -> None:
+        if not self.moved(*self.versions):
+            return
+        touched = self.touched_orders()
+        orders = lake.read(self.spark, self.silver(ORDERS.name)).join(touched, "order_id", "left_semi")
+        details = (lake.read(self.spark, self.silver(ORDER_DETAILS.name))
+                   .join(touched, "order_id", "left_semi"))
+        dimension = {name: lake.read(self.spark, self.gold(name)) for name in DIMENSIONS}
+        facts = gold.fact_orders(orders, details, dimension["dim_customer"],
+                                 dimension["dim_payment_method"], dimension["dim_date"]).cache()
+        touched_count = touched.count()
+        self.write("fact_orders", facts, ["order_id"], read=touched_count,
+                   deletes=missing_keys(touched, facts, ["order_id"]),
+                   partition_by=["order_date_id"])
+        products = gold.fact_order_products(details, facts, dimension["dim_product"])
+        location = self.gold("fact_order_products")
+        stale = None
+        if lake.exists(self.spark, location):
+            current = lake.read(self.spark, location).join(touched, "order_id", "left_semi")
+            stale = missing_keys(current, products, ["order_id", "product_id"])
+        self.write("fact_order_products", products, ["order_id", "product_id"],
+                   read=touched_count, deletes=stale, partition_by=["order_date_id"])
+
+    def mark(self) -> None:
+        lake.write_marks(self.spark, self.settings, LAYER,
+                         {table: str(version) for table, version in self.versions.items()})
+
+
+def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
+    with layer_run(LAYER) as layer:
+        star = Gold(spark, settings, layer, full=full)
+        star.dimensions()
+        star.facts()
+        star.mark()
+    return layer
+
+
+if __name__ == "__main__":  # python -m batch.gold, or spark-submit batch/gold.py
+    from batch.cli import job
+
+    job(["gold"], __doc__.split("\n\n")[0])()

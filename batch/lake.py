@@ -1,0 +1,124 @@
+"""The lake on MinIO: where each table lives, and the Delta Lake reads and writes every job
+shares.
+
+Each write is one Delta commit: readers see a table before it or after it, never half of it,
+and a job killed mid-write leaves only files no commit references. Writes MERGE just the
+rows that differ, so a re-run that brings no news commits nothing. Every table keeps a
+change feed, which is how the next layer reads only what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from batch.transforms.common import changed_rows
+from config import Settings
+
+DELETE = "_delete"
+GOLD_FOLDERS = {"dim_": "dimensions", "fact_": "facts"}
+
+
+def path(settings: Settings, layer: str, table: str) -> str:
+    """`s3a://silver/orders`; Gold keeps seed 000's `dimensions/` and `facts/` folders."""
+    folder = next((name for prefix, name in GOLD_FOLDERS.items() if table.startswith(prefix)), None)
+    return settings.lake_path(layer, *filter(None, (folder, table)))
+
+
+def exists(spark: SparkSession, location: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, location)
+
+
+def read(spark: SparkSession, location: str) -> DataFrame:
+    return spark.read.format("delta").load(location)
+
+
+def version(spark: SparkSession, location: str) -> int:
+    return DeltaTable.forPath(spark, location).history(1).first()["version"]
+
+
+def changes_since(spark: SparkSession, location: str, seen: int | None) -> tuple[DataFrame, int]:
+    """The table's changes after version `seen` (all of it when None), and its version now.
+
+    Rows carry Delta's change-feed columns; a first read is the snapshot, as inserts."""
+    now = version(spark, location)
+    if seen is not None and seen < now:
+        return (spark.read.format("delta").option("readChangeFeed", "true")
+                .option("startingVersion", seen + 1).option("endingVersion", now).load(location)), now
+    snapshot = spark.read.format("delta").option("versionAsOf", now).load(location)
+    if seen is not None:
+        snapshot = snapshot.limit(0)  # seen it all
+    return snapshot.withColumns({"_change_type": F.lit("insert"),
+                                 "_commit_version": F.lit(now).cast("long"),
+                                 "_commit_timestamp": F.current_timestamp()}), now
+
+
+@dataclass(frozen=True)
+class Written:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[str], *,
+           deletes: DataFrame | None = None, partition_by: Sequence[str] = ()) -> Written:
+    """MERGE `rows` into the table by `keys` and delete the `deletes` keys; the first write
+    creates the table. Rows identical to the table's are left out; with nothing left, no
+    commit is made."""
+    if not exists(spark, location):
+        rows.write.format("delta").partitionBy(*partition_by).save(location)
+        return Written(inserted=_last_commit_metrics(spark, location).get("numOutputRows", 0))
+    target = DeltaTable.forPath(spark, location)
+    source = changed_rows(rows, target.toDF()).withColumn(DELETE, F.lit(False))
+    if deletes is not None:
+        source = source.unionByName(deletes.select(*keys).withColumn(DELETE, F.lit(True)),
+                                    allowMissingColumns=True)
+    source = source.cache()
+    try:
+        if source.isEmpty():
+            return Written()
+        matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+        values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
+        (target.alias("t").merge(source.alias("s"), matched)
+         .whenMatchedDelete(f"s.{DELETE}")
+         .whenMatchedUpdate(set=values)
+         .whenNotMatchedInsert(condition=f"NOT s.{DELETE}", values=values)
+         .execute())
+    finally:
+        source.unpersist()
+    metrics = _last_commit_metrics(spark, location)
+    return Written(*(metrics.get(f"numTargetRows{kind}", 0) for kind in ("Inserted", "Updated", "Deleted")))
+
+
+def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:
+    metrics = DeltaTable.forPath(spark, location).history(1).first()["operationMetrics"] or {}
+    return {name: int(value) for name, value in metrics.items()}
+
+
+# --- marks: how far each layer has read its input ------------------------------------------
+def read_marks(spark: SparkSession, settings: Settings, layer: str) -> dict[str, str]:
+    """The layer's stored watermarks (table -> mark), empty before its first run."""
+    location = path(settings, layer, "_marks")
+    if not exists(spark, location):
+        return {}
+    return {row["table"]: row["mark"] for row in read(spark, location).collect()}
+
+
+def write_marks(spark: SparkSession, settings: Settings, layer: str, marks: dict[str, str]) -> None:
+    """Store the layer's marks after its data is committed: a crash in between only makes
+    the next run read some rows again, which MERGE turns into no change."""
+    stored = read_marks(spark, settings, layer)
+    now = datetime.now(timezone.utc)
+    moved = [(table, mark, now) for table, mark in marks.items() if stored.get(table) != mark]
+    if moved:
+        rows = spark.createDataFrame(moved, "table string, mark string, updated_at timestamp")
+        upsert(spark, path(settings, layer, "_marks"), rows, ["table"])

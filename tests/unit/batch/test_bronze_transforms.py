@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.testing import assertDataFrameEqual
+
+from batch.transforms.bronze import hash_predicates, with_date_partitions
+
+
+def test_date_partitions_come_from_the_named_timestamp(spark):
+    rows = spark.createDataFrame([("a", datetime(2026, 2, 28, 23, 59, 59)), ("b", None)],
+                                 "id string, order_timestamp timestamp")
+    assertDataFrameEqual(
+        with_date_partitions(rows, "order_timestamp"),
+        spark.createDataFrame([("a", datetime(2026, 2, 28, 23, 59, 59), 2026, 2, 28),
+                               ("b", None, None, None, None)],
+                              "id string, order_timestamp timestamp, year int, month int, day int"))
+
+
+def test_hash_predicates_cover_every_bucket_once_and_scope_to_the_watermark():
+    full = hash_predicates("id", 3)
+    assert full == ["MOD(CRC32(`id`), 3) = 0", "MOD(CRC32(`id`), 3) = 1", "MOD(CRC32(`id`), 3) = 2"]
+
+    since = hash_predicates("order_id", 2, "order_timestamp", "2026-11-21 10:00:00.000000")
+    assert since == [
+        "MOD(CRC32(`order_id`), 2) = 0 AND `order_timestamp` >= '2026-11-21 10:00:00.000000'",
+        "MOD(CRC32(`order_id`), 2) = 1 AND `order_timestamp` >= '2026-11-21 10:00:00.000000'"]

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from batch.transforms.common import changed_rows, latest_per_key, missing_keys
+
+SCHEMA = "id int, name string, city string"
+
+
+def test_changed_rows_keeps_new_and_altered_rows_and_compares_nulls_as_equal(spark):
+    current = spark.createDataFrame([(1, "Ann", None), (2, "Bob", "Oslo"), (3, "Cy", "Rome")], SCHEMA)
+    candidates = spark.createDataFrame(
+        [(1, "Ann", None),       # identical, null included: not a change
+         (2, "Bob", "Bergen"),   # altered
+         (3, "Cy", None),        # altered to null
+         (4, "Di", "Nice")],     # new
+        SCHEMA)
+
+    assertDataFrameEqual(changed_rows(candidates, current),
+                         spark.createDataFrame([(2, "Bob", "Bergen"), (3, "Cy", None), (4, "Di", "Nice")], SCHEMA))
+
+
+def test_changed_rows_of_a_rerun_is_empty(spark):
+    rows = spark.createDataFrame([(1, "Ann", None), (2, "Bob", "Oslo")], SCHEMA)
+    assert changed_rows(rows, rows).count() == 0
+
+
+def test_missing_keys_are_the_rows_the_source_lost(spark):
+    current = spark.createDataFrame([(1, "Ann", None), (2, "Bob", "Oslo")], SCHEMA)
+    candidates = spark.createDataFrame([(2, "Bob", "Bergen")], SCHEMA)
+    assertDataFrameEqual(missing_keys(current, candidates, ["id"]), spark.createDataFrame([(1,)], "id int"))
+
+
+def test_latest_per_key_picks_the_first_by_the_given_order(spark):
+    rows = spark.createDataFrame([(1, "old", 1), (1, "new", 3), (1, "mid", 2), (2, "only", 1)],
+                                 "id int, value string, version int")
+    assertDataFrameEqual(latest_per_key(rows, ["id"], [F.col("version").desc()]),
+                         spark.createDataFrame([(1, "new", 3), (2, "only", 1)], rows.schema))
