@@ -27,6 +27,7 @@ WATERMARK = "orders"  # the mark's name: newest orders.timestamp read
 # local time zone): the same instant in Spark's session time zone, MySQL's and the mark.
 MOMENT_SPARK = "yyyy-MM-dd HH:mm:ss.SSSSSS"
 MOMENT_PYTHON = "%Y-%m-%d %H:%M:%S.%f"
+MOMENT_MYSQL = "%Y-%m-%d %H:%i:%s.%f"
 
 
 def moment(mark: str, *, minus: timedelta) -> str:
@@ -75,6 +76,9 @@ def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> Layer
     mark = None if full else lake.read_marks(spark, settings, LAYER).get(WATERMARK)
     since = moment(mark, minus=timedelta(minutes=settings.batch_lookback_minutes)) if mark else None
     in_scope = (lambda column: F.col(column) >= F.lit(since).cast("timestamp")) if since else (lambda _: None)
+    # The database's clock before reading: the mark never passes it, so an order dated in
+    # the future cannot push the watermark past orders written after it.
+    clock = read_table(spark, settings, f"(SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '{MOMENT_MYSQL}') now) c").first()["now"]
     with layer_run(LAYER) as layer:
         land(spark, settings, layer, "payment_method", read_table(spark, settings, "payment_method"), ["id"])
         land(spark, settings, layer, "customers",
@@ -93,8 +97,10 @@ def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> Layer
              ["order_id", "product_id"], scope=in_scope("order_timestamp"),
              partition_by=PARTITION_COLUMNS)
         newest = orders.agg(F.date_format(F.max("timestamp"), MOMENT_SPARK)).first()[0]
-        if newest is not None and (mark is None or newest > mark):  # fixed format: text order is time order
-            lake.write_marks(spark, settings, LAYER, {WATERMARK: newest})
+        if newest is not None:  # fixed format: text order is time order
+            newest = min(newest, clock)
+            if mark is None or newest > mark:
+                lake.write_marks(spark, settings, LAYER, {WATERMARK: newest})
     return layer
 
 

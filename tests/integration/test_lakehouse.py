@@ -1,0 +1,226 @@
+"""The batch layers on the real stack: MariaDB -> Bronze -> Silver -> Gold as Delta tables on
+MinIO, first run, re-run, increments, bad rows and a job killed mid-write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from batch import bronze, gold, lake, silver
+from batch.report import LayerRun
+from config import Settings
+from config.settings import REPO_ROOT
+from source import database, generate
+from source.traffic import ChaosMix, Truth, plan
+from tests.integration.conftest import make_scratch_lake
+
+CUSTOMERS = 2_000
+GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
+               "fact_order_products")
+FOREIGN_KEYS = {  # fact -> (its column, dimension, the dimension's key)
+    "fact_orders": [("customer_key", "dim_customer", "customer_key"),
+                    ("payment_method_key", "dim_payment_method", "payment_method_key"),
+                    ("order_date_id", "dim_date", "date_id")],
+    "fact_order_products": [("product_key", "dim_product", "product_key"),
+                            ("customer_key", "dim_customer", "customer_key"),
+                            ("order_date_id", "dim_date", "date_id")],
+}
+
+
+@pytest.fixture(scope="module")
+def lakehouse(settings: Settings, spark: SparkSession):
+    """A scratch source database with reference data and 1,000 orders (chaos on), and a lake
+    of its own built from it by a first run. The tests share it (a run takes tens of
+    seconds); each one's checks are relative to the state it finds."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    lake_fixture = make_scratch_lake(settings, name)
+    minio, bucket, lake_settings = next(lake_fixture)
+    with database.scratch_database(lake_settings, name) as scratch:
+        connection = database.connect(scratch)
+        database.apply_schema(connection)
+        database.load_reference(connection, CUSTOMERS, seed=1, progress=False)
+        add_orders(connection, 1_000, seed=1, chaos=ChaosMix())
+        first_run = run_all(spark, scratch)
+        yield Lakehouse(scratch, connection, minio, bucket, first_run)
+        connection.close()
+    next(lake_fixture, None)
+
+
+@dataclass
+class Lakehouse:
+    settings: Settings
+    connection: object
+    minio: object
+    bucket: str
+    first_run: dict
+
+
+def add_orders(connection, orders: int, *, seed: int, chaos: ChaosMix = ChaosMix.off()) -> None:
+    generate.run(connection, plan(orders, seed=seed, customers=CUSTOMERS, chaos=chaos),
+                 total_orders=orders, rate=0, truth=Truth(), progress=False)
+
+
+def run_all(spark: SparkSession, settings: Settings) -> dict[str, LayerRun]:
+    return {layer.__name__.split(".")[-1]: layer.run(spark, settings) for layer in (bronze, silver, gold)}
+
+
+def written(run: LayerRun, table: str) -> int:
+    return next(t.written for t in run.tables if t.table == table)
+
+
+def gold_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:
+    return {name: lake.read(spark, lake.path(settings, "gold", name)) for name in GOLD_TABLES}
+
+
+def source_count(connection, table: str) -> int:
+    return database.count_rows(connection, table)
+
+
+VALID_ORDERS = "o.num_products > 0 AND o.`timestamp` <= NOW(3) + INTERVAL 5 MINUTE"
+
+
+def valid_source_rows(connection) -> tuple[int, int]:
+    """Orders and order products the star should hold: the source's rows that pass Silver's rules."""
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT COUNT(*) FROM orders o WHERE {VALID_ORDERS}")
+    (orders,) = cursor.fetchone()
+    cursor.execute("SELECT COUNT(*) FROM order_details d JOIN orders o ON o.id = d.order_id"
+                   f" WHERE d.quantity > 0 AND {VALID_ORDERS}")
+    (products,) = cursor.fetchone()
+    return orders, products
+
+
+def assert_star_matches_source(spark: SparkSession, settings: Settings, connection) -> None:
+    tables = gold_tables(spark, settings)
+    orders, products = valid_source_rows(connection)
+    assert tables["fact_orders"].count() == orders
+    assert tables["fact_order_products"].count() == products
+    assert tables["dim_customer"].count() == source_count(connection, "customers") + 1  # + unknown
+    assert tables["dim_payment_method"].count() == 12 + 1
+    for fact, keys in FOREIGN_KEYS.items():
+        for column, dimension, key in keys:
+            dangling = tables[fact].join(tables[dimension], tables[fact][column] == tables[dimension][key],
+                                         "left_anti")
+            assert dangling.count() == 0, f"{fact}.{column} not in {dimension}"
+    complete = tables["fact_orders"].filter("is_complete").count()
+    assert 0 < complete < tables["fact_orders"].count()  # chaos leaves some orders incomplete
+
+
+def test_first_run_builds_the_star_and_a_rerun_changes_nothing(spark, lakehouse):
+    settings, connection, first = lakehouse.settings, lakehouse.connection, lakehouse.first_run
+
+    assert written(first["bronze"], "orders") == source_count(connection, "orders") > 900
+    assert written(first["bronze"], "customers") == CUSTOMERS
+    for layer in ("bronze", "silver"):
+        assert first[layer].total("quarantined") == 0
+    assert_star_matches_source(spark, settings, connection)
+    before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
+    versions = {name: lake.version(spark, lake.path(settings, "gold", name)) for name in GOLD_TABLES}
+
+    again = run_all(spark, settings)
+
+    assert [again[layer].total("written") for layer in again] == [0, 0, 0]
+    for name, table in gold_tables(spark, settings).items():
+        assertDataFrameEqual(table, before[name])
+        assert lake.version(spark, lake.path(settings, "gold", name)) == versions[name]
+
+
+def test_new_orders_alone_flow_through(spark, lakehouse):
+    settings, connection = lakehouse.settings, lakehouse.connection
+    orders, details = source_count(connection, "orders"), source_count(connection, "order_details")
+
+    add_orders(connection, 100, seed=2)
+    new_details = source_count(connection, "order_details") - details
+    runs = run_all(spark, settings)
+
+    assert written(runs["bronze"], "orders") == 100
+    assert written(runs["bronze"], "order_details") == new_details
+    assert written(runs["bronze"], "customers") == written(runs["bronze"], "payment_method") == 0
+    assert written(runs["silver"], "orders") == 100
+    assert written(runs["gold"], "fact_orders") == 100
+    assert written(runs["gold"], "fact_order_products") == new_details
+    assert "dim_customer" not in [t.table for t in runs["gold"].tables]  # Silver customers unchanged
+    assert source_count(connection, "orders") == orders + 100
+    assert_star_matches_source(spark, settings, connection)
+
+
+def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
+    settings, connection = lakehouse.settings, lakehouse.connection
+    cursor = connection.cursor()
+    cursor.execute("SELECT id FROM orders LIMIT 1")
+    (good_order,) = cursor.fetchone()
+    cursor.execute("INSERT INTO orders VALUES ('bad-size', 5, 1, 2, 0, NOW(3)),"
+                   " ('bad-future', 5, 1, 2, 1, NOW(3) + INTERVAL 2 DAY)")
+    cursor.execute("INSERT INTO order_details VALUES (%s, 9999, -3)", (good_order,))
+
+    runs = run_all(spark, settings)
+
+    quarantine = {table: lake.read(spark, lake.path(settings, "silver", f"{table}_quarantine"))
+                  for table in ("orders", "order_details")}
+    assert sorted((r["order_id"], r["_broken_rules"]) for r in quarantine["orders"].collect()) == [
+        ("bad-future", ["order_ts_not_future"]), ("bad-size", ["num_products_positive"])]
+    assert [(r["order_id"], r["_broken_rules"]) for r in quarantine["order_details"].collect()] == [
+        (good_order, ["quantity_positive"])]
+    # the future order does not drag Bronze's watermark past the orders written after it
+    cursor.execute("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f')")
+    assert lake.read_marks(spark, settings, "bronze")["orders"] <= cursor.fetchone()[0]
+    orders_run = next(t for t in runs["silver"].tables if t.table == "orders")
+    assert (orders_run.read, orders_run.quarantined, orders_run.written) == (2, 2, 0)
+    silver_orders = lake.read(spark, lake.path(settings, "silver", "orders"))
+    assert silver_orders.filter("order_id LIKE 'bad-%'").count() == 0
+    assert gold_tables(spark, settings)["fact_orders"].filter("order_id LIKE 'bad-%'").count() == 0
+    assert_star_matches_source(spark, settings, connection)
+
+
+def new_parquet(minio, bucket: str, known: set[str]) -> str | None:
+    for entry in minio.list_objects(bucket, prefix="gold/", recursive=True):
+        if entry.object_name.endswith(".parquet") and entry.object_name not in known:
+            return entry.object_name
+    return None
+
+
+def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spark, lakehouse, tmp_path):
+    settings, connection, minio, bucket = (lakehouse.settings, lakehouse.connection, lakehouse.minio,
+                                           lakehouse.bucket)
+    env = {**os.environ, **settings.as_env()}
+    for attempt in range(3):  # the kill must land between a data file and its commit
+        add_orders(connection, 100, seed=10 + attempt)
+        bronze.run(spark, settings)
+        silver.run(spark, settings)
+        before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
+        known = {entry.object_name for entry in minio.list_objects(bucket, prefix="gold/", recursive=True)}
+        log = (tmp_path / f"gold-{attempt}.log").open("w")
+        job = subprocess.Popen([sys.executable, "-m", "batch.gold"], cwd=REPO_ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 240
+        while (landed := new_parquet(minio, bucket, known)) is None and job.poll() is None:
+            assert time.monotonic() < deadline, "gold job wrote nothing in 240 s"
+            time.sleep(0.02)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        assert landed is not None, (f"gold job exited ({job.returncode}) before writing a file:\n"
+                                    + (tmp_path / f"gold-{attempt}.log").read_text()[-3000:])
+        table = landed.split("/")[2]  # gold/<dimensions|facts>/<table>/...
+        committed = lake.read(spark, lake.path(settings, "gold", table)).inputFiles()
+        if not any(path.endswith(landed.split("/")[-1]) for path in committed):
+            break  # killed after the file, before its commit: the case under test
+        gold.run(spark, settings)  # killed too late; finish and try again
+    else:
+        pytest.fail("three kills all landed after a commit")
+
+    for name, rows in gold_tables(spark, settings).items():  # the last good version, readable
+        if name == table:
+            assertDataFrameEqual(rows, before[name])
+    rerun = gold.run(spark, settings)
+
+    assert written(rerun, "fact_orders") >= 100
+    assert_star_matches_source(spark, settings, connection)
