@@ -25,6 +25,16 @@ def cause(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def show_progress() -> None:
+    """The jobs' own log lines on stderr (spark-submit configures the root logger first)."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def job(layers: Sequence[str], about: str) -> typer.Typer:
     cli = typer.Typer(add_completion=False, help=about)
 
@@ -32,7 +42,7 @@ def job(layers: Sequence[str], about: str) -> typer.Typer:
     def run(full: Annotated[bool, typer.Option(
             "--full", help="Ignore the stored marks: read every input whole and reconcile "
                            "(rows gone from the input are deleted).")] = False) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        show_progress()
         started = time.monotonic()
         spark = build_session(settings, f"orderpipe-{'-'.join(layers)}")
         try:

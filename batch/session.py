@@ -70,3 +70,15 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+SUBMIT_PROPERTIES = ("spark.jars.packages", "spark.jars.ivy", "spark.driver.memory",
+                     "spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
+
+if __name__ == "__main__":
+    # `python -m batch.session > spark-submit.conf`: what spark-submit must know before the
+    # job's own code runs (jars, JVM options); the job sets the rest from the settings.
+    from config import settings
+
+    conf = spark_conf(settings)
+    print("\n".join(f"{name} {conf[name]}" for name in SUBMIT_PROPERTIES))

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -224,3 +225,26 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
 
     assert written(rerun, "fact_orders") >= 100
     assert_star_matches_source(spark, settings, connection)
+
+
+def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse, tmp_path):
+    settings, connection = lakehouse.settings, lakehouse.connection
+    run_all(spark, settings)
+    add_orders(connection, 10, seed=20)
+    bin_dir = Path(sys.executable).parent
+    properties = tmp_path / "spark-submit.conf"
+    properties.write_text(subprocess.run([sys.executable, "-m", "batch.session"], cwd=REPO_ROOT, check=True,
+                                         capture_output=True, text=True, env={**os.environ, **settings.as_env()}).stdout)
+
+    submitted = subprocess.run([str(bin_dir / "spark-submit"), "--properties-file", str(properties),
+                                "batch/bronze.py"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                               env={**os.environ, **settings.as_env(), "PYSPARK_PYTHON": sys.executable,
+                                    "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+
+    output = submitted.stdout + submitted.stderr  # spark-submit sends the job's stderr to stdout
+    assert submitted.returncode == 0, output[-3000:]
+    assert "bronze.orders: read" in output
+    assert "batch done in" in output
+    assert written(bronze.run(spark, settings), "orders") == 0  # the submitted job took them all
+    bronze_orders = lake.read(spark, lake.path(settings, "bronze", "orders")).count()
+    assert bronze_orders == source_count(connection, "orders")
