@@ -9,11 +9,14 @@ change feed, which is how the next layer reads only what changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from delta.tables import DeltaTable
+from minio import Minio
+from minio.deleteobjects import DeleteObject
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -22,6 +25,23 @@ from config import Settings
 
 DELETE = "_delete"
 GOLD_FOLDERS = {"dim_": "dimensions", "fact_": "facts"}
+
+
+@contextmanager
+def scratch_lake(settings: Settings, bucket: str) -> Iterator[Settings]:
+    """A lake in a bucket of its own for a test or benchmark (LAKE_URI=s3a://<bucket>/),
+    removed afterwards with everything in it."""
+    client = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
+                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+    client.make_bucket(bucket)
+    try:
+        yield settings.model_copy(update={"lake_uri": f"s3a://{bucket}/"})
+    finally:
+        objects = (DeleteObject(entry.object_name) for entry in client.list_objects(bucket, recursive=True))
+        errors = list(client.remove_objects(bucket, objects))
+        if errors:
+            raise RuntimeError(f"could not empty bucket {bucket}: {errors[:3]}")
+        client.remove_bucket(bucket)
 
 
 def path(settings: Settings, layer: str, table: str) -> str:
@@ -83,26 +103,23 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
     if deletes is not None:
         source = source.unionByName(deletes.select(*keys).withColumn(DELETE, F.lit(True)),
                                     allowMissingColumns=True)
-    source = source.cache()
-    try:
-        matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
-        known = target.toDF().select(*keys).withColumn("_known", F.lit(1)).alias("t")
-        shape = (source.alias("s").join(known, F.expr(matched), "left")
-                 .agg(F.count("*").alias("rows"), F.count_if(f"s.{DELETE}").alias("deletes"),
-                      F.count("_known").alias("known")).first())
-        if shape["rows"] == 0:
-            return Written()
-        if shape["deletes"] == 0 and shape["known"] == 0:
-            source.drop(DELETE).write.format("delta").mode("append").save(location)
-            return Written(inserted=shape["rows"])
-        values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
-        (target.alias("t").merge(source.alias("s"), matched)
-         .whenMatchedDelete(f"s.{DELETE}")
-         .whenMatchedUpdate(set=values)
-         .whenNotMatchedInsert(condition=f"NOT s.{DELETE}", values=values)
-         .execute())
-    finally:
-        source.unpersist()
+    source = source.localCheckpoint()  # computed once; the checks and the write reuse it
+    matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    known = target.toDF().select(*keys).withColumn("_known", F.lit(1)).alias("t")
+    shape = (source.alias("s").join(known, F.expr(matched), "left")
+             .agg(F.count("*").alias("rows"), F.count_if(f"s.{DELETE}").alias("deletes"),
+                  F.count("_known").alias("known")).first())
+    if shape["rows"] == 0:
+        return Written()
+    if shape["deletes"] == 0 and shape["known"] == 0:
+        source.drop(DELETE).write.format("delta").mode("append").save(location)
+        return Written(inserted=shape["rows"])
+    values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
+    (target.alias("t").merge(source.alias("s"), matched)
+     .whenMatchedDelete(f"s.{DELETE}")
+     .whenMatchedUpdate(set=values)
+     .whenNotMatchedInsert(condition=f"NOT s.{DELETE}", values=values)
+     .execute())
     metrics = _last_commit_metrics(spark, location)
     return Written(*(metrics.get(f"numTargetRows{kind}", 0) for kind in ("Inserted", "Updated", "Deleted")))
 

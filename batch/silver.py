@@ -35,8 +35,8 @@ def refine(spark: SparkSession, settings: Settings, layer: LayerRun, table: silv
         changes, bronze_version = lake.changes_since(spark, bronze_location, seen)
         if bronze_version == seen:
             return bronze_version
-        latest = silver.latest_changes(changes, table.bronze_keys).cache()
-        checked = silver.check(silver.conform(latest, table), table.rules, now).cache()
+        latest = silver.latest_changes(changes, table.bronze_keys).localCheckpoint()
+        checked = silver.check(silver.conform(latest, table), table.rules, now).localCheckpoint()
         good, bad = silver.valid(checked, table), silver.quarantined(checked)
         tally = checked.agg(F.count("*").alias("read"),
                             F.count_if(F.size(silver.BROKEN_RULES) > 0).alias("quarantined"),
@@ -53,8 +53,6 @@ def refine(spark: SparkSession, settings: Settings, layer: LayerRun, table: silv
         if counts.quarantined or not lake.exists(spark, lake.path(settings, LAYER, quarantine_name(table.name))):
             lake.upsert(spark, lake.path(settings, LAYER, quarantine_name(table.name)), bad,
                         [*table.keys, silver.SOURCE_VERSION])
-        latest.unpersist()
-        checked.unpersist()
     return bronze_version
 
 

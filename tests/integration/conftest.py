@@ -29,18 +29,3 @@ def running_stack(settings: Settings) -> None:
 def unique_name() -> str:
     """A name no earlier run used, so tests never see each other's leftovers."""
     return f"t{uuid.uuid4().hex[:12]}"
-
-
-def make_scratch_lake(settings: Settings, bucket: str):
-    """A bucket of its own for a test's lake (LAKE_URI=s3a://<bucket>/), removed afterwards."""
-    from minio import Minio
-    from minio.deleteobjects import DeleteObject
-
-    client = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
-                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
-    client.make_bucket(bucket)
-    yield client, bucket, settings.model_copy(update={"lake_uri": f"s3a://{bucket}/"})
-    leftovers = (DeleteObject(entry.object_name) for entry in client.list_objects(bucket, recursive=True))
-    errors = list(client.remove_objects(bucket, leftovers))
-    assert not errors, errors
-    client.remove_bucket(bucket)

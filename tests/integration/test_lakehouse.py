@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from minio import Minio
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
@@ -22,7 +23,6 @@ from config import Settings
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from tests.integration.conftest import make_scratch_lake
 
 CUSTOMERS = 2_000
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
@@ -42,10 +42,11 @@ def lakehouse(settings: Settings, spark: SparkSession):
     """A scratch source database with reference data and 1,000 orders (chaos on), and a lake
     of its own built from it by a first run. The tests share it (a run takes tens of
     seconds); each one's checks are relative to the state it finds."""
-    name = f"t{uuid.uuid4().hex[:12]}"
-    lake_fixture = make_scratch_lake(settings, name)
-    minio, bucket, lake_settings = next(lake_fixture)
-    with database.scratch_database(lake_settings, name) as scratch:
+    bucket = f"t{uuid.uuid4().hex[:12]}"
+    minio = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
+                  secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+    with lake.scratch_lake(settings, bucket) as lake_settings, \
+            database.scratch_database(lake_settings, bucket) as scratch:
         connection = database.connect(scratch)
         database.apply_schema(connection)
         database.load_reference(connection, CUSTOMERS, seed=1, progress=False)
@@ -53,7 +54,6 @@ def lakehouse(settings: Settings, spark: SparkSession):
         first_run = run_all(spark, scratch)
         yield Lakehouse(scratch, connection, minio, bucket, first_run)
         connection.close()
-    next(lake_fixture, None)
 
 
 @dataclass
@@ -229,7 +229,7 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
 
 def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse, tmp_path):
     settings, connection = lakehouse.settings, lakehouse.connection
-    run_all(spark, settings)
+    bronze.run(spark, settings)
     add_orders(connection, 10, seed=20)
     bin_dir = Path(sys.executable).parent
     properties = tmp_path / "spark-submit.conf"

@@ -1,0 +1,100 @@
+"""The batch layers at seed 000's size: full run, then an incremental run, per layer.
+
+    python -m bench.batch [--customers 1000000 --orders 25000 --increment 1000 --master local[2]]
+
+Runs in a scratch database and a scratch lake bucket, so the main pipeline is untouched.
+Prints wall time per layer and Bronze's JDBC ingest rows/s. The baseline, in the same
+process and session, is seed 000's Bronze: each table read over JDBC and overwritten as
+plain Parquet (no Delta, no comparison, not incremental). Targets to measure against: full
+run <= 120 s, incremental run after 1,000 new orders <= 30 s.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated
+
+import typer
+
+from batch import bronze, gold, lake, silver
+from batch.cli import show_progress
+from batch.report import LayerRun
+from batch.session import build_session
+from config import Settings, settings
+from source import database, generate
+from source.traffic import ChaosMix, Truth, plan
+
+LAYERS = (bronze, silver, gold)
+
+
+def seed_source(scratch: Settings, customers: int, orders: int) -> None:
+    connection = database.connect(scratch)
+    database.apply_schema(connection)
+    database.load_reference(connection, customers, seed=42)
+    add_orders(scratch, orders, seed=1, customers=customers)
+
+
+def add_orders(scratch: Settings, orders: int, *, seed: int, customers: int) -> None:
+    generate.run(database.connect(scratch), plan(orders, seed=seed, customers=customers, chaos=ChaosMix()),
+                 total_orders=orders, rate=0, truth=Truth())
+
+
+def run_layers(spark, scratch: Settings) -> list[LayerRun]:
+    return [layer.run(spark, scratch) for layer in LAYERS]
+
+
+def baseline_bronze(spark, scratch: Settings) -> tuple[float, int]:
+    """Seed 000's Bronze: JDBC read, Parquet overwrite, every table, every time."""
+    started, rows = time.monotonic(), 0
+    for table in database.TABLES:
+        frame = bronze.read_table(spark, scratch, table).cache()
+        rows += frame.count()
+        frame.write.mode("overwrite").parquet(scratch.lake_path("baseline", table))
+        frame.unpersist()
+    return time.monotonic() - started, rows
+
+
+def report(title: str, runs: list[LayerRun]) -> float:
+    total = sum(run.seconds for run in runs)
+    layers = ", ".join(f"{run.layer} {run.seconds:.1f} s" for run in runs)
+    bronze_run = runs[0]
+    print(f"{title}: {total:.1f} s ({layers}); Bronze JDBC ingest {bronze_run.total('read'):,} rows, "
+          f"{bronze_run.total('read') / bronze_run.seconds:,.0f} rows/s; written "
+          f"{sum(run.total('written') for run in runs):,}")
+    return total
+
+
+def main(
+    customers: Annotated[int, typer.Option(help="Customers in the scratch source.")] = 1_000_000,
+    orders: Annotated[int, typer.Option(help="Orders before the full run (chaos on).")] = 25_000,
+    increment: Annotated[int, typer.Option(help="Orders added before the incremental run.")] = 1_000,
+    master: Annotated[str, typer.Option(help="Spark master for the run.")] = "local[2]",
+) -> None:
+    show_progress()
+    name = f"bench{uuid.uuid4().hex[:8]}"
+    base = settings.model_copy(update={"spark_master": master})
+    with lake.scratch_lake(base, name) as lake_settings, \
+            database.scratch_database(lake_settings, name) as scratch:
+        seed_source(scratch, customers, orders)
+        started = time.monotonic()
+        spark = build_session(scratch, "bench-batch")
+        session_s = time.monotonic() - started
+        try:
+            baseline_s, baseline_rows = baseline_bronze(spark, scratch)  # first: it warms the JVM for ours
+            full_runs = run_layers(spark, scratch)
+            full = report("full run", full_runs)
+            add_orders(scratch, increment, seed=2, customers=customers)
+            incremental = report(f"incremental run (+{increment:,} orders)", run_layers(spark, scratch))
+        finally:
+            spark.stop()
+    print(f"session start {session_s:.1f} s (JVM, jars from the Ivy cache)")
+    print(f"baseline (seed 000's Bronze, Parquet overwrite): {baseline_s:.1f} s, "
+          f"{baseline_rows / baseline_s:,.0f} rows/s")
+    print(f"full run {full:.1f} s (target <= 120 s); incremental {incremental:.1f} s (target <= 30 s)")
+    print(f"ratio to the baseline: full Bronze {full_runs[0].seconds / baseline_s:.2f}x its time; "
+          f"all three layers {full / baseline_s:.2f}x; incremental run {incremental / baseline_s:.2f}x")
+
+
+if __name__ == "__main__":
+    typer.run(main)
