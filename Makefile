@@ -18,13 +18,14 @@ install: $(VENV)/.installed
 stack: install
 	$(PYTHON) -m stack up
 
-## demo: the main job. So far: stack up, reference data, CDC connector, 25,000 orders.
+## demo: the main job. So far: stack up, reference data, CDC connector, 25,000 orders, the lake.
 ORDERS ?= 25000
 CUSTOMERS ?= 1000000
 demo: stack
 	$(PYTHON) -m source load --customers $(CUSTOMERS)
 	$(PYTHON) -m cdc register
 	$(PYTHON) -m source generate --orders $(ORDERS) --manifest .stack/manifest.json
+	$(PYTHON) -m batch
 	$(PYTHON) -m stack status
 
 ## test: unit and integration tests against the real local stack (left running afterwards).
