@@ -18,14 +18,13 @@ install: $(VENV)/.installed
 stack: install
 	$(PYTHON) -m stack up
 
-## demo: the main job. So far: stack up, reference data, CDC connector, 25,000 orders, the lake.
+## demo: the main job: stack up, reference data, CDC connector, two Faust workers, 25,000
+## orders (chaos on), order_final checked against the manifest, the lake, a report.
 ORDERS ?= 25000
 CUSTOMERS ?= 1000000
+WORKERS ?= 2
 demo: stack
-	$(PYTHON) -m source load --customers $(CUSTOMERS)
-	$(PYTHON) -m cdc register
-	$(PYTHON) -m source generate --orders $(ORDERS) --manifest .stack/manifest.json
-	$(PYTHON) -m batch
+	$(PYTHON) -m demo --orders $(ORDERS) --customers $(CUSTOMERS) --workers $(WORKERS)
 	$(PYTHON) -m stack status
 
 ## test: unit and integration tests against the real local stack (left running afterwards).

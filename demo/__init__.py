@@ -1,0 +1,1 @@
+"""`python -m demo`: the whole pipeline on the local stack, checked against ground truth."""

@@ -1,0 +1,119 @@
+"""`python -m demo`: the main job on the local stack, end to end.
+
+Reference data, the CDC connector, two Faust workers, orders from the generator (chaos on),
+a wait until `order_final` holds every complete order of the manifest, the batch layers,
+then a report. Exits 1 if any complete order is missing from `order_final` or is there
+twice. Leaves the stack and the workers running; `make down` stops them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from confluent_kafka import Consumer
+from tqdm import tqdm
+
+from batch import bronze, gold, lake, silver
+from batch.cli import show_progress
+from batch.session import build_session
+from cdc import rest
+from cdc.connector import connector_config
+from config import Settings, settings
+from demo.report import DemoReport
+from source import database, generate
+from source.audit import audit
+from source.traffic import ChaosMix, Truth, plan
+from stack.workers import start_workers
+
+GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
+               "fact_order_products")
+
+
+def read_finals(settings: Settings, wanted: set[str], *, timeout_s: float) -> tuple[list[dict], list[float]]:
+    """This run's order_final records (values, and their broker timestamps in ms), read until
+    every `wanted` order has arrived, then 3 s more to catch late duplicates."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"demo-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([settings.order_final_topic])
+    values, stamps, seen = [], [], set()
+    deadline, settled_at = time.monotonic() + timeout_s, None
+    with tqdm(total=len(wanted), unit="orders", desc="order_final") as bar:
+        while time.monotonic() < deadline and (settled_at is None or time.monotonic() < settled_at):
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if message.error() or message.value() is None:
+                    continue
+                value = orjson.loads(message.value())
+                if value.get("order_id") in wanted or value.get("order_id") in seen:
+                    values.append(value)
+                    stamps.append(message.timestamp()[1])
+                    if value["order_id"] in wanted:
+                        wanted.discard(value["order_id"])
+                        seen.add(value["order_id"])
+                        bar.update()
+            if not wanted and settled_at is None:
+                settled_at = time.monotonic() + 3
+    consumer.close()
+    return values, stamps
+
+
+def gold_counts(settings: Settings) -> dict[str, int]:
+    show_progress()
+    spark = build_session(settings, "orderpipe-demo")
+    try:
+        for layer in (bronze, silver, gold):
+            layer.run(spark, settings)
+        return {table: lake.read(spark, lake.path(settings, "gold", table)).count() for table in GOLD_TABLES}
+    finally:
+        spark.stop()
+
+
+def main(
+    orders: Annotated[int, typer.Option(help="Orders to generate.")] = 25_000,
+    customers: Annotated[int, typer.Option(help="Customers in the reference data.")] = 1_000_000,
+    workers: Annotated[int, typer.Option(help="Faust workers to run.")] = 2,
+    chaos: Annotated[bool, typer.Option(help="Alter some orders (update, cancel, redo, abandon).")] = True,
+    rate: Annotated[float, typer.Option(help="Orders started per second; 0 = as fast as possible.")] = 0.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for order_final.")] = 600.0,
+    manifest: Annotated[Path, typer.Option(help="Where to write the ground truth.")] = Path(".stack/manifest.json"),
+) -> None:
+    """Run the whole pipeline once on the local stack and report against the ground truth."""
+    connection = database.connect(settings)
+    database.apply_schema(connection)
+    typer.echo(f"reference data: {database.load_reference(connection, customers, 42):,} customers inserted")
+    connect = rest.client(settings.kafka_connect_url)
+    rest.put_config(connect, settings.cdc_connector_name, connector_config(settings))
+    rest.wait_running(connect, settings.cdc_connector_name)
+    typer.echo(f"connector {settings.cdc_connector_name} running; starting {workers} Faust workers")
+    started = start_workers(settings, workers)
+    typer.echo("workers: " + ", ".join(f"{w.name} {w.url}" for w in started))
+
+    seed = secrets.randbelow(2**31)
+    committed: dict[str, float] = {}
+    truth = Truth()
+    writes = plan(orders, seed=seed, customers=database.count_rows(connection, "customers"),
+                  chaos=ChaosMix() if chaos else ChaosMix.off())
+    generate.run(connection, writes, total_orders=orders, rate=rate, truth=truth,
+                 on_commit=lambda write: committed.__setitem__(write.order_id, time.time() * 1000))
+    ground_truth = generate.write_manifest(manifest, truth, {"seed": seed, "orders": orders})
+    complete = set(ground_truth["complete"])
+    typer.echo(f"manifest: {manifest} ({len(complete):,} complete orders)")
+
+    values, stamps = read_finals(settings, set(complete), timeout_s=timeout)
+    first_seen: dict[str, float] = {}
+    for value, stamp in zip(values, stamps):
+        first_seen.setdefault(value["order_id"], stamp)
+    latencies = [stamp - committed[order_id] for order_id, stamp in first_seen.items()]
+    report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts(settings))
+    typer.echo("\n".join(["", "demo report", *report.lines()]))
+    if not report.exact:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)

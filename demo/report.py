@@ -1,0 +1,46 @@
+"""The demo's report: what went in, what came out, how fast, and whether it was exact."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from source.audit import Audit
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p99 (the value itself when there is only one)."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    cuts = statistics.quantiles(values, n=100)
+    return cuts[49], cuts[98]
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    manifest_counts: dict[str, int]
+    audit: Audit
+    latencies_ms: list[float]
+    gold_counts: dict[str, int]
+
+    @property
+    def exact(self) -> bool:
+        """No complete order missing from order_final, none there twice."""
+        return not self.audit.missing and not self.audit.duplicates
+
+    def lines(self) -> list[str]:
+        counts, audit = self.manifest_counts, self.audit
+        p50, p99 = percentiles(self.latencies_ms)
+        written = sum(counts.get(kind, 0) for kind in ("complete", "incomplete", "cancelled"))
+        return [
+            f"orders written      {written:>10,}  (complete {counts.get('complete', 0):,}, "
+            f"incomplete {counts.get('incomplete', 0):,}, cancelled {counts.get('cancelled', 0):,})",
+            f"complete orders     {audit.expected:>10,}",
+            f"in order_final      {audit.received - sum(audit.duplicates.values()):>10,}",
+            f"duplicates          {sum(audit.duplicates.values()):>10,}",
+            f"missing             {len(audit.missing):>10,}",
+            f"commit -> order_final latency p50 {p50 / 1000:.2f} s, p99 {p99 / 1000:.2f} s",
+            "gold: " + ", ".join(f"{table} {count:,}" for table, count in self.gold_counts.items()),
+            "result: " + ("OK, every complete order exactly once" if self.exact else
+                          f"FAILED ({audit.summary()})"),
+        ]
