@@ -66,3 +66,9 @@ def run(spark: SparkSession, settings: Settings, *, full: bool = False,
                     for table in silver.TABLES}
         lake.write_marks(spark, settings, LAYER, {name: str(version) for name, version in versions.items()})
     return layer
+
+
+if __name__ == "__main__":  # python -m batch.silver, or spark-submit batch/silver.py
+    from batch.cli import job
+
+    job(["silver"], __doc__.split("\n\n")[0])()
