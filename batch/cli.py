@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import typer
 from py4j.protocol import Py4JJavaError
-from typing_extensions import Annotated
+from typing import Annotated
 
 from batch import bronze, gold, silver
 from batch.report import log
