@@ -1,0 +1,78 @@
+"""A stream of a test's own: scratch database, connector, topics, consumer group, workers.
+
+Shared by every test that runs Faust workers end to end (completion, dashboard, faults).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+
+from cdc import rest
+from cdc.connector import connector_config, server_id
+from cdc.topics import read_topics
+from config import Settings
+from source import database, generate
+from source.traffic import ChaosMix, Truth, plan
+from stack.workers import Worker, start_workers
+
+CUSTOMERS = 2000
+CHAOS = ChaosMix(0.1, 0.05, 0.1, 0.05)
+
+
+@contextmanager
+def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: int = 16066,
+                   **overrides) -> Iterator[tuple[Settings, list[Worker]]]:
+    """Yield scratch settings and `workers` running Faust workers; stop and delete after."""
+    with database.scratch_database(settings, name) as scratch:
+        scratch = scratch.model_copy(update={
+            "stream_app_id": f"orderpipe-{name}", "order_final_topic": f"order_final_{name}",
+            "dead_letter_topic": f"dead_letters_{name}", "faust_web_port": web_port, **overrides})
+        db = database.connect(scratch)
+        database.apply_schema(db)
+        database.load_reference(db, CUSTOMERS, seed=3, progress=False)
+        connect = rest.client(scratch.kafka_connect_url)
+        connector = scratch.cdc_connector_name
+        rest.put_config(connect, connector, connector_config(scratch, **{"database.server.id": server_id(connector)}))
+        rest.wait_running(connect, connector)
+        running = start_workers(scratch, workers) if workers else []
+        try:
+            yield scratch, running
+        finally:
+            for worker in running:
+                worker.stop()
+            rest.delete(connect, connector)
+
+
+def fresh_seed() -> int:
+    """Order ids follow from the seed, and Redis remembers every id ever sent: never reuse one."""
+    return random.SystemRandom().randrange(2**31)
+
+
+def write_orders(settings: Settings, orders: int, rate: float, seed: int | None = None) -> dict:
+    """Write `orders` chaotic orders at `rate` orders/s (0 = full speed); the manifest."""
+    truth = Truth()
+    writes = plan(orders, seed=fresh_seed() if seed is None else seed, customers=CUSTOMERS, chaos=CHAOS)
+    generate.run(database.connect(settings), writes, total_orders=orders, rate=rate, truth=truth,
+                 progress=False)
+    return truth.manifest()
+
+
+def order_final(settings: Settings, expected: int, workers, timeout_s: float = 180) -> list[dict]:
+    """order_final's values once `expected` have arrived, plus 3 s to catch any duplicate."""
+    reached: list[float] = []
+
+    def done(messages) -> bool:
+        if len(messages) >= expected and not reached:
+            reached.append(time.monotonic())
+        return bool(reached) and time.monotonic() - reached[0] > 3
+
+    try:
+        messages = read_topics(settings, [settings.order_final_topic], until=done, timeout_s=timeout_s)
+    except TimeoutError as error:
+        pytest.fail(f"{error}; expected {expected}; workers: {[w.stats() for w in workers]}")
+    return [m.value for m in messages]
