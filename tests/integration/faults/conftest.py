@@ -1,0 +1,52 @@
+"""The fault-injection suite: every test here is marked `faults`.
+
+`pytest -m faults` runs the suite alone. The CI size is short; `FAULT_SUITE=long` runs the
+sizes the reliability issue names (3 workers, 20,000 orders, a fault every ~10 s). Each
+run adds a row to the fault table printed at the end of the session and written to
+`<STACK_HOME>/reports/faults.md`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from tests.integration.faults.injection import FaultRow, Scale
+
+TABLE: list[FaultRow] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faults: fault injection on the real stack (FAULT_SUITE=long for the long run)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/faults/" in str(item.path):
+            item.add_marker(pytest.mark.faults)
+
+
+@pytest.fixture(scope="session")
+def scale() -> Scale:
+    size = os.environ.get("FAULT_SUITE", "short")
+    if size not in ("short", "long"):
+        raise pytest.UsageError(f"FAULT_SUITE={size!r}: use short (the default) or long")
+    return Scale.long() if size == "long" else Scale.short()
+
+
+@pytest.fixture(scope="session")
+def fault_table(settings: Settings) -> list[FaultRow]:
+    yield TABLE
+    if TABLE:
+        report = Path(settings.stack_home) / "reports" / "faults.md"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(FaultRow.markdown(TABLE))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if TABLE:
+        terminalreporter.section("fault table")
+        terminalreporter.write_line(FaultRow.markdown(TABLE))

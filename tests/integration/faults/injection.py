@@ -1,0 +1,185 @@
+"""What every fault test does: run orders through a scratch stream, inject a fault while
+they flow, then check order_final against the generator's manifest and time the recovery.
+
+Recovery time is the longest pause in order_final's appends while orders were flowing:
+with orders written at a steady rate, output stops only while the pipeline is down, so the
+longest gap between consecutive order_final messages measures the outage as users see it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from cdc.topics import read_topics
+from config import Settings
+from source.audit import Audit, audit
+from stack import control, process
+from stack.install import Toolchain
+from stack.services import Redis, Service, StackLayout, all_services
+from stack.workers import Worker
+from tests.integration.scratch_stream import write_orders
+
+
+@dataclass(frozen=True)
+class Scale:
+    orders: int  # per run under load
+    rate: float  # orders/s written while faults happen
+    fault_every_s: float
+    workers: int
+
+    @classmethod
+    def short(cls) -> Scale:
+        return cls(orders=3000, rate=150, fault_every_s=6, workers=3)
+
+    @classmethod
+    def long(cls) -> Scale:
+        return cls(orders=20_000, rate=200, fault_every_s=10, workers=3)
+
+
+@dataclass(frozen=True)
+class FaultRow:
+    fault: str
+    runs: int  # faults injected
+    orders: int
+    duplicates: int
+    missing: int
+    recovery_s: float
+
+    @staticmethod
+    def markdown(rows: list[FaultRow]) -> str:
+        lines = ["| fault | runs | orders | duplicates | missing | recovery (longest output pause) |",
+                 "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r.fault} | {r.runs} | {r.orders:,} | {r.duplicates} | {r.missing} | {r.recovery_s:.1f} s |"
+                  for r in rows]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    manifest: dict
+    audit: Audit
+    longest_pause_s: float
+
+    @property
+    def complete(self) -> int:
+        return self.manifest["counts"]["complete"]
+
+
+def longest_pause(append_times_ms: list[int]) -> float:
+    times = sorted(append_times_ms)
+    return max((b - a for a, b in zip(times, times[1:])), default=0) / 1000
+
+
+def run_under_fault(settings: Settings, workers: list[Worker], scale: Scale,
+                    inject: Callable[[threading.Event], int], drain_timeout_s: float = 300) -> tuple[Outcome, int]:
+    """Write `scale.orders` at `scale.rate` while `inject(writing)` runs in this thread (it
+    returns the number of faults it injected once `writing` is cleared); then restart any
+    worker left down and read order_final until every complete order has arrived."""
+    manifest: dict = {}
+    failure: list[BaseException] = []
+    writing = threading.Event()
+    writing.set()
+
+    def write() -> None:
+        try:
+            manifest.update(write_orders(settings, scale.orders, rate=scale.rate))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            failure.append(error)
+        finally:
+            writing.clear()
+
+    writer = threading.Thread(target=write, name="order-writer")
+    writer.start()
+    try:
+        injected = inject(writing)
+    finally:
+        writer.join()
+    if failure:
+        raise failure[0]
+    for worker in workers:
+        if worker.pid() is None:
+            worker.start()
+    return collect(settings, manifest, drain_timeout_s), injected
+
+
+def collect(settings: Settings, manifest: dict, timeout_s: float) -> Outcome:
+    """order_final once every complete order arrived, plus 5 s for late duplicates."""
+    expected = set(manifest["complete"])
+    reached: list[float] = []
+
+    def done(messages) -> bool:
+        if not reached and expected <= {m.value["order_id"] for m in messages}:
+            reached.append(time.monotonic())
+        return bool(reached) and time.monotonic() - reached[0] > 5
+
+    try:
+        messages = read_topics(settings, [settings.order_final_topic], until=done, timeout_s=timeout_s)
+    except TimeoutError:
+        messages = read_topics(settings, [settings.order_final_topic], until=lambda _: True, timeout_s=10)
+    return Outcome(manifest, audit(manifest, [m.value for m in messages]),
+                   longest_pause([m.timestamp_ms for m in messages]))
+
+
+def every(interval_s: float, writing: threading.Event, action: Callable[[], None]) -> int:
+    """Run `action` every `interval_s` while orders are being written; how many times it ran."""
+    count = 0
+    while sleep_while(writing, interval_s):
+        action()
+        count += 1
+    return count
+
+
+def sleep_while(writing: threading.Event, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not writing.is_set():
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def service(settings: Settings, name: str) -> Service:
+    return next(s for s in all_services(settings) if s.name == name)
+
+
+def restart(target: Service, *, kill: bool = False, down_s: float = 0.0) -> None:
+    """Stop a stack service (SIGTERM, or SIGKILL as a crash), keep it down `down_s`, start it."""
+    pidfile = target.layout.pidfile(target.name)
+    if kill:
+        pid = process.running_pid(pidfile)
+        if pid is not None:
+            process.signal_group(pid, signal.SIGKILL)
+            _wait_gone(pid)
+        pidfile.unlink(missing_ok=True)
+    else:
+        process.stop(pidfile, grace_s=60)
+    time.sleep(down_s)
+    control.up([target], timeout_s=120)
+
+
+def _wait_gone(pid: int, timeout_s: float = 30) -> None:
+    try:
+        psutil.Process(pid).wait(timeout=timeout_s)
+    except psutil.NoSuchProcess:
+        pass
+
+
+@contextmanager
+def scratch_redis(settings: Settings, home: Path, port: int, password: str) -> Iterator[Service]:
+    """A Redis of the test's own (with a password), started by the stack's own Redis service."""
+    redis_settings = settings.model_copy(update={
+        "redis_url": f"redis://:{password}@127.0.0.1:{port}/2", "stack_home": home})
+    server = Redis(redis_settings, StackLayout(home), Toolchain(settings.stack_cache))
+    control.up([server], timeout_s=30)
+    try:
+        yield server
+    finally:
+        process.stop(server.layout.pidfile(server.name))

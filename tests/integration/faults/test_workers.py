@@ -1,0 +1,68 @@
+"""Workers crash and come back, or are added and removed, while orders flow."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+
+from stack.workers import Worker
+from tests.integration.faults.injection import FaultRow, sleep_while, every, run_under_fault
+from tests.integration.scratch_stream import scratch_stream
+
+
+def test_a_random_worker_killed_and_restarted_every_few_seconds_loses_and_duplicates_nothing(
+        settings, unique_name, scale, fault_table):
+    with scratch_stream(settings, unique_name, workers=scale.workers, web_port=16070) as (scratch, workers):
+        chooser = random.Random()
+
+        def crash_one() -> None:
+            victim = chooser.choice(workers)
+            victim.kill()
+            victim.start()
+
+        outcome, kills = run_under_fault(scratch, workers, scale,
+                                         lambda writing: every(scale.fault_every_s, writing, crash_one))
+        alive = [worker.pid() is not None for worker in workers]
+
+    result = outcome.audit
+    fault_table.append(FaultRow("worker SIGKILL + restart", kills, scale.orders, sum(result.duplicates.values()),
+                                len(result.missing), outcome.longest_pause_s))
+    assert kills >= 2, "the run ended before two workers were killed: write more orders"
+    assert result.exact, result.summary()
+    assert all(alive)
+
+
+def test_scaling_out_from_one_worker_to_three_and_back_in_loses_and_duplicates_nothing(
+        settings, unique_name, scale, fault_table):
+    with scratch_stream(settings, unique_name, workers=1, web_port=16080) as (scratch, workers):
+        extra = [Worker(scratch, 2), Worker(scratch, 3)]
+        phase_s = scale.orders / scale.rate / 3
+
+        def out_then_in(writing: threading.Event) -> int:
+            changes = 0
+            if sleep_while(writing, phase_s):
+                for worker in extra:
+                    worker.start()
+                for worker in extra:
+                    worker.wait_ready()
+                changes += 1
+            if sleep_while(writing, phase_s):
+                for worker in extra:
+                    worker.stop()
+                changes += 1
+            return changes
+
+        try:
+            outcome, changes = run_under_fault(scratch, workers, scale, out_then_in)
+            busy = [worker.stats() for worker in workers]
+        finally:
+            for worker in extra:
+                worker.stop()
+
+    result = outcome.audit
+    fault_table.append(FaultRow("scale 1 -> 3 -> 1 workers", changes, scale.orders,
+                                sum(result.duplicates.values()), len(result.missing), outcome.longest_pause_s))
+    assert changes == 2, "the run ended before scaling back in: write more orders"
+    assert result.exact, result.summary()
+    assert busy[0] is not None
