@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -67,6 +67,7 @@ class Outcome:
     manifest: dict
     audit: Audit
     longest_pause_s: float
+    found_dead: int = 0  # workers that had exited by the end of the writing (then restarted)
 
     @property
     def complete(self) -> int:
@@ -104,10 +105,11 @@ def run_under_fault(settings: Settings, workers: list[Worker], scale: Scale,
         writer.join()
     if failure:
         raise failure[0]
-    for worker in workers:
-        if worker.pid() is None:
-            worker.start()
-    return collect(settings, manifest, drain_timeout_s), injected
+    dead = [worker for worker in workers if worker.pid() is None]
+    for worker in dead:
+        worker.start()
+    outcome = collect(settings, manifest, drain_timeout_s)
+    return replace(outcome, found_dead=len(dead)), injected
 
 
 def collect(settings: Settings, manifest: dict, timeout_s: float) -> Outcome:
