@@ -12,6 +12,7 @@ position the snapshot was read at, which is right: they show the database as of 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +20,9 @@ import orjson
 
 Op = Literal["c", "u", "d", "r"]
 ROW_OPS = frozenset({"c", "u", "d", "r"})
+# The source's ids are CHAR(36) UUIDs; anything else (oversized, paths, markup) is not an
+# order id and must not reach the table, the Redis key space or the web views.
+ORDER_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 class CodecError(ValueError):
@@ -91,6 +95,21 @@ def _field(row: dict, name: str, kind: type, what: str) -> Any:
     return value
 
 
+def _order_id(row: dict, name: str, what: str, key: bytes | None) -> str:
+    """The row's order id; it must look like one and match the record's key (the key picks
+    the partition, so a mismatch would put the order's state in the wrong partition)."""
+    order_id = _field(row, name, str, what)
+    if not ORDER_ID.fullmatch(order_id):
+        raise CodecError(f"{what}.{name} is not an order id: {order_id[:60]!r}")
+    try:
+        keyed = orjson.loads(key) if key is not None else None
+    except orjson.JSONDecodeError:
+        keyed = None  # a key in another shape than the connector's bare id: not ours to judge
+    if isinstance(keyed, str) and keyed != order_id:
+        raise CodecError(f"record key {keyed[:60]!r} does not match {what}.{name} {order_id!r}")
+    return order_id
+
+
 def _position(source: Any) -> Position:
     if not isinstance(source, dict):
         raise CodecError("source block missing")
@@ -138,7 +157,7 @@ def decode_order(key: bytes | None, value: bytes | None) -> OrderChange | Tombst
     if not isinstance(change, tuple):
         return change
     op, row, position, committed_ms = change
-    order_id = _field(row, "id", str, "orders")
+    order_id = _order_id(row, "id", "orders", key)
     if op == "d":
         return OrderChange(order_id, op, None, None, None, position, committed_ms)
     num_products = _field(row, "num_products", int, "orders")
@@ -155,7 +174,7 @@ def decode_detail(key: bytes | None, value: bytes | None) -> DetailChange | Tomb
     if not isinstance(change, tuple):
         return change
     op, row, position, committed_ms = change
-    order_id = _field(row, "order_id", str, "order_details")
+    order_id = _order_id(row, "order_id", "order_details", key)
     product_id = _field(row, "product_id", int, "order_details")
     quantity = None if op == "d" else _field(row, "quantity", int, "order_details")
     return DetailChange(order_id, product_id, op, quantity, position, committed_ms)

@@ -20,7 +20,7 @@ def envelope(op: str, before=None, after=None, *, schemas: bool = False, source=
 @pytest.mark.parametrize("schemas", [False, True], ids=["schemas.enable=false", "schemas.enable=true"])
 @pytest.mark.parametrize("op", ["c", "u", "r"])
 def test_an_order_insert_update_or_snapshot_row_decodes(op: str, schemas: bool):
-    change = decode_order(b'"0b4c7a9e"', envelope(op, after=ORDER, schemas=schemas))
+    change = decode_order(orjson.dumps(ORDER["id"]), envelope(op, after=ORDER, schemas=schemas))
 
     assert change == OrderChange(ORDER["id"], op, 42, 5, 2, Position(3, 1234, 1), 1700000000000)
 
@@ -64,6 +64,9 @@ BAD = {
                    "orders.id must be str, got None"),
     "a boolean where an int belongs": (envelope("c", after={**ORDER, "customer_id": True}),
                                        "orders.customer_id must be int"),
+    "an id that is not an order id": (envelope("c", after={**ORDER, "id": "../../etc/passwd"}),
+                                      "orders.id is not an order id"),
+    "an oversized id": (envelope("c", after={**ORDER, "id": "a" * 100_000}), "orders.id is not an order id"),
     "binlog file without a number": (envelope("c", after=ORDER, source={**SOURCE, "file": "binlog.x"}),
                                      "source.file has no binlog number"),
 }
@@ -73,6 +76,15 @@ BAD = {
 def test_malformed_order_events_raise_with_a_reason(raw: bytes, reason: str):
     with pytest.raises(CodecError, match=reason.replace("(", r"\(").replace(")", r"\)")):
         decode_order(None, raw)
+
+
+def test_a_record_keyed_by_another_order_than_its_row_is_rejected():
+    with pytest.raises(CodecError, match="does not match orders.id"):
+        decode_order(b'"another-order"', envelope("c", after=ORDER))
+
+
+def test_a_key_in_another_shape_than_the_bare_id_is_not_judged():
+    assert decode_order(b'{"id": 1}', envelope("c", after=ORDER)).order_id == ORDER["id"]
 
 
 def test_a_detail_with_a_string_product_id_is_rejected():
