@@ -1,0 +1,83 @@
+"""Credentials come from the settings object only; the sole literals are the documented
+local-development defaults in config/settings.py (and docker-compose.yml's `${VAR:-default}`)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from config import Settings
+from config.settings import REPO_ROOT
+
+SECRET_DEFAULTS = {name: field.default.get_secret_value() for name, field in Settings.model_fields.items()
+                   if isinstance(field.default, SecretStr)}
+SECRET_KEYWORDS = re.compile(r"password|passwd|secret|token|api_key", re.IGNORECASE)
+COMPOSE_VALUE = re.compile(r"^\$\{(?P<name>[A-Z_]+):-(?P<default>[^}]*)\}$")
+
+
+def tracked(suffix: str) -> list:
+    names = subprocess.run(["git", "ls-files", f"*{suffix}"], cwd=REPO_ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    return [REPO_ROOT / name for name in names]
+
+
+def literal_secrets(source: str) -> list[str]:
+    """String literals in Python source that are a default secret, or are passed to a
+    keyword or assigned to a name that says it holds a secret."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and node.value in SECRET_DEFAULTS.values():
+            found.append(f"line {node.lineno}: {node.value!r}")
+        if isinstance(node, ast.keyword) and node.arg and SECRET_KEYWORDS.search(node.arg) \
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            found.append(f"line {node.lineno}: {node.arg}={node.value.value!r}")
+    return found
+
+
+def test_the_scan_finds_a_secret_literal():
+    assert literal_secrets('connect(password="hunter2")') and literal_secrets(f'x = "{SECRET_DEFAULTS["minio_secret_key"]}"')
+    assert not literal_secrets("connect(password=settings.mysql_password.get_secret_value())")
+
+
+def test_no_product_module_but_the_settings_module_holds_a_secret_literal():
+    """Tests are left out: they pass made-up secrets on purpose."""
+    product = [path for path in tracked(".py") if path.relative_to(REPO_ROOT).parts[0] != "tests"]
+    offenders = {str(path.relative_to(REPO_ROOT)): found for path in product
+                 if path != REPO_ROOT / "config" / "settings.py" and (found := literal_secrets(path.read_text()))}
+
+    assert offenders == {}
+
+
+@pytest.mark.parametrize("connector", sorted((REPO_ROOT / "config" / "connectors").glob("*.json")), ids=lambda p: p.name)
+def test_connector_configs_take_passwords_from_the_environment(connector):
+    config = json.loads(connector.read_text())
+    secrets = {key: value for key, value in config.items() if SECRET_KEYWORDS.search(key)}
+
+    assert secrets and all(re.fullmatch(r"\$\{[A-Z_]+\}", value) for value in secrets.values()), secrets
+
+
+def compose_secrets() -> list[tuple[str, str]]:
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    found = []
+    for environment in [compose.get("x-settings", {}), *(s.get("environment", {}) for s in compose["services"].values())]:
+        if isinstance(environment, dict):
+            found += [(key, str(value)) for key, value in environment.items() if SECRET_KEYWORDS.search(key)]
+    return found
+
+
+def test_docker_compose_passwords_are_variables_defaulting_to_the_documented_local_defaults():
+    aliases = {Settings.model_fields[name].validation_alias: default for name, default in SECRET_DEFAULTS.items()}
+    secrets = compose_secrets()
+
+    assert secrets
+    for key, value in secrets:
+        match = COMPOSE_VALUE.match(value)
+        assert match, f"{key}: {value!r} is not ${{VARIABLE:-local default}}"
+        if match["name"] in aliases:
+            assert match["default"] == aliases[match["name"]], key
