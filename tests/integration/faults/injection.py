@@ -11,12 +11,14 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
+from confluent_kafka import Consumer, TopicPartition
 
 from cdc.topics import read_topics
 from config import Settings
@@ -185,3 +187,28 @@ def scratch_redis(settings: Settings, home: Path, port: int, password: str) -> I
         yield server
     finally:
         process.stop(server.layout.pidfile(server.name))
+
+
+def cdc_records(settings: Settings) -> int:
+    """Records in the CDC topics the stream reads (every one counts as taken in)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"count-{uuid.uuid4()}"})
+    try:
+        total = 0
+        for table in ("orders", "order_details"):
+            for partition in range(settings.topic_partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(settings.cdc_topic(table), partition),
+                                                           timeout=10)
+                total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def replayed_cdc_records(settings: Settings) -> int:
+    """CDC records that repeat an earlier one's binlog position: Kafka Connect's replays."""
+    total = cdc_records(settings)
+    messages = read_topics(settings, [settings.cdc_topic("orders"), settings.cdc_topic("order_details")],
+                           until=lambda read: len(read) >= total, timeout_s=60)
+    changes = [(m.topic, m.value["source"]["file"], m.value["source"]["pos"], m.value["source"].get("row"))
+               for m in messages if m.value is not None]
+    return len(changes) - len(set(changes))

@@ -9,9 +9,9 @@ import time
 import uuid
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
-from tests.integration.faults.injection import FaultRow, collect
+from tests.integration.faults.injection import FaultRow, cdc_records, collect
 from tests.integration.scratch_stream import scratch_stream, write_orders
 
 SOURCE = {"file": "mysql-bin.000001", "pos": 4, "row": 0, "ts_ms": 0}
@@ -119,18 +119,3 @@ def dead_letters(settings, expected: int) -> dict[tuple[str, int, int], dict]:
     finally:
         consumer.close()
     return found
-
-
-def cdc_records(settings) -> int:
-    """Records in the CDC topics the stream reads (every one counts as taken in)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"count-{uuid.uuid4()}"})
-    try:
-        total = 0
-        for table in ("orders", "order_details"):
-            for partition in range(settings.topic_partitions):
-                low, high = consumer.get_watermark_offsets(TopicPartition(settings.cdc_topic(table), partition),
-                                                           timeout=10)
-                total += high - low
-        return total
-    finally:
-        consumer.close()

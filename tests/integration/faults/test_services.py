@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from stack.services import StackLayout
-from tests.integration.faults.injection import (FaultRow, restart, run_under_fault, scratch_redis, service,
-                                                sleep_while)
+from tests.integration.faults.injection import (FaultRow, replayed_cdc_records, restart, run_under_fault,
+                                                scratch_redis, service, sleep_while)
 from tests.integration.scratch_stream import scratch_stream
 
 REDIS_PORT = 16379
@@ -91,8 +91,10 @@ def test_kafka_connect_crashing_mid_run_replays_events_without_duplicates(settin
         connect = service(settings, "kafka-connect")
         outcome, restarts = run_under_fault(scratch, workers, scale,
                                             once_a_third_in(scale, lambda: restart(connect, kill=True)))
+        replayed = replayed_cdc_records(scratch)
 
-    record(fault_table, "Kafka Connect SIGKILL + restart", scale, restarts, outcome)
+    record(fault_table, f"Kafka Connect SIGKILL + restart ({replayed} CDC records replayed)", scale, restarts,
+           outcome)
     assert restarts == 1
     assert outcome.audit.exact, outcome.audit.summary()
 
