@@ -1,0 +1,153 @@
+"""Peer benchmarks: ours beside Quix Streams and seed 000's approach, same broker, same input.
+
+    python -m bench.peers [--orders 5000] [--latency-orders 3000 --rate 500] [--workers 1 --workers 2]
+
+Contenders (bench/peers/contenders.py): ours = our Faust workers (stack.workers); quix = the
+same completion rule as a Quix Streams app (bench/peers/quix_completion.py), as many
+processes as ours; seed000 = seed 000's two plain consumers with a Redis cache and a 10 s
+`SET NX` lock (bench/peers/seed000.py), one process each, compared with ours on 2 workers.
+Each has its own output topic, consumer groups and Redis keys.
+
+\b
+- Throughput: one scratch database; `--orders` orders with the chaos mix are written and the
+  CDC topics filled first; then each contender in turn reads them from the start. events/s
+  = CDC records / (its first output append -> its last); `wall` also counts its startup.
+- Latency: per contender a fresh scratch database, the same seeded writes (so the same order
+  ids) at `--rate` orders/s once its consumer groups are stable; for each completed order,
+  last write's commit -> output append (broker LogAppendTime), p50 and p99.
+- Audit of every output against the manifest: missing, duplicate copies, unexpected (not
+  complete in the database), wrong contents (products or header differ).
+
+Ratios: throughput ours/peer and p99 latency peer/ours, against ours with the same process
+count; above 1.00x means ours is ahead.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from typing import Annotated
+
+import redis
+import typer
+from confluent_kafka.admin import AdminClient
+
+from bench.peers.contenders import Contender
+from bench.peers.measure import Latency, Throughput, latency, throughput
+from bench.stream import CUSTOMERS, forget_emissions, isolated, wait_topics_still
+from config import Settings, settings
+from source import database, generate
+from source.audit import Audit
+from source.traffic import ChaosMix, InsertOrder, Truth, plan
+
+WEB_PORT = 17166
+
+
+def fresh_seed() -> int:
+    """Order ids follow from the seed, and ours' Redis guard remembers every id it sent."""
+    return random.SystemRandom().randrange(2**31)
+
+
+def forget_run(scratch: Settings, run: str, order_ids: list[str]) -> None:
+    """Drop this run's Redis keys: the peers' by prefix, ours' guard keys by order id."""
+    client = redis.Redis.from_url(scratch.redis_url)
+    for key in client.scan_iter(match=f"*{run}*", count=1000):
+        client.delete(key)
+    forget_emissions(scratch, order_ids)
+
+
+def drop_topics(run: str) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    names = [name for name in admin.list_topics(timeout=10).topics if run in name]
+    for future in admin.delete_topics(names).values() if names else ():
+        future.result(timeout=30)
+
+
+def audit_cells(result: Audit) -> str:
+    return (f"{len(result.missing):>7,} {sum(result.duplicates.values()):>5,} {len(result.unexpected):>6,} "
+            f"{len(result.wrong_contents):>6,}")
+
+
+def ratio(ours: float, peer: float) -> str:
+    return f"{ours / peer:.2f}x" if peer and not math.isnan(peer) and not math.isnan(ours) else "n/a"
+
+
+def report(contenders: list[Contender], speeds: dict[Contender, Throughput], lags: dict[Contender, Latency],
+           records: int, expected: int, latency_expected: int, rate: float) -> None:
+    def ours_for(c: Contender) -> Contender:
+        return Contender("ours", c.processes)
+
+    print(f"\nthroughput: {records:,} CDC records pre-filled, {expected:,} complete orders expected")
+    print(f"{'contender':<12} {'events/s':>9} {'wall s':>7} {'ours/peer':>9}  {'missing':>7} {'dups':>5} "
+          f"{'unexp':>6} {'wrong':>6}")
+    for c in contenders:
+        t = speeds[c]
+        vs = "" if c.kind == "ours" else ratio(speeds[ours_for(c)].events_per_s, t.events_per_s)
+        print(f"{c.label:<12} {t.events_per_s:>9,.0f} {t.wall_s:>7.1f} {vs:>9}  {audit_cells(t.audit)}")
+    print(f"\nlatency at {rate:,.0f} orders/s, {latency_expected:,} complete orders expected: "
+          "last commit -> output append")
+    print(f"{'contender':<12} {'p50 ms':>8} {'p99 ms':>8} {'p99 peer/ours':>13}  {'missing':>7} {'dups':>5} "
+          f"{'unexp':>6} {'wrong':>6}")
+    for c, lag in lags.items():
+        ours = lags.get(ours_for(c))
+        vs = "" if c.kind == "ours" or ours is None else ratio(lag.p99_ms, ours.p99_ms)
+        print(f"{c.label:<12} {lag.p50_ms:>8,.0f} {lag.p99_ms:>8,.0f} {vs:>13}  {audit_cells(lag.audit)}")
+
+
+def main(
+    orders: Annotated[int, typer.Option(help="Orders pre-filled for the throughput runs.")] = 5_000,
+    latency_orders: Annotated[int, typer.Option(help="Orders written live in each latency run.")] = 3_000,
+    rate: Annotated[float, typer.Option(help="Orders/s written in the latency runs.")] = 500,
+    workers: Annotated[list[int], typer.Option(
+        help="Processes for ours and quix in the throughput runs (repeat the option); the latency "
+             "runs use the largest. seed000 always runs its two consumers.")] = [1, 2],
+    quiet_s: Annotated[float, typer.Option(
+        help="A contender whose output stays quiet this long is done (one that misses orders).")] = 20,
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for one contender's output.")] = 600,
+) -> None:
+    """Run ours, Quix Streams and seed 000's approach on the same input; print figures and ratios."""
+    run = uuid.uuid4().hex[:8]
+    counts = sorted(set(workers))
+    # seed000 runs two processes, so ours x2 is its reference in both phases.
+    contenders = list(dict.fromkeys([*(Contender(kind, n) for n in counts for kind in ("ours", "quix")),
+                                     Contender("ours", 2), Contender("seed000", 2)]))
+    latency_contenders = list(dict.fromkeys([Contender("ours", max(counts)), Contender("quix", max(counts)),
+                                             Contender("ours", 2), Contender("seed000", 2)]))
+    speeds: dict[Contender, Throughput] = {}
+    lags: dict[Contender, Latency] = {}
+    our_ids: list[str] = []
+    try:
+        with isolated(f"peers_{run}_tp") as scratch:
+            writes = plan(orders, seed=fresh_seed(), customers=CUSTOMERS, chaos=ChaosMix())
+            truth = Truth()
+            generate.run(database.connect(scratch), writes, total_orders=orders, rate=0, truth=truth)
+            manifest = truth.manifest()
+            our_ids += [w.order_id for w in writes if isinstance(w, InsertOrder)]
+            records = wait_topics_still(scratch)
+            for contender in contenders:
+                if contender.kind == "ours":
+                    forget_emissions(scratch, our_ids)  # ours x1 sent them already
+                speeds[contender] = throughput(contender, scratch, manifest, records, web_port=WEB_PORT,
+                                               quiet_s=quiet_s, timeout_s=timeout_s)
+                print(f"{contender.label}: {speeds[contender].events_per_s:,.0f} events/s; "
+                      f"{speeds[contender].audit.summary()}", flush=True)
+        latency_writes = plan(latency_orders, seed=fresh_seed(), customers=CUSTOMERS, chaos=ChaosMix())
+        our_ids += [w.order_id for w in latency_writes if isinstance(w, InsertOrder)]
+        for contender in latency_contenders:
+            with isolated(f"peers_{run}_lat_{contender.kind}{contender.processes}") as scratch:
+                lags[contender] = latency(contender, scratch, latency_writes, latency_orders, rate,
+                                          web_port=WEB_PORT, quiet_s=quiet_s, timeout_s=timeout_s)
+            print(f"{contender.label}: p50 {lags[contender].p50_ms:,.0f} ms, p99 {lags[contender].p99_ms:,.0f} ms; "
+                  f"{lags[contender].audit.summary()}", flush=True)
+        report(contenders, speeds, lags, records, manifest["counts"]["complete"],
+               next(iter(lags.values())).audit.expected, rate)
+    finally:
+        forget_run(settings, run, our_ids)
+        drop_topics(run)
+
+
+if __name__ == "__main__":
+    cli = typer.Typer(add_completion=False, rich_markup_mode=None)
+    cli.command(help=__doc__)(main)
+    cli()

@@ -1,0 +1,98 @@
+"""One contender's figures: throughput on pre-filled CDC topics, latency at a steady write rate,
+and the audit of its output against the generator's manifest."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from bench.peers.contenders import Contender, running, wait_groups_stable
+from bench.stream import percentiles
+from cdc.topics import Message, read_topics
+from config import Settings
+from source import database, generate
+from source.audit import Audit, audit
+from source.traffic import Truth, Write
+
+DUPLICATE_GRACE_S = 3  # after the last expected order arrives, keep reading to catch copies
+
+
+@dataclass(frozen=True)
+class Throughput:
+    events_per_s: float  # CDC records / (first output append -> last output append)
+    wall_s: float  # process launch -> last output append, startup included
+    audit: Audit
+
+
+@dataclass(frozen=True)
+class Latency:
+    p50_ms: float
+    p99_ms: float
+    audit: Audit
+
+
+def collect_output(scratch: Settings, topic: str, expected: set[str], *, quiet_s: float,
+                   timeout_s: float, desc: str) -> list[Message]:
+    """The output topic's messages once every expected order is in (plus a grace period for
+    duplicates), or once it has been quiet `quiet_s` (a contender that misses orders), or at
+    the timeout."""
+    started = time.monotonic()
+    seen: set[str] = set()
+    marks = {"count": 0, "changed": started, "complete": None}
+    bar = tqdm(total=len(expected), unit="orders", desc=desc, leave=False)
+
+    def done(messages: list[Message]) -> bool:
+        now = time.monotonic()
+        for message in messages[marks["count"]:]:
+            order_id = message.value["order_id"]
+            if order_id in expected and order_id not in seen:
+                seen.add(order_id)
+                bar.update()
+        if len(messages) != marks["count"]:
+            marks["count"], marks["changed"] = len(messages), now
+        if marks["complete"] is None and seen >= expected:
+            marks["complete"] = now
+        return ((marks["complete"] is not None and now - marks["complete"] > DUPLICATE_GRACE_S)
+                or (messages and now - marks["changed"] > quiet_s) or now - started > timeout_s)
+
+    try:
+        return read_topics(scratch, [topic], until=done, timeout_s=timeout_s + 10)
+    finally:
+        bar.close()
+
+
+def throughput(contender: Contender, scratch: Settings, manifest: dict, records: int, *,
+               web_port: int, quiet_s: float, timeout_s: float) -> Throughput:
+    """Start the contender on CDC topics already holding `records` records; time its output."""
+    launched_ms = time.time() * 1000
+    with running(contender, scratch, web_port):
+        messages = collect_output(scratch, contender.output_topic(scratch), set(manifest["complete"]),
+                                  quiet_s=quiet_s, timeout_s=timeout_s, desc=f"{contender.label} output")
+    result = audit(manifest, [m.value for m in messages])
+    if not messages:
+        return Throughput(0.0, float("nan"), result)
+    first, last = min(m.timestamp_ms for m in messages), max(m.timestamp_ms for m in messages)
+    return Throughput(records / max(last - first, 1) * 1000, (last - launched_ms) / 1000, result)
+
+
+def latency(contender: Contender, scratch: Settings, writes: list[Write], orders: int, rate: float, *,
+            web_port: int, quiet_s: float, timeout_s: float) -> Latency:
+    """Start the contender, write `writes` at `rate` orders/s; last commit -> output append."""
+    with running(contender, scratch, web_port):
+        wait_groups_stable(scratch, contender.groups(scratch))
+        committed: dict[str, float] = {}
+        truth = Truth()
+        generate.run(database.connect(scratch), writes, total_orders=orders, rate=rate, truth=truth,
+                     progress=True, on_commit=lambda write: committed.__setitem__(write.order_id, time.time() * 1000))
+        manifest = truth.manifest()
+        messages = collect_output(scratch, contender.output_topic(scratch), set(manifest["complete"]),
+                                  quiet_s=quiet_s, timeout_s=timeout_s, desc=f"{contender.label} output")
+    first_copies = {}
+    for message in messages:
+        first_copies.setdefault(message.value["order_id"], message)
+    lags = [m.timestamp_ms - committed[order_id] for order_id, m in first_copies.items() if order_id in committed]
+    p50, p99 = percentiles(lags) if len(lags) > 1 else (float("nan"), float("nan"))
+    return Latency(p50, p99, audit(manifest, [m.value for m in messages]))
+

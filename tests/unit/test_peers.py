@@ -1,0 +1,81 @@
+"""The peers' pure pieces: seed 000's completion check and the Quix app's per-order step."""
+
+from __future__ import annotations
+
+import orjson
+
+from bench.peers.quix_completion import step
+from bench.peers.seed000 import after_row, cached_order, completed_order
+from streams.codec import DetailChange, OrderChange, Position
+
+
+def at(n: int) -> Position:
+    return Position(1, n * 100, 0)
+
+
+def order(n: int, num_products: int, op: str = "c") -> OrderChange:
+    return OrderChange("o1", op, 7, 3, num_products, at(n), 1000 + n)
+
+
+def detail(n: int, product: int, quantity: int = 1, op: str = "c") -> DetailChange:
+    return DetailChange("o1", product, op, None if op == "d" else quantity, at(n), 1000 + n)
+
+
+def run(changes) -> list[dict]:
+    raw, emitted = None, []
+    for change in changes:
+        raw, value = step(raw, change)
+        emitted += [value] if value else []
+    return emitted
+
+
+# --- seed 000 --------------------------------------------------------------------------
+def test_seed000_emits_when_distinct_products_reach_num_products():
+    # given an order cached with two products and both detail rows counted
+    order_row = cached_order({"id": "o1", "customer_id": 7, "payment_method_id": 3, "num_products": 2})
+    # when the check runs
+    value = completed_order("o1", order_row, {1002: 4, 1001: 1})
+    # then the order_final value lists the products sorted, with the cached header
+    assert value["products"] == [{"product_id": 1001, "quantity": 1}, {"product_id": 1002, "quantity": 4}]
+    assert (value["customer_id"], value["payment_method_id"], value["num_products"]) == (7, 3, 2)
+
+
+def test_seed000_waits_while_products_are_missing():
+    assert completed_order("o1", {"customer_id": 7, "payment_method_id": 3, "num_products": 3}, {1001: 1}) is None
+
+
+def test_seed000_misses_a_detail_read_before_its_order():
+    # the seed's weakness, kept: with no cached order the last detail decides nothing
+    assert completed_order("o1", None, {1001: 1, 1002: 1}) is None
+
+
+def test_seed000_reads_the_after_row_of_either_converter_shape_and_skips_deletes():
+    bare = {"op": "c", "before": None, "after": {"id": "o1"}}
+    assert after_row(orjson.dumps(bare)) == {"id": "o1"}
+    assert after_row(orjson.dumps({"schema": {}, "payload": bare})) == {"id": "o1"}
+    assert after_row(orjson.dumps({"op": "d", "before": {"id": "o1"}, "after": None})) is None
+    assert after_row(None) is None
+
+
+# --- quix -------------------------------------------------------------------------------
+def test_quix_step_emits_once_when_the_last_detail_arrives():
+    emitted = run([order(1, 2), detail(2, 1001), detail(3, 1002, 5), detail(3, 1002, 5)])
+    assert [e["products"] for e in emitted] == [[{"product_id": 1001, "quantity": 1},
+                                                 {"product_id": 1002, "quantity": 5}]]
+
+
+def test_quix_step_emits_when_the_order_comes_after_its_details():
+    emitted = run([detail(2, 1001), order(1, 1)])
+    assert len(emitted) == 1 and emitted[0]["num_products"] == 1
+
+
+def test_quix_step_follows_a_num_products_update():
+    # given an order raised from 1 to 2 products before its details
+    emitted = run([order(1, 1), order(2, 2, op="u"), detail(3, 1001), detail(4, 1002)])
+    # then it is emitted once, with both products
+    assert len(emitted) == 1 and emitted[0]["num_products"] == 2
+
+
+def test_quix_step_never_emits_a_cancelled_order():
+    assert run([order(1, 2), detail(2, 1001), detail(3, 1001, op="d"),
+                OrderChange("o1", "d", None, None, None, at(4), 1004), detail(5, 1002)]) == []
