@@ -1,6 +1,7 @@
 """Install what the stack runs, once per machine; a second `up` finds it all in the cache.
 
-- MariaDB and Redis: Debian's `mariadb-server` and `redis-server` (apt-get).
+- MariaDB and Redis: Debian's `mariadb-server` and `redis-server` (apt-get); Chromium
+  (`chromium`, with a font for readable screenshots) for the dashboard's browser test.
 - Kafka broker + Connect jars and the Debezium plugins: Maven Central, through the pinned
   `stack/pom.xml` (versions live there and only there).
 - MinIO: `go install` at a pinned module version (MinIO's community edition ships as source).
@@ -20,7 +21,8 @@ from pathlib import Path
 log = logging.getLogger("stack")
 
 POM = Path(__file__).with_name("pom.xml")
-APT_PACKAGES = ("mariadb-server", "redis-server")
+APT_PACKAGES = ("mariadb-server", "redis-server", "chromium", "fonts-dejavu-core")
+APT_PROGRAMS = ("mariadbd", "mariadb-install-db", "redis-server", "chromium")
 # MinIO publishes RELEASE.* tags, which the Go proxy serves only as pseudo-versions.
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -77,7 +79,7 @@ class Toolchain:
     def missing(self) -> list[str]:
         """Names of the pieces not installed yet."""
         absent = []
-        if not all(which(p) for p in ("mariadbd", "mariadb-install-db", "redis-server")):
+        if not all(which(p) for p in APT_PROGRAMS):
             absent.append("apt")
         kafka_jar = self.kafka_libs / f"kafka_2.13-{self.kafka_version}.jar"
         plugins = [self.connect_plugins / f"debezium-connector-{db}" for db in ("mariadb", "mysql")]
@@ -96,7 +98,7 @@ class Toolchain:
         sudo: list[str] = []
         if os.geteuid() != 0:
             if not which("sudo"):
-                raise InstallError("MariaDB/Redis are missing and this is not root: run "
+                raise InstallError("MariaDB/Redis/Chromium are missing and this is not root: run "
                                    f"`sudo apt-get install -y {' '.join(APT_PACKAGES)}`")
             sudo = ["sudo"]
         log.info("installing %s with apt-get (once per machine)", ", ".join(APT_PACKAGES))

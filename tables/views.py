@@ -1,7 +1,7 @@
 """Read-only web views, served by every worker's Faust web server.
 
 GET /orders/{order_id}  an order's completion state, routed to the worker owning its partition
-GET /stats              this worker's counters
+GET /stats              this worker's counters and its consumer lag on the CDC topics
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ import re
 
 from faust.web import Request, Response, View
 
+from config import settings
 from streams.app import app
-from streams.metrics import WORKER, counters
+from streams.metrics import WORKER, LagGauge, counters
 from tables import progress_codec
 from tables.order_progress import order_progress
 
 ORDER_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+cdc_lag = LagGauge([settings.cdc_topic("orders"), settings.cdc_topic("order_details")])
 
 
 @app.page("/orders/{order_id}")
@@ -33,4 +35,5 @@ class OrderView(View):
 @app.page("/stats")
 class StatsView(View):
     async def get(self, request: Request) -> Response:
-        return self.json({"worker": WORKER, "counts": dict(counters)})
+        lag = await cdc_lag.read(app.consumer)
+        return self.json({"worker": WORKER, "counts": dict(counters), **lag})

@@ -1,0 +1,55 @@
+"""The live dashboard, served by every worker's Faust web server (read-only, GET only).
+
+GET /dashboard       a self-contained page (tables/dashboard.html) that polls the data every second
+GET /dashboard/data  every worker's figures: counters, rates, consumer lag, and their totals
+
+Any worker answers for the whole app: it asks each member the partition assignor knows for
+its /stats, all at once, with a short timeout; a member that does not answer is shown as
+unreachable instead of failing the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import resources
+
+import aiohttp
+from faust.web import Request, Response, View
+
+from streams.app import app
+from tables.dashboard_figures import RateMeter, dashboard_payload, member_urls
+
+PAGE = resources.files("tables").joinpath("dashboard.html").read_text(encoding="utf-8")
+# Above the half second /stats may wait for its lag (streams.metrics.LagGauge).
+STATS_TIMEOUT_S = 1.5
+
+meter = RateMeter()
+
+
+async def fetch_stats(url: str) -> dict:
+    try:
+        async with app.http_client.get(f"{url}/stats",
+                                       timeout=aiohttp.ClientTimeout(total=STATS_TIMEOUT_S)) as response:
+            if response.status != 200:
+                return {"error": f"HTTP {response.status}"}
+            return await response.json()
+    except Exception as error:  # noqa: BLE001 - one silent worker must not fail the page
+        return {"error": f"{type(error).__name__}: {error}"[:200]}
+
+
+@app.page("/dashboard")
+class DashboardPage(View):
+    async def get(self, request: Request) -> Response:
+        return self.html(PAGE)
+
+
+@app.page("/dashboard/data")
+class DashboardData(View):
+    async def get(self, request: Request) -> Response:
+        urls = member_urls(str(app.conf.canonical_url), app.router.tables_metadata(),
+                           app.router.external_topics_metadata())
+        answers = await asyncio.gather(*(fetch_stats(url) for url in urls))
+        payload = dashboard_payload(app.conf.id, dict(zip(urls, answers)), meter,
+                                    at=time.monotonic(), now=time.time())
+        return self.json(payload, headers={"Cache-Control": "no-store"})
