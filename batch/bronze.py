@@ -18,7 +18,7 @@ from batch import lake
 from batch.report import LayerRun, layer_run
 from batch.session import jdbc_options
 from batch.transforms.bronze import DETAILS_QUERY, PARTITION_COLUMNS, hash_predicates, with_date_partitions
-from batch.transforms.common import missing_keys
+from batch.transforms.common import missing_keys, nullable
 from config import Settings
 
 LAYER = "bronze"
@@ -60,7 +60,7 @@ def land(spark: SparkSession, settings: Settings, run: LayerRun, table: str, row
     merged, rows of the scope the source no longer has deleted."""
     location = lake.path(settings, LAYER, table)
     with run.table(table) as counts:
-        rows = rows.cache()
+        rows = rows.transform(nullable).cache()
         counts.read = rows.count()
         deletes = None
         if lake.exists(spark, location):

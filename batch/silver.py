@@ -36,7 +36,9 @@ def refine(spark: SparkSession, settings: Settings, layer: LayerRun, table: silv
         if bronze_version == seen:
             return bronze_version
         latest = silver.latest_changes(changes, table.bronze_keys).localCheckpoint()
-        checked = silver.check(silver.conform(latest, table), table.rules, now).localCheckpoint()
+        known = {reference.table: lake.read(spark, lake.path(settings, LAYER, reference.table))
+                 for reference in table.references.values()}
+        checked = silver.check_table(silver.conform(latest, table), table, now, known).localCheckpoint()
         good, bad = silver.valid(checked, table), silver.quarantined(checked)
         tally = checked.agg(F.count("*").alias("read"),
                             F.count_if(F.size(silver.BROKEN_RULES) > 0).alias("quarantined"),

@@ -34,3 +34,10 @@ def latest_per_key(rows: DataFrame, keys: Sequence[str], newest_first: Sequence[
     rank = Window.partitionBy(*keys).orderBy(*newest_first)
     return (rows.withColumn("_rank", F.row_number().over(rank))
             .filter(F.col("_rank") == 1).drop("_rank"))
+
+
+def nullable(rows: DataFrame) -> DataFrame:
+    """Every column nullable. A lake table keeps the nullability it was created with, so a
+    NOT NULL the source once had would make a later NULL fail the write instead of reaching
+    Silver's rules."""
+    return rows.select(*[F.when(F.col(name).isNotNull(), F.col(name)).alias(name) for name in rows.columns])

@@ -86,7 +86,8 @@ def source_count(connection, table: str) -> int:
     return database.count_rows(connection, table)
 
 
-VALID_ORDERS = "o.num_products > 0 AND o.`timestamp` <= NOW(3) + INTERVAL 5 MINUTE"
+VALID_ORDERS = ("o.num_products > 0 AND o.`timestamp` <= NOW(3) + INTERVAL 5 MINUTE"
+                " AND o.customer_id IN (SELECT id FROM customers)")
 
 
 def valid_source_rows(connection) -> tuple[int, int]:
@@ -179,6 +180,36 @@ def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
     silver_orders = lake.read(spark, lake.path(settings, "silver", "orders"))
     assert silver_orders.filter("order_id LIKE 'bad-%'").count() == 0
     assert gold_tables(spark, settings)["fact_orders"].filter("order_id LIKE 'bad-%'").count() == 0
+    assert_star_matches_source(spark, settings, connection)
+
+
+def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, lakehouse):
+    """The source schema forbids NULLs; a relaxed copy of it (as a careless migration would
+    leave it) lets them in, and Bronze must still land them for Silver to judge."""
+    settings, connection = lakehouse.settings, lakehouse.connection
+    cursor = connection.cursor()
+    cursor.execute("ALTER TABLE orders MODIFY customer_id INT NULL")
+    cursor.execute("ALTER TABLE order_details MODIFY quantity INT NULL")
+    cursor.execute("SELECT id FROM orders WHERE num_products > 0 LIMIT 1")
+    (good_order,) = cursor.fetchone()
+    cursor.execute("INSERT INTO orders VALUES ('null-customer', NULL, 1, 2, 1, NOW(3)),"
+                   " ('unknown-customer', 987654321, 1, 2, 1, NOW(3))")
+    cursor.execute("INSERT INTO order_details VALUES ('unknown-customer', 1001, 1), (%s, 9998, NULL)",
+                   (good_order,))
+
+    runs = run_all(spark, settings)
+
+    quarantine = {table: lake.read(spark, lake.path(settings, "silver", f"{table}_quarantine"))
+                  for table in ("orders", "order_details")}
+    assert sorted((r["order_id"], r["_broken_rules"]) for r in quarantine["orders"].collect()
+                  if r["order_id"].endswith("-customer")) == [
+        ("null-customer", ["customer_id_present", "customer_known"]), ("unknown-customer", ["customer_known"])]
+    assert [r["_broken_rules"] for r in quarantine["order_details"].filter("product_id = 9998").collect()] == [
+        ["quantity_present", "quantity_positive"]]
+    assert runs["silver"].total("quarantined") == 3
+    facts = gold_tables(spark, settings)
+    assert facts["fact_orders"].filter("order_id LIKE '%-customer'").count() == 0
+    assert facts["fact_order_products"].filter("order_id = 'unknown-customer'").count() == 0
     assert_star_matches_source(spark, settings, connection)
 
 

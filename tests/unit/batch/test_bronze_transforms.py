@@ -5,6 +5,7 @@ from datetime import datetime
 from pyspark.testing import assertDataFrameEqual
 
 from batch.transforms.bronze import hash_predicates, with_date_partitions
+from batch.transforms.common import nullable
 
 
 def test_date_partitions_come_from_the_named_timestamp(spark):
@@ -25,3 +26,12 @@ def test_hash_predicates_cover_every_bucket_once_and_scope_to_the_watermark():
     assert since == [
         "MOD(CRC32(`order_id`), 2) = 0 AND `order_timestamp` >= '2026-11-21 10:00:00.000000'",
         "MOD(CRC32(`order_id`), 2) = 1 AND `order_timestamp` >= '2026-11-21 10:00:00.000000'"]
+
+
+def test_nullable_relaxes_every_column_and_keeps_the_rows(spark):
+    strict = spark.createDataFrame([(1, "a")], "id int NOT NULL, name string NOT NULL")
+
+    relaxed = nullable(strict)
+
+    assert [f.nullable for f in relaxed.schema] == [True, True]
+    assertDataFrameEqual(relaxed, spark.createDataFrame([(1, "a")], "id int, name string"))

@@ -22,7 +22,8 @@ def bronze_order(order_id, *, customer_id=7, num_products=2, at=datetime(2026, 1
 
 def refine(rows: DataFrame, table: silver.SilverTable) -> DataFrame:
     latest = silver.latest_changes(rows, table.bronze_keys)
-    return silver.check(silver.conform(latest, table), table.rules, NOW)
+    customers = rows.sparkSession.createDataFrame([(7,), (9,)], "customer_id int")
+    return silver.check_table(silver.conform(latest, table), table, NOW, {"customers": customers})
 
 
 def test_latest_change_wins_and_preimages_are_ignored(spark):
@@ -57,7 +58,9 @@ def test_orders_are_typed_trimmed_and_named_for_silver(spark):
     (bronze_order("o1"), []),
     (bronze_order(None), ["order_id_present"]),
     (bronze_order("   "), ["order_id_present"]),
-    (bronze_order("o1", customer_id=None, num_products=0), ["customer_id_present", "num_products_positive"]),
+    (bronze_order("o1", customer_id=None, num_products=0),
+     ["customer_id_present", "num_products_positive", "customer_known"]),
+    (bronze_order("o1", customer_id=8), ["customer_known"]),
     (bronze_order("o1", num_products=-2), ["num_products_positive"]),
     (bronze_order("o1", at=None), ["order_ts_present", "order_ts_not_future"]),
     (bronze_order("o1", at=datetime(2026, 11, 21, 12, 4)), []),       # within the clock skew
