@@ -6,17 +6,15 @@ GET /stats              this worker's counters and its consumer lag on the CDC t
 
 from __future__ import annotations
 
-import re
-
 from faust.web import Request, Response, View
 
 from config import settings
 from streams.app import app
+from streams.codec import ORDER_ID
 from streams.metrics import WORKER, LagGauge, counters
 from tables import progress_codec
 from tables.order_progress import order_progress
 
-ORDER_ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 cdc_lag = LagGauge([settings.cdc_topic("orders"), settings.cdc_topic("order_details")])
 
 
@@ -24,7 +22,7 @@ cdc_lag = LagGauge([settings.cdc_topic("orders"), settings.cdc_topic("order_deta
 class OrderView(View):
     @app.table_route(table=order_progress, match_info="order_id")
     async def get(self, request: Request, order_id: str) -> Response:
-        if not ORDER_ID.match(order_id):
+        if not ORDER_ID.fullmatch(order_id):
             return self.json({"error": "malformed order id", "order_id": order_id[:80]}, status=400)
         raw = order_progress.get(order_id)
         if raw is None:

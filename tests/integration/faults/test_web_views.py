@@ -22,6 +22,7 @@ HOSTILE_IDS = {
     "long": ("a" * 4000, 400),
     "encoded dots": ("%2E%2E", 400),
     "percent": ("%25", 400),
+    "trailing newline": ("0b4c7a9e%0A", 400),
 }
 
 
