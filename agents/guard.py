@@ -90,9 +90,14 @@ class RedisGuard:
         replaced = await self._replace_if(keys=[KEY.format(order_id=order_id)], args=[stale, mine])
         return mine if replaced else None
 
-    async def mark_sent(self, order_id: str, claimed: bytes, partition: int, offset: int) -> None:
-        await self._replace_if(keys=[KEY.format(order_id=order_id)],
-                               args=[claimed, sent_value(partition, offset)])
+    async def mark_sent_many(self, sends: list[tuple[str, bytes, int, int]]) -> None:
+        """Mark (order id, our claim, partition, offset) sends in one pipelined round trip;
+        a key no longer holding our claim is left alone."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for order_id, claimed, partition, offset in sends:
+                await self._replace_if(keys=[KEY.format(order_id=order_id)],
+                                       args=[claimed, sent_value(partition, offset)], client=pipe)
+            await pipe.execute()
 
     async def record_sent(self, order_id: str, stale: bytes, partition: int, offset: int) -> None:
         """A stale claim's send turned out to have happened: record it as sent."""

@@ -13,12 +13,13 @@ the last committed offset are processed again, possibly by another worker, possi
 the old one is still finishing.
 
 1. Emit only after winning the claim (SET-if-absent), mark the key sent after the broker's
-   ack, then record `emitted` in the table. The ack is awaited off the hot path: a
-   confirmation marks the key and posts an `emitted` notice to the order's partition of the
-   tick topic, and the agent records it in the table there (table writes need the event's
-   partition). Until then the order is in flight and not emitted again. Any worker that later finds the key *sent*
-   records `emitted` without sending: a re-delivery, a replay or a rebalance cannot
-   produce a second message.
+   ack, then record `emitted` in the table. The acks are awaited off the hot path, per
+   batch: a confirmation marks the batch's keys (one Redis round trip) and posts one
+   `emitted` notice listing them to the partition's tick topic, and the agent records them
+   in the table there (table writes need the event's partition). Until then the orders are
+   in flight and not emitted again. Any worker that later finds a key *sent* records
+   `emitted` without sending: a re-delivery, a replay or a rebalance cannot produce a
+   second message.
 2. A worker that finds a *live* claim waits (the order stays unsettled and is retried).
    A claim is live for `claim_ttl` = the producer's request timeout + 5 s: a live claimant
    has its ack, or a definitive failure, by then.
@@ -118,6 +119,13 @@ def load(order_id: str) -> OrderProgress:
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
     async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        # Each event is held until its partition's state is saved. take_events acks the whole
+        # batch even when the agent is cancelled mid-batch (a worker stopping), and Faust
+        # then commits those offsets: changes never saved would be skipped by the next owner
+        # (found by the scale-in fault test). A held event is never committed here.
+        for event in batch:
+            event.message.incref()
+        generation = app.rebalancing_count
         by_partition: dict[int, list] = {}
         for event in batch:
             by_partition.setdefault(event.message.partition, []).append(event)
@@ -125,9 +133,12 @@ async def complete_orders(stream):
             # Table writes go to the changelog partition of the "current event": this one's.
             token = _current_event.set(weakref.ref(events[-1]))
             try:
-                await process(partition, events)
+                saved = await process(partition, events, generation)
             finally:
                 _current_event.reset(token)
+            if saved:
+                for event in events:
+                    event.message.decref()
 
 
 class Batch:
@@ -152,8 +163,16 @@ class Batch:
                 order_progress[order_id] = progress_codec.encode(state)
 
 
-async def process(partition: int, events: list) -> None:
-    """Apply one partition's events in order, then decide, claim, send and save once."""
+async def process(partition: int, events: list, generation: int) -> bool:
+    """Apply one partition's events in order, then decide, claim, send and save once; False
+    if the batch was left to another worker.
+
+    A rebalance that began while this batch awaited Redis or the broker may have handed the
+    partition to another worker, which recovered the table without this batch's writes and
+    carries on from the last committed offset (before these events: they are not acked
+    yet). Saving now would append older state after the new owner's to the changelog, and
+    a later recovery would restore it: detail rows lost for good. So the batch's writes are
+    dropped and its events stay held (uncommitted); the new owner applies them again."""
     here, work = watch(partition), Batch()
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
     for event in events:
@@ -161,7 +180,8 @@ async def process(partition: int, events: list) -> None:
         if message.topic == topics.settle_ticks.get_topic_name():
             notice = orjson.loads(message.value)
             if "emitted" in notice:
-                record_emitted(here, work, notice["emitted"])
+                for order_id in notice["emitted"]:
+                    record_emitted(here, work, order_id)
             else:
                 stats["ticks_received"] += 1
                 settled_before = max(settled_before or 0.0, notice["at"] - SETTLE_MARGIN_S)
@@ -182,8 +202,14 @@ async def process(partition: int, events: list) -> None:
              or (settled_before is not None and since <= settled_before)}
     await decide(here, work, set(work.states) - ready, here.frontier)
     await decide(here, work, ready, CAUGHT_UP)
+    if app.rebalancing or app.rebalancing_count != generation:
+        stats["batches_dropped_by_rebalance"] += 1
+        log.info("partition %d: a rebalance began during this batch; its %d events are left to "
+                 "the partition's owner", partition, len(events))
+        return False
     work.save()
     stats["unsettled_now"] = sum(len(w.unsettled) for w in watches.values())
+    return True
 
 
 def apply(here: PartitionWatch, work: Batch, change) -> None:
@@ -229,6 +255,7 @@ async def decide(here: PartitionWatch, work: Batch, order_ids: set[str], frontie
 async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
     """Claim and send (see the module docstring). A send started now leaves the order in
     `in_flight` until its confirmation; anything that cannot proceed stays unsettled."""
+    await topics.outputs_ready.wait()
     now_ms = int(time.time() * 1000)
     try:
         claims = await guard.claim_many(order_ids, now_ms)
@@ -239,6 +266,7 @@ async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
         for order_id in order_ids:
             keep_unsettled(here, work, order_id)
         return
+    sent = []  # (order id, our claim, the send's future)
     for order_id, (claim, mine) in zip(order_ids, claims):
         state = work.get(order_id)
         try:
@@ -270,7 +298,9 @@ async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
             continue
         in_flight.add(order_id)
         here.unsettled.pop(order_id, None)
-        asyncio.ensure_future(confirm(here.partition, order_id, mine, pending))
+        sent.append((order_id, mine, pending))
+    if sent:
+        asyncio.ensure_future(confirm(here.partition, sent))
 
 
 def keep_unsettled(here: PartitionWatch, work: Batch, order_id: str) -> None:
@@ -302,24 +332,29 @@ async def guard_says_sent(order_id: str) -> bool:
     return held is not None and guards.judge(held, 0, CLAIM_TTL_MS).outcome is guards.Outcome.SENT
 
 
-async def confirm(partition: int, order_id: str, mine: bytes, pending) -> None:
-    """Await the broker's ack, mark the key sent, and tell the agent to record it."""
-    try:
-        ack = await pending
-    except Exception as error:  # noqa: BLE001 - the claim goes stale, then resolves
-        in_flight.discard(order_id)
-        watch(partition).unsettled[order_id] = (None, time.time())
-        stats["emission_retries"] += 1
-        log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
-                    order_id, type(error).__name__, error, CLAIM_TTL_MS // 1000)
+async def confirm(partition: int, sent: list[tuple[str, bytes, asyncio.Future]]) -> None:
+    """Await the broker's acks, mark the keys sent (one Redis round trip), and tell the agent
+    to record them (one notice for the batch)."""
+    acks = await asyncio.gather(*(pending for _, _, pending in sent), return_exceptions=True)
+    acked = []
+    for (order_id, mine, _), ack in zip(sent, acks):
+        if isinstance(ack, BaseException):  # the claim goes stale, then resolves
+            in_flight.discard(order_id)
+            watch(partition).unsettled[order_id] = (None, time.time())
+            stats["emission_retries"] += 1
+            log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
+                        order_id, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
+        else:
+            stats["completed"] += 1  # one message in order_final, acknowledged
+            acked.append((order_id, mine, ack.partition, ack.offset))
+    if not acked:
         return
-    stats["completed"] += 1  # one message in order_final, acknowledged
     try:
-        await guard.mark_sent(order_id, mine, ack.partition, ack.offset)
-    except RedisError as error:  # the claim goes stale; the lookup will find the message
-        log.warning("order %s sent but not marked in Redis (%s)", order_id, error)
-    await topics.settle_ticks.send(key=order_id.encode(), value=orjson.dumps({"emitted": order_id}),
-                                   partition=partition)
+        await guard.mark_sent_many(acked)
+    except (RedisError, OSError, TimeoutError) as error:  # the claims go stale; the lookup finds the messages
+        log.warning("%d orders sent but not marked in Redis (%s)", len(acked), error)
+    notice = {"emitted": [order_id for order_id, *_ in acked]}
+    await topics.settle_ticks.send(key=b"emitted", value=orjson.dumps(notice), partition=partition)
 
 
 def record_emitted(here: PartitionWatch, work: Batch, order_id: str) -> None:
@@ -331,6 +366,7 @@ def record_emitted(here: PartitionWatch, work: Batch, order_id: str) -> None:
 
 
 async def dead_letter(message, reason: str) -> None:
+    await topics.outputs_ready.wait()
     stats["dead_lettered"] += 1
     log.warning("dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
     headers = [("reason", reason.encode()), ("topic", message.topic.encode()),

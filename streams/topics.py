@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+from aiokafka import TopicPartition
+
 from config import settings
 from streams.app import app
+
+# A fresh topic answers NOT_LEADER for a moment after it is created, and aiokafka's producer
+# can then stall on its retried batch for good (aio-libs/aiokafka#1018; measured here: a
+# worker that created order_final and sent at once never delivered an order). Senders wait
+# for this, set once every output partition has a leader and a settle time has passed.
+outputs_ready = asyncio.Event()
+LEADER_SETTLE_S = 1.0
 
 
 def _raw(name: str, **options):
@@ -39,6 +51,7 @@ async def prepare_topics() -> None:
     with the table's)."""
     for topic in (order_final, dead_letters):
         await topic.maybe_declare()
+    await wait_for_leaders([order_final.get_topic_name(), dead_letters.get_topic_name()])
     expected = settings.topic_partitions
     for name in order_changes.topics:
         found = app.consumer.topic_partitions(name)  # None or 0 while metadata is unknown
@@ -48,3 +61,26 @@ async def prepare_topics() -> None:
                        f"TOPIC_PARTITIONS={found} everywhere.")
             app.log.error(message)
             raise TopicLayoutError(message)
+
+
+async def wait_for_leaders(names: list[str], timeout_s: float = 60) -> None:
+    """Set `outputs_ready` once the broker names a leader for every partition of `names`."""
+    client = app.producer._ensure_producer().client
+    deadline = time.monotonic() + timeout_s
+    while True:
+        await client.force_metadata_update()
+        leaderless = [name for name in names if not _all_led(client.cluster, name)]
+        if not leaderless:
+            break
+        if time.monotonic() > deadline:
+            app.log.warning("no leader yet for %s after %.0f s; sending anyway", ", ".join(leaderless), timeout_s)
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(LEADER_SETTLE_S)
+    outputs_ready.set()
+
+
+def _all_led(cluster, name: str) -> bool:
+    partitions = cluster.partitions_for_topic(name)
+    return bool(partitions) and all(cluster.leader_for_partition(TopicPartition(name, p)) not in (None, -1)
+                                    for p in partitions)

@@ -56,6 +56,7 @@ def processed(count: int):
 
 @pytest.fixture
 def sends(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    topics.outputs_ready.set()  # set by the worker's start-up task, which test_context does not run
     monkeypatch.setattr(order_completion, "guard",
                         guards.RedisGuard(settings.redis_url, "test-worker", order_completion.CLAIM_TTL_MS))
     with patch.object(topics.order_final, "send", new=AsyncMock(side_effect=acknowledged)) as final, \
@@ -69,7 +70,7 @@ async def confirmation(ticks: AsyncMock, order_id: str) -> dict:
     for _ in range(100):
         for call in ticks.await_args_list:
             notice = orjson.loads(call.kwargs["value"])
-            if notice.get("emitted") == order_id:
+            if order_id in notice.get("emitted", ()):
                 return call.kwargs
         await asyncio.sleep(0.02)
     raise AssertionError(f"no confirmation for {order_id}: {ticks.await_args_list}")

@@ -20,8 +20,8 @@ def test_claims_are_exclusive_stale_ones_can_be_taken_over_and_sent_is_final(set
         [(stale, _)] = await b.claim_many([fresh], now_ms=12_000)  # past it
         taken = await b.take_over(fresh, stale.held, now_ms=12_000)
         late = await a.take_over(fresh, stale.held, now_ms=12_001)  # lost the race
-        await b.mark_sent(fresh, taken, partition=3, offset=99)
-        await a.mark_sent(fresh, mine, partition=1, offset=1)  # a's old claim: no effect
+        await b.mark_sent_many([(fresh, taken, 3, 99)])
+        await a.mark_sent_many([(fresh, mine, 1, 1)])  # a's old claim: no effect
         [(after, _)] = await a.claim_many([fresh], now_ms=99_000)
         both = await a.claim_many([other, fresh], now_ms=99_000)
         await a.client.delete(KEY.format(order_id=fresh), KEY.format(order_id=other))

@@ -212,6 +212,19 @@ def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, l
     assert facts["fact_order_products"].filter("order_id = 'unknown-customer'").count() == 0
     assert_star_matches_source(spark, settings, connection)
 
+    # the customer arrives late: a full Silver run checks the quarantined order again
+    cursor.execute("INSERT INTO customers VALUES (987654321, 'Late Comer', 'late@example.com', '555',"
+                   " 'Oslo', NOW(3))")
+    bronze.run(spark, settings)
+    silver.run(spark, settings, full=True)
+    gold.run(spark, settings)
+
+    facts = gold_tables(spark, settings)
+    late = facts["fact_orders"].filter("order_id = 'unknown-customer'").collect()
+    assert [row["customer_key"] for row in late] == [987654321]  # dimension keys are natural ids
+    assert facts["fact_order_products"].filter("order_id = 'unknown-customer'").count() == 1
+    assert_star_matches_source(spark, settings, connection)
+
 
 def new_parquet(minio, bucket: str, known: set[str]) -> str | None:
     for entry in minio.list_objects(bucket, prefix="gold/", recursive=True):
