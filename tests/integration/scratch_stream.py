@@ -40,12 +40,28 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
         rest.put_config(connect, connector, connector_config(scratch, **{"database.server.id": server_id(connector)}))
         rest.wait_running(connect, connector)
         running = start_workers(scratch, workers) if workers else []
+        if running:
+            wait_for_group(scratch, running)
         try:
             yield scratch, running
         finally:
             for worker in running:
                 worker.stop()
             rest.delete(connect, connector)
+
+
+def wait_for_group(settings: Settings, workers: list[Worker], timeout_s: float = 90) -> None:
+    """Until the workers share the CDC partitions, each holding some: a test's orders written
+    before the group settles would be processed twice (at least once) and skew its counts."""
+    topic, partitions = settings.cdc_topic("orders"), settings.topic_partitions
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shares = [set(((worker.stats() or {}).get("lag") or {}).get(topic, {})) for worker in workers]
+        if all(shares) and sum(map(len, shares)) == len(set().union(*shares)) == partitions:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers hold {shares} of {topic}'s {partitions} partitions after {timeout_s:.0f} s")
+        time.sleep(0.5)
 
 
 def fresh_seed() -> int:
