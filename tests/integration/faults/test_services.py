@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -20,17 +21,23 @@ from tests.integration.faults.injection import (FaultRow, replayed_cdc_records, 
                                                 scratch_redis, service, sleep_while)
 from tests.integration.scratch_stream import scratch_stream
 
-REDIS_PORT = 16379
 OUTAGE_S = 10
 
 
 @pytest.fixture
 def guarded_stream(settings, unique_name, tmp_path: Path):
     """Two workers whose guard is a Redis of this test's own, behind a password."""
-    with scratch_redis(settings, tmp_path, REDIS_PORT, password=secrets.token_hex(16)) as redis_server:
+    with scratch_redis(settings, tmp_path, free_port(), password=secrets.token_hex(16)) as redis_server:
         with scratch_stream(settings, unique_name, workers=2, web_port=16090,
                             redis_url=redis_server.settings.redis_url) as (scratch, workers):
             yield scratch, workers, redis_server
+
+
+def free_port() -> int:
+    """A port no one listens on now (a fixed one could be held by a run killed before its cleanup)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def once_a_third_in(scale, action):
