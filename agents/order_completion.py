@@ -125,7 +125,6 @@ async def complete_orders(stream):
         # (found by the scale-in fault test). A held event is never committed here.
         for event in batch:
             event.message.incref()
-        generation = app.rebalancing_count
         by_partition: dict[int, list] = {}
         for event in batch:
             by_partition.setdefault(event.message.partition, []).append(event)
@@ -133,12 +132,11 @@ async def complete_orders(stream):
             # Table writes go to the changelog partition of the "current event": this one's.
             token = _current_event.set(weakref.ref(events[-1]))
             try:
-                saved = await process(partition, events, generation)
+                await process(partition, events)
             finally:
                 _current_event.reset(token)
-            if saved:
-                for event in events:
-                    event.message.decref()
+            for event in events:
+                event.message.decref()
 
 
 class Batch:
@@ -163,16 +161,8 @@ class Batch:
                 order_progress[order_id] = progress_codec.encode(state)
 
 
-async def process(partition: int, events: list, generation: int) -> bool:
-    """Apply one partition's events in order, then decide, claim, send and save once; False
-    if the batch was left to another worker.
-
-    A rebalance that began while this batch awaited Redis or the broker may have handed the
-    partition to another worker, which recovered the table without this batch's writes and
-    carries on from the last committed offset (before these events: they are not acked
-    yet). Saving now would append older state after the new owner's to the changelog, and
-    a later recovery would restore it: detail rows lost for good. So the batch's writes are
-    dropped and its events stay held (uncommitted); the new owner applies them again."""
+async def process(partition: int, events: list) -> None:
+    """Apply one partition's events in order, then decide, claim, send and save once."""
     here, work = watch(partition), Batch()
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
     for event in events:
@@ -202,14 +192,8 @@ async def process(partition: int, events: list, generation: int) -> bool:
              or (settled_before is not None and since <= settled_before)}
     await decide(here, work, set(work.states) - ready, here.frontier)
     await decide(here, work, ready, CAUGHT_UP)
-    if app.rebalancing or app.rebalancing_count != generation:
-        stats["batches_dropped_by_rebalance"] += 1
-        log.info("partition %d: a rebalance began during this batch; its %d events are left to "
-                 "the partition's owner", partition, len(events))
-        return False
     work.save()
     stats["unsettled_now"] = sum(len(w.unsettled) for w in watches.values())
-    return True
 
 
 def apply(here: PartitionWatch, work: Batch, change) -> None:
