@@ -119,10 +119,11 @@ def load(order_id: str) -> OrderProgress:
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
     async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-        # Each event is held until its partition's state is saved. take_events acks the whole
-        # batch even when the agent is cancelled mid-batch (a worker stopping), and Faust
-        # then commits those offsets: changes never saved would be skipped by the next owner
-        # (found by the scale-in fault test). A held event is never committed here.
+        # Faust commits an event's offset once it is acked, and take_events acks the whole
+        # batch as the next one is taken, or when the agent is cancelled mid-batch. Each event
+        # is held instead until its partition's changes are in the changelog: an offset
+        # committed before that would let the partition's next owner skip a change it never
+        # recovered (tables.order_progress says how Faust's own flush falls short).
         for event in batch:
             event.message.incref()
         by_partition: dict[int, list] = {}
@@ -135,8 +136,29 @@ async def complete_orders(stream):
                 await process(partition, events)
             finally:
                 _current_event.reset(token)
-            for event in events:
-                event.message.decref()
+            in_background(release_when_durable(events, order_progress.take_changelog_sends()))
+
+
+background: set[asyncio.Task] = set()  # tasks the event loop would otherwise hold only weakly
+
+
+def in_background(work) -> None:
+    task = asyncio.ensure_future(work)
+    background.add(task)
+    task.add_done_callback(background.discard)
+
+
+async def release_when_durable(events: list, changelog_sends: list) -> None:
+    """Let Faust commit these events once the changelog holds what they changed."""
+    results = await asyncio.gather(*changelog_sends, return_exceptions=True)
+    failures = [result for result in results if isinstance(result, BaseException)]
+    if failures:  # uncommitted, so the partition's next owner processes them again
+        stats["changelog_send_failures"] += len(failures)
+        log.error("%d changelog writes failed (%s: %s); %d events stay uncommitted", len(failures),
+                  type(failures[0]).__name__, failures[0], len(events))
+        return
+    for event in events:
+        event.message.decref()
 
 
 class Batch:
@@ -284,7 +306,7 @@ async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
         here.unsettled.pop(order_id, None)
         sent.append((order_id, mine, pending))
     if sent:
-        asyncio.ensure_future(confirm(here.partition, sent))
+        in_background(confirm(here.partition, sent))
 
 
 def keep_unsettled(here: PartitionWatch, work: Batch, order_id: str) -> None:
