@@ -119,11 +119,12 @@ def load(order_id: str) -> OrderProgress:
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
     async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-        # Faust commits an event's offset once it is acked, and take_events acks the whole
-        # batch as the next one is taken, or when the agent is cancelled mid-batch. Each event
-        # is held instead until its partition's changes are in the changelog: an offset
-        # committed before that would let the partition's next owner skip a change it never
-        # recovered (tables.order_progress says how Faust's own flush falls short).
+        # Faust commits an event's offset once every reference to it is acked, and take_events
+        # acks the whole batch as the next one is taken, or when the agent is cancelled
+        # mid-batch. The agent holds one more reference, acked once the partition's changes
+        # are in the changelog: an offset committed before that would let the partition's next
+        # owner skip a change it never recovered (tables.order_progress says how Faust's own
+        # flush falls short).
         for event in batch:
             event.message.incref()
         by_partition: dict[int, list] = {}
@@ -158,7 +159,7 @@ async def release_when_durable(events: list, changelog_sends: list) -> None:
                   type(failures[0]).__name__, failures[0], len(events))
         return
     for event in events:
-        event.message.decref()
+        event.ack()  # not message.decref(): the last reference's ack is what Faust commits
 
 
 class Batch:

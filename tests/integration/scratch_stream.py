@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from cdc import rest
 from cdc.connector import connector_config, server_id
@@ -92,3 +93,25 @@ def order_final(settings: Settings, expected: int, workers, timeout_s: float = 1
     except TimeoutError as error:
         pytest.fail(f"{error}; expected {expected}; workers: {[w.stats() for w in workers]}")
     return [m.value for m in messages]
+
+
+def uncommitted(settings: Settings, timeout_s: float = 30) -> dict[str, int]:
+    """CDC records past the workers' committed offsets, per topic-partition, once every one
+    is committed or `timeout_s` passed: {} means the group has committed everything."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": settings.stream_app_id,
+                         "enable.auto.commit": False})
+    partitions = [TopicPartition(settings.cdc_topic(table), p)
+                  for table in ("orders", "order_details") for p in range(settings.topic_partitions)]
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            behind = {}
+            for tp in consumer.committed(partitions, timeout=10):
+                end = consumer.get_watermark_offsets(tp, timeout=10)[1]
+                if end > max(tp.offset, 0):
+                    behind[f"{tp.topic}[{tp.partition}]"] = end - max(tp.offset, 0)
+            if not behind or time.monotonic() > deadline:
+                return behind
+            time.sleep(0.5)
+    finally:
+        consumer.close()

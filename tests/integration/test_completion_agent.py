@@ -148,33 +148,34 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settin
     assert order_completion.stats["duplicates_prevented"] == prevented_before + 1
 
 
-class HeldMessage:
+class HeldEvent:
     def __init__(self) -> None:
-        self.decrefs = 0
+        self.acks = 0
 
-    def decref(self) -> None:
-        self.decrefs += 1
+    def ack(self) -> bool:
+        self.acks += 1
+        return True
 
 
 def test_events_are_released_for_commit_only_once_their_changelog_writes_are_acknowledged():
     async def scenario():
         loop = asyncio.get_running_loop()
-        events = [SimpleNamespace(message=HeldMessage()) for _ in range(3)]
+        events = [HeldEvent() for _ in range(3)]
         first, second = loop.create_future(), loop.create_future()
         release = asyncio.ensure_future(order_completion.release_when_durable(events, [first, second]))
         first.set_result(None)
         await asyncio.sleep(0.05)
-        held_while_one_pending = [event.message.decrefs for event in events]
+        held_while_one_pending = [event.acks for event in events]
         second.set_result(None)
         await release
 
-        failing = [SimpleNamespace(message=HeldMessage())]
+        failing = [HeldEvent()]
         failures_before = order_completion.stats["changelog_send_failures"]
         lost = loop.create_future()
         lost.set_exception(TimeoutError("no leader"))
         await order_completion.release_when_durable(failing, [lost])
         failures = order_completion.stats["changelog_send_failures"] - failures_before
-        return held_while_one_pending, [event.message.decrefs for event in events], failing[0].message.decrefs, failures
+        return held_while_one_pending, [event.acks for event in events], failing[0].acks, failures
 
     held_while_one_pending, released, kept_after_failure, failures = asyncio.run(scenario())
     assert held_while_one_pending == [0, 0, 0]

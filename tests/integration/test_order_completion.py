@@ -8,7 +8,7 @@ import time
 import pytest
 
 from source.audit import audit
-from tests.integration.scratch_stream import order_final, scratch_stream, write_orders
+from tests.integration.scratch_stream import order_final, scratch_stream, uncommitted, write_orders
 
 ORDERS = 2000
 
@@ -38,6 +38,8 @@ def test_two_workers_emit_each_complete_order_exactly_once(stream):
         time.sleep(0.2)
     assert all(c.get("events_in", 0) > 0 for c in counts), counts  # both workers did work
     assert recorded == manifest["counts"]["complete"], counts
+    # every CDC record is committed once its changes are saved: nothing left for a restart to redo
+    assert uncommitted(settings) == {}
 
 
 def test_a_worker_killed_mid_run_and_restarted_loses_and_duplicates_nothing(stream):
