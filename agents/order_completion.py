@@ -83,6 +83,8 @@ TICK_INTERVAL_S = 0.25
 # Events are taken in batches: decisions, Redis claims and table writes once per batch.
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.02
+# Longest wait, in a rebalance, for this worker's changelog writes (inside the rebalance timeout).
+REVOKE_WAIT_S = 10.0
 
 guard = guards.RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS)
 
@@ -130,7 +132,13 @@ async def complete_orders(stream):
         by_partition: dict[int, list] = {}
         for event in batch:
             by_partition.setdefault(event.message.partition, []).append(event)
+        owned = owned_partitions()
         for partition, events in by_partition.items():
+            if partition not in owned:
+                # Taken before a rebalance moved the partition away: its new owner reads
+                # them from the committed offset. Left unacked, and unwritten, here.
+                stats["events_skipped_partition_moved"] += len(events)
+                continue
             # Table writes go to the changelog partition of the "current event": this one's.
             token = _current_event.set(weakref.ref(events[-1]))
             try:
@@ -138,6 +146,25 @@ async def complete_orders(stream):
             finally:
                 _current_event.reset(token)
             in_background(release_when_durable(events, order_progress.take_changelog_sends()))
+
+
+def owned_partitions() -> set[int]:
+    """Partition numbers this worker holds as of the last completed rebalance."""
+    return {tp.partition for tp in app.assignor.assigned_actives()}
+
+
+@app.on_partitions_revoked.connect
+async def hand_over_durable_state(sender, revoked, **kwargs) -> None:
+    """Before partitions move, let every changelog write reach the broker: a write landing
+    after the next owner has recovered would be missing from its state and, later in the
+    changelog than that owner's own writes, would shadow them in any later recovery."""
+    started = time.monotonic()
+    pending = await order_progress.changelog_sent(timeout_s=REVOKE_WAIT_S)
+    if pending:
+        log.warning("%d changelog writes still unacknowledged after %.0f s; handing partitions over anyway",
+                    pending, REVOKE_WAIT_S)
+    else:
+        log.info("changelog writes acknowledged before the rebalance (%.2f s)", time.monotonic() - started)
 
 
 background: set[asyncio.Task] = set()  # tasks the event loop would otherwise hold only weakly

@@ -7,6 +7,8 @@ so its partitions and Faust's web routing agree with the CDC topics). Values are
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 from faust.types import FutureMessage
 
@@ -15,28 +17,47 @@ from streams.app import app
 
 
 class ChangelogSendsTable(faust.Table):
-    """A table that keeps the changelog sends of its writes until they are taken.
+    """A table whose changelog writes can be waited for, and whose persisted offsets only
+    count writes made while this worker owns the partition.
 
     Faust flushes its producer before committing source offsets, but that flush gives up
     once the send buffer makes no progress for 0.1 s, so an offset can be committed while
     the changelog write of the change it carried is still buffered. The partition's next
     owner then recovers without the change and resumes after it. The completion agent takes
-    these sends and lets its events be committed only once they are acknowledged.
+    these sends and lets its events be committed only once they are acknowledged, and waits
+    for all of them before handing partitions over in a rebalance.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._unacknowledged: list[FutureMessage] = []
+        self._untaken: list[FutureMessage] = []
+        self._in_flight: set[FutureMessage] = set()
 
     def send_changelog(self, *args, **kwargs) -> FutureMessage:
         sent = super().send_changelog(*args, **kwargs)
-        self._unacknowledged.append(sent)
+        self._untaken.append(sent)
+        self._in_flight.add(sent)
+        sent.add_done_callback(self._in_flight.discard)
         return sent
 
     def take_changelog_sends(self) -> list[FutureMessage]:
         """The changelog sends since the last call (each resolves when the broker has it)."""
-        sends, self._unacknowledged = self._unacknowledged, []
+        sends, self._untaken = self._untaken, []
         return sends
+
+    async def changelog_sent(self, timeout_s: float) -> int:
+        """Wait until every changelog write made so far is acknowledged; how many are not."""
+        pending = set(self._in_flight)
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+        return sum(not sent.done() for sent in pending)
+
+    def _on_changelog_sent(self, fut: FutureMessage) -> None:
+        # The persisted offset says "local data holds the changelog up to here": recovery
+        # starts after it when the partition comes back. A write acknowledged after the
+        # partition moved on may land after the new owner's writes; counting it would skip them.
+        if fut.result().partition in {tp.partition for tp in self.app.assignor.assigned_actives()}:
+            super()._on_changelog_sent(fut)
 
 
 order_progress: ChangelogSendsTable = app.tables.add(ChangelogSendsTable(

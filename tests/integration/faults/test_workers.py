@@ -7,7 +7,7 @@ import threading
 
 from stack.workers import Worker
 from tests.integration.faults.injection import FaultRow, sleep_while, every, run_under_fault
-from tests.integration.scratch_stream import scratch_stream
+from tests.integration.scratch_stream import scratch_stream, uncommitted
 
 
 def test_a_random_worker_killed_and_restarted_every_few_seconds_loses_and_duplicates_nothing(
@@ -54,6 +54,7 @@ def test_scaling_out_from_one_worker_to_three_and_back_in_loses_and_duplicates_n
         try:
             outcome, changes = run_under_fault(scratch, workers, scale, out_then_in)
             busy = [worker.stats() for worker in workers]
+            behind = uncommitted(scratch)
         finally:
             for worker in extra:
                 worker.stop()
@@ -64,3 +65,4 @@ def test_scaling_out_from_one_worker_to_three_and_back_in_loses_and_duplicates_n
     assert changes == 2, "the run ended before scaling back in: write more orders"
     assert result.exact, result.summary()
     assert busy[0] is not None
+    assert behind == {}, "CDC records left uncommitted after scaling back in"
