@@ -132,13 +132,7 @@ async def complete_orders(stream):
         by_partition: dict[int, list] = {}
         for event in batch:
             by_partition.setdefault(event.message.partition, []).append(event)
-        owned = owned_partitions()
         for partition, events in by_partition.items():
-            if partition not in owned:
-                # Taken before a rebalance moved the partition away: its new owner reads
-                # them from the committed offset. Left unacked, and unwritten, here.
-                stats["events_skipped_partition_moved"] += len(events)
-                continue
             # Table writes go to the changelog partition of the "current event": this one's.
             token = _current_event.set(weakref.ref(events[-1]))
             try:
@@ -148,13 +142,9 @@ async def complete_orders(stream):
             in_background(release_when_durable(events, order_progress.take_changelog_sends()))
 
 
-def owned_partitions() -> set[int]:
-    """Partition numbers this worker holds as of the last completed rebalance."""
-    return {tp.partition for tp in app.assignor.assigned_actives()}
-
-
 @app.on_partitions_revoked.connect
-async def hand_over_durable_state(sender, revoked, **kwargs) -> None:
+@app.on_before_shutdown.connect  # a stopping worker leaves the group after this
+async def hand_over_durable_state(sender, *_, **__) -> None:
     """Before partitions move, let every changelog write reach the broker: a write landing
     after the next owner has recovered would be missing from its state and, later in the
     changelog than that owner's own writes, would shadow them in any later recovery."""

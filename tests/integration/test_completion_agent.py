@@ -57,8 +57,6 @@ def processed(count: int):
 @pytest.fixture
 def sends(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     topics.outputs_ready.set()  # set by the worker's start-up task, which test_context does not run
-    # test_context joins no consumer group: the worker owns every partition
-    monkeypatch.setattr(order_completion, "owned_partitions", lambda: set(range(settings.topic_partitions)))
     monkeypatch.setattr(order_completion, "guard",
                         guards.RedisGuard(settings.redis_url, "test-worker", order_completion.CLAIM_TTL_MS))
     with patch.object(topics.order_final, "send", new=AsyncMock(side_effect=acknowledged)) as final, \

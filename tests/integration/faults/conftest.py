@@ -17,16 +17,27 @@ from config import Settings
 from tests.integration.faults.injection import FaultRow, Scale
 
 TABLE: list[FaultRow] = []
+OPEN_BUGS: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults: fault injection on the real stack (FAULT_SUITE=long for the long run)")
+    config.addinivalue_line("markers", "open_bug(why): fails some runs on a known, open bug; runs only with FAULT_SUITE=long")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the suite; leave tests that expose an open bug out of the CI run (deselected and
+    named in the summary, so CI stays green without hiding them)."""
     for item in items:
         if "/faults/" in str(item.path):
             item.add_marker(pytest.mark.faults)
+    if os.environ.get("FAULT_SUITE", "short") == "long":
+        return
+    open_bugs = [item for item in items if item.get_closest_marker("open_bug")]
+    if open_bugs:
+        config.hook.pytest_deselected(items=open_bugs)
+        items[:] = [item for item in items if item not in open_bugs]
+        OPEN_BUGS.extend(f"{item.name}: {item.get_closest_marker('open_bug').args[0]}" for item in open_bugs)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +58,8 @@ def fault_table(settings: Settings) -> list[FaultRow]:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    for line in OPEN_BUGS:
+        terminalreporter.write_line(f"deselected (open bug, runs with FAULT_SUITE=long): {line}", yellow=True)
     if TABLE:
         terminalreporter.section("fault table")
         terminalreporter.write_line(FaultRow.markdown(TABLE))
