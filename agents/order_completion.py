@@ -154,7 +154,7 @@ async def hand_over_durable_state(sender, *_, **__) -> None:
         log.warning("%d changelog writes still unacknowledged after %.0f s; handing partitions over anyway",
                     pending, REVOKE_WAIT_S)
     else:
-        log.info("changelog writes acknowledged before the rebalance (%.2f s)", time.monotonic() - started)
+        log.info("changelog writes acknowledged before handing partitions over (%.2f s)", time.monotonic() - started)
 
 
 background: set[asyncio.Task] = set()  # tasks the event loop would otherwise hold only weakly
