@@ -10,6 +10,7 @@ from __future__ import annotations
 import faust
 
 from config import settings
+from streams.consumer import NoSkipConsumer
 
 app = faust.App(
     settings.stream_app_id,
@@ -39,3 +40,5 @@ app = faust.App(
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
 )
+# A consumer that cannot commit past records it never delivered (see streams.consumer).
+app.transport.Consumer = NoSkipConsumer

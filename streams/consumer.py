@@ -1,0 +1,121 @@
+"""Faust's Kafka consumer, changed so that agents get every record of a partition, in order.
+
+Found with the scale 1 -> 3 -> 1 fault test (issue 7), in faust-streaming 0.15.3 (faust#216
+and #221 describe the same jump). A worker that keeps a partition through a rebalance can
+resume *after* records it never processed: records fetched before the rebalance are dropped
+with the stream buffers, the fetch position is not where the committed offset is, and the
+records fetched before Faust's seek to the committed offset still arrive after it, pushing
+its read offset ahead so that the re-read records below it are dropped as "already read".
+The first record past such a drop looks like a hole in the partition (a compacted or
+transactional topic has such holes), and Faust marks the offsets in between as done: the
+next commit passes them and nothing reads them again.
+
+The CDC and tick topics have no holes (not compacted, no transactions), so this consumer
+- gates every record of an acknowledged topic: per partition it delivers the committed
+  offset first (once Faust has sought there) and then only the next offset; a record past
+  a hole is held back and the partition is sought back to the first missing offset;
+- never marks offsets as done that no event acknowledged: commits wait for the events.
+Agents therefore see each partition in order from its committed offset, as Kafka promises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Set
+
+from faust.transport.consumer import ensure_TP
+from faust.transport.drivers.aiokafka import Consumer
+from faust.types import TP, Message
+
+from streams.metrics import counters
+
+log = logging.getLogger(__name__)
+
+ANY_OFFSET = -1  # never committed: the first record is where the partition starts (offset reset)
+
+
+class NoSkipConsumer(Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per partition, the offset its agent gets next; absent until Faust has sought to
+        # the committed offset in this generation (records before that are held back).
+        self._next: dict[TP, int] = {}
+        self._rewinds: dict[TP | None, asyncio.Task] = {}
+        self._rewound_to: dict[TP, int] = {}
+        deliver = self.callback
+
+        async def deliver_in_order(message: Message) -> None:
+            if self._in_order(message):
+                await deliver(message)
+
+        self.callback = deliver_in_order  # what the fetch loop calls for each record
+
+    async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
+        self._next.clear()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        for tp in self.assignment():
+            committed = self._committed_offset.get(tp)
+            self._next[tp] = ANY_OFFSET if committed is None else committed
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust would mark `offset_from` .. `offset_to` done; the gate re-reads them instead."""
+
+    def _in_order(self, message: Message) -> bool:
+        if not self.app.topics.acks_enabled_for(message.topic):
+            return True  # changelogs: read by table recovery, which counts its own offsets
+        tp = ensure_TP(message.tp)
+        expected = self._next.get(tp)
+        if expected is None:
+            counters["records_before_seek"] += 1  # fetched before the seek: read again after it
+            if not self.app.rebalancing:  # a rebalance that ended without the seek
+                self._rewind_soon(None)
+            return False
+        if expected == ANY_OFFSET or message.offset == expected:
+            self._next[tp] = message.offset + 1
+            return True
+        if message.offset > expected:
+            counters["records_past_a_hole"] += 1
+            self._rewind_soon(tp)
+        return False  # below: delivered already in this generation
+
+    def _rewind_soon(self, tp: TP | None) -> None:
+        """Seek `tp` back to its next offset; None: every partition to its committed offset."""
+        if tp not in self._rewinds:  # one at a time; the fetch loop sets the read offset first
+            self._rewinds[tp] = asyncio.ensure_future(self._rewind(tp) if tp else self._seek_committed())
+
+    async def _seek_committed(self) -> None:
+        try:
+            log.warning("records arrived before any seek to the committed offsets; seeking there now")
+            await self.perform_seek()
+        except Exception as error:
+            log.error("could not seek to the committed offsets (%s: %s)", type(error).__name__, error, exc_info=True)
+        finally:
+            self._rewinds.pop(None, None)
+
+    async def _rewind(self, tp: TP) -> None:
+        try:
+            while self.app.rebalancing:  # the rebalance ends with a seek of its own
+                await asyncio.sleep(0.05)
+            offset = self._next.get(tp)
+            if offset is None or offset == ANY_OFFSET or tp not in self.assignment():
+                return
+            counters["rewinds"] += 1
+            if self._rewound_to.get(tp) != offset:  # records fetched before the seek can repeat it
+                self._rewound_to[tp] = offset
+                log.warning("%s[%d]: records arrived past offset %d, which was not delivered; reading from "
+                            "%d again", tp.topic, tp.partition, offset, offset)
+            self.pause_partitions({tp})  # records fetched before the seek are not delivered
+            try:
+                await self.seek_wait({tp: offset})  # in the consumer thread; sets the read offset
+            finally:
+                if not self.app.rebalancing:
+                    self.resume_partitions({tp})
+        except Exception as error:  # the records stay unacknowledged, so uncommitted
+            log.error("%s[%d]: could not seek back to %s (%s: %s)", tp.topic, tp.partition, self._next.get(tp),
+                      type(error).__name__, error, exc_info=True)
+        finally:
+            self._rewinds.pop(tp, None)

@@ -1,0 +1,97 @@
+"""streams.consumer: each partition reaches the agents in order from its committed offset."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from faust.transport.drivers.aiokafka import Consumer
+from faust.types import TP
+
+from streams.app import app
+from streams.consumer import ANY_OFFSET, NoSkipConsumer
+
+ORDERS_3 = TP("mysql.project_db.orders", 3)
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """A fresh consumer whose deliveries and rewinds are recorded instead of performed."""
+    delivered, rewinds = [], []
+
+    async def agent_side(message) -> None:
+        delivered.append(message.offset)
+
+    async def rebalance(*_) -> None: ...
+
+    consumer = app.transport.create_consumer(callback=agent_side, on_partitions_revoked=rebalance,
+                                             on_partitions_assigned=rebalance)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: topic == ORDERS_3.topic)
+    monkeypatch.setattr(consumer, "_rewind_soon", rewinds.append)
+
+    def fetch(*offsets: int, tp: TP = ORDERS_3) -> None:
+        async def fetch_loop() -> None:
+            for offset in offsets:
+                await consumer.callback(SimpleNamespace(tp=tp, topic=tp.topic, offset=offset))
+        asyncio.run(fetch_loop())
+
+    return SimpleNamespace(consumer=consumer, fetch=fetch, delivered=delivered, rewinds=rewinds)
+
+
+def test_the_app_consumes_with_the_no_skip_consumer():
+    assert isinstance(app.consumer, NoSkipConsumer)
+
+
+def test_records_fetched_before_the_seek_to_the_committed_offset_are_held_back(gate, monkeypatch):
+    monkeypatch.setattr(app, "rebalancing", True)  # the seek comes at the rebalance's end
+    gate.fetch(40, 41)
+
+    assert gate.delivered == []
+    assert gate.rewinds == []
+
+
+def test_records_after_a_rebalance_that_ended_without_a_seek_make_one(gate):
+    gate.fetch(40, 41)
+
+    assert gate.delivered == []
+    assert gate.rewinds == [None, None]  # None: seek every partition to its committed offset
+
+
+def test_a_partition_is_delivered_from_its_committed_offset_in_order(gate):
+    gate.consumer._next[ORDERS_3] = 5  # Faust sought to the committed offset 5
+    gate.fetch(3, 5, 6, 9, 10, 7, 5, 8, 9)
+
+    assert gate.delivered == [5, 6, 7, 8, 9]
+    assert gate.rewinds == [ORDERS_3, ORDERS_3]  # 9 and 10 arrived past the missing 7
+
+
+def test_a_partition_never_committed_starts_at_its_first_record(gate):
+    gate.consumer._next[ORDERS_3] = ANY_OFFSET
+    gate.fetch(12, 13)
+
+    assert gate.delivered == [12, 13]
+
+
+def test_changelog_records_pass_ungated(gate):
+    gate.fetch(7, 3, tp=TP("orderpipe-order_progress-changelog", 3))
+
+    assert gate.delivered == [7, 3]
+
+
+def hole_then_commit(add_gap, tp: TP) -> int | None:
+    """Records 3-4 processed, 5-8 never delivered, 9-10 processed: the offset Faust would commit."""
+    consumer = app.consumer
+    consumer._committed_offset[tp] = 3
+    asyncio.run(add_gap(consumer, tp, 5, 9))  # what the fetch loop calls when 9 follows 4
+    consumer._acked[tp].extend([3, 4, 9, 10])
+    return consumer._new_offset(tp)
+
+
+def test_the_commit_stops_at_the_first_offset_not_delivered():
+    assert hole_then_commit(NoSkipConsumer._add_gap, TP("mysql.project_db.order_details", 3)) == 5
+
+
+def test_faust_alone_would_commit_past_the_records_it_never_delivered():
+    # why streams.consumer exists: records 5-8 would never be read again
+    assert hole_then_commit(Consumer._add_gap, TP("mysql.project_db.order_details", 2)) > 8
