@@ -14,7 +14,8 @@ The CDC and tick topics have no holes (not compacted, no transactions), so this 
 - gates every record of an acknowledged topic: per partition it delivers the committed
   offset first (once Faust has sought there) and then only the next offset; a record past
   a hole is held back and the partition is sought back to the first missing offset;
-- never marks offsets as done that no event acknowledged: commits wait for the events.
+- keeps no read offset for Faust's fetch loop, which would drop records below it and mark
+  offsets done above it: commits wait for the events' acknowledgements.
 Agents therefore see each partition in order from its committed offset, as Kafka promises.
 """
 
@@ -32,12 +33,28 @@ from streams.metrics import counters
 
 log = logging.getLogger(__name__)
 
-ANY_OFFSET = -1  # never committed: the first record is where the partition starts (offset reset)
+ANY_OFFSET = -1  # the partition's start could not be read: take the first record as it
+
+
+class NoReadOffsets(dict):
+    """Faust's fetch loop drops records below a partition's read offset and reports holes
+    above it; the gate does both from what it delivered, so no read offset is kept (a stale
+    one made the loop drop the very records a seek had gone back for)."""
+
+    def __getitem__(self, tp: TP) -> None:
+        return None
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        pass
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 class NoSkipConsumer(Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._read_offset = NoReadOffsets()
         # Per partition, the offset its agent gets next; absent until Faust has sought to
         # the committed offset in this generation (records before that are held back).
         self._next: dict[TP, int] = {}
@@ -57,12 +74,20 @@ class NoSkipConsumer(Consumer):
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
+        never_committed = []
         for tp in self.assignment():
             committed = self._committed_offset.get(tp)
-            self._next[tp] = ANY_OFFSET if committed is None else committed
+            if committed is None:
+                never_committed.append(tp)
+            else:
+                self._next[tp] = committed
+        if never_committed:  # read from the start: records before that are fetched again
+            starts = await self.earliest_offsets(*never_committed)
+            for tp in never_committed:
+                self._next[tp] = starts.get(tp, ANY_OFFSET)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        """Faust would mark `offset_from` .. `offset_to` done; the gate re-reads them instead."""
+        """Faust would mark `offset_from` .. `offset_to` done (unreachable without read offsets)."""
 
     def _in_order(self, message: Message) -> bool:
         if not self.app.topics.acks_enabled_for(message.topic):
