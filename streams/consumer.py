@@ -109,7 +109,7 @@ class NoSkipConsumer(Consumer):
 
     def _rewind_soon(self, tp: TP | None) -> None:
         """Seek `tp` back to its next offset; None: every partition to its committed offset."""
-        if tp not in self._rewinds:  # one at a time; the fetch loop sets the read offset first
+        if tp not in self._rewinds:  # one at a time
             self._rewinds[tp] = asyncio.ensure_future(self._rewind(tp) if tp else self._seek_committed())
 
     async def _seek_committed(self) -> None:
@@ -135,7 +135,7 @@ class NoSkipConsumer(Consumer):
                             "%d again", tp.topic, tp.partition, offset, offset)
             self.pause_partitions({tp})  # records fetched before the seek are not delivered
             try:
-                await self.seek_wait({tp: offset})  # in the consumer thread; sets the read offset
+                await self.seek_wait({tp: offset})  # in the consumer thread
             finally:
                 if not self.app.rebalancing:
                     self.resume_partitions({tp})
