@@ -69,6 +69,7 @@ from config import settings
 from streams import topics
 from streams.app import app
 from streams.metrics import WORKER, counters as stats
+from streams.state_cache import WriteBackCache
 from streams.codec import CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables import progress_codec
 from tables.order_progress import order_progress
@@ -85,8 +86,13 @@ BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.02
 # Longest wait, in a rebalance, for this worker's changelog writes (inside the rebalance timeout).
 REVOKE_WAIT_S = 10.0
+# The state cache writes each changed order once per flush (streams.state_cache).
+FLUSH_INTERVAL_S = 0.25
 
 guard = guards.RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS)
+states: WriteBackCache[OrderProgress] = WriteBackCache(
+    order_progress, encode=progress_codec.encode, decode=progress_codec.decode, empty=OrderProgress,
+    flush_interval_s=FLUSH_INTERVAL_S)
 
 
 @dataclass
@@ -113,43 +119,49 @@ def decode(message) -> OrderChange | DetailChange | Tombstone | Truncate:
     return decode_detail(message.key, message.value)
 
 
-def load(order_id: str) -> OrderProgress:
-    raw = order_progress.get(order_id)
-    return progress_codec.decode(raw) if raw is not None else OrderProgress()
-
-
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
     async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
         # Faust commits an event's offset once every reference to it is acked, and take_events
         # acks the whole batch as the next one is taken, or when the agent is cancelled
-        # mid-batch. The agent holds one more reference, acked once the partition's changes
-        # are in the changelog: an offset committed before that would let the partition's next
-        # owner skip a change it never recovered (tables.order_progress says how Faust's own
-        # flush falls short).
+        # mid-batch. The agent holds one more reference, released by the state cache once
+        # the changelog holds what the event changed: an offset committed before that would
+        # let the partition's next owner skip a change it never recovered
+        # (tables.order_progress says how Faust's own flush falls short).
         for event in batch:
             event.message.incref()
         by_partition: dict[int, list] = {}
         for event in batch:
             by_partition.setdefault(event.message.partition, []).append(event)
+        generation = states.generation
         for partition, events in by_partition.items():
-            # Table writes go to the changelog partition of the "current event": this one's.
+            # Table reads and writes go to the partition of the "current event": this one's.
             token = _current_event.set(weakref.ref(events[-1]))
             try:
                 await process(partition, events)
             finally:
                 _current_event.reset(token)
-            in_background(release_when_durable(events, order_progress.take_changelog_sends()))
+            states.hold(partition, events, generation)
+        if states.flush_due:
+            states.flush()
+
+
+@app.timer(interval=FLUSH_INTERVAL_S / 2)
+async def flush_quiet_state() -> None:
+    """Flush the state cache when no batch comes to do it (a quiet stream still commits)."""
+    if states.flush_due:
+        states.flush()
 
 
 @app.on_partitions_revoked.connect
 @app.on_before_shutdown.connect  # a stopping worker leaves the group after this
 async def hand_over_durable_state(sender, *_, **__) -> None:
-    """Before partitions move, let every changelog write reach the broker: a write landing
-    after the next owner has recovered would be missing from its state and, later in the
-    changelog than that owner's own writes, would shadow them in any later recovery."""
+    """Before partitions move, write what the cache holds and let every changelog write reach
+    the broker: a write landing after the next owner has recovered would be missing from its
+    state and, later in the changelog than that owner's own writes, would shadow them in any
+    later recovery."""
     started = time.monotonic()
-    pending = await order_progress.changelog_sent(timeout_s=REVOKE_WAIT_S)
+    pending = await states.hand_over(timeout_s=REVOKE_WAIT_S)
     if pending:
         log.warning("%d changelog writes still unacknowledged after %.0f s; handing partitions over anyway",
                     pending, REVOKE_WAIT_S)
@@ -166,44 +178,27 @@ def in_background(work) -> None:
     task.add_done_callback(background.discard)
 
 
-async def release_when_durable(events: list, changelog_sends: list) -> None:
-    """Let Faust commit these events once the changelog holds what they changed."""
-    results = await asyncio.gather(*changelog_sends, return_exceptions=True)
-    failures = [result for result in results if isinstance(result, BaseException)]
-    if failures:  # uncommitted, so the partition's next owner processes them again
-        stats["changelog_send_failures"] += len(failures)
-        log.error("%d changelog writes failed (%s: %s); %d events stay uncommitted", len(failures),
-                  type(failures[0]).__name__, failures[0], len(events))
-        return
-    for event in events:
-        event.ack()  # not message.decref(): the last reference's ack is what Faust commits
-
-
 class Batch:
-    """Working copies of the orders one partition's slice of a batch touches."""
+    """One partition's slice of a batch: the orders it touched, read and written through the
+    state cache (a slice begun before a rebalance writes nothing after it)."""
 
-    def __init__(self) -> None:
-        self.loaded: dict[str, OrderProgress] = {}
-        self.states: dict[str, OrderProgress] = {}
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.generation = states.generation
+        self.touched: set[str] = set()
 
     def get(self, order_id: str) -> OrderProgress:
-        if order_id not in self.states:
-            self.loaded[order_id] = self.states[order_id] = load(order_id)
-        return self.states[order_id]
+        self.touched.add(order_id)
+        return states.get(self.partition, order_id)
 
     def put(self, order_id: str, state: OrderProgress) -> None:
-        self.get(order_id)
-        self.states[order_id] = state
-
-    def save(self) -> None:
-        for order_id, state in self.states.items():
-            if state != self.loaded[order_id]:
-                order_progress[order_id] = progress_codec.encode(state)
+        self.touched.add(order_id)
+        states.put(self.partition, order_id, state, self.generation)
 
 
 async def process(partition: int, events: list) -> None:
     """Apply one partition's events in order, then decide, claim, send and save once."""
-    here, work = watch(partition), Batch()
+    here, work = watch(partition), Batch(partition)
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
     for event in events:
         message = event.message
@@ -230,9 +225,8 @@ async def process(partition: int, events: list) -> None:
     ready = {order_id for order_id, (newest, since) in here.unsettled.items()
              if (newest is not None and here.frontier is not None and newest <= here.frontier)
              or (settled_before is not None and since <= settled_before)}
-    await decide(here, work, set(work.states) - ready, here.frontier)
+    await decide(here, work, work.touched - ready, here.frontier)
     await decide(here, work, ready, CAUGHT_UP)
-    work.save()
     stats["unsettled_now"] = sum(len(w.unsettled) for w in watches.values())
 
 
@@ -245,14 +239,16 @@ def apply(here: PartitionWatch, work: Batch, change) -> None:
         log.warning("TRUNCATE of %s at %s ignored: orders in flight keep their state", change.table,
                     change.position)
         return
-    state = work.get(change.order_id)
     if isinstance(change, OrderChange):
         stats["order_changes"] += 1
         here.frontier = max(filter(None, (here.frontier, change.position)))
-        updated = apply_order(state, change)
     else:
         stats["detail_changes"] += 1
-        updated = apply_detail(state, change)
+    state = work.get(change.order_id)
+    if state.emitted:  # settled for good: nothing it changes can matter any more
+        stats["changes_after_emission"] += 1
+        return
+    updated = apply_order(state, change) if isinstance(change, OrderChange) else apply_detail(state, change)
     if updated is state:
         stats["redeliveries_ignored"] += 1
     work.put(change.order_id, updated)

@@ -11,6 +11,7 @@ import faust
 
 from config import settings
 from streams.consumer import NoSkipConsumer
+from streams.producer import BatchingProducer
 
 app = faust.App(
     settings.stream_app_id,
@@ -27,6 +28,10 @@ app = faust.App(
     topic_disable_leader=True,
     table_standby_replicas=0,
     producer_acks=-1,
+    # One in-flight request per broker (aiokafka): let records gather instead of sending
+    # each alone. The changelog, order_final and notices are mostly written in bursts.
+    producer_linger_ms=5,
+    producer_max_batch_size=256 * 1024,
     producer_request_timeout=settings.producer_request_timeout_s,
     broker_session_timeout=10.0,
     broker_heartbeat_interval=1.0,
@@ -42,3 +47,4 @@ app = faust.App(
 )
 # A consumer that cannot commit past records it never delivered (see streams.consumer).
 app.transport.Consumer = NoSkipConsumer
+app.transport.Producer = BatchingProducer

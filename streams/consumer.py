@@ -17,6 +17,14 @@ The CDC and tick topics have no holes (not compacted, no transactions), so this 
 - keeps no read offset for Faust's fetch loop, which would drop records below it and mark
   offsets done above it: commits wait for the events' acknowledgements.
 Agents therefore see each partition in order from its committed offset, as Kafka promises.
+
+Its fetch loop (`_drain_messages`, Faust's loop without read offsets) also hands a record to
+the streams directly when nothing can make that wait: Faust wraps every delivery in
+`wait_first(deliver, suspend_flow)` (four tasks and an `asyncio.wait`, most of its per-record
+cost) so that a delivery blocked on a full stream buffer is abandoned when a rebalance
+suspends the flow. When the flow is active, the producer buffer is below its bound and every
+receiving stream buffer has room, the delivery completes without yielding, so there is
+nothing to abandon.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import asyncio
 import logging
 from typing import Any, Set
 
-from faust.transport.consumer import ensure_TP
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
 
@@ -60,13 +68,6 @@ class NoSkipConsumer(Consumer):
         self._next: dict[TP, int] = {}
         self._rewinds: dict[TP | None, asyncio.Task] = {}
         self._rewound_to: dict[TP, int] = {}
-        deliver = self.callback
-
-        async def deliver_in_order(message: Message) -> None:
-            if self._in_order(message):
-                await deliver(message)
-
-        self.callback = deliver_in_order  # what the fetch loop calls for each record
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         self._next.clear()
@@ -88,6 +89,63 @@ class NoSkipConsumer(Consumer):
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Faust would mark `offset_from` .. `offset_to` done (unreachable without read offsets)."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's fetch loop (faust/transport/consumer.py), gated by `_in_order`, with the
+        direct delivery described in the module docstring."""
+        consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
+        since_yield = 0
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records = self.getmany(timeout=1.0)
+                await self.sleep(0)  # getmany may return at once, over and over
+                if not self.should_stop:
+                    async for tp, message in records:
+                        since_yield += 1
+                        if since_yield > 100:
+                            await asyncio.sleep(0)
+                            since_yield = 0
+                        if self._commit_every is not None and self._n_acked >= self._commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        await self._deliver(tp, message)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as error:
+            log.exception("Drain messages raised: %r", error)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver(self, tp: TP, message: Message) -> None:
+        """Hand one fetched record to the streams (the conductor's on_message), if in order."""
+        if not self._in_order(message):
+            return
+        if self._delivers_at_once(tp):
+            await self.callback(message)
+        else:
+            await self.wait_first(self.callback(message), self.suspend_flow.wait())
+
+    def _delivers_at_once(self, tp: TP) -> bool:
+        """True when delivering a record of `tp` cannot wait: no flow suspension, room in
+        the producer buffer and in every receiving stream buffer (the conductor's waits)."""
+        app = self.app
+        if not (self.flow_active and app.flow_control.is_active()):
+            return False
+        buffer = app.producer.buffer
+        if buffer.size > buffer.max_messages:
+            return False
+        return not any(channel.queue.full() for channel in app.topics._tp_index.get(tp, ()))
 
     def _in_order(self, message: Message) -> bool:
         if not self.app.topics.acks_enabled_for(message.topic):

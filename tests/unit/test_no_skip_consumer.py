@@ -29,14 +29,16 @@ def gate(monkeypatch):
                                              on_partitions_assigned=rebalance)
     monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: topic == ORDERS_3.topic)
     monkeypatch.setattr(consumer, "_rewind_soon", rewinds.append)
+    app.flow_control.resume()  # as a started worker's; suspended again below
 
     def fetch(*offsets: int, tp: TP = ORDERS_3) -> None:
         async def fetch_loop() -> None:
             for offset in offsets:
-                await consumer.callback(SimpleNamespace(tp=tp, topic=tp.topic, offset=offset))
+                await consumer._deliver(tp, SimpleNamespace(tp=tp, topic=tp.topic, offset=offset))
         asyncio.run(fetch_loop())
 
-    return SimpleNamespace(consumer=consumer, fetch=fetch, delivered=delivered, rewinds=rewinds)
+    yield SimpleNamespace(consumer=consumer, fetch=fetch, delivered=delivered, rewinds=rewinds)
+    app.flow_control.suspend()
 
 
 def test_the_app_consumes_with_the_no_skip_consumer():
@@ -77,6 +79,27 @@ def test_changelog_records_pass_ungated(gate):
     gate.fetch(7, 3, tp=TP("orderpipe-order_progress-changelog", 3))
 
     assert gate.delivered == [7, 3]
+
+
+def test_a_record_is_delivered_directly_only_when_nothing_can_make_the_delivery_wait(gate, monkeypatch):
+    consumer = gate.consumer
+    stream_buffer = SimpleNamespace(full=lambda: False)
+    monkeypatch.setitem(app.topics._tp_index, ORDERS_3, [SimpleNamespace(queue=stream_buffer)])
+    free = consumer._delivers_at_once(ORDERS_3)
+
+    monkeypatch.setattr(stream_buffer, "full", lambda: True)
+    stream_buffer_full = consumer._delivers_at_once(ORDERS_3)
+    monkeypatch.setattr(stream_buffer, "full", lambda: False)
+
+    bound = app.producer.buffer.max_messages
+    monkeypatch.setattr(app.producer.buffer, "max_messages", -1)
+    producer_buffer_full = consumer._delivers_at_once(ORDERS_3)
+    monkeypatch.setattr(app.producer.buffer, "max_messages", bound)
+
+    consumer.stop_flow()  # a rebalance began
+    flow_suspended = consumer._delivers_at_once(ORDERS_3)
+
+    assert (free, stream_buffer_full, producer_buffer_full, flow_suspended) == (True, False, False, False)
 
 
 def hole_then_commit(add_gap, tp: TP) -> int | None:

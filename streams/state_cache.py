@@ -1,0 +1,163 @@
+"""A write-back cache in front of a changelogged Faust table: one changelog write per dirty
+key per flush instead of one per assignment.
+
+Faust sends a changelog record for every assignment to a table (about 200 µs all in, see
+docs/architecture.md). An order is touched by several batches (its header, its details, the
+`emitted` notice), so writing through cost about four changelog records per order. The
+cache keeps the decoded values of the keys a partition's events touched, marks the changed
+ones dirty, and writes each dirty key once when it flushes (every `flush_interval_s`, or
+sooner once `max_dirty` keys wait).
+
+Guarantees, and why they hold:
+1. Read-your-writes: `get` answers from the cache first, then from the table, so the agent
+   never sees a value older than its own last `put`.
+2. An event handed to `hold` is acknowledged (its offset may then be committed) only after
+   a flush that follows it has written the dirty keys and *every* changelog write still in
+   flight at that moment is acknowledged by the broker. The changelog therefore holds the
+   effect of every committed event, so a partition's next owner recovers all of it (the
+   same promise the per-batch save kept). A write that fails leaves its events
+   unacknowledged, so uncommitted, and re-processed by the next owner.
+3. A flush writes a key with the value it has at that moment; a flush in the middle of a
+   batch may write effects of events not yet held. That is safe: those events are
+   re-delivered if uncommitted, and applying a change twice changes nothing.
+4. Before partitions move (`hand_over`), everything dirty is flushed while this worker still
+   owns the partitions, the writes are awaited, and the cache is emptied. A batch the agent
+   began before the hand-over and finishes after it writes nothing and releases nothing
+   (`generation`): no entry of an older generation reaches the changelog later, and its
+   events, never acknowledged, are read again from the committed offset (the consumer
+   gate, streams.consumer, seeks there at every assignment).
+Memory stays bounded: a flush empties the cache (every entry is clean after it); the next
+batch reads back from RocksDB what it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from faust.streams import _current_event
+
+from streams.metrics import counters
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+
+
+@dataclass
+class _Partition(Generic[V]):
+    values: dict[str, V] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    held: list = field(default_factory=list)  # events waiting for the next flush
+    anchor: Any = None  # an event of this partition: Faust writes to its changelog partition
+
+
+class WriteBackCache(Generic[V]):
+    def __init__(self, table, *, encode: Callable[[V], bytes], decode: Callable[[bytes], V],
+                 empty: Callable[[], V], flush_interval_s: float = 0.25, max_dirty: int = 5000) -> None:
+        self.table = table  # a tables.order_progress.ChangelogSendsTable
+        self.encode, self.decode, self.empty = encode, decode, empty
+        self.flush_interval_s, self.max_dirty = flush_interval_s, max_dirty
+        self._partitions: dict[int, _Partition[V]] = {}
+        self._dirty_count = 0
+        self._flushed_at = time.monotonic()
+        self._releases: set[asyncio.Task] = set()  # the loop holds tasks only weakly
+        # Bumped at every hand-over: a batch begun before it writes and releases nothing.
+        self.generation = 0
+
+    def _partition(self, partition: int) -> _Partition[V]:
+        found = self._partitions.get(partition)
+        if found is None:
+            found = self._partitions[partition] = _Partition()
+        return found
+
+    def get(self, partition: int, key: str) -> V:
+        """The key's newest value (the caller's current event must be of `partition`)."""
+        here = self._partition(partition)
+        value = here.values.get(key)
+        if value is None:
+            raw = self.table.get(key)
+            value = here.values[key] = self.empty() if raw is None else self.decode(raw)
+        return value
+
+    def put(self, partition: int, key: str, value: V, generation: int) -> None:
+        """Set the key's value; dropped if the caller's batch began before the last hand-over
+        (its events are then never released, so they are processed again)."""
+        if generation != self.generation:
+            return
+        here = self._partition(partition)
+        if here.values.get(key) is value:
+            return
+        here.values[key] = value
+        if key not in here.dirty:
+            here.dirty.add(key)
+            self._dirty_count += 1
+
+    def hold(self, partition: int, events: list, generation: int) -> None:
+        """Acknowledge these events once a later flush's writes are acknowledged (guarantee 2);
+        never, if their batch began before the last hand-over (guarantee 4)."""
+        if generation != self.generation:
+            counters["events_of_an_older_generation"] += len(events)
+            return
+        here = self._partition(partition)
+        here.held.extend(events)
+        here.anchor = events[-1]
+
+    @property
+    def flush_due(self) -> bool:
+        return (self._dirty_count >= self.max_dirty
+                or (time.monotonic() - self._flushed_at >= self.flush_interval_s
+                    and any(p.held or p.dirty for p in self._partitions.values())))
+
+    def flush(self) -> int:
+        """Write every dirty key once; release the held events when the broker has the
+        writes. Synchronous (no await), so it never interleaves with another flush.
+        Returns the number of keys written."""
+        written, released = 0, []
+        for partition, here in self._partitions.items():
+            if here.anchor is None:  # nothing held yet: the first batch is still running
+                continue
+            token = _current_event.set(weakref.ref(here.anchor))
+            try:
+                for key in here.dirty:
+                    self.table[key] = self.encode(here.values[key])
+            finally:
+                _current_event.reset(token)
+            written += len(here.dirty)
+            self._dirty_count -= len(here.dirty)
+            released += here.held
+            here.values, here.dirty, here.held = {}, set(), []
+        self._flushed_at = time.monotonic()
+        counters["state_flushes"] += 1
+        counters["state_writes"] += written
+        if released:
+            task = asyncio.ensure_future(self._release_when_durable(released, self.table.changelog_sends_pending()))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+        return written
+
+    async def hand_over(self, timeout_s: float) -> int:
+        """Flush, wait for every changelog write, empty the cache (guarantee 4); how many
+        writes are still unacknowledged at the timeout."""
+        self.flush()
+        self.generation += 1
+        self._partitions.clear()
+        self._dirty_count = 0
+        return await self.table.changelog_sent(timeout_s=timeout_s)
+
+    @staticmethod
+    async def _release_when_durable(events: list, changelog_sends: list) -> None:
+        results = await asyncio.gather(*changelog_sends, return_exceptions=True)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:  # uncommitted, so the partition's next owner processes them again
+            counters["changelog_send_failures"] += len(failures)
+            log.error("%d changelog writes failed (%s: %s); %d events stay uncommitted", len(failures),
+                      type(failures[0]).__name__, failures[0], len(events))
+            return
+        for event in events:
+            event.ack()  # not message.decref(): the last reference's ack is what Faust commits

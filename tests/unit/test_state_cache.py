@@ -1,0 +1,160 @@
+"""streams.state_cache: one changelog write per dirty key per flush; events released only
+once the writes are acknowledged; nothing of an older generation written or released."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from streams.state_cache import WriteBackCache
+
+
+class ChangelogTable:
+    """The table's side of the contract, in memory: every write is a pending changelog send
+    that the test acknowledges (or fails) by hand."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, bytes] = {}
+        self.writes: list[tuple[str, bytes]] = []
+        self.pending: list[asyncio.Future] = []
+
+    def get(self, key: str) -> bytes | None:
+        return self.rows.get(key)
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.rows[key] = value
+        self.writes.append((key, value))
+        self.pending.append(asyncio.get_running_loop().create_future())
+
+    def changelog_sends_pending(self) -> list[asyncio.Future]:
+        return [sent for sent in self.pending if not sent.done()]
+
+    async def changelog_sent(self, timeout_s: float) -> int:
+        return len(self.changelog_sends_pending())
+
+    def acknowledge_all(self) -> None:
+        for sent in self.changelog_sends_pending():
+            sent.set_result(None)
+
+
+class HeldEvent:
+    def __init__(self, partition: int = 0) -> None:
+        self.message = SimpleNamespace(partition=partition, topic="t")
+        self.acks = 0
+
+    def ack(self) -> None:
+        self.acks += 1
+
+
+def counter_cache(table: ChangelogTable) -> WriteBackCache[int]:
+    return WriteBackCache(table, encode=lambda n: str(n).encode(), decode=lambda raw: int(raw), empty=lambda: 0)
+
+
+async def settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def test_a_key_changed_by_many_batches_is_written_once_per_flush_and_read_back_in_between():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        generation = cache.generation
+        for batch in range(3):
+            cache.put(0, "order-1", cache.get(0, "order-1") + 1, generation)
+            cache.hold(0, [HeldEvent()], generation)
+        reads_before_flush = cache.get(0, "order-1")
+        writes_before_flush = list(table.writes)
+        written = cache.flush()
+        reads_after_flush = cache.get(0, "order-1")  # from the table now: the flush emptied the cache
+        return reads_before_flush, writes_before_flush, written, table.writes, reads_after_flush
+
+    reads_before, writes_before, written, writes, reads_after = asyncio.run(scenario())
+    assert (reads_before, writes_before) == (3, [])
+    assert (written, writes) == (1, [("order-1", b"3")])
+    assert reads_after == 3
+
+
+def test_an_unchanged_value_is_not_written():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        value = cache.get(0, "order-1")
+        cache.put(0, "order-1", value, cache.generation)  # the rule returned the same state
+        cache.hold(0, [HeldEvent()], cache.generation)
+        return cache.flush(), table.writes
+
+    assert asyncio.run(scenario()) == (0, [])
+
+
+def test_held_events_are_released_only_once_every_pending_write_is_acknowledged():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        first, second = HeldEvent(), HeldEvent(1)
+        cache.put(0, "order-1", 1, cache.generation)
+        cache.put(1, "order-2", 1, cache.generation)
+        cache.hold(0, [first], cache.generation)
+        cache.hold(1, [second], cache.generation)
+        cache.flush()
+        await settle()
+        held_while_pending = (first.acks, second.acks)
+        table.pending[0].set_result(None)
+        await settle()
+        held_while_one_pending = (first.acks, second.acks)
+        table.acknowledge_all()
+        await settle()
+        return held_while_pending, held_while_one_pending, (first.acks, second.acks)
+
+    assert asyncio.run(scenario()) == ((0, 0), (0, 0), (1, 1))
+
+
+def test_a_failed_write_keeps_its_events_unacknowledged():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        event = HeldEvent()
+        cache.put(0, "order-1", 1, cache.generation)
+        cache.hold(0, [event], cache.generation)
+        cache.flush()
+        table.pending[0].set_exception(TimeoutError("no leader"))
+        await settle()
+        return event.acks
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_a_batch_begun_before_a_hand_over_writes_and_releases_nothing():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        before = HeldEvent()
+        cache.put(0, "order-1", 1, cache.generation)
+        cache.hold(0, [before], cache.generation)
+        late_generation = cache.generation  # a batch starts, then the rebalance comes
+        late = HeldEvent()
+        pending_at_hand_over = await cache.hand_over(timeout_s=1)
+        cache.put(0, "order-1", 2, late_generation)
+        cache.hold(0, [late], late_generation)
+        table.acknowledge_all()
+        cache.flush()
+        await settle()
+        return pending_at_hand_over, table.writes, before.acks, late.acks
+
+    pending, writes, before_acks, late_acks = asyncio.run(scenario())
+    assert pending == 1  # the hand-over flushed order-1 while this worker owned it
+    assert writes == [("order-1", b"1")]
+    assert (before_acks, late_acks) == (1, 0)
+
+
+def test_a_flush_is_due_after_the_interval_or_once_enough_keys_are_dirty():
+    async def scenario():
+        cache = WriteBackCache(ChangelogTable(), encode=lambda n: b"", decode=int, empty=lambda: 0,
+                               flush_interval_s=3600, max_dirty=2)
+        due_when_clean = cache.flush_due
+        cache.put(0, "a", 1, cache.generation)
+        due_with_one = cache.flush_due
+        cache.put(0, "b", 1, cache.generation)
+        return due_when_clean, due_with_one, cache.flush_due
+
+    assert asyncio.run(scenario()) == (False, False, True)
