@@ -15,16 +15,12 @@ from enum import Enum
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 KEY = "order_trigger_lock:{order_id}"
 
-# Claim if absent; otherwise return what is there. One round trip, atomic.
-_CLAIM = """
-local held = redis.call('GET', KEYS[1])
-if held then return held end
-redis.call('SET', KEYS[1], ARGV[1])
-return false
-"""
+# Claims are `SET key claim NX GET` (Redis >= 7): set if absent, else return what is there;
+# one command, atomic, no script.
 # Replace the value only if it is still exactly what we saw (compare-and-set).
 _REPLACE_IF = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -71,15 +67,14 @@ class RedisGuard:
     def __init__(self, redis_url: str, worker: str, claim_ttl_ms: int) -> None:
         self.client = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.worker, self.claim_ttl_ms = worker, claim_ttl_ms
-        self._claim = self.client.register_script(_CLAIM)
-        self._replace_if = self.client.register_script(_REPLACE_IF)
+        self._replace_if = self.client.register_script(_REPLACE_IF)  # its sha; loaded on first NOSCRIPT
 
     async def claim_many(self, order_ids: list[str], now_ms: int) -> list[tuple[Claim, bytes]]:
-        """`claim` for many orders in one pipelined round trip, in order."""
+        """Claim many orders in one pipelined round trip, in order."""
         mine = claim_value(self.worker, now_ms)
         async with self.client.pipeline(transaction=False) as pipe:
             for order_id in order_ids:
-                await self._claim(keys=[KEY.format(order_id=order_id)], args=[mine], client=pipe)
+                pipe.set(KEY.format(order_id=order_id), mine, nx=True, get=True)
             found = await pipe.execute()
         return [(Claim(Outcome.CLAIMED) if held is None else judge(held, now_ms, self.claim_ttl_ms), mine)
                 for held in found]
@@ -87,19 +82,31 @@ class RedisGuard:
     async def take_over(self, order_id: str, stale: bytes, now_ms: int) -> bytes | None:
         """Replace a stale claim with ours; None if someone else got there first."""
         mine = claim_value(self.worker, now_ms)
-        replaced = await self._replace_if(keys=[KEY.format(order_id=order_id)], args=[stale, mine])
+        [replaced] = await self._replace_many([(KEY.format(order_id=order_id), stale, mine)])
         return mine if replaced else None
 
     async def mark_sent_many(self, sends: list[tuple[str, bytes, int, int]]) -> None:
         """Mark (order id, our claim, partition, offset) sends in one pipelined round trip;
         a key no longer holding our claim is left alone."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for order_id, claimed, partition, offset in sends:
-                await self._replace_if(keys=[KEY.format(order_id=order_id)],
-                                       args=[claimed, sent_value(partition, offset)], client=pipe)
-            await pipe.execute()
+        await self._replace_many([(KEY.format(order_id=order_id), claimed, sent_value(partition, offset))
+                                  for order_id, claimed, partition, offset in sends])
 
     async def record_sent(self, order_id: str, stale: bytes, partition: int, offset: int) -> None:
         """A stale claim's send turned out to have happened: record it as sent."""
-        await self._replace_if(keys=[KEY.format(order_id=order_id)],
-                               args=[stale, sent_value(partition, offset)])
+        await self._replace_many([(KEY.format(order_id=order_id), stale, sent_value(partition, offset))])
+
+    async def _replace_many(self, swaps: list[tuple[str, bytes, bytes]]) -> list[int]:
+        """Compare-and-set (key, expected, new) in one round trip by the script's sha. A Redis
+        that lost its script cache (restarted) answers NOSCRIPT: load the script and run the
+        whole pipeline again (a swap already made no longer matches, so it is not made twice)."""
+        for attempt in (1, 2):
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for key, expected, new in swaps:
+                        pipe.evalsha(self._replace_if.sha, 1, key, expected, new)
+                    return await pipe.execute()
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                await self.client.script_load(_REPLACE_IF)
+        raise AssertionError("unreachable")

@@ -69,10 +69,9 @@ from config import settings
 from streams import topics
 from streams.app import app
 from streams.metrics import WORKER, counters as stats
-from streams.state_cache import WriteBackCache
 from streams.codec import CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables import progress_codec
-from tables.order_progress import order_progress
+from tables.order_progress import FLUSH_INTERVAL_S, order_progress, order_states
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +85,9 @@ BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.02
 # Longest wait, in a rebalance, for this worker's changelog writes (inside the rebalance timeout).
 REVOKE_WAIT_S = 10.0
-# The state cache writes each changed order once per flush (streams.state_cache).
-FLUSH_INTERVAL_S = 0.25
 
 guard = guards.RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS)
-states: WriteBackCache[OrderProgress] = WriteBackCache(
-    order_progress, encode=progress_codec.encode, decode=progress_codec.decode, empty=OrderProgress,
-    flush_interval_s=FLUSH_INTERVAL_S)
+states = order_states
 
 
 @dataclass
@@ -133,7 +128,6 @@ async def complete_orders(stream):
         by_partition: dict[int, list] = {}
         for event in batch:
             by_partition.setdefault(event.message.partition, []).append(event)
-        generation = states.generation
         for partition, events in by_partition.items():
             # Table reads and writes go to the partition of the "current event": this one's.
             token = _current_event.set(weakref.ref(events[-1]))
@@ -141,7 +135,7 @@ async def complete_orders(stream):
                 await process(partition, events)
             finally:
                 _current_event.reset(token)
-            states.hold(partition, events, generation)
+            states.hold(partition, events)
         if states.flush_due:
             states.flush()
 
@@ -180,11 +174,10 @@ def in_background(work) -> None:
 
 class Batch:
     """One partition's slice of a batch: the orders it touched, read and written through the
-    state cache (a slice begun before a rebalance writes nothing after it)."""
+    state cache."""
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
-        self.generation = states.generation
         self.touched: set[str] = set()
 
     def get(self, order_id: str) -> OrderProgress:
@@ -193,7 +186,7 @@ class Batch:
 
     def put(self, order_id: str, state: OrderProgress) -> None:
         self.touched.add(order_id)
-        states.put(self.partition, order_id, state, self.generation)
+        states.put(self.partition, order_id, state)
 
 
 async def process(partition: int, events: list) -> None:
@@ -309,7 +302,7 @@ async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
                         keep_unsettled(here, work, order_id)
                     continue
             value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            pending = await topics.order_final.send(key=order_id.encode(), value=orjson.dumps(value))
+            pending = await topics.produce(topics.order_final, key=order_id.encode(), value=orjson.dumps(value))
         except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
             stats["emission_retries"] += 1
             log.warning("order %s complete but not sent (%s: %s); will retry", order_id,

@@ -1,11 +1,16 @@
 """The stream's speed: events/s per worker (1 and 2 workers), end-to-end latency, worker RSS.
 
-    python -m bench.stream [--orders 20000] [--latency-orders 10000 --rate 1000]
+    python -m bench.stream [--orders 20000] [--rounds 3] [--latency-orders 10000 --rate 1000]
 
 Everything runs in a scratch database with its own connector, topics and consumer groups.
-- Throughput: the CDC topics are filled first; then the same events are read by a plain
-  confluent-kafka consumer that only decodes JSON (the baseline, same process), by one
-  Faust worker, and by two. events/s counts CDC records (orders + order_details).
+- Throughput: the CDC topics are filled first; then, in each round, the same records are
+  read from the start by each contender with a fresh consumer group: a plain confluent-kafka
+  consumer that only decodes JSON (the baseline, in this process), a bare Faust agent that
+  decodes and counts (bench.bare_agent) on Faust's stock consumer and on the project's
+  (streams.consumer), and the product with 1 and 2 workers. events/s counts CDC records
+  (orders + order_details) from the first one processed to the last. Each product run's
+  order_final is audited against the generator's manifest. Ratios per round, then their
+  median and range; the load average is printed per round, flagged above the core count.
 - Latency: two workers run; orders are written at a steady rate; for each completed order,
   its last write's commit (wall clock, taken by the writer right after COMMIT) to its
   order_final append (broker LogAppendTime). The CDC share (commit to the CDC record's
@@ -15,10 +20,14 @@ Everything runs in a scratch database with its own connector, topics and consume
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
-from contextlib import contextmanager
 import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
 from typing import Annotated
 
 import orjson
@@ -33,12 +42,13 @@ from cdc.connector import CDC_TABLES, connector_config, server_id
 from cdc.topics import read_topics
 from config import Settings, settings
 from source import database, generate
-from source.audit import audit
+from source.audit import Audit, audit
 from agents.guard import KEY
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 from stack.workers import Worker, start_workers
 
 CUSTOMERS = 10_000
+DUPLICATE_GRACE_S = 3  # after the last expected order arrives, keep reading to catch copies
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -107,25 +117,102 @@ def forget_emissions(scratch: Settings, order_ids: list[str]) -> None:
         client.delete(*(KEY.format(order_id=o) for o in order_ids[start:start + 1000]))
 
 
-def faust_events_per_s(scratch: Settings, workers_count: int, total: int) -> tuple[float, list[float]]:
-    """events/s of `workers_count` fresh workers reading `total` CDC records; their RSS (MB)."""
-    group = scratch.model_copy(update={"stream_app_id": f"{scratch.stream_app_id}-tp{workers_count}",
-                                       "order_final_topic": f"{scratch.order_final_topic}-tp{workers_count}"})
+@dataclass(frozen=True)
+class Run:
+    events_per_s: float
+    rss_mb: list[float]
+    audit: Audit | None = None  # the product's runs only
+
+
+def timed_workers(workers: list[Worker], total: int) -> tuple[float, list[float]]:
+    """events/s of `workers` (already started) until they have taken `total` records; RSS (MB)."""
+    started = None
+    while True:
+        seen = sum(w.stats()["counts"].get("events_in", 0) for w in workers)
+        if seen and started is None:
+            started = time.monotonic()
+        if seen >= total:
+            return seen / (time.monotonic() - started), [psutil.Process(w.pid()).memory_info().rss / 2**20
+                                                          for w in workers]
+        time.sleep(0.05)
+
+
+def ours(scratch: Settings, workers_count: int, total: int, manifest: dict, tag: str) -> Run:
+    """The product with `workers_count` fresh workers (own group, table, output topic)."""
+    group = scratch.model_copy(update={"stream_app_id": f"{scratch.stream_app_id}-{tag}",
+                                       "order_final_topic": f"{scratch.order_final_topic}-{tag}"})
     workers = start_workers(group, workers_count)
     try:
-        started = None
-        while True:
-            counts = [w.stats()["counts"] for w in workers]
-            seen = sum(c.get("events_in", 0) for c in counts)
-            if seen and started is None:
-                started = time.monotonic()
-            if seen >= total:
-                rate = seen / (time.monotonic() - started)
-                return rate, [psutil.Process(w.pid()).memory_info().rss / 2**20 for w in workers]
-            time.sleep(0.1)
+        rate, rss = timed_workers(workers, total)
+        expected = set(manifest["complete"])
+        finals = read_topics(group, [group.order_final_topic], timeout_s=120,
+                             until=lambda m: expected <= {x.value["order_id"] for x in m})
+        time.sleep(DUPLICATE_GRACE_S)  # copies sent late would still show
+        finals = read_topics(group, [group.order_final_topic], until=lambda m: len(m) >= len(finals))
+        return Run(rate, rss, audit(manifest, [m.value for m in finals]))
     finally:
         for worker in workers:
             worker.stop()
+
+
+def bare_faust(scratch: Settings, total: int, consumer: str, tag: str) -> Run:
+    """bench.bare_agent on Faust's `stock` consumer or the `project`'s."""
+    group = scratch.model_copy(update={"stream_app_id": f"{scratch.stream_app_id}-{tag}"})
+    workers = start_workers(group, 1, app="bench.bare_agent", env=(("BARE_CONSUMER", consumer),))
+    try:
+        return Run(*timed_workers(workers, total))
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def config_echo() -> str:
+    from streams.app import app
+    from streams.producer import BUFFER_MAX_MESSAGES
+    from agents.order_completion import BATCH_MAX, BATCH_WITHIN_S, FLUSH_INTERVAL_S
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("faust-streaming", "aiokafka", "mode-streaming"))
+    return (f"config: linger {app.conf.producer_linger * 1000:.0f} ms, max batch {app.conf.producer_max_batch_size:,} B, "
+            f"producer buffer {BUFFER_MAX_MESSAGES:,} records, state flush every {FLUSH_INTERVAL_S * 1000:.0f} ms, "
+            f"agent batches of {BATCH_MAX} within {BATCH_WITHIN_S * 1000:.0f} ms, TOPIC_PARTITIONS "
+            f"{settings.topic_partitions}; {versions}, Python {platform.python_version()}; {os.cpu_count()} cores")
+
+
+def load_note() -> str:
+    load = os.getloadavg()[0]
+    return f"load {load:.2f}" + (" (ABOVE the core count: figures disturbed)" if load > (os.cpu_count() or 1) else "")
+
+
+def spread(values: list[float], unit: str = "") -> str:
+    return f"median {statistics.median(values):,.2f}{unit} (range {min(values):,.2f}-{max(values):,.2f})"
+
+
+def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict, order_ids: list[str]) -> None:
+    ratios: dict[str, list[float]] = {}
+    for number in range(1, rounds + 1):
+        print(f"round {number}/{rounds} ({load_note()})", flush=True)
+        base = baseline_events_per_s(scratch, total)
+        runs = {"bare Faust agent, stock consumer": bare_faust(scratch, total, "stock", f"bare{number}s"),
+                "bare Faust agent, project consumer": bare_faust(scratch, total, "project", f"bare{number}p")}
+        for count in (1, 2):
+            forget_emissions(scratch, order_ids)
+            runs[f"ours, {count} worker(s)"] = ours(scratch, count, total, manifest, f"r{number}w{count}")
+        print(f"  {'plain consumer + JSON decode (baseline)':<38} {base:>9,.0f} events/s")
+        for name, run in runs.items():
+            audit_note = f"; audit: {run.audit.summary()}" if run.audit else ""
+            print(f"  {name:<38} {run.events_per_s:>9,.0f} events/s ({run.events_per_s / base:.2f}x baseline); "
+                  f"RSS {', '.join(f'{r:.0f}' for r in run.rss_mb)} MB{audit_note}", flush=True)
+        one, two = runs["ours, 1 worker(s)"].events_per_s, runs["ours, 2 worker(s)"].events_per_s
+        round_ratios = {"ours x1 / baseline": one / base,
+                        "ours x1 / bare Faust agent (project consumer)": one / runs["bare Faust agent, project consumer"].events_per_s,
+                        "bare agent: project / stock consumer": runs["bare Faust agent, project consumer"].events_per_s
+                        / runs["bare Faust agent, stock consumer"].events_per_s,
+                        "ours x2 / ours x1": two / one,
+                        "ours x1 events/s": one}
+        for name, value in round_ratios.items():
+            ratios.setdefault(name, []).append(value)
+    print(f"over {rounds} round(s):")
+    for name, values in ratios.items():
+        print(f"  {name:<46} {spread(values)}")
 
 
 def latency(scratch: Settings, orders: int, rate: float) -> dict:
@@ -197,29 +284,24 @@ def isolated(suffix: str):
 
 def main(
     orders: Annotated[int, typer.Option(help="Orders pre-filled for the throughput runs.")] = 20_000,
+    rounds: Annotated[int, typer.Option(help="Throughput rounds (each runs every contender once).")] = 3,
     latency_orders: Annotated[int, typer.Option(help="Orders in the latency run.")] = 10_000,
     rate: Annotated[float, typer.Option(help="Orders/s in the latency run.")] = 1000,
 ) -> None:
-    """Measure the stream: events/s per worker (baseline, 1 and 2 workers), latency, RSS."""
+    """Measure the stream: events/s (baseline, bare Faust agent, ours x1 and x2), latency, RSS."""
     run = uuid.uuid4().hex[:8]
+    print(config_echo())
     with isolated(f"bench_{run}_tp") as scratch:
         writes = plan(orders, seed=int(time.time()), customers=CUSTOMERS, chaos=ChaosMix())
-        generate.run(database.connect(scratch), writes, total_orders=orders, rate=0, truth=Truth(),
-                     progress=False)
+        truth = Truth()
+        generate.run(database.connect(scratch), writes, total_orders=orders, rate=0, truth=truth, progress=False)
         order_ids = [w.order_id for w in writes if isinstance(w, InsertOrder)]
         total = wait_topics_still(scratch)
         print(f"throughput: {total:,} CDC records (orders + order_details) from {orders:,} orders")
-        base = baseline_events_per_s(scratch, total)
-        print(f"  baseline: plain consumer + JSON decode   {base:>9,.0f} events/s")
-        for count in (1, 2):
-            forget_emissions(scratch, order_ids)
-            rate_all, rss = faust_events_per_s(scratch, count, total)
-            print(f"  faust, {count} worker(s):                 {rate_all:>9,.0f} events/s in all, "
-                  f"{rate_all / count:,.0f} per worker ({rate_all / count / base:.2f}x baseline); "
-                  f"RSS {', '.join(f'{r:.0f}' for r in rss)} MB")
+        throughput_rounds(scratch, rounds, total, truth.manifest(), order_ids)
     with isolated(f"bench_{run}_lat") as scratch:
         result = latency(scratch, latency_orders, rate)
-    print(f"latency at {result['rate']:.0f} orders/s over {result['orders']:,} orders, 2 workers: "
+    print(f"latency at {result['rate']:.0f} orders/s over {result['orders']:,} orders, 2 workers ({load_note()}): "
           f"commit -> order_final p50 {result['e2e'][0]:.0f} ms, p99 {result['e2e'][1]:.0f} ms; "
           f"of which commit -> CDC record p50 {result['cdc'][0]:.0f} ms, p99 {result['cdc'][1]:.0f} ms "
           f"(ratio p99 {result['e2e'][1] / result['cdc'][1]:.2f}x)")

@@ -24,6 +24,8 @@ from stack.services import StackLayout
 class Worker:
     settings: Settings
     number: int
+    app: str = "streams.app"  # the Faust app module (bench.bare_agent for the framework's ceiling)
+    env: tuple[tuple[str, str], ...] = ()  # more environment for the process
 
     @property
     def name(self) -> str:
@@ -48,13 +50,13 @@ class Worker:
     def argv(self) -> list[str]:
         faust = Path(sys.executable).with_name("faust")
         datadir = self.datadir
-        return [str(faust), "-A", "streams.app", f"--datadir={datadir}", "worker", "-l", "info",
+        return [str(faust), "-A", self.app, f"--datadir={datadir}", "worker", "-l", "info",
                 "--web-port", str(self.port), "--web-host", "127.0.0.1"]
 
     def start(self) -> int:
         self.datadir.parent.mkdir(parents=True, exist_ok=True)  # faust does not create it
         return process.start(self.argv(), pidfile=self.layout.pidfile(self.name),
-                             logfile=self.layout.logfile(self.name), env=self.settings.as_env())
+                             logfile=self.layout.logfile(self.name), env={**self.settings.as_env(), **dict(self.env)})
 
     def pid(self) -> int | None:
         return process.running_pid(self.layout.pidfile(self.name))
@@ -89,8 +91,9 @@ class Worker:
                            f"{self.layout.logfile(self.name)}")
 
 
-def start_workers(settings: Settings, count: int) -> list[Worker]:
-    workers = [Worker(settings, number) for number in range(1, count + 1)]
+def start_workers(settings: Settings, count: int, **options) -> list[Worker]:
+    """Start `count` workers (`options`: Worker's `app` and `env`) and wait until each serves /stats."""
+    workers = [Worker(settings, number, **options) for number in range(1, count + 1)]
     for worker in workers:
         if worker.pid() is None:
             worker.start()

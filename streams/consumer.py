@@ -90,6 +90,13 @@ class NoSkipConsumer(Consumer):
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Faust would mark `offset_from` .. `offset_to` done (unreachable without read offsets)."""
 
+    def next_offsets(self) -> dict[str, dict[str, int]]:
+        """Per gated partition, the offset its agent gets next (for /stats)."""
+        found: dict[str, dict[str, int]] = {}
+        for tp, offset in sorted(self._next.items()):
+            found.setdefault(tp.topic, {})[str(tp.partition)] = offset
+        return found
+
     async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's fetch loop (faust/transport/consumer.py), gated by `_in_order`, with the
         direct delivery described in the module docstring."""
@@ -128,13 +135,20 @@ class NoSkipConsumer(Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _deliver(self, tp: TP, message: Message) -> None:
-        """Hand one fetched record to the streams (the conductor's on_message), if in order."""
+        """Hand one fetched record to the streams (the conductor's on_message), if it is the
+        partition's next; it counts as delivered only once the streams have it (a delivery
+        abandoned for a flow suspension leaves the record to be read again)."""
         if not self._in_order(message):
             return
         if self._delivers_at_once(tp):
             await self.callback(message)
         else:
-            await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            delivering = self.callback(message)
+            outcome = await self.wait_first(delivering, self.suspend_flow.wait())
+            if delivering not in outcome.done:
+                return
+        if tp in self._next:  # a gated partition (changelogs pass ungated)
+            self._next[tp] = message.offset + 1
 
     def _delivers_at_once(self, tp: TP) -> bool:
         """True when delivering a record of `tp` cannot wait: no flow suspension, room in
@@ -148,6 +162,7 @@ class NoSkipConsumer(Consumer):
         return not any(channel.queue.full() for channel in app.topics._tp_index.get(tp, ()))
 
     def _in_order(self, message: Message) -> bool:
+        """Is this record the next its partition's agent is to get? (`_deliver` advances.)"""
         if not self.app.topics.acks_enabled_for(message.topic):
             return True  # changelogs: read by table recovery, which counts its own offsets
         tp = ensure_TP(message.tp)
@@ -158,7 +173,6 @@ class NoSkipConsumer(Consumer):
                 self._rewind_soon(None)
             return False
         if expected == ANY_OFFSET or message.offset == expected:
-            self._next[tp] = message.offset + 1
             return True
         if message.offset > expected:
             counters["records_past_a_hole"] += 1

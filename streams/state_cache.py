@@ -21,11 +21,12 @@ Guarantees, and why they hold:
    batch may write effects of events not yet held. That is safe: those events are
    re-delivered if uncommitted, and applying a change twice changes nothing.
 4. Before partitions move (`hand_over`), everything dirty is flushed while this worker still
-   owns the partitions, the writes are awaited, and the cache is emptied. A batch the agent
-   began before the hand-over and finishes after it writes nothing and releases nothing
-   (`generation`): no entry of an older generation reaches the changelog later, and its
-   events, never acknowledged, are read again from the committed offset (the consumer
-   gate, streams.consumer, seeks there at every assignment).
+   owns the partitions and the writes are awaited. No flush runs while a rebalance is under
+   way; the first one after it discards what the cache holds for partitions this worker no
+   longer owns (a batch overtaken by the rebalance may have put there): nothing reaches a
+   changelog partition another worker owns, and those events, never acknowledged, are
+   read by the new owner from the committed offset. Within a partition still owned nothing
+   is discarded, so state and the agent's in-memory view of the partition stay in step.
 Memory stays bounded: a flush empties the cache (every entry is clean after it); the next
 batch reads back from RocksDB what it needs.
 """
@@ -67,8 +68,6 @@ class WriteBackCache(Generic[V]):
         self._dirty_count = 0
         self._flushed_at = time.monotonic()
         self._releases: set[asyncio.Task] = set()  # the loop holds tasks only weakly
-        # Bumped at every hand-over: a batch begun before it writes and releases nothing.
-        self.generation = 0
 
     def _partition(self, partition: int) -> _Partition[V]:
         found = self._partitions.get(partition)
@@ -85,11 +84,14 @@ class WriteBackCache(Generic[V]):
             value = here.values[key] = self.empty() if raw is None else self.decode(raw)
         return value
 
-    def put(self, partition: int, key: str, value: V, generation: int) -> None:
-        """Set the key's value; dropped if the caller's batch began before the last hand-over
-        (its events are then never released, so they are processed again)."""
-        if generation != self.generation:
-            return
+    def peek(self, key: str) -> V | None:
+        """The key's value if the cache holds it (newer than the table's), else None."""
+        for here in self._partitions.values():
+            if key in here.values:
+                return here.values[key]
+        return None
+
+    def put(self, partition: int, key: str, value: V) -> None:
         here = self._partition(partition)
         if here.values.get(key) is value:
             return
@@ -98,18 +100,23 @@ class WriteBackCache(Generic[V]):
             here.dirty.add(key)
             self._dirty_count += 1
 
-    def hold(self, partition: int, events: list, generation: int) -> None:
-        """Acknowledge these events once a later flush's writes are acknowledged (guarantee 2);
-        never, if their batch began before the last hand-over (guarantee 4)."""
-        if generation != self.generation:
-            counters["events_of_an_older_generation"] += len(events)
-            return
+    def hold(self, partition: int, events: list) -> None:
+        """Acknowledge these events once a later flush's writes are acknowledged (guarantee 2)."""
         here = self._partition(partition)
         here.held.extend(events)
         here.anchor = events[-1]
 
+    def stats(self) -> dict[str, int]:
+        """What the cache holds now: keys, dirty keys, events waiting for a flush, releases
+        waiting for the broker."""
+        return {"keys": sum(len(p.values) for p in self._partitions.values()), "dirty": self._dirty_count,
+                "held_events": sum(len(p.held) for p in self._partitions.values()),
+                "releases_waiting": len(self._releases)}
+
     @property
     def flush_due(self) -> bool:
+        if self.table.app.rebalancing:  # which partitions stay ours is not known yet
+            return False
         return (self._dirty_count >= self.max_dirty
                 or (time.monotonic() - self._flushed_at >= self.flush_interval_s
                     and any(p.held or p.dirty for p in self._partitions.values())))
@@ -119,6 +126,11 @@ class WriteBackCache(Generic[V]):
         writes. Synchronous (no await), so it never interleaves with another flush.
         Returns the number of keys written."""
         written, released = 0, []
+        owned = self.table.owned_partitions()
+        for partition in [p for p in self._partitions if p not in owned]:
+            gone = self._partitions.pop(partition)
+            self._dirty_count -= len(gone.dirty)
+            counters["state_dropped_with_partition"] += len(gone.dirty)
         for partition, here in self._partitions.items():
             if here.anchor is None:  # nothing held yet: the first batch is still running
                 continue
@@ -142,12 +154,9 @@ class WriteBackCache(Generic[V]):
         return written
 
     async def hand_over(self, timeout_s: float) -> int:
-        """Flush, wait for every changelog write, empty the cache (guarantee 4); how many
-        writes are still unacknowledged at the timeout."""
+        """Flush while the partitions are still ours and wait for every changelog write
+        (guarantee 4); how many writes are still unacknowledged at the timeout."""
         self.flush()
-        self.generation += 1
-        self._partitions.clear()
-        self._dirty_count = 0
         return await self.table.changelog_sent(timeout_s=timeout_s)
 
     @staticmethod

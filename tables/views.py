@@ -13,7 +13,7 @@ from streams.app import app
 from streams.codec import ORDER_ID
 from streams.metrics import WORKER, LagGauge, counters
 from tables import progress_codec
-from tables.order_progress import order_progress
+from tables.order_progress import order_progress, order_states
 
 cdc_lag = LagGauge([settings.cdc_topic("orders"), settings.cdc_topic("order_details")])
 
@@ -24,14 +24,18 @@ class OrderView(View):
     async def get(self, request: Request, order_id: str) -> Response:
         if not ORDER_ID.fullmatch(order_id):
             return self.json({"error": "malformed order id", "order_id": order_id[:80]}, status=400)
-        raw = order_progress.get(order_id)
-        if raw is None:
-            return self.json({"error": "order not found", "order_id": order_id}, status=404)
-        return self.json(progress_codec.as_json(order_id, progress_codec.decode(raw)))
+        state = order_states.peek(order_id)  # newer than the table until the next flush
+        if state is None:
+            raw = order_progress.get(order_id)
+            if raw is None:
+                return self.json({"error": "order not found", "order_id": order_id}, status=404)
+            state = progress_codec.decode(raw)
+        return self.json(progress_codec.as_json(order_id, state))
 
 
 @app.page("/stats")
 class StatsView(View):
     async def get(self, request: Request) -> Response:
         lag = await cdc_lag.read(app.consumer)
-        return self.json({"worker": WORKER, "counts": dict(counters), **lag})
+        return self.json({"worker": WORKER, "counts": dict(counters), "state_cache": order_states.stats(),
+                          "next_offsets": app.consumer.next_offsets(), **lag})

@@ -4,7 +4,7 @@
 
 Contenders (bench/peers/contenders.py): ours = our Faust workers (stack.workers); quix = the
 same completion rule as a Quix Streams app (bench/peers/quix_completion.py), as many
-processes as ours; seed000 = seed 000's two plain consumers with a Redis cache and a 10 s
+processes as ours, with its Redis claim, and quix-noclaim without it; seed000 = seed 000's two plain consumers with a Redis cache and a 10 s
 `SET NX` lock (bench/peers/seed000.py), one process each, compared with ours on 2 workers.
 Each has its own output topic, consumer groups and Redis keys.
 
@@ -110,7 +110,7 @@ def main(
     run = uuid.uuid4().hex[:8]
     counts = sorted(set(workers))
     # seed000 runs two processes, so ours x2 is its reference in both phases.
-    contenders = list(dict.fromkeys([*(Contender(kind, n) for n in counts for kind in ("ours", "quix")),
+    contenders = list(dict.fromkeys([*(Contender(kind, n) for n in counts for kind in ("ours", "quix", "quix-noclaim")),
                                      Contender("ours", 2), Contender("seed000", 2)]))
     latency_contenders = list(dict.fromkeys([Contender("ours", max(counts)), Contender("quix", max(counts)),
                                              Contender("ours", 2), Contender("seed000", 2)]))

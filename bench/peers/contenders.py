@@ -22,7 +22,7 @@ from stack import process
 from stack.services import StackLayout
 from stack.workers import start_workers
 
-KINDS = ("ours", "quix", "seed000")
+KINDS = ("ours", "quix", "quix-noclaim", "seed000")
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ class Contender:
             return [[python, "-m", "bench.peers.seed000", "orders", *common],
                     [python, "-m", "bench.peers.seed000", "details", "--output-topic",
                      self.output_topic(scratch), *common]]
+        claim = "--claim" if self.kind == "quix" else "--no-claim"
         return [[python, "-m", "bench.peers.quix_completion", "--output-topic", self.output_topic(scratch),
-                 *common, "--state-dir", str(scratch.stack_home / "peers" / f"{slug}-{n}")]
+                 *common, claim, "--state-dir", str(scratch.stack_home / "peers" / f"{slug}-{n}")]
                 for n in range(self.processes)]
 
 

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from bench.peers.contenders import Contender, running, wait_groups_stable
-from bench.stream import percentiles
+from bench.stream import DUPLICATE_GRACE_S, percentiles
 from cdc.topics import Message, read_topics
 from config import Settings
 from source import database, generate
 from source.audit import Audit, audit
 from source.traffic import Truth, Write
 
-DUPLICATE_GRACE_S = 3  # after the last expected order arrives, keep reading to catch copies
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ rest is Quix's way of doing it:
   orders topic taken as caught up at every event. That trusts append times to follow commit
   order across the two topics, which ours does not (it compares binlog positions).
 - Before producing, `SET NX` on `{prefix}order_trigger_lock:{order_id}` (no TTL): a replay
-  after a crash finds the key and sends nothing.
+  after a crash finds the key and sends nothing. `--no-claim` leaves it out (Quix alone).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def main(
     group: Annotated[str, typer.Option(help="Consumer group (and Quix state/changelog names).")],
     prefix: Annotated[str, typer.Option(help="Redis key prefix of this run.")],
     state_dir: Annotated[Path, typer.Option(help="Quix's RocksDB folder (one per process).")],
+    claim: Annotated[bool, typer.Option(help="Claim each order in Redis (SET NX) before producing it.")] = True,
 ) -> None:
     """Run the completion logic as a Quix Streams application until SIGTERM."""
     # Imported here so that `step` (unit-tested) does not need the optional `bench` extra.
@@ -73,7 +74,9 @@ def main(
     details = cdc("order_details").apply(lambda value: decode_detail(None, value))
     changes = orders.concat(details).filter(lambda change: isinstance(change, (OrderChange, DetailChange)))
     completed = changes.apply(progress, stateful=True).filter(lambda value: value is not None)
-    completed.filter(first_claim).to_topic(
+    if claim:
+        completed = completed.filter(first_claim)
+    completed.to_topic(
         app.topic(output_topic, key_serializer="str", value_serializer="json"),
         key=lambda value: value["order_id"])
     app.run()

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP
+from mode.services import WaitResults
 
 from streams.app import app
 from streams.consumer import ANY_OFFSET, NoSkipConsumer
@@ -118,3 +119,27 @@ def test_the_commit_stops_at_the_first_offset_not_delivered():
 def test_faust_alone_would_commit_past_the_records_it_never_delivered():
     # why streams.consumer exists: records 5-8 would never be read again
     assert hole_then_commit(Consumer._add_gap, TP("mysql.project_db.order_details", 2)) > 8
+
+
+def test_a_delivery_abandoned_for_a_flow_suspension_is_delivered_when_the_record_comes_again(gate):
+    consumer = gate.consumer
+    consumer._next[ORDERS_3] = 5
+
+    async def suspension_wins(delivering, suspended):
+        """mode's race as it ends when a rebalance suspends the flow first: the delivery,
+        still waiting for room in the stream buffer, is cancelled."""
+        delivering.close()
+        suspended.close()
+        return WaitResults([suspended], [None], False)
+
+    async def abandoned_then_read_again() -> None:
+        consumer.stop_flow()
+        consumer.wait_first = suspension_wins
+        await consumer._deliver(ORDERS_3, SimpleNamespace(tp=ORDERS_3, topic=ORDERS_3.topic, offset=5))
+        del consumer.wait_first  # mode's own again
+        consumer.resume_flow()
+        for offset in (5, 6):  # read again after the rebalance's seek
+            await consumer._deliver(ORDERS_3, SimpleNamespace(tp=ORDERS_3, topic=ORDERS_3.topic, offset=offset))
+
+    asyncio.run(abandoned_then_read_again())
+    assert gate.delivered == [5, 6]

@@ -1,5 +1,5 @@
 """streams.state_cache: one changelog write per dirty key per flush; events released only
-once the writes are acknowledged; nothing of an older generation written or released."""
+once the writes are acknowledged; nothing written to a partition this worker gave up."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ class ChangelogTable:
         self.rows: dict[str, bytes] = {}
         self.writes: list[tuple[str, bytes]] = []
         self.pending: list[asyncio.Future] = []
+        self.owned = frozenset({0, 1, 2, 3})  # the worker's assignment
+        self.app = SimpleNamespace(rebalancing=False)
+
+    def owned_partitions(self) -> frozenset[int]:
+        return self.owned
 
     def get(self, key: str) -> bytes | None:
         return self.rows.get(key)
@@ -59,10 +64,9 @@ def test_a_key_changed_by_many_batches_is_written_once_per_flush_and_read_back_i
     async def scenario():
         table = ChangelogTable()
         cache = counter_cache(table)
-        generation = cache.generation
         for batch in range(3):
-            cache.put(0, "order-1", cache.get(0, "order-1") + 1, generation)
-            cache.hold(0, [HeldEvent()], generation)
+            cache.put(0, "order-1", cache.get(0, "order-1") + 1)
+            cache.hold(0, [HeldEvent()])
         reads_before_flush = cache.get(0, "order-1")
         writes_before_flush = list(table.writes)
         written = cache.flush()
@@ -80,8 +84,8 @@ def test_an_unchanged_value_is_not_written():
         table = ChangelogTable()
         cache = counter_cache(table)
         value = cache.get(0, "order-1")
-        cache.put(0, "order-1", value, cache.generation)  # the rule returned the same state
-        cache.hold(0, [HeldEvent()], cache.generation)
+        cache.put(0, "order-1", value)  # the rule returned the same state
+        cache.hold(0, [HeldEvent()])
         return cache.flush(), table.writes
 
     assert asyncio.run(scenario()) == (0, [])
@@ -92,10 +96,10 @@ def test_held_events_are_released_only_once_every_pending_write_is_acknowledged(
         table = ChangelogTable()
         cache = counter_cache(table)
         first, second = HeldEvent(), HeldEvent(1)
-        cache.put(0, "order-1", 1, cache.generation)
-        cache.put(1, "order-2", 1, cache.generation)
-        cache.hold(0, [first], cache.generation)
-        cache.hold(1, [second], cache.generation)
+        cache.put(0, "order-1", 1)
+        cache.put(1, "order-2", 1)
+        cache.hold(0, [first])
+        cache.hold(1, [second])
         cache.flush()
         await settle()
         held_while_pending = (first.acks, second.acks)
@@ -114,8 +118,8 @@ def test_a_failed_write_keeps_its_events_unacknowledged():
         table = ChangelogTable()
         cache = counter_cache(table)
         event = HeldEvent()
-        cache.put(0, "order-1", 1, cache.generation)
-        cache.hold(0, [event], cache.generation)
+        cache.put(0, "order-1", 1)
+        cache.hold(0, [event])
         cache.flush()
         table.pending[0].set_exception(TimeoutError("no leader"))
         await settle()
@@ -124,25 +128,28 @@ def test_a_failed_write_keeps_its_events_unacknowledged():
     assert asyncio.run(scenario()) == 0
 
 
-def test_a_batch_begun_before_a_hand_over_writes_and_releases_nothing():
+def test_a_hand_over_flushes_and_a_partition_given_up_is_neither_written_nor_released():
     async def scenario():
         table = ChangelogTable()
         cache = counter_cache(table)
-        before = HeldEvent()
-        cache.put(0, "order-1", 1, cache.generation)
-        cache.hold(0, [before], cache.generation)
-        late_generation = cache.generation  # a batch starts, then the rebalance comes
-        late = HeldEvent()
-        pending_at_hand_over = await cache.hand_over(timeout_s=1)
-        cache.put(0, "order-1", 2, late_generation)
-        cache.hold(0, [late], late_generation)
+        before = HeldEvent(1)
+        cache.put(1, "order-1", 1)
+        cache.hold(1, [before])
+        pending_at_hand_over = await cache.hand_over(timeout_s=1)  # partition 1 still ours here
+        table.app.rebalancing = True
+        late = HeldEvent(1)  # a batch overtaken by the rebalance finishes
+        cache.put(1, "order-1", 2)
+        cache.hold(1, [late])
+        due_while_rebalancing = cache.flush_due
+        table.owned, table.app.rebalancing = frozenset({0}), False  # partition 1 went elsewhere
         table.acknowledge_all()
         cache.flush()
         await settle()
-        return pending_at_hand_over, table.writes, before.acks, late.acks
+        return pending_at_hand_over, due_while_rebalancing, table.writes, before.acks, late.acks
 
-    pending, writes, before_acks, late_acks = asyncio.run(scenario())
-    assert pending == 1  # the hand-over flushed order-1 while this worker owned it
+    pending, due_while_rebalancing, writes, before_acks, late_acks = asyncio.run(scenario())
+    assert pending == 1  # the hand-over flushed order-1 while this worker owned partition 1
+    assert due_while_rebalancing is False
     assert writes == [("order-1", b"1")]
     assert (before_acks, late_acks) == (1, 0)
 
@@ -152,9 +159,19 @@ def test_a_flush_is_due_after_the_interval_or_once_enough_keys_are_dirty():
         cache = WriteBackCache(ChangelogTable(), encode=lambda n: b"", decode=int, empty=lambda: 0,
                                flush_interval_s=3600, max_dirty=2)
         due_when_clean = cache.flush_due
-        cache.put(0, "a", 1, cache.generation)
+        cache.put(0, "a", 1)
         due_with_one = cache.flush_due
-        cache.put(0, "b", 1, cache.generation)
+        cache.put(0, "b", 1)
         return due_when_clean, due_with_one, cache.flush_due
 
     assert asyncio.run(scenario()) == (False, False, True)
+
+
+def test_peek_answers_from_the_cache_only():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        cache.put(2, "order-1", 5)
+        return cache.peek("order-1"), cache.peek("order-2")
+
+    assert asyncio.run(scenario()) == (5, None)
