@@ -38,6 +38,7 @@ app = faust.App(
     broker_rebalance_timeout=20.0,
     broker_commit_interval=0.5,
     stream_wait_empty=False,
+    stream_buffer_maxsize=16384,
     # Workers create the tick topic (and missing CDC topics) as they start; a worker whose
     # consumer subscribed before the topic existed sees its partitions at the next metadata
     # refresh: 5 s, not aiokafka's default 5 minutes (ticks would go unread that long).

@@ -12,14 +12,16 @@ Guarantees, and why they hold:
 1. Read-your-writes: `get` answers from the cache first, then from the table, so the agent
    never sees a value older than its own last `put`.
 2. An event handed to `hold` is acknowledged (its offset may then be committed) only after
-   a flush that follows it has written the dirty keys and *every* changelog write still in
-   flight at that moment is acknowledged by the broker. The changelog therefore holds the
-   effect of every committed event, so a partition's next owner recovers all of it (the
-   same promise the per-batch save kept). A write that fails leaves its events
-   unacknowledged, so uncommitted, and re-processed by the next owner.
+   a flush that follows it has written the dirty keys (streams.changelog: RocksDB, then the
+   changelog as one producer batch per partition) and the broker has acknowledged that
+   flush's batches and every earlier flush's. The changelog therefore holds the effect of
+   every committed event, so a partition's next owner recovers all of it. A write that
+   fails leaves its events, and those of later flushes, unacknowledged, so uncommitted:
+   the partition's next owner processes them again.
 3. A flush writes a key with the value it has at that moment; a flush in the middle of a
    batch may write effects of events not yet held. That is safe: those events are
-   re-delivered if uncommitted, and applying a change twice changes nothing.
+   re-delivered if uncommitted, and applying a change twice changes nothing. Flushes
+   reach the producer one after another, so the changelog keeps each key's writes in order.
 4. Before partitions move (`hand_over`), everything dirty is flushed while this worker still
    owns the partitions and the writes are awaited. No flush runs while a rebalance is under
    way; the first one after it discards what the cache holds for partitions this worker no
@@ -36,12 +38,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-
-from faust.streams import _current_event
+from typing import Generic, TypeVar
 
 from streams.metrics import counters
 
@@ -55,19 +54,20 @@ class _Partition(Generic[V]):
     values: dict[str, V] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     held: list = field(default_factory=list)  # events waiting for the next flush
-    anchor: Any = None  # an event of this partition: Faust writes to its changelog partition
 
 
 class WriteBackCache(Generic[V]):
     def __init__(self, table, *, encode: Callable[[V], bytes], decode: Callable[[bytes], V],
                  empty: Callable[[], V], flush_interval_s: float = 0.25, max_dirty: int = 5000) -> None:
-        self.table = table  # a tables.order_progress.ChangelogSendsTable
+        self.table = table  # a streams.changelog.BatchWrittenTable
         self.encode, self.decode, self.empty = encode, decode, empty
         self.flush_interval_s, self.max_dirty = flush_interval_s, max_dirty
         self._partitions: dict[int, _Partition[V]] = {}
         self._dirty_count = 0
         self._flushed_at = time.monotonic()
-        self._releases: set[asyncio.Task] = set()  # the loop holds tasks only weakly
+        self._writes: set[asyncio.Task] = set()  # the loop holds tasks only weakly
+        self._last_write: asyncio.Task | None = None
+        self._submitting = asyncio.Lock()  # FIFO: flushes reach the producer in order
 
     def _partition(self, partition: int) -> _Partition[V]:
         found = self._partitions.get(partition)
@@ -102,16 +102,14 @@ class WriteBackCache(Generic[V]):
 
     def hold(self, partition: int, events: list) -> None:
         """Acknowledge these events once a later flush's writes are acknowledged (guarantee 2)."""
-        here = self._partition(partition)
-        here.held.extend(events)
-        here.anchor = events[-1]
+        self._partition(partition).held.extend(events)
 
     def stats(self) -> dict[str, int]:
         """What the cache holds now: keys, dirty keys, events waiting for a flush, releases
         waiting for the broker."""
         return {"keys": sum(len(p.values) for p in self._partitions.values()), "dirty": self._dirty_count,
                 "held_events": sum(len(p.held) for p in self._partitions.values()),
-                "releases_waiting": len(self._releases)}
+                "flushes_waiting": len(self._writes)}
 
     @property
     def flush_due(self) -> bool:
@@ -122,24 +120,19 @@ class WriteBackCache(Generic[V]):
                     and any(p.held or p.dirty for p in self._partitions.values())))
 
     def flush(self) -> int:
-        """Write every dirty key once; release the held events when the broker has the
-        writes. Synchronous (no await), so it never interleaves with another flush.
-        Returns the number of keys written."""
-        written, released = 0, []
+        """Write every dirty key once (RocksDB now, the changelog in the background); release
+        the held events when the broker has this flush's writes and every earlier flush's.
+        Synchronous up to the hand-off, so flushes never interleave. Returns the keys written."""
+        written, outgoing, released = 0, [], []
         owned = self.table.owned_partitions()
         for partition in [p for p in self._partitions if p not in owned]:
             gone = self._partitions.pop(partition)
             self._dirty_count -= len(gone.dirty)
             counters["state_dropped_with_partition"] += len(gone.dirty)
         for partition, here in self._partitions.items():
-            if here.anchor is None:  # nothing held yet: the first batch is still running
-                continue
-            token = _current_event.set(weakref.ref(here.anchor))
-            try:
-                for key in here.dirty:
-                    self.table[key] = self.encode(here.values[key])
-            finally:
-                _current_event.reset(token)
+            if here.dirty:
+                outgoing.append((partition, self.table.put_local(
+                    partition, [(key, self.encode(here.values[key])) for key in here.dirty])))
             written += len(here.dirty)
             self._dirty_count -= len(here.dirty)
             released += here.held
@@ -147,26 +140,40 @@ class WriteBackCache(Generic[V]):
         self._flushed_at = time.monotonic()
         counters["state_flushes"] += 1
         counters["state_writes"] += written
-        if released:
-            task = asyncio.ensure_future(self._release_when_durable(released, self.table.changelog_sends_pending()))
-            self._releases.add(task)
-            task.add_done_callback(self._releases.discard)
+        if outgoing or released:
+            self._last_write = task = asyncio.ensure_future(
+                self._write_then_release(outgoing, released, self._last_write))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
         return written
 
     async def hand_over(self, timeout_s: float) -> int:
         """Flush while the partitions are still ours and wait for every changelog write
-        (guarantee 4); how many writes are still unacknowledged at the timeout."""
+        (guarantee 4); how many flushes are still unacknowledged at the timeout."""
         self.flush()
-        return await self.table.changelog_sent(timeout_s=timeout_s)
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=timeout_s)
+        return len(self._writes)
 
-    @staticmethod
-    async def _release_when_durable(events: list, changelog_sends: list) -> None:
-        results = await asyncio.gather(*changelog_sends, return_exceptions=True)
-        failures = [result for result in results if isinstance(result, BaseException)]
-        if failures:  # uncommitted, so the partition's next owner processes them again
-            counters["changelog_send_failures"] += len(failures)
-            log.error("%d changelog writes failed (%s: %s); %d events stay uncommitted", len(failures),
-                      type(failures[0]).__name__, failures[0], len(events))
-            return
+    async def _write_then_release(self, outgoing: list[tuple[int, list]], events: list,
+                                  earlier: asyncio.Task | None) -> bool:
+        """Send this flush's changelog batches after the earlier flush's (changelog order =
+        flush order), then acknowledge its events once all of them and every earlier flush
+        are acknowledged by the broker. True when the events were released."""
+        try:
+            async with self._submitting:
+                batches = [(partition, await self.table.send_changelog_batches(partition, records))
+                           for partition, records in outgoing]
+            acks = [(partition, count, await future) for partition, sent in batches for future, count in sent]
+        except Exception as error:  # noqa: BLE001 - uncommitted, so read again by the partition's next owner
+            counters["changelog_send_failures"] += 1
+            log.error("changelog write failed (%s: %s); %d events stay uncommitted", type(error).__name__,
+                      error, len(events))
+            return False
+        if earlier is not None and not await earlier:
+            return False  # an earlier flush failed: its events, and so these, stay uncommitted
+        for partition, count, metadata in acks:
+            self.table.persist_offset(partition, metadata.offset + count - 1)
         for event in events:
             event.ack()  # not message.decref(): the last reference's ack is what Faust commits
+        return True

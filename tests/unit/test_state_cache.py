@@ -10,13 +10,14 @@ from streams.state_cache import WriteBackCache
 
 
 class ChangelogTable:
-    """The table's side of the contract, in memory: every write is a pending changelog send
-    that the test acknowledges (or fails) by hand."""
+    """The table's side of the contract (streams.changelog), in memory: every flush's writes
+    are one pending changelog batch per partition, acknowledged (or failed) by the test."""
 
     def __init__(self) -> None:
         self.rows: dict[str, bytes] = {}
         self.writes: list[tuple[str, bytes]] = []
-        self.pending: list[asyncio.Future] = []
+        self.batches: list[asyncio.Future] = []
+        self.persisted: dict[int, int] = {}
         self.owned = frozenset({0, 1, 2, 3})  # the worker's assignment
         self.app = SimpleNamespace(rebalancing=False)
 
@@ -26,20 +27,25 @@ class ChangelogTable:
     def get(self, key: str) -> bytes | None:
         return self.rows.get(key)
 
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self.rows[key] = value
-        self.writes.append((key, value))
-        self.pending.append(asyncio.get_running_loop().create_future())
+    def put_local(self, partition: int, items) -> list[tuple[str, bytes]]:
+        items = list(items)
+        self.rows.update(items)
+        self.writes.extend(items)
+        return items
 
-    def changelog_sends_pending(self) -> list[asyncio.Future]:
-        return [sent for sent in self.pending if not sent.done()]
+    async def send_changelog_batches(self, partition: int, records: list) -> list[tuple[asyncio.Future, int]]:
+        self.batches.append(asyncio.get_running_loop().create_future())
+        return [(self.batches[-1], len(records))]
 
-    async def changelog_sent(self, timeout_s: float) -> int:
-        return len(self.changelog_sends_pending())
+    def persist_offset(self, partition: int, offset: int) -> None:
+        self.persisted[partition] = offset
 
-    def acknowledge_all(self) -> None:
-        for sent in self.changelog_sends_pending():
-            sent.set_result(None)
+    def pending(self) -> list[asyncio.Future]:
+        return [batch for batch in self.batches if not batch.done()]
+
+    def acknowledge_all(self, base_offset: int = 100) -> None:
+        for batch in self.pending():
+            batch.set_result(SimpleNamespace(offset=base_offset))
 
 
 class HeldEvent:
@@ -103,7 +109,7 @@ def test_held_events_are_released_only_once_every_pending_write_is_acknowledged(
         cache.flush()
         await settle()
         held_while_pending = (first.acks, second.acks)
-        table.pending[0].set_result(None)
+        table.batches[0].set_result(SimpleNamespace(offset=10))
         await settle()
         held_while_one_pending = (first.acks, second.acks)
         table.acknowledge_all()
@@ -121,7 +127,8 @@ def test_a_failed_write_keeps_its_events_unacknowledged():
         cache.put(0, "order-1", 1)
         cache.hold(0, [event])
         cache.flush()
-        table.pending[0].set_exception(TimeoutError("no leader"))
+        await settle()
+        table.batches[0].set_exception(TimeoutError("no leader"))
         await settle()
         return event.acks
 
@@ -175,3 +182,45 @@ def test_peek_answers_from_the_cache_only():
         return cache.peek("order-1"), cache.peek("order-2")
 
     assert asyncio.run(scenario()) == (5, None)
+
+
+def test_a_later_flush_waits_for_the_earlier_one_and_offsets_persist_per_batch():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        first, second = HeldEvent(), HeldEvent()
+        cache.put(0, "order-1", 1)
+        cache.put(0, "order-2", 1)
+        cache.hold(0, [first])
+        cache.flush()
+        cache.put(0, "order-1", 2)
+        cache.hold(0, [second])
+        cache.flush()
+        await settle()
+        table.batches[1].set_result(SimpleNamespace(offset=42))  # the later flush is acknowledged first
+        await settle()
+        second_before_first = second.acks
+        table.batches[0].set_exception(TimeoutError("no leader"))
+        await settle()
+        return second_before_first, first.acks, second.acks, table.persisted
+
+    second_before_first, first_acks, second_acks, persisted = asyncio.run(scenario())
+    assert second_before_first == 0
+    assert (first_acks, second_acks) == (0, 0)  # the earlier write failed: neither is committed
+    assert persisted == {}
+
+
+def test_acknowledged_batches_persist_their_last_offset():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        cache.put(3, "order-1", 1)
+        cache.put(3, "order-2", 1)
+        cache.hold(3, [HeldEvent(3)])
+        cache.flush()
+        await settle()
+        table.acknowledge_all(base_offset=200)
+        await settle()
+        return table.persisted
+
+    assert asyncio.run(scenario()) == {3: 201}  # two records from base offset 200
