@@ -7,11 +7,31 @@ autodiscovery in the `agents` and `tables` packages.
 
 from __future__ import annotations
 
+import logging
+from importlib import metadata
+
 import faust
 
 from config import settings
 from streams.consumer import NoSkipConsumer
 from streams.producer import BatchingProducer
+
+# The runtime (streams.consumer, streams.changelog, streams.state_cache) reaches into Faust's
+# internals, listed in docs/architecture.md; it was proven with this release.
+PROVEN_FAUST = "0.15.3"
+
+
+def faust_version_warning(installed: str) -> str | None:
+    """What to say when the installed faust-streaming is not the release the runtime was proven with."""
+    if installed == PROVEN_FAUST:
+        return None
+    return (f"faust-streaming {installed} is installed; the stream's runtime was proven with {PROVEN_FAUST}. "
+            "Run the fault suite before trusting it (make test PYTEST_ARGS='-m faults', and FAULT_SUITE=long).")
+
+
+warning = faust_version_warning(metadata.version("faust-streaming"))
+if warning:
+    logging.getLogger(__name__).warning(warning)
 
 app = faust.App(
     settings.stream_app_id,
