@@ -140,6 +140,11 @@ async def complete_orders(stream):
             states.flush()
 
 
+@app.timer(interval=5.0)
+async def reread_stuck_partitions() -> None:
+    app.consumer.reread_if_stuck()
+
+
 @app.timer(interval=FLUSH_INTERVAL_S / 2)
 async def flush_quiet_state() -> None:
     """Flush the state cache when no batch comes to do it (a quiet stream still commits)."""

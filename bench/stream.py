@@ -124,10 +124,13 @@ class Run:
     audit: Audit | None = None  # the product's runs only
 
 
-def timed_workers(workers: list[Worker], total: int) -> tuple[float, list[float]]:
+def timed_workers(workers: list[Worker], total: int, timeout_s: float = 600) -> tuple[float, list[float]]:
     """events/s of `workers` (already started) until they have taken `total` records; RSS (MB)."""
-    started = None
+    started, deadline, seen = None, time.monotonic() + timeout_s, 0
     while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers took {seen:,} of {total:,} records in {timeout_s:.0f} s; see their logs "
+                               f"({', '.join(str(w.layout.logfile(w.name)) for w in workers)})")
         seen = sum(w.stats()["counts"].get("events_in", 0) for w in workers)
         if seen and started is None:
             started = time.monotonic()

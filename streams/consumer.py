@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Set
 
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
@@ -42,6 +43,9 @@ from streams.metrics import counters
 log = logging.getLogger(__name__)
 
 ANY_OFFSET = -1  # the partition's start could not be read: take the first record as it
+# A partition whose committed offset stays put this long while records past it were
+# delivered is read again from it: something between the gate and the commit dropped them.
+STUCK_AFTER_S = 15.0
 
 
 class NoReadOffsets(dict):
@@ -68,6 +72,7 @@ class NoSkipConsumer(Consumer):
         self._next: dict[TP, int] = {}
         self._rewinds: dict[TP | None, asyncio.Task] = {}
         self._rewound_to: dict[TP, int] = {}
+        self._commit_seen: dict[TP, tuple[int, float]] = {}  # committed offset, since when
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         self._next.clear()
@@ -89,6 +94,42 @@ class NoSkipConsumer(Consumer):
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Faust would mark `offset_from` .. `offset_to` done (unreachable without read offsets)."""
+
+    def stuck_partitions(self, now: float) -> list[TP]:
+        """Gated partitions whose committed offset has not moved for STUCK_AFTER_S although
+        records past it were delivered. Faust's stream skips, unacknowledged, events it reads
+        while the flow is suspended or of another generation; the gate counted them as
+        delivered, so without a seek nothing would read them again."""
+        stuck = []
+        for tp, delivering in self._next.items():
+            committed = self._committed_offset.get(tp)
+            if committed is None or delivering == ANY_OFFSET or delivering <= committed:
+                self._commit_seen.pop(tp, None)
+                continue
+            seen = self._commit_seen.get(tp)
+            if seen is None or seen[0] != committed:
+                self._commit_seen[tp] = (committed, now)
+            elif now - seen[1] > STUCK_AFTER_S:
+                stuck.append(tp)
+        return stuck
+
+    def reread_if_stuck(self) -> None:
+        """Seek back to the committed offsets when a partition is stuck (see stuck_partitions)."""
+        if self.app.rebalancing:
+            return
+        stuck = self.stuck_partitions(time.monotonic())
+        if stuck:
+            log.warning("no commit for %.0f s past %s though records after it were delivered; reading from the "
+                        "committed offsets again", STUCK_AFTER_S,
+                        ", ".join(f"{tp.topic}[{tp.partition}]@{self._committed_offset.get(tp)}" for tp in stuck))
+            self._commit_seen.clear()
+            self.reread_uncommitted()
+
+    def reread_uncommitted(self) -> None:
+        """Seek every partition back to its committed offset: what was delivered but will not
+        be committed (its state write failed) is delivered again."""
+        counters["rereads_requested"] += 1
+        self._rewind_soon(None)
 
     def next_offsets(self) -> dict[str, dict[str, int]]:
         """Per gated partition, the offset its agent gets next (for /stats)."""

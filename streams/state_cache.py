@@ -58,8 +58,10 @@ class _Partition(Generic[V]):
 
 class WriteBackCache(Generic[V]):
     def __init__(self, table, *, encode: Callable[[V], bytes], decode: Callable[[bytes], V],
-                 empty: Callable[[], V], flush_interval_s: float = 0.25, max_dirty: int = 5000) -> None:
+                 empty: Callable[[], V], flush_interval_s: float = 0.25, max_dirty: int = 5000,
+                 on_write_failure: Callable[[], None] = lambda: None) -> None:
         self.table = table  # a streams.changelog.BatchWrittenTable
+        self.on_write_failure = on_write_failure  # e.g. the consumer re-reads from committed offsets
         self.encode, self.decode, self.empty = encode, decode, empty
         self.flush_interval_s, self.max_dirty = flush_interval_s, max_dirty
         self._partitions: dict[int, _Partition[V]] = {}
@@ -159,19 +161,28 @@ class WriteBackCache(Generic[V]):
                                   earlier: asyncio.Task | None) -> bool:
         """Send this flush's changelog batches after the earlier flush's (changelog order =
         flush order), then acknowledge its events once all of them and every earlier flush
-        are acknowledged by the broker. True when the events were released."""
+        are acknowledged by the broker. True when the events were released.
+
+        A failed or cancelled write leaves its events unacknowledged, and Faust would then
+        commit nothing past them for as long as this worker keeps the partitions; so the
+        consumer is asked to read every partition again from its committed offset
+        (`on_write_failure`): the records are processed and written again (applying a change
+        twice changes nothing)."""
         try:
             async with self._submitting:
                 batches = [(partition, await self.table.send_changelog_batches(partition, records))
                            for partition, records in outgoing]
             acks = [(partition, count, await future) for partition, sent in batches for future, count in sent]
-        except Exception as error:  # noqa: BLE001 - uncommitted, so read again by the partition's next owner
-            counters["changelog_send_failures"] += 1
-            log.error("changelog write failed (%s: %s); %d events stay uncommitted", type(error).__name__,
-                      error, len(events))
+            if earlier is not None and not await earlier:
+                return False  # the earlier flush failed and asked for the re-read already
+        except BaseException as error:  # noqa: BLE001 - cancelled counts as failed
+            counters["changelog_write_failures"] += 1
+            log.error("changelog write failed (%s: %s); %d events stay uncommitted and are read again",
+                      type(error).__name__, error, len(events))
+            self.on_write_failure()
+            if isinstance(error, asyncio.CancelledError):
+                raise
             return False
-        if earlier is not None and not await earlier:
-            return False  # an earlier flush failed: its events, and so these, stay uncommitted
         for partition, count, metadata in acks:
             self.table.persist_offset(partition, metadata.offset + count - 1)
         for event in events:

@@ -33,4 +33,4 @@ order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(
 # itself holds what was flushed, up to FLUSH_INTERVAL_S older.
 order_states: WriteBackCache[OrderProgress] = WriteBackCache(
     order_progress, encode=progress_codec.encode, decode=progress_codec.decode, empty=OrderProgress,
-    flush_interval_s=FLUSH_INTERVAL_S)
+    flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted())

@@ -150,3 +150,18 @@ def test_the_app_names_the_faust_release_its_runtime_was_proven_with():
 
     assert faust_version_warning(PROVEN_FAUST) is None
     assert "0.15.9" in faust_version_warning("0.15.9") and "fault suite" in faust_version_warning("0.15.9")
+
+
+def test_a_partition_whose_commit_stays_behind_what_was_delivered_is_read_again(gate):
+    consumer = gate.consumer
+    other = TP("mysql.project_db.order_details", 3)
+    consumer._next.update({ORDERS_3: 40, other: 12})
+    consumer._committed_offset.update({ORDERS_3: 30, other: 12})  # other: everything delivered is committed
+
+    first_look = consumer.stuck_partitions(now=100.0)
+    still_within = consumer.stuck_partitions(now=110.0)
+    stuck_later = consumer.stuck_partitions(now=116.0)
+    consumer._committed_offset[ORDERS_3] = 35  # a commit moves: the clock starts again
+    after_a_commit = consumer.stuck_partitions(now=120.0)
+
+    assert (first_look, still_within, stuck_later, after_a_commit) == ([], [], [ORDERS_3], [])

@@ -119,10 +119,12 @@ def test_held_events_are_released_only_once_every_pending_write_is_acknowledged(
     assert asyncio.run(scenario()) == ((0, 0), (0, 0), (1, 1))
 
 
-def test_a_failed_write_keeps_its_events_unacknowledged():
+def test_a_failed_write_keeps_its_events_unacknowledged_and_asks_for_a_re_read():
     async def scenario():
         table = ChangelogTable()
-        cache = counter_cache(table)
+        rereads = []
+        cache = WriteBackCache(table, encode=lambda n: str(n).encode(), decode=int, empty=lambda: 0,
+                               on_write_failure=lambda: rereads.append("from committed offsets"))
         event = HeldEvent()
         cache.put(0, "order-1", 1)
         cache.hold(0, [event])
@@ -130,9 +132,9 @@ def test_a_failed_write_keeps_its_events_unacknowledged():
         await settle()
         table.batches[0].set_exception(TimeoutError("no leader"))
         await settle()
-        return event.acks
+        return event.acks, rereads
 
-    assert asyncio.run(scenario()) == 0
+    assert asyncio.run(scenario()) == (0, ["from committed offsets"])
 
 
 def test_a_hand_over_flushes_and_a_partition_given_up_is_neither_written_nor_released():
