@@ -162,7 +162,7 @@ async def hand_over_durable_state(sender, *_, **__) -> None:
     started = time.monotonic()
     pending = await states.hand_over(timeout_s=REVOKE_WAIT_S)
     if pending:
-        log.warning("%d changelog writes still unacknowledged after %.0f s; handing partitions over anyway",
+        log.warning("%d state flushes still unacknowledged after %.0f s; handing partitions over anyway",
                     pending, REVOKE_WAIT_S)
     else:
         log.info("changelog writes acknowledged before handing partitions over (%.2f s)", time.monotonic() - started)
@@ -195,7 +195,8 @@ class Batch:
 
 
 async def process(partition: int, events: list) -> None:
-    """Apply one partition's events in order, then decide, claim, send and save once."""
+    """Apply one partition's events in order, then decide, claim and send once (the state
+    cache writes the changed orders at its next flush)."""
     here, work = watch(partition), Batch(partition)
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
     for event in events:
