@@ -165,3 +165,38 @@ def test_a_partition_whose_commit_stays_behind_what_was_delivered_is_read_again(
     after_a_commit = consumer.stuck_partitions(now=120.0)
 
     assert (first_look, still_within, stuck_later, after_a_commit) == ([], [], [ORDERS_3], [])
+
+
+def test_the_committed_offset_is_where_reading_resumed_until_a_commit_moves_it(gate):
+    consumer = gate.consumer
+    never = consumer.committed_offset(ORDERS_3)
+    consumer._committed_offset[ORDERS_3] = 30  # as perform_seek records it
+
+    assert (never, consumer.committed_offset(ORDERS_3)) == (None, 30)
+
+
+def test_no_commit_passes_a_record_that_was_not_acknowledged(gate):
+    consumer = gate.consumer
+    consumer._committed_offset[ORDERS_3] = 30  # the next record to read is 30
+    consumer._acked[ORDERS_3].extend([31, 32])  # 30 was never processed
+
+    past_the_head = consumer._new_offset(ORDERS_3)  # Faust's own check returns 33 here
+    consumer._acked[ORDERS_3].insert(0, 30)
+    consumer._acked_index[ORDERS_3].update({30, 31, 32})
+    once_acknowledged = consumer._new_offset(ORDERS_3)
+
+    assert (past_the_head, once_acknowledged) == (None, 33)
+
+
+def test_between_a_revoke_and_the_seek_nothing_is_committed_and_late_acks_below_the_seek_are_dropped(gate):
+    consumer = gate.consumer
+    consumer._read_from.clear()
+    consumer._committed_offset.pop(ORDERS_3, None)  # as Faust's revoke leaves it
+    consumer._acked[ORDERS_3].extend([50, 51, 52])  # released late: 40-49 were never processed
+
+    before_the_seek = consumer._new_offset(ORDERS_3)
+    consumer._committed_offset[ORDERS_3] = 52  # the seek (perform_seek records it)
+    after_the_seek = consumer._new_offset(ORDERS_3)
+
+    assert (before_the_seek, after_the_seek) == (None, 53)
+    assert consumer._acked[ORDERS_3] == []
