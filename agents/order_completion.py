@@ -407,14 +407,22 @@ async def tick_quiet_partitions() -> None:
     checked_at = time.time()
     ends = await app.consumer.highwaters(*tps)
     for tp in tps:
-        processed = watches[tp.partition].next_offset
-        if processed is None:
-            processed = await app.consumer.position(tp)
+        processed = processed_offset(tp)
         stats["tick_checks"] += 1
         if processed is not None and ends.get(tp) is not None and processed >= ends[tp]:
             stats["ticks_sent"] += 1
             await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at}),
                                            partition=tp.partition)
+
+
+def processed_offset(tp: TP) -> int | None:
+    """The orders offset after the last one this worker processed; before the first, the
+    committed offset its reading resumed from. Never the fetch position: records fetched
+    but still waiting in the stream buffers are not processed, and a tick vouching for them
+    would settle an order before a header change committed ahead of its newest detail is
+    applied (an order raised from 2 to 3 products would go out with 2)."""
+    processed = watches[tp.partition].next_offset
+    return app.consumer.committed_offset(tp) if processed is None else processed
 
 
 def _partition_of(order_id: str) -> int:

@@ -9,6 +9,7 @@ from unittest.mock import AsyncMock, patch
 
 import orjson
 import pytest
+from faust.types import TP
 
 from agents import guard as guards
 from agents import order_completion
@@ -149,3 +150,20 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settin
 
     assert final.await_count == 0
     assert order_completion.stats["duplicates_prevented"] == prevented_before + 1
+
+
+def test_a_settle_tick_vouches_only_for_processed_orders_records(monkeypatch: pytest.MonkeyPatch):
+    """Records fetched but still in the stream buffers are not processed: before the first
+    orders record of a partition is, the tick check counts from the committed offset, not
+    from the fetch position (which is at the log end as soon as the fetch returns)."""
+    orders_0 = TP(topics.orders.get_topic_name(), 0)
+    fetched_to_the_end = SimpleNamespace(committed_offset={orders_0: 40}.get, position=AsyncMock(return_value=95))
+    monkeypatch.setattr(app, "consumer", fetched_to_the_end)
+    monkeypatch.setattr(order_completion, "watches", {})
+    here = order_completion.watch(0)
+
+    resumed_at = order_completion.processed_offset(orders_0)
+    here.next_offset = 61
+    after_processing = order_completion.processed_offset(orders_0)
+
+    assert (resumed_at, after_processing) == (40, 61)
