@@ -131,6 +131,9 @@ class WriteBackCache(Generic[V]):
             gone = self._partitions.pop(partition)
             self._dirty_count -= len(gone.dirty)
             counters["state_dropped_with_partition"] += len(gone.dirty)
+            if gone.dirty or gone.held:
+                log.info("partition %d is no longer ours: %d changed orders and %d events left to its next owner",
+                         partition, len(gone.dirty), len(gone.held))
         for partition, here in self._partitions.items():
             if here.dirty:
                 outgoing.append((partition, self.table.put_local(
