@@ -62,16 +62,15 @@ from faust.types import TP
 from redis.exceptions import RedisError
 
 from agents import guard as guards
-from agents.completion import (CAUGHT_UP, OrderProgress, Verdict, apply_detail, apply_order,
-                               completed_order, verdict)
+from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, verdict
 from agents.order_final_lookup import find_sent
 from config import settings
 from streams import topics
 from streams.app import app
 from streams.metrics import WORKER, counters as stats
 from streams.codec import CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
-from tables import progress_codec
-from tables.order_progress import FLUSH_INTERVAL_S, order_progress, order_states
+from tables.order_progress import FLUSH_INTERVAL_S, order_progress, order_states, stored_states
+from tables.order_state import OrderProgress
 
 log = logging.getLogger(__name__)
 
@@ -438,8 +437,7 @@ async def rebuild_unsettled() -> None:
     in_flight.clear()  # a confirmation still on its way finds the claim ours and live: no resend
     assigned = {tp.partition for tp in app.assignor.assigned_actives()
                 if tp.topic == topics.orders.get_topic_name()}
-    for order_id, raw in order_progress.items():
-        state = progress_codec.decode(raw)
+    for order_id, state in stored_states():
         if state.complete and not state.emitted and _partition_of(order_id) in assigned:
             watch(_partition_of(order_id)).unsettled[order_id] = (state.newest_detail, time.time())
     log.info("recovered: %d orders waiting to settle", sum(len(w.unsettled) for w in watches.values()))

@@ -2,18 +2,21 @@
 
 Keyed by order id (str, JSON-encoded in the changelog exactly as the CDC record keys are,
 so its partitions and Faust's web routing agree with the CDC topics). Values are
-`tables.progress_codec` bytes. RocksDB-backed, with a changelog topic in Kafka, read and
-written through the write-back cache `order_states`.
+`tables.order_state` bytes. RocksDB-backed, with a changelog topic in Kafka, read and
+written through the write-back cache `order_states`; `current_state` and `stored_states`
+read it typed.
 """
 
 from __future__ import annotations
 
-from agents.completion import OrderProgress
+from collections.abc import Iterator
+
 from config import settings
 from streams.app import app
 from streams.changelog import BatchWrittenTable
 from streams.state_cache import WriteBackCache
-from tables import progress_codec
+from tables import order_state
+from tables.order_state import OrderProgress
 
 # The state cache writes each changed order once per flush (streams.state_cache).
 FLUSH_INTERVAL_S = 0.25
@@ -32,5 +35,20 @@ order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(
 # Every read and write of order state goes through this cache (read-your-writes): the table
 # itself holds what was flushed, up to FLUSH_INTERVAL_S older.
 order_states: WriteBackCache[OrderProgress] = WriteBackCache(
-    order_progress, encode=progress_codec.encode, decode=progress_codec.decode, empty=OrderProgress,
+    order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress,
     flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted())
+
+
+def current_state(order_id: str) -> OrderProgress | None:
+    """The order's newest state on this worker: the cache's, else the table's; None if unknown."""
+    state = order_states.peek(order_id)
+    if state is None:
+        raw = order_progress.get(order_id)
+        state = None if raw is None else order_state.decode(raw)
+    return state
+
+
+def stored_states() -> Iterator[tuple[str, OrderProgress]]:
+    """Every order the table holds on this worker, as flushed."""
+    for order_id, raw in order_progress.items():
+        yield order_id, order_state.decode(raw)

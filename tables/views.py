@@ -12,8 +12,8 @@ from config import settings
 from streams.app import app
 from streams.codec import ORDER_ID
 from streams.metrics import WORKER, LagGauge, counters
-from tables import progress_codec
-from tables.order_progress import order_progress, order_states
+from tables.order_progress import current_state, order_progress, order_states
+from tables.order_state import as_json
 
 cdc_lag = LagGauge([settings.cdc_topic("orders"), settings.cdc_topic("order_details")])
 
@@ -24,13 +24,10 @@ class OrderView(View):
     async def get(self, request: Request, order_id: str) -> Response:
         if not ORDER_ID.fullmatch(order_id):
             return self.json({"error": "malformed order id", "order_id": order_id[:80]}, status=400)
-        state = order_states.peek(order_id)  # newer than the table until the next flush
+        state = current_state(order_id)
         if state is None:
-            raw = order_progress.get(order_id)
-            if raw is None:
-                return self.json({"error": "order not found", "order_id": order_id}, status=404)
-            state = progress_codec.decode(raw)
-        return self.json(progress_codec.as_json(order_id, state))
+            return self.json({"error": "order not found", "order_id": order_id}, status=404)
+        return self.json(as_json(order_id, state))
 
 
 @app.page("/stats")

@@ -24,23 +24,24 @@ from typing import Annotated
 import redis
 import typer
 
-from agents.completion import CAUGHT_UP, OrderProgress, Verdict, apply_detail, apply_order, completed_order, verdict
+from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, verdict
 from config import settings
 from streams.codec import DetailChange, OrderChange, decode_detail, decode_order
-from tables import progress_codec
+from tables import order_state
+from tables.order_state import OrderProgress
 
 STATE_KEY = "progress"
 
 
 def step(raw_state: bytes | None, change: OrderChange | DetailChange) -> tuple[bytes, dict | None]:
     """The order's state after `change`, and the order_final value if it is to be emitted now."""
-    state = progress_codec.decode(raw_state) if raw_state is not None else OrderProgress()
+    state = order_state.decode(raw_state) if raw_state is not None else OrderProgress()
     state = apply_order(state, change) if isinstance(change, OrderChange) else apply_detail(state, change)
     emitted = None
     if verdict(state, CAUGHT_UP) is Verdict.EMIT:
         state = replace(state, emitted=True)
         emitted = completed_order(change.order_id, state, datetime.now(timezone.utc).isoformat())
-    return progress_codec.encode(state), emitted
+    return order_state.encode(state), emitted
 
 
 def main(

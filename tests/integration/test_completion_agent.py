@@ -16,8 +16,7 @@ from agents import order_completion
 from config import Settings
 from streams import topics
 from streams.app import app
-from tables import progress_codec
-from tables.order_progress import order_progress
+from tables.order_progress import current_state, order_progress
 
 app.conf.store = "memory://"  # test_context runs without a broker; keep tables in memory
 app.finalize()
@@ -110,7 +109,7 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
                           notice["partition"])
             await until(lambda: order_id not in order_completion.in_flight, "the notice recorded")
             order_completion.states.flush()  # as the flush timer would
-            recorded = progress_codec.decode(order_progress.get(order_id))
+            recorded = current_state(order_id)
             return unsettled_before, in_flight_before, recorded
 
     unsettled_before, in_flight_before, recorded = asyncio.run(scenario())

@@ -7,9 +7,10 @@ from itertools import permutations
 
 import pytest
 
-from agents.completion import CAUGHT_UP, OrderProgress, Verdict, apply_detail, apply_order, completed_order, verdict
+from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, verdict
 from streams.codec import DetailChange, OrderChange, Position
-from tables import progress_codec
+from tables import order_state
+from tables.order_state import OrderProgress
 
 
 def at(n: int) -> Position:
@@ -134,5 +135,5 @@ def test_every_arrival_order_of_a_small_order_gives_the_same_single_emission():
 def test_progress_survives_the_table_codec():
     state, _ = process(CASES["detail deleted and re-inserted"][0] + [detail(6, 12, op="d")], settle_at_end=False)
 
-    assert progress_codec.decode(progress_codec.encode(state)) == state
-    assert progress_codec.as_json("o1", state)["status"] in {"emitted", "complete", "incomplete"}
+    assert order_state.decode(order_state.encode(state)) == state
+    assert order_state.as_json("o1", state)["status"] in {"emitted", "complete", "incomplete"}

@@ -1,11 +1,45 @@
-"""OrderProgress <-> compact JSON bytes, the value format of the `order_progress` table."""
+"""An order's completion state (`OrderProgress`), the value type of the `order_progress`
+table, with its codec (compact JSON bytes in RocksDB and the changelog) and its web view.
+Pure: agents.completion's rule computes these values, tables.order_progress stores them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import orjson
 
-from agents.completion import OrderProgress, Product
 from streams.codec import Position
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    quantity: int
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
+class OrderProgress:
+    """What one order's changes have told us so far."""
+
+    header_position: Position | None = None  # last orders change applied (insert/update/delete)
+    deleted: bool = False
+    customer_id: int | None = None
+    payment_method_id: int | None = None
+    num_products: int | None = None
+    products: Mapping[int, Product] = field(default_factory=dict)
+    removed: Mapping[int, Position] = field(default_factory=dict)  # product -> its delete's position
+    emitted: bool = False
+    last_committed_ms: int = 0
+
+    @property
+    def newest_detail(self) -> Position | None:
+        return max((p.position for p in self.products.values()), default=None)
+
+    @property
+    def complete(self) -> bool:
+        return (self.header_position is not None and not self.deleted
+                and self.num_products is not None and len(self.products) == self.num_products)
 
 
 def _pos(position: Position | None) -> list[int] | None:
