@@ -68,7 +68,7 @@ from config import settings
 from streams import topics
 from streams.app import app
 from streams.metrics import WORKER, counters as stats
-from streams.codec import CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
+from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_progress import FLUSH_INTERVAL_S, order_progress, order_states, stored_states
 from tables.order_state import OrderProgress
 
@@ -107,7 +107,7 @@ def watch(partition: int) -> PartitionWatch:
     return watches.setdefault(partition, PartitionWatch(partition))
 
 
-def decode(message) -> OrderChange | DetailChange | Tombstone | Truncate:
+def decode(message) -> Change:
     if message.topic == topics.orders.get_topic_name():
         return decode_order(message.key, message.value)
     return decode_detail(message.key, message.value)
