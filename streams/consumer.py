@@ -155,8 +155,21 @@ class NoSkipConsumer(Consumer):
             log.warning("no commit for %.0f s past %s though records after it were delivered; reading from the "
                         "committed offsets again", STUCK_AFTER_S,
                         ", ".join(f"{tp.topic}[{tp.partition}]@{self._committed_offset.get(tp)}" for tp in stuck))
+            for tp in stuck:
+                log.warning("  %s[%d]: the record at the committed offset %s", tp.topic, tp.partition,
+                            self._describe_head(tp))
             self._commit_seen.clear()
             self.reread_uncommitted()
+
+    def _describe_head(self, tp: TP) -> str:
+        """What became of the stuck partition's first unacknowledged record: still held by
+        someone (a stream read it) or never read by a stream (skipped, or dropped)."""
+        committed = self._committed_offset.get(tp)
+        for message in list(self._unacked_messages):
+            if message.tp == tp and message.offset == committed:
+                return (f"was read by a stream and is held ({message.refcount} references, generation "
+                        f"{message.generation_id}, now {self.app.consumer_generation_id})")
+        return "was never read by a stream, or was dropped unacknowledged"
 
     def reread_uncommitted(self) -> None:
         """Seek every partition back to its committed offset: what was delivered but will not

@@ -200,3 +200,14 @@ def test_between_a_revoke_and_the_seek_nothing_is_committed_and_late_acks_below_
 
     assert (before_the_seek, after_the_seek) == (None, 53)
     assert consumer._acked[ORDERS_3] == []
+
+
+def test_a_stuck_partition_says_whether_a_stream_still_holds_its_head_record(gate):
+    consumer = gate.consumer
+    consumer._committed_offset[ORDERS_3] = 30
+    never_read = consumer._describe_head(ORDERS_3)
+    head = SimpleNamespace(tp=ORDERS_3, offset=30, refcount=1, generation_id=4)
+    consumer._unacked_messages = [head]  # a stream tracked it and has not acknowledged it
+
+    assert "never read by a stream" in never_read
+    assert "held (1 references, generation 4" in consumer._describe_head(ORDERS_3)
