@@ -41,10 +41,11 @@ slice: one that completes and is cancelled within the same 20 ms is not emitted 
 generator's traffic never leaves "complete", so for it this changes nothing).
 
 Settling across topics (see agents.completion): a complete order waits until the orders
-topic has been read past its newest detail. Per partition the worker tracks that frontier;
-when a partition goes quiet, a timer checks that the orders partition has been processed
-to its log end and sends itself a tick on `orderpipe-settle-ticks`, whose processing
-settles orders that became complete before the check.
+topic has been read past its newest detail. Per partition the worker tracks that frontier
+(agents.settling, one instance here); when a partition goes quiet, a timer checks that the
+orders partition has been processed to its log end and sends itself a tick on
+`orderpipe-settle-ticks`, whose processing settles orders that became complete before the
+check.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ import asyncio
 import logging
 import weakref
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
@@ -64,6 +65,7 @@ from redis.exceptions import RedisError
 from agents import guard as guards
 from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, verdict
 from agents.order_final_lookup import find_sent
+from agents.settling import Settling
 from config import settings
 from streams import topics
 from streams.app import app
@@ -87,24 +89,7 @@ REVOKE_WAIT_S = 10.0
 
 guard = guards.RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS)
 states = order_states
-
-
-@dataclass
-class PartitionWatch:
-    """What this worker knows of one partition number's orders topic."""
-
-    partition: int
-    frontier: Position | None = None  # newest orders position processed
-    next_offset: int | None = None  # orders offset after the last one processed
-    unsettled: dict[str, tuple[Position | None, float]] = field(default_factory=dict)  # id -> (newest, since)
-
-
-watches: dict[int, PartitionWatch] = {}
-in_flight: set[str] = set()  # sent by this worker, ack not yet recorded in the table
-
-
-def watch(partition: int) -> PartitionWatch:
-    return watches.setdefault(partition, PartitionWatch(partition))
+settling = Settling()
 
 
 def decode(message) -> Change:
@@ -196,7 +181,7 @@ class Batch:
 async def process(partition: int, events: list) -> None:
     """Apply one partition's events in order, then decide, claim and send once (the state
     cache writes the changed orders at its next flush)."""
-    here, work = watch(partition), Batch(partition)
+    work = Batch(partition)
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
     for event in events:
         message = event.message
@@ -204,31 +189,27 @@ async def process(partition: int, events: list) -> None:
             notice = orjson.loads(message.value)
             if "emitted" in notice:
                 for order_id in notice["emitted"]:
-                    record_emitted(here, work, order_id)
+                    record_emitted(work, order_id)
             else:
                 stats["ticks_received"] += 1
                 settled_before = max(settled_before or 0.0, notice["at"] - SETTLE_MARGIN_S)
             continue
         stats["events_in"] += 1
         if message.topic == topics.orders.get_topic_name():
-            # Every orders record counts as read, tombstones and dead letters too: the
-            # caught-up check compares this with the partition's log end.
-            here.next_offset = message.offset + 1
+            settling.orders_record_read(partition, message.offset)
         try:
             change = decode(message)
         except CodecError as error:
             await dead_letter(message, str(error))
             continue
-        apply(here, work, change)
-    ready = {order_id for order_id, (newest, since) in here.unsettled.items()
-             if (newest is not None and here.frontier is not None and newest <= here.frontier)
-             or (settled_before is not None and since <= settled_before)}
-    await decide(here, work, work.touched - ready, here.frontier)
-    await decide(here, work, ready, CAUGHT_UP)
-    stats["unsettled_now"] = sum(len(w.unsettled) for w in watches.values())
+        apply(work, change)
+    ready = settling.ready(partition, settled_before)
+    await decide(work, work.touched - ready, settling.frontier(partition))
+    await decide(work, ready, CAUGHT_UP)
+    stats["unsettled_now"] = settling.unsettled_count()
 
 
-def apply(here: PartitionWatch, work: Batch, change) -> None:
+def apply(work: Batch, change) -> None:
     if isinstance(change, Tombstone):
         stats["tombstones"] += 1
         return
@@ -239,7 +220,7 @@ def apply(here: PartitionWatch, work: Batch, change) -> None:
         return
     if isinstance(change, OrderChange):
         stats["order_changes"] += 1
-        here.frontier = max(filter(None, (here.frontier, change.position)))
+        settling.orders_change_applied(work.partition, change.position)
     else:
         stats["detail_changes"] += 1
     state = work.get(change.order_id)
@@ -252,25 +233,25 @@ def apply(here: PartitionWatch, work: Batch, change) -> None:
     work.put(change.order_id, updated)
 
 
-async def decide(here: PartitionWatch, work: Batch, order_ids: set[str], frontier: Position | None) -> None:
+async def decide(work: Batch, order_ids: set[str], frontier: Position | None) -> None:
     """Emit the orders that are settled; remember the complete ones that are not yet."""
     to_emit = []
     for order_id in order_ids:
-        if order_id in in_flight:
+        if order_id in settling.in_flight:
             continue
         state = work.get(order_id)
         outcome = verdict(state, frontier)
         if outcome is Verdict.EMIT:
             to_emit.append(order_id)
         elif outcome is Verdict.UNSETTLED:
-            keep_unsettled(here, work, order_id)
+            keep_unsettled(work, order_id)
         else:
-            here.unsettled.pop(order_id, None)
+            settling.settled(work.partition, order_id)
     if to_emit:
-        await emit(here, work, to_emit)
+        await emit(work, to_emit)
 
 
-async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
+async def emit(work: Batch, order_ids: list[str]) -> None:
     """Claim and send (see the module docstring). A send started now leaves the order in
     `in_flight` until its confirmation; anything that cannot proceed stays unsettled."""
     await topics.outputs_ready.wait()
@@ -282,7 +263,7 @@ async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
         log.warning("%d complete orders not sent yet (%s: %s); will retry", len(order_ids),
                     type(error).__name__, error)
         for order_id in order_ids:
-            keep_unsettled(here, work, order_id)
+            keep_unsettled(work, order_id)
         return
     sent = []  # (order id, our claim, the send's future)
     for order_id, (claim, mine) in zip(order_ids, claims):
@@ -291,20 +272,20 @@ async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
             if claim.outcome is guards.Outcome.SENT:
                 stats["duplicates_prevented"] += 1
                 work.put(order_id, replace(state, emitted=True))
-                here.unsettled.pop(order_id, None)
+                settling.settled(work.partition, order_id)
                 continue
             if claim.outcome is guards.Outcome.HELD:
                 stats["claims_held_elsewhere"] += 1
-                keep_unsettled(here, work, order_id)
+                keep_unsettled(work, order_id)
                 continue
             if claim.outcome is guards.Outcome.STALE:
                 mine = await resolve_stale(order_id, claim, now_ms)
                 if mine is None:  # found in order_final, or taken by someone else meanwhile
                     if await guard_says_sent(order_id):
                         work.put(order_id, replace(state, emitted=True))
-                        here.unsettled.pop(order_id, None)
+                        settling.settled(work.partition, order_id)
                     else:
-                        keep_unsettled(here, work, order_id)
+                        keep_unsettled(work, order_id)
                     continue
             value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             pending = await topics.produce(topics.order_final, key=order_id.encode(), value=orjson.dumps(value))
@@ -312,22 +293,17 @@ async def emit(here: PartitionWatch, work: Batch, order_ids: list[str]) -> None:
             stats["emission_retries"] += 1
             log.warning("order %s complete but not sent (%s: %s); will retry", order_id,
                         type(error).__name__, error)
-            keep_unsettled(here, work, order_id)
+            keep_unsettled(work, order_id)
             continue
-        in_flight.add(order_id)
-        here.unsettled.pop(order_id, None)
+        settling.sent(work.partition, order_id)
         sent.append((order_id, mine, pending))
     if sent:
-        in_background(confirm(here.partition, sent))
+        in_background(confirm(work.partition, sent))
 
 
-def keep_unsettled(here: PartitionWatch, work: Batch, order_id: str) -> None:
-    """Remember a complete order that waits; its clock restarts when a newer detail arrives,
-    as a tick only vouches for what was read before its check."""
-    newest = work.get(order_id).newest_detail
-    previous = here.unsettled.get(order_id)
-    since = previous[1] if previous is not None and previous[0] == newest else time.time()
-    here.unsettled[order_id] = (newest, since)
+def keep_unsettled(work: Batch, order_id: str) -> None:
+    """Remember a complete order that waits (agents.settling)."""
+    settling.wait(work.partition, order_id, work.get(order_id).newest_detail, time.time())
 
 
 async def resolve_stale(order_id: str, claim: guards.Claim, now_ms: int) -> bytes | None:
@@ -357,8 +333,7 @@ async def confirm(partition: int, sent: list[tuple[str, bytes, asyncio.Future]])
     acked = []
     for (order_id, mine, _), ack in zip(sent, acks):
         if isinstance(ack, BaseException):  # the claim goes stale, then resolves
-            in_flight.discard(order_id)
-            watch(partition).unsettled[order_id] = (None, time.time())
+            settling.send_failed(partition, order_id, time.time())
             stats["emission_retries"] += 1
             log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
                         order_id, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
@@ -375,12 +350,11 @@ async def confirm(partition: int, sent: list[tuple[str, bytes, asyncio.Future]])
     await topics.settle_ticks.send(key=b"emitted", value=orjson.dumps(notice), partition=partition)
 
 
-def record_emitted(here: PartitionWatch, work: Batch, order_id: str) -> None:
+def record_emitted(work: Batch, order_id: str) -> None:
     state = work.get(order_id)
     if not state.emitted:
         work.put(order_id, replace(state, emitted=True))
-    in_flight.discard(order_id)
-    here.unsettled.pop(order_id, None)
+    settling.emitted(work.partition, order_id)
 
 
 async def dead_letter(message, reason: str) -> None:
@@ -398,7 +372,7 @@ async def tick_quiet_partitions() -> None:
     send a settle tick (handled in the agent, where table writes belong)."""
     if app.rebalancing or not app.tables.actives_ready:
         return
-    waiting = [p for p, w in watches.items() if w.unsettled]
+    waiting = settling.waiting_partitions()
     if not waiting:
         return
     orders_topic = topics.orders.get_topic_name()
@@ -406,22 +380,13 @@ async def tick_quiet_partitions() -> None:
     checked_at = time.time()
     ends = await app.consumer.highwaters(*tps)
     for tp in tps:
-        processed = processed_offset(tp)
+        # processed, not fetched (agents.settling); before the first record, from the commit
+        processed = settling.processed_offset(tp.partition, app.consumer.committed_offset(tp))
         stats["tick_checks"] += 1
         if processed is not None and ends.get(tp) is not None and processed >= ends[tp]:
             stats["ticks_sent"] += 1
             await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at}),
                                            partition=tp.partition)
-
-
-def processed_offset(tp: TP) -> int | None:
-    """The orders offset after the last one this worker processed; before the first, the
-    committed offset its reading resumed from. Never the fetch position: records fetched
-    but still waiting in the stream buffers are not processed, and a tick vouching for them
-    would settle an order before a header change committed ahead of its newest detail is
-    applied (an order raised from 2 to 3 products would go out with 2)."""
-    processed = watches[tp.partition].next_offset
-    return app.consumer.committed_offset(tp) if processed is None else processed
 
 
 def _partition_of(order_id: str) -> int:
@@ -433,11 +398,13 @@ def _partition_of(order_id: str) -> int:
 @order_progress.on_recover
 async def rebuild_unsettled() -> None:
     """After recovery, orders complete but not emitted wait in `unsettled` again."""
-    watches.clear()
-    in_flight.clear()  # a confirmation still on its way finds the claim ours and live: no resend
     assigned = {tp.partition for tp in app.assignor.assigned_actives()
                 if tp.topic == topics.orders.get_topic_name()}
+    waiting = []
     for order_id, state in stored_states():
-        if state.complete and not state.emitted and _partition_of(order_id) in assigned:
-            watch(_partition_of(order_id)).unsettled[order_id] = (state.newest_detail, time.time())
-    log.info("recovered: %d orders waiting to settle", sum(len(w.unsettled) for w in watches.values()))
+        if state.complete and not state.emitted:
+            partition = _partition_of(order_id)
+            if partition in assigned:
+                waiting.append((partition, order_id, state.newest_detail))
+    settling.restart(waiting, time.time())
+    log.info("recovered: %d orders waiting to settle", settling.unsettled_count())

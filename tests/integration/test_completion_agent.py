@@ -9,7 +9,6 @@ from unittest.mock import AsyncMock, patch
 
 import orjson
 import pytest
-from faust.types import TP
 
 from agents import guard as guards
 from agents import order_completion
@@ -104,10 +103,10 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
                                                                             "timestamp": 0}, 40))
             # the ack arrives; the agent records the emission from its own notice
             notice = await confirmation(ticks, order_id)
-            in_flight_before = order_id in order_completion.in_flight
+            in_flight_before = order_id in order_completion.settling.in_flight
             await deliver(agent, topics.settle_ticks.get_topic_name(), notice["key"], notice["value"],
                           notice["partition"])
-            await until(lambda: order_id not in order_completion.in_flight, "the notice recorded")
+            await until(lambda: order_id not in order_completion.settling.in_flight, "the notice recorded")
             order_completion.states.flush()  # as the flush timer would
             recorded = current_state(order_id)
             return unsettled_before, in_flight_before, recorded
@@ -115,7 +114,7 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
     unsettled_before, in_flight_before, recorded = asyncio.run(scenario())
 
     assert unsettled_before == 0  # complete at position 30, but the orders topic was only read to 10
-    assert in_flight_before and order_id not in order_completion.in_flight
+    assert in_flight_before and order_id not in order_completion.settling.in_flight
     assert recorded.emitted
     assert final.await_count == 1
     sent = final.await_args.kwargs
@@ -150,19 +149,3 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settin
     assert final.await_count == 0
     assert order_completion.stats["duplicates_prevented"] == prevented_before + 1
 
-
-def test_a_settle_tick_vouches_only_for_processed_orders_records(monkeypatch: pytest.MonkeyPatch):
-    """Records fetched but still in the stream buffers are not processed: before the first
-    orders record of a partition is, the tick check counts from the committed offset, not
-    from the fetch position (which is at the log end as soon as the fetch returns)."""
-    orders_0 = TP(topics.orders.get_topic_name(), 0)
-    fetched_to_the_end = SimpleNamespace(committed_offset={orders_0: 40}.get, position=AsyncMock(return_value=95))
-    monkeypatch.setattr(app, "consumer", fetched_to_the_end)
-    monkeypatch.setattr(order_completion, "watches", {})
-    here = order_completion.watch(0)
-
-    resumed_at = order_completion.processed_offset(orders_0)
-    here.next_offset = 61
-    after_processing = order_completion.processed_offset(orders_0)
-
-    assert (resumed_at, after_processing) == (40, 61)

@@ -1,0 +1,108 @@
+"""When a complete order may be emitted: one worker's bookkeeping for the frontier rule.
+
+agents.completion judges one order against the orders topic's frontier. This keeps what
+that judgement needs across batches, per partition number: how far the orders topic has
+been processed (its newest binlog position and next offset), the complete orders that
+wait to settle (with their newest detail and since when), and the orders this worker has
+sent whose confirmation is not yet recorded (they are not judged again meanwhile).
+Pure: no I/O, no Faust; the agent (agents.order_completion) owns the one instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from streams.codec import Position
+
+
+@dataclass
+class PartitionWatch:
+    """What this worker knows of one partition number's orders topic."""
+
+    partition: int
+    frontier: Position | None = None  # newest orders position processed
+    next_offset: int | None = None  # orders offset after the last one processed
+    unsettled: dict[str, tuple[Position | None, float]] = field(default_factory=dict)  # id -> (newest, since)
+
+
+class Settling:
+    def __init__(self) -> None:
+        self.watches: dict[int, PartitionWatch] = {}
+        self.in_flight: set[str] = set()  # sent by this worker, confirmation not yet recorded
+
+    def watch(self, partition: int) -> PartitionWatch:
+        found = self.watches.get(partition)
+        if found is None:
+            found = self.watches[partition] = PartitionWatch(partition)
+        return found
+
+    def orders_record_read(self, partition: int, offset: int) -> None:
+        """Every orders record counts as read, tombstones and dead letters too: the tick's
+        caught-up check compares this with the partition's log end."""
+        self.watch(partition).next_offset = offset + 1
+
+    def orders_change_applied(self, partition: int, position: Position) -> None:
+        here = self.watch(partition)
+        here.frontier = position if here.frontier is None else max(here.frontier, position)
+
+    def frontier(self, partition: int) -> Position | None:
+        return self.watch(partition).frontier
+
+    def ready(self, partition: int, settled_before: float | None) -> set[str]:
+        """The waiting orders that settle now: their newest detail is behind the frontier, or
+        they waited since before a tick's caught-up check (`settled_before`)."""
+        here = self.watch(partition)
+        return {order_id for order_id, (newest, since) in here.unsettled.items()
+                if (newest is not None and here.frontier is not None and newest <= here.frontier)
+                or (settled_before is not None and since <= settled_before)}
+
+    def wait(self, partition: int, order_id: str, newest: Position | None, now: float) -> None:
+        """A complete order waits to settle; its clock restarts when a newer detail arrived,
+        as a tick only vouches for what was read before its check."""
+        here = self.watch(partition)
+        previous = here.unsettled.get(order_id)
+        since = previous[1] if previous is not None and previous[0] == newest else now
+        here.unsettled[order_id] = (newest, since)
+
+    def settled(self, partition: int, order_id: str) -> None:
+        """The order needs no more waiting: emitted, deleted, or no longer complete."""
+        self.watch(partition).unsettled.pop(order_id, None)
+
+    def sent(self, partition: int, order_id: str) -> None:
+        self.in_flight.add(order_id)
+        self.settled(partition, order_id)
+
+    def send_failed(self, partition: int, order_id: str, now: float) -> None:
+        """The send was not acknowledged: its claim goes stale and is resolved; until then
+        the order waits, with no detail position (only a tick settles it)."""
+        self.in_flight.discard(order_id)
+        self.watch(partition).unsettled[order_id] = (None, now)
+
+    def emitted(self, partition: int, order_id: str) -> None:
+        self.in_flight.discard(order_id)
+        self.settled(partition, order_id)
+
+    def waiting_partitions(self) -> list[int]:
+        return [partition for partition, here in self.watches.items() if here.unsettled]
+
+    def processed_offset(self, partition: int, committed: int | None) -> int | None:
+        """The orders offset after the last one processed; before the first, the committed
+        offset reading resumed from. Never the fetch position: records fetched but still
+        waiting in the stream buffers are not processed, and a tick vouching for them would
+        settle an order before a header change committed ahead of its newest detail is
+        applied (an order raised from 2 to 3 products would go out with 2)."""
+        processed = self.watch(partition).next_offset
+        return committed if processed is None else processed
+
+    def unsettled_count(self) -> int:
+        return sum(len(here.unsettled) for here in self.watches.values())
+
+    def restart(self, waiting: Iterable[tuple[int, str, Position | None]], now: float) -> None:
+        """After a recovery: forget everything, then wait for these (partition, order id,
+        newest detail). A confirmation still on its way finds its claim ours and live, so
+        forgetting `in_flight` sends nothing twice."""
+        self.watches.clear()
+        self.in_flight.clear()
+        for partition, order_id, newest in waiting:
+            self.watch(partition).unsettled[order_id] = (newest, now)

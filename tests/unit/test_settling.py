@@ -1,0 +1,75 @@
+"""agents.settling: when complete orders may go out, per partition (pure bookkeeping)."""
+
+from __future__ import annotations
+
+from agents.settling import Settling
+from streams.codec import Position
+
+
+def at(pos: int) -> Position:
+    return Position(1, pos, 0)
+
+
+def test_a_waiting_order_settles_once_the_frontier_passes_its_newest_detail():
+    settling = Settling()
+    settling.wait(0, "a", at(30), now=100.0)
+    settling.orders_change_applied(0, at(20))
+    before = settling.ready(0, settled_before=None)
+    settling.orders_change_applied(0, at(40))
+
+    assert (before, settling.ready(0, settled_before=None)) == (set(), {"a"})
+
+
+def test_a_tick_settles_only_orders_that_waited_since_before_its_check():
+    settling = Settling()
+    settling.wait(0, "early", at(30), now=100.0)
+    settling.wait(0, "late", at(31), now=105.0)
+
+    assert settling.ready(0, settled_before=103.0) == {"early"}
+
+
+def test_a_newer_detail_restarts_the_wait_and_the_same_one_keeps_it():
+    settling = Settling()
+    settling.wait(0, "a", at(30), now=100.0)
+    settling.wait(0, "a", at(30), now=110.0)
+    kept = settling.watch(0).unsettled["a"]
+    settling.wait(0, "a", at(35), now=120.0)
+
+    assert (kept, settling.watch(0).unsettled["a"]) == ((at(30), 100.0), (at(35), 120.0))
+
+
+def test_a_tick_counts_from_the_committed_offset_until_an_orders_record_is_processed():
+    """Never from the fetch position: fetched records still in the stream buffers are not processed."""
+    settling = Settling()
+    resumed = settling.processed_offset(0, committed=40)
+    settling.orders_record_read(0, offset=60)
+
+    assert (resumed, settling.processed_offset(0, committed=40)) == (40, 61)
+
+
+def test_a_sent_order_is_in_flight_until_its_emission_is_recorded_or_its_send_fails():
+    settling = Settling()
+    settling.wait(0, "a", at(30), now=100.0)
+    settling.wait(0, "b", at(31), now=100.0)
+    settling.sent(0, "a")
+    settling.sent(0, "b")
+    in_flight = set(settling.in_flight)
+    settling.emitted(0, "a")
+    settling.send_failed(0, "b", now=200.0)
+
+    assert in_flight == {"a", "b"}
+    assert settling.in_flight == set()
+    assert settling.watch(0).unsettled == {"b": (None, 200.0)}  # only a tick settles it now
+    assert settling.waiting_partitions() == [0] and settling.unsettled_count() == 1
+
+
+def test_a_restart_after_recovery_forgets_everything_but_the_orders_found_waiting():
+    settling = Settling()
+    settling.sent(1, "gone")
+    settling.orders_record_read(1, offset=9)
+    settling.restart([(2, "c", at(50))], now=300.0)
+
+    assert settling.in_flight == set()
+    assert settling.waiting_partitions() == [2]
+    assert settling.processed_offset(1, committed=5) == 5
+    assert settling.watch(2).unsettled == {"c": (at(50), 300.0)}
