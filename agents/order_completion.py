@@ -35,9 +35,10 @@ table losing the same emission; clocks of workers on different machines further 
 than the margin in claim_ttl.
 
 Batches: events are taken up to BATCH_MAX at a time or every BATCH_WITHIN_S; each
-partition's slice is applied in order, then decisions, Redis claims (one pipelined round
-trip) and table writes happen once. An order is judged by its state at the end of the
-slice: one that completes and is cancelled within the same 20 ms is not emitted (the
+partition's slice is applied in order and decided; then the settled orders of every slice
+are claimed in one pipelined Redis round trip (it had been one per partition: about 2.7 ms
+each on this machine, three or four per batch), and table writes wait for the cache's
+next flush. An order is judged by its state at the end of the slice: one that completes and is cancelled within the same 20 ms is not emitted (the
 generator's traffic never leaves "complete", so for it this changes nothing).
 
 Settling across topics (see agents.completion): a complete order waits until the orders
@@ -52,8 +53,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import orjson
@@ -112,14 +115,13 @@ async def complete_orders(stream):
         by_partition: dict[int, list] = {}
         for event in batch:
             by_partition.setdefault(event.message.partition, []).append(event)
-        for partition, events in by_partition.items():
-            # Table reads and writes go to the partition of the "current event": this one's.
-            token = _current_event.set(weakref.ref(events[-1]))
-            try:
-                await process(partition, events)
-            finally:
-                _current_event.reset(token)
-            states.hold(partition, events)
+        slices = [Batch(partition, events) for partition, events in by_partition.items()]
+        for work in slices:
+            with work.current():
+                await process(work)
+        await emit(slices)
+        for work in slices:
+            states.hold(work.partition, work.events)
         if states.flush_due:
             states.flush()
 
@@ -162,12 +164,22 @@ def in_background(work) -> None:
 
 
 class Batch:
-    """One partition's slice of a batch: the orders it touched, read and written through the
-    state cache."""
+    """One partition's slice of a batch: its events, the orders they touched (read and
+    written through the state cache), and those settled to be sent."""
 
-    def __init__(self, partition: int) -> None:
-        self.partition = partition
+    def __init__(self, partition: int, events: list) -> None:
+        self.partition, self.events = partition, events
         self.touched: set[str] = set()
+        self.to_emit: list[str] = []
+
+    @contextmanager
+    def current(self) -> Iterator[None]:
+        """Table reads and writes go to the partition of the "current event": this slice's."""
+        token = _current_event.set(weakref.ref(self.events[-1]))
+        try:
+            yield
+        finally:
+            _current_event.reset(token)
 
     def get(self, order_id: str) -> OrderProgress:
         self.touched.add(order_id)
@@ -178,12 +190,12 @@ class Batch:
         states.put(self.partition, order_id, state)
 
 
-async def process(partition: int, events: list) -> None:
-    """Apply one partition's events in order, then decide, claim and send once (the state
-    cache writes the changed orders at its next flush)."""
-    work = Batch(partition)
+async def process(work: Batch) -> None:
+    """Apply one partition's events in order, then decide which orders are to be sent (the
+    state cache writes the changed orders at its next flush)."""
+    partition = work.partition
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
-    for event in events:
+    for event in work.events:
         message = event.message
         if message.topic == topics.settle_ticks.get_topic_name():
             notice = orjson.loads(message.value)
@@ -204,8 +216,8 @@ async def process(partition: int, events: list) -> None:
             continue
         apply(work, change)
     ready = settling.ready(partition, settled_before)
-    await decide(work, work.touched - ready, settling.frontier(partition))
-    await decide(work, ready, CAUGHT_UP)
+    decide(work, work.touched - ready, settling.frontier(partition))
+    decide(work, ready, CAUGHT_UP)
     stats["unsettled_now"] = settling.unsettled_count()
 
 
@@ -233,72 +245,81 @@ def apply(work: Batch, change) -> None:
     work.put(change.order_id, updated)
 
 
-async def decide(work: Batch, order_ids: set[str], frontier: Position | None) -> None:
-    """Emit the orders that are settled; remember the complete ones that are not yet."""
-    to_emit = []
+def decide(work: Batch, order_ids: set[str], frontier: Position | None) -> None:
+    """Mark the settled orders to be sent; remember the complete ones that are not yet."""
     for order_id in order_ids:
         if order_id in settling.in_flight:
             continue
-        state = work.get(order_id)
-        outcome = verdict(state, frontier)
+        outcome = verdict(work.get(order_id), frontier)
         if outcome is Verdict.EMIT:
-            to_emit.append(order_id)
+            work.to_emit.append(order_id)
         elif outcome is Verdict.UNSETTLED:
             keep_unsettled(work, order_id)
         else:
             settling.settled(work.partition, order_id)
-    if to_emit:
-        await emit(work, to_emit)
 
 
-async def emit(work: Batch, order_ids: list[str]) -> None:
-    """Claim and send (see the module docstring). A send started now leaves the order in
-    `in_flight` until its confirmation; anything that cannot proceed stays unsettled."""
+async def emit(slices: list[Batch]) -> None:
+    """Claim the batch's settled orders, every partition's, in one Redis round trip, then
+    send (see the module docstring). A send started now leaves the order in `in_flight`
+    until its confirmation; anything that cannot proceed stays unsettled."""
+    wanted = [order_id for work in slices for order_id in work.to_emit]
+    if not wanted:
+        return
     await topics.outputs_ready.wait()
     now_ms = int(time.time() * 1000)
     try:
-        claims = await guard.claim_many(order_ids, now_ms)
+        claims = iter(await guard.claim_many(wanted, now_ms))
     except (RedisError, OSError, TimeoutError) as error:
-        stats["emission_retries"] += len(order_ids)
-        log.warning("%d complete orders not sent yet (%s: %s); will retry", len(order_ids),
+        stats["emission_retries"] += len(wanted)
+        log.warning("%d complete orders not sent yet (%s: %s); will retry", len(wanted),
                     type(error).__name__, error)
-        for order_id in order_ids:
-            keep_unsettled(work, order_id)
-        return
-    sent = []  # (order id, our claim, the send's future)
-    for order_id, (claim, mine) in zip(order_ids, claims):
-        state = work.get(order_id)
-        try:
-            if claim.outcome is guards.Outcome.SENT:
-                stats["duplicates_prevented"] += 1
-                work.put(order_id, replace(state, emitted=True))
-                settling.settled(work.partition, order_id)
-                continue
-            if claim.outcome is guards.Outcome.HELD:
-                stats["claims_held_elsewhere"] += 1
+        for work in slices:
+            for order_id in work.to_emit:
                 keep_unsettled(work, order_id)
-                continue
-            if claim.outcome is guards.Outcome.STALE:
-                mine = await resolve_stale(order_id, claim, now_ms)
-                if mine is None:  # found in order_final, or taken by someone else meanwhile
-                    if await guard_says_sent(order_id):
-                        work.put(order_id, replace(state, emitted=True))
-                        settling.settled(work.partition, order_id)
-                    else:
-                        keep_unsettled(work, order_id)
-                    continue
-            value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            pending = await topics.produce(topics.order_final, key=order_id.encode(), value=orjson.dumps(value))
-        except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
-            stats["emission_retries"] += 1
-            log.warning("order %s complete but not sent (%s: %s); will retry", order_id,
-                        type(error).__name__, error)
+        return
+    for work in slices:
+        with work.current():
+            sent = [await send(work, order_id, *next(claims), now_ms) for order_id in work.to_emit]
+        sent = [entry for entry in sent if entry is not None]
+        if sent:
+            in_background(confirm(work.partition, sent))
+
+
+async def send(work: Batch, order_id: str, claim: guards.Claim, mine: bytes | None,
+               now_ms: int) -> tuple[str, bytes, asyncio.Future] | None:
+    """Act on one order's claim: send it if the claim is ours (its confirmation comes later),
+    record it if it was sent already, else leave it waiting."""
+    state = work.get(order_id)
+    try:
+        if claim.outcome is guards.Outcome.SENT:
+            stats["duplicates_prevented"] += 1
+            work.put(order_id, replace(state, emitted=True))
+            settling.settled(work.partition, order_id)
+            return None
+        if claim.outcome is guards.Outcome.HELD:
+            stats["claims_held_elsewhere"] += 1
             keep_unsettled(work, order_id)
-            continue
-        settling.sent(work.partition, order_id)
-        sent.append((order_id, mine, pending))
-    if sent:
-        in_background(confirm(work.partition, sent))
+            return None
+        if claim.outcome is guards.Outcome.STALE:
+            mine = await resolve_stale(order_id, claim, now_ms)
+            if mine is None:  # found in order_final, or taken by someone else meanwhile
+                if await guard_says_sent(order_id):
+                    work.put(order_id, replace(state, emitted=True))
+                    settling.settled(work.partition, order_id)
+                else:
+                    keep_unsettled(work, order_id)
+                return None
+        value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        pending = await topics.produce(topics.order_final, key=order_id.encode(), value=orjson.dumps(value))
+    except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
+        stats["emission_retries"] += 1
+        log.warning("order %s complete but not sent (%s: %s); will retry", order_id,
+                    type(error).__name__, error)
+        keep_unsettled(work, order_id)
+        return None
+    settling.sent(work.partition, order_id)
+    return order_id, mine, pending
 
 
 def keep_unsettled(work: Batch, order_id: str) -> None:
