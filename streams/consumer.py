@@ -162,9 +162,12 @@ class NoSkipConsumer(Consumer):
             self.reread_uncommitted()
 
     def _describe_head(self, tp: TP) -> str:
-        """What became of the stuck partition's first unacknowledged record: still held by
-        someone (a stream read it) or never read by a stream (skipped, or dropped)."""
+        """What became of the stuck partition's first uncommitted record: acknowledged (the
+        commits fail), still held (a stream read it), or never read by a stream (skipped, or
+        dropped)."""
         committed = self._committed_offset.get(tp)
+        if committed in self._acked_index.get(tp, ()):
+            return "is acknowledged: the commits themselves did not go through (is the group coordinator reachable?)"
         for message in list(self._unacked_messages):
             if message.tp == tp and message.offset == committed:
                 return (f"was read by a stream and is held ({message.refcount} references, generation "

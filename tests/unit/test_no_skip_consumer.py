@@ -202,12 +202,16 @@ def test_between_a_revoke_and_the_seek_nothing_is_committed_and_late_acks_below_
     assert consumer._acked[ORDERS_3] == []
 
 
-def test_a_stuck_partition_says_whether_a_stream_still_holds_its_head_record(gate):
+def test_a_stuck_partition_says_what_became_of_its_head_record(gate):
     consumer = gate.consumer
     consumer._committed_offset[ORDERS_3] = 30
     never_read = consumer._describe_head(ORDERS_3)
     head = SimpleNamespace(tp=ORDERS_3, offset=30, refcount=1, generation_id=4)
     consumer._unacked_messages = [head]  # a stream tracked it and has not acknowledged it
 
+    still_held = consumer._describe_head(ORDERS_3)
+    consumer._acked_index[ORDERS_3].add(30)  # acknowledged, but no commit went through
+
     assert "never read by a stream" in never_read
-    assert "held (1 references, generation 4" in consumer._describe_head(ORDERS_3)
+    assert "held (1 references, generation 4" in still_held
+    assert "commits themselves did not go through" in consumer._describe_head(ORDERS_3)
