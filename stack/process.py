@@ -1,7 +1,10 @@
 """Start, find and stop the stack's background processes by pid file.
 
-A pid file holds `pid create_time`: a pid the kernel has recycled for another program
-has a different create time, so `down` never signals a process the stack did not start.
+A pid file holds `pid create_time since_boot`: a pid the kernel has recycled for another
+program has a different start time, so `down` never signals a process the stack did not
+start. The start is compared as seconds after boot, which a wall-clock step (NTP) leaves
+alone: the wall-clock create time moved by 21 s under a running stack here once, and every
+service then looked stopped.
 Each service runs in its own session (process group), and `stop` signals the group, so
 children (MariaDB's helpers, the JVMs' forks) go with it.
 """
@@ -18,12 +21,17 @@ from pathlib import Path
 import psutil
 
 
-def _read_pidfile(pidfile: Path) -> tuple[int, float] | None:
+def _read_pidfile(pidfile: Path) -> tuple[int, float, float | None] | None:
     try:
-        pid, created = pidfile.read_text().split()
-        return int(pid), float(created)
-    except (FileNotFoundError, ValueError):
+        pid, created, *since_boot = pidfile.read_text().split()
+        return int(pid), float(created), float(since_boot[0]) if since_boot else None
+    except (FileNotFoundError, ValueError, IndexError):
         return None
+
+
+def _since_boot(process: psutil.Process) -> float:
+    """When the process started, in seconds after boot (both terms move with a clock step)."""
+    return process.create_time() - psutil.boot_time()
 
 
 def running_pid(pidfile: Path) -> int | None:
@@ -31,11 +39,14 @@ def running_pid(pidfile: Path) -> int | None:
     record = _read_pidfile(pidfile)
     if record is None:
         return None
-    pid, created = record
+    pid, created, since_boot = record
     try:
         process = psutil.Process(pid)
         alive = process.status() != psutil.STATUS_ZOMBIE
-        same = abs(process.create_time() - created) < 0.01
+        if since_boot is None:  # a pid file written before since_boot was recorded
+            same = abs(process.create_time() - created) < 0.01
+        else:
+            same = abs(_since_boot(process) - since_boot) < 0.05
     except psutil.NoSuchProcess:
         return None
     return pid if alive and same else None
@@ -64,7 +75,8 @@ def start(
             cwd=cwd,
             start_new_session=True,
         )
-    pidfile.write_text(f"{child.pid} {psutil.Process(child.pid).create_time()}")
+    started = psutil.Process(child.pid)
+    pidfile.write_text(f"{child.pid} {started.create_time()} {_since_boot(started)}")
     return child.pid
 
 

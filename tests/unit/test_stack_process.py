@@ -46,6 +46,26 @@ def test_a_recycled_pid_is_not_taken_for_the_recorded_process(tmp_path: Path):
     assert me.is_running()
 
 
+def test_a_recycled_pid_is_not_taken_for_the_recorded_process_by_its_start_after_boot(tmp_path: Path):
+    pidfile = tmp_path / "svc.pid"
+    me = psutil.Process()
+    since_boot = me.create_time() - psutil.boot_time()
+    pidfile.write_text(f"{me.pid} {me.create_time()} {since_boot - 1000}")
+
+    assert process.running_pid(pidfile) is None
+
+
+def test_a_wall_clock_step_does_not_make_a_running_service_look_stopped(tmp_path: Path):
+    # given a pid file written before the wall clock was stepped by 21 s (NTP)
+    pidfile = tmp_path / "svc.pid"
+    me = psutil.Process()
+    since_boot = me.create_time() - psutil.boot_time()
+    pidfile.write_text(f"{me.pid} {me.create_time() - 21} {since_boot}")
+
+    # then the recorded process is still found by its start after boot
+    assert process.running_pid(pidfile) == me.pid
+
+
 def test_listening_pid_finds_the_owner_of_a_port():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
