@@ -1,8 +1,8 @@
 """The Faust application: `faust -A streams.app --datadir=<dir> worker -l info --web-port 6066`.
 
 Run as many workers as there are partitions to share (TOPIC_PARTITIONS), each with its own
-`--datadir` (RocksDB files must not be shared) and web port. Agents and tables are found by
-autodiscovery in the `agents` and `tables` packages.
+`--datadir` (RocksDB files must not be shared) and web port. Agents, tables and web views
+are found by autodiscovery in the `agents`, `tables` and `web` packages.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ app = faust.App(
     settings.stream_app_id,
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="rocksdb://",
-    autodiscover=["agents", "tables"],
+    autodiscover=["agents", "tables", "web"],
     origin="streams",
     # at_least_once, not exactly_once: faust's transactions skip RocksDB's persisted offsets
     # and send to topics the app does not consume outside any transaction. Exactly one

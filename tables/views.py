@@ -1,21 +1,16 @@
-"""Read-only web views, served by every worker's Faust web server.
+"""The table's web view, served by every worker's Faust web server.
 
 GET /orders/{order_id}  an order's completion state, routed to the worker owning its partition
-GET /stats              this worker's counters and its consumer lag on the CDC topics
 """
 
 from __future__ import annotations
 
 from faust.web import Request, Response, View
 
-from config import settings
 from streams.app import app
 from streams.codec import ORDER_ID
-from streams.metrics import WORKER, LagGauge, counters
-from tables.order_progress import current_state, order_progress, order_states
+from tables.order_progress import current_state, order_progress
 from tables.order_state import as_json
-
-cdc_lag = LagGauge([settings.cdc_topic("orders"), settings.cdc_topic("order_details")])
 
 
 @app.page("/orders/{order_id}")
@@ -29,10 +24,3 @@ class OrderView(View):
             return self.json({"error": "order not found", "order_id": order_id}, status=404)
         return self.json(as_json(order_id, state))
 
-
-@app.page("/stats")
-class StatsView(View):
-    async def get(self, request: Request) -> Response:
-        lag = await cdc_lag.read(app.consumer)
-        return self.json({"worker": WORKER, "counts": dict(counters), "state_cache": order_states.stats(),
-                          "next_offsets": app.consumer.next_offsets(), **lag})

@@ -1,6 +1,6 @@
 """The live dashboard, served by every worker's Faust web server (read-only, GET only).
 
-GET /dashboard       a self-contained page (tables/dashboard.html) that polls the data every second
+GET /dashboard       a self-contained page (web/dashboard.html) that polls the data every second
 GET /dashboard/data  every worker's figures: counters, rates, consumer lag, and their totals
 
 Any worker answers for the whole app: it asks each member the partition assignor knows for
@@ -18,9 +18,9 @@ import aiohttp
 from faust.web import Request, Response, View
 
 from streams.app import app
-from tables.dashboard_figures import RateMeter, dashboard_payload, member_urls
+from web.dashboard_figures import RateMeter, dashboard_payload, member_urls
 
-PAGE = resources.files("tables").joinpath("dashboard.html").read_text(encoding="utf-8")
+PAGE = resources.files("web").joinpath("dashboard.html").read_text(encoding="utf-8")
 # Above the half second /stats may wait for its lag (streams.metrics.LagGauge).
 STATS_TIMEOUT_S = 1.5
 

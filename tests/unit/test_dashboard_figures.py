@@ -12,7 +12,7 @@ import pytest
 from faust.types import TP
 
 from streams.metrics import LagGauge, lag_by_topic
-from tables.dashboard_figures import RateMeter, dashboard_payload, member_urls
+from web.dashboard_figures import RateMeter, dashboard_payload, member_urls
 
 ORDERS, DETAILS = "mysql.project_db.orders", "mysql.project_db.order_details"
 
@@ -125,12 +125,12 @@ def test_lag_of_a_consumer_not_started_is_unknown_with_the_reason_not_an_error()
 def test_the_page_ships_as_package_data_of_tables():
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
 
-    assert "dashboard.html" in pyproject["tool"]["setuptools"]["package-data"]["tables"]
-    assert resources.files("tables").joinpath("dashboard.html").is_file()
+    assert "dashboard.html" in pyproject["tool"]["setuptools"]["package-data"]["web"]
+    assert resources.files("web").joinpath("dashboard.html").is_file()
 
 
 def test_the_page_loads_nothing_from_the_network():
-    page = resources.files("tables").joinpath("dashboard.html").read_text(encoding="utf-8")
+    page = resources.files("web").joinpath("dashboard.html").read_text(encoding="utf-8")
 
     assert "/dashboard/data" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page, re.I)

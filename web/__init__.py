@@ -1,0 +1,1 @@
+"""The worker's web pages that are not views of a table: /stats and the live dashboard."""
