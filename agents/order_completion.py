@@ -38,8 +38,9 @@ Batches: events are taken up to BATCH_MAX at a time or every BATCH_WITHIN_S; eac
 partition's slice is applied in order and decided; then the settled orders of every slice
 are claimed in one pipelined Redis round trip (it had been one per partition: about 2.7 ms
 each on this machine, three or four per batch), and table writes wait for the cache's
-next flush. An order is judged by its state at the end of the slice: one that completes and is cancelled within the same 20 ms is not emitted (the
-generator's traffic never leaves "complete", so for it this changes nothing).
+next flush. An order is judged by its state at the end of the slice: one that completes
+and is cancelled within the same 20 ms is not emitted (the generator's traffic never
+leaves "complete", so for it this changes nothing).
 
 Settling across topics (see agents.completion): a complete order waits until the orders
 topic has been read past its newest detail. Per partition the worker tracks that frontier
