@@ -36,9 +36,9 @@ than the margin in claim_ttl.
 
 Batches: events are taken up to BATCH_MAX at a time or every BATCH_WITHIN_S; each
 partition's slice is applied in order and decided; then the settled orders of every slice
-are claimed in one pipelined Redis round trip (it had been one per partition: about 2.7 ms
-each on this machine, three or four per batch), and table writes wait for the cache's
-next flush. An order is judged by its state at the end of the slice: one that completes
+are claimed in one pipelined Redis round trip (a round trip costs milliseconds, a batch
+spans up to TOPIC_PARTITIONS partitions), and table writes wait for the cache's next
+flush. An order is judged by its state at the end of the slice: one that completes
 and is cancelled within the same 20 ms is not emitted (the generator's traffic never
 leaves "complete", so for it this changes nothing).
 
