@@ -108,8 +108,7 @@ class NoSkipConsumer(Consumer):
         the committed offset (it tests `min(acked) - committed > 1`, and a Kafka committed
         offset is the next record to read), and between a revoke and the seek, with no
         committed offset known, it commits whatever was acknowledged: a partition kept
-        through a rebalance committed past records that were never processed (the scale
-        1 -> 3 -> 1 fault test lost orders and emitted some with wrong contents)."""
+        through a rebalance would be committed past records that were never processed."""
         acked = self._acked.get(tp)
         if not acked:
             return None
