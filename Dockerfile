@@ -11,6 +11,7 @@ COPY cdc cdc
 COPY streams streams
 COPY agents agents
 COPY tables tables
+COPY web web
 COPY batch batch
 COPY demo demo
 RUN pip install --no-cache-dir -e .
