@@ -96,8 +96,12 @@ states = order_states
 settling = Settling()
 
 
+ORDERS_TOPIC = topics.orders.get_topic_name()
+TICKS_TOPIC = topics.settle_ticks.get_topic_name()
+
+
 def decode(message) -> Change:
-    if message.topic == topics.orders.get_topic_name():
+    if message.topic == ORDERS_TOPIC:
         return decode_order(message.key, message.value)
     return decode_detail(message.key, message.value)
 
@@ -127,7 +131,7 @@ async def complete_orders(stream):
             states.flush()
 
 
-@app.timer(interval=5.0)
+@app.timer(interval=1.0)
 async def reread_stuck_partitions() -> None:
     app.consumer.reread_if_stuck()
 
@@ -198,7 +202,7 @@ async def process(work: Batch) -> None:
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
     for event in work.events:
         message = event.message
-        if message.topic == topics.settle_ticks.get_topic_name():
+        if message.topic == TICKS_TOPIC:
             notice = orjson.loads(message.value)
             if "emitted" in notice:
                 for order_id in notice["emitted"]:
@@ -208,7 +212,7 @@ async def process(work: Batch) -> None:
                 settled_before = max(settled_before or 0.0, notice["at"] - SETTLE_MARGIN_S)
             continue
         stats["events_in"] += 1
-        if message.topic == topics.orders.get_topic_name():
+        if message.topic == ORDERS_TOPIC:
             settling.orders_record_read(partition, message.offset)
         try:
             change = decode(message)
@@ -397,8 +401,7 @@ async def tick_quiet_partitions() -> None:
     waiting = settling.waiting_partitions()
     if not waiting:
         return
-    orders_topic = topics.orders.get_topic_name()
-    tps = [TP(orders_topic, p) for p in waiting]
+    tps = [TP(ORDERS_TOPIC, p) for p in waiting]
     checked_at = time.time()
     ends = await app.consumer.highwaters(*tps)
     for tp in tps:
@@ -421,7 +424,7 @@ def _partition_of(order_id: str) -> int:
 async def rebuild_unsettled() -> None:
     """After recovery, orders complete but not emitted wait in `unsettled` again."""
     assigned = {tp.partition for tp in app.assignor.assigned_actives()
-                if tp.topic == topics.orders.get_topic_name()}
+                if tp.topic == ORDERS_TOPIC}
     waiting = []
     for order_id, state in stored_states():
         if state.complete and not state.emitted:

@@ -1,6 +1,7 @@
 """The stream's speed: events/s per worker (1 and 2 workers), end-to-end latency, worker RSS.
 
     python -m bench.stream [--orders 20000] [--rounds 3] [--latency-orders 60000 --rate 1000]
+                           [--against REV]
 
 Everything runs in a scratch database with its own connector, topics and consumer groups.
 - Throughput: the CDC topics are filled first; then, in each round, the same records are
@@ -11,6 +12,8 @@ Everything runs in a scratch database with its own connector, topics and consume
   (orders + order_details) from the first one processed to the last. Each product run's
   order_final is audited against the generator's manifest. Ratios per round, then their
   median and range; the load average is printed per round, flagged above the core count.
+  With `--against REV` the product at that git revision (a worktree of it, imported first)
+  runs with 1 worker in every round too: before and after a change, in one run.
 - Latency: two workers start; the clock starts once the group has settled (every worker
   holds partitions, nothing left to read); orders are written at a steady rate (the rate
   reached is printed beside the one asked); for each completed order,
@@ -25,11 +28,14 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -142,11 +148,14 @@ def timed_workers(workers: list[Worker], total: int, timeout_s: float = 600) -> 
         time.sleep(0.05)
 
 
-def ours(scratch: Settings, workers_count: int, total: int, manifest: dict, tag: str) -> Run:
-    """The product with `workers_count` fresh workers (own group, table, output topic)."""
+def ours(scratch: Settings, workers_count: int, total: int, manifest: dict, tag: str,
+         source: Path | None = None) -> Run:
+    """The product with `workers_count` fresh workers (own group, table, output topic); from
+    the checkout at `source` if given (a revision to compare with), else from this one."""
     group = scratch.model_copy(update={"stream_app_id": f"{scratch.stream_app_id}-{tag}",
                                        "order_final_topic": f"{scratch.order_final_topic}-{tag}"})
-    workers = start_workers(group, workers_count)
+    env = (("PYTHONPATH", str(source)),) if source else ()
+    workers = start_workers(group, workers_count, env=env)
     try:
         rate, rss = timed_workers(workers, total)
         expected = set(manifest["complete"])
@@ -191,13 +200,32 @@ def spread(values: list[float], unit: str = "") -> str:
     return f"median {statistics.median(values):,.2f}{unit} (range {min(values):,.2f}-{max(values):,.2f})"
 
 
-def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict, order_ids: list[str]) -> None:
+@contextmanager
+def checkout(revision: str | None):
+    """A worktree of `revision` (None: nothing), removed afterwards."""
+    if revision is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-against-") as parent:
+        path = Path(parent) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), revision], check=True, capture_output=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], check=False, capture_output=True)
+
+
+def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict, order_ids: list[str],
+                      against: tuple[str, Path] | None = None) -> None:
     ratios: dict[str, list[float]] = {}
     for number in range(1, rounds + 1):
         print(f"round {number}/{rounds} ({load_note()})", flush=True)
         base = baseline_events_per_s(scratch, total)
         runs = {"bare Faust agent, stock consumer": bare_faust(scratch, total, "stock", f"bare{number}s"),
                 "bare Faust agent, project consumer": bare_faust(scratch, total, "project", f"bare{number}p")}
+        if against:
+            forget_emissions(scratch, order_ids)
+            runs[f"ours at {against[0]}, 1 worker"] = ours(scratch, 1, total, manifest, f"r{number}a", against[1])
         for count in (1, 2):
             forget_emissions(scratch, order_ids)
             runs[f"ours, {count} worker(s)"] = ours(scratch, count, total, manifest, f"r{number}w{count}")
@@ -213,6 +241,8 @@ def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict
                         / runs["bare Faust agent, stock consumer"].events_per_s,
                         "ours x2 / ours x1": two / one,
                         "ours x1 events/s": one}
+        if against:
+            round_ratios[f"ours x1 / ours x1 at {against[0]}"] = one / runs[f"ours at {against[0]}, 1 worker"].events_per_s
         for name, value in round_ratios.items():
             ratios.setdefault(name, []).append(value)
     print(f"over {rounds} round(s):")
@@ -312,6 +342,8 @@ def main(
     rounds: Annotated[int, typer.Option(help="Throughput rounds (each runs every contender once).")] = 3,
     latency_orders: Annotated[int, typer.Option(help="Orders in the latency run (60 s at the default rate).")] = 60_000,
     rate: Annotated[float, typer.Option(help="Orders/s in the latency run.")] = 1000,
+    against: Annotated[str | None, typer.Option(help="A git revision (e.g. HEAD~3) whose product also runs "
+                                                     "with 1 worker in each round, for a before/after ratio.")] = None,
 ) -> None:
     """Measure the stream: events/s (baseline, bare Faust agent, ours x1 and x2), latency, RSS."""
     run = uuid.uuid4().hex[:8]
@@ -323,7 +355,9 @@ def main(
         order_ids = [w.order_id for w in writes if isinstance(w, InsertOrder)]
         total = wait_topics_still(scratch)
         print(f"throughput: {total:,} CDC records (orders + order_details) from {orders:,} orders")
-        throughput_rounds(scratch, rounds, total, truth.manifest(), order_ids)
+        with checkout(against) as source:
+            throughput_rounds(scratch, rounds, total, truth.manifest(), order_ids,
+                              (against, source) if against else None)
     with isolated(f"bench_{run}_lat") as scratch:
         result = latency(scratch, latency_orders, rate)
     print(f"latency at {result['written_rate']:.0f} orders/s written (asked {result['rate']:.0f}) over "

@@ -47,6 +47,15 @@ class BatchWrittenTable(faust.Table):
             self._owned = frozenset(tp.partition for tp in self.app.assignor.assigned_actives())
         return self._owned
 
+    def get_local(self, partition: int, key: str) -> bytes | None:
+        """The key's value in the partition's RocksDB: one read. (Faust's `table.get` reads
+        twice, once to test the key and once to fetch it, each through its mapping layers.)"""
+        store = self.data
+        if isinstance(store, RocksDBStore):
+            raw = store._db_for_partition(partition).get(store._encode_key(key))
+            return None if raw is None else store._decode_value(raw)
+        return store.data.get(key)  # the in-memory store (test_context)
+
     def put_local(self, partition: int, items: Iterable[tuple[str, bytes]]) -> list[tuple[bytes, bytes]]:
         """Write (key, value) pairs to the partition's RocksDB; the encoded pairs, for the changelog."""
         store, items = self.data, list(items)

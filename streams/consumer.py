@@ -46,6 +46,9 @@ ANY_OFFSET = -1  # the partition's start could not be read: take the first recor
 # A partition whose committed offset stays put this long while records past it were
 # delivered is read again from it: something between the gate and the commit dropped them.
 STUCK_AFTER_S = 15.0
+# ... or this long, when a stream has read records after it but not the record at it (a
+# delivered record lost on its way to the stream, seen after a partition is assigned).
+LOST_HEAD_AFTER_S = 2.0
 
 
 class NoReadOffsets(dict):
@@ -84,6 +87,12 @@ class NoSkipConsumer(Consumer):
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         self._next.clear()
         self._read_from.clear()
+        # Faust drops acks at the revoke; those that came after it (the state cache releases
+        # events when their changelog writes are acknowledged) are the last generation's.
+        # This one reads again from the committed offsets and acknowledges for itself.
+        self._acked.clear()
+        self._acked_index.clear()
+        self.app.monitor.tp_read_offsets.clear()  # what this generation's streams read
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def perform_seek(self) -> None:
@@ -101,6 +110,18 @@ class NoSkipConsumer(Consumer):
                 self._next[tp] = starts.get(tp, ANY_OFFSET)
                 if self._next[tp] != ANY_OFFSET:
                     self._read_from[tp] = self._next[tp]
+
+    def ack(self, message: Message) -> bool:
+        """Faust's, for this generation's messages only. An older generation's message is
+        read again from the committed offset; its ack, kept, would be refused to the new
+        reading of the same offset (Faust keeps one ack per offset) and could let a commit
+        vouch for the old reading."""
+        if message.generation_id != self.app.consumer_generation_id:
+            message.acked = True
+            self._unacked_messages.discard(message)
+            counters["acks_of_an_earlier_generation"] += 1
+            return False
+        return super().ack(message)
 
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit: Faust's, but only if every record from the committed offset
@@ -129,9 +150,9 @@ class NoSkipConsumer(Consumer):
 
     def stuck_partitions(self, now: float) -> list[TP]:
         """Gated partitions whose committed offset has not moved for STUCK_AFTER_S although
-        records past it were delivered. Faust's stream skips, unacknowledged, events it reads
-        while the flow is suspended or of another generation; the gate counted them as
-        delivered, so without a seek nothing would read them again."""
+        records past it were delivered, or for LOST_HEAD_AFTER_S when the record at it is
+        lost (a stream read past it, and it is neither held nor acknowledged). The gate
+        counted such records as delivered, so without a seek nothing would read them again."""
         stuck = []
         for tp, delivering in self._next.items():
             committed = self._committed_offset.get(tp)
@@ -141,9 +162,25 @@ class NoSkipConsumer(Consumer):
             seen = self._commit_seen.get(tp)
             if seen is None or seen[0] != committed:
                 self._commit_seen[tp] = (committed, now)
-            elif now - seen[1] > STUCK_AFTER_S:
+            elif now - seen[1] > STUCK_AFTER_S or (now - seen[1] > LOST_HEAD_AFTER_S and self._head_lost(tp)):
                 stuck.append(tp)
         return stuck
+
+    def _head_lost(self, tp: TP) -> bool:
+        """A stream read records of `tp` past the committed offset, but the record at it is
+        neither held by a stream nor acknowledged: it will never be. (A partition's records
+        reach its stream in order, so a record read later means the head's turn has passed.)"""
+        committed = self._committed_offset.get(tp)
+        read = self.app.monitor.tp_read_offsets.get(tp)
+        if committed is None or read is None or read <= committed:
+            return False
+        return committed not in self._acked_index.get(tp, ()) and self._held_message(tp, committed) is None
+
+    def _held_message(self, tp: TP, offset: int) -> Message | None:
+        for message in list(self._unacked_messages):
+            if message.tp == tp and message.offset == offset:
+                return message
+        return None
 
     def reread_if_stuck(self) -> None:
         """Seek back to the committed offsets when a partition is stuck (see stuck_partitions)."""
@@ -151,8 +188,8 @@ class NoSkipConsumer(Consumer):
             return
         stuck = self.stuck_partitions(time.monotonic())
         if stuck:
-            log.warning("no commit for %.0f s past %s though records after it were delivered; reading from the "
-                        "committed offsets again", STUCK_AFTER_S,
+            log.warning("no commit for at least %.0f s past %s though records after it were delivered; reading "
+                        "from the committed offsets again", LOST_HEAD_AFTER_S,
                         ", ".join(f"{tp.topic}[{tp.partition}]@{self._committed_offset.get(tp)}" for tp in stuck))
             for tp in stuck:
                 log.warning("  %s[%d]: the record at the committed offset %s", tp.topic, tp.partition,
@@ -167,10 +204,13 @@ class NoSkipConsumer(Consumer):
         committed = self._committed_offset.get(tp)
         if committed in self._acked_index.get(tp, ()):
             return "is acknowledged: the commits themselves did not go through (is the group coordinator reachable?)"
-        for message in list(self._unacked_messages):
-            if message.tp == tp and message.offset == committed:
-                return (f"was read by a stream and is held ({message.refcount} references, generation "
-                        f"{message.generation_id}, now {self.app.consumer_generation_id})")
+        message = self._held_message(tp, committed)
+        if message is not None:
+            return (f"was read by a stream and is held ({message.refcount} references, generation "
+                    f"{message.generation_id}, now {self.app.consumer_generation_id})")
+        read = self.app.monitor.tp_read_offsets.get(tp)
+        if read is not None and read > committed:
+            return f"was lost on its way to the stream, which has read up to {read}"
         return "was never read by a stream, or was dropped unacknowledged"
 
     def reread_uncommitted(self) -> None:
@@ -251,8 +291,8 @@ class NoSkipConsumer(Consumer):
         app = self.app
         if not (self.flow_active and app.flow_control.is_active()):
             return False
-        buffer = app.producer.buffer
-        if buffer.size > buffer.max_messages:
+        buffer = app.producer.buffer  # its `size` reads a setting per call; the queue is the size
+        if buffer.pending.qsize() > buffer.max_messages:
             return False
         return not any(channel.queue.full() for channel in app.topics._tp_index.get(tp, ()))
 

@@ -78,11 +78,11 @@ class WriteBackCache(Generic[V]):
         return found
 
     def get(self, partition: int, key: str) -> V:
-        """The key's newest value (the caller's current event must be of `partition`)."""
+        """The key's newest value."""
         here = self._partition(partition)
         value = here.values.get(key)
         if value is None:
-            raw = self.table.get(key)
+            raw = self.table.get_local(partition, key)
             value = here.values[key] = self.empty() if raw is None else self.decode(raw)
         return value
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from faust.transport.drivers.aiokafka import Consumer
-from faust.types import TP
+from faust.types import TP, Message
 from mode.services import WaitResults
 
 from streams.app import app
@@ -215,3 +215,49 @@ def test_a_stuck_partition_says_what_became_of_its_head_record(gate):
     assert "never read by a stream" in never_read
     assert "held (1 references, generation 4" in still_held
     assert "commits themselves did not go through" in consumer._describe_head(ORDERS_3)
+
+
+def test_a_head_record_lost_on_its_way_to_the_stream_is_read_again_within_seconds(gate, monkeypatch):
+    consumer = gate.consumer
+    monkeypatch.setattr(consumer.app.monitor, "tp_read_offsets", {})
+    consumer._next[ORDERS_3] = 40
+    consumer._committed_offset[ORDERS_3] = 30
+    consumer.app.monitor.tp_read_offsets[ORDERS_3] = 29  # the stream has not reached 30 yet
+
+    first_look = consumer.stuck_partitions(now=100.0)
+    not_reached = consumer.stuck_partitions(now=103.0)
+    consumer.app.monitor.tp_read_offsets[ORDERS_3] = 35  # it read past 30, which it never got
+    lost = consumer.stuck_partitions(now=103.0)
+    described = consumer._describe_head(ORDERS_3)
+    consumer._acked_index[ORDERS_3].add(30)  # acknowledged: the commit is only late
+    acknowledged = consumer.stuck_partitions(now=103.0)
+
+    assert (first_look, not_reached, lost, acknowledged) == ([], [], [ORDERS_3], [])
+    assert "lost on its way to the stream, which has read up to 35" in described
+
+
+def test_acks_of_an_earlier_generation_are_not_counted(gate):
+    consumer = gate.consumer
+    generation = consumer.app.consumer_generation_id
+    consumer._committed_offset[ORDERS_3] = 30
+    old, current = (Message(ORDERS_3.topic, ORDERS_3.partition, 30, 0.0, 0, {}, b"k", b"v", None,
+                            generation_id=generation_of) for generation_of in (generation - 1, generation))
+
+    counted_old, counted_current = consumer.ack(old), consumer.ack(current)
+
+    assert (counted_old, counted_current) == (False, True)
+    assert consumer._acked[ORDERS_3] == [30]
+
+
+def test_an_assignment_forgets_acks_that_arrived_after_the_revoke(gate, monkeypatch):
+    consumer = gate.consumer
+    monkeypatch.setattr(consumer.app.monitor, "tp_read_offsets", {ORDERS_3: 12})
+    consumer._acked[ORDERS_3].extend([50, 51])  # released late, after Faust's revoke dropped acks
+    consumer._acked_index[ORDERS_3].update({50, 51})
+
+    async def assign() -> None:
+        await consumer.on_partitions_assigned({ORDERS_3}, generation_id=7)
+
+    asyncio.run(assign())
+    assert (dict(consumer._acked), dict(consumer._acked_index)) == ({}, {})
+    assert consumer.app.monitor.tp_read_offsets == {}

@@ -24,7 +24,7 @@ class ChangelogTable:
     def owned_partitions(self) -> frozenset[int]:
         return self.owned
 
-    def get(self, key: str) -> bytes | None:
+    def get_local(self, partition: int, key: str) -> bytes | None:
         return self.rows.get(key)
 
     def put_local(self, partition: int, items) -> list[tuple[str, bytes]]:
