@@ -73,8 +73,8 @@ class RedisGuard:
         """Claim many orders in one pipelined round trip, in order."""
         mine = claim_value(self.worker, now_ms)
         async with self.client.pipeline(transaction=False) as pipe:
-            for order_id in order_ids:
-                pipe.set(KEY.format(order_id=order_id), mine, nx=True, get=True)
+            for order_id in order_ids:  # SET NX GET; `pipe.set` inspects its arguments per call
+                pipe.execute_command("SET", KEY.format(order_id=order_id), mine, "NX", "GET", get=True)
             found = await pipe.execute()
         return [(Claim(Outcome.CLAIMED) if held is None else judge(held, now_ms, self.claim_ttl_ms), mine)
                 for held in found]

@@ -291,8 +291,8 @@ class NoSkipConsumer(Consumer):
         app = self.app
         if not (self.flow_active and app.flow_control.is_active()):
             return False
-        buffer = app.producer.buffer  # its `size` reads a setting per call; the queue is the size
-        if buffer.pending.qsize() > buffer.max_messages:
+        buffer = app.producer.buffer
+        if buffer.size > buffer.max_messages:
             return False
         return not any(channel.queue.full() for channel in app.topics._tp_index.get(tp, ()))
 
