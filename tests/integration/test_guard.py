@@ -37,7 +37,7 @@ def test_claims_are_exclusive_stale_ones_can_be_taken_over_and_sent_is_final(set
     assert [claim.outcome for claim, _ in both] == [Outcome.CLAIMED, Outcome.SENT]
 
 
-def test_marking_survives_a_redis_that_forgot_its_scripts(settings: Settings):
+def test_claims_and_marks_survive_a_redis_that_forgot_its_scripts(settings: Settings):
     order_id = str(uuid.uuid4())
 
     async def scenario():
@@ -45,6 +45,7 @@ def test_marking_survives_a_redis_that_forgot_its_scripts(settings: Settings):
         [(_, mine)] = await guard.claim_many([order_id], now_ms=10_000)
         await guard.client.script_flush()  # as after a Redis restart
         await guard.mark_sent_many([(order_id, mine, 2, 7)])
+        await guard.client.script_flush()
         [(after, _)] = await guard.claim_many([order_id], now_ms=11_000)
         await guard.client.delete(KEY.format(order_id=order_id))
         return after
