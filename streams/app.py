@@ -35,6 +35,7 @@ warning = faust_version_warning(metadata.version("faust-streaming"))
 if warning:
     logging.getLogger(__name__).warning(warning)
 
+
 class OrderPipeApp(faust.App):
     """faust.App, creating each record's event without a settings lookup (the `Event` setting
     is read once; per record that lookup was about 3% of a busy worker's CPU)."""
