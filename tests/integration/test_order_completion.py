@@ -5,8 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
+import orjson
 import pytest
+import redis
 
+from agents.guard import KEY
+from cdc.topics import read_topics
 from source.audit import audit
 from tests.integration.scratch_stream import order_final, scratch_stream, uncommitted, write_orders
 
@@ -40,6 +44,14 @@ def test_two_workers_emit_each_complete_order_exactly_once(stream):
     assert recorded == manifest["counts"]["complete"], counts
     # every CDC record is committed once its changes are saved: nothing left for a restart to redo
     assert uncommitted(settings) == {}
+    # the guard records where each order was sent, and order_final holds it there
+    sent_at = {(m.partition, m.offset): m.value["order_id"]
+               for m in read_topics(settings, [settings.order_final_topic], until=lambda m: len(m) >= len(emitted))}
+    guard = redis.Redis.from_url(settings.redis_url)
+    marks = {order_id: orjson.loads(guard.get(KEY.format(order_id=order_id))) for order_id in manifest["complete"]}
+    misplaced = {order_id: mark for order_id, mark in marks.items()
+                 if sent_at.get((mark.get("partition"), mark.get("offset"))) != order_id}
+    assert misplaced == {}, f"{len(misplaced)} guard marks point elsewhere, e.g. {list(misplaced.items())[:3]}"
 
 
 def test_a_worker_killed_mid_run_and_restarted_loses_and_duplicates_nothing(stream):
