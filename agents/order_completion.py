@@ -212,21 +212,27 @@ async def process(work: Batch) -> None:
                 settled_before = max(settled_before or 0.0, notice["at"] - SETTLE_MARGIN_S)
             continue
         stats["events_in"] += 1
+        in_order = True
         if message.topic == ORDERS_TOPIC:
-            settling.orders_record_read(partition, message.offset)
+            in_order = settling.orders_record_read(partition, message.offset,
+                                                   app.consumer.committed_offset(message.tp))
+            if not in_order:
+                stats["orders_records_after_a_gap"] += 1
+        else:
+            settling.details_record_read(partition, message.offset, app.consumer.committed_offset(message.tp))
         try:
             change = decode(message)
         except CodecError as error:
             await dead_letter(message, str(error))
             continue
-        apply(work, change)
+        apply(work, change, moves_frontier=in_order)
     ready = settling.ready(partition, settled_before)
     decide(work, work.touched - ready, settling.frontier(partition))
     decide(work, ready, CAUGHT_UP)
     stats["unsettled_now"] = settling.unsettled_count()
 
 
-def apply(work: Batch, change) -> None:
+def apply(work: Batch, change, moves_frontier: bool = True) -> None:
     if isinstance(change, Tombstone):
         stats["tombstones"] += 1
         return
@@ -237,7 +243,8 @@ def apply(work: Batch, change) -> None:
         return
     if isinstance(change, OrderChange):
         stats["order_changes"] += 1
-        settling.orders_change_applied(work.partition, change.position)
+        if moves_frontier:
+            settling.orders_change_applied(work.partition, change.position)
     else:
         stats["detail_changes"] += 1
     state = work.get(change.order_id)
@@ -251,12 +258,17 @@ def apply(work: Batch, change) -> None:
 
 
 def decide(work: Batch, order_ids: set[str], frontier: Position | None) -> None:
-    """Mark the settled orders to be sent; remember the complete ones that are not yet."""
+    """Mark the settled orders to be sent; remember the complete ones that are not yet (all
+    of them while an order_details record of the partition is missing: agents.settling)."""
+    held = settling.details_gap(work.partition)
     for order_id in order_ids:
         if order_id in settling.in_flight:
             continue
         outcome = verdict(work.get(order_id), frontier)
-        if outcome is Verdict.EMIT:
+        if outcome is Verdict.EMIT and held:
+            stats["emissions_held_for_a_gap"] += 1
+            keep_unsettled(work, order_id)
+        elif outcome is Verdict.EMIT:
             work.to_emit.append(order_id)
         elif outcome is Verdict.UNSETTLED:
             keep_unsettled(work, order_id)

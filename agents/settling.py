@@ -22,7 +22,9 @@ class PartitionWatch:
 
     partition: int
     frontier: Position | None = None  # newest orders position processed
-    next_offset: int | None = None  # orders offset after the last one processed
+    next_offset: int | None = None  # orders offset after the last one processed in an unbroken run
+    details_next: int | None = None  # the same for order_details
+    details_past_gap: bool = False  # an order_details record after an unprocessed one was read
     unsettled: dict[str, tuple[Position | None, float]] = field(default_factory=dict)  # id -> (newest, since)
 
 
@@ -37,10 +39,35 @@ class Settling:
             found = self.watches[partition] = PartitionWatch(partition)
         return found
 
-    def orders_record_read(self, partition: int, offset: int) -> None:
-        """Every orders record counts as read, tombstones and dead letters too: the tick's
-        caught-up check compares this with the partition's log end."""
-        self.watch(partition).next_offset = offset + 1
+    def orders_record_read(self, partition: int, offset: int, resumed_from: int | None) -> bool:
+        """Count an orders record as processed, tombstones and dead letters too (the tick's
+        caught-up check compares the next offset with the partition's log end), but only in
+        an unbroken run from where reading resumed (the committed offset): a record that
+        never reached the stream (see streams.consumer) must hold the frontier back until
+        it is read again, or an order would settle before that change is applied. False
+        for a record after such a gap: its change must not move the frontier."""
+        here = self.watch(partition)
+        expected = here.next_offset if here.next_offset is not None else resumed_from
+        if expected is not None and offset > expected:
+            return False
+        if expected is None or offset == expected:
+            here.next_offset = offset + 1
+        return True  # in order, or read again below the run's end (counted already)
+
+    def details_record_read(self, partition: int, offset: int, resumed_from: int | None) -> None:
+        """As orders_record_read, for order_details: a detail change after a gap (an
+        unprocessed detail change before it, say a quantity update) holds every emission of
+        the partition (`details_gap`) until the missing record is read again."""
+        here = self.watch(partition)
+        expected = here.details_next if here.details_next is not None else resumed_from
+        if expected is not None and offset > expected:
+            here.details_past_gap = True
+        elif expected is None or offset == expected:
+            here.details_next = offset + 1
+            here.details_past_gap = False
+
+    def details_gap(self, partition: int) -> bool:
+        return self.watch(partition).details_past_gap
 
     def orders_change_applied(self, partition: int, position: Position) -> None:
         here = self.watch(partition)

@@ -35,6 +35,10 @@ def acknowledged(*_, **__):
 
 async def deliver(agent, topic, key: bytes | None, value: bytes | None, partition: int = 0) -> None:
     agent._get_strtopic = lambda _channel: topic  # one wrapper, three topics: name this message's
+    # offsets run per topic partition, as Kafka's do (the wrapper counts across all topics)
+    offsets = agent.__dict__.setdefault("offsets_by_tp", {})
+    agent.sent_offset = offsets.get((topic, partition), 0)
+    offsets[(topic, partition)] = agent.sent_offset + 1
     await agent.put(key=key, value=value, partition=partition)
 
 

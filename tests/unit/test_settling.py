@@ -42,9 +42,30 @@ def test_a_tick_counts_from_the_committed_offset_until_an_orders_record_is_proce
     """Never from the fetch position: fetched records still in the stream buffers are not processed."""
     settling = Settling()
     resumed = settling.processed_offset(0, committed=40)
-    settling.orders_record_read(0, offset=60)
+    settling.orders_record_read(0, offset=40, resumed_from=40)
 
-    assert (resumed, settling.processed_offset(0, committed=40)) == (40, 61)
+    assert (resumed, settling.processed_offset(0, committed=40)) == (40, 41)
+
+
+def test_an_orders_record_missing_from_the_run_holds_the_processed_offset_and_the_frontier_back():
+    settling = Settling()
+    first = settling.orders_record_read(0, offset=41, resumed_from=40)  # 40 never reached the stream
+    held = settling.processed_offset(0, committed=40)
+    again = [settling.orders_record_read(0, offset=offset, resumed_from=40) for offset in (40, 41, 42)]
+
+    assert (first, held) == (False, 40)
+    assert again == [True, True, True] and settling.processed_offset(0, committed=40) == 43
+
+
+def test_an_order_details_record_after_a_missing_one_holds_the_partitions_emissions():
+    settling = Settling()
+    settling.details_record_read(0, offset=10, resumed_from=10)
+    in_order = settling.details_gap(0)
+    settling.details_record_read(0, offset=12, resumed_from=10)  # 11 never reached the stream
+    gap = settling.details_gap(0)
+    settling.details_record_read(0, offset=11, resumed_from=10)  # read again
+
+    assert (in_order, gap, settling.details_gap(0)) == (False, True, False)
 
 
 def test_a_sent_order_is_in_flight_until_its_emission_is_recorded_or_its_send_fails():
@@ -66,7 +87,7 @@ def test_a_sent_order_is_in_flight_until_its_emission_is_recorded_or_its_send_fa
 def test_a_restart_after_recovery_forgets_everything_but_the_orders_found_waiting():
     settling = Settling()
     settling.sent(1, "gone")
-    settling.orders_record_read(1, offset=9)
+    settling.orders_record_read(1, offset=9, resumed_from=None)
     settling.restart([(2, "c", at(50))], now=300.0)
 
     assert settling.in_flight == set()
