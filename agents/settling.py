@@ -47,24 +47,18 @@ class Settling:
         it is read again, or an order would settle before that change is applied. False
         for a record after such a gap: its change must not move the frontier."""
         here = self.watch(partition)
-        expected = here.next_offset if here.next_offset is not None else resumed_from
-        if expected is not None and offset > expected:
-            return False
-        if expected is None or offset == expected:
-            here.next_offset = offset + 1
-        return True  # in order, or read again below the run's end (counted already)
+        here.next_offset, past_gap = _run_step(here.next_offset, resumed_from, offset)
+        return not past_gap
 
     def details_record_read(self, partition: int, offset: int, resumed_from: int | None) -> None:
         """As orders_record_read, for order_details: a detail change after a gap (an
         unprocessed detail change before it, say a quantity update) holds every emission of
         the partition (`details_gap`) until the missing record is read again."""
         here = self.watch(partition)
-        expected = here.details_next if here.details_next is not None else resumed_from
-        if expected is not None and offset > expected:
-            here.details_past_gap = True
-        elif expected is None or offset == expected:
-            here.details_next = offset + 1
-            here.details_past_gap = False
+        before = here.details_next
+        here.details_next, past_gap = _run_step(before, resumed_from, offset)
+        if past_gap or here.details_next != before:
+            here.details_past_gap = past_gap
 
     def details_gap(self, partition: int) -> bool:
         return self.watch(partition).details_past_gap
@@ -133,3 +127,15 @@ class Settling:
         self.in_flight.clear()
         for partition, order_id, newest in waiting:
             self.watch(partition).unsettled[order_id] = (newest, now)
+
+
+def _run_step(next_offset: int | None, resumed_from: int | None, offset: int) -> tuple[int | None, bool]:
+    """One record of a partition read: the unbroken run's new next offset (it starts where
+    reading resumed), and whether the record lies past a gap. A record below the run's end
+    is a re-read: counted already, nothing changes."""
+    expected = next_offset if next_offset is not None else resumed_from
+    if expected is not None and offset > expected:
+        return next_offset, True
+    if expected is None or offset == expected:
+        return offset + 1, False
+    return next_offset, False
