@@ -1,6 +1,6 @@
 """Peer benchmarks: ours beside Quix Streams and seed 000's approach, same broker, same input.
 
-    python -m bench.peers [--orders 5000] [--latency-orders 3000 --rate 500] [--workers 1 --workers 2]
+    python -m bench.peers [--orders N] [--rounds N] [--workers N ...] [--no-latency]
 
 Contenders (bench/peers/contenders.py): ours = our Faust workers (stack.workers); quix = the
 same completion rule as a Quix Streams app (bench/peers/quix_completion.py), as many
@@ -10,8 +10,9 @@ Each has its own output topic, consumer groups and Redis keys.
 
 \b
 - Throughput: one scratch database; `--orders` orders with the chaos mix are written and the
-  CDC topics filled first; then each contender in turn reads them from the start. events/s
-  = CDC records / (its first output append -> its last); `wall` also counts its startup.
+  CDC topics filled first; then each contender in turn reads them from the start, `--rounds`
+  times in turn (the median is reported, with the range). events/s = CDC records / (its first
+  output append -> its last); `wall` also counts its startup.
 - Latency: per contender a fresh scratch database, the same seeded writes (so the same order
   ids) at `--rate` orders/s once its consumer groups are stable; for each completed order,
   last write's commit -> output append (broker LogAppendTime), p50 and p99.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import uuid
 from typing import Annotated
 
@@ -64,27 +66,45 @@ def drop_topics(run: str) -> None:
         future.result(timeout=30)
 
 
-def audit_cells(result: Audit) -> str:
-    return (f"{len(result.missing):>7,} {sum(result.duplicates.values()):>5,} {len(result.unexpected):>6,} "
-            f"{len(result.wrong_contents):>6,}")
+def audit_counts(result: Audit) -> tuple[int, int, int, int]:
+    return (len(result.missing), sum(result.duplicates.values()), len(result.unexpected),
+            len(result.wrong_contents))
+
+
+def audit_cells(*results: Audit) -> str:
+    missing, duplicates, unexpected, wrong = (sum(column) for column in zip(*map(audit_counts, results)))
+    return f"{missing:>7,} {duplicates:>5,} {unexpected:>6,} {wrong:>6,}"
 
 
 def ratio(ours: float, peer: float) -> str:
     return f"{ours / peer:.2f}x" if peer and not math.isnan(peer) and not math.isnan(ours) else "n/a"
 
 
-def report(contenders: list[Contender], speeds: dict[Contender, Throughput], lags: dict[Contender, Latency],
-           records: int, expected: int, latency_expected: int, rate: float) -> None:
+def median_speed(runs: list[Throughput]) -> float:
+    return statistics.median(run.events_per_s for run in runs)
+
+
+def report(contenders: list[Contender], speeds: dict[Contender, list[Throughput]], lags: dict[Contender, Latency],
+           records: int, expected: int, rate: float) -> None:
     def ours_for(c: Contender) -> Contender:
         return Contender("ours", c.processes)
 
-    print(f"\nthroughput: {records:,} CDC records pre-filled, {expected:,} complete orders expected")
-    print(f"{'contender':<12} {'events/s':>9} {'wall s':>7} {'ours/peer':>9}  {'missing':>7} {'dups':>5} "
-          f"{'unexp':>6} {'wrong':>6}")
+    rounds = len(speeds[contenders[0]])
+    print(f"\nthroughput: {records:,} CDC records pre-filled, {expected:,} complete orders expected, "
+          f"median of {rounds} round(s); the audit columns add up every round")
+    print(f"{'contender':<12} {'events/s':>9} {'range':>13} {'wall s':>7} {'ours/peer':>9}  {'missing':>7} "
+          f"{'dups':>5} {'unexp':>6} {'wrong':>6}")
     for c in contenders:
-        t = speeds[c]
-        vs = "" if c.kind == "ours" else ratio(speeds[ours_for(c)].events_per_s, t.events_per_s)
-        print(f"{c.label:<12} {t.events_per_s:>9,.0f} {t.wall_s:>7.1f} {vs:>9}  {audit_cells(t.audit)}")
+        runs = speeds[c]
+        speed = median_speed(runs)
+        spread = f"{min(r.events_per_s for r in runs):,.0f}-{max(r.events_per_s for r in runs):,.0f}"
+        vs = "" if c.kind == "ours" else ratio(median_speed(speeds[ours_for(c)]), speed)
+        wall = statistics.median(r.wall_s for r in runs)
+        print(f"{c.label:<12} {speed:>9,.0f} {spread:>13} {wall:>7.1f} {vs:>9}  "
+              f"{audit_cells(*(r.audit for r in runs))}")
+    if not lags:
+        return
+    latency_expected = next(iter(lags.values())).audit.expected
     print(f"\nlatency at {rate:,.0f} orders/s, {latency_expected:,} complete orders expected: "
           "last commit -> output append")
     print(f"{'contender':<12} {'p50 ms':>8} {'p99 ms':>8} {'p99 peer/ours':>13}  {'missing':>7} {'dups':>5} "
@@ -105,6 +125,10 @@ def main(
     quiet_s: Annotated[float, typer.Option(
         help="A contender whose output stays quiet this long is done (one that misses orders).")] = 20,
     timeout_s: Annotated[float, typer.Option(help="Longest wait for one contender's output.")] = 600,
+    rounds: Annotated[int, typer.Option(min=1, help="Throughput runs per contender, taken in turn; "
+                                                    "the median is reported.")] = 1,
+    with_latency: Annotated[bool, typer.Option("--latency/--no-latency",
+                                               help="Run the latency phase after the throughput runs.")] = True,
 ) -> None:
     """Run ours, Quix Streams and seed 000's approach on the same input; print figures and ratios."""
     run = uuid.uuid4().hex[:8]
@@ -114,7 +138,7 @@ def main(
                                      Contender("ours", 2), Contender("seed000", 2)]))
     latency_contenders = list(dict.fromkeys([Contender("ours", max(counts)), Contender("quix", max(counts)),
                                              Contender("ours", 2), Contender("seed000", 2)]))
-    speeds: dict[Contender, Throughput] = {}
+    speeds: dict[Contender, list[Throughput]] = {c: [] for c in contenders}
     lags: dict[Contender, Latency] = {}
     our_ids: list[str] = []
     try:
@@ -125,13 +149,16 @@ def main(
             manifest = truth.manifest()
             our_ids += [w.order_id for w in writes if isinstance(w, InsertOrder)]
             records = wait_topics_still(scratch)
-            for contender in contenders:
+            for round_, contender in ((r, c) for r in range(rounds) for c in contenders):
                 if contender.kind == "ours":
-                    forget_emissions(scratch, our_ids)  # ours x1 sent them already
-                speeds[contender] = throughput(contender, scratch, manifest, records, web_port=WEB_PORT,
-                                               quiet_s=quiet_s, timeout_s=timeout_s)
-                print(f"{contender.label}: {speeds[contender].events_per_s:,.0f} events/s; "
-                      f"{speeds[contender].audit.summary()}", flush=True)
+                    forget_emissions(scratch, our_ids)  # an earlier ours run sent them already
+                result = throughput(contender.again(round_), scratch, manifest, records, web_port=WEB_PORT,
+                                    quiet_s=quiet_s, timeout_s=timeout_s)
+                speeds[contender].append(result)
+                print(f"round {round_ + 1}/{rounds} {contender.label}: {result.events_per_s:,.0f} events/s; "
+                      f"{result.audit.summary()}", flush=True)
+        if not with_latency:
+            latency_contenders = []
         latency_writes = plan(latency_orders, seed=fresh_seed(), customers=CUSTOMERS, chaos=ChaosMix())
         our_ids += [w.order_id for w in latency_writes if isinstance(w, InsertOrder)]
         for contender in latency_contenders:
@@ -142,8 +169,7 @@ def main(
                                           web_port=WEB_PORT, quiet_s=quiet_s, timeout_s=timeout_s)
             print(f"{contender.label}: p50 {lags[contender].p50_ms:,.0f} ms, p99 {lags[contender].p99_ms:,.0f} ms; "
                   f"{lags[contender].audit.summary()}", flush=True)
-        report(contenders, speeds, lags, records, manifest["counts"]["complete"],
-               next(iter(lags.values())).audit.expected, rate)
+        report(contenders, speeds, lags, records, manifest["counts"]["complete"], rate)
     finally:
         forget_run(settings, run, our_ids)
         drop_topics(run)

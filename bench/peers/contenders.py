@@ -29,13 +29,18 @@ KINDS = ("ours", "quix", "quix-noclaim", "seed000")
 class Contender:
     kind: str  # one of KINDS
     processes: int
+    round: int = 0  # a repeated throughput run: its own topic, groups and keys
+
+    def again(self, round_: int) -> Contender:
+        return Contender(self.kind, self.processes, round_)
 
     @property
     def label(self) -> str:
         return f"{self.kind} x{self.processes}"
 
     def slug(self, scratch: Settings) -> str:
-        return f"{scratch.mysql_database}_{self.kind}{self.processes}"
+        again = f"_r{self.round}" if self.round else ""
+        return f"{scratch.mysql_database}_{self.kind}{self.processes}{again}"
 
     def output_topic(self, scratch: Settings) -> str:
         return f"{self.slug(scratch)}_final"

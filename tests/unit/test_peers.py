@@ -79,3 +79,24 @@ def test_quix_step_follows_a_num_products_update():
 def test_quix_step_never_emits_a_cancelled_order():
     assert run([order(1, 2), detail(2, 1001), detail(3, 1001, op="d"),
                 OrderChange("o1", "d", None, None, None, at(4), 1004), detail(5, 1002)]) == []
+
+
+# --- the benchmark's bookkeeping -------------------------------------------------------------
+def test_a_repeated_round_gets_its_own_topic_groups_and_keys_under_the_same_label():
+    from bench.peers.contenders import Contender
+    from config import settings
+
+    first, again = Contender("quix", 1), Contender("quix", 1).again(2)
+    assert first.label == again.label == "quix x1"
+    assert first.output_topic(settings) != again.output_topic(settings)
+    assert first.groups(settings) != again.groups(settings)
+    assert first.redis_prefix(settings) != again.redis_prefix(settings)
+
+
+def test_the_audit_columns_add_up_every_round():
+    from bench.peers.__main__ import audit_cells
+    from source.audit import Audit
+
+    clean = Audit(3, 3, {}, [], [], [])
+    flawed = Audit(3, 4, {"o1": 2}, ["o2"], ["o9"], ["o3", "o4"])
+    assert audit_cells(clean, flawed, flawed).split() == ["2", "4", "2", "4"]
