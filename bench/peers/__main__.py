@@ -92,7 +92,7 @@ def report(contenders: list[Contender], speeds: dict[Contender, list[Throughput]
     rounds = len(speeds[contenders[0]])
     print(f"\nthroughput: {records:,} CDC records pre-filled, {expected:,} complete orders expected, "
           f"median of {rounds} round(s); the audit columns add up every round")
-    print(f"{'contender':<12} {'events/s':>9} {'range':>13} {'wall s':>7} {'ours/peer':>9}  {'missing':>7} "
+    print(f"{'contender':<16} {'events/s':>9} {'range':>13} {'wall s':>7} {'ours/peer':>9}  {'missing':>7} "
           f"{'dups':>5} {'unexp':>6} {'wrong':>6}")
     for c in contenders:
         runs = speeds[c]
@@ -100,19 +100,19 @@ def report(contenders: list[Contender], speeds: dict[Contender, list[Throughput]
         spread = f"{min(r.events_per_s for r in runs):,.0f}-{max(r.events_per_s for r in runs):,.0f}"
         vs = "" if c.kind == "ours" else ratio(median_speed(speeds[ours_for(c)]), speed)
         wall = statistics.median(r.wall_s for r in runs)
-        print(f"{c.label:<12} {speed:>9,.0f} {spread:>13} {wall:>7.1f} {vs:>9}  "
+        print(f"{c.label:<16} {speed:>9,.0f} {spread:>13} {wall:>7.1f} {vs:>9}  "
               f"{audit_cells(*(r.audit for r in runs))}")
     if not lags:
         return
     latency_expected = next(iter(lags.values())).audit.expected
     print(f"\nlatency at {rate:,.0f} orders/s, {latency_expected:,} complete orders expected: "
           "last commit -> output append")
-    print(f"{'contender':<12} {'p50 ms':>8} {'p99 ms':>8} {'p99 peer/ours':>13}  {'missing':>7} {'dups':>5} "
+    print(f"{'contender':<16} {'p50 ms':>8} {'p99 ms':>8} {'p99 peer/ours':>13}  {'missing':>7} {'dups':>5} "
           f"{'unexp':>6} {'wrong':>6}")
     for c, lag in lags.items():
         ours = lags.get(ours_for(c))
         vs = "" if c.kind == "ours" or ours is None else ratio(lag.p99_ms, ours.p99_ms)
-        print(f"{c.label:<12} {lag.p50_ms:>8,.0f} {lag.p99_ms:>8,.0f} {vs:>13}  {audit_cells(lag.audit)}")
+        print(f"{c.label:<16} {lag.p50_ms:>8,.0f} {lag.p99_ms:>8,.0f} {vs:>13}  {audit_cells(lag.audit)}")
 
 
 def main(
