@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from config import Settings
 
@@ -61,6 +61,41 @@ def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[
         raise TimeoutError(f"{len(messages)} messages from {', '.join(topics)} after {timeout_s:.0f} s, "
                            "and the awaited condition does not hold yet")
     return messages
+
+
+class TopicMissing(LookupError):
+    """The topic is not on the broker."""
+
+
+def read_to_end(settings: Settings, topic: str, timeout_s: float = 120) -> list[Message]:
+    """Every message of `topic`, from the beginning to the end offsets it had when called."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"audit-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise TopicMissing(f"topic {topic} is not on the broker at {settings.kafka_bootstrap}")
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in found.partitions}
+        pending = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, 0) for p in pending])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: {len(messages)} messages read in {timeout_s:.0f} s, "
+                                   f"partitions {sorted(pending)} not read to their end")
+            for raw in consumer.consume(num_messages=1000, timeout=0.5):
+                if raw.error() or raw.offset() >= ends[raw.partition()]:
+                    continue
+                messages.append(Message(raw.topic(), raw.partition(), raw.offset(), _key(raw.key()),
+                                        orjson.loads(raw.value()) if raw.value() else None,
+                                        raw.timestamp()[1]))
+            # positions, not offsets seen: a transaction marker takes an offset but is no message
+            positions = consumer.position([TopicPartition(topic, p) for p in pending])
+            pending -= {tp.partition for tp in positions if tp.offset >= ends[tp.partition]}
+        return messages
+    finally:
+        consumer.close()
 
 
 def snapshot_done(messages: list[Message]) -> bool:

@@ -28,6 +28,7 @@ from config import Settings, settings
 from demo.report import DemoReport
 from source import database, generate
 from source.audit import audit
+from source.reconcile import reconcile
 from source.traffic import ChaosMix, Truth, plan
 from stack.workers import start_workers
 
@@ -109,7 +110,8 @@ def main(
     for value, stamp in zip(values, stamps):
         first_seen.setdefault(value["order_id"], stamp)
     latencies = [stamp - committed[order_id] for order_id, stamp in first_seen.items()]
-    report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts(settings))
+    report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts(settings),
+                        reconcile(settings, settings.order_final_topic))
     typer.echo("\n".join(["", "demo report", *report.lines()]))
     if not report.exact:
         raise typer.Exit(1)

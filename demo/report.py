@@ -22,6 +22,7 @@ class DemoReport:
     audit: Audit
     latencies_ms: list[float]
     gold_counts: dict[str, int]
+    whole_database: Audit | None = None  # order_final against every order in the source now
 
     @property
     def exact(self) -> bool:
@@ -41,6 +42,8 @@ class DemoReport:
             f"missing             {len(audit.missing):>10,}",
             f"commit -> order_final latency p50 {p50 / 1000:.2f} s, p99 {p99 / 1000:.2f} s",
             "gold: " + ", ".join(f"{table} {count:,}" for table, count in self.gold_counts.items()),
+            *([f"whole database      {self.whole_database.summary()} (python -m source audit)"]
+              if self.whole_database else []),
             "result: " + ("OK, every complete order exactly once" if self.exact else
                           f"FAILED ({audit.summary()})"),
         ]

@@ -1,4 +1,5 @@
-"""`python -m source schema|load|generate`: the source database and a shop writing to it."""
+"""`python -m source schema|load|generate|audit`: the source database, a shop writing to it, and
+the check of `order_final` against it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from typing import Annotated
 import mysql.connector
 import typer
 
+from cdc.topics import TopicMissing
 from config import settings
 from source import database, generate as generator
+from source.audit import Audit
+from source.reconcile import reconcile
 from source.traffic import ChaosMix, Truth, plan
 
 cli = typer.Typer(help="The source database (project_db): schema, reference data, and an order "
@@ -100,6 +104,38 @@ def generate(
                f"({stats.orders_per_s:,.0f} orders/s); complete {counts['complete']:,}, "
                f"incomplete {counts['incomplete']:,}, cancelled {counts['cancelled']:,}; "
                f"manifest: {manifest}")
+
+
+@cli.command("audit")
+def audit_order_final(
+    topic: Annotated[str, typer.Option(help="The output topic to audit.")] = settings.order_final_topic,
+    wait_s: Annotated[float, typer.Option(
+        help="How long complete orders missing from the topic may still be on their way.")] = 10.0,
+    show: Annotated[int, typer.Option(help="Order ids listed per finding.")] = 5,
+) -> None:
+    """Compare the output topic with the source database itself: every order whose distinct detail rows number num_products now must be in it once, with those products and header.
+
+    Prints missing, duplicated, wrong-contents and unexpected orders; exits 1 on any. Orders that complete while it reads may show as missing: they get `--wait-s` to arrive. An order whose details changed after it was emitted shows as wrong contents (the stream emits once).
+    """
+    _connect().close()  # the database reachable, or the hint
+    try:
+        result = reconcile(settings, topic, wait_s=wait_s)
+    except TopicMissing as error:
+        typer.echo(f"{error}: has a worker run yet (`faust -A streams.app worker`), and is --topic right?",
+                   err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{settings.mysql_database} vs {topic}: {result.summary()}")
+    for finding, order_ids in findings(result).items():
+        if order_ids:
+            more = f" and {len(order_ids) - show:,} more" if len(order_ids) > show else ""
+            typer.echo(f"  {finding}: {', '.join(order_ids[:show])}{more}")
+    if not result.exact:
+        raise typer.Exit(1)
+
+
+def findings(result: Audit) -> dict[str, list[str]]:
+    return {"missing": result.missing, "duplicated": sorted(result.duplicates),
+            "wrong contents": result.wrong_contents, "unexpected": result.unexpected}
 
 
 if __name__ == "__main__":

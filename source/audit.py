@@ -1,9 +1,14 @@
-"""Compare `order_final` with the generator's manifest: the pipeline's one promise, checked."""
+"""Compare `order_final` with what should be there: the pipeline's one promise, checked.
+
+The truth comes from the generator's manifest, or from the source database itself
+(`manifest_from_rows`: an order is complete when its distinct detail rows number
+`num_products`, the stream's rule), so any database can be audited.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -45,3 +50,37 @@ def audit(manifest: dict, emitted: Iterable[dict]) -> Audit:
         missing=sorted(set(complete) - set(counts)),
         unexpected=sorted(set(counts) - set(complete)),
         wrong_contents=wrong)
+
+
+SOURCE_ROWS = """
+    SELECT o.id, o.customer_id, o.payment_method_id, o.num_products, d.product_id, d.quantity
+    FROM orders o LEFT JOIN order_details d ON d.order_id = o.id
+    ORDER BY o.id, d.product_id"""
+
+
+def manifest_from_rows(rows: Iterable[tuple]) -> dict:
+    """A manifest (the generator's shape) from SOURCE_ROWS: (order id, customer id, payment
+    method id, num_products, product id or None, quantity or None), sorted by order id."""
+    complete, incomplete = {}, {}
+    for order_id, customer_id, payment_method_id, num_products, products in _orders(rows):
+        if len(products) == num_products:
+            complete[order_id] = {"customer_id": customer_id, "payment_method_id": payment_method_id,
+                                  "num_products": num_products,
+                                  "products": [{"product_id": p, "quantity": q} for p, q in products]}
+        else:
+            incomplete[order_id] = {"num_products": num_products, "received": len(products)}
+    return {"counts": {"complete": len(complete), "incomplete": len(incomplete)},
+            "complete": complete, "incomplete": incomplete}
+
+
+def _orders(rows: Iterable[tuple]) -> Iterator[tuple[str, int, int, int, list[tuple[int, int]]]]:
+    current, products = None, []
+    for order_id, customer_id, payment_method_id, num_products, product_id, quantity in rows:
+        if current is not None and current[0] != order_id:
+            yield *current, products
+            products = []
+        current = (order_id, customer_id, payment_method_id, num_products)
+        if product_id is not None:
+            products.append((product_id, quantity))
+    if current is not None:
+        yield *current, products

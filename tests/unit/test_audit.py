@@ -28,3 +28,20 @@ def test_duplicates_missing_unexpected_and_wrong_contents_are_each_reported():
     assert result.unexpected == ["zz"]
     assert result.wrong_contents == ["a"]
     assert not result.exact
+
+
+def test_the_source_rows_make_the_manifest_by_the_streams_rule():
+    from source.audit import manifest_from_rows
+
+    rows = [("o1", 7, 3, 2, 1001, 1), ("o1", 7, 3, 2, 1002, 4),  # two of two: complete
+            ("o2", 8, 1, 3, 1005, 1),  # one of three
+            ("o3", 9, 2, 1, None, None)]  # no details yet (LEFT JOIN)
+    manifest = manifest_from_rows(rows)
+
+    assert manifest["complete"] == {"o1": {"customer_id": 7, "payment_method_id": 3, "num_products": 2,
+                                           "products": [{"product_id": 1001, "quantity": 1},
+                                                        {"product_id": 1002, "quantity": 4}]}}
+    assert manifest["incomplete"] == {"o2": {"num_products": 3, "received": 1},
+                                      "o3": {"num_products": 1, "received": 0}}
+    assert manifest["counts"] == {"complete": 1, "incomplete": 2}
+    assert manifest_from_rows([])["complete"] == {}

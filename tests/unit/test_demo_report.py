@@ -34,3 +34,11 @@ def test_percentiles_of_few_values():
     assert percentiles([5.0]) == (5.0, 5.0)
     p50, p99 = percentiles([float(n) for n in range(1, 101)])
     assert p50 == 50.5 and 99 <= p99 <= 100
+
+
+def test_the_whole_database_audit_is_reported_beside_this_runs():
+    base = {"complete": 3, "incomplete": 1, "cancelled": 1}
+    with_source = DemoReport(base, audit(), [100.0], {}, audit(expected=9, received=8, missing=["old"]))
+    line = next(line for line in with_source.lines() if line.startswith("whole database"))
+    assert "expected 9, received 8" in line and "missing 1" in line
+    assert not any(line.startswith("whole database") for line in report(audit()).lines())
