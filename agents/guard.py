@@ -5,7 +5,7 @@ The key goes through two states, never back:
     sent     {"state": "sent", "partition": p, "offset": o}      after the broker's ack
 It carries no Redis TTL: an expiring key would forget that an order was sent. Instead a
 claim is *stale* once it is older than `claim_ttl_ms`, the longest a live worker can take
-from claiming to an acknowledged (or definitively failed) send; see agents/order_completion.py.
+from claiming to an acknowledged (or definitively failed) send; see agents/emission.py.
 """
 
 from __future__ import annotations
@@ -55,18 +55,18 @@ class Outcome(Enum):
 @dataclass(frozen=True)
 class Claim:
     outcome: Outcome
-    held: bytes | None = None  # the raw value found, when it was not ours
+    found_value: bytes | None = None  # the raw value found, when it was not ours
     claimed_at_ms: int | None = None
 
 
-def judge(held: bytes, now_ms: int, claim_ttl_ms: int) -> Claim:
+def judge(found_value: bytes, now_ms: int, claim_ttl_ms: int) -> Claim:
     """Pure: what a value found in the key means for a worker that wants to emit."""
-    record = orjson.loads(held)
+    record = orjson.loads(found_value)
     if record.get("state") == "sent":
-        return Claim(Outcome.SENT, held)
+        return Claim(Outcome.SENT, found_value)
     at_ms = int(record.get("at_ms", 0))
     stale = now_ms - at_ms > claim_ttl_ms
-    return Claim(Outcome.STALE if stale else Outcome.HELD, held, at_ms)
+    return Claim(Outcome.STALE if stale else Outcome.HELD, found_value, at_ms)
 
 
 def claim_value(worker: str, now_ms: int) -> bytes:
@@ -88,16 +88,16 @@ class RedisGuard:
 
     async def claim_many(self, order_ids: list[str], now_ms: int) -> list[tuple[Claim, bytes]]:
         """Claim many orders in one round trip, in order."""
-        mine = claim_value(self.worker, now_ms)
-        found = await self._claim_all(keys=[KEY.format(order_id=order_id) for order_id in order_ids], args=[mine])
-        return [(Claim(Outcome.CLAIMED) if held is None else judge(held, now_ms, self.claim_ttl_ms), mine)
-                for held in found]
+        our_claim = claim_value(self.worker, now_ms)
+        found = await self._claim_all(keys=[KEY.format(order_id=order_id) for order_id in order_ids], args=[our_claim])
+        return [(Claim(Outcome.CLAIMED) if value is None else judge(value, now_ms, self.claim_ttl_ms), our_claim)
+                for value in found]
 
     async def take_over(self, order_id: str, stale: bytes, now_ms: int) -> bytes | None:
         """Replace a stale claim with ours; None if someone else got there first."""
-        mine = claim_value(self.worker, now_ms)
-        [replaced] = await self._replace_many([(KEY.format(order_id=order_id), stale, mine)])
-        return mine if replaced else None
+        our_claim = claim_value(self.worker, now_ms)
+        [replaced] = await self._replace_many([(KEY.format(order_id=order_id), stale, our_claim)])
+        return our_claim if replaced else None
 
     async def mark_sent_many(self, sends: list[tuple[str, bytes, int, int]]) -> None:
         """Mark (order id, our claim, partition, offset) sends in one pipelined round trip;

@@ -46,26 +46,26 @@ class Settling:
         never reached the stream (see streams.consumer) must hold the frontier back until
         it is read again, or an order would settle before that change is applied. False
         for a record after such a gap: its change must not move the frontier."""
-        here = self.watch(partition)
-        here.next_offset, past_gap = _run_step(here.next_offset, resumed_from, offset)
+        watch = self.watch(partition)
+        watch.next_offset, past_gap = _run_step(watch.next_offset, resumed_from, offset)
         return not past_gap
 
     def details_record_read(self, partition: int, offset: int, resumed_from: int | None) -> None:
         """As orders_record_read, for order_details: a detail change after a gap (an
         unprocessed detail change before it, say a quantity update) holds every emission of
         the partition (`details_gap`) until the missing record is read again."""
-        here = self.watch(partition)
-        before = here.details_next
-        here.details_next, past_gap = _run_step(before, resumed_from, offset)
-        if past_gap or here.details_next != before:
-            here.details_past_gap = past_gap
+        watch = self.watch(partition)
+        before = watch.details_next
+        watch.details_next, past_gap = _run_step(before, resumed_from, offset)
+        if past_gap or watch.details_next != before:
+            watch.details_past_gap = past_gap
 
     def details_gap(self, partition: int) -> bool:
         return self.watch(partition).details_past_gap
 
     def orders_change_applied(self, partition: int, position: Position) -> None:
-        here = self.watch(partition)
-        here.frontier = position if here.frontier is None else max(here.frontier, position)
+        watch = self.watch(partition)
+        watch.frontier = position if watch.frontier is None else max(watch.frontier, position)
 
     def frontier(self, partition: int) -> Position | None:
         return self.watch(partition).frontier
@@ -73,18 +73,18 @@ class Settling:
     def ready(self, partition: int, settled_before: float | None) -> set[str]:
         """The waiting orders that settle now: their newest detail is behind the frontier, or
         they waited since before a tick's caught-up check (`settled_before`)."""
-        here = self.watch(partition)
-        return {order_id for order_id, (newest, since) in here.unsettled.items()
-                if (newest is not None and here.frontier is not None and newest <= here.frontier)
+        watch = self.watch(partition)
+        return {order_id for order_id, (newest, since) in watch.unsettled.items()
+                if (newest is not None and watch.frontier is not None and newest <= watch.frontier)
                 or (settled_before is not None and since <= settled_before)}
 
     def wait(self, partition: int, order_id: str, newest: Position | None, now: float) -> None:
         """A complete order waits to settle; its clock restarts when a newer detail arrived,
         as a tick only vouches for what was read before its check."""
-        here = self.watch(partition)
-        previous = here.unsettled.get(order_id)
+        watch = self.watch(partition)
+        previous = watch.unsettled.get(order_id)
         since = previous[1] if previous is not None and previous[0] == newest else now
-        here.unsettled[order_id] = (newest, since)
+        watch.unsettled[order_id] = (newest, since)
 
     def settled(self, partition: int, order_id: str) -> None:
         """The order needs no more waiting: emitted, deleted, or no longer complete."""
@@ -105,7 +105,7 @@ class Settling:
         self.settled(partition, order_id)
 
     def waiting_partitions(self) -> list[int]:
-        return [partition for partition, here in self.watches.items() if here.unsettled]
+        return [partition for partition, watch in self.watches.items() if watch.unsettled]
 
     def processed_offset(self, partition: int, committed: int | None) -> int | None:
         """The orders offset after the last one processed; before the first, the committed
@@ -117,7 +117,7 @@ class Settling:
         return committed if processed is None else processed
 
     def unsettled_count(self) -> int:
-        return sum(len(here.unsettled) for here in self.watches.values())
+        return sum(len(watch.unsettled) for watch in self.watches.values())
 
     def restart(self, waiting: Iterable[tuple[int, str, Position | None]], now: float) -> None:
         """After a recovery: forget everything, then wait for these (partition, order id,

@@ -4,7 +4,7 @@ The first run (or `--full`) reads every table whole. Later runs read orders and 
 from the stored watermark (the newest `orders.timestamp` seen) minus BATCH_LOOKBACK_MINUTES,
 which catches rows committed late; reference tables are read whole and compared. Either way
 only rows that differ are written, and rows gone from the source within the range read are
-deleted. Run: `python -m batch.bronze [--full]`.
+deleted. Run: `python -m batch bronze [--full]`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.report import LayerRun, layer_run
+from batch.job import LayerJob
+from batch.report import LayerRun
 from batch.session import jdbc_options
 from batch.transforms.bronze import DETAILS_QUERY, PARTITION_COLUMNS, hash_predicates, with_date_partitions
 from batch.transforms.common import missing_keys, nullable
@@ -54,57 +55,52 @@ def read_by_range(spark: SparkSession, settings: Settings, table: str, column: s
     return reader.load()
 
 
-def land(spark: SparkSession, settings: Settings, run: LayerRun, table: str, rows: DataFrame,
-         keys: list[str], *, scope: Column | None = None, partition_by=()) -> DataFrame:
-    """Write `rows` (the source's rows within `scope`, all when None) to Bronze: changed rows
-    merged, rows of the scope the source no longer has deleted."""
-    location = lake.path(settings, LAYER, table)
-    with run.table(table) as counts:
-        rows = rows.transform(nullable).cache()
-        counts.read = rows.count()
-        deletes = None
-        if lake.exists(spark, location):
-            current = lake.read(spark, location)
-            deletes = missing_keys(current if scope is None else current.filter(scope), rows, keys)
-        counts.written = lake.upsert(spark, location, rows, keys, deletes=deletes,
-                                     partition_by=partition_by).rows
-    return rows
+class BronzeJob(LayerJob):
+    layer = LAYER
 
+    def land(self, tables: LayerRun, table: str, rows: DataFrame, keys: list[str], *,
+             scope: Column | None = None, partition_by=()) -> DataFrame:
+        """Write `rows` (the source's rows within `scope`, all when None) to Bronze: changed
+        rows merged, rows of the scope the source no longer has deleted."""
+        location = lake.path(self.settings, LAYER, table)
+        with tables.table(table) as counts:
+            rows = rows.transform(nullable).cache()
+            counts.read = rows.count()
+            deletes = None
+            if lake.exists(self.spark, location):
+                current = lake.read(self.spark, location)
+                deletes = missing_keys(current if scope is None else current.filter(scope), rows, keys)
+            counts.written = lake.upsert(self.spark, location, rows, keys, deletes=deletes,
+                                         partition_by=partition_by).rows
+        return rows
 
-def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
-    partitions = max(2, spark.sparkContext.defaultParallelism)
-    mark = None if full else lake.read_marks(spark, settings, LAYER).get(WATERMARK)
-    since = moment(mark, minus=timedelta(minutes=settings.batch_lookback_minutes)) if mark else None
-    in_scope = (lambda column: F.col(column) >= F.lit(since).cast("timestamp")) if since else (lambda _: None)
-    # The database's clock before reading: the mark never passes it, so an order dated in
-    # the future cannot push the watermark past orders written after it.
-    clock = read_table(spark, settings, f"(SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '{MOMENT_MYSQL}') now) c").first()["now"]
-    with layer_run(LAYER) as layer:
-        land(spark, settings, layer, "payment_method", read_table(spark, settings, "payment_method"), ["id"])
-        land(spark, settings, layer, "customers",
-             read_by_range(spark, settings, "customers", "id", partitions), ["id"])
-        orders = land(
-            spark, settings, layer, "orders",
-            read_table(spark, settings, "orders",
-                       predicates=hash_predicates("id", partitions, "timestamp", since))
+    def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
+        spark, settings = self.spark, self.settings
+        partitions = max(2, spark.sparkContext.defaultParallelism)
+        mark = marks.get(WATERMARK)
+        since = moment(mark, minus=timedelta(minutes=settings.batch_lookback_minutes)) if mark else None
+        in_scope = (lambda column: F.col(column) >= F.lit(since).cast("timestamp")) if since else (lambda _: None)
+        # The database's clock before reading: the mark never passes it, so an order dated in
+        # the future cannot push the watermark past orders written after it.
+        clock = read_table(spark, settings,
+                           f"(SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '{MOMENT_MYSQL}') now) c").first()["now"]
+        self.land(tables, "payment_method", read_table(spark, settings, "payment_method"), ["id"])
+        self.land(tables, "customers", read_by_range(spark, settings, "customers", "id", partitions), ["id"])
+        orders = self.land(
+            tables, "orders",
+            read_table(spark, settings, "orders", predicates=hash_predicates("id", partitions, "timestamp", since))
             .transform(with_date_partitions, "timestamp"),
-            ["id"], scope=in_scope("timestamp"),
-            partition_by=PARTITION_COLUMNS)
-        land(spark, settings, layer, "order_details",
-             read_table(spark, settings, DETAILS_QUERY,
-                        predicates=hash_predicates("order_id", partitions, "order_timestamp", since))
-             .transform(with_date_partitions, "order_timestamp"),
-             ["order_id", "product_id"], scope=in_scope("order_timestamp"),
-             partition_by=PARTITION_COLUMNS)
+            ["id"], scope=in_scope("timestamp"), partition_by=PARTITION_COLUMNS)
+        self.land(tables, "order_details",
+                  read_table(spark, settings, DETAILS_QUERY,
+                             predicates=hash_predicates("order_id", partitions, "order_timestamp", since))
+                  .transform(with_date_partitions, "order_timestamp"),
+                  ["order_id", "product_id"], scope=in_scope("order_timestamp"), partition_by=PARTITION_COLUMNS)
         newest = orders.agg(F.date_format(F.max("timestamp"), MOMENT_SPARK)).first()[0]
-        if newest is not None:  # fixed format: text order is time order
-            newest = min(newest, clock)
-            if mark is None or newest > mark:
-                lake.write_marks(spark, settings, LAYER, {WATERMARK: newest})
-    return layer
+        if newest is None:
+            return {}
+        newest = min(newest, clock)  # fixed format: text order is time order
+        return {WATERMARK: newest} if mark is None or newest > mark else {}
 
 
-if __name__ == "__main__":  # python -m batch.bronze, or spark-submit batch/bronze.py
-    from batch.cli import job
-
-    job(["bronze"], __doc__.split("\n\n")[0])()
+run = BronzeJob.once

@@ -3,20 +3,20 @@
 Dimensions take changed rows (SCD type 1; a dimension row is never deleted, facts may point
 at it). Facts are recomputed for the orders touched: changed orders, orders whose details
 changed, and orders still pointing at an unknown member (so a late customer is picked up).
-Run: `python -m batch.gold [--full]`.
+Run: `python -m batch gold [--full]`.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.report import LayerRun, layer_run
+from batch.job import LayerJob
+from batch.report import LayerRun
 from batch.transforms import gold
 from batch.transforms.common import missing_keys
 from batch.transforms.silver import ORDER_DETAILS, ORDERS, TABLES, latest_changes
-from config import Settings
 
 LAYER = "gold"
 DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, and how
@@ -27,22 +27,26 @@ DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, 
 }
 
 
-class Gold:
-    """One Gold run: reads Silver once, writes dimensions, then facts."""
+class GoldJob(LayerJob):
+    """One Gold run: reads Silver's changes once, writes dimensions, then facts."""
 
-    def __init__(self, spark: SparkSession, settings: Settings, layer: LayerRun, *, full: bool):
-        self.spark, self.settings, self.layer, self.full = spark, settings, layer, full
-        self.marks = {} if full else lake.read_marks(spark, settings, LAYER)
+    layer = LAYER
+
+    def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
+        self.tables, self.marks = tables, marks
         self.versions: dict[str, int] = {}
         self.changed: dict[str, DataFrame] = {}
         self.gone: dict[str, DataFrame] = {}  # keys deleted from Silver since the last run
         for table in TABLES:
-            seen = self.marks.get(table.name)
+            seen = marks.get(table.name)
             changes, self.versions[table.name] = lake.changes_since(
-                spark, self.silver(table.name), None if seen is None else int(seen))
+                self.spark, self.silver(table.name), None if seen is None else int(seen))
             latest = latest_changes(changes, table.keys).localCheckpoint()
             self.changed[table.name] = latest.filter("_change_type != 'delete'").select(*table.columns)
             self.gone[table.name] = latest.filter("_change_type = 'delete'").select(*table.keys)
+        self.dimensions()
+        self.facts()
+        return {table: str(version) for table, version in self.versions.items()}
 
     def silver(self, table: str) -> str:
         return lake.path(self.settings, "silver", table)
@@ -56,7 +60,7 @@ class Gold:
 
     def write(self, table: str, rows: DataFrame, keys: list[str], *, read: int,
               deletes: DataFrame | None = None, partition_by=()) -> None:
-        with self.layer.table(table) as counts:
+        with self.tables.table(table) as counts:
             counts.read = read
             counts.written = lake.upsert(self.spark, self.gold(table), rows, keys, deletes=deletes,
                                          partition_by=partition_by).rows
@@ -108,21 +112,5 @@ class Gold:
         self.write("fact_order_products", products, ["order_id", "product_id"],
                    read=touched_count, deletes=stale, partition_by=["order_date_id"])
 
-    def mark(self) -> None:
-        lake.write_marks(self.spark, self.settings, LAYER,
-                         {table: str(version) for table, version in self.versions.items()})
 
-
-def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
-    with layer_run(LAYER) as layer:
-        star = Gold(spark, settings, layer, full=full)
-        star.dimensions()
-        star.facts()
-        star.mark()
-    return layer
-
-
-if __name__ == "__main__":  # python -m batch.gold, or spark-submit batch/gold.py
-    from batch.cli import job
-
-    job(["gold"], __doc__.split("\n\n")[0])()
+run = GoldJob.once

@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 log = logging.getLogger("batch")
 
 
+def show_progress() -> None:
+    """The jobs' own log lines on stderr (spark-submit configures the root logger first)."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 @dataclass
 class TableRun:
     layer: str

@@ -37,8 +37,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Every lake table keeps a change feed: the next layer reads only what changed.
         "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true",
-        # Rebuilding a table's state from its log ran 50 tasks per read by default; the logs
-        # here are small (a checkpoint every 10 commits). 50 -> 2 halved an incremental run.
+        # Rebuilding a table's state from its log runs 50 tasks per read by default; the logs
+        # here are small (a checkpoint every 10 commits), and task start-up would dominate.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.hadoop.fs.s3a.endpoint": f"http://{settings.minio_endpoint}",
         "spark.hadoop.fs.s3a.access.key": settings.minio_access_key,

@@ -17,13 +17,13 @@ from typing import Annotated
 
 import typer
 
-from batch import bronze, gold, lake, silver
-from batch.cli import show_progress
-from batch.report import LayerRun
+from batch import bronze, gold, silver
+from batch.report import LayerRun, show_progress
 from batch.session import build_session
 from config import Settings, settings
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
+from stack.scratch import scratch_lake
 
 LAYERS = (bronze, silver, gold)
 
@@ -74,7 +74,7 @@ def main(
     show_progress()
     name = f"bench{uuid.uuid4().hex[:8]}"
     base = settings.model_copy(update={"spark_master": master})
-    with lake.scratch_lake(base, name) as lake_settings, \
+    with scratch_lake(base, name) as lake_settings, \
             database.scratch_database(lake_settings, name) as scratch:
         seed_source(scratch, customers, orders)
         started = time.monotonic()

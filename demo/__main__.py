@@ -20,7 +20,7 @@ from confluent_kafka import Consumer
 from tqdm import tqdm
 
 from batch import bronze, gold, lake, silver
-from batch.cli import show_progress
+from batch.report import show_progress
 from batch.session import build_session
 from cdc import rest
 from cdc.connector import connector_config

@@ -56,7 +56,7 @@ app = OrderPipeApp(
     origin="streams",
     # at_least_once, not exactly_once: faust's transactions skip RocksDB's persisted offsets
     # and send to topics the app does not consume outside any transaction. Exactly one
-    # order_final per order comes from the table and the Redis guard (agents/order_completion.py).
+    # order_final per order comes from the table and the Redis guard (agents/emission.py).
     processing_guarantee="at_least_once",
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=1,

@@ -79,27 +79,27 @@ class WriteBackCache(Generic[V]):
 
     def get(self, partition: int, key: str) -> V:
         """The key's newest value."""
-        here = self._partition(partition)
-        value = here.values.get(key)
+        cached = self._partition(partition)
+        value = cached.values.get(key)
         if value is None:
             raw = self.table.get_local(partition, key)
-            value = here.values[key] = self.empty() if raw is None else self.decode(raw)
+            value = cached.values[key] = self.empty() if raw is None else self.decode(raw)
         return value
 
     def peek(self, key: str) -> V | None:
         """The key's value if the cache holds it (newer than the table's), else None."""
-        for here in self._partitions.values():
-            if key in here.values:
-                return here.values[key]
+        for cached in self._partitions.values():
+            if key in cached.values:
+                return cached.values[key]
         return None
 
     def put(self, partition: int, key: str, value: V) -> None:
-        here = self._partition(partition)
-        if here.values.get(key) is value:
+        cached = self._partition(partition)
+        if cached.values.get(key) is value:
             return
-        here.values[key] = value
-        if key not in here.dirty:
-            here.dirty.add(key)
+        cached.values[key] = value
+        if key not in cached.dirty:
+            cached.dirty.add(key)
             self._dirty_count += 1
 
     def hold(self, partition: int, events: list) -> None:
@@ -134,14 +134,14 @@ class WriteBackCache(Generic[V]):
             if gone.dirty or gone.held:
                 log.info("partition %d is no longer ours: %d changed orders and %d events left to its next owner",
                          partition, len(gone.dirty), len(gone.held))
-        for partition, here in self._partitions.items():
-            if here.dirty:
+        for partition, cached in self._partitions.items():
+            if cached.dirty:
                 outgoing.append((partition, self.table.put_local(
-                    partition, [(key, self.encode(here.values[key])) for key in here.dirty])))
-            written += len(here.dirty)
-            self._dirty_count -= len(here.dirty)
-            released += here.held
-            here.values, here.dirty, here.held = {}, set(), []
+                    partition, [(key, self.encode(cached.values[key])) for key in cached.dirty])))
+            written += len(cached.dirty)
+            self._dirty_count -= len(cached.dirty)
+            released += cached.held
+            cached.values, cached.dirty, cached.held = {}, set(), []
         self._flushed_at = time.monotonic()
         counters["state_flushes"] += 1
         counters["state_writes"] += written

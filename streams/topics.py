@@ -9,9 +9,10 @@ from aiokafka import TopicPartition
 
 from config import settings
 from streams.app import app
+from streams.metrics import counters
 
 # A fresh topic answers NOT_LEADER for a moment after it is created, and aiokafka's producer
-# can then stall on its retried batch for good (aio-libs/aiokafka#1018; measured here: a
+# can then stall on its retried batch for good (aio-libs/aiokafka#1018: a
 # worker that created order_final and sent at once never delivered an order). Senders wait
 # for this, set once every output partition has a leader and a settle time has passed.
 outputs_ready = asyncio.Event()
@@ -47,6 +48,17 @@ async def produce(topic, *, key: bytes, value: bytes) -> asyncio.Future:
     bookkeeping (a FutureMessage, callbacks, sensor hooks), measured at ~4% of a busy
     worker's CPU, none of which the completion agent uses. Same partitioner, same bytes."""
     return await app.producer.send(topic.get_topic_name(), key, value, None, None, None)
+
+
+async def dead_letter(message, reason: str) -> None:
+    """Park a record the stream cannot use on the dead-letter topic, its reason and origin in
+    the headers, and wait for the broker's ack (its offset may be committed after this)."""
+    await outputs_ready.wait()
+    counters["dead_lettered"] += 1
+    app.log.warning("dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
+    headers = [("reason", reason.encode()), ("topic", message.topic.encode()),
+               ("partition", str(message.partition).encode()), ("offset", str(message.offset).encode())]
+    await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
 
 
 class TopicLayoutError(RuntimeError):

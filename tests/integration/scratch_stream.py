@@ -10,7 +10,9 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+import httpx
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Consumer, TopicPartition
 
 from cdc import rest
@@ -79,8 +81,10 @@ def write_orders(settings: Settings, orders: int, rate: float, seed: int | None 
     return truth.manifest()
 
 
-def order_final(settings: Settings, expected: int, workers, timeout_s: float = 180) -> list[dict]:
-    """order_final's values once `expected` have arrived, plus 3 s to catch any duplicate."""
+def order_final(settings: Settings, expected: int, workers, timeout_s: float = 180,
+                manifest: dict | None = None) -> list[dict]:
+    """order_final's values once `expected` have arrived, plus 3 s to catch any duplicate.
+    With the manifest, a failure shows what the workers hold for a few missing orders."""
     reached: list[float] = []
 
     def done(messages) -> bool:
@@ -91,8 +95,30 @@ def order_final(settings: Settings, expected: int, workers, timeout_s: float = 1
     try:
         messages = read_topics(settings, [settings.order_final_topic], until=done, timeout_s=timeout_s)
     except TimeoutError as error:
-        pytest.fail(f"{error}; expected {expected}; workers: {[w.stats() for w in workers]}")
+        pytest.fail(f"{error}; expected {expected}; workers: {[w.stats() for w in workers]}"
+                    f"{missing_orders(settings, workers, manifest)}")
     return [m.value for m in messages]
+
+
+def missing_orders(settings: Settings, workers, manifest: dict | None, shown: int = 5) -> str:
+    """The first missing orders, each with its partition and the state a worker holds for it."""
+    if manifest is None or not workers:
+        return ""
+    sent = {m.value["order_id"] for m in read_topics(settings, [settings.order_final_topic],
+                                                      until=lambda _: True, timeout_s=5)}
+    missing = sorted(set(manifest["complete"]) - sent)
+    lines = [f"\n{len(missing)} complete orders missing, e.g.:"]
+    for order_id in missing[:shown]:
+        answer = httpx.get(f"{workers[0].url}/orders/{order_id}", timeout=5, follow_redirects=True)
+        lines.append(f"  {order_id} partition {partition_of(order_id, settings.topic_partitions)}: "
+                     f"{answer.status_code} {answer.text[:300]}; truth {manifest['complete'][order_id]}")
+    return "\n".join(lines)
+
+
+def partition_of(order_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives the order's JSON key."""
+    every = list(range(partitions))
+    return DefaultPartitioner()(f'"{order_id}"'.encode(), every, every)
 
 
 def uncommitted(settings: Settings, timeout_s: float = 30) -> dict[str, int]:

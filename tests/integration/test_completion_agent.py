@@ -12,6 +12,7 @@ import pytest
 
 from agents import guard as guards
 from agents import order_completion
+from agents.emission import CLAIM_TTL_MS
 from config import Settings
 from streams import topics
 from streams.app import app
@@ -62,8 +63,8 @@ def sends(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     topics.outputs_ready.set()  # set by the worker's start-up task, which test_context does not run
     # test_context joins no group: own partition 0, as a worker assigned it would
     monkeypatch.setattr(order_progress, "owned_partitions", lambda: frozenset({0}))
-    monkeypatch.setattr(order_completion, "guard",
-                        guards.RedisGuard(settings.redis_url, "test-worker", order_completion.CLAIM_TTL_MS))
+    monkeypatch.setattr(order_completion.emission, "guard",
+                        guards.RedisGuard(settings.redis_url, "test-worker", CLAIM_TTL_MS))
     with patch.object(topics, "produce", new=AsyncMock(side_effect=acknowledged)) as final, \
             patch.object(topics.dead_letters, "send", new=AsyncMock(side_effect=acknowledged)) as dead, \
             patch.object(topics.settle_ticks, "send", new=AsyncMock(side_effect=acknowledged)) as ticks:
@@ -140,7 +141,7 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settin
 
     async def scenario():
         # given another worker sent it already (a rebalance replays its events here)
-        await order_completion.guard.client.set(guards.KEY.format(order_id=order_id), guards.sent_value(2, 40))
+        await order_completion.emission.guard.client.set(guards.KEY.format(order_id=order_id), guards.sent_value(2, 40))
         async with order_completion.complete_orders.test_context() as agent:
             await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
                                                            "num_products": 1, "timestamp": 0}, 10))

@@ -18,8 +18,8 @@ def test_claims_are_exclusive_stale_ones_can_be_taken_over_and_sent_is_final(set
         [(first, mine)] = await a.claim_many([fresh], now_ms=10_000)
         [(live, _)] = await b.claim_many([fresh], now_ms=10_500)  # within the TTL
         [(stale, _)] = await b.claim_many([fresh], now_ms=12_000)  # past it
-        taken = await b.take_over(fresh, stale.held, now_ms=12_000)
-        late = await a.take_over(fresh, stale.held, now_ms=12_001)  # lost the race
+        taken = await b.take_over(fresh, stale.found_value, now_ms=12_000)
+        late = await a.take_over(fresh, stale.found_value, now_ms=12_001)  # lost the race
         await b.mark_sent_many([(fresh, taken, 3, 99)])
         await a.mark_sent_many([(fresh, mine, 1, 1)])  # a's old claim: no effect
         [(after, _)] = await a.claim_many([fresh], now_ms=99_000)
@@ -33,7 +33,7 @@ def test_claims_are_exclusive_stale_ones_can_be_taken_over_and_sent_is_final(set
     assert live.outcome is Outcome.HELD and live.claimed_at_ms == 10_000
     assert stale.outcome is Outcome.STALE
     assert taken is not None and late is None
-    assert after.outcome is Outcome.SENT and b'"offset":99' in after.held
+    assert after.outcome is Outcome.SENT and b'"offset":99' in after.found_value
     assert [claim.outcome for claim, _ in both] == [Outcome.CLAIMED, Outcome.SENT]
 
 
@@ -51,4 +51,4 @@ def test_claims_and_marks_survive_a_redis_that_forgot_its_scripts(settings: Sett
         return after
 
     after = asyncio.run(scenario())
-    assert after.outcome is Outcome.SENT and b'"offset":7' in after.held
+    assert after.outcome is Outcome.SENT and b'"offset":7' in after.found_value

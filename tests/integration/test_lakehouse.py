@@ -23,6 +23,7 @@ from config import Settings
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
+from stack.scratch import scratch_lake
 
 CUSTOMERS = 2_000
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
@@ -45,7 +46,7 @@ def lakehouse(settings: Settings, spark: SparkSession):
     bucket = f"t{uuid.uuid4().hex[:12]}"
     minio = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
-    with lake.scratch_lake(settings, bucket) as lake_settings, \
+    with scratch_lake(settings, bucket) as lake_settings, \
             database.scratch_database(lake_settings, bucket) as scratch:
         connection = database.connect(scratch)
         database.apply_schema(connection)
@@ -244,7 +245,7 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
         before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
         known = {entry.object_name for entry in minio.list_objects(bucket, prefix="gold/", recursive=True)}
         log = (tmp_path / f"gold-{attempt}.log").open("w")
-        job = subprocess.Popen([sys.executable, "-m", "batch.gold"], cwd=REPO_ROOT, env=env,
+        job = subprocess.Popen([sys.executable, "-m", "batch", "gold"], cwd=REPO_ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 240
         while (landed := new_parquet(minio, bucket, known)) is None and job.poll() is None:
@@ -281,7 +282,7 @@ def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse,
                                          capture_output=True, text=True, env={**os.environ, **settings.as_env()}).stdout)
 
     submitted = subprocess.run([str(bin_dir / "spark-submit"), "--properties-file", str(properties),
-                                "batch/bronze.py"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                                "batch/__main__.py", "bronze"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
                                env={**os.environ, **settings.as_env(), "PYSPARK_PYTHON": sys.executable,
                                     "PATH": f"{bin_dir}:{os.environ['PATH']}"})
 

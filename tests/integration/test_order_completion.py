@@ -27,7 +27,7 @@ def test_two_workers_emit_each_complete_order_exactly_once(stream):
     settings, workers = stream
 
     manifest = write_orders(settings, ORDERS, rate=0)
-    emitted = order_final(settings, manifest["counts"]["complete"], workers)
+    emitted = order_final(settings, manifest["counts"]["complete"], workers, manifest=manifest)
 
     result = audit(manifest, emitted)
     assert result.exact, result.summary()
@@ -66,7 +66,7 @@ def test_a_worker_killed_mid_run_and_restarted_loses_and_duplicates_nothing(stre
     workers[0].start()
     writer.join()
     workers[0].wait_ready()
-    emitted = order_final(settings, manifest["counts"]["complete"], workers)
+    emitted = order_final(settings, manifest["counts"]["complete"], workers, manifest=manifest)
 
     assert killed is not None
     result = audit(manifest, emitted)

@@ -20,6 +20,7 @@ from config import Settings
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
+from stack.scratch import scratch_lake
 
 BIN = Path(sys.executable).parent
 
@@ -65,7 +66,7 @@ def spark_cluster(tmp_path_factory):
 def test_the_batch_job_runs_on_a_standalone_cluster_by_its_url(settings: Settings, spark, spark_cluster):
     master, ui_port = spark_cluster
     name = f"t{uuid.uuid4().hex[:12]}"
-    with lake.scratch_lake(settings, name) as lake_settings, \
+    with scratch_lake(settings, name) as lake_settings, \
             database.scratch_database(lake_settings, name) as scratch:
         connection = database.connect(scratch)
         database.apply_schema(connection)

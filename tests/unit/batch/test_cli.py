@@ -3,15 +3,23 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from config.settings import REPO_ROOT
 
 
-@pytest.mark.parametrize("module", ["batch", "batch.bronze", "batch.silver", "batch.gold"])
-def test_every_job_explains_itself(module):
-    shown = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO_ROOT, capture_output=True,
-                           text=True, timeout=60)
+def batch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "batch", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_the_batch_entry_point_explains_its_layers_and_options():
+    shown = batch("--help")
     assert shown.returncode == 0, shown.stderr
-    assert f"python -m {module} [OPTIONS]" in shown.stdout
-    assert "--full" in shown.stdout
+    assert "python -m batch [OPTIONS] [layers]..." in shown.stdout
+    for word in ("bronze", "silver", "gold", "--full"):
+        assert word in shown.stdout
+
+
+def test_an_unknown_layer_is_refused_before_spark_starts():
+    refused = batch("platinum")
+    assert refused.returncode == 2
+    assert "platinum" in refused.stderr and "bronze" in refused.stderr

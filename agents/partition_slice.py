@@ -1,0 +1,57 @@
+"""One partition's slice of a batch: its events and the orders they touched.
+
+Reads and writes go through the state cache (tables.order_progress), table writes to the
+partition of the "current event" (Faust's rule), so a slice makes its last event current
+while it is worked on. What the slice decides about an order that waits, or needs no more
+waiting, goes to the worker's settling bookkeeping (agents.settling).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from faust.streams import _current_event
+
+from agents.settling import Settling
+from streams.state_cache import WriteBackCache
+from tables.order_state import OrderProgress
+
+
+class PartitionSlice:
+    def __init__(self, partition: int, events: list, states: WriteBackCache[OrderProgress],
+                 settling: Settling) -> None:
+        self.partition, self.events = partition, events
+        self.states, self.settling = states, settling
+        self.touched: set[str] = set()
+        self.to_emit: list[str] = []
+
+    @contextmanager
+    def current(self) -> Iterator[None]:
+        token = _current_event.set(weakref.ref(self.events[-1]))
+        try:
+            yield
+        finally:
+            _current_event.reset(token)
+
+    def get(self, order_id: str) -> OrderProgress:
+        self.touched.add(order_id)
+        return self.states.get(self.partition, order_id)
+
+    def put(self, order_id: str, state: OrderProgress) -> None:
+        self.touched.add(order_id)
+        self.states.put(self.partition, order_id, state)
+
+    def keep_unsettled(self, order_id: str) -> None:
+        """A complete order waits (agents.settling says until when)."""
+        self.settling.wait(self.partition, order_id, self.get(order_id).newest_detail, time.time())
+
+    def record_emitted(self, order_id: str) -> None:
+        """The order is in order_final: its state says so, and it waits for nothing more."""
+        state = self.get(order_id)
+        if not state.emitted:
+            self.put(order_id, replace(state, emitted=True))
+        self.settling.emitted(self.partition, order_id)

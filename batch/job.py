@@ -1,0 +1,43 @@
+"""The one shape of a lake job: read the marks, move each table's changes, write the marks.
+
+A layer subclasses `LayerJob` and says only what moving its tables means (`move`: read what
+changed since the marks -> transform -> write), returning the marks to store. The marks are
+read and written here, once per run, after every table is written: a run that fails midway
+stores none, so the next run reads the same changes again (every write is an idempotent
+MERGE, see batch.lake).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from pyspark.sql import SparkSession
+
+from batch import lake
+from batch.report import LayerRun, layer_run
+from config import Settings
+
+
+class LayerJob(ABC):
+    layer: ClassVar[str]
+
+    def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False) -> None:
+        self.spark, self.settings, self.full = spark, settings, full
+
+    def run(self) -> LayerRun:
+        marks = {} if self.full else lake.read_marks(self.spark, self.settings, self.layer)
+        with layer_run(self.layer) as tables:
+            new_marks = self.move(tables, marks)
+            if new_marks:
+                lake.write_marks(self.spark, self.settings, self.layer, new_marks)
+        return tables
+
+    @abstractmethod
+    def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
+        """Write this layer's tables from what changed since `marks` (all of it when empty);
+        the marks to store, or an empty dict to leave them as they are."""
+
+    @classmethod
+    def once(cls, spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
+        return cls(spark, settings, full=full).run()
