@@ -1,8 +1,8 @@
 """Sending completed orders to `order_final` exactly once: claim, send, confirm, record.
 
 State: `order_progress[order_id]` (RocksDB + changelog) holds `emitted`, written after the
-send is acknowledged. Guard: `order_trigger_lock:{order_id}` in Redis goes claimed -> sent
-(agents.guard). Processing is at-least-once: after a crash or a rebalance, events since
+send is acknowledged. Guard: `order_trigger_lock:{order_id}` in Redis (scoped by output
+topic, agents.guard) goes claimed -> sent. Processing is at-least-once: after a crash or a rebalance, events since
 the last committed offset are processed again, possibly by another worker, possibly while
 the old one is still finishing.
 
@@ -38,7 +38,7 @@ import time
 import orjson
 from redis.exceptions import RedisError
 
-from agents.guard import KEY, Claim, Outcome, RedisGuard, judge
+from agents.guard import Claim, Outcome, RedisGuard, judge
 from agents.completion import completed_order
 from agents.order_final_lookup import find_sent
 from agents.partition_slice import PartitionSlice
@@ -137,7 +137,7 @@ class Emission:
         return our_claim
 
     async def _marked_sent(self, order_id: str) -> bool:
-        value = await self.guard.client.get(KEY.format(order_id=order_id))
+        value = await self.guard.client.get(self.guard.key(order_id))
         return value is not None and judge(value, 0, CLAIM_TTL_MS).outcome is Outcome.SENT
 
     async def _confirm(self, partition: int, sent: list[Sent]) -> None:

@@ -1,5 +1,9 @@
 """The Redis guard: `order_trigger_lock:{order_id}` in db 2 records who is emitting an order.
 
+The key is scoped by output topic: `order_final` keeps the contract's key above; any other
+output (a rebuild, `python -m streams rebuild`) has `order_trigger_lock:{topic}:{order_id}`,
+so a rebuild and the live stream never block or suppress each other's orders.
+
 The key goes through two states, never back:
     claimed  {"state": "claimed", "worker": ..., "at_ms": ...}  set with SET NX semantics
     sent     {"state": "sent", "partition": p, "offset": o}      after the broker's ack
@@ -16,7 +20,13 @@ from enum import Enum
 import orjson
 import redis.asyncio as aioredis
 
-KEY = "order_trigger_lock:{order_id}"
+DEFAULT_OUTPUT = "order_final"
+
+
+def guard_key(order_id: str, output_topic: str = DEFAULT_OUTPUT) -> str:
+    if output_topic == DEFAULT_OUTPUT:
+        return f"order_trigger_lock:{order_id}"
+    return f"order_trigger_lock:{output_topic}:{order_id}"
 
 # A batch's claims and marks are one script call each (EVALSHA over all its keys): a
 # pipeline of one command per key spent about 10% of a busy worker's CPU packing commands
@@ -78,36 +88,39 @@ def sent_value(partition: int, offset: int) -> bytes:
 
 
 class RedisGuard:
-    def __init__(self, redis_url: str, worker: str, claim_ttl_ms: int) -> None:
+    def __init__(self, redis_url: str, worker: str, claim_ttl_ms: int, output_topic: str = DEFAULT_OUTPUT) -> None:
         self.client = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
-        self.worker, self.claim_ttl_ms = worker, claim_ttl_ms
+        self.worker, self.claim_ttl_ms, self.output_topic = worker, claim_ttl_ms, output_topic
         # Run by sha; a Redis that lost its script cache (restarted) answers NOSCRIPT, and
         # redis-py then loads the script and runs it again.
         self._claim_all = self.client.register_script(_CLAIM_ALL)
         self._replace_all = self.client.register_script(_REPLACE_ALL)
 
+    def key(self, order_id: str) -> str:
+        return guard_key(order_id, self.output_topic)
+
     async def claim_many(self, order_ids: list[str], now_ms: int) -> list[tuple[Claim, bytes]]:
         """Claim many orders in one round trip, in order."""
         our_claim = claim_value(self.worker, now_ms)
-        found = await self._claim_all(keys=[KEY.format(order_id=order_id) for order_id in order_ids], args=[our_claim])
+        found = await self._claim_all(keys=[self.key(order_id) for order_id in order_ids], args=[our_claim])
         return [(Claim(Outcome.CLAIMED) if value is None else judge(value, now_ms, self.claim_ttl_ms), our_claim)
                 for value in found]
 
     async def take_over(self, order_id: str, stale: bytes, now_ms: int) -> bytes | None:
         """Replace a stale claim with ours; None if someone else got there first."""
         our_claim = claim_value(self.worker, now_ms)
-        [replaced] = await self._replace_many([(KEY.format(order_id=order_id), stale, our_claim)])
+        [replaced] = await self._replace_many([(self.key(order_id), stale, our_claim)])
         return our_claim if replaced else None
 
     async def mark_sent_many(self, sends: list[tuple[str, bytes, int, int]]) -> None:
         """Mark (order id, our claim, partition, offset) sends in one pipelined round trip;
         a key no longer holding our claim is left alone."""
-        await self._replace_many([(KEY.format(order_id=order_id), claimed, sent_value(partition, offset))
+        await self._replace_many([(self.key(order_id), claimed, sent_value(partition, offset))
                                   for order_id, claimed, partition, offset in sends])
 
     async def record_sent(self, order_id: str, stale: bytes, partition: int, offset: int) -> None:
         """A stale claim's send turned out to have happened: record it as sent."""
-        await self._replace_many([(KEY.format(order_id=order_id), stale, sent_value(partition, offset))])
+        await self._replace_many([(self.key(order_id), stale, sent_value(partition, offset))])
 
     async def _replace_many(self, swaps: list[tuple[str, bytes, bytes]]) -> list[int]:
         """Compare-and-set (key, expected, new) in one round trip; 1 where replaced. A swap

@@ -54,7 +54,7 @@ REVOKE_WAIT_S = 10.0
 
 states = order_states
 settling = Settling()
-emission = Emission(RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS), settling)
+emission = Emission(RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic), settling)
 
 
 ORDERS_TOPIC = topics.orders.get_topic_name()

@@ -51,7 +51,7 @@ from cdc.topics import read_topics
 from config import Settings, settings
 from source import database, generate
 from source.audit import Audit, audit
-from agents.guard import KEY
+from agents.guard import guard_key
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 from stack.workers import Worker, start_workers
 
@@ -122,7 +122,7 @@ def forget_emissions(scratch: Settings, order_ids: list[str]) -> None:
     """Clear the Redis guard of these orders, so the next run emits them afresh."""
     client = redis.Redis.from_url(scratch.redis_url)
     for start in range(0, len(order_ids), 1000):
-        client.delete(*(KEY.format(order_id=o) for o in order_ids[start:start + 1000]))
+        client.delete(*(guard_key(o, scratch.order_final_topic) for o in order_ids[start:start + 1000]))
 
 
 @dataclass(frozen=True)

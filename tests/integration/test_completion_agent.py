@@ -141,7 +141,7 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settin
 
     async def scenario():
         # given another worker sent it already (a rebalance replays its events here)
-        await order_completion.emission.guard.client.set(guards.KEY.format(order_id=order_id), guards.sent_value(2, 40))
+        await order_completion.emission.guard.client.set(order_completion.emission.guard.key(order_id), guards.sent_value(2, 40))
         async with order_completion.complete_orders.test_context() as agent:
             await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
                                                            "num_products": 1, "timestamp": 0}, 10))

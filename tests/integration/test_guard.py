@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from agents.guard import KEY, Outcome, RedisGuard
+from agents.guard import Outcome, RedisGuard, guard_key
 from config import Settings
 
 
@@ -24,7 +24,7 @@ def test_claims_are_exclusive_stale_ones_can_be_taken_over_and_sent_is_final(set
         await a.mark_sent_many([(fresh, mine, 1, 1)])  # a's old claim: no effect
         [(after, _)] = await a.claim_many([fresh], now_ms=99_000)
         both = await a.claim_many([other, fresh], now_ms=99_000)
-        await a.client.delete(KEY.format(order_id=fresh), KEY.format(order_id=other))
+        await a.client.delete(guard_key(fresh), guard_key(other))
         return first, live, stale, taken, late, after, both
 
     first, live, stale, taken, late, after, both = asyncio.run(scenario())
@@ -47,8 +47,29 @@ def test_claims_and_marks_survive_a_redis_that_forgot_its_scripts(settings: Sett
         await guard.mark_sent_many([(order_id, mine, 2, 7)])
         await guard.client.script_flush()
         [(after, _)] = await guard.claim_many([order_id], now_ms=11_000)
-        await guard.client.delete(KEY.format(order_id=order_id))
+        await guard.client.delete(guard_key(order_id))
         return after
 
     after = asyncio.run(scenario())
     assert after.outcome is Outcome.SENT and b'"offset":7' in after.found_value
+
+
+def test_the_guard_is_scoped_by_output_topic_and_order_final_keeps_the_contract_key(settings: Settings):
+    order_id = str(uuid.uuid4())
+
+    async def scenario():
+        live = RedisGuard(settings.redis_url, "live", claim_ttl_ms=1000)
+        rebuild = RedisGuard(settings.redis_url, "rebuild", claim_ttl_ms=1000, output_topic="order_final_rebuilt")
+        [(ours, claim)] = await live.claim_many([order_id], now_ms=10_000)
+        await live.mark_sent_many([(order_id, claim, 0, 5)])
+        [(theirs, _)] = await rebuild.claim_many([order_id], now_ms=10_001)
+        keys = [await live.client.exists(key) for key in (f"order_trigger_lock:{order_id}",
+                                                          f"order_trigger_lock:order_final_rebuilt:{order_id}")]
+        await live.client.delete(live.key(order_id), rebuild.key(order_id))
+        return ours, theirs, keys
+
+    ours, theirs, keys = asyncio.run(scenario())
+
+    assert ours.outcome is Outcome.CLAIMED
+    assert theirs.outcome is Outcome.CLAIMED  # the live stream's "sent" does not stop a rebuild
+    assert keys == [1, 1]

@@ -9,7 +9,7 @@ import orjson
 import pytest
 import redis
 
-from agents.guard import KEY
+from agents.guard import guard_key
 from cdc.topics import read_topics
 from source.audit import audit
 from tests.integration.scratch_stream import order_final, scratch_stream, uncommitted, write_orders
@@ -48,7 +48,7 @@ def test_two_workers_emit_each_complete_order_exactly_once(stream):
     sent_at = {(m.partition, m.offset): m.value["order_id"]
                for m in read_topics(settings, [settings.order_final_topic], until=lambda m: len(m) >= len(emitted))}
     guard = redis.Redis.from_url(settings.redis_url)
-    marks = {order_id: orjson.loads(guard.get(KEY.format(order_id=order_id))) for order_id in manifest["complete"]}
+    marks = {order_id: orjson.loads(guard.get(guard_key(order_id, settings.order_final_topic))) for order_id in manifest["complete"]}
     misplaced = {order_id: mark for order_id, mark in marks.items()
                  if sent_at.get((mark.get("partition"), mark.get("offset"))) != order_id}
     assert misplaced == {}, f"{len(misplaced)} guard marks point elsewhere, e.g. {list(misplaced.items())[:3]}"
