@@ -23,6 +23,7 @@ class Message:
     key: object
     value: object  # None for a tombstone
     timestamp_ms: int = 0  # CreateTime, or LogAppendTime if the topic is so configured
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def _key(raw: bytes | None) -> object:
@@ -67,10 +68,11 @@ class TopicMissing(LookupError):
     """The topic is not on the broker."""
 
 
-def read_to_end(settings: Settings, topic: str, timeout_s: float = 120) -> list[Message]:
-    """Every message of `topic`, from the beginning to the end offsets it had when called."""
+def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: bool = False) -> list[Message]:
+    """Every message of `topic`, from the beginning to the end offsets it had when called;
+    `raw`: keys and values as the bytes they are (dead letters need not be JSON)."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"audit-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
@@ -84,12 +86,13 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 120) -> list[
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topic}: {len(messages)} messages read in {timeout_s:.0f} s, "
                                    f"partitions {sorted(pending)} not read to their end")
-            for raw in consumer.consume(num_messages=1000, timeout=0.5):
-                if raw.error() or raw.offset() >= ends[raw.partition()]:
+            for record in consumer.consume(num_messages=1000, timeout=0.5):
+                if record.error() or record.offset() >= ends[record.partition()]:
                     continue
-                messages.append(Message(raw.topic(), raw.partition(), raw.offset(), _key(raw.key()),
-                                        orjson.loads(raw.value()) if raw.value() else None,
-                                        raw.timestamp()[1]))
+                key, value = (record.key(), record.value()) if raw else (
+                    _key(record.key()), orjson.loads(record.value()) if record.value() else None)
+                messages.append(Message(record.topic(), record.partition(), record.offset(), key, value,
+                                        record.timestamp()[1], tuple(record.headers() or ())))
             # positions, not offsets seen: a transaction marker takes an offset but is no message
             positions = consumer.position([TopicPartition(topic, p) for p in pending])
             pending -= {tp.partition for tp in positions if tp.offset >= ends[tp.partition]}

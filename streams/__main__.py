@@ -1,16 +1,26 @@
-"""`python -m streams rebuild`: operations on the stream beside its workers."""
+"""`python -m streams rebuild|dead-letters`: operations on the stream beside its workers."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
+from confluent_kafka import KafkaException
 
+from cdc.topics import TopicMissing
 from config import settings
+from streams.dead_letters import DeadLetter, read_dead_letters, replay, select, since_ms
 from streams.rebuild import RebuildWorker, wait_caught_up
 
-cli = typer.Typer(help="Operate the stream: rebuild an output topic from the CDC topics.", no_args_is_help=True,
-                  add_completion=False)
+cli = typer.Typer(help="Operate the stream: rebuild an output topic from the CDC topics; list and replay "
+                       "dead letters.", no_args_is_help=True, add_completion=False)
+dead_letters = typer.Typer(help="The records the stream could not use (DEAD_LETTER_TOPIC).", no_args_is_help=True)
+cli.add_typer(dead_letters, name="dead-letters")
+
+Since = Annotated[str | None, typer.Option(help="Only those dead-lettered since: 30s, 15m, 2h, 1d or an ISO time.")]
+Reason = Annotated[str | None, typer.Option(help="Only those whose reason contains this text (any case).")]
 
 
 @cli.callback()
@@ -45,6 +55,60 @@ def rebuild(
         worker.stop(process)
     typer.echo(f"rebuilt {output}: {progress.completed:,} orders emitted from {progress.events_in:,} CDC records. "
                f"Check it: python -m source audit --topic {output}")
+
+
+def chosen(since: str | None, reason: str | None, offsets: list[int] | None = None) -> list[DeadLetter]:
+    try:
+        since_at = None if since is None else since_ms(since, int(time.time() * 1000))
+        letters = read_dead_letters(settings)
+    except ValueError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+    except TopicMissing:
+        letters = []  # nothing was ever dead-lettered
+    except KafkaException as error:
+        typer.echo(f"cannot read {settings.dead_letter_topic} at {settings.kafka_bootstrap}: {error}. "
+                   "Is the stack up? `python -m stack up`", err=True)
+        raise typer.Exit(1) from None
+    return select(letters, since=since_at, reason=reason, offsets=offsets or ())
+
+
+@dead_letters.command("list")
+def list_dead_letters(since: Since = None, reason: Reason = None,
+                      limit: Annotated[int, typer.Option(help="Newest this many.")] = 50) -> None:
+    """List dead letters: offset in the dead-letter topic, when, reason, source record, key, first bytes."""
+    letters = chosen(since, reason)
+    for letter in letters[-limit:]:
+        at = datetime.fromtimestamp(letter.dead_at_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        key = (letter.key or b"").decode("utf-8", errors="replace")[:40]
+        typer.echo(f"{letter.offset:>7}  {at}  {letter.topic}[{letter.partition}]@{letter.source_offset}  "
+                   f"key {key}  {letter.reason}  | {letter.preview()}")
+    typer.echo(f"{len(letters):,} dead letters in {settings.dead_letter_topic}"
+               + (f" (the newest {limit} shown)" if len(letters) > limit else ""))
+
+
+@dead_letters.command("replay")
+def replay_dead_letters(
+    offset: Annotated[list[int] | None, typer.Option(help="Dead-letter offsets to replay (repeat the option).")] = None,
+    since: Since = None, reason: Reason = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+) -> None:
+    """Produce the chosen dead letters again, unchanged, to their source topic and partition (after a fix to what rejected them). Replaying twice is harmless: the stream ignores a change it has applied."""
+    if not (offset or since or reason or all_):
+        typer.echo("choose what to replay: --offset N (repeatable), --since, --reason, or --all", err=True)
+        raise typer.Exit(2)
+    letters = chosen(since, reason, offset)
+    unplaceable = [letter.offset for letter in letters if not letter.topic or letter.partition < 0]
+    if unplaceable:
+        typer.echo(f"dead letters {unplaceable[:10]} do not name their source topic and partition; "
+                   "leave them out (--offset)", err=True)
+        raise typer.Exit(1)
+    try:
+        replayed = replay(settings, letters)
+    except RuntimeError as error:
+        typer.echo(f"replay failed: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"replayed {replayed:,} records to their source topics")
 
 
 if __name__ == "__main__":
