@@ -45,13 +45,13 @@ from agents.partition_slice import PartitionSlice
 from agents.settling import Settling
 from config import settings
 from streams import topics
-from streams.metrics import counters as stats
+from streams.metrics import counters as stats, order_final_latency
 
 log = logging.getLogger(__name__)
 
 CLAIM_TTL_MS = int((settings.producer_request_timeout_s + 5) * 1000)
 
-Sent = tuple[str, bytes, asyncio.Future]  # order id, our claim, the broker's ack to come
+Sent = tuple[str, bytes, asyncio.Future, int]  # order id, our claim, the broker's ack to come, source ts (ms)
 
 
 class Emission:
@@ -120,7 +120,7 @@ class Emission:
             part.keep_unsettled(order_id)
             return None
         self.settling.sent(part.partition, order_id)
-        return order_id, our_claim, pending
+        return order_id, our_claim, pending, value["source_ts_ms"]
 
     async def _resolve_stale(self, order_id: str, claim: Claim, now_ms: int) -> bytes | None:
         """A claim whose owner died between claim and marking: was its send made? Our claim if not."""
@@ -143,9 +143,10 @@ class Emission:
     async def _confirm(self, partition: int, sent: list[Sent]) -> None:
         """Await the broker's acks, mark the keys sent (one Redis round trip), and tell the
         agent to record them (one notice for the batch)."""
-        acks = await asyncio.gather(*(pending for _, _, pending in sent), return_exceptions=True)
+        acks = await asyncio.gather(*(pending for _, _, pending, _ in sent), return_exceptions=True)
+        acked_at_ms = time.time() * 1000
         acked = []
-        for (order_id, our_claim, _), ack in zip(sent, acks):
+        for (order_id, our_claim, _, source_ts_ms), ack in zip(sent, acks):
             if isinstance(ack, BaseException):  # the claim goes stale, then resolves
                 self.settling.send_failed(partition, order_id, time.time())
                 stats["emission_retries"] += 1
@@ -153,6 +154,8 @@ class Emission:
                             order_id, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
             else:
                 stats["completed"] += 1  # one message in order_final, acknowledged
+                if source_ts_ms:
+                    order_final_latency.observe(max(0.0, acked_at_ms - source_ts_ms) / 1000)
                 acked.append((order_id, our_claim, ack.partition, ack.offset))
         if not acked:
             return

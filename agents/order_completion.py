@@ -36,7 +36,7 @@ from agents.settling import Settling
 from config import settings
 from streams import topics
 from streams.app import app
-from streams.metrics import WORKER, counters as stats
+from streams.metrics import WORKER, batch_seconds, counters as stats
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_progress import FLUSH_INTERVAL_S, order_progress, order_states, stored_states
 
@@ -70,6 +70,7 @@ def decode(message) -> Change:
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
     async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        started = time.perf_counter()
         # Faust commits an event's offset once every reference to it is acked, and take_events
         # acks the whole batch as the next one is taken, or when the agent is cancelled
         # mid-batch. The agent holds one more reference, released by the state cache once
@@ -90,6 +91,7 @@ async def complete_orders(stream):
             states.hold(part.partition, part.events)
         if states.flush_due:
             states.flush()
+        batch_seconds.observe(time.perf_counter() - started)
 
 
 @app.timer(interval=1.0)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.scratch_stream import scratch_stream, write_orders
 
@@ -176,3 +177,28 @@ def test_a_worker_that_stops_answering_shows_as_unreachable_and_the_data_still_c
     assert rows[workers[1].url]["reachable"] is False and rows[workers[1].url]["error"], rows
     assert rows[workers[0].url]["reachable"] is True
     assert (data["totals"]["workers"], data["totals"]["reachable"]) == (2, 1)
+
+
+def test_metrics_are_prometheus_text_that_agrees_with_stats(stream):
+    settings, workers = stream
+    write_orders(settings, 300, rate=0)
+    wait_until(lambda: all(((w.stats() or {}).get("lag_total") == 0
+                            and (w.stats() or {}).get("counts", {}).get("completed", 0) > 0) for w in workers), workers)
+    time.sleep(2)  # quiet: the figures stop moving
+
+    for worker in workers:
+        stats = worker.stats()
+        response = httpx.get(f"{worker.url}/metrics", timeout=5)
+        families = {f.name: f for f in text_string_to_metric_families(response.text)}
+        value = {f.name: f.samples[0].value for f in families.values() if f.samples and f.type in ("counter", "gauge")
+                 and f.name != "orderpipe_consumer_lag_records"}
+        latency = {s.name: s.value for s in families["orderpipe_commit_to_order_final_seconds"].samples}
+        batches = {s.name: s.value for s in families["orderpipe_batch_processing_seconds"].samples}
+
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+        assert value["orderpipe_events_in"] == stats["counts"]["events_in"]
+        assert value["orderpipe_completed"] == stats["counts"]["completed"]
+        assert latency["orderpipe_commit_to_order_final_seconds_count"] == stats["counts"]["completed"]
+        assert batches["orderpipe_batch_processing_seconds_count"] > 0
+        partitions = {(s.labels["topic"], s.labels["partition"]) for s in families["orderpipe_consumer_lag_records"].samples}
+        assert partitions == {(topic, p) for topic, by_partition in stats["lag"].items() for p in by_partition}

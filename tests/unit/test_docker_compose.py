@@ -86,3 +86,14 @@ def test_the_image_holds_every_package():
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     for package in packages:
         assert f"COPY {package.rstrip('*')} " in dockerfile, package
+
+
+def test_prometheus_scrapes_every_worker_s_metrics():
+    mounted = SERVICES["prometheus"]["volumes"][0].split(":")
+    scrape = yaml.safe_load((REPO_ROOT / mounted[0]).read_text())
+    [job] = scrape["scrape_configs"]
+    targets = {target for group in job["static_configs"] for target in group["targets"]}
+    workers = {name for name in SERVICES if name.startswith("worker-")}
+
+    assert mounted[1] == "/etc/prometheus/prometheus.yml" and job["metrics_path"] == "/metrics"
+    assert targets == {f"{name}:6066" for name in workers}
