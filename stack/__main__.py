@@ -1,4 +1,5 @@
-"""`python -m stack up|down|status|logs`: the local stack of real services on loopback."""
+"""`python -m stack up|down|status|logs|doctor`: the local stack of real services on loopback,
+and one health check of the whole pipeline."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config import settings
-from stack import control
+from stack import control, doctor as health
 from stack.install import InstallError, Toolchain
 from stack.services import all_services
 
@@ -87,6 +88,29 @@ def logs(
     chosen = by_name[service]
     console.print(f"# {chosen.layout.logfile(chosen.name)}")
     print(control.log_tail(chosen, lines))
+
+
+@cli.command()
+def doctor(
+    worker_url: Annotated[str, typer.Option(help="Any one Faust worker's web address (it names the others).")]
+        = f"http://127.0.0.1:{settings.faust_web_port}",
+) -> None:
+    """Is the pipeline healthy now? Services, connector and tasks, CDC topics, workers and their lag, dead letters in the last hour, the newest order_final message, the last Gold commit, Redis memory and AOF. Exits 1 on any problem, naming the fix.
+
+    Works against a remote stack from the settings alone.
+    """
+    checks = health.examine(settings, worker_url)
+    table = Table(title="orderpipe doctor")
+    for column in ("check", "state", "detail", "fix"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row(check.name, "ok" if check.ok else "[red]PROBLEM[/red]", check.detail, check.fix)
+    Console(width=160).print(table)
+    problems = [check.name for check in checks if not check.ok]
+    if problems:
+        typer.echo(f"{len(problems)} problem(s): {', '.join(problems)}", err=True)
+        raise typer.Exit(1)
+
 
 
 if __name__ == "__main__":

@@ -1,0 +1,192 @@
+"""`python -m stack doctor`: is the pipeline healthy right now? One table, the fix named.
+
+Every check talks to the services at the addresses in the settings (no pid files), so it
+answers for a remote stack too, and a check whose service is down reports that and lets
+the others run. A check is a problem (exit 1) or information.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import mysql.connector
+import redis
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from minio import Minio
+
+from cdc import rest
+from config import Settings
+from stack.services import all_services
+
+DEAD_LETTER_WINDOW_S = 3600
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def _mysql_answers(settings: Settings) -> bool:
+    """MariaDB's own probe uses the local socket; a remote stack is asked over TCP."""
+    try:
+        connection = mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port,
+                                             user=settings.mysql_user, connection_timeout=5,
+                                             password=settings.mysql_password.get_secret_value())
+    except mysql.connector.Error:
+        return False
+    connection.close()
+    return True
+
+
+def services(settings: Settings) -> Iterator[Check]:
+    for service in all_services(settings):
+        healthy = _mysql_answers(settings) if service.name == "mariadb" else service.probe()
+        yield Check(f"service {service.name}", healthy, f"port {service.port} " + ("answers" if healthy else "does not answer"),
+                    "" if healthy else f"start it: `python -m stack up` (locally), or check {service.name} at its address")
+
+
+def connector(settings: Settings) -> Iterator[Check]:
+    name = settings.cdc_connector_name
+    with rest.client(settings.kafka_connect_url) as connect:
+        report = rest.status(connect, name)
+    if report is None:
+        yield Check("connector", False, f"{name} is not registered", "`python -m cdc register`")
+        return
+    states = [f"connector {report['connector']['state']}"] + [f"task {t['id']} {t['state']}" for t in report["tasks"]]
+    running = rest.is_running(report)
+    yield Check("connector", running, f"{name}: {', '.join(states)}",
+                "" if running else "`python -m cdc watch` restarts failed tasks (it prints their trace); "
+                                   f"or POST {settings.kafka_connect_url}/connectors/{name}/restart?includeTasks=true")
+
+
+def cdc_topics(settings: Settings) -> Iterator[Check]:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    found = admin.list_topics(timeout=5).topics
+    for table in ("orders", "order_details"):
+        topic = settings.cdc_topic(table)
+        if topic not in found:
+            yield Check(f"topic {topic}", False, "missing", "it appears with the connector's first record of "
+                        f"{table}: is the connector running and the source written to?")
+            continue
+        partitions = len(found[topic].partitions)
+        right = partitions == settings.topic_partitions
+        yield Check(f"topic {topic}", right, f"{partitions} partitions (TOPIC_PARTITIONS={settings.topic_partitions})",
+                    "" if right else "recreate the topic with TOPIC_PARTITIONS partitions, or set TOPIC_PARTITIONS "
+                                     f"to {partitions} everywhere (docs/scaling.md)")
+
+
+def workers(settings: Settings, worker_url: str) -> Iterator[Check]:
+    """Every worker, found as the dashboard finds them: any one worker names them all."""
+    try:
+        rows = httpx.get(f"{worker_url}/dashboard/data", timeout=5).json()["workers"]
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        yield Check("workers", False, f"none answers at {worker_url} ({type(error).__name__})",
+                    "start them: `faust -A streams.app worker` (README), or pass --worker-url")
+        return
+    for row in rows:
+        if not row.get("reachable"):
+            yield Check(f"worker {row['url']}", False, f"unreachable: {row.get('error', '')}"[:120],
+                        "see its log; a worker that died leaves its partitions to the others after the session timeout")
+        else:
+            lag = row.get("lag")
+            yield Check(f"worker {row['url']}", lag is not None, f"{row.get('worker')}: lag {lag} records, "
+                        f"{row.get('events_in', 0):,} events in, {row.get('completed', 0):,} completed",
+                        "" if lag is not None else "lag unknown: rebalancing, or its consumer is not running")
+
+
+def _newest_append_ms(settings: Settings, topic: str) -> int | None:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "doctor",
+                         "enable.auto.commit": False})
+    try:
+        found = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if found is None or found.error is not None:
+            return None
+        newest = None
+        for partition in found.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
+            if high > low:
+                consumer.assign([TopicPartition(topic, partition, high - 1)])
+                message = consumer.consume(1, timeout=5)
+                if message and not message[0].error():
+                    newest = max(newest or 0, message[0].timestamp()[1])
+        return newest
+    finally:
+        consumer.close()
+
+
+def order_final(settings: Settings) -> Iterator[Check]:
+    newest = _newest_append_ms(settings, settings.order_final_topic)
+    detail = "empty or missing" if newest is None else f"newest message {age(time.time() - newest / 1000)}"
+    yield Check(f"topic {settings.order_final_topic}", True, detail)
+
+
+def dead_letters(settings: Settings) -> Iterator[Check]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "doctor",
+                         "enable.auto.commit": False})
+    topic, since_ms = settings.dead_letter_topic, int((time.time() - DEAD_LETTER_WINDOW_S) * 1000)
+    try:
+        found = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        count = 0
+        if found is not None and found.error is None:
+            starts = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in found.partitions], timeout=5)
+            for start in starts:
+                high = consumer.get_watermark_offsets(TopicPartition(topic, start.partition), timeout=5)[1]
+                count += high - start.offset if start.offset >= 0 else 0
+    finally:
+        consumer.close()
+    yield Check("dead letters", count == 0, f"{count:,} in the last hour",
+                "" if count == 0 else "`python -m streams dead-letters list --since 1h`; replay after a fix")
+
+
+def gold(settings: Settings) -> Iterator[Check]:
+    client = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
+                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+    bucket, _, prefix = settings.lake_path("gold", "facts", "fact_orders").removeprefix("s3a://").partition("/")
+    logs = list(client.list_objects(bucket, prefix=f"{prefix}/_delta_log/", recursive=True)) \
+        if client.bucket_exists(bucket) else []
+    if not logs:
+        yield Check("gold", True, "no Gold run yet (`python -m batch`)")
+        return
+    newest = max(entry.last_modified for entry in logs).timestamp()
+    yield Check("gold", True, f"last fact_orders commit {age(time.time() - newest)}")
+
+
+def redis_state(settings: Settings) -> Iterator[Check]:
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    memory, persistence = client.info("memory"), client.info("persistence")
+    aof_ok = persistence.get("aof_enabled") == 1 and persistence.get("aof_last_write_status") == "ok"
+    yield Check("redis", aof_ok, f"{memory['used_memory_human']} used; AOF "
+                f"{'on' if persistence.get('aof_enabled') else 'OFF'}, last write {persistence.get('aof_last_write_status')}",
+                "" if aof_ok else "the guard's marks need AOF (appendonly yes): a restart would forget sent orders")
+
+
+def examine(settings: Settings, worker_url: str) -> list[Check]:
+    """Every check; one that cannot reach its service becomes a problem naming it."""
+    sections: list[tuple[str, Callable[[], Iterator[Check]]]] = [
+        ("services", lambda: services(settings)), ("connector", lambda: connector(settings)),
+        ("CDC topics", lambda: cdc_topics(settings)), ("workers", lambda: workers(settings, worker_url)),
+        ("order_final", lambda: order_final(settings)), ("dead letters", lambda: dead_letters(settings)),
+        ("gold", lambda: gold(settings)), ("redis", lambda: redis_state(settings))]
+    checks: list[Check] = []
+    for name, run in sections:
+        try:
+            checks.extend(run())
+        except Exception as error:  # noqa: BLE001 - Kafka, HTTP, Redis, S3: any failure is this section's finding
+            checks.append(Check(name, False, f"could not check: {type(error).__name__}: {error}"[:160],
+                                "its service is down or unreachable; see the services above"))
+    return checks

@@ -1,0 +1,60 @@
+"""`python -m stack doctor` against the real stack, and with each service out of reach in turn
+(its address pointed at a closed port: what a client sees of a stopped service)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from config.settings import REPO_ROOT
+
+CLOSED = "127.0.0.1:1"
+UNREACHABLE = {  # service -> settings that point it at a closed port
+    "mariadb": {"MYSQL_PORT": "1"},
+    "redis": {"REDIS_URL": f"redis://{CLOSED}/2"},
+    "minio": {"MINIO_ENDPOINT": CLOSED},
+    "kafka": {"KAFKA_BOOTSTRAP": CLOSED},
+    "kafka-connect": {"KAFKA_CONNECT_URL": f"http://{CLOSED}"},
+}
+
+
+def doctor(settings, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stack", "doctor", "--worker-url", f"http://{CLOSED}"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, **settings.as_env(), "CDC_CONNECTOR_NAME": "doctor-no-such-connector", **env})
+
+
+def row(output: str, check: str) -> str:
+    """The table row whose first cell is `check`."""
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) > 2 and cells[1] == check:
+            return line
+    return ""
+
+
+def test_the_doctor_reports_every_check_and_names_the_fix(settings):
+    examined = doctor(settings)
+
+    assert examined.returncode == 1  # no such connector, no worker
+    for service in UNREACHABLE:
+        assert "ok" in row(examined.stdout, f"service {service}"), examined.stdout
+    assert "not registered" in row(examined.stdout, "connector") and "python -m cdc register" in examined.stdout
+    assert "none answers" in row(examined.stdout, "workers")
+    assert "AOF on" in row(examined.stdout, "redis")
+    assert "in the last hour" in row(examined.stdout, "dead letters")
+    assert "problem(s): connector" in examined.stderr and "Traceback" not in examined.stderr
+
+
+@pytest.mark.parametrize("service", UNREACHABLE)
+def test_a_service_out_of_reach_is_named_and_the_rest_still_reported(settings, service):
+    examined = doctor(settings, **UNREACHABLE[service])
+
+    assert examined.returncode == 1
+    assert "PROBLEM" in row(examined.stdout, f"service {service}") and "does not answer" in examined.stdout
+    others = [name for name in UNREACHABLE if name != service]
+    assert all("ok" in row(examined.stdout, f"service {name}") for name in others), examined.stdout
+    assert "Traceback" not in examined.stderr
