@@ -19,8 +19,9 @@ the old one is still finishing.
    has its ack, or a definitive failure, by then.
 3. A claim older than that is stale: its owner died (or failed) between claim and
    marking, and its send may or may not have reached the broker. The finder reads
-   order_final from the claim's time on: if the order is there, it marks the key sent;
-   only if it is absent does it take the claim over (compare-and-set) and send.
+   order_final from the claim's time on (once for all of a batch's stale claims, from the
+   oldest): if the order is there, it marks the key sent; only if it is absent does it take
+   the claim over (compare-and-set) and send.
    So a crash between lock and send delays the order by at most claim_ttl; it never loses it,
    and never sends it twice. The claim carries no Redis TTL: an expiring key would forget
    that an order was sent.
@@ -38,7 +39,7 @@ import time
 import orjson
 from redis.exceptions import RedisError
 
-from agents.guard import Claim, Outcome, RedisGuard, judge
+from agents.guard import Claim, Outcome, RedisGuard
 from agents.completion import completed_order
 from agents.order_final_lookup import find_sent
 from agents.partition_slice import PartitionSlice
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_TTL_MS = int((settings.producer_request_timeout_s + 5) * 1000)
 
+FOUND = b"found in order_final"  # a stale claim's send that was made: record, do not send
 Sent = tuple[str, bytes, asyncio.Future, int]  # order id, our claim, the broker's ack to come, source ts (ms)
 
 
@@ -71,7 +73,7 @@ class Emission:
         await topics.outputs_ready.wait()
         now_ms = int(time.time() * 1000)
         try:
-            claims = iter(await self.guard.claim_many(wanted, now_ms))
+            claims = await self.guard.claim_many(wanted, now_ms)
         except (RedisError, OSError, TimeoutError) as error:
             stats["emission_retries"] += len(wanted)
             log.warning("%d complete orders not sent yet (%s: %s); will retry", len(wanted),
@@ -80,9 +82,12 @@ class Emission:
                 for order_id in part.to_emit:
                     part.keep_unsettled(order_id)
             return
+        stale = {order_id: claim for order_id, (claim, _) in zip(wanted, claims) if claim.outcome is Outcome.STALE}
+        resolved = await self._resolve_stale(stale, now_ms) if stale else {}
+        claims = iter(claims)
         for part in parts:
             with part.current():
-                sent = [await self._send(part, order_id, *next(claims), now_ms) for order_id in part.to_emit]
+                sent = [await self._send(part, order_id, *next(claims), resolved) for order_id in part.to_emit]
             sent = [entry for entry in sent if entry is not None]
             if sent:
                 task = asyncio.ensure_future(self._confirm(part.partition, sent))
@@ -90,26 +95,29 @@ class Emission:
                 task.add_done_callback(self.confirming.discard)
 
     async def _send(self, part: PartitionSlice, order_id: str, claim: Claim, our_claim: bytes | None,
-                    now_ms: int) -> Sent | None:
+                    resolved: dict[str, bytes | None]) -> Sent | None:
         """Act on one order's claim: send it if the claim is ours (its confirmation comes
         later), record it if it was sent already, else leave it waiting."""
         try:
-            if claim.outcome is Outcome.SENT:
+            if claim.outcome is Outcome.STALE:
+                if order_id not in resolved:  # its lookup failed: try again later
+                    part.keep_unsettled(order_id)
+                    return None
+                our_claim = resolved[order_id]
+                if our_claim is FOUND:
+                    part.record_emitted(order_id)
+                    return None
+                if our_claim is None:  # another worker took it over meanwhile
+                    part.keep_unsettled(order_id)
+                    return None
+            elif claim.outcome is Outcome.SENT:
                 stats["duplicates_prevented"] += 1
                 part.record_emitted(order_id)
                 return None
-            if claim.outcome is Outcome.HELD:
+            elif claim.outcome is Outcome.HELD:
                 stats["claims_held_elsewhere"] += 1
                 part.keep_unsettled(order_id)
                 return None
-            if claim.outcome is Outcome.STALE:
-                our_claim = await self._resolve_stale(order_id, claim, now_ms)
-                if our_claim is None:  # found in order_final, or taken by someone else meanwhile
-                    if await self._marked_sent(order_id):
-                        part.record_emitted(order_id)
-                    else:
-                        part.keep_unsettled(order_id)
-                    return None
             value = completed_order(order_id, part.get(order_id),
                                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             pending = await topics.produce(topics.order_final, key=order_id.encode(), value=orjson.dumps(value))
@@ -122,23 +130,27 @@ class Emission:
         self.settling.sent(part.partition, order_id)
         return order_id, our_claim, pending, value["source_ts_ms"]
 
-    async def _resolve_stale(self, order_id: str, claim: Claim, now_ms: int) -> bytes | None:
-        """A claim whose owner died between claim and marking: was its send made? Our claim if not."""
-        found = await asyncio.get_running_loop().run_in_executor(
-            None, find_sent, settings, order_id, claim.claimed_at_ms - CLAIM_TTL_MS)
-        if found is not None:
-            await self.guard.record_sent(order_id, claim.found_value, *found)
-            stats["duplicates_prevented"] += 1
-            log.warning("order %s: a stale claim had sent it already (%s); recorded", order_id, found)
-            return None
-        our_claim = await self.guard.take_over(order_id, claim.found_value, now_ms)
-        if our_claim is not None:
-            log.warning("order %s: took over a stale claim; sending", order_id)
-        return our_claim
-
-    async def _marked_sent(self, order_id: str) -> bool:
-        value = await self.guard.client.get(self.guard.key(order_id))
-        return value is not None and judge(value, 0, CLAIM_TTL_MS).outcome is Outcome.SENT
+    async def _resolve_stale(self, stale: dict[str, Claim], now_ms: int) -> dict[str, bytes | None]:
+        """Claims whose owner died between claim and marking: were their sends made? One read
+        of order_final for the batch, from the oldest claim's time; one Redis call to mark
+        the sends found and one to take the others over. Per order: FOUND, our new claim,
+        or None (taken by someone else). Empty if the lookup failed (they wait and retry)."""
+        since_ms = min(claim.claimed_at_ms for claim in stale.values()) - CLAIM_TTL_MS
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(None, find_sent, settings, set(stale), since_ms)
+            await self.guard.mark_sent_many([(order_id, stale[order_id].found_value, *where)
+                                             for order_id, where in found.items()])
+            taken = await self.guard.take_over_many([(order_id, claim.found_value) for order_id, claim in stale.items()
+                                                     if order_id not in found], now_ms)
+        except Exception as error:  # noqa: BLE001 - Kafka or Redis: the claims stay stale and are retried
+            stats["emission_retries"] += len(stale)
+            log.warning("%d stale claims not resolved yet (%s: %s); will retry", len(stale),
+                        type(error).__name__, error)
+            return {}
+        stats["duplicates_prevented"] += len(found)
+        log.warning("%d stale claims resolved: %d had sent their order already (recorded), %d taken over to send",
+                    len(stale), len(found), sum(claim is not None for claim in taken.values()))
+        return {**taken, **{order_id: FOUND for order_id in found}}
 
     async def _confirm(self, partition: int, sent: list[Sent]) -> None:
         """Await the broker's acks, mark the keys sent (one Redis round trip), and tell the

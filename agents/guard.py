@@ -108,19 +108,20 @@ class RedisGuard:
 
     async def take_over(self, order_id: str, stale: bytes, now_ms: int) -> bytes | None:
         """Replace a stale claim with ours; None if someone else got there first."""
+        return (await self.take_over_many([(order_id, stale)], now_ms))[order_id]
+
+    async def take_over_many(self, stale: list[tuple[str, bytes]], now_ms: int) -> dict[str, bytes | None]:
+        """take_over for many (order id, stale claim) in one round trip."""
         our_claim = claim_value(self.worker, now_ms)
-        [replaced] = await self._replace_many([(self.key(order_id), stale, our_claim)])
-        return our_claim if replaced else None
+        replaced = await self._replace_many([(self.key(order_id), found, our_claim) for order_id, found in stale])
+        return {order_id: our_claim if done else None for (order_id, _), done in zip(stale, replaced)}
 
     async def mark_sent_many(self, sends: list[tuple[str, bytes, int, int]]) -> None:
-        """Mark (order id, our claim, partition, offset) sends in one pipelined round trip;
-        a key no longer holding our claim is left alone."""
+        """Mark (order id, claim, partition, offset) sends in one round trip: our acknowledged
+        sends, or a stale claim's send found in order_final. A key no longer holding that
+        claim is left alone."""
         await self._replace_many([(self.key(order_id), claimed, sent_value(partition, offset))
                                   for order_id, claimed, partition, offset in sends])
-
-    async def record_sent(self, order_id: str, stale: bytes, partition: int, offset: int) -> None:
-        """A stale claim's send turned out to have happened: record it as sent."""
-        await self._replace_many([(self.key(order_id), stale, sent_value(partition, offset))])
 
     async def _replace_many(self, swaps: list[tuple[str, bytes, bytes]]) -> list[int]:
         """Compare-and-set (key, expected, new) in one round trip; 1 where replaced. A swap

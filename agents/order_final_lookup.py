@@ -1,7 +1,7 @@
-"""Was an order already sent to `order_final`? Read from a time on, look for its key.
+"""Were these orders already sent to `order_final`? Read from a time on, look for their keys.
 
-Only for resolving a stale claim (agents/guard.py): rare, so a plain blocking consumer run
-in a thread is fine.
+Only for resolving stale claims (agents/emission.py): rare, and a batch's are resolved in one
+read, so a plain blocking consumer run in a thread is fine.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 from config import Settings
 
 
-def find_sent(settings: Settings, order_id: str, since_ms: int, timeout_s: float = 30) -> tuple[int, int] | None:
-    """(partition, offset) of `order_id`'s message in order_final at or after `since_ms`."""
+def find_sent(settings: Settings, order_ids: set[str], since_ms: int,
+              timeout_s: float = 30) -> dict[str, tuple[int, int]]:
+    """(partition, offset) of each of `order_ids`' first message in order_final at or after
+    `since_ms`; orders with none are absent from the answer."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"lookup-{uuid.uuid4()}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     try:
@@ -26,21 +28,23 @@ def find_sent(settings: Settings, order_id: str, since_ms: int, timeout_s: float
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
                 for p in partitions}
         wanted = [tp for tp in starts if tp.offset not in (OFFSET_END, -1) and tp.offset < ends[tp.partition]]
+        found: dict[str, tuple[int, int]] = {}
         if not wanted:
-            return None
+            return found
         consumer.assign(wanted)
-        key, remaining = order_id.encode(), {tp.partition for tp in wanted}
+        keys, remaining = {order_id.encode(): order_id for order_id in order_ids}, {tp.partition for tp in wanted}
         deadline = time.monotonic() + timeout_s
-        while remaining:
+        while remaining and len(found) < len(keys):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"order_final not read to its end within {timeout_s} s")
             for message in consumer.consume(num_messages=500, timeout=1.0):
                 if message.error():
                     continue
-                if message.key() == key:
-                    return message.partition(), message.offset()
+                order_id = keys.get(message.key())
+                if order_id is not None and order_id not in found:
+                    found[order_id] = message.partition(), message.offset()
                 if message.offset() + 1 >= ends[message.partition()]:
                     remaining.discard(message.partition())
-        return None
+        return found
     finally:
         consumer.close()

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from cdc import rest
 from cdc.connector import connector_config, server_id
-from cdc.topics import read_topics
+from cdc.topics import read_to_end, read_topics
 from config import Settings
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
@@ -104,8 +104,7 @@ def missing_orders(settings: Settings, workers, manifest: dict | None, shown: in
     """The first missing orders, each with its partition and the state a worker holds for it."""
     if manifest is None or not workers:
         return ""
-    sent = {m.value["order_id"] for m in read_topics(settings, [settings.order_final_topic],
-                                                      until=lambda _: True, timeout_s=5)}
+    sent = {m.value["order_id"] for m in read_to_end(settings, settings.order_final_topic)}
     missing = sorted(set(manifest["complete"]) - sent)
     lines = [f"\n{len(missing)} complete orders missing, e.g.:"]
     for order_id in missing[:shown]:
