@@ -30,6 +30,7 @@ from source import database, generate
 from source.audit import audit
 from source.reconcile import reconcile
 from source.traffic import ChaosMix, Truth, plan
+from stack.watcher import start_watcher
 from stack.workers import start_workers
 
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
@@ -90,6 +91,8 @@ def main(
     connect = rest.client(settings.kafka_connect_url)
     rest.put_config(connect, settings.cdc_connector_name, connector_config(settings))
     rest.wait_running(connect, settings.cdc_connector_name)
+    typer.echo(f"connector watcher running (pid {start_watcher(settings)}): restarts failed tasks; "
+               "`python -m stack down` stops it")
     typer.echo(f"connector {settings.cdc_connector_name} running; starting {workers} Faust workers")
     started = start_workers(settings, workers)
     typer.echo("workers: " + ", ".join(f"{w.name} {w.url}" for w in started))
