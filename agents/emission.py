@@ -84,10 +84,10 @@ class Emission:
             return
         stale = {order_id: claim for order_id, (claim, _) in zip(wanted, claims) if claim.outcome is Outcome.STALE}
         resolved = await self._resolve_stale(stale, now_ms) if stale else {}
-        claims = iter(claims)
+        in_order = iter(claims)  # the parts' to_emit, one after another, as claimed
         for part in parts:
             with part.current():
-                sent = [await self._send(part, order_id, *next(claims), resolved) for order_id in part.to_emit]
+                sent = [await self._send(part, order_id, *next(in_order), resolved) for order_id in part.to_emit]
             sent = [entry for entry in sent if entry is not None]
             if sent:
                 task = asyncio.ensure_future(self._confirm(part.partition, sent))
