@@ -1,4 +1,5 @@
-"""`python -m cdc register|status|delete`: the Debezium connector of project_db."""
+"""`python -m cdc register|watch|status|delete|show`: the Debezium connector of project_db, and
+a look at any topic's newest messages."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 
 from cdc import rest
 from cdc.connector import connector_config
+from cdc.topics import TopicMissing, read_to_end
 from config import settings
 
 cli = typer.Typer(help="Debezium CDC of project_db into Kafka topics mysql.project_db.<table>, "
@@ -103,6 +105,33 @@ def delete() -> None:
         except httpx.HTTPError as error:
             raise _unreachable(error) from None
     typer.echo(f"connector {settings.cdc_connector_name} {'deleted' if existed else 'was not registered'}")
+
+
+@cli.command()
+def show(
+    topic: Annotated[str, typer.Argument(help="A topic, e.g. mysql.project_db.orders or order_final.")],
+    last: Annotated[int, typer.Option(min=1, help="How many of the newest messages.")] = 3,
+) -> None:
+    """Print a topic's newest messages, one JSON line each: partition, offset, key, value."""
+    try:
+        messages = read_to_end(settings, topic, last=last, raw=True)
+    except TopicMissing as error:
+        typer.echo(f"{error}; `python -m stack doctor` lists what exists", err=True)
+        raise typer.Exit(1) from None
+    for message in sorted(messages, key=lambda m: (m.timestamp_ms, m.partition, m.offset))[-last:]:
+        typer.echo(json.dumps({"partition": message.partition, "offset": message.offset,
+                               "key": _text(message.key), "value": _json_or_text(message.value)}))
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", errors="replace")
+
+
+def _json_or_text(raw: bytes | None):
+    try:
+        return None if raw is None else json.loads(raw)
+    except ValueError:
+        return _text(raw)
 
 
 if __name__ == "__main__":

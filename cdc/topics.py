@@ -68,9 +68,11 @@ class TopicMissing(LookupError):
     """The topic is not on the broker."""
 
 
-def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: bool = False) -> list[Message]:
-    """Every message of `topic`, from the beginning to the end offsets it had when called;
-    `raw`: keys and values as the bytes they are (dead letters need not be JSON)."""
+def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: bool = False,
+                last: int | None = None) -> list[Message]:
+    """Every message of `topic`, from the beginning (or each partition's `last` newest) to the
+    end offsets it had when called; `raw`: keys and values as the bytes they are (dead letters
+    need not be JSON)."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"audit-{uuid.uuid4()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
@@ -79,7 +81,7 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: 
             raise TopicMissing(f"topic {topic} is not on the broker at {settings.kafka_bootstrap}")
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in found.partitions}
         pending = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, 0) for p in pending])
+        consumer.assign([TopicPartition(topic, p, 0 if last is None else max(0, ends[p] - last)) for p in pending])
         messages: list[Message] = []
         deadline = time.monotonic() + timeout_s
         while pending:

@@ -30,6 +30,7 @@ console = Console(stderr=True)
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack  %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("mysql.connector").setLevel(logging.WARNING)
 
 
 @cli.command()
