@@ -30,8 +30,10 @@ import platform
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -152,13 +154,16 @@ def timed_workers(workers: list[Worker], total: int, timeout_s: float = 600) -> 
 
 
 def ours(scratch: Settings, workers_count: int, total: int, manifest: dict, tag: str,
-         source: Path | None = None) -> Run:
+         source: Path | None = None, during: Callable[[list[Worker]], None] | None = None) -> Run:
     """The product with `workers_count` fresh workers (own group, table, output topic); from
-    the checkout at `source` if given (a revision to compare with), else from this one."""
+    the checkout at `source` if given (a revision to compare with), else from this one;
+    `during(workers)` runs in a thread beside the timed run (load the workers put up with)."""
     group = scratch.model_copy(update={"stream_app_id": f"{scratch.stream_app_id}-{tag}",
                                        "order_final_topic": f"{scratch.order_final_topic}-{tag}"})
     env = (("PYTHONPATH", str(source)),) if source else ()
     workers = start_workers(group, workers_count, env=env)
+    if during is not None:
+        threading.Thread(target=during, args=(workers,), daemon=True).start()
     try:
         rate, rss = timed_workers(workers, total)
         expected = set(manifest["complete"])
