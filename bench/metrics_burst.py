@@ -19,9 +19,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from bench.stream import CUSTOMERS, forget_emissions, isolated, load_note, ours, wait_topics_still
-from source import database, generate
-from source.traffic import ChaosMix, InsertOrder, Truth, plan
+from bench.stream import forget_emissions, isolated, load_note, ours, prefill
 from stack.workers import Worker
 
 
@@ -49,19 +47,16 @@ def main(
     run = uuid.uuid4().hex[:8]
     ratios = []
     with isolated(f"burst_{run}") as scratch:
-        writes = plan(orders, seed=int(time.time()), customers=CUSTOMERS, chaos=ChaosMix())
-        truth = Truth()
-        generate.run(database.connect(scratch), writes, total_orders=orders, rate=0, truth=truth, progress=False)
-        order_ids = [w.order_id for w in writes if isinstance(w, InsertOrder)]
-        total = wait_topics_still(scratch)
-        print(f"{total:,} CDC records from {orders:,} orders; a burst of {requests:,} /metrics GETs, "
+        filled = prefill(scratch, orders)
+        print(f"{filled.records:,} CDC records from {orders:,} orders; a burst of {requests:,} /metrics GETs, "
               f"{concurrency} at a time")
         for number in range(1, rounds + 1):
-            forget_emissions(scratch, order_ids)
-            quiet = ours(scratch, 1, total, truth.manifest(), f"q{number}")
-            forget_emissions(scratch, order_ids)
+            forget_emissions(scratch, filled.order_ids)
+            quiet = ours(scratch, 1, filled.records, filled.manifest, f"q{number}")
+            forget_emissions(scratch, filled.order_ids)
             answered: list[float] = []
-            scraped = ours(scratch, 1, total, truth.manifest(), f"s{number}", during=burst(requests, concurrency, answered))
+            scraped = ours(scratch, 1, filled.records, filled.manifest, f"s{number}",
+                           during=burst(requests, concurrency, answered))
             ratios.append(scraped.events_per_s / quiet.events_per_s)
             burst_note = (f"{answered[0]:,.0f} of {requests:,} answered 200 in {answered[1]:.1f} s" if answered
                           else "the burst had not finished when the run ended")

@@ -328,6 +328,23 @@ def measure_latency(scratch: Settings, workers: list[Worker], orders: int, rate:
             "rss": rss, "orders": orders, "rate": rate, "settled_s": settled_s, "written_rate": written_rate}
 
 
+@dataclass(frozen=True)
+class Prefilled:
+    """Orders written at full speed and their CDC records settled in the topics."""
+
+    manifest: dict
+    order_ids: list[str]
+    records: int
+
+
+def prefill(scratch: Settings, orders: int) -> Prefilled:
+    writes = plan(orders, seed=int(time.time()), customers=CUSTOMERS, chaos=ChaosMix())
+    truth = Truth()
+    generate.run(database.connect(scratch), writes, total_orders=orders, rate=0, truth=truth, progress=False)
+    order_ids = [w.order_id for w in writes if isinstance(w, InsertOrder)]
+    return Prefilled(truth.manifest(), order_ids, wait_topics_still(scratch))
+
+
 def isolated(suffix: str):
     """A scratch database with its own connector, topics, consumer group and web ports."""
     @contextmanager
@@ -357,14 +374,10 @@ def main(
     run = uuid.uuid4().hex[:8]
     print(config_echo())
     with isolated(f"bench_{run}_tp") as scratch:
-        writes = plan(orders, seed=int(time.time()), customers=CUSTOMERS, chaos=ChaosMix())
-        truth = Truth()
-        generate.run(database.connect(scratch), writes, total_orders=orders, rate=0, truth=truth, progress=False)
-        order_ids = [w.order_id for w in writes if isinstance(w, InsertOrder)]
-        total = wait_topics_still(scratch)
-        print(f"throughput: {total:,} CDC records (orders + order_details) from {orders:,} orders")
+        filled = prefill(scratch, orders)
+        print(f"throughput: {filled.records:,} CDC records (orders + order_details) from {orders:,} orders")
         with checkout(against) as source:
-            throughput_rounds(scratch, rounds, total, truth.manifest(), order_ids,
+            throughput_rounds(scratch, rounds, filled.records, filled.manifest, filled.order_ids,
                               (against, source) if against else None)
     with isolated(f"bench_{run}_lat") as scratch:
         result = latency(scratch, latency_orders, rate)
