@@ -155,7 +155,7 @@ class NoSkipConsumer(Consumer):
         counted such records as delivered, so without a seek nothing would read them again."""
         stuck = []
         for tp, delivering in self._next.items():
-            committed = self._committed_offset.get(tp)
+            committed = self._resumed_at(tp)
             if committed is None or delivering == ANY_OFFSET or delivering <= committed:
                 self._commit_seen.pop(tp, None)
                 continue
@@ -170,11 +170,17 @@ class NoSkipConsumer(Consumer):
         """A stream read records of `tp` past the committed offset, but the record at it is
         neither held by a stream nor acknowledged: it will never be. (A partition's records
         reach its stream in order, so a record read later means the head's turn has passed.)"""
-        committed = self._committed_offset.get(tp)
+        committed = self._resumed_at(tp)
         read = self.app.monitor.tp_read_offsets.get(tp)
         if committed is None or read is None or read <= committed:
             return False
         return committed not in self._acked_index.get(tp, ()) and self._held_message(tp, committed) is None
+
+    def _resumed_at(self, tp: TP) -> int | None:
+        """The committed offset; on a partition the group never committed, where this
+        generation's reading started (a head record lost there stalled commits for good)."""
+        committed = self._committed_offset.get(tp)
+        return committed if committed is not None else self._read_from.get(tp)
 
     def _held_message(self, tp: TP, offset: int) -> Message | None:
         for message in list(self._unacked_messages):
@@ -190,7 +196,7 @@ class NoSkipConsumer(Consumer):
         if stuck:
             log.warning("no commit for at least %.0f s past %s though records after it were delivered; reading "
                         "from the committed offsets again", LOST_HEAD_AFTER_S,
-                        ", ".join(f"{tp.topic}[{tp.partition}]@{self._committed_offset.get(tp)}" for tp in stuck))
+                        ", ".join(f"{tp.topic}[{tp.partition}]@{self._resumed_at(tp)}" for tp in stuck))
             for tp in stuck:
                 log.warning("  %s[%d]: the record at the committed offset %s", tp.topic, tp.partition,
                             self._describe_head(tp))
@@ -201,7 +207,7 @@ class NoSkipConsumer(Consumer):
         """What became of the stuck partition's first uncommitted record: acknowledged (the
         commits fail), still held (a stream read it), or never read by a stream (skipped, or
         dropped)."""
-        committed = self._committed_offset.get(tp)
+        committed = self._resumed_at(tp)
         if committed in self._acked_index.get(tp, ()):
             return "is acknowledged: the commits themselves did not go through (is the group coordinator reachable?)"
         message = self._held_message(tp, committed)

@@ -261,3 +261,21 @@ def test_an_assignment_forgets_acks_that_arrived_after_the_revoke(gate, monkeypa
     asyncio.run(assign())
     assert (dict(consumer._acked), dict(consumer._acked_index)) == ({}, {})
     assert consumer.app.monitor.tp_read_offsets == {}
+
+
+def test_a_partition_never_committed_is_watched_from_where_its_reading_started(gate, monkeypatch):
+    consumer = gate.consumer
+    monkeypatch.setattr(consumer.app.monitor, "tp_read_offsets", {})
+    consumer._committed_offset.pop(ORDERS_3, None)  # the group never committed this partition
+    consumer._read_from[ORDERS_3] = 0  # perform_seek read it from its start
+    consumer._next[ORDERS_3] = 40
+    consumer.app.monitor.tp_read_offsets[ORDERS_3] = 35  # the stream read past 0, which it never got
+
+    first_look = consumer.stuck_partitions(now=100.0)
+    lost = consumer.stuck_partitions(now=103.0)
+    described = consumer._describe_head(ORDERS_3)
+    consumer._read_from.pop(ORDERS_3)  # before the seek nothing is known: nothing to judge
+    unknown = consumer.stuck_partitions(now=120.0)
+
+    assert (first_look, lost, unknown) == ([], [ORDERS_3], [])
+    assert "lost on its way to the stream, which has read up to 35" in described
