@@ -10,7 +10,7 @@ the old one is still finishing.
    ack, then record `emitted` in the table. The acks are awaited off the hot path, per
    batch: a confirmation marks the batch's keys (one Redis round trip) and posts one
    `emitted` notice listing them to the partition's tick topic, and the agent records them
-   in the table there (table writes need the event's partition). Until then the orders are
+   in the table there (the partition's owner writes its table partition). Until then the orders are
    in flight and not emitted again. Any worker that later finds a key *sent* records
    `emitted` without sending: a re-delivery, a replay or a rebalance cannot produce a
    second message.
@@ -86,8 +86,7 @@ class Emission:
         resolved = await self._resolve_stale(stale, now_ms) if stale else {}
         in_order = iter(claims)  # the parts' to_emit, one after another, as claimed
         for part in parts:
-            with part.current():
-                sent = [await self._send(part, order_id, *next(in_order), resolved) for order_id in part.to_emit]
+            sent = [await self._send(part, order_id, *next(in_order), resolved) for order_id in part.to_emit]
             sent = [entry for entry in sent if entry is not None]
             if sent:
                 task = asyncio.ensure_future(self._confirm(part.partition, sent))

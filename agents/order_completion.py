@@ -26,7 +26,7 @@ import time
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types import TP
+from faust.types import TP, Message
 
 from agents.guard import RedisGuard
 from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, verdict
@@ -69,26 +69,23 @@ def decode(message) -> Change:
 
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
-    async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+    # The records come through the app's feed (streams.feed), straight from the consumer.
+    # Each holds one reference, released by the state cache once the changelog holds what
+    # the record changed: an offset committed before that would let the partition's next
+    # owner skip a change it never recovered (tables.order_progress says how Faust's own
+    # flush falls short).
+    async for batch in app.feed.batches(stream, BATCH_MAX, within_s=BATCH_WITHIN_S):
         started = time.perf_counter()
-        # Faust commits an event's offset once every reference to it is acked, and take_events
-        # acks the whole batch as the next one is taken, or when the agent is cancelled
-        # mid-batch. The agent holds one more reference, released by the state cache once
-        # the changelog holds what the event changed: an offset committed before that would
-        # let the partition's next owner skip a change it never recovered
-        # (tables.order_progress says how Faust's own flush falls short).
-        for event in batch:
-            event.message.incref()
-        by_partition: dict[int, list] = {}
-        for event in batch:
-            by_partition.setdefault(event.message.partition, []).append(event)
-        parts = [PartitionSlice(partition, events, states, settling) for partition, events in by_partition.items()]
+        by_partition: dict[int, list[Message]] = {}
+        for message in batch:
+            by_partition.setdefault(message.partition, []).append(message)
+        parts = [PartitionSlice(partition, messages, states, settling)
+                 for partition, messages in by_partition.items()]
         for part in parts:
-            with part.current():
-                await process(part)
+            await process(part)
         await emission.emit(parts)
         for part in parts:
-            states.hold(part.partition, part.events)
+            states.hold(part.partition, part.messages)
         if states.flush_due:
             states.flush()
         batch_seconds.observe(time.perf_counter() - started)
@@ -127,8 +124,7 @@ async def process(part: PartitionSlice) -> None:
     state cache writes the changed orders at its next flush)."""
     partition = part.partition
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
-    for event in part.events:
-        message = event.message
+    for message in part.messages:
         if message.topic == TICKS_TOPIC:
             notice = orjson.loads(message.value)
             if "emitted" in notice:

@@ -1,20 +1,16 @@
-"""One partition's slice of a batch: its events and the orders they touched.
+"""One partition's slice of a batch: its records and the orders they touched.
 
-Reads and writes go through the state cache (tables.order_progress), table writes to the
-partition of the "current event" (Faust's rule), so a slice makes its last event current
-while it is worked on. What the slice decides about an order that waits, or needs no more
-waiting, goes to the worker's settling bookkeeping (agents.settling).
+Reads and writes go through the state cache (tables.order_progress), in the slice's
+partition. What the slice decides about an order that waits, or needs no more waiting, goes
+to the worker's settling bookkeeping (agents.settling).
 """
 
 from __future__ import annotations
 
 import time
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
-from faust.streams import _current_event
+from faust.types import Message
 
 from agents.settling import Settling
 from streams.state_cache import WriteBackCache
@@ -22,20 +18,12 @@ from tables.order_state import OrderProgress
 
 
 class PartitionSlice:
-    def __init__(self, partition: int, events: list, states: WriteBackCache[OrderProgress],
+    def __init__(self, partition: int, messages: list[Message], states: WriteBackCache[OrderProgress],
                  settling: Settling) -> None:
-        self.partition, self.events = partition, events
+        self.partition, self.messages = partition, messages
         self.states, self.settling = states, settling
         self.touched: set[str] = set()
         self.to_emit: list[str] = []
-
-    @contextmanager
-    def current(self) -> Iterator[None]:
-        token = _current_event.set(weakref.ref(self.events[-1]))
-        try:
-            yield
-        finally:
-            _current_event.reset(token)
 
     def get(self, order_id: str) -> OrderProgress:
         self.touched.add(order_id)

@@ -18,13 +18,14 @@ The CDC and tick topics have no holes (not compacted, no transactions), so this 
   offsets done above it: commits wait for the events' acknowledgements.
 Agents therefore see each partition in order from its committed offset, as Kafka promises.
 
-Its fetch loop (`_drain_messages`, Faust's loop without read offsets) also hands a record to
-the streams directly when nothing can make that wait: Faust wraps every delivery in
-`wait_first(deliver, suspend_flow)` (four tasks and an `asyncio.wait`, most of its per-record
-cost) so that a delivery blocked on a full stream buffer is abandoned when a rebalance
-suspends the flow. When the flow is active, the producer buffer is below its bound and every
-receiving stream buffer has room, the delivery completes without yielding, so there is
-nothing to abandon.
+Its fetch loop (`_drain_messages`, Faust's loop without read offsets) hands the records of
+the completion agent's topics to its feed (streams.feed), not through Faust's conductor and
+stream; other topics' records take Faust's path. It delivers directly when nothing can make
+that wait: Faust wraps every delivery in `wait_first(deliver, suspend_flow)` (four tasks and
+an `asyncio.wait`, most of its per-record cost) so that a delivery blocked on a full buffer
+is abandoned when a rebalance suspends the flow. When the flow is active, the producer
+buffer is below its bound and the feed (or every receiving stream buffer) has room, the
+delivery completes without yielding, so there is nothing to abandon.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
 
+from streams.feed import Feed
 from streams.metrics import counters
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,13 @@ class NoReadOffsets(dict):
         pass
 
 
+class _NoFeed:
+    topics: frozenset[str] = frozenset()
+
+
+_NO_FEED = _NoFeed()
+
+
 class NoSkipConsumer(Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,6 +88,8 @@ class NoSkipConsumer(Consumer):
         # Per partition, where this generation's reading started: no commit may pass an
         # offset from there on that was not acknowledged.
         self._read_from: dict[TP, int] = {}
+        # Records of the topics an agent reads through a feed go there (streams.app.feed).
+        self.feed: Feed = getattr(self.app, "feed", None) or _NO_FEED
 
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
         self._read_from.clear()
@@ -275,15 +286,20 @@ class NoSkipConsumer(Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _deliver(self, tp: TP, message: Message) -> None:
-        """Hand one fetched record to the streams (the conductor's on_message), if it is the
-        partition's next; it counts as delivered only once the streams have it (a delivery
-        abandoned for a flow suspension leaves the record to be read again)."""
+        """Hand one fetched record to its agent's feed (streams.feed) or to the streams (the
+        conductor's on_message), if it is the partition's next; it counts as delivered only
+        once they have it (a delivery abandoned for a flow suspension leaves the record to
+        be read again)."""
         if not self._in_order(message):
             return
-        if self._delivers_at_once(tp):
-            await self.callback(message)
+        feed = self.feed if tp.topic in self.feed.topics else None
+        if self._delivers_at_once(tp, feed):
+            if feed is not None:
+                feed.put(message)
+            else:
+                await self.callback(message)
         else:
-            delivering = self.callback(message)
+            delivering = feed.put_when_room(message) if feed is not None else self.callback(message)
             outcome = await self.wait_first(delivering, self.suspend_flow.wait())
             if delivering not in outcome.done:
                 return
@@ -291,15 +307,18 @@ class NoSkipConsumer(Consumer):
             self._read_from.setdefault(tp, message.offset)  # for a partition whose start was unknown
             self._next[tp] = message.offset + 1
 
-    def _delivers_at_once(self, tp: TP) -> bool:
+    def _delivers_at_once(self, tp: TP, feed: Feed | None) -> bool:
         """True when delivering a record of `tp` cannot wait: no flow suspension, room in
-        the producer buffer and in every receiving stream buffer (the conductor's waits)."""
+        the producer buffer and in the feed or every receiving stream buffer (the
+        conductor's waits)."""
         app = self.app
         if not (self.flow_active and app.flow_control.is_active()):
             return False
         buffer = app.producer.buffer
         if buffer.size > buffer.max_messages:
             return False
+        if feed is not None:
+            return not feed.full()
         return not any(channel.queue.full() for channel in app.topics._tp_index.get(tp, ()))
 
     def _in_order(self, message: Message) -> bool:

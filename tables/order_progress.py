@@ -36,7 +36,9 @@ order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(
 # itself holds what was flushed, up to FLUSH_INTERVAL_S older.
 order_states: WriteBackCache[OrderProgress] = WriteBackCache(
     order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress,
-    flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted())
+    flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted(),
+    # not message.decref(): the last reference's ack is what Faust commits
+    release=lambda message: message.ack(app.consumer))
 
 
 def current_state(order_id: str) -> OrderProgress | None:

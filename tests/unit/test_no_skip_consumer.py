@@ -86,21 +86,42 @@ def test_a_record_is_delivered_directly_only_when_nothing_can_make_the_delivery_
     consumer = gate.consumer
     stream_buffer = SimpleNamespace(full=lambda: False)
     monkeypatch.setitem(app.topics._tp_index, ORDERS_3, [SimpleNamespace(queue=stream_buffer)])
-    free = consumer._delivers_at_once(ORDERS_3)
+    free = consumer._delivers_at_once(ORDERS_3, None)
 
     monkeypatch.setattr(stream_buffer, "full", lambda: True)
-    stream_buffer_full = consumer._delivers_at_once(ORDERS_3)
+    stream_buffer_full = consumer._delivers_at_once(ORDERS_3, None)
     monkeypatch.setattr(stream_buffer, "full", lambda: False)
 
     bound = app.producer.buffer.max_messages
     monkeypatch.setattr(app.producer.buffer, "max_messages", -1)
-    producer_buffer_full = consumer._delivers_at_once(ORDERS_3)
+    producer_buffer_full = consumer._delivers_at_once(ORDERS_3, None)
     monkeypatch.setattr(app.producer.buffer, "max_messages", bound)
 
     consumer.stop_flow()  # a rebalance began
-    flow_suspended = consumer._delivers_at_once(ORDERS_3)
+    flow_suspended = consumer._delivers_at_once(ORDERS_3, None)
 
     assert (free, stream_buffer_full, producer_buffer_full, flow_suspended) == (True, False, False, False)
+
+
+def test_a_record_for_a_feed_waits_only_when_the_feed_is_full(gate):
+    consumer = gate.consumer
+    feed = SimpleNamespace(full=lambda: False)
+    room = consumer._delivers_at_once(ORDERS_3, feed)
+    feed.full = lambda: True
+    full = consumer._delivers_at_once(ORDERS_3, feed)
+
+    assert (room, full) == (True, False)
+
+
+def test_records_of_the_feeds_topics_go_to_the_feed_in_order_and_others_to_the_streams(gate, monkeypatch):
+    fed = []
+    feed = SimpleNamespace(topics=frozenset({ORDERS_3.topic}), full=lambda: False, put=lambda m: fed.append(m.offset))
+    monkeypatch.setattr(gate.consumer, "feed", feed)
+    gate.consumer._next[ORDERS_3] = 5
+    gate.fetch(5, 7, 6)
+    gate.fetch(1, tp=TP("orderpipe-order_progress-changelog", 3))
+
+    assert (fed, gate.delivered) == ([5, 6], [1])
 
 
 def hole_then_commit(add_gap, tp: TP) -> int | None:

@@ -1,0 +1,121 @@
+"""streams.feed: the completion agent's records, from the fetch loop to the agent in batches."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from faust.types.tuples import ConsumerMessage
+
+from streams.app import app
+from streams.feed import Feed
+from streams.metrics import counters
+
+TOPIC = "mysql.project_db.orders"
+
+
+def record(offset: int, generation: int = 0) -> ConsumerMessage:
+    return ConsumerMessage(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, generation_id=generation)
+
+
+class QuietStream:
+    """The agent's Faust stream in a worker: subscribed, but its records come through the feed."""
+
+    channel = SimpleNamespace(topics=(TOPIC,))
+
+    async def events(self):
+        await asyncio.Event().wait()
+        yield
+
+
+@pytest.fixture
+def flowing(monkeypatch):
+    monkeypatch.setattr(app, "consumer_generation_id", 0)
+    app.flow_control.resume()
+    yield
+    app.flow_control.suspend()
+
+
+async def first_batch(feed: Feed, max_records: int = 3, within_s: float = 0.05) -> tuple[list[int], float]:
+    batches = feed.batches(QuietStream(), max_records, within_s)
+    started = asyncio.get_running_loop().time()
+    batch = await batches.__anext__()
+    waited = asyncio.get_running_loop().time() - started
+    await batches.aclose()
+    return [message.offset for message in batch], waited
+
+
+def test_a_full_batch_is_taken_at_once_and_the_rest_waits_for_the_next(flowing):
+    async def scenario():
+        feed = Feed(app, maxsize=100)
+        for offset in range(5):
+            feed.put(record(offset))
+        taken, waited = await first_batch(feed, max_records=3, within_s=5.0)
+        return taken, waited, [m.offset for m in feed._messages], feed.topics
+
+    taken, waited, left, topics = asyncio.run(scenario())
+
+    assert (taken, left, topics) == ([0, 1, 2], [3, 4], frozenset({TOPIC}))
+    assert waited < 1.0
+
+
+def test_fewer_records_than_a_batch_are_taken_within_the_wait(flowing):
+    async def scenario():
+        feed = Feed(app, maxsize=100)
+        asyncio.get_running_loop().call_later(0.01, feed.put, record(7))
+        return await first_batch(feed, max_records=1000, within_s=0.05)
+
+    taken, waited = asyncio.run(scenario())
+
+    assert taken == [7]
+    assert 0.04 <= waited < 1.0
+
+
+def test_a_record_holds_a_reference_and_is_tracked_until_acknowledged(flowing):
+    message = record(3)
+    Feed(app, maxsize=10).put(message)
+
+    assert (message.refcount, message.tracked, message in app.consumer._unacked_messages) == (1, True, True)
+
+
+def test_records_of_an_earlier_consumer_generation_are_left_out(flowing, monkeypatch):
+    async def scenario():
+        feed = Feed(app, maxsize=100)
+        feed.put(record(1, generation=0))
+        monkeypatch.setattr(app, "consumer_generation_id", 1)  # a rebalance happened meanwhile
+        feed.put(record(2, generation=1))
+        return await first_batch(feed, max_records=2)
+
+    before = counters["records_of_an_earlier_generation"]
+    taken, _ = asyncio.run(scenario())
+
+    assert taken == [2]
+    assert counters["records_of_an_earlier_generation"] - before == 1
+
+
+def test_the_rebalance_clears_what_the_agent_has_not_taken(flowing):
+    feed = Feed(app, maxsize=100)
+    feed.put(record(1))
+    feed.put(record(2))
+    before = counters["records_dropped_at_rebalance"]
+    app.flow_control.suspend()
+    app.flow_control.clear()  # what Faust does to every stream buffer at a revoke
+
+    assert feed._messages == []
+    assert counters["records_dropped_at_rebalance"] - before == 2
+
+
+def test_a_delivery_to_a_full_feed_waits_for_room(flowing):
+    async def scenario():
+        feed = Feed(app, maxsize=2)
+        feed.put(record(1))
+        feed.put(record(2))
+        waiting = asyncio.ensure_future(feed.put_when_room(record(3)))
+        await asyncio.sleep(0.05)
+        blocked = not waiting.done()
+        taken, _ = await first_batch(feed, max_records=2)
+        await asyncio.wait_for(waiting, 1.0)
+        return blocked, taken, [m.offset for m in feed._messages]
+
+    assert asyncio.run(scenario()) == (True, [1, 2], [3])
