@@ -19,6 +19,7 @@ from batch.report import log, show_progress
 from batch.session import build_session
 from batch.silver import SilverJob
 from config import settings
+from config.cli import run
 
 
 class Layer(str, Enum):
@@ -66,6 +67,4 @@ def main(
 
 
 if __name__ == "__main__":
-    cli = typer.Typer(add_completion=False)
-    cli.command()(main)
-    cli()
+    run(main)

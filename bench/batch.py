@@ -21,6 +21,7 @@ from batch import bronze, gold, silver
 from batch.report import LayerRun, show_progress
 from batch.session import build_session
 from config import Settings, settings
+from config.cli import run
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import scratch_lake
@@ -97,4 +98,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

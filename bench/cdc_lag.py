@@ -26,6 +26,7 @@ from cdc import rest
 from cdc.connector import CDC_TABLES, connector_config, server_id
 from cdc.topics import read_topics, snapshot_done
 from config import Settings, settings
+from config import cli
 from source import database, generate
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 
@@ -100,4 +101,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    cli.run(main)

@@ -21,6 +21,7 @@ import typer
 
 from bench.stream import forget_emissions, isolated, load_note, ours, prefill
 from stack.workers import Worker
+from config.cli import run
 
 
 def burst(requests: int, concurrency: int, answered: list[float]) -> Callable[[list[Worker]], None]:
@@ -67,4 +68,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

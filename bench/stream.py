@@ -51,6 +51,7 @@ from cdc import rest
 from cdc.connector import CDC_TABLES, connector_config, server_id
 from cdc.topics import read_topics
 from config import Settings, settings
+from config import cli
 from source import database, generate
 from source.audit import Audit, audit
 from agents.guard import guard_key
@@ -391,4 +392,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    cli.run(main)

@@ -21,6 +21,7 @@ from bench.stream import CUSTOMERS, isolated, wait_topics_still
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.workers import start_workers
+from config.cli import run
 
 
 def main(orders: Annotated[int, typer.Option(help="Orders to write and process.")] = 1_000_000) -> None:
@@ -56,4 +57,4 @@ def main(orders: Annotated[int, typer.Option(help="Orders to write and process."
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

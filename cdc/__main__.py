@@ -1,4 +1,4 @@
-"""`python -m cdc register|watch|status|delete|show`: the Debezium connector of project_db, and
+"""`python -m cdc register|watch|heal|status|delete|show`: the Debezium connector of project_db, and
 a look at any topic's newest messages."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from cdc import rest
 from cdc.connector import connector_config
 from cdc.topics import TopicMissing, read_to_end
 from config import settings
+from config.cli import run
 
 cli = typer.Typer(help="Debezium CDC of project_db into Kafka topics mysql.project_db.<table>, "
                        "through Kafka Connect's REST API (KAFKA_CONNECT_URL).",
@@ -64,16 +65,61 @@ def watch(
     """
     config = connector_config(settings, flavor)
     name = settings.cdc_connector_name
+
+    def keep_running(connect: httpx.Client) -> None:
+        report = rest.status(connect, name)
+        if report is None:
+            rest.put_config(connect, name, config)
+            typer.echo(f"connector {name} registered")
+        else:
+            _restart_failed(connect, name, report)
+    _every(interval, keep_running)
+
+
+@cli.command()
+def heal(
+    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 5,
+) -> None:
+    """Restart the FAILED tasks of every connector on Kafka Connect until interrupted.
+
+    `python -m stack up` runs one beside the stack: a task that fails when Kafka Connect
+    restarts (MariaDB error 4052, its old binlog session still open) is restarted
+    without anyone at the keyboard. It registers nothing (that is `watch`).
+    """
+    failures: dict[str, int] = {}  # restarts in a row per connector that failed again
+    not_before: dict[str, float] = {}
+
+    def restart_every_failed(connect: httpx.Client) -> None:
+        for name in rest.names(connect):
+            report = rest.status(connect, name)
+            if report is None or rest.failure(report) is None:
+                failures.pop(name, None)
+                continue
+            if time.monotonic() >= not_before.get(name, 0.0):
+                _restart_failed(connect, name, report)
+                failures[name] = failures.get(name, 0) + 1
+                not_before[name] = time.monotonic() + retry_after_s(failures[name], interval)
+    _every(interval, restart_every_failed)
+
+
+def retry_after_s(restarts_in_a_row: int, interval_s: float, longest_s: float = 600) -> float:
+    """How long a connector that failed again after `restarts_in_a_row` restarts waits for the
+    next: one interval, then doubling up to ten minutes (a connector whose database is gone
+    fails for good; it is not restarted in a loop)."""
+    return min(longest_s, interval_s * 2 ** (restarts_in_a_row - 1))
+
+
+def _restart_failed(connect: httpx.Client, name: str, report: dict) -> None:
+    if why := rest.failure(report):
+        typer.echo(f"connector {name} failed:\n{why}", err=True)
+        typer.echo(f"connector {name}: restarted {', '.join(rest.restart_failed(connect, name, report))}")
+
+
+def _every(interval: float, check) -> None:
     with rest.client(settings.kafka_connect_url) as connect:
         while True:
             try:
-                report = rest.status(connect, name)
-                if report is None:
-                    rest.put_config(connect, name, config)
-                    typer.echo(f"connector {name} registered")
-                elif why := rest.failure(report):
-                    typer.echo(f"connector {name} failed:\n{why}", err=True)
-                    typer.echo(f"restarted {', '.join(rest.restart_failed(connect, name, report))}")
+                check(connect)
             except httpx.HTTPError as error:
                 typer.echo(f"Kafka Connect at {settings.kafka_connect_url} unreachable ({error}); "
                            f"retrying in {interval:.0f} s", err=True)
@@ -135,4 +181,4 @@ def _json_or_text(raw: bytes | None):
 
 
 if __name__ == "__main__":
-    cli()
+    run(cli)

@@ -31,6 +31,13 @@ def put_config(connect: httpx.Client, name: str, config: dict[str, str]) -> bool
     return response.status_code == 201
 
 
+def names(connect: httpx.Client) -> list[str]:
+    """Every connector registered on the Kafka Connect cluster."""
+    response = connect.get("/connectors")
+    response.raise_for_status()
+    return sorted(response.json())
+
+
 def status(connect: httpx.Client, name: str) -> dict | None:
     response = connect.get(f"/connectors/{name}/status")
     if response.status_code == 404:

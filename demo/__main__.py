@@ -25,6 +25,7 @@ from batch.session import build_session
 from cdc import rest
 from cdc.connector import connector_config
 from config import Settings, settings
+from config.cli import run
 from demo.report import DemoReport
 from source import database, generate
 from source.audit import audit
@@ -121,4 +122,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

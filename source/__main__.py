@@ -13,6 +13,7 @@ import typer
 
 from cdc.topics import TopicMissing
 from config import settings
+from config.cli import run
 from source import database, generate as generator
 from source.audit import Audit
 from source.reconcile import reconcile
@@ -139,4 +140,4 @@ def findings(result: Audit) -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    cli()
+    run(cli)

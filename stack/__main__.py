@@ -13,9 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from config import settings
+from config.cli import run
 from stack import control, doctor as health
 from stack.install import InstallError, Toolchain
-from stack.services import all_services
+from stack.services import StackLayout, all_services
+from stack.watcher import HEALER, start_healer
 
 cli = typer.Typer(
     help="Local stack for the order pipeline: Kafka (KRaft), Kafka Connect + Debezium, "
@@ -52,6 +54,8 @@ def up(
         raise typer.Exit(1) from None
     console.print(f"stack ready in {time.monotonic() - started:.1f} s")
     if not install_only:
+        console.print(f"connector healer running (pid {start_healer(settings)}): restarts any connector's "
+                      f"failed tasks; log {StackLayout(settings.stack_home).logfile(HEALER)}", highlight=False)
         status()
 
 
@@ -115,4 +119,4 @@ def doctor(
 
 
 if __name__ == "__main__":
-    cli()
+    run(cli)

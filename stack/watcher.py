@@ -1,7 +1,11 @@
-"""The connector watcher as a stack process: `python -m cdc watch` beside the stack, so a
-connector task that fails (for example MariaDB error 4052 when a restarted Kafka Connect
-reconnects while its old binlog session is still open) is restarted without anyone at
-the keyboard. `make demo` starts it; `python -m stack down` stops it with the workers."""
+"""Connector watchers as stack processes, so a connector task that fails (for example
+MariaDB error 4052 when a restarted Kafka Connect reconnects while its old binlog session
+is still open) is restarted without anyone at the keyboard:
+- the healer (`python -m cdc heal`): every connector's failed tasks; `python -m stack up`
+  starts it, so any stack that is up heals its connectors;
+- a connector's watcher (`python -m cdc watch`): also registers the connector again if it
+  disappears; `make demo` starts one for its connector.
+`python -m stack down` stops them with the workers."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from stack import process
 from stack.services import StackLayout
 
 PREFIX = "cdc-watch-"
+HEALER = f"{PREFIX}every-connector"
 
 
 def name(settings: Settings) -> str:
@@ -20,12 +25,21 @@ def name(settings: Settings) -> str:
 
 def start_watcher(settings: Settings, interval_s: float = 5) -> int:
     """Start the watcher of the settings' connector unless it runs already; its pid."""
+    return _start(settings, name(settings), "watch", interval_s)
+
+
+def start_healer(settings: Settings, interval_s: float = 5) -> int:
+    """Start the healer of every connector unless it runs already; its pid."""
+    return _start(settings, HEALER, "heal", interval_s)
+
+
+def _start(settings: Settings, process_name: str, command: str, interval_s: float) -> int:
     layout = StackLayout(settings.stack_home)
-    running = process.running_pid(layout.pidfile(name(settings)))
+    running = process.running_pid(layout.pidfile(process_name))
     if running is not None:
         return running
-    return process.start([sys.executable, "-m", "cdc", "watch", "--interval", str(interval_s)],
-                         pidfile=layout.pidfile(name(settings)), logfile=layout.logfile(name(settings)),
+    return process.start([sys.executable, "-m", "cdc", command, "--interval", str(interval_s)],
+                         pidfile=layout.pidfile(process_name), logfile=layout.logfile(process_name),
                          env={**settings.as_env(), "PYTHONUNBUFFERED": "1"})  # its log, line by line
 
 

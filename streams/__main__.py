@@ -11,6 +11,7 @@ from confluent_kafka import KafkaException
 
 from cdc.topics import TopicMissing
 from config import settings
+from config.cli import run
 from streams.dead_letters import DeadLetter, read_dead_letters, replay, select, since_ms
 from streams.rebuild import RebuildWorker, wait_caught_up
 
@@ -112,4 +113,4 @@ def replay_dead_letters(
 
 
 if __name__ == "__main__":
-    cli()
+    run(cli)

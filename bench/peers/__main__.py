@@ -39,6 +39,7 @@ from bench.peers.contenders import Contender
 from bench.peers.measure import Latency, Throughput, latency, throughput
 from bench.stream import CUSTOMERS, forget_emissions, isolated, wait_topics_still
 from config import Settings, settings
+from config.cli import run
 from source import database, generate
 from source.audit import Audit
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
@@ -178,4 +179,4 @@ def main(
 if __name__ == "__main__":
     cli = typer.Typer(add_completion=False, rich_markup_mode=None)
     cli.command(help=__doc__)(main)
-    cli()
+    run(cli)

@@ -26,6 +26,7 @@ import typer
 
 from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, verdict
 from config import settings
+from config.cli import run
 from streams.codec import DetailChange, OrderChange, decode_detail, decode_order
 from tables import order_state
 from tables.order_state import OrderProgress
@@ -84,4 +85,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

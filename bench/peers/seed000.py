@@ -30,6 +30,7 @@ import typer
 from confluent_kafka import Consumer, Producer
 
 from config import settings
+from config.cli import run
 
 CACHE_TTL_S = 120
 LOCK_TTL_S = 10
@@ -113,4 +114,4 @@ def details(output_topic: Annotated[str, typer.Option(help="Where completed orde
 
 
 if __name__ == "__main__":
-    cli()
+    run(cli)

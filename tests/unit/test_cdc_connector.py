@@ -83,3 +83,10 @@ def test_an_unfilled_placeholder_is_an_error(tmp_path, monkeypatch: pytest.Monke
 
     with pytest.raises(KeyError, match="database.hostname"):
         connector_config(settings, "odd")
+
+
+def test_the_healer_waits_longer_each_time_a_connector_fails_again_up_to_ten_minutes():
+    from cdc.__main__ import retry_after_s
+
+    assert [retry_after_s(n, 5) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert retry_after_s(30, 5) == 600

@@ -153,8 +153,10 @@ def service(settings: Settings, name: str) -> Service:
     return next(s for s in all_services(settings) if s.name == name)
 
 
-def restart(target: Service, *, kill: bool = False, down_s: float = 0.0) -> None:
-    """Stop a stack service (SIGTERM, or SIGKILL as a crash), keep it down `down_s`, start it."""
+def restart(target: Service, *, kill: bool = False, down_s: float = 0.0,
+            while_down: Callable[[], None] = lambda: None) -> None:
+    """Stop a stack service (SIGTERM, or SIGKILL as a crash), keep it down `down_s` (and
+    `while_down()`), start it."""
     pidfile = target.layout.pidfile(target.name)
     if kill:
         pid = process.running_pid(pidfile)
@@ -164,8 +166,11 @@ def restart(target: Service, *, kill: bool = False, down_s: float = 0.0) -> None
         pidfile.unlink(missing_ok=True)
     else:
         process.stop(pidfile, grace_s=60)
-    time.sleep(down_s)
-    control.up([target], timeout_s=120)
+    try:
+        time.sleep(down_s)
+        while_down()
+    finally:
+        control.up([target], timeout_s=120)
 
 
 def _wait_gone(pid: int, timeout_s: float = 30) -> None:

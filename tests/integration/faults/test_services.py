@@ -12,11 +12,18 @@ import signal
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from cdc import rest
+from cdc.connector import connector_config
+from cdc.topics import read_topics
+from source import database
+from stack import process
 from stack.services import StackLayout
+from stack.watcher import HEALER
 from tests.integration.faults.injection import (FaultRow, replayed_cdc_records, restart, run_under_fault,
                                                 scratch_redis, service, sleep_while)
 from tests.integration.scratch_stream import scratch_stream
@@ -94,16 +101,86 @@ def test_redis_unreachable_for_ten_seconds_delays_orders_but_loses_and_duplicate
 
 
 def test_kafka_connect_crashing_mid_run_replays_events_without_duplicates(settings, unique_name, scale, fault_table):
-    with scratch_stream(settings, unique_name, workers=2, web_port=16100) as (scratch, workers):
-        connect = service(settings, "kafka-connect")
-        outcome, restarts = run_under_fault(scratch, workers, scale,
-                                            once_a_third_in(scale, lambda: restart(connect, kill=True)))
+    healer = process.running_pid(StackLayout(settings.stack_home).pidfile(HEALER))
+    assert healer is not None, "the stack's connector healer is not running: `python -m stack up` starts it"
+    with main_connector(settings) as (connect, main), scratch_stream(settings, unique_name, workers=2,
+                                                                     web_port=16100) as (scratch, workers):
+        marker = PaymentMethodMarker(settings)
+
+        def crash() -> None:
+            restart(service(settings, "kafka-connect"), kill=True, while_down=marker.insert)
+        outcome, restarts = run_under_fault(scratch, workers, scale, once_a_third_in(scale, crash))
         replayed = replayed_cdc_records(scratch)
+        main_running = wait_until(lambda: rest.is_running(rest.status(connect, main)), timeout_s=90)
+        marker.delete()
+        marker_changes = marker.changes_seen()
 
     record(fault_table, f"Kafka Connect SIGKILL + restart ({replayed} CDC records replayed)", scale, restarts,
            outcome)
     assert restarts == 1
     assert outcome.audit.exact, outcome.audit.summary()
+    assert main_running, f"{main}: {rest.status(rest.client(settings.kafka_connect_url), main)}"
+    # written while Connect was down, and after it was back: both reach the main connector's topic
+    assert marker_changes == ["c", "d"]
+
+
+@contextmanager
+def main_connector(settings):
+    """The stack's own connector (CDC_CONNECTOR_NAME on MYSQL_DATABASE), as `make demo` leaves
+    it running; registered here, and deleted after, if it is not."""
+    connect = rest.client(settings.kafka_connect_url)
+    name = settings.cdc_connector_name
+    registered_here = rest.status(connect, name) is None
+    if registered_here:
+        database.apply_schema(database.connect(settings))
+        rest.put_config(connect, name, connector_config(settings))
+    rest.wait_running(connect, name)
+    try:
+        yield connect, name
+    finally:
+        if registered_here:
+            rest.delete(connect, name)
+
+
+class PaymentMethodMarker:
+    """A payment method row of the main database that exists only during the test."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.id = 2_000_000_000 + secrets.randbelow(100_000_000)
+
+    def insert(self) -> None:
+        self._execute("INSERT INTO payment_method (id, name, provider) VALUES (%s, 'fault-test marker', 'none')")
+
+    def delete(self) -> None:
+        self._execute("DELETE FROM payment_method WHERE id = %s")
+
+    def _execute(self, statement: str) -> None:
+        connection = database.connect(self.settings)
+        try:
+            connection.cursor().execute(statement, (self.id,))
+        finally:
+            connection.close()
+
+    def changes_seen(self) -> list[str]:
+        """The ops of this row's change records in the main payment_method topic (c, then d)."""
+        def ops(messages) -> list[str]:
+            return [m.value["op"] for m in messages
+                    if m.value is not None and (m.value["after"] or m.value["before"])["id"] == self.id]
+        try:
+            return ops(read_topics(self.settings, [self.settings.cdc_topic("payment_method")],
+                                   until=lambda read: len(ops(read)) >= 2, timeout_s=120))
+        except TimeoutError as error:
+            return [str(error)]
+
+
+def wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(1)
+    return False
 
 
 def test_the_kafka_broker_restarted_mid_run_and_workers_recover_on_their_own(settings, unique_name, scale, fault_table):

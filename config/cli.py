@@ -1,0 +1,39 @@
+"""How every `python -m ...` command of the project answers bad arguments: one line on stderr
+naming the problem and where help is, exit 2; never a usage box or a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import typer
+try:  # Typer vendors click (0.24 on) and re-exports only some of its exceptions, not their base
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:
+    from click.exceptions import NoArgsIsHelpError, UsageError
+
+
+def run(cli: typer.Typer | Callable) -> None:
+    """Run a Typer app (or a single command function) as the process's command line."""
+    if not isinstance(cli, typer.Typer):
+        function, cli = cli, typer.Typer(add_completion=False)
+        cli.command()(function)
+    command = typer.main.get_command(cli)
+    try:
+        outcome = command.main(standalone_mode=False)
+    except NoArgsIsHelpError as error:  # `no_args_is_help`: the help is the answer
+        typer.echo(error.ctx.get_help())
+        sys.exit(0)
+    except UsageError as error:
+        sys.stderr.write(f"{usage_line(error)}\n")
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def usage_line(error: UsageError) -> str:
+    """`python -m cdc show: Missing argument 'TOPIC'. (python -m cdc show --help)`"""
+    where = error.ctx.command_path if error.ctx is not None else "error"
+    return f"{where}: {error.format_message()} ({where} --help)"

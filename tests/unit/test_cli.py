@@ -1,0 +1,37 @@
+"""Every command line answers bad arguments with one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["stack", "cdc", "streams", "streams dead-letters", "source", "batch", "demo", "bench.stream",
+            "bench.peers", "bench.batch", "bench.metrics_burst"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unknown_option_gets_one_line_naming_it_and_exit_2(command: str):
+    answer = subprocess.run([sys.executable, "-m", *command.split(), "--no-such-option"],
+                            capture_output=True, text=True, timeout=60)
+
+    assert answer.returncode == 2, answer.stderr
+    assert answer.stderr.count("\n") == 1 and "Traceback" not in answer.stderr, answer.stderr
+    assert "--no-such-option" in answer.stderr and "--help" in answer.stderr, answer.stderr
+
+
+def test_a_missing_argument_and_a_bad_value_are_named():
+    missing = subprocess.run([sys.executable, "-m", "cdc", "show"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run([sys.executable, "-m", "batch", "platinum"], capture_output=True, text=True, timeout=60)
+
+    assert (missing.returncode, missing.stderr) == (2, "python -m cdc show: Missing argument 'topic'. "
+                                                       "(python -m cdc show --help)\n")
+    assert bad.returncode == 2 and "'platinum' is not one of 'bronze', 'silver', 'gold'" in bad.stderr, bad.stderr
+
+
+def test_help_still_explains_and_exits_0():
+    answer = subprocess.run([sys.executable, "-m", "cdc", "heal", "--help"], capture_output=True, text=True, timeout=60)
+
+    assert answer.returncode == 0 and "every connector" in answer.stdout, answer.stdout
+
