@@ -253,13 +253,14 @@ class MariaDB(Service):
         return [which("mariadbd") or "mariadbd", f"--defaults-file={self.layout.conf('my.cnf')}",
                 f"--user={getpass.getuser()}"]
 
-    def _root_sql(self, sql: str) -> subprocess.CompletedProcess[str]:
+    def root_sql(self, sql: str) -> subprocess.CompletedProcess[str]:
+        """Run SQL as MariaDB's root over the local socket (bootstrap; tests' own users)."""
         client = which("mariadb") or "mariadb"
         return subprocess.run([client, f"--socket={self.socket}", "-uroot", "-e", sql],
                               capture_output=True, text=True, timeout=30)
 
     def probe(self) -> bool:
-        return self.socket.exists() and self._root_sql("SELECT 1").returncode == 0
+        return self.socket.exists() and self.root_sql("SELECT 1").returncode == 0
 
     def bootstrap(self) -> None:
         s = self.settings
@@ -279,7 +280,7 @@ class MariaDB(Service):
                   BINLOG MONITOR, REPLICA MONITOR ON *.* TO '{user}'@'%';
             FLUSH PRIVILEGES;
         """
-        result = self._root_sql(sql)
+        result = self.root_sql(sql)
         if result.returncode != 0:
             raise RuntimeError(f"MariaDB bootstrap failed: {result.stderr.strip()}")
 

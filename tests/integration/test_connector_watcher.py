@@ -4,13 +4,17 @@ running, and `python -m stack down`'s sweep stops it."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+
+from pydantic import SecretStr
 
 from cdc import rest
+from cdc.connector import connector_config, server_id
 from config import Settings
 from source import database
 from stack import control, process
-from stack.services import StackLayout
-from stack.watcher import name, start_watcher, stop_watcher
+from stack.services import StackLayout, all_services
+from stack.watcher import HEALER, name, start_watcher, stop_watcher
 
 
 def test_the_watcher_registers_its_connector_and_brings_it_back_when_deleted(settings: Settings, unique_name: str):
@@ -59,3 +63,44 @@ def wait_for(condition, timeout_s: float) -> bool:
             return True
         time.sleep(0.5)
     return False
+
+
+def test_the_stacks_healer_restarts_a_failed_task_once_its_cause_is_gone(settings: Settings, unique_name: str):
+    healer = process.running_pid(StackLayout(settings.stack_home).pidfile(HEALER))
+    assert healer is not None, "the stack's connector healer is not running: `python -m stack up` starts it"
+    user, password = f"cdc_{unique_name}", "local-dev-only"
+    with database.scratch_database(settings, unique_name) as scratch, mysql_user(settings, user, password) as as_root:
+        database.apply_schema(database.connect(scratch))
+        as_root(f"GRANT SELECT, RELOAD, SHOW DATABASES, LOCK TABLES ON *.* TO '{user}'@'%'")  # no binlog reading
+        limited = scratch.model_copy(update={"mysql_user": user, "mysql_password": SecretStr(password)})
+        connect = rest.client(scratch.kafka_connect_url)
+        name = scratch.cdc_connector_name
+        rest.put_config(connect, name, connector_config(limited, **{"database.server.id": server_id(name)}))
+        try:
+            failed = wait_for(lambda: (report := rest.status(connect, name)) is not None and rest.failure(report), 120)
+            as_root(f"GRANT REPLICATION SLAVE, BINLOG MONITOR, REPLICA MONITOR ON *.* TO '{user}'@'%'")  # the fix
+            healed = wait_for(lambda: rest.is_running(rest.status(connect, name)), 120)
+        finally:
+            rest.delete(connect, name)
+    log = StackLayout(settings.stack_home).logfile(HEALER).read_text()
+
+    assert failed, "the task never failed without its REPLICATION privileges"
+    assert healed, log[-2000:]
+    assert f"connector {name}: restarted task 0" in log
+
+
+@contextmanager
+def mysql_user(settings: Settings, user: str, password: str):
+    """A MariaDB user of the test's own, created and dropped as root; yields a function
+    running SQL as root (for its grants)."""
+    mariadb = next(service for service in all_services(settings) if service.name == "mariadb")
+
+    def as_root(sql: str) -> None:
+        result = mariadb.root_sql(sql)
+        assert result.returncode == 0, result.stderr
+
+    as_root(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+    try:
+        yield as_root
+    finally:
+        as_root(f"DROP USER IF EXISTS '{user}'@'%'")
