@@ -27,6 +27,7 @@ import faust
 import orjson
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, FutureMessage
+from rocksdict import WriteBatch
 
 
 class ChangelogBatchTooSmall(RuntimeError):
@@ -72,9 +73,10 @@ class BatchWrittenTable(faust.Table):
         store, items = self.data, list(items)
         encoded = [(self.encode_key(key), value) for key, value in items]
         if isinstance(store, RocksDBStore):
-            db = store._db_for_partition(partition)
+            batch = WriteBatch(raw_mode=True)  # one write for the flush's keys, not one per key
             for key, value in encoded:
-                db.put(key, value)
+                batch.put(key, value)
+            store._db_for_partition(partition).write(batch)
         else:  # the in-memory store (test_context) holds keys and values as they are
             store.data.update(items)
         return encoded

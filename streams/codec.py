@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -29,8 +29,9 @@ class CodecError(ValueError):
     """Input that is not a change event we can use; `str(error)` is the dead-letter reason."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Position:
+class Position(NamedTuple):
+    """Ordered as the binlog is (a tuple: built and compared in C, on every record's path)."""
+
     file_number: int
     pos: int
     row: int

@@ -46,7 +46,7 @@ class Feed:
 
     def put(self, message: Message) -> None:
         """Take one record (the fetch loop checked `full` and the flow)."""
-        message.incref()
+        message.refcount += 1  # no other thread has it yet: Faust's ack lock is not needed
         if not message.tracked:
             message.tracked = True
             self.app.consumer.track_message(message)

@@ -37,8 +37,7 @@ order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(
 order_states: WriteBackCache[OrderProgress] = WriteBackCache(
     order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress,
     flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted(),
-    # not message.decref(): the last reference's ack is what Faust commits
-    release=lambda message: message.ack(app.consumer))
+    release=lambda messages: app.consumer.release(messages))
 
 
 def current_state(order_id: str) -> OrderProgress | None:

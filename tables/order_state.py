@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 
 from streams.codec import Position
 
 
-@dataclass(frozen=True, slots=True)
-class Product:
+class Product(NamedTuple):
     quantity: int
     position: Position
 
