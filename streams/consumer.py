@@ -33,13 +33,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any, Set
 
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
-from faust.types.tuples import ack_lock
 
 from streams.feed import Feed
 from streams.metrics import counters
@@ -135,14 +133,6 @@ class NoSkipConsumer(Consumer):
             counters["acks_of_an_earlier_generation"] += 1
             return False
         return super().ack(message)
-
-    def release(self, messages: Iterable[Message]) -> None:
-        """Drop one reference from each message, acknowledging those left with none (the
-        last reference's ack is what Faust commits): `Message.ack` for a batch, taking
-        Faust's ack lock once rather than twice per message."""
-        with ack_lock:
-            for message in messages:
-                message.ack(self)
 
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit: Faust's, but only if every record from the committed offset

@@ -60,9 +60,9 @@ class WriteBackCache(Generic[V]):
     def __init__(self, table, *, encode: Callable[[V], bytes], decode: Callable[[bytes], V],
                  empty: Callable[[], V], flush_interval_s: float = 0.25, max_dirty: int = 5000,
                  on_write_failure: Callable[[], None] = lambda: None,
-                 release: Callable[[list], None] = lambda held: [record.ack() for record in held]) -> None:
+                 release: Callable[[object], None] = lambda held: held.ack()) -> None:
         self.table = table  # a streams.changelog.BatchWrittenTable
-        self.release = release  # acknowledges held records (their offsets may be committed)
+        self.release = release  # acknowledges a held record (its offset may be committed)
         self.on_write_failure = on_write_failure  # e.g. the consumer re-reads from committed offsets
         self.encode, self.decode, self.empty = encode, decode, empty
         self.flush_interval_s, self.max_dirty = flush_interval_s, max_dirty
@@ -190,5 +190,6 @@ class WriteBackCache(Generic[V]):
             return False
         for partition, count, metadata in acks:
             self.table.persist_offset(partition, metadata.offset + count - 1)
-        self.release(events)
+        for event in events:
+            self.release(event)
         return True

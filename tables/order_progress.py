@@ -37,7 +37,10 @@ order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(
 order_states: WriteBackCache[OrderProgress] = WriteBackCache(
     order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress,
     flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted(),
-    release=lambda messages: app.consumer.release(messages))
+    # Not message.decref(): the last reference's ack is what Faust commits. One record at a
+    # time: taking Faust's ack lock once around a whole flush's acks measured 0.71x the
+    # events/s, the worker idle more (why is not found).
+    release=lambda message: message.ack(app.consumer))
 
 
 def current_state(order_id: str) -> OrderProgress | None:
