@@ -21,6 +21,9 @@ Everything runs in a scratch database with its own connector, topics and consume
   order_final append (broker LogAppendTime). The CDC share (commit to the CDC record's
   append) is measured in the same run.
 - RSS: each worker's resident memory at the end (psutil).
+- Cores: CPU time of the workers and of each stack service (broker, Connect, MariaDB,
+  Redis, MinIO) over each timed run, in cores: on a 2-core machine what the broker takes
+  bounds what a second worker can add.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ from source import database, generate
 from source.audit import Audit, audit
 from agents.guard import guard_key
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
+from stack import process
+from stack.services import all_services
 from stack.workers import Worker, start_workers
 
 CUSTOMERS = 10_000
@@ -135,22 +140,59 @@ def forget_emissions(scratch: Settings, order_ids: list[str]) -> None:
 class Run:
     events_per_s: float
     rss_mb: list[float]
+    cores: dict[str, float]  # CPU used during the timed window, per process group
     audit: Audit | None = None  # the product's runs only
 
+    def cpu_note(self) -> str:
+        return ", ".join(f"{name} {cores:.2f}" for name, cores in self.cores.items())
 
-def timed_workers(workers: list[Worker], total: int, timeout_s: float = 600) -> tuple[float, list[float]]:
-    """events/s of `workers` (already started) until they have taken `total` records; RSS (MB)."""
+
+class CpuUse:
+    """CPU time of the workers and of each stack service: where a run's cores went (on a
+    2-core machine the broker's share bounds what a second worker can add)."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.groups = {"workers": [psutil.Process(w.pid()) for w in workers]}
+        for service in all_services(settings):
+            pid = process.running_pid(service.layout.pidfile(service.name))
+            if pid is not None:
+                leader = psutil.Process(pid)
+                self.groups[service.name] = [leader, *leader.children(recursive=True)]
+
+    def seconds(self) -> dict[str, float]:
+        used = {}
+        for name, processes in self.groups.items():
+            used[name] = 0.0
+            for proc in processes:
+                try:
+                    times = proc.cpu_times()
+                    used[name] += times.user + times.system
+                except psutil.NoSuchProcess:
+                    pass
+        return used
+
+    @staticmethod
+    def cores(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict[str, float]:
+        return {name: (after[name] - before[name]) / wall_s for name in after}
+
+
+def timed_workers(workers: list[Worker], total: int,
+                  timeout_s: float = 600) -> tuple[float, list[float], dict[str, float]]:
+    """events/s of `workers` (already started) until they have taken `total` records; RSS
+    (MB); cores used meanwhile by the workers and by each stack service."""
     started, deadline, seen = None, time.monotonic() + timeout_s, 0
+    cpu = CpuUse(workers)
     while True:
         if time.monotonic() > deadline:
             raise TimeoutError(f"workers took {seen:,} of {total:,} records in {timeout_s:.0f} s; see their logs "
                                f"({', '.join(str(w.layout.logfile(w.name)) for w in workers)})")
         seen = sum(w.stats()["counts"].get("events_in", 0) for w in workers)
         if seen and started is None:
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), cpu.seconds()
         if seen >= total:
-            return seen / (time.monotonic() - started), [psutil.Process(w.pid()).memory_info().rss / 2**20
-                                                          for w in workers]
+            wall_s = time.monotonic() - started
+            return (seen / wall_s, [psutil.Process(w.pid()).memory_info().rss / 2**20 for w in workers],
+                    CpuUse.cores(cpu_before, cpu.seconds(), wall_s))
         time.sleep(0.05)
 
 
@@ -166,13 +208,13 @@ def ours(scratch: Settings, workers_count: int, total: int, manifest: dict, tag:
     if during is not None:
         threading.Thread(target=during, args=(workers,), daemon=True).start()
     try:
-        rate, rss = timed_workers(workers, total)
+        rate, rss, cores = timed_workers(workers, total)
         expected = set(manifest["complete"])
         finals = read_topics(group, [group.order_final_topic], timeout_s=120,
                              until=lambda m: expected <= {x.value["order_id"] for x in m})
         time.sleep(DUPLICATE_GRACE_S)  # copies sent late would still show
         finals = read_topics(group, [group.order_final_topic], until=lambda m: len(m) >= len(finals))
-        return Run(rate, rss, audit(manifest, [m.value for m in finals]))
+        return Run(rate, rss, cores, audit(manifest, [m.value for m in finals]))
     finally:
         for worker in workers:
             worker.stop()
@@ -243,6 +285,7 @@ def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict
             audit_note = f"; audit: {run.audit.summary()}" if run.audit else ""
             print(f"  {name:<38} {run.events_per_s:>9,.0f} events/s ({run.events_per_s / base:.2f}x baseline); "
                   f"RSS {', '.join(f'{r:.0f}' for r in run.rss_mb)} MB{audit_note}", flush=True)
+            print(f"  {'':<38} cores used: {run.cpu_note()}", flush=True)
         one, two = runs["ours, 1 worker(s)"].events_per_s, runs["ours, 2 worker(s)"].events_per_s
         round_ratios = {"ours x1 / baseline": one / base,
                         "ours x1 / bare Faust agent (project consumer)": one / runs["bare Faust agent, project consumer"].events_per_s,
