@@ -13,7 +13,9 @@ Everything runs in a scratch database with its own connector, topics and consume
   order_final is audited against the generator's manifest. Ratios per round, then their
   median and range; the load average is printed per round, flagged above the core count.
   With `--against REV` the product at that git revision (a worktree of it, imported first)
-  runs with 1 worker in every round too: before and after a change, in one run.
+  runs with 1 worker in every round too: before and after a change, in one run. Two
+  workers are also timed from when each holds CDC partitions ("once settled"): until the
+  group rebalances, the first worker to join reads alone.
 - Latency: two workers start; the clock starts once the group has settled (every worker
   holds partitions, nothing left to read); orders are written at a steady rate (the rate
   reached is printed beside the one asked); for each completed order,
@@ -38,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated
@@ -141,6 +143,7 @@ class Run:
     events_per_s: float
     rss_mb: list[float]
     cores: dict[str, float]  # CPU used during the timed window, per process group
+    settled_events_per_s: float | None = None  # several workers: from the group's settling on
     audit: Audit | None = None  # the product's runs only
 
     def cpu_note(self) -> str:
@@ -176,23 +179,30 @@ class CpuUse:
         return {name: (after[name] - before[name]) / wall_s for name in after}
 
 
-def timed_workers(workers: list[Worker], total: int,
-                  timeout_s: float = 600) -> tuple[float, list[float], dict[str, float]]:
+def timed_workers(workers: list[Worker], total: int, timeout_s: float = 600) -> Run:
     """events/s of `workers` (already started) until they have taken `total` records; RSS
-    (MB); cores used meanwhile by the workers and by each stack service."""
-    started, deadline, seen = None, time.monotonic() + timeout_s, 0
+    (MB); cores used meanwhile by the workers and by each stack service. With several
+    workers also the events/s from when every one holds CDC partitions: the first to join
+    reads alone until the group rebalances, a cost of starting, not of running."""
+    started, deadline, seen, settled = None, time.monotonic() + timeout_s, 0, None
     cpu = CpuUse(workers)
     while True:
         if time.monotonic() > deadline:
             raise TimeoutError(f"workers took {seen:,} of {total:,} records in {timeout_s:.0f} s; see their logs "
                                f"({', '.join(str(w.layout.logfile(w.name)) for w in workers)})")
-        seen = sum(w.stats()["counts"].get("events_in", 0) for w in workers)
+        answers = [w.stats() for w in workers]
+        seen = sum(answer["counts"].get("events_in", 0) for answer in answers)
         if seen and started is None:
             started, cpu_before = time.monotonic(), cpu.seconds()
+        if len(workers) > 1 and settled is None and all(answer.get("lag") for answer in answers):
+            settled = (time.monotonic(), seen)
         if seen >= total:
-            wall_s = time.monotonic() - started
-            return (seen / wall_s, [psutil.Process(w.pid()).memory_info().rss / 2**20 for w in workers],
-                    CpuUse.cores(cpu_before, cpu.seconds(), wall_s))
+            now = time.monotonic()
+            steady = None
+            if settled is not None and now > settled[0] and seen > settled[1]:
+                steady = (seen - settled[1]) / (now - settled[0])
+            return Run(seen / (now - started), [psutil.Process(w.pid()).memory_info().rss / 2**20 for w in workers],
+                       CpuUse.cores(cpu_before, cpu.seconds(), now - started), steady)
         time.sleep(0.05)
 
 
@@ -208,13 +218,13 @@ def ours(scratch: Settings, workers_count: int, total: int, manifest: dict, tag:
     if during is not None:
         threading.Thread(target=during, args=(workers,), daemon=True).start()
     try:
-        rate, rss, cores = timed_workers(workers, total)
+        timed = timed_workers(workers, total)
         expected = set(manifest["complete"])
         finals = read_topics(group, [group.order_final_topic], timeout_s=120,
                              until=lambda m: expected <= {x.value["order_id"] for x in m})
         time.sleep(DUPLICATE_GRACE_S)  # copies sent late would still show
         finals = read_topics(group, [group.order_final_topic], until=lambda m: len(m) >= len(finals))
-        return Run(rate, rss, cores, audit(manifest, [m.value for m in finals]))
+        return replace(timed, audit=audit(manifest, [m.value for m in finals]))
     finally:
         for worker in workers:
             worker.stop()
@@ -225,7 +235,7 @@ def bare_faust(scratch: Settings, total: int, consumer: str, tag: str) -> Run:
     group = scratch.model_copy(update={"stream_app_id": f"{scratch.stream_app_id}-{tag}"})
     workers = start_workers(group, 1, app="bench.bare_agent", env=(("BARE_CONSUMER", consumer),))
     try:
-        return Run(*timed_workers(workers, total))
+        return timed_workers(workers, total)
     finally:
         for worker in workers:
             worker.stop()
@@ -285,13 +295,16 @@ def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict
             audit_note = f"; audit: {run.audit.summary()}" if run.audit else ""
             print(f"  {name:<38} {run.events_per_s:>9,.0f} events/s ({run.events_per_s / base:.2f}x baseline); "
                   f"RSS {', '.join(f'{r:.0f}' for r in run.rss_mb)} MB{audit_note}", flush=True)
-            print(f"  {'':<38} cores used: {run.cpu_note()}", flush=True)
+            settled = (f"; {run.settled_events_per_s:,.0f} events/s once every worker held partitions"
+                       if run.settled_events_per_s else "")
+            print(f"  {'':<38} cores used: {run.cpu_note()}{settled}", flush=True)
         one, two = runs["ours, 1 worker(s)"].events_per_s, runs["ours, 2 worker(s)"].events_per_s
         round_ratios = {"ours x1 / baseline": one / base,
                         "ours x1 / bare Faust agent (project consumer)": one / runs["bare Faust agent, project consumer"].events_per_s,
                         "bare agent: project / stock consumer": runs["bare Faust agent, project consumer"].events_per_s
                         / runs["bare Faust agent, stock consumer"].events_per_s,
                         "ours x2 / ours x1": two / one,
+                        "ours x2 once settled / ours x1": (runs["ours, 2 worker(s)"].settled_events_per_s or 0) / one,
                         "ours x1 events/s": one}
         if against:
             round_ratios[f"ours x1 / ours x1 at {against[0]}"] = one / runs[f"ours at {against[0]}, 1 worker"].events_per_s

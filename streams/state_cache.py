@@ -29,8 +29,12 @@ Guarantees, and why they hold:
    changelog partition another worker owns, and those events, never acknowledged, are
    read by the new owner from the committed offset. Within a partition still owned nothing
    is discarded, so state and the agent's in-memory view of the partition stay in step.
-Memory stays bounded: a flush empties the cache (every entry is clean after it); the next
-batch reads back from RocksDB what it needs.
+5. After a flush every entry is clean (equal to the table's value); the `keep_clean` loaded
+   last stay, so an order touched again soon (its details, the `emitted` notice) is not
+   read back from RocksDB and decoded again. A hand-over forgets them all: a partition this
+   worker gets back later may have been changed by another owner meanwhile.
+Memory stays bounded: at most `keep_clean` clean entries, plus what changed since the last
+flush.
 """
 
 from __future__ import annotations
@@ -59,13 +63,14 @@ class _Partition(Generic[V]):
 class WriteBackCache(Generic[V]):
     def __init__(self, table, *, encode: Callable[[V], bytes], decode: Callable[[bytes], V],
                  empty: Callable[[], V], flush_interval_s: float = 0.25, max_dirty: int = 5000,
+                 keep_clean: int = 20_000,
                  on_write_failure: Callable[[], None] = lambda: None,
                  release: Callable[[object], None] = lambda held: held.ack()) -> None:
         self.table = table  # a streams.changelog.BatchWrittenTable
         self.release = release  # acknowledges a held record (its offset may be committed)
         self.on_write_failure = on_write_failure  # e.g. the consumer re-reads from committed offsets
         self.encode, self.decode, self.empty = encode, decode, empty
-        self.flush_interval_s, self.max_dirty = flush_interval_s, max_dirty
+        self.flush_interval_s, self.max_dirty, self.keep_clean = flush_interval_s, max_dirty, keep_clean
         self._partitions: dict[int, _Partition[V]] = {}
         self._dirty_count = 0
         self._flushed_at = time.monotonic()
@@ -143,7 +148,8 @@ class WriteBackCache(Generic[V]):
             written += len(cached.dirty)
             self._dirty_count -= len(cached.dirty)
             released += cached.held
-            cached.values, cached.dirty, cached.held = {}, set(), []
+            cached.dirty, cached.held = set(), []
+        self._forget_oldest_clean()
         self._flushed_at = time.monotonic()
         counters["state_flushes"] += 1
         counters["state_writes"] += written
@@ -154,10 +160,22 @@ class WriteBackCache(Generic[V]):
             task.add_done_callback(self._writes.discard)
         return written
 
+    def _forget_oldest_clean(self) -> None:
+        """Keep the `keep_clean` entries loaded last (every entry is clean right after a
+        flush), an equal share per partition; dicts keep insertion order, oldest first."""
+        if not self._partitions:
+            return
+        share = self.keep_clean // len(self._partitions)
+        for cached in self._partitions.values():
+            if len(cached.values) > share:
+                cached.values = dict(list(cached.values.items())[len(cached.values) - share:])
+
     async def hand_over(self, timeout_s: float) -> int:
-        """Flush while the partitions are still ours and wait for every changelog write
-        (guarantee 4); how many flushes are still unacknowledged at the timeout."""
+        """Flush while the partitions are still ours, forget the clean entries, and wait for
+        every changelog write (guarantees 4 and 5); how many flushes are still
+        unacknowledged at the timeout."""
         self.flush()
+        self._partitions.clear()  # all clean now: nothing dirty or held is lost
         if self._writes:
             await asyncio.wait(set(self._writes), timeout=timeout_s)
         return len(self._writes)

@@ -76,7 +76,7 @@ def test_a_key_changed_by_many_batches_is_written_once_per_flush_and_read_back_i
         reads_before_flush = cache.get(0, "order-1")
         writes_before_flush = list(table.writes)
         written = cache.flush()
-        reads_after_flush = cache.get(0, "order-1")  # from the table now: the flush emptied the cache
+        reads_after_flush = cache.get(0, "order-1")  # clean now, equal to the table
         return reads_before_flush, writes_before_flush, written, table.writes, reads_after_flush
 
     reads_before, writes_before, written, writes, reads_after = asyncio.run(scenario())
@@ -226,3 +226,37 @@ def test_acknowledged_batches_persist_their_last_offset():
         return table.persisted
 
     assert asyncio.run(scenario()) == {3: 201}  # two records from base offset 200
+
+
+class CountedReads(ChangelogTable):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def get_local(self, partition: int, key: str) -> bytes | None:
+        self.reads.append(key)
+        return super().get_local(partition, key)
+
+
+def test_a_flush_keeps_the_entries_loaded_last_clean_and_a_hand_over_forgets_them():
+    async def scenario():
+        table = CountedReads()
+        cache = WriteBackCache(table, encode=lambda n: str(n).encode(), decode=int, empty=lambda: 0, keep_clean=2)
+        for key in ("a", "b", "c"):
+            cache.put(0, key, cache.get(0, key) + 1)
+        cache.flush()
+        table.reads.clear()
+        after_flush = (cache.get(0, "b"), cache.get(0, "c"), cache.get(0, "a"))
+        read_after_flush = list(table.reads)
+        for batch in table.batches:
+            batch.set_result(SimpleNamespace(offset=0))
+        await cache.hand_over(timeout_s=1)
+        table.reads.clear()
+        after_hand_over = cache.get(0, "b")
+        return after_flush, read_after_flush, after_hand_over, table.reads
+
+    after_flush, read_after_flush, after_hand_over, read_after_hand_over = asyncio.run(scenario())
+
+    assert after_flush == (1, 1, 1)
+    assert read_after_flush == ["a"]  # b and c were kept (loaded last), a was not
+    assert (after_hand_over, read_after_hand_over) == (1, ["b"])
