@@ -3,7 +3,6 @@ running, and `python -m stack down`'s sweep stops it."""
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 
 from pydantic import SecretStr
@@ -15,6 +14,7 @@ from source import database
 from stack import control, process
 from stack.services import StackLayout, all_services
 from stack.watcher import HEALER, name, start_watcher, stop_watcher
+from tests.integration.waiting import wait_for
 
 
 def test_the_watcher_registers_its_connector_and_brings_it_back_when_deleted(settings: Settings, unique_name: str):
@@ -55,14 +55,6 @@ def control_services(settings: Settings):
     from stack.services import all_services
     return all_services(settings)
 
-
-def wait_for(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def test_the_stacks_healer_restarts_a_failed_task_once_its_cause_is_gone(settings: Settings, unique_name: str):

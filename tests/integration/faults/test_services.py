@@ -27,6 +27,7 @@ from stack.watcher import HEALER
 from tests.integration.faults.injection import (FaultRow, replayed_cdc_records, restart, run_under_fault,
                                                 scratch_redis, service, sleep_while)
 from tests.integration.scratch_stream import scratch_stream
+from tests.integration.waiting import wait_for
 
 OUTAGE_S = 10
 
@@ -111,7 +112,7 @@ def test_kafka_connect_crashing_mid_run_replays_events_without_duplicates(settin
             restart(service(settings, "kafka-connect"), kill=True, while_down=marker.insert)
         outcome, restarts = run_under_fault(scratch, workers, scale, once_a_third_in(scale, crash))
         replayed = replayed_cdc_records(scratch)
-        main_running = wait_until(lambda: rest.is_running(rest.status(connect, main)), timeout_s=90)
+        main_running = wait_for(lambda: rest.is_running(rest.status(connect, main)), timeout_s=90)
         marker.delete()
         marker_changes = marker.changes_seen()
 
@@ -172,15 +173,6 @@ class PaymentMethodMarker:
                                    until=lambda read: len(ops(read)) >= 2, timeout_s=120))
         except TimeoutError as error:
             return [str(error)]
-
-
-def wait_until(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(1)
-    return False
 
 
 def test_the_kafka_broker_restarted_mid_run_and_workers_recover_on_their_own(settings, unique_name, scale, fault_table):
