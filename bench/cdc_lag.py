@@ -25,8 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from cdc import rest
 from cdc.connector import CDC_TABLES, connector_config, server_id
 from cdc.topics import read_topics, snapshot_done
-from config import Settings, settings
-from config import cli
+from config import Settings, cli, settings
 from source import database, generate
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 

@@ -20,8 +20,8 @@ import httpx
 import typer
 
 from bench.stream import forget_emissions, isolated, load_note, ours, prefill
-from stack.workers import Worker
 from config.cli import run
+from stack.workers import Worker
 
 
 def burst(requests: int, concurrency: int, answered: list[float]) -> Callable[[list[Worker]], None]:

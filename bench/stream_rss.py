@@ -18,10 +18,10 @@ import psutil
 import typer
 
 from bench.stream import CUSTOMERS, isolated, wait_topics_still
+from config.cli import run
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.workers import start_workers
-from config.cli import run
 
 
 def main(orders: Annotated[int, typer.Option(help="Orders to write and process.")] = 1_000_000) -> None:
