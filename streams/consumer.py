@@ -325,6 +325,12 @@ class NoSkipConsumer(Consumer):
         """Is this record the next its partition's agent is to get? (`_deliver` advances.)"""
         if not self.app.topics.acks_enabled_for(message.topic):
             return True  # changelogs: read by table recovery, which counts its own offsets
+        if message.generation_id != self.app.consumer_generation_id:
+            # Fetched before the last rebalance's seek and handed over after it: it can sit at
+            # the very offset the gate waits for, and the agent drops an earlier generation's
+            # records, so delivering it would skip that offset for good. The seek reads it again.
+            counters["records_of_an_earlier_generation"] += 1
+            return False
         tp = ensure_TP(message.tp)
         expected = self._next.get(tp)
         if expected is None:

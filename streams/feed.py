@@ -12,9 +12,9 @@ What Faust's path did and the feed keeps:
   holds one reference, released when the agent's state is durable (streams.state_cache).
 - Back-pressure: the fetch loop puts only while flow is active and the feed has room;
   otherwise it waits, abandoning the delivery when a rebalance suspends the flow.
-- Rebalances: Faust clears the stream buffers when it suspends and resumes the flow; the
-  feed is cleared with them (a record dropped so is read again from the committed offset),
-  and a batch never carries a record of an earlier consumer generation.
+- Rebalances: the feed is cleared with the stream buffers when a revoke suspends the flow
+  (a record dropped so is read again from the committed offset), not when the flow
+  resumes (see `clear`), and a batch never carries a record of an earlier generation.
 Records that reach the agent's stream anyway (Faust's `test_context`, or before the agent
 has named its topics) are moved into the feed by a pump over the stream, so the agent reads
 one source either way.
@@ -67,6 +67,13 @@ class Feed:
         self.put(message)
 
     def clear(self) -> None:
+        """Faust clears its stream buffers when a revoke suspends the flow, and again each
+        time it resumes the flow. Only the first drops records here. By a resume, this
+        generation's seek has been made (table recovery resumes the flow before it, and
+        again after), and what the consumer delivered since is the next records in order:
+        the gate has moved past them, so dropping them then would lose them."""
+        if self.app.flow_control.is_active():
+            return
         if self._messages:
             counters["records_dropped_at_rebalance"] += len(self._messages)
         self._messages = []

@@ -119,3 +119,11 @@ def test_a_delivery_to_a_full_feed_waits_for_room(flowing):
         return blocked, taken, [m.offset for m in feed._messages]
 
     assert asyncio.run(scenario()) == (True, [1, 2], [3])
+
+
+def test_a_resume_of_the_flow_keeps_what_the_consumer_delivered_after_the_seek(flowing):
+    feed = Feed(app, maxsize=100)
+    feed.put(record(1))  # delivered in order after this generation's seek; the gate is past it
+    app.flow_control.resume()  # Faust resumes (and clears its buffers) after the seek too
+
+    assert [message.offset for message in feed._messages] == [1]

@@ -32,10 +32,13 @@ def gate(monkeypatch):
     monkeypatch.setattr(consumer, "_rewind_soon", rewinds.append)
     app.flow_control.resume()  # as a started worker's; suspended again below
 
-    def fetch(*offsets: int, tp: TP = ORDERS_3) -> None:
+    def fetch(*offsets: int, tp: TP = ORDERS_3, generation: int | None = None) -> None:
+        generation = app.consumer_generation_id if generation is None else generation
+
         async def fetch_loop() -> None:
             for offset in offsets:
-                await consumer._deliver(tp, SimpleNamespace(tp=tp, topic=tp.topic, offset=offset))
+                await consumer._deliver(tp, SimpleNamespace(tp=tp, topic=tp.topic, offset=offset,
+                                                            generation_id=generation))
         asyncio.run(fetch_loop())
 
     yield SimpleNamespace(consumer=consumer, fetch=fetch, delivered=delivered, rewinds=rewinds)
@@ -67,6 +70,17 @@ def test_a_partition_is_delivered_from_its_committed_offset_in_order(gate):
 
     assert gate.delivered == [5, 6, 7, 8, 9]
     assert gate.rewinds == [ORDERS_3, ORDERS_3]  # 9 and 10 arrived past the missing 7
+
+
+def test_a_record_fetched_before_the_rebalance_is_not_delivered_and_the_gate_waits_for_it_again(gate, monkeypatch):
+    monkeypatch.setattr(app, "consumer_generation_id", 8)
+    gate.consumer._next[ORDERS_3] = 5  # the seek at the end of generation 8's rebalance
+    gate.fetch(5, 6, generation=7)  # fetched before that seek, arriving after it
+    stale = (list(gate.delivered), gate.consumer._next[ORDERS_3])
+    gate.fetch(5, 6)  # the seek's own reading
+
+    assert stale == ([], 5)
+    assert gate.delivered == [5, 6]
 
 
 def test_a_partition_never_committed_starts_at_its_first_record(gate):
@@ -156,11 +170,13 @@ def test_a_delivery_abandoned_for_a_flow_suspension_is_delivered_when_the_record
     async def abandoned_then_read_again() -> None:
         consumer.stop_flow()
         consumer.wait_first = suspension_wins
-        await consumer._deliver(ORDERS_3, SimpleNamespace(tp=ORDERS_3, topic=ORDERS_3.topic, offset=5))
+        await consumer._deliver(ORDERS_3, SimpleNamespace(tp=ORDERS_3, topic=ORDERS_3.topic, offset=5,
+                                                          generation_id=app.consumer_generation_id))
         del consumer.wait_first  # mode's own again
         consumer.resume_flow()
         for offset in (5, 6):  # read again after the rebalance's seek
-            await consumer._deliver(ORDERS_3, SimpleNamespace(tp=ORDERS_3, topic=ORDERS_3.topic, offset=offset))
+            await consumer._deliver(ORDERS_3, SimpleNamespace(tp=ORDERS_3, topic=ORDERS_3.topic, offset=offset,
+                                                              generation_id=app.consumer_generation_id))
 
     asyncio.run(abandoned_then_read_again())
     assert gate.delivered == [5, 6]
