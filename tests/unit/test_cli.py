@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["stack", "cdc", "streams", "streams dead-letters", "source", "batch", "demo", "bench.stream",
+COMMANDS = ["stack", "cdc", "streams", "streams dead-letters", "source", "batch", "demo", "bench.stream", "bench.profile",
             "bench.peers", "bench.batch", "bench.metrics_burst"]
 
 

@@ -1,0 +1,26 @@
+"""bench.profile's reading of py-spy's raw samples: self time by module group and function."""
+
+from pathlib import Path
+
+from bench.profile import shares, where
+
+HERE = Path.cwd()  # where the worker ran: the repository
+
+
+def test_frames_are_grouped_by_project_file_and_by_library():
+    assert where(f"put_local ({HERE}/streams/changelog.py:77)") == ("streams/changelog.py",
+                                                                 "put_local (streams/changelog.py)")
+    assert where("_unpack (/x/.venv/lib/python3.11/site-packages/aiokafka/consumer/fetcher.py:216)") == (
+        "aiokafka", "_unpack (aiokafka/consumer/fetcher.py)")
+    assert where("select (/usr/lib/python3.11/selectors.py:468)")[0] == "stdlib/selectors.py"
+
+
+def test_only_the_innermost_frame_of_each_stack_counts_as_self_time():
+    raw = (f"run (/x/site-packages/faust/agents/agent.py:1);process ({HERE}/agents/order_completion.py:9) 7\n"
+           "run (/x/site-packages/faust/agents/agent.py:1) 3\n")
+
+    total, by_group, by_function = shares(raw)
+
+    assert total == 10
+    assert by_group == {"agents/order_completion.py": 7, "faust": 3}
+    assert by_function["process (agents/order_completion.py)"] == 7
