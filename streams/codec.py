@@ -30,7 +30,7 @@ class CodecError(ValueError):
 
 
 class Position(NamedTuple):
-    """Ordered as the binlog is (a tuple: built and compared in C, on every record's path)."""
+    """Ordered as the binlog is (a tuple: compared in C, on every record's path)."""
 
     file_number: int
     pos: int
