@@ -73,6 +73,22 @@ def wait_running(connect: httpx.Client, name: str, timeout_s: float = 120) -> di
     raise ConnectorNotRunning(f"connector {name} not RUNNING after {timeout_s:.0f} s; last status: {report}")
 
 
+def delete_with_offsets(connect: httpx.Client, name: str, timeout_s: float = 30) -> bool:
+    """Stop the connector, delete its stored source offsets, then the connector: registered
+    again later, it starts afresh (a snapshot) instead of resuming where it stood, with the
+    whole binlog since then to read first. False if there was none."""
+    if status(connect, name) is None:
+        return False
+    connect.put(f"/connectors/{name}/stop").raise_for_status()
+    deadline = time.monotonic() + timeout_s
+    while (state := status(connect, name)) is not None and state["connector"]["state"] != "STOPPED":
+        if time.monotonic() > deadline:
+            raise ConnectorNotRunning(f"{name} did not stop in {timeout_s:.0f} s")
+        time.sleep(0.5)
+    connect.delete(f"/connectors/{name}/offsets").raise_for_status()
+    return delete(connect, name)
+
+
 def delete(connect: httpx.Client, name: str) -> bool:
     """Delete the connector; False if there was none."""
     response = connect.delete(f"/connectors/{name}")

@@ -132,7 +132,9 @@ def test_kafka_connect_crashing_mid_run_replays_events_without_duplicates(settin
 @contextmanager
 def main_connector(settings):
     """The stack's own connector (CDC_CONNECTOR_NAME on MYSQL_DATABASE), as `make demo` leaves
-    it running; registered here, and deleted after, if it is not."""
+    it running; registered here, and deleted after with its offsets, if it is not (a later
+    `make demo` registering it again must not resume from here, with every test's binlog
+    to read first)."""
     connect = rest.client(settings.kafka_connect_url)
     name = settings.cdc_connector_name
     registered_here = rest.status(connect, name) is None
@@ -144,7 +146,7 @@ def main_connector(settings):
         yield connect, name
     finally:
         if registered_here:
-            rest.delete(connect, name)
+            rest.delete_with_offsets(connect, name)
 
 
 class PaymentMethodMarker:
