@@ -87,8 +87,10 @@ def verdict(state: OrderProgress, orders_frontier: Position | None) -> Verdict:
     return Verdict.UNSETTLED
 
 
-def completed_order(order_id: str, state: OrderProgress, completed_at: str) -> dict:
-    """The `order_final` value (ARCHITECTURE contract) of a complete order."""
+def completed_order(order_id: str, state: OrderProgress, completed_at: str,
+                    customer: object = None, payment_method: object = None) -> dict:
+    """The `order_final` value (ARCHITECTURE contract) of a complete order; `customer` and
+    `payment_method` are the reference rows as they are when it completes (None: unknown)."""
     return {
         "order_id": order_id,
         "customer_id": state.customer_id,
@@ -98,4 +100,6 @@ def completed_order(order_id: str, state: OrderProgress, completed_at: str) -> d
                      for product_id, product in sorted(state.products.items())],
         "completed_at": completed_at,
         "source_ts_ms": state.last_committed_ms,
+        "customer": customer,
+        "payment_method": payment_method,
     }

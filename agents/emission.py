@@ -47,6 +47,7 @@ from agents.settling import Settling
 from config import settings
 from streams import topics
 from streams.metrics import counters as stats, order_final_latency
+from tables.reference_data import enrichment
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,14 @@ class Emission:
                 stats["claims_held_elsewhere"] += 1
                 part.keep_unsettled(order_id)
                 return None
-            value = completed_order(order_id, part.get(order_id),
-                                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            state = part.get(order_id)
+            customer, payment_method = enrichment(state.customer_id, state.payment_method_id)
+            if customer is None:
+                stats["unenriched_customer"] += 1
+            if payment_method is None:
+                stats["unenriched_payment_method"] += 1
+            value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                    customer, payment_method)
             pending = await topics.produce(topics.order_final, key=order_id.encode(), value=orjson.dumps(value))
         except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
             stats["emission_retries"] += 1

@@ -179,3 +179,34 @@ def decode_detail(key: bytes | None, value: bytes | None) -> DetailChange | Tomb
     product_id = _field(row, "product_id", int, "order_details")
     quantity = None if op == "d" else _field(row, "quantity", int, "order_details")
     return DetailChange(order_id, product_id, op, quantity, position, committed_ms)
+
+
+# Reference rows: the fields order_final carries of each (docs/stream.md, "Enrichment").
+REFERENCE_FIELDS = {"customers": ("name", "email", "city"), "payment_method": ("name", "provider")}
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRow:
+    """A customers or payment_method row as the change left it; `fields` None when deleted."""
+
+    table: str
+    row_id: int
+    fields: dict[str, str] | None
+
+
+def decode_reference(table: str, key: bytes | None, value: bytes | None) -> ReferenceRow | Tombstone | Truncate:
+    """A record of `mysql.<db>.customers` or `mysql.<db>.payment_method` (keyed `{"id": n}`)."""
+    change = _row_change(value, table)
+    if not isinstance(change, tuple):
+        return change
+    op, row, _, _ = change
+    row_id = _field(row, "id", int, table)
+    try:
+        keyed = orjson.loads(key) if key is not None else None
+    except orjson.JSONDecodeError:
+        keyed = None
+    if isinstance(keyed, dict) and keyed.get("id", row_id) != row_id:
+        raise CodecError(f"record key {str(keyed)[:60]} does not match {table}.id {row_id}")
+    if op == "d":
+        return ReferenceRow(table, row_id, None)
+    return ReferenceRow(table, row_id, {name: _field(row, name, str, table) for name in REFERENCE_FIELDS[table]})
