@@ -73,10 +73,10 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
-def prepare(scratch: Settings) -> None:
+def prepare(scratch: Settings, customers: int = CUSTOMERS) -> None:
     db = database.connect(scratch)
     database.apply_schema(db)
-    database.load_reference(db, CUSTOMERS, seed=1, progress=False)
+    database.load_reference(db, customers, seed=1, progress=False)
     append_time = {"message.timestamp.type": "LogAppendTime"}
     topics = [NewTopic(scratch.cdc_topic(t), scratch.topic_partitions, 1, config=append_time) for t in CDC_TABLES]
     topics.append(NewTopic(scratch.order_final_topic, scratch.topic_partitions, 1, config=append_time))
@@ -314,10 +314,10 @@ def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict
         print(f"  {name:<46} {spread(values)}")
 
 
-def latency(scratch: Settings, orders: int, rate: float) -> dict:
+def latency(scratch: Settings, orders: int, rate: float, customers: int = CUSTOMERS) -> dict:
     workers = start_workers(scratch, 2)
     try:
-        return measure_latency(scratch, workers, orders, rate)
+        return measure_latency(scratch, workers, orders, rate, customers)
     finally:
         for worker in workers:
             worker.stop()
@@ -341,10 +341,11 @@ def wait_settled(workers: list[Worker], topic: str, quiet_s: float = 2.0, timeou
     raise TimeoutError(f"the workers did not settle on {topic} within {timeout_s:.0f} s")
 
 
-def measure_latency(scratch: Settings, workers: list[Worker], orders: int, rate: float) -> dict:
+def measure_latency(scratch: Settings, workers: list[Worker], orders: int, rate: float,
+                    customers: int = CUSTOMERS) -> dict:
     settled_s = wait_settled(workers, scratch.cdc_topic("orders"))
     committed: dict[str, float] = {}
-    writes = plan(orders, seed=int(time.time()), customers=CUSTOMERS, chaos=ChaosMix())
+    writes = plan(orders, seed=int(time.time()), customers=customers, chaos=ChaosMix())
 
     def on_commit(write) -> None:
         committed[write.order_id] = time.time() * 1000
@@ -393,15 +394,15 @@ class Prefilled:
     records: int
 
 
-def prefill(scratch: Settings, orders: int) -> Prefilled:
-    writes = plan(orders, seed=int(time.time()), customers=CUSTOMERS, chaos=ChaosMix())
+def prefill(scratch: Settings, orders: int, customers: int = CUSTOMERS) -> Prefilled:
+    writes = plan(orders, seed=int(time.time()), customers=customers, chaos=ChaosMix())
     truth = Truth()
     generate.run(database.connect(scratch), writes, total_orders=orders, rate=0, truth=truth, progress=False)
     order_ids = [w.order_id for w in writes if isinstance(w, InsertOrder)]
     return Prefilled(truth.manifest(), order_ids, wait_topics_still(scratch))
 
 
-def isolated(suffix: str):
+def isolated(suffix: str, customers: int = CUSTOMERS):
     """A scratch database with its own connector, topics, consumer group and web ports."""
     @contextmanager
     def scope():
@@ -410,7 +411,7 @@ def isolated(suffix: str):
                                                  "order_final_topic": f"order_final_{suffix}",
                                                  "dead_letter_topic": f"dead_letters_{suffix}",
                                                  "faust_web_port": 17066})
-            prepare(scratch)
+            prepare(scratch, customers)
             try:
                 yield scratch
             finally:
@@ -425,18 +426,20 @@ def main(
     rate: Annotated[float, typer.Option(help="Orders/s in the latency run.")] = 1000,
     against: Annotated[str | None, typer.Option(help="A git revision (e.g. HEAD~3) whose product also runs "
                                                      "with 1 worker in each round, for a before/after ratio.")] = None,
+    customers: Annotated[int, typer.Option(help="Customers in the reference data (every worker reads them "
+                                                "all before its first batch).")] = CUSTOMERS,
 ) -> None:
     """Measure the stream: events/s (baseline, bare Faust agent, ours x1 and x2), latency, RSS."""
     run = uuid.uuid4().hex[:8]
     print(config_echo())
-    with isolated(f"bench_{run}_tp") as scratch:
-        filled = prefill(scratch, orders)
+    with isolated(f"bench_{run}_tp", customers) as scratch:
+        filled = prefill(scratch, orders, customers)
         print(f"throughput: {filled.records:,} CDC records (orders + order_details) from {orders:,} orders")
         with checkout(against) as source:
             throughput_rounds(scratch, rounds, filled.records, filled.manifest, filled.order_ids,
                               (against, source) if against else None)
-    with isolated(f"bench_{run}_lat") as scratch:
-        result = latency(scratch, latency_orders, rate)
+    with isolated(f"bench_{run}_lat", customers) as scratch:
+        result = latency(scratch, latency_orders, rate, customers)
     print(f"latency at {result['written_rate']:.0f} orders/s written (asked {result['rate']:.0f}) over "
           f"{result['orders']:,} orders, 2 workers ({load_note()}): "
           f"commit -> order_final p50 {result['e2e'][0]:.0f} ms, p99 {result['e2e'][1]:.0f} ms; "
