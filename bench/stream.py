@@ -54,7 +54,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from cdc import rest
 from cdc.connector import CDC_TABLES, connector_config, server_id
-from cdc.topics import read_topics
+from cdc.topics import read_topics, wait_for_records
 from config import Settings, cli, settings
 from source import database, generate
 from source.audit import Audit, audit
@@ -87,6 +87,8 @@ def prepare(scratch: Settings, customers: int = CUSTOMERS) -> None:
     name = scratch.cdc_connector_name
     rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))
     rest.wait_running(connect, name)
+    # orders written before Debezium's snapshot ends would reach Kafka only after it
+    wait_for_records(scratch, scratch.cdc_topic("customers"), customers, timeout_s=600, progress=False)
 
 
 def end_offsets(scratch: Settings, tables=("orders", "order_details")) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
+from tqdm import tqdm
 
 from config import Settings
 
@@ -66,6 +67,34 @@ def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[
 
 class TopicMissing(LookupError):
     """The topic is not on the broker."""
+
+
+def records_held(settings: Settings, topic: str) -> int:
+    """How many records `topic` holds now (its partitions' end minus start offsets); 0 if missing."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"count-{uuid.uuid4()}"})
+    try:
+        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if found is None or found.error is not None:
+            return 0
+        return sum(high - low for low, high in (consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                                                for p in found.partitions))
+    finally:
+        consumer.close()
+
+
+def wait_for_records(settings: Settings, topic: str, count: int, timeout_s: float, *, progress: bool = True) -> float:
+    """Until `topic` holds at least `count` records (a snapshot of a table of `count` rows, say);
+    seconds waited. Raises TimeoutError saying how far it got."""
+    started = time.monotonic()
+    with tqdm(total=count, unit="records", desc=topic, disable=not progress) as bar:
+        while (held := records_held(settings, topic)) < count:
+            bar.update(held - bar.n)
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"{topic} holds {held:,} of {count:,} records after {timeout_s:.0f} s: "
+                                   "see `python -m cdc show` and .stack/logs/kafka-connect.log")
+            time.sleep(1)
+        bar.update(count - bar.n)
+    return time.monotonic() - started
 
 
 def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: bool = False,

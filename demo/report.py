@@ -23,6 +23,8 @@ class DemoReport:
     latencies_ms: list[float]
     gold_counts: dict[str, int]
     whole_database: Audit | None = None  # order_final against every order in the source now
+    snapshot: tuple[int, float] | None = None  # customers in the source, seconds waited for their CDC snapshot
+    unenriched: int = 0  # order_final records without their customer
 
     @property
     def exact(self) -> bool:
@@ -40,7 +42,10 @@ class DemoReport:
             f"in order_final      {audit.received - sum(audit.duplicates.values()):>10,}",
             f"duplicates          {sum(audit.duplicates.values()):>10,}",
             f"missing             {len(audit.missing):>10,}",
+            *([f"CDC snapshot        {self.snapshot[0]:>10,} customers captured in {self.snapshot[1]:.0f} s, "
+               "before the orders were written"] if self.snapshot else []),
             f"commit -> order_final latency p50 {p50 / 1000:.2f} s, p99 {p99 / 1000:.2f} s",
+            f"without customer    {self.unenriched:>10,}  (order_final records whose customer was not known yet)",
             "gold: " + ", ".join(f"{table} {count:,}" for table, count in self.gold_counts.items()),
             *([f"whole database      {self.whole_database.summary()} (python -m source audit)"]
               if self.whole_database else []),

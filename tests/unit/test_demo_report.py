@@ -42,3 +42,10 @@ def test_the_whole_database_audit_is_reported_beside_this_runs():
     line = next(line for line in with_source.lines() if line.startswith("whole database"))
     assert "expected 9, received 8" in line and "missing 1" in line
     assert not any(line.startswith("whole database") for line in report(audit()).lines())
+
+
+def test_the_snapshot_wait_and_the_orders_without_customer_are_reported():
+    lines = "\n".join(DemoReport({"complete": 3}, audit(), [100.0], {}, snapshot=(1_000_000, 47.2),
+                                 unenriched=2).lines())
+    assert "1,000,000 customers captured in 47 s, before the orders were written" in lines
+    assert "without customer             2" in lines
