@@ -8,13 +8,11 @@ to the worker's settling bookkeeping (agents.settling).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-
 from faust.types import Message
 
 from agents.settling import Settling
 from streams.state_cache import WriteBackCache
-from tables.order_state import OrderProgress
+from tables.order_state import EMITTED, OrderProgress
 
 
 class PartitionSlice:
@@ -38,8 +36,8 @@ class PartitionSlice:
         self.settling.wait(self.partition, order_id, self.get(order_id).newest_detail, time.time())
 
     def record_emitted(self, order_id: str) -> None:
-        """The order is in order_final: its state says so, and it waits for nothing more."""
-        state = self.get(order_id)
-        if not state.emitted:
-            self.put(order_id, replace(state, emitted=True))
+        """The order is in order_final: its state says so (and only that: tables.order_state),
+        and it waits for nothing more."""
+        if not self.get(order_id).emitted:
+            self.put(order_id, EMITTED)
         self.settling.emitted(self.partition, order_id)

@@ -42,6 +42,13 @@ class OrderProgress:
                 and self.num_products is not None and len(self.products) == self.num_products)
 
 
+# Once an order is in order_final nothing that happens to it matters any more (the rule ignores
+# every later change), so its state shrinks to this marker: a few bytes in RocksDB, the
+# changelog and the cache, instead of every product's position.
+EMITTED = OrderProgress(emitted=True)
+EMITTED_BYTES = b'{"e":true}'
+
+
 def _pos(position: Position | None) -> list[int] | None:
     return None if position is None else [position.file_number, position.pos, position.row]
 
@@ -51,6 +58,8 @@ def _unpos(raw: list[int] | None) -> Position | None:
 
 
 def encode(state: OrderProgress) -> bytes:
+    if state.emitted:
+        return EMITTED_BYTES
     return orjson.dumps({
         "h": _pos(state.header_position), "x": state.deleted, "c": state.customer_id,
         "pm": state.payment_method_id, "n": state.num_products,
@@ -61,6 +70,8 @@ def encode(state: OrderProgress) -> bytes:
 
 
 def decode(raw: bytes) -> OrderProgress:
+    if raw == EMITTED_BYTES:
+        return EMITTED
     d = orjson.loads(raw)
     return OrderProgress(
         header_position=_unpos(d["h"]), deleted=d["x"], customer_id=d["c"], payment_method_id=d["pm"],

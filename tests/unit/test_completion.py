@@ -137,3 +137,13 @@ def test_progress_survives_the_table_codec():
 
     assert order_state.decode(order_state.encode(state)) == state
     assert order_state.as_json("o1", state)["status"] in {"emitted", "complete", "incomplete"}
+
+
+def test_an_emitted_order_is_stored_as_a_marker_that_later_changes_cannot_reopen():
+    state, emitted = process(CASES["detail deleted and re-inserted"][0])
+    assert len(emitted) == 1 and state.emitted
+
+    stored = order_state.encode(state)
+    assert stored == order_state.EMITTED_BYTES and len(stored) < 16
+    assert order_state.decode(stored) is order_state.EMITTED
+    assert verdict(order_state.decode(stored), CAUGHT_UP) is Verdict.EMITTED
