@@ -32,6 +32,7 @@ from agents.guard import RedisGuard
 from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, verdict
 from agents.emission import CLAIM_TTL_MS, Emission
 from agents.partition_slice import PartitionSlice
+from agents.retention import Retention
 from agents.settling import Settling
 from config import settings
 from streams import topics
@@ -55,6 +56,8 @@ REVOKE_WAIT_S = 10.0
 
 states = order_states
 settling = Settling()
+retention = Retention(settings.state_retention_s)
+RETENTION_CHECK_S = max(0.5, min(60.0, settings.state_retention_s / 4))
 emission = Emission(RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic), settling)
 
 
@@ -199,6 +202,23 @@ def decide(part: PartitionSlice, order_ids: set[str], frontier: Position | None)
             part.keep_unsettled(order_id)
         else:
             settling.settled(part.partition, order_id)
+            if outcome is Verdict.DELETED:
+                retention.deleted(part.partition, order_id, time.time())
+
+
+@app.timer(interval=RETENTION_CHECK_S)
+async def drop_expired_cancellations() -> None:
+    """Drop the state of orders cancelled longer than STATE_RETENTION_S ago (agents.retention)."""
+    if app.rebalancing:
+        return
+    owned = order_progress.owned_partitions()
+    retention.keep_only(set(owned))
+    now = time.time()
+    for partition in owned:
+        for order_id in retention.expired(partition, now):
+            if states.get(partition, order_id).deleted:  # not inserted again since
+                states.drop(partition, order_id)
+                stats["cancelled_states_dropped"] += 1
 
 
 @app.timer(interval=TICK_INTERVAL_S)
@@ -231,14 +251,21 @@ def _partition_of(order_id: str) -> int:
 
 @order_progress.on_recover
 async def rebuild_unsettled() -> None:
-    """After recovery, orders complete but not emitted wait in `unsettled` again."""
+    """After recovery, orders complete but not emitted wait in `unsettled` again, and cancelled
+    ones for the end of their retention."""
     assigned = {tp.partition for tp in app.assignor.assigned_actives()
                 if tp.topic == ORDERS_TOPIC}
-    waiting = []
+    waiting, now = [], time.time()
     for order_id, state in stored_states():
-        if state.complete and not state.emitted:
+        if state.emitted:
+            continue
+        if state.complete or state.deleted:
             partition = _partition_of(order_id)
-            if partition in assigned:
+            if partition not in assigned:
+                continue
+            if state.deleted:  # its retention starts again: dropped no sooner than promised
+                retention.deleted(partition, order_id, now)
+            else:
                 waiting.append((partition, order_id, state.newest_detail))
-    settling.restart(waiting, time.time())
+    settling.restart(waiting, now)
     log.info("recovered: %d orders waiting to settle", settling.unsettled_count())

@@ -68,21 +68,29 @@ class BatchWrittenTable(faust.Table):
             return store._db_for_partition(partition).get(self.encode_key(key))
         return store.data.get(key)  # the in-memory store (test_context)
 
-    def put_local(self, partition: int, items: Iterable[tuple[str, bytes]]) -> list[tuple[bytes, bytes]]:
-        """Write (key, value) pairs to the partition's RocksDB; the encoded pairs, for the changelog."""
+    def put_local(self, partition: int, items: Iterable[tuple[str, bytes | None]]) -> list[tuple[bytes, bytes | None]]:
+        """Write (key, value) pairs to the partition's RocksDB, a None value deleting the key;
+        the encoded pairs, for the changelog (where None is a tombstone)."""
         store, items = self.data, list(items)
         encoded = [(self.encode_key(key), value) for key, value in items]
         if isinstance(store, RocksDBStore):
             batch = WriteBatch(raw_mode=True)  # one write for the flush's keys, not one per key
             for key, value in encoded:
-                batch.put(key, value)
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
             store._db_for_partition(partition).write(batch)
         else:  # the in-memory store (test_context) holds keys and values as they are
-            store.data.update(items)
+            for key, value in items:
+                if value is None:
+                    store.data.pop(key, None)
+                else:
+                    store.data[key] = value
         return encoded
 
     async def send_changelog_batches(self, partition: int,
-                                     records: list[tuple[bytes, bytes]]) -> list[tuple[asyncio.Future, int]]:
+                                     records: list[tuple[bytes, bytes | None]]) -> list[tuple[asyncio.Future, int]]:
         """Hand the records to the producer as batches for the changelog partition, in order;
         per batch, the future of its RecordMetadata (base offset) and its record count."""
         producer = self.app.producer._ensure_producer()
@@ -94,7 +102,7 @@ class BatchWrittenTable(faust.Table):
                 sent.append((await producer.send_batch(batch, topic, partition=partition), count))
                 batch, count = producer.create_batch(), 0
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ChangelogBatchTooSmall(f"a {len(value)}-byte changelog record does not fit in a batch")
+                    raise ChangelogBatchTooSmall(f"a {len(value or b'')}-byte changelog record does not fit in a batch")
             count += 1
         if count:
             sent.append((await producer.send_batch(batch, topic, partition=partition), count))

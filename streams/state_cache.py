@@ -58,6 +58,7 @@ class _Partition(Generic[V]):
     values: dict[str, V] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     held: list = field(default_factory=list)  # events waiting for the next flush
+    dropped: set[str] = field(default_factory=set)  # dirty keys the next flush deletes
 
 
 class WriteBackCache(Generic[V]):
@@ -105,9 +106,17 @@ class WriteBackCache(Generic[V]):
         if cached.values.get(key) is value:
             return
         cached.values[key] = value
+        if cached.dropped:
+            cached.dropped.discard(key)
         if key not in cached.dirty:
             cached.dirty.add(key)
             self._dirty_count += 1
+
+    def drop(self, partition: int, key: str) -> None:
+        """Forget the key: reads see an empty value at once; the next flush deletes it from
+        the table (a tombstone in its changelog) unless a later `put` gave it a value."""
+        self.put(partition, key, self.empty())
+        self._partition(partition).dropped.add(key)
 
     def hold(self, partition: int, events: list) -> None:
         """Acknowledge these events once a later flush's writes are acknowledged (guarantee 2)."""
@@ -143,12 +152,13 @@ class WriteBackCache(Generic[V]):
                          partition, len(gone.dirty), len(gone.held))
         for partition, cached in self._partitions.items():
             if cached.dirty:
-                outgoing.append((partition, self.table.put_local(
-                    partition, [(key, self.encode(cached.values[key])) for key in cached.dirty])))
+                outgoing.append((partition, self.table.put_local(partition, [
+                    (key, None if key in cached.dropped else self.encode(cached.values[key]))
+                    for key in cached.dirty])))
             written += len(cached.dirty)
             self._dirty_count -= len(cached.dirty)
             released += cached.held
-            cached.dirty, cached.held = set(), []
+            cached.dirty, cached.held, cached.dropped = set(), [], set()
         self._forget_oldest_clean()
         self._flushed_at = time.monotonic()
         counters["state_flushes"] += 1

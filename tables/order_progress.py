@@ -49,7 +49,10 @@ def current_state(order_id: str) -> OrderProgress | None:
     if state is None:
         raw = order_progress.get(order_id)
         state = None if raw is None else order_state.decode(raw)
-    return state
+    return None if state == NOTHING_KNOWN else state  # dropped, or never heard of
+
+
+NOTHING_KNOWN = OrderProgress()
 
 
 def stored_states() -> Iterator[tuple[str, OrderProgress]]:

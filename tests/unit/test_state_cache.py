@@ -27,9 +27,13 @@ class ChangelogTable:
     def get_local(self, partition: int, key: str) -> bytes | None:
         return self.rows.get(key)
 
-    def put_local(self, partition: int, items) -> list[tuple[str, bytes]]:
+    def put_local(self, partition: int, items) -> list[tuple[str, bytes | None]]:
         items = list(items)
-        self.rows.update(items)
+        for key, value in items:
+            if value is None:
+                self.rows.pop(key, None)
+            else:
+                self.rows[key] = value
         self.writes.extend(items)
         return items
 
@@ -260,3 +264,23 @@ def test_a_flush_keeps_the_entries_loaded_last_clean_and_a_hand_over_forgets_the
     assert after_flush == (1, 1, 1)
     assert read_after_flush == ["a"]  # b and c were kept (loaded last), a was not
     assert (after_hand_over, read_after_hand_over) == (1, ["b"])
+
+
+def test_a_dropped_key_reads_empty_at_once_and_is_deleted_by_the_next_flush_unless_set_again():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        for key in ("gone", "back"):
+            cache.put(0, key, 5)
+        cache.flush()
+        cache.drop(0, "gone")
+        cache.drop(0, "back")
+        cache.put(0, "back", cache.get(0, "back") + 1)  # a change after the drop
+        reads = cache.get(0, "gone"), cache.get(0, "back")
+        cache.flush()
+        return reads, table.writes[2:], table.rows
+
+    reads, writes, rows = asyncio.run(scenario())
+    assert reads == (0, 1)
+    assert sorted(writes) == [("back", b"1"), ("gone", None)]
+    assert rows == {"back": b"1"}
