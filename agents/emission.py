@@ -1,4 +1,8 @@
-"""Sending completed orders to `order_final` exactly once: claim, send, confirm, record.
+"""Sending completed orders to `order_final`, and alerts to `order_alerts`, exactly once:
+claim, send, confirm, record. Below for order_final; an alert is the same with the item
+`<kind>:<order_id>` (its guard key `order_trigger_lock:order_alerts:<kind>:<order_id>`), its
+record the kind in the state's `alerts`, and its stale claims looked up in order_alerts by
+key and `kind` header. Each is an `Output`; `Emission` runs the protocol for both.
 
 State: `order_progress[order_id]` (RocksDB + changelog) holds `emitted`, written after the
 send is acknowledged. Guard: `order_trigger_lock:{order_id}` in Redis (scoped by output
@@ -35,10 +39,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 
 import orjson
+from faust.types import TopicT
 from redis.exceptions import RedisError
 
+from agents.alert_watch import AlertWatch
+from agents.alerts import alert_value
 from agents.guard import Claim, Outcome, RedisGuard
 from agents.completion import completed_order
 from agents.order_final_lookup import find_sent
@@ -53,133 +61,239 @@ log = logging.getLogger(__name__)
 
 CLAIM_TTL_MS = int((settings.producer_request_timeout_s + 5) * 1000)
 
-FOUND = b"found in order_final"  # a stale claim's send that was made: record, do not send
-Sent = tuple[str, bytes, asyncio.Future, int]  # order id, our claim, the broker's ack to come, source ts (ms)
+FOUND = b"found in the output"  # a stale claim's send that was made: record, do not send
+Sent = tuple[str, bytes, asyncio.Future, int]  # item, our claim, the broker's ack to come, source ts (ms)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Output:
+    """One output: its topic and guard, and what a slice does with an item's outcome."""
+
+    notice = ""  # the key of the agent's notice listing the items recorded
+
+    def __init__(self, topic: TopicT, guard: RedisGuard) -> None:
+        self.topic, self.guard = topic, guard
+
+    def items(self, part: PartitionSlice) -> list[str]: ...
+    def record(self, part: PartitionSlice, item: str) -> None: ...  # sent before: record it
+    def wait(self, part: PartitionSlice, item: str) -> None: ...  # cannot go now: later
+    def sending(self, partition: int, item: str) -> None: ...  # in flight until recorded
+    def failed(self, partition: int, item: str) -> None: ...  # its send failed
+    def confirmed(self, item: str, source_ts_ms: int, acked_at_ms: float) -> None: ...
+    def message(self, part: PartitionSlice, item: str) -> tuple[bytes, bytes, list | None, int]: ...
+    def identify(self, key: bytes, headers: list | None) -> str: ...  # a message's item
+
+
+class FinalOutput(Output):
+    """order_final: items are order ids; recorded as `emitted` (agents.settling tracks them)."""
+
+    notice = "emitted"
+
+    def __init__(self, topic: TopicT, guard: RedisGuard, settling: Settling) -> None:
+        super().__init__(topic, guard)
+        self.settling = settling
+
+    def items(self, part):
+        return part.to_emit
+
+    def record(self, part, item):
+        part.record_emitted(item)
+
+    def wait(self, part, item):
+        part.keep_unsettled(item)
+
+    def sending(self, partition, item):
+        self.settling.sent(partition, item)
+
+    def failed(self, partition, item):
+        self.settling.send_failed(partition, item, time.time())
+
+    def confirmed(self, item, source_ts_ms, acked_at_ms):
+        stats["completed"] += 1  # one message in order_final, acknowledged
+        if source_ts_ms:
+            order_final_latency.observe(max(0.0, acked_at_ms - source_ts_ms) / 1000)
+
+    def message(self, part, item):
+        state = part.get(item)
+        customer, payment_method = enrichment(state.customer_id, state.payment_method_id)
+        if customer is None:
+            stats["unenriched_customer"] += 1
+        if payment_method is None:
+            stats["unenriched_payment_method"] += 1
+        value = completed_order(item, state, now_iso(), customer, payment_method)
+        return item.encode(), orjson.dumps(value), None, value["source_ts_ms"]
+
+    def identify(self, key, headers):
+        return key.decode(errors="replace")
+
+
+class AlertOutput(Output):
+    """order_alerts: items are `<kind>:<order_id>`; recorded in the state's `alerts`."""
+
+    notice = "alerted"
+
+    def __init__(self, topic: TopicT, guard: RedisGuard, watch: AlertWatch) -> None:
+        super().__init__(topic, guard)
+        self.watch = watch
+
+    def items(self, part):
+        return [f"{kind}:{order_id}" for kind, order_id in part.to_alert]
+
+    def record(self, part, item):
+        part.record_alerted(*item.split(":", 1))
+
+    def wait(self, part, item):
+        self.watch.again(part.partition, item.split(":", 1)[1])
+
+    def sending(self, partition, item):
+        self.watch.in_flight.add(tuple(item.split(":", 1)))
+
+    def failed(self, partition, item):
+        kind, order_id = item.split(":", 1)
+        self.watch.in_flight.discard((kind, order_id))
+        self.watch.again(partition, order_id)
+
+    def confirmed(self, item, source_ts_ms, acked_at_ms):
+        stats[f"alerts_{item.split(':', 1)[0]}"] += 1
+
+    def message(self, part, item):
+        kind, order_id = item.split(":", 1)
+        value = alert_value(kind, order_id, part.get(order_id), now_iso())
+        return order_id.encode(), orjson.dumps(value), [("kind", kind.encode())], 0
+
+    def identify(self, key, headers):
+        kind = dict(headers or ()).get("kind", b"").decode(errors="replace")
+        return f"{kind}:{key.decode(errors='replace')}"
 
 
 class Emission:
-    """This worker's sends: the Redis guard and the confirmations still to come."""
+    """This worker's sends to each output: the Redis guards and the confirmations to come."""
 
-    def __init__(self, guard: RedisGuard, settling: Settling) -> None:
-        self.guard, self.settling = guard, settling
+    def __init__(self, outputs: list[Output]) -> None:
+        self.outputs = outputs
         self.confirming: set[asyncio.Task] = set()  # the event loop holds tasks only weakly
 
+    @property
+    def guard(self) -> RedisGuard:
+        """order_final's guard (the first output's)."""
+        return self.outputs[0].guard
+
     async def emit(self, parts: list[PartitionSlice]) -> None:
-        """Claim the batch's settled orders, every partition's, in one Redis round trip, then
-        send. A send started now leaves the order in flight until its confirmation; anything
-        that cannot proceed stays unsettled."""
-        wanted = [order_id for part in parts for order_id in part.to_emit]
+        for output in self.outputs:
+            await self._emit(output, parts)
+
+    async def _emit(self, output: Output, parts: list[PartitionSlice]) -> None:
+        """Claim the batch's items for this output, every partition's, in one Redis round
+        trip, then send. A send started now leaves the item in flight until its confirmation;
+        anything that cannot proceed waits."""
+        wanted = [item for part in parts for item in output.items(part)]
         if not wanted:
             return
         await topics.outputs_ready.wait()
         now_ms = int(time.time() * 1000)
         try:
-            claims = await self.guard.claim_many(wanted, now_ms)
+            claims = await output.guard.claim_many(wanted, now_ms)
         except (RedisError, OSError, TimeoutError) as error:
             stats["emission_retries"] += len(wanted)
-            log.warning("%d complete orders not sent yet (%s: %s); will retry", len(wanted),
-                        type(error).__name__, error)
+            log.warning("%d items for %s not sent yet (%s: %s); will retry", len(wanted),
+                        output.topic.get_topic_name(), type(error).__name__, error)
             for part in parts:
-                for order_id in part.to_emit:
-                    part.keep_unsettled(order_id)
+                for item in output.items(part):
+                    output.wait(part, item)
             return
-        stale = {order_id: claim for order_id, (claim, _) in zip(wanted, claims) if claim.outcome is Outcome.STALE}
-        resolved = await self._resolve_stale(stale, now_ms) if stale else {}
-        in_order = iter(claims)  # the parts' to_emit, one after another, as claimed
+        stale = {item: claim for item, (claim, _) in zip(wanted, claims) if claim.outcome is Outcome.STALE}
+        resolved = await self._resolve_stale(output, stale, now_ms) if stale else {}
+        in_order = iter(claims)  # the parts' items, one after another, as claimed
         for part in parts:
-            sent = [await self._send(part, order_id, *next(in_order), resolved) for order_id in part.to_emit]
+            sent = [await self._send(output, part, item, *next(in_order), resolved) for item in output.items(part)]
             sent = [entry for entry in sent if entry is not None]
             if sent:
-                task = asyncio.ensure_future(self._confirm(part.partition, sent))
+                task = asyncio.ensure_future(self._confirm(output, part.partition, sent))
                 self.confirming.add(task)
                 task.add_done_callback(self.confirming.discard)
 
-    async def _send(self, part: PartitionSlice, order_id: str, claim: Claim, our_claim: bytes | None,
+    async def _send(self, output: Output, part: PartitionSlice, item: str, claim: Claim, our_claim: bytes | None,
                     resolved: dict[str, bytes | None]) -> Sent | None:
-        """Act on one order's claim: send it if the claim is ours (its confirmation comes
+        """Act on one item's claim: send it if the claim is ours (its confirmation comes
         later), record it if it was sent already, else leave it waiting."""
         try:
             if claim.outcome is Outcome.STALE:
-                if order_id not in resolved:  # its lookup failed: try again later
-                    part.keep_unsettled(order_id)
+                if item not in resolved:  # its lookup failed: try again later
+                    output.wait(part, item)
                     return None
-                our_claim = resolved[order_id]
+                our_claim = resolved[item]
                 if our_claim is FOUND:
-                    part.record_emitted(order_id)
+                    output.record(part, item)
                     return None
                 if our_claim is None:  # another worker took it over meanwhile
-                    part.keep_unsettled(order_id)
+                    output.wait(part, item)
                     return None
             elif claim.outcome is Outcome.SENT:
                 stats["duplicates_prevented"] += 1
-                part.record_emitted(order_id)
+                output.record(part, item)
                 return None
             elif claim.outcome is Outcome.HELD:
                 stats["claims_held_elsewhere"] += 1
-                part.keep_unsettled(order_id)
+                output.wait(part, item)
                 return None
-            state = part.get(order_id)
-            customer, payment_method = enrichment(state.customer_id, state.payment_method_id)
-            if customer is None:
-                stats["unenriched_customer"] += 1
-            if payment_method is None:
-                stats["unenriched_payment_method"] += 1
-            value = completed_order(order_id, state, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                    customer, payment_method)
-            pending = await topics.produce(topics.order_final, key=order_id.encode(), value=orjson.dumps(value))
+            key, value, headers, source_ts_ms = output.message(part, item)
+            pending = await topics.produce(output.topic, key=key, value=value, headers=headers)
         except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
             stats["emission_retries"] += 1
-            log.warning("order %s complete but not sent (%s: %s); will retry", order_id,
+            log.warning("%s %s not sent (%s: %s); will retry", output.topic.get_topic_name(), item,
                         type(error).__name__, error)
-            part.keep_unsettled(order_id)
+            output.wait(part, item)
             return None
-        self.settling.sent(part.partition, order_id)
-        return order_id, our_claim, pending, value["source_ts_ms"]
+        output.sending(part.partition, item)
+        return item, our_claim, pending, source_ts_ms
 
-    async def _resolve_stale(self, stale: dict[str, Claim], now_ms: int) -> dict[str, bytes | None]:
+    async def _resolve_stale(self, output: Output, stale: dict[str, Claim], now_ms: int) -> dict[str, bytes | None]:
         """Claims whose owner died between claim and marking: were their sends made? One read
-        of order_final for the batch, from the oldest claim's time; one Redis call to mark
-        the sends found and one to take the others over. Per order: FOUND, our new claim,
+        of the output topic for the batch, from the oldest claim's time; one Redis call to mark
+        the sends found and one to take the others over. Per item: FOUND, our new claim,
         or None (taken by someone else). Empty if the lookup failed (they wait and retry)."""
         since_ms = min(claim.claimed_at_ms for claim in stale.values()) - CLAIM_TTL_MS
+        lookup = partial(find_sent, settings, set(stale), since_ms, topic=output.topic.get_topic_name(),
+                         identify=output.identify)
         try:
-            found = await asyncio.get_running_loop().run_in_executor(None, find_sent, settings, set(stale), since_ms)
-            await self.guard.mark_sent_many([(order_id, stale[order_id].found_value, *where)
-                                             for order_id, where in found.items()])
-            taken = await self.guard.take_over_many([(order_id, claim.found_value) for order_id, claim in stale.items()
-                                                     if order_id not in found], now_ms)
+            found = await asyncio.get_running_loop().run_in_executor(None, lookup)
+            await output.guard.mark_sent_many([(item, stale[item].found_value, *where) for item, where in found.items()])
+            taken = await output.guard.take_over_many([(item, claim.found_value) for item, claim in stale.items()
+                                                       if item not in found], now_ms)
         except Exception as error:  # noqa: BLE001 - Kafka or Redis: the claims stay stale and are retried
             stats["emission_retries"] += len(stale)
             log.warning("%d stale claims not resolved yet (%s: %s); will retry", len(stale),
                         type(error).__name__, error)
             return {}
         stats["duplicates_prevented"] += len(found)
-        log.warning("%d stale claims resolved: %d had sent their order already (recorded), %d taken over to send",
-                    len(stale), len(found), sum(claim is not None for claim in taken.values()))
-        return {**taken, **{order_id: FOUND for order_id in found}}
+        log.warning("%d stale claims on %s resolved: %d had been sent already (recorded), %d taken over to send",
+                    len(stale), output.topic.get_topic_name(), len(found),
+                    sum(claim is not None for claim in taken.values()))
+        return {**taken, **{item: FOUND for item in found}}
 
-    async def _confirm(self, partition: int, sent: list[Sent]) -> None:
+    async def _confirm(self, output: Output, partition: int, sent: list[Sent]) -> None:
         """Await the broker's acks, mark the keys sent (one Redis round trip), and tell the
         agent to record them (one notice for the batch)."""
         acks = await asyncio.gather(*(pending for _, _, pending, _ in sent), return_exceptions=True)
         acked_at_ms = time.time() * 1000
         acked = []
-        for (order_id, our_claim, _, source_ts_ms), ack in zip(sent, acks):
+        for (item, our_claim, _, source_ts_ms), ack in zip(sent, acks):
             if isinstance(ack, BaseException):  # the claim goes stale, then resolves
-                self.settling.send_failed(partition, order_id, time.time())
+                output.failed(partition, item)
                 stats["emission_retries"] += 1
-                log.warning("order %s: send failed (%s: %s); the claim will be resolved after %d s",
-                            order_id, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
+                log.warning("%s %s: send failed (%s: %s); the claim will be resolved after %d s",
+                            output.topic.get_topic_name(), item, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
             else:
-                stats["completed"] += 1  # one message in order_final, acknowledged
-                if source_ts_ms:
-                    order_final_latency.observe(max(0.0, acked_at_ms - source_ts_ms) / 1000)
-                acked.append((order_id, our_claim, ack.partition, ack.offset))
+                output.confirmed(item, source_ts_ms, acked_at_ms)
+                acked.append((item, our_claim, ack.partition, ack.offset))
         if not acked:
             return
         try:
-            await self.guard.mark_sent_many(acked)
+            await output.guard.mark_sent_many(acked)
         except (RedisError, OSError, TimeoutError) as error:  # the claims go stale; the lookup finds the messages
-            log.warning("%d orders sent but not marked in Redis (%s)", len(acked), error)
-        notice = {"emitted": [order_id for order_id, *_ in acked]}
-        await topics.settle_ticks.send(key=b"emitted", value=orjson.dumps(notice), partition=partition)
+            log.warning("%d sends marked in Redis failed (%s)", len(acked), error)
+        notice = {output.notice: [item for item, *_ in acked]}
+        await topics.settle_ticks.send(key=output.notice.encode(), value=orjson.dumps(notice), partition=partition)

@@ -30,7 +30,9 @@ from faust.types import TP, Message
 
 from agents.guard import RedisGuard
 from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, verdict
-from agents.emission import CLAIM_TTL_MS, Emission
+from agents.alert_watch import AlertWatch
+from agents.alerts import STALLED, AlertRules, is_stalled, on_completion, on_deletion
+from agents.emission import CLAIM_TTL_MS, AlertOutput, Emission, FinalOutput
 from agents.partition_slice import PartitionSlice
 from agents.retention import Retention
 from agents.settling import Settling
@@ -40,6 +42,7 @@ from streams.app import app
 from streams.metrics import WORKER, batch_seconds, counters as stats
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_progress import FLUSH_INTERVAL_S, order_progress, order_states, stored_states
+from tables.order_state import EMITTED
 from tables.reference_data import reference_reader
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,14 @@ states = order_states
 settling = Settling()
 retention = Retention(settings.state_retention_s)
 RETENTION_CHECK_S = max(0.5, min(60.0, settings.state_retention_s / 4))
-emission = Emission(RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic), settling)
+rules = AlertRules(settings.alert_bulk_quantity, settings.alert_bulk_products, settings.stall_after_s)
+watch = AlertWatch(settings.stall_after_s)
+ALERT_CHECK_S = max(0.5, min(30.0, settings.stall_after_s / 10))
+emission = Emission([
+    FinalOutput(topics.order_final, RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic),
+                settling),
+    AlertOutput(topics.order_alerts, RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_alerts_topic),
+                watch)])
 
 
 ORDERS_TOPIC = topics.orders.get_topic_name()
@@ -84,7 +94,7 @@ async def complete_orders(stream):
         by_partition: dict[int, list[Message]] = {}
         for message in batch:
             by_partition.setdefault(message.partition, []).append(message)
-        parts = [PartitionSlice(partition, messages, states, settling)
+        parts = [PartitionSlice(partition, messages, states, settling, watch, rules)
                  for partition, messages in by_partition.items()]
         for part in parts:
             await process(part)
@@ -129,12 +139,18 @@ async def process(part: PartitionSlice) -> None:
     state cache writes the changed orders at its next flush)."""
     partition = part.partition
     settled_before: float | None = None  # a tick's check time: settle what waited since before it
+    quiet_before: float | None = None  # an alert check's: orders quiet since before it may have stalled
     for message in part.messages:
         if message.topic == TICKS_TOPIC:
             notice = orjson.loads(message.value)
             if "emitted" in notice:
                 for order_id in notice["emitted"]:
                     part.record_emitted(order_id)
+            elif "alerted" in notice:
+                for item in notice["alerted"]:
+                    part.record_alerted(*item.split(":", 1))
+            elif "check" in notice:
+                quiet_before = max(quiet_before or 0.0, notice["check"] - rules.stall_after_s)
             else:
                 stats["ticks_received"] += 1
                 settled_before = max(settled_before or 0.0, notice["at"] - SETTLE_MARGIN_S)
@@ -157,6 +173,8 @@ async def process(part: PartitionSlice) -> None:
     ready = settling.ready(partition, settled_before)
     decide(part, part.touched - ready, settling.frontier(partition))
     decide(part, ready, CAUGHT_UP)
+    if quiet_before is not None:
+        check_alerts(part, watch.due(partition, quiet_before))
     stats["unsettled_now"] = settling.unsettled_count()
 
 
@@ -189,10 +207,13 @@ def decide(part: PartitionSlice, order_ids: set[str], frontier: Position | None)
     """Mark the settled orders to be sent; remember the complete ones that are not yet (all
     of them while an order_details record of the partition is missing: agents.settling)."""
     details_gap = settling.details_gap(part.partition)
+    now = time.time()
     for order_id in order_ids:
         if order_id in settling.in_flight:
             continue
-        outcome = verdict(part.get(order_id), frontier)
+        state = part.get(order_id)
+        outcome = verdict(state, frontier)
+        watch.changed(part.partition, order_id, now, incomplete=outcome is Verdict.INCOMPLETE)
         if outcome is Verdict.EMIT and details_gap:
             stats["emissions_held_for_a_gap"] += 1
             part.keep_unsettled(order_id)
@@ -203,7 +224,38 @@ def decide(part: PartitionSlice, order_ids: set[str], frontier: Position | None)
         else:
             settling.settled(part.partition, order_id)
             if outcome is Verdict.DELETED:
-                retention.deleted(part.partition, order_id, time.time())
+                retention.deleted(part.partition, order_id, now)
+            for kind in owed_alerts(state):
+                part.raise_alert(kind, order_id)
+
+
+def owed_alerts(state) -> list[str]:
+    """The alerts a settled order still owes: a cancellation's, or a bulk order's whose
+    order_final went out (recovery finds those between the two acknowledgements)."""
+    if state.deleted:
+        return on_deletion(state)
+    return on_completion(state, rules) if state.emitted else []
+
+
+def check_alerts(part: PartitionSlice, order_ids: set[str]) -> None:
+    """Orders due a look (agents.alert_watch): stalled ones, and those whose alert waits."""
+    for order_id in order_ids:
+        state = part.get(order_id)
+        for kind in ([STALLED] if is_stalled(state) else owed_alerts(state)):
+            part.raise_alert(kind, order_id)
+
+
+@app.timer(interval=ALERT_CHECK_S)
+async def send_alert_checks() -> None:
+    """Ask the agent (a tick on each partition with orders due a look) to check for alerts:
+    table writes belong in the agent."""
+    if app.rebalancing or not app.tables.actives_ready:
+        return
+    owned = order_progress.owned_partitions()
+    watch.keep_only(set(owned))
+    now = time.time()
+    for partition in watch.partitions_with_work(now):
+        await topics.settle_ticks.send(key=b"check", value=orjson.dumps({"check": now}), partition=partition)
 
 
 @app.timer(interval=RETENTION_CHECK_S)
@@ -251,21 +303,27 @@ def _partition_of(order_id: str) -> int:
 
 @order_progress.on_recover
 async def rebuild_unsettled() -> None:
-    """After recovery, orders complete but not emitted wait in `unsettled` again, and cancelled
-    ones for the end of their retention."""
+    """After recovery, orders complete but not emitted wait in `unsettled` again, cancelled
+    ones for the end of their retention, incomplete ones to be found stalled, and orders
+    owing an alert for the next check."""
     assigned = {tp.partition for tp in app.assignor.assigned_actives()
                 if tp.topic == ORDERS_TOPIC}
-    waiting, now = [], time.time()
+    waiting, quiet, now = [], [], time.time()
     for order_id, state in stored_states():
-        if state.emitted:
+        if state is EMITTED:
             continue
-        if state.complete or state.deleted:
-            partition = _partition_of(order_id)
-            if partition not in assigned:
-                continue
-            if state.deleted:  # its retention starts again: dropped no sooner than promised
-                retention.deleted(partition, order_id, now)
-            else:
-                waiting.append((partition, order_id, state.newest_detail))
+        partition = _partition_of(order_id)
+        if partition not in assigned:
+            continue
+        if owed_alerts(state):
+            watch.again(partition, order_id)
+        if state.deleted:  # its retention starts again: dropped no sooner than promised
+            retention.deleted(partition, order_id, now)
+        elif state.complete and not state.emitted:
+            waiting.append((partition, order_id, state.newest_detail))
+        elif is_stalled(state):  # quiet since its last change in the source
+            quiet.append((state.last_committed_ms / 1000 or now, partition, order_id))
+    for since, partition, order_id in sorted(quiet):
+        watch.changed(partition, order_id, since, incomplete=True)
     settling.restart(waiting, now)
     log.info("recovered: %d orders waiting to settle", settling.unsettled_count())

@@ -1,4 +1,5 @@
-"""Were these orders already sent to `order_final`? Read from a time on, look for their keys.
+"""Were these orders already sent to `order_final` (or alerts to `order_alerts`)? Read from a
+time on, look for their keys.
 
 Only for resolving stale claims (agents/emission.py): rare, and a batch's are resolved in one
 read, so a plain blocking consumer run in a thread is fine.
@@ -8,20 +9,28 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from config import Settings
 
 
-def find_sent(settings: Settings, order_ids: set[str], since_ms: int,
-              timeout_s: float = 30) -> dict[str, tuple[int, int]]:
-    """(partition, offset) of each of `order_ids`' first message in order_final at or after
-    `since_ms`; orders with none are absent from the answer."""
+def order_id_of(key: bytes, headers: list | None) -> str:
+    """order_final's records name their order by key."""
+    return key.decode(errors="replace")
+
+
+def find_sent(settings: Settings, order_ids: set[str], since_ms: int, timeout_s: float = 30, *,
+              topic: str | None = None, identify: Callable[[bytes, list | None], str] = order_id_of,
+              ) -> dict[str, tuple[int, int]]:
+    """(partition, offset) of each of `order_ids`' first message in `topic` (order_final by
+    default) at or after `since_ms`, a message naming its id by `identify(key, headers)`; ids
+    with none are absent from the answer."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"lookup-{uuid.uuid4()}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     try:
-        topic = settings.order_final_topic
+        topic = topic or settings.order_final_topic
         partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
         starts = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions],
                                             timeout=timeout_s)
@@ -32,16 +41,16 @@ def find_sent(settings: Settings, order_ids: set[str], since_ms: int,
         if not wanted:
             return found
         consumer.assign(wanted)
-        keys, remaining = {order_id.encode(): order_id for order_id in order_ids}, {tp.partition for tp in wanted}
+        remaining = {tp.partition for tp in wanted}
         deadline = time.monotonic() + timeout_s
-        while remaining and len(found) < len(keys):
+        while remaining and len(found) < len(order_ids):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"order_final not read to its end within {timeout_s} s")
+                raise TimeoutError(f"{topic} not read to its end within {timeout_s} s")
             for message in consumer.consume(num_messages=500, timeout=1.0):
                 if message.error():
                     continue
-                order_id = keys.get(message.key())
-                if order_id is not None and order_id not in found:
+                order_id = identify(message.key() or b"", message.headers())
+                if order_id in order_ids and order_id not in found:
                     found[order_id] = message.partition(), message.offset()
                 if message.offset() + 1 >= ends[message.partition()]:
                     remaining.discard(message.partition())

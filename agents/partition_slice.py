@@ -2,14 +2,19 @@
 
 Reads and writes go through the state cache (tables.order_progress), in the slice's
 partition. What the slice decides about an order that waits, or needs no more waiting, goes
-to the worker's settling bookkeeping (agents.settling).
+to the worker's settling bookkeeping (agents.settling); the alerts it raises, to
+`to_alert`, unless one is in flight already (agents.alert_watch).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+
 from faust.types import Message
 
+from agents.alert_watch import AlertWatch
+from agents.alerts import AlertRules, on_completion
 from agents.settling import Settling
 from streams.state_cache import WriteBackCache
 from tables.order_state import EMITTED, OrderProgress
@@ -17,11 +22,12 @@ from tables.order_state import EMITTED, OrderProgress
 
 class PartitionSlice:
     def __init__(self, partition: int, messages: list[Message], states: WriteBackCache[OrderProgress],
-                 settling: Settling) -> None:
+                 settling: Settling, watch: AlertWatch, rules: AlertRules) -> None:
         self.partition, self.messages = partition, messages
-        self.states, self.settling = states, settling
+        self.states, self.settling, self.watch, self.rules = states, settling, watch, rules
         self.touched: set[str] = set()
         self.to_emit: list[str] = []
+        self.to_alert: list[tuple[str, str]] = []  # kind, order id
 
     def get(self, order_id: str) -> OrderProgress:
         self.touched.add(order_id)
@@ -36,8 +42,26 @@ class PartitionSlice:
         self.settling.wait(self.partition, order_id, self.get(order_id).newest_detail, time.time())
 
     def record_emitted(self, order_id: str) -> None:
-        """The order is in order_final: its state says so (and only that: tables.order_state),
-        and it waits for nothing more."""
-        if not self.get(order_id).emitted:
-            self.put(order_id, EMITTED)
+        """The order is in order_final: its state says so (and only that, tables.order_state,
+        once no completion alert is owed), and it waits for nothing more."""
+        state = self.get(order_id)
+        if not state.emitted:
+            owed = on_completion(state, self.rules)
+            self.put(order_id, replace(state, emitted=True) if owed else EMITTED)
+            for kind in owed:
+                self.raise_alert(kind, order_id)
         self.settling.emitted(self.partition, order_id)
+
+    def raise_alert(self, kind: str, order_id: str) -> None:
+        if (kind, order_id) not in self.watch.in_flight and (kind, order_id) not in self.to_alert:
+            self.to_alert.append((kind, order_id))
+
+    def record_alerted(self, kind: str, order_id: str) -> None:
+        """The alert is on order_alerts: the state says so; an emitted order owing nothing more
+        shrinks to the marker."""
+        self.watch.in_flight.discard((kind, order_id))
+        state = self.get(order_id)
+        if kind in state.alerts:
+            return
+        state = replace(state, alerts=state.alerts | {kind})
+        self.put(order_id, EMITTED if state.emitted and not on_completion(state, self.rules) else state)

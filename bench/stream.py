@@ -57,6 +57,7 @@ from cdc.connector import CDC_TABLES, connector_config, server_id
 from cdc.topics import read_topics, wait_for_records
 from config import Settings, cli, settings
 from source import database, generate
+from agents.alerts import KINDS
 from source.audit import Audit, audit
 from agents.guard import guard_key
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
@@ -136,7 +137,8 @@ def forget_emissions(scratch: Settings, order_ids: list[str]) -> None:
     client = redis.Redis.from_url(scratch.redis_url)
     for start in range(0, len(order_ids), 1000):
         chunk = order_ids[start:start + 1000]
-        client.delete(*(guard_key(o, scratch.order_final_topic) for o in chunk), *(guard_key(o) for o in chunk))
+        client.delete(*(guard_key(o, scratch.order_final_topic) for o in chunk), *(guard_key(o) for o in chunk),
+                      *(guard_key(f"{kind}:{o}", scratch.order_alerts_topic) for o in chunk for kind in KINDS))
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,7 @@ def isolated(suffix: str, customers: int = CUSTOMERS):
         with database.scratch_database(settings, suffix) as scratch:
             scratch = scratch.model_copy(update={"stream_app_id": f"orderpipe-{suffix}",
                                                  "order_final_topic": f"order_final_{suffix}",
+                                                 "order_alerts_topic": f"order_alerts_{suffix}",
                                                  "dead_letter_topic": f"dead_letters_{suffix}",
                                                  "faust_web_port": 17066})
             prepare(scratch, customers)

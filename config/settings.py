@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     faust_web_port: int = Field(6066, validation_alias="FAUST_WEB_PORT")  # worker N serves on +N-1
     order_final_topic: str = Field("order_final", validation_alias="ORDER_FINAL_TOPIC")
     dead_letter_topic: str = Field("order_cdc_dead_letter", validation_alias="DEAD_LETTER_TOPIC")
+    # Alerts (agents/alerts.py): a complete order with this many items in all, or products, is
+    # `bulk`; an incomplete one quiet this long is `stalled`.
+    order_alerts_topic: str = Field("order_alerts", validation_alias="ORDER_ALERTS_TOPIC")
+    alert_bulk_quantity: int = Field(12, validation_alias="ALERT_BULK_QUANTITY", ge=1)
+    alert_bulk_products: int = Field(10, validation_alias="ALERT_BULK_PRODUCTS", ge=1)
+    stall_after_s: float = Field(300.0, validation_alias="STALL_AFTER_S", gt=0)
     # Bounds how long a live worker may take from claiming an order to an acknowledged send.
     producer_request_timeout_s: float = Field(30.0, validation_alias="PRODUCER_REQUEST_TIMEOUT_S", gt=0)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from config import Settings
+from config.settings import REPO_ROOT
 from stack import process
 from stack.services import StackLayout
 
@@ -56,7 +57,10 @@ class Worker:
     def start(self) -> int:
         self.datadir.parent.mkdir(parents=True, exist_ok=True)  # faust does not create it
         return process.start(self.argv(), pidfile=self.layout.pidfile(self.name),
-                             logfile=self.layout.logfile(self.name), env={**self.settings.as_env(), **dict(self.env)})
+                             logfile=self.layout.logfile(self.name),
+                             # the code of the checkout that starts it (the editable install points
+                             # at one checkout; a worktree's benchmark must run its own)
+                             env={**self.settings.as_env(), "PYTHONPATH": str(REPO_ROOT), **dict(self.env)})
 
     def pid(self) -> int | None:
         return process.running_pid(self.layout.pidfile(self.name))

@@ -49,6 +49,11 @@ class OrderPipeApp(faust.App):
     def create_event(self, key, value, headers, message):
         return self._event_type(self, key, value, headers, message)
 
+    def _on_autodiscovery_error(self, name: str) -> None:
+        """Faust logs a module that fails to import (an agent's, say) and runs on without it: a
+        worker that joins the group and consumes nothing. Stop with the error instead."""
+        raise  # noqa: PLE0704 - called by venusian inside its `except`: the import error
+
     @cached_property
     def feed(self) -> Feed:
         """The completion agent's records, straight from the consumer (streams.feed)."""

@@ -70,6 +70,7 @@ class RebuildWorker:
         datadir.parent.mkdir(parents=True, exist_ok=True)
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.settings.as_env(), "STREAM_APP_ID": self.app_id, "ORDER_FINAL_TOPIC": self.output,
+               "ORDER_ALERTS_TOPIC": f"{self.output}-alerts",
                "FAUST_WEB_PORT": str(self.web_port)}
         argv = [str(Path(sys.executable).with_name("faust")), "-A", "streams.app", f"--datadir={datadir}",
                 "worker", "-l", "info", "--web-port", str(self.web_port), "--web-host", "127.0.0.1"]

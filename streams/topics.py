@@ -30,6 +30,7 @@ order_details = _raw(settings.cdc_topic("order_details"))
 # (agents/order_completion.py). Co-partitioned with the CDC topics.
 settle_ticks = _raw(f"{settings.stream_app_id}-settle-ticks", partitions=settings.topic_partitions, internal=True)
 order_final = _raw(settings.order_final_topic, partitions=settings.topic_partitions)
+order_alerts = _raw(settings.order_alerts_topic, partitions=settings.topic_partitions)
 dead_letters = _raw(settings.dead_letter_topic, partitions=1)
 
 # The completion agent reads all three, one partition number at a time (same keys, same counts).
@@ -41,7 +42,7 @@ order_changes = app.topic(orders.get_topic_name(), order_details.get_topic_name(
                           partitions=settings.topic_partitions)
 
 
-async def produce(topic, *, key: bytes, value: bytes) -> asyncio.Future:
+async def produce(topic, *, key: bytes, value: bytes, headers: list | None = None) -> asyncio.Future:
     """Hand one record to the Kafka producer (aiokafka's, under Faust's); the future
     resolves to its RecordMetadata.
 
@@ -49,7 +50,7 @@ async def produce(topic, *, key: bytes, value: bytes) -> asyncio.Future:
     bookkeeping (a FutureMessage, callbacks, sensor hooks), measured at ~4% of a busy
     worker's CPU, and its producer's `send` in ~3% more, none of which the completion agent
     uses. Same producer, partitioner and bytes."""
-    return await app.producer._ensure_producer().send(topic.get_topic_name(), value, key=key)
+    return await app.producer._ensure_producer().send(topic.get_topic_name(), value, key=key, headers=headers)
 
 
 async def dead_letter(message, reason: str) -> None:
@@ -72,9 +73,9 @@ async def prepare_topics() -> None:
     """At start: create the topics the stream only writes to, and refuse to run on CDC topics
     whose partition count differs from TOPIC_PARTITIONS (their partitions would not line up
     with the table's)."""
-    for topic in (order_final, dead_letters):
+    for topic in (order_final, order_alerts, dead_letters):
         await topic.maybe_declare()
-    await wait_for_leaders([order_final.get_topic_name(), dead_letters.get_topic_name()])
+    await wait_for_leaders([topic.get_topic_name() for topic in (order_final, order_alerts, dead_letters)])
     expected = settings.topic_partitions
     for name in order_changes.topics:
         found = app.consumer.topic_partitions(name)  # None or 0 while metadata is unknown

@@ -31,6 +31,7 @@ class OrderProgress:
     removed: Mapping[int, Position] = field(default_factory=dict)  # product -> its delete's position
     emitted: bool = False
     last_committed_ms: int = 0
+    alerts: frozenset[str] = frozenset()  # the kinds raised and acknowledged (agents.alerts)
 
     @property
     def newest_detail(self) -> Position | None:
@@ -42,9 +43,10 @@ class OrderProgress:
                 and self.num_products is not None and len(self.products) == self.num_products)
 
 
-# Once an order is in order_final nothing that happens to it matters any more (the rule ignores
-# every later change), so its state shrinks to this marker: a few bytes in RocksDB, the
-# changelog and the cache, instead of every product's position.
+# Once an order is in order_final (and its completion alerts on order_alerts) nothing that
+# happens to it matters any more (the rule ignores every later change), so its state shrinks
+# to this marker: a few bytes in RocksDB, the changelog and the cache, instead of every
+# product's position. (An order owed a `bulk` alert keeps its state, emitted, until then.)
 EMITTED = OrderProgress(emitted=True)
 EMITTED_BYTES = b'{"e":true}'
 
@@ -58,7 +60,7 @@ def _unpos(raw: list[int] | None) -> Position | None:
 
 
 def encode(state: OrderProgress) -> bytes:
-    if state.emitted:
+    if state is EMITTED:
         return EMITTED_BYTES
     return orjson.dumps({
         "h": _pos(state.header_position), "x": state.deleted, "c": state.customer_id,
@@ -66,6 +68,7 @@ def encode(state: OrderProgress) -> bytes:
         "p": {str(pid): [p.quantity, *_pos(p.position)] for pid, p in state.products.items()},
         "r": {str(pid): _pos(position) for pid, position in state.removed.items()},
         "e": state.emitted, "t": state.last_committed_ms,
+        **({"a": sorted(state.alerts)} if state.alerts else {}),
     })
 
 
@@ -78,7 +81,7 @@ def decode(raw: bytes) -> OrderProgress:
         num_products=d["n"],
         products={int(pid): Product(q, Position(f, p, r)) for pid, (q, f, p, r) in d["p"].items()},
         removed={int(pid): Position(*position) for pid, position in d["r"].items()},
-        emitted=d["e"], last_committed_ms=d["t"])
+        emitted=d["e"], last_committed_ms=d["t"], alerts=frozenset(d.get("a", ())))
 
 
 def as_json(order_id: str, state: OrderProgress) -> dict:

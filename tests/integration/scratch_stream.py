@@ -34,6 +34,7 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
     with database.scratch_database(settings, name) as scratch:
         scratch = scratch.model_copy(update={
             "stream_app_id": f"orderpipe-{name}", "order_final_topic": f"order_final_{name}",
+            "order_alerts_topic": f"order_alerts_{name}",
             "dead_letter_topic": f"dead_letters_{name}", "faust_web_port": web_port, **overrides})
         db = database.connect(scratch)
         database.apply_schema(db)

@@ -63,7 +63,7 @@ def sends(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     topics.outputs_ready.set()  # set by the worker's start-up task, which test_context does not run
     # test_context joins no group: own partition 0, as a worker assigned it would
     monkeypatch.setattr(order_progress, "owned_partitions", lambda: frozenset({0}))
-    monkeypatch.setattr(order_completion.emission, "guard",
+    monkeypatch.setattr(order_completion.emission.outputs[0], "guard",
                         guards.RedisGuard(settings.redis_url, "test-worker", CLAIM_TTL_MS))
     with patch.object(topics, "produce", new=AsyncMock(side_effect=acknowledged)) as final, \
             patch.object(topics.dead_letters, "send", new=AsyncMock(side_effect=acknowledged)) as dead, \

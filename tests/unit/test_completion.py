@@ -142,8 +142,9 @@ def test_progress_survives_the_table_codec():
 def test_an_emitted_order_is_stored_as_a_marker_that_later_changes_cannot_reopen():
     state, emitted = process(CASES["detail deleted and re-inserted"][0])
     assert len(emitted) == 1 and state.emitted
+    assert order_state.decode(order_state.encode(state)) == state  # emitted, still whole (a bulk alert to come)
 
-    stored = order_state.encode(state)
+    stored = order_state.encode(order_state.EMITTED)
     assert stored == order_state.EMITTED_BYTES and len(stored) < 16
     assert order_state.decode(stored) is order_state.EMITTED
     assert verdict(order_state.decode(stored), CAUGHT_UP) is Verdict.EMITTED

@@ -1,0 +1,64 @@
+"""Alerts on `order_alerts`: which an order's state calls for, and what each says. Pure.
+
+- `bulk`: a complete order with at least `bulk_quantity` items in all, or `bulk_products`
+  products; raised with its order_final (the order is recorded emitted only once both are
+  acknowledged, agents.emission).
+- `cancelled_after_details`: an order deleted after some of its details had arrived.
+- `stalled`: an order still incomplete `stall_after_s` after the worker last saw it change
+  (agents.stalls keeps the times); raised once; a later completion still emits normally.
+Each goes out exactly once per order, claimed in Redis like order_final (agents.emission).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tables.order_state import OrderProgress
+
+BULK, STALLED, CANCELLED_AFTER_DETAILS = "bulk", "stalled", "cancelled_after_details"
+KINDS = (BULK, STALLED, CANCELLED_AFTER_DETAILS)
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    bulk_quantity: int
+    bulk_products: int
+    stall_after_s: float
+
+
+def total_quantity(state: OrderProgress) -> int:
+    return sum(product.quantity for product in state.products.values())
+
+
+def on_completion(state: OrderProgress, rules: AlertRules) -> list[str]:
+    """The alerts a complete order raises as it goes out."""
+    if BULK in state.alerts:
+        return []
+    if total_quantity(state) >= rules.bulk_quantity or len(state.products) >= rules.bulk_products:
+        return [BULK]
+    return []
+
+
+def on_deletion(state: OrderProgress) -> list[str]:
+    """The alerts a deleted order raises: details had arrived before (or after) its delete."""
+    if state.deleted and (state.products or state.removed) and CANCELLED_AFTER_DETAILS not in state.alerts:
+        return [CANCELLED_AFTER_DETAILS]
+    return []
+
+
+def is_stalled(state: OrderProgress) -> bool:
+    """Started and still waiting for something (the agent asks once the order has been quiet
+    long enough)."""
+    started = state.header_position is not None or bool(state.products)
+    return started and not (state.emitted or state.deleted or state.complete or STALLED in state.alerts)
+
+
+def alert_value(kind: str, order_id: str, state: OrderProgress, at: str) -> dict:
+    """The `order_alerts` value: kind, order id, when, and the figures behind it."""
+    figures = {"customer_id": state.customer_id, "num_products": state.num_products,
+               "products_received": len(state.products), "total_quantity": total_quantity(state)}
+    if kind == CANCELLED_AFTER_DETAILS:
+        figures["details_seen"] = len(set(state.products) | set(state.removed))
+    if kind == STALLED:
+        figures["last_change_ms"] = state.last_committed_ms
+    return {"kind": kind, "order_id": order_id, "at": at, **figures}
