@@ -2,7 +2,8 @@
 claim, send, confirm, record. Below for order_final; an alert is the same with the item
 `<kind>:<order_id>` (its guard key `order_trigger_lock:order_alerts:<kind>:<order_id>`), its
 record the kind in the state's `alerts`, and its stale claims looked up in order_alerts by
-key and `kind` header. Each is an `Output`; `Emission` runs the protocol for both.
+key and `kind` header. Each is an `Output` (agents.outputs); `Emission` runs the protocol for
+both.
 
 State: `order_progress[order_id]` (RocksDB + changelog) holds `emitted`, written after the
 send is acknowledged. Guard: `order_trigger_lock:{order_id}` in Redis (scoped by output
@@ -45,17 +46,12 @@ import orjson
 from faust.types import TopicT
 from redis.exceptions import RedisError
 
-from agents.alert_watch import AlertWatch
-from agents.alerts import alert_value
 from agents.guard import Claim, Outcome, RedisGuard
-from agents.completion import completed_order
 from agents.order_final_lookup import find_sent
 from agents.partition_slice import PartitionSlice
-from agents.settling import Settling
 from config import settings
 from streams import topics
-from streams.metrics import counters as stats, order_final_latency
-from tables.reference_data import enrichment
+from streams.metrics import counters as stats
 
 log = logging.getLogger(__name__)
 
@@ -85,88 +81,6 @@ class Output:
     def confirmed(self, item: str, source_ts_ms: int, acked_at_ms: float) -> None: ...
     def message(self, part: PartitionSlice, item: str) -> tuple[bytes, bytes, list | None, int]: ...
     def identify(self, key: bytes, headers: list | None) -> str: ...  # a message's item
-
-
-class FinalOutput(Output):
-    """order_final: items are order ids; recorded as `emitted` (agents.settling tracks them)."""
-
-    notice = "emitted"
-
-    def __init__(self, topic: TopicT, guard: RedisGuard, settling: Settling) -> None:
-        super().__init__(topic, guard)
-        self.settling = settling
-
-    def items(self, part):
-        return part.to_emit
-
-    def record(self, part, item):
-        part.record_emitted(item)
-
-    def wait(self, part, item):
-        part.keep_unsettled(item)
-
-    def sending(self, partition, item):
-        self.settling.sent(partition, item)
-
-    def failed(self, partition, item):
-        self.settling.send_failed(partition, item, time.time())
-
-    def confirmed(self, item, source_ts_ms, acked_at_ms):
-        stats["completed"] += 1  # one message in order_final, acknowledged
-        if source_ts_ms:
-            order_final_latency.observe(max(0.0, acked_at_ms - source_ts_ms) / 1000)
-
-    def message(self, part, item):
-        state = part.get(item)
-        customer, payment_method = enrichment(state.customer_id, state.payment_method_id)
-        if customer is None:
-            stats["unenriched_customer"] += 1
-        if payment_method is None:
-            stats["unenriched_payment_method"] += 1
-        value = completed_order(item, state, now_iso(), customer, payment_method)
-        return item.encode(), orjson.dumps(value), None, value["source_ts_ms"]
-
-    def identify(self, key, headers):
-        return key.decode(errors="replace")
-
-
-class AlertOutput(Output):
-    """order_alerts: items are `<kind>:<order_id>`; recorded in the state's `alerts`."""
-
-    notice = "alerted"
-
-    def __init__(self, topic: TopicT, guard: RedisGuard, watch: AlertWatch) -> None:
-        super().__init__(topic, guard)
-        self.watch = watch
-
-    def items(self, part):
-        return [f"{kind}:{order_id}" for kind, order_id in part.to_alert]
-
-    def record(self, part, item):
-        part.record_alerted(*item.split(":", 1))
-
-    def wait(self, part, item):
-        self.watch.again(part.partition, item.split(":", 1)[1])
-
-    def sending(self, partition, item):
-        self.watch.in_flight.add(tuple(item.split(":", 1)))
-
-    def failed(self, partition, item):
-        kind, order_id = item.split(":", 1)
-        self.watch.in_flight.discard((kind, order_id))
-        self.watch.again(partition, order_id)
-
-    def confirmed(self, item, source_ts_ms, acked_at_ms):
-        stats[f"alerts_{item.split(':', 1)[0]}"] += 1
-
-    def message(self, part, item):
-        kind, order_id = item.split(":", 1)
-        value = alert_value(kind, order_id, part.get(order_id), now_iso())
-        return order_id.encode(), orjson.dumps(value), [("kind", kind.encode())], 0
-
-    def identify(self, key, headers):
-        kind = dict(headers or ()).get("kind", b"").decode(errors="replace")
-        return f"{kind}:{key.decode(errors='replace')}"
 
 
 class Emission:

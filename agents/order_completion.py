@@ -17,6 +17,10 @@ topic has been read past its newest detail. Per partition the worker tracks that
 when a partition goes quiet, a timer checks that the orders partition has been processed to
 its log end and sends itself a tick on `orderpipe-settle-ticks`, whose processing settles
 orders that became complete before the check.
+
+Alerts (agents.alerts): a slice raises the ones its orders call for, and `Emission` sends
+them to `order_alerts` like order_final. The timers, the hand-over before partitions move
+and the rebuild after recovery are in agents.upkeep.
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ import logging
 import time
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
-from faust.types import TP, Message
+from faust.types import Message
 
 from agents.guard import RedisGuard
 from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, verdict
 from agents.alert_watch import AlertWatch
 from agents.alerts import STALLED, AlertRules, is_stalled, on_completion, on_deletion
-from agents.emission import CLAIM_TTL_MS, AlertOutput, Emission, FinalOutput
+from agents.emission import CLAIM_TTL_MS, Emission
+from agents.outputs import AlertOutput, FinalOutput
 from agents.partition_slice import PartitionSlice
 from agents.retention import Retention
 from agents.settling import Settling
@@ -41,8 +45,7 @@ from streams import topics
 from streams.app import app
 from streams.metrics import WORKER, batch_seconds, counters as stats
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
-from tables.order_progress import FLUSH_INTERVAL_S, order_progress, order_states, stored_states
-from tables.order_state import EMITTED
+from tables.order_progress import order_states
 from tables.reference_data import reference_reader
 
 log = logging.getLogger(__name__)
@@ -50,20 +53,15 @@ log = logging.getLogger(__name__)
 # A quiet partition's tick settles orders unsettled at least this long before its check:
 # the broker appends one produce request's partitions one after another.
 SETTLE_MARGIN_S = 0.05
-TICK_INTERVAL_S = 0.25
 # Events are taken in batches: decisions, Redis claims and table writes once per batch.
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.02
-# Longest wait, in a rebalance, for this worker's changelog writes (inside the rebalance timeout).
-REVOKE_WAIT_S = 10.0
 
 states = order_states
 settling = Settling()
 retention = Retention(settings.state_retention_s)
-RETENTION_CHECK_S = max(0.5, min(60.0, settings.state_retention_s / 4))
 rules = AlertRules(settings.alert_bulk_quantity, settings.alert_bulk_products, settings.stall_after_s)
 watch = AlertWatch(settings.stall_after_s)
-ALERT_CHECK_S = max(0.5, min(30.0, settings.stall_after_s / 10))
 emission = Emission([
     FinalOutput(topics.order_final, RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic),
                 settling),
@@ -104,34 +102,6 @@ async def complete_orders(stream):
         if states.flush_due:
             states.flush()
         batch_seconds.observe(time.perf_counter() - started)
-
-
-@app.timer(interval=1.0)
-async def reread_stuck_partitions() -> None:
-    app.consumer.reread_if_stuck()
-
-
-@app.timer(interval=FLUSH_INTERVAL_S / 2)
-async def flush_quiet_state() -> None:
-    """Flush the state cache when no batch comes to do it (a quiet stream still commits)."""
-    if states.flush_due:
-        states.flush()
-
-
-@app.on_partitions_revoked.connect
-@app.on_before_shutdown.connect  # a stopping worker leaves the group after this
-async def hand_over_durable_state(sender, *_, **__) -> None:
-    """Before partitions move, write what the cache holds and let every changelog write reach
-    the broker: a write landing after the next owner has recovered would be missing from its
-    state and, later in the changelog than that owner's own writes, would shadow them in any
-    later recovery."""
-    started = time.monotonic()
-    pending = await states.hand_over(timeout_s=REVOKE_WAIT_S)
-    if pending:
-        log.warning("%d state flushes still unacknowledged after %.0f s; handing partitions over anyway",
-                    pending, REVOKE_WAIT_S)
-    else:
-        log.info("changelog writes acknowledged before handing partitions over (%.2f s)", time.monotonic() - started)
 
 
 async def process(part: PartitionSlice) -> None:
@@ -243,87 +213,3 @@ def check_alerts(part: PartitionSlice, order_ids: set[str]) -> None:
         state = part.get(order_id)
         for kind in ([STALLED] if is_stalled(state) else owed_alerts(state)):
             part.raise_alert(kind, order_id)
-
-
-@app.timer(interval=ALERT_CHECK_S)
-async def send_alert_checks() -> None:
-    """Ask the agent (a tick on each partition with orders due a look) to check for alerts:
-    table writes belong in the agent."""
-    if app.rebalancing or not app.tables.actives_ready:
-        return
-    owned = order_progress.owned_partitions()
-    watch.keep_only(set(owned))
-    now = time.time()
-    for partition in watch.partitions_with_work(now):
-        await topics.settle_ticks.send(key=b"check", value=orjson.dumps({"check": now}), partition=partition)
-
-
-@app.timer(interval=RETENTION_CHECK_S)
-async def drop_expired_cancellations() -> None:
-    """Drop the state of orders cancelled longer than STATE_RETENTION_S ago (agents.retention)."""
-    if app.rebalancing:
-        return
-    owned = order_progress.owned_partitions()
-    retention.keep_only(set(owned))
-    now = time.time()
-    for partition in owned:
-        for order_id in retention.expired(partition, now):
-            if states.get(partition, order_id).deleted:  # not inserted again since
-                states.drop(partition, order_id)
-                stats["cancelled_states_dropped"] += 1
-
-
-@app.timer(interval=TICK_INTERVAL_S)
-async def tick_quiet_partitions() -> None:
-    """For partitions with unsettled orders whose orders topic is processed to its log end,
-    send a settle tick (handled in the agent, where table writes belong)."""
-    if app.rebalancing or not app.tables.actives_ready:
-        return
-    waiting = settling.waiting_partitions()
-    if not waiting:
-        return
-    tps = [TP(ORDERS_TOPIC, p) for p in waiting]
-    checked_at = time.time()
-    ends = await app.consumer.highwaters(*tps)
-    for tp in tps:
-        # processed, not fetched (agents.settling); before the first record, from the commit
-        processed = settling.processed_offset(tp.partition, app.consumer.committed_offset(tp))
-        stats["tick_checks"] += 1
-        if processed is not None and ends.get(tp) is not None and processed >= ends[tp]:
-            stats["ticks_sent"] += 1
-            await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at}),
-                                           partition=tp.partition)
-
-
-def _partition_of(order_id: str) -> int:
-    """The partition Kafka's default partitioner gives the order's key (as Connect and Faust do)."""
-    partitions = list(range(settings.topic_partitions))
-    return DefaultPartitioner()(orjson.dumps(order_id), partitions, partitions)
-
-
-@order_progress.on_recover
-async def rebuild_unsettled() -> None:
-    """After recovery, orders complete but not emitted wait in `unsettled` again, cancelled
-    ones for the end of their retention, incomplete ones to be found stalled, and orders
-    owing an alert for the next check."""
-    assigned = {tp.partition for tp in app.assignor.assigned_actives()
-                if tp.topic == ORDERS_TOPIC}
-    waiting, quiet, now = [], [], time.time()
-    for order_id, state in stored_states():
-        if state is EMITTED:
-            continue
-        partition = _partition_of(order_id)
-        if partition not in assigned:
-            continue
-        if owed_alerts(state):
-            watch.again(partition, order_id)
-        if state.deleted:  # its retention starts again: dropped no sooner than promised
-            retention.deleted(partition, order_id, now)
-        elif state.complete and not state.emitted:
-            waiting.append((partition, order_id, state.newest_detail))
-        elif is_stalled(state):  # quiet since its last change in the source
-            quiet.append((state.last_committed_ms / 1000 or now, partition, order_id))
-    for since, partition, order_id in sorted(quiet):
-        watch.changed(partition, order_id, since, incomplete=True)
-    settling.restart(waiting, now)
-    log.info("recovered: %d orders waiting to settle", settling.unsettled_count())

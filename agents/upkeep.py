@@ -1,0 +1,149 @@
+"""What runs beside the completion agent's loop (agents.order_completion): its timers, the
+hand-over before partitions move, and the rebuild of its bookkeeping after recovery.
+
+Timers never write the table themselves: table writes belong in the agent, so a timer that
+finds work sends the agent a tick on `<app>-settle-ticks` (settle, check for alerts) and the
+agent acts when the tick arrives, in order with the partition's records. The state cache's
+own upkeep (flushes, dropping expired cancellations) goes through the cache, by partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
+from faust.types import TP
+
+from agents.alerts import is_stalled
+from agents.order_completion import ORDERS_TOPIC, owed_alerts, retention, settling, states, watch
+from config import settings
+from streams import topics
+from streams.app import app
+from streams.metrics import counters as stats
+from tables.order_progress import FLUSH_INTERVAL_S, order_progress, stored_states
+from tables.order_state import EMITTED
+
+log = logging.getLogger(__name__)
+
+TICK_INTERVAL_S = 0.25
+# Longest wait, in a rebalance, for this worker's changelog writes (inside the rebalance timeout).
+REVOKE_WAIT_S = 10.0
+RETENTION_CHECK_S = max(0.5, min(60.0, settings.state_retention_s / 4))
+ALERT_CHECK_S = max(0.5, min(30.0, settings.stall_after_s / 10))
+
+
+@app.timer(interval=1.0)
+async def reread_stuck_partitions() -> None:
+    app.consumer.reread_if_stuck()
+
+
+@app.timer(interval=FLUSH_INTERVAL_S / 2)
+async def flush_quiet_state() -> None:
+    """Flush the state cache when no batch comes to do it (a quiet stream still commits)."""
+    if states.flush_due:
+        states.flush()
+
+
+@app.on_partitions_revoked.connect
+@app.on_before_shutdown.connect  # a stopping worker leaves the group after this
+async def hand_over_durable_state(sender, *_, **__) -> None:
+    """Before partitions move, write what the cache holds and let every changelog write reach
+    the broker: a write landing after the next owner has recovered would be missing from its
+    state and, later in the changelog than that owner's own writes, would shadow them in any
+    later recovery."""
+    started = time.monotonic()
+    pending = await states.hand_over(timeout_s=REVOKE_WAIT_S)
+    if pending:
+        log.warning("%d state flushes still unacknowledged after %.0f s; handing partitions over anyway",
+                    pending, REVOKE_WAIT_S)
+    else:
+        log.info("changelog writes acknowledged before handing partitions over (%.2f s)", time.monotonic() - started)
+
+
+
+@app.timer(interval=RETENTION_CHECK_S)
+async def drop_expired_cancellations() -> None:
+    """Drop the state of orders cancelled longer than STATE_RETENTION_S ago (agents.retention)."""
+    if app.rebalancing:
+        return
+    owned = order_progress.owned_partitions()
+    retention.keep_only(set(owned))
+    now = time.time()
+    for partition in owned:
+        for order_id in retention.expired(partition, now):
+            if states.get(partition, order_id).deleted:  # not inserted again since
+                states.drop(partition, order_id)
+                stats["cancelled_states_dropped"] += 1
+
+
+
+@app.timer(interval=ALERT_CHECK_S)
+async def send_alert_checks() -> None:
+    """Ask the agent (a tick on each partition with orders due a look) to check for alerts:
+    table writes belong in the agent."""
+    if app.rebalancing or not app.tables.actives_ready:
+        return
+    owned = order_progress.owned_partitions()
+    watch.keep_only(set(owned))
+    now = time.time()
+    for partition in watch.partitions_with_work(now):
+        await topics.settle_ticks.send(key=b"check", value=orjson.dumps({"check": now}), partition=partition)
+
+
+
+@app.timer(interval=TICK_INTERVAL_S)
+async def tick_quiet_partitions() -> None:
+    """For partitions with unsettled orders whose orders topic is processed to its log end,
+    send a settle tick (handled in the agent, where table writes belong)."""
+    if app.rebalancing or not app.tables.actives_ready:
+        return
+    waiting = settling.waiting_partitions()
+    if not waiting:
+        return
+    tps = [TP(ORDERS_TOPIC, p) for p in waiting]
+    checked_at = time.time()
+    ends = await app.consumer.highwaters(*tps)
+    for tp in tps:
+        # processed, not fetched (agents.settling); before the first record, from the commit
+        processed = settling.processed_offset(tp.partition, app.consumer.committed_offset(tp))
+        stats["tick_checks"] += 1
+        if processed is not None and ends.get(tp) is not None and processed >= ends[tp]:
+            stats["ticks_sent"] += 1
+            await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at}),
+                                           partition=tp.partition)
+
+
+def _partition_of(order_id: str) -> int:
+    """The partition Kafka's default partitioner gives the order's key (as Connect and Faust do)."""
+    partitions = list(range(settings.topic_partitions))
+    return DefaultPartitioner()(orjson.dumps(order_id), partitions, partitions)
+
+
+@order_progress.on_recover
+async def rebuild_unsettled() -> None:
+    """After recovery, orders complete but not emitted wait in `unsettled` again, cancelled
+    ones for the end of their retention, incomplete ones to be found stalled, and orders
+    owing an alert for the next check."""
+    assigned = {tp.partition for tp in app.assignor.assigned_actives()
+                if tp.topic == ORDERS_TOPIC}
+    waiting, quiet, now = [], [], time.time()
+    for order_id, state in stored_states():
+        if state is EMITTED:
+            continue
+        partition = _partition_of(order_id)
+        if partition not in assigned:
+            continue
+        if owed_alerts(state):
+            watch.again(partition, order_id)
+        if state.deleted:  # its retention starts again: dropped no sooner than promised
+            retention.deleted(partition, order_id, now)
+        elif state.complete and not state.emitted:
+            waiting.append((partition, order_id, state.newest_detail))
+        elif is_stalled(state):  # quiet since its last change in the source
+            quiet.append((state.last_committed_ms / 1000 or now, partition, order_id))
+    for since, partition, order_id in sorted(quiet):
+        watch.changed(partition, order_id, since, incomplete=True)
+    settling.restart(waiting, now)
+    log.info("recovered: %d orders waiting to settle", settling.unsettled_count())
