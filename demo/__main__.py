@@ -9,6 +9,7 @@ twice. Leaves the stack and the workers running; `make down` stops them.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +25,7 @@ from batch.report import show_progress
 from batch.session import build_session
 from cdc import rest
 from cdc.connector import connector_config
-from cdc.topics import wait_for_records
+from cdc.topics import TopicMissing, read_to_end, wait_for_records
 from config import Settings, settings
 from config.cli import run
 from demo.report import DemoReport
@@ -64,6 +65,16 @@ def read_finals(settings: Settings, wanted: set[str], *, timeout_s: float) -> tu
                 settled_at = time.monotonic() + 3
     consumer.close()
     return values, stamps
+
+
+def alert_counts(settings: Settings, order_ids: set[str]) -> Counter:
+    """This run's alerts on order_alerts so far, by kind (`stalled` ones come STALL_AFTER_S
+    after an order's last change: most of them after the report)."""
+    try:
+        return Counter(m.value["kind"] for m in read_to_end(settings, settings.order_alerts_topic)
+                       if isinstance(m.value, dict) and m.value.get("order_id") in order_ids)
+    except TopicMissing:
+        return Counter()
 
 
 def gold_counts(settings: Settings) -> dict[str, int]:
@@ -123,7 +134,9 @@ def main(
     report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts(settings),
                         reconcile(settings, settings.order_final_topic),
                         snapshot=(reference_rows, snapshot_s),
-                        unenriched=sum(value.get("customer") is None for value in values))
+                        unenriched=sum(value.get("customer") is None for value in values),
+                        alerts=alert_counts(settings, {*complete, *ground_truth["incomplete"],
+                                                       *ground_truth["cancelled"]}))
     typer.echo("\n".join(["", "demo report", *report.lines()]))
     if not report.exact:
         raise typer.Exit(1)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from source.audit import Audit
 
@@ -25,6 +26,7 @@ class DemoReport:
     whole_database: Audit | None = None  # order_final against every order in the source now
     snapshot: tuple[int, float] | None = None  # customers in the source, seconds waited for their CDC snapshot
     unenriched: int = 0  # order_final records without their customer
+    alerts: Mapping[str, int] = field(default_factory=dict)  # this run's order_alerts by kind
 
     @property
     def exact(self) -> bool:
@@ -46,6 +48,9 @@ class DemoReport:
                "before the orders were written"] if self.snapshot else []),
             f"commit -> order_final latency p50 {p50 / 1000:.2f} s, p99 {p99 / 1000:.2f} s",
             f"without customer    {self.unenriched:>10,}  (order_final records whose customer was not known yet)",
+            "alerts              " + ", ".join(f"{kind} {self.alerts.get(kind, 0):,}" for kind in
+                                               ("bulk", "cancelled_after_details", "stalled"))
+            + "  (stalled: STALL_AFTER_S after an order's last change, mostly after this report)",
             "gold: " + ", ".join(f"{table} {count:,}" for table, count in self.gold_counts.items()),
             *([f"whole database      {self.whole_database.summary()} (python -m source audit)"]
               if self.whole_database else []),

@@ -9,6 +9,8 @@ from collections import deque
 from typing import Callable, Hashable, Mapping
 
 COUNTERS = ("events_in", "completed", "duplicates_prevented", "dead_lettered")
+# Shown in total only: what the stream noticed about the orders.
+NOTICED = ("alerts_bulk", "alerts_stalled", "alerts_cancelled_after_details", "unenriched_customer")
 RATES = {"events_in": "events_per_s", "completed": "completed_per_s"}
 RATE_WINDOW_S = 3.0
 
@@ -58,7 +60,7 @@ def worker_row(url: str, answer: Mapping, meter: RateMeter, at: float) -> dict:
         return {"url": url, "reachable": False, "error": str(answer.get("error", "no counters in answer"))}
     counts = answer["counts"]
     row: dict = {"url": url, "worker": answer.get("worker"), "reachable": True}
-    for name in COUNTERS:
+    for name in (*COUNTERS, *NOTICED):
         row[name] = int(counts.get(name, 0))
     for counter, rate_name in RATES.items():
         rate = meter.rate((url, row["worker"], counter), at, row[counter])
@@ -72,7 +74,7 @@ def totals(rows: list[dict]) -> dict:
     """Sums over the reachable workers; a rate or lag no worker knows yet stays None."""
     up = [row for row in rows if row["reachable"]]
     summed: dict = {"workers": len(rows), "reachable": len(up)}
-    for name in COUNTERS:
+    for name in (*COUNTERS, *NOTICED):
         summed[name] = sum(row[name] for row in up)
     for name in (*RATES.values(), "lag"):
         known = [row[name] for row in up if row[name] is not None]

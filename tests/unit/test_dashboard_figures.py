@@ -71,7 +71,8 @@ def test_the_payload_sums_reachable_workers_and_marks_the_silent_one_unreachable
     dashboard_payload("app", {a: stats("h:1", 100, 10), b: stats("h:2", 200, 20)}, meter, at=0.0, now=1e9)
 
     payload = dashboard_payload("app", {
-        a: stats("h:1", 300, 30, lag_total=4, duplicates_prevented=2, dead_lettered=1),
+        a: stats("h:1", 300, 30, lag_total=4, duplicates_prevented=2, dead_lettered=1, alerts_bulk=3,
+                 unenriched_customer=1),
         b: stats("h:2", 400, 40, lag_total=None),
         c: {"error": "ClientConnectorError: connection refused"},
     }, meter, at=2.0, now=1e9 + 2)
@@ -80,11 +81,13 @@ def test_the_payload_sums_reachable_workers_and_marks_the_silent_one_unreachable
     assert rows[a] | {"lag_by_partition": None} == {
         "url": a, "worker": "h:1", "reachable": True, "events_in": 300, "completed": 30,
         "duplicates_prevented": 2, "dead_lettered": 1, "events_per_s": 100.0, "completed_per_s": 10.0,
-        "lag": 4, "lag_by_partition": None}
+        "lag": 4, "lag_by_partition": None, "alerts_bulk": 3, "alerts_stalled": 0,
+        "alerts_cancelled_after_details": 0, "unenriched_customer": 1}
     assert rows[c] == {"url": c, "reachable": False, "error": "ClientConnectorError: connection refused"}
     assert payload["totals"] == {
         "workers": 3, "reachable": 2, "events_in": 700, "completed": 70, "duplicates_prevented": 2,
-        "dead_lettered": 1, "events_per_s": 200.0, "completed_per_s": 20.0, "lag": 4}
+        "dead_lettered": 1, "events_per_s": 200.0, "completed_per_s": 20.0, "lag": 4, "alerts_bulk": 3,
+        "alerts_stalled": 0, "alerts_cancelled_after_details": 0, "unenriched_customer": 1}
     assert payload["at"] == 1e9 + 2 and payload["app"] == "app"
 
 

@@ -46,6 +46,7 @@ def test_the_whole_database_audit_is_reported_beside_this_runs():
 
 def test_the_snapshot_wait_and_the_orders_without_customer_are_reported():
     lines = "\n".join(DemoReport({"complete": 3}, audit(), [100.0], {}, snapshot=(1_000_000, 47.2),
-                                 unenriched=2).lines())
+                                 unenriched=2, alerts={"bulk": 41, "stalled": 1}).lines())
     assert "1,000,000 customers captured in 47 s, before the orders were written" in lines
     assert "without customer             2" in lines
+    assert "alerts              bulk 41, cancelled_after_details 0, stalled 1" in lines
