@@ -27,6 +27,7 @@ class Worker:
     number: int
     app: str = "streams.app"  # the Faust app module (bench.bare_agent for the framework's ceiling)
     env: tuple[tuple[str, str], ...] = ()  # more environment for the process
+    args: tuple[str, ...] = ()  # more `faust worker` options (e.g. --web-bind 0.0.0.0)
 
     @property
     def name(self) -> str:
@@ -52,7 +53,7 @@ class Worker:
         faust = Path(sys.executable).with_name("faust")
         datadir = self.datadir
         return [str(faust), "-A", self.app, f"--datadir={datadir}", "worker", "-l", "info",
-                "--web-port", str(self.port), "--web-host", "127.0.0.1"]
+                "--web-port", str(self.port), "--web-host", "127.0.0.1", *self.args]
 
     def start(self) -> int:
         self.datadir.parent.mkdir(parents=True, exist_ok=True)  # faust does not create it
@@ -78,7 +79,9 @@ class Worker:
 
     def stats(self) -> dict | None:
         try:
-            response = httpx.get(f"{self.url}/stats", timeout=2)
+            token = self.settings.web_token
+            headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+            response = httpx.get(f"{self.url}/stats", timeout=2, headers=headers)
         except httpx.HTTPError:
             return None
         return response.json() if response.status_code == 200 else None
@@ -96,7 +99,7 @@ class Worker:
 
 
 def start_workers(settings: Settings, count: int, **options) -> list[Worker]:
-    """Start `count` workers (`options`: Worker's `app` and `env`) and wait until each serves /stats."""
+    """Start `count` workers (`options`: Worker's `app`, `env` and `args`) and wait until each serves /stats."""
     workers = [Worker(settings, number, **options) for number in range(1, count + 1)]
     for worker in workers:
         if worker.pid() is None:

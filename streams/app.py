@@ -18,6 +18,7 @@ from streams.consumer import NoSkipConsumer
 from streams.feed import Feed
 from streams.metrics import RecordQuietMonitor
 from streams.producer import BatchingProducer
+from streams.web_access import bearer_middleware, check_bind
 
 # The runtime (streams.consumer, streams.changelog, streams.state_cache) reaches into Faust's
 # internals, listed in docs/architecture.md; it was proven with this release.
@@ -54,10 +55,17 @@ class OrderPipeApp(faust.App):
         worker that joins the group and consumes nothing. Stop with the error instead."""
         raise  # noqa: PLE0704 - called by venusian inside its `except`: the import error
 
+    def on_webserver_init(self, web) -> None:
+        check_bind(self.conf.web_bind, web_token())
+
     @cached_property
     def feed(self) -> Feed:
         """The completion agent's records, straight from the consumer (streams.feed)."""
         return Feed(self, maxsize=self.conf.stream_buffer_maxsize)
+
+
+def web_token() -> str | None:
+    return settings.web_token.get_secret_value() if settings.web_token else None
 
 
 app = OrderPipeApp(
@@ -93,6 +101,7 @@ app = OrderPipeApp(
     Monitor=RecordQuietMonitor,
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
+    web_application_options={"middlewares": [bearer_middleware(lambda: app.conf.web_bind, web_token())]},
 )
 # A consumer that cannot commit past records it never delivered (see streams.consumer).
 app.transport.Consumer = NoSkipConsumer

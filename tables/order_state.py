@@ -84,13 +84,32 @@ def decode(raw: bytes) -> OrderProgress:
         emitted=d["e"], last_committed_ms=d["t"], alerts=frozenset(d.get("a", ())))
 
 
+def status(state: OrderProgress) -> str:
+    return ("emitted" if state.emitted else "deleted" if state.deleted else "complete" if state.complete
+            else "waiting_for_order" if state.header_position is None else "incomplete")
+
+
+# GET /orders?state=...: which statuses each listed state covers ("stalled": incomplete, and
+# its stalled alert raised).
+LISTED = {"complete": {"emitted", "complete"}, "incomplete": {"incomplete", "waiting_for_order"},
+          "stalled": {"incomplete", "waiting_for_order"}}
+
+
+def listed_as(state: OrderProgress, wanted: str) -> bool:
+    return status(state) in LISTED[wanted] and (wanted != "stalled" or "stalled" in state.alerts)
+
+
+def mask_email(email: str) -> str:
+    """`alice@example.com` -> `a***@example.com`: enough to recognise, not to write to."""
+    local, at, domain = email.partition("@")
+    return f"{local[:1]}***{at}{domain}" if at else "***"
+
+
 def as_json(order_id: str, state: OrderProgress) -> dict:
     """The web view of an order's state."""
     return {
         "order_id": order_id,
-        "status": ("emitted" if state.emitted else "deleted" if state.deleted
-                   else "complete" if state.complete else
-                   "waiting_for_order" if state.header_position is None else "incomplete"),
+        "status": status(state),
         "customer_id": state.customer_id, "payment_method_id": state.payment_method_id,
         "num_products": state.num_products,
         "products": [{"product_id": pid, "quantity": p.quantity} for pid, p in sorted(state.products.items())],

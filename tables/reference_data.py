@@ -79,6 +79,11 @@ class ReferenceData:
         raw = self.db.get(prefix + str(row_id).encode())
         return None if raw is None else orjson.Fragment(raw)
 
+    def customer_row(self, customer_id: int | None) -> dict | None:
+        """The customer as a dict (for views; emissions embed the bytes)."""
+        raw = None if customer_id is None else self.db.get(b"c:" + str(customer_id).encode())
+        return None if raw is None else orjson.loads(raw)
+
     def count(self, table: str) -> int:
         """Rows held of `table` (a scan: for tests and tools, not the hot path)."""
         prefix = PREFIX[table]

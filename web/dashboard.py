@@ -17,7 +17,8 @@ from importlib import resources
 import aiohttp
 from faust.web import Request, Response, View
 
-from streams.app import app
+from streams.app import app, web_token
+from streams.web_access import auth_headers
 from web.dashboard_figures import RateMeter, dashboard_payload, member_urls
 
 PAGE = resources.files("web").joinpath("dashboard.html").read_text(encoding="utf-8")
@@ -29,7 +30,7 @@ meter = RateMeter()
 
 async def fetch_stats(url: str) -> dict:
     try:
-        async with app.http_client.get(f"{url}/stats",
+        async with app.http_client.get(f"{url}/stats", headers=auth_headers(web_token()),
                                        timeout=aiohttp.ClientTimeout(total=STATS_TIMEOUT_S)) as response:
             if response.status != 200:
                 return {"error": f"HTTP {response.status}"}

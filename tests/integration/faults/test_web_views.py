@@ -63,3 +63,30 @@ def test_the_web_views_are_read_only(web_stream, method: str, path: str):
     response = httpx.request(method, f"{workers[0].url}{path}", timeout=10)
 
     assert response.status_code == 405, (method, path, response.status_code, response.text[:200])
+
+
+@pytest.mark.parametrize("query", ["", "?state=lost", "?state=complete&limit=0", "?state=complete&limit=-1",
+                                   "?state=complete&limit=99999", "?state=complete&limit=ten",
+                                   "?state=complete&scope=%00", "?state=%3Cscript%3E"])
+def test_a_hostile_order_list_query_gets_a_json_400(web_stream, query: str):
+    _, workers, _ = web_stream
+
+    response = httpx.get(f"{workers[0].url}/orders{query}", timeout=10)
+
+    assert response.status_code == 400, (query, response.status_code, response.text[:200])
+    assert "error" in response.json()
+
+
+def test_any_worker_lists_every_workers_orders_by_state_with_emails_masked(web_stream):
+    _, workers, manifest = web_stream
+    complete = httpx.get(f"{workers[1].url}/orders?state=complete&limit=1000", timeout=30).json()
+    incomplete = httpx.get(f"{workers[0].url}/orders?state=incomplete&limit=1000", timeout=30).json()
+    few = httpx.get(f"{workers[0].url}/orders?state=complete&limit=3", timeout=30).json()
+
+    assert {o["order_id"] for o in complete["orders"]} == set(manifest["complete"])
+    assert all(not answer.get("error") for answer in complete["workers"].values()) and len(complete["workers"]) == 2
+    assert sum(answer["orders"] for answer in complete["workers"].values()) == len(manifest["complete"])
+    assert {o["order_id"] for o in incomplete["orders"]} == set(manifest["incomplete"])
+    customers = [o["customer"] for o in incomplete["orders"] if o["customer"]]
+    assert customers and all("***@" in c["email"] for c in customers)
+    assert few["count"] == 3 and len(few["orders"]) == 3

@@ -1,0 +1,53 @@
+"""A worker bound beyond loopback asks every request for the bearer token (requests here go to
+127.0.0.1 only), and refuses to start without one."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from stack.workers import Worker, start_workers
+from tests.integration.scratch_stream import scratch_stream, wait_for_group
+
+TOKEN = "local-test-token"  # a test's own, not a secret
+PATHS = ["/stats", "/dashboard", "/dashboard/data", "/metrics", "/orders?state=complete",
+         "/orders/0b4c7a9e-0000-4000-8000-000000000000"]
+
+
+@pytest.fixture
+def bound_everywhere(settings):
+    with scratch_stream(settings, f"access{uuid.uuid4().hex[:8]}", workers=0, web_port=16140) as (scratch, _):
+        scratch = scratch.model_copy(update={"web_token": SecretStr(TOKEN)})
+        workers = start_workers(scratch, 2, args=("--web-bind", "0.0.0.0"))
+        try:
+            wait_for_group(scratch, workers)
+            yield scratch, workers
+        finally:
+            for worker in workers:
+                worker.stop()
+
+
+def test_every_view_answers_401_without_the_token_and_serves_with_it(bound_everywhere):
+    _, workers = bound_everywhere
+    for worker in workers:
+        for path in PATHS:
+            refused = httpx.get(f"{worker.url}{path}", timeout=10)
+            wrong = httpx.get(f"{worker.url}{path}", timeout=10, headers={"Authorization": "Bearer nope"})
+            assert (refused.status_code, wrong.status_code) == (401, 401), (worker.name, path)
+            served = httpx.get(f"{worker.url}{path}", timeout=30, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert served.status_code in (200, 404), (worker.name, path, served.status_code, served.text[:200])
+    # a worker asking the others (the dashboard, the lists) carries the token along
+    data = httpx.get(f"{workers[0].url}/dashboard/data", timeout=30, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert data.json()["totals"]["reachable"] == 2
+
+
+def test_a_worker_bound_beyond_loopback_without_a_token_refuses_to_start(settings):
+    with scratch_stream(settings, f"access{uuid.uuid4().hex[:8]}", workers=0, web_port=16150) as (scratch, _):
+        worker = Worker(scratch, 1, args=("--web-bind", "0.0.0.0"))
+        worker.start()
+        with pytest.raises(RuntimeError, match="exited"):
+            worker.wait_ready(timeout_s=60)
+        assert "set WEB_TOKEN" in worker.layout.logfile(worker.name).read_text()
