@@ -1,7 +1,8 @@
 """Which orders to look at again for alerts, and when: pure bookkeeping, per partition.
 
-- Incomplete orders by when the worker last saw them change (oldest first): one quiet for
-  `stall_after_s` is due a `stalled` check, once.
+- Incomplete orders by their last change in the source (oldest first, about): one quiet for
+  `stall_after_s` is due a `stalled` check, once. (The agent checks only partitions read to
+  their ends, so "quiet" means quiet in the shop, not an unread backlog.)
 - Orders whose alert could not go out yet (claimed elsewhere, Redis away, a failed send) or
   that recovery found owing one: due at the next check.
 - Alerts in flight (sent, not yet recorded), so none is sent twice meanwhile.

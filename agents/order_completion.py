@@ -183,7 +183,9 @@ def decide(part: PartitionSlice, order_ids: set[str], frontier: Position | None)
             continue
         state = part.get(order_id)
         outcome = verdict(state, frontier)
-        watch.changed(part.partition, order_id, now, incomplete=outcome is Verdict.INCOMPLETE)
+        # quiet since its last change in the source (a stall is checked only once caught up)
+        watch.changed(part.partition, order_id, state.last_committed_ms / 1000 or now,
+                      incomplete=outcome is Verdict.INCOMPLETE)
         if outcome is Verdict.EMIT and details_gap:
             stats["emissions_held_for_a_gap"] += 1
             part.keep_unsettled(order_id)

@@ -116,6 +116,11 @@ class Settling:
         processed = self.watch(partition).next_offset
         return committed if processed is None else processed
 
+    def details_processed_offset(self, partition: int, committed: int | None) -> int | None:
+        """As processed_offset, for order_details."""
+        processed = self.watch(partition).details_next
+        return committed if processed is None else processed
+
     def unsettled_count(self) -> int:
         return sum(len(watch.unsettled) for watch in self.watches.values())
 

@@ -27,6 +27,8 @@ from tables.order_state import EMITTED
 
 log = logging.getLogger(__name__)
 
+DETAILS_TOPIC = topics.order_details.get_topic_name()
+
 TICK_INTERVAL_S = 0.25
 # Longest wait, in a rebalance, for this worker's changelog writes (inside the rebalance timeout).
 REVOKE_WAIT_S = 10.0
@@ -82,14 +84,25 @@ async def drop_expired_cancellations() -> None:
 @app.timer(interval=ALERT_CHECK_S)
 async def send_alert_checks() -> None:
     """Ask the agent (a tick on each partition with orders due a look) to check for alerts:
-    table writes belong in the agent."""
+    table writes belong in the agent. Only partitions whose orders and order_details are
+    processed to their log ends: behind them, an order's next change may be waiting unread,
+    and it would be called stalled while the stream, not the shop, is slow."""
     if app.rebalancing or not app.tables.actives_ready:
         return
     owned = order_progress.owned_partitions()
     watch.keep_only(set(owned))
     now = time.time()
-    for partition in watch.partitions_with_work(now):
-        await topics.settle_ticks.send(key=b"check", value=orjson.dumps({"check": now}), partition=partition)
+    due = watch.partitions_with_work(now)
+    if not due:
+        return
+    orders, details = ({p: TP(topic, p) for p in due} for topic in (ORDERS_TOPIC, DETAILS_TOPIC))
+    ends = await app.consumer.highwaters(*orders.values(), *details.values())
+    for partition in due:
+        processed = (settling.processed_offset(partition, app.consumer.committed_offset(orders[partition])),
+                     settling.details_processed_offset(partition, app.consumer.committed_offset(details[partition])))
+        read_to_end = [ends.get(tp) for tp in (orders[partition], details[partition])]
+        if all(at is not None and end is not None and at >= end for at, end in zip(processed, read_to_end)):
+            await topics.settle_ticks.send(key=b"check", value=orjson.dumps({"check": now}), partition=partition)
 
 
 
