@@ -46,7 +46,6 @@ from streams.app import app
 from streams.metrics import WORKER, batch_seconds, counters as stats
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_progress import order_states
-from tables.reference_data import reference_reader
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,6 @@ async def complete_orders(stream):
     # owner skip a change it never recovered (tables.order_progress says how Faust's own
     # flush falls short).
     async for batch in app.feed.batches(stream, BATCH_MAX, within_s=BATCH_WITHIN_S):
-        await reference_reader.ready()  # a starting worker's first orders go out enriched
         started = time.perf_counter()
         by_partition: dict[int, list[Message]] = {}
         for message in batch:

@@ -1,4 +1,5 @@
-"""Worker memory over a long run: RSS of one worker while it takes N orders.
+"""Worker memory and state over a long run: RSS of one worker, and its datadir on disk
+(RocksDB: the order_progress table and the reference data), while it takes N orders.
 
     python -m bench.stream_rss [--orders 1000000]
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 import psutil
@@ -22,6 +24,10 @@ from config.cli import run
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.workers import start_workers
+
+
+def disk_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
 def main(orders: Annotated[int, typer.Option(help="Orders to write and process.")] = 1_000_000) -> None:
@@ -42,7 +48,8 @@ def main(orders: Annotated[int, typer.Option(help="Orders to write and process."
                 events = worker.stats()["counts"].get("events_in", 0)
                 rss = process.memory_info().rss / 2**20
                 samples.append((time.monotonic() - started, events, rss))
-                print(f"{samples[-1][0]:7.0f} s  {events:>10,} events  RSS {rss:6.0f} MB", flush=True)
+                print(f"{samples[-1][0]:7.0f} s  {events:>10,} events  RSS {rss:6.0f} MB  "
+                      f"datadir {disk_mb(worker.datadir):6.0f} MB", flush=True)
                 if baseline is None and events >= 30_000:  # about 10,000 orders
                     baseline = rss
                 if not writer.is_alive():

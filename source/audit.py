@@ -52,6 +52,50 @@ def audit(manifest: dict, emitted: Iterable[dict]) -> Audit:
         wrong_contents=wrong)
 
 
+@dataclass(frozen=True)
+class AlertAudit:
+    """order_alerts against the manifest: each alert once, every bulk order's there, none for
+    an order that cannot have it (bulk for a small order, a cancellation of an order that
+    was not cancelled)."""
+
+    received: int
+    duplicates: dict[tuple[str, str], int]  # (kind, order id) -> extra copies
+    missing_bulk: list[str]
+    unexpected: list[tuple[str, str]]
+
+    @property
+    def exact(self) -> bool:
+        return not (self.duplicates or self.missing_bulk or self.unexpected)
+
+    def summary(self) -> str:
+        return (f"alerts received {self.received}, duplicates {sum(self.duplicates.values())}, "
+                f"bulk missing {len(self.missing_bulk)}, unexpected {len(self.unexpected)}")
+
+
+def audit_alerts(manifest: dict, alerts: Iterable[dict], *, bulk_quantity: int, bulk_products: int) -> AlertAudit:
+    """`alerts`: the decoded values of order_alerts messages of this run's orders."""
+    complete = manifest["complete"]
+    bulk = {order_id for order_id, order in complete.items()
+            if sum(p["quantity"] for p in order["products"]) >= bulk_quantity or len(order["products"]) >= bulk_products}
+    every_order = {*complete, *manifest["incomplete"], *manifest["cancelled"]}
+    allowed = ({("bulk", order_id) for order_id in bulk}
+               | {("cancelled_after_details", order_id) for order_id in manifest["cancelled"]}
+               | {("stalled", order_id) for order_id in every_order})  # an order may stall, then complete
+    counts = Counter((alert["kind"], alert["order_id"]) for alert in alerts)
+    return AlertAudit(
+        received=sum(counts.values()),
+        duplicates={alert: n - 1 for alert, n in counts.items() if n > 1},
+        missing_bulk=sorted(bulk - {order_id for kind, order_id in counts if kind == "bulk"}),
+        unexpected=sorted(alert for alert in counts if alert not in allowed))
+
+
+def misenriched(emitted: Iterable[dict]) -> list[str]:
+    """Orders whose order_final lacks its customer or payment method, or carries another's."""
+    return sorted(value["order_id"] for value in emitted
+                  if (value.get("customer") or {}).get("id") != value["customer_id"]
+                  or (value.get("payment_method") or {}).get("id") != value["payment_method_id"])
+
+
 SOURCE_ROWS = """
     SELECT o.id, o.customer_id, o.payment_method_id, o.num_products, d.product_id, d.quantity
     FROM orders o LEFT JOIN order_details d ON d.order_id = o.id

@@ -8,6 +8,7 @@ are found by autodiscovery in the `agents`, `tables` and `web` packages.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 from importlib import metadata
 
@@ -54,6 +55,20 @@ class OrderPipeApp(faust.App):
         """Faust logs a module that fails to import (an agent's, say) and runs on without it: a
         worker that joins the group and consumes nothing. Stop with the error instead."""
         raise  # noqa: PLE0704 - called by venusian inside its `except`: the import error
+
+    @cached_property
+    def before_consuming(self) -> list[Callable[[], Awaitable[None]]]:
+        """Awaited as the worker starts, before its consumer joins the group (the reference
+        data's catch-up, tables.reference_data); a failure is logged, not fatal."""
+        return []
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for step in self.before_consuming:
+            try:
+                await step()
+            except Exception:  # noqa: BLE001 - the worker runs without it; the step's owner retries
+                logging.getLogger(__name__).exception("a start-up step failed; starting anyway")
 
     def on_webserver_init(self, web) -> None:
         check_bind(self.conf.web_bind, web_token())

@@ -7,9 +7,10 @@ last write ended; a new worker (empty datadir) reads the topics from the beginni
 record that does not decode goes to the dead-letter topic once, not once per worker: the
 worker that claims its offset in Redis parks it.
 
-`caught_up` is set when the topics have been read to the ends they had when reading began:
-the agent waits for it (up to `READY_TIMEOUT_S`) before its first batch, so a starting
-worker emits enriched orders; after that, reference data never holds an order back.
+A worker catches up before it joins the consumer group (`catch_up`, awaited by the app as it
+starts, like a table's recovery, at most READY_TIMEOUT_S), so its first orders go out
+enriched and no CDC record waits in its buffers meanwhile; after that the reader follows the
+topics in the background (`follow`), and reference data never holds an order back.
 """
 
 from __future__ import annotations
@@ -48,58 +49,75 @@ class TopicReader:
         self.decode = decode  # (topic, key, value) -> row or None; raises CodecError
         self.open_store = open_store
         self.store: Store | None = None
-        self.caught_up = asyncio.Event()
-        self.running = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._claims: aioredis.Redis | None = None
+        self._assigned: set[TopicPartition] = set()
+        self._look_again = 0.0
 
-    async def ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Wait until the first read has caught up (at once if the reader is not running)."""
-        if not self.running or self.caught_up.is_set():
-            return
-        try:
-            await asyncio.wait_for(self.caught_up.wait(), timeout_s)
-        except TimeoutError:
-            log.warning("reference data not caught up after %.0f s; emitting without what is missing", timeout_s)
-
-    async def run(self, app_id: str) -> None:
-        self.running = True
-        self.store = self.open_store()
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                    client_id=f"{app_id}-reference-reader", enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
-        claims = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
-        await consumer.start()
-        try:
-            await self._read(consumer, claims)
-        finally:
-            await consumer.stop()
-            await claims.aclose()
-            self.store.close()
-
-    async def _read(self, consumer: AIOKafkaConsumer, claims: aioredis.Redis) -> None:
+    async def catch_up(self, app_id: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Read the topics to the ends they have now (at most `timeout_s`)."""
         started = time.monotonic()
-        assigned = await self._assign(consumer, set())
-        ends = await consumer.end_offsets(list(assigned)) if assigned else {}
-        rows_read, look_again = 0, time.monotonic() + NEW_TOPICS_EVERY_S
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX)
-            if batches:
-                rows_read += await self._apply(batches, claims)
-            if not self.caught_up.is_set() and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
-                self.caught_up.set()
-                counters["reference_caught_up_after_s"] = round(time.monotonic() - started)
-                log.info("reference data caught up: %d records of %s read in %.1f s", rows_read,
-                         ", ".join(self.names), time.monotonic() - started)
-            if time.monotonic() > look_again:
-                assigned = await self._assign(consumer, assigned)
-                look_again = time.monotonic() + NEW_TOPICS_EVERY_S
+        try:
+            await asyncio.wait_for(self._catch_up(app_id), timeout_s)
+        except TimeoutError:
+            log.warning("reference data not caught up after %.0f s; starting without what is missing "
+                        "(orders of unknown customers go out with customer: null)", timeout_s)
+            await self.close()  # following reopens from the offsets stored with the rows
+            return
+        counters["reference_caught_up_after_s"] = round(time.monotonic() - started)
+        log.info("reference data caught up: %d records of %s read in %.1f s", counters["reference_records_read"],
+                 ", ".join(self.names), time.monotonic() - started)
 
-    async def _assign(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> set[TopicPartition]:
+    async def follow(self, app_id: str) -> None:
+        """Keep reading, for as long as the worker runs."""
+        await self._open(app_id)
+        try:
+            while True:
+                await self._step()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            await self._claims.aclose()
+            self.store.close()
+            self._consumer = self._claims = self.store = None
+            self._assigned = set()
+
+    async def _catch_up(self, app_id: str) -> None:
+        await self._open(app_id)
+        ends = await self._consumer.end_offsets(list(self._assigned)) if self._assigned else {}
+        while not all([await self._consumer.position(tp) >= end for tp, end in ends.items()]):
+            await self._step()
+
+    async def _open(self, app_id: str) -> None:
+        if self._consumer is not None:
+            return
+        self.store = self.open_store()
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                          client_id=f"{app_id}-reference-reader", enable_auto_commit=False,
+                                          auto_offset_reset="earliest")
+        self._claims = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        await self._consumer.start()
+        await self._assign()
+
+    async def _step(self) -> None:
+        batches = await self._consumer.getmany(timeout_ms=500, max_records=BATCH_MAX)
+        if batches:
+            await self._apply(batches)
+        if time.monotonic() > self._look_again:
+            await self._assign()
+
+    async def _assign(self) -> None:
         """Every partition of the topics that exist now; a new one is read from the stored offset."""
+        consumer = self._consumer
+        self._look_again = time.monotonic() + NEW_TOPICS_EVERY_S
         await consumer._client.force_metadata_update()
         found = {TopicPartition(name, p) for name in self.names for p in consumer.partitions_for_topic(name) or ()}
-        if found == assigned:
-            return assigned
-        positions = {tp: await consumer.position(tp) for tp in assigned}
+        if found == self._assigned:
+            return
+        positions = {tp: await consumer.position(tp) for tp in self._assigned}
         consumer.assign(sorted(found))
         stored = self.store.next_offsets()
         for tp in found:
@@ -108,28 +126,26 @@ class TopicReader:
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, offset)
-        return found
+        self._assigned = found
 
-    async def _apply(self, batches: dict, claims: aioredis.Redis) -> int:
+    async def _apply(self, batches: dict) -> None:
         rows, read = [], {}
         for tp, records in batches.items():
             for record in records:
                 try:
                     row = self.decode(record.topic, record.key, record.value)
                 except CodecError as error:
-                    await self._dead_letter_once(record, str(error), claims)
+                    await self._dead_letter_once(record, str(error))
                     continue
                 if row is not None:
                     rows.append(row)
             read[(tp.topic, tp.partition)] = records[-1].offset + 1
         self.store.apply(rows, read)
-        n = sum(len(records) for records in batches.values())
-        counters["reference_records_read"] += n
-        return n
+        counters["reference_records_read"] += sum(len(records) for records in batches.values())
 
-    async def _dead_letter_once(self, record, reason: str, claims: aioredis.Redis) -> None:
+    async def _dead_letter_once(self, record, reason: str) -> None:
         key = f"dead_letter_claim:{record.topic}:{record.partition}:{record.offset}"
-        if await claims.set(key, b"1", nx=True, ex=DEAD_LETTER_CLAIM_TTL_S):
+        if await self._claims.set(key, b"1", nx=True, ex=DEAD_LETTER_CLAIM_TTL_S):
             await topics.dead_letter(record, reason)
         else:
             counters["reference_dead_letters_by_another_worker"] += 1

@@ -125,14 +125,18 @@ def enrichment(customer_id: int | None, payment_method_id: int | None) -> tuple[
     return store.customer(customer_id), store.payment_method(payment_method_id)
 
 
+app.before_consuming.append(lambda: reference_reader.catch_up(app.conf.id))
+
+
 @app.task
-async def read_reference_data() -> None:
+async def follow_reference_data() -> None:
     """Keep this worker's reference data current, for as long as the worker runs."""
     while True:
         try:
-            await reference_reader.run(app.conf.id)
+            await reference_reader.follow(app.conf.id)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - Kafka or Redis away: read again, from what was stored
             log.exception("reading reference data failed; again in %.0f s", RETRY_AFTER_S)
+            await reference_reader.close()
             await asyncio.sleep(RETRY_AFTER_S)

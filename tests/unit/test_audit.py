@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from source.audit import audit
+from source.audit import audit, audit_alerts, misenriched
 
 MANIFEST = {"complete": {
     "a": {"customer_id": 1, "payment_method_id": 2, "num_products": 1, "products": [{"product_id": 9, "quantity": 1}]},
@@ -45,3 +45,30 @@ def test_the_source_rows_make_the_manifest_by_the_streams_rule():
                                       "o3": {"num_products": 1, "received": 0}}
     assert manifest["counts"] == {"complete": 1, "incomplete": 2}
     assert manifest_from_rows([])["complete"] == {}
+
+
+def test_the_alert_audit_finds_duplicates_missing_bulk_and_impossible_alerts():
+    manifest = {"complete": {"big": {"products": [{"product_id": 1, "quantity": 9}, {"product_id": 2, "quantity": 5}]},
+                             "small": {"products": [{"product_id": 1, "quantity": 1}]},
+                             "wide": {"products": [{"product_id": p, "quantity": 1} for p in range(3)]}},
+                "incomplete": {"slow": {}}, "cancelled": ["gone"]}
+    rules = {"bulk_quantity": 12, "bulk_products": 3}
+    exact = audit_alerts(manifest, [{"kind": "bulk", "order_id": "big"}, {"kind": "bulk", "order_id": "wide"},
+                                    {"kind": "stalled", "order_id": "slow"},
+                                    {"kind": "cancelled_after_details", "order_id": "gone"}], **rules)
+    assert exact.exact, exact.summary()
+
+    wrong = audit_alerts(manifest, [{"kind": "bulk", "order_id": "big"}, {"kind": "bulk", "order_id": "big"},
+                                    {"kind": "bulk", "order_id": "small"},
+                                    {"kind": "cancelled_after_details", "order_id": "slow"}], **rules)
+    assert wrong.duplicates == {("bulk", "big"): 1}
+    assert wrong.missing_bulk == ["wide"]
+    assert wrong.unexpected == [("bulk", "small"), ("cancelled_after_details", "slow")]
+    assert not wrong.exact
+
+
+def test_an_order_final_without_its_customer_or_with_anothers_is_misenriched():
+    right = {"order_id": "a", "customer_id": 7, "payment_method_id": 2, "customer": {"id": 7},
+             "payment_method": {"id": 2}}
+    assert misenriched([right, {**right, "order_id": "b", "customer": None},
+                        {**right, "order_id": "c", "payment_method": {"id": 3}}]) == ["b", "c"]

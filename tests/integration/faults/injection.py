@@ -20,9 +20,9 @@ from pathlib import Path
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
-from cdc.topics import read_topics
+from cdc.topics import TopicMissing, read_to_end, read_topics
 from config import Settings
-from source.audit import Audit, audit
+from source.audit import AlertAudit, Audit, audit, audit_alerts, misenriched
 from stack import control, process
 from stack.install import Toolchain
 from stack.services import Redis, Service, StackLayout, all_services
@@ -70,6 +70,17 @@ class Outcome:
     audit: Audit
     longest_pause_s: float
     found_dead: int = 0  # workers that had exited by the end of the writing (then restarted)
+    alerts: AlertAudit | None = None
+    misenriched: tuple[str, ...] = ()  # order_final records without their customer or payment method
+
+    @property
+    def exact(self) -> bool:
+        """order_final exact, each alert once and none missing, every order enriched."""
+        return self.audit.exact and (self.alerts is None or self.alerts.exact) and not self.misenriched
+
+    def summary(self) -> str:
+        return (f"{self.audit.summary()}; {self.alerts.summary() if self.alerts else 'alerts not read'}; "
+                f"misenriched {len(self.misenriched)} {list(self.misenriched[:5])}")
 
     @property
     def complete(self) -> int:
@@ -127,8 +138,18 @@ def collect(settings: Settings, manifest: dict, timeout_s: float) -> Outcome:
         return (bool(reached) and time.monotonic() - reached[0] > 5) or time.monotonic() > deadline
 
     messages = read_topics(settings, [settings.order_final_topic], until=done, timeout_s=timeout_s + 30)
-    return Outcome(manifest, audit(manifest, [m.value for m in messages]),
-                   longest_pause([m.timestamp_ms for m in messages]))
+    finals = [m.value for m in messages]
+    return Outcome(manifest, audit(manifest, finals), longest_pause([m.timestamp_ms for m in messages]),
+                   alerts=audit_alerts(manifest, read_alerts(settings), bulk_quantity=settings.alert_bulk_quantity,
+                                       bulk_products=settings.alert_bulk_products),
+                   misenriched=tuple(misenriched(finals)))
+
+
+def read_alerts(settings: Settings) -> list[dict]:
+    try:
+        return [m.value for m in read_to_end(settings, settings.order_alerts_topic)]
+    except TopicMissing:  # no alert raised yet: the worker creates the topic, Kafka lists it a moment later
+        return []
 
 
 def every(interval_s: float, writing: threading.Event, action: Callable[[], None]) -> int:

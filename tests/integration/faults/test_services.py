@@ -76,7 +76,7 @@ def test_redis_restarted_mid_run_loses_and_duplicates_nothing(guarded_stream, sc
     record(fault_table, "Redis restarted", scale, restarts, outcome)
     assert restarts == 1
     assert outcome.found_dead == 0, "a worker died with Redis and had to be restarted"
-    assert outcome.audit.exact, outcome.audit.summary()
+    assert outcome.exact, outcome.summary()
 
 
 def test_redis_unreachable_for_ten_seconds_delays_orders_but_loses_and_duplicates_nothing(
@@ -96,7 +96,7 @@ def test_redis_unreachable_for_ten_seconds_delays_orders_but_loses_and_duplicate
     record(fault_table, f"Redis unreachable {OUTAGE_S} s", scale, outages, outcome)
     assert outages == 1
     assert outcome.found_dead == 0, "a worker died while Redis was unreachable"
-    assert outcome.audit.exact, outcome.audit.summary()
+    assert outcome.exact, outcome.summary()
     assert "will retry" in worker_logs(workers), "the outage left no warning in the workers' logs"
     assert outcome.longest_pause_s >= OUTAGE_S / 2, "orders kept flowing: was Redis really unreachable?"
 
@@ -119,7 +119,7 @@ def test_kafka_connect_crashing_mid_run_replays_events_without_duplicates(settin
     record(fault_table, f"Kafka Connect SIGKILL + restart ({replayed} CDC records replayed)", scale, restarts,
            outcome)
     assert restarts == 1
-    assert outcome.audit.exact, outcome.audit.summary()
+    assert outcome.exact, outcome.summary()
     assert main_running, f"{main}: {rest.status(rest.client(settings.kafka_connect_url), main)}"
     # written while Connect was down, and after it was back: both reach the main connector's
     # topic. The insert comes as "c", or as "r" when a snapshot of a connector registered
@@ -189,4 +189,4 @@ def test_the_kafka_broker_restarted_mid_run_and_workers_recover_on_their_own(set
     record(fault_table, "Kafka broker restarted", scale, restarts, outcome)
     assert restarts == 1
     assert outcome.found_dead == 0, "a worker died with the broker and had to be restarted"
-    assert outcome.audit.exact, outcome.audit.summary()
+    assert outcome.exact, outcome.summary()
