@@ -247,7 +247,8 @@ def bare_faust(scratch: Settings, total: int, consumer: str, tag: str) -> Run:
 def config_echo() -> str:
     from streams.app import app
     from streams.producer import BUFFER_MAX_MESSAGES
-    from agents.order_completion import BATCH_MAX, BATCH_WITHIN_S, FLUSH_INTERVAL_S
+    from agents.order_completion import BATCH_MAX, BATCH_WITHIN_S
+    from tables.order_progress import FLUSH_INTERVAL_S
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("faust-streaming", "aiokafka", "mode-streaming"))
     return (f"config: linger {app.conf.producer_linger * 1000:.0f} ms, max batch {app.conf.producer_max_batch_size:,} B, "
             f"producer buffer {BUFFER_MAX_MESSAGES:,} records, state flush every {FLUSH_INTERVAL_S * 1000:.0f} ms, "

@@ -24,3 +24,10 @@ def test_only_the_innermost_frame_of_each_stack_counts_as_self_time():
     assert total == 10
     assert by_group == {"agents/order_completion.py": 7, "faust": 3}
     assert by_function["process (agents/order_completion.py)"] == 7
+
+
+def test_the_stream_benchmark_echoes_its_configuration():
+    from bench.stream import config_echo
+
+    echo = config_echo()
+    assert "state flush every 250 ms" in echo and "agent batches of 1000" in echo
