@@ -14,29 +14,17 @@ import asyncio
 import time
 from importlib import resources
 
-import aiohttp
 from faust.web import Request, Response, View
 
-from streams.app import app, web_token
-from streams.web_access import auth_headers
-from web.dashboard_figures import RateMeter, dashboard_payload, member_urls
+from streams.app import app
+from web.dashboard_figures import RateMeter, dashboard_payload
+from web.members import ask, members
 
 PAGE = resources.files("web").joinpath("dashboard.html").read_text(encoding="utf-8")
 # Above the half second /stats may wait for its lag (streams.metrics.LagGauge).
 STATS_TIMEOUT_S = 1.5
 
 meter = RateMeter()
-
-
-async def fetch_stats(url: str) -> dict:
-    try:
-        async with app.http_client.get(f"{url}/stats", headers=auth_headers(web_token()),
-                                       timeout=aiohttp.ClientTimeout(total=STATS_TIMEOUT_S)) as response:
-            if response.status != 200:
-                return {"error": f"HTTP {response.status}"}
-            return await response.json()
-    except Exception as error:  # noqa: BLE001 - one silent worker must not fail the page
-        return {"error": f"{type(error).__name__}: {error}"[:200]}
 
 
 @app.page("/dashboard")
@@ -48,9 +36,8 @@ class DashboardPage(View):
 @app.page("/dashboard/data")
 class DashboardData(View):
     async def get(self, request: Request) -> Response:
-        urls = member_urls(str(app.conf.canonical_url), app.router.tables_metadata(),
-                           app.router.external_topics_metadata())
-        answers = await asyncio.gather(*(fetch_stats(url) for url in urls))
+        urls = members()
+        answers = await asyncio.gather(*(ask(url, "/stats", STATS_TIMEOUT_S) for url in urls))
         payload = dashboard_payload(app.conf.id, dict(zip(urls, answers)), meter,
                                     at=time.monotonic(), now=time.time())
         return self.json(payload, headers={"Cache-Control": "no-store"})

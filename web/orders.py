@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 from faust.web import Request, Response, View
 
-from streams.app import app, web_token
-from streams.web_access import auth_headers
+from streams.app import app
 from tables.order_progress import order_progress
 from tables.order_state import LISTED, as_json, decode, listed_as, mask_email
 from tables.reference_data import reference_reader
-from web.dashboard_figures import member_urls
+from web.members import ask, members
 
 LIMIT_DEFAULT, LIMIT_MAX = 100, 1000
 SCAN_MAX = 100_000
@@ -68,18 +66,6 @@ async def this_workers_orders(wanted: str, limit: int) -> dict:
     return {"orders": found, "scanned": scanned, "read_all": True}
 
 
-async def ask(url: str, wanted: str, limit: int) -> dict:
-    try:
-        async with app.http_client.get(f"{url}/orders", params={"state": wanted, "limit": str(limit), "scope": "worker"},
-                                       headers=auth_headers(web_token()),
-                                       timeout=aiohttp.ClientTimeout(total=ASK_TIMEOUT_S)) as response:
-            if response.status != 200:
-                return {"error": f"HTTP {response.status}"}
-            return await response.json()
-    except Exception as error:  # noqa: BLE001 - one silent worker must not fail the list
-        return {"error": f"{type(error).__name__}: {error}"[:200]}
-
-
 @app.page("/orders")
 class OrderList(View):
     async def get(self, request: Request) -> Response:
@@ -92,9 +78,9 @@ class OrderList(View):
                 return self.json(await this_workers_orders(wanted, limit))
         except RuntimeError as error:  # the table's partitions changed under the scan (a rebalance)
             return self.json({"error": f"partitions moving, ask again ({error})"}, status=503)
-        urls = member_urls(str(app.conf.canonical_url), app.router.tables_metadata(),
-                           app.router.external_topics_metadata())
-        answers = dict(zip(urls, await asyncio.gather(*(ask(url, wanted, limit) for url in urls))))
+        urls = members()
+        query = {"state": wanted, "limit": str(limit), "scope": "worker"}
+        answers = dict(zip(urls, await asyncio.gather(*(ask(url, "/orders", ASK_TIMEOUT_S, query) for url in urls))))
         orders, seen = [], set()
         for answer in answers.values():
             for order in answer.get("orders", ()):
