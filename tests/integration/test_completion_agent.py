@@ -17,6 +17,7 @@ from config import Settings
 from streams import topics
 from streams.app import app
 from tables.order_progress import current_state, order_progress
+from tables.order_state import EMITTED
 
 app.conf.store = "memory://"  # test_context runs without a broker; keep tables in memory
 app.finalize()
@@ -63,8 +64,11 @@ def sends(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     topics.outputs_ready.set()  # set by the worker's start-up task, which test_context does not run
     # test_context joins no group: own partition 0, as a worker assigned it would
     monkeypatch.setattr(order_progress, "owned_partitions", lambda: frozenset({0}))
+    # a Redis client per test: each test runs its own event loop
     monkeypatch.setattr(order_completion.emission.outputs[0], "guard",
                         guards.RedisGuard(settings.redis_url, "test-worker", CLAIM_TTL_MS))
+    monkeypatch.setattr(order_completion.emission.outputs[1], "guard",
+                        guards.RedisGuard(settings.redis_url, "test-worker", CLAIM_TTL_MS, settings.order_alerts_topic))
     with patch.object(topics, "produce", new=AsyncMock(side_effect=acknowledged)) as final, \
             patch.object(topics.dead_letters, "send", new=AsyncMock(side_effect=acknowledged)) as dead, \
             patch.object(topics.settle_ticks, "send", new=AsyncMock(side_effect=acknowledged)) as ticks:
@@ -154,3 +158,71 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settin
     assert final.await_count == 0
     assert order_completion.stats["duplicates_prevented"] == prevented_before + 1
 
+
+
+async def notice_of(ticks: AsyncMock, kind: str, item: str) -> dict:
+    """The agent's own notice that `item` went out (`emitted` or `alerted`)."""
+    for _ in range(100):
+        for call in ticks.await_args_list:
+            if item in orjson.loads(call.kwargs["value"]).get(kind, ()):
+                return call.kwargs
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {kind} notice for {item}: {ticks.await_args_list}")
+
+
+def sent_to(produce: AsyncMock, topic) -> list[dict]:
+    return [orjson.loads(call.kwargs["value"]) for call in produce.await_args_list if call.args[0] is topic]
+
+
+def test_a_bulk_order_raises_its_alert_once_and_keeps_its_state_until_the_alert_is_recorded(sends):
+    final, _, ticks = sends
+    order_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
+    key = orjson.dumps(order_id)
+
+    async def scenario():
+        async with order_completion.complete_orders.test_context() as agent:
+            await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
+                                                           "num_products": 1, "timestamp": 0}, 10))
+            await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 50}, 20))
+            await deliver(agent, orders, orjson.dumps(other), envelope("c", {"id": other, "customer_id": 1,
+                                                                            "payment_method_id": 1, "num_products": 3,
+                                                                            "timestamp": 0}, 40))
+            emitted = await notice_of(ticks, "emitted", order_id)
+            await deliver(agent, topics.settle_ticks.get_topic_name(), emitted["key"], emitted["value"], 0)
+            alerted = await notice_of(ticks, "alerted", f"bulk:{order_id}")
+            order_completion.states.flush()
+            before_alert_recorded = current_state(order_id)
+            await deliver(agent, topics.settle_ticks.get_topic_name(), alerted["key"], alerted["value"], 0)
+            await until(lambda: order_completion.states.peek(order_id) is EMITTED, "the alert recorded")
+            return before_alert_recorded
+
+    whole = asyncio.run(scenario())
+
+    assert [v["order_id"] for v in sent_to(final, topics.order_final)] == [order_id]
+    alerts = sent_to(final, topics.order_alerts)
+    assert [(a["kind"], a["order_id"], a["total_quantity"]) for a in alerts] == [("bulk", order_id, 50)]
+    assert whole.emitted and whole.products  # emitted, still whole while its alert is owed
+
+
+def test_an_order_cancelled_after_a_detail_arrived_raises_its_alert(sends):
+    final, _, _ = sends
+    order_id = str(uuid.uuid4())
+    orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
+    key = orjson.dumps(order_id)
+    row = {"id": order_id, "customer_id": 5, "payment_method_id": 3, "num_products": 2, "timestamp": 0}
+    detail = {"order_id": order_id, "product_id": 1, "quantity": 1}
+
+    async def scenario():
+        async with order_completion.complete_orders.test_context() as agent:
+            await deliver(agent, orders, key, envelope("c", row, 10))
+            await deliver(agent, details, key, envelope("c", detail, 20))
+            await deliver(agent, details, key, envelope("d", detail, 30))
+            await deliver(agent, orders, key, envelope("d", row, 31))
+            await until(lambda: sent_to(final, topics.order_alerts), "the alert sent")
+
+    asyncio.run(scenario())
+
+    assert [(a["kind"], a["details_seen"]) for a in sent_to(final, topics.order_alerts)] == [
+        ("cancelled_after_details", 1)]
+    assert sent_to(final, topics.order_final) == []
