@@ -20,7 +20,6 @@ header's position), or the orders topic has been read past the newest detail's p
 
 from __future__ import annotations
 
-from dataclasses import replace
 from enum import Enum
 
 from streams.codec import DetailChange, OrderChange, Position
@@ -46,9 +45,9 @@ def apply_order(state: OrderProgress, change: OrderChange) -> OrderProgress:
         return state
     committed = max(state.last_committed_ms, change.committed_ms)
     if change.op == "d":
-        return replace(state, header_position=change.position, deleted=True, customer_id=None,
+        return state._replace(header_position=change.position, deleted=True, customer_id=None,
                        payment_method_id=None, num_products=None, last_committed_ms=committed)
-    return replace(state, header_position=change.position, deleted=False,
+    return state._replace(header_position=change.position, deleted=False,
                    customer_id=change.customer_id, payment_method_id=change.payment_method_id,
                    num_products=change.num_products, last_committed_ms=committed)
 
@@ -67,7 +66,7 @@ def apply_detail(state: OrderProgress, change: DetailChange) -> OrderProgress:
     else:
         products[change.product_id] = Product(change.quantity, change.position)
         removed.pop(change.product_id, None)
-    return replace(state, products=products, removed=removed,
+    return state._replace(products=products, removed=removed,
                    last_committed_ms=max(state.last_committed_ms, change.committed_ms))
 
 

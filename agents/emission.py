@@ -154,7 +154,8 @@ class Emission:
                 output.wait(part, item)
                 return None
             key, value, headers, source_ts_ms = output.message(part, item)
-            pending = await topics.produce(output.topic, key=key, value=value, headers=headers)
+            pending = await topics.produce(output.topic, key=key, value=value, headers=headers,
+                                           partition=topics.same_partition(output.topic, part.partition))
         except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
             stats["emission_retries"] += 1
             log.warning("%s %s not sent (%s: %s); will retry", output.topic.get_topic_name(), item,

@@ -9,7 +9,6 @@ to the worker's settling bookkeeping (agents.settling); the alerts it raises, to
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from faust.types import Message
 
@@ -47,7 +46,7 @@ class PartitionSlice:
         state = self.get(order_id)
         if not state.emitted:
             owed = on_completion(state, self.rules)
-            self.put(order_id, replace(state, emitted=True) if owed else EMITTED)
+            self.put(order_id, state._replace(emitted=True) if owed else EMITTED)
             for kind in owed:
                 self.raise_alert(kind, order_id)
         self.settling.emitted(self.partition, order_id)
@@ -63,5 +62,5 @@ class PartitionSlice:
         state = self.get(order_id)
         if kind in state.alerts:
             return
-        state = replace(state, alerts=state.alerts | {kind})
+        state = state._replace(alerts=state.alerts | {kind})
         self.put(order_id, EMITTED if state.emitted and not on_completion(state, self.rules) else state)

@@ -106,14 +106,15 @@ def main(
     rest.wait_running(connect, settings.cdc_connector_name)
     typer.echo(f"connector watcher running (pid {start_watcher(settings)}): restarts failed tasks; "
                "`python -m stack down` stops it")
-    typer.echo(f"connector {settings.cdc_connector_name} running; starting {workers} Faust workers")
-    started = start_workers(settings, workers)
-    typer.echo("workers: " + ", ".join(f"{w.name} {w.url}" for w in started))
     # Debezium streams the binlog only once its initial snapshot is done: orders written during
     # a first run's snapshot of 1,000,000 customers would reach Kafka after it (about 50 s here),
     # and complete before their customers were read. A later run finds them captured already.
     reference_rows = database.count_rows(connection, "customers")
     snapshot_s = wait_for_records(settings, settings.cdc_topic("customers"), reference_rows, timeout)
+    typer.echo(f"connector {settings.cdc_connector_name} running; starting {workers} Faust workers "
+               "(each reads the reference data before it joins)")
+    started = start_workers(settings, workers)
+    typer.echo("workers: " + ", ".join(f"{w.name} {w.url}" for w in started))
 
     seed = secrets.randbelow(2**31)
     committed: dict[str, float] = {}

@@ -86,7 +86,7 @@ class Worker:
             return None
         return response.json() if response.status_code == 200 else None
 
-    def wait_ready(self, timeout_s: float = 90) -> None:
+    def wait_ready(self, timeout_s: float = 180) -> None:  # a first start reads the reference data first
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.pid() is None:

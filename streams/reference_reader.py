@@ -103,6 +103,10 @@ class TopicReader:
         await self._assign()
 
     async def _step(self) -> None:
+        if not self._assigned:  # aiokafka's getmany waits for an assignment that never comes
+            await asyncio.sleep(max(0.0, self._look_again - time.monotonic()))
+            await self._assign()
+            return
         batches = await self._consumer.getmany(timeout_ms=500, max_records=BATCH_MAX)
         if batches:
             await self._apply(batches)

@@ -16,7 +16,6 @@ rest is Quix's way of doing it:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -40,7 +39,7 @@ def step(raw_state: bytes | None, change: OrderChange | DetailChange) -> tuple[b
     state = apply_order(state, change) if isinstance(change, OrderChange) else apply_detail(state, change)
     emitted = None
     if verdict(state, CAUGHT_UP) is Verdict.EMIT:
-        state = replace(state, emitted=True)
+        state = state._replace(emitted=True)
         emitted = completed_order(change.order_id, state, datetime.now(timezone.utc).isoformat())
     return order_state.encode(state), emitted
 

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from cdc import rest
 from cdc.connector import connector_config, server_id
-from cdc.topics import read_to_end, read_topics
+from cdc.topics import read_to_end, read_topics, wait_for_records
 from config import Settings
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
@@ -43,6 +43,9 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
         connector = scratch.cdc_connector_name
         rest.put_config(connect, connector, connector_config(scratch, **{"database.server.id": server_id(connector)}))
         rest.wait_running(connect, connector)
+        # the workers read the reference data before they join (streams.reference_reader):
+        # let Debezium's snapshot of it be there first, so every order is enriched
+        wait_for_records(scratch, scratch.cdc_topic("customers"), CUSTOMERS, timeout_s=120, progress=False)
         running = start_workers(scratch, workers) if workers else []
         if running:
             wait_for_group(scratch, running)

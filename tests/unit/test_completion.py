@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from itertools import permutations
 
 import pytest
@@ -48,7 +47,7 @@ def process(events, *, settle_at_end: bool = True) -> tuple[OrderProgress, list[
         nonlocal state
         if verdict(state, orders_frontier) is Verdict.EMIT:
             emitted.append(completed_order("o1", state, "now"))
-            state = replace(state, emitted=True)
+            state = state._replace(emitted=True)
 
     for event in events:
         if isinstance(event, OrderChange):
