@@ -97,3 +97,12 @@ def test_prometheus_scrapes_every_worker_s_metrics():
 
     assert mounted[1] == "/etc/prometheus/prometheus.yml" and job["metrics_path"] == "/metrics"
     assert targets == {f"{name}:6066" for name in workers}
+
+
+def test_workers_bound_beyond_loopback_carry_a_token_prometheus_also_sends():
+    scrape = yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())
+    workers = [SERVICES[name] for name in SERVICES if name.startswith("worker-")]
+    token = COMPOSE["x-settings"]["WEB_TOKEN"].split(":-", 1)[1].rstrip("}")
+
+    assert all("--web-bind" in worker["command"] for worker in workers)
+    assert scrape["scrape_configs"][0]["authorization"]["credentials"] == token
