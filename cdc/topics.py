@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from tqdm import tqdm
 
 from config import Settings
@@ -82,13 +82,21 @@ def records_held(settings: Settings, topic: str) -> int:
         consumer.close()
 
 
+def _held_now(settings: Settings, topic: str) -> int:
+    """records_held, or 0 while a topic just created has no leader yet (NOT_LEADER_FOR_PARTITION)."""
+    try:
+        return records_held(settings, topic)
+    except KafkaException:
+        return 0
+
+
 def wait_for_records(settings: Settings, topic: str, count: int, timeout_s: float, *, progress: bool = True) -> float:
     """Until `topic` holds at least `count` records (a snapshot of a table of `count` rows, say);
     seconds waited. Raises TimeoutError saying how far it got."""
     started = time.monotonic()
     with tqdm(total=count, unit="records", desc=topic, disable=not progress) as bar:
-        while (held := records_held(settings, topic)) < count:
-            bar.update(held - bar.n)
+        while (held := _held_now(settings, topic)) < count:
+            bar.update(max(0, held - bar.n))
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"{topic} holds {held:,} of {count:,} records after {timeout_s:.0f} s: "
                                    "see `python -m cdc show` and .stack/logs/kafka-connect.log")
