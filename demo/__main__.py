@@ -34,7 +34,7 @@ from source.audit import audit
 from source.reconcile import reconcile
 from source.traffic import ChaosMix, Truth, plan
 from stack.watcher import start_watcher
-from stack.workers import start_workers
+from stack.workers import start_workers, wait_for_group
 
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
                "fact_order_products")
@@ -114,6 +114,7 @@ def main(
     typer.echo(f"connector {settings.cdc_connector_name} running; starting {workers} Faust workers "
                "(each reads the reference data before it joins)")
     started = start_workers(settings, workers)
+    wait_for_group(settings, started)  # orders written before would wait for the rebalance
     typer.echo("workers: " + ", ".join(f"{w.name} {w.url}" for w in started))
 
     seed = secrets.randbelow(2**31)

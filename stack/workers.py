@@ -107,3 +107,17 @@ def start_workers(settings: Settings, count: int, **options) -> list[Worker]:
     for worker in workers:
         worker.wait_ready()
     return workers
+
+
+def wait_for_group(settings: Settings, workers: list[Worker], timeout_s: float = 90) -> None:
+    """Until the workers share the CDC partitions, each holding some: orders written before
+    the group settles wait for its rebalance (and a test's would be processed twice)."""
+    topic, partitions = settings.cdc_topic("orders"), settings.topic_partitions
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shares = [set(((worker.stats() or {}).get("lag") or {}).get(topic, {})) for worker in workers]
+        if all(shares) and sum(map(len, shares)) == len(set().union(*shares)) == partitions:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers hold {shares} of {topic}'s {partitions} partitions after {timeout_s:.0f} s")
+        time.sleep(0.5)

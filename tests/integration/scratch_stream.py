@@ -21,7 +21,7 @@ from cdc.topics import read_to_end, read_topics, wait_for_records
 from config import Settings
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from stack.workers import Worker, start_workers
+from stack.workers import Worker, start_workers, wait_for_group
 
 CUSTOMERS = 2000
 CHAOS = ChaosMix(0.1, 0.05, 0.1, 0.05)
@@ -55,20 +55,6 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
             for worker in running:
                 worker.stop()
             rest.delete(connect, connector)
-
-
-def wait_for_group(settings: Settings, workers: list[Worker], timeout_s: float = 90) -> None:
-    """Until the workers share the CDC partitions, each holding some: a test's orders written
-    before the group settles would be processed twice (at least once) and skew its counts."""
-    topic, partitions = settings.cdc_topic("orders"), settings.topic_partitions
-    deadline = time.monotonic() + timeout_s
-    while True:
-        shares = [set(((worker.stats() or {}).get("lag") or {}).get(topic, {})) for worker in workers]
-        if all(shares) and sum(map(len, shares)) == len(set().union(*shares)) == partitions:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"workers hold {shares} of {topic}'s {partitions} partitions after {timeout_s:.0f} s")
-        time.sleep(0.5)
 
 
 def fresh_seed() -> int:

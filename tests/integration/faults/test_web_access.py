@@ -9,8 +9,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from stack.workers import Worker, start_workers
-from tests.integration.scratch_stream import scratch_stream, wait_for_group
+from stack.workers import Worker, start_workers, wait_for_group
+from tests.integration.scratch_stream import scratch_stream
 
 TOKEN = "local-test-token"  # a test's own, not a secret
 PATHS = ["/stats", "/dashboard", "/dashboard/data", "/metrics", "/orders?state=complete",
