@@ -179,16 +179,28 @@ def test_a_worker_that_stops_answering_shows_as_unreachable_and_the_data_still_c
     assert (data["totals"]["workers"], data["totals"]["reachable"]) == (2, 1)
 
 
+def quiet_metrics(worker, timeout_s: float = 30) -> tuple[dict, httpx.Response]:
+    """/metrics read between two equal /stats counts: completions go on after the lag reaches 0
+    (settling, acknowledgements), so a single read of each can straddle one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        before = worker.stats()
+        response = httpx.get(f"{worker.url}/metrics", timeout=5)
+        after = worker.stats()
+        if before["counts"] == after["counts"]:
+            return after, response
+        assert time.monotonic() < deadline, f"counts never stood still: {before['counts']} -> {after['counts']}"
+        time.sleep(0.5)
+
+
 def test_metrics_are_prometheus_text_that_agrees_with_stats(stream):
     settings, workers = stream
     write_orders(settings, 300, rate=0)
     wait_until(lambda: all(((w.stats() or {}).get("lag_total") == 0
                             and (w.stats() or {}).get("counts", {}).get("completed", 0) > 0) for w in workers), workers)
-    time.sleep(2)  # quiet: the figures stop moving
 
     for worker in workers:
-        stats = worker.stats()
-        response = httpx.get(f"{worker.url}/metrics", timeout=5)
+        stats, response = quiet_metrics(worker)
         families = {f.name: f for f in text_string_to_metric_families(response.text)}
         value = {f.name: f.samples[0].value for f in families.values() if f.samples and f.type in ("counter", "gauge")
                  and f.name != "orderpipe_consumer_lag_records"}
