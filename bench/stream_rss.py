@@ -1,7 +1,7 @@
 """Worker memory and state over a long run: RSS of one worker, and its datadir on disk
 (RocksDB: the order_progress table and the reference data), while it takes N orders.
 
-    python -m bench.stream_rss [--orders 1000000]
+    python -m bench.stream_rss [--orders 1000000] [--customers 1000000]
 
 A scratch database and stream; the generator writes as fast as it can while one worker
 consumes; the worker's RSS is sampled every 15 s until it has read every CDC record. The
@@ -19,7 +19,7 @@ from typing import Annotated
 import psutil
 import typer
 
-from bench.stream import CUSTOMERS, isolated, wait_topics_still
+from bench.stream import isolated, wait_topics_still
 from config.cli import run
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
@@ -30,13 +30,17 @@ def disk_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def main(orders: Annotated[int, typer.Option(help="Orders to write and process.")] = 1_000_000) -> None:
-    """Sample one worker's RSS while it processes `orders` orders."""
-    with isolated(f"bench_{uuid.uuid4().hex[:8]}_rss") as scratch:
+def main(
+    orders: Annotated[int, typer.Option(help="Orders to write and process.")] = 1_000_000,
+    customers: Annotated[int, typer.Option(help="Customers in the reference data, which the worker "
+                                                "holds beside the orders' state.")] = 1_000_000,
+) -> None:
+    """Sample one worker's RSS and datadir size while it processes `orders` orders."""
+    with isolated(f"bench_{uuid.uuid4().hex[:8]}_rss", customers) as scratch:
         [worker] = start_workers(scratch, 1)
         try:
             writer = threading.Thread(target=generate.run, args=(
-                database.connect(scratch), plan(orders, seed=int(time.time()), customers=CUSTOMERS,
+                database.connect(scratch), plan(orders, seed=int(time.time()), customers=customers,
                                                 chaos=ChaosMix())),
                 kwargs={"total_orders": orders, "rate": 0, "truth": Truth(), "progress": False})
             started = time.monotonic()
