@@ -1,9 +1,11 @@
 """Gold: Silver's changes since the last run -> the star schema.
 
 Dimensions take changed rows (SCD type 1; a dimension row is never deleted, facts may point
-at it). Facts are recomputed for the orders touched: changed orders, orders whose details
-changed, and orders still pointing at an unknown member (so a late customer is picked up).
-Run: `python -m batch gold [--full]`.
+at it), except customers, which keep their versions (SCD type 2: a change closes the
+current version and opens a new one; a deletion closes it). Facts are recomputed for the
+orders touched: changed orders, orders whose details changed, and orders still pointing at
+an unknown member (so a late customer is picked up); an order gone from Silver keeps its
+fact, marked `is_deleted`. Run: `python -m batch gold [--full]`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
-from batch.report import LayerRun
-from batch.transforms import gold
+from batch.report import LayerRun, log
+from batch.transforms import gold, marts
 from batch.transforms.common import missing_keys
 from batch.transforms.silver import ORDER_DETAILS, ORDERS, TABLES, latest_changes
 
@@ -24,6 +26,14 @@ DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, 
     "dim_payment_method": ("payment_method_key", "payment_method", gold.dim_payment_method),
     "dim_product": ("product_key", "order_details", gold.dim_product),
     "dim_date": ("date_id", "orders", gold.dim_date),
+}
+
+
+MARTS = {  # Gold mart -> its key
+    "mart_daily_orders": ["date"],
+    "mart_payment_mix": ["date", "payment_method_key"],
+    "mart_top_products": ["date", "rank"],
+    "mart_customer_segments": ["customer_id"],
 }
 
 
@@ -41,11 +51,15 @@ class GoldJob(LayerJob):
             seen = marks.get(table.name)
             changes, self.versions[table.name] = lake.changes_since(
                 self.spark, self.silver(table.name), None if seen is None else int(seen))
-            latest = latest_changes(changes, table.keys).localCheckpoint()
-            self.changed[table.name] = latest.filter("_change_type != 'delete'").select(*table.columns)
-            self.gone[table.name] = latest.filter("_change_type = 'delete'").select(*table.keys)
+            latest = (latest_changes(changes, table.keys)
+                      .withColumnRenamed("_commit_timestamp", "_changed_at").localCheckpoint())
+            self.changed[table.name] = (latest.filter("_change_type != 'delete'")
+                                        .select(*table.columns, "_changed_at"))
+            self.gone[table.name] = latest.filter("_change_type = 'delete'").select(*table.keys, "_changed_at")
+        self.rebuild_if_before_history()
         self.dimensions()
         self.facts()
+        self.marts()
         return {table: str(version) for table, version in self.versions.items()}
 
     def silver(self, table: str) -> str:
@@ -65,16 +79,43 @@ class GoldJob(LayerJob):
             counts.written = lake.upsert(self.spark, self.gold(table), rows, keys, deletes=deletes,
                                          partition_by=partition_by).rows
 
+    def rebuild_if_before_history(self) -> None:
+        """Gold written before customer versions (an int `customer_key`) cannot take them: it
+        is derived data, so it is dropped and this run rebuilds it from all of Silver."""
+        location = self.gold("dim_customer")
+        if not lake.exists(self.spark, location) or "valid_from" in lake.read(self.spark, location).columns:
+            return
+        log.warning("gold predates customer history (SCD type 2): rebuilding it from Silver")
+        for table in (*DIMENSIONS, "fact_orders", "fact_order_products"):
+            lake.drop(self.spark, self.gold(table))
+        self.marks = {}
+        self.full = True
+        for table in TABLES:
+            changes, _ = lake.changes_since(self.spark, self.silver(table.name), None)
+            latest = changes.withColumnRenamed("_commit_timestamp", "_changed_at")
+            self.changed[table.name] = latest.select(*table.columns, "_changed_at")
+            self.gone[table.name] = latest.limit(0).select(*table.keys, "_changed_at")
+
     def dimensions(self) -> None:
         for name, (key, source, build) in DIMENSIONS.items():
-            if self.moved(source):
-                changed = self.changed[source]
-                self.write(name, build(changed), [key], read=changed.count())
+            if not self.moved(source):
+                continue
+            changed = self.changed[source]
+            rows = build(changed)
+            if name == "dim_customer" and lake.exists(self.spark, self.gold(name)):
+                rows = self.customer_versions()
+            self.write(name, rows, [key], read=changed.count())
+
+    def customer_versions(self) -> DataFrame:
+        changed, gone = self.changed["customers"], self.gone["customers"]
+        ids = changed.select("customer_id").unionByName(gone.select("customer_id")).distinct()
+        versions = lake.read(self.spark, self.gold("dim_customer")).join(F.broadcast(ids), "customer_id", "left_semi")
+        return gold.customer_versions(changed, gone, versions)
 
     def touched_orders(self) -> DataFrame:
         """Order ids whose facts must be recomputed."""
         ids = (self.changed["orders"].select("order_id")
-               .unionByName(self.gone["orders"])
+               .unionByName(self.gone["orders"].select("order_id"))
                .unionByName(self.changed["order_details"].select("order_id"))
                .unionByName(self.gone["order_details"].select("order_id")))
         facts = self.gold("fact_orders")
@@ -82,7 +123,8 @@ class GoldJob(LayerJob):
             current = lake.read(self.spark, facts)
             unresolved = F.col("customer_key") == gold.UNKNOWN
             unresolved |= F.col("payment_method_key") == gold.UNKNOWN
-            ids = ids.unionByName(current.filter(F.lit(self.full) | unresolved).select("order_id"))
+            ids = ids.unionByName(current.filter(~F.col("is_deleted") & (F.lit(self.full) | unresolved))
+                                  .select("order_id"))
         return ids.distinct().localCheckpoint()  # eager, and later plans skip its lineage
 
     def facts(self) -> None:
@@ -100,9 +142,12 @@ class GoldJob(LayerJob):
         facts = gold.fact_orders(orders, details, customers, dimension["dim_payment_method"],
                                  dimension["dim_date"]).localCheckpoint()
         touched_count = touched.count()
-        self.write("fact_orders", facts, ["order_id"], read=touched_count,
-                   deletes=missing_keys(touched, facts, ["order_id"]),
-                   partition_by=["order_date_id"])
+        written = facts
+        if lake.exists(self.spark, self.gold("fact_orders")):
+            current = lake.read(self.spark, self.gold("fact_orders")).join(touched, "order_id", "left_semi")
+            deletions = self.gone["orders"].select("order_id", "_changed_at")
+            written = facts.unionByName(gold.cancelled_facts(current, facts, deletions))
+        self.write("fact_orders", written, ["order_id"], read=touched_count, partition_by=["order_date_id"])
         products = gold.fact_order_products(details, facts, dimension["dim_product"])
         location = self.gold("fact_order_products")
         stale = None
@@ -111,6 +156,28 @@ class GoldJob(LayerJob):
             stale = missing_keys(current, products, ["order_id", "product_id"])
         self.write("fact_order_products", products, ["order_id", "product_id"],
                    read=touched_count, deletes=stale, partition_by=["order_date_id"])
+
+    def marts(self) -> None:
+        """Every mart recomputed from the facts (small beside the dimensions) whenever Silver
+        moved, and written as differences: a re-run commits nothing."""
+        if not self.moved(*self.versions):
+            return
+        read = {name: lake.read(self.spark, self.gold(name))
+                for name in ("fact_orders", "fact_order_products", "dim_payment_method", "dim_product")}
+        facts = read["fact_orders"].localCheckpoint()
+        customers = lake.read(self.spark, self.gold("dim_customer")).join(
+            F.broadcast(facts.select("customer_id").distinct()), "customer_id", "left_semi")
+        built = {
+            "mart_daily_orders": marts.daily_orders(facts),
+            "mart_payment_mix": marts.payment_mix(facts, read["dim_payment_method"]),
+            "mart_top_products": marts.top_products(facts, read["fact_order_products"], read["dim_product"]),
+            "mart_customer_segments": marts.customer_segments(facts, customers),
+        }
+        for name, rows in built.items():
+            keys, location = MARTS[name], self.gold(name)
+            rows = rows.localCheckpoint()
+            stale = missing_keys(lake.read(self.spark, location), rows, keys) if lake.exists(self.spark, location) else None
+            self.write(name, rows, keys, read=facts.count(), deletes=stale)
 
 
 run = GoldJob.once

@@ -21,11 +21,11 @@ from batch.transforms.common import changed_rows, latest_per_key
 from config import Settings
 
 DELETE = "_delete"
-GOLD_FOLDERS = {"dim_": "dimensions", "fact_": "facts"}
+GOLD_FOLDERS = {"dim_": "dimensions", "fact_": "facts", "mart_": "marts"}
 
 
 def path(settings: Settings, layer: str, table: str) -> str:
-    """`s3a://silver/orders`; Gold keeps seed 000's `dimensions/` and `facts/` folders."""
+    """`s3a://silver/orders`; Gold keeps seed 000's `dimensions/` and `facts/` folders, and `marts/`."""
     folder = next((name for prefix, name in GOLD_FOLDERS.items() if table.startswith(prefix)), None)
     return settings.lake_path(layer, *filter(None, (folder, table)))
 
@@ -36,6 +36,12 @@ def exists(spark: SparkSession, location: str) -> bool:
 
 def read(spark: SparkSession, location: str) -> DataFrame:
     return spark.read.format("delta").load(location)
+
+
+def drop(spark: SparkSession, location: str) -> None:
+    """Delete a table's folder, data and log (for derived tables being rebuilt)."""
+    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(location)
+    hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(hadoop_path, True)
 
 
 def version(spark: SparkSession, location: str) -> int:

@@ -1,12 +1,21 @@
-"""Gold: a star schema over Silver. Dimensions keyed by the source ids, facts whose every
-key is found in its dimension or is the dimension's explicit unknown member (-1)."""
+"""Gold: a star schema over Silver. Dimensions keyed by the source ids (customers by a key
+per version, SCD type 2), facts whose every key is found in its dimension or is the
+dimension's explicit unknown member (-1)."""
 
 from __future__ import annotations
+
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from batch.transforms.common import latest_per_key
+
 UNKNOWN = -1
+CUSTOMER_ATTRIBUTES = ("name", "email", "phone", "city", "created_at")  # a change starts a new version
+CUSTOMER_VERSION = "customer_key bigint, customer_id int, name string, email string, phone string, " \
+                   "city string, created_at timestamp, valid_from timestamp, valid_to timestamp, " \
+                   "is_current boolean"
 
 
 def with_unknown_member(dimension: DataFrame, key: str, label_columns: tuple[str, ...]) -> DataFrame:
@@ -19,11 +28,52 @@ def with_unknown_member(dimension: DataFrame, key: str, label_columns: tuple[str
     return dimension.filter(F.col(key) != UNKNOWN).unionByName(member)
 
 
+def customer_key(customer_id: Column, valid_from: Column) -> Column:
+    """A version's key: stable across runs (a hash of what identifies the version), so a
+    re-run writes the same rows."""
+    return F.xxhash64(customer_id, valid_from)
+
+
+def _open_versions(rows: DataFrame) -> DataFrame:
+    return rows.select(customer_key(F.col("customer_id"), F.col("valid_from")).alias("customer_key"),
+                       "customer_id", *CUSTOMER_ATTRIBUTES, "valid_from",
+                       F.lit(None).cast("timestamp").alias("valid_to"), F.lit(True).alias("is_current"))
+
+
 def dim_customer(customers: DataFrame) -> DataFrame:
-    return with_unknown_member(
-        customers.select(F.col("customer_id").alias("customer_key"), "customer_id", "name",
-                         "email", "phone", "city", "created_at"),
-        "customer_key", ("name",))
+    """First versions of customers never seen before, valid from their creation."""
+    return with_unknown_member(_open_versions(customers.withColumn("valid_from", F.col("created_at"))),
+                               "customer_key", ("name",))
+
+
+def customer_versions(changed: DataFrame, deleted: DataFrame, versions: DataFrame) -> DataFrame:
+    """SCD type 2: the dim_customer rows to write for Silver's changed customers and its
+    deleted ones (both with `_changed_at`, when the lake saw the change), given the
+    dimension's versions of those customers.
+
+    A customer never seen gets its first version, valid from its `created_at`; one whose
+    attributes changed has its current version closed at the change and a new one opened
+    there; a deleted one has its current version closed. An unchanged one writes nothing."""
+    versions = versions.filter(F.col("customer_key") != UNKNOWN)
+    current = versions.filter("is_current")
+    was = current.select("customer_id", *[F.col(name).alias(f"_was_{name}") for name in CUSTOMER_ATTRIBUTES],
+                         F.col("valid_from").alias("_was_from"))
+    ever = versions.select("customer_id").distinct().withColumn("_seen", F.lit(True))
+    differs = reduce(lambda any_, name: any_ | ~F.col(name).eqNullSafe(F.col(f"_was_{name}")),
+                     CUSTOMER_ATTRIBUTES, F.lit(False))
+    # Never at or before the version's own start (two changes seen in one run, clocks).
+    at = F.greatest(F.col("_changed_at"), F.col("_was_from") + F.expr("INTERVAL 1 MILLISECOND"))
+    seen = changed.join(was, "customer_id", "left").join(ever, "customer_id", "left")
+    moved = seen.filter(F.col("_was_from").isNull() | differs)
+    opened = _open_versions(moved.withColumn(
+        "valid_from", F.when(F.col("_seen").isNull(), F.col("created_at"))
+        .otherwise(F.coalesce(at, F.col("_changed_at")))))
+    ends = (moved.filter(F.col("_was_from").isNotNull()).select("customer_id", at.alias("_ends"))
+            .unionByName(deleted.join(was, "customer_id").select("customer_id", at.alias("_ends"))))
+    closed = (current.join(ends, "customer_id")
+              .withColumn("valid_to", F.col("_ends")).withColumn("is_current", F.lit(False))
+              .select(*opened.columns))
+    return opened.unionByName(closed)
 
 
 def dim_payment_method(payment_methods: DataFrame) -> DataFrame:
@@ -71,15 +121,29 @@ def resolve_key(facts: DataFrame, dimension: DataFrame, *, on: str, natural: str
             .drop("_natural", "_key"))
 
 
+def resolve_customer_version(facts: DataFrame, customers: DataFrame) -> DataFrame:
+    """Set `customer_key`: the version of the order's customer current at `order_ts` (its
+    first version for an order older than it), else UNKNOWN (unknown customer, or one
+    deleted before the order)."""
+    versions = customers.filter(F.col("customer_key") != UNKNOWN).select(
+        F.col("customer_id").alias("_customer"), F.col("customer_key").alias("_key"),
+        F.col("valid_from").alias("_from"), F.col("valid_to").alias("_to"))
+    matches = (F.col("customer_id") == F.col("_customer")) & (
+        F.col("_to").isNull() | (F.col("order_ts") < F.col("_to")))
+    return (latest_per_key(facts.join(versions, matches, "left"), ["order_id"], [F.col("_from").asc()])
+            .withColumn("customer_key", F.coalesce(F.col("_key"), F.lit(UNKNOWN).cast("bigint")))
+            .drop("_customer", "_key", "_from", "_to"))
+
+
 def fact_orders(orders: DataFrame, details: DataFrame, customers: DataFrame,
                 payment_methods: DataFrame, dates: DataFrame) -> DataFrame:
-    """One row per order: its keys, size, and whether every detail row has arrived."""
+    """One row per order: its keys, size, and whether every detail row has arrived (not
+    deleted: `cancelled_facts` marks those)."""
     sizes = details.groupBy("order_id").agg(F.count("*").alias("detail_count"),
                                              F.sum("quantity").cast("int").alias("total_quantity"))
     return (orders.join(sizes, "order_id", "left")
             .withColumn("order_date_id", date_id(F.col("order_date")))
-            .transform(resolve_key, customers, on="customer_id", natural="customer_id",
-                       key="customer_key")
+            .transform(resolve_customer_version, customers)
             .transform(resolve_key, payment_methods, on="payment_method_id",
                        natural="payment_method_id", key="payment_method_key")
             .transform(resolve_key, dates, on="order_date_id", natural="date_id", key="date_id",
@@ -89,7 +153,19 @@ def fact_orders(orders: DataFrame, details: DataFrame, customers: DataFrame,
                     "order_ts", "num_products",
                     F.coalesce("detail_count", F.lit(0)).cast("int").alias("detail_count"),
                     F.coalesce("total_quantity", F.lit(0)).cast("int").alias("total_quantity"),
-                    (F.coalesce("detail_count", F.lit(0)) == F.col("num_products")).alias("is_complete")))
+                    (F.coalesce("detail_count", F.lit(0)) == F.col("num_products")).alias("is_complete"),
+                    F.lit(False).alias("is_deleted"), F.lit(None).cast("timestamp").alias("deleted_at")))
+
+
+def cancelled_facts(current: DataFrame, kept: DataFrame, deletions: DataFrame) -> DataFrame:
+    """The facts in `current` whose order is no longer in `kept` (gone from Silver): their
+    last row, marked deleted. `deleted_at` is when the lake first saw the delete
+    (`deletions`: order_id, `_changed_at`), and stays as it was once set."""
+    return (current.join(kept.select("order_id"), "order_id", "left_anti")
+            .join(deletions, "order_id", "left")
+            .withColumn("deleted_at", F.coalesce("deleted_at", "_changed_at", F.current_timestamp()))
+            .withColumn("is_deleted", F.lit(True))
+            .select(*current.columns))
 
 
 def fact_order_products(details: DataFrame, facts: DataFrame, products: DataFrame) -> DataFrame:

@@ -33,7 +33,7 @@ def test_every_dimension_has_exactly_one_unknown_member(spark):
     unknown = dimension.filter(F.col("customer_key") == gold.UNKNOWN).collect()
     assert len(unknown) == 1
     assert unknown[0]["name"] == "Unknown" and unknown[0]["customer_id"] is None
-    assert dimension.filter("customer_key = 1").first()["city"] == "Oslo"
+    assert dimension.filter("customer_id = 1").first()["city"] == "Oslo"
 
 
 def test_dim_date_ids_are_yyyymmdd_with_calendar_attributes(spark):
@@ -62,13 +62,15 @@ def test_fact_orders_map_unknown_customers_and_payment_methods_to_the_unknown_me
 
     facts = gold.fact_orders(orders, details, customers, payment_methods, dates)
 
+    ann = customers.filter("customer_id = 1").first()["customer_key"]
     assertDataFrameEqual(
         facts.select("order_id", "order_date_id", "customer_key", "payment_method_key", "customer_id",
-                     "detail_count", "total_quantity", "is_complete"),
-        spark.createDataFrame([("known", 20261121, 1, 2, 1, 2, 3, True),
-                               ("stranger", 20261121, -1, -1, 99, 1, 5, False)],
-                              "order_id string, order_date_id int, customer_key int, payment_method_key int,"
-                              " customer_id int, detail_count int, total_quantity int, is_complete boolean"))
+                     "detail_count", "total_quantity", "is_complete", "is_deleted"),
+        spark.createDataFrame([("known", 20261121, ann, 2, 1, 2, 3, True, False),
+                               ("stranger", 20261121, -1, -1, 99, 1, 5, False, False)],
+                              "order_id string, order_date_id int, customer_key bigint, payment_method_key int,"
+                              " customer_id int, detail_count int, total_quantity int, is_complete boolean,"
+                              " is_deleted boolean"))
 
 
 def test_an_order_without_details_counts_zero_and_is_incomplete(spark):
@@ -93,5 +95,91 @@ def test_fact_order_products_carry_the_order_keys_and_resolve_products(spark):
 
     assertDataFrameEqual(rows, spark.createDataFrame(
         [("o1", 1001, 20261121, -1, -1, 1001, 2), ("o1", -1, 20261121, -1, -1, 1002, 1)],
-        "order_id string, product_key int, order_date_id int, customer_key int,"
+        "order_id string, product_key int, order_date_id int, customer_key bigint,"
         " payment_method_key int, product_id int, quantity int"))
+
+
+# --- history: customer versions (SCD type 2) and cancelled orders ------------------------------
+CHANGED = CUSTOMERS + ", _changed_at timestamp"
+CREATED = datetime(2025, 1, 1)
+
+
+def customer(city: str, changed_at: datetime, customer_id: int = 1):
+    return (customer_id, "Ann", "a@x.io", "5", city, CREATED, changed_at)
+
+
+def run_versions(spark, dimension, changed=(), deleted=()):
+    """One Gold run's dim_customer writes applied to `dimension` (as the MERGE by key does)."""
+    rows = gold.customer_versions(spark.createDataFrame(list(changed), CHANGED),
+                                  spark.createDataFrame(list(deleted), "customer_id int, _changed_at timestamp"),
+                                  dimension)
+    return dimension.join(rows.select("customer_key"), "customer_key", "left_anti").unionByName(rows)
+
+
+def test_a_customer_changed_twice_keeps_three_versions_one_current(spark):
+    first = gold.dim_customer(spark.createDataFrame([customer("Oslo", datetime(2026, 11, 1))[:-1]], CUSTOMERS))
+    second = run_versions(spark, first, [customer("Bergen", datetime(2026, 11, 5))])
+    third = run_versions(spark, second, [customer("Tromsø", datetime(2026, 11, 9))])
+
+    versions = third.filter("customer_id = 1").orderBy("valid_from").collect()
+    assert [(v.city, v.valid_from, v.valid_to, v.is_current) for v in versions] == [
+        ("Oslo", CREATED, datetime(2026, 11, 5), False),
+        ("Bergen", datetime(2026, 11, 5), datetime(2026, 11, 9), False),
+        ("Tromsø", datetime(2026, 11, 9), None, True)]
+    assert len({v.customer_key for v in versions}) == 3
+    assert third.filter(F.col("customer_key") == gold.UNKNOWN).count() == 1
+
+
+def test_an_unchanged_customer_writes_nothing_and_a_new_one_starts_at_its_creation(spark):
+    first = gold.dim_customer(spark.createDataFrame([customer("Oslo", datetime(2026, 11, 1))[:-1]], CUSTOMERS))
+
+    rows = gold.customer_versions(
+        spark.createDataFrame([customer("Oslo", datetime(2026, 11, 5)), customer("Rome", datetime(2026, 11, 5), 2)],
+                              CHANGED),
+        spark.createDataFrame([], "customer_id int, _changed_at timestamp"), first).collect()
+
+    assert [(r.customer_id, r.city, r.valid_from, r.is_current) for r in rows] == [(2, "Rome", CREATED, True)]
+
+
+def test_a_deleted_customer_has_its_version_closed_and_later_orders_are_unknown(spark):
+    first = gold.dim_customer(spark.createDataFrame([customer("Oslo", datetime(2026, 11, 1))[:-1]], CUSTOMERS))
+    after = run_versions(spark, first, deleted=[(1, datetime(2026, 11, 5))])
+
+    closed = after.filter("customer_id = 1").collect()
+    assert [(v.valid_to, v.is_current) for v in closed] == [(datetime(2026, 11, 5), False)]
+    orders = spark.createDataFrame([order("before", 1, 1, 1, date(2026, 11, 3)),
+                                    order("after", 1, 1, 1, date(2026, 11, 7))], ORDERS)
+    keys = {r.order_id: r.customer_key for r in gold.resolve_customer_version(orders, after).collect()}
+    assert keys == {"before": closed[0].customer_key, "after": gold.UNKNOWN}
+
+
+def test_an_order_joins_the_customer_version_current_at_its_time(spark):
+    first = gold.dim_customer(spark.createDataFrame([customer("Oslo", datetime(2026, 11, 1))[:-1]], CUSTOMERS))
+    dimension = run_versions(spark, first, [customer("Bergen", datetime(2026, 11, 5))])
+    key = {r.city: r.customer_key for r in dimension.filter("customer_id = 1").collect()}
+    orders = spark.createDataFrame([order("older than the customer", 1, 1, 1, date(2024, 6, 1)),
+                                    order("in Oslo", 1, 1, 1, date(2026, 11, 3)),
+                                    order("in Bergen", 1, 1, 1, date(2026, 11, 7))], ORDERS)
+
+    resolved = {r.order_id: r.customer_key for r in gold.resolve_customer_version(orders, dimension).collect()}
+
+    assert resolved == {"older than the customer": key["Oslo"], "in Oslo": key["Oslo"], "in Bergen": key["Bergen"]}
+
+
+def test_a_cancelled_order_keeps_its_fact_marked_deleted_once(spark):
+    orders = spark.createDataFrame([order("kept", 1, 1, 1), order("cancelled", 1, 1, 2)], ORDERS)
+    details = spark.createDataFrame([detail("kept", 1001, 2), detail("cancelled", 1001, 1)], DETAILS)
+    facts = gold.fact_orders(orders, details, gold.dim_customer(spark.createDataFrame([], CUSTOMERS)),
+                             gold.dim_payment_method(spark.createDataFrame([], PAYMENT_METHODS)),
+                             gold.dim_date(orders))
+    recomputed = facts.filter("order_id = 'kept'")
+    seen = datetime(2026, 11, 22, 9)
+
+    marked = gold.cancelled_facts(facts, recomputed, spark.createDataFrame(
+        [("cancelled", seen)], "order_id string, _changed_at timestamp"))
+    again = gold.cancelled_facts(marked, recomputed, spark.createDataFrame(
+        [("cancelled", datetime(2026, 11, 23))], "order_id string, _changed_at timestamp"))
+
+    [row] = again.collect()
+    assert (row.order_id, row.is_deleted, row.deleted_at, row.detail_count) == ("cancelled", True, seen, 1)
+    assert marked.columns == facts.columns
