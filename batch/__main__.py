@@ -1,6 +1,7 @@
-"""`python -m batch [bronze|silver|gold ...] [--full]`: the lake's jobs, one entry point.
+"""`python -m batch [bronze|silver|gold ...] [--full] [--every 15m]`: the lake's jobs, one entry point.
 
-With no layer named, Bronze, Silver and Gold run one after the other in one SparkSession.
+With no layer named, Bronze, Silver and Gold run one after the other in one SparkSession;
+`--every` repeats that on a schedule (batch.schedule).
 spark-submit runs this file too: `spark-submit … batch/__main__.py gold`.
 """
 
@@ -13,9 +14,10 @@ from typing import Annotated
 import typer
 from py4j.protocol import Py4JJavaError
 
+from batch import schedule
 from batch.bronze import BronzeJob
 from batch.gold import GoldJob
-from batch.report import log, show_progress
+from batch.runs import log, show_progress
 from batch.session import build_session
 from batch.silver import SilverJob
 from config import settings
@@ -38,6 +40,14 @@ def cause(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def run_layers(spark, layers: list[Layer], full: bool) -> str:
+    started = time.monotonic()
+    runs = [JOBS[layer].once(spark, settings, full=full) for layer in layers]
+    totals = ", ".join(f"{run.layer} {run.seconds:.1f} s (written {run.total('written'):,}, "
+                       f"quarantined {run.total('quarantined'):,})" for run in runs)
+    return f"batch done in {time.monotonic() - started:.1f} s: {totals}"
+
+
 def main(
     layers: Annotated[list[Layer] | None, typer.Argument(
         help="Layers to run, in the order given; all three (bronze silver gold) when none is named.",
@@ -45,25 +55,58 @@ def main(
     full: Annotated[bool, typer.Option(
         "--full", help="Ignore the stored marks: read every input whole and reconcile "
                        "(rows gone from the input are deleted).")] = False,
+    every: Annotated[str | None, typer.Option(
+        "--every", help="Run again and again, this long from one start to the next (30s, 15m, 1h); "
+                        "a failed run is logged and the next one still comes. Ctrl-C stops.",
+        show_default=False)] = None,
 ) -> None:
-    """Run the lake's layers: MySQL -> Bronze -> Silver -> Gold on MinIO (Delta Lake), each
-    reading only what changed since its last run."""
+    """Run the lake's layers: MySQL -> Bronze -> Silver -> Gold (with its marts) on MinIO
+    (Delta Lake), each reading only what changed since its last run."""
     layers = layers or list(Layer)
+    period_s = schedule.period_seconds(every) if every else None
     show_progress()
-    started = time.monotonic()
-    spark = build_session(settings, f"orderpipe-{'-'.join(layer.value for layer in layers)}")
+    name = f"orderpipe-{'-'.join(layer.value for layer in layers)}"
+    if period_s is None:
+        spark = build_session(settings, name)
+        try:
+            log.info(run_layers(spark, layers, full))
+        except Exception as error:  # noqa: BLE001 - every failure gets the same hint
+            typer.echo(f"batch failed: {cause(error)}\nThe lake keeps its last good version; fix the "
+                       "cause and run again. Is the stack up (`python -m stack up`) and the source "
+                       "loaded (`python -m source load`)?", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            spark.stop()
+        return
+    scheduled = ScheduledRuns(name, layers, full)
+    log.info("running %s every %s; Ctrl-C stops", " ".join(layer.value for layer in layers), every)
     try:
-        runs = [JOBS[layer].once(spark, settings, full=full) for layer in layers]
-    except Exception as error:  # noqa: BLE001 - every failure gets the same hint
-        typer.echo(f"batch failed: {cause(error)}\nThe lake keeps its last good version; fix the "
-                   "cause and run again. Is the stack up (`python -m stack up`) and the source "
-                   "loaded (`python -m source load`)?", err=True)
-        raise typer.Exit(1) from None
+        schedule.every(period_s, scheduled.run_once)
+    except KeyboardInterrupt:
+        log.info("stopped")
     finally:
-        spark.stop()
-    totals = ", ".join(f"{run.layer} {run.seconds:.1f} s (written {run.total('written'):,}, "
-                       f"quarantined {run.total('quarantined'):,})" for run in runs)
-    log.info("batch done in %.1f s: %s", time.monotonic() - started, totals)
+        scheduled.stop()
+
+
+class ScheduledRuns:
+    """One SparkSession across runs, built again after a failed run (its JVM may be the cause)."""
+
+    def __init__(self, name: str, layers: list[Layer], full: bool) -> None:
+        self.name, self.layers, self.full = name, layers, full
+        self.spark = None
+
+    def run_once(self, number: int) -> str:
+        try:
+            self.spark = self.spark or build_session(settings, self.name)
+            return run_layers(self.spark, self.layers, self.full and number == 1)
+        except Exception as error:
+            self.stop()
+            raise RuntimeError(cause(error)) from None
+
+    def stop(self) -> None:
+        if self.spark is not None:
+            self.spark.stop()
+            self.spark = None
 
 
 if __name__ == "__main__":

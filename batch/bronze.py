@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
-from batch.report import LayerRun
+from batch.runs import LayerRun
 from batch.session import jdbc_options
 from batch.transforms.bronze import DETAILS_QUERY, PARTITION_COLUMNS, hash_predicates, with_date_partitions
 from batch.transforms.common import missing_keys, nullable

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
-from batch.report import LayerRun, log
+from batch.runs import LayerRun, log
 from batch.transforms import gold, marts
 from batch.transforms.common import missing_keys
 from batch.transforms.silver import ORDER_DETAILS, ORDERS, TABLES, latest_changes

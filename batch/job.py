@@ -15,7 +15,7 @@ from typing import ClassVar
 from pyspark.sql import SparkSession
 
 from batch import lake
-from batch.report import LayerRun, layer_run
+from batch.runs import LayerRun, layer_run
 from config import Settings
 
 

@@ -40,8 +40,40 @@ def read(spark: SparkSession, location: str) -> DataFrame:
 
 def drop(spark: SparkSession, location: str) -> None:
     """Delete a table's folder, data and log (for derived tables being rebuilt)."""
+    hadoop_path, fs = _filesystem(spark, location)
+    fs.delete(hadoop_path, True)
+
+
+def _filesystem(spark: SparkSession, location: str):
     hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(location)
-    hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(hadoop_path, True)
+    return hadoop_path, hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())
+
+
+def tables(spark: SparkSession, settings: Settings, layer: str) -> list[str]:
+    """Every Delta table of a layer (its data tables, quarantines and marks), found by their
+    `_delta_log` folders up to two levels down (Gold's `facts/fact_orders`)."""
+    found, folders = [], [settings.lake_path(layer)]
+    for _ in range(2):
+        children = []
+        for folder in folders:
+            hadoop_path, fs = _filesystem(spark, folder)
+            if not fs.exists(hadoop_path):
+                continue
+            for status in fs.listStatus(hadoop_path):
+                if status.isDirectory():
+                    child = status.getPath().toString()
+                    (found if exists(spark, child) else children).append(child)
+        folders = children
+    return sorted(found)
+
+
+def stored_files(spark: SparkSession, location: str) -> int:
+    """Parquet files under a table's folder, referenced by its current version or not."""
+    hadoop_path, fs = _filesystem(spark, location)
+    listing, count = fs.listFiles(hadoop_path, True), 0
+    while listing.hasNext():
+        count += listing.next().getPath().getName().endswith(".parquet")
+    return count
 
 
 def version(spark: SparkSession, location: str) -> int:

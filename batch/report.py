@@ -1,70 +1,55 @@
-"""What a job did: rows read, written and quarantined per table, its time, one summary line."""
+"""`python -m batch.report [--out PATH]`: an HTML page of charts and tables from Gold's marts
+on MinIO (batch.report_page builds it). Run the batch first: `python -m batch`."""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
 
-log = logging.getLogger("batch")
+import typer
+from pyspark.sql import SparkSession
 
-
-def show_progress() -> None:
-    """The jobs' own log lines on stderr (spark-submit configures the root logger first)."""
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+from batch import lake
+from batch.gold import MARTS
+from batch.report_page import page
+from batch.runs import log, show_progress
+from batch.session import build_session
+from config import Settings, settings
+from config.cli import run
 
 
-@dataclass
-class TableRun:
-    layer: str
-    table: str
-    read: int = 0
-    written: int = 0
-    quarantined: int = 0
-    seconds: float = 0.0
-
-    def line(self) -> str:
-        return (f"{self.layer}.{self.table}: read {self.read:,}, written {self.written:,}, "
-                f"quarantined {self.quarantined:,} in {self.seconds:.1f} s")
+def mart_rows(spark: SparkSession, config: Settings) -> dict[str, list[dict]]:
+    missing = [name for name in MARTS if not lake.exists(spark, lake.path(config, "gold", name))]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(missing)} in the lake yet: run `python -m batch` first")
+    return {name: [row.asDict() for row in lake.read(spark, lake.path(config, "gold", name)).collect()]
+            for name in MARTS}
 
 
-@dataclass
-class LayerRun:
-    layer: str
-    tables: list[TableRun] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @contextmanager
-    def table(self, name: str) -> Iterator[TableRun]:
-        """Time one table's work; log its line when it ends."""
-        run = TableRun(self.layer, name)
-        started = time.monotonic()
-        log.info("%s.%s: started", self.layer, name)
-        yield run
-        run.seconds = time.monotonic() - started
-        self.tables.append(run)
-        log.info(run.line())
-
-    def total(self, count: str) -> int:
-        return sum(getattr(run, count) for run in self.tables)
-
-    def summary(self) -> str:
-        return (f"{self.layer} done in {self.seconds:.1f} s: {len(self.tables)} tables, "
-                f"read {self.total('read'):,}, written {self.total('written'):,}, "
-                f"quarantined {self.total('quarantined'):,}")
+def write_report(spark: SparkSession, config: Settings, out: Path) -> Path:
+    html = page(mart_rows(spark, config), generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out
 
 
-@contextmanager
-def layer_run(layer: str) -> Iterator[LayerRun]:
-    run = LayerRun(layer)
-    started = time.monotonic()
-    yield run
-    run.seconds = time.monotonic() - started
-    log.info(run.summary())
+def main(out: Annotated[Path | None, typer.Option(
+        help="Where to write the page (default: STACK_HOME/reports/lake.html).", show_default=False)] = None) -> None:
+    """Write the lake report: orders per day and completion rate, payment mix, top products and
+    customer segments, each a chart with its table."""
+    show_progress()
+    spark = build_session(settings, "orderpipe-report")
+    try:
+        written = write_report(spark, settings, out or settings.stack_home / "reports" / "lake.html")
+    except FileNotFoundError as error:
+        typer.echo(f"report: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        spark.stop()
+    log.info("report written: %s", written.resolve())
+    typer.echo(written.resolve())
+
+
+if __name__ == "__main__":
+    run(main)

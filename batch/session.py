@@ -21,10 +21,10 @@ SPARK_PACKAGES = (
 JDBC_DRIVER = "org.mariadb.jdbc.Driver"
 
 
-def spark_conf(settings: Settings) -> dict[str, str]:
+def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict[str, str]:
     """Every Spark setting the product relies on, from the settings object."""
     return {
-        "spark.jars.packages": ",".join(SPARK_PACKAGES),
+        "spark.jars.packages": ",".join((*SPARK_PACKAGES, *extra_packages)),
         "spark.jars.ivy": str(settings.stack_cache / "ivy2"),
         "spark.driver.memory": "2g",
         "spark.sql.session.timeZone": "UTC",
@@ -63,9 +63,11 @@ def jdbc_options(settings: Settings, table: str) -> dict[str, str]:
     }
 
 
-def build_session(settings: Settings, app_name: str) -> SparkSession:
+def build_session(settings: Settings, app_name: str, extra_packages: tuple[str, ...] = ()) -> SparkSession:
+    """The session; `extra_packages` (Maven coordinates) for a job that needs more jars (the
+    CDC archive's Kafka source). In a process that has a session already, that one."""
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
-    for key, value in spark_conf(settings).items():
+    for key, value in spark_conf(settings, extra_packages).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")

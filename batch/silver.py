@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
-from batch.report import LayerRun
+from batch.runs import LayerRun
 from batch.transforms import silver
 from batch.transforms.common import missing_keys
 from config import Settings

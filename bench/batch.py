@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from batch import bronze, gold, silver
-from batch.report import LayerRun, show_progress
+from batch.runs import LayerRun, show_progress
 from batch.session import build_session
 from config import Settings, settings
 from config.cli import run

@@ -21,7 +21,8 @@ from confluent_kafka import Consumer
 from tqdm import tqdm
 
 from batch import bronze, gold, lake, silver
-from batch.report import show_progress
+from batch.report import write_report
+from batch.runs import show_progress
 from batch.session import build_session
 from cdc import rest
 from cdc.connector import connector_config
@@ -77,13 +78,15 @@ def alert_counts(settings: Settings, order_ids: set[str]) -> Counter:
         return Counter()
 
 
-def gold_counts(settings: Settings) -> dict[str, int]:
+def run_lake(settings: Settings) -> tuple[dict[str, int], Path]:
+    """The batch layers once, then the lake report: Gold's row counts and the report's path."""
     show_progress()
     spark = build_session(settings, "orderpipe-demo")
     try:
         for layer in (bronze, silver, gold):
             layer.run(spark, settings)
-        return {table: lake.read(spark, lake.path(settings, "gold", table)).count() for table in GOLD_TABLES}
+        counts = {table: lake.read(spark, lake.path(settings, "gold", table)).count() for table in GOLD_TABLES}
+        return counts, write_report(spark, settings, settings.stack_home / "reports" / "lake.html")
     finally:
         spark.stop()
 
@@ -133,13 +136,14 @@ def main(
     for value, stamp in zip(values, stamps):
         first_seen.setdefault(value["order_id"], stamp)
     latencies = [stamp - committed[order_id] for order_id, stamp in first_seen.items()]
-    report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts(settings),
+    gold_counts, lake_report = run_lake(settings)
+    report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts,
                         reconcile(settings, settings.order_final_topic),
                         snapshot=(reference_rows, snapshot_s),
                         unenriched=sum(value.get("customer") is None for value in values),
                         alerts=alert_counts(settings, {*complete, *ground_truth["incomplete"],
                                                        *ground_truth["cancelled"]}))
-    typer.echo("\n".join(["", "demo report", *report.lines()]))
+    typer.echo("\n".join(["", "demo report", *report.lines(), f"lake report         {lake_report.resolve()}"]))
     if not report.exact:
         raise typer.Exit(1)
 

@@ -7,9 +7,7 @@ times in about a second, then the DOM is dumped and a screenshot taken.
 
 from __future__ import annotations
 
-import shutil
 import struct
-import subprocess
 import threading
 import time
 from html.parser import HTMLParser
@@ -19,6 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.browser import chromium_render
 from tests.integration.scratch_stream import scratch_stream, write_orders
 
 ORDERS = 1500
@@ -71,19 +70,6 @@ def number(shown: str) -> float:
     return float(shown.replace(",", ""))
 
 
-def chromium_render(url: str, screenshot: Path, profile: Path) -> str:
-    """The page's DOM after VIRTUAL_TIME_MS of virtual time; a screenshot of the same moment."""
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium missing: python -m stack up installs it (apt-get install chromium)"
-    result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-         f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--window-size=1280,900",
-         f"--screenshot={screenshot}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=90)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
 def wait_until(condition, workers, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -115,7 +101,7 @@ def test_the_dashboard_shows_each_worker_s_figures_and_a_chart_during_a_run(stre
     time.sleep(1.5)
 
     before = [w.stats() for w in workers]
-    dom = DashboardDom(chromium_render(f"{workers[0].url}/dashboard", screenshot, tmp_path / "chromium"))
+    dom = DashboardDom(chromium_render(f"{workers[0].url}/dashboard", screenshot, tmp_path / "chromium", VIRTUAL_TIME_MS))
     after = [w.stats() for w in workers]
     still_writing = writer.is_alive()
     writer.join()

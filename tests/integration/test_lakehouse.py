@@ -10,24 +10,31 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from minio import Minio
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from batch import bronze, gold, lake, silver
-from batch.report import LayerRun
+from batch.maintain import maintain_lake
+from batch.report import write_report
+from batch.runs import LayerRun
 from config import Settings
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import scratch_lake
+from tests.integration.browser import chromium_render
 
 CUSTOMERS = 2_000
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
-               "fact_order_products")
+               "fact_order_products", "mart_daily_orders", "mart_payment_mix", "mart_top_products",
+               "mart_customer_segments")
 FOREIGN_KEYS = {  # fact -> (its column, dimension, the dimension's key)
     "fact_orders": [("customer_key", "dim_customer", "customer_key"),
                     ("payment_method_key", "dim_payment_method", "payment_method_key"),
@@ -105,10 +112,14 @@ def valid_source_rows(connection) -> tuple[int, int]:
 def assert_star_matches_source(spark: SparkSession, settings: Settings, connection) -> None:
     tables = gold_tables(spark, settings)
     orders, products = valid_source_rows(connection)
-    assert tables["fact_orders"].count() == orders
+    assert tables["fact_orders"].filter("NOT is_deleted").count() == orders
     assert tables["fact_order_products"].count() == products
-    assert tables["dim_customer"].count() == source_count(connection, "customers") + 1  # + unknown
+    current = tables["dim_customer"].filter("is_current OR customer_key = -1")
+    assert current.count() == source_count(connection, "customers") + 1  # + unknown
+    assert tables["dim_customer"].groupBy("customer_id").agg(F.count_if("is_current").alias("n")) \
+        .filter("customer_id IS NOT NULL AND n > 1").count() == 0
     assert tables["dim_payment_method"].count() == 12 + 1
+    assert_marts_match_facts(tables)
     for fact, keys in FOREIGN_KEYS.items():
         for column, dimension, key in keys:
             dangling = tables[fact].join(tables[dimension], tables[fact][column] == tables[dimension][key],
@@ -116,6 +127,17 @@ def assert_star_matches_source(spark: SparkSession, settings: Settings, connecti
             assert dangling.count() == 0, f"{fact}.{column} not in {dimension}"
     complete = tables["fact_orders"].filter("is_complete").count()
     assert 0 < complete < tables["fact_orders"].count()  # chaos leaves some orders incomplete
+
+
+def assert_marts_match_facts(tables: dict[str, DataFrame]) -> None:
+    facts = tables["fact_orders"]
+    daily = tables["mart_daily_orders"].agg(*[F.sum(c).alias(c) for c in ("orders", "completed", "cancelled")]).first()
+    assert (daily["orders"], daily["completed"], daily["cancelled"]) == (
+        facts.count(), facts.filter("is_complete AND NOT is_deleted").count(), facts.filter("is_deleted").count())
+    kept = facts.filter("NOT is_deleted")
+    assert tables["mart_payment_mix"].agg(F.sum("orders")).first()[0] == kept.count()
+    assert tables["mart_customer_segments"].count() == kept.select("customer_id").distinct().count()
+    assert tables["mart_top_products"].filter("rank > 10").count() == 0
 
 
 def test_first_run_builds_the_star_and_a_rerun_changes_nothing(spark, lakehouse):
@@ -222,9 +244,114 @@ def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, l
 
     facts = gold_tables(spark, settings)
     late = facts["fact_orders"].filter("order_id = 'unknown-customer'").collect()
-    assert [row["customer_key"] for row in late] == [987654321]  # dimension keys are natural ids
+    version = facts["dim_customer"].filter("customer_id = 987654321").collect()
+    assert [row["customer_key"] for row in late] == [row["customer_key"] for row in version] != [-1]
     assert facts["fact_order_products"].filter("order_id = 'unknown-customer'").count() == 1
     assert_star_matches_source(spark, settings, connection)
+
+
+def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays(spark, lakehouse):
+    settings, connection = lakehouse.settings, lakehouse.connection
+    cursor = connection.cursor()
+    cursor.execute("SELECT id, city FROM customers ORDER BY id LIMIT 1")
+    customer, first_city = cursor.fetchone()
+    cursor.execute("SELECT id FROM orders WHERE num_products > 0 AND id NOT LIKE '%-%-customer'"
+                   " ORDER BY `timestamp` DESC LIMIT 1")
+    (cancelled,) = cursor.fetchone()
+    cursor.execute("UPDATE customers SET city = 'First Move' WHERE id = %s", (customer,))
+    run_all(spark, settings)
+    cursor.execute("INSERT INTO orders VALUES ('after-first-move', %s, 1, 2, 1, NOW(3))", (customer,))
+    cursor.execute("INSERT INTO order_details VALUES ('after-first-move', 1001, 2)")
+    run_all(spark, settings)  # the order's fact is written while 'First Move' is current
+    facts_before = gold_tables(spark, settings)["fact_orders"].count()
+
+    cursor.execute("UPDATE customers SET city = 'Second Move' WHERE id = %s", (customer,))
+    cursor.execute("DELETE FROM order_details WHERE order_id = %s", (cancelled,))
+    cursor.execute("DELETE FROM orders WHERE id = %s", (cancelled,))
+    runs = run_all(spark, settings)
+
+    tables = gold_tables(spark, settings)
+    versions = tables["dim_customer"].filter(F.col("customer_id") == customer).orderBy("valid_from").collect()
+    assert [(v["city"], v["is_current"]) for v in versions] == [
+        (first_city, False), ("First Move", False), ("Second Move", True)]
+    assert [v["valid_to"] for v in versions[:-1]] == [v["valid_from"] for v in versions[1:]]
+    assert versions[-1]["valid_to"] is None
+    [placed] = tables["fact_orders"].filter("order_id = 'after-first-move'").collect()
+    assert placed["customer_key"] == versions[1]["customer_key"]
+    [gone] = tables["fact_orders"].filter(F.col("order_id") == cancelled).collect()
+    assert gone["is_deleted"] and gone["deleted_at"] is not None and gone["num_products"] > 0
+    assert tables["fact_orders"].count() == facts_before
+    assert tables["fact_order_products"].filter(F.col("order_id") == cancelled).count() == 0
+    assert written(runs["gold"], "dim_customer") == 2  # one version closed, one opened
+    assert_star_matches_source(spark, settings, connection)
+
+
+def test_maintenance_compacts_and_vacuums_and_every_table_stays_equal(spark, lakehouse):
+    settings = lakehouse.settings
+    add_orders(lakehouse.connection, 50, seed=30)
+    run_all(spark, settings)  # every layer has read its input's change feed to the end
+    before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
+    silver_orders = lake.read(spark, lake.path(settings, "silver", "orders")).collect()
+
+    done = maintain_lake(spark, settings, retain_hours=0)
+
+    fact = next(m for m in done if m.location.endswith("/gold/facts/fact_orders"))
+    assert fact.files_after < fact.files_before and fact.stored_after < fact.stored_before
+    assert sum(m.stored_after for m in done) < sum(m.stored_before for m in done)
+    assert {m.location.rsplit("/", 1)[1] for m in done} >= {*GOLD_TABLES, "orders_quarantine", "_marks"}
+    for name, table in gold_tables(spark, settings).items():
+        assertDataFrameEqual(table, before[name])
+    assertDataFrameEqual(lake.read(spark, lake.path(settings, "silver", "orders")), silver_orders)
+    again = run_all(spark, settings)
+    assert [again[layer].total("written") for layer in again] == [0, 0, 0]
+
+
+class ChartDom(HTMLParser):
+    """Per report section: how many plotly SVGs it drew, and the texts on its bars."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.section: str | None = None
+        self.svgs: dict[str, int] = {}
+        self.bar_texts: dict[str, list[str]] = {}
+        self._in_bar_text = 0
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "section":
+            self.section = attributes.get("id")
+        elif self.section and tag == "svg" and "main-svg" in classes:
+            self.svgs[self.section] = self.svgs.get(self.section, 0) + 1
+        elif self.section and "bartext" in classes:
+            self._in_bar_text += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "text" and self._in_bar_text:
+            self._in_bar_text -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._in_bar_text and self.section and data.strip():
+            self.bar_texts.setdefault(self.section, []).append(data.strip())
+
+
+def test_the_report_draws_the_marts_figures_in_a_browser(spark, lakehouse, tmp_path):
+    settings = lakehouse.settings
+    run_all(spark, settings)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    out = write_report(spark, settings, tmp_path / "lake.html")
+    dom = ChartDom(chromium_render(out.as_uri(), ARTIFACTS / "lake-report.png", tmp_path / "chromium", 3000))
+
+    assert set(dom.svgs) == {"daily", "payment-mix", "top-products", "segments"}
+    tables = gold_tables(spark, settings)
+    latest = tables["mart_daily_orders"].orderBy(F.desc("date")).first()
+    assert {str(latest["orders"]), str(latest["completed"])} <= set(dom.bar_texts["daily"])
+    best = tables["mart_top_products"].filter(F.col("date") == latest["date"]).filter("rank = 1").first()
+    assert str(best["quantity"]) in dom.bar_texts["top-products"]
+    new_customers = tables["mart_customer_segments"].filter("segment = 'new'").count()
+    assert str(new_customers) in dom.bar_texts["segments"]
 
 
 def new_parquet(minio, bucket: str, known: set[str]) -> str | None:

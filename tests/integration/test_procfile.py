@@ -25,7 +25,7 @@ def test_honcho_runs_two_workers_and_the_cdc_watcher(settings: Settings, unique_
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, **scratch.as_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
         honcho = subprocess.Popen([f"{bin_dir}/honcho", "start", "-f", str(REPO_ROOT / "Procfile"),
-                                   "-c", "worker=2", "-p", "15000"], cwd=REPO_ROOT, env=env,
+                                   "-c", "worker=2", "-p", "15000", "worker", "cdc"], cwd=REPO_ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             served = {}

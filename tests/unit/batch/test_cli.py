@@ -23,3 +23,15 @@ def test_an_unknown_layer_is_refused_before_spark_starts():
     refused = batch("platinum")
     assert refused.returncode == 2
     assert "platinum" in refused.stderr and "bronze" in refused.stderr
+
+
+def test_a_schedule_needs_a_unit_and_is_refused_before_spark_starts():
+    refused = batch("--every", "15")
+    assert refused.returncode == 2
+    assert "give a positive number and a unit, s, m or h" in refused.stderr, refused.stderr
+
+
+def test_maintenance_names_the_layers_it_knows():
+    refused = subprocess.run([sys.executable, "-m", "batch.maintain", "platinum"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "'platinum' is not one of 'bronze', 'silver', 'gold'" in refused.stderr

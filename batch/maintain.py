@@ -1,0 +1,91 @@
+"""`python -m batch.maintain`: compact every lake table's small files (OPTIMIZE) and delete the
+files no version within the retention needs (VACUUM).
+
+Every run of a layer leaves a few small files per table; reads slow down as they pile up.
+Compaction rewrites them into few large ones in a commit that changes no data (the next
+layer's change feed reads nothing from it). The retention must be longer than the time
+between a layer's runs: the next layer reads the change feed files a vacuum would delete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated
+
+import typer
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+
+from batch import lake
+from batch.runs import log, show_progress
+from batch.session import build_session
+from config import Settings, settings
+from config.cli import run
+
+LAYERS = ("bronze", "silver", "gold")
+Layer = Enum("Layer", {name: name for name in LAYERS}, type=str)
+DELTA_DEFAULT_RETAIN_HOURS = 168  # below this Delta refuses to vacuum unless told otherwise
+
+
+@dataclass(frozen=True)
+class Maintained:
+    location: str
+    files_before: int
+    files_after: int
+    stored_before: int
+    stored_after: int
+
+    def line(self) -> str:
+        return (f"{self.location}: files in the current version {self.files_before:,} -> {self.files_after:,}, "
+                f"stored data files {self.stored_before:,} -> {self.stored_after:,}")
+
+
+def live_files(spark: SparkSession, location: str) -> int:
+    return DeltaTable.forPath(spark, location).detail().first()["numFiles"]
+
+
+def maintain(spark: SparkSession, location: str, retain_hours: float) -> Maintained:
+    table = DeltaTable.forPath(spark, location)
+    before, stored_before = live_files(spark, location), lake.stored_files(spark, location)
+    table.optimize().executeCompaction()
+    table.vacuum(retain_hours)
+    return Maintained(location, before, live_files(spark, location), stored_before,
+                      lake.stored_files(spark, location))
+
+
+def maintain_lake(spark: SparkSession, config: Settings, layers=LAYERS,
+                  retain_hours: float | None = None) -> list[Maintained]:
+    hours = config.lake_vacuum_retain_hours if retain_hours is None else retain_hours
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled",
+                   str(hours >= DELTA_DEFAULT_RETAIN_HOURS).lower())
+    done = []
+    for layer in layers:
+        for location in lake.tables(spark, config, layer):
+            done.append(maintain(spark, location, hours))
+            log.info(done[-1].line())
+    return done
+
+
+def main(
+    layers: Annotated[list[Layer] | None, typer.Argument(
+        help="Layers to maintain (bronze silver gold); all of them when none is named.",
+        show_default=False)] = None,
+    retain_hours: Annotated[float | None, typer.Option(
+        "--retain-hours", min=0, show_default=False,
+        help="Keep the files older versions need for this long (default: LAKE_VACUUM_RETAIN_HOURS, "
+             "168). Keep it longer than the time between batch runs.")] = None,
+) -> None:
+    """Compact and vacuum every Delta table of the lake, printing file counts before and after."""
+    show_progress()
+    spark = build_session(settings, "orderpipe-maintain")
+    try:
+        done = maintain_lake(spark, settings, [layer.value for layer in layers or Layer], retain_hours)
+    finally:
+        spark.stop()
+    log.info("maintained %d tables: data files stored %s -> %s", len(done),
+             f"{sum(m.stored_before for m in done):,}", f"{sum(m.stored_after for m in done):,}")
+
+
+if __name__ == "__main__":
+    run(main)

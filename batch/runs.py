@@ -1,0 +1,70 @@
+"""What a job did: rows read, written and quarantined per table, its time, one summary line."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+log = logging.getLogger("batch")
+
+
+def show_progress() -> None:
+    """The jobs' own log lines on stderr (spark-submit configures the root logger first)."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+@dataclass
+class TableRun:
+    layer: str
+    table: str
+    read: int = 0
+    written: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (f"{self.layer}.{self.table}: read {self.read:,}, written {self.written:,}, "
+                f"quarantined {self.quarantined:,} in {self.seconds:.1f} s")
+
+
+@dataclass
+class LayerRun:
+    layer: str
+    tables: list[TableRun] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @contextmanager
+    def table(self, name: str) -> Iterator[TableRun]:
+        """Time one table's work; log its line when it ends."""
+        run = TableRun(self.layer, name)
+        started = time.monotonic()
+        log.info("%s.%s: started", self.layer, name)
+        yield run
+        run.seconds = time.monotonic() - started
+        self.tables.append(run)
+        log.info(run.line())
+
+    def total(self, count: str) -> int:
+        return sum(getattr(run, count) for run in self.tables)
+
+    def summary(self) -> str:
+        return (f"{self.layer} done in {self.seconds:.1f} s: {len(self.tables)} tables, "
+                f"read {self.total('read'):,}, written {self.total('written'):,}, "
+                f"quarantined {self.total('quarantined'):,}")
+
+
+@contextmanager
+def layer_run(layer: str) -> Iterator[LayerRun]:
+    run = LayerRun(layer)
+    started = time.monotonic()
+    yield run
+    run.seconds = time.monotonic() - started
+    log.info(run.summary())
