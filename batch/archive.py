@@ -36,7 +36,7 @@ def archive_location(config: Settings) -> str:
 
 
 def checkpoint_location(config: Settings) -> str:
-    return lake.path(config, "bronze", "_checkpoints", "cdc_raw")
+    return config.lake_path("bronze", "_checkpoints", "cdc_raw")
 
 
 def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,

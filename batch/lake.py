@@ -116,6 +116,7 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
     if not exists(spark, location):
         rows.write.format("delta").partitionBy(*partition_by).save(location)
         return Written(inserted=_last_commit_metrics(spark, location).get("numOutputRows", 0))
+    add_new_columns(spark, location, rows)
     target = DeltaTable.forPath(spark, location)
     source = changed_rows(rows, target.toDF()).withColumn(DELETE, F.lit(False))
     if deletes is not None:
@@ -140,6 +141,17 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
      .execute())
     metrics = _last_commit_metrics(spark, location)
     return Written(*(metrics.get(f"numTargetRows{kind}", 0) for kind in ("Inserted", "Updated", "Deleted")))
+
+
+def add_new_columns(spark: SparkSession, location: str, rows: DataFrame) -> list[str]:
+    """Schema evolution: columns of `rows` the table lacks are added to it (null in the rows
+    it holds), so a column added at the source flows through instead of failing the write."""
+    known = set(read(spark, location).columns)
+    new = [field for field in rows.schema.fields if field.name not in known]
+    if new:
+        columns = ", ".join(f"`{field.name}` {field.dataType.simpleString()}" for field in new)
+        spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ({columns})")
+    return [field.name for field in new]
 
 
 def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batch.transforms.bronze import PARTITION_COLUMNS
 from batch.transforms.common import latest_per_key
 
 BROKEN_RULES = "_broken_rules"
@@ -54,6 +55,7 @@ class SilverTable:
     rules: Mapping[str, str]     # rule name -> condition a valid Silver row meets
     partition_by: tuple[str, ...] = ()
     references: Mapping[str, Reference] = field(default_factory=dict)  # rule name -> reference
+    read_columns: tuple[str, ...] = ()  # the Bronze columns `columns` read; any other is carried as it is
 
 
 ORDERS = SilverTable(
@@ -67,6 +69,7 @@ ORDERS = SilverTable(
         "order_ts": "cast(`timestamp` AS timestamp)",
         "order_date": "to_date(cast(`timestamp` AS timestamp))",
     },
+    read_columns=("id", "customer_id", "store_id", "payment_method_id", "num_products", "timestamp"),
     rules={
         **present("order_id", "customer_id", "store_id", "payment_method_id", "order_ts"),
         "num_products_positive": "num_products > 0",
@@ -86,6 +89,7 @@ ORDER_DETAILS = SilverTable(
         "order_ts": "cast(order_timestamp AS timestamp)",
         "order_date": "to_date(cast(order_timestamp AS timestamp))",
     },
+    read_columns=("order_id", "product_id", "quantity", "order_timestamp"),
     rules={
         **present("order_id", "product_id", "quantity"),
         "quantity_positive": "quantity > 0",
@@ -101,6 +105,7 @@ CUSTOMERS = SilverTable(
         "city": text("city"),
         "created_at": "cast(created_at AS timestamp)",
     },
+    read_columns=("id", "name", "email", "phone", "city", "created_at"),
     rules={
         **present("customer_id", "name"),
         "email_valid": r"email RLIKE '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'",
@@ -114,6 +119,7 @@ PAYMENT_METHOD = SilverTable(
         "name": text("name"),
         "provider": text("provider"),
     },
+    read_columns=("id", "name", "provider"),
     rules=present("payment_method_id", "name"))
 
 TABLES = (CUSTOMERS, PAYMENT_METHOD, ORDERS, ORDER_DETAILS)
@@ -131,12 +137,19 @@ def deleted_keys(latest: DataFrame, table: SilverTable) -> DataFrame:
             .select(*[F.expr(table.columns[key]).alias(key) for key in table.keys]))
 
 
+def carried_columns(bronze_columns: list[str], table: SilverTable) -> list[str]:
+    """Bronze columns Silver does not read (added at the source since): carried as they are."""
+    return [name for name in bronze_columns if name not in table.read_columns
+            and name not in PARTITION_COLUMNS and name not in table.columns]
+
+
 def conform(latest: DataFrame, table: SilverTable) -> DataFrame:
-    """Silver's columns from the Bronze rows still present, with the Bronze row kept as JSON
-    and the version it came from."""
+    """Silver's columns from the Bronze rows still present, then any column the source added
+    since (as it is), with the Bronze row kept as JSON and the version it came from."""
     bronze_columns = [name for name in latest.columns if not name.startswith("_")]
     return (latest.filter(F.col("_change_type") != "delete")
             .select(*[F.expr(expression).alias(name) for name, expression in table.columns.items()],
+                    *carried_columns(bronze_columns, table),
                     F.to_json(F.struct(*bronze_columns)).alias(RAW),
                     F.col("_commit_version").alias(SOURCE_VERSION)))
 
@@ -173,7 +186,9 @@ def check_table(rows: DataFrame, table: SilverTable, now: datetime,
 
 
 def valid(checked: DataFrame, table: SilverTable) -> DataFrame:
-    return checked.filter(F.size(BROKEN_RULES) == 0).select(*table.columns)
+    """The rows breaking no rule: Silver's columns and the carried ones."""
+    return (checked.filter(F.size(BROKEN_RULES) == 0)
+            .select(*[name for name in checked.columns if not name.startswith("_")]))
 
 
 def quarantined(checked: DataFrame) -> DataFrame:

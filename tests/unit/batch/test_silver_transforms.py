@@ -54,6 +54,17 @@ def test_orders_are_typed_trimmed_and_named_for_silver(spark):
         " order_ts timestamp, order_date date"))
 
 
+def test_a_column_added_at_the_source_is_carried_into_silver_as_it_is(spark):
+    changes = spark.createDataFrame([(*bronze_order("o1")[:9], "gift wrap", *bronze_order("o1")[9:]),
+                                     (*bronze_order("o2")[:9], None, *bronze_order("o2")[9:])],
+                                    BRONZE_ORDERS.replace(" day int,", " day int, gift_note string,"))
+
+    rows = silver.valid(refine(changes, silver.ORDERS), silver.ORDERS)
+
+    assert rows.columns == [*silver.ORDERS.columns, "gift_note"]
+    assert sorted((r["order_id"], r["gift_note"]) for r in rows.collect()) == [("o1", "gift wrap"), ("o2", None)]
+
+
 @pytest.mark.parametrize(("row", "broken"), [
     (bronze_order("o1"), []),
     (bronze_order(None), ["order_id_present"]),

@@ -1,0 +1,45 @@
+"""A column added to `orders` (ALTER TABLE) while the stream runs: the stream goes on
+exactly as before, and Bronze and Silver carry the new column (Delta schema evolution)."""
+
+from __future__ import annotations
+
+import uuid
+
+from pyspark.sql import functions as F
+
+from batch import bronze, gold, lake, silver
+from source import database
+from stack.scratch import scratch_lake
+from tests.integration.scratch_stream import order_final, scratch_stream, write_orders
+
+
+def test_a_column_added_to_orders_flows_to_silver_and_the_stream_is_unaffected(settings, spark, unique_name):
+    with scratch_lake(settings, f"t{uuid.uuid4().hex[:12]}") as lake_settings, \
+            scratch_stream(lake_settings, unique_name, workers=1, web_port=16266) as (scratch, workers):
+        before = write_orders(scratch, 100, rate=0)
+        for layer in (bronze, silver, gold):  # the lake's tables exist without the column
+            layer.run(spark, scratch)
+        cursor = database.connect(scratch).cursor()
+        cursor.execute("ALTER TABLE orders ADD COLUMN gift_note VARCHAR(60) NULL")
+        after = write_orders(scratch, 100, rate=0)
+        noted = sorted(after["complete"])[:5]
+        cursor.execute(f"UPDATE orders SET gift_note = 'with love' WHERE id IN ({', '.join(['%s'] * len(noted))})",
+                       noted)
+
+        complete = {**before["complete"], **after["complete"]}
+        emitted = order_final(scratch, len(complete), workers)
+        assert sorted(value["order_id"] for value in emitted) == sorted(complete)  # each once, none missing
+        assert all(value["num_products"] == complete[value["order_id"]]["num_products"] for value in emitted)
+        assert workers[0].stats()["counts"].get("dead_lettered", 0) == 0
+
+        runs = [layer.run(spark, scratch) for layer in (bronze, silver, gold)]
+
+        assert runs[1].total("quarantined") == 0
+        for layer in ("bronze", "silver"):
+            orders = lake.read(spark, lake.path(scratch, layer, "orders"))
+            key = "id" if layer == "bronze" else "order_id"
+            notes = {row[key]: row["gift_note"] for row in orders.filter(F.col("gift_note").isNotNull()).collect()}
+            assert notes == dict.fromkeys(noted, "with love"), layer
+            assert orders.filter(F.col("gift_note").isNull()).count() > 0  # rows from before keep a null
+        facts = lake.read(spark, lake.path(scratch, "gold", "fact_orders"))
+        assert facts.filter("NOT is_deleted").count() == lake.read(spark, lake.path(scratch, "silver", "orders")).count()
