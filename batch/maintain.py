@@ -45,11 +45,22 @@ def live_files(spark: SparkSession, location: str) -> int:
     return DeltaTable.forPath(spark, location).detail().first()["numFiles"]
 
 
+def vacuum(spark: SparkSession, location: str, retain_hours: float) -> None:
+    """LITE finds the files to delete in the table's log instead of listing the folder (2 s
+    rather than 40 s a table here); files no commit ever named (a job killed mid-write) need
+    the FULL listing, which Delta says by refusing LITE."""
+    try:
+        spark.sql(f"VACUUM delta.`{location}` RETAIN {retain_hours} HOURS LITE")
+    except Exception as error:  # noqa: BLE001 - py4j wraps Delta's own error
+        if "DELTA_CANNOT_VACUUM_LITE" not in str(error):
+            raise
+        DeltaTable.forPath(spark, location).vacuum(retain_hours)
+
+
 def maintain(spark: SparkSession, location: str, retain_hours: float) -> Maintained:
-    table = DeltaTable.forPath(spark, location)
     before, stored_before = live_files(spark, location), lake.stored_files(spark, location)
-    table.optimize().executeCompaction()
-    table.vacuum(retain_hours)
+    DeltaTable.forPath(spark, location).optimize().executeCompaction()
+    vacuum(spark, location, retain_hours)
     return Maintained(location, before, live_files(spark, location), stored_before,
                       lake.stored_files(spark, location))
 

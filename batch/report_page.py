@@ -44,7 +44,7 @@ def daily_chart(daily: Rows) -> go.Figure:
                        mode="lines+markers", secondary_y=True)
     figure.update_yaxes(title_text="orders", secondary_y=False)
     figure.update_yaxes(title_text="completion rate", tickformat=".0%", range=[0, 1], secondary_y=True)
-    return figure.update_layout(title="Orders per day", barmode="group")
+    return figure.update_layout(title="Orders per day", barmode="group", xaxis_type="category")
 
 
 def payment_chart(mix: Rows) -> go.Figure:
@@ -55,7 +55,7 @@ def payment_chart(mix: Rows) -> go.Figure:
     for method, rows in sorted(by_method.items()):
         figure.add_bar(x=[str(row["date"]) for row in rows], y=[row["orders"] for row in rows], name=method,
                        text=[row["orders"] for row in rows])
-    return figure.update_layout(title="Payment mix (orders per day)", barmode="stack")
+    return figure.update_layout(title="Payment mix (orders per day)", barmode="stack", xaxis_type="category")
 
 
 def products_chart(top: Rows) -> go.Figure:

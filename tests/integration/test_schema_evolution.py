@@ -19,7 +19,8 @@ def test_a_column_added_to_orders_flows_to_silver_and_the_stream_is_unaffected(s
         before = write_orders(scratch, 100, rate=0)
         for layer in (bronze, silver, gold):  # the lake's tables exist without the column
             layer.run(spark, scratch)
-        cursor = database.connect(scratch).cursor()
+        connection = database.connect(scratch)
+        cursor = connection.cursor()
         cursor.execute("ALTER TABLE orders ADD COLUMN gift_note VARCHAR(60) NULL")
         after = write_orders(scratch, 100, rate=0)
         noted = sorted(after["complete"])[:5]
