@@ -143,6 +143,21 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
     return Written(*(metrics.get(f"numTargetRows{kind}", 0) for kind in ("Inserted", "Updated", "Deleted")))
 
 
+def replace_if_changed(spark: SparkSession, location: str, rows: DataFrame) -> Written:
+    """For small derived tables (the marts): overwrite the whole table in one commit when any
+    row differs, else commit nothing. Fewer Spark jobs than a MERGE of the differences."""
+    rows = rows.localCheckpoint()
+    if exists(spark, location):
+        current = read(spark, location)
+        if rows.exceptAll(current).isEmpty() and current.exceptAll(rows).isEmpty():
+            return Written()
+        replaced = current.count()
+    else:
+        replaced = 0
+    rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(location)
+    return Written(inserted=rows.count(), deleted=replaced)
+
+
 def add_new_columns(spark: SparkSession, location: str, rows: DataFrame) -> list[str]:
     """Schema evolution: columns of `rows` the table lacks are added to it (null in the rows
     it holds), so a column added at the source flows through instead of failing the write."""
