@@ -72,11 +72,16 @@ class AlertAudit:
                 f"bulk missing {len(self.missing_bulk)}, unexpected {len(self.unexpected)}")
 
 
+def bulk_orders(manifest: dict, *, bulk_quantity: int, bulk_products: int) -> set[str]:
+    """The complete orders of the manifest that owe a `bulk` alert."""
+    return {order_id for order_id, order in manifest["complete"].items()
+            if sum(p["quantity"] for p in order["products"]) >= bulk_quantity or len(order["products"]) >= bulk_products}
+
+
 def audit_alerts(manifest: dict, alerts: Iterable[dict], *, bulk_quantity: int, bulk_products: int) -> AlertAudit:
     """`alerts`: the decoded values of order_alerts messages of this run's orders."""
     complete = manifest["complete"]
-    bulk = {order_id for order_id, order in complete.items()
-            if sum(p["quantity"] for p in order["products"]) >= bulk_quantity or len(order["products"]) >= bulk_products}
+    bulk = bulk_orders(manifest, bulk_quantity=bulk_quantity, bulk_products=bulk_products)
     every_order = {*complete, *manifest["incomplete"], *manifest["cancelled"]}
     allowed = ({("bulk", order_id) for order_id in bulk}
                | {("cancelled_after_details", order_id) for order_id in manifest["cancelled"]}
