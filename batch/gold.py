@@ -96,9 +96,8 @@ class GoldJob(LayerJob):
             if not self.moved(source):
                 continue
             changed = self.changed[source]
-            rows = build(changed)
-            if name == "dim_customer" and lake.exists(self.spark, self.gold(name)):
-                rows = self.customer_versions()
+            versioned = name == "dim_customer" and lake.exists(self.spark, self.gold(name))
+            rows = self.customer_versions() if versioned else build(changed)
             self.write(name, rows, [key], read=changed.count())
 
     def customer_versions(self) -> DataFrame:

@@ -156,11 +156,12 @@ def owed_alerts(settings: Settings, manifest: dict) -> list[dict]:
     owner's recovery: later than order_final's last record, but not lost."""
     owed = bulk_orders(manifest, bulk_quantity=settings.alert_bulk_quantity,
                        bulk_products=settings.alert_bulk_products)
-    deadline = time.monotonic() + ALERT_WAIT_S
+    started = time.monotonic()
     while not owed <= {alert["order_id"] for alert in read_alerts(settings) if alert["kind"] == "bulk"}:
-        if time.monotonic() > deadline:
+        if time.monotonic() - started > ALERT_WAIT_S:
             break
         time.sleep(1)
+    print(f"owed bulk alerts: waited {time.monotonic() - started:.1f} s after order_final for {len(owed)}")
     time.sleep(3)
     return read_alerts(settings)
 
