@@ -16,7 +16,7 @@ from agents.alert_watch import AlertWatch
 from agents.alerts import AlertRules, on_completion
 from agents.settling import Settling
 from streams.state_cache import WriteBackCache
-from tables.order_state import EMITTED, OrderProgress
+from tables.order_state import OrderProgress, marker
 
 
 class PartitionSlice:
@@ -46,7 +46,7 @@ class PartitionSlice:
         state = self.get(order_id)
         if not state.emitted:
             owed = on_completion(state, self.rules)
-            self.put(order_id, state._replace(emitted=True) if owed else EMITTED)
+            self.put(order_id, state._replace(emitted=True) if owed else marker(int(time.time())))
             for kind in owed:
                 self.raise_alert(kind, order_id)
         self.settling.emitted(self.partition, order_id)
@@ -63,4 +63,5 @@ class PartitionSlice:
         if kind in state.alerts:
             return
         state = state._replace(alerts=state.alerts | {kind})
-        self.put(order_id, EMITTED if state.emitted and not on_completion(state, self.rules) else state)
+        done = state.emitted and not on_completion(state, self.rules)
+        self.put(order_id, marker(int(time.time())) if done else state)

@@ -9,6 +9,7 @@ own upkeep (flushes, dropping expired cancellations) goes through the cache, by 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -23,7 +24,7 @@ from streams import topics
 from streams.app import app
 from streams.metrics import counters as stats
 from tables.order_progress import FLUSH_INTERVAL_S, order_progress, stored_states
-from tables.order_state import EMITTED
+from tables.order_state import is_marker, marker, marker_time
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ TICK_INTERVAL_S = 0.25
 # Longest wait, in a rebalance, for this worker's changelog writes (inside the rebalance timeout).
 REVOKE_WAIT_S = 10.0
 RETENTION_CHECK_S = max(0.5, min(60.0, settings.state_retention_s / 4))
+SWEEP_CHUNK = 2000  # stored states read between two looks at the agent
 ALERT_CHECK_S = max(0.5, min(30.0, settings.stall_after_s / 10))
 
 
@@ -66,8 +68,9 @@ async def hand_over_durable_state(sender, *_, **__) -> None:
 
 
 @app.timer(interval=RETENTION_CHECK_S)
-async def drop_expired_cancellations() -> None:
-    """Drop the state of orders cancelled longer than STATE_RETENTION_S ago (agents.retention)."""
+async def drop_expired_state() -> None:
+    """Drop the state of orders cancelled, and the markers of orders emitted, longer than
+    STATE_RETENTION_S ago (agents.retention)."""
     if app.rebalancing:
         return
     owned = order_progress.owned_partitions()
@@ -78,7 +81,36 @@ async def drop_expired_cancellations() -> None:
             if states.get(partition, order_id).deleted:  # not inserted again since
                 states.drop(partition, order_id)
                 stats["cancelled_states_dropped"] += 1
+        await sweep_markers(partition, now)
 
+
+async def sweep_markers(partition: int, now: float) -> None:
+    """Read the partition's next slice of stored states, a chunk at a time (the agent runs
+    between chunks), and drop the emitted markers older than the retention."""
+    to_read = retention.sweep_size(order_progress.stored_keys(partition), RETENTION_CHECK_S)
+    while to_read > 0 and not app.rebalancing and partition in order_progress.owned_partitions():
+        chunk = min(SWEEP_CHUNK, to_read)
+        stored = order_progress.scan_local(partition, retention.sweep_from(partition), chunk)
+        to_read -= chunk
+        at_end = len(stored) < chunk
+        retention.swept(partition, None if at_end else stored[-1][0])
+        for order_id, raw in stored:
+            made_at = marker_time(raw)
+            if made_at is None:
+                continue
+            cached = states.peek(order_id)  # newer than the table's, if there
+            if cached is not None and not (is_marker(cached) and cached.emitted_at == made_at):
+                continue
+            if made_at == 0:  # a marker from before markers had a time: its retention starts now
+                states.put(partition, order_id, marker(int(now)))
+            elif retention.marker_expired(made_at, now):
+                states.drop(partition, order_id)
+                stats["emitted_markers_dropped"] += 1
+        if states.flush_due:
+            states.flush()
+        if at_end:
+            return
+        await asyncio.sleep(0)
 
 
 @app.timer(interval=ALERT_CHECK_S)
@@ -143,7 +175,7 @@ async def rebuild_unsettled() -> None:
                 if tp.topic == ORDERS_TOPIC}
     waiting, quiet, now = [], [], time.time()
     for order_id, state in stored_states():
-        if state is EMITTED:
+        if is_marker(state):
             continue
         partition = _partition_of(order_id)
         if partition not in assigned:

@@ -89,6 +89,38 @@ class BatchWrittenTable(faust.Table):
                     store.data[key] = value
         return encoded
 
+    def scan_local(self, partition: int, after: str | None, limit: int) -> list[tuple[str, bytes]]:
+        """Up to `limit` (key, value) pairs of the partition's RocksDB in key order, from the
+        first key after `after` (from the first key if None)."""
+        store = self.data
+        if not isinstance(store, RocksDBStore):  # the in-memory store (test_context)
+            ordered = sorted(store.data.items(), key=lambda item: self.encode_key(item[0]))
+            start = 0 if after is None else next(
+                (i for i, (key, _) in enumerate(ordered) if self.encode_key(key) > self.encode_key(after)), len(ordered))
+            return ordered[start:start + limit]
+        cursor = store._db_for_partition(partition).iter()
+        try:
+            if after is None:
+                cursor.seek_to_first()
+            else:
+                cursor.seek(self.encode_key(after))
+                if cursor.valid() and cursor.key() == self.encode_key(after):
+                    cursor.next()
+            found = []
+            while cursor.valid() and len(found) < limit:
+                found.append((orjson.loads(cursor.key()), cursor.value()))
+                cursor.next()
+            return found
+        finally:
+            del cursor
+
+    def stored_keys(self, partition: int) -> int:
+        """About how many keys the partition's RocksDB holds (RocksDB's own estimate)."""
+        store = self.data
+        if not isinstance(store, RocksDBStore):
+            return len(store.data)
+        return store._db_for_partition(partition).property_int_value("rocksdb.estimate-num-keys") or 0
+
     async def send_changelog_batches(self, partition: int,
                                      records: list[tuple[bytes, bytes | None]]) -> list[tuple[asyncio.Future, int]]:
         """Hand the records to the producer as batches for the changelog partition, in order;

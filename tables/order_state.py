@@ -38,6 +38,7 @@ class OrderProgress(NamedTuple):
     emitted: bool = False
     last_committed_ms: int = 0
     alerts: frozenset[str] = frozenset()  # the kinds raised and acknowledged (agents.alerts)
+    emitted_at: int = 0  # a marker's: when it was made, in Unix seconds (its retention starts)
 
     @property
     def newest_detail(self) -> Position | None:
@@ -51,10 +52,26 @@ class OrderProgress(NamedTuple):
 
 # Once an order is in order_final (and its completion alerts on order_alerts) nothing that
 # happens to it matters any more (the rule ignores every later change), so its state shrinks
-# to this marker: a few bytes in RocksDB, the changelog and the cache, instead of every
+# to a marker: a few bytes in RocksDB, the changelog and the cache, instead of every
 # product's position. (An order owed a `bulk` alert keeps its state, emitted, until then.)
-EMITTED = OrderProgress(emitted=True)
-EMITTED_BYTES = b'{"e":true}'
+# A marker remembers when it was made: it is dropped STATE_RETENTION_S later (agents.retention).
+MARKER_PREFIX = b'{"e":'
+LEGACY_MARKER = b'{"e":true}'  # written before markers had a time: their retention starts when found
+
+
+def marker(at_s: int) -> OrderProgress:
+    return OrderProgress(emitted=True, emitted_at=at_s)
+
+
+def is_marker(state: OrderProgress) -> bool:
+    return state.emitted and state.header_position is None
+
+
+def marker_time(raw: bytes) -> int | None:
+    """A stored marker's time (0 for a legacy one) without decoding it; None for any other state."""
+    if not raw.startswith(MARKER_PREFIX):
+        return None
+    return 0 if raw == LEGACY_MARKER else int(raw[len(MARKER_PREFIX):-1])
 
 
 def _pos(position: Position | None) -> list[int] | None:
@@ -66,8 +83,8 @@ def _unpos(raw: list[int] | None) -> Position | None:
 
 
 def encode(state: OrderProgress) -> bytes:
-    if state is EMITTED:
-        return EMITTED_BYTES
+    if is_marker(state):
+        return b'{"e":%d}' % state.emitted_at
     return orjson.dumps({
         "h": _pos(state.header_position), "x": state.deleted, "c": state.customer_id,
         "pm": state.payment_method_id, "n": state.num_products,
@@ -79,8 +96,9 @@ def encode(state: OrderProgress) -> bytes:
 
 
 def decode(raw: bytes) -> OrderProgress:
-    if raw == EMITTED_BYTES:
-        return EMITTED
+    made_at = marker_time(raw)
+    if made_at is not None:
+        return marker(made_at)
     d = orjson.loads(raw)
     return OrderProgress(
         header_position=_unpos(d["h"]), deleted=d["x"], customer_id=d["c"], payment_method_id=d["pm"],

@@ -17,7 +17,7 @@ from config import Settings
 from streams import topics
 from streams.app import app
 from tables.order_progress import current_state, order_progress
-from tables.order_state import EMITTED
+from tables.order_state import OrderProgress, is_marker
 
 app.conf.store = "memory://"  # test_context runs without a broker; keep tables in memory
 app.finalize()
@@ -194,7 +194,7 @@ def test_a_bulk_order_raises_its_alert_once_and_keeps_its_state_until_the_alert_
             order_completion.states.flush()
             before_alert_recorded = current_state(order_id)
             await deliver(agent, topics.settle_ticks.get_topic_name(), alerted["key"], alerted["value"], 0)
-            await until(lambda: order_completion.states.peek(order_id) is EMITTED, "the alert recorded")
+            await until(lambda: is_marker(order_completion.states.peek(order_id) or OrderProgress()), "the alert recorded")
             return before_alert_recorded
 
     whole = asyncio.run(scenario())

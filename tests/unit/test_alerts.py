@@ -7,7 +7,7 @@ from agents.alert_watch import AlertWatch
 from agents.alerts import (BULK, CANCELLED_AFTER_DETAILS, STALLED, AlertRules, alert_value, is_stalled,
                            on_completion, on_deletion)
 from streams.codec import Position
-from tables.order_state import EMITTED, OrderProgress, Product
+from tables.order_state import OrderProgress, Product, marker
 
 RULES = AlertRules(bulk_quantity=10, bulk_products=3, stall_after_s=300)
 AT = Position(1, 100, 0)
@@ -24,7 +24,7 @@ def test_a_complete_order_is_bulk_by_total_quantity_or_by_products_and_only_once
     assert on_completion(order([1, 1, 1]), RULES) == [BULK]
     assert on_completion(order([4, 5]), RULES) == []
     assert on_completion(order([5, 5], alerts=frozenset({BULK})), RULES) == []
-    assert on_completion(EMITTED, RULES) == []
+    assert on_completion(marker(1), RULES) == []
 
 
 def test_a_deleted_order_alerts_only_if_details_had_arrived():
@@ -42,7 +42,7 @@ def test_only_a_started_incomplete_order_can_stall_and_only_once():
     assert not is_stalled(order([1, 1]))  # complete
     assert not is_stalled(order([1], num_products=2, alerts=frozenset({STALLED})))
     assert not is_stalled(OrderProgress())  # nothing known (a dropped state)
-    assert not is_stalled(EMITTED)
+    assert not is_stalled(marker(1))
 
 
 def test_an_alert_carries_its_kind_and_the_figures_behind_it():

@@ -143,7 +143,14 @@ def test_an_emitted_order_is_stored_as_a_marker_that_later_changes_cannot_reopen
     assert len(emitted) == 1 and state.emitted
     assert order_state.decode(order_state.encode(state)) == state  # emitted, still whole (a bulk alert to come)
 
-    stored = order_state.encode(order_state.EMITTED)
-    assert stored == order_state.EMITTED_BYTES and len(stored) < 16
-    assert order_state.decode(stored) is order_state.EMITTED
+    stored = order_state.encode(order_state.marker(1_763_880_000))
+    assert stored == b'{"e":1763880000}' and order_state.marker_time(stored) == 1_763_880_000
+    assert order_state.decode(stored) == order_state.marker(1_763_880_000)
+    assert order_state.is_marker(order_state.decode(stored)) and not order_state.is_marker(state)
     assert verdict(order_state.decode(stored), CAUGHT_UP) is Verdict.EMITTED
+    assert order_state.marker_time(order_state.encode(state)) is None  # a whole state is no marker
+
+
+def test_a_marker_written_before_markers_had_a_time_reads_as_time_zero():
+    assert order_state.marker_time(b'{"e":true}') == 0
+    assert order_state.decode(b'{"e":true}') == order_state.marker(0)

@@ -25,3 +25,27 @@ def test_partitions_given_up_are_forgotten():
     retention.keep_only({2})
 
     assert retention.expired(0, now=10) == [] and retention.expired(2, now=10) == ["b"]
+
+
+def test_a_marker_expires_after_the_retention():
+    retention = Retention(keep_s=60)
+    assert not retention.marker_expired(made_at=100, now=159)
+    assert retention.marker_expired(made_at=100, now=160)
+
+
+def test_a_sweep_is_paced_to_pass_over_a_partition_in_a_quarter_of_the_retention():
+    retention = Retention(keep_s=400)  # a pass in 100 s
+    assert retention.sweep_size(stored_keys=1_000_000, check_every_s=10) == 100_001
+    assert retention.sweep_size(stored_keys=0, check_every_s=10) == 1000  # at least a chunk
+
+
+def test_a_sweep_goes_on_where_it_stopped_and_starts_again_at_the_end():
+    retention = Retention(keep_s=60)
+    assert retention.sweep_from(0) is None
+    retention.swept(0, "k5")
+    assert retention.sweep_from(0) == "k5"
+    retention.swept(0, None)
+    assert retention.sweep_from(0) is None
+    retention.swept(1, "k1")
+    retention.keep_only({0})
+    assert retention.sweep_from(1) is None
