@@ -245,8 +245,8 @@ class CountedReads(ChangelogTable):
 def test_a_flush_keeps_the_entries_loaded_last_clean_and_a_hand_over_forgets_them():
     async def scenario():
         table = CountedReads()
-        cache = WriteBackCache(table, encode=lambda n: str(n).encode(), decode=int, empty=lambda: 0, keep_clean=2)
-        for key in ("a", "b", "c"):
+        cache = WriteBackCache(table, encode=lambda n: str(n).encode(), decode=int, empty=lambda: 0, keep_clean=4)
+        for key in ("a", "x", "y", "b", "c"):  # more than 4: the newest half of 4 stay
             cache.put(0, key, cache.get(0, key) + 1)
         cache.flush()
         table.reads.clear()
