@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     # Bounds how long a live worker may take from claiming an order to an acknowledged send.
     producer_request_timeout_s: float = Field(30.0, validation_alias="PRODUCER_REQUEST_TIMEOUT_S", gt=0)
 
-    # A cancelled order's state is dropped this long after the worker saw it deleted
-    # (agents/retention.py); an emitted order keeps a marker of a few bytes for good.
+    # A cancelled order's state is dropped this long after the worker saw it deleted, an
+    # emitted order's marker this long after it was made (agents/retention.py).
     state_retention_s: float = Field(86_400.0, validation_alias="STATE_RETENTION_S", gt=0)
 
     # --- Redis: the completion guard lives in the URL's database (db 2, as in seed 000) --

@@ -1,5 +1,6 @@
-"""Bounded state: an emitted order keeps a marker; a cancelled order's state is dropped after
-STATE_RETENTION_S, in RocksDB and (a tombstone) in the changelog."""
+"""Bounded state: an emitted order keeps a marker, and both a cancelled order's state and an
+emitted order's marker are dropped after STATE_RETENTION_S, in RocksDB and (a tombstone) in
+the changelog."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from source.traffic import CancelOrder, InsertDetail, InsertOrder
 from tests.integration.scratch_stream import scratch_stream
 from tests.integration.waiting import wait_for
 
-RETENTION_S = 2.0
+RETENTION_S = 4.0
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def status(worker, order_id: str) -> str | None:
     return answer.json().get("status") if answer.status_code == 200 else None
 
 
-def test_a_cancelled_orders_state_is_dropped_after_the_retention_and_an_emitted_one_keeps_its_marker(stream):
+def test_a_finished_orders_state_is_dropped_after_the_retention_in_the_table_and_its_changelog(stream):
     settings, (worker,) = stream
     cancelled, completed = str(uuid.uuid4()), str(uuid.uuid4())
     connection = database.connect(settings)
@@ -38,12 +39,14 @@ def test_a_cancelled_orders_state_is_dropped_after_the_retention_and_an_emitted_
                   InsertOrder(completed, 1, 1, 1, 1), InsertDetail(completed, 5, 1)):
         generate.execute(cursor, write)
 
-    assert wait_for(lambda: status(worker, completed) == "emitted", timeout_s=60)
-    assert wait_for(lambda: (worker.stats() or {}).get("counts", {}).get("cancelled_states_dropped", 0) >= 1,
-                    timeout_s=30 + RETENTION_S)
-    assert status(worker, cancelled) is None  # 404: nothing known of it any more
-    assert status(worker, completed) == "emitted"
-    changelog = [m for m in read_to_end(settings, f"{settings.stream_app_id}-order_progress-changelog", raw=True)
-                 if m.key == orjson.dumps(cancelled)]
-    assert changelog and changelog[-1].value is None  # a tombstone: a recovery forgets it too
-    assert changelog[0].value is not None and orjson.loads(changelog[0].value)["x"] in (False, True)
+    assert wait_for(lambda: status(worker, completed) == "emitted", timeout_s=60)  # its marker
+    counts = lambda: (worker.stats() or {}).get("counts", {})  # noqa: E731
+    assert wait_for(lambda: counts().get("cancelled_states_dropped", 0) >= 1
+                    and counts().get("emitted_markers_dropped", 0) >= 1, timeout_s=30 + RETENTION_S)
+    changelog = read_to_end(settings, f"{settings.stream_app_id}-order_progress-changelog", raw=True)
+    for order_id in (cancelled, completed):
+        assert status(worker, order_id) is None  # 404: nothing known of it any more
+        writes = [m.value for m in changelog if m.key == orjson.dumps(order_id)]
+        assert writes and writes[0] is not None and writes[-1] is None  # a tombstone: a recovery forgets it too
+    marker_written = [orjson.loads(m.value) for m in changelog if m.key == orjson.dumps(completed) and m.value]
+    assert type(marker_written[-1]["e"]) is int  # the marker's time, where its retention starts
