@@ -7,7 +7,6 @@ are found by autodiscovery in the `agents`, `tables` and `web` packages.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from functools import cached_property
@@ -70,7 +69,6 @@ class OrderPipeApp(faust.App):
                 await step()
             except Exception:  # noqa: BLE001 - the worker runs without it; the step's owner retries
                 logging.getLogger(__name__).exception("a start-up step failed; starting anyway")
-        collect_garbage_less_often()
 
     def on_webserver_init(self, web) -> None:
         check_bind(self.conf.web_bind, web_token())
@@ -79,19 +77,6 @@ class OrderPipeApp(faust.App):
     def feed(self) -> Feed:
         """The completion agent's records, straight from the consumer (streams.feed)."""
         return Feed(self, maxsize=self.conf.stream_buffer_maxsize)
-
-
-# A busy worker allocates a few dozen objects per record (records, decoded values, states),
-# almost all short-lived; at CPython's default (a young collection every 700 allocations)
-# collections ran every few records. Objects alive once started (modules, Faust's and
-# aiokafka's machinery) are frozen out of every later collection.
-GC_THRESHOLDS = (20_000, 20, 20)
-
-
-def collect_garbage_less_often() -> None:
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def web_token() -> str | None:
