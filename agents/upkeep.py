@@ -81,7 +81,12 @@ async def drop_expired_state() -> None:
             if states.get(partition, order_id).deleted:  # not inserted again since
                 states.drop(partition, order_id)
                 stats["cancelled_states_dropped"] += 1
-        await sweep_markers(partition, now)
+        try:
+            await sweep_markers(partition, now)
+        except Exception:  # noqa: BLE001 - markers are dropped late, not never: the next check tries again
+            stats["marker_sweep_failures"] += 1
+            log.exception("sweeping partition %d for expired markers failed; trying again at the next check",
+                          partition)
 
 
 async def sweep_markers(partition: int, now: float) -> None:

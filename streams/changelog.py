@@ -91,7 +91,8 @@ class BatchWrittenTable(faust.Table):
 
     def scan_local(self, partition: int, after: str | None, limit: int) -> list[tuple[str, bytes]]:
         """Up to `limit` (key, value) pairs of the partition's RocksDB in key order, from the
-        first key after `after` (from the first key if None)."""
+        first key after `after` (from the first key if None). Faust's own entry in the same
+        database, its persisted changelog offset, is skipped (as Faust's own iteration does)."""
         store = self.data
         if not isinstance(store, RocksDBStore):  # the in-memory store (test_context)
             ordered = sorted(store.data.items(), key=lambda item: self.encode_key(item[0]))
@@ -108,7 +109,9 @@ class BatchWrittenTable(faust.Table):
                     cursor.next()
             found = []
             while cursor.valid() and len(found) < limit:
-                found.append((orjson.loads(cursor.key()), cursor.value()))
+                key = cursor.key()
+                if key != store.offset_key:
+                    found.append((orjson.loads(key), cursor.value()))
                 cursor.next()
             return found
         finally:
