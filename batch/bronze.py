@@ -2,7 +2,8 @@
 
 The first run (or `--full`) reads every table whole. Later runs read orders and their details
 from the stored watermark (the newest `orders.timestamp` seen) minus BATCH_LOOKBACK_MINUTES,
-which catches rows committed late; reference tables are read whole and compared. Either way
+which catches rows committed late; reference tables only in the id buckets whose signature,
+computed by the database, moved since the last run (batch.transforms.bronze). Either way
 only rows that differ are written, and rows gone from the source within the range read are
 deleted. Run: `python -m batch bronze [--full]`.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import orjson
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -18,12 +20,15 @@ from batch import lake
 from batch.job import LayerJob
 from batch.runs import LayerRun
 from batch.session import jdbc_options
-from batch.transforms.bronze import DETAILS_QUERY, PARTITION_COLUMNS, hash_predicates, with_date_partitions
+from batch.transforms.bronze import (BUCKET_KEYS, DETAILS_QUERY, PARTITION_COLUMNS, bucket_predicates,
+                                     bucket_signatures_query, changed_buckets, hash_predicates,
+                                     with_date_partitions)
 from batch.transforms.common import missing_keys, nullable
 from config import Settings
 
 LAYER = "bronze"
 WATERMARK = "orders"  # the mark's name: newest orders.timestamp read
+REFERENCE_TABLES = ("payment_method", "customers")  # keyed by `id`, compared by bucket signatures
 # Marks are UTC wall-clock text, never Python datetimes (PySpark would shift those to the
 # local time zone): the same instant in Spark's session time zone, MySQL's and the mark.
 MOMENT_SPARK = "yyyy-MM-dd HH:mm:ss.SSSSSS"
@@ -84,8 +89,8 @@ class BronzeJob(LayerJob):
         # the future cannot push the watermark past orders written after it.
         clock = read_table(spark, settings,
                            f"(SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '{MOMENT_MYSQL}') now) c").first()["now"]
-        self.land(tables, "payment_method", read_table(spark, settings, "payment_method"), ["id"])
-        self.land(tables, "customers", read_by_range(spark, settings, "customers", "id", partitions), ["id"])
+        signatures = {table: self.land_reference(tables, table, marks.get(table), partitions)
+                      for table in REFERENCE_TABLES}
         orders = self.land(
             tables, "orders",
             read_table(spark, settings, "orders", predicates=hash_predicates("id", partitions, "timestamp", since))
@@ -98,9 +103,29 @@ class BronzeJob(LayerJob):
                   ["order_id", "product_id"], scope=in_scope("order_timestamp"), partition_by=PARTITION_COLUMNS)
         newest = orders.agg(F.date_format(F.max("timestamp"), MOMENT_SPARK)).first()[0]
         if newest is None:
-            return {}
+            return signatures
         newest = min(newest, clock)  # fixed format: text order is time order
-        return {WATERMARK: newest} if mark is None or newest > mark else {}
+        return {**signatures, **({WATERMARK: newest} if mark is None or newest > mark else {})}
+
+    def land_reference(self, tables: LayerRun, table: str, mark: str | None, partitions: int) -> str:
+        """A reference table: read whole on a first (or --full) run, later only the id buckets
+        whose signature moved; its signatures now, the table's mark."""
+        spark, settings = self.spark, self.settings
+        columns = read_table(spark, settings, f"(SELECT * FROM `{table}` LIMIT 0) AS z").columns
+        now = {str(row["bucket"]): f"{row['n']}:{row['sig']}"
+               for row in read_table(spark, settings, bucket_signatures_query(table, "id", columns)).collect()}
+        if mark is None:
+            self.land(tables, table, read_by_range(spark, settings, table, "id", partitions), ["id"])
+        else:
+            buckets = changed_buckets(orjson.loads(mark), now)
+            if buckets:
+                self.land(tables, table, read_table(spark, settings, table,
+                                                    predicates=bucket_predicates("id", buckets, partitions)),
+                          ["id"], scope=(F.col("id") / BUCKET_KEYS).cast("long").isin(buckets))  # as DIV does
+            else:
+                with tables.table(table):
+                    pass  # nothing moved: nothing read, nothing written
+        return orjson.dumps(now).decode()
 
 
 run = BronzeJob.once

@@ -86,6 +86,10 @@ def written(run: LayerRun, table: str) -> int:
     return next(t.written for t in run.tables if t.table == table)
 
 
+def read(run: LayerRun, table: str) -> int:
+    return next(t.read for t in run.tables if t.table == table)
+
+
 def gold_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:
     return {name: lake.read(spark, lake.path(settings, "gold", name)) for name in GOLD_TABLES}
 
@@ -258,16 +262,24 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
     newest_fact = gold_tables(spark, settings)["fact_orders"].filter("NOT is_deleted").orderBy(F.desc("order_ts"))
     cancelled = newest_fact.first()["order_id"]  # within Bronze's lookback, so its deletion is seen
     cursor.execute("UPDATE customers SET city = 'First Move' WHERE id = %s", (customer,))
-    run_all(spark, settings)
+    far = 5_000_001  # alone in its bucket of ids (batch.transforms.bronze)
+    cursor.execute("INSERT INTO customers VALUES (%s, 'Far Away', 'far@example.com', '555', 'Tromsø', NOW(3))",
+                   (far,))
+    assert written(run_all(spark, settings)["bronze"], "customers") == 2
     cursor.execute("INSERT INTO orders VALUES ('after-first-move', %s, 1, 2, 1, NOW(3))", (customer,))
     cursor.execute("INSERT INTO order_details VALUES ('after-first-move', 1001, 2)")
-    run_all(spark, settings)  # the order's fact is written while 'First Move' is current
+    runs = run_all(spark, settings)  # the order's fact is written while 'First Move' is current
+    assert read(runs["bronze"], "customers") == 0  # no bucket's signature moved: none read
     facts_before = gold_tables(spark, settings)["fact_orders"].count()
 
     cursor.execute("UPDATE customers SET city = 'Second Move' WHERE id = %s", (customer,))
+    cursor.execute("DELETE FROM customers WHERE id = %s", (far,))
     cursor.execute("DELETE FROM order_details WHERE order_id = %s", (cancelled,))
     cursor.execute("DELETE FROM orders WHERE id = %s", (cancelled,))
     runs = run_all(spark, settings)
+
+    assert written(runs["bronze"], "customers") == 2  # the update; the deletion, from a bucket now empty
+    assert lake.read(spark, lake.path(settings, "bronze", "customers")).filter(F.col("id") == far).count() == 0
 
     tables = gold_tables(spark, settings)
     versions = tables["dim_customer"].filter(F.col("customer_id") == customer).orderBy("valid_from").collect()
@@ -281,7 +293,7 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
     assert gone["is_deleted"] and gone["deleted_at"] is not None and gone["num_products"] > 0
     assert tables["fact_orders"].count() == facts_before
     assert tables["fact_order_products"].filter(F.col("order_id") == cancelled).count() == 0
-    assert written(runs["gold"], "dim_customer") == 2  # one version closed, one opened
+    assert written(runs["gold"], "dim_customer") == 3  # one version closed and one opened; the far one closed
     assert_star_matches_source(spark, settings, connection)
 
 

@@ -4,7 +4,8 @@ from datetime import datetime
 
 from pyspark.testing import assertDataFrameEqual
 
-from batch.transforms.bronze import hash_predicates, with_date_partitions
+from batch.transforms.bronze import (bucket_predicates, bucket_signatures_query, changed_buckets, hash_predicates,
+                                     with_date_partitions)
 from batch.transforms.common import nullable
 
 
@@ -35,3 +36,25 @@ def test_nullable_relaxes_every_column_and_keeps_the_rows(spark):
 
     assert [f.nullable for f in relaxed.schema] == [True, True]
     assertDataFrameEqual(relaxed, spark.createDataFrame([(1, "a")], "id int, name string"))
+
+
+def test_buckets_whose_signature_moved_appeared_or_vanished_are_read_again():
+    before = {"0": "10:123", "1": "10:456", "2": "3:789"}
+    now = {"0": "10:123", "1": "10:999", "3": "1:5"}  # 1 changed, 2 emptied, 3 new
+
+    assert changed_buckets(before, now) == [1, 2, 3]
+    assert changed_buckets(now, now) == []
+
+
+def test_bucket_predicates_share_the_buckets_among_the_reads():
+    assert bucket_predicates("id", [1, 2, 3], partitions=2, bucket_keys=100) == [
+        "`id` DIV 100 IN (1, 3)", "`id` DIV 100 IN (2)"]
+    assert bucket_predicates("id", [7], partitions=4) == ["`id` DIV 10000 IN (7)"]
+
+
+def test_the_signature_query_covers_every_column_and_tells_null_from_text():
+    query = bucket_signatures_query("customers", "id", ["id", "name", "city"], bucket_keys=100)
+
+    assert "FROM `customers` GROUP BY `id` DIV 100" in query
+    for column in ("id", "name", "city"):
+        assert f"IFNULL(CAST(`{column}` AS CHAR), '\\\\N')" in query
