@@ -46,8 +46,9 @@ class GoldJob(LayerJob):
             seen = marks.get(table.name)
             changes, self.versions[table.name] = lake.changes_since(
                 self.spark, self.silver(table.name), None if seen is None else int(seen))
-            latest = (latest_changes(changes, table.keys)
-                      .withColumnRenamed("_commit_timestamp", "_changed_at").localCheckpoint())
+            if seen is not None:  # a first read is Silver's snapshot, each key once
+                changes = latest_changes(changes, table.keys)
+            latest = changes.withColumnRenamed("_commit_timestamp", "_changed_at").localCheckpoint()
             self.changed[table.name] = (latest.filter("_change_type != 'delete'")
                                         .select(*table.columns, "_changed_at"))
             self.gone[table.name] = latest.filter("_change_type = 'delete'").select(*table.keys, "_changed_at")

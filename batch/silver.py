@@ -47,7 +47,8 @@ class SilverJob(LayerJob):
             changes, bronze_version = lake.changes_since(spark, bronze_location, seen)
             if bronze_version == seen:
                 return bronze_version
-            latest = silver.latest_changes(changes, table.bronze_keys).localCheckpoint()
+            # A first read is Bronze's snapshot, each key once: no newest change to pick.
+            latest = (changes if seen is None else silver.latest_changes(changes, table.bronze_keys)).localCheckpoint()
             known = {reference.table: lake.read(spark, lake.path(settings, LAYER, reference.table))
                      for reference in table.references.values()}
             checked = silver.check_table(silver.conform(latest, table), table, self.now, known).localCheckpoint()
