@@ -19,6 +19,14 @@ marker, before dropping it.
 
 from __future__ import annotations
 
+from enum import Enum
+
+
+class MarkerFate(Enum):
+    KEEP = "keep"
+    DROP = "drop"  # older than the retention
+    RESTART = "restart"  # written before markers had a time: its retention starts now
+
 
 class Retention:
     def __init__(self, keep_s: float) -> None:
@@ -49,8 +57,11 @@ class Retention:
         for partition in set(self._swept_to) - partitions:
             del self._swept_to[partition]
 
-    def marker_expired(self, made_at: int, now: float) -> bool:
-        return now - made_at >= self.keep_s
+    def marker_fate(self, made_at: int, now: float) -> MarkerFate:
+        """What the sweep does with a stored marker made at `made_at` (0: no time known)."""
+        if made_at == 0:
+            return MarkerFate.RESTART
+        return MarkerFate.DROP if now - made_at >= self.keep_s else MarkerFate.KEEP
 
     def sweep_size(self, stored_keys: int, check_every_s: float, least: int = 1000) -> int:
         """How many of a partition's stored keys a check reads, for a whole pass to take

@@ -19,6 +19,7 @@ from faust.types import TP
 
 from agents.alerts import is_stalled
 from agents.order_completion import ORDERS_TOPIC, owed_alerts, retention, settling, states, watch
+from agents.retention import MarkerFate
 from config import settings
 from streams import topics
 from streams.app import app
@@ -106,9 +107,10 @@ async def sweep_markers(partition: int, now: float) -> None:
             cached = states.peek(order_id)  # newer than the table's, if there
             if cached is not None and not (is_marker(cached) and cached.emitted_at == made_at):
                 continue
-            if made_at == 0:  # a marker from before markers had a time: its retention starts now
+            fate = retention.marker_fate(made_at, now)
+            if fate is MarkerFate.RESTART:
                 states.put(partition, order_id, marker(int(now)))
-            elif retention.marker_expired(made_at, now):
+            elif fate is MarkerFate.DROP:
                 states.drop(partition, order_id)
                 stats["emitted_markers_dropped"] += 1
         if states.flush_due:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from agents.retention import Retention
+from agents.retention import MarkerFate, Retention
 
 
 def test_cancelled_orders_expire_after_the_retention_oldest_first_each_once():
@@ -27,10 +27,11 @@ def test_partitions_given_up_are_forgotten():
     assert retention.expired(0, now=10) == [] and retention.expired(2, now=10) == ["b"]
 
 
-def test_a_marker_expires_after_the_retention():
+def test_a_marker_is_dropped_after_the_retention_and_one_without_a_time_starts_its_retention():
     retention = Retention(keep_s=60)
-    assert not retention.marker_expired(made_at=100, now=159)
-    assert retention.marker_expired(made_at=100, now=160)
+    assert retention.marker_fate(made_at=100, now=159) is MarkerFate.KEEP
+    assert retention.marker_fate(made_at=100, now=160) is MarkerFate.DROP
+    assert retention.marker_fate(made_at=0, now=160) is MarkerFate.RESTART
 
 
 def test_a_sweep_is_paced_to_pass_over_a_partition_in_a_quarter_of_the_retention():
