@@ -29,7 +29,7 @@ demo: stack
 
 ## test: unit and integration tests against the real local stack (left running afterwards).
 test: stack
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest --durations=20 $(PYTEST_ARGS)
 
 status: install
 	$(PYTHON) -m stack status
