@@ -95,10 +95,9 @@ class BatchWrittenTable(faust.Table):
         database, its persisted changelog offset, is skipped (as Faust's own iteration does)."""
         store = self.data
         if not isinstance(store, RocksDBStore):  # the in-memory store (test_context)
-            ordered = sorted(store.data.items(), key=lambda item: self.encode_key(item[0]))
-            start = 0 if after is None else next(
-                (i for i, (key, _) in enumerate(ordered) if self.encode_key(key) > self.encode_key(after)), len(ordered))
-            return ordered[start:start + limit]
+            ordered = sorted((self.encode_key(key), key, value) for key, value in store.data.items())
+            start = None if after is None else self.encode_key(after)
+            return [(key, value) for encoded, key, value in ordered if start is None or encoded > start][:limit]
         cursor = store._db_for_partition(partition).iter()
         try:
             if after is None:
