@@ -7,6 +7,8 @@ spark-submit runs this file too: `spark-submit … batch/__main__.py gold`.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from enum import Enum
 from typing import Annotated
@@ -81,27 +83,49 @@ def main(
     scheduled = ScheduledRuns(name, layers, full)
     log.info("running %s every %s; Ctrl-C stops", " ".join(layer.value for layer in layers), every)
     try:
-        schedule.every(period_s, scheduled.run_once)
-    except KeyboardInterrupt:
-        log.info("stopped")
+        schedule.every(period_s, scheduled.run_once, stopping=scheduled.stopping, sleep=scheduled.stopping.wait)
     finally:
         scheduled.stop()
+    log.info("stopped")
 
 
 class ScheduledRuns:
-    """One SparkSession across runs, built again after a failed run (its JVM may be the cause)."""
+    """One SparkSession across runs, built again after a failed run (its JVM may be the cause).
+
+    Ctrl-C or SIGTERM (a Procfile or compose stop) cancels the run under way, whose writes
+    leave no trace (each is one Delta commit), and ends the loop. PySpark's own SIGINT
+    handler would instead break the py4j call under way, which then reads as a failed run
+    and the loop would go on, so each new session hands the signals back to this object."""
 
     def __init__(self, name: str, layers: list[Layer], full: bool) -> None:
         self.name, self.layers, self.full = name, layers, full
         self.spark = None
+        self.stopping = threading.Event()
+        self.take_signals()
 
     def run_once(self, number: int) -> str:
         try:
-            self.spark = self.spark or build_session(settings, self.name)
+            if self.spark is None:
+                self.spark = build_session(settings, self.name)
+                self.take_signals()
             return run_layers(self.spark, self.layers, self.full and number == 1)
         except Exception as error:
             self.stop()
             raise RuntimeError(cause(error)) from None
+
+    def take_signals(self) -> None:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, self.request_stop)
+
+    def request_stop(self, signum: int, _frame) -> None:
+        if not self.stopping.is_set():
+            log.info("%s: stopping; a run under way is cancelled, the lake keeps its last good version",
+                     signal.Signals(signum).name)
+        self.stopping.set()
+        if self.spark is not None:
+            # From another thread: py4j pins a connection per thread, and this handler runs
+            # on the main thread in the middle of its call; sharing that connection breaks it.
+            threading.Thread(target=self.spark.sparkContext.cancelAllJobs, daemon=True).start()
 
     def stop(self) -> None:
         if self.spark is not None:

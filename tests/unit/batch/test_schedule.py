@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 import typer
@@ -65,3 +66,32 @@ def test_a_run_longer_than_the_period_is_followed_at_once():
     every(60, slow, runs=2, clock=lambda: clock.now, sleep=clock.sleep)
 
     assert clock.slept == [0.0]
+
+
+def test_a_stop_during_a_run_ends_the_loop_after_it_without_promising_another(caplog):
+    clock, stopping = Clock(), threading.Event()
+
+    def cancelled(number: int) -> str:
+        clock.now += 10
+        stopping.set()  # what Ctrl-C does while a run is under way (it cancels the run's jobs)
+        raise RuntimeError("Job cancelled")
+
+    batch_log = logging.getLogger("batch")
+    batch_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="batch"):
+            failed = every(60, cancelled, stopping=stopping, clock=lambda: clock.now, sleep=clock.sleep)
+    finally:
+        batch_log.removeHandler(caplog.handler)
+
+    assert (failed, clock.slept) == (1, [])
+    assert {record.getMessage() for record in caplog.records} == {"run 1 failed after 10.0 s: Job cancelled"}
+
+
+def test_a_stop_during_the_pause_ends_the_loop_before_the_next_run():
+    stopping, calls = threading.Event(), []
+
+    every(60, lambda number: calls.append(number) or "done", stopping=stopping,
+          sleep=lambda seconds: stopping.set())
+
+    assert calls == [1]
