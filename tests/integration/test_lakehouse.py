@@ -297,6 +297,7 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
     assert_star_matches_source(spark, settings, connection)
 
 
+@pytest.mark.lake_long
 def test_maintenance_compacts_and_vacuums_and_every_table_stays_equal(spark, lakehouse):
     settings = lakehouse.settings
     add_orders(lakehouse.connection, 50, seed=30)
@@ -370,6 +371,7 @@ def new_parquet(minio, bucket: str, known: set[str]) -> str | None:
     return None
 
 
+@pytest.mark.lake_long
 def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spark, lakehouse, tmp_path):
     settings, connection, minio, bucket = (lakehouse.settings, lakehouse.connection, lakehouse.minio,
                                            lakehouse.bucket)
@@ -408,6 +410,7 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
     assert_star_matches_source(spark, settings, connection)
 
 
+@pytest.mark.lake_long
 def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse, tmp_path):
     settings, connection = lakehouse.settings, lakehouse.connection
     bronze.run(spark, settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from pyspark.sql import functions as F
 
 from batch import bronze, gold, lake, silver
@@ -13,6 +14,7 @@ from stack.scratch import scratch_lake
 from tests.integration.scratch_stream import order_final, scratch_stream, write_orders
 
 
+@pytest.mark.lake_long
 def test_a_column_added_to_orders_flows_to_silver_and_the_stream_is_unaffected(settings, spark, unique_name):
     with scratch_lake(settings, f"t{uuid.uuid4().hex[:12]}") as lake_settings, \
             scratch_stream(lake_settings, unique_name, workers=1, web_port=16266) as (scratch, workers):

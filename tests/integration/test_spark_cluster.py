@@ -63,6 +63,7 @@ def spark_cluster(tmp_path_factory):
             process.wait()
 
 
+@pytest.mark.lake_long
 def test_the_batch_job_runs_on_a_standalone_cluster_by_its_url(settings: Settings, spark, spark_cluster):
     master, ui_port = spark_cluster
     name = f"t{uuid.uuid4().hex[:12]}"

@@ -109,11 +109,12 @@ def customer(city: str, changed_at: datetime, customer_id: int = 1):
 
 
 def run_versions(spark, dimension, changed=(), deleted=()):
-    """One Gold run's dim_customer writes applied to `dimension` (as the MERGE by key does)."""
+    """One Gold run's dim_customer writes applied to `dimension` (as the MERGE by key does),
+    stored as the table would be: run on run, the plans would otherwise nest."""
     rows = gold.customer_versions(spark.createDataFrame(list(changed), CHANGED),
                                   spark.createDataFrame(list(deleted), "customer_id int, _changed_at timestamp"),
                                   dimension)
-    return dimension.join(rows.select("customer_key"), "customer_key", "left_anti").unionByName(rows)
+    return dimension.join(rows.select("customer_key"), "customer_key", "left_anti").unionByName(rows).localCheckpoint()
 
 
 def test_a_customer_changed_twice_keeps_three_versions_one_current(spark):
