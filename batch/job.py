@@ -26,11 +26,11 @@ class LayerJob(ABC):
         self.spark, self.settings, self.full = spark, settings, full
 
     def run(self) -> LayerRun:
-        marks = {} if self.full else lake.read_marks(self.spark, self.settings, self.layer)
+        stored = lake.read_marks(self.spark, self.settings, self.layer)  # once: each read is several Spark jobs
         with layer_run(self.layer) as tables:
-            new_marks = self.move(tables, marks)
+            new_marks = self.move(tables, {} if self.full else stored)
             if new_marks:
-                lake.write_marks(self.spark, self.settings, self.layer, new_marks)
+                lake.write_marks(self.spark, self.settings, self.layer, new_marks, stored=stored)
         return tables
 
     @abstractmethod

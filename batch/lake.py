@@ -179,10 +179,11 @@ def read_marks(spark: SparkSession, settings: Settings, layer: str) -> dict[str,
     return {row["table"]: row["mark"] for row in newest.collect()}
 
 
-def write_marks(spark: SparkSession, settings: Settings, layer: str, marks: dict[str, str]) -> None:
-    """Store the layer's marks after its data is committed: a crash in between only makes
-    the next run read some rows again, which turns into no change."""
-    stored = read_marks(spark, settings, layer)
+def write_marks(spark: SparkSession, settings: Settings, layer: str, marks: dict[str, str], *,
+                stored: dict[str, str]) -> None:
+    """Store the layer's marks that differ from `stored` (as `read_marks` gave them), after
+    its data is committed: a crash in between only makes the next run read some rows
+    again, which turns into no change."""
     now = datetime.now(timezone.utc)
     moved = [(table, mark, now) for table, mark in marks.items() if stored.get(table) != mark]
     if moved:
