@@ -46,9 +46,10 @@ class GoldJob(LayerJob):
             seen = marks.get(table.name)
             changes, self.versions[table.name] = lake.changes_since(
                 self.spark, self.silver(table.name), None if seen is None else int(seen))
-            if seen is not None:  # a first read is Silver's snapshot, each key once
-                changes = latest_changes(changes, table.keys)
-            latest = changes.withColumnRenamed("_commit_timestamp", "_changed_at").localCheckpoint()
+            latest = changes.withColumnRenamed("_commit_timestamp", "_changed_at")
+            if self.moved(table.name):  # else no rows: nothing to compute or store
+                # A first read is Silver's snapshot, each key once.
+                latest = (latest if seen is None else latest_changes(latest, table.keys)).localCheckpoint()
             self.changed[table.name] = (latest.filter("_change_type != 'delete'")
                                         .select(*table.columns, "_changed_at"))
             self.gone[table.name] = latest.filter("_change_type = 'delete'").select(*table.keys, "_changed_at")

@@ -5,6 +5,11 @@ Each write is one Delta commit: readers see a table before it or after it, never
 and a job killed mid-write leaves only files no commit references. Writes MERGE just the
 rows that differ, so a re-run that brings no news commits nothing. Every table keeps a
 change feed, which is how the next layer reads only what changed.
+
+A table's version and its last commit's metrics are read from the Delta log's files
+directly (the protocol: the newest `_delta_log/<version>.json` is the version, its
+`commitInfo` line holds the metrics): `DeltaTable.history` would answer the same with a
+Spark job and a snapshot update, and an incremental run asks about twenty times.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import orjson
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -31,7 +37,7 @@ def path(settings: Settings, layer: str, table: str) -> str:
 
 
 def exists(spark: SparkSession, location: str) -> bool:
-    return DeltaTable.isDeltaTable(spark, location)
+    return version(spark, location) is not None
 
 
 def read(spark: SparkSession, location: str) -> DataFrame:
@@ -47,6 +53,28 @@ def drop(spark: SparkSession, location: str) -> None:
 def _filesystem(spark: SparkSession, location: str):
     hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(location)
     return hadoop_path, hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())
+
+
+def _read_text(spark: SparkSession, location: str) -> str | None:
+    """A file's text, None when it does not exist."""
+    hadoop_path, fs = _filesystem(spark, location)
+    if not fs.exists(hadoop_path):
+        return None
+    stream = fs.open(hadoop_path)
+    try:
+        return spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
+def _write_bytes(spark: SparkSession, location: str, content: bytes) -> None:
+    """Write (or replace) a file; on S3 the object appears whole when the stream closes."""
+    hadoop_path, fs = _filesystem(spark, location)
+    stream = fs.create(hadoop_path, True)
+    try:
+        stream.write(bytearray(content))
+    finally:
+        stream.close()
 
 
 def tables(spark: SparkSession, settings: Settings, layer: str) -> list[str]:
@@ -76,8 +104,22 @@ def stored_files(spark: SparkSession, location: str) -> int:
     return count
 
 
-def version(spark: SparkSession, location: str) -> int:
-    return DeltaTable.forPath(spark, location).history(1).first()["version"]
+def version(spark: SparkSession, location: str) -> int | None:
+    """The table's current version: its newest commit file (None: not a Delta table)."""
+    hadoop_path, fs = _filesystem(spark, f"{location}/_delta_log")
+    if not fs.exists(hadoop_path):
+        return None
+    names = (status.getPath().getName() for status in fs.listStatus(hadoop_path))
+    commits = [int(name[:-5]) for name in names if name.endswith(".json") and name[:-5].isdigit()]
+    return max(commits, default=None)
+
+
+def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:
+    """The operation metrics of the table's newest commit (this job is its only writer)."""
+    commit = _read_text(spark, f"{location}/_delta_log/{version(spark, location):020d}.json")
+    info = next(action["commitInfo"] for action in map(orjson.loads, commit.splitlines())
+                if "commitInfo" in action)
+    return {name: int(value) for name, value in (info.get("operationMetrics") or {}).items()}
 
 
 def changes_since(spark: SparkSession, location: str, seen: int | None) -> tuple[DataFrame, int]:
@@ -163,29 +205,33 @@ def add_new_columns(spark: SparkSession, location: str, rows: DataFrame) -> list
     return [field.name for field in new]
 
 
-def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:
-    metrics = DeltaTable.forPath(spark, location).history(1).first()["operationMetrics"] or {}
-    return {name: int(value) for name, value in metrics.items()}
-
-
 # --- marks: how far each layer has read its input ------------------------------------------
-# An append-only log per layer (table, mark, written_at); the newest entry per table counts.
+# One small JSON object per layer (`<layer>/_marks.json`: table -> mark, and when it was
+# written), replaced whole after the layer's data is committed. A Delta table of marks
+# (how lakes before this kept them) cost a snapshot and several Spark jobs per read.
+def _marks_location(settings: Settings, layer: str) -> str:
+    return settings.lake_path(layer, "_marks.json")
+
+
 def read_marks(spark: SparkSession, settings: Settings, layer: str) -> dict[str, str]:
     """The layer's stored marks (table -> mark), empty before its first run."""
-    location = path(settings, layer, "_marks")
-    if not exists(spark, location):
+    stored = _read_text(spark, _marks_location(settings, layer))
+    if stored is not None:
+        return orjson.loads(stored)["marks"]
+    legacy = path(settings, layer, "_marks")  # a lake written before the JSON marks
+    if not exists(spark, legacy):
         return {}
-    newest = latest_per_key(read(spark, location), ["table"], [F.col("written_at").desc()])
+    newest = latest_per_key(read(spark, legacy), ["table"], [F.col("written_at").desc()])
     return {row["table"]: row["mark"] for row in newest.collect()}
 
 
 def write_marks(spark: SparkSession, settings: Settings, layer: str, marks: dict[str, str], *,
                 stored: dict[str, str]) -> None:
-    """Store the layer's marks that differ from `stored` (as `read_marks` gave them), after
-    its data is committed: a crash in between only makes the next run read some rows
+    """Store the layer's marks when any differs from `stored` (as `read_marks` gave them),
+    after its data is committed: a crash in between only makes the next run read some rows
     again, which turns into no change."""
-    now = datetime.now(timezone.utc)
-    moved = [(table, mark, now) for table, mark in marks.items() if stored.get(table) != mark]
-    if moved:
-        (spark.createDataFrame(moved, "table string, mark string, written_at timestamp")
-         .write.format("delta").mode("append").save(path(settings, layer, "_marks")))
+    if all(stored.get(table) == mark for table, mark in marks.items()):
+        return
+    written_at = datetime.now(timezone.utc).isoformat()
+    _write_bytes(spark, _marks_location(settings, layer),
+                 orjson.dumps({"marks": {**stored, **marks}, "written_at": written_at}))

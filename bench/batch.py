@@ -3,7 +3,8 @@
     python -m bench.batch [--customers 1000000 --orders 25000 --increment 1000 --master local[2]]
 
 Runs in a scratch database and a scratch lake bucket, so the main pipeline is untouched.
-Prints wall time per layer and Bronze's JDBC ingest rows/s. The baseline, in the same
+Prints wall time per layer and Bronze's JDBC ingest rows/s; `--jobs` adds, per run, the
+Spark jobs it started and the code lines that started the most (from Spark's REST API). The baseline, in the same
 process and session, is seed 000's Bronze: each table read over JDBC and overwritten as
 plain Parquet (no Delta, no comparison, not incremental). Gold includes its marts. Targets
 (issue 15): full run <= 45 s, incremental run after 1,000 new orders <= 15 s in-process and
@@ -14,11 +15,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import urllib.request
+from collections import Counter
+from datetime import datetime, timezone
 import sys
 import time
 import uuid
 from typing import Annotated
 
+import orjson
 import typer
 
 from batch import bronze, gold, silver
@@ -71,11 +76,40 @@ def report(title: str, runs: list[LayerRun]) -> float:
     return total
 
 
+class JobProfile:
+    """Spark jobs started since the last look, from the driver's REST API: how many, their
+    time, and the call sites (file:line of our code) that started most of them."""
+
+    def __init__(self, spark) -> None:
+        context = spark.sparkContext
+        self.url = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/jobs"
+        self.seen = {job["jobId"] for job in self.jobs()}
+
+    def jobs(self) -> list[dict]:
+        with urllib.request.urlopen(self.url) as response:
+            return orjson.loads(response.read())
+
+    def report(self, title: str, top: int = 12) -> None:
+        new = [job for job in self.jobs() if job["jobId"] not in self.seen]
+        self.seen |= {job["jobId"] for job in new}
+        sites = Counter(job.get("description") or job["name"].split(" at ")[-1] for job in new)
+        seconds = sum(_seconds(job["completionTime"]) - _seconds(job["submissionTime"])
+                      for job in new if "completionTime" in job)
+        print(f"  {title}: {len(new)} Spark jobs, {seconds:.1f} s inside them; most from: "
+              + ", ".join(f"{site} x{count}" for site, count in sites.most_common(top)))
+
+
+def _seconds(moment: str) -> float:
+    """Spark's REST time (`2026-11-23T12:18:27.545GMT`) as epoch seconds."""
+    return datetime.strptime(moment, "%Y-%m-%dT%H:%M:%S.%f%Z").replace(tzinfo=timezone.utc).timestamp()
+
+
 def main(
     customers: Annotated[int, typer.Option(help="Customers in the scratch source.")] = 1_000_000,
     orders: Annotated[int, typer.Option(help="Orders before the full run (chaos on).")] = 25_000,
     increment: Annotated[int, typer.Option(help="Orders added before the incremental run.")] = 1_000,
     master: Annotated[str, typer.Option(help="Spark master for the run.")] = "local[2]",
+    jobs: Annotated[bool, typer.Option(help="Print each run's Spark job count and call sites.")] = False,
 ) -> None:
     show_progress()
     name = f"bench{uuid.uuid4().hex[:8]}"
@@ -88,10 +122,15 @@ def main(
         session_s = time.monotonic() - started
         try:
             baseline_s, baseline_rows = baseline_bronze(spark, scratch)  # first: it warms the JVM for ours
+            profile = JobProfile(spark) if jobs else None
             full_runs = run_layers(spark, scratch)
             full = report("full run", full_runs)
+            if profile:
+                profile.report("full run")
             add_orders(scratch, increment, seed=2, customers=customers)
             incremental = report(f"incremental run (+{increment:,} orders)", run_layers(spark, scratch))
+            if profile:
+                profile.report("incremental run")
         finally:
             spark.stop()
         add_orders(scratch, increment, seed=3, customers=customers)

@@ -1,0 +1,48 @@
+"""The lake's own reads of the Delta log and its marks, on a local folder (no services)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from delta.tables import DeltaTable
+
+from batch import lake
+
+
+def test_version_and_commit_metrics_match_what_delta_reports(spark, tmp_path):
+    location = f"file://{tmp_path}/orders"
+    assert lake.version(spark, location) is None and not lake.exists(spark, location)
+
+    written = lake.upsert(spark, location, spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string"), ["id"])
+    changed = lake.upsert(spark, location, spark.createDataFrame([(2, "B"), (3, "c")], "id int, v string"), ["id"],
+                          deletes=spark.createDataFrame([(1,)], "id int"))
+
+    history = DeltaTable.forPath(spark, location).history(1).first()
+    assert lake.version(spark, location) == history["version"] == 1
+    assert (written, changed) == (lake.Written(inserted=2), lake.Written(inserted=1, updated=1, deleted=1))
+
+
+def test_marks_round_trip_and_a_write_without_news_leaves_the_file(spark, settings, tmp_path):
+    local = settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"})
+    assert lake.read_marks(spark, local, "silver") == {}
+
+    lake.write_marks(spark, local, "silver", {"orders": "3", "customers": "1"}, stored={})
+    marks_file = tmp_path / "silver" / "_marks.json"
+    first = marks_file.read_bytes()
+    lake.write_marks(spark, local, "silver", {"orders": "3"}, stored={"orders": "3", "customers": "1"})
+    assert marks_file.read_bytes() == first  # nothing moved: nothing written
+    lake.write_marks(spark, local, "silver", {"orders": "4"}, stored={"orders": "3", "customers": "1"})
+
+    assert lake.read_marks(spark, local, "silver") == {"orders": "4", "customers": "1"}
+
+
+def test_marks_of_a_lake_written_before_the_json_file_are_read_from_its_delta_table(spark, settings, tmp_path):
+    local = settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"})
+    moments = [datetime(2026, 1, day, tzinfo=timezone.utc) for day in (1, 2)]
+    (spark.createDataFrame([("orders", "v1", moments[0]), ("orders", "v2", moments[1]), ("customers", "c", moments[0])],
+                           "table string, mark string, written_at timestamp")
+     .write.format("delta").save(lake.path(local, "bronze", "_marks")))
+
+    assert lake.read_marks(spark, local, "bronze") == {"orders": "v2", "customers": "c"}
+    lake.write_marks(spark, local, "bronze", {"orders": "v3"}, stored={"orders": "v2", "customers": "c"})
+    assert lake.read_marks(spark, local, "bronze") == {"orders": "v3", "customers": "c"}
