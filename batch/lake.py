@@ -165,13 +165,13 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
         source = source.unionByName(deletes.select(*keys).withColumn(DELETE, F.lit(True)),
                                     allowMissingColumns=True)
     source = source.localCheckpoint()  # computed once; the checks and the write reuse it
+    if source.isEmpty():  # no news (a re-run, a dimension that gained nothing): no table read
+        return Written()
     matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     known = target.toDF().select(*keys).withColumn("_known", F.lit(1)).alias("t")
     shape = (source.alias("s").join(known, F.expr(matched), "left")
              .agg(F.count("*").alias("rows"), F.count_if(f"s.{DELETE}").alias("deletes"),
                   F.count("_known").alias("known")).first())
-    if shape["rows"] == 0:
-        return Written()
     if shape["deletes"] == 0 and shape["known"] == 0:
         source.drop(DELETE).write.format("delta").mode("append").save(location)
         return Written(inserted=shape["rows"])

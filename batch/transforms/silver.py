@@ -171,7 +171,10 @@ def with_references(rows: DataFrame, table: SilverTable, known: Mapping[str, Dat
     """Add a boolean `_<rule>` per reference: is the row's value a key of the referenced table?"""
     for rule, reference in table.references.items():
         flag = _found(rule)
-        keys = known[reference.table].select(F.col(reference.key).alias(flag)).distinct()
+        # Only the keys these rows name: a broadcast semi-join over the referenced table
+        # instead of shuffling all of its keys (1,000,000 customers) for a few hundred rows.
+        named = F.broadcast(rows.select(F.col(reference.column).alias(flag)).distinct())
+        keys = known[reference.table].select(F.col(reference.key).alias(flag)).join(named, flag, "left_semi")
         rows = (rows.join(keys, rows[reference.column] == keys[flag], "left")
                 .withColumn(flag, F.col(flag).isNotNull()))
     return rows
