@@ -78,7 +78,7 @@ def _write_bytes(spark: SparkSession, location: str, content: bytes) -> None:
 
 
 def tables(spark: SparkSession, settings: Settings, layer: str) -> list[str]:
-    """Every Delta table of a layer (its data tables, quarantines and marks), found by their
+    """Every Delta table of a layer (its data tables and quarantines), found by their
     `_delta_log` folders up to two levels down (Gold's `facts/fact_orders`)."""
     found, folders = [], [settings.lake_path(layer)]
     for _ in range(2):

@@ -4,9 +4,10 @@
 
 Runs in a scratch database and a scratch lake bucket, so the main pipeline is untouched.
 Prints wall time per layer and Bronze's JDBC ingest rows/s; `--jobs` adds, per run, the
-Spark jobs it started and the code lines that started the most (from Spark's REST API). The baseline, in the same
-process and session, is seed 000's Bronze: each table read over JDBC and overwritten as
-plain Parquet (no Delta, no comparison, not incremental). Gold includes its marts. Targets
+Spark jobs it started and the code lines that started the most (from Spark's REST API).
+The baseline, in the same process and session, is seed 000's Bronze: each table read over
+JDBC and overwritten as plain Parquet (no Delta, no comparison, not incremental). Gold
+includes its marts. Targets
 (issue 15): full run <= 45 s, incremental run after 1,000 new orders <= 15 s in-process and
 <= 20 s from the shell (`python -m batch`, JVM start included).
 """
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import urllib.request
-from collections import Counter
-from datetime import datetime, timezone
 import sys
 import time
+import urllib.request
 import uuid
+from collections import Counter
+from datetime import datetime, timezone
 from typing import Annotated
 
 import orjson
