@@ -7,9 +7,9 @@ Prints wall time per layer and Bronze's JDBC ingest rows/s; `--jobs` adds, per r
 Spark jobs it started and the code lines that started the most (from Spark's REST API).
 The baseline, in the same process and session, is seed 000's Bronze: each table read over
 JDBC and overwritten as plain Parquet (no Delta, no comparison, not incremental). Gold
-includes its marts. Targets
-(issue 15): full run <= 45 s, incremental run after 1,000 new orders <= 15 s in-process and
-<= 20 s from the shell (`python -m batch`, JVM start included).
+includes its marts. Targets (issue 15): full run <= 45 s, incremental run after 1,000 new
+orders <= 15 s in-process and <= 20 s from the shell (`python -m batch`, JVM start
+included).
 """
 
 from __future__ import annotations
