@@ -10,6 +10,7 @@ deleted. Run: `python -m batch bronze [--full]`.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import orjson
@@ -84,13 +85,26 @@ class BronzeJob(LayerJob):
         partitions = max(2, spark.sparkContext.defaultParallelism)
         mark = marks.get(WATERMARK)
         since = moment(mark, minus=timedelta(minutes=settings.batch_lookback_minutes)) if mark else None
-        in_scope = (lambda column: F.col(column) >= F.lit(since).cast("timestamp")) if since else (lambda _: None)
         # The database's clock before reading: the mark never passes it, so an order dated in
         # the future cannot push the watermark past orders written after it.
         clock = read_table(spark, settings,
                            f"(SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '{MOMENT_MYSQL}') now) c").first()["now"]
-        signatures = {table: self.land_reference(tables, table, marks.get(table), partitions)
-                      for table in REFERENCE_TABLES}
+        # The reference tables' signatures are a few seconds of database time in which Spark
+        # would idle: they are read on a second thread while orders and details land.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-reference") as pool:
+            references = pool.submit(self.land_references, tables, marks, partitions)
+            orders = self.land_orders(tables, since, partitions)
+            signatures = references.result()
+        newest = orders.agg(F.date_format(F.max("timestamp"), MOMENT_SPARK)).first()[0]
+        if newest is None:
+            return signatures
+        newest = min(newest, clock)  # fixed format: text order is time order
+        return {**signatures, **({WATERMARK: newest} if mark is None or newest > mark else {})}
+
+    def land_orders(self, tables: LayerRun, since: str | None, partitions: int) -> DataFrame:
+        """Orders and their details from `since` (all when None); the orders read."""
+        spark, settings = self.spark, self.settings
+        in_scope = (lambda column: F.col(column) >= F.lit(since).cast("timestamp")) if since else (lambda _: None)
         orders = self.land(
             tables, "orders",
             read_table(spark, settings, "orders", predicates=hash_predicates("id", partitions, "timestamp", since))
@@ -101,11 +115,10 @@ class BronzeJob(LayerJob):
                              predicates=hash_predicates("order_id", partitions, "order_timestamp", since))
                   .transform(with_date_partitions, "order_timestamp"),
                   ["order_id", "product_id"], scope=in_scope("order_timestamp"), partition_by=PARTITION_COLUMNS)
-        newest = orders.agg(F.date_format(F.max("timestamp"), MOMENT_SPARK)).first()[0]
-        if newest is None:
-            return signatures
-        newest = min(newest, clock)  # fixed format: text order is time order
-        return {**signatures, **({WATERMARK: newest} if mark is None or newest > mark else {})}
+        return orders
+
+    def land_references(self, tables: LayerRun, marks: dict[str, str], partitions: int) -> dict[str, str]:
+        return {table: self.land_reference(tables, table, marks.get(table), partitions) for table in REFERENCE_TABLES}
 
     def land_reference(self, tables: LayerRun, table: str, mark: str | None, partitions: int) -> str:
         """A reference table: read whole on a first (or --full) run, later only the id buckets
