@@ -23,7 +23,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch.transforms.common import changed_rows, latest_per_key
+from batch.transforms.common import KNOWN, changed_rows, latest_per_key
 from config import Settings
 
 DELETE = "_delete"
@@ -160,21 +160,19 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
         return Written(inserted=_last_commit_metrics(spark, location).get("numOutputRows", 0))
     add_new_columns(spark, location, rows)
     target = DeltaTable.forPath(spark, location)
-    source = changed_rows(rows, target.toDF()).withColumn(DELETE, F.lit(False))
+    source = changed_rows(rows, target.toDF(), keys).withColumn(DELETE, F.lit(False))
     if deletes is not None:
-        source = source.unionByName(deletes.select(*keys).withColumn(DELETE, F.lit(True)),
+        source = source.unionByName(deletes.select(*keys).withColumns({DELETE: F.lit(True), KNOWN: F.lit(True)}),
                                     allowMissingColumns=True)
-    source = source.localCheckpoint()  # computed once; the checks and the write reuse it
-    if source.isEmpty():  # no news (a re-run, a dimension that gained nothing): no table read
+    source = source.localCheckpoint()  # computed once; the counts and the write reuse it
+    shape = source.agg(F.count("*").alias("rows"), F.count_if(DELETE).alias("deletes"),
+                       F.count_if(KNOWN).alias("known")).first()
+    if shape["rows"] == 0:  # no news (a re-run, a dimension that gained nothing)
         return Written()
-    matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
-    known = target.toDF().select(*keys).withColumn("_known", F.lit(1)).alias("t")
-    shape = (source.alias("s").join(known, F.expr(matched), "left")
-             .agg(F.count("*").alias("rows"), F.count_if(f"s.{DELETE}").alias("deletes"),
-                  F.count("_known").alias("known")).first())
     if shape["deletes"] == 0 and shape["known"] == 0:
-        source.drop(DELETE).write.format("delta").mode("append").save(location)
+        source.drop(DELETE, KNOWN).write.format("delta").mode("append").save(location)
         return Written(inserted=shape["rows"])
+    matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
     (target.alias("t").merge(source.alias("s"), matched)
      .whenMatchedDelete(f"s.{DELETE}")

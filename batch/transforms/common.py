@@ -9,19 +9,27 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 
-def _same_row(left: DataFrame, right: DataFrame, columns: Sequence[str]) -> Column:
-    return reduce(lambda both, name: both & left[name].eqNullSafe(right[name]),
+KNOWN = "_known"
+
+
+def _null_safe_equal(columns: Sequence[str], prefix: str) -> Column:
+    return reduce(lambda both, name: both & F.col(name).eqNullSafe(F.col(f"{prefix}{name}")),
                   columns, F.lit(True))
 
 
-def changed_rows(candidates: DataFrame, current: DataFrame) -> DataFrame:
-    """The candidate rows not already present, identical in every column, in `current`.
+def changed_rows(candidates: DataFrame, current: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """The candidate rows not already present, identical in every column, in `current`, each
+    with `_known`: whether `current` has a row of its key (an update rather than an insert).
 
     Comparing null-safely on all columns makes a re-run that brings no news write nothing.
+    One join by key answers both questions, so a write reads its target once.
     """
     columns = candidates.columns
-    return candidates.join(current.select(*columns), on=_same_row(candidates, current, columns),
-                           how="left_anti")
+    was = current.select(*[F.col(name).alias(f"_was_{name}") for name in columns], F.lit(True).alias(KNOWN))
+    known = F.coalesce(F.col(KNOWN), F.lit(False))
+    return (candidates.join(was, _null_safe_equal(keys, "_was_"), "left")
+            .filter(~(known & _null_safe_equal(columns, "_was_")))
+            .select(*columns, known.alias(KNOWN)))
 
 
 def missing_keys(current: DataFrame, candidates: DataFrame, keys: Sequence[str]) -> DataFrame:

@@ -17,13 +17,30 @@ def test_changed_rows_keeps_new_and_altered_rows_and_compares_nulls_as_equal(spa
          (4, "Di", "Nice")],     # new
         SCHEMA)
 
-    assertDataFrameEqual(changed_rows(candidates, current),
-                         spark.createDataFrame([(2, "Bob", "Bergen"), (3, "Cy", None), (4, "Di", "Nice")], SCHEMA))
+    assertDataFrameEqual(
+        changed_rows(candidates, current, ["id"]),
+        spark.createDataFrame([(2, "Bob", "Bergen", True), (3, "Cy", None, True), (4, "Di", "Nice", False)],
+                              f"{SCHEMA}, _known boolean"))
 
 
 def test_changed_rows_of_a_rerun_is_empty(spark):
     rows = spark.createDataFrame([(1, "Ann", None), (2, "Bob", "Oslo")], SCHEMA)
-    assert changed_rows(rows, rows).count() == 0
+    assert changed_rows(rows, rows, ["id"]).count() == 0
+
+
+def test_changed_rows_match_keys_null_safely_and_ignore_columns_the_candidates_lack(spark):
+    current = spark.createDataFrame([(1, None, "Oslo", "x"), (2, "b", "Rome", "y")],
+                                    "id int, part string, city string, extra string")
+    candidates = spark.createDataFrame(
+        [(1, None, "Oslo"),   # identical on its columns, a null in the key: not a change
+         (2, "b", "Milan"),   # altered: an update
+         (2, None, "Rome")],  # a key (2, null) the table lacks: an insert
+        "id int, part string, city string")
+
+    assertDataFrameEqual(
+        changed_rows(candidates, current, ["id", "part"]),
+        spark.createDataFrame([(2, "b", "Milan", True), (2, None, "Rome", False)],
+                              "id int, part string, city string, _known boolean"))
 
 
 def test_missing_keys_are_the_rows_the_source_lost(spark):
