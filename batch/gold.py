@@ -129,7 +129,7 @@ class GoldJob(LayerJob):
         touched = self.touched_orders()
         orders = lake.read(self.spark, self.silver(ORDERS.name)).join(touched, "order_id", "left_semi")
         details = (lake.read(self.spark, self.silver(ORDER_DETAILS.name))
-                   .join(touched, "order_id", "left_semi"))
+                   .join(touched, "order_id", "left_semi").localCheckpoint())  # the facts and their products
         dimension = {name: lake.read(self.spark, self.gold(name)) for name in DIMENSIONS}
         # Only the customers these orders name: a broadcast semi-join instead of shuffling
         # the whole dimension (1,000,000 rows at seed size) for a few hundred orders.
