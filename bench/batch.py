@@ -4,7 +4,9 @@
 
 Runs in a scratch database and a scratch lake bucket, so the main pipeline is untouched.
 Prints wall time per layer and Bronze's JDBC ingest rows/s; `--jobs` adds, per run, the
-Spark jobs it started and the code lines that started the most (from Spark's REST API).
+Spark jobs it started and the code lines that started the most (from Spark's REST API), and
+the JVM's CPU seconds with the share its JIT compiler took. `--repeats` more incremental
+runs in the same process show the JVM warming up (what `python -m batch --every` lives in).
 The baseline, in the same process and session, is seed 000's Bronze: each table read over
 JDBC and overwritten as plain Parquet (no Delta, no comparison, not incremental). Gold
 includes its marts. Targets (issue 15): full run <= 45 s, incremental run after 1,000 new
@@ -79,12 +81,24 @@ def report(title: str, runs: list[LayerRun]) -> float:
 
 class JobProfile:
     """Spark jobs started since the last look, from the driver's REST API: how many, their
-    time, and the call sites (file:line of our code) that started most of them."""
+    time, and the call sites (file:line of our code) that started most of them; and the
+    driver JVM's CPU seconds since then, with those its JIT compiler spent."""
 
     def __init__(self, spark) -> None:
         context = spark.sparkContext
         self.url = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/jobs"
         self.seen = {job["jobId"] for job in self.jobs()}
+        jvm = spark._jvm
+        self.compilation = jvm.java.lang.management.ManagementFactory.getCompilationMXBean()
+        self.jvm_stat = f"/proc/{jvm.java.lang.ProcessHandle.current().pid()}/stat"
+        self.cpu = self.cpu_seconds()
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(the JVM process's CPU seconds, its JIT compiler threads' seconds), so far."""
+        with open(self.jvm_stat) as stat:
+            ticks = stat.read().rsplit(")", 1)[1].split()[11:13]  # utime, stime
+        return (sum(map(int, ticks)) / os.sysconf("SC_CLK_TCK"),
+                self.compilation.getTotalCompilationTime() / 1000)
 
     def jobs(self) -> list[dict]:
         with urllib.request.urlopen(self.url) as response:
@@ -98,6 +112,10 @@ class JobProfile:
                       for job in new if "completionTime" in job)
         print(f"  {title}: {len(new)} Spark jobs, {seconds:.1f} s inside them; most from: "
               + ", ".join(f"{site} x{count}" for site, count in sites.most_common(top)))
+        (cpu, jit), (cpu_before, jit_before) = self.cpu_seconds(), self.cpu
+        self.cpu = (cpu, jit)
+        print(f"  {title}: driver JVM {cpu - cpu_before:.1f} CPU s, of which JIT compiling "
+              f"{jit - jit_before:.1f} s ({(jit - jit_before) / max(cpu - cpu_before, 0.1):.0%})")
 
 
 def _seconds(moment: str) -> float:
@@ -110,7 +128,9 @@ def main(
     orders: Annotated[int, typer.Option(help="Orders before the full run (chaos on).")] = 25_000,
     increment: Annotated[int, typer.Option(help="Orders added before the incremental run.")] = 1_000,
     master: Annotated[str, typer.Option(help="Spark master for the run.")] = "local[2]",
-    jobs: Annotated[bool, typer.Option(help="Print each run's Spark job count and call sites.")] = False,
+    jobs: Annotated[bool, typer.Option(help="Print each run's Spark jobs, call sites and JIT share.")] = False,
+    repeats: Annotated[int, typer.Option(
+        help="More incremental runs in the same process after the first (the JVM warming).")] = 2,
 ) -> None:
     show_progress()
     name = f"bench{uuid.uuid4().hex[:8]}"
@@ -132,6 +152,12 @@ def main(
             incremental = report(f"incremental run (+{increment:,} orders)", run_layers(spark, scratch))
             if profile:
                 profile.report("incremental run")
+            warmer = []
+            for repeat in range(1, repeats + 1):
+                add_orders(scratch, increment, seed=2 + repeat * 100, customers=customers)
+                warmer.append(report(f"incremental run {repeat + 1} in this process", run_layers(spark, scratch)))
+                if profile:
+                    profile.report(f"incremental run {repeat + 1}")
         finally:
             spark.stop()
         add_orders(scratch, increment, seed=3, customers=customers)
@@ -141,8 +167,13 @@ def main(
           f"{baseline_rows / baseline_s:,.0f} rows/s")
     print(f"full run {full:.1f} s (target <= 45 s); incremental {incremental:.1f} s in-process (target <= 15 s), "
           f"{shell:.1f} s from the shell (target <= 20 s)")
+    if warmer:
+        print(f"incremental runs in one process, JVM warming: {incremental:.1f} s, "
+              + ", ".join(f"{seconds:.1f} s" for seconds in warmer))
     print(f"ratio to the baseline: full Bronze {full_runs[0].seconds / baseline_s:.2f}x its time; "
-          f"all three layers {full / baseline_s:.2f}x; incremental run {incremental / baseline_s:.2f}x")
+          f"all three layers {full / baseline_s:.2f}x; incremental run {incremental / baseline_s:.2f}x"
+          + (f" (after {repeats} more: {warmer[-1] / baseline_s:.2f}x)" if warmer else "")
+          + f"; from the shell {shell / baseline_s:.2f}x")
 
 
 def from_the_shell(scratch: Settings) -> float:
