@@ -1,6 +1,9 @@
-"""`python -m batch [bronze|silver|gold ...] [--full] [--every 15m]`: the lake's jobs, one entry point.
+"""`python -m batch [bronze|silver|gold|snapshot ...] [--full] [--every 15m]`: the lake's jobs,
+one entry point.
 
-With no layer named, Bronze, Silver and Gold run one after the other in one SparkSession;
+With no layer named, Bronze (the CDC topics drained into the archive), Silver (the archive
+applied) and Gold run one after the other in one SparkSession; `snapshot` is the JDBC copy
+of MySQL into Bronze (seed 000's layout), never run unless named;
 `--every` repeats that on a schedule (batch.schedule).
 spark-submit runs this file too: `spark-submit … batch/__main__.py gold`.
 """
@@ -22,6 +25,7 @@ from batch.gold import GoldJob
 from batch.runs import log, show_progress
 from batch.session import build_session
 from batch.silver import SilverJob
+from batch.snapshot import SnapshotJob
 from config import settings
 from config.cli import run
 
@@ -30,9 +34,11 @@ class Layer(str, Enum):
     bronze = "bronze"
     silver = "silver"
     gold = "gold"
+    snapshot = "snapshot"
 
 
-JOBS = {Layer.bronze: BronzeJob, Layer.silver: SilverJob, Layer.gold: GoldJob}
+JOBS = {Layer.bronze: BronzeJob, Layer.silver: SilverJob, Layer.gold: GoldJob, Layer.snapshot: SnapshotJob}
+CHANGE_LOG_LAYERS = [Layer.bronze, Layer.silver, Layer.gold]
 
 
 def cause(error: Exception) -> str:
@@ -52,7 +58,8 @@ def run_layers(spark, layers: list[Layer], full: bool) -> str:
 
 def main(
     layers: Annotated[list[Layer] | None, typer.Argument(
-        help="Layers to run, in the order given; all three (bronze silver gold) when none is named.",
+        help="Layers to run, in the order given; bronze silver gold when none is named "
+             "(snapshot: the JDBC copy of MySQL into Bronze, only when named).",
         show_default=False)] = None,
     full: Annotated[bool, typer.Option(
         "--full", help="Ignore the stored marks: read every input whole and reconcile "
@@ -62,9 +69,10 @@ def main(
                         "a failed run is logged and the next one still comes. Ctrl-C stops.",
         show_default=False)] = None,
 ) -> None:
-    """Run the lake's layers: MySQL -> Bronze -> Silver -> Gold (with its marts) on MinIO
-    (Delta Lake), each reading only what changed since its last run."""
-    layers = layers or list(Layer)
+    """Run the lake's layers: the CDC topics -> Bronze (the raw change log) -> Silver (the
+    changes applied, with history) -> Gold (the star and its marts) on MinIO (Delta Lake),
+    each reading only what changed since its last run."""
+    layers = layers or CHANGE_LOG_LAYERS
     period_s = schedule.period_seconds(every) if every else None
     show_progress()
     name = f"orderpipe-{'-'.join(layer.value for layer in layers)}"

@@ -25,9 +25,6 @@ from config import Settings, settings
 from config.cli import run
 
 CDC_TABLES = ("orders", "order_details", "customers", "payment_method")
-# Spark's Kafka source; 3.5.7 is the newest 3.5 on Maven Central here, and any 3.5 connector
-# runs on any 3.5 Spark (pyspark is pinned to 3.5.x).
-KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.7"
 MAX_RECORDS_PER_BATCH = 200_000
 
 
@@ -80,7 +77,7 @@ def main(
     payment_method) into s3a://bronze/cdc_raw/ as Delta, exactly once per offset."""
     show_progress()
     started = time.monotonic()
-    spark = build_session(settings, "orderpipe-archive", extra_packages=(KAFKA_PACKAGE,))
+    spark = build_session(settings, "orderpipe-archive")
     try:
         query = start(spark, settings, once=once, every_s=every, max_records=max_records_per_batch)
         log.info("archiving %s into %s (checkpoint %s)%s", ", ".join(CDC_TABLES), archive_location(settings),

@@ -4,8 +4,9 @@ Dimensions take changed rows (SCD type 1; a dimension row is never deleted, fact
 at it), except customers, which keep their versions (SCD type 2: a change closes the
 current version and opens a new one; a deletion closes it). Facts are recomputed for the
 orders touched: changed orders, orders whose details changed, and orders still pointing at
-an unknown member (so a late customer is picked up); an order gone from Silver keeps its
-fact, marked `is_deleted`. Run: `python -m batch gold [--full]`.
+an unknown member (so a late customer is picked up). An order cancelled at the source (kept
+in Silver, marked deleted) has its fact with `status` cancelled; one gone from Silver (its
+newest version quarantined) keeps its last fact, marked `is_deleted`. Run: `python -m batch gold [--full]`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from batch.job import LayerJob
 from batch.runs import LayerRun, log
 from batch.transforms import gold, marts
 from batch.transforms.common import missing_keys
-from batch.transforms.silver import ORDER_DETAILS, ORDERS, TABLES, latest_changes
+from batch.silver import history_name
+from batch.transforms.silver import ORDER_DETAILS, ORDERS, TABLES, SilverTable, latest_changes
 
 LAYER = "gold"
 DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, and how
@@ -46,18 +48,23 @@ class GoldJob(LayerJob):
             seen = marks.get(table.name)
             changes, self.versions[table.name] = lake.changes_since(
                 self.spark, self.silver(table.name), None if seen is None else int(seen))
-            latest = changes.withColumnRenamed("_commit_timestamp", "_changed_at")
+            latest = changes.withColumn("_changed_at", F.coalesce("changed_at", "_commit_timestamp"))
             if self.moved(table.name):  # else no rows: nothing to compute or store
                 # A first read is Silver's snapshot, each key once.
                 latest = (latest if seen is None else latest_changes(latest, table.keys)).localCheckpoint()
-            self.changed[table.name] = (latest.filter("_change_type != 'delete'")
-                                        .select(*table.columns, "_changed_at"))
-            self.gone[table.name] = latest.filter("_change_type = 'delete'").select(*table.keys, "_changed_at")
+            self.split_changes(table, latest)
         self.rebuild_if_before_history()
         self.dimensions()
         self.facts()
         self.marts()
         return {table: str(version) for table, version in self.versions.items()}
+
+    def split_changes(self, table: SilverTable, latest: DataFrame) -> None:
+        """Silver's newest changes as rows live now, and keys gone: deleted at the source
+        (kept in Silver, marked) or gone from Silver (quarantined)."""
+        gone = (F.col("_change_type") == "delete") | F.coalesce(F.col("is_deleted"), F.lit(False))
+        self.changed[table.name] = latest.filter(~gone).select(*table.columns, "_changed_at")
+        self.gone[table.name] = latest.filter(gone).select(*table.keys, "_changed_at")
 
     def silver(self, table: str) -> str:
         return lake.path(self.settings, "silver", table)
@@ -89,9 +96,7 @@ class GoldJob(LayerJob):
         self.full = True
         for table in TABLES:
             changes, _ = lake.changes_since(self.spark, self.silver(table.name), None)
-            latest = changes.withColumnRenamed("_commit_timestamp", "_changed_at")
-            self.changed[table.name] = latest.select(*table.columns, "_changed_at")
-            self.gone[table.name] = latest.limit(0).select(*table.keys, "_changed_at")
+            self.split_changes(table, changes.withColumn("_changed_at", F.coalesce("changed_at", "_commit_timestamp")))
 
     def dimensions(self) -> None:
         for name, (key, source, build) in DIMENSIONS.items():
@@ -128,23 +133,25 @@ class GoldJob(LayerJob):
             return
         touched = self.touched_orders()
         orders = lake.read(self.spark, self.silver(ORDERS.name)).join(touched, "order_id", "left_semi")
-        details = (lake.read(self.spark, self.silver(ORDER_DETAILS.name))
+        details = (lake.read(self.spark, self.silver(ORDER_DETAILS.name)).filter(~F.col("is_deleted"))
                    .join(touched, "order_id", "left_semi").localCheckpoint())  # the facts and their products
+        placed = (lake.read(self.spark, self.silver(history_name(ORDERS.name))).join(touched, "order_id", "left_semi")
+                  .groupBy("order_id").agg(F.min("valid_from").alias("placed_at")))
         dimension = {name: lake.read(self.spark, self.gold(name)) for name in DIMENSIONS}
         # Only the customers these orders name: a broadcast semi-join instead of shuffling
         # the whole dimension (1,000,000 rows at seed size) for a few hundred orders.
         customers = dimension["dim_customer"].join(
             F.broadcast(orders.select("customer_id").distinct()), "customer_id", "left_semi")
         facts = gold.fact_orders(orders, details, customers, dimension["dim_payment_method"],
-                                 dimension["dim_date"]).localCheckpoint()
+                                 dimension["dim_date"], placed).localCheckpoint()
         touched_count = touched.count()
         written = facts
         if lake.exists(self.spark, self.gold("fact_orders")):
             current = lake.read(self.spark, self.gold("fact_orders")).join(touched, "order_id", "left_semi")
             deletions = self.gone["orders"].select("order_id", "_changed_at")
-            written = facts.unionByName(gold.cancelled_facts(current, facts, deletions))
+            written = facts.unionByName(gold.cancelled_facts(current, facts, deletions), allowMissingColumns=True)
         self.write("fact_orders", written, ["order_id"], read=touched_count, partition_by=["order_date_id"])
-        products = gold.fact_order_products(details, facts, dimension["dim_product"])
+        products = gold.fact_order_products(details, facts.filter(~F.col("is_deleted")), dimension["dim_product"])
         location = self.gold("fact_order_products")
         stale = None
         if lake.exists(self.spark, location):

@@ -125,8 +125,11 @@ def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:
 def changes_since(spark: SparkSession, location: str, seen: int | None) -> tuple[DataFrame, int]:
     """The table's changes after version `seen` (all of it when None), and its version now.
 
-    Rows carry Delta's change-feed columns; a first read is the snapshot, as inserts."""
+    Rows carry Delta's change-feed columns; a first read is the snapshot, as inserts, and so
+    is a read of a table rebuilt since (its version is behind `seen`)."""
     now = version(spark, location)
+    if seen is not None and seen > now:
+        seen = None
     if seen is not None and seen < now:
         return (spark.read.format("delta").option("readChangeFeed", "true")
                 .option("startingVersion", seen + 1).option("endingVersion", now).load(location)), now

@@ -17,6 +17,9 @@ SPARK_PACKAGES = (
     "com.amazonaws:aws-java-sdk-bundle:1.12.262",
     "org.mariadb.jdbc:mariadb-java-client:2.7.12",
     "io.delta:delta-spark_2.12:3.3.3",  # same version as the delta-spark wheel
+    # Spark's Kafka source, for Bronze's drain of the CDC topics; 3.5.7 is the newest 3.5 on
+    # Maven Central here, and any 3.5 connector runs on any 3.5 Spark (pyspark is pinned to 3.5.x).
+    "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.7",
 )
 JDBC_DRIVER = "org.mariadb.jdbc.Driver"
 

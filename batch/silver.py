@@ -1,29 +1,41 @@
-"""Silver: Bronze's changes since the last run -> the latest valid version of every row.
+"""Silver: the CDC archive's new records -> the latest valid version of every row, and every
+version of orders and their details.
 
-Rows breaking a rule go to `<table>_quarantine` with the rules' names and the Bronze row as
-JSON; a row's key leaves the valid table when its newest version is quarantined or deleted.
-Every table checks rows in = valid + quarantined. Run: `python -m batch silver [--full]`.
+The archive (`bronze/cdc_raw`, append-only) is read from the version Silver last applied.
+Each table's changes are taken in source order, each change once (a replayed record has
+the source position of the first), the newest per key winning unless Silver already holds a
+newer one. A delete keeps the row, marked `is_deleted`. Rows breaking a rule go to
+`<table>_quarantine` with the rules' names and the source row as JSON; a row's key leaves
+the valid table when its newest version is quarantined. Records that are no row change go
+to `cdc_quarantine` with the reason. Every table checks rows in = valid + quarantined.
+Run: `python -m batch silver [--full]`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import lake
+from batch.archive import archive_location
 from batch.job import LayerJob
 from batch.runs import LayerRun
-from batch.transforms import silver
-from batch.transforms.common import missing_keys
+from batch.transforms import changes, silver
 from config import Settings
 
 LAYER = "silver"
+ARCHIVE_MARK = "cdc_raw"  # the mark's name: the archive's version applied
+CDC_QUARANTINE = "cdc_quarantine"
 
 
 def quarantine_name(table: str) -> str:
     return f"{table}_quarantine"
+
+
+def history_name(table: str) -> str:
+    return f"{table}_history"
 
 
 class SilverJob(LayerJob):
@@ -34,24 +46,46 @@ class SilverJob(LayerJob):
         self.now = datetime.now(timezone.utc)  # the rules that look at time judge against one moment
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
-        seen = {name: int(version) for name, version in marks.items()}
-        return {table.name: str(self.refine(tables, table, seen=seen.get(table.name))) for table in silver.TABLES}
+        location = archive_location(self.settings)
+        if not lake.exists(self.spark, location):
+            raise RuntimeError(f"no CDC archive at {location}: run `python -m batch bronze` "
+                               "(or `python -m batch`), which drains the CDC topics into it")
+        seen = marks.get(ARCHIVE_MARK)
+        archived, version = lake.changes_since(self.spark, location, None if seen is None else int(seen))
+        if str(version) == seen:
+            return {}
+        archived = archived.select("topic", "partition", "offset", "key", "value", "op", "source_file",
+                                   "source_pos", "source_row", "source_ts").localCheckpoint()
+        self.quarantine_unreadable(tables, archived)
+        for table in silver.TABLES:
+            self.refine(tables, table, archived.filter(F.col("topic") == self.settings.cdc_topic(table.name)))
+        return {ARCHIVE_MARK: str(version)}
 
-    def refine(self, tables: LayerRun, table: silver.SilverTable, *, seen: int | None) -> int:
-        """Bring the table's Bronze changes after version `seen` (all, when None) into Silver;
-        returns the Bronze version now read."""
+    def quarantine_unreadable(self, tables: LayerRun, archived: DataFrame) -> None:
+        with tables.table(CDC_QUARANTINE) as counts:
+            unreadable = changes.unreadable(archived).localCheckpoint()
+            counts.quarantined = unreadable.count()
+            location = lake.path(self.settings, LAYER, CDC_QUARANTINE)
+            if counts.quarantined or not lake.exists(self.spark, location):
+                lake.upsert(self.spark, location, unreadable, ["topic", "partition", "offset"])
+
+    def refine(self, tables: LayerRun, table: silver.SilverTable, archived: DataFrame) -> None:
+        """Apply the table's changes among `archived` (the archive's new records) to Silver."""
         spark, settings = self.spark, self.settings
-        bronze_location = lake.path(settings, "bronze", table.name)
         location = lake.path(settings, LAYER, table.name)
         with tables.table(table.name) as counts:
-            changes, bronze_version = lake.changes_since(spark, bronze_location, seen)
-            if bronze_version == seen:
-                return bronze_version
-            # A first read is Bronze's snapshot, each key once: no newest change to pick.
-            latest = (changes if seen is None else silver.latest_changes(changes, table.bronze_keys)).localCheckpoint()
+            columns = [*table.image_columns, *changes.extra_columns(archived, table.image_columns)]
+            row_changes = self.look_up(changes.row_changes(archived, table.name, columns, table.bronze_keys), table)
+            conformed = silver.conform(row_changes, table).localCheckpoint()
+            if table.keeps_history:
+                self.record_history(tables, table, conformed)
+            newest = changes.newest_per_key(conformed, table.keys, silver.SOURCE_POSITION)
+            if lake.exists(spark, location):
+                newest = changes.newer_than_stored(newest, lake.read(spark, location), table.keys,
+                                                   silver.SOURCE_POSITION)
             known = {reference.table: lake.read(spark, lake.path(settings, LAYER, reference.table))
                      for reference in table.references.values()}
-            checked = silver.check_table(silver.conform(latest, table), table, self.now, known).localCheckpoint()
+            checked = silver.check_table(newest, table, self.now, known).localCheckpoint()
             good, bad = silver.valid(checked, table), silver.quarantined(checked)
             tally = checked.agg(F.count("*").alias("read"),
                                 F.count_if(F.size(silver.BROKEN_RULES) > 0).alias("quarantined"),
@@ -60,15 +94,38 @@ class SilverJob(LayerJob):
             if counts.read != tally["valid"] + counts.quarantined:
                 raise RuntimeError(f"silver.{table.name}: {counts.read} rows in but {tally['valid']} "
                                    f"valid + {counts.quarantined} quarantined; refusing to write")
-            leaving = silver.deleted_keys(latest, table).unionByName(bad.select(*table.keys))
-            if seen is None and lake.exists(spark, location):  # a full read: drop what Bronze lost
-                leaving = leaving.unionByName(missing_keys(lake.read(spark, location), checked, table.keys))
-            counts.written = lake.upsert(spark, location, good, table.keys, deletes=leaving.distinct(),
+            counts.written = lake.upsert(spark, location, good, table.keys, deletes=bad.select(*table.keys),
                                          partition_by=table.partition_by).rows
             quarantine = lake.path(settings, LAYER, quarantine_name(table.name))
             if counts.quarantined or not lake.exists(spark, quarantine):
-                lake.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_VERSION])
-        return bronze_version
+                lake.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION])
+
+    def look_up(self, row_changes: DataFrame, table: silver.SilverTable) -> DataFrame:
+        """Join in the read columns a change's row image lacks (a detail's order time)."""
+        if not table.looked_up:
+            return row_changes
+        orders = lake.path(self.settings, LAYER, silver.ORDERS.name)
+        if not lake.exists(self.spark, orders):
+            return row_changes.withColumn("order_timestamp", F.lit(None).cast("timestamp"))
+        times = lake.read(self.spark, orders).select(F.col("order_id").alias("_order"),
+                                                     F.col("order_ts").alias("order_timestamp"))
+        return (row_changes.join(times, F.trim(row_changes["order_id"]) == times["_order"], "left")
+                .drop("_order"))
+
+    def record_history(self, tables: LayerRun, table: silver.SilverTable, conformed: DataFrame) -> None:
+        """Every version of the table's rows: the new ones, and the versions already kept of
+        the same keys (a new version closes the one before it)."""
+        name = history_name(table.name)
+        location = lake.path(self.settings, LAYER, name)
+        keys = [*table.keys, silver.SOURCE_POSITION]
+        with tables.table(name) as counts:
+            versions = conformed.drop(silver.RAW)
+            counts.read = versions.count()
+            if lake.exists(self.spark, location):
+                kept = (lake.read(self.spark, location).drop("valid_from", "valid_to")
+                        .join(F.broadcast(versions.select(*table.keys).distinct()), list(table.keys), "left_semi"))
+                versions = versions.unionByName(kept, allowMissingColumns=True).dropDuplicates(keys)
+            counts.written = lake.upsert(self.spark, location, silver.history(versions, table), keys).rows
 
 
 run = SilverJob.once

@@ -135,13 +135,25 @@ def resolve_customer_version(facts: DataFrame, customers: DataFrame) -> DataFram
             .drop("_customer", "_key", "_from", "_to"))
 
 
+def order_status(is_deleted: Column, is_complete: Column) -> Column:
+    return F.when(is_deleted, F.lit("cancelled")).when(is_complete, F.lit("complete")).otherwise(F.lit("incomplete"))
+
+
 def fact_orders(orders: DataFrame, details: DataFrame, customers: DataFrame,
-                payment_methods: DataFrame, dates: DataFrame) -> DataFrame:
-    """One row per order: its keys, size, and whether every detail row has arrived (not
-    deleted: `cancelled_facts` marks those)."""
+                payment_methods: DataFrame, dates: DataFrame, placed: DataFrame) -> DataFrame:
+    """One row per order (Silver's, cancelled ones too): its keys, size and lifecycle.
+
+    `details` are the orders' live detail rows; `placed` (order_id, `placed_at`) is when the
+    source committed each order's first version. `status` is `cancelled` (deleted at the
+    source; `cancelled_at` its commit), `complete` (every detail row there; `completed_at` is
+    the commit of the newest change among the order and its details) or `incomplete`."""
     sizes = details.groupBy("order_id").agg(F.count("*").alias("detail_count"),
-                                             F.sum("quantity").cast("int").alias("total_quantity"))
-    return (orders.join(sizes, "order_id", "left")
+                                             F.sum("quantity").cast("int").alias("total_quantity"),
+                                             F.max("changed_at").alias("_details_changed_at"))
+    detail_count = F.coalesce("detail_count", F.lit(0)).cast("int")
+    is_complete = detail_count == F.col("num_products")
+    status = order_status(F.col("is_deleted"), is_complete)
+    return (orders.join(sizes, "order_id", "left").join(placed, "order_id", "left")
             .withColumn("order_date_id", date_id(F.col("order_date")))
             .transform(resolve_customer_version, customers)
             .transform(resolve_key, payment_methods, on="payment_method_id",
@@ -150,22 +162,27 @@ def fact_orders(orders: DataFrame, details: DataFrame, customers: DataFrame,
                        alias="order_date_id")
             .select("order_id", "order_date_id", "customer_key",
                     "payment_method_key", "store_id", "customer_id", "payment_method_id",
-                    "order_ts", "num_products",
-                    F.coalesce("detail_count", F.lit(0)).cast("int").alias("detail_count"),
+                    "order_ts", "num_products", detail_count.alias("detail_count"),
                     F.coalesce("total_quantity", F.lit(0)).cast("int").alias("total_quantity"),
-                    (F.coalesce("detail_count", F.lit(0)) == F.col("num_products")).alias("is_complete"),
-                    F.lit(False).alias("is_deleted"), F.lit(None).cast("timestamp").alias("deleted_at")))
+                    is_complete.alias("is_complete"), F.col("is_deleted"), F.col("deleted_at"),
+                    status.alias("status"),
+                    F.coalesce("placed_at", "changed_at").alias("placed_at"),
+                    F.when(status == "complete", F.greatest("changed_at", "_details_changed_at"))
+                    .alias("completed_at"),
+                    F.col("deleted_at").alias("cancelled_at")))
 
 
 def cancelled_facts(current: DataFrame, kept: DataFrame, deletions: DataFrame) -> DataFrame:
-    """The facts in `current` whose order is no longer in `kept` (gone from Silver): their
-    last row, marked deleted. `deleted_at` is when the lake first saw the delete
-    (`deletions`: order_id, `_changed_at`), and stays as it was once set."""
+    """The facts in `current` whose order is no longer in `kept` (gone from Silver: its
+    newest version was quarantined): their last row, marked deleted. `deleted_at` is when
+    the lake saw it go (`deletions`: order_id, `_changed_at`), and stays as it was once set."""
+    deleted_at = F.coalesce("deleted_at", "_changed_at", F.current_timestamp())
     return (current.join(kept.select("order_id"), "order_id", "left_anti")
             .join(deletions, "order_id", "left")
-            .withColumn("deleted_at", F.coalesce("deleted_at", "_changed_at", F.current_timestamp()))
-            .withColumn("is_deleted", F.lit(True))
-            .select(*current.columns))
+            .withColumns({"deleted_at": deleted_at, "is_deleted": F.lit(True),
+                          "status": F.lit("cancelled"), "cancelled_at": deleted_at,
+                          "completed_at": F.lit(None).cast("timestamp")})
+            .select(*dict.fromkeys([*current.columns, "status", "cancelled_at", "completed_at"])))
 
 
 def fact_order_products(details: DataFrame, facts: DataFrame, products: DataFrame) -> DataFrame:

@@ -1,7 +1,9 @@
 """Silver: the latest version of each row, typed and cleaned, checked against named rules.
 
-Input is Bronze's change feed (`_change_type`, `_commit_version`). A row breaking any rule
-goes to its table's quarantine with the names of the rules it broke; nothing is dropped.
+Input is the table's row changes from the CDC archive (batch.transforms.changes: the source
+columns, `_deleted`, `_position`, `_changed_at`). A deleted row stays, marked `is_deleted`;
+a row breaking any rule goes to its table's quarantine with the names of the rules it broke;
+nothing is dropped.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from batch.transforms.bronze import PARTITION_COLUMNS
+from batch.transforms.changes import CHANGED_AT, DELETED, POSITION
 from batch.transforms.common import latest_per_key
+from batch.transforms.snapshot import PARTITION_COLUMNS
 
 BROKEN_RULES = "_broken_rules"
-SOURCE_VERSION = "_source_version"
+SOURCE_POSITION = "source_position"  # the change's place in the binlog (changes.position)
+CHANGED_AT_COLUMN = "changed_at"     # when the source committed the row's newest change
+LIFECYCLE_COLUMNS = ("is_deleted", "deleted_at", CHANGED_AT_COLUMN, SOURCE_POSITION)
 RAW = "_raw"
 NOW = "_now"  # the job's start time, which rules may compare against
 
@@ -55,7 +60,14 @@ class SilverTable:
     rules: Mapping[str, str]     # rule name -> condition a valid Silver row meets
     partition_by: tuple[str, ...] = ()
     references: Mapping[str, Reference] = field(default_factory=dict)  # rule name -> reference
-    read_columns: tuple[str, ...] = ()  # the Bronze columns `columns` read; any other is carried as it is
+    read_columns: tuple[str, ...] = ()  # the source columns `columns` read; any other is carried as it is
+    looked_up: tuple[str, ...] = ()  # read columns the row image lacks, joined in by the job
+    keeps_history: bool = False  # every version also kept in `<name>_history`
+
+    @property
+    def image_columns(self) -> tuple[str, ...]:
+        """The columns read from the change's row image."""
+        return tuple(name for name in self.read_columns if name not in self.looked_up)
 
 
 ORDERS = SilverTable(
@@ -70,6 +82,7 @@ ORDERS = SilverTable(
         "order_date": "to_date(cast(`timestamp` AS timestamp))",
     },
     read_columns=("id", "customer_id", "store_id", "payment_method_id", "num_products", "timestamp"),
+    keeps_history=True,
     rules={
         **present("order_id", "customer_id", "store_id", "payment_method_id", "order_ts"),
         "num_products_positive": "num_products > 0",
@@ -90,6 +103,8 @@ ORDER_DETAILS = SilverTable(
         "order_date": "to_date(cast(order_timestamp AS timestamp))",
     },
     read_columns=("order_id", "product_id", "quantity", "order_timestamp"),
+    # A detail's change carries no time: its order's, from Silver's orders (null until known).
+    looked_up=("order_timestamp",), keeps_history=True,
     rules={
         **present("order_id", "product_id", "quantity"),
         "quantity_positive": "quantity > 0",
@@ -131,27 +146,26 @@ def latest_changes(changes: DataFrame, keys: tuple[str, ...]) -> DataFrame:
                           [F.col("_commit_version").desc()])
 
 
-def deleted_keys(latest: DataFrame, table: SilverTable) -> DataFrame:
-    """Silver keys whose newest change is a delete."""
-    return (latest.filter(F.col("_change_type") == "delete")
-            .select(*[F.expr(table.columns[key]).alias(key) for key in table.keys]))
-
-
-def carried_columns(bronze_columns: list[str], table: SilverTable) -> list[str]:
-    """Bronze columns Silver does not read (added at the source since): carried as they are."""
-    return [name for name in bronze_columns if name not in table.read_columns
+def carried_columns(source_columns: list[str], table: SilverTable) -> list[str]:
+    """Source columns Silver does not read (added at the source since): carried as they are."""
+    return [name for name in source_columns if name not in table.read_columns
             and name not in PARTITION_COLUMNS and name not in table.columns]
 
 
-def conform(latest: DataFrame, table: SilverTable) -> DataFrame:
-    """Silver's columns from the Bronze rows still present, then any column the source added
-    since (as it is), with the Bronze row kept as JSON and the version it came from."""
-    bronze_columns = [name for name in latest.columns if not name.startswith("_")]
-    return (latest.filter(F.col("_change_type") != "delete")
-            .select(*[F.expr(expression).alias(name) for name, expression in table.columns.items()],
-                    *carried_columns(bronze_columns, table),
-                    F.to_json(F.struct(*bronze_columns)).alias(RAW),
-                    F.col("_commit_version").alias(SOURCE_VERSION)))
+def conform(changes: DataFrame, table: SilverTable) -> DataFrame:
+    """Silver's columns from each change's row, then any column the source added since (as
+    it is), the lifecycle (`is_deleted`, `deleted_at`: the delete's commit, `changed_at`,
+    `source_position`), and the source row kept as JSON."""
+    source_columns = [name for name in changes.columns if not name.startswith("_")]
+    deleted = F.coalesce(F.col(DELETED), F.lit(False))
+    return changes.select(
+        *[F.expr(expression).alias(name) for name, expression in table.columns.items()],
+        *carried_columns(source_columns, table),
+        deleted.alias("is_deleted"),
+        F.when(deleted, F.col(CHANGED_AT)).alias("deleted_at"),
+        F.col(CHANGED_AT).alias(CHANGED_AT_COLUMN),
+        F.col(POSITION).alias(SOURCE_POSITION),
+        F.to_json(F.struct(*source_columns)).alias(RAW))
 
 
 def check(rows: DataFrame, rules: Mapping[str, str], now: datetime) -> DataFrame:
@@ -189,10 +203,19 @@ def check_table(rows: DataFrame, table: SilverTable, now: datetime,
 
 
 def valid(checked: DataFrame, table: SilverTable) -> DataFrame:
-    """The rows breaking no rule: Silver's columns and the carried ones."""
+    """The rows breaking no rule: Silver's columns, the carried ones and the lifecycle."""
     return (checked.filter(F.size(BROKEN_RULES) == 0)
             .select(*[name for name in checked.columns if not name.startswith("_")]))
 
 
 def quarantined(checked: DataFrame) -> DataFrame:
     return checked.filter(F.size(BROKEN_RULES) > 0)
+
+
+def history(versions: DataFrame, table: SilverTable) -> DataFrame:
+    """Every version of each row (conformed changes, all of a key's known versions): valid
+    from its change's commit until the next change of the same key (`valid_to`, null while
+    current)."""
+    following = Window.partitionBy(*table.keys).orderBy(SOURCE_POSITION)
+    return versions.withColumns({"valid_from": F.col(CHANGED_AT_COLUMN),
+                                 "valid_to": F.lead(CHANGED_AT_COLUMN).over(following)})

@@ -8,19 +8,27 @@ from pyspark.testing import assertDataFrameEqual
 from batch.transforms import gold
 
 ORDERS = ("order_id string, customer_id int, store_id int, payment_method_id int, num_products int,"
-          " order_ts timestamp, order_date date")
-DETAILS = "order_id string, product_id int, quantity int, order_ts timestamp, order_date date"
+          " order_ts timestamp, order_date date, is_deleted boolean, deleted_at timestamp, changed_at timestamp")
+DETAILS = "order_id string, product_id int, quantity int, order_ts timestamp, order_date date, changed_at timestamp"
+PLACED = "order_id string, placed_at timestamp"
 CUSTOMERS = "customer_id int, name string, email string, phone string, city string, created_at timestamp"
 PAYMENT_METHODS = "payment_method_id int, name string, provider string"
 
 
-def order(order_id, customer_id, payment_method_id, num_products, day=date(2026, 11, 21)):
-    return (order_id, customer_id, 4, payment_method_id, num_products, datetime(day.year, day.month, day.day, 8),
-            day)
+def order(order_id, customer_id, payment_method_id, num_products, day=date(2026, 11, 21), *,
+          deleted_at=None, changed_at=None):
+    at = datetime(day.year, day.month, day.day, 8)
+    return (order_id, customer_id, 4, payment_method_id, num_products, at, day, deleted_at is not None,
+            deleted_at, deleted_at or changed_at or at)
 
 
-def detail(order_id, product_id, quantity, day=date(2026, 11, 21)):
-    return (order_id, product_id, quantity, datetime(day.year, day.month, day.day, 8), day)
+def detail(order_id, product_id, quantity, day=date(2026, 11, 21), *, changed_at=None):
+    at = datetime(day.year, day.month, day.day, 8)
+    return (order_id, product_id, quantity, at, day, changed_at or at)
+
+
+def nothing_placed(spark):
+    return spark.createDataFrame([], PLACED)
 
 
 def test_every_dimension_has_exactly_one_unknown_member(spark):
@@ -60,7 +68,7 @@ def test_fact_orders_map_unknown_customers_and_payment_methods_to_the_unknown_me
     payment_methods = gold.dim_payment_method(spark.createDataFrame([(2, "Card", "Visa")], PAYMENT_METHODS))
     dates = gold.dim_date(orders)
 
-    facts = gold.fact_orders(orders, details, customers, payment_methods, dates)
+    facts = gold.fact_orders(orders, details, customers, payment_methods, dates, nothing_placed(spark))
 
     ann = customers.filter("customer_id = 1").first()["customer_key"]
     assertDataFrameEqual(
@@ -78,7 +86,7 @@ def test_an_order_without_details_counts_zero_and_is_incomplete(spark):
     empty = spark.createDataFrame([], DETAILS)
     facts = gold.fact_orders(orders, empty, gold.dim_customer(spark.createDataFrame([], CUSTOMERS)),
                              gold.dim_payment_method(spark.createDataFrame([], PAYMENT_METHODS)),
-                             gold.dim_date(orders)).first()
+                             gold.dim_date(orders), nothing_placed(spark)).first()
     assert (facts["detail_count"], facts["total_quantity"], facts["is_complete"]) == (0, 0, False)
 
 
@@ -88,7 +96,7 @@ def test_fact_order_products_carry_the_order_keys_and_resolve_products(spark):
                                      detail("other", 1001, 9)], DETAILS)
     facts = gold.fact_orders(orders, details, gold.dim_customer(spark.createDataFrame([], CUSTOMERS)),
                              gold.dim_payment_method(spark.createDataFrame([], PAYMENT_METHODS)),
-                             gold.dim_date(orders))
+                             gold.dim_date(orders), nothing_placed(spark))
     products = gold.dim_product(details.filter("product_id = 1001"))
 
     rows = gold.fact_order_products(details, facts, products)
@@ -172,7 +180,7 @@ def test_a_cancelled_order_keeps_its_fact_marked_deleted_once(spark):
     details = spark.createDataFrame([detail("kept", 1001, 2), detail("cancelled", 1001, 1)], DETAILS)
     facts = gold.fact_orders(orders, details, gold.dim_customer(spark.createDataFrame([], CUSTOMERS)),
                              gold.dim_payment_method(spark.createDataFrame([], PAYMENT_METHODS)),
-                             gold.dim_date(orders))
+                             gold.dim_date(orders), nothing_placed(spark))
     recomputed = facts.filter("order_id = 'kept'")
     seen = datetime(2026, 11, 22, 9)
 
@@ -184,3 +192,30 @@ def test_a_cancelled_order_keeps_its_fact_marked_deleted_once(spark):
     [row] = again.collect()
     assert (row.order_id, row.is_deleted, row.deleted_at, row.detail_count) == ("cancelled", True, seen, 1)
     assert marked.columns == facts.columns
+
+
+def test_the_lifecycle_of_an_order_is_its_status_and_the_commits_that_moved_it(spark):
+    placed_at, cancelled_at = datetime(2026, 11, 21, 8), datetime(2026, 11, 21, 9, 30)
+    last_detail, raised = datetime(2026, 11, 21, 8, 0, 5), datetime(2026, 11, 21, 8, 0, 9)
+    orders = spark.createDataFrame([order("complete", 1, 1, 2), order("raised then complete", 1, 1, 3, changed_at=raised),
+                                    order("incomplete", 1, 1, 2), order("cancelled", 1, 1, 1, deleted_at=cancelled_at)],
+                                   ORDERS)
+    details = spark.createDataFrame([detail("complete", 1, 1), detail("complete", 2, 1, changed_at=last_detail),
+                                     *[detail("raised then complete", product, 1) for product in (1, 2, 3)],
+                                     detail("incomplete", 1, 1)], DETAILS)
+    placed = spark.createDataFrame([(name, placed_at) for name in ("complete", "raised then complete", "cancelled")],
+                                   PLACED)
+
+    facts = gold.fact_orders(orders, details, gold.dim_customer(spark.createDataFrame([], CUSTOMERS)),
+                             gold.dim_payment_method(spark.createDataFrame([], PAYMENT_METHODS)),
+                             gold.dim_date(orders), placed)
+
+    assertDataFrameEqual(
+        facts.select("order_id", "status", "placed_at", "completed_at", "cancelled_at", "is_deleted"),
+        spark.createDataFrame([
+            ("complete", "complete", placed_at, last_detail, None, False),
+            ("raised then complete", "complete", placed_at, raised, None, False),
+            ("incomplete", "incomplete", placed_at, None, None, False),  # placed: its own commit, none kept
+            ("cancelled", "cancelled", placed_at, None, cancelled_at, True)],
+            "order_id string, status string, placed_at timestamp, completed_at timestamp,"
+            " cancelled_at timestamp, is_deleted boolean"))

@@ -1,115 +1,195 @@
+"""Silver's transforms from the archive's rows on: Debezium's envelope -> row changes
+(batch.transforms.changes) -> conformed, checked Silver rows."""
+
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timezone
 
 import pytest
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from batch.transforms import silver
+from batch.transforms import changes, silver
+from batch.transforms.archive import cdc_records
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
-BRONZE_ORDERS = ("id string, customer_id int, store_id int, payment_method_id int, num_products int,"
-                 " `timestamp` timestamp, year int, month int, day int,"
-                 " _change_type string, _commit_version long")
+KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+COMMITTED = datetime(2026, 11, 20, 9, 31)
 
 
-def bronze_order(order_id, *, customer_id=7, num_products=2, at=datetime(2026, 11, 20, 9, 30),
-                 change="insert", version=1):
-    return (order_id, customer_id, 3, 1, num_products, at, at and at.year, at and at.month,
-            at and at.day, change, version)
+def epoch_ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
-def refine(rows: DataFrame, table: silver.SilverTable) -> DataFrame:
-    latest = silver.latest_changes(rows, table.bronze_keys)
-    customers = rows.sparkSession.createDataFrame([(7,), (9,)], "customer_id int")
-    return silver.check_table(silver.conform(latest, table), table, NOW, {"customers": customers})
+def order_image(order_id, *, customer_id=7, num_products=2, at=datetime(2026, 11, 20, 9, 30), **extra):
+    return {"id": order_id, "customer_id": customer_id, "store_id": 3, "payment_method_id": 1,
+            "num_products": num_products, "timestamp": epoch_ms(at), **extra}
 
 
-def test_latest_change_wins_and_preimages_are_ignored(spark):
-    changes = spark.createDataFrame([
-        bronze_order("o1", num_products=1, version=1),
-        bronze_order("o1", num_products=1, change="update_preimage", version=2),
-        bronze_order("o1", num_products=3, change="update_postimage", version=2),
-        bronze_order("o2", version=1),
-        bronze_order("o2", change="delete", version=3),
-    ], BRONZE_ORDERS)
+def debezium(op: str, image: dict | None, pos: int, *, row: int = 0, committed: datetime = COMMITTED,
+             file: str = "mysql-bin.000003") -> str:
+    return json.dumps({"before": image if op == "d" else None, "after": None if op == "d" else image,
+                       "source": {"file": file, "pos": pos, "row": row, "ts_ms": epoch_ms(committed)},
+                       "op": op, "ts_ms": epoch_ms(committed)})
 
-    latest = silver.latest_changes(changes, ("id",))
 
-    assert sorted((r["id"], r["num_products"], r["_change_type"]) for r in latest.collect()) == [
-        ("o1", 3, "update_postimage"), ("o2", 2, "delete")]
-    assertDataFrameEqual(silver.deleted_keys(latest, silver.ORDERS),
-                         spark.createDataFrame([("o2",)], "order_id string"))
+def archived(spark: SparkSession, values: list[str | None], topic: str = "orders") -> DataFrame:
+    """The archive's rows for these record values, at offsets 0, 1, ... of one partition."""
+    records = [(None, None if value is None else value.encode(), topic, 0, offset, COMMITTED)
+               for offset, value in enumerate(values)]
+    return cdc_records(spark.createDataFrame(records, KAFKA))
+
+
+def conformed(spark: SparkSession, values: list[str | None], table: silver.SilverTable) -> DataFrame:
+    rows = changes.row_changes(archived(spark, values), table.name, table.image_columns, table.bronze_keys)
+    for name in table.looked_up:
+        rows = rows.withColumn(name, rows["order_id"].cast("timestamp"))  # the job joins these in
+    return silver.conform(rows, table)
+
+
+def refine(spark: SparkSession, values: list[str | None], table: silver.SilverTable) -> DataFrame:
+    newest = changes.newest_per_key(conformed(spark, values, table), table.keys, silver.SOURCE_POSITION)
+    customers = spark.createDataFrame([(7,), (9,)], "customer_id int")
+    return silver.check_table(newest, table, NOW, {"customers": customers})
+
+
+def test_the_newest_change_by_source_position_wins_and_a_replay_counts_once(spark):
+    values = [debezium("r", order_image("o1", num_products=1), 100),
+              debezium("u", order_image("o1", num_products=3), 900),  # archived before the one it follows
+              debezium("u", order_image("o1", num_products=2), 500),
+              debezium("c", order_image("o2"), 600),
+              debezium("c", order_image("o2"), 600)]                  # Kafka Connect repeated it
+
+    rows = changes.row_changes(archived(spark, values), "orders", silver.ORDERS.image_columns, ("id",))
+    newest = changes.newest_per_key(rows, ("id",))
+
+    assert rows.count() == 4
+    assert sorted((r["id"], r["num_products"], r[changes.OP]) for r in newest.collect()) == [
+        ("o1", "3", "u"), ("o2", "2", "c")]
+
+
+def test_positions_sort_as_the_binlog_does_across_files_and_rows(spark):
+    values = [debezium("u", order_image("o1", num_products=n), pos, row=row, file=file)
+              for n, (file, pos, row) in enumerate([("mysql-bin.000009", 99_999, 0), ("mysql-bin.000010", 4, 0),
+                                                    ("mysql-bin.000010", 4, 2)], start=1)]
+
+    rows = changes.row_changes(archived(spark, values), "orders", silver.ORDERS.image_columns, ("id",))
+
+    assert [r["num_products"] for r in rows.orderBy(changes.POSITION).collect()] == ["1", "2", "3"]
+
+
+def test_a_delete_keeps_its_row_marked_with_the_commit_of_the_delete(spark):
+    cancelled = datetime(2026, 11, 20, 10, 15)
+    values = [debezium("c", order_image("o1"), 100), debezium("d", order_image("o1"), 200, committed=cancelled)]
+
+    [row] = silver.valid(refine(spark, values, silver.ORDERS), silver.ORDERS).collect()
+
+    assert (row.order_id, row.num_products, row.is_deleted, row.deleted_at, row.changed_at) == (
+        "o1", 2, True, cancelled, cancelled)
+
+
+def test_a_change_older_than_the_stored_one_is_not_applied(spark):
+    values = [debezium("u", order_image("o1", num_products=1), 100), debezium("u", order_image("o2"), 300)]
+    rows = conformed(spark, values, silver.ORDERS)
+    stored = spark.createDataFrame([("o1", changes.position_text(3, 200, 0)), ("o2", changes.position_text(3, 200, 0))],
+                                   f"order_id string, {silver.SOURCE_POSITION} string")
+
+    applied = changes.newer_than_stored(rows, stored, ["order_id"], silver.SOURCE_POSITION)
+
+    assert [r["order_id"] for r in applied.collect()] == ["o2"]
+
+
+def test_records_that_are_no_row_change_are_set_aside_with_the_reason_and_tombstones_are_not(spark):
+    values = [debezium("c", order_image("o1"), 100), None, "not json at all", '{"op": "c"}',
+              json.dumps({"op": "t", "source": {"file": "mysql-bin.000003", "pos": 5}})]
+
+    rows = archived(spark, values)
+    unreadable = {r["offset"]: r["_reason"] for r in changes.unreadable(rows).collect()}
+
+    assert unreadable == {2: changes.UNREADABLE, 3: changes.UNREADABLE,
+                          4: "truncate: not applied, reload with --full"}
+    assert changes.row_changes(rows, "orders", silver.ORDERS.image_columns, ("id",)).count() == 1
+
+
+def test_every_version_of_an_order_is_valid_until_the_next_commit(spark):
+    placed, raised, cancelled = datetime(2026, 11, 20, 9), datetime(2026, 11, 20, 9, 5), datetime(2026, 11, 20, 9, 9)
+    values = [debezium("c", order_image("o1", num_products=2), 100, committed=placed),
+              debezium("u", order_image("o1", num_products=3), 200, committed=raised),
+              debezium("d", order_image("o1", num_products=3), 300, committed=cancelled)]
+
+    history = silver.history(conformed(spark, values, silver.ORDERS), silver.ORDERS)
+
+    assert sorted((r.num_products, r.valid_from, r.valid_to, r.is_deleted) for r in history.collect()) == [
+        (2, placed, raised, False), (3, raised, cancelled, False), (3, cancelled, None, True)]
 
 
 def test_orders_are_typed_trimmed_and_named_for_silver(spark):
-    changes = spark.createDataFrame([bronze_order("  o1 ")], BRONZE_ORDERS)
+    rows = silver.valid(refine(spark, [debezium("c", order_image("  o1 "), 100)], silver.ORDERS), silver.ORDERS)
 
-    rows = silver.valid(refine(changes, silver.ORDERS), silver.ORDERS)
-
-    assertDataFrameEqual(rows, spark.createDataFrame(
-        [("o1", 7, 3, 1, 2, datetime(2026, 11, 20, 9, 30), date(2026, 11, 20))],
+    assertDataFrameEqual(rows.drop(silver.SOURCE_POSITION), spark.createDataFrame(
+        [("o1", 7, 3, 1, 2, datetime(2026, 11, 20, 9, 30), date(2026, 11, 20), False, None, COMMITTED)],
         "order_id string, customer_id int, store_id int, payment_method_id int, num_products int,"
-        " order_ts timestamp, order_date date"))
+        " order_ts timestamp, order_date date, is_deleted boolean, deleted_at timestamp, changed_at timestamp"))
 
 
 def test_a_column_added_at_the_source_is_carried_into_silver_as_it_is(spark):
-    changes = spark.createDataFrame([(*bronze_order("o1")[:9], "gift wrap", *bronze_order("o1")[9:]),
-                                     (*bronze_order("o2")[:9], None, *bronze_order("o2")[9:])],
-                                    BRONZE_ORDERS.replace(" day int,", " day int, gift_note string,"))
+    values = [debezium("c", order_image("o1", gift_note="gift wrap"), 100), debezium("c", order_image("o2"), 200)]
+    rows = archived(spark, values)
+    extra = changes.extra_columns(rows, silver.ORDERS.image_columns)
 
-    rows = silver.valid(refine(changes, silver.ORDERS), silver.ORDERS)
+    refined = changes.row_changes(rows, "orders", [*silver.ORDERS.image_columns, *extra], ("id",))
+    newest = silver.check_table(silver.conform(refined, silver.ORDERS), silver.ORDERS, NOW,
+                                {"customers": spark.createDataFrame([(7,)], "customer_id int")})
+    valid = silver.valid(newest, silver.ORDERS)
 
-    assert rows.columns == [*silver.ORDERS.columns, "gift_note"]
-    assert sorted((r["order_id"], r["gift_note"]) for r in rows.collect()) == [("o1", "gift wrap"), ("o2", None)]
+    assert extra == ["gift_note"]
+    assert valid.columns == [*silver.ORDERS.columns, "gift_note", *silver.LIFECYCLE_COLUMNS]
+    assert sorted((r["order_id"], r["gift_note"]) for r in valid.collect()) == [("o1", "gift wrap"), ("o2", None)]
 
 
 @pytest.mark.parametrize(("row", "broken"), [
-    (bronze_order("o1"), []),
-    (bronze_order(None), ["order_id_present"]),
-    (bronze_order("   "), ["order_id_present"]),
-    (bronze_order("o1", customer_id=None, num_products=0),
+    (order_image("o1"), []),
+    (order_image(None), ["order_id_present"]),
+    (order_image("   "), ["order_id_present"]),
+    (order_image("o1", customer_id=None, num_products=0),
      ["customer_id_present", "num_products_positive", "customer_known"]),
-    (bronze_order("o1", customer_id=8), ["customer_known"]),
-    (bronze_order("o1", num_products=-2), ["num_products_positive"]),
-    (bronze_order("o1", at=None), ["order_ts_present", "order_ts_not_future"]),
-    (bronze_order("o1", at=datetime(2026, 11, 21, 12, 4)), []),       # within the clock skew
-    (bronze_order("o1", at=datetime(2027, 1, 1)), ["order_ts_not_future"]),
+    (order_image("o1", customer_id=8), ["customer_known"]),
+    (order_image("o1", num_products=-2), ["num_products_positive"]),
+    (order_image("o1", at=None), ["order_ts_present", "order_ts_not_future"]),
+    (order_image("o1", at=datetime(2026, 11, 21, 12, 4)), []),       # within the clock skew
+    (order_image("o1", at=datetime(2027, 1, 1)), ["order_ts_not_future"]),
 ])
 def test_order_rules_name_what_they_break(spark, row, broken):
-    checked = refine(spark.createDataFrame([row], BRONZE_ORDERS), silver.ORDERS)
+    checked = refine(spark, [debezium("c", row, 100)], silver.ORDERS)
     assert checked.first()[silver.BROKEN_RULES] == broken
     assert silver.quarantined(checked).count() == (1 if broken else 0)
     assert silver.valid(checked, silver.ORDERS).count() == (0 if broken else 1)
 
 
-def test_every_row_in_is_valid_or_quarantined_and_quarantine_keeps_the_bronze_row(spark):
-    details = spark.createDataFrame(
-        [("o1", 1001, 2, datetime(2026, 11, 20), "insert", 4),
-         ("o1", 1002, -1, datetime(2026, 11, 20), "insert", 4),
-         ("o2", None, 1, None, "insert", 4)],
-        "order_id string, product_id int, quantity int, order_timestamp timestamp,"
-        " _change_type string, _commit_version long")
+def test_every_row_in_is_valid_or_quarantined_and_quarantine_keeps_the_source_row(spark):
+    values = [debezium("c", {"order_id": "o1", "product_id": 1001, "quantity": 2}, 100),
+              debezium("c", {"order_id": "o1", "product_id": 1002, "quantity": -1}, 100, row=1),
+              debezium("c", {"order_id": "o2", "product_id": None, "quantity": 1}, 200)]
 
-    checked = refine(details, silver.ORDER_DETAILS)
+    checked = refine(spark, values, silver.ORDER_DETAILS)
     good, bad = silver.valid(checked, silver.ORDER_DETAILS), silver.quarantined(checked)
 
-    assert good.count() + bad.count() == details.count() == 3
-    assert sorted((r["order_id"], r[silver.BROKEN_RULES], r[silver.SOURCE_VERSION]) for r in
-                  bad.collect()) == [("o1", ["quantity_positive"], 4), ("o2", ["product_id_present"], 4)]
-    assert '"quantity":-1' in bad.filter("product_id = 1002").first()[silver.RAW]
+    assert good.count() + bad.count() == len(values) == 3
+    assert sorted((r["order_id"], r[silver.BROKEN_RULES], r[silver.SOURCE_POSITION]) for r in bad.collect()) == [
+        ("o1", ["quantity_positive"], changes.position_text(3, 100, 1)),
+        ("o2", ["product_id_present"], changes.position_text(3, 200, 0))]
+    assert '"quantity":"-1"' in bad.filter("product_id = 1002").first()[silver.RAW]
 
 
 @pytest.mark.parametrize(("email", "broken"), [
     ("  Ann@Example.COM ", []), ("ann@example", ["email_valid"]), ("", ["email_valid"]),
     ("a b@x.io", ["email_valid"])])
 def test_customer_email_is_lowered_and_checked(spark, email, broken):
-    customers = spark.createDataFrame(
-        [(1, "Ann", email, "555", "Oslo", datetime(2025, 1, 1), "insert", 1)],
-        "id int, name string, email string, phone string, city string, created_at timestamp,"
-        " _change_type string, _commit_version long")
-    checked = refine(customers, silver.CUSTOMERS).first()
+    image = {"id": 1, "name": "Ann", "email": email, "phone": "555", "city": "Oslo",
+             "created_at": epoch_ms(datetime(2025, 1, 1))}
+    checked = refine(spark, [debezium("r", image, 100)], silver.CUSTOMERS).first()
     assert checked[silver.BROKEN_RULES] == broken
+    assert checked["created_at"] == datetime(2025, 1, 1)
     if not broken:
         assert checked["email"] == "ann@example.com"

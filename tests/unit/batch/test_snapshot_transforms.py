@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pyspark.testing import assertDataFrameEqual
 
-from batch.transforms.bronze import (bucket_predicates, bucket_signatures_query, changed_buckets, hash_predicates,
+from batch.transforms.snapshot import (bucket_predicates, bucket_signatures_query, changed_buckets, hash_predicates,
                                      with_date_partitions)
 from batch.transforms.common import nullable
 

@@ -1,0 +1,108 @@
+"""Row changes from the raw CDC archive (batch.archive's rows): Debezium's envelope -> one
+row per change of a source row, in the source's order. Pure.
+
+A change is identified by its source position (binlog file number, position, row in the
+event) and its key: Kafka Connect repeats records after a restart at other offsets, and the
+same change read twice must count once. Snapshot reads (`r`) are inserts; a delete (`d`)
+carries its row's last image (`before`), marked deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from batch.transforms.common import latest_per_key
+
+POSITION = "_position"      # sortable text: binlog file number, position, row
+CHANGED_AT = "_changed_at"  # when the source committed the change
+OP = "_op"
+DELETED = "_deleted"
+UNREADABLE = "not_debezium_json"  # a quarantine reason: the record is no row change
+ROW_OPS = ("c", "r", "u", "d")
+# DATETIME columns reach Kafka as epoch milliseconds (Debezium's io.debezium.time.Timestamp).
+DATETIME_COLUMNS = {"orders": ("timestamp",), "customers": ("created_at",)}
+ROW_TEXT = "map<string,string>"
+
+
+POSITION_FORMAT = "%010d:%020d:%06d"
+
+
+def position(file: Column, pos: Column, row: Column) -> Column:
+    """The change's place in the binlog as text whose order is the binlog's order."""
+    file_number = F.regexp_extract(file, r"\.(\d+)$", 1).cast("long")
+    return F.format_string(POSITION_FORMAT, file_number, pos, F.coalesce(row, F.lit(0)))
+
+
+def position_text(file_number: int, pos: int, row: int = 0) -> str:
+    """`position`'s text for a place in the binlog."""
+    return POSITION_FORMAT % (file_number, pos, row)
+
+
+def is_row_change(archived: DataFrame) -> Column:
+    """A Debezium change of a row with its place in the binlog (not a tombstone, truncate or
+    foreign record)."""
+    return (F.col("op").isin(*ROW_OPS) & F.col("source_file").rlike(r"\.\d+$")
+            & F.col("source_pos").isNotNull())
+
+
+def tombstones(archived: DataFrame) -> Column:
+    """Debezium's null-valued record after a delete (for log compaction): expected, no change."""
+    return F.col("value").isNull()
+
+
+def unreadable(archived: DataFrame) -> DataFrame:
+    """Records that are neither a row change nor a tombstone, with the reason, for the
+    quarantine: topic, partition, offset, key, value, `_reason`."""
+    return (archived.filter(~tombstones(archived) & ~F.coalesce(is_row_change(archived), F.lit(False)))
+            .select("topic", "partition", "offset", "key", "value",
+                    F.when(F.col("op") == "t", F.lit("truncate: not applied, reload with --full"))
+                    .otherwise(F.lit(UNREADABLE)).alias("_reason")))
+
+
+def row_changes(archived: DataFrame, table: str, columns: Sequence[str], keys: Sequence[str]) -> DataFrame:
+    """The table's row changes: the source's `columns` (text, DATETIMEs as timestamps) from
+    the row image (`before` for a delete), then `_op`, `_deleted`, `_position` and
+    `_changed_at`. Each change once, however often the archive holds it."""
+    image = F.from_json(F.when(F.col("op") == "d", F.get_json_object("value", "$.before"))
+                        .otherwise(F.get_json_object("value", "$.after")), ROW_TEXT)
+    datetimes = DATETIME_COLUMNS.get(table, ())
+
+    def column(name: str) -> Column:
+        text = image[name]
+        return F.timestamp_millis(text.cast("long")) if name in datetimes else text
+
+    return (archived.filter(is_row_change(archived))
+            .select(*[column(name).alias(name) for name in columns],
+                    F.col("op").alias(OP), (F.col("op") == "d").alias(DELETED),
+                    position(F.col("source_file"), F.col("source_pos"), F.col("source_row")).alias(POSITION),
+                    F.col("source_ts").alias(CHANGED_AT))
+            .dropDuplicates([*keys, POSITION]))
+
+
+def extra_columns(archived: DataFrame, known: Sequence[str]) -> list[str]:
+    """Row-image fields the table's spec does not name (columns added at the source since),
+    in name order: they are carried as text."""
+    names = (archived.filter(F.col("op").isin(*ROW_OPS))
+             .select(F.explode(F.map_keys(F.from_json(
+                 F.coalesce(F.get_json_object("value", "$.after"), F.get_json_object("value", "$.before")),
+                 ROW_TEXT))).alias("name"))
+             .distinct().collect())
+    return sorted(row["name"] for row in names if row["name"] not in known)
+
+
+def newest_per_key(changes: DataFrame, keys: Sequence[str], position_column: str = POSITION) -> DataFrame:
+    """Each key's newest change, by source position."""
+    return latest_per_key(changes, keys, [F.col(position_column).desc()])
+
+
+def newer_than_stored(changes: DataFrame, stored: DataFrame, keys: Sequence[str],
+                      position_column: str = POSITION) -> DataFrame:
+    """The changes past the position the table already holds for their key (`stored`: keys
+    and the position column): a replayed or late-read older change must not undo a newer one."""
+    held = stored.select(*keys, F.col(position_column).alias("_held"))
+    return (changes.join(held, list(keys), "left")
+            .filter(F.col("_held").isNull() | (F.col(position_column) > F.col("_held")))
+            .drop("_held"))
