@@ -1,5 +1,6 @@
-"""The batch layers on the real stack: MariaDB -> Bronze -> Silver -> Gold as Delta tables on
-MinIO, first run, re-run, increments, bad rows and a job killed mid-write."""
+"""The batch layers on the real stack: MariaDB -> Debezium -> Bronze (the CDC archive) ->
+Silver -> Gold as Delta tables on MinIO: first run, re-run, increments, cancellations and
+history, replays, bad rows and a job killed mid-write."""
 
 from __future__ import annotations
 
@@ -17,21 +18,28 @@ import pytest
 from minio import Minio
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from confluent_kafka import Producer
 from pyspark.testing import assertDataFrameEqual
 
 from batch import bronze, gold, lake, silver
+from batch.archive import archive_location
 from batch.maintain import maintain_lake
 from batch.report import write_report
 from batch.runs import LayerRun
+from cdc.topics import read_to_end
 from config import Settings
 from config.settings import REPO_ROOT
-from source import database, generate
+from source import generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import scratch_lake
 from tests.integration.browser import chromium_render
+from tests.integration.scratch_stream import cdc_caught_up, scratch_stream
+from source import database
 
 CUSTOMERS = 2_000
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+SILVER_TABLES = ("orders", "order_details", "customers", "payment_method", "orders_history",
+                 "order_details_history")
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
                "fact_order_products", "mart_daily_orders", "mart_payment_mix", "mart_top_products",
                "mart_customer_segments")
@@ -47,20 +55,19 @@ FOREIGN_KEYS = {  # fact -> (its column, dimension, the dimension's key)
 
 @pytest.fixture(scope="module")
 def lakehouse(settings: Settings, spark: SparkSession):
-    """A scratch source database with reference data and 1,000 orders (chaos on), and a lake
-    of its own built from it by a first run. The tests share it (a run takes tens of
-    seconds); each one's checks are relative to the state it finds."""
+    """A scratch source database with reference data, its own Debezium connector and CDC
+    topics, 1,000 orders (chaos on), and a lake of its own built from them by a first run.
+    The tests share it (a run takes tens of seconds); each one's checks are relative to the
+    state it finds."""
     bucket = f"t{uuid.uuid4().hex[:12]}"
     minio = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
     with scratch_lake(settings, bucket) as lake_settings, \
-            database.scratch_database(lake_settings, bucket) as scratch:
+            scratch_stream(lake_settings, bucket, workers=0) as (scratch, _):
         connection = database.connect(scratch)
-        database.apply_schema(connection)
-        database.load_reference(connection, CUSTOMERS, seed=1, progress=False)
-        add_orders(connection, 1_000, seed=1, chaos=ChaosMix())
-        first_run = run_all(spark, scratch)
-        yield Lakehouse(scratch, connection, minio, bucket, first_run)
+        manifest = add_orders(connection, 1_000, seed=1, chaos=ChaosMix())
+        first_run = run_all(spark, scratch, connection)
+        yield Lakehouse(scratch, connection, minio, bucket, first_run, manifest)
         connection.close()
 
 
@@ -71,14 +78,21 @@ class Lakehouse:
     minio: object
     bucket: str
     first_run: dict
+    manifest: dict
 
 
-def add_orders(connection, orders: int, *, seed: int, chaos: ChaosMix = ChaosMix.off()) -> None:
+def add_orders(connection, orders: int, *, seed: int, chaos: ChaosMix = ChaosMix.off()) -> dict:
+    truth = Truth()
     generate.run(connection, plan(orders, seed=seed, customers=CUSTOMERS, chaos=chaos),
-                 total_orders=orders, rate=0, truth=Truth(), progress=False)
+                 total_orders=orders, rate=0, truth=truth, progress=False)
+    return truth.manifest()
 
 
-def run_all(spark: SparkSession, settings: Settings) -> dict[str, LayerRun]:
+def run_all(spark: SparkSession, settings: Settings, connection, *, sync: bool = True) -> dict[str, LayerRun]:
+    """Every layer once, after Debezium has captured what was committed before (`sync`: a
+    marker change waited for on the CDC topics, which the lake then applies too)."""
+    if sync:
+        cdc_caught_up(settings, connection)
     return {layer.__name__.split(".")[-1]: layer.run(spark, settings) for layer in (bronze, silver, gold)}
 
 
@@ -122,7 +136,7 @@ def assert_star_matches_source(spark: SparkSession, settings: Settings, connecti
     assert current.count() == source_count(connection, "customers") + 1  # + unknown
     assert tables["dim_customer"].groupBy("customer_id").agg(F.count_if("is_current").alias("n")) \
         .filter("customer_id IS NOT NULL AND n > 1").count() == 0
-    assert tables["dim_payment_method"].count() == 12 + 1
+    assert tables["dim_payment_method"].count() == source_count(connection, "payment_method") + 1
     assert_marts_match_facts(tables)
     for fact, keys in FOREIGN_KEYS.items():
         for column, dimension, key in keys:
@@ -131,6 +145,16 @@ def assert_star_matches_source(spark: SparkSession, settings: Settings, connecti
             assert dangling.count() == 0, f"{fact}.{column} not in {dimension}"
     complete = tables["fact_orders"].filter("is_complete").count()
     assert 0 < complete < tables["fact_orders"].count()  # chaos leaves some orders incomplete
+
+
+def assert_lifecycle_matches_manifest(spark: SparkSession, settings: Settings, manifest: dict) -> None:
+    """Every order of the manifest in fact_orders with the status it ended in."""
+    facts = {row.order_id: row.status for row in gold_tables(spark, settings)["fact_orders"].collect()}
+    expected = {**dict.fromkeys(manifest["complete"], "complete"), **dict.fromkeys(manifest["incomplete"], "incomplete"),
+                **dict.fromkeys(manifest["cancelled"], "cancelled")}
+    assert {order: facts.get(order) for order in expected} == expected
+    daily = gold_tables(spark, settings)["mart_daily_orders"].agg(F.sum("cancelled")).first()[0]
+    assert daily == len(manifest["cancelled"]) > 0
 
 
 def assert_marts_match_facts(tables: dict[str, DataFrame]) -> None:
@@ -147,20 +171,22 @@ def assert_marts_match_facts(tables: dict[str, DataFrame]) -> None:
 def test_first_run_builds_the_star_and_a_rerun_changes_nothing(spark, lakehouse):
     settings, connection, first = lakehouse.settings, lakehouse.connection, lakehouse.first_run
 
-    assert written(first["bronze"], "orders") == source_count(connection, "orders") > 900
-    assert written(first["bronze"], "customers") == CUSTOMERS
-    for layer in ("bronze", "silver"):
-        assert first[layer].total("quarantined") == 0
+    assert read(first["silver"], "orders") == source_count(connection, "orders") + len(lakehouse.manifest["cancelled"])
+    assert read(first["silver"], "customers") == CUSTOMERS
+    assert first["silver"].total("quarantined") == 0
     assert_star_matches_source(spark, settings, connection)
+    assert_lifecycle_matches_manifest(spark, settings, lakehouse.manifest)
     before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
-    versions = {name: lake.version(spark, lake.path(settings, "gold", name)) for name in GOLD_TABLES}
+    versions = {name: lake.version(spark, lake.path(settings, layer, name))
+                for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
 
-    again = run_all(spark, settings)
+    again = run_all(spark, settings, connection, sync=False)
 
     assert [again[layer].total("written") for layer in again] == [0, 0, 0]
     for name, table in gold_tables(spark, settings).items():
         assertDataFrameEqual(table, before[name])
-        assert lake.version(spark, lake.path(settings, "gold", name)) == versions[name]
+    assert versions == {name: lake.version(spark, lake.path(settings, layer, name))
+                        for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
 
 
 def test_new_orders_alone_flow_through(spark, lakehouse):
@@ -169,17 +195,88 @@ def test_new_orders_alone_flow_through(spark, lakehouse):
 
     add_orders(connection, 100, seed=2)
     new_details = source_count(connection, "order_details") - details
-    runs = run_all(spark, settings)
+    runs = run_all(spark, settings, connection)
 
-    assert written(runs["bronze"], "orders") == 100
-    assert written(runs["bronze"], "order_details") == new_details
-    assert written(runs["bronze"], "customers") == written(runs["bronze"], "payment_method") == 0
-    assert written(runs["silver"], "orders") == 100
+    assert written(runs["bronze"], "cdc_raw") == 100 + new_details + 1  # and the sync marker
+    assert written(runs["silver"], "orders") == written(runs["silver"], "orders_history") == 100
+    assert written(runs["silver"], "customers") == 0
     assert written(runs["gold"], "fact_orders") == 100
     assert written(runs["gold"], "fact_order_products") == new_details
     assert "dim_customer" not in [t.table for t in runs["gold"].tables]  # Silver customers unchanged
     assert source_count(connection, "orders") == orders + 100
     assert_star_matches_source(spark, settings, connection)
+
+
+def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lakehouse):
+    settings, connection = lakehouse.settings, lakehouse.connection
+    cursor = connection.cursor()
+    cursor.execute("INSERT INTO orders VALUES ('gone-before-the-lake', 5, 1, 2, 1, NOW(3))")
+    cursor.execute("INSERT INTO order_details VALUES ('gone-before-the-lake', 1001, 1)")
+    cursor.execute("DELETE FROM order_details WHERE order_id = 'gone-before-the-lake'")
+    cursor.execute("DELETE FROM orders WHERE id = 'gone-before-the-lake'")
+
+    run_all(spark, settings, connection)
+
+    tables = gold_tables(spark, settings)
+    [fact] = tables["fact_orders"].filter("order_id = 'gone-before-the-lake'").collect()
+    assert (fact.status, fact.is_deleted, fact.detail_count) == ("cancelled", True, 0)
+    assert fact.cancelled_at is not None and fact.placed_at <= fact.cancelled_at
+    assert tables["fact_order_products"].filter("order_id = 'gone-before-the-lake'").count() == 0
+    [silver_row] = lake.read(spark, lake.path(settings, "silver", "orders")).filter(
+        "order_id = 'gone-before-the-lake'").collect()
+    assert silver_row.is_deleted and silver_row.deleted_at == fact.cancelled_at
+    assert_marts_match_facts(tables)
+
+
+def test_a_raised_order_keeps_both_versions_and_completes_once(spark, lakehouse):
+    settings, connection = lakehouse.settings, lakehouse.connection
+    cursor = connection.cursor()
+    cursor.execute("INSERT INTO orders VALUES ('raised', 5, 1, 2, 1, NOW(3))")
+    cursor.execute("INSERT INTO order_details VALUES ('raised', 1001, 1)")
+    cursor.execute("UPDATE orders SET num_products = 2 WHERE id = 'raised'")
+    cursor.execute("INSERT INTO order_details VALUES ('raised', 1002, 3)")
+
+    run_all(spark, settings, connection)
+
+    history = lake.read(spark, lake.path(settings, "silver", "orders_history")).filter("order_id = 'raised'")
+    versions = history.orderBy("source_position").collect()
+    assert [(v.num_products, v.is_deleted) for v in versions] == [(1, False), (2, False)]
+    assert versions[0].valid_to == versions[1].valid_from and versions[1].valid_to is None
+    details = lake.read(spark, lake.path(settings, "silver", "order_details_history")).filter("order_id = 'raised'")
+    assert details.count() == 2
+    [fact] = gold_tables(spark, settings)["fact_orders"].filter("order_id = 'raised'").collect()
+    assert (fact.status, fact.num_products, fact.detail_count, fact.total_quantity) == ("complete", 2, 2, 4)
+    assert fact.placed_at == versions[0].valid_from and fact.completed_at >= versions[1].valid_from
+
+
+def test_replayed_cdc_records_change_no_table(spark, lakehouse):
+    """Kafka Connect repeats records after a restart, at new offsets: the same changes again."""
+    settings, connection = lakehouse.settings, lakehouse.connection
+    add_orders(connection, 30, seed=4, chaos=ChaosMix())
+    run_all(spark, settings, connection)
+    versions = {name: lake.version(spark, lake.path(settings, layer, name))
+                for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
+    replayed = replay_newest(settings, per_partition=40)
+
+    runs = run_all(spark, settings, connection, sync=False)
+
+    assert written(runs["bronze"], "cdc_raw") == replayed > 0
+    assert [runs[layer].total("written") for layer in ("silver", "gold")] == [0, 0]
+    assert versions == {name: lake.version(spark, lake.path(settings, layer, name))
+                        for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
+
+
+def replay_newest(settings: Settings, per_partition: int) -> int:
+    """Copy each CDC partition's newest records to the end of the same partition, as Kafka
+    Connect does after a restart; the records copied."""
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    copied = 0
+    for table in ("orders", "order_details", "customers", "payment_method"):
+        for message in read_to_end(settings, settings.cdc_topic(table), raw=True, last=per_partition):
+            producer.produce(message.topic, key=message.key, value=message.value, partition=message.partition)
+            copied += 1
+    producer.flush(30)
+    return copied
 
 
 def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
@@ -191,17 +288,15 @@ def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
                    " ('bad-future', 5, 1, 2, 1, NOW(3) + INTERVAL 2 DAY)")
     cursor.execute("INSERT INTO order_details VALUES (%s, 9999, -3)", (good_order,))
 
-    runs = run_all(spark, settings)
+    runs = run_all(spark, settings, connection)
 
     quarantine = {table: lake.read(spark, lake.path(settings, "silver", f"{table}_quarantine"))
                   for table in ("orders", "order_details")}
-    assert sorted((r["order_id"], r["_broken_rules"]) for r in quarantine["orders"].collect()) == [
+    assert sorted((r["order_id"], r["_broken_rules"]) for r in quarantine["orders"].collect()
+                  if r["order_id"].startswith("bad-")) == [
         ("bad-future", ["order_ts_not_future"]), ("bad-size", ["num_products_positive"])]
-    assert [(r["order_id"], r["_broken_rules"]) for r in quarantine["order_details"].collect()] == [
-        (good_order, ["quantity_positive"])]
-    # the future order does not drag Bronze's watermark past the orders written after it
-    cursor.execute("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f')")
-    assert lake.read_marks(spark, settings, "bronze")["orders"] <= cursor.fetchone()[0]
+    assert [(r["order_id"], r["_broken_rules"]) for r in quarantine["order_details"].filter("product_id = 9999")
+            .collect()] == [(good_order, ["quantity_positive"])]
     orders_run = next(t for t in runs["silver"].tables if t.table == "orders")
     assert (orders_run.read, orders_run.quarantined, orders_run.written) == (2, 2, 0)
     silver_orders = lake.read(spark, lake.path(settings, "silver", "orders"))
@@ -212,7 +307,7 @@ def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
 
 def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, lakehouse):
     """The source schema forbids NULLs; a relaxed copy of it (as a careless migration would
-    leave it) lets them in, and Bronze must still land them for Silver to judge."""
+    leave it) lets them in, and the change log must still carry them for Silver to judge."""
     settings, connection = lakehouse.settings, lakehouse.connection
     cursor = connection.cursor()
     cursor.execute("ALTER TABLE orders MODIFY customer_id INT NULL")
@@ -224,7 +319,7 @@ def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, l
     cursor.execute("INSERT INTO order_details VALUES ('unknown-customer', 1001, 1), (%s, 9998, NULL)",
                    (good_order,))
 
-    runs = run_all(spark, settings)
+    runs = run_all(spark, settings, connection)
 
     quarantine = {table: lake.read(spark, lake.path(settings, "silver", f"{table}_quarantine"))
                   for table in ("orders", "order_details")}
@@ -242,6 +337,7 @@ def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, l
     # the customer arrives late: a full Silver run checks the quarantined order again
     cursor.execute("INSERT INTO customers VALUES (987654321, 'Late Comer', 'late@example.com', '555',"
                    " 'Oslo', NOW(3))")
+    cdc_caught_up(settings, connection)
     bronze.run(spark, settings)
     silver.run(spark, settings, full=True)
     gold.run(spark, settings)
@@ -260,26 +356,26 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
     cursor.execute("SELECT id, city FROM customers ORDER BY id LIMIT 1")
     customer, first_city = cursor.fetchone()
     newest_fact = gold_tables(spark, settings)["fact_orders"].filter("NOT is_deleted").orderBy(F.desc("order_ts"))
-    cancelled = newest_fact.first()["order_id"]  # within Bronze's lookback, so its deletion is seen
+    cancelled = newest_fact.first()["order_id"]
     cursor.execute("UPDATE customers SET city = 'First Move' WHERE id = %s", (customer,))
-    far = 5_000_001  # alone in its bucket of ids (batch.transforms.bronze)
+    far = 5_000_001
     cursor.execute("INSERT INTO customers VALUES (%s, 'Far Away', 'far@example.com', '555', 'Tromsø', NOW(3))",
                    (far,))
-    assert written(run_all(spark, settings)["bronze"], "customers") == 2
+    assert written(run_all(spark, settings, connection)["silver"], "customers") == 2
     cursor.execute("INSERT INTO orders VALUES ('after-first-move', %s, 1, 2, 1, NOW(3))", (customer,))
     cursor.execute("INSERT INTO order_details VALUES ('after-first-move', 1001, 2)")
-    runs = run_all(spark, settings)  # the order's fact is written while 'First Move' is current
-    assert read(runs["bronze"], "customers") == 0  # no bucket's signature moved: none read
+    run_all(spark, settings, connection)  # the order's fact is written while 'First Move' is current
     facts_before = gold_tables(spark, settings)["fact_orders"].count()
 
     cursor.execute("UPDATE customers SET city = 'Second Move' WHERE id = %s", (customer,))
     cursor.execute("DELETE FROM customers WHERE id = %s", (far,))
     cursor.execute("DELETE FROM order_details WHERE order_id = %s", (cancelled,))
     cursor.execute("DELETE FROM orders WHERE id = %s", (cancelled,))
-    runs = run_all(spark, settings)
+    runs = run_all(spark, settings, connection)
 
-    assert written(runs["bronze"], "customers") == 2  # the update; the deletion, from a bucket now empty
-    assert lake.read(spark, lake.path(settings, "bronze", "customers")).filter(F.col("id") == far).count() == 0
+    assert written(runs["silver"], "customers") == 2  # the update; the deletion, kept and marked
+    [far_row] = lake.read(spark, lake.path(settings, "silver", "customers")).filter(F.col("customer_id") == far).collect()
+    assert far_row["is_deleted"] and far_row["deleted_at"] is not None
 
     tables = gold_tables(spark, settings)
     versions = tables["dim_customer"].filter(F.col("customer_id") == customer).orderBy("valid_from").collect()
@@ -290,7 +386,8 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
     [placed] = tables["fact_orders"].filter("order_id = 'after-first-move'").collect()
     assert placed["customer_key"] == versions[1]["customer_key"]
     [gone] = tables["fact_orders"].filter(F.col("order_id") == cancelled).collect()
-    assert gone["is_deleted"] and gone["deleted_at"] is not None and gone["num_products"] > 0
+    assert gone["is_deleted"] and gone["status"] == "cancelled" and gone["num_products"] > 0
+    assert gone["cancelled_at"] == gone["deleted_at"] is not None
     assert tables["fact_orders"].count() == facts_before
     assert tables["fact_order_products"].filter(F.col("order_id") == cancelled).count() == 0
     assert written(runs["gold"], "dim_customer") == 3  # one version closed and one opened; the far one closed
@@ -301,7 +398,7 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
 def test_maintenance_compacts_and_vacuums_and_every_table_stays_equal(spark, lakehouse):
     settings = lakehouse.settings
     add_orders(lakehouse.connection, 50, seed=30)
-    run_all(spark, settings)  # every layer has read its input's change feed to the end
+    run_all(spark, settings, lakehouse.connection)  # every layer has read its input's change feed to the end
     before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
 
     done = maintain_lake(spark, settings, ["gold"], retain_hours=0)  # Gold only: each table takes seconds
@@ -312,7 +409,7 @@ def test_maintenance_compacts_and_vacuums_and_every_table_stays_equal(spark, lak
     assert {m.location.rsplit("/", 1)[1] for m in done} == set(GOLD_TABLES)
     for name, table in gold_tables(spark, settings).items():
         assertDataFrameEqual(table, before[name])
-    again = run_all(spark, settings)
+    again = run_all(spark, settings, lakehouse.connection, sync=False)
     assert [again[layer].total("written") for layer in again] == [0, 0, 0]
 
 
@@ -348,7 +445,7 @@ class ChartDom(HTMLParser):
 
 def test_the_report_draws_the_marts_figures_in_a_browser(spark, lakehouse, tmp_path):
     settings = lakehouse.settings
-    run_all(spark, settings)
+    run_all(spark, settings, lakehouse.connection)
     ARTIFACTS.mkdir(exist_ok=True)
 
     out = write_report(spark, settings, tmp_path / "lake.html")
@@ -378,6 +475,7 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
     env = {**os.environ, **settings.as_env()}
     for attempt in range(3):  # the kill must land between a data file and its commit
         add_orders(connection, 100, seed=10 + attempt)
+        cdc_caught_up(settings, connection)
         bronze.run(spark, settings)
         silver.run(spark, settings)
         before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
@@ -415,6 +513,7 @@ def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse,
     settings, connection = lakehouse.settings, lakehouse.connection
     bronze.run(spark, settings)
     add_orders(connection, 10, seed=20)
+    cdc_caught_up(settings, connection)
     bin_dir = Path(sys.executable).parent
     properties = tmp_path / "spark-submit.conf"
     properties.write_text(subprocess.run([sys.executable, "-m", "batch.session"], cwd=REPO_ROOT, check=True,
@@ -427,8 +526,8 @@ def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse,
 
     output = submitted.stdout + submitted.stderr  # spark-submit sends the job's stderr to stdout
     assert submitted.returncode == 0, output[-3000:]
-    assert "bronze.orders: read" in output
+    assert "bronze.cdc_raw: read" in output
     assert "batch done in" in output
-    assert written(bronze.run(spark, settings), "orders") == 0  # the submitted job took them all
-    bronze_orders = lake.read(spark, lake.path(settings, "bronze", "orders")).count()
-    assert bronze_orders == source_count(connection, "orders")
+    assert written(bronze.run(spark, settings), "cdc_raw") == 0  # the submitted job took them all
+    archived = lake.read(spark, archive_location(settings)).filter(F.col("topic") == settings.cdc_topic("orders"))
+    assert archived.filter("op = 'c'").select("key").distinct().count() >= source_count(connection, "orders")
