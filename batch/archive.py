@@ -2,19 +2,23 @@
 `s3a://bronze/cdc_raw/` (Delta, partitioned by topic), by Spark Structured Streaming.
 
 Exactly once per (topic, partition, offset): the Kafka offsets of each micro-batch are
-logged in the checkpoint (on MinIO, beside the table) before the batch runs, and the Delta
-sink commits a batch id at most once, so a job killed anywhere re-runs the batch it was in
-and writes it once. `--once` drains what the topics hold now and stops (available-now
+logged in the checkpoint (on MinIO, beside the table) before the batch runs, and each batch is
+appended in one Delta commit tagged with the query's id and the batch id (`txnAppId`,
+`txnVersion`: Delta skips a tagged write it has committed before), so a job killed anywhere
+re-runs the batch it was in and writes it once. A micro-batch may run more work after its
+append (`python -m batch --continuous`: Silver and Gold). `--once` drains what the topics hold now and stops (available-now
 trigger); without it the job runs until stopped, a micro-batch every `--every` seconds.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from batch import lake
@@ -36,19 +40,41 @@ def checkpoint_location(config: Settings) -> str:
     return config.lake_path("bronze", "_checkpoints", "cdc_raw")
 
 
+class ArchiveBatches:
+    """The streaming query's `foreachBatch`: a micro-batch of Kafka records appended to the
+    archive once, then `after(batch_id)` if given."""
+
+    def __init__(self, location: str, after: Callable[[int], None] | None = None) -> None:
+        self.location, self.after = location, after
+        self.query_id: str | None = None
+        self.started = threading.Event()  # the query's id is known once `start` returns
+
+    def __call__(self, records: DataFrame, batch_id: int) -> None:
+        self.started.wait()
+        (records.transform(cdc_records).write.format("delta").mode("append").partitionBy("topic")
+         .option("txnAppId", self.query_id).option("txnVersion", batch_id).save(self.location))
+        if self.after is not None:
+            self.after(batch_id)
+
+
 def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
-          max_records: int = MAX_RECORDS_PER_BATCH) -> StreamingQuery:
+          max_records: int = MAX_RECORDS_PER_BATCH, after: Callable[[int], None] | None = None) -> StreamingQuery:
+    """The archive's streaming query, started: available-now (`once`) or a micro-batch every
+    `every_s` seconds; `after(batch_id)` runs once each batch is archived."""
     records = (spark.readStream.format("kafka")
                .option("kafka.bootstrap.servers", config.kafka_bootstrap)
                .option("subscribe", ",".join(config.cdc_topic(table) for table in CDC_TABLES))
                .option("startingOffsets", "earliest")
                .option("maxOffsetsPerTrigger", max_records)
                .load())
-    writer = (records.transform(cdc_records).writeStream.format("delta").outputMode("append")
-              .partitionBy("topic").option("checkpointLocation", checkpoint_location(config))
-              .queryName("cdc_raw"))
+    batches = ArchiveBatches(archive_location(config), after)
+    writer = (records.writeStream.foreachBatch(batches)
+              .option("checkpointLocation", checkpoint_location(config)).queryName("cdc_raw"))
     writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime=f"{every_s} seconds")
-    return writer.start(archive_location(config))
+    query = writer.start()
+    batches.query_id = str(query.id)
+    batches.started.set()
+    return query
 
 
 def follow(query: StreamingQuery, poll_s: float = 2.0) -> int:

@@ -1,9 +1,10 @@
 """`python -m demo`: the main job on the local stack, end to end.
 
 Reference data, the CDC connector, two Faust workers, orders from the generator (chaos on),
-a wait until `order_final` holds every complete order of the manifest, the batch layers,
-then a report. Exits 1 if any complete order is missing from `order_final` or is there
-twice. Leaves the stack and the workers running; `make down` stops them.
+a wait until `order_final` holds every complete order of the manifest, the batch layers
+until Gold holds every order with the status the manifest gives it, then a report. Exits 1
+if any complete order is missing from `order_final` or is there twice, or the lake's
+statuses differ from the manifest. Leaves the stack and the workers running; `make down` stops them.
 """
 
 from __future__ import annotations
@@ -20,15 +21,12 @@ import typer
 from confluent_kafka import Consumer
 from tqdm import tqdm
 
-from batch import bronze, gold, lake, silver
-from batch.report import write_report
-from batch.runs import show_progress
-from batch.session import build_session
 from cdc import rest
 from cdc.connector import connector_config
 from cdc.topics import TopicMissing, read_to_end, wait_for_records
 from config import Settings, settings
 from config.cli import run
+from demo.lake import run_lake
 from demo.report import DemoReport
 from source import database, generate
 from source.audit import audit
@@ -36,10 +34,6 @@ from source.reconcile import reconcile
 from source.traffic import ChaosMix, Truth, plan
 from stack.watcher import start_watcher
 from stack.workers import start_workers, wait_for_group
-
-GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
-               "fact_order_products")
-
 
 def read_finals(settings: Settings, wanted: set[str], *, timeout_s: float) -> tuple[list[dict], list[float]]:
     """This run's order_final records (values, and their broker timestamps in ms), read until
@@ -76,19 +70,6 @@ def alert_counts(settings: Settings, order_ids: set[str]) -> Counter:
                        if isinstance(m.value, dict) and m.value.get("order_id") in order_ids)
     except TopicMissing:
         return Counter()
-
-
-def run_lake(settings: Settings) -> tuple[dict[str, int], Path]:
-    """The batch layers once, then the lake report: Gold's row counts and the report's path."""
-    show_progress()
-    spark = build_session(settings, "orderpipe-demo")
-    try:
-        for layer in (bronze, silver, gold):
-            layer.run(spark, settings)
-        counts = {table: lake.read(spark, lake.path(settings, "gold", table)).count() for table in GOLD_TABLES}
-        return counts, write_report(spark, settings, settings.stack_home / "reports" / "lake.html")
-    finally:
-        spark.stop()
 
 
 def main(
@@ -136,15 +117,19 @@ def main(
     for value, stamp in zip(values, stamps):
         first_seen.setdefault(value["order_id"], stamp)
     latencies = [stamp - committed[order_id] for order_id, stamp in first_seen.items()]
-    gold_counts, lake_report = run_lake(settings)
+    lake_check, gold_counts, lake_report = run_lake(settings, ground_truth)
     report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts,
                         reconcile(settings, settings.order_final_topic),
                         snapshot=(reference_rows, snapshot_s),
                         unenriched=sum(value.get("customer") is None for value in values),
                         alerts=alert_counts(settings, {*complete, *ground_truth["incomplete"],
                                                        *ground_truth["cancelled"]}))
-    typer.echo("\n".join(["", "demo report", *report.lines(), f"lake report         {lake_report.resolve()}"]))
+    typer.echo("\n".join(["", "demo report", *report.lines(), *lake_check.lines(),
+                           f"lake report         {lake_report.resolve()}"]))
     if not report.exact:
+        raise typer.Exit(1)
+    if not lake_check.exact:
+        typer.echo("result: FAILED, the lake's order statuses differ from the manifest", err=True)
         raise typer.Exit(1)
 
 

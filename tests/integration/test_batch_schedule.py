@@ -1,4 +1,4 @@
-"""`python -m batch --every` as a user leaves it running: a run that fails (its source is not
+"""`python -m batch --every` as a user leaves it running (the JDBC snapshot layer, whose source can be missing): a run that fails (its source is not
 there yet) is logged, the loop goes on, and the next runs bring the source into the lake."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_every_logs_a_failed_run_and_the_next_runs_load_the_lake(
     log = tmp_path / "every.log"
     with scratch_lake(settings, unique_name) as lake_settings, \
             database.scratch_database(lake_settings, unique_name) as scratch, log.open("w") as output:
-        loop = subprocess.Popen([sys.executable, "-m", "batch", "bronze", "--every", "5s"], cwd=REPO_ROOT,
+        loop = subprocess.Popen([sys.executable, "-m", "batch", "snapshot", "--every", "5s"], cwd=REPO_ROOT,
                                 env={**os.environ, **scratch.as_env()},
                                 stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         try:

@@ -21,6 +21,7 @@ from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import scratch_lake
+from tests.integration.scratch_stream import cdc_caught_up, scratch_stream
 
 BIN = Path(sys.executable).parent
 
@@ -68,12 +69,11 @@ def test_the_batch_job_runs_on_a_standalone_cluster_by_its_url(settings: Setting
     master, ui_port = spark_cluster
     name = f"t{uuid.uuid4().hex[:12]}"
     with scratch_lake(settings, name) as lake_settings, \
-            database.scratch_database(lake_settings, name) as scratch:
+            scratch_stream(lake_settings, name, workers=0) as (scratch, _):
         connection = database.connect(scratch)
-        database.apply_schema(connection)
-        database.load_reference(connection, 300, seed=1, progress=False)
         generate.run(connection, plan(50, seed=3, customers=300, chaos=ChaosMix.off()), total_orders=50,
                      rate=0, truth=Truth(), progress=False)
+        cdc_caught_up(scratch, connection)
         on_cluster = scratch.model_copy(update={"spark_master": master})
 
         job = subprocess.run([sys.executable, "-m", "batch"], cwd=REPO_ROOT, capture_output=True, text=True,
