@@ -1,10 +1,11 @@
-"""`python -m batch [bronze|silver|gold|snapshot ...] [--full] [--every 15m]`: the lake's jobs,
-one entry point.
+"""`python -m batch [bronze|silver|gold|snapshot ...] [--full] [--every 15m] [--continuous]`:
+the lake's jobs, one entry point.
 
 With no layer named, Bronze (the CDC topics drained into the archive), Silver (the archive
 applied) and Gold run one after the other in one SparkSession; `snapshot` is the JDBC copy
 of MySQL into Bronze (seed 000's layout), never run unless named;
-`--every` repeats that on a schedule (batch.schedule).
+`--every` repeats that on a schedule (batch.schedule); `--continuous` runs them as one
+long-lived streaming job (batch.continuous).
 spark-submit runs this file too: `spark-submit … batch/__main__.py gold`.
 """
 
@@ -20,7 +21,9 @@ import typer
 from py4j.protocol import Py4JJavaError
 
 from batch import schedule
+from batch.archive import MAX_RECORDS_PER_BATCH
 from batch.bronze import BronzeJob
+from batch.continuous import ContinuousLake
 from batch.gold import GoldJob
 from batch.runs import log, show_progress
 from batch.session import build_session
@@ -39,6 +42,7 @@ class Layer(str, Enum):
 
 JOBS = {Layer.bronze: BronzeJob, Layer.silver: SilverJob, Layer.gold: GoldJob, Layer.snapshot: SnapshotJob}
 CHANGE_LOG_LAYERS = [Layer.bronze, Layer.silver, Layer.gold]
+DEFAULT_MICRO_BATCH_S = 10.0
 
 
 def cause(error: Exception) -> str:
@@ -62,12 +66,15 @@ def main(
              "(snapshot: the JDBC copy of MySQL into Bronze, only when named).",
         show_default=False)] = None,
     full: Annotated[bool, typer.Option(
-        "--full", help="Ignore the stored marks: read every input whole and reconcile "
-                       "(rows gone from the input are deleted).")] = False,
+        "--full", help="Ignore the stored marks: read every input whole (Silver applies the whole "
+                       "archive again, checking quarantined rows anew; snapshot deletes rows gone from MySQL).")] = False,
     every: Annotated[str | None, typer.Option(
         "--every", help="Run again and again, this long from one start to the next (30s, 15m, 1h); "
                         "a failed run is logged and the next one still comes. Ctrl-C stops.",
         show_default=False)] = None,
+    continuous: Annotated[bool, typer.Option(
+        "--continuous", help="One long-lived job: each micro-batch of CDC records archived, then Silver "
+                             "and Gold applied (--every: between micro-batches, default 10s). Ctrl-C stops.")] = False,
 ) -> None:
     """Run the lake's layers: the CDC topics -> Bronze (the raw change log) -> Silver (the
     changes applied, with history) -> Gold (the star and its marts) on MinIO (Delta Lake),
@@ -75,6 +82,12 @@ def main(
     layers = layers or CHANGE_LOG_LAYERS
     period_s = schedule.period_seconds(every) if every else None
     show_progress()
+    if continuous:
+        if layers != CHANGE_LOG_LAYERS or full:
+            raise typer.BadParameter("--continuous runs every layer from the change log; name no layer "
+                                     "and no --full", param_hint="--continuous")
+        run_continuously(period_s or DEFAULT_MICRO_BATCH_S)
+        return
     name = f"orderpipe-{'-'.join(layer.value for layer in layers)}"
     if period_s is None:
         spark = build_session(settings, name)
@@ -94,6 +107,19 @@ def main(
         schedule.every(period_s, scheduled.run_once, stopping=scheduled.stopping, sleep=scheduled.stopping.wait)
     finally:
         scheduled.stop()
+    log.info("stopped")
+
+
+def run_continuously(every_s: float) -> None:
+    spark = build_session(settings, "orderpipe-continuous")
+    try:
+        ContinuousLake(spark, settings).run(every_s, MAX_RECORDS_PER_BATCH)
+    except Exception as error:  # noqa: BLE001 - the supervisor restarts the job; the cause is what matters
+        typer.echo(f"continuous lake failed: {cause(error)}\nThe lake keeps its last good version; started "
+                   "again, the job re-runs the micro-batch it was in.", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        spark.stop()
     log.info("stopped")
 
 

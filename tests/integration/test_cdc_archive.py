@@ -20,6 +20,7 @@ from cdc.topics import records_held
 from config import Settings
 from config.settings import REPO_ROOT
 from stack.scratch import scratch_lake
+from tests.integration.checkpoints import batches
 from tests.integration.scratch_stream import scratch_stream, write_orders
 
 
@@ -27,13 +28,6 @@ def archive(settings: Settings, *args: str, log_path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "batch.archive", *args], cwd=REPO_ROOT,
                             env={**os.environ, **settings.as_env()}, stdout=log_path.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def batches(minio: Minio, bucket: str, kind: str) -> set[int]:
-    """Batch ids in the checkpoint's `offsets` (planned) or `commits` (done) log."""
-    prefix = "bronze/_checkpoints/cdc_raw/" + kind + "/"
-    return {int(name) for entry in minio.list_objects(bucket, prefix=prefix)
-            if (name := entry.object_name.rsplit("/", 1)[1]).isdigit()}
 
 
 def held(settings: Settings) -> int:

@@ -1,0 +1,56 @@
+"""`python -m batch --continuous`: the lake as one long-lived Spark application. Each
+micro-batch of CDC records is appended to the archive (Bronze), then Silver and Gold apply
+what is new, so Gold trails the source by about one micro-batch.
+
+Every step is idempotent per micro-batch: the archive's append is tagged with the query's id
+and the batch id (batch.archive), and Silver and Gold keep their marks after their data, a
+re-run of the same input writing nothing. A job killed anywhere re-runs the batch it was in
+from the checkpoint and leaves every table as one uninterrupted run would. A failed layer
+fails the batch and the job (exit 1, the cause logged): its supervisor (Procfile, compose)
+starts it again, and the batch is re-run.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from pyspark.sql import SparkSession
+
+from batch import archive
+from batch.gold import GoldJob
+from batch.runs import log
+from batch.silver import SilverJob
+from config import Settings
+
+
+class ContinuousLake:
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark, self.settings = spark, settings
+        self.query = None
+
+    def apply(self, batch_id: int) -> None:
+        """After a micro-batch is archived: Silver, then Gold."""
+        started = time.monotonic()
+        silver = SilverJob.once(self.spark, self.settings)
+        gold = GoldJob.once(self.spark, self.settings)
+        log.info("micro-batch %d applied in %.1f s (silver %.1f s, written %s; gold %.1f s, written %s)",
+                 batch_id, time.monotonic() - started, silver.seconds, f"{silver.total('written'):,}",
+                 gold.seconds, f"{gold.total('written'):,}")
+
+    def run(self, every_s: float, max_records: int) -> int:
+        """Until stopped (Ctrl-C, SIGTERM); the CDC records archived."""
+        self.query = archive.start(self.spark, self.settings, once=False, every_s=every_s,
+                                   max_records=max_records, after=self.apply)
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, self.request_stop)
+        log.info("continuous lake: a micro-batch every %s s (at most %s records): Kafka -> %s -> silver -> "
+                 "gold; Ctrl-C stops", every_s, f"{max_records:,}", archive.archive_location(self.settings))
+        return archive.follow(self.query)
+
+    def request_stop(self, signum: int, _frame) -> None:
+        log.info("%s: stopping after the micro-batch under way", signal.Signals(signum).name)
+        # From another thread: py4j pins a connection per thread, and this handler runs on the
+        # main thread in the middle of its call.
+        threading.Thread(target=self.query.stop, daemon=True).start()
