@@ -5,13 +5,15 @@ With no layer named, Bronze (the CDC topics drained into the archive), Silver (t
 applied) and Gold run one after the other in one SparkSession; `snapshot` is the JDBC copy
 of MySQL into Bronze (seed 000's layout), never run unless named;
 `--every` repeats that on a schedule (batch.schedule); `--continuous` runs them as one
-long-lived streaming job (batch.continuous).
+long-lived streaming job (batch.continuous). `python -m batch audit` compares the lake with
+MySQL (batch.audit).
 spark-submit runs this file too: `spark-submit … batch/__main__.py gold`.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from enum import Enum
@@ -20,7 +22,7 @@ from typing import Annotated
 import typer
 from py4j.protocol import Py4JJavaError
 
-from batch import schedule
+from batch import audit, schedule
 from batch.archive import MAX_RECORDS_PER_BATCH
 from batch.bronze import BronzeJob
 from batch.continuous import ContinuousLake
@@ -78,7 +80,8 @@ def main(
 ) -> None:
     """Run the lake's layers: the CDC topics -> Bronze (the raw change log) -> Silver (the
     changes applied, with history) -> Gold (the star and its marts) on MinIO (Delta Lake),
-    each reading only what changed since its last run."""
+    each reading only what changed since its last run. `python -m batch audit` compares the
+    lake with MySQL."""
     layers = layers or CHANGE_LOG_LAYERS
     period_s = schedule.period_seconds(every) if every else None
     show_progress()
@@ -168,4 +171,8 @@ class ScheduledRuns:
 
 
 if __name__ == "__main__":
-    run(main)
+    if sys.argv[1:2] == ["audit"]:  # `python -m batch audit`: the lake against MySQL
+        del sys.argv[1]
+        run(audit.main)
+    else:
+        run(main)

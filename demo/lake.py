@@ -1,6 +1,7 @@
-"""The demo's lake step: the batch layers until Gold holds every order of the manifest with
-the status it ended in (the CDC topics may still be catching up when the stream is done),
-then the lake report."""
+"""The demo's lake: the continuous lake (`python -m batch --continuous`) started beside the
+workers and waited for until it has caught up with what the topics held; after the orders,
+a wait until Gold holds every order of the manifest with the status it ended in, the
+lake's freshness (source commit -> Gold), and the lake report."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from batch import bronze, gold, lake, silver
+from batch import lake
+from batch.freshness import first_visible, lags_s
 from batch.report import write_report
 from batch.runs import log, show_progress
 from batch.session import build_session
 from config import Settings
+from stack.lake import start_continuous_lake
 
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
                "fact_order_products")
@@ -27,7 +30,7 @@ class LakeCheck:
 
     expected: dict[str, str]  # order id -> complete, incomplete or cancelled
     found: dict[str, str]
-    runs: int = 1
+    looks: int = 1
     mismatched: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -43,7 +46,7 @@ class LakeCheck:
                           for order in self.mismatched[:3])
         return [f"lake cancelled      {cancelled(self.found):,} (manifest {cancelled(self.expected):,})",
                 f"lake statuses       {len(self.expected) - len(self.mismatched):,} of {len(self.expected):,} "
-                f"orders as the manifest says after {self.runs} lake run(s)"
+                f"orders as the manifest says after {self.looks} look(s)"
                 + (f"; differ: {shown}" if shown else "")]
 
 
@@ -62,25 +65,46 @@ def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> 
     return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
 
 
-def run_lake(settings: Settings, manifest: dict, *, timeout_s: float = 300) -> tuple[LakeCheck, dict[str, int], Path]:
-    """The batch layers, again while Gold differs from the manifest (until `timeout_s`), then
-    the lake report: the check, Gold's row counts and the report's path."""
-    show_progress()
-    expected = expected_statuses(manifest)
-    spark = build_session(settings, "orderpipe-demo")
-    deadline = time.monotonic() + timeout_s
-    try:
-        runs = 0
+class DemoLake:
+    """The continuous lake as the demo sees it, through a Spark session of its own (reads only)."""
+
+    def __init__(self, settings: Settings) -> None:
+        show_progress()
+        self.settings = settings
+        self.pid = start_continuous_lake(settings)
+        self.spark = build_session(settings, "orderpipe-demo")
+
+    def wait_caught_up(self, timeout_s: float) -> float:
+        """Until Gold has run once (a first start drains every record the topics hold, the
+        customers' snapshot too); seconds waited."""
+        started = time.monotonic()
+        while not lake.read_marks(self.spark, self.settings, "gold"):
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"the continuous lake (pid {self.pid}) has not finished a micro-batch in "
+                                   f"{timeout_s:.0f} s: see {self.settings.stack_home}/logs")
+            time.sleep(3)
+        return time.monotonic() - started
+
+    def check(self, manifest: dict, *, timeout_s: float) -> LakeCheck:
+        """Gold's statuses against the manifest, once they match or `timeout_s` has passed."""
+        expected = expected_statuses(manifest)
+        started, looks = time.monotonic(), 0
         while True:
-            for layer in (bronze, silver, gold):
-                layer.run(spark, settings)
-            runs += 1
-            check = LakeCheck(expected, fact_statuses(spark, settings, set(expected)), runs)
-            if check.exact or time.monotonic() > deadline:
-                break
-            log.info("lake: %d orders not yet as the manifest says; running the layers again", len(check.mismatched))
-            time.sleep(2)
-        counts = {table: lake.read(spark, lake.path(settings, "gold", table)).count() for table in GOLD_TABLES}
-        return check, counts, write_report(spark, settings, settings.stack_home / "reports" / "lake.html")
-    finally:
-        spark.stop()
+            looks += 1
+            check = LakeCheck(expected, fact_statuses(self.spark, self.settings, set(expected)), looks)
+            if check.exact or time.monotonic() - started > timeout_s:
+                return check
+            log.info("lake: %d orders not yet as the manifest says", len(check.mismatched))
+            time.sleep(3)
+
+    def freshness_s(self, placed_ms: dict[str, float]) -> list[float]:
+        """Seconds from each order's first commit to the Gold commit that first held it."""
+        return lags_s(placed_ms, first_visible(self.spark, self.settings, set(placed_ms)))
+
+    def report(self) -> tuple[dict[str, int], Path]:
+        counts = {table: lake.read(self.spark, lake.path(self.settings, "gold", table)).count()
+                  for table in GOLD_TABLES}
+        return counts, write_report(self.spark, self.settings, self.settings.stack_home / "reports" / "lake.html")
+
+    def close(self) -> None:
+        self.spark.stop()

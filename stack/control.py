@@ -102,13 +102,16 @@ def up(services: Iterable[Service], timeout_s: float) -> None:
 
 
 def down(services: Iterable[Service]) -> list[tuple[str, int]]:
-    """Stop what the stack started: Faust workers (stack.workers) and connector watchers
-    (stack.watcher) first, then the services, last wave first. Returns (name, pid) of those
-    stopped."""
+    """Stop what the stack started: the continuous lake (stack.lake), Faust workers
+    (stack.workers) and connector watchers (stack.watcher) first, then the services, last
+    wave first. Returns (name, pid) of those stopped."""
     services = list(services)
     stopped = []
     if services:
         run = services[0].layout.run
+        for pidfile in sorted(run.glob("lake-*.pid")):
+            if (pid := process.stop(pidfile, grace_s=120)) is not None:  # the micro-batch under way ends first
+                stopped.append((pidfile.stem, pid))
         for pidfile in sorted([*run.glob("*-worker-*.pid"), *run.glob("cdc-watch-*.pid")]):
             if (pid := process.stop(pidfile, grace_s=30)) is not None:
                 stopped.append((pidfile.stem, pid))

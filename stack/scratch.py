@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 
+from cdc.topics import read_to_end
 from config import Settings
+
+SYNC_MARKER_ID = 999_999  # a payment method row of a scratch database's own: the CDC sync marker
 
 
 @contextmanager
@@ -26,3 +31,20 @@ def scratch_lake(settings: Settings, bucket: str) -> Iterator[Settings]:
         if errors:
             raise RuntimeError(f"could not empty bucket {bucket}: {errors[:3]}")
         client.remove_bucket(bucket)
+
+
+def cdc_caught_up(settings: Settings, connection, timeout_s: float = 120) -> None:
+    """Return once Debezium has put every change committed so far in a scratch database on
+    its CDC topics: a marker row (payment method SYNC_MARKER_ID) is written with a fresh
+    value and waited for on its topic; Debezium reads the binlog in order, so what was
+    committed before is there too. Raises TimeoutError after `timeout_s`."""
+    token = uuid.uuid4().hex
+    connection.cursor().execute(
+        "INSERT INTO payment_method VALUES (%s, 'cdc sync marker', %s)"
+        " ON DUPLICATE KEY UPDATE provider = VALUES(provider)", (SYNC_MARKER_ID, token))
+    topic, deadline = settings.cdc_topic("payment_method"), time.monotonic() + timeout_s
+    while not any(isinstance(m.value, dict) and (m.value.get("after") or {}).get("provider") == token
+                  for m in read_to_end(settings, topic, last=5)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Debezium did not capture the sync marker on {topic} within {timeout_s:.0f} s")
+        time.sleep(0.2)

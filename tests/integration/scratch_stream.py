@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -132,21 +131,3 @@ def uncommitted(settings: Settings, timeout_s: float = 30) -> dict[str, int]:
     finally:
         consumer.close()
 
-
-SYNC_MARKER_ID = 999_999  # a payment method row of the tests' own: the CDC sync marker
-
-
-def cdc_caught_up(settings: Settings, connection, timeout_s: float = 120) -> None:
-    """Once Debezium has put every change committed so far on the CDC topics: a marker row
-    (payment method SYNC_MARKER_ID) is written with a fresh value and waited for on its
-    topic; Debezium reads the binlog in order, so what came before is there too."""
-    token = uuid.uuid4().hex
-    connection.cursor().execute(
-        "INSERT INTO payment_method VALUES (%s, 'cdc sync marker', %s)"
-        " ON DUPLICATE KEY UPDATE provider = VALUES(provider)", (SYNC_MARKER_ID, token))
-    topic, deadline = settings.cdc_topic("payment_method"), time.monotonic() + timeout_s
-    while not any(isinstance(m.value, dict) and (m.value.get("after") or {}).get("provider") == token
-                  for m in read_to_end(settings, topic, last=5)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"Debezium did not capture the sync marker on {topic} within {timeout_s:.0f} s")
-        time.sleep(0.2)

@@ -17,9 +17,9 @@ from batch.archive import archive_location
 from config.settings import REPO_ROOT
 from demo.lake import expected_statuses, fact_statuses
 from source import database
-from stack.scratch import scratch_lake
+from stack.scratch import cdc_caught_up, scratch_lake
 from tests.integration.checkpoints import batches, in_flight, minio_client
-from tests.integration.scratch_stream import cdc_caught_up, scratch_stream, write_orders
+from tests.integration.scratch_stream import scratch_stream, write_orders
 from tests.integration.waiting import wait_for
 
 

@@ -15,26 +15,27 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from minio import Minio
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from confluent_kafka import Producer
 from pyspark.testing import assertDataFrameEqual
 
 from batch import bronze, gold, lake, silver
 from batch.archive import archive_location
+from batch.audit import LakeAudit
 from batch.maintain import maintain_lake
 from batch.report import write_report
 from batch.runs import LayerRun
 from cdc.topics import read_to_end
 from config import Settings
 from config.settings import REPO_ROOT
-from source import generate
+from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from stack.scratch import scratch_lake
+from stack.scratch import cdc_caught_up, scratch_lake
+from stack.services import all_services
 from tests.integration.browser import chromium_render
-from tests.integration.scratch_stream import cdc_caught_up, scratch_stream
-from source import database
+from tests.integration.scratch_stream import scratch_stream
 
 CUSTOMERS = 2_000
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -392,6 +393,37 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
     assert tables["fact_order_products"].filter(F.col("order_id") == cancelled).count() == 0
     assert written(runs["gold"], "dim_customer") == 3  # one version closed and one opened; the far one closed
     assert_star_matches_source(spark, settings, connection)
+
+
+def test_the_audit_finds_a_row_changed_behind_the_connectors_back(spark, lakehouse):
+    settings, connection = lakehouse.settings, lakehouse.connection
+    run_all(spark, settings, connection)
+    assert all(table.clean for table in LakeAudit(spark, settings).run())
+    cursor = connection.cursor()
+    cursor.execute("SELECT id, num_products FROM orders ORDER BY id LIMIT 1")
+    order, num_products = cursor.fetchone()
+    mariadb = next(service for service in all_services(settings) if service.name == "mariadb")
+
+    def behind_the_connectors_back(value: int) -> None:
+        """Change the order with the binlog off for the session (root only): Debezium never sees it."""
+        changed = mariadb.root_sql(f"SET SESSION sql_log_bin = 0; UPDATE `{settings.mysql_database}`.orders"
+                                   f" SET num_products = {value} WHERE id = '{order}'")
+        assert changed.returncode == 0, changed.stderr
+
+    behind_the_connectors_back(num_products + 5)
+    try:
+        audited = subprocess.run([sys.executable, "-m", "batch", "audit"], cwd=REPO_ROOT, capture_output=True,
+                                 text=True, timeout=600, env={**os.environ, **settings.as_env()})
+    finally:
+        behind_the_connectors_back(num_products)
+
+    assert audited.returncode == 1, audited.stdout + audited.stderr[-3000:]
+    lines = {line.split()[0]: line for line in audited.stdout.splitlines() if line.startswith(("silver.", "gold."))}
+    assert "DRIFT" in lines["silver.orders"] and "different 1" in lines["silver.orders"]
+    assert "DRIFT" in lines["gold.fact_orders"] and "different 1" in lines["gold.fact_orders"]
+    assert all(" ok " in line for table, line in lines.items() if table not in ("silver.orders", "gold.fact_orders"))
+    assert "audit: drift in silver.orders, gold.fact_orders" in audited.stdout
+    assert all(table.clean for table in LakeAudit(spark, settings).run())  # put back: clean again
 
 
 @pytest.mark.lake_long

@@ -11,8 +11,8 @@ from pyspark.sql import functions as F
 
 from batch import bronze, gold, lake, silver
 from source import database
-from stack.scratch import scratch_lake
-from tests.integration.scratch_stream import cdc_caught_up, order_final, scratch_stream, write_orders
+from stack.scratch import cdc_caught_up, scratch_lake
+from tests.integration.scratch_stream import order_final, scratch_stream, write_orders
 
 
 @pytest.mark.lake_long

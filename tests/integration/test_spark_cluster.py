@@ -20,8 +20,8 @@ from config import Settings
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from stack.scratch import scratch_lake
-from tests.integration.scratch_stream import cdc_caught_up, scratch_stream
+from stack.scratch import cdc_caught_up, scratch_lake
+from tests.integration.scratch_stream import scratch_stream
 
 BIN = Path(sys.executable).parent
 

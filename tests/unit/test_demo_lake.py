@@ -16,9 +16,9 @@ def test_a_cancelled_order_the_lake_never_saw_or_saw_complete_is_named():
     found = {**expected, "d": "complete"}
     del found["e"]
 
-    check = LakeCheck(expected, found, runs=3)
+    check = LakeCheck(expected, found, looks=3)
 
     assert not check.exact and check.mismatched == ["d", "e"]
     assert check.lines()[0].split() == ["lake", "cancelled", "0", "(manifest", "2)"]
     assert "d complete (is cancelled), e missing (is cancelled)" in check.lines()[1]
-    assert "after 3 lake run(s)" in check.lines()[1]
+    assert "after 3 look(s)" in check.lines()[1]

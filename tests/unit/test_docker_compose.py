@@ -30,8 +30,8 @@ def published(service: str) -> set[int]:
 
 def test_every_piece_of_the_pipeline_is_a_service():
     assert {"mysql", "kafka", "connect", "redis", "minio", "minio-buckets", "spark-master", "spark-worker-1",
-            "spark-worker-2", "worker-1", "worker-2", "cdc", "batch", "archive"} <= set(SERVICES)
-    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch", "archive"}
+            "spark-worker-2", "worker-1", "worker-2", "cdc", "batch"} <= set(SERVICES)
+    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch"}
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -71,8 +71,8 @@ def test_minio_gets_the_stacks_buckets():
 def test_processes_match_the_procfile():
     procfile = dict(line.split(": ", 1) for line in (REPO_ROOT / "Procfile").read_text().splitlines()
                     if line and not line.startswith("#"))
-    assert set(procfile) == {"worker", "cdc", "batch", "archive"}
-    for process in ("cdc", "batch", "archive"):
+    assert set(procfile) == {"worker", "cdc", "batch"}
+    for process in ("cdc", "batch"):
         assert shlex.split(procfile[process]) == SERVICES[process]["command"]
     faust = shlex.split(procfile["worker"].split("exec ", 1)[1])
     for worker in ("worker-1", "worker-2"):
