@@ -1,22 +1,28 @@
-"""The batch layers at seed 000's size: full run, then an incremental run, per layer.
+"""The lake at seed 000's size: a full run, then incremental runs, per layer; optionally
+today's tree against another revision, and the continuous lake's freshness.
 
     python -m bench.batch [--customers 1000000 --orders 25000 --increment 1000 --master local[2]]
+                          [--against REV] [--freshness-orders 5000 --rate 0] [--jobs] [--repeats 2]
 
-Runs in a scratch database and a scratch lake bucket, so the main pipeline is untouched.
-Prints wall time per layer and Bronze's JDBC ingest rows/s; `--jobs` adds, per run, the
-Spark jobs it started and the code lines that started the most (from Spark's REST API), and
-the JVM's CPU seconds with the share its JIT compiler took. `--repeats` more incremental
-runs in the same process show the JVM warming up (what `python -m batch --every` lives in).
-The baseline, in the same process and session, is seed 000's Bronze: each table read over
-JDBC and overwritten as plain Parquet (no Delta, no comparison, not incremental). Gold
-includes its marts. Targets (issue 15): full run <= 45 s, incremental run after 1,000 new
-orders <= 15 s in-process and <= 20 s from the shell (`python -m batch`, JVM start
-included).
+Runs on a scratch database with its own Debezium connector and CDC topics, and a scratch
+lake bucket, so the main pipeline is untouched. Prints wall time per layer for the full run
+and the incremental ones (in this process, and from the shell: `python -m batch`, a new
+JVM); the baseline, in the same process and session, is seed 000's Bronze: each table read
+over JDBC and overwritten as plain Parquet. `--against REV` runs that revision's
+`python -m batch` from the shell (a worktree, a lake bucket of its own, the same source)
+for a full run and the same increment, and prints the ratio. `--freshness-orders N` runs
+the continuous lake (`python -m batch --continuous`) beside two stream workers while N
+orders are written at `--rate` (0: as fast as the generator goes, as the demo does) and
+prints source commit -> Gold fact_orders p50/p99. `--jobs` adds, per run, the Spark jobs
+it started and the driver JVM's CPU seconds with its JIT's share. The lake is audited
+against MySQL (`python -m batch audit`'s checks) after the in-process runs: the benchmark
+exits 1 if it drifts.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -24,34 +30,43 @@ import urllib.request
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
 
 from batch import bronze, gold, silver
+from batch.audit import LakeAudit
+from batch.freshness import first_visible, lags_s
 from batch.runs import LayerRun, show_progress
 from batch.session import build_session
+from batch.snapshot import read_table
+from bench.stream import checkout, isolated
 from config import Settings, settings
 from config.cli import run
 from config.settings import REPO_ROOT
+from demo.lake import expected_statuses, fact_statuses
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from stack.scratch import scratch_lake
+from stack.lake import start_continuous_lake, stop_continuous_lake
+from stack.scratch import cdc_caught_up, scratch_lake
+from stack.workers import start_workers, wait_for_group
 
 LAYERS = (bronze, silver, gold)
 
 
-def seed_source(scratch: Settings, customers: int, orders: int) -> None:
+def add_orders(scratch: Settings, orders: int, *, seed: int, customers: int, rate: float = 0,
+               placed: dict[str, float] | None = None) -> dict:
+    """`orders` chaotic orders, Debezium caught up with them; the manifest. `placed`: each
+    order's first commit (epoch ms) is recorded there."""
     connection = database.connect(scratch)
-    database.apply_schema(connection)
-    database.load_reference(connection, customers, seed=42)
-    add_orders(scratch, orders, seed=1, customers=customers)
-
-
-def add_orders(scratch: Settings, orders: int, *, seed: int, customers: int) -> None:
-    generate.run(database.connect(scratch), plan(orders, seed=seed, customers=customers, chaos=ChaosMix()),
-                 total_orders=orders, rate=0, truth=Truth())
+    truth = Truth()
+    on_commit = None if placed is None else (lambda write: placed.setdefault(write.order_id, time.time() * 1000))
+    generate.run(connection, plan(orders, seed=seed, customers=customers, chaos=ChaosMix()),
+                 total_orders=orders, rate=rate, truth=truth, on_commit=on_commit)
+    cdc_caught_up(scratch, connection, timeout_s=600)
+    return truth.manifest()
 
 
 def run_layers(spark, scratch: Settings) -> list[LayerRun]:
@@ -62,7 +77,7 @@ def baseline_bronze(spark, scratch: Settings) -> tuple[float, int]:
     """Seed 000's Bronze: JDBC read, Parquet overwrite, every table, every time."""
     started, rows = time.monotonic(), 0
     for table in database.TABLES:
-        frame = bronze.read_table(spark, scratch, table).cache()
+        frame = read_table(spark, scratch, table).cache()
         rows += frame.count()
         frame.write.mode("overwrite").parquet(scratch.lake_path("baseline", table))
         frame.unpersist()
@@ -72,10 +87,8 @@ def baseline_bronze(spark, scratch: Settings) -> tuple[float, int]:
 def report(title: str, runs: list[LayerRun]) -> float:
     total = sum(run.seconds for run in runs)
     layers = ", ".join(f"{run.layer} {run.seconds:.1f} s" for run in runs)
-    bronze_run = runs[0]
-    print(f"{title}: {total:.1f} s ({layers}); Bronze JDBC ingest {bronze_run.total('read'):,} rows, "
-          f"{bronze_run.total('read') / bronze_run.seconds:,.0f} rows/s; written "
-          f"{sum(run.total('written') for run in runs):,}")
+    print(f"{title}: {total:.1f} s ({layers}); CDC records archived {runs[0].total('written'):,}; "
+          f"written in all {sum(run.total('written') for run in runs):,}", flush=True)
     return total
 
 
@@ -124,20 +137,26 @@ def _seconds(moment: str) -> float:
 
 
 def main(
-    customers: Annotated[int, typer.Option(help="Customers in the scratch source.")] = 1_000_000,
-    orders: Annotated[int, typer.Option(help="Orders before the full run (chaos on).")] = 25_000,
-    increment: Annotated[int, typer.Option(help="Orders added before the incremental run.")] = 1_000,
-    master: Annotated[str, typer.Option(help="Spark master for the run.")] = "local[2]",
+    customers: Annotated[int, typer.Option(help="Customers in the scratch source.", min=1)] = 1_000_000,
+    orders: Annotated[int, typer.Option(help="Orders before the full run (chaos on).", min=1)] = 25_000,
+    increment: Annotated[int, typer.Option(help="Orders added before each incremental run.", min=1)] = 1_000,
+    master: Annotated[str, typer.Option(help="Spark master for the in-process runs.")] = "local[2]",
     jobs: Annotated[bool, typer.Option(help="Print each run's Spark jobs, call sites and JIT share.")] = False,
     repeats: Annotated[int, typer.Option(
-        help="More incremental runs in the same process after the first (the JVM warming).")] = 2,
+        help="More incremental runs in the same process after the first (the JVM warming).", min=0)] = 2,
+    against: Annotated[str | None, typer.Option(
+        help="A git revision whose `python -m batch` is timed from the shell beside ours.")] = None,
+    freshness_orders: Annotated[int, typer.Option(
+        help="Orders written with the continuous lake and two workers running (0: skip).", min=0)] = 5_000,
+    rate: Annotated[float, typer.Option(help="Orders per second in the freshness run (0: full speed).", min=0)] = 0,
 ) -> None:
+    """Time the lake's layers (full, incremental in-process and from the shell), against
+    seed 000's Bronze and optionally another revision; the continuous lake's freshness."""
     show_progress()
     name = f"bench{uuid.uuid4().hex[:8]}"
-    base = settings.model_copy(update={"spark_master": master})
-    with scratch_lake(base, name) as lake_settings, \
-            database.scratch_database(lake_settings, name) as scratch:
-        seed_source(scratch, customers, orders)
+    with isolated(name, customers) as source, scratch_lake(source, name) as scratch:
+        scratch = scratch.model_copy(update={"spark_master": master})
+        add_orders(scratch, orders, seed=1, customers=customers)
         started = time.monotonic()
         spark = build_session(scratch, "bench-batch")
         session_s = time.monotonic() - started
@@ -148,40 +167,78 @@ def main(
             full = report("full run", full_runs)
             if profile:
                 profile.report("full run")
-            add_orders(scratch, increment, seed=2, customers=customers)
-            incremental = report(f"incremental run (+{increment:,} orders)", run_layers(spark, scratch))
-            if profile:
-                profile.report("incremental run")
-            warmer = []
-            for repeat in range(1, repeats + 1):
+            in_process = []
+            for repeat in range(repeats + 1):
                 add_orders(scratch, increment, seed=2 + repeat * 100, customers=customers)
-                warmer.append(report(f"incremental run {repeat + 1} in this process", run_layers(spark, scratch)))
+                in_process.append(report(f"incremental run {repeat + 1} (+{increment:,} orders) in this process",
+                                         run_layers(spark, scratch)))
                 if profile:
                     profile.report(f"incremental run {repeat + 1}")
+            audits = LakeAudit(spark, scratch).run()
         finally:
             spark.stop()
-        add_orders(scratch, increment, seed=3, customers=customers)
-        shell = from_the_shell(scratch)
+        for table_audit in audits:
+            print(f"  audit {table_audit.line()}")
+        with checkout(against) as tree:
+            theirs_scratch = scratch.model_copy(update={"lake_uri": f"s3a://{name}/against/"}) if tree else None
+            theirs_full = from_the_shell(theirs_scratch, tree) if tree else None
+            add_orders(scratch, increment, seed=3, customers=customers)
+            shell = from_the_shell(scratch)
+            theirs_shell = from_the_shell(theirs_scratch, tree) if tree else None
+        freshness = measure_freshness(scratch, freshness_orders, rate, customers) if freshness_orders else None
     print(f"session start {session_s:.1f} s (JVM, jars from the Ivy cache)")
-    print(f"baseline (seed 000's Bronze, Parquet overwrite): {baseline_s:.1f} s, "
+    print(f"baseline (seed 000's Bronze, JDBC -> Parquet overwrite): {baseline_s:.1f} s, "
           f"{baseline_rows / baseline_s:,.0f} rows/s")
-    print(f"full run {full:.1f} s (target <= 45 s); incremental {incremental:.1f} s in-process (target <= 15 s), "
-          f"{shell:.1f} s from the shell (target <= 20 s)")
-    if warmer:
-        print(f"incremental runs in one process, JVM warming: {incremental:.1f} s, "
-              + ", ".join(f"{seconds:.1f} s" for seconds in warmer))
-    print(f"ratio to the baseline: full Bronze {full_runs[0].seconds / baseline_s:.2f}x its time; "
-          f"all three layers {full / baseline_s:.2f}x; incremental run {incremental / baseline_s:.2f}x"
-          + (f" (after {repeats} more: {warmer[-1] / baseline_s:.2f}x)" if warmer else "")
-          + f"; from the shell {shell / baseline_s:.2f}x")
+    print(f"full run {full:.1f} s; incremental runs in this process: "
+          + ", ".join(f"{seconds:.1f} s" for seconds in in_process) + f"; from the shell {shell:.1f} s")
+    print(f"ratio to the baseline: full {full / baseline_s:.2f}x, incremental {in_process[0] / baseline_s:.2f}x, "
+          f"from the shell {shell / baseline_s:.2f}x")
+    if tree:
+        print(f"{against} from the shell: full {theirs_full:.1f} s, incremental {theirs_shell:.1f} s; "
+              f"ours / theirs: incremental from the shell {shell / theirs_shell:.2f}x")
+    if freshness:
+        p50, p99, seen = freshness
+        print(f"freshness (continuous lake, 2 workers, {freshness_orders:,} orders at "
+              f"{'full speed' if not rate else f'{rate:g}/s'}): commit -> Gold p50 {p50:.1f} s, p99 {p99:.1f} s "
+              f"({seen:,} orders)")
+    drifted = [table_audit.table for table_audit in audits if not table_audit.clean]
+    print(f"audit: {'drift in ' + ', '.join(drifted) if drifted else 'the lake matches MySQL'}")
+    if drifted:
+        raise typer.Exit(1)
 
 
-def from_the_shell(scratch: Settings) -> float:
-    """`python -m batch` as a user types it: an incremental run with the JVM's start."""
+def from_the_shell(scratch: Settings, tree: Path | None = None) -> float:
+    """`python -m batch` as a user types it (in `tree`: another revision's): a run with the
+    JVM's start."""
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "batch"], cwd=REPO_ROOT, check=True, capture_output=True,
+    subprocess.run([sys.executable, "-m", "batch"], cwd=tree or REPO_ROOT, check=True, capture_output=True,
                    env={**os.environ, **scratch.as_env()})
     return time.monotonic() - started
+
+
+def measure_freshness(scratch: Settings, orders: int, rate: float, customers: int) -> tuple[float, float, int]:
+    """The continuous lake and two workers running while `orders` are written: commit -> Gold
+    p50 and p99 in seconds, and the orders measured."""
+    workers = start_workers(scratch, 2)
+    start_continuous_lake(scratch, every_s=10)
+    try:
+        wait_for_group(scratch, workers)
+        placed: dict[str, float] = {}
+        manifest = add_orders(scratch, orders, seed=4, customers=customers, rate=rate, placed=placed)
+        spark = build_session(scratch, "bench-freshness")
+        try:
+            expected, deadline = expected_statuses(manifest), time.monotonic() + 600
+            while fact_statuses(spark, scratch, set(expected)) != expected and time.monotonic() < deadline:
+                time.sleep(3)
+            lags = lags_s(placed, first_visible(spark, scratch, set(placed)))
+        finally:
+            spark.stop()
+    finally:
+        stop_continuous_lake(scratch)
+        for worker in workers:
+            worker.stop()
+    cuts = statistics.quantiles(lags, n=100)
+    return cuts[49], cuts[98], len(lags)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`python -m demo`: the main job on the local stack, end to end.
 
 Reference data, the CDC connector, two Faust workers, orders from the generator (chaos on),
-a wait until `order_final` holds every complete order of the manifest, the batch layers
-until Gold holds every order with the status the manifest gives it, then a report. Exits 1
+the continuous lake (started beside the workers, waited for until it has caught up), a wait
+until `order_final` holds every complete order of the manifest and until Gold holds every
+order with the status the manifest gives it, then a report (with the lake's freshness). Exits 1
 if any complete order is missing from `order_final` or is there twice, or the lake's
 statuses differ from the manifest. Leaves the stack and the workers running; `make down` stops them.
 """
@@ -26,8 +27,8 @@ from cdc.connector import connector_config
 from cdc.topics import TopicMissing, read_to_end, wait_for_records
 from config import Settings, settings
 from config.cli import run
-from demo.lake import run_lake
-from demo.report import DemoReport
+from demo.lake import DemoLake
+from demo.report import DemoReport, percentiles
 from source import database, generate
 from source.audit import audit
 from source.reconcile import reconcile
@@ -100,14 +101,32 @@ def main(
     started = start_workers(settings, workers)
     wait_for_group(settings, started)  # orders written before would wait for the rebalance
     typer.echo("workers: " + ", ".join(f"{w.name} {w.url}" for w in started))
+    demo_lake = DemoLake(settings)
+    try:
+        typer.echo(f"continuous lake running (pid {demo_lake.pid}; `python -m stack down` stops it); "
+                   "waiting for its first micro-batch")
+        typer.echo(f"continuous lake caught up in {demo_lake.wait_caught_up(timeout):.0f} s")
+        run_orders(settings, connection, demo_lake, orders=orders, chaos=chaos, rate=rate, timeout=timeout,
+                   manifest=manifest, reference=(reference_rows, snapshot_s))
+    finally:
+        demo_lake.close()
 
+
+def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: int, chaos: bool, rate: float,
+               timeout: float, manifest: Path, reference: tuple[int, float]) -> None:
+    """The orders, order_final and the lake checked against the manifest, the report."""
     seed = secrets.randbelow(2**31)
     committed: dict[str, float] = {}
+    placed: dict[str, float] = {}
     truth = Truth()
     writes = plan(orders, seed=seed, customers=database.count_rows(connection, "customers"),
                   chaos=ChaosMix() if chaos else ChaosMix.off())
-    generate.run(connection, writes, total_orders=orders, rate=rate, truth=truth,
-                 on_commit=lambda write: committed.__setitem__(write.order_id, time.time() * 1000))
+
+    def on_commit(write) -> None:
+        committed[write.order_id] = time.time() * 1000
+        placed.setdefault(write.order_id, committed[write.order_id])
+
+    generate.run(connection, writes, total_orders=orders, rate=rate, truth=truth, on_commit=on_commit)
     ground_truth = generate.write_manifest(manifest, truth, {"seed": seed, "orders": orders})
     complete = set(ground_truth["complete"])
     typer.echo(f"manifest: {manifest} ({len(complete):,} complete orders)")
@@ -117,14 +136,18 @@ def main(
     for value, stamp in zip(values, stamps):
         first_seen.setdefault(value["order_id"], stamp)
     latencies = [stamp - committed[order_id] for order_id, stamp in first_seen.items()]
-    lake_check, gold_counts, lake_report = run_lake(settings, ground_truth)
+    lake_check = demo_lake.check(ground_truth, timeout_s=timeout)
+    lake_p50, lake_p99 = percentiles(demo_lake.freshness_s(placed))
+    gold_counts, lake_report = demo_lake.report()
     report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts,
                         reconcile(settings, settings.order_final_topic),
-                        snapshot=(reference_rows, snapshot_s),
+                        snapshot=reference,
                         unenriched=sum(value.get("customer") is None for value in values),
                         alerts=alert_counts(settings, {*complete, *ground_truth["incomplete"],
                                                        *ground_truth["cancelled"]}))
     typer.echo("\n".join(["", "demo report", *report.lines(), *lake_check.lines(),
+                           f"lake freshness      commit -> Gold fact_orders p50 {lake_p50:.1f} s, p99 {lake_p99:.1f} s"
+                           " (continuous lake)",
                            f"lake report         {lake_report.resolve()}"]))
     if not report.exact:
         raise typer.Exit(1)
