@@ -12,6 +12,7 @@ trigger); without it the job runs until stopped, a micro-batch every `--every` s
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,11 @@ MAX_RECORDS_PER_BATCH = 200_000
 
 def archive_location(config: Settings) -> str:
     return lake.path(config, "bronze", "cdc_raw")
+
+
+def topics_pattern(config: Settings) -> str:
+    """The four CDC topics exactly, as a regular expression."""
+    return "^(" + "|".join(re.escape(config.cdc_topic(table)) for table in CDC_TABLES) + ")$"
 
 
 def checkpoint_location(config: Settings) -> str:
@@ -63,7 +69,9 @@ def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
     `every_s` seconds; `after(batch_id)` runs once each batch is archived."""
     records = (spark.readStream.format("kafka")
                .option("kafka.bootstrap.servers", config.kafka_bootstrap)
-               .option("subscribe", ",".join(config.cdc_topic(table) for table in CDC_TABLES))
+               # a pattern, not a list: a topic Debezium has not created yet (a table with no
+               # rows at the connector's start) is picked up when it appears, not an error
+               .option("subscribePattern", topics_pattern(config))
                .option("startingOffsets", "earliest")
                .option("maxOffsetsPerTrigger", max_records)
                .load())

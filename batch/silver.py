@@ -7,7 +7,9 @@ the source position of the first), the newest per key winning unless Silver alre
 newer one. A delete keeps the row, marked `is_deleted`. Rows breaking a rule go to
 `<table>_quarantine` with the rules' names and the source row as JSON; a row's key leaves
 the valid table when its newest version is quarantined. Records that are no row change go
-to `cdc_quarantine` with the reason. Every table checks rows in = valid + quarantined.
+to `cdc_quarantine` with the reason. Every table checks rows in = valid + quarantined. A
+first run on an archive that does not reach back to the source's beginning starts from a
+JDBC snapshot (`python -m batch snapshot`'s tables), the archive applied over it.
 Run: `python -m batch silver [--full]`.
 """
 
@@ -21,7 +23,9 @@ from pyspark.sql import functions as F
 from batch import lake
 from batch.archive import archive_location
 from batch.job import LayerJob
-from batch.runs import LayerRun
+from batch.runs import LayerRun, log
+from batch.snapshot import LAYER as SNAPSHOT_LAYER
+from batch.snapshot import SnapshotJob
 from batch.transforms import changes, silver
 from config import Settings
 
@@ -56,10 +60,23 @@ class SilverJob(LayerJob):
             return {}
         archived = archived.select("topic", "partition", "offset", "key", "value", "op", "source_file",
                                    "source_pos", "source_row", "source_ts").localCheckpoint()
+        seeded = seen is None and self.needs_seed(archived)
         self.quarantine_unreadable(tables, archived)
         for table in silver.TABLES:
-            self.refine(tables, table, archived.filter(F.col("topic") == self.settings.cdc_topic(table.name)))
+            self.refine(tables, table, archived.filter(F.col("topic") == self.settings.cdc_topic(table.name)),
+                        seeded=seeded)
         return {ARCHIVE_MARK: str(version)}
+
+    def needs_seed(self, archived: DataFrame) -> bool:
+        """A first Silver run on an archive that does not reach back to the source's beginning
+        starts from a JDBC snapshot of the source (Bronze's `snapshot` tables), with the
+        archive's changes applied over it."""
+        if lake.exists(self.spark, lake.path(self.settings, LAYER, silver.ORDERS.name)) or changes.reaches_back(archived):
+            return False
+        log.warning("the CDC archive does not reach back to the source's beginning (no connector snapshot, or "
+                    "Kafka's retention cut the topics first): Silver starts from a JDBC snapshot of MySQL")
+        SnapshotJob.once(self.spark, self.settings, full=True)
+        return True
 
     def quarantine_unreadable(self, tables: LayerRun, archived: DataFrame) -> None:
         with tables.table(CDC_QUARANTINE) as counts:
@@ -69,13 +86,18 @@ class SilverJob(LayerJob):
             if counts.quarantined or not lake.exists(self.spark, location):
                 lake.upsert(self.spark, location, unreadable, ["topic", "partition", "offset"])
 
-    def refine(self, tables: LayerRun, table: silver.SilverTable, archived: DataFrame) -> None:
-        """Apply the table's changes among `archived` (the archive's new records) to Silver."""
+    def refine(self, tables: LayerRun, table: silver.SilverTable, archived: DataFrame, *, seeded: bool) -> None:
+        """Apply the table's changes among `archived` (the archive's new records) to Silver,
+        over the JDBC snapshot's rows when `seeded`."""
         spark, settings = self.spark, self.settings
         location = lake.path(settings, LAYER, table.name)
         with tables.table(table.name) as counts:
             columns = [*table.image_columns, *changes.extra_columns(archived, table.image_columns)]
-            row_changes = self.look_up(changes.row_changes(archived, table.name, columns, table.bronze_keys), table)
+            row_changes = changes.row_changes(archived, table.name, columns, table.bronze_keys)
+            if seeded:
+                snapshot = lake.read(spark, lake.path(settings, SNAPSHOT_LAYER, table.name))
+                row_changes = row_changes.unionByName(changes.snapshot_changes(snapshot, table.name, columns))
+            row_changes = self.look_up(row_changes, table)
             conformed = silver.conform(row_changes, table).localCheckpoint()
             if table.keeps_history:
                 self.record_history(tables, table, conformed)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 
-from cdc.topics import read_to_end
+from cdc.topics import TopicMissing, read_to_end
 from config import Settings
 
 SYNC_MARKER_ID = 999_999  # a payment method row of a scratch database's own: the CDC sync marker
@@ -43,8 +43,16 @@ def cdc_caught_up(settings: Settings, connection, timeout_s: float = 120) -> Non
         "INSERT INTO payment_method VALUES (%s, 'cdc sync marker', %s)"
         " ON DUPLICATE KEY UPDATE provider = VALUES(provider)", (SYNC_MARKER_ID, token))
     topic, deadline = settings.cdc_topic("payment_method"), time.monotonic() + timeout_s
-    while not any(isinstance(m.value, dict) and (m.value.get("after") or {}).get("provider") == token
-                  for m in read_to_end(settings, topic, last=5)):
+
+    def captured() -> bool:
+        try:
+            newest = read_to_end(settings, topic, last=5)
+        except TopicMissing:  # Debezium creates the topic with its first record
+            return False
+        return any(isinstance(m.value, dict) and (m.value.get("after") or {}).get("provider") == token
+                   for m in newest)
+
+    while not captured():
         if time.monotonic() > deadline:
             raise TimeoutError(f"Debezium did not capture the sync marker on {topic} within {timeout_s:.0f} s")
         time.sleep(0.2)

@@ -41,6 +41,9 @@ def position_text(file_number: int, pos: int, row: int = 0) -> str:
     return POSITION_FORMAT % (file_number, pos, row)
 
 
+SEED_POSITION = POSITION_FORMAT % (0, 0, 0)  # before any binlog position: a JDBC snapshot's rows
+
+
 def is_row_change(archived: DataFrame) -> Column:
     """A Debezium change of a row with its place in the binlog (not a tombstone, truncate or
     foreign record)."""
@@ -106,3 +109,29 @@ def newer_than_stored(changes: DataFrame, stored: DataFrame, keys: Sequence[str]
     return (changes.join(held, list(keys), "left")
             .filter(F.col("_held").isNull() | (F.col(position_column) > F.col("_held")))
             .drop("_held"))
+
+
+def reaches_back(archived: DataFrame) -> bool:
+    """Whether the archive holds the source from its beginning: Debezium's initial snapshot
+    ended in it (its last record is marked `source.snapshot` = last), and it has every
+    partition from offset 0 (Kafka's retention cut none of it before it was archived)."""
+    snapshot_ended = archived.filter(F.get_json_object("value", "$.source.snapshot") == "last").limit(1).count()
+    cut = (archived.groupBy("topic", "partition").agg(F.min("offset").alias("first"))
+           .filter(F.col("first") > 0).limit(1).count())
+    return bool(snapshot_ended) and not cut
+
+
+def snapshot_changes(rows: DataFrame, table: str, columns: Sequence[str]) -> DataFrame:
+    """A JDBC snapshot's rows shaped as `row_changes` gives them, each placed before every
+    change in the archive, so any change the archive holds for the key wins over it; their
+    commit time is unknown (null)."""
+    datetimes = DATETIME_COLUMNS.get(table, ())
+
+    def column(name: str) -> Column:
+        if name not in rows.columns:
+            return F.lit(None).cast("timestamp" if name in datetimes else "string")
+        return F.col(name).cast("timestamp") if name in datetimes else F.col(name).cast("string")
+
+    return rows.select(*[column(name).alias(name) for name in columns], F.lit("r").alias(OP),
+                       F.lit(False).alias(DELETED), F.lit(SEED_POSITION).alias(POSITION),
+                       F.lit(None).cast("timestamp").alias(CHANGED_AT))
