@@ -15,22 +15,8 @@ from agents import order_completion
 from agents.emission import CLAIM_TTL_MS
 from config import Settings
 from streams import topics
-from streams.app import app
 from tables.order_progress import current_state, order_progress
 from tables.order_state import OrderProgress, is_marker
-
-
-@pytest.fixture
-def tables_in_memory(monkeypatch: pytest.MonkeyPatch):
-    """test_context runs without a broker: the app's tables in memory for this test only. Each
-    table gets a memory store of its own, made afresh, and the one before back after, so no
-    other test of the session gets (or gives this one) a store of the other kind."""
-    app.finalize()
-    for table in app.tables.values():
-        monkeypatch.setattr(table, "_store", "memory://")  # the table's own, over app.conf.store
-        monkeypatch.setattr(table, "_data", None)  # Faust makes a table's store on first use
-    yield
-
 
 pytestmark = pytest.mark.usefixtures("tables_in_memory")
 
