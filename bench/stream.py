@@ -432,13 +432,13 @@ def isolated(suffix: str, customers: int = CUSTOMERS):
 
 
 def main(
-    orders: Annotated[int, typer.Option(help="Orders pre-filled for the throughput runs.")] = 20_000,
-    rounds: Annotated[int, typer.Option(help="Throughput rounds (each runs every contender once).")] = 3,
-    latency_orders: Annotated[int, typer.Option(help="Orders in the latency run (60 s at the default rate).")] = 60_000,
-    rate: Annotated[float, typer.Option(help="Orders/s in the latency run.")] = 1000,
+    orders: Annotated[int, typer.Option(min=1, help="Orders pre-filled for the throughput runs.")] = 20_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Throughput rounds (each runs every contender once).")] = 3,
+    latency_orders: Annotated[int, typer.Option(min=1, help="Orders in the latency run (60 s at the default rate).")] = 60_000,
+    rate: Annotated[float, typer.Option(min=0, help="Orders/s in the latency run.")] = 1000,
     against: Annotated[str | None, typer.Option(help="A git revision (e.g. HEAD~3) whose product also runs "
                                                      "with 1 worker in each round, for a before/after ratio.")] = None,
-    customers: Annotated[int, typer.Option(help="Customers in the reference data (every worker reads them "
+    customers: Annotated[int, typer.Option(min=1, help="Customers in the reference data (every worker reads them "
                                                 "all before its first batch).")] = CUSTOMERS,
 ) -> None:
     """Measure the stream: events/s (baseline, bare Faust agent, ours x1 and x2), latency, RSS.

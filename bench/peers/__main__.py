@@ -128,15 +128,15 @@ def ours_audits(speeds: dict[Contender, list[Throughput]], lags: dict[Contender,
 
 
 def main(
-    orders: Annotated[int, typer.Option(help="Orders pre-filled for the throughput runs.")] = 5_000,
-    latency_orders: Annotated[int, typer.Option(help="Orders written live in each latency run.")] = 3_000,
-    rate: Annotated[float, typer.Option(help="Orders/s written in the latency runs.")] = 500,
+    orders: Annotated[int, typer.Option(min=1, help="Orders pre-filled for the throughput runs.")] = 5_000,
+    latency_orders: Annotated[int, typer.Option(min=1, help="Orders written live in each latency run.")] = 3_000,
+    rate: Annotated[float, typer.Option(min=0, help="Orders/s written in the latency runs.")] = 500,
     workers: Annotated[list[int], typer.Option(
-        help="Processes for ours and quix in the throughput runs (repeat the option); the latency "
+        min=1, help="Processes for ours and quix in the throughput runs (repeat the option); the latency "
              "runs use the largest. seed000 always runs its two consumers.")] = [1, 2],
     quiet_s: Annotated[float, typer.Option(
-        help="A contender whose output stays quiet this long is done (one that misses orders).")] = 20,
-    timeout_s: Annotated[float, typer.Option(help="Longest wait for one contender's output.")] = 600,
+        min=0.1, help="A contender whose output stays quiet this long is done (one that misses orders).")] = 20,
+    timeout_s: Annotated[float, typer.Option(min=1, help="Longest wait for one contender's output.")] = 600,
     rounds: Annotated[int, typer.Option(min=1, help="Throughput runs per contender, taken in turn; "
                                                     "the median is reported.")] = 1,
     with_latency: Annotated[bool, typer.Option("--latency/--no-latency",
