@@ -64,10 +64,10 @@ def measure(settings: Settings, consumer: Consumer, orders: int, rate: float, se
 
 
 def main(
-    orders: Annotated[int, typer.Option(help="Orders in the measured run.")] = 10_000,
-    rate: Annotated[float, typer.Option(help="Orders/s in the measured run.")] = 1000,
-    baseline_orders: Annotated[int, typer.Option(help="Orders in the baseline run.")] = 1000,
-    baseline_rate: Annotated[float, typer.Option(help="Orders/s in the baseline run.")] = 100,
+    orders: Annotated[int, typer.Option(min=1, help="Orders in the measured run.")] = 10_000,
+    rate: Annotated[float, typer.Option(min=0, help="Orders/s in the measured run.")] = 1000,
+    baseline_orders: Annotated[int, typer.Option(min=1, help="Orders in the baseline run.")] = 1000,
+    baseline_rate: Annotated[float, typer.Option(min=0, help="Orders/s in the baseline run.")] = 100,
 ) -> None:
     """Measure commit-to-Kafka lag of Debezium CDC at a baseline rate and a target rate."""
     suffix = f"bench_{uuid.uuid4().hex[:8]}"

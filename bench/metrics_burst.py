@@ -39,10 +39,10 @@ def burst(requests: int, concurrency: int, answered: list[float]) -> Callable[[l
 
 
 def main(
-    orders: Annotated[int, typer.Option(help="Orders pre-filled.")] = 20_000,
+    orders: Annotated[int, typer.Option(min=1, help="Orders pre-filled.")] = 20_000,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds, each running both in turn.")] = 3,
-    requests: Annotated[int, typer.Option(help="Scrapes in the burst.")] = 1000,
-    concurrency: Annotated[int, typer.Option(help="Scrapes in flight at once.")] = 20,
+    requests: Annotated[int, typer.Option(min=1, help="Scrapes in the burst.")] = 1000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Scrapes in flight at once.")] = 20,
 ) -> None:
     """One worker without and with a burst of /metrics scrapes; events/s and the ratio."""
     run = uuid.uuid4().hex[:8]

@@ -61,9 +61,9 @@ def shares(raw: str) -> tuple[int, Counter, Counter]:
 
 
 def main(
-    orders: Annotated[int, typer.Option(help="Orders pre-filled (about 3 CDC records each).")] = 20_000,
-    seconds: Annotated[float, typer.Option(help="How long py-spy samples the worker.")] = 6,
-    top: Annotated[int, typer.Option(help="How many functions to list.")] = 25,
+    orders: Annotated[int, typer.Option(min=1, help="Orders pre-filled (about 3 CDC records each).")] = 20_000,
+    seconds: Annotated[float, typer.Option(min=1, help="How long py-spy samples the worker.")] = 6,
+    top: Annotated[int, typer.Option(min=1, help="How many functions to list.")] = 25,
 ) -> None:
     """Sample one worker's CPU by module and function while it takes a backlog."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")

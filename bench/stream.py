@@ -52,6 +52,7 @@ import typer
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.verdict import audit_verdict
 from cdc import rest
 from cdc.connector import CDC_TABLES, connector_config, server_id
 from cdc.topics import read_topics, wait_for_records
@@ -281,8 +282,10 @@ def checkout(revision: str | None):
 
 
 def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict, order_ids: list[str],
-                      against: tuple[str, Path] | None = None) -> None:
+                      against: tuple[str, Path] | None = None) -> list[tuple[str, Audit]]:
+    """Print each round's figures and their spread; the audit of every product run, labelled."""
     ratios: dict[str, list[float]] = {}
+    audits: list[tuple[str, Audit]] = []
     for number in range(1, rounds + 1):
         print(f"round {number}/{rounds} ({load_note()})", flush=True)
         base = baseline_events_per_s(scratch, total)
@@ -297,6 +300,8 @@ def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict
         print(f"  {'plain consumer + JSON decode (baseline)':<38} {base:>9,.0f} events/s")
         for name, run in runs.items():
             audit_note = f"; audit: {run.audit.summary()}" if run.audit else ""
+            if run.audit:
+                audits.append((f"round {number} {name}", run.audit))
             print(f"  {name:<38} {run.events_per_s:>9,.0f} events/s ({run.events_per_s / base:.2f}x baseline); "
                   f"RSS {', '.join(f'{r:.0f}' for r in run.rss_mb)} MB{audit_note}", flush=True)
             settled = (f"; {run.settled_events_per_s:,.0f} events/s once every worker held partitions"
@@ -317,6 +322,7 @@ def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict
     print(f"over {rounds} round(s):")
     for name, values in ratios.items():
         print(f"  {name:<46} {spread(values)}")
+    return audits
 
 
 def latency(scratch: Settings, orders: int, rate: float, customers: int = CUSTOMERS) -> dict:
@@ -386,7 +392,7 @@ def measure_latency(scratch: Settings, workers: list[Worker], orders: int, rate:
     cdc_share = [cdc_append[m.value["order_id"]] - committed[m.value["order_id"]] for m in finals]
     result = audit(manifest, [m.value for m in finals])
     rss = [psutil.Process(w.pid()).memory_info().rss / 2**20 for w in workers]
-    return {"e2e": percentiles(end_to_end), "cdc": percentiles(cdc_share), "audit": result.summary(),
+    return {"e2e": percentiles(end_to_end), "cdc": percentiles(cdc_share), "audit": result,
             "rss": rss, "orders": orders, "rate": rate, "settled_s": settled_s, "written_rate": written_rate}
 
 
@@ -426,24 +432,25 @@ def isolated(suffix: str, customers: int = CUSTOMERS):
 
 
 def main(
-    orders: Annotated[int, typer.Option(help="Orders pre-filled for the throughput runs.")] = 20_000,
-    rounds: Annotated[int, typer.Option(help="Throughput rounds (each runs every contender once).")] = 3,
-    latency_orders: Annotated[int, typer.Option(help="Orders in the latency run (60 s at the default rate).")] = 60_000,
-    rate: Annotated[float, typer.Option(help="Orders/s in the latency run.")] = 1000,
+    orders: Annotated[int, typer.Option(min=1, help="Orders pre-filled for the throughput runs.")] = 20_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Throughput rounds (each runs every contender once).")] = 3,
+    latency_orders: Annotated[int, typer.Option(min=1, help="Orders in the latency run (60 s at the default rate).")] = 60_000,
+    rate: Annotated[float, typer.Option(min=0, help="Orders/s in the latency run.")] = 1000,
     against: Annotated[str | None, typer.Option(help="A git revision (e.g. HEAD~3) whose product also runs "
                                                      "with 1 worker in each round, for a before/after ratio.")] = None,
-    customers: Annotated[int, typer.Option(help="Customers in the reference data (every worker reads them "
+    customers: Annotated[int, typer.Option(min=1, help="Customers in the reference data (every worker reads them "
                                                 "all before its first batch).")] = CUSTOMERS,
 ) -> None:
-    """Measure the stream: events/s (baseline, bare Faust agent, ours x1 and x2), latency, RSS."""
+    """Measure the stream: events/s (baseline, bare Faust agent, ours x1 and x2), latency, RSS.
+    Exits 1 if any of the product's outputs fails its audit."""
     run = uuid.uuid4().hex[:8]
     print(config_echo())
     with isolated(f"bench_{run}_tp", customers) as scratch:
         filled = prefill(scratch, orders, customers)
         print(f"throughput: {filled.records:,} CDC records (orders + order_details) from {orders:,} orders")
         with checkout(against) as source:
-            throughput_rounds(scratch, rounds, filled.records, filled.manifest, filled.order_ids,
-                              (against, source) if against else None)
+            audits = throughput_rounds(scratch, rounds, filled.records, filled.manifest, filled.order_ids,
+                                       (against, source) if against else None)
     with isolated(f"bench_{run}_lat", customers) as scratch:
         result = latency(scratch, latency_orders, rate, customers)
     print(f"latency at {result['written_rate']:.0f} orders/s written (asked {result['rate']:.0f}) over "
@@ -451,8 +458,12 @@ def main(
           f"commit -> order_final p50 {result['e2e'][0]:.0f} ms, p99 {result['e2e'][1]:.0f} ms; "
           f"of which commit -> CDC record p50 {result['cdc'][0]:.0f} ms, p99 {result['cdc'][1]:.0f} ms "
           f"(ratio p99 {result['e2e'][1] / result['cdc'][1]:.2f}x)")
-    print(f"  audit: {result['audit']}; worker RSS {', '.join(f'{r:.0f}' for r in result['rss'])} MB; "
+    print(f"  audit: {result['audit'].summary()}; worker RSS {', '.join(f'{r:.0f}' for r in result['rss'])} MB; "
           f"clock started once the group had settled ({result['settled_s']:.1f} s)")
+    code, line = audit_verdict([*audits, ("latency, ours x2", result["audit"])])
+    print(line)
+    if code:
+        raise typer.Exit(code)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,11 @@ def disk_mb(path: Path) -> float:
 
 
 def main(
-    orders: Annotated[int, typer.Option(help="Orders to write and process.")] = 1_000_000,
-    customers: Annotated[int, typer.Option(help="Customers in the reference data, which the worker "
+    orders: Annotated[int, typer.Option(min=1, help="Orders to write and process.")] = 1_000_000,
+    customers: Annotated[int, typer.Option(min=1, help="Customers in the reference data, which the worker "
                                                 "holds beside the orders' state.")] = 1_000_000,
     retention_s: Annotated[float | None, typer.Option(
-        help="The worker's STATE_RETENTION_S (default: the settings'): how long finished orders' "
+        min=0.1, help="The worker's STATE_RETENTION_S (default: the settings'): how long finished orders' "
              "state stays.")] = None,
 ) -> None:
     """Sample one worker's RSS and datadir size while it processes `orders` orders."""

@@ -32,7 +32,7 @@ def _unreachable(error: httpx.HTTPError) -> typer.Exit:
 @cli.command()
 def register(
     flavor: Flavor = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for RUNNING.")] = 120,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for RUNNING.")] = 120,
 ) -> None:
     """Create or update the connector (idempotent PUT) and wait until it and its task run.
 
@@ -57,7 +57,7 @@ def register(
 @cli.command()
 def watch(
     flavor: Flavor = None,
-    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 10,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between checks.")] = 10,
 ) -> None:
     """Register, then keep the connector running until interrupted (a Procfile/compose process).
 
@@ -78,7 +78,7 @@ def watch(
 
 @cli.command()
 def heal(
-    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 5,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between checks.")] = 5,
 ) -> None:
     """Restart the FAILED tasks of every connector on Kafka Connect until interrupted.
 

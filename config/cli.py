@@ -15,12 +15,21 @@ except ImportError:
 
 def run(cli: typer.Typer | Callable) -> None:
     """Run a Typer app (or a single command function) as the process's command line."""
+    run_command(command_of(cli))
+
+
+def command_of(cli: typer.Typer | Callable):
+    """The click command of a Typer app or of a single command function."""
     if not isinstance(cli, typer.Typer):
         function, cli = cli, typer.Typer(add_completion=False)
         cli.command()(function)
-    command = typer.main.get_command(cli)
+    return typer.main.get_command(cli)
+
+
+def run_command(command, args: list[str] | None = None) -> None:
+    """Run `command` on `args` (the process's own when None); exits with its outcome."""
     try:
-        outcome = command.main(standalone_mode=False)
+        outcome = command.main(args=args, standalone_mode=False)
     except NoArgsIsHelpError as error:  # `no_args_is_help`: the help is the answer
         typer.echo(error.ctx.get_help())
         sys.exit(0)

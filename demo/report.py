@@ -30,8 +30,29 @@ class DemoReport:
 
     @property
     def exact(self) -> bool:
-        """No complete order missing from order_final, none there twice."""
-        return not self.audit.missing and not self.audit.duplicates
+        """Every complete order in order_final once, with its contents and its customer, nothing
+        else there, and the whole database's audit clean too."""
+        return not self.failures()
+
+    def failures(self) -> dict[str, int]:
+        """Each failed check and how many orders fail it, in the order the report lists them."""
+        failed = dict(self.audit.faults())
+        if self.whole_database is not None:
+            failed |= {f"whole database {check}": count for check, count in self.whole_database.faults().items()}
+        if self.unenriched and self.customers_existed:
+            failed["without customer"] = self.unenriched
+        return failed
+
+    @property
+    def customers_existed(self) -> bool:
+        """Whether the orders' customers were in the source (unknown without the snapshot: assumed)."""
+        return self.snapshot is None or self.snapshot[0] > 0
+
+    def verdict(self) -> str:
+        failed = self.failures()
+        if not failed:
+            return "result: OK, every complete order exactly once, as written, with its customer"
+        return "result: FAILED (" + ", ".join(f"{check}: {count:,}" for check, count in failed.items()) + ")"
 
     def lines(self) -> list[str]:
         counts, audit = self.manifest_counts, self.audit
@@ -47,13 +68,12 @@ class DemoReport:
             *([f"CDC snapshot        {self.snapshot[0]:>10,} customers captured in {self.snapshot[1]:.0f} s, "
                "before the orders were written"] if self.snapshot else []),
             f"commit -> order_final latency p50 {p50 / 1000:.2f} s, p99 {p99 / 1000:.2f} s",
-            f"without customer    {self.unenriched:>10,}  (order_final records whose customer was not known yet)",
+            f"without customer    {self.unenriched:>10,}  (order_final records without their customer)",
             "alerts              " + ", ".join(f"{kind} {self.alerts.get(kind, 0):,}" for kind in
                                                ("bulk", "cancelled_after_details", "stalled"))
             + "  (stalled: STALL_AFTER_S after an order's last change, mostly after this report)",
             "gold: " + ", ".join(f"{table} {count:,}" for table, count in self.gold_counts.items()),
             *([f"whole database      {self.whole_database.summary()} (python -m source audit)"]
               if self.whole_database else []),
-            "result: " + ("OK, every complete order exactly once" if self.exact else
-                          f"FAILED ({audit.summary()})"),
+            self.verdict(),
         ]

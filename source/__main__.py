@@ -42,8 +42,8 @@ def schema() -> None:
 
 @cli.command()
 def load(
-    customers: Annotated[int, typer.Option(help="How many customers to generate.")] = 1_000_000,
-    seed: Annotated[int, typer.Option(help="Same seed, same customers.")] = 42,
+    customers: Annotated[int, typer.Option(min=1, help="How many customers to generate.")] = 1_000_000,
+    seed: Annotated[int, typer.Option(min=0, help="Same seed, same customers.")] = 42,
 ) -> None:
     """Apply the schema, then load the 12 payment methods and `customers` seeded customers.
 
@@ -61,17 +61,17 @@ def load(
 
 @cli.command()
 def generate(
-    orders: Annotated[int, typer.Option(help="Total orders to write.")] = 25_000,
-    rate: Annotated[float, typer.Option(help="Orders started per second; 0 = as fast as possible.")] = 0.0,
-    seed: Annotated[int | None, typer.Option(help="Same seed, same orders and writes (order ids "
+    orders: Annotated[int, typer.Option(min=1, help="Total orders to write.")] = 25_000,
+    rate: Annotated[float, typer.Option(min=0, help="Orders started per second; 0 = as fast as possible.")] = 0.0,
+    seed: Annotated[int | None, typer.Option(min=0, help="Same seed, same orders and writes (order ids "
                                                   "included); default: a new seed each run.")] = None,
     chaos: Annotated[bool, typer.Option(help="Alter some orders (see the shares below).")] = True,
-    update: Annotated[float, typer.Option(help="Share of orders whose num_products is raised or lowered.")] = 0.06,
-    cancel: Annotated[float, typer.Option(help="Share cancelled: order and details deleted.")] = 0.04,
-    redo: Annotated[float, typer.Option(help="Share with a detail deleted and re-inserted.")] = 0.05,
-    abandon: Annotated[float, typer.Option(help="Share left incomplete (details never written).")] = 0.04,
-    in_flight: Annotated[int, typer.Option(help="Orders open at once; their writes interleave.")] = 64,
-    customers: Annotated[int, typer.Option(help="Customer ids to draw from; 0 = the customers table's count.")] = 0,
+    update: Annotated[float, typer.Option(min=0, max=1, help="Share of orders whose num_products is raised or lowered.")] = 0.06,
+    cancel: Annotated[float, typer.Option(min=0, max=1, help="Share cancelled: order and details deleted.")] = 0.04,
+    redo: Annotated[float, typer.Option(min=0, max=1, help="Share with a detail deleted and re-inserted.")] = 0.05,
+    abandon: Annotated[float, typer.Option(min=0, max=1, help="Share left incomplete (details never written).")] = 0.04,
+    in_flight: Annotated[int, typer.Option(min=1, help="Orders open at once; their writes interleave.")] = 64,
+    customers: Annotated[int, typer.Option(min=0, help="Customer ids to draw from; 0 = the customers table's count.")] = 0,
     manifest: Annotated[Path, typer.Option(help="Where to write the ground truth (JSON).")] = Path("manifest.json"),
 ) -> None:
     """Write orders like a shop: the order row, then its details, each write its own transaction, interleaved across orders, with an optional chaos mix.
@@ -80,7 +80,10 @@ def generate(
 
     Writes a manifest (JSON) of the ground truth, replayed from the committed writes: which orders are complete and with which products, which were cancelled, which are incomplete.
     """
-    mix = ChaosMix(update, cancel, redo, abandon) if chaos else ChaosMix.off()
+    try:
+        mix = ChaosMix(update, cancel, redo, abandon) if chaos else ChaosMix.off()
+    except ValueError as error:  # each share is in range, their sum is not
+        raise typer.BadParameter(str(error), param_hint="'--update', '--cancel', '--redo', '--abandon'") from None
     if seed is None:
         seed = secrets.randbelow(2**31)
         typer.echo(f"seed {seed} (pass --seed {seed} to repeat this run on a fresh database)")
@@ -111,8 +114,8 @@ def generate(
 def audit_order_final(
     topic: Annotated[str, typer.Option(help="The output topic to audit.")] = settings.order_final_topic,
     wait_s: Annotated[float, typer.Option(
-        help="How long complete orders missing from the topic may still be on their way.")] = 10.0,
-    show: Annotated[int, typer.Option(help="Order ids listed per finding.")] = 5,
+        min=0, help="How long complete orders missing from the topic may still be on their way.")] = 10.0,
+    show: Annotated[int, typer.Option(min=0, help="Order ids listed per finding.")] = 5,
 ) -> None:
     """Compare the output topic with the source database itself: every order whose distinct detail rows number num_products now must be in it once, with those products and header.
 

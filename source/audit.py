@@ -25,6 +25,12 @@ class Audit:
     def exact(self) -> bool:
         return not (self.duplicates or self.missing or self.unexpected or self.wrong_contents)
 
+    def faults(self) -> dict[str, int]:
+        """How many orders fail each check, only the checks that fail: {"wrong contents": 3}."""
+        counts = {"missing": len(self.missing), "duplicates": sum(self.duplicates.values()),
+                  "wrong contents": len(self.wrong_contents), "unexpected": len(self.unexpected)}
+        return {check: count for check, count in counts.items() if count}
+
     def summary(self) -> str:
         return (f"expected {self.expected}, received {self.received}, duplicates {sum(self.duplicates.values())}, "
                 f"missing {len(self.missing)}, unexpected {len(self.unexpected)}, "

@@ -83,7 +83,7 @@ def status() -> None:
 @cli.command()
 def logs(
     service: Annotated[str, typer.Argument(help="kafka, kafka-connect, mariadb, redis or minio")],
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.")] = 50,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1, help="How many last lines.")] = 50,
 ) -> None:
     """Print the last lines of a service's log, and the log's path."""
     by_name = {s.name: s for s in all_services(settings)}

@@ -32,9 +32,9 @@ def commands() -> None:
 @cli.command()
 def rebuild(
     output: Annotated[str, typer.Option(help="The topic to derive (created if missing); never the live one.")],
-    web_port: Annotated[int, typer.Option(help="Port of the rebuild worker's web server.")] = 6166,
-    quiet_s: Annotated[float, typer.Option(help="Caught up once nothing new was emitted for this long.")] = 10.0,
-    timeout_s: Annotated[float, typer.Option(help="Longest run.")] = 3600.0,
+    web_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the rebuild worker's web server.")] = 6166,
+    quiet_s: Annotated[float, typer.Option(min=0.1, help="Caught up once nothing new was emitted for this long.")] = 10.0,
+    timeout_s: Annotated[float, typer.Option(min=1, help="Longest run.")] = 3600.0,
 ) -> None:
     """Derive a fresh output topic from the CDC topics from their beginning, exactly once per completed order, beside the live stream; stop when caught up.
 
@@ -76,7 +76,7 @@ def chosen(since: str | None, reason: str | None, offsets: list[int] | None = No
 
 @dead_letters.command("list")
 def list_dead_letters(since: Since = None, reason: Reason = None,
-                      limit: Annotated[int, typer.Option(help="Newest this many.")] = 50) -> None:
+                      limit: Annotated[int, typer.Option(min=1, help="Newest this many.")] = 50) -> None:
     """List dead letters: offset in the dead-letter topic, when, reason, source record, key, first bytes."""
     letters = chosen(since, reason)
     for letter in letters[-limit:]:
@@ -90,7 +90,7 @@ def list_dead_letters(since: Since = None, reason: Reason = None,
 
 @dead_letters.command("replay")
 def replay_dead_letters(
-    offset: Annotated[list[int] | None, typer.Option(help="Dead-letter offsets to replay (repeat the option).")] = None,
+    offset: Annotated[list[int] | None, typer.Option(min=0, help="Dead-letter offsets to replay (repeat the option).")] = None,
     since: Since = None, reason: Reason = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
 ) -> None:

@@ -14,6 +14,21 @@ def settings() -> Settings:
     return Settings()
 
 
+@pytest.fixture
+def tables_in_memory(monkeypatch: pytest.MonkeyPatch):
+    """The stream app's tables in memory for this test only (Faust's test_context runs without a
+    broker; a RocksDB store would be written under the working directory). Each table gets a
+    memory store of its own, made afresh, and the one before back after, so no other test of the
+    session gets (or gives this one) a store of the other kind."""
+    from streams.app import app
+
+    app.finalize()
+    for table in app.tables.values():
+        monkeypatch.setattr(table, "_store", "memory://")  # the table's own, over app.conf.store
+        monkeypatch.setattr(table, "_data", None)  # Faust makes a table's store on first use
+    yield
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: every test must run against the real stack."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

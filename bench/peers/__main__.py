@@ -21,6 +21,9 @@ Each has its own output topic, consumer groups and Redis keys.
 
 Ratios: throughput ours/peer and p99 latency peer/ours, against ours with the same process
 count; above 1.00x means ours is ahead.
+
+Exits 1 if ours' output fails its audit in any run; the peers' audits are figures to compare,
+not the benchmark's verdict.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from confluent_kafka.admin import AdminClient
 from bench.peers.contenders import Contender
 from bench.peers.measure import Latency, Throughput, latency, throughput
 from bench.stream import CUSTOMERS, forget_emissions, isolated, wait_topics_still
+from bench.verdict import audit_verdict
 from config import Settings, settings
 from config.cli import run
 from source import database, generate
@@ -116,16 +120,23 @@ def report(contenders: list[Contender], speeds: dict[Contender, list[Throughput]
         print(f"{c.label:<16} {lag.p50_ms:>8,.0f} {lag.p99_ms:>8,.0f} {vs:>13}  {audit_cells(lag.audit)}")
 
 
+def ours_audits(speeds: dict[Contender, list[Throughput]], lags: dict[Contender, Latency]) -> list[tuple[str, Audit]]:
+    """The audit of each of ours' runs, labelled: the ones the benchmark's verdict rests on."""
+    return ([(f"throughput round {number} {c.label}", run.audit)
+             for c, runs in speeds.items() if c.kind == "ours" for number, run in enumerate(runs, start=1)]
+            + [(f"latency {c.label}", lag.audit) for c, lag in lags.items() if c.kind == "ours"])
+
+
 def main(
-    orders: Annotated[int, typer.Option(help="Orders pre-filled for the throughput runs.")] = 5_000,
-    latency_orders: Annotated[int, typer.Option(help="Orders written live in each latency run.")] = 3_000,
-    rate: Annotated[float, typer.Option(help="Orders/s written in the latency runs.")] = 500,
+    orders: Annotated[int, typer.Option(min=1, help="Orders pre-filled for the throughput runs.")] = 5_000,
+    latency_orders: Annotated[int, typer.Option(min=1, help="Orders written live in each latency run.")] = 3_000,
+    rate: Annotated[float, typer.Option(min=0, help="Orders/s written in the latency runs.")] = 500,
     workers: Annotated[list[int], typer.Option(
-        help="Processes for ours and quix in the throughput runs (repeat the option); the latency "
+        min=1, help="Processes for ours and quix in the throughput runs (repeat the option); the latency "
              "runs use the largest. seed000 always runs its two consumers.")] = [1, 2],
     quiet_s: Annotated[float, typer.Option(
-        help="A contender whose output stays quiet this long is done (one that misses orders).")] = 20,
-    timeout_s: Annotated[float, typer.Option(help="Longest wait for one contender's output.")] = 600,
+        min=0.1, help="A contender whose output stays quiet this long is done (one that misses orders).")] = 20,
+    timeout_s: Annotated[float, typer.Option(min=1, help="Longest wait for one contender's output.")] = 600,
     rounds: Annotated[int, typer.Option(min=1, help="Throughput runs per contender, taken in turn; "
                                                     "the median is reported.")] = 1,
     with_latency: Annotated[bool, typer.Option("--latency/--no-latency",
@@ -171,6 +182,10 @@ def main(
             print(f"{contender.label}: p50 {lags[contender].p50_ms:,.0f} ms, p99 {lags[contender].p99_ms:,.0f} ms; "
                   f"{lags[contender].audit.summary()}", flush=True)
         report(contenders, speeds, lags, records, manifest["counts"]["complete"], rate)
+        code, line = audit_verdict(ours_audits(speeds, lags))
+        print(f"\nours' {line}")
+        if code:
+            raise typer.Exit(code)
     finally:
         forget_run(settings, run, our_ids)
         drop_topics(run)

@@ -15,12 +15,10 @@ from agents import order_completion
 from agents.emission import CLAIM_TTL_MS
 from config import Settings
 from streams import topics
-from streams.app import app
 from tables.order_progress import current_state, order_progress
 from tables.order_state import OrderProgress, is_marker
 
-app.conf.store = "memory://"  # test_context runs without a broker; keep tables in memory
-app.finalize()
+pytestmark = pytest.mark.usefixtures("tables_in_memory")
 
 
 def envelope(op: str, row: dict, pos: int) -> bytes:

@@ -8,6 +8,8 @@ from streams.app import app
 from streams.changelog import BatchWrittenTable
 from tables.order_progress import order_progress
 
+pytestmark = pytest.mark.usefixtures("tables_in_memory")
+
 
 @pytest.mark.parametrize("key", ["123", "0", "order-7", 'a "quoted" \\ key', "tab\tand\nnewline\x01", "bestellung-ä€"])
 def test_keys_are_encoded_as_faust_encodes_them(key):

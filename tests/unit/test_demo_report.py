@@ -1,7 +1,15 @@
 from __future__ import annotations
 
+import pytest
+
 from demo.report import DemoReport, percentiles
 from source.audit import Audit
+from source.audit import audit as audit_of
+
+MANIFEST = {"complete": {
+    order_id: {"customer_id": n, "payment_method_id": 2, "num_products": 1,
+               "products": [{"product_id": 1000 + n, "quantity": 1}]}
+    for n, order_id in enumerate(["o1", "o2", "o3"], start=1)}}
 
 
 def audit(**changes) -> Audit:
@@ -27,7 +35,7 @@ def test_a_duplicate_or_a_missing_order_fails_the_run():
     lost = report(audit(received=2, missing=["o3"]))
     assert not doubled.exact and not lost.exact
     assert "duplicates                   1" in "\n".join(doubled.lines())
-    assert lost.lines()[-1].startswith("result: FAILED") and "missing 1" in lost.lines()[-1]
+    assert lost.lines()[-1].startswith("result: FAILED") and "missing: 1" in lost.lines()[-1]
 
 
 def test_percentiles_of_few_values():
@@ -50,3 +58,49 @@ def test_the_snapshot_wait_and_the_orders_without_customer_are_reported():
     assert "1,000,000 customers captured in 47 s, before the orders were written" in lines
     assert "without customer             2" in lines
     assert "alerts              bulk 41, cancelled_after_details 0, stalled 1" in lines
+
+
+def emitted(**changes) -> list[dict]:
+    """order_final as the demo reads it: each complete order of MANIFEST once, enriched."""
+    return [{**order, "order_id": order_id, "customer": {"id": order["customer_id"]}, **changes.get(order_id, {})}
+            for order_id, order in MANIFEST["complete"].items()]
+
+
+def run_report(values: list[dict], whole_database: Audit | None = None, customers: int = 10) -> DemoReport:
+    return DemoReport({"complete": 3}, audit_of(MANIFEST, values), [100.0], {}, whole_database,
+                      snapshot=(customers, 1.0), unenriched=sum(value.get("customer") is None for value in values))
+
+
+def test_a_clean_run_passes():
+    clean = run_report(emitted(), whole_database=audit_of(MANIFEST, emitted()))
+    assert clean.exact and clean.failures() == {}
+    assert clean.lines()[-1].startswith("result: OK")
+
+
+@pytest.mark.parametrize(("values", "named"), [
+    (emitted(o2={"products": [{"product_id": 9999, "quantity": 1}]}), "wrong contents: 1"),
+    (emitted() + emitted()[:1], "duplicates: 1"),
+    (emitted() + [{**emitted()[0], "order_id": "o-stranger"}], "unexpected: 1"),
+    (emitted()[1:], "missing: 1"),
+    (emitted(o3={"customer": None}), "without customer: 1"),
+], ids=["wrong product", "duplicate", "unexpected order", "missing order", "not enriched"])
+def test_each_planted_fault_fails_the_run_and_the_last_line_names_it(values: list[dict], named: str):
+    faulty = run_report(values)
+    assert not faulty.exact
+    assert faulty.lines()[-1] == f"result: FAILED ({named})"
+
+
+def test_a_whole_database_audit_that_is_not_clean_fails_the_run():
+    elsewhere = Audit(expected=9, received=8, duplicates={}, missing=["old"], unexpected=[], wrong_contents=[])
+    faulty = run_report(emitted(), whole_database=elsewhere)
+    assert not faulty.exact
+    assert faulty.lines()[-1] == "result: FAILED (whole database missing: 1)"
+
+
+def test_several_failed_checks_are_all_named():
+    values = emitted(o1={"products": []}, o2={"products": []}) + emitted()[2:]
+    assert run_report(values).lines()[-1] == "result: FAILED (duplicates: 1, wrong contents: 2)"
+
+
+def test_orders_without_customer_pass_when_the_source_had_no_customers():
+    assert run_report(emitted(o3={"customer": None}), customers=0).exact
