@@ -62,9 +62,11 @@ class SilverJob(LayerJob):
                                    "source_pos", "source_row", "source_ts").localCheckpoint()
         seeded = seen is None and self.needs_seed(archived)
         self.quarantine_unreadable(tables, archived)
+        records = {row["topic"]: row["count"] for row in archived.groupBy("topic").count().collect()}
         for table in silver.TABLES:
-            self.refine(tables, table, archived.filter(F.col("topic") == self.settings.cdc_topic(table.name)),
-                        seeded=seeded)
+            topic = self.settings.cdc_topic(table.name)
+            if records.get(topic) or seeded or not lake.exists(self.spark, lake.path(self.settings, LAYER, table.name)):
+                self.refine(tables, table, archived.filter(F.col("topic") == topic), seeded=seeded)
         return {ARCHIVE_MARK: str(version)}
 
     def needs_seed(self, archived: DataFrame) -> bool:

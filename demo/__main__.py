@@ -4,8 +4,10 @@ Reference data, the CDC connector, two Faust workers, orders from the generator 
 the continuous lake (started beside the workers, waited for until it has caught up), a wait
 until `order_final` holds every complete order of the manifest and until Gold holds every
 order with the status the manifest gives it, then a report (with the lake's freshness). Exits 1
-if any complete order is missing from `order_final` or is there twice, or the lake's
-statuses differ from the manifest. Leaves the stack and the workers running; `make down` stops them.
+on any check the report's result line names (missing, duplicate, wrong-content or
+unexpected orders, records without their customer, an unclean whole-database audit), or
+when the lake's statuses differ from the manifest. Leaves the stack, the workers and the
+continuous lake running; `make down` stops them.
 """
 
 from __future__ import annotations
@@ -74,12 +76,12 @@ def alert_counts(settings: Settings, order_ids: set[str]) -> Counter:
 
 
 def main(
-    orders: Annotated[int, typer.Option(help="Orders to generate.")] = 25_000,
-    customers: Annotated[int, typer.Option(help="Customers in the reference data.")] = 1_000_000,
-    workers: Annotated[int, typer.Option(help="Faust workers to run.")] = 2,
+    orders: Annotated[int, typer.Option(help="Orders to generate.", min=1)] = 25_000,
+    customers: Annotated[int, typer.Option(help="Customers in the reference data.", min=1)] = 1_000_000,
+    workers: Annotated[int, typer.Option(help="Faust workers to run.", min=1)] = 2,
     chaos: Annotated[bool, typer.Option(help="Alter some orders (update, cancel, redo, abandon).")] = True,
-    rate: Annotated[float, typer.Option(help="Orders started per second; 0 = as fast as possible.")] = 0.0,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for order_final.")] = 600.0,
+    rate: Annotated[float, typer.Option(help="Orders started per second; 0 = as fast as possible.", min=0)] = 0.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for order_final, and for the lake.", min=1)] = 600.0,
     manifest: Annotated[Path, typer.Option(help="Where to write the ground truth.")] = Path(".stack/manifest.json"),
 ) -> None:
     """Run the whole pipeline once on the local stack and report against the ground truth."""

@@ -19,9 +19,6 @@ CLI_MODULES = ["stack", "cdc", "streams", "source", "demo", "batch", "batch.main
                "bench.stream_rss", "bench.peers.quix_completion", "bench.peers.seed000"]
 
 # Options in files another change owns; strict: once bounded there, remove them from here.
-AWAITING_BOUNDS = {("demo", "--orders"), ("demo", "--customers"), ("demo", "--workers"), ("demo", "--rate"),
-                   ("demo", "--timeout"), ("bench.batch", "--customers"), ("bench.batch", "--orders"),
-                   ("bench.batch", "--increment"), ("bench.batch", "--repeats")}
 
 
 def cli_of(module_name: str):
@@ -68,9 +65,7 @@ def numeric_options() -> list:
                 kind = number_type(option)
                 if kind is not None:
                     name = option.opts[0]
-                    marks = ([pytest.mark.xfail(strict=True, reason="bounds owed by another change")]
-                             if (module_name, name) in AWAITING_BOUNDS else [])
-                    found.append(pytest.param(module_name, path, name, kind, marks=marks,
+                    found.append(pytest.param(module_name, path, name, kind,
                                               id=" ".join([module_name, *path, name])))
     return found
 
