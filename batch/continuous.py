@@ -53,4 +53,11 @@ class ContinuousLake:
         log.info("%s: stopping after the micro-batch under way", signal.Signals(signum).name)
         # From another thread: py4j pins a connection per thread, and this handler runs on the
         # main thread in the middle of its call.
-        threading.Thread(target=self.query.stop, daemon=True).start()
+        threading.Thread(target=self.stop_between_batches, daemon=True).start()
+
+    def stop_between_batches(self, poll_s: float = 0.5) -> None:
+        """`query.stop()` would interrupt the batch under way (which a restart re-runs): wait
+        for it to end first, so a stopped job leaves Gold as current as its last batch."""
+        while self.query.isActive and self.query.status["isTriggerActive"]:
+            time.sleep(poll_s)
+        self.query.stop()

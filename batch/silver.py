@@ -61,40 +61,48 @@ class SilverJob(LayerJob):
         archived = archived.select("topic", "partition", "offset", "key", "value", "op", "source_file",
                                    "source_pos", "source_row", "source_ts").localCheckpoint()
         seeded = seen is None and self.needs_seed(archived)
-        self.quarantine_unreadable(tables, archived)
-        records = {row["topic"]: row["count"] for row in archived.groupBy("topic").count().collect()}
+        topics = {row["topic"]: row for row in changes.per_topic(archived).collect()}
+        log.info("silver: %s new archive records (archive version %s)",
+                 f"{sum(row['records'] for row in topics.values()):,}", version)
+        self.quarantine_unreadable(tables, archived, sum(row["unreadable"] for row in topics.values()))
+        fields: dict[str, list[str]] = {}
+        for row in changes.image_fields(archived).collect():
+            fields.setdefault(row["topic"], []).append(row["name"])
         for table in silver.TABLES:
             topic = self.settings.cdc_topic(table.name)
-            if records.get(topic) or seeded or not lake.exists(self.spark, lake.path(self.settings, LAYER, table.name)):
-                self.refine(tables, table, archived.filter(F.col("topic") == topic), seeded=seeded)
+            if topic in topics or seeded or not self.exists(table.name):  # else: nothing new for it
+                columns = [*table.image_columns, *changes.extra_columns(fields.get(topic, []), table.image_columns)]
+                self.refine(tables, table, archived.filter(F.col("topic") == topic), columns, seeded=seeded)
         return {ARCHIVE_MARK: str(version)}
+
+    def exists(self, table: str) -> bool:
+        return lake.exists(self.spark, lake.path(self.settings, LAYER, table))
 
     def needs_seed(self, archived: DataFrame) -> bool:
         """A first Silver run on an archive that does not reach back to the source's beginning
         starts from a JDBC snapshot of the source (Bronze's `snapshot` tables), with the
         archive's changes applied over it."""
-        if lake.exists(self.spark, lake.path(self.settings, LAYER, silver.ORDERS.name)) or changes.reaches_back(archived):
+        if self.exists(silver.ORDERS.name) or changes.reaches_back(archived):
             return False
         log.warning("the CDC archive does not reach back to the source's beginning (no connector snapshot, or "
                     "Kafka's retention cut the topics first): Silver starts from a JDBC snapshot of MySQL")
         SnapshotJob.once(self.spark, self.settings, full=True)
         return True
 
-    def quarantine_unreadable(self, tables: LayerRun, archived: DataFrame) -> None:
-        with tables.table(CDC_QUARANTINE) as counts:
-            unreadable = changes.unreadable(archived).localCheckpoint()
-            counts.quarantined = unreadable.count()
-            location = lake.path(self.settings, LAYER, CDC_QUARANTINE)
-            if counts.quarantined or not lake.exists(self.spark, location):
-                lake.upsert(self.spark, location, unreadable, ["topic", "partition", "offset"])
+    def quarantine_unreadable(self, tables: LayerRun, archived: DataFrame, unreadable: int) -> None:
+        location = lake.path(self.settings, LAYER, CDC_QUARANTINE)
+        if unreadable or not lake.exists(self.spark, location):
+            with tables.table(CDC_QUARANTINE) as counts:
+                counts.quarantined = unreadable
+                lake.upsert(self.spark, location, changes.unreadable(archived), ["topic", "partition", "offset"])
 
-    def refine(self, tables: LayerRun, table: silver.SilverTable, archived: DataFrame, *, seeded: bool) -> None:
-        """Apply the table's changes among `archived` (the archive's new records) to Silver,
-        over the JDBC snapshot's rows when `seeded`."""
+    def refine(self, tables: LayerRun, table: silver.SilverTable, archived: DataFrame, columns: list[str], *,
+               seeded: bool) -> None:
+        """Apply the table's changes among `archived` (the archive's new records; their row
+        images' `columns`) to Silver, over the JDBC snapshot's rows when `seeded`."""
         spark, settings = self.spark, self.settings
         location = lake.path(settings, LAYER, table.name)
         with tables.table(table.name) as counts:
-            columns = [*table.image_columns, *changes.extra_columns(archived, table.image_columns)]
             row_changes = changes.row_changes(archived, table.name, columns, table.bronze_keys)
             if seeded:
                 snapshot = lake.read(spark, lake.path(settings, SNAPSHOT_LAYER, table.name))

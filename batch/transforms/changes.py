@@ -61,7 +61,7 @@ def unreadable(archived: DataFrame) -> DataFrame:
     quarantine: topic, partition, offset, key, value, `_reason`."""
     return (archived.filter(~tombstones(archived) & ~F.coalesce(is_row_change(archived), F.lit(False)))
             .select("topic", "partition", "offset", "key", "value",
-                    F.when(F.col("op") == "t", F.lit("truncate: not applied, reload with --full"))
+                    F.when(F.col("op") == "t", F.lit("truncate: not applied (python -m batch audit shows the drift)"))
                     .otherwise(F.lit(UNREADABLE)).alias("_reason")))
 
 
@@ -85,15 +85,24 @@ def row_changes(archived: DataFrame, table: str, columns: Sequence[str], keys: S
             .dropDuplicates([*keys, POSITION]))
 
 
-def extra_columns(archived: DataFrame, known: Sequence[str]) -> list[str]:
+def per_topic(archived: DataFrame) -> DataFrame:
+    """Per topic: its records, and those that are no row change (nor a tombstone)."""
+    readable = F.coalesce(is_row_change(archived), F.lit(False)) | tombstones(archived)
+    return archived.groupBy("topic").agg(F.count("*").alias("records"), F.count_if(~readable).alias("unreadable"))
+
+
+def image_fields(archived: DataFrame) -> DataFrame:
+    """Per topic, each field name its row images carry (topic, name), each once."""
+    image = F.from_json(F.coalesce(F.get_json_object("value", "$.after"), F.get_json_object("value", "$.before")),
+                        ROW_TEXT)
+    return (archived.filter(F.col("op").isin(*ROW_OPS))
+            .select("topic", F.explode(F.map_keys(image)).alias("name")).distinct())
+
+
+def extra_columns(fields: Sequence[str], known: Sequence[str]) -> list[str]:
     """Row-image fields the table's spec does not name (columns added at the source since),
     in name order: they are carried as text."""
-    names = (archived.filter(F.col("op").isin(*ROW_OPS))
-             .select(F.explode(F.map_keys(F.from_json(
-                 F.coalesce(F.get_json_object("value", "$.after"), F.get_json_object("value", "$.before")),
-                 ROW_TEXT))).alias("name"))
-             .distinct().collect())
-    return sorted(row["name"] for row in names if row["name"] not in known)
+    return sorted(set(fields) - set(known))
 
 
 def newest_per_key(changes: DataFrame, keys: Sequence[str], position_column: str = POSITION) -> DataFrame:
