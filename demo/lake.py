@@ -74,16 +74,22 @@ class DemoLake:
         self.pid = start_continuous_lake(settings)
         self.spark = build_session(settings, "orderpipe-demo")
 
-    def wait_caught_up(self, timeout_s: float) -> float:
-        """Until Gold has run once (a first start drains every record the topics hold, the
-        customers' snapshot too); seconds waited."""
+    def wait_caught_up(self, customers: int, timeout_s: float) -> float:
+        """Until Silver holds the source's `customers` and Gold has run since (a first start, or
+        one after new reference data, drains a micro-batch of every customer); seconds waited."""
         started = time.monotonic()
-        while not lake.read_marks(self.spark, self.settings, "gold"):
+        while not self.holds_customers(customers):
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"the continuous lake (pid {self.pid}) has not finished a micro-batch in "
                                    f"{timeout_s:.0f} s: see {self.settings.stack_home}/logs")
             time.sleep(3)
         return time.monotonic() - started
+
+    def holds_customers(self, customers: int) -> bool:
+        location = lake.path(self.settings, "silver", "customers")
+        if not lake.read_marks(self.spark, self.settings, "gold") or not lake.exists(self.spark, location):
+            return False
+        return lake.read(self.spark, location).filter("NOT is_deleted").count() >= customers
 
     def check(self, manifest: dict, *, timeout_s: float) -> LakeCheck:
         """Gold's statuses against the manifest, once they match or `timeout_s` has passed."""
