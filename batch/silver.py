@@ -6,8 +6,10 @@ Each table's changes are taken in source order, each change once (a replayed rec
 the source position of the first), the newest per key winning unless Silver already holds a
 newer one. A delete keeps the row, marked `is_deleted`. Rows breaking a rule go to
 `<table>_quarantine` with the rules' names and the source row as JSON; a row's key leaves
-the valid table when its newest version is quarantined. Records that are no row change go
-to `cdc_quarantine` with the reason. Every table checks rows in = valid + quarantined. A
+the valid table when its newest version is quarantined; one that broke only a reference
+rule (its customer not in Silver yet: topics are not ordered against each other) is checked
+again by every run that brings news of it or of the referenced table. Records that are no
+row change go to `cdc_quarantine` with the reason. Every table checks rows in = valid + quarantined. A
 first run on an archive that does not reach back to the source's beginning starts from a
 JDBC snapshot (`python -m batch snapshot`'s tables), the archive applied over it.
 Run: `python -m batch silver [--full]`.
@@ -70,7 +72,8 @@ class SilverJob(LayerJob):
             fields.setdefault(row["topic"], []).append(row["name"])
         for table in silver.TABLES:
             topic = self.settings.cdc_topic(table.name)
-            if topic in topics or seeded or not self.exists(table.name):  # else: nothing new for it
+            referenced = {self.settings.cdc_topic(reference.table) for reference in table.references.values()}
+            if topic in topics or referenced & set(topics) or seeded or not self.exists(table.name):
                 columns = [*table.image_columns, *changes.extra_columns(fields.get(topic, []), table.image_columns)]
                 self.refine(tables, table, archived.filter(F.col("topic") == topic), columns, seeded=seeded)
         return {ARCHIVE_MARK: str(version)}
@@ -111,7 +114,12 @@ class SilverJob(LayerJob):
             conformed = silver.conform(row_changes, table).localCheckpoint()
             if table.keeps_history:
                 self.record_history(tables, table, conformed)
-            newest = changes.newest_per_key(conformed, table.keys, silver.SOURCE_POSITION)
+            quarantine = lake.path(settings, LAYER, quarantine_name(table.name))
+            candidates = conformed
+            if table.references and lake.exists(spark, quarantine):
+                candidates = conformed.unionByName(silver.awaiting_references(lake.read(spark, quarantine), table),
+                                                   allowMissingColumns=True)
+            newest = changes.newest_per_key(candidates, table.keys, silver.SOURCE_POSITION)
             if lake.exists(spark, location):
                 newest = changes.newer_than_stored(newest, lake.read(spark, location), table.keys,
                                                    silver.SOURCE_POSITION)
@@ -126,9 +134,11 @@ class SilverJob(LayerJob):
             if counts.read != tally["valid"] + counts.quarantined:
                 raise RuntimeError(f"silver.{table.name}: {counts.read} rows in but {tally['valid']} "
                                    f"valid + {counts.quarantined} quarantined; refusing to write")
-            counts.written = lake.upsert(spark, location, good, table.keys, deletes=bad.select(*table.keys),
+            leaving = bad.select(*table.keys)
+            if lake.exists(spark, location):  # only keys Silver holds: deleting none would still commit
+                leaving = leaving.join(lake.read(spark, location).select(*table.keys), list(table.keys), "left_semi")
+            counts.written = lake.upsert(spark, location, good, table.keys, deletes=leaving,
                                          partition_by=table.partition_by).rows
-            quarantine = lake.path(settings, LAYER, quarantine_name(table.name))
             if counts.quarantined or not lake.exists(spark, quarantine):
                 lake.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION])
 

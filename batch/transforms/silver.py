@@ -88,8 +88,8 @@ ORDERS = SilverTable(
         "num_products_positive": "num_products > 0",
         "order_ts_not_future": f"order_ts {NOT_FUTURE}",
     },
-    # An order of a customer Silver does not know is quarantined; once the customer arrives,
-    # `python -m batch.silver --full` checks it again.
+    # An order of a customer Silver does not know is quarantined, and checked again by the
+    # runs after (awaiting_references) until the customer has arrived.
     references={"customer_known": Reference("customer_id", "customers", "customer_id")})
 
 ORDER_DETAILS = SilverTable(
@@ -200,6 +200,13 @@ def check_table(rows: DataFrame, table: SilverTable, now: datetime,
     rules = {**table.rules, **{rule: _found(rule) for rule in table.references}}
     referenced = with_references(rows, table, known or {})
     return check(referenced, rules, now).drop(*map(_found, table.references))
+
+
+def awaiting_references(quarantine: DataFrame, table: SilverTable) -> DataFrame:
+    """Quarantined rows that broke only reference rules: the row they name may have arrived
+    since (a CDC topic is not ordered against another), so they are checked again."""
+    only_references = F.forall(BROKEN_RULES, lambda rule: rule.isin(*table.references))
+    return quarantine.filter(only_references).drop(BROKEN_RULES)
 
 
 def valid(checked: DataFrame, table: SilverTable) -> DataFrame:

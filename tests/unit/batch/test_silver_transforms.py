@@ -195,3 +195,14 @@ def test_customer_email_is_lowered_and_checked(spark, email, broken):
     assert checked["created_at"] == datetime(2025, 1, 1)
     if not broken:
         assert checked["email"] == "ann@example.com"
+
+
+def test_rows_quarantined_only_for_a_missing_reference_are_checked_again(spark):
+    values = [debezium("c", order_image("waits for its customer", customer_id=8), 100),
+              debezium("c", order_image("no products", customer_id=8, num_products=0), 200)]
+    quarantine = silver.quarantined(refine(spark, values, silver.ORDERS))
+
+    waiting = silver.awaiting_references(quarantine, silver.ORDERS)
+
+    assert [row["order_id"] for row in waiting.collect()] == ["waits for its customer"]
+    assert silver.BROKEN_RULES not in waiting.columns
