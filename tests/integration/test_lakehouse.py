@@ -30,6 +30,7 @@ from batch.runs import LayerRun
 from cdc.topics import read_to_end
 from config import Settings
 from config.settings import REPO_ROOT
+from demo.lake import expected_statuses
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import cdc_caught_up, scratch_lake
@@ -151,8 +152,7 @@ def assert_star_matches_source(spark: SparkSession, settings: Settings, connecti
 def assert_lifecycle_matches_manifest(spark: SparkSession, settings: Settings, manifest: dict) -> None:
     """Every order of the manifest in fact_orders with the status it ended in."""
     facts = {row.order_id: row.status for row in gold_tables(spark, settings)["fact_orders"].collect()}
-    expected = {**dict.fromkeys(manifest["complete"], "complete"), **dict.fromkeys(manifest["incomplete"], "incomplete"),
-                **dict.fromkeys(manifest["cancelled"], "cancelled")}
+    expected = expected_statuses(manifest)
     assert {order: facts.get(order) for order in expected} == expected
     daily = gold_tables(spark, settings)["mart_daily_orders"].agg(F.sum("cancelled")).first()[0]
     assert daily == len(manifest["cancelled"]) > 0
