@@ -22,15 +22,11 @@ from typing import Annotated
 import typer
 from py4j.protocol import Py4JJavaError
 
-from batch import audit, schedule
+from batch import audit, bronze, gold, schedule, silver, snapshot
 from batch.archive import MAX_RECORDS_PER_BATCH
-from batch.bronze import BronzeJob
 from batch.continuous import ContinuousLake
-from batch.gold import GoldJob
 from batch.runs import log, show_progress
 from batch.session import build_session
-from batch.silver import SilverJob
-from batch.snapshot import SnapshotJob
 from config import settings
 from config.cli import run
 
@@ -42,9 +38,10 @@ class Layer(str, Enum):
     snapshot = "snapshot"
 
 
-JOBS = {Layer.bronze: BronzeJob, Layer.silver: SilverJob, Layer.gold: GoldJob, Layer.snapshot: SnapshotJob}
+JOBS = {Layer.bronze: bronze.run, Layer.silver: silver.run, Layer.gold: gold.run, Layer.snapshot: snapshot.run}
 CHANGE_LOG_LAYERS = [Layer.bronze, Layer.silver, Layer.gold]
 DEFAULT_MICRO_BATCH_S = 10.0
+DEFAULT_MARTS_EVERY = "60s"
 
 
 def cause(error: Exception) -> str:
@@ -56,7 +53,7 @@ def cause(error: Exception) -> str:
 
 def run_layers(spark, layers: list[Layer], full: bool) -> str:
     started = time.monotonic()
-    runs = [JOBS[layer].once(spark, settings, full=full) for layer in layers]
+    runs = [JOBS[layer](spark, settings, full=full) for layer in layers]
     totals = ", ".join(f"{run.layer} {run.seconds:.1f} s (written {run.total('written'):,}, "
                        f"quarantined {run.total('quarantined'):,})" for run in runs)
     return f"batch done in {time.monotonic() - started:.1f} s: {totals}"
@@ -77,6 +74,10 @@ def main(
     continuous: Annotated[bool, typer.Option(
         "--continuous", help="One long-lived job: each micro-batch of CDC records archived, then Silver "
                              "and Gold applied (--every: between micro-batches, default 10s). Ctrl-C stops.")] = False,
+    marts_every: Annotated[str, typer.Option(
+        "--marts-every", help="With --continuous: rebuild the marts at most this often (between "
+                              "micro-batches, when the star moved; default 60s); the facts are applied every "
+                              "micro-batch.", show_default=False)] = None,
 ) -> None:
     """Run the lake's layers: the CDC topics -> Bronze (the raw change log) -> Silver (the
     changes applied, with history) -> Gold (the star and its marts) on MinIO (Delta Lake),
@@ -85,11 +86,14 @@ def main(
     layers = layers or CHANGE_LOG_LAYERS
     period_s = schedule.period_seconds(every) if every else None
     show_progress()
+    if marts_every and not continuous:
+        raise typer.BadParameter("only the continuous lake defers the marts; a run builds them after the star",
+                                 param_hint="--marts-every")
     if continuous:
         if layers != CHANGE_LOG_LAYERS or full:
             raise typer.BadParameter("--continuous runs every layer from the change log; name no layer "
                                      "and no --full", param_hint="--continuous")
-        run_continuously(period_s or DEFAULT_MICRO_BATCH_S)
+        run_continuously(period_s or DEFAULT_MICRO_BATCH_S, schedule.period_seconds(marts_every or DEFAULT_MARTS_EVERY))
         return
     name = f"orderpipe-{'-'.join(layer.value for layer in layers)}"
     if period_s is None:
@@ -113,10 +117,10 @@ def main(
     log.info("stopped")
 
 
-def run_continuously(every_s: float) -> None:
+def run_continuously(every_s: float, marts_every_s: float) -> None:
     spark = build_session(settings, "orderpipe-continuous")
     try:
-        ContinuousLake(spark, settings).run(every_s, MAX_RECORDS_PER_BATCH)
+        ContinuousLake(spark, settings, marts_every_s=marts_every_s).run(every_s, MAX_RECORDS_PER_BATCH)
     except Exception as error:  # noqa: BLE001 - the supervisor restarts the job; the cause is what matters
         typer.echo(f"continuous lake failed: {cause(error)}\nThe lake keeps its last good version; started "
                    "again, the job re-runs the micro-batch it was in.", err=True)

@@ -85,11 +85,14 @@ def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
     return query
 
 
-def follow(query: StreamingQuery, poll_s: float = 2.0) -> int:
-    """Log each micro-batch as it ends, until the query stops; the records archived."""
+def follow(query: StreamingQuery, poll_s: float = 2.0, between: Callable[[], None] | None = None) -> int:
+    """Log each micro-batch as it ends, until the query stops; the records archived.
+    `between()`, if given, runs every `poll_s` on this thread, beside the micro-batches."""
     seen_batch, total = -1, 0
     while query.isActive:
         query.awaitTermination(poll_s)
+        if between is not None and query.isActive:
+            between()
         for progress in query.recentProgress:
             if progress["batchId"] > seen_batch:
                 seen_batch = progress["batchId"]

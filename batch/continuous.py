@@ -1,6 +1,9 @@
 """`python -m batch --continuous`: the lake as one long-lived Spark application. Each
-micro-batch of CDC records is appended to the archive (Bronze), then Silver and Gold apply
-what is new, so Gold trails the source by about one micro-batch.
+micro-batch of CDC records is appended to the archive (Bronze), then Silver and Gold's star
+apply what is new, so Gold's facts trail the source by about one micro-batch. The marts
+follow on their own clock, on the main thread beside the micro-batches: rebuilt when the
+star moved, between micro-batches, at most every `--marts-every` (a backlog that keeps the
+micro-batches back to back delays them at most five times that).
 
 Every step is idempotent per micro-batch: the archive's append is tagged with the query's id
 and the batch id (batch.archive), and Silver and Gold keep their marks after their data, a
@@ -20,15 +23,20 @@ from pyspark.sql import SparkSession
 
 from batch import archive
 from batch.gold import GoldJob
+from batch.marts import MartsJob
 from batch.runs import log
 from batch.silver import SilverJob
 from config import Settings
 
 
+MARTS_BACKLOG_FACTOR = 5
+
+
 class ContinuousLake:
-    def __init__(self, spark: SparkSession, settings: Settings) -> None:
-        self.spark, self.settings = spark, settings
+    def __init__(self, spark: SparkSession, settings: Settings, *, marts_every_s: float = 60) -> None:
+        self.spark, self.settings, self.marts_every_s = spark, settings, marts_every_s
         self.query = None
+        self.marts_built = -float("inf")  # time.monotonic() of the last refresh
 
     def apply(self, batch_id: int) -> None:
         """After a micro-batch is archived: Silver, then Gold."""
@@ -47,7 +55,19 @@ class ContinuousLake:
             signal.signal(stop_signal, self.request_stop)
         log.info("continuous lake: a micro-batch every %s s (at most %s records): Kafka -> %s -> silver -> "
                  "gold; Ctrl-C stops", every_s, f"{max_records:,}", archive.archive_location(self.settings))
-        return archive.follow(self.query)
+        return archive.follow(self.query, between=self.refresh_marts)
+
+    def refresh_marts(self) -> None:
+        """The marts rebuilt if the star moved, when they are due: between micro-batches, or
+        during a backlog once they are several periods late."""
+        age = time.monotonic() - self.marts_built
+        between_batches = not self.query.status["isTriggerActive"]
+        if age < self.marts_every_s or (not between_batches and age < self.marts_every_s * MARTS_BACKLOG_FACTOR):
+            return
+        marts = MartsJob.once(self.spark, self.settings)
+        self.marts_built = time.monotonic()
+        if marts.tables:
+            log.info("marts rebuilt in %.1f s", marts.seconds)
 
     def request_stop(self, signum: int, _frame) -> None:
         log.info("%s: stopping after the micro-batch under way", signal.Signals(signum).name)

@@ -1,7 +1,8 @@
-"""How fresh the lake is: from an order's commit at the source to the Gold commit that first
-holds its fact. The Gold side is read from fact_orders' change feed (`_commit_timestamp`
-of the first version that names the order); the source side is given (the writer's own
-clock at commit: MariaDB's binlog stamps whole seconds)."""
+"""The lake as a reader beside it sees it: whether it has caught up, each order's status in
+Gold, and how fresh it is: from an order's commit at the source to the Gold commit that
+first holds its fact. The Gold side is read from fact_orders' change feed
+(`_commit_timestamp` of the first version that names the order); the source side is given
+(the writer's own clock at commit: MariaDB's binlog stamps whole seconds)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,39 @@ from collections.abc import Mapping
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake
+from batch import lake, marts
+from batch.marts import MartsJob
 from config import Settings
+
+
+def expected_statuses(manifest: dict) -> dict[str, str]:
+    """Order id -> the status Gold must show, from a generator's manifest."""
+    return {**dict.fromkeys(manifest["complete"], "complete"), **dict.fromkeys(manifest["incomplete"], "incomplete"),
+            **dict.fromkeys(manifest["cancelled"], "cancelled")}
+
+
+def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> dict[str, str]:
+    """Order id -> its status in Gold's fact_orders, for the orders it holds among `orders`."""
+    facts = lake.read(spark, lake.path(settings, "gold", "fact_orders")).select("order_id", "status")
+    wanted = spark.createDataFrame([(order,) for order in orders], "order_id string")
+    return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
+
+
+def holds_customers(spark: SparkSession, settings: Settings, customers: int) -> bool:
+    """Whether Silver holds `customers` live customers and Gold has run: a first start (or one
+    after new reference data) drains a micro-batch of every customer before orders flow."""
+    location = lake.path(settings, "silver", "customers")
+    if not lake.read_marks(spark, settings, "gold") or not lake.exists(spark, location):
+        return False
+    return lake.read(spark, location).filter("NOT is_deleted").count() >= customers
+
+
+def marts_current(spark: SparkSession, settings: Settings) -> bool:
+    """Whether the marts were built from the star as it is now (the continuous lake rebuilds
+    them on a clock of their own, after the facts)."""
+    built = lake.read_marks(spark, settings, marts.LAYER, MartsJob.marks_file)
+    return all(built.get(table) == str(lake.version(spark, lake.path(settings, marts.LAYER, table)))
+               for table in marts.STAR)
 
 
 def first_visible(spark: SparkSession, settings: Settings, order_ids: set[str]) -> dict[str, float]:

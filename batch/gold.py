@@ -1,4 +1,4 @@
-"""Gold: Silver's changes since the last run -> the star schema.
+"""Gold: Silver's changes since the last run -> the star schema (then the marts: batch.marts).
 
 Dimensions take changed rows (SCD type 1; a dimension row is never deleted, facts may point
 at it), except customers, which keep their versions (SCD type 2: a change closes the
@@ -11,16 +11,18 @@ newest version quarantined) keeps its last fact, marked `is_deleted`. Run: `pyth
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
 from batch.runs import LayerRun, log
-from batch.transforms import gold, marts
+from batch.marts import MartsJob
+from batch.transforms import gold
 from batch.transforms.common import missing_keys
 from batch.silver import history_name
 from batch.transforms.silver import ORDER_DETAILS, ORDERS, TABLES, SilverTable, latest_changes
+from config import Settings
 
 LAYER = "gold"
 DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, and how
@@ -29,9 +31,6 @@ DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, 
     "dim_product": ("product_key", "order_details", gold.dim_product),
     "dim_date": ("date_id", "orders", gold.dim_date),
 }
-
-
-MARTS = ("mart_daily_orders", "mart_payment_mix", "mart_top_products", "mart_customer_segments")
 
 
 class GoldJob(LayerJob):
@@ -56,7 +55,6 @@ class GoldJob(LayerJob):
         self.rebuild_if_before_history()
         self.dimensions()
         self.facts()
-        self.marts()
         return {table: str(version) for table, version in self.versions.items()}
 
     def split_changes(self, table: SilverTable, latest: DataFrame) -> None:
@@ -160,27 +158,7 @@ class GoldJob(LayerJob):
         self.write("fact_order_products", products, ["order_id", "product_id"],
                    read=touched_count, deletes=stale, partition_by=["order_date_id"])
 
-    def marts(self) -> None:
-        """Every mart recomputed from the facts (small beside the dimensions) and replaced
-        whenever Silver moved (a re-run that finds Silver unchanged commits nothing)."""
-        if not self.moved(*self.versions):
-            return
-        star = {name: lake.read(self.spark, self.gold(name))
-                for name in ("fact_orders", "fact_order_products", "dim_payment_method", "dim_product")}
-        facts = star["fact_orders"].localCheckpoint()
-        customers = lake.read(self.spark, self.gold("dim_customer")).join(
-            F.broadcast(facts.select("customer_id").distinct()), "customer_id", "left_semi")
-        built = {
-            "mart_daily_orders": marts.daily_orders(facts),
-            "mart_payment_mix": marts.payment_mix(facts, star["dim_payment_method"]),
-            "mart_top_products": marts.top_products(facts, star["fact_order_products"], star["dim_product"]),
-            "mart_customer_segments": marts.customer_segments(facts, customers),
-        }
-        facts_read = facts.count()
-        for name, rows in built.items():
-            with self.tables.table(name) as counts:
-                counts.read = facts_read
-                counts.written = lake.replace(self.spark, self.gold(name), rows).rows
 
-
-run = GoldJob.once
+def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
+    """The star, then the marts built from it."""
+    return GoldJob.once(spark, settings, full=full).then(MartsJob.once(spark, settings, full=full))

@@ -21,16 +21,17 @@ from config import Settings
 
 class LayerJob(ABC):
     layer: ClassVar[str]
+    marks_file: ClassVar[str] = lake.MARKS  # one per job of a layer
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False) -> None:
         self.spark, self.settings, self.full = spark, settings, full
 
     def run(self) -> LayerRun:
-        stored = lake.read_marks(self.spark, self.settings, self.layer)  # once: each read is several Spark jobs
+        stored = lake.read_marks(self.spark, self.settings, self.layer, self.marks_file)
         with layer_run(self.layer) as tables:
             new_marks = self.move(tables, {} if self.full else stored)
             if new_marks:
-                lake.write_marks(self.spark, self.settings, self.layer, new_marks, stored=stored)
+                lake.write_marks(self.spark, self.settings, self.layer, new_marks, stored=stored, name=self.marks_file)
         return tables
 
     @abstractmethod

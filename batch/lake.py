@@ -40,8 +40,10 @@ def exists(spark: SparkSession, location: str) -> bool:
     return version(spark, location) is not None
 
 
-def read(spark: SparkSession, location: str) -> DataFrame:
-    return spark.read.format("delta").load(location)
+def read(spark: SparkSession, location: str, version: int | None = None) -> DataFrame:
+    """The table now, or as of `version`."""
+    reader = spark.read.format("delta")
+    return (reader if version is None else reader.option("versionAsOf", version)).load(location)
 
 
 def drop(spark: SparkSession, location: str) -> None:
@@ -207,16 +209,20 @@ def add_new_columns(spark: SparkSession, location: str, rows: DataFrame) -> list
 
 
 # --- marks: how far each layer has read its input ------------------------------------------
-# One small JSON object per layer (`<layer>/_marks.json`: table -> mark, and when it was
-# written), replaced whole after the layer's data is committed. A Delta table of marks
-# (how lakes before this kept them) cost a snapshot and several Spark jobs per read.
-def _marks_location(settings: Settings, layer: str) -> str:
-    return settings.lake_path(layer, "_marks.json")
+# One small JSON object per job (`<layer>/_marks.json`: table -> mark, and when it was
+# written; a second job of a layer names its own file), replaced whole after the job's data
+# is committed. A Delta table of marks (how lakes before this kept them) cost a snapshot and
+# several Spark jobs per read.
+MARKS = "_marks"
 
 
-def read_marks(spark: SparkSession, settings: Settings, layer: str) -> dict[str, str]:
-    """The layer's stored marks (table -> mark), empty before its first run."""
-    stored = _read_text(spark, _marks_location(settings, layer))
+def _marks_location(settings: Settings, layer: str, name: str) -> str:
+    return settings.lake_path(layer, f"{name}.json")
+
+
+def read_marks(spark: SparkSession, settings: Settings, layer: str, name: str = MARKS) -> dict[str, str]:
+    """The job's stored marks (table -> mark), empty before its first run."""
+    stored = _read_text(spark, _marks_location(settings, layer, name))
     if stored is not None:
         return orjson.loads(stored)["marks"]
     legacy = path(settings, layer, "_marks")  # a lake written before the JSON marks
@@ -227,12 +233,12 @@ def read_marks(spark: SparkSession, settings: Settings, layer: str) -> dict[str,
 
 
 def write_marks(spark: SparkSession, settings: Settings, layer: str, marks: dict[str, str], *,
-                stored: dict[str, str]) -> None:
+                stored: dict[str, str], name: str = MARKS) -> None:
     """Store the layer's marks when any differs from `stored` (as `read_marks` gave them),
     after its data is committed: a crash in between only makes the next run read some rows
     again, which turns into no change."""
     if all(stored.get(table) == mark for table, mark in marks.items()):
         return
     written_at = datetime.now(timezone.utc).isoformat()
-    _write_bytes(spark, _marks_location(settings, layer),
+    _write_bytes(spark, _marks_location(settings, layer, name),
                  orjson.dumps({"marks": {**stored, **marks}, "written_at": written_at}))

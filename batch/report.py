@@ -11,7 +11,7 @@ import typer
 from pyspark.sql import SparkSession
 
 from batch import lake
-from batch.gold import MARTS
+from batch.marts import MARTS
 from batch.report_page import page
 from batch.runs import log, show_progress
 from batch.session import build_session

@@ -55,6 +55,10 @@ class LayerRun:
     def total(self, count: str) -> int:
         return sum(getattr(run, count) for run in self.tables)
 
+    def then(self, other: LayerRun) -> LayerRun:
+        """This run and a later one of the same layer, as one."""
+        return LayerRun(self.layer, [*self.tables, *other.tables], self.seconds + other.seconds)
+
     def summary(self) -> str:
         return (f"{self.layer} done in {self.seconds:.1f} s: {len(self.tables)} tables, "
                 f"read {self.total('read'):,}, written {self.total('written'):,}, "

@@ -2,7 +2,7 @@
 today's tree against another revision, and the continuous lake's freshness.
 
     python -m bench.batch [--customers 1000000 --orders 25000 --increment 1000 --master local[2]]
-                          [--against REV] [--freshness-orders 5000 --rate 0] [--jobs] [--repeats 2]
+                          [--against REV] [--no-runs] [--freshness-orders 5000 --rate 0] [--jobs] [--repeats 2]
 
 Runs on a scratch database with its own Debezium connector and CDC topics, and a scratch
 lake bucket, so the main pipeline is untouched. Prints wall time per layer for the full run
@@ -13,7 +13,8 @@ over JDBC and overwritten as plain Parquet. `--against REV` runs that revision's
 for a full run and the same increment, and prints the ratio. `--freshness-orders N` runs
 the continuous lake (`python -m batch --continuous`) beside two stream workers while N
 orders are written at `--rate` (0: as fast as the generator goes, as the demo does) and
-prints source commit -> Gold fact_orders p50/p99. `--jobs` adds, per run, the Spark jobs
+prints source commit -> Gold fact_orders p50/p99 (the lake caught up with the source first;
+`--no-runs` measures only that). `--jobs` adds, per run, the Spark jobs
 it started and the driver JVM's CPU seconds with its JIT's share. The lake is audited
 against MySQL (`python -m batch audit`'s checks) after the in-process runs: the benchmark
 exits 1 if it drifts.
@@ -29,6 +30,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -38,7 +40,7 @@ import typer
 
 from batch import bronze, gold, silver
 from batch.audit import LakeAudit
-from batch.freshness import first_visible, lags_s
+from batch.freshness import expected_statuses, fact_statuses, first_visible, holds_customers, lags_s
 from batch.runs import LayerRun, show_progress
 from batch.session import build_session
 from batch.snapshot import read_table
@@ -46,7 +48,6 @@ from bench.stream import checkout, isolated
 from config import Settings, settings
 from config.cli import run
 from config.settings import REPO_ROOT
-from demo.lake import expected_statuses, fact_statuses
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.lake import start_continuous_lake, stop_continuous_lake
@@ -136,6 +137,70 @@ def _seconds(moment: str) -> float:
     return datetime.strptime(moment, "%Y-%m-%dT%H:%M:%S.%f%Z").replace(tzinfo=timezone.utc).timestamp()
 
 
+@dataclass
+class LayerFigures:
+    """The layers' runs timed: in this process, from the shell, against another revision."""
+
+    session_s: float
+    baseline_s: float
+    baseline_rows: int
+    full: float
+    in_process: list[float]
+    shell: float = 0.0
+    theirs: tuple[float, float] | None = None  # (full, incremental) from the shell
+    drifted: list[str] = field(default_factory=list)
+
+    def print(self, against: str | None) -> None:
+        print(f"session start {self.session_s:.1f} s (JVM, jars from the Ivy cache)")
+        print(f"baseline (seed 000's Bronze, JDBC -> Parquet overwrite): {self.baseline_s:.1f} s, "
+              f"{self.baseline_rows / self.baseline_s:,.0f} rows/s")
+        print(f"full run {self.full:.1f} s; incremental runs in this process: "
+              + ", ".join(f"{seconds:.1f} s" for seconds in self.in_process) + f"; from the shell {self.shell:.1f} s")
+        print(f"ratio to the baseline: full {self.full / self.baseline_s:.2f}x, "
+              f"incremental {self.in_process[0] / self.baseline_s:.2f}x, from the shell {self.shell / self.baseline_s:.2f}x")
+        if self.theirs:
+            theirs_full, theirs_shell = self.theirs
+            print(f"{against} from the shell: full {theirs_full:.1f} s, incremental {theirs_shell:.1f} s; "
+                  f"ours / theirs: incremental from the shell {self.shell / theirs_shell:.2f}x")
+
+
+def time_the_layers(scratch: Settings, *, customers: int, increment: int, repeats: int, jobs: bool,
+                    against: str | None, name: str) -> LayerFigures:
+    """Full and incremental runs in this process (then the lake audited), from the shell, and
+    `against`'s from the shell on a lake of its own."""
+    started = time.monotonic()
+    spark = build_session(scratch, "bench-batch")
+    session_s = time.monotonic() - started
+    try:
+        baseline_s, baseline_rows = baseline_bronze(spark, scratch)  # first: it warms the JVM for ours
+        profile = JobProfile(spark) if jobs else None
+        full = report("full run", run_layers(spark, scratch))
+        if profile:
+            profile.report("full run")
+        in_process = []
+        for repeat in range(repeats + 1):
+            add_orders(scratch, increment, seed=2 + repeat * 100, customers=customers)
+            in_process.append(report(f"incremental run {repeat + 1} (+{increment:,} orders) in this process",
+                                     run_layers(spark, scratch)))
+            if profile:
+                profile.report(f"incremental run {repeat + 1}")
+        audits = LakeAudit(spark, scratch).run()
+    finally:
+        spark.stop()
+    for table_audit in audits:
+        print(f"  audit {table_audit.line()}")
+    figures = LayerFigures(session_s, baseline_s, baseline_rows, full, in_process,
+                           drifted=[table_audit.table for table_audit in audits if not table_audit.clean])
+    with checkout(against) as tree:
+        theirs_scratch = scratch.model_copy(update={"lake_uri": f"s3a://{name}/against/"}) if tree else None
+        theirs_full = from_the_shell(theirs_scratch, tree) if tree else None
+        add_orders(scratch, increment, seed=3, customers=customers)
+        figures.shell = from_the_shell(scratch)
+        if tree:
+            figures.theirs = (theirs_full, from_the_shell(theirs_scratch, tree))
+    return figures
+
+
 def main(
     customers: Annotated[int, typer.Option(help="Customers in the scratch source.", min=1)] = 1_000_000,
     orders: Annotated[int, typer.Option(help="Orders before the full run (chaos on).", min=1)] = 25_000,
@@ -146,62 +211,31 @@ def main(
         help="More incremental runs in the same process after the first (the JVM warming).", min=0)] = 2,
     against: Annotated[str | None, typer.Option(
         help="A git revision whose `python -m batch` is timed from the shell beside ours.")] = None,
+    runs: Annotated[bool, typer.Option(
+        help="Time the layers' full and incremental runs (--no-runs: the freshness run alone).")] = True,
     freshness_orders: Annotated[int, typer.Option(
         help="Orders written with the continuous lake and two workers running (0: skip).", min=0)] = 5_000,
     rate: Annotated[float, typer.Option(help="Orders per second in the freshness run (0: full speed).", min=0)] = 0,
 ) -> None:
     """Time the lake's layers (full, incremental in-process and from the shell), against
     seed 000's Bronze and optionally another revision; the continuous lake's freshness."""
+    if not runs and not freshness_orders:
+        raise typer.BadParameter("nothing to measure: --no-runs with --freshness-orders 0")
     show_progress()
     name = f"bench{uuid.uuid4().hex[:8]}"
     with isolated(name, customers) as source, scratch_lake(source, name) as scratch:
         scratch = scratch.model_copy(update={"spark_master": master})
         add_orders(scratch, orders, seed=1, customers=customers)
-        started = time.monotonic()
-        spark = build_session(scratch, "bench-batch")
-        session_s = time.monotonic() - started
-        try:
-            baseline_s, baseline_rows = baseline_bronze(spark, scratch)  # first: it warms the JVM for ours
-            profile = JobProfile(spark) if jobs else None
-            full_runs = run_layers(spark, scratch)
-            full = report("full run", full_runs)
-            if profile:
-                profile.report("full run")
-            in_process = []
-            for repeat in range(repeats + 1):
-                add_orders(scratch, increment, seed=2 + repeat * 100, customers=customers)
-                in_process.append(report(f"incremental run {repeat + 1} (+{increment:,} orders) in this process",
-                                         run_layers(spark, scratch)))
-                if profile:
-                    profile.report(f"incremental run {repeat + 1}")
-            audits = LakeAudit(spark, scratch).run()
-        finally:
-            spark.stop()
-        for table_audit in audits:
-            print(f"  audit {table_audit.line()}")
-        with checkout(against) as tree:
-            theirs_scratch = scratch.model_copy(update={"lake_uri": f"s3a://{name}/against/"}) if tree else None
-            theirs_full = from_the_shell(theirs_scratch, tree) if tree else None
-            add_orders(scratch, increment, seed=3, customers=customers)
-            shell = from_the_shell(scratch)
-            theirs_shell = from_the_shell(theirs_scratch, tree) if tree else None
+        figures = time_the_layers(scratch, customers=customers, increment=increment, repeats=repeats, jobs=jobs,
+                                  against=against, name=name) if runs else None
         freshness = measure_freshness(scratch, freshness_orders, rate, customers) if freshness_orders else None
-    print(f"session start {session_s:.1f} s (JVM, jars from the Ivy cache)")
-    print(f"baseline (seed 000's Bronze, JDBC -> Parquet overwrite): {baseline_s:.1f} s, "
-          f"{baseline_rows / baseline_s:,.0f} rows/s")
-    print(f"full run {full:.1f} s; incremental runs in this process: "
-          + ", ".join(f"{seconds:.1f} s" for seconds in in_process) + f"; from the shell {shell:.1f} s")
-    print(f"ratio to the baseline: full {full / baseline_s:.2f}x, incremental {in_process[0] / baseline_s:.2f}x, "
-          f"from the shell {shell / baseline_s:.2f}x")
-    if tree:
-        print(f"{against} from the shell: full {theirs_full:.1f} s, incremental {theirs_shell:.1f} s; "
-              f"ours / theirs: incremental from the shell {shell / theirs_shell:.2f}x")
+    drifted = []
+    if figures:
+        figures.print(against)
+        drifted += figures.drifted
     if freshness:
-        p50, p99, seen = freshness
-        print(f"freshness (continuous lake, 2 workers, {freshness_orders:,} orders at "
-              f"{'full speed' if not rate else f'{rate:g}/s'}): commit -> Gold p50 {p50:.1f} s, p99 {p99:.1f} s "
-              f"({seen:,} orders)")
-    drifted = [table_audit.table for table_audit in audits if not table_audit.clean]
+        print(freshness.line(freshness_orders, rate))
+        drifted += [] if freshness.exact else ["fact_orders' statuses"]
     print(f"audit: {'drift in ' + ', '.join(drifted) if drifted else 'the lake matches MySQL'}")
     if drifted:
         raise typer.Exit(1)
@@ -216,29 +250,48 @@ def from_the_shell(scratch: Settings, tree: Path | None = None) -> float:
     return time.monotonic() - started
 
 
-def measure_freshness(scratch: Settings, orders: int, rate: float, customers: int) -> tuple[float, float, int]:
-    """The continuous lake and two workers running while `orders` are written: commit -> Gold
-    p50 and p99 in seconds, and the orders measured."""
+@dataclass(frozen=True)
+class Freshness:
+    p50: float
+    p99: float
+    orders: int
+    exact: bool  # every order's status in Gold as the manifest says
+    caught_up_s: float
+
+    def line(self, orders: int, rate: float) -> str:
+        return (f"freshness (continuous lake, 2 workers, {orders:,} orders at "
+                f"{'full speed' if not rate else f'{rate:g}/s'}): commit -> Gold p50 {self.p50:.1f} s, "
+                f"p99 {self.p99:.1f} s ({self.orders:,} orders; statuses {'as' if self.exact else 'NOT as'} "
+                f"the manifest says; the lake caught up with the source in {self.caught_up_s:.0f} s first)")
+
+
+def measure_freshness(scratch: Settings, orders: int, rate: float, customers: int) -> Freshness:
+    """The continuous lake and two workers running (the lake caught up with the source first)
+    while `orders` are written: commit -> Gold p50 and p99."""
     workers = start_workers(scratch, 2)
     start_continuous_lake(scratch, every_s=10)
+    spark = build_session(scratch, "bench-freshness")
     try:
         wait_for_group(scratch, workers)
+        started = time.monotonic()
+        while not holds_customers(spark, scratch, customers):
+            if time.monotonic() - started > 1200:
+                raise TimeoutError(f"the continuous lake did not catch up in 1200 s: see {scratch.stack_home}/logs")
+            time.sleep(3)
+        caught_up_s = time.monotonic() - started
         placed: dict[str, float] = {}
         manifest = add_orders(scratch, orders, seed=4, customers=customers, rate=rate, placed=placed)
-        spark = build_session(scratch, "bench-freshness")
-        try:
-            expected, deadline = expected_statuses(manifest), time.monotonic() + 600
-            while fact_statuses(spark, scratch, set(expected)) != expected and time.monotonic() < deadline:
-                time.sleep(3)
-            lags = lags_s(placed, first_visible(spark, scratch, set(placed)))
-        finally:
-            spark.stop()
+        expected, deadline = expected_statuses(manifest), time.monotonic() + 600
+        while not (exact := fact_statuses(spark, scratch, set(expected)) == expected) and time.monotonic() < deadline:
+            time.sleep(3)
+        lags = lags_s(placed, first_visible(spark, scratch, set(placed)))
     finally:
+        spark.stop()
         stop_continuous_lake(scratch)
         for worker in workers:
             worker.stop()
     cuts = statistics.quantiles(lags, n=100)
-    return cuts[49], cuts[98], len(lags)
+    return Freshness(cuts[49], cuts[98], len(lags), exact, caught_up_s)
 
 
 if __name__ == "__main__":

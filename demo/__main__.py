@@ -141,7 +141,7 @@ def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: i
     latencies = [stamp - committed[order_id] for order_id, stamp in first_seen.items()]
     lake_check = demo_lake.check(ground_truth, timeout_s=timeout)
     lake_p50, lake_p99 = percentiles(demo_lake.freshness_s(placed))
-    gold_counts, lake_report = demo_lake.report()
+    gold_counts, lake_report = demo_lake.report(timeout_s=timeout)
     report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts,
                         reconcile(settings, settings.order_final_topic),
                         snapshot=reference,

@@ -1,7 +1,8 @@
 """The demo's lake: the continuous lake (`python -m batch --continuous`) started beside the
 workers and waited for until it has caught up with what the topics held; after the orders,
 a wait until Gold holds every order of the manifest with the status it ended in, the
-lake's freshness (source commit -> Gold), and the lake report."""
+lake's freshness (source commit -> Gold), and the lake report (once the marts, which follow
+the facts on their own clock, are built from them)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
-
 from batch import lake
-from batch.freshness import first_visible, lags_s
+from batch.freshness import (expected_statuses, fact_statuses, first_visible, holds_customers, lags_s,
+                             marts_current)
 from batch.report import write_report
 from batch.runs import log, show_progress
 from batch.session import build_session
@@ -54,17 +53,6 @@ def cancelled(statuses: dict[str, str]) -> int:
     return sum(status == "cancelled" for status in statuses.values())
 
 
-def expected_statuses(manifest: dict) -> dict[str, str]:
-    return {**dict.fromkeys(manifest["complete"], "complete"), **dict.fromkeys(manifest["incomplete"], "incomplete"),
-            **dict.fromkeys(manifest["cancelled"], "cancelled")}
-
-
-def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> dict[str, str]:
-    facts = lake.read(spark, lake.path(settings, "gold", "fact_orders")).select("order_id", "status")
-    wanted = spark.createDataFrame([(order,) for order in orders], "order_id string")
-    return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
-
-
 class DemoLake:
     """The continuous lake as the demo sees it, through a Spark session of its own (reads only)."""
 
@@ -78,18 +66,12 @@ class DemoLake:
         """Until Silver holds the source's `customers` and Gold has run since (a first start, or
         one after new reference data, drains a micro-batch of every customer); seconds waited."""
         started = time.monotonic()
-        while not self.holds_customers(customers):
+        while not holds_customers(self.spark, self.settings, customers):
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"the continuous lake (pid {self.pid}) has not finished a micro-batch in "
                                    f"{timeout_s:.0f} s: see {self.settings.stack_home}/logs")
             time.sleep(3)
         return time.monotonic() - started
-
-    def holds_customers(self, customers: int) -> bool:
-        location = lake.path(self.settings, "silver", "customers")
-        if not lake.read_marks(self.spark, self.settings, "gold") or not lake.exists(self.spark, location):
-            return False
-        return lake.read(self.spark, location).filter("NOT is_deleted").count() >= customers
 
     def check(self, manifest: dict, *, timeout_s: float) -> LakeCheck:
         """Gold's statuses against the manifest, once they match or `timeout_s` has passed."""
@@ -107,7 +89,12 @@ class DemoLake:
         """Seconds from each order's first commit to the Gold commit that first held it."""
         return lags_s(placed_ms, first_visible(self.spark, self.settings, set(placed_ms)))
 
-    def report(self) -> tuple[dict[str, int], Path]:
+    def report(self, timeout_s: float) -> tuple[dict[str, int], Path]:
+        """Gold's row counts and the lake report, once the marts are built from the facts
+        checked (or `timeout_s` has passed: the report says when it was drawn)."""
+        started = time.monotonic()
+        while not marts_current(self.spark, self.settings) and time.monotonic() - started < timeout_s:
+            time.sleep(3)
         counts = {table: lake.read(self.spark, lake.path(self.settings, "gold", table)).count()
                   for table in GOLD_TABLES}
         return counts, write_report(self.spark, self.settings, self.settings.stack_home / "reports" / "lake.html")

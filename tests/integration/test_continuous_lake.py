@@ -14,8 +14,8 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.archive import archive_location
+from batch.freshness import expected_statuses, fact_statuses, marts_current
 from config.settings import REPO_ROOT
-from demo.lake import expected_statuses, fact_statuses
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake
 from tests.integration.checkpoints import batches, in_flight, minio_client
@@ -24,7 +24,8 @@ from tests.integration.waiting import wait_for
 
 
 def continuous_lake(settings, log_path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "batch", "--continuous", "--every", "1s"], cwd=REPO_ROOT,
+    return subprocess.Popen([sys.executable, "-m", "batch", "--continuous", "--every", "1s", "--marts-every", "5s"],
+                            cwd=REPO_ROOT,
                             env={**os.environ, **settings.as_env()}, stdout=log_path.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -56,8 +57,11 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
         try:
             assert wait_for(lambda: fact_statuses(spark, scratch, set(expected)) == expected, 300, every_s=3), \
                 (tmp_path / "rerun.log").read_text()[-3000:]
+            # the marts follow the facts on their own clock (--marts-every)
+            assert wait_for(lambda: marts_current(spark, scratch), 120, every_s=3), \
+                (tmp_path / "rerun.log").read_text()[-3000:]
         finally:
-            rerun.send_signal(signal.SIGINT)  # the micro-batch under way (the marts, say) ends first
+            rerun.send_signal(signal.SIGINT)  # the micro-batch under way ends first
             assert rerun.wait(timeout=180) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
 
         archived = lake.read(spark, archive_location(scratch))

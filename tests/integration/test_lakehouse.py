@@ -30,7 +30,7 @@ from batch.runs import LayerRun
 from cdc.topics import read_to_end
 from config import Settings
 from config.settings import REPO_ROOT
-from demo.lake import expected_statuses
+from batch.freshness import expected_statuses
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import cdc_caught_up, scratch_lake

@@ -1,4 +1,5 @@
-from demo.lake import LakeCheck, expected_statuses
+from batch.freshness import expected_statuses
+from demo.lake import LakeCheck
 
 MANIFEST = {"complete": {"a": {}, "b": {}}, "incomplete": {"c": {}}, "cancelled": {"d": {}, "e": {}}}
 

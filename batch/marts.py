@@ -1,0 +1,54 @@
+"""Gold's marts: small aggregates of the star (daily orders, payment mix, top products,
+customer segments), each recomputed whole and replaced when a star table it reads moved.
+
+A job of its own, with its own marks (the star tables' versions it was built from), so the
+continuous lake can carry each micro-batch's facts to Gold without rebuilding the marts
+every time: they follow on their own clock (batch.continuous). One-shot runs build them right
+after the star. The star is read as of the versions recorded, so a micro-batch committing
+facts meanwhile only makes the next refresh run again. Run: `python -m batch gold`.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import functions as F
+
+from batch import lake
+from batch.job import LayerJob
+from batch.runs import LayerRun
+from batch.transforms import marts
+
+LAYER = "gold"
+STAR = ("fact_orders", "fact_order_products", "dim_payment_method", "dim_product", "dim_customer")
+MARTS = ("mart_daily_orders", "mart_payment_mix", "mart_top_products", "mart_customer_segments")
+
+
+class MartsJob(LayerJob):
+    layer = LAYER
+    marks_file = "_marks_marts"
+
+    def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
+        versions = {name: lake.version(self.spark, self.gold(name)) for name in STAR}
+        if None in versions.values() or all(marks.get(name) == str(version) for name, version in versions.items()):
+            return {}  # no star yet, or nothing moved since the marts were built
+        star = {name: lake.read(self.spark, self.gold(name), version) for name, version in versions.items()}
+        facts = star["fact_orders"].localCheckpoint()
+        customers = star["dim_customer"].join(F.broadcast(facts.select("customer_id").distinct()),
+                                              "customer_id", "left_semi")
+        built = {
+            "mart_daily_orders": marts.daily_orders(facts),
+            "mart_payment_mix": marts.payment_mix(facts, star["dim_payment_method"]),
+            "mart_top_products": marts.top_products(facts, star["fact_order_products"], star["dim_product"]),
+            "mart_customer_segments": marts.customer_segments(facts, customers),
+        }
+        facts_read = facts.count()
+        for name, rows in built.items():
+            with tables.table(name) as counts:
+                counts.read = facts_read
+                counts.written = lake.replace(self.spark, self.gold(name), rows).rows
+        return {name: str(version) for name, version in versions.items()}
+
+    def gold(self, table: str) -> str:
+        return lake.path(self.settings, LAYER, table)
+
+
+run = MartsJob.once
