@@ -57,8 +57,10 @@ class ArchiveBatches:
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         self.started.wait()
+        started = time.monotonic()
         (records.transform(cdc_records).write.format("delta").mode("append").partitionBy("topic")
          .option("txnAppId", self.query_id).option("txnVersion", batch_id).save(self.location))
+        log.info("cdc_raw: batch %d appended in %.1f s", batch_id, time.monotonic() - started)
         if self.after is not None:
             self.after(batch_id)
 
