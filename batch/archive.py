@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated
 
+import orjson
 import typer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
@@ -44,6 +45,19 @@ def topics_pattern(config: Settings) -> str:
 
 def checkpoint_location(config: Settings) -> str:
     return config.lake_path("bronze", "_checkpoints", "cdc_raw")
+
+
+def applied_offsets(spark: SparkSession, config: Settings) -> dict[str, dict[int, int]]:
+    """Per topic and partition, the offset up to which the query's newest completed micro-batch
+    read (its work after the append included): the checkpoint's newest `commits/<n>` and the
+    Kafka source's line of `offsets/<n>`. Empty before the first batch completes."""
+    batches = lake.listed_names(spark, f"{checkpoint_location(config)}/commits")
+    done = max((int(name) for name in batches if name.isdigit()), default=None)
+    if done is None:
+        return {}
+    planned = lake.read_text(spark, f"{checkpoint_location(config)}/offsets/{done}").splitlines()
+    return {topic: {int(partition): offset for partition, offset in partitions.items()}
+            for topic, partitions in orjson.loads(planned[-1]).items()}
 
 
 class ArchiveBatches:

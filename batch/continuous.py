@@ -2,8 +2,8 @@
 micro-batch of CDC records is appended to the archive (Bronze), then Silver and Gold's star
 apply what is new, so Gold's facts trail the source by about one micro-batch. The marts
 follow on their own clock, on the main thread beside the micro-batches: rebuilt when the
-star moved, between micro-batches, at most every `--marts-every` (a backlog that keeps the
-micro-batches back to back delays them at most five times that).
+star moved, while no micro-batch runs or has records waiting, at most every `--marts-every`
+(a backlog that keeps micro-batches coming delays them at most five times that).
 
 Every step is idempotent per micro-batch: the archive's append is tagged with the query's id
 and the batch id (batch.archive), and Silver and Gold keep their marks after their data, a
@@ -58,11 +58,12 @@ class ContinuousLake:
         return archive.follow(self.query, between=self.refresh_marts)
 
     def refresh_marts(self) -> None:
-        """The marts rebuilt if the star moved, when they are due: between micro-batches, or
-        during a backlog once they are several periods late."""
+        """The marts rebuilt if the star moved, when they are due: while no micro-batch runs or
+        waits for its turn, or during a backlog once they are several periods late."""
         age = time.monotonic() - self.marts_built
-        between_batches = not self.query.status["isTriggerActive"]
-        if age < self.marts_every_s or (not between_batches and age < self.marts_every_s * MARTS_BACKLOG_FACTOR):
+        status = self.query.status
+        idle = not status["isTriggerActive"] and not status["isDataAvailable"]
+        if age < self.marts_every_s or (not idle and age < self.marts_every_s * MARTS_BACKLOG_FACTOR):
             return
         marts = MartsJob.once(self.spark, self.settings)
         self.marts_built = time.monotonic()

@@ -6,13 +6,15 @@ first holds its fact. The Gold side is read from fact_orders' change feed
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake, marts
+from batch import archive, lake, marts
 from batch.marts import MartsJob
+from cdc.topics import watermarks
 from config import Settings
 
 
@@ -29,13 +31,27 @@ def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> 
     return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
 
 
-def holds_customers(spark: SparkSession, settings: Settings, customers: int) -> bool:
-    """Whether Silver holds `customers` live customers and Gold has run: a first start (or one
-    after new reference data) drains a micro-batch of every customer before orders flow."""
-    location = lake.path(settings, "silver", "customers")
-    if not lake.read_marks(spark, settings, "gold") or not lake.exists(spark, location):
-        return False
-    return lake.read(spark, location).filter("NOT is_deleted").count() >= customers
+def caught_up(spark: SparkSession, settings: Settings) -> bool:
+    """Whether the continuous lake has applied (archive, Silver, Gold's star) every record the
+    CDC topics hold now: its newest completed micro-batch read to their end offsets."""
+    applied = archive.applied_offsets(spark, settings)
+    for table in archive.CDC_TABLES:
+        topic = settings.cdc_topic(table)
+        for partition, (_, end) in watermarks(settings, topic).items():
+            if end > applied.get(topic, {}).get(partition, 0):
+                return False
+    return bool(applied)
+
+
+def wait_caught_up(spark: SparkSession, settings: Settings, timeout_s: float, *, who: str = "the lake") -> float:
+    """Until `caught_up`; seconds waited. Raises TimeoutError naming where to look."""
+    started = time.monotonic()
+    while not caught_up(spark, settings):
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "
+                               f"see {settings.stack_home}/logs")
+        time.sleep(3)
+    return time.monotonic() - started
 
 
 def marts_current(spark: SparkSession, settings: Settings) -> bool:

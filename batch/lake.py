@@ -57,7 +57,15 @@ def _filesystem(spark: SparkSession, location: str):
     return hadoop_path, hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())
 
 
-def _read_text(spark: SparkSession, location: str) -> str | None:
+def listed_names(spark: SparkSession, location: str) -> list[str]:
+    """The names in a folder; empty if it does not exist."""
+    hadoop_path, fs = _filesystem(spark, location)
+    if not fs.exists(hadoop_path):
+        return []
+    return [status.getPath().getName() for status in fs.listStatus(hadoop_path)]
+
+
+def read_text(spark: SparkSession, location: str) -> str | None:
     """A file's text, None when it does not exist."""
     hadoop_path, fs = _filesystem(spark, location)
     if not fs.exists(hadoop_path):
@@ -118,7 +126,7 @@ def version(spark: SparkSession, location: str) -> int | None:
 
 def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:
     """The operation metrics of the table's newest commit (this job is its only writer)."""
-    commit = _read_text(spark, f"{location}/_delta_log/{version(spark, location):020d}.json")
+    commit = read_text(spark, f"{location}/_delta_log/{version(spark, location):020d}.json")
     info = next(action["commitInfo"] for action in map(orjson.loads, commit.splitlines())
                 if "commitInfo" in action)
     return {name: int(value) for name, value in (info.get("operationMetrics") or {}).items()}
@@ -222,7 +230,7 @@ def _marks_location(settings: Settings, layer: str, name: str) -> str:
 
 def read_marks(spark: SparkSession, settings: Settings, layer: str, name: str = MARKS) -> dict[str, str]:
     """The job's stored marks (table -> mark), empty before its first run."""
-    stored = _read_text(spark, _marks_location(settings, layer, name))
+    stored = read_text(spark, _marks_location(settings, layer, name))
     if stored is not None:
         return orjson.loads(stored)["marks"]
     legacy = path(settings, layer, "_marks")  # a lake written before the JSON marks

@@ -40,7 +40,7 @@ import typer
 
 from batch import bronze, gold, silver
 from batch.audit import LakeAudit
-from batch.freshness import expected_statuses, fact_statuses, first_visible, holds_customers, lags_s
+from batch.freshness import expected_statuses, fact_statuses, first_visible, lags_s, wait_caught_up
 from batch.runs import LayerRun, show_progress
 from batch.session import build_session
 from batch.snapshot import read_table
@@ -273,12 +273,7 @@ def measure_freshness(scratch: Settings, orders: int, rate: float, customers: in
     spark = build_session(scratch, "bench-freshness")
     try:
         wait_for_group(scratch, workers)
-        started = time.monotonic()
-        while not holds_customers(spark, scratch, customers):
-            if time.monotonic() - started > 1200:
-                raise TimeoutError(f"the continuous lake did not catch up in 1200 s: see {scratch.stack_home}/logs")
-            time.sleep(3)
-        caught_up_s = time.monotonic() - started
+        caught_up_s = wait_caught_up(spark, scratch, 1800, who="the continuous lake")
         placed: dict[str, float] = {}
         manifest = add_orders(scratch, orders, seed=4, customers=customers, rate=rate, placed=placed)
         expected, deadline = expected_statuses(manifest), time.monotonic() + 600

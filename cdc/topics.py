@@ -69,17 +69,21 @@ class TopicMissing(LookupError):
     """The topic is not on the broker."""
 
 
-def records_held(settings: Settings, topic: str) -> int:
-    """How many records `topic` holds now (its partitions' end minus start offsets); 0 if missing."""
+def watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
+    """Each partition's (start, end) offsets now; empty if the topic is missing."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"count-{uuid.uuid4()}"})
     try:
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if found is None or found.error is not None:
-            return 0
-        return sum(high - low for low, high in (consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                                                for p in found.partitions))
+            return {}
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in found.partitions}
     finally:
         consumer.close()
+
+
+def records_held(settings: Settings, topic: str) -> int:
+    """How many records `topic` holds now (its partitions' end minus start offsets); 0 if missing."""
+    return sum(high - low for low, high in watermarks(settings, topic).values())
 
 
 def _held_now(settings: Settings, topic: str) -> int:

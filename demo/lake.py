@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch import lake
-from batch.freshness import (expected_statuses, fact_statuses, first_visible, holds_customers, lags_s,
-                             marts_current)
+from batch.freshness import (expected_statuses, fact_statuses, first_visible, lags_s, marts_current,
+                             wait_caught_up)
 from batch.report import write_report
 from batch.runs import log, show_progress
 from batch.session import build_session
@@ -62,16 +62,10 @@ class DemoLake:
         self.pid = start_continuous_lake(settings)
         self.spark = build_session(settings, "orderpipe-demo")
 
-    def wait_caught_up(self, customers: int, timeout_s: float) -> float:
-        """Until Silver holds the source's `customers` and Gold has run since (a first start, or
-        one after new reference data, drains a micro-batch of every customer); seconds waited."""
-        started = time.monotonic()
-        while not holds_customers(self.spark, self.settings, customers):
-            if time.monotonic() - started > timeout_s:
-                raise TimeoutError(f"the continuous lake (pid {self.pid}) has not finished a micro-batch in "
-                                   f"{timeout_s:.0f} s: see {self.settings.stack_home}/logs")
-            time.sleep(3)
-        return time.monotonic() - started
+    def wait_caught_up(self, timeout_s: float) -> float:
+        """Until the lake has applied every record the CDC topics hold (a first start drains
+        every customer first); seconds waited."""
+        return wait_caught_up(self.spark, self.settings, timeout_s, who=f"the continuous lake (pid {self.pid})")
 
     def check(self, manifest: dict, *, timeout_s: float) -> LakeCheck:
         """Gold's statuses against the manifest, once they match or `timeout_s` has passed."""
