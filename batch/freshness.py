@@ -1,20 +1,18 @@
-"""The lake as a reader beside it sees it: whether it has caught up, each order's status in
-Gold, and how fresh it is: from an order's commit at the source to the Gold commit that
+"""The lake as a reader beside it sees it: each order's status in Gold, whether the marts
+are built from the facts, and how fresh the lake is: from an order's commit at the source to the Gold commit that
 first holds its fact. The Gold side is read from fact_orders' change feed
 (`_commit_timestamp` of the first version that names the order); the source side is given
 (the writer's own clock at commit: MariaDB's binlog stamps whole seconds)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from batch import archive, lake, marts
+from batch import lake, marts
 from batch.marts import MartsJob
-from cdc.topics import watermarks
 from config import Settings
 
 
@@ -29,29 +27,6 @@ def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> 
     facts = lake.read(spark, lake.path(settings, "gold", "fact_orders")).select("order_id", "status")
     wanted = spark.createDataFrame([(order,) for order in orders], "order_id string")
     return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
-
-
-def caught_up(spark: SparkSession, settings: Settings) -> bool:
-    """Whether the continuous lake has applied (archive, Silver, Gold's star) every record the
-    CDC topics hold now: its newest completed micro-batch read to their end offsets."""
-    applied = archive.applied_offsets(spark, settings)
-    for table in archive.CDC_TABLES:
-        topic = settings.cdc_topic(table)
-        for partition, (_, end) in watermarks(settings, topic).items():
-            if end > applied.get(topic, {}).get(partition, 0):
-                return False
-    return bool(applied)
-
-
-def wait_caught_up(spark: SparkSession, settings: Settings, timeout_s: float, *, who: str = "the lake") -> float:
-    """Until `caught_up`; seconds waited. Raises TimeoutError naming where to look."""
-    started = time.monotonic()
-    while not caught_up(spark, settings):
-        if time.monotonic() - started > timeout_s:
-            raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "
-                               f"see {settings.stack_home}/logs")
-        time.sleep(3)
-    return time.monotonic() - started
 
 
 def marts_current(spark: SparkSession, settings: Settings) -> bool:

@@ -40,7 +40,7 @@ import typer
 
 from batch import bronze, gold, silver
 from batch.audit import LakeAudit
-from batch.freshness import expected_statuses, fact_statuses, first_visible, lags_s, wait_caught_up
+from batch.freshness import expected_statuses, fact_statuses, first_visible, lags_s
 from batch.runs import LayerRun, show_progress
 from batch.session import build_session
 from batch.snapshot import read_table
@@ -50,7 +50,7 @@ from config.cli import run
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from stack.lake import start_continuous_lake, stop_continuous_lake
+from stack.lake import start_continuous_lake, stop_continuous_lake, wait_caught_up
 from stack.scratch import cdc_caught_up, scratch_lake
 from stack.workers import start_workers, wait_for_group
 

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch import lake
-from batch.freshness import (expected_statuses, fact_statuses, first_visible, lags_s, marts_current,
-                             wait_caught_up)
+from batch.freshness import expected_statuses, fact_statuses, first_visible, lags_s, marts_current
 from batch.report import write_report
 from batch.runs import log, show_progress
 from batch.session import build_session
 from config import Settings
-from stack.lake import start_continuous_lake
+from stack.lake import start_continuous_lake, wait_caught_up
 
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
                "fact_order_products")

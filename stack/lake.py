@@ -1,11 +1,16 @@
 """The continuous lake (`python -m batch --continuous`) as a stack process: `make demo`
-starts it beside the workers; `python -m stack down` stops it (SIGTERM: it finishes the
-micro-batch under way) with them."""
+starts it beside the workers and waits until it has caught up with the CDC topics;
+`python -m stack down` stops it (SIGTERM: it finishes the micro-batch under way) with them."""
 
 from __future__ import annotations
 
 import sys
+import time
 
+from pyspark.sql import SparkSession
+
+from batch import archive
+from cdc.topics import watermarks
 from config import Settings
 from stack import process
 from stack.services import StackLayout
@@ -31,3 +36,26 @@ def start_continuous_lake(settings: Settings, every_s: float = 10) -> int:
 
 def stop_continuous_lake(settings: Settings) -> int | None:
     return process.stop(StackLayout(settings.stack_home).pidfile(name(settings)), grace_s=120)
+
+
+def caught_up(spark: SparkSession, settings: Settings) -> bool:
+    """Whether the continuous lake has applied (archive, Silver, Gold's star) every record the
+    CDC topics hold now: its newest completed micro-batch read to their end offsets."""
+    applied = archive.applied_offsets(spark, settings)
+    for table in archive.CDC_TABLES:
+        topic = settings.cdc_topic(table)
+        for partition, (_, end) in watermarks(settings, topic).items():
+            if end > applied.get(topic, {}).get(partition, 0):
+                return False
+    return bool(applied)
+
+
+def wait_caught_up(spark: SparkSession, settings: Settings, timeout_s: float, *, who: str = "the lake") -> float:
+    """Until `caught_up`; seconds waited. Raises TimeoutError naming where to look."""
+    started = time.monotonic()
+    while not caught_up(spark, settings):
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "
+                               f"see {settings.stack_home}/logs")
+        time.sleep(3)
+    return time.monotonic() - started
