@@ -32,6 +32,13 @@ from config import Settings
 MARTS_BACKLOG_FACTOR = 5
 
 
+def marts_due(age_s: float, idle: bool, every_s: float) -> bool:
+    """Whether the marts, built `age_s` ago, are rebuilt now: once they are `every_s` old and
+    the lake is idle (no micro-batch running or with records waiting), or regardless once a
+    backlog has kept it busy for MARTS_BACKLOG_FACTOR periods."""
+    return age_s >= every_s * (1 if idle else MARTS_BACKLOG_FACTOR)
+
+
 class ContinuousLake:
     def __init__(self, spark: SparkSession, settings: Settings, *, marts_every_s: float = 60) -> None:
         self.spark, self.settings, self.marts_every_s = spark, settings, marts_every_s
@@ -60,10 +67,9 @@ class ContinuousLake:
     def refresh_marts(self) -> None:
         """The marts rebuilt if the star moved, when they are due: while no micro-batch runs or
         waits for its turn, or during a backlog once they are several periods late."""
-        age = time.monotonic() - self.marts_built
         status = self.query.status
         idle = not status["isTriggerActive"] and not status["isDataAvailable"]
-        if age < self.marts_every_s or (not idle and age < self.marts_every_s * MARTS_BACKLOG_FACTOR):
+        if not marts_due(time.monotonic() - self.marts_built, idle, self.marts_every_s):
             return
         marts = MartsJob.once(self.spark, self.settings)
         self.marts_built = time.monotonic()
