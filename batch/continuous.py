@@ -43,13 +43,17 @@ class ContinuousLake:
     def __init__(self, spark: SparkSession, settings: Settings, *, marts_every_s: float = 60) -> None:
         self.spark, self.settings, self.marts_every_s = spark, settings, marts_every_s
         self.query = None
-        self.marts_built = -float("inf")  # time.monotonic() of the last refresh
+        self.marts_built = time.monotonic()  # of the last refresh: the first comes a period after the start
+        # A micro-batch's layers and a marts refresh never run at once: on two cores they would
+        # only slow each other, and the facts' freshness is what the micro-batch is for.
+        self.working = threading.Lock()
 
     def apply(self, batch_id: int) -> None:
         """After a micro-batch is archived: Silver, then Gold."""
         started = time.monotonic()
-        silver = SilverJob.once(self.spark, self.settings)
-        gold = GoldJob.once(self.spark, self.settings)
+        with self.working:
+            silver = SilverJob.once(self.spark, self.settings)
+            gold = GoldJob.once(self.spark, self.settings)
         log.info("micro-batch %d applied in %.1f s (silver %.1f s, written %s; gold %.1f s, written %s)",
                  batch_id, time.monotonic() - started, silver.seconds, f"{silver.total('written'):,}",
                  gold.seconds, f"{gold.total('written'):,}")
@@ -69,9 +73,13 @@ class ContinuousLake:
         waits for its turn, or during a backlog once they are several periods late."""
         status = self.query.status
         idle = not status["isTriggerActive"] and not status["isDataAvailable"]
-        if not marts_due(time.monotonic() - self.marts_built, idle, self.marts_every_s):
+        if not marts_due(time.monotonic() - self.marts_built, idle, self.marts_every_s) \
+                or not self.working.acquire(blocking=False):
             return
-        marts = MartsJob.once(self.spark, self.settings)
+        try:
+            marts = MartsJob.once(self.spark, self.settings)
+        finally:
+            self.working.release()
         self.marts_built = time.monotonic()
         if marts.tables:
             log.info("marts rebuilt in %.1f s", marts.seconds)
