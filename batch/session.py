@@ -2,10 +2,16 @@
 
 Jars come through `spark.jars.packages` (resolved from Maven Central once, then from the
 Ivy cache under STACK_CACHE), so `python -m batch...` and `spark-submit` behave the same.
+Sessions start one at a time on a machine: two JVMs resolving into an empty Ivy cache at
+once (the demo's lake beside its report, a benchmark beside its lake) truncate each
+other's downloads and both fail.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from filelock import FileLock
 from pyspark.sql import SparkSession
 
 from config import Settings
@@ -24,11 +30,15 @@ SPARK_PACKAGES = (
 JDBC_DRIVER = "org.mariadb.jdbc.Driver"
 
 
+def ivy_home(settings: Settings) -> Path:
+    return settings.stack_cache / "ivy2"
+
+
 def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict[str, str]:
     """Every Spark setting the product relies on, from the settings object."""
     return {
         "spark.jars.packages": ",".join((*SPARK_PACKAGES, *extra_packages)),
-        "spark.jars.ivy": str(settings.stack_cache / "ivy2"),
+        "spark.jars.ivy": str(ivy_home(settings)),
         "spark.driver.memory": "2g",
         "spark.sql.session.timeZone": "UTC",
         # JDBC's DATETIME -> timestamp goes through the JVM's zone: keep it UTC like MySQL's.
@@ -77,7 +87,9 @@ def build_session(settings: Settings, app_name: str, extra_packages: tuple[str, 
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
     for key, value in spark_conf(settings, extra_packages).items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    ivy_home(settings).mkdir(parents=True, exist_ok=True)
+    with FileLock(ivy_home(settings) / "resolving.lock"):
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
 
