@@ -30,6 +30,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -268,10 +269,13 @@ class Freshness:
 def measure_freshness(scratch: Settings, orders: int, rate: float, customers: int) -> Freshness:
     """The continuous lake and two workers running (the lake caught up with the source first)
     while `orders` are written: commit -> Gold p50 and p99."""
-    workers = start_workers(scratch, 2)
-    start_continuous_lake(scratch, every_s=10)
-    spark = build_session(scratch, "bench-freshness")
-    try:
+    with ExitStack() as running:  # stopped in reverse, whatever fails on the way
+        workers = start_workers(scratch, 2)
+        running.callback(lambda: [worker.stop() for worker in workers])
+        start_continuous_lake(scratch, every_s=10)
+        running.callback(stop_continuous_lake, scratch)
+        spark = build_session(scratch, "bench-freshness")
+        running.callback(spark.stop)
         wait_for_group(scratch, workers)
         caught_up_s = wait_caught_up(spark, scratch, 1800, who="the continuous lake")
         placed: dict[str, float] = {}
@@ -280,11 +284,6 @@ def measure_freshness(scratch: Settings, orders: int, rate: float, customers: in
         while not (exact := fact_statuses(spark, scratch, set(expected)) == expected) and time.monotonic() < deadline:
             time.sleep(3)
         lags = lags_s(placed, first_visible(spark, scratch, set(placed)))
-    finally:
-        spark.stop()
-        stop_continuous_lake(scratch)
-        for worker in workers:
-            worker.stop()
     cuts = statistics.quantiles(lags, n=100)
     return Freshness(cuts[49], cuts[98], len(lags), exact, caught_up_s)
 
