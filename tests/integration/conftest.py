@@ -1,15 +1,18 @@
 """Integration tests talk to the real local stack; they fail (never skip) when it is down.
 
-Tests marked `lake_long` (each over a minute: a Spark cluster, a killed Gold job, schema
-evolution, maintenance, spark-submit) run with `LAKE_SUITE=long`; otherwise they are
-deselected and named in the summary, so `make test` stays within CI's time while none
-of them is hidden. Run them before changing the lake: `LAKE_SUITE=long make test`.
+Tests marked `lake_long` (each a minute or more: a Spark cluster, a killed Gold job, schema
+evolution, maintenance, spark-submit) do not all fit in CI's 30 minutes. `LAKE_SUITE`
+says which run: `short` (the default) none, `long` all, `turn` one of them, the day's turn
+(days since 1970-01-01 modulo their count, in node id order; `LAKE_TURN=<n>` picks another),
+so a CI run every day runs each of them at least once in any five days. The deselected
+ones are named in the summary: none is hidden. Run all of them before changing the lake:
+`LAKE_SUITE=long make test`.
 """
-
 from __future__ import annotations
 
 import os
 import uuid
+from datetime import date
 
 import pytest
 
@@ -18,11 +21,13 @@ from stack import control
 from stack.services import all_services
 
 
-LONG_LAKE: list[str] = []
+LAKE_SUITES = ("short", "turn", "long")
+LONG_LAKE: list[str] = []  # deselected
+TURN: list[str] = []  # the long test run by LAKE_SUITE=turn
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lake_long: a lake test over a minute long; runs with LAKE_SUITE=long")
+    config.addinivalue_line("markers", "lake_long: a lake test a minute or more long; runs with LAKE_SUITE=long, or turn")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,20 +35,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
     suite = os.environ.get("LAKE_SUITE", "short")
-    if suite not in ("short", "long"):
-        raise pytest.UsageError(f"LAKE_SUITE={suite!r}: use short (the default) or long")
-    if suite == "long":
+    if suite not in LAKE_SUITES:
+        raise pytest.UsageError(f"LAKE_SUITE={suite!r}: use one of {', '.join(LAKE_SUITES)}")
+    long_tests = sorted((item for item in items if item.get_closest_marker("lake_long")), key=lambda item: item.nodeid)
+    if suite == "long" or not long_tests:
         return
-    long_tests = [item for item in items if item.get_closest_marker("lake_long")]
-    if long_tests:
-        config.hook.pytest_deselected(items=long_tests)
-        items[:] = [item for item in items if item not in long_tests]
-        LONG_LAKE.extend(item.nodeid for item in long_tests)
+    if suite == "turn":
+        turn = todays_turn(len(long_tests), os.environ.get("LAKE_TURN"))
+        TURN.append(f"{long_tests[turn].nodeid} (turn {turn} of {len(long_tests)})")
+        long_tests.pop(turn)
+    config.hook.pytest_deselected(items=long_tests)
+    items[:] = [item for item in items if item not in long_tests]
+    LONG_LAKE.extend(item.nodeid for item in long_tests)
+
+
+def todays_turn(count: int, chosen: str | None = None, today: date | None = None) -> int:
+    """Which of `count` long lake tests runs today: days since the epoch modulo `count`,
+    unless `chosen` (LAKE_TURN) names one."""
+    if chosen is not None:
+        if not chosen.isdigit() or int(chosen) >= count:
+            raise pytest.UsageError(f"LAKE_TURN={chosen!r}: use a number from 0 to {count - 1}")
+        return int(chosen)
+    return ((today or date.today()) - date(1970, 1, 1)).days % count
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    for nodeid in TURN:
+        terminalreporter.write_line(f"long lake test run as today's turn: {nodeid}")
     for nodeid in LONG_LAKE:
-        terminalreporter.write_line(f"deselected (runs with LAKE_SUITE=long): {nodeid}", yellow=True)
+        terminalreporter.write_line(f"deselected (runs with LAKE_SUITE=long, or on its turn): {nodeid}", yellow=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
