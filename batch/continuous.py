@@ -30,6 +30,7 @@ from config import Settings
 
 
 MARTS_BACKLOG_FACTOR = 5
+RUNNING = "continuous lake: a micro-batch every"  # logged once the query runs (stack.lake waits for it)
 
 
 def marts_due(age_s: float, idle: bool, every_s: float) -> bool:
@@ -64,8 +65,8 @@ class ContinuousLake:
                                    max_records=max_records, after=self.apply)
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stop_signal, self.request_stop)
-        log.info("continuous lake: a micro-batch every %s s (at most %s records): Kafka -> %s -> silver -> "
-                 "gold; Ctrl-C stops", every_s, f"{max_records:,}", archive.archive_location(self.settings))
+        log.info(f"{RUNNING} %s s (at most %s records): Kafka -> %s -> silver -> gold; Ctrl-C stops",
+                 every_s, f"{max_records:,}", archive.archive_location(self.settings))
         return archive.follow(self.query, between=self.refresh_marts)
 
     def refresh_marts(self) -> None:

@@ -1,7 +1,7 @@
 """The stream's speed: events/s per worker (1 and 2 workers), end-to-end latency, worker RSS.
 
     python -m bench.stream [--orders 20000] [--rounds 3] [--latency-orders 60000 --rate 1000]
-                           [--against REV]
+                           [--against REV] [--with-lake]
 
 Everything runs in a scratch database with its own connector, topics and consumer groups.
 - Throughput: the CDC topics are filled first; then, in each round, the same records are
@@ -13,7 +13,10 @@ Everything runs in a scratch database with its own connector, topics and consume
   order_final is audited against the generator's manifest. Ratios per round, then their
   median and range; the load average is printed per round, flagged above the core count.
   With `--against REV` the product at that git revision (a worktree of it, imported first)
-  runs with 1 worker in every round too: before and after a change, in one run. Two
+  runs with 1 worker in every round too: before and after a change, in one run. With
+  `--with-lake` ours x1 also runs while the continuous lake (a scratch bucket) works through
+  the same topics, its first micro-batch under way: the ratio is the stream's speed with
+  the lake beside it on these cores. Two
   workers are also timed from when each holds CDC partitions ("once settled"): until the
   group rebalances, the first worker to join reads alone.
 - Latency: two workers start; the clock starts once the group has settled (every worker
@@ -63,10 +66,13 @@ from source.audit import Audit, audit
 from agents.guard import guard_key
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 from stack import process
+from stack.lake import start_continuous_lake, stop_continuous_lake, wait_running
+from stack.scratch import scratch_lake
 from stack.services import all_services
 from stack.workers import Worker, start_workers
 
 CUSTOMERS = 10_000
+WITH_LAKE = "ours, 1 worker, lake working beside"
 DUPLICATE_GRACE_S = 3  # after the last expected order arrives, keep reading to catch copies
 
 
@@ -281,8 +287,21 @@ def checkout(revision: str | None):
             subprocess.run(["git", "worktree", "remove", "--force", str(path)], check=False, capture_output=True)
 
 
+@contextmanager
+def lake_beside(scratch: Settings):
+    """The continuous lake (in a bucket of its own) working through the scratch CDC topics,
+    its first micro-batch under way: the load the demo's workers share the cores with."""
+    with scratch_lake(scratch, f"bench-stream-{uuid.uuid4().hex[:8]}") as lake:
+        start_continuous_lake(lake)
+        try:
+            wait_running(lake)
+            yield
+        finally:
+            stop_continuous_lake(lake)
+
+
 def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict, order_ids: list[str],
-                      against: tuple[str, Path] | None = None) -> list[tuple[str, Audit]]:
+                      against: tuple[str, Path] | None = None, with_lake: bool = False) -> list[tuple[str, Audit]]:
     """Print each round's figures and their spread; the audit of every product run, labelled."""
     ratios: dict[str, list[float]] = {}
     audits: list[tuple[str, Audit]] = []
@@ -297,6 +316,10 @@ def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict
         for count in (1, 2):
             forget_emissions(scratch, order_ids)
             runs[f"ours, {count} worker(s)"] = ours(scratch, count, total, manifest, f"r{number}w{count}")
+        if with_lake:
+            forget_emissions(scratch, order_ids)
+            with lake_beside(scratch):
+                runs[WITH_LAKE] = ours(scratch, 1, total, manifest, f"r{number}l")
         print(f"  {'plain consumer + JSON decode (baseline)':<38} {base:>9,.0f} events/s")
         for name, run in runs.items():
             audit_note = f"; audit: {run.audit.summary()}" if run.audit else ""
@@ -315,6 +338,8 @@ def throughput_rounds(scratch: Settings, rounds: int, total: int, manifest: dict
                         "ours x2 / ours x1": two / one,
                         "ours x2 once settled / ours x1": (runs["ours, 2 worker(s)"].settled_events_per_s or 0) / one,
                         "ours x1 events/s": one}
+        if with_lake:
+            round_ratios["ours x1 with the lake / ours x1"] = runs[WITH_LAKE].events_per_s / one
         if against:
             round_ratios[f"ours x1 / ours x1 at {against[0]}"] = one / runs[f"ours at {against[0]}, 1 worker"].events_per_s
         for name, value in round_ratios.items():
@@ -440,6 +465,8 @@ def main(
                                                      "with 1 worker in each round, for a before/after ratio.")] = None,
     customers: Annotated[int, typer.Option(min=1, help="Customers in the reference data (every worker reads them "
                                                 "all before its first batch).")] = CUSTOMERS,
+    with_lake: Annotated[bool, typer.Option("--with-lake", help="Each round also runs ours x1 while the continuous "
+                                            "lake works through the same topics, and prints the ratio.")] = False,
 ) -> None:
     """Measure the stream: events/s (baseline, bare Faust agent, ours x1 and x2), latency, RSS.
     Exits 1 if any of the product's outputs fails its audit."""
@@ -450,7 +477,7 @@ def main(
         print(f"throughput: {filled.records:,} CDC records (orders + order_details) from {orders:,} orders")
         with checkout(against) as source:
             audits = throughput_rounds(scratch, rounds, filled.records, filled.manifest, filled.order_ids,
-                                       (against, source) if against else None)
+                                       (against, source) if against else None, with_lake)
     with isolated(f"bench_{run}_lat", customers) as scratch:
         result = latency(scratch, latency_orders, rate, customers)
     print(f"latency at {result['written_rate']:.0f} orders/s written (asked {result['rate']:.0f}) over "

@@ -10,6 +10,7 @@ import time
 from pyspark.sql import SparkSession
 
 from batch import archive
+from batch.continuous import RUNNING
 from cdc.topics import watermarks
 from config import Settings
 from stack import process
@@ -32,6 +33,15 @@ def start_continuous_lake(settings: Settings, every_s: float = 10) -> int:
     return process.start([sys.executable, "-m", "batch", "--continuous", "--every", f"{every_s}s"],
                          pidfile=layout.pidfile(name(settings)), logfile=layout.logfile(name(settings)),
                          env={**settings.as_env(), "PYTHONUNBUFFERED": "1"})
+
+
+def wait_running(settings: Settings, timeout_s: float = 300) -> None:
+    """Until the continuous lake's streaming query runs (its first micro-batch under way)."""
+    log, deadline = StackLayout(settings.stack_home).logfile(name(settings)), time.monotonic() + timeout_s
+    while RUNNING not in (log.read_text() if log.exists() else ""):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the continuous lake did not start in {timeout_s:.0f} s: see {log}")
+        time.sleep(1)
 
 
 def stop_continuous_lake(settings: Settings) -> int | None:
