@@ -124,6 +124,23 @@ def version(spark: SparkSession, location: str) -> int | None:
     return max(commits, default=None)
 
 
+def rows_changed(spark: SparkSession, location: str, after: int, now: int) -> bool:
+    """Whether a commit after version `after`, up to `now`, changed the table's rows or schema:
+    it added or removed a file as a data change (a compaction rewrites files with
+    `dataChange` false; a vacuum adds or removes none) or changed the metadata. A version
+    behind `after` (the table rebuilt since) or a commit no longer in the log counts as a change."""
+    if now < after:
+        return True
+    for number in range(after + 1, now + 1):
+        commit = read_text(spark, f"{location}/_delta_log/{number:020d}.json")
+        if commit is None:
+            return True
+        for action in map(orjson.loads, commit.splitlines()):
+            if "metaData" in action or any(action.get(kind, {}).get("dataChange") for kind in ("add", "remove")):
+                return True
+    return False
+
+
 def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:
     """The operation metrics of the table's newest commit (this job is its only writer)."""
     commit = read_text(spark, f"{location}/_delta_log/{version(spark, location):020d}.json")

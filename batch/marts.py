@@ -1,5 +1,6 @@
 """Gold's marts: small aggregates of the star (daily orders, payment mix, top products,
-customer segments), each recomputed whole and replaced when a star table it reads moved.
+customer segments), each recomputed whole and replaced when a star table it reads changed
+(its rows or schema: a compaction of the star changes neither).
 
 A job of its own, with its own marks (the star tables' versions it was built from), so the
 continuous lake can carry each micro-batch's facts to Gold without rebuilding the marts
@@ -28,8 +29,11 @@ class MartsJob(LayerJob):
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         versions = {name: lake.version(self.spark, self.gold(name)) for name in STAR}
-        if None in versions.values() or all(marks.get(name) == str(version) for name, version in versions.items()):
-            return {}  # no star yet, or nothing moved since the marts were built
+        if None in versions.values():
+            return {}  # no star yet
+        new_versions = {name: str(version) for name, version in versions.items()}
+        if not any(self.moved(name, marks.get(name), version) for name, version in versions.items()):
+            return new_versions  # no row changed since the marts were built (a compaction at most)
         star = {name: lake.read(self.spark, self.gold(name), version) for name, version in versions.items()}
         facts = star["fact_orders"].localCheckpoint()
         customers = star["dim_customer"].join(F.broadcast(facts.select("customer_id").distinct()),
@@ -45,7 +49,12 @@ class MartsJob(LayerJob):
             with tables.table(name) as counts:
                 counts.read = facts_read
                 counts.written = lake.replace(self.spark, self.gold(name), rows).rows
-        return {name: str(version) for name, version in versions.items()}
+        return new_versions
+
+    def moved(self, table: str, mark: str | None, version: int) -> bool:
+        if mark == str(version):
+            return False
+        return mark is None or lake.rows_changed(self.spark, self.gold(table), int(mark), version)
 
     def gold(self, table: str) -> str:
         return lake.path(self.settings, LAYER, table)

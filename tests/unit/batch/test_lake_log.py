@@ -62,3 +62,21 @@ def test_applied_offsets_are_the_newest_completed_batchs_end_offsets(spark, sett
         (checkpoint / "commits" / str(batch)).write_text('v1\n{"nextBatchWatermarkMs":0}')
 
     assert archive.applied_offsets(spark, local) == {"project.orders": {0: 9, 1: 3}}
+
+
+def test_a_compaction_changes_no_rows_but_a_write_or_a_new_column_does(spark, tmp_path):
+    location = f"file://{tmp_path}/facts"
+    for value in ("a", "b"):  # two files
+        spark.createDataFrame([(1, value)], "id int, v string").write.format("delta").mode("append").save(location)
+    DeltaTable.forPath(spark, location).optimize().executeCompaction()
+    compacted = lake.version(spark, location)
+
+    assert not lake.rows_changed(spark, location, 1, compacted)
+    assert lake.rows_changed(spark, location, 0, compacted)  # version 1 appended a row
+
+    lake.upsert(spark, location, spark.createDataFrame([(2, "c")], "id int, v string"), ["id"])
+    assert lake.rows_changed(spark, location, compacted, lake.version(spark, location))
+    widened = lake.version(spark, location)
+    lake.add_new_columns(spark, location, spark.createDataFrame([(3, "d", "x")], "id int, v string, w string"))
+    assert lake.rows_changed(spark, location, widened, lake.version(spark, location))
+    assert lake.rows_changed(spark, location, widened + 5, widened)  # behind the mark: rebuilt
