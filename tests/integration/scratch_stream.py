@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -17,14 +18,16 @@ from confluent_kafka import Consumer, TopicPartition
 
 from cdc import rest
 from cdc.connector import connector_config, server_id
-from cdc.topics import read_to_end, read_topics, wait_for_records
+from cdc.topics import TopicMissing, read_to_end, read_topics, wait_for_records
 from config import Settings
 from source import database, generate
-from source.traffic import ChaosMix, Truth, plan
+from source.traffic import ChaosMix, InsertDetail, InsertOrder, Truth, plan
 from stack.workers import Worker, start_workers, wait_for_group
+from tests.integration.waiting import wait_for
 
 CUSTOMERS = 2000
 CHAOS = ChaosMix(0.1, 0.05, 0.1, 0.05)
+SENTINELS: dict[str, set[str]] = {}  # per stream: orders written only to show its workers went past a point
 
 
 @contextmanager
@@ -73,21 +76,59 @@ def write_orders(settings: Settings, orders: int, rate: float, seed: int | None 
 
 def order_final(settings: Settings, expected: int, workers, timeout_s: float = 180,
                 manifest: dict | None = None) -> list[dict]:
-    """order_final's values once `expected` have arrived, plus 3 s to catch any duplicate.
-    With the manifest, a failure shows what the workers hold for a few missing orders."""
-    reached: list[float] = []
-
-    def done(messages) -> bool:
-        if len(messages) >= expected and not reached:
-            reached.append(time.monotonic())
-        return bool(reached) and time.monotonic() - reached[0] > 3
-
+    """order_final's values (sentinels left out) once `expected` have arrived and the workers
+    went past everything written so far, so a duplicate would be there too. With the
+    manifest, a failure shows what the workers hold for a few missing orders."""
     try:
-        messages = read_topics(settings, [settings.order_final_topic], until=done, timeout_s=timeout_s)
+        read_topics(settings, [settings.order_final_topic], timeout_s=timeout_s,
+                    until=lambda messages: sum(m.value["order_id"] not in sentinels(settings) for m in messages) >= expected)
     except TimeoutError as error:
         pytest.fail(f"{error}; expected {expected}; workers: {[w.stats() for w in workers]}"
                     f"{missing_orders(settings, workers, manifest)}")
-    return [m.value for m in messages]
+    go_past(settings)
+    return order_final_values(settings)
+
+
+def order_final_values(settings: Settings) -> list[dict]:
+    """order_final's values now, sentinel orders left out."""
+    return [m.value for m in read_to_end(settings, settings.order_final_topic)
+            if m.value["order_id"] not in sentinels(settings)]
+
+
+def sentinels(settings: Settings) -> set[str]:
+    """The sentinel orders written into this stream so far (`go_past`)."""
+    return SENTINELS.get(settings.stream_app_id, set())
+
+
+def order_id_in(partition: int, partitions: int) -> str:
+    """A fresh order id that Kafka's default partitioner puts in `partition`."""
+    while partition_of(order_id := str(uuid.uuid4()), partitions) != partition:
+        pass
+    return order_id
+
+
+def go_past(settings: Settings, *, stalled: bool = False, timeout_s: float = 120) -> set[str]:
+    """Write a sentinel order into every partition and wait for what it raises: its order_final,
+    or with `stalled` (one of its two products) its stalled alert. Until then the workers have
+    not processed every record written before it, nor, for a stalled one, run an alert check
+    after them: an absence asserted before this could be a stalled worker's. Returns the ids."""
+    connection = database.connect(settings)
+    cursor = connection.cursor()
+    sentinels = {order_id_in(partition, settings.topic_partitions) for partition in range(settings.topic_partitions)}
+    SENTINELS.setdefault(settings.stream_app_id, set()).update(sentinels)
+    for order_id in sorted(sentinels):
+        generate.execute(cursor, InsertOrder(order_id, 1, 1, 1, 2 if stalled else 1))
+        generate.execute(cursor, InsertDetail(order_id, 1, 1))
+    topic = settings.order_alerts_topic if stalled else settings.order_final_topic
+
+    def raised() -> set[str]:
+        try:
+            return {m.value["order_id"] for m in read_to_end(settings, topic)} & sentinels
+        except TopicMissing:  # no worker has sent to it yet
+            return set()
+    assert wait_for(lambda: raised() == sentinels, timeout_s=timeout_s), \
+        f"sentinel orders {sorted(sentinels - raised())} not in {topic} after {timeout_s:.0f} s: a worker is stuck"
+    return sentinels
 
 
 def missing_orders(settings: Settings, workers, manifest: dict | None, shown: int = 5) -> str:

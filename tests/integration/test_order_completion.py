@@ -12,7 +12,7 @@ import redis
 from agents.guard import guard_key
 from cdc.topics import read_topics
 from source.audit import audit
-from tests.integration.scratch_stream import order_final, scratch_stream, uncommitted, write_orders
+from tests.integration.scratch_stream import order_final, scratch_stream, sentinels, uncommitted, write_orders
 
 ORDERS = 2000
 
@@ -32,16 +32,17 @@ def test_two_workers_emit_each_complete_order_exactly_once(stream):
     result = audit(manifest, emitted)
     assert result.exact, result.summary()
     assert manifest["counts"]["incomplete"] > 0 and manifest["counts"]["cancelled"] > 0
-    # `completed` counts each worker's acknowledged order_final messages
+    # `completed` counts each worker's acknowledged order_final messages, sentinels included
+    sent = manifest["counts"]["complete"] + len(sentinels(settings))
     deadline = time.monotonic() + 30
     while True:
         counts = [worker.stats()["counts"] for worker in workers]
         recorded = sum(c.get("completed", 0) for c in counts)
-        if recorded >= manifest["counts"]["complete"] or time.monotonic() > deadline:
+        if recorded >= sent or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert all(c.get("events_in", 0) > 0 for c in counts), counts  # both workers did work
-    assert recorded == manifest["counts"]["complete"], counts
+    assert recorded == sent, counts
     # every CDC record is committed once its changes are saved: nothing left for a restart to redo
     assert uncommitted(settings) == {}
     # the guard records where each order was sent, and order_final holds it there

@@ -27,7 +27,7 @@ from stack import control, process
 from stack.install import Toolchain
 from stack.services import Redis, Service, StackLayout, all_services
 from stack.workers import Worker
-from tests.integration.scratch_stream import write_orders
+from tests.integration.scratch_stream import go_past, sentinels, write_orders
 
 
 ALERT_WAIT_S = 90  # past the 30 s alert check period, and a worker's restart and recovery
@@ -81,7 +81,11 @@ class Outcome:
         return self.audit.exact and (self.alerts is None or self.alerts.exact) and not self.misenriched
 
     def summary(self) -> str:
-        return (f"{self.audit.summary()}; {self.alerts.summary() if self.alerts else 'alerts not read'}; "
+        found = self.audit
+        named = "".join(f"; {finding} e.g. {sorted(order_ids)[:5]}" for finding, order_ids in (
+            ("missing", found.missing), ("duplicated", found.duplicates), ("wrong contents", found.wrong_contents),
+            ("unexpected", found.unexpected)) if order_ids)
+        return (f"{found.summary()}{named}; {self.alerts.summary() if self.alerts else 'alerts not read'}; "
                 f"misenriched {len(self.misenriched)} {list(self.misenriched[:5])}")
 
     @property
@@ -128,18 +132,17 @@ def run_under_fault(settings: Settings, workers: list[Worker], scale: Scale,
 
 
 def collect(settings: Settings, manifest: dict, timeout_s: float) -> Outcome:
-    """order_final once every complete order arrived, plus 5 s for late duplicates; or all
-    that arrived within `timeout_s` (the audit then names what is missing)."""
+    """order_final once every complete order arrived and the workers went past everything
+    written (sentinel orders, so late duplicates are in too); or all that arrived within
+    `timeout_s` (the audit then names what is missing)."""
     expected = set(manifest["complete"])
-    deadline = time.monotonic() + timeout_s
-    reached: list[float] = []
-
-    def done(messages) -> bool:
-        if not reached and expected <= {m.value["order_id"] for m in messages}:
-            reached.append(time.monotonic())
-        return (bool(reached) and time.monotonic() - reached[0] > 5) or time.monotonic() > deadline
-
-    messages = read_topics(settings, [settings.order_final_topic], until=done, timeout_s=timeout_s + 30)
+    try:
+        read_topics(settings, [settings.order_final_topic], timeout_s=timeout_s,
+                    until=lambda messages: expected <= {m.value["order_id"] for m in messages})
+        go_past(settings)
+    except TimeoutError:
+        pass
+    messages = [m for m in read_to_end(settings, settings.order_final_topic) if m.value["order_id"] not in sentinels(settings)]
     finals = [m.value for m in messages]
     return Outcome(manifest, audit(manifest, finals), longest_pause([m.timestamp_ms for m in messages]),
                    alerts=audit_alerts(manifest, owed_alerts(settings, manifest),
