@@ -1,4 +1,4 @@
-"""streams.changelog: the batch-written table encodes keys exactly as Faust would."""
+"""streams.changelog: the batch-written table encodes keys exactly as Faust does."""
 
 from __future__ import annotations
 
@@ -11,9 +11,17 @@ from tables.order_progress import order_progress
 pytestmark = pytest.mark.usefixtures("tables_in_memory")
 
 
-@pytest.mark.parametrize("key", ["123", "0", "order-7", 'a "quoted" \\ key', "tab\tand\nnewline\x01", "bestellung-ä€"])
-def test_keys_are_encoded_as_faust_encodes_them(key):
-    assert order_progress.encode_key(key) == order_progress.data._encode_key(key)
+@pytest.mark.parametrize(("key", "stored"), [
+    ("123", b'"123"'), ("0", b'"0"'), ("order-7", b'"order-7"'),
+    ('a "quoted" \\ key', b'"a \\"quoted\\" \\\\ key"'),
+    ("tab\tand\nnewline\x01", b'"tab\\tand\\nnewline\\u0001"'),
+    ("bestellung-\u00e4\u20ac", '"bestellung-\u00e4\u20ac"'.encode()),
+])
+def test_keys_are_stored_as_json_text_in_utf_8(key, stored):
+    """The bytes Faust's json key serializer writes (RFC 8259 text, non-ASCII as UTF-8), which
+    workers reading the changelog and RocksDB written by Faust itself depend on."""
+    assert order_progress.encode_key(key) == stored
+    assert order_progress.data._encode_key(key) == stored
 
 
 def test_a_table_of_other_key_or_value_types_is_refused():

@@ -119,6 +119,7 @@ def test_kafka_connect_crashing_mid_run_replays_events_without_duplicates(settin
     record(fault_table, f"Kafka Connect SIGKILL + restart ({replayed} CDC records replayed)", scale, restarts,
            outcome)
     assert restarts == 1
+    assert replayed > 0, "Kafka Connect replayed no record after its SIGKILL: the run tested no replay"
     assert outcome.exact, outcome.summary()
     assert main_running, f"{main}: {rest.status(rest.client(settings.kafka_connect_url), main)}"
     # written while Connect was down, and after it was back: both reach the main connector's

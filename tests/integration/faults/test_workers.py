@@ -58,8 +58,9 @@ def test_scaling_out_from_one_worker_to_three_and_back_in_loses_and_duplicates_n
 
         try:
             outcome, changes = run_under_fault(scratch, workers, scale, out_then_in)
-            busy = [worker.stats() for worker in workers]
             behind = uncommitted(scratch)
+            [left] = workers
+            left_pid, left_stats = left.pid(), left.stats()
         finally:
             for worker in extra:
                 worker.stop()
@@ -70,5 +71,8 @@ def test_scaling_out_from_one_worker_to_three_and_back_in_loses_and_duplicates_n
     assert changes == 2, "the run ended before scaling back in: write more orders"
     assert outcome.exact, (f"{outcome.summary()} in {scratch.stream_app_id}; missing {sorted(result.missing)[:20]}, "
                           f"wrong contents {result.wrong_contents[:20]}")
-    assert busy[0] is not None
+    # the worker left after scaling in answers as itself and reads every partition again
+    assert left_stats is not None and left_stats["worker"].endswith(f":{left_pid}"), (left_pid, left_stats)
+    every_partition = {str(p) for p in range(scratch.topic_partitions)}
+    assert set(left_stats["next_offsets"].get(scratch.cdc_topic("orders"), {})) == every_partition, left_stats
     assert behind == {}, "CDC records left uncommitted after scaling back in"
