@@ -99,13 +99,19 @@ class Worker:
 
 
 def start_workers(settings: Settings, count: int, **options) -> list[Worker]:
-    """Start `count` workers (`options`: Worker's `app`, `env` and `args`) and wait until each serves /stats."""
+    """Start `count` workers (`options`: Worker's `app`, `env` and `args`) and wait until each
+    serves /stats; if one does not, stop them all (a worker left behind holds its ports)."""
     workers = [Worker(settings, number, **options) for number in range(1, count + 1)]
     for worker in workers:
         if worker.pid() is None:
             worker.start()
-    for worker in workers:
-        worker.wait_ready()
+    try:
+        for worker in workers:
+            worker.wait_ready()
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
     return workers
 
 
