@@ -137,9 +137,13 @@ class Kafka(Service):
         if (self.layout.data(self.name) / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        format_storage = _java("512m", log4j, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+        # one option word: a random id may begin with "-", which the tool would take for an option
+        format_storage = _java("512m", log4j, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                "-c", str(conf), classpath=self.tools.java_classpath)
-        subprocess.run(format_storage, check=True, capture_output=True)
+        formatted = subprocess.run(format_storage, capture_output=True, text=True)
+        if formatted.returncode != 0:
+            raise RuntimeError(f"formatting Kafka's storage in {self.layout.data(self.name)} failed: "
+                               f"{(formatted.stderr or formatted.stdout).strip()[-500:]}")
 
     def argv(self) -> list[str]:
         return _java("1g", self.layout.conf("log4j.properties"), "kafka.Kafka",

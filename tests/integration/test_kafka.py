@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from config import Settings
+from stack import services
+from stack.install import Toolchain
+from stack.services import StackLayout
 
 
 def test_three_partition_topic_round_trips_through_a_consumer_group(settings: Settings, unique_name: str):
@@ -42,3 +48,17 @@ def test_three_partition_topic_round_trips_through_a_consumer_group(settings: Se
     assert received == sent
     assert partitions == {0, 1, 2}
     assert sum(tp.offset for tp in committed) == len(sent)
+
+
+def test_storage_is_formatted_with_a_cluster_id_that_begins_with_a_dash(settings: Settings, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    # one id in 64 begins with "-" (base64url of a random uuid): the format tool must not take it for an option
+    monkeypatch.setattr(services.uuid, "uuid4", lambda: uuid.UUID(bytes=b"\xf8" + bytes(15)))
+    layout = StackLayout(tmp_path / "stack")
+    kafka = services.Kafka(settings.model_copy(update={"stack_home": layout.home}), layout,
+                           Toolchain(settings.stack_cache))
+
+    kafka.prepare()
+
+    meta = (layout.data("kafka") / "meta.properties").read_text()
+    assert "cluster.id=-AAAAAAAAAAAAAAAAAAAAA" in meta, meta
