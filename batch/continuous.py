@@ -3,7 +3,10 @@ micro-batch of CDC records is appended to the archive (Bronze), then Silver and 
 apply what is new, so Gold's facts trail the source by about one micro-batch. The marts
 follow on their own clock, on the main thread beside the micro-batches: rebuilt when the
 star moved, while no micro-batch runs or has records waiting, at most every `--marts-every`
-(a backlog that keeps micro-batches coming delays them at most five times that).
+(a backlog that keeps micro-batches coming delays them at most five times that). A refresh
+gives way to a micro-batch that arrives meanwhile (its Spark jobs are cancelled; each mart is
+replaced in one commit, so a stopped refresh leaves the marts as they were) unless the marts
+are that late already.
 
 Every step is idempotent per micro-batch: the archive's append is tagged with the query's id
 and the batch id (batch.archive), and Silver and Gold keep their marks after their data, a
@@ -18,6 +21,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
@@ -28,8 +34,10 @@ from batch.runs import log
 from batch.silver import SilverJob
 from config import Settings
 
+T = TypeVar("T")
 
 MARTS_BACKLOG_FACTOR = 5
+GIVES_WAY_TAG = "gives-way"  # on the Spark jobs of work between batches that a micro-batch may cancel
 RUNNING = "continuous lake: a micro-batch every"  # logged once the query runs (stack.lake waits for it)
 
 
@@ -40,6 +48,12 @@ def marts_due(age_s: float, idle: bool, every_s: float) -> bool:
     return age_s >= every_s * (1 if idle else MARTS_BACKLOG_FACTOR)
 
 
+def marts_give_way(age_s: float, every_s: float) -> bool:
+    """Whether a marts refresh started when the marts were `age_s` old stops for a micro-batch:
+    unless they are as late as a backlog lets them be (then the micro-batch waits)."""
+    return age_s < every_s * MARTS_BACKLOG_FACTOR
+
+
 class ContinuousLake:
     def __init__(self, spark: SparkSession, settings: Settings, *, marts_every_s: float = 60) -> None:
         self.spark, self.settings, self.marts_every_s = spark, settings, marts_every_s
@@ -48,11 +62,13 @@ class ContinuousLake:
         # A micro-batch's layers and a marts refresh never run at once: on two cores they would
         # only slow each other, and the facts' freshness is what the micro-batch is for.
         self.working = threading.Lock()
+        self.gives_way = False  # whether the work between batches under way stops for a micro-batch
+        self.stopped = threading.Event()  # a micro-batch stopped it
 
     def apply(self, batch_id: int) -> None:
         """After a micro-batch is archived: Silver, then Gold."""
         started = time.monotonic()
-        with self.working:
+        with self.turn():
             silver = SilverJob.once(self.spark, self.settings)
             gold = GoldJob.once(self.spark, self.settings)
         log.info("micro-batch %d applied in %.1f s (silver %.1f s, written %s; gold %.1f s, written %s)",
@@ -69,21 +85,56 @@ class ContinuousLake:
                  every_s, f"{max_records:,}", archive.archive_location(self.settings))
         return archive.follow(self.query, between=self.refresh_marts)
 
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """A micro-batch's hold on the lake: work between batches (a marts refresh) that gives
+        way is stopped (its Spark jobs cancelled until it lets go), other work waited for."""
+        while not self.working.acquire(timeout=0.5):
+            if self.gives_way:
+                self.stopped.set()
+                # Again and again: a cancel reaches the jobs running, not the work's next one.
+                self.spark.sparkContext.cancelJobsWithTag(GIVES_WAY_TAG)
+        try:
+            yield
+        finally:
+            self.working.release()
+
     def refresh_marts(self) -> None:
         """The marts rebuilt if the star moved, when they are due: while no micro-batch runs or
         waits for its turn, or during a backlog once they are several periods late."""
         status = self.query.status
         idle = not status["isTriggerActive"] and not status["isDataAvailable"]
-        if not marts_due(time.monotonic() - self.marts_built, idle, self.marts_every_s) \
-                or not self.working.acquire(blocking=False):
+        age_s = time.monotonic() - self.marts_built
+        if not marts_due(age_s, idle, self.marts_every_s):
             return
-        try:
-            marts = MartsJob.once(self.spark, self.settings)
-        finally:
-            self.working.release()
+        marts = self.run_between_batches("marts refresh", lambda: MartsJob.once(self.spark, self.settings),
+                                         gives_way=marts_give_way(age_s, self.marts_every_s))
+        if marts is None:
+            return
         self.marts_built = time.monotonic()
         if marts.tables:
             log.info("marts rebuilt in %.1f s", marts.seconds)
+
+    def run_between_batches(self, name: str, work: Callable[[], T], *, gives_way: bool) -> T | None:
+        """`work()`'s result, run while no micro-batch's layers do; None if one was running
+        (nothing done), or, when `work` `gives_way`, if one came and stopped it (`turn`)."""
+        if not self.working.acquire(blocking=False):
+            return None
+        self.stopped.clear()
+        self.gives_way = gives_way
+        context = self.spark.sparkContext
+        context.addJobTag(GIVES_WAY_TAG)  # on this thread's jobs until removed
+        try:
+            return work()
+        except Exception:
+            if not self.stopped.is_set():
+                raise
+            log.info("%s stopped for a micro-batch; it runs again when the lake is idle", name)
+            return None
+        finally:
+            self.gives_way = False
+            context.removeJobTag(GIVES_WAY_TAG)
+            self.working.release()
 
     def request_stop(self, signum: int, _frame) -> None:
         log.info("%s: stopping after the micro-batch under way", signal.Signals(signum).name)

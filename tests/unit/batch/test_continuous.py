@@ -1,8 +1,11 @@
-"""When the continuous lake rebuilds its marts (no services)."""
+"""When the continuous lake rebuilds its marts, and how a refresh gives way to a micro-batch
+(local Spark, no services)."""
+
+import threading
 
 import pytest
 
-from batch.continuous import MARTS_BACKLOG_FACTOR, marts_due
+from batch.continuous import MARTS_BACKLOG_FACTOR, ContinuousLake, marts_due, marts_give_way
 
 
 @pytest.mark.parametrize(("age_s", "idle", "due"), [
@@ -15,3 +18,103 @@ from batch.continuous import MARTS_BACKLOG_FACTOR, marts_due
 ])
 def test_marts_wait_for_an_idle_lake_but_not_forever(age_s, idle, due):
     assert marts_due(age_s, idle, every_s=60.0) is due
+
+
+@pytest.mark.parametrize(("age_s", "gives_way"), [
+    (60.0, True),                                  # built when idle: the next micro-batch comes first
+    (60.0 * MARTS_BACKLOG_FACTOR - 1, True),
+    (60.0 * MARTS_BACKLOG_FACTOR, False),          # as late as a backlog lets them be: finished first
+    (float("inf"), False),                         # never built
+])
+def test_a_marts_refresh_gives_way_unless_the_marts_are_late(age_s, gives_way):
+    assert marts_give_way(age_s, every_s=60.0) is gives_way
+
+
+class WorkBetweenBatches:
+    """`ContinuousLake.run_between_batches` on a thread of its own, as the lake's main thread
+    runs a marts refresh; what it returned and the job tags its thread held afterwards."""
+
+    def __init__(self, lake: ContinuousLake, work, *, gives_way: bool) -> None:
+        self.lake, self.work, self.gives_way = lake, work, gives_way
+        self.result, self.tags_after = "not run", None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        self.result = self.lake.run_between_batches("test work", self.work, gives_way=self.gives_way)
+        self.tags_after = set(self.lake.spark.sparkContext.getJobTags())
+
+
+def endless_job(spark) -> int:
+    """A Spark job that would take hours (a sum over 10^13 rows)."""
+    return spark.range(0, 10**13, numPartitions=2).selectExpr("sum(hash(id)) AS total").first()["total"]
+
+
+class Watchdog:
+    """Cancels every Spark job after a while, so a test whose work is not stopped fails
+    instead of hanging."""
+
+    def __init__(self, spark, after_s: float) -> None:
+        self.spark, self.fired = spark, threading.Event()
+        self.timer = threading.Timer(after_s, self.fire)
+        self.timer.start()
+
+    def fire(self) -> None:
+        self.fired.set()
+        self.spark.sparkContext.cancelAllJobs()
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def wait_for_a_job(spark) -> None:
+    while not spark.sparkContext.statusTracker().getActiveJobsIds():
+        threading.Event().wait(0.1)
+
+
+def test_a_micro_batch_stops_work_that_gives_way_and_the_lake_runs_on(spark, settings):
+    lake = ContinuousLake(spark, settings)
+    work = WorkBetweenBatches(lake, lambda: endless_job(spark), gives_way=True)
+    work.thread.start()
+    wait_for_a_job(spark)
+    watchdog = Watchdog(spark, after_s=60)
+    with lake.turn():  # returns only once the endless job is cancelled and the work let go
+        assert spark.range(10).count() == 10  # the micro-batch's own jobs are not cancelled
+    watchdog.cancel()
+    assert not watchdog.fired.is_set(), "the micro-batch did not stop the work: the watchdog did"
+    work.thread.join(60)
+    assert not work.thread.is_alive()
+    assert work.result is None and lake.stopped.is_set()
+    assert work.tags_after == set()  # the thread's later jobs carry no tag
+    after = WorkBetweenBatches(lake, lambda: spark.range(7).count(), gives_way=True)
+    after.thread.start()
+    after.thread.join(60)
+    assert after.result == 7  # nothing left stopped or held
+
+
+def test_a_micro_batch_waits_for_work_that_does_not_give_way(spark, settings):
+    lake = ContinuousLake(spark, settings)
+    release = threading.Event()
+
+    def slow_work() -> int:
+        release.wait(60)
+        return spark.range(5).count()
+
+    work = WorkBetweenBatches(lake, slow_work, gives_way=False)
+    work.thread.start()
+    while not lake.working.locked():
+        threading.Event().wait(0.05)
+    threading.Timer(2.0, release.set).start()
+    with lake.turn():
+        assert release.is_set()  # the micro-batch began only after the work ended
+    work.thread.join(60)
+    assert work.result == 5 and not lake.stopped.is_set()
+
+
+def test_work_between_batches_does_nothing_while_a_micro_batch_runs(spark, settings):
+    lake = ContinuousLake(spark, settings)
+    ran = []
+    with lake.turn():
+        work = WorkBetweenBatches(lake, lambda: ran.append(True), gives_way=True)
+        work.thread.start()
+        work.thread.join(60)
+    assert work.result is None and ran == []
