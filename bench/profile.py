@@ -1,12 +1,14 @@
-"""Where one busy worker's CPU goes: py-spy samples of a worker taking a pre-filled backlog.
+"""Where a busy worker's CPU goes, or its time: py-spy samples of workers taking a pre-filled backlog.
 
-    python -m bench.profile [--orders 20000] [--seconds 6] [--top 25]
+    python -m bench.profile [--orders 20000] [--seconds 6] [--top 25] [--workers 2] [--idle]
 
 A scratch database and stream (as bench.stream's); the CDC topics are filled first, then
-one worker starts and, once it has taken 2,000 records, py-spy samples it (all threads, 200
-Hz) for `--seconds`. Printed: self time by module (aiokafka, faust, the project's files,
-the standard library's), the functions with the most self time, and the events/s of the
-run with its audit. py-spy slows the worker; compare shares, not the events/s.
+`--workers` workers start and, once the first has taken 2,000 records, py-spy samples each
+of them (all threads, 200 Hz) for `--seconds`. Printed: self time by module (aiokafka,
+faust, the project's files, the standard library's), the functions with the most self time,
+and the events/s of the run with its audit. With `--idle`, samples of waiting threads count
+too and each thread's share is printed: where a worker that is not CPU-bound waits. py-spy
+slows the workers; compare shares, not the events/s.
 """
 
 from __future__ import annotations
@@ -46,58 +48,78 @@ def where(frame: str) -> tuple[str, str]:
     return group, f"{function} ({path})"
 
 
-def shares(raw: str) -> tuple[int, Counter, Counter]:
-    """Samples, and self samples by module group and by function, from py-spy's raw output."""
-    by_group, by_function, total = Counter(), Counter(), 0
+def shares(raw: str) -> tuple[int, Counter, Counter, Counter]:
+    """Samples, and self samples by module group, by function and by thread and function (the
+    thread's name, when py-spy recorded `--threads`: a stack's first frame is then
+    `thread (id): name`), from py-spy's raw output."""
+    by_group, by_function, by_thread, total = Counter(), Counter(), Counter(), 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
-        group, function = where(stack.split(";")[-1])
+        frames = stack.split(";")
+        thread = re.match(r"^thread \(\w+\): (.*)$", frames[0])
+        group, function = where(frames[-1])
         by_group[group] += int(count)
         by_function[function] += int(count)
+        by_thread[f"{thread.group(1) if thread else '(all)'}: {function}"] += int(count)
         total += int(count)
-    return total, by_group, by_function
+    return total, by_group, by_function, by_thread
+
+
+def print_shares(title: str, shares_by: Counter, total: int, top: int) -> None:
+    print(f"{title} ({total:,} samples):")
+    for name, count in shares_by.most_common(top):
+        print(f"  {100 * count / total:5.1f}%  {name}")
 
 
 def main(
     orders: Annotated[int, typer.Option(min=1, help="Orders pre-filled (about 3 CDC records each).")] = 20_000,
     seconds: Annotated[float, typer.Option(min=1, help="How long py-spy samples the worker.")] = 6,
     top: Annotated[int, typer.Option(min=1, help="How many functions to list.")] = 25,
+    workers: Annotated[int, typer.Option(min=1, max=4, help="Workers taking the backlog, each sampled.")] = 1,
+    idle: Annotated[bool, typer.Option(help="Count waiting threads too (where a worker waits), "
+                                            "with each thread's share.")] = False,
 ) -> None:
-    """Sample one worker's CPU by module and function while it takes a backlog."""
+    """Sample the workers' CPU (or, with --idle, their time) by module, function and thread
+    while they take a backlog."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         raise typer.BadParameter("py-spy is not installed: pip install py-spy", param_hint="py-spy")
     with tempfile.TemporaryDirectory() as scratch_dir, isolated(f"bench_{uuid.uuid4().hex[:8]}_pf") as scratch:
         filled = prefill(scratch, orders)
         print(f"{filled.records:,} CDC records from {orders:,} orders; sampling {seconds:.0f} s", flush=True)
-        raw_path, sampled = Path(scratch_dir) / "samples.txt", threading.Event()
+        raw_paths, sampled = [Path(scratch_dir) / f"samples-{n}.txt" for n in range(workers)], threading.Event()
+        waiting = ["--idle", "--threads"] if idle else []
 
-        def sample(workers: list[Worker]) -> None:
+        def sample(started: list[Worker]) -> None:
             try:
-                while workers[0].stats()["counts"].get("events_in", 0) < WARM_UP_RECORDS:
+                while started[0].stats()["counts"].get("events_in", 0) < WARM_UP_RECORDS:
                     time.sleep(0.05)
-                subprocess.run([spy, "record", "--pid", str(workers[0].pid()), "--duration", str(int(seconds)),
-                                "--rate", "200", "--format", "raw", "--output", str(raw_path), "--nonblocking"],
-                               check=False, capture_output=True)
+                spies = [subprocess.Popen([spy, "record", "--pid", str(worker.pid()), "--duration", str(int(seconds)),
+                                           "--rate", "200", "--format", "raw", "--output", str(path),
+                                           "--nonblocking", *waiting],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         for worker, path in zip(started, raw_paths)]
+                for one in spies:
+                    one.wait()
             finally:
                 sampled.set()
 
-        run = ours(scratch, 1, filled.records, filled.manifest, "pf", during=sample)
+        run = ours(scratch, workers, filled.records, filled.manifest, "pf", during=sample)
         sampled.wait(seconds + 30)
-        raw = raw_path.read_text() if raw_path.exists() else ""
-    total, by_group, by_function = shares(raw)
-    print(f"one worker: {run.events_per_s:,.0f} events/s under py-spy; {run.audit.summary()}")
-    if not total:
-        print("py-spy took no samples (is ptrace allowed here?)")
-        raise typer.Exit(1)
-    print(f"self time by module ({total:,} samples):")
-    for group, count in by_group.most_common(20):
-        print(f"  {100 * count / total:5.1f}%  {group}")
-    print("functions with the most self time:")
-    for function, count in by_function.most_common(top):
-        print(f"  {100 * count / total:5.1f}%  {function}")
+        raws = [path.read_text() if path.exists() else "" for path in raw_paths]
+    print(f"{workers} worker(s): {run.events_per_s:,.0f} events/s under py-spy; {run.audit.summary()}")
+    for number, raw in enumerate(raws, start=1):
+        total, by_group, by_function, by_thread = shares(raw)
+        if not total:
+            print(f"py-spy took no samples of worker {number} (is ptrace allowed here?)")
+            raise typer.Exit(1)
+        print(f"worker {number}: {'time (waiting included)' if idle else 'CPU'}")
+        if idle:
+            print_shares("  by thread and function", by_thread, total, top)
+        print_shares("  self time by module", by_group, total, 20)
+        print_shares("  functions with the most self time", by_function, total, top)
 
 
 if __name__ == "__main__":

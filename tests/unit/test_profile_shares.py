@@ -19,7 +19,7 @@ def test_only_the_innermost_frame_of_each_stack_counts_as_self_time():
     raw = (f"run (/x/site-packages/faust/agents/agent.py:1);process ({HERE}/agents/order_completion.py:9) 7\n"
            "run (/x/site-packages/faust/agents/agent.py:1) 3\n")
 
-    total, by_group, by_function = shares(raw)
+    total, by_group, by_function, by_thread = shares(raw)
 
     assert total == 10
     assert by_group == {"agents/order_completion.py": 7, "faust": 3}
@@ -31,3 +31,18 @@ def test_the_stream_benchmark_echoes_its_configuration():
 
     echo = config_echo()
     assert "state flush every 250 ms" in echo and "agent batches of 1000" in echo
+
+
+def test_samples_recorded_with_threads_are_counted_by_thread_and_function():
+    raw = ("thread (0x7F01): MainThread;run_forever (/usr/lib/python3.11/asyncio/base_events.py:1);"
+           "select (/usr/lib/python3.11/selectors.py:468) 30\n"
+           "thread (0x7F02): Consumer;_fetch (/x/site-packages/aiokafka/consumer/fetcher.py:5) 10\n"
+           "thread (0x7F01): MainThread;process (agents/completion.py:3) 20\n")
+
+    total, by_group, _, by_thread = shares(raw)
+
+    assert total == 60
+    assert by_thread == {"MainThread: select (stdlib/selectors.py)": 30,
+                         "Consumer: _fetch (aiokafka/consumer/fetcher.py)": 10,
+                         "MainThread: process (agents/completion.py)": 20}
+    assert by_group == {"stdlib/selectors.py": 30, "aiokafka": 10, "agents/completion.py": 20}
