@@ -36,7 +36,7 @@ import time
 from typing import Any, Set
 
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
-from faust.transport.drivers.aiokafka import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP, Message
 
 from streams.feed import Feed
@@ -51,6 +51,13 @@ STUCK_AFTER_S = 15.0
 # ... or this long, when a stream has read records after it but not the record at it (a
 # delivered record lost on its way to the stream, seen after a partition is assigned).
 LOST_HEAD_AFTER_S = 2.0
+# How long the broker may hold a fetch that finds no new record (Faust fixes 1,500 ms).
+# aiokafka keeps one fetch in flight per broker and leaves out the partitions whose fetched
+# records are not consumed yet, so while a backlog's records are processed the fetch in
+# flight names only quiet partitions (ticks, reference topics) and the broker holds it: the
+# busy partitions, consumed meanwhile, wait for it to come back before they are fetched
+# again, and the agent sits idle for up to that long.
+FETCH_MAX_WAIT_MS = 50
 
 
 class NoReadOffsets(dict):
@@ -75,6 +82,15 @@ class _NoFeed:
 _NO_FEED = _NoFeed()
 
 
+class ShortFetchWaitThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, its aiokafka consumer's broker wait FETCH_MAX_WAIT_MS."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # handed to its fetcher when it starts
+        return consumer
+
+
 class NoSkipConsumer(Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,6 +106,9 @@ class NoSkipConsumer(Consumer):
         self._read_from: dict[TP, int] = {}
         # Records of the topics an agent reads through a feed go there (streams.app.feed).
         self.feed: Feed = getattr(self.app, "feed", None) or _NO_FEED
+
+    def _new_consumer_thread(self) -> ShortFetchWaitThread:
+        return ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
 
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
         self._read_from.clear()

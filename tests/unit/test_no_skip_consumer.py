@@ -11,7 +11,7 @@ from faust.types import TP, Message
 from mode.services import WaitResults
 
 from streams.app import app
-from streams.consumer import ANY_OFFSET, NoSkipConsumer
+from streams.consumer import ANY_OFFSET, FETCH_MAX_WAIT_MS, NoSkipConsumer
 
 ORDERS_3 = TP("mysql.project_db.orders", 3)
 
@@ -316,3 +316,23 @@ def test_a_partition_never_committed_is_watched_from_where_its_reading_started(g
 
     assert (first_look, lost, unknown) == ([], [ORDERS_3], [])
     assert "lost on its way to the stream, which has read up to 35" in described
+
+
+def test_the_workers_kafka_consumer_lets_the_broker_hold_an_empty_fetch_only_briefly():
+    """Faust builds the aiokafka consumer with a 1,500 ms broker wait; ours asks for less
+    (why: streams.consumer), and is otherwise Faust's."""
+
+    async def rebalance(*_) -> None: ...
+
+    async def built():
+        consumer = app.transport.create_consumer(callback=rebalance, on_partitions_revoked=rebalance,
+                                                 on_partitions_assigned=rebalance)
+        kafka = consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return kafka._fetch_max_wait_ms, kafka._group_id
+        finally:
+            await kafka.stop()
+
+    wait_ms, group = asyncio.run(built())
+    assert wait_ms == FETCH_MAX_WAIT_MS <= 100
+    assert group == app.conf.id
