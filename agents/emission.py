@@ -28,7 +28,9 @@ the old one is still finishing.
    oldest): if the order is there, it marks the key sent; only if it is absent does it take
    the claim over (compare-and-set) and send.
    So a crash between lock and send delays the order by at most claim_ttl; it never loses it,
-   and never sends it twice. The claim carries no Redis TTL: an expiring key would forget
+   and never sends it twice. A send the broker may have written without answering (the
+   connection dropped) fails rather than being resent by the producer (streams.producer),
+   and is resolved the same way. The claim carries no Redis TTL: an expiring key would forget
    that an order was sent.
 Residual risks, stated: Redis losing its last second of writes (AOF everysec) *and* the
 table losing the same emission; clocks of workers on different machines further apart
