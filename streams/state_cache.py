@@ -16,8 +16,10 @@ Guarantees, and why they hold:
    changelog as one producer batch per partition) and the broker has acknowledged that
    flush's batches and every earlier flush's. The changelog therefore holds the effect of
    every committed event, so a partition's next owner recovers all of it. A write that
-   fails leaves its events, and those of later flushes, unacknowledged, so uncommitted:
-   the partition's next owner processes them again.
+   fails leaves its events, and those of the flushes already under way, unacknowledged, so
+   uncommitted: they are read again. Its keys are dirty again, so the next flush writes
+   them even if the events, applied a second time, change nothing; from that flush on,
+   events are released again.
 3. A flush writes a key with the value it has at that moment; a flush in the middle of a
    batch may write effects of events not yet held. That is safe: those events are
    re-delivered if uncommitted, and applying a change twice changes nothing. Flushes
@@ -78,6 +80,7 @@ class WriteBackCache(Generic[V]):
         self._flushed_at = time.monotonic()
         self._writes: set[asyncio.Task] = set()  # the loop holds tasks only weakly
         self._last_write: asyncio.Task | None = None
+        self._write_failures = 0  # a flush under way when one fails does not release its events
         self._submitting = asyncio.Lock()  # FIFO: flushes reach the producer in order
 
     def _partition(self, partition: int) -> _Partition[V]:
@@ -142,7 +145,7 @@ class WriteBackCache(Generic[V]):
         """Write every dirty key once (RocksDB now, the changelog in the background); release
         the held events when the broker has this flush's writes and every earlier flush's.
         Synchronous up to the hand-off, so flushes never interleave. Returns the keys written."""
-        written, outgoing, released = 0, [], []
+        written, outgoing, released, flushed = 0, [], [], {}
         owned = self.table.owned_partitions()
         for partition in [p for p in self._partitions if p not in owned]:
             gone = self._partitions.pop(partition)
@@ -159,14 +162,15 @@ class WriteBackCache(Generic[V]):
             written += len(cached.dirty)
             self._dirty_count -= len(cached.dirty)
             released += cached.held
+            flushed[partition] = (cached.dirty, cached.dropped)
             cached.dirty, cached.held, cached.dropped = set(), [], set()
         self._forget_oldest_clean()
         self._flushed_at = time.monotonic()
         counters["state_flushes"] += 1
         counters["state_writes"] += written
         if outgoing or released:
-            self._last_write = task = asyncio.ensure_future(
-                self._write_then_release(outgoing, released, self._last_write))
+            self._last_write = task = asyncio.ensure_future(self._write_then_release(
+                outgoing, released, self._last_write, flushed, self._write_failures))
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
         return written
@@ -194,7 +198,8 @@ class WriteBackCache(Generic[V]):
         return len(self._writes)
 
     async def _write_then_release(self, outgoing: list[tuple[int, list]], events: list,
-                                  earlier: asyncio.Task | None) -> bool:
+                                  earlier: asyncio.Task | None, flushed: dict[int, tuple[set[str], set[str]]],
+                                  failures_before: int) -> bool:
         """Send this flush's changelog batches after the earlier flush's (changelog order =
         flush order), then acknowledge its events once all of them and every earlier flush
         are acknowledged by the broker. True when the events were released.
@@ -202,25 +207,48 @@ class WriteBackCache(Generic[V]):
         A failed or cancelled write leaves its events unacknowledged, and Faust would then
         commit nothing past them for as long as this worker keeps the partitions; so the
         consumer is asked to read every partition again from its committed offset
-        (`on_write_failure`): the records are processed and written again (applying a change
-        twice changes nothing)."""
+        (`on_write_failure`) and the flush's keys are marked dirty again (`_write_again`).
+        A flush already under way then releases nothing either (it may lack those keys);
+        the flushes after it release as usual."""
         try:
             async with self._submitting:
                 batches = [(partition, await self.table.send_changelog_batches(partition, records))
                            for partition, records in outgoing]
             acks = [(partition, count, await future) for partition, sent in batches for future, count in sent]
-            if earlier is not None and not await earlier:
-                return False  # the earlier flush failed and asked for the re-read already
+            if earlier is not None:
+                await earlier
         except BaseException as error:  # noqa: BLE001 - cancelled counts as failed
+            self._write_failures += 1
             counters["changelog_write_failures"] += 1
             log.error("changelog write failed (%s: %s); %d events stay uncommitted and are read again",
                       type(error).__name__, error, len(events))
+            self._write_again(flushed)
             self.on_write_failure()
             if isinstance(error, asyncio.CancelledError):
                 raise
             return False
+        if self._write_failures != failures_before:
+            return False  # a flush under way with this one failed and asked for the re-read
         for partition, count, metadata in acks:
             self.table.persist_offset(partition, metadata.offset + count - 1)
         for event in events:
             self.release(event)
         return True
+
+    def _write_again(self, flushed: dict[int, tuple[set[str], set[str]]]) -> None:
+        """Mark a failed flush's keys dirty again (a dropped key dropped again) unless they
+        changed since: the re-read of its events may change nothing, a change applied twice
+        being no change, and the changelog must still get these values before those events
+        are released. The keys of a partition this worker no longer owns are left to its next
+        owner, which reads the events again (a flush drops them if it is gone by then)."""
+        owned = self.table.owned_partitions()
+        for partition, (keys, dropped) in flushed.items():
+            if partition not in owned:
+                continue
+            cached = self._partition(partition)
+            for key in keys - cached.dirty:
+                self.get(partition, key)  # loaded from the table again if forgotten since
+                cached.dirty.add(key)
+                self._dirty_count += 1
+                if key in dropped:
+                    cached.dropped.add(key)

@@ -141,6 +141,46 @@ def test_a_failed_write_keeps_its_events_unacknowledged_and_asks_for_a_re_read()
     assert asyncio.run(scenario()) == (0, ["from committed offsets"])
 
 
+def test_after_a_failed_write_the_next_flush_writes_its_keys_again_and_releases_its_events():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        lost, reread = HeldEvent(), HeldEvent()
+        cache.put(0, "order-1", 1)
+        cache.drop(0, "order-2")
+        cache.hold(0, [lost])
+        cache.flush()
+        await settle()
+        table.batches[0].set_exception(ConnectionError("broker gone"))
+        await settle()
+        cache.put(0, "order-1", cache.get(0, "order-1"))  # the re-read event changes nothing
+        cache.hold(0, [reread])
+        cache.flush()
+        await settle()
+        table.acknowledge_all()
+        await settle()
+        return lost.acks, reread.acks, table.writes[2:]
+
+    lost_acks, reread_acks, rewritten = asyncio.run(scenario())
+    assert (lost_acks, reread_acks) == (0, 1)
+    assert sorted(rewritten) == [("order-1", b"1"), ("order-2", None)]
+
+
+def test_a_failed_write_of_a_partition_given_up_since_is_left_to_its_next_owner():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        cache.put(1, "order-1", 1)
+        cache.flush()
+        await settle()
+        table.owned = frozenset({0})
+        table.batches[0].set_exception(ConnectionError("broker gone"))
+        await settle()
+        return cache.flush(), table.writes[1:]
+
+    assert asyncio.run(scenario()) == (0, [])
+
+
 def test_a_hand_over_flushes_and_a_partition_given_up_is_neither_written_nor_released():
     async def scenario():
         table = ChangelogTable()
@@ -252,17 +292,18 @@ def test_a_flush_keeps_the_entries_loaded_last_clean_and_a_hand_over_forgets_the
         table.reads.clear()
         after_flush = (cache.get(0, "b"), cache.get(0, "c"), cache.get(0, "a"))
         read_after_flush = list(table.reads)
-        for batch in table.batches:
-            batch.set_result(SimpleNamespace(offset=0))
-        await cache.hand_over(timeout_s=1)
+        await settle()
+        table.acknowledge_all()
+        pending = await cache.hand_over(timeout_s=1)
         table.reads.clear()
         after_hand_over = cache.get(0, "b")
-        return after_flush, read_after_flush, after_hand_over, table.reads
+        return after_flush, read_after_flush, pending, after_hand_over, list(table.reads)
 
-    after_flush, read_after_flush, after_hand_over, read_after_hand_over = asyncio.run(scenario())
+    after_flush, read_after_flush, pending, after_hand_over, read_after_hand_over = asyncio.run(scenario())
 
     assert after_flush == (1, 1, 1)
     assert read_after_flush == ["a"]  # b and c were kept (loaded last), a was not
+    assert pending == 0
     assert (after_hand_over, read_after_hand_over) == (1, ["b"])
 
 
