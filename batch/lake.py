@@ -236,8 +236,8 @@ def add_new_columns(spark: SparkSession, location: str, rows: DataFrame) -> list
 # --- marks: how far each layer has read its input ------------------------------------------
 # One small JSON object per job (`<layer>/_marks.json`: table -> mark, and when it was
 # written; a second job of a layer names its own file), replaced whole after the job's data
-# is committed. A Delta table of marks (how lakes before this kept them) cost a snapshot and
-# several Spark jobs per read.
+# is committed. A Delta table of marks (the older form, still read when a lake has no JSON
+# marks) costs a snapshot and several Spark jobs per read.
 MARKS = "_marks"
 
 

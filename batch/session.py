@@ -47,7 +47,7 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict
         "spark.sql.shuffle.partitions": "8",
         # The lake's queries are many and small (thousands of rows): compiling each plan to
         # Java (about 650 classes a run, ~19 ms each, and the JIT's work on them) costs more
-        # than interpreting it. bench.batch: incremental run 48.3 -> 39.6 s.
+        # than interpreting it (docs/benchmarks.md has the measurement).
         "spark.sql.codegen.wholeStage": "false",
         "spark.sql.codegen.factoryMode": "NO_CODEGEN",
         "spark.ui.showConsoleProgress": "false",
