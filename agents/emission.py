@@ -16,7 +16,8 @@ the old one is still finishing.
    batch: a confirmation marks the batch's keys (one Redis round trip) and posts one
    `emitted` notice listing them to the partition's tick topic, and the agent records them
    in the table there (the partition's owner writes its table partition). Until then the orders are
-   in flight and not emitted again. Any worker that later finds a key *sent* records
+   in flight and not emitted again. A notice the broker does not acknowledge takes them out of
+   flight: the next look at them finds their keys sent. Any worker that later finds a key *sent* records
    `emitted` without sending: a re-delivery, a replay or a rebalance cannot produce a
    second message.
 2. A worker that finds a *live* claim waits (the order stays unsettled and is retried).
@@ -42,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import orjson
@@ -85,11 +87,18 @@ class Output:
     def identify(self, key: bytes, headers: list | None) -> str: ...  # a message's item
 
 
+async def write_notice(key: bytes, value: bytes, partition: int) -> None:
+    """Post a notice to the partition's tick topic and wait for the broker's ack."""
+    await (await topics.produce(topics.settle_ticks, key=key, value=value, partition=partition))
+
+
 class Emission:
     """This worker's sends to each output: the Redis guards and the confirmations to come."""
 
-    def __init__(self, outputs: list[Output]) -> None:
+    def __init__(self, outputs: list[Output],
+                 notify: Callable[[bytes, bytes, int], Awaitable[None]] = write_notice) -> None:
         self.outputs = outputs
+        self.notify = notify  # posts the notice that has the agent record a batch's sends
         self.confirming: set[asyncio.Task] = set()  # the event loop holds tasks only weakly
 
     @property
@@ -212,5 +221,12 @@ class Emission:
             await output.guard.mark_sent_many(acked)
         except (RedisError, OSError, TimeoutError) as error:  # the claims go stale; the lookup finds the messages
             log.warning("%d sends marked in Redis failed (%s)", len(acked), error)
-        notice = {output.notice: [item for item, *_ in acked]}
-        await topics.settle_ticks.send(key=output.notice.encode(), value=orjson.dumps(notice), partition=partition)
+        items = [item for item, *_ in acked]
+        try:
+            await self.notify(output.notice.encode(), orjson.dumps({output.notice: items}), partition)
+        except Exception as error:  # noqa: BLE001 - the sends stand, and their claims say so
+            stats["notices_lost"] += len(items)
+            log.warning("%s notice for %d items of partition %d not written (%s: %s); they are recorded from their "
+                        "claims at the next look", output.notice, len(items), partition, type(error).__name__, error)
+            for item in items:
+                output.failed(partition, item)  # in flight no more: the next look finds the claim sent
