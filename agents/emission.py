@@ -30,7 +30,7 @@ the old one is still finishing.
    the claim over (compare-and-set) and send.
    So a crash between lock and send delays the order by at most claim_ttl; it never loses it,
    and never sends it twice. A send the broker may have written without answering (the
-   connection dropped) fails rather than being resent by the producer (streams.producer),
+   connection dropped) fails rather than being resent by the producer (streams.runtime.producer),
    and is resolved the same way. The claim carries no Redis TTL: an expiring key would forget
    that an order was sent.
 Residual risks, stated: Redis losing its last second of writes (AOF everysec) *and* the
@@ -55,7 +55,7 @@ from agents.order_final_lookup import find_sent
 from agents.partition_slice import PartitionSlice
 from config import settings
 from streams import topics
-from streams.metrics import counters as stats
+from streams.runtime.metrics import counters as stats
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from agents.settling import Settling
 from config import settings
 from streams import topics
 from streams.app import app
-from streams.metrics import WORKER, batch_seconds, counters as stats
+from streams.runtime.metrics import WORKER, batch_seconds, counters as stats
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_progress import order_states
 
@@ -80,7 +80,7 @@ def decode(message) -> Change:
 
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
-    # The records come through the app's feed (streams.feed), straight from the consumer.
+    # The records come through the app's feed (streams.runtime.feed), straight from the consumer.
     # Each holds one reference, released by the state cache once the changelog holds what
     # the record changed: an offset committed before that would let the partition's next
     # owner skip a change it never recovered (tables.order_progress says how Faust's own

@@ -14,7 +14,7 @@ from agents.completion import completed_order
 from agents.emission import Output, now_iso
 from agents.guard import RedisGuard
 from agents.settling import Settling
-from streams.metrics import counters as stats, order_final_latency
+from streams.runtime.metrics import counters as stats, order_final_latency
 from tables.reference_data import enrichment
 
 

@@ -15,7 +15,7 @@ from faust.types import Message
 from agents.alert_watch import AlertWatch
 from agents.alerts import AlertRules, on_completion
 from agents.settling import Settling
-from streams.state_cache import WriteBackCache
+from streams.runtime.state_cache import WriteBackCache
 from tables.order_state import OrderProgress, marker
 
 

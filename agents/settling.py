@@ -43,7 +43,7 @@ class Settling:
         """Count an orders record as processed, tombstones and dead letters too (the tick's
         caught-up check compares the next offset with the partition's log end), but only in
         an unbroken run from where reading resumed (the committed offset): a record that
-        never reached the stream (see streams.consumer) must hold the frontier back until
+        never reached the stream (see streams.runtime.consumer) must hold the frontier back until
         it is read again, or an order would settle before that change is applied. False
         for a record after such a gap: its change must not move the frontier."""
         watch = self.watch(partition)

@@ -23,7 +23,7 @@ from agents.retention import MarkerFate
 from config import settings
 from streams import topics
 from streams.app import app
-from streams.metrics import counters as stats
+from streams.runtime.metrics import counters as stats
 from tables.order_progress import FLUSH_INTERVAL_S, order_progress, stored_states
 from tables.order_state import is_marker, marker, marker_time
 

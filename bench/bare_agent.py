@@ -3,7 +3,7 @@
     faust -A bench.bare_agent --datadir=<dir> worker --web-port <port>
 
 Each record's JSON value is decoded and counted, nothing else: no table, no output. With
-`BARE_CONSUMER=project` it reads through the project's consumer (streams.consumer: the
+`BARE_CONSUMER=project` it reads through the project's consumer (streams.runtime.consumer: the
 in-order gate and the direct delivery) instead of Faust's stock one. GET /stats answers
 like a product worker's (`{"counts": {"events_in": n}}`), so bench.stream times both alike.
 """
@@ -18,7 +18,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from config import settings
-from streams.consumer import NoSkipConsumer
+from streams.runtime.consumer import NoSkipConsumer
 
 app = faust.App(settings.stream_app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
                 topic_replication_factor=1, topic_disable_leader=True, stream_wait_empty=False,

@@ -35,7 +35,7 @@ WARM_UP_RECORDS = 2_000
 
 
 def where(frame: str) -> tuple[str, str]:
-    """(module group, function) of one py-spy frame, e.g. `put (streams/changelog.py:77)`."""
+    """(module group, function) of one py-spy frame, e.g. `put (streams/runtime/changelog.py:77)`."""
     found = re.search(r"^(.*) \((.*?):\d+\)$", frame)
     if found is None:
         return frame or "(unknown)", frame or "(unknown)"
@@ -44,7 +44,10 @@ def where(frame: str) -> tuple[str, str]:
     path = re.sub(r".*/lib/python3\.\d+/", "stdlib/", path)
     path = re.sub(rf"^{re.escape(str(Path.cwd()))}/", "", path)
     parts = path.split("/")
-    group = "/".join(parts[:2]) if parts[0] in ("agents", "streams", "tables", "web", "stdlib") else parts[0]
+    if parts[0] in ("agents", "streams", "tables", "web"):
+        group = path  # one of the project's modules
+    else:
+        group = "/".join(parts[:2]) if parts[0] == "stdlib" else parts[0]
     return group, f"{function} ({path})"
 
 

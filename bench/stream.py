@@ -8,7 +8,7 @@ Everything runs in a scratch database with its own connector, topics and consume
   read from the start by each contender with a fresh consumer group: a plain confluent-kafka
   consumer that only decodes JSON (the baseline, in this process), a bare Faust agent that
   decodes and counts (bench.bare_agent) on Faust's stock consumer and on the project's
-  (streams.consumer), and the product with 1 and 2 workers. events/s counts CDC records
+  (streams.runtime.consumer), and the product with 1 and 2 workers. events/s counts CDC records
   (orders + order_details) from the first one processed to the last. Each product run's
   order_final is audited against the generator's manifest. Ratios per round, then their
   median and range; the load average is printed per round, flagged above the core count.
@@ -253,7 +253,7 @@ def bare_faust(scratch: Settings, total: int, consumer: str, tag: str) -> Run:
 
 def config_echo() -> str:
     from streams.app import app
-    from streams.producer import BUFFER_MAX_MESSAGES
+    from streams.runtime.producer import BUFFER_MAX_MESSAGES
     from agents.order_completion import BATCH_MAX, BATCH_WITHIN_S
     from tables.order_progress import FLUSH_INTERVAL_S
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("faust-streaming", "aiokafka", "mode-streaming"))

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     # The app id names the consumer group, the table changelogs and the internal topics.
     stream_app_id: str = Field("orderpipe", validation_alias="STREAM_APP_ID")
     faust_web_port: int = Field(6066, validation_alias="FAUST_WEB_PORT")  # worker N serves on +N-1
-    # Asked of every web request when a worker is bound beyond loopback (streams/web_access.py).
+    # Asked of every web request when a worker is bound beyond loopback (streams/runtime/web_access.py).
     web_token: SecretStr | None = Field(None, validation_alias="WEB_TOKEN")
     order_final_topic: str = Field("order_final", validation_alias="ORDER_FINAL_TOPIC")
     dead_letter_topic: str = Field("order_cdc_dead_letter", validation_alias="DEAD_LETTER_TOPIC")

@@ -9,7 +9,8 @@ from aiokafka import TopicPartition
 
 from config import settings
 from streams.app import app
-from streams.metrics import counters
+from streams.runtime.metrics import counters
+from streams.runtime.producer import raw_producer
 
 # A fresh topic answers NOT_LEADER for a moment after it is created, and aiokafka's producer
 # can then stall on its retried batch for good (aio-libs/aiokafka#1018: a
@@ -60,8 +61,8 @@ async def produce(topic, *, key: bytes, value: bytes, headers: list | None = Non
     bookkeeping (a FutureMessage, callbacks, sensor hooks), measured at ~4% of a busy
     worker's CPU, and its producer's `send` in ~3% more, none of which the completion agent
     uses. Same producer, partitioner and bytes."""
-    return await app.producer._ensure_producer().send(topic.get_topic_name(), value, key=key, headers=headers,
-                                                      partition=partition)
+    return await raw_producer(app).send(topic.get_topic_name(), value, key=key, headers=headers,
+                                        partition=partition)
 
 
 async def dead_letter(message, reason: str) -> None:
@@ -88,7 +89,7 @@ async def prepare_topics() -> None:
         await topic.maybe_declare()
     await wait_for_leaders([topic.get_topic_name() for topic in (order_final, order_alerts, dead_letters)])
     expected = settings.topic_partitions
-    cluster = app.producer._ensure_producer().client.cluster
+    cluster = raw_producer(app).client.cluster
     for name in (order_final.get_topic_name(), order_alerts.get_topic_name()):
         if len(cluster.partitions_for_topic(name) or ()) == expected:
             outputs_laid_out.add(name)
@@ -107,7 +108,7 @@ async def prepare_topics() -> None:
 
 async def wait_for_leaders(names: list[str], timeout_s: float = 60) -> None:
     """Set `outputs_ready` once the broker names a leader for every partition of `names`."""
-    client = app.producer._ensure_producer().client
+    client = raw_producer(app).client
     deadline = time.monotonic() + timeout_s
     while True:
         await client.force_metadata_update()

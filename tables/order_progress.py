@@ -13,12 +13,12 @@ from collections.abc import Iterator
 
 from config import settings
 from streams.app import app
-from streams.changelog import BatchWrittenTable
-from streams.state_cache import WriteBackCache
+from streams.runtime.changelog import BatchWrittenTable
+from streams.runtime.state_cache import WriteBackCache
 from tables import order_state
 from tables.order_state import OrderProgress
 
-# The state cache writes each changed order once per flush (streams.state_cache).
+# The state cache writes each changed order once per flush (streams.runtime.state_cache).
 FLUSH_INTERVAL_S = 0.25
 # RocksDB's memory per partition: its block cache and up to two memtables of 8 MB. With
 # 32 MB caches and Faust's three memtables, four partitions could take 224 MB, and a worker's

@@ -2,7 +2,7 @@
 enriching `order_final` (agents.emission).
 
 Every worker keeps all of it, in a RocksDB of its own beside the tables (1,000,000 customers
-are about 100 MB on disk), read from the CDC topics by `streams.reference_reader`. Not a
+are about 100 MB on disk), read from the CDC topics by `streams.runtime.reference_reader`. Not a
 Faust table: docs/stream.md ("Enrichment") says why. Values are stored as the JSON object
 order_final carries (`{"id", "name", "email", "city"}`), so an emission embeds the bytes as
 they are (`orjson.Fragment`) instead of decoding them.
@@ -26,7 +26,7 @@ from rocksdict import WriteBatch
 from config import settings
 from streams.app import app
 from streams.codec import ReferenceRow, Tombstone, Truncate, decode_reference
-from streams.reference_reader import TopicReader
+from streams.runtime.reference_reader import TopicReader
 
 log = logging.getLogger(__name__)
 

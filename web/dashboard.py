@@ -21,7 +21,7 @@ from web.dashboard_figures import RateMeter, dashboard_payload
 from web.members import ask, members
 
 PAGE = resources.files("web").joinpath("dashboard.html").read_text(encoding="utf-8")
-# Above the half second /stats may wait for its lag (streams.metrics.LagGauge).
+# Above the half second /stats may wait for its lag (streams.runtime.metrics.LagGauge).
 STATS_TIMEOUT_S = 1.5
 
 meter = RateMeter()

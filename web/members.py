@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from streams.app import app, web_token
-from streams.web_access import auth_headers
+from streams.app import app
+from streams.runtime.web_access import auth_headers, web_token
 from web.dashboard_figures import member_urls
 
 

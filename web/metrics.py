@@ -3,7 +3,7 @@
 The `/stats` counters (`orderpipe_<name>_total`; `unsettled_now` a gauge), the state cache
 (`orderpipe_state_cache_*`), consumer lag per CDC partition
 (`orderpipe_consumer_lag_records{topic,partition}`), and the histograms of commit ->
-`order_final` latency and batch processing time (streams.metrics). Lag comes from the same
+`order_final` latency and batch processing time (streams.runtime.metrics). Lag comes from the same
 measurement as /stats, shared, so a burst of scrapes costs the consumer nothing more.
 """
 
@@ -13,7 +13,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.app import app
-from streams.metrics import Figures, counters, histograms
+from streams.runtime.metrics import Figures, counters, histograms
 from tables.order_progress import order_states
 from web.stats import cdc_lag
 

@@ -7,7 +7,7 @@ from faust.web import Request, Response, View
 
 from config import settings
 from streams.app import app
-from streams.metrics import WORKER, LagGauge, counters
+from streams.runtime.metrics import WORKER, LagGauge, counters
 from tables.order_progress import order_states
 
 cdc_lag = LagGauge([settings.cdc_topic("orders"), settings.cdc_topic("order_details")])

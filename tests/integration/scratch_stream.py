@@ -46,7 +46,7 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
         connector = scratch.cdc_connector_name
         rest.put_config(connect, connector, connector_config(scratch, **{"database.server.id": server_id(connector)}))
         rest.wait_running(connect, connector)
-        # the workers read the reference data before they join (streams.reference_reader):
+        # the workers read the reference data before they join (streams.runtime.reference_reader):
         # let Debezium's snapshot of it be there first, so every order is enriched
         wait_for_records(scratch, scratch.cdc_topic("customers"), CUSTOMERS, timeout_s=120, progress=False)
         running = start_workers(scratch, workers) if workers else []

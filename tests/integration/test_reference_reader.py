@@ -9,7 +9,7 @@ import orjson
 from confluent_kafka import Producer
 
 from streams.codec import ReferenceRow
-from streams.reference_reader import NEW_TOPICS_EVERY_S, TopicReader
+from streams.runtime.reference_reader import NEW_TOPICS_EVERY_S, TopicReader
 from tables.reference_data import ReferenceData
 
 

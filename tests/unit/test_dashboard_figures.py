@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from faust.types import TP
 
-from streams.metrics import LagGauge, lag_by_topic
+from streams.runtime.metrics import LagGauge, lag_by_topic
 from web.dashboard_figures import RateMeter, dashboard_payload, member_urls
 
 ORDERS, DETAILS = "mysql.project_db.orders", "mysql.project_db.order_details"

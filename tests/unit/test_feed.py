@@ -1,4 +1,4 @@
-"""streams.feed: the completion agent's records, from the fetch loop to the agent in batches."""
+"""streams.runtime.feed: the completion agent's records, from the fetch loop to the agent in batches."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from faust.types.tuples import ConsumerMessage
 
 from streams.app import app
-from streams.feed import Feed
-from streams.metrics import counters
+from streams.runtime.feed import Feed
+from streams.runtime.metrics import counters
 
 TOPIC = "mysql.project_db.orders"
 

@@ -1,11 +1,11 @@
-"""The Prometheus text of one scrape (streams.metrics.Figures), read back by the client's parser."""
+"""The Prometheus text of one scrape (streams.runtime.metrics.Figures), read back by the client's parser."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import Figures
+from streams.runtime.metrics import Figures
 
 
 def scrape(counts, cache, lag) -> dict:

@@ -1,4 +1,4 @@
-"""streams.consumer: each partition reaches the agents in order from its committed offset."""
+"""streams.runtime.consumer: each partition reaches the agents in order from its committed offset."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from faust.types import TP, Message
 from mode.services import WaitResults
 
 from streams.app import app
-from streams.consumer import ANY_OFFSET, FETCH_MAX_WAIT_MS, NoSkipConsumer
+from streams.runtime.consumer import ANY_OFFSET, FETCH_MAX_WAIT_MS, NoSkipConsumer
 
 ORDERS_3 = TP("mysql.project_db.orders", 3)
 
@@ -152,7 +152,7 @@ def test_the_commit_stops_at_the_first_offset_not_delivered():
 
 
 def test_faust_alone_would_commit_past_the_records_it_never_delivered():
-    # why streams.consumer exists: records 5-8 would never be read again
+    # why streams.runtime.consumer exists: records 5-8 would never be read again
     assert hole_then_commit(Consumer._add_gap, TP("mysql.project_db.order_details", 2)) > 8
 
 
@@ -183,7 +183,7 @@ def test_a_delivery_abandoned_for_a_flow_suspension_is_delivered_when_the_record
 
 
 def test_the_app_names_the_faust_release_its_runtime_was_proven_with():
-    from streams.app import PROVEN_FAUST, faust_version_warning
+    from streams.runtime.app import PROVEN_FAUST, faust_version_warning
 
     assert faust_version_warning(PROVEN_FAUST) is None
     assert "0.15.9" in faust_version_warning("0.15.9") and "fault suite" in faust_version_warning("0.15.9")
@@ -320,7 +320,7 @@ def test_a_partition_never_committed_is_watched_from_where_its_reading_started(g
 
 def test_the_workers_kafka_consumer_lets_the_broker_hold_an_empty_fetch_only_briefly():
     """Faust builds the aiokafka consumer with a 1,500 ms broker wait; ours asks for less
-    (why: streams.consumer), and is otherwise Faust's."""
+    (why: streams.runtime.consumer), and is otherwise Faust's."""
 
     async def rebalance(*_) -> None: ...
 

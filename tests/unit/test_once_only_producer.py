@@ -1,4 +1,4 @@
-"""streams.producer: a batch for order_final or order_alerts that the broker may have written
+"""streams.runtime.producer: a batch for order_final or order_alerts that the broker may have written
 already fails instead of being sent a second time; other batches are retried."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aiokafka.structs import TopicPartition
 
 from config import settings
 from streams.app import app
-from streams.producer import ONCE_ONLY_TOPICS, OnceOnlyProducer, OnceOnlyRequest, OnceOnlySender, may_resend
+from streams.runtime.producer import ONCE_ONLY_TOPICS, OnceOnlyProducer, OnceOnlyRequest, OnceOnlySender, may_resend
 
 ORDER_FINAL = settings.order_final_topic
 CHANGELOG = f"{settings.stream_app_id}-order_progress-changelog"

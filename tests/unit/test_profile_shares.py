@@ -8,8 +8,8 @@ HERE = Path.cwd()  # where the worker ran: the repository
 
 
 def test_frames_are_grouped_by_project_file_and_by_library():
-    assert where(f"put_local ({HERE}/streams/changelog.py:77)") == ("streams/changelog.py",
-                                                                 "put_local (streams/changelog.py)")
+    assert where(f"put_local ({HERE}/streams/runtime/changelog.py:77)") == ("streams/runtime/changelog.py",
+                                                                 "put_local (streams/runtime/changelog.py)")
     assert where("_unpack (/x/.venv/lib/python3.11/site-packages/aiokafka/consumer/fetcher.py:216)") == (
         "aiokafka", "_unpack (aiokafka/consumer/fetcher.py)")
     assert where("select (/usr/lib/python3.11/selectors.py:468)")[0] == "stdlib/selectors.py"

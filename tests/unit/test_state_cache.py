@@ -1,4 +1,4 @@
-"""streams.state_cache: one changelog write per dirty key per flush; events released only
+"""streams.runtime.state_cache: one changelog write per dirty key per flush; events released only
 once the writes are acknowledged; nothing written to a partition this worker gave up."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from streams.state_cache import WriteBackCache
+from streams.runtime.state_cache import WriteBackCache
 
 
 class ChangelogTable:
-    """The table's side of the contract (streams.changelog), in memory: every flush's writes
+    """The table's side of the contract (streams.runtime.changelog), in memory: every flush's writes
     are one pending changelog batch per partition, acknowledged (or failed) by the test."""
 
     def __init__(self) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.web_access import UnsafeWebBind, authorized, check_bind, token_required
+from streams.runtime.web_access import UnsafeWebBind, authorized, check_bind, token_required
 from tables.order_state import OrderProgress, listed_as, mask_email
 from web.orders import LIMIT_MAX, BadQuery, parse
 

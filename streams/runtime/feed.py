@@ -4,12 +4,12 @@ Faust takes a record to an agent through its conductor (a decoding `Schema`, an 
 channel's queue), the stream's iterator (a task switch and sensor hooks per record) and
 `take_events` (a processor and a buffer per record): together about a third of a busy
 worker's CPU (py-spy), for an agent that wants the raw bytes of a batch of records. The feed
-is that path made short: the fetch loop (streams.consumer) appends each record of the topics
+is that path made short: the fetch loop (streams.runtime.consumer) appends each record of the topics
 the agent reads to a list, and the agent takes the list.
 
 What Faust's path did and the feed keeps:
 - Tracking: a record put here is tracked as unacknowledged (its offset is not committed) and
-  holds one reference, released when the agent's state is durable (streams.state_cache).
+  holds one reference, released when the agent's state is durable (streams.runtime.state_cache).
 - Back-pressure: the fetch loop puts only while flow is active and the feed has room;
   otherwise it waits, abandoning the delivery when a rebalance suspends the flow.
 - Rebalances: the feed is cleared with the stream buffers when a revoke suspends the flow
@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 
 from faust.types import Message
 
-from streams.metrics import counters
+from streams.runtime.metrics import counters
 
 
 class Feed:

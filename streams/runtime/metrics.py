@@ -116,7 +116,7 @@ class RecordQuietMonitor(Monitor):
     """Faust's Monitor without its per-record bookkeeping: timing every event and counting it
     per stream and per task cost about 3% of a busy worker's CPU (py-spy), and nothing reads
     those figures (the stream's own are `counters`). Commit, send and rebalance figures stay,
-    and so does the offset each partition's stream last read (streams.consumer uses it)."""
+    and so does the offset each partition's stream last read (streams.runtime.consumer uses it)."""
 
     def on_message_in(self, tp, offset, message) -> None:
         self.tp_read_offsets[tp] = offset

@@ -19,7 +19,7 @@ The CDC and tick topics have no holes (not compacted, no transactions), so this 
 Agents therefore see each partition in order from its committed offset, as Kafka promises.
 
 Its fetch loop (`_drain_messages`, Faust's loop without read offsets) hands the records of
-the completion agent's topics to its feed (streams.feed), not through Faust's conductor and
+the completion agent's topics to its feed (streams.runtime.feed), not through Faust's conductor and
 stream; other topics' records take Faust's path. It delivers directly when nothing can make
 that wait: Faust wraps every delivery in `wait_first(deliver, suspend_flow)` (four tasks and
 an `asyncio.wait`, most of its per-record cost) so that a delivery blocked on a full buffer
@@ -39,8 +39,8 @@ from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP, Message
 
-from streams.feed import Feed
-from streams.metrics import counters
+from streams.runtime.feed import Feed
+from streams.runtime.metrics import counters
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ class NoSkipConsumer(Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _deliver(self, tp: TP, message: Message) -> None:
-        """Hand one fetched record to its agent's feed (streams.feed) or to the streams (the
+        """Hand one fetched record to its agent's feed (streams.runtime.feed) or to the streams (the
         conductor's on_message), if it is the partition's next; it counts as delivered only
         once they have it (a delivery abandoned for a flow suspension leaves the record to
         be read again)."""

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from config import settings
 from streams import topics
 from streams.codec import CodecError
-from streams.metrics import counters
+from streams.runtime.metrics import counters
 
 log = logging.getLogger(__name__)
 

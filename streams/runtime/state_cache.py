@@ -12,7 +12,7 @@ Guarantees, and why they hold:
 1. Read-your-writes: `get` answers from the cache first, then from the table, so the agent
    never sees a value older than its own last `put`.
 2. An event handed to `hold` is acknowledged (its offset may then be committed) only after
-   a flush that follows it has written the dirty keys (streams.changelog: RocksDB, then the
+   a flush that follows it has written the dirty keys (streams.runtime.changelog: RocksDB, then the
    changelog as one producer batch per partition) and the broker has acknowledged that
    flush's batches and every earlier flush's. The changelog therefore holds the effect of
    every committed event, so a partition's next owner recovers all of it. A write that
@@ -49,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from streams.metrics import counters
+from streams.runtime.metrics import counters
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class WriteBackCache(Generic[V]):
                  keep_clean: int = 20_000,
                  on_write_failure: Callable[[], None] = lambda: None,
                  release: Callable[[object], None] = lambda held: held.ack()) -> None:
-        self.table = table  # a streams.changelog.BatchWrittenTable
+        self.table = table  # a streams.runtime.changelog.BatchWrittenTable
         self.release = release  # acknowledges a held record (its offset may be committed)
         self.on_write_failure = on_write_failure  # e.g. the consumer re-reads from committed offsets
         self.encode, self.decode, self.empty = encode, decode, empty

@@ -1,4 +1,4 @@
-"""A Faust table written a flush at a time, for the state cache (streams.state_cache).
+"""A Faust table written a flush at a time, for the state cache (streams.runtime.state_cache).
 
 Faust writes a table key by key: each assignment is a RocksDB put, a changelog record in
 its producer buffer with its own future and callbacks, and at its acknowledgement a RocksDB
@@ -28,6 +28,8 @@ import orjson
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, FutureMessage
 from rocksdict import WriteBatch
+
+from streams.runtime.producer import raw_producer
 
 
 class ChangelogBatchTooSmall(RuntimeError):
@@ -127,7 +129,7 @@ class BatchWrittenTable(faust.Table):
                                      records: list[tuple[bytes, bytes | None]]) -> list[tuple[asyncio.Future, int]]:
         """Hand the records to the producer as batches for the changelog partition, in order;
         per batch, the future of its RecordMetadata (base offset) and its record count."""
-        producer = self.app.producer._ensure_producer()
+        producer = raw_producer(self.app)
         topic = self.changelog_topic.get_topic_name()
         sent: list[tuple[asyncio.Future, int]] = []
         batch, count = producer.create_batch(), 0

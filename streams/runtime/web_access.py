@@ -14,6 +14,8 @@ import hmac
 
 from aiohttp import web
 
+from config import settings
+
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -53,3 +55,8 @@ def bearer_middleware(bind_of, token: str | None):
 def auth_headers(token: str | None) -> dict[str, str]:
     """For asking another worker."""
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def web_token() -> str | None:
+    """The token every request must carry beyond loopback (WEB_TOKEN), if set."""
+    return settings.web_token.get_secret_value() if settings.web_token else None

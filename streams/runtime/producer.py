@@ -4,7 +4,7 @@ exactly-once outputs guard.
 Table writes are synchronous, so Faust queues their changelog records in a buffer and, once
 more than `max_messages` (100) wait, blocks the fetch loop on every incoming record until
 the buffer drains, logging "producer buffer full" each time. The state cache
-(streams.state_cache) writes a flush's worth of keys at once, hundreds in a burst, so that
+(streams.runtime.state_cache) writes a flush's worth of keys at once, hundreds in a burst, so that
 threshold stalled the stream several times a second. The buffer's records are already in
 memory; the bound only has to stop a runaway, so it is raised.
 
@@ -111,3 +111,9 @@ class BatchingProducer(Producer):
     @property
     def _producer_type(self) -> Any:
         return partial(OnceOnlyProducer, once_only_topics=ONCE_ONLY_TOPICS)
+
+
+def raw_producer(app: Any) -> AIOKafkaProducer:
+    """The aiokafka producer under the app's Faust producer (created with it): for sends that
+    skip Faust's per-record bookkeeping, batches built by hand, and its client's metadata."""
+    return app.producer._ensure_producer()

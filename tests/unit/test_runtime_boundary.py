@@ -1,0 +1,106 @@
+"""Private Faust, mode and aiokafka names are used only in streams/runtime/, and each one used
+there is listed in its package docstring and in docs/architecture.md."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+from config.settings import REPO_ROOT
+
+UPSTREAM = ("faust", "mode", "aiokafka")
+RUNTIME = REPO_ROOT / "streams" / "runtime"
+STREAM_PACKAGES = ("streams", "agents", "tables", "web", "config")
+NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
+
+
+def upstream_classes(klass: type) -> list[type]:
+    return [k for k in klass.__mro__ if k.__module__.split(".")[0] in UPSTREAM]
+
+
+def defined_upstream(name: str, bases: list[type]) -> bool:
+    """Is `name` an attribute or method one of these upstream classes defines or assigns?"""
+    for base in bases:
+        if name in vars(base):
+            return True
+        try:
+            source = inspect.getsource(base)
+        except (OSError, TypeError):
+            continue
+        if re.search(rf"self\.{re.escape(name)}\b", source):
+            return True
+    return False
+
+
+def private_upstream_names(path: Path) -> dict[str, int]:
+    """The private upstream names a module uses, with a line each: attributes of objects not its
+    own (`consumer._client`), and in its subclasses of upstream classes, the attributes and
+    methods those classes define (`self._acked`, `super()._new_offset`, an overridden
+    `_drain_messages`)."""
+    tree = ast.parse(path.read_text())
+    module = importlib.import_module(module_name(path))
+    found: dict[str, int] = {}
+    in_subclass: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        klass = getattr(module, node.name, None)
+        bases = upstream_classes(klass) if isinstance(klass, type) else []
+        if not bases:
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)) and inner in node.body:
+                candidates = [(inner.name, inner.lineno)]
+            elif isinstance(inner, ast.Attribute) and is_own(inner.value):
+                candidates = [(inner.attr, inner.lineno)]
+                in_subclass.add(id(inner))
+            else:
+                continue
+            for name, line in candidates:
+                if is_private(name) and defined_upstream(name, bases):
+                    found.setdefault(name, line)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and id(node) not in in_subclass and not is_own(node.value)
+                and is_private(node.attr) and node.attr not in NAMEDTUPLE_API):
+            found.setdefault(node.attr, node.lineno)
+    return found
+
+
+def is_own(value: ast.expr) -> bool:
+    """`self`, `cls` or `super()`."""
+    if isinstance(value, ast.Name):
+        return value.id in ("self", "cls")
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super"
+
+
+def modules(*packages: str) -> list[Path]:
+    return sorted(path for package in packages for path in (REPO_ROOT / package).rglob("*.py"))
+
+
+def test_no_private_upstream_name_is_used_outside_the_runtime():
+    outside = {str(path.relative_to(REPO_ROOT)): sorted(names)
+               for path in modules(*STREAM_PACKAGES) if RUNTIME not in path.parents
+               for names in [private_upstream_names(path)] if names}
+
+    assert outside == {}
+
+
+def test_every_private_name_the_runtime_uses_is_listed_in_its_docstring_and_the_architecture():
+    used = {name for path in modules("streams/runtime") for name in private_upstream_names(path)}
+    docstring = importlib.import_module("streams.runtime").__doc__ or ""
+    architecture = (REPO_ROOT / "docs" / "architecture.md").read_text()
+
+    assert {"_drain_messages", "_new_offset", "_ensure_producer", "_client"} <= used  # the scan sees them
+    assert sorted(name for name in used if f"`{name}`" not in docstring and f".{name}`" not in docstring) == []
+    assert sorted(name for name in used if f"{name}`" not in architecture) == []
