@@ -29,8 +29,8 @@ def guard_key(order_id: str, output_topic: str = DEFAULT_OUTPUT) -> str:
     return f"order_trigger_lock:{output_topic}:{order_id}"
 
 # A batch's claims and marks are one script call each (EVALSHA over all its keys): a
-# pipeline of one command per key spent about 10% of a busy worker's CPU packing commands
-# and parsing replies in redis-py. Each key is handled exactly as alone.
+# pipeline of one command per key costs redis-py a packed command and a parsed reply per
+# key. Each key is handled exactly as alone.
 # Claim: `SET key claim NX GET` (Redis >= 7): set if absent, else return what is there.
 _CLAIM_ALL = """
 local found = {}

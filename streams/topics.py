@@ -47,7 +47,7 @@ order_changes = app.topic(orders.get_topic_name(), order_details.get_topic_name(
 def same_partition(topic, partition: int) -> int | None:
     """An output record goes to its order's CDC partition number when the output topic has
     TOPIC_PARTITIONS partitions (as the worker creates it): a partition known already, so the
-    producer need not hash the key (murmur2 in Python, about 3% of a busy worker's CPU); an
+    producer need not hash the key (murmur2, in Python); an
     output topic made with another count is left to the key's hash."""
     return partition if topic.get_topic_name() in outputs_laid_out else None
 
@@ -58,9 +58,8 @@ async def produce(topic, *, key: bytes, value: bytes, headers: list | None = Non
     resolves to its RecordMetadata.
 
     For the stream's hot output: Faust's `Topic.send` wraps each record in its own
-    bookkeeping (a FutureMessage, callbacks, sensor hooks), measured at ~4% of a busy
-    worker's CPU, and its producer's `send` in ~3% more, none of which the completion agent
-    uses. Same producer, partitioner and bytes."""
+    bookkeeping (a FutureMessage, callbacks, sensor hooks), and its producer's `send` more,
+    none of which the completion agent uses. Same producer, partitioner and bytes."""
     return await raw_producer(app).send(topic.get_topic_name(), value, key=key, headers=headers,
                                         partition=partition)
 

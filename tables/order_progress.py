@@ -20,10 +20,9 @@ from tables.order_state import OrderProgress
 
 # The state cache writes each changed order once per flush (streams.runtime.state_cache).
 FLUSH_INTERVAL_S = 0.25
-# RocksDB's memory per partition: its block cache and up to two memtables of 8 MB. With
-# 32 MB caches and Faust's three memtables, four partitions could take 224 MB, and a worker's
-# RSS climbed past 300 MB over 1,000,000 orders; an 8 MB cache and 4 MB memtables measured
-# 0.92x the events/s (bench.stream), so this is the middle.
+# RocksDB's memory per partition: its block cache and up to two memtables of 8 MB, between
+# what keeps a worker's RSS under 300 MB over a million orders and what keeps its speed
+# (docs/benchmarks.md, bench.stream_rss and the comparisons).
 ROCKSDB_OPTIONS = {"block_cache_size": 16 << 20, "write_buffer_size": 8 << 20, "max_write_buffer_number": 2}
 
 
@@ -43,8 +42,8 @@ order_states: WriteBackCache[OrderProgress] = WriteBackCache(
     order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress,
     flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted(),
     # Not message.decref(): the last reference's ack is what Faust commits. One record at a
-    # time: taking Faust's ack lock once around a whole flush's acks measured 0.71x the
-    # events/s, the worker idle more (why is not found).
+    # time: taking Faust's ack lock once around a whole flush's acks was slower (the worker
+    # idled more; docs/benchmarks.md).
     release=lambda message: message.ack(app.consumer))
 
 

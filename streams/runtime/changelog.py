@@ -2,7 +2,7 @@
 
 Faust writes a table key by key: each assignment is a RocksDB put, a changelog record in
 its producer buffer with its own future and callbacks, and at its acknowledgement a RocksDB
-write of the persisted offset; together about 30% of a busy worker's CPU (py-spy). The
+write of the persisted offset: in a backlog, the largest share of a worker's CPU. The
 state cache hands over a whole flush per partition instead, and this table writes it as
 RocksDB puts plus one producer batch (aiokafka `create_batch`/`send_batch`) per partition,
 with one persisted-offset write per batch. RocksDB and the changelog get the same bytes,

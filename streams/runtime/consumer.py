@@ -1,6 +1,6 @@
 """Faust's Kafka consumer, changed so that agents get every record of a partition, in order.
 
-Found with the scale 1 -> 3 -> 1 fault test, in faust-streaming 0.15.3 (faust#216
+Found with the scale 1 -> 3 -> 1 fault test, in faust-streaming 0.15.3 (faust-streaming/faust#216
 and #221 describe the same jump). A worker that keeps a partition through a rebalance can
 resume *after* records it never processed: records fetched before the rebalance are dropped
 with the stream buffers, the fetch position is not where the committed offset is, and the

@@ -114,7 +114,7 @@ class LagGauge:
 
 class RecordQuietMonitor(Monitor):
     """Faust's Monitor without its per-record bookkeeping: timing every event and counting it
-    per stream and per task cost about 3% of a busy worker's CPU (py-spy), and nothing reads
+    per stream and per task is a visible share of a busy worker's CPU, and nothing reads
     those figures (the stream's own are `counters`). Commit, send and rebalance figures stay,
     and so does the offset each partition's stream last read (streams.runtime.consumer uses it)."""
 

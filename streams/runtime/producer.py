@@ -90,8 +90,7 @@ class OnceOnlyProducer(AIOKafkaProducer):
 class RoomyProducerBuffer(ProducerBuffer):
     """Faust's buffer, bounded at BUFFER_MAX_MESSAGES, whose size is its queue's: Faust's
     `size` reads the `producer_threaded` setting on every call, and the conductor asks for
-    it on every incoming record (about 2% of a busy worker's CPU). This app never uses the
-    threaded producer."""
+    it on every incoming record. This app never uses the threaded producer."""
 
     max_messages = BUFFER_MAX_MESSAGES
 

@@ -1,8 +1,8 @@
 """A write-back cache in front of a changelogged Faust table: one changelog write per dirty
 key per flush instead of one per assignment.
 
-Faust sends a changelog record for every assignment to a table (about 200 µs all in, see
-docs/architecture.md). An order is touched by several batches (its header, its details, the
+Faust sends a changelog record for every assignment to a table, each with its own future,
+callbacks and persisted-offset write (docs/benchmarks.md has the cost). An order is touched by several batches (its header, its details, the
 `emitted` notice), so writing through cost about four changelog records per order. The
 cache keeps the decoded values of the keys a partition's events touched, marks the changed
 ones dirty, and writes each dirty key once when it flushes (every `flush_interval_s`, or
@@ -178,8 +178,8 @@ class WriteBackCache(Generic[V]):
     def _forget_oldest_clean(self) -> None:
         """Once a partition holds more than its share of `keep_clean` entries (every entry is
         clean right after a flush), keep the newest half of its share: dicts keep insertion
-        order, oldest first. (Trimming to the whole share at every flush copied a share's
-        entries each time: 4% of a busy worker's CPU.)"""
+        order, oldest first. (Trimming to the whole share at every flush would copy a share's
+        entries at every flush.)"""
         if not self._partitions:
             return
         share = self.keep_clean // len(self._partitions)
