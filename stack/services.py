@@ -181,6 +181,11 @@ class KafkaConnect(Service):
             "config.storage.replication.factor": 1,
             "status.storage.replication.factor": 1,
             "offset.flush.interval.ms": 1000,
+            # A worker whose group session expired (the broker restarted) rejoins as a new
+            # member; Connect then holds its old connectors and tasks back this long, waiting
+            # for the "departed" member (5 minutes by default) while the CDC stands still.
+            # The stack runs one Connect worker: there is no one to wait for.
+            "scheduled.rebalance.max.delay.ms": 0,
             "listeners": f"http://{host}:{port}",
             "rest.advertised.host.name": host,
             "rest.advertised.port": port,

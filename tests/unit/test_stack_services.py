@@ -41,6 +41,12 @@ def test_connect_loads_the_debezium_plugins_of_the_pinned_version(layout: StackL
     assert connect.wave > make(Kafka, layout).wave
 
 
+def test_connect_assigns_the_connector_again_at_once_after_its_session_expired(layout: StackLayout):
+    props = make(KafkaConnect, layout).properties()
+
+    assert props["scheduled.rebalance.max.delay.ms"] == 0  # not 5 minutes of CDC standing still
+
+
 def test_mariadb_writes_a_row_based_binlog_for_debezium(layout: StackLayout):
     cnf = make(MariaDB, layout, MYSQL_PORT=13306).cnf()
 
