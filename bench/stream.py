@@ -223,8 +223,7 @@ def ours(scratch: Settings, workers_count: int, total: int, manifest: dict, tag:
     `during(workers)` runs in a thread beside the timed run (load the workers put up with)."""
     group = scratch.model_copy(update={"stream_app_id": f"{scratch.stream_app_id}-{tag}",
                                        "order_final_topic": f"{scratch.order_final_topic}-{tag}"})
-    env = (("PYTHONPATH", str(source)),) if source else ()
-    workers = start_workers(group, workers_count, env=env)
+    workers = start_workers(group, workers_count, **({"source": source} if source else {}))
     if during is not None:
         threading.Thread(target=during, args=(workers,), daemon=True).start()
     try:

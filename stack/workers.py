@@ -28,6 +28,7 @@ class Worker:
     app: str = "streams.app"  # the Faust app module (bench.bare_agent for the framework's ceiling)
     env: tuple[tuple[str, str], ...] = ()  # more environment for the process
     args: tuple[str, ...] = ()  # more `faust worker` options (e.g. --web-bind 0.0.0.0)
+    source: Path = REPO_ROOT  # the checkout whose code it runs (a benchmark's older revision)
 
     @property
     def name(self) -> str:
@@ -57,11 +58,12 @@ class Worker:
 
     def start(self) -> int:
         self.datadir.parent.mkdir(parents=True, exist_ok=True)  # faust does not create it
+        # The code of `source`, not the checkout the editable install points at. Both the path
+        # and the working directory: Faust imports the app module (the whole `streams`
+        # package with it) from the working directory first.
         return process.start(self.argv(), pidfile=self.layout.pidfile(self.name),
-                             logfile=self.layout.logfile(self.name),
-                             # the code of the checkout that starts it (the editable install points
-                             # at one checkout; a worktree's benchmark must run its own)
-                             env={**self.settings.as_env(), "PYTHONPATH": str(REPO_ROOT), **dict(self.env)})
+                             logfile=self.layout.logfile(self.name), cwd=self.source,
+                             env={**self.settings.as_env(), "PYTHONPATH": str(self.source), **dict(self.env)})
 
     def pid(self) -> int | None:
         return process.running_pid(self.layout.pidfile(self.name))
@@ -99,7 +101,7 @@ class Worker:
 
 
 def start_workers(settings: Settings, count: int, **options) -> list[Worker]:
-    """Start `count` workers (`options`: Worker's `app`, `env` and `args`) and wait until each
+    """Start `count` workers (`options`: Worker's `app`, `env`, `args` and `source`) and wait until each
     serves /stats; if one does not, stop them all (a worker left behind holds its ports)."""
     workers = [Worker(settings, number, **options) for number in range(1, count + 1)]
     for worker in workers:
