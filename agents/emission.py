@@ -89,7 +89,7 @@ class Output:
 
 async def write_notice(key: bytes, value: bytes, partition: int) -> None:
     """Post a notice to the partition's tick topic and wait for the broker's ack."""
-    await (await topics.produce(topics.settle_ticks, key=key, value=value, partition=partition))
+    await (await topics.settle_ticks.send(key=key, value=value, partition=partition))
 
 
 class Emission:
