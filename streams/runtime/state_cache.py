@@ -162,7 +162,7 @@ class WriteBackCache(Generic[V]):
             written += len(cached.dirty)
             self._dirty_count -= len(cached.dirty)
             released += cached.held
-            flushed[partition] = (cached.dirty, cached.dropped)
+            flushed[partition] = cached.dirty
             cached.dirty, cached.held, cached.dropped = set(), [], set()
         self._forget_oldest_clean()
         self._flushed_at = time.monotonic()
@@ -198,7 +198,7 @@ class WriteBackCache(Generic[V]):
         return len(self._writes)
 
     async def _write_then_release(self, outgoing: list[tuple[int, list]], events: list,
-                                  earlier: asyncio.Task | None, flushed: dict[int, tuple[set[str], set[str]]],
+                                  earlier: asyncio.Task | None, flushed: dict[int, set[str]],
                                   failures_before: int) -> bool:
         """Send this flush's changelog batches after the earlier flush's (changelog order =
         flush order), then acknowledge its events once all of them and every earlier flush
@@ -235,20 +235,25 @@ class WriteBackCache(Generic[V]):
             self.release(event)
         return True
 
-    def _write_again(self, flushed: dict[int, tuple[set[str], set[str]]]) -> None:
-        """Mark a failed flush's keys dirty again (a dropped key dropped again) unless they
-        changed since: the re-read of its events may change nothing, a change applied twice
-        being no change, and the changelog must still get these values before those events
-        are released. The keys of a partition this worker no longer owns are left to its next
-        owner, which reads the events again (a flush drops them if it is gone by then)."""
+    def _write_again(self, flushed: dict[int, set[str]]) -> None:
+        """Mark a failed flush's keys dirty again, each with what the table holds now (a key
+        the table no longer has is written as a tombstone): the re-read of its events may
+        change nothing, a change applied twice being no change, and the changelog must still
+        get these values before those events are released. A key dirty now is written anyway.
+        The keys of a partition this worker no longer owns are left to its next owner, which
+        reads the events again (a flush drops them if it is gone by then)."""
         owned = self.table.owned_partitions()
-        for partition, (keys, dropped) in flushed.items():
+        for partition, keys in flushed.items():
             if partition not in owned:
                 continue
             cached = self._partition(partition)
             for key in keys - cached.dirty:
-                self.get(partition, key)  # loaded from the table again if forgotten since
+                # Clean, so the cache holds what the table does: a later flush may have written
+                # the key since, so its value, not the failed flush's, is what to write again.
+                raw = self.table.get_local(partition, key)
+                if key not in cached.values:
+                    cached.values[key] = self.empty() if raw is None else self.decode(raw)
                 cached.dirty.add(key)
                 self._dirty_count += 1
-                if key in dropped:
+                if raw is None:
                     cached.dropped.add(key)

@@ -166,6 +166,47 @@ def test_after_a_failed_write_the_next_flush_writes_its_keys_again_and_releases_
     assert sorted(rewritten) == [("order-1", b"1"), ("order-2", None)]
 
 
+def failed_first_of_two_flushes(first_change, second_change) -> list:
+    """Flush 1 makes `first_change`, flush 2 `second_change` (both to order-1) and is
+    acknowledged; then flush 1 fails. The changelog's writes after that, in order."""
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        cache.put(0, "order-1", 3)
+        cache.flush()
+        await settle()
+        table.acknowledge_all()
+        await settle()
+        first_change(cache)
+        cache.flush()
+        await settle()
+        second_change(cache)
+        cache.flush()
+        await settle()
+        table.batches[-1].set_result(SimpleNamespace(offset=50))
+        table.batches[-2].set_exception(ConnectionError("broker gone"))
+        await settle()
+        written_before = len(table.writes)
+        cache.flush()
+        return table.writes[written_before:], table.rows
+
+    return asyncio.run(scenario())
+
+
+def test_a_failed_drop_overtaken_by_a_written_put_is_written_again_as_the_put():
+    writes, rows = failed_first_of_two_flushes(lambda cache: cache.drop(0, "order-1"),
+                                               lambda cache: cache.put(0, "order-1", 7))
+
+    assert (writes, rows) == ([("order-1", b"7")], {"order-1": b"7"})
+
+
+def test_a_failed_put_overtaken_by_a_written_drop_is_written_again_as_the_drop():
+    writes, rows = failed_first_of_two_flushes(lambda cache: cache.put(0, "order-1", 5),
+                                               lambda cache: cache.drop(0, "order-1"))
+
+    assert (writes, rows) == ([("order-1", None)], {})
+
+
 def test_a_failed_write_of_a_partition_given_up_since_is_left_to_its_next_owner():
     async def scenario():
         table = ChangelogTable()
