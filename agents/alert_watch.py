@@ -6,12 +6,12 @@
 - Orders whose alert could not go out yet (claimed elsewhere, Redis away, a failed send) or
   that recovery found owing one: due at the next check.
 - Alerts in flight (sent, not yet recorded), so none is sent twice meanwhile.
-The agent checks due orders when its check tick arrives (agents/order_completion.py).
+The worker checks due orders when its check tick arrives (agents.partition_slice).
 """
 
 from __future__ import annotations
 
-Alert = tuple[str, str]  # kind, order id
+from agents.alerts import Alert
 
 
 class AlertWatch:

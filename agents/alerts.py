@@ -5,18 +5,34 @@
   acknowledged, agents.emission).
 - `cancelled_after_details`: an order deleted after some of its details had arrived.
 - `stalled`: an order still incomplete `stall_after_s` after the worker last saw it change
-  (agents.stalls keeps the times); raised once; a later completion still emits normally.
+  (agents.alert_watch keeps the times); raised once; a later completion still emits normally.
 Each goes out exactly once per order, claimed in Redis like order_final (agents.emission).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from tables.order_state import OrderProgress
 
 BULK, STALLED, CANCELLED_AFTER_DETAILS = "bulk", "stalled", "cancelled_after_details"
 KINDS = (BULK, STALLED, CANCELLED_AFTER_DETAILS)
+
+
+class Alert(NamedTuple):
+    """One alert of one order: what order_alerts carries once, and the guard claims."""
+
+    kind: str
+    order_id: str
+
+    def __str__(self) -> str:  # its name in notices and in the Redis guard's key (agents.guard)
+        return f"{self.kind}:{self.order_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Alert:
+        kind, order_id = text.split(":", 1)
+        return cls(kind, order_id)
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,14 @@ def on_deletion(state: OrderProgress) -> list[str]:
     if state.deleted and (state.products or state.removed) and CANCELLED_AFTER_DETAILS not in state.alerts:
         return [CANCELLED_AFTER_DETAILS]
     return []
+
+
+def owed_alerts(state: OrderProgress, rules: AlertRules) -> list[str]:
+    """The alerts a settled order still owes: a cancellation's, or a bulk order's whose
+    order_final went out (recovery finds those between the two acknowledgements)."""
+    if state.deleted:
+        return on_deletion(state)
+    return on_completion(state, rules) if state.emitted else []
 
 
 def is_stalled(state: OrderProgress) -> bool:

@@ -1,6 +1,6 @@
 """Sending completed orders to `order_final`, and alerts to `order_alerts`, exactly once:
 claim, send, confirm, record. Below for order_final; an alert is the same with the item
-`<kind>:<order_id>` (its guard key `order_trigger_lock:order_alerts:<kind>:<order_id>`), its
+an `Alert` (its guard key `order_trigger_lock:order_alerts:<kind>:<order_id>`), its
 record the kind in the state's `alerts`, and its stale claims looked up in order_alerts by
 key and `kind` header. Each is an `Output` (agents.outputs); `Emission` runs the protocol for
 both.
@@ -43,7 +43,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 
 import orjson
@@ -55,14 +56,14 @@ from agents.order_final_lookup import find_sent
 from agents.partition_slice import PartitionSlice
 from config import settings
 from streams import topics
-from streams.runtime.metrics import counters as stats
 
 log = logging.getLogger(__name__)
 
 CLAIM_TTL_MS = int((settings.producer_request_timeout_s + 5) * 1000)
 
 FOUND = b"found in the output"  # a stale claim's send that was made: record, do not send
-Sent = tuple[str, bytes, asyncio.Future, int]  # item, our claim, the broker's ack to come, source ts (ms)
+Item = Hashable  # what one output sends once: an order id, an Alert; str(item) names it in its guard key
+Sent = tuple[Item, bytes, asyncio.Future, int]  # item, our claim, the broker's ack to come, source ts (ms)
 
 
 def now_iso() -> str:
@@ -77,14 +78,14 @@ class Output:
     def __init__(self, topic: TopicT, guard: RedisGuard) -> None:
         self.topic, self.guard = topic, guard
 
-    def items(self, part: PartitionSlice) -> list[str]: ...
-    def record(self, part: PartitionSlice, item: str) -> None: ...  # sent before: record it
-    def wait(self, part: PartitionSlice, item: str) -> None: ...  # cannot go now: later
-    def sending(self, partition: int, item: str) -> None: ...  # in flight until recorded
-    def failed(self, partition: int, item: str) -> None: ...  # its send failed
-    def confirmed(self, item: str, source_ts_ms: int, acked_at_ms: float) -> None: ...
-    def message(self, part: PartitionSlice, item: str) -> tuple[bytes, bytes, list | None, int]: ...
-    def identify(self, key: bytes, headers: list | None) -> str: ...  # a message's item
+    def items(self, part: PartitionSlice) -> list[Item]: ...
+    def record(self, part: PartitionSlice, item: Item) -> None: ...  # sent before: record it
+    def wait(self, part: PartitionSlice, item: Item) -> None: ...  # cannot go now: later
+    def sending(self, partition: int, item: Item) -> None: ...  # in flight until recorded
+    def failed(self, partition: int, item: Item) -> None: ...  # its send failed
+    def confirmed(self, item: Item, source_ts_ms: int, acked_at_ms: float) -> None: ...
+    def message(self, part: PartitionSlice, item: Item) -> tuple[bytes, bytes, list | None, int]: ...
+    def identify(self, key: bytes, headers: list | None) -> Item: ...  # a message's item
 
 
 async def write_notice(key: bytes, value: bytes, partition: int) -> None:
@@ -95,9 +96,9 @@ async def write_notice(key: bytes, value: bytes, partition: int) -> None:
 class Emission:
     """This worker's sends to each output: the Redis guards and the confirmations to come."""
 
-    def __init__(self, outputs: list[Output],
+    def __init__(self, outputs: list[Output], counters: Counter[str],
                  notify: Callable[[bytes, bytes, int], Awaitable[None]] = write_notice) -> None:
-        self.outputs = outputs
+        self.outputs, self.counters = outputs, counters
         self.notify = notify  # posts the notice that has the agent record a batch's sends
         self.confirming: set[asyncio.Task] = set()  # the event loop holds tasks only weakly
 
@@ -122,7 +123,7 @@ class Emission:
         try:
             claims = await output.guard.claim_many(wanted, now_ms)
         except (RedisError, OSError, TimeoutError) as error:
-            stats["emission_retries"] += len(wanted)
+            self.counters["emission_retries"] += len(wanted)
             log.warning("%d items for %s not sent yet (%s: %s); will retry", len(wanted),
                         output.topic.get_topic_name(), type(error).__name__, error)
             for part in parts:
@@ -140,8 +141,8 @@ class Emission:
                 self.confirming.add(task)
                 task.add_done_callback(self.confirming.discard)
 
-    async def _send(self, output: Output, part: PartitionSlice, item: str, claim: Claim, our_claim: bytes | None,
-                    resolved: dict[str, bytes | None]) -> Sent | None:
+    async def _send(self, output: Output, part: PartitionSlice, item: Item, claim: Claim, our_claim: bytes | None,
+                    resolved: dict[Item, bytes | None]) -> Sent | None:
         """Act on one item's claim: send it if the claim is ours (its confirmation comes
         later), record it if it was sent already, else leave it waiting."""
         try:
@@ -157,18 +158,18 @@ class Emission:
                     output.wait(part, item)
                     return None
             elif claim.outcome is Outcome.SENT:
-                stats["duplicates_prevented"] += 1
+                self.counters["duplicates_prevented"] += 1
                 output.record(part, item)
                 return None
             elif claim.outcome is Outcome.HELD:
-                stats["claims_held_elsewhere"] += 1
+                self.counters["claims_held_elsewhere"] += 1
                 output.wait(part, item)
                 return None
             key, value, headers, source_ts_ms = output.message(part, item)
             pending = await topics.produce(output.topic, key=key, value=value, headers=headers,
                                            partition=topics.same_partition(output.topic, part.partition))
         except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
-            stats["emission_retries"] += 1
+            self.counters["emission_retries"] += 1
             log.warning("%s %s not sent (%s: %s); will retry", output.topic.get_topic_name(), item,
                         type(error).__name__, error)
             output.wait(part, item)
@@ -176,7 +177,7 @@ class Emission:
         output.sending(part.partition, item)
         return item, our_claim, pending, source_ts_ms
 
-    async def _resolve_stale(self, output: Output, stale: dict[str, Claim], now_ms: int) -> dict[str, bytes | None]:
+    async def _resolve_stale(self, output: Output, stale: dict[Item, Claim], now_ms: int) -> dict[Item, bytes | None]:
         """Claims whose owner died between claim and marking: were their sends made? One read
         of the output topic for the batch, from the oldest claim's time; one Redis call to mark
         the sends found and one to take the others over. Per item: FOUND, our new claim,
@@ -190,11 +191,11 @@ class Emission:
             taken = await output.guard.take_over_many([(item, claim.found_value) for item, claim in stale.items()
                                                        if item not in found], now_ms)
         except Exception as error:  # noqa: BLE001 - Kafka or Redis: the claims stay stale and are retried
-            stats["emission_retries"] += len(stale)
+            self.counters["emission_retries"] += len(stale)
             log.warning("%d stale claims not resolved yet (%s: %s); will retry", len(stale),
                         type(error).__name__, error)
             return {}
-        stats["duplicates_prevented"] += len(found)
+        self.counters["duplicates_prevented"] += len(found)
         log.warning("%d stale claims on %s resolved: %d had been sent already (recorded), %d taken over to send",
                     len(stale), output.topic.get_topic_name(), len(found),
                     sum(claim is not None for claim in taken.values()))
@@ -209,7 +210,7 @@ class Emission:
         for (item, our_claim, _, source_ts_ms), ack in zip(sent, acks):
             if isinstance(ack, BaseException):  # the claim goes stale, then resolves
                 output.failed(partition, item)
-                stats["emission_retries"] += 1
+                self.counters["emission_retries"] += 1
                 log.warning("%s %s: send failed (%s: %s); the claim will be resolved after %d s",
                             output.topic.get_topic_name(), item, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
             else:
@@ -221,11 +222,11 @@ class Emission:
             await output.guard.mark_sent_many(acked)
         except (RedisError, OSError, TimeoutError) as error:  # the claims go stale; the lookup finds the messages
             log.warning("%d sends marked in Redis failed (%s)", len(acked), error)
-        items = [item for item, *_ in acked]
+        items = [str(item) for item, *_ in acked]
         try:
             await self.notify(output.notice.encode(), orjson.dumps({output.notice: items}), partition)
         except Exception as error:  # noqa: BLE001 - the sends stand, and their claims say so
-            stats["notices_lost"] += len(items)
+            self.counters["notices_lost"] += len(items)
             log.warning("%s notice for %d items of partition %d not written (%s: %s); they are recorded from their "
                         "claims at the next look", output.notice, len(items), partition, type(error).__name__, error)
             for item in items:

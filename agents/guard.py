@@ -96,8 +96,10 @@ class RedisGuard:
         self._claim_all = self.client.register_script(_CLAIM_ALL)
         self._replace_all = self.client.register_script(_REPLACE_ALL)
 
-    def key(self, order_id: str) -> str:
-        return guard_key(order_id, self.output_topic)
+    def key(self, item: object) -> str:
+        """An item's key: order_final's items are order ids; others name themselves by str()
+        (agents.alerts.Alert)."""
+        return guard_key(str(item), self.output_topic)
 
     async def claim_many(self, order_ids: list[str], now_ms: int) -> list[tuple[Claim, bytes]]:
         """Claim many orders in one round trip, in order."""

@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 from faust.types import TopicT
 
-from agents.alert_watch import AlertWatch
-from agents.alerts import alert_value
+from agents.alerts import Alert, alert_value
 from agents.completion import completed_order
 from agents.emission import Output, now_iso
 from agents.guard import RedisGuard
-from agents.settling import Settling
-from streams.runtime.metrics import counters as stats, order_final_latency
+from streams.runtime.metrics import order_final_latency
 from tables.reference_data import enrichment
+
+if TYPE_CHECKING:
+    from agents.worker import CompletionWorker
 
 
 class FinalOutput(Output):
@@ -23,9 +25,9 @@ class FinalOutput(Output):
 
     notice = "emitted"
 
-    def __init__(self, topic: TopicT, guard: RedisGuard, settling: Settling) -> None:
+    def __init__(self, topic: TopicT, guard: RedisGuard, worker: CompletionWorker) -> None:
         super().__init__(topic, guard)
-        self.settling = settling
+        self.worker, self.settling, self.counters = worker, worker.settling, worker.counters
 
     def items(self, part):
         return part.to_emit
@@ -43,17 +45,17 @@ class FinalOutput(Output):
         self.settling.send_failed(partition, item, time.time())
 
     def confirmed(self, item, source_ts_ms, acked_at_ms):
-        stats["completed"] += 1  # one message in order_final, acknowledged
+        self.counters["completed"] += 1  # one message in order_final, acknowledged
         if source_ts_ms:
             order_final_latency.observe(max(0.0, acked_at_ms - source_ts_ms) / 1000)
 
     def message(self, part, item):
         state = part.get(item)
-        customer, payment_method = enrichment(state.customer_id, state.payment_method_id)
+        customer, payment_method = enrichment(self.worker.reference.store, state.customer_id, state.payment_method_id)
         if customer is None:
-            stats["unenriched_customer"] += 1
+            self.counters["unenriched_customer"] += 1
         if payment_method is None:
-            stats["unenriched_payment_method"] += 1
+            self.counters["unenriched_payment_method"] += 1
         value = completed_order(item, state, now_iso(), customer, payment_method)
         return item.encode(), orjson.dumps(value), None, value["source_ts_ms"]
 
@@ -62,39 +64,36 @@ class FinalOutput(Output):
 
 
 class AlertOutput(Output):
-    """order_alerts: items are `<kind>:<order_id>`; recorded in the state's `alerts`."""
+    """order_alerts: items are `Alert`s; recorded in the state's `alerts`."""
 
     notice = "alerted"
 
-    def __init__(self, topic: TopicT, guard: RedisGuard, watch: AlertWatch) -> None:
+    def __init__(self, topic: TopicT, guard: RedisGuard, worker: CompletionWorker) -> None:
         super().__init__(topic, guard)
-        self.watch = watch
+        self.watch, self.counters = worker.watch, worker.counters
 
     def items(self, part):
-        return [f"{kind}:{order_id}" for kind, order_id in part.to_alert]
+        return part.to_alert
 
     def record(self, part, item):
-        part.record_alerted(*item.split(":", 1))
+        part.record_alerted(item)
 
     def wait(self, part, item):
-        self.watch.again(part.partition, item.split(":", 1)[1])
+        self.watch.again(part.partition, item.order_id)
 
     def sending(self, partition, item):
-        self.watch.in_flight.add(tuple(item.split(":", 1)))
+        self.watch.in_flight.add(item)
 
     def failed(self, partition, item):
-        kind, order_id = item.split(":", 1)
-        self.watch.in_flight.discard((kind, order_id))
-        self.watch.again(partition, order_id)
+        self.watch.in_flight.discard(item)
+        self.watch.again(partition, item.order_id)
 
     def confirmed(self, item, source_ts_ms, acked_at_ms):
-        stats[f"alerts_{item.split(':', 1)[0]}"] += 1
+        self.counters[f"alerts_{item.kind}"] += 1
 
     def message(self, part, item):
-        kind, order_id = item.split(":", 1)
-        value = alert_value(kind, order_id, part.get(order_id), now_iso())
-        return order_id.encode(), orjson.dumps(value), [("kind", kind.encode())], 0
+        value = alert_value(item.kind, item.order_id, part.get(item.order_id), now_iso())
+        return item.order_id.encode(), orjson.dumps(value), [("kind", item.kind.encode())], 0
 
     def identify(self, key, headers):
-        kind = dict(headers or ()).get("kind", b"").decode(errors="replace")
-        return f"{kind}:{key.decode(errors='replace')}"
+        return Alert(dict(headers or ()).get("kind", b"").decode(errors="replace"), key.decode(errors="replace"))

@@ -1,32 +1,155 @@
-"""One partition's slice of a batch: its records and the orders they touched.
+"""One partition's slice of a batch, and what the worker does with it.
 
-Reads and writes go through the state cache (tables.order_progress), in the slice's
-partition. What the slice decides about an order that waits, or needs no more waiting, goes
-to the worker's settling bookkeeping (agents.settling); the alerts it raises, to
-`to_alert`, unless one is in flight already (agents.alert_watch).
+`process` reads the slice's records in order: CDC changes are applied to their orders'
+states (agents.completion), notices from the worker's own tick topic are recorded (an
+order_final or alert acknowledged, a quiet partition's settle tick, an alert check). Then it
+decides about every order the slice touched: to be sent (`to_emit`), still waiting to settle
+(agents.settling), settled for good; and the alerts they owe (`to_alert`, agents.alerts).
+The worker's `Emission` sends both lists for every slice of the batch at once.
+
+Reads and writes of state go through the worker's state cache, in the slice's partition:
+the cache writes the changed orders at its next flush. An order is judged by its state at
+the end of the slice: one that completes and is cancelled within the same batch is not
+emitted.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import TYPE_CHECKING
 
+import orjson
 from faust.types import Message
 
-from agents.alert_watch import AlertWatch
-from agents.alerts import AlertRules, on_completion
-from agents.settling import Settling
-from streams.runtime.state_cache import WriteBackCache
+from agents.alerts import STALLED, Alert, is_stalled, on_completion, owed_alerts
+from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, verdict
+from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_state import OrderProgress, marker
+
+if TYPE_CHECKING:
+    from agents.worker import CompletionWorker
+
+log = logging.getLogger(__name__)
+
+# A quiet partition's tick settles orders unsettled at least this long before its check:
+# the broker appends one produce request's partitions one after another.
+SETTLE_MARGIN_S = 0.05
 
 
 class PartitionSlice:
-    def __init__(self, partition: int, messages: list[Message], states: WriteBackCache[OrderProgress],
-                 settling: Settling, watch: AlertWatch, rules: AlertRules) -> None:
-        self.partition, self.messages = partition, messages
-        self.states, self.settling, self.watch, self.rules = states, settling, watch, rules
+    def __init__(self, worker: CompletionWorker, partition: int, messages: list[Message]) -> None:
+        self.worker, self.partition, self.messages = worker, partition, messages
+        self.states, self.settling, self.counters = worker.states, worker.settling, worker.counters
         self.touched: set[str] = set()
         self.to_emit: list[str] = []
-        self.to_alert: list[tuple[str, str]] = []  # kind, order id
+        self.to_alert: list[Alert] = []
+        self.frontier: Position | None = None  # the newest orders change applied in an unbroken run
+        self.settled_before: float | None = None  # a settle tick's check time: what waited since before it settles
+        self.quiet_before: float | None = None  # an alert check's: orders quiet since before it may have stalled
+
+    async def process(self) -> None:
+        for message in self.messages:
+            if message.topic == self.worker.ticks_topic:
+                self.take_notice(orjson.loads(message.value))
+                continue
+            self.counters["events_in"] += 1
+            is_orders = message.topic == self.worker.orders_topic
+            in_order = self.settling.read(self.partition, is_orders, message.offset,
+                                          self.worker.committed_offset(message.tp))
+            if is_orders and not in_order:
+                self.counters["orders_records_after_a_gap"] += 1
+            try:
+                change = decode_order(message.key, message.value) if is_orders else \
+                    decode_detail(message.key, message.value)
+            except CodecError as error:
+                await self.worker.dead_letter(message, str(error))
+                continue
+            self.apply(change, in_order)
+        self.decide()
+
+    def take_notice(self, notice: dict) -> None:
+        """A notice the worker sent itself: sends acknowledged, or a tick to act on."""
+        if "emitted" in notice:
+            for order_id in notice["emitted"]:
+                self.record_emitted(order_id)
+        elif "alerted" in notice:
+            for text in notice["alerted"]:
+                self.record_alerted(Alert.parse(text))
+        elif "check" in notice:
+            self.quiet_before = max(self.quiet_before or 0.0, notice["check"] - self.worker.rules.stall_after_s)
+        else:
+            self.counters["ticks_received"] += 1
+            self.settled_before = max(self.settled_before or 0.0, notice["at"] - SETTLE_MARGIN_S)
+
+    def apply(self, change: Change, in_order: bool) -> None:
+        """One CDC change to its order's state. An orders change read past a gap (agents.settling)
+        does not move the frontier."""
+        if isinstance(change, Tombstone):
+            self.counters["tombstones"] += 1
+            return
+        if isinstance(change, Truncate):
+            self.counters["truncates"] += 1
+            log.warning("TRUNCATE of %s at %s ignored: orders in flight keep their state", change.table,
+                        change.position)
+            return
+        if isinstance(change, OrderChange):
+            self.counters["order_changes"] += 1
+            if in_order and (self.frontier is None or change.position > self.frontier):
+                self.frontier = change.position
+        else:
+            self.counters["detail_changes"] += 1
+        state = self.get(change.order_id)
+        if state.emitted:  # settled for good: nothing it changes can matter any more
+            self.counters["changes_after_emission"] += 1
+            return
+        updated = apply_order(state, change) if isinstance(change, OrderChange) else apply_detail(state, change)
+        if updated is state:
+            self.counters["redeliveries_ignored"] += 1
+        self.put(change.order_id, updated)
+
+    def decide(self) -> None:
+        """Every touched order, and every waiting one the frontier or a tick settles, judged."""
+        view = self.settling.close_slice(self.partition, self.frontier, self.settled_before)
+        now = time.time()
+        for order_id in self.touched - view.ready:
+            self.judge(order_id, view.frontier, view.details_gap, now)
+        for order_id in view.ready:
+            self.judge(order_id, CAUGHT_UP, view.details_gap, now)
+        if self.quiet_before is not None:
+            for order_id in self.worker.watch.due(self.partition, self.quiet_before):
+                self.check_alerts(order_id)
+        self.counters["unsettled_now"] = self.settling.unsettled_count()
+
+    def judge(self, order_id: str, frontier: Position | None, details_gap: bool, now: float) -> None:
+        """Mark a settled order to be sent; keep a complete one that is not yet (any, while an
+        order_details record of the partition is missing: agents.settling) waiting."""
+        if order_id in self.settling.in_flight:
+            return
+        state = self.get(order_id)
+        outcome = verdict(state, frontier)
+        # quiet since its last change in the source (a stall is checked only once caught up)
+        self.worker.watch.changed(self.partition, order_id, state.last_committed_ms / 1000 or now,
+                                  incomplete=outcome is Verdict.INCOMPLETE)
+        if outcome is Verdict.EMIT and details_gap:
+            self.counters["emissions_held_for_a_gap"] += 1
+            self.keep_unsettled(order_id)
+        elif outcome is Verdict.EMIT:
+            self.to_emit.append(order_id)
+        elif outcome is Verdict.UNSETTLED:
+            self.keep_unsettled(order_id)
+        else:
+            self.settling.settled(self.partition, order_id)
+            if outcome is Verdict.DELETED:
+                self.worker.retention.deleted(self.partition, order_id, now)
+            for kind in owed_alerts(state, self.worker.rules):
+                self.raise_alert(Alert(kind, order_id))
+
+    def check_alerts(self, order_id: str) -> None:
+        """An order due a look (agents.alert_watch): stalled, or its alert waits."""
+        state = self.get(order_id)
+        for kind in ([STALLED] if is_stalled(state) else owed_alerts(state, self.worker.rules)):
+            self.raise_alert(Alert(kind, order_id))
 
     def get(self, order_id: str) -> OrderProgress:
         self.touched.add(order_id)
@@ -45,23 +168,23 @@ class PartitionSlice:
         once no completion alert is owed), and it waits for nothing more."""
         state = self.get(order_id)
         if not state.emitted:
-            owed = on_completion(state, self.rules)
+            owed = on_completion(state, self.worker.rules)
             self.put(order_id, state._replace(emitted=True) if owed else marker(int(time.time())))
             for kind in owed:
-                self.raise_alert(kind, order_id)
+                self.raise_alert(Alert(kind, order_id))
         self.settling.emitted(self.partition, order_id)
 
-    def raise_alert(self, kind: str, order_id: str) -> None:
-        if (kind, order_id) not in self.watch.in_flight and (kind, order_id) not in self.to_alert:
-            self.to_alert.append((kind, order_id))
+    def raise_alert(self, alert: Alert) -> None:
+        if alert not in self.worker.watch.in_flight and alert not in self.to_alert:
+            self.to_alert.append(alert)
 
-    def record_alerted(self, kind: str, order_id: str) -> None:
+    def record_alerted(self, alert: Alert) -> None:
         """The alert is on order_alerts: the state says so; an emitted order owing nothing more
         shrinks to the marker."""
-        self.watch.in_flight.discard((kind, order_id))
-        state = self.get(order_id)
-        if kind in state.alerts:
+        self.worker.watch.in_flight.discard(alert)
+        state = self.get(alert.order_id)
+        if alert.kind in state.alerts:
             return
-        state = state._replace(alerts=state.alerts | {kind})
-        done = state.emitted and not on_completion(state, self.rules)
-        self.put(order_id, marker(int(time.time())) if done else state)
+        state = state._replace(alerts=state.alerts | {alert.kind})
+        done = state.emitted and not on_completion(state, self.worker.rules)
+        self.put(alert.order_id, marker(int(time.time())) if done else state)

@@ -5,13 +5,14 @@ that judgement needs across batches, per partition number: how far the orders to
 been processed (its newest binlog position and next offset), the complete orders that
 wait to settle (with their newest detail and since when), and the orders this worker has
 sent whose confirmation is not yet recorded (they are not judged again meanwhile).
-Pure: no I/O, no Faust; the agent (agents.order_completion) owns the one instance.
+Pure: no I/O, no Faust; the worker (agents.worker) owns the one instance.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from streams.codec import Position
 
@@ -28,6 +29,14 @@ class PartitionWatch:
     unsettled: dict[str, tuple[Position | None, float]] = field(default_factory=dict)  # id -> (newest, since)
 
 
+class SliceView(NamedTuple):
+    """What a partition's slice is judged against (Settling.close_slice)."""
+
+    ready: set[str]
+    frontier: Position | None
+    details_gap: bool
+
+
 class Settling:
     def __init__(self) -> None:
         self.watches: dict[int, PartitionWatch] = {}
@@ -39,44 +48,38 @@ class Settling:
             found = self.watches[partition] = PartitionWatch(partition)
         return found
 
-    def orders_record_read(self, partition: int, offset: int, resumed_from: int | None) -> bool:
-        """Count an orders record as processed, tombstones and dead letters too (the tick's
-        caught-up check compares the next offset with the partition's log end), but only in
-        an unbroken run from where reading resumed (the committed offset): a record that
-        never reached the stream (see streams.runtime.consumer) must hold the frontier back until
-        it is read again, or an order would settle before that change is applied. False
-        for a record after such a gap: its change must not move the frontier."""
+    def read(self, partition: int, is_orders: bool, offset: int, resumed_from: int | None) -> bool:
+        """Count a record of the orders topic (`is_orders`) or of order_details as processed,
+        tombstones and dead letters too (the tick's caught-up check compares the next offset
+        with the partition's log end), but only in an unbroken run from where reading resumed
+        (the committed offset): a record that never reached the stream (see
+        streams.runtime.consumer) must hold the frontier back until it is read again, or an
+        order would settle before that change is applied. False for a record after such a
+        gap: an orders change there must not move the frontier, and an order_details record
+        there (an unprocessed detail change before it, say a quantity update) holds every
+        emission of the partition (`details_gap`) until the missing record is read again."""
         watch = self.watch(partition)
-        watch.next_offset, past_gap = _run_step(watch.next_offset, resumed_from, offset)
-        return not past_gap
-
-    def details_record_read(self, partition: int, offset: int, resumed_from: int | None) -> None:
-        """As orders_record_read, for order_details: a detail change after a gap (an
-        unprocessed detail change before it, say a quantity update) holds every emission of
-        the partition (`details_gap`) until the missing record is read again."""
-        watch = self.watch(partition)
+        if is_orders:
+            watch.next_offset, past_gap = _run_step(watch.next_offset, resumed_from, offset)
+            return not past_gap
         before = watch.details_next
         watch.details_next, past_gap = _run_step(before, resumed_from, offset)
         if past_gap or watch.details_next != before:
             watch.details_past_gap = past_gap
+        return not past_gap
 
-    def details_gap(self, partition: int) -> bool:
-        return self.watch(partition).details_past_gap
-
-    def orders_change_applied(self, partition: int, position: Position) -> None:
+    def close_slice(self, partition: int, frontier: Position | None, settled_before: float | None) -> SliceView:
+        """A slice of the partition was applied, its orders changes in an unbroken run up to
+        `frontier`: what its orders are judged against. `ready`: the waiting orders that
+        settle now, their newest detail behind the frontier, or waiting since before a tick's
+        caught-up check (`settled_before`)."""
         watch = self.watch(partition)
-        watch.frontier = position if watch.frontier is None else max(watch.frontier, position)
-
-    def frontier(self, partition: int) -> Position | None:
-        return self.watch(partition).frontier
-
-    def ready(self, partition: int, settled_before: float | None) -> set[str]:
-        """The waiting orders that settle now: their newest detail is behind the frontier, or
-        they waited since before a tick's caught-up check (`settled_before`)."""
-        watch = self.watch(partition)
-        return {order_id for order_id, (newest, since) in watch.unsettled.items()
-                if (newest is not None and watch.frontier is not None and newest <= watch.frontier)
-                or (settled_before is not None and since <= settled_before)}
+        if frontier is not None and (watch.frontier is None or frontier > watch.frontier):
+            watch.frontier = frontier
+        ready = {order_id for order_id, (newest, since) in watch.unsettled.items()
+                 if (newest is not None and watch.frontier is not None and newest <= watch.frontier)
+                 or (settled_before is not None and since <= settled_before)}
+        return SliceView(ready, watch.frontier, watch.details_past_gap)
 
     def wait(self, partition: int, order_id: str, newest: Position | None, now: float) -> None:
         """A complete order waits to settle; its clock restarts when a newer detail arrived,

@@ -1,5 +1,7 @@
 """What runs beside the completion agent's loop (agents.order_completion): its timers, the
-hand-over before partitions move, and the rebuild of its bookkeeping after recovery.
+hand-over before partitions move, the rebuild of its bookkeeping after recovery, and the
+reading of the reference data. Each reaches the worker's parts through `app.completion`
+(agents.worker).
 
 Timers never write the table themselves: table writes belong in the agent, so a timer that
 finds work sends the agent a tick on `<app>-settle-ticks` (settle, check for alerts) and the
@@ -17,19 +19,16 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 
-from agents.alerts import is_stalled
-from agents.order_completion import ORDERS_TOPIC, owed_alerts, retention, settling, states, watch
+from agents.alerts import is_stalled, owed_alerts
 from agents.retention import MarkerFate
+from agents.worker import CompletionWorker
 from config import settings
 from streams import topics
 from streams.app import app
-from streams.runtime.metrics import counters as stats
 from tables.order_progress import FLUSH_INTERVAL_S, order_progress, stored_states
 from tables.order_state import is_marker, marker, marker_time
 
 log = logging.getLogger(__name__)
-
-DETAILS_TOPIC = topics.order_details.get_topic_name()
 
 TICK_INTERVAL_S = 0.25
 # Longest wait, in a rebalance, for this worker's changelog writes (inside the rebalance timeout).
@@ -37,6 +36,7 @@ REVOKE_WAIT_S = 10.0
 RETENTION_CHECK_S = max(0.5, min(60.0, settings.state_retention_s / 4))
 SWEEP_CHUNK = 2000  # stored states read between two looks at the agent
 ALERT_CHECK_S = max(0.5, min(30.0, settings.stall_after_s / 10))
+REFERENCE_RETRY_S = 5.0
 
 
 @app.timer(interval=1.0)
@@ -47,6 +47,7 @@ async def reread_stuck_partitions() -> None:
 @app.timer(interval=FLUSH_INTERVAL_S / 2)
 async def flush_quiet_state() -> None:
     """Flush the state cache when no batch comes to do it (a quiet stream still commits)."""
+    states = app.completion.states
     if states.flush_due:
         states.flush()
 
@@ -59,7 +60,7 @@ async def hand_over_durable_state(sender, *_, **__) -> None:
     state and, later in the changelog than that owner's own writes, would shadow them in any
     later recovery."""
     started = time.monotonic()
-    pending = await states.hand_over(timeout_s=REVOKE_WAIT_S)
+    pending = await app.completion.states.hand_over(timeout_s=REVOKE_WAIT_S)
     if pending:
         log.warning("%d state flushes still unacknowledged after %.0f s; handing partitions over anyway",
                     pending, REVOKE_WAIT_S)
@@ -74,25 +75,27 @@ async def drop_expired_state() -> None:
     STATE_RETENTION_S ago (agents.retention)."""
     if app.rebalancing:
         return
+    worker = app.completion
     owned = order_progress.owned_partitions()
-    retention.keep_only(set(owned))
+    worker.retention.keep_only(set(owned))
     now = time.time()
     for partition in owned:
-        for order_id in retention.expired(partition, now):
-            if states.get(partition, order_id).deleted:  # not inserted again since
-                states.drop(partition, order_id)
-                stats["cancelled_states_dropped"] += 1
+        for order_id in worker.retention.expired(partition, now):
+            if worker.states.get(partition, order_id).deleted:  # not inserted again since
+                worker.states.drop(partition, order_id)
+                worker.counters["cancelled_states_dropped"] += 1
         try:
-            await sweep_markers(partition, now)
+            await sweep_markers(worker, partition, now)
         except Exception:  # noqa: BLE001 - markers are dropped late, not never: the next check tries again
-            stats["marker_sweep_failures"] += 1
+            worker.counters["marker_sweep_failures"] += 1
             log.exception("sweeping partition %d for expired markers failed; trying again at the next check",
                           partition)
 
 
-async def sweep_markers(partition: int, now: float) -> None:
+async def sweep_markers(worker: CompletionWorker, partition: int, now: float) -> None:
     """Read the partition's next slice of stored states, a chunk at a time (the agent runs
     between chunks), and drop the emitted markers older than the retention."""
+    states, retention = worker.states, worker.retention
     to_read = retention.sweep_size(order_progress.stored_keys(partition), RETENTION_CHECK_S)
     while to_read > 0 and not app.rebalancing and partition in order_progress.owned_partitions():
         chunk = min(SWEEP_CHUNK, to_read)
@@ -112,7 +115,7 @@ async def sweep_markers(partition: int, now: float) -> None:
                 states.put(partition, order_id, marker(int(now)))
             elif fate is MarkerFate.DROP:
                 states.drop(partition, order_id)
-                stats["emitted_markers_dropped"] += 1
+                worker.counters["emitted_markers_dropped"] += 1
         if states.flush_due:
             states.flush()
         if at_end:
@@ -128,17 +131,19 @@ async def send_alert_checks() -> None:
     and it would be called stalled while the stream, not the shop, is slow."""
     if app.rebalancing or not app.tables.actives_ready:
         return
+    worker = app.completion
     owned = order_progress.owned_partitions()
-    watch.keep_only(set(owned))
+    worker.watch.keep_only(set(owned))
     now = time.time()
-    due = watch.partitions_with_work(now)
+    due = worker.watch.partitions_with_work(now)
     if not due:
         return
-    orders, details = ({p: TP(topic, p) for p in due} for topic in (ORDERS_TOPIC, DETAILS_TOPIC))
+    orders, details = ({p: TP(topic, p) for p in due} for topic in (worker.orders_topic, worker.details_topic))
     ends = await app.consumer.highwaters(*orders.values(), *details.values())
+    settling = worker.settling
     for partition in due:
-        processed = (settling.processed_offset(partition, app.consumer.committed_offset(orders[partition])),
-                     settling.details_processed_offset(partition, app.consumer.committed_offset(details[partition])))
+        processed = (settling.processed_offset(partition, worker.committed_offset(orders[partition])),
+                     settling.details_processed_offset(partition, worker.committed_offset(details[partition])))
         read_to_end = [ends.get(tp) for tp in (orders[partition], details[partition])]
         if all(at is not None and end is not None and at >= end for at, end in zip(processed, read_to_end)):
             await topics.settle_ticks.send(key=b"check", value=orjson.dumps({"check": now}), partition=partition)
@@ -151,18 +156,19 @@ async def tick_quiet_partitions() -> None:
     send a settle tick (handled in the agent, where table writes belong)."""
     if app.rebalancing or not app.tables.actives_ready:
         return
-    waiting = settling.waiting_partitions()
+    worker = app.completion
+    waiting = worker.settling.waiting_partitions()
     if not waiting:
         return
-    tps = [TP(ORDERS_TOPIC, p) for p in waiting]
+    tps = [TP(worker.orders_topic, p) for p in waiting]
     checked_at = time.time()
     ends = await app.consumer.highwaters(*tps)
     for tp in tps:
         # processed, not fetched (agents.settling); before the first record, from the commit
-        processed = settling.processed_offset(tp.partition, app.consumer.committed_offset(tp))
-        stats["tick_checks"] += 1
+        processed = worker.settling.processed_offset(tp.partition, worker.committed_offset(tp))
+        worker.counters["tick_checks"] += 1
         if processed is not None and ends.get(tp) is not None and processed >= ends[tp]:
-            stats["ticks_sent"] += 1
+            worker.counters["ticks_sent"] += 1
             await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at}),
                                            partition=tp.partition)
 
@@ -178,8 +184,9 @@ async def rebuild_unsettled() -> None:
     """After recovery, orders complete but not emitted wait in `unsettled` again, cancelled
     ones for the end of their retention, incomplete ones to be found stalled, and orders
     owing an alert for the next check."""
+    worker = app.completion
     assigned = {tp.partition for tp in app.assignor.assigned_actives()
-                if tp.topic == ORDERS_TOPIC}
+                if tp.topic == worker.orders_topic}
     waiting, quiet, now = [], [], time.time()
     for order_id, state in stored_states():
         if is_marker(state):
@@ -187,15 +194,33 @@ async def rebuild_unsettled() -> None:
         partition = _partition_of(order_id)
         if partition not in assigned:
             continue
-        if owed_alerts(state):
-            watch.again(partition, order_id)
+        if owed_alerts(state, worker.rules):
+            worker.watch.again(partition, order_id)
         if state.deleted:  # its retention starts again: dropped no sooner than promised
-            retention.deleted(partition, order_id, now)
+            worker.retention.deleted(partition, order_id, now)
         elif state.complete and not state.emitted:
             waiting.append((partition, order_id, state.newest_detail))
         elif is_stalled(state):  # quiet since its last change in the source
             quiet.append((state.last_committed_ms / 1000 or now, partition, order_id))
     for since, partition, order_id in sorted(quiet):
-        watch.changed(partition, order_id, since, incomplete=True)
-    settling.restart(waiting, now)
-    log.info("recovered: %d orders waiting to settle", settling.unsettled_count())
+        worker.watch.changed(partition, order_id, since, incomplete=True)
+    worker.settling.restart(waiting, now)
+    log.info("recovered: %d orders waiting to settle", worker.settling.unsettled_count())
+
+
+app.before_consuming.append(lambda: app.completion.reference.catch_up(app.conf.id))
+
+
+@app.task
+async def follow_reference_data() -> None:
+    """Keep this worker's reference data current (tables.reference_data), for as long as the worker runs."""
+    reader = app.completion.reference
+    while True:
+        try:
+            await reader.follow(app.conf.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - Kafka or Redis away: read again, from what was stored
+            log.exception("reading reference data failed; again in %.0f s", REFERENCE_RETRY_S)
+            await reader.close()
+            await asyncio.sleep(REFERENCE_RETRY_S)

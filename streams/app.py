@@ -20,6 +20,7 @@ app = OrderPipeApp(
     store="rocksdb://",
     autodiscover=["agents", "tables", "web"],
     origin="streams",
+    Completion="agents.worker:CompletionWorker",
     # at_least_once, not exactly_once: faust's transactions skip RocksDB's persisted offsets
     # and send to topics the app does not consume outside any transaction. Exactly one
     # order_final per order comes from the table and the Redis guard (agents/emission.py).

@@ -3,8 +3,8 @@
 Keyed by order id (str, JSON-encoded in the changelog exactly as the CDC record keys are,
 so its partitions and Faust's web routing agree with the CDC topics). Values are
 `tables.order_state` bytes. RocksDB-backed, with a changelog topic in Kafka, read and
-written through the write-back cache `order_states`; `current_state` and `stored_states`
-read it typed.
+written through a write-back cache (`state_cache`, one per worker); `current_state` and
+`stored_states` read it typed.
 """
 
 from __future__ import annotations
@@ -36,20 +36,24 @@ order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(
     help="Per-order completion state: header, received products, emitted.",
     options=ROCKSDB_OPTIONS,
 ))
-# Every read and write of order state goes through this cache (read-your-writes): the table
-# itself holds what was flushed, up to FLUSH_INTERVAL_S older.
-order_states: WriteBackCache[OrderProgress] = WriteBackCache(
-    order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress,
-    flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted(),
-    # Not message.decref(): the last reference's ack is what Faust commits. One record at a
-    # time: taking Faust's ack lock once around a whole flush's acks was slower (the worker
-    # idled more; docs/benchmarks.md).
-    release=lambda message: message.ack(app.consumer))
 
 
-def current_state(order_id: str) -> OrderProgress | None:
+def state_cache() -> WriteBackCache[OrderProgress]:
+    """The write-back cache every read and write of order state goes through (read-your-writes):
+    the table itself holds what was flushed, up to FLUSH_INTERVAL_S older. One per worker
+    (agents.worker)."""
+    return WriteBackCache(
+        order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress,
+        flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted(),
+        # Not message.decref(): the last reference's ack is what Faust commits. One record at a
+        # time: taking Faust's ack lock once around a whole flush's acks was slower (the worker
+        # idled more; docs/benchmarks.md).
+        release=lambda message: message.ack(app.consumer))
+
+
+def current_state(states: WriteBackCache[OrderProgress], order_id: str) -> OrderProgress | None:
     """The order's newest state on this worker: the cache's, else the table's; None if unknown."""
-    state = order_states.peek(order_id)
+    state = states.peek(order_id)
     if state is None:
         raw = order_progress.get(order_id)
         state = None if raw is None else order_state.decode(raw)

@@ -115,8 +115,9 @@ def status(state: OrderProgress) -> str:
 
 # GET /orders?state=...: which statuses each listed state covers ("stalled": incomplete, and
 # its stalled alert raised).
-LISTED = {"complete": {"emitted", "complete"}, "incomplete": {"incomplete", "waiting_for_order"},
-          "stalled": {"incomplete", "waiting_for_order"}}
+LISTED = {"complete": frozenset({"emitted", "complete"}),
+          "incomplete": frozenset({"incomplete", "waiting_for_order"}),
+          "stalled": frozenset({"incomplete", "waiting_for_order"})}
 
 
 def listed_as(state: OrderProgress, wanted: str) -> bool:

@@ -14,7 +14,6 @@ older changes before the newer ones again, so a replayed row is briefly older, n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -100,7 +99,6 @@ class ReferenceData:
 
 
 TABLE_OF_TOPIC = {settings.cdc_topic(table): table for table in PREFIX}
-RETRY_AFTER_S = 5.0
 
 
 def decode(topic: str, key: bytes | None, value: bytes | None) -> ReferenceRow | None:
@@ -112,31 +110,16 @@ def decode(topic: str, key: bytes | None, value: bytes | None) -> ReferenceRow |
     return None if isinstance(change, (Tombstone, Truncate)) else change
 
 
-reference_reader = TopicReader(
-    list(TABLE_OF_TOPIC), decode=decode,
-    open_store=lambda: ReferenceData(Path(app.conf.tabledir) / "reference_data"))
+def reference_reader() -> TopicReader:
+    """This worker's reader of the reference topics into its own store (one per worker,
+    agents.worker; agents.upkeep keeps it current)."""
+    return TopicReader(list(TABLE_OF_TOPIC), decode=decode,
+                       open_store=lambda: ReferenceData(Path(app.conf.tabledir) / "reference_data"))
 
 
-def enrichment(customer_id: int | None, payment_method_id: int | None) -> tuple[orjson.Fragment | None, ...]:
+def enrichment(store: ReferenceData | None, customer_id: int | None,
+               payment_method_id: int | None) -> tuple[orjson.Fragment | None, ...]:
     """The order's customer and payment method as order_final carries them; None if unknown."""
-    store = reference_reader.store
-    if store is None:  # no reader on this app (Faust's test_context)
+    if store is None:  # not read yet (Faust's test_context runs no reader)
         return None, None
     return store.customer(customer_id), store.payment_method(payment_method_id)
-
-
-app.before_consuming.append(lambda: reference_reader.catch_up(app.conf.id))
-
-
-@app.task
-async def follow_reference_data() -> None:
-    """Keep this worker's reference data current, for as long as the worker runs."""
-    while True:
-        try:
-            await reference_reader.follow(app.conf.id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - Kafka or Redis away: read again, from what was stored
-            log.exception("reading reference data failed; again in %.0f s", RETRY_AFTER_S)
-            await reference_reader.close()
-            await asyncio.sleep(RETRY_AFTER_S)

@@ -19,7 +19,7 @@ class OrderView(View):
     async def get(self, request: Request, order_id: str) -> Response:
         if not ORDER_ID.fullmatch(order_id):
             return self.json({"error": "malformed order id", "order_id": order_id[:80]}, status=400)
-        state = current_state(order_id)
+        state = current_state(app.completion.states, order_id)
         if state is None:
             return self.json({"error": "order not found", "order_id": order_id}, status=404)
         return self.json(as_json(order_id, state))

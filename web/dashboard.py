@@ -24,8 +24,6 @@ PAGE = resources.files("web").joinpath("dashboard.html").read_text(encoding="utf
 # Above the half second /stats may wait for its lag (streams.runtime.metrics.LagGauge).
 STATS_TIMEOUT_S = 1.5
 
-meter = RateMeter()
-
 
 @app.page("/dashboard")
 class DashboardPage(View):
@@ -35,9 +33,12 @@ class DashboardPage(View):
 
 @app.page("/dashboard/data")
 class DashboardData(View):
+    def __post_init__(self) -> None:  # one view per web server: its rates span the page's polls
+        self.meter = RateMeter()
+
     async def get(self, request: Request) -> Response:
         urls = members()
         answers = await asyncio.gather(*(ask(url, "/stats", STATS_TIMEOUT_S) for url in urls))
-        payload = dashboard_payload(app.conf.id, dict(zip(urls, answers)), meter,
+        payload = dashboard_payload(app.conf.id, dict(zip(urls, answers)), self.meter,
                                     at=time.monotonic(), now=time.time())
         return self.json(payload, headers={"Cache-Control": "no-store"})

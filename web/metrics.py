@@ -13,16 +13,15 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.app import app
-from streams.runtime.metrics import Figures, counters, histograms
-from tables.order_progress import order_states
-from web.stats import cdc_lag
+from streams.runtime.metrics import Figures, histograms
 
 
 @app.page("/metrics")
 class MetricsView(View):
     async def get(self, request: Request) -> Response:
-        lag = await cdc_lag.read(app.consumer)
+        worker = app.completion
+        lag = await worker.cdc_lag.read(app.consumer)
         scrape = CollectorRegistry(auto_describe=True)
-        scrape.register(Figures(dict(counters), order_states.stats(), lag["lag"]))
+        scrape.register(Figures(dict(worker.counters), worker.states.stats(), lag["lag"]))
         body = generate_latest(scrape) + generate_latest(histograms)
         return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -17,7 +17,6 @@ from faust.web import Request, Response, View
 from streams.app import app
 from tables.order_progress import order_progress
 from tables.order_state import LISTED, as_json, decode, listed_as, mask_email
-from tables.reference_data import reference_reader
 from web.members import ask, members
 
 LIMIT_DEFAULT, LIMIT_MAX = 100, 1000
@@ -44,7 +43,8 @@ def parse(query) -> tuple[str, int, str]:
 
 
 def entry(order_id: str, state) -> dict:
-    customer = reference_reader.store.customer_row(state.customer_id) if reference_reader.store else None
+    store = app.completion.reference.store
+    customer = store.customer_row(state.customer_id) if store else None
     if customer is not None:
         customer = {**customer, "email": mask_email(customer.get("email", ""))}
     return {**as_json(order_id, state), "alerts": sorted(state.alerts), "customer": customer}

@@ -8,6 +8,7 @@ from functools import cached_property
 from importlib import metadata
 
 import faust
+from mode.utils.imports import symbol_by_name
 
 from streams.runtime.feed import Feed
 from streams.runtime.web_access import check_bind, web_token
@@ -32,7 +33,18 @@ if warning:
 
 class OrderPipeApp(faust.App):
     """faust.App with a feed for the completion agent (streams.runtime.feed), creating each record's
-    event without a settings lookup per record (the `Event` setting is read once)."""
+    event without a settings lookup per record (the `Event` setting is read once), and the
+    process's completion worker (`completion`: `Completion`, a class named as Faust names its
+    own, called with the app)."""
+
+    def __init__(self, *args, Completion: str, **options) -> None:  # noqa: N803 - as Faust's Worker, Stream...
+        super().__init__(*args, **options)
+        self.Completion = Completion
+
+    @cached_property
+    def completion(self):
+        """This process's completion worker, built at first use."""
+        return symbol_by_name(self.Completion)(self)
 
     @cached_property
     def _event_type(self) -> type:
@@ -49,7 +61,7 @@ class OrderPipeApp(faust.App):
     @cached_property
     def before_consuming(self) -> list[Callable[[], Awaitable[None]]]:
         """Awaited as the worker starts, before its consumer joins the group (the reference
-        data's catch-up, tables.reference_data); a failure is logged, not fatal."""
+        data's catch-up, agents.upkeep); a failure is logged, not fatal."""
         return []
 
     async def on_start(self) -> None:

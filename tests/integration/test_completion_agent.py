@@ -11,10 +11,12 @@ import orjson
 import pytest
 
 from agents import guard as guards
-from agents import order_completion
 from agents.emission import CLAIM_TTL_MS
+from agents.order_completion import complete_orders
+from agents.worker import CompletionWorker
 from config import Settings
 from streams import topics
+from streams.app import app
 from tables.order_progress import current_state, order_progress
 from tables.order_state import OrderProgress, is_marker
 
@@ -52,21 +54,27 @@ async def until(condition, what: str, timeout_s: float = 5) -> None:
         await asyncio.sleep(0.01)
 
 
-def processed(count: int):
-    target = order_completion.stats["events_in"] + count
-    return until(lambda: order_completion.stats["events_in"] >= target, f"{count} events processed")
+def processed(worker: CompletionWorker, count: int):
+    target = worker.counters["events_in"] + count
+    return until(lambda: worker.counters["events_in"] >= target, f"{count} events processed")
 
 
 @pytest.fixture
-def sends(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+def worker(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CompletionWorker:
+    """A worker of this test's own, as the app's: a Redis client per test (each test runs its
+    own event loop) and nothing left over from another test's orders."""
+    built = CompletionWorker(app, guards=(
+        guards.RedisGuard(settings.redis_url, "test-worker", CLAIM_TTL_MS),
+        guards.RedisGuard(settings.redis_url, "test-worker", CLAIM_TTL_MS, settings.order_alerts_topic)))
+    monkeypatch.setitem(app.__dict__, "completion", built)
+    return built
+
+
+@pytest.fixture
+def sends(worker: CompletionWorker, monkeypatch: pytest.MonkeyPatch):
     topics.outputs_ready.set()  # set by the worker's start-up task, which test_context does not run
     # test_context joins no group: own partition 0, as a worker assigned it would
     monkeypatch.setattr(order_progress, "owned_partitions", lambda: frozenset({0}))
-    # a Redis client per test: each test runs its own event loop
-    monkeypatch.setattr(order_completion.emission.outputs[0], "guard",
-                        guards.RedisGuard(settings.redis_url, "test-worker", CLAIM_TTL_MS))
-    monkeypatch.setattr(order_completion.emission.outputs[1], "guard",
-                        guards.RedisGuard(settings.redis_url, "test-worker", CLAIM_TTL_MS, settings.order_alerts_topic))
     with patch.object(topics, "produce", new=AsyncMock(side_effect=acknowledged)) as final, \
             patch.object(topics.dead_letters, "send", new=AsyncMock(side_effect=acknowledged)) as dead, \
             patch.object(topics.settle_ticks, "send", new=AsyncMock(side_effect=acknowledged)) as ticks:
@@ -84,16 +92,16 @@ async def confirmation(ticks: AsyncMock, order_id: str) -> dict:
     raise AssertionError(f"no confirmation for {order_id}: {ticks.await_args_list}")
 
 
-def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
+def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends, worker):
     final, dead, ticks = sends
     order_id, other = str(uuid.uuid4()), str(uuid.uuid4())
     orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
     key = orjson.dumps(order_id)
-    ignored_before = order_completion.stats["redeliveries_ignored"]
+    ignored_before = worker.counters["redeliveries_ignored"]
 
     async def scenario():
-        async with order_completion.complete_orders.test_context() as agent:
-            first_four = processed(4)
+        async with complete_orders.test_context() as agent:
+            first_four = processed(worker, 4)
             # details first, then the order, then garbage, then a duplicate detail
             await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 2}, 20))
             await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
@@ -102,7 +110,7 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
             await deliver(agent, details, b"junk", b"{not json")
             await first_four
             await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 9, "quantity": 1}, 30))
-            await until(lambda: order_completion.stats["redeliveries_ignored"] > ignored_before, "the duplicate")
+            await until(lambda: worker.counters["redeliveries_ignored"] > ignored_before, "the duplicate")
             unsettled_before = final.await_count
             # an orders change committed later passes the frontier: the order settles
             await deliver(agent, orders, orjson.dumps(other), envelope("c", {"id": other, "customer_id": 1,
@@ -110,18 +118,18 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
                                                                             "timestamp": 0}, 40))
             # the ack arrives; the agent records the emission from its own notice
             notice = await confirmation(ticks, order_id)
-            in_flight_before = order_id in order_completion.settling.in_flight
+            in_flight_before = order_id in worker.settling.in_flight
             await deliver(agent, topics.settle_ticks.get_topic_name(), notice["key"], notice["value"],
                           notice["partition"])
-            await until(lambda: order_id not in order_completion.settling.in_flight, "the notice recorded")
-            order_completion.states.flush()  # as the flush timer would
-            recorded = current_state(order_id)
+            await until(lambda: order_id not in worker.settling.in_flight, "the notice recorded")
+            worker.states.flush()  # as the flush timer would
+            recorded = current_state(worker.states, order_id)
             return unsettled_before, in_flight_before, recorded
 
     unsettled_before, in_flight_before, recorded = asyncio.run(scenario())
 
     assert unsettled_before == 0  # complete at position 30, but the orders topic was only read to 10
-    assert in_flight_before and order_id not in order_completion.settling.in_flight
+    assert in_flight_before and order_id not in worker.settling.in_flight
     assert recorded.emitted
     assert final.await_count == 1
     sent = final.await_args.kwargs
@@ -135,7 +143,7 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends):
     assert dead.await_args.kwargs["value"] == b"{not json"
 
 
-def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settings: Settings):
+def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, worker):
     final, _, _ = sends
     order_id = str(uuid.uuid4())
     orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
@@ -143,18 +151,18 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, settin
 
     async def scenario():
         # given another worker sent it already (a rebalance replays its events here)
-        await order_completion.emission.guard.client.set(order_completion.emission.guard.key(order_id), guards.sent_value(2, 40))
-        async with order_completion.complete_orders.test_context() as agent:
+        await worker.emission.guard.client.set(worker.emission.guard.key(order_id), guards.sent_value(2, 40))
+        async with complete_orders.test_context() as agent:
             await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
                                                            "num_products": 1, "timestamp": 0}, 10))
             await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 1}, 5))
-            await until(lambda: order_completion.stats["duplicates_prevented"] > prevented_before, "the guard")
+            await until(lambda: worker.counters["duplicates_prevented"] > prevented_before, "the guard")
 
-    prevented_before = order_completion.stats["duplicates_prevented"]
+    prevented_before = worker.counters["duplicates_prevented"]
     asyncio.run(scenario())
 
     assert final.await_count == 0
-    assert order_completion.stats["duplicates_prevented"] == prevented_before + 1
+    assert worker.counters["duplicates_prevented"] == prevented_before + 1
 
 
 
@@ -172,14 +180,14 @@ def sent_to(produce: AsyncMock, topic) -> list[dict]:
     return [orjson.loads(call.kwargs["value"]) for call in produce.await_args_list if call.args[0] is topic]
 
 
-def test_a_bulk_order_raises_its_alert_once_and_keeps_its_state_until_the_alert_is_recorded(sends):
+def test_a_bulk_order_raises_its_alert_once_and_keeps_its_state_until_the_alert_is_recorded(sends, worker):
     final, _, ticks = sends
     order_id, other = str(uuid.uuid4()), str(uuid.uuid4())
     orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
     key = orjson.dumps(order_id)
 
     async def scenario():
-        async with order_completion.complete_orders.test_context() as agent:
+        async with complete_orders.test_context() as agent:
             await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
                                                            "num_products": 1, "timestamp": 0}, 10))
             await deliver(agent, details, key, envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 50}, 20))
@@ -189,10 +197,10 @@ def test_a_bulk_order_raises_its_alert_once_and_keeps_its_state_until_the_alert_
             emitted = await notice_of(ticks, "emitted", order_id)
             await deliver(agent, topics.settle_ticks.get_topic_name(), emitted["key"], emitted["value"], 0)
             alerted = await notice_of(ticks, "alerted", f"bulk:{order_id}")
-            order_completion.states.flush()
-            before_alert_recorded = current_state(order_id)
+            worker.states.flush()
+            before_alert_recorded = current_state(worker.states, order_id)
             await deliver(agent, topics.settle_ticks.get_topic_name(), alerted["key"], alerted["value"], 0)
-            await until(lambda: is_marker(order_completion.states.peek(order_id) or OrderProgress()), "the alert recorded")
+            await until(lambda: is_marker(worker.states.peek(order_id) or OrderProgress()), "the alert recorded")
             return before_alert_recorded
 
     whole = asyncio.run(scenario())
@@ -212,7 +220,7 @@ def test_an_order_cancelled_after_a_detail_arrived_raises_its_alert(sends):
     detail = {"order_id": order_id, "product_id": 1, "quantity": 1}
 
     async def scenario():
-        async with order_completion.complete_orders.test_context() as agent:
+        async with complete_orders.test_context() as agent:
             await deliver(agent, orders, key, envelope("c", row, 10))
             await deliver(agent, details, key, envelope("c", detail, 20))
             await deliver(agent, details, key, envelope("d", detail, 30))

@@ -7,12 +7,11 @@ import asyncio
 import uuid
 from types import SimpleNamespace
 
-from agents.emission import Emission
 from agents.guard import Outcome, RedisGuard, guard_key
-from agents.outputs import FinalOutput
 from agents.settling import Settling
+from agents.worker import CompletionWorker
 from config import Settings
-from streams import topics
+from streams.app import app
 
 
 def confirm_one(settings: Settings, notify) -> tuple[Settling, list, Outcome, str]:
@@ -21,9 +20,10 @@ def confirm_one(settings: Settings, notify) -> tuple[Settling, list, Outcome, st
 
     async def scenario():
         guard = RedisGuard(settings.redis_url, "worker-a", 60_000, scope)
-        settling = Settling()
-        output = FinalOutput(topics.order_final, guard, settling)
-        emission = Emission([output], notify=lambda *notice: notify(notices, *notice))
+        worker = CompletionWorker(app, guards=(guard, RedisGuard(settings.redis_url, "worker-a", 60_000, scope)),
+                                  notify=lambda *notice: notify(notices, *notice))
+        settling, emission = worker.settling, worker.emission
+        output = emission.outputs[0]
         [(_, ours)] = await guard.claim_many([order_id], now_ms=10_000)
         settling.sent(3, order_id)
         acked = asyncio.get_running_loop().create_future()

@@ -63,3 +63,72 @@ def test_nothing_in_the_product_imports_the_tests_or_the_benchmarks():
 
     assert [room for room, may in allowed.items() if room not in ("tests", "bench") and may & {"tests", "bench"}] == []
     assert "tests" not in allowed["bench"]
+
+
+# Module state in the stream's packages: Faust's own declarations stay at module level as
+# Faust intends; whatever else a worker keeps belongs to its CompletionWorker (agents.worker).
+STATELESS_PACKAGES = ("agents", "tables", "web")
+
+
+def allowed_module_global(name: str, value: object) -> bool:
+    """A Faust declaration (table, agent, topic), a logger, an immutable value, or an UPPER_CASE
+    constant table of immutable values (options read at import, never written)."""
+    import logging
+    from enum import Enum
+    from types import GenericAlias, MappingProxyType
+
+    from faust.stores.rocksdb import RocksDBOptions
+    from faust.types import AgentT, CollectionT, TopicT
+
+    def immutable(item: object) -> bool:
+        if isinstance(item, (tuple, frozenset)):
+            return all(immutable(inner) for inner in item)
+        return isinstance(item, (int, float, str, bytes, type(None), MappingProxyType, type, GenericAlias,
+                                 re.Pattern, Enum))
+
+    if isinstance(value, (AgentT, CollectionT, TopicT, logging.Logger)) or immutable(value):
+        return True
+    if name.isupper() and isinstance(value, dict):
+        return all(immutable(key) and immutable(item) for key, item in value.items())
+    return name.isupper() and isinstance(value, RocksDBOptions)
+
+
+def module_globals(package: str) -> dict[str, object]:
+    """`module.name` -> value of every name a module of the package binds at module level
+    by assignment (not by def, class or import)."""
+    import importlib
+
+    found = {}
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        module = importlib.import_module(".".join(path.relative_to(REPO_ROOT).with_suffix("").parts))
+        for node in ast.parse(path.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                if isinstance(node, ast.AnnAssign) else []
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    found[f"{module.__name__}.{target.id}"] = getattr(module, target.id)
+    return found
+
+
+def test_the_stream_packages_keep_no_state_at_module_level():
+    from streams.app import app
+
+    app.discover()  # every agent, table and view declared, as in a worker
+    kept = {name: type(value).__name__ for package in STATELESS_PACKAGES
+            for name, value in module_globals(package).items()
+            if not allowed_module_global(name.rsplit(".", 1)[1], value)}
+
+    assert kept == {}
+
+
+def test_the_module_state_check_tells_state_from_declarations():
+    from collections import Counter
+
+    from agents.alert_watch import AlertWatch
+    from tables.order_progress import order_progress
+    from web.dashboard_figures import RateMeter
+
+    assert [allowed_module_global(name, value) for name, value in [
+        ("watch", AlertWatch(1.0)), ("meter", RateMeter()), ("counts", Counter()), ("LISTED", {"a": []}),
+        ("order_progress", order_progress), ("BATCH_MAX", 1000), ("KINDS", ("bulk", "stalled")),
+        ("LISTED", {"a": frozenset({"b"})})]] == [False, False, False, False, True, True, True, True]

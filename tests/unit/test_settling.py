@@ -13,11 +13,19 @@ def at(pos: int) -> Position:
 def test_a_waiting_order_settles_once_the_frontier_passes_its_newest_detail():
     settling = Settling()
     settling.wait(0, "a", at(30), now=100.0)
-    settling.orders_change_applied(0, at(20))
-    before = settling.ready(0, settled_before=None)
-    settling.orders_change_applied(0, at(40))
+    before = settling.close_slice(0, at(20), settled_before=None)
+    after = settling.close_slice(0, at(40), settled_before=None)
+    quiet = settling.close_slice(0, None, settled_before=None)  # a slice without orders changes
 
-    assert (before, settling.ready(0, settled_before=None)) == (set(), {"a"})
+    assert (before.ready, after.ready, quiet.ready) == (set(), {"a"}, {"a"})
+    assert (before.frontier, after.frontier, quiet.frontier) == (at(20), at(40), at(40))
+
+
+def test_an_older_frontier_never_moves_it_back():
+    settling = Settling()
+    settling.close_slice(0, at(40), settled_before=None)
+
+    assert settling.close_slice(0, at(30), settled_before=None).frontier == at(40)
 
 
 def test_a_tick_settles_only_orders_that_waited_since_before_its_check():
@@ -25,7 +33,7 @@ def test_a_tick_settles_only_orders_that_waited_since_before_its_check():
     settling.wait(0, "early", at(30), now=100.0)
     settling.wait(0, "late", at(31), now=105.0)
 
-    assert settling.ready(0, settled_before=103.0) == {"early"}
+    assert settling.close_slice(0, None, settled_before=103.0).ready == {"early"}
 
 
 def test_a_newer_detail_restarts_the_wait_and_the_same_one_keeps_it():
@@ -42,16 +50,16 @@ def test_a_tick_counts_from_the_committed_offset_until_an_orders_record_is_proce
     """Never from the fetch position: fetched records still in the stream buffers are not processed."""
     settling = Settling()
     resumed = settling.processed_offset(0, committed=40)
-    settling.orders_record_read(0, offset=40, resumed_from=40)
+    settling.read(0, True, offset=40, resumed_from=40)
 
     assert (resumed, settling.processed_offset(0, committed=40)) == (40, 41)
 
 
 def test_an_orders_record_missing_from_the_run_holds_the_processed_offset_and_the_frontier_back():
     settling = Settling()
-    first = settling.orders_record_read(0, offset=41, resumed_from=40)  # 40 never reached the stream
+    first = settling.read(0, True, offset=41, resumed_from=40)  # 40 never reached the stream
     held = settling.processed_offset(0, committed=40)
-    again = [settling.orders_record_read(0, offset=offset, resumed_from=40) for offset in (40, 41, 42)]
+    again = [settling.read(0, True, offset=offset, resumed_from=40) for offset in (40, 41, 42)]
 
     assert (first, held) == (False, 40)
     assert again == [True, True, True] and settling.processed_offset(0, committed=40) == 43
@@ -59,13 +67,14 @@ def test_an_orders_record_missing_from_the_run_holds_the_processed_offset_and_th
 
 def test_an_order_details_record_after_a_missing_one_holds_the_partitions_emissions():
     settling = Settling()
-    settling.details_record_read(0, offset=10, resumed_from=10)
-    in_order = settling.details_gap(0)
-    settling.details_record_read(0, offset=12, resumed_from=10)  # 11 never reached the stream
-    gap = settling.details_gap(0)
-    settling.details_record_read(0, offset=11, resumed_from=10)  # read again
+    first = settling.read(0, False, offset=10, resumed_from=10)
+    in_order = settling.close_slice(0, None, None).details_gap
+    past_gap = settling.read(0, False, offset=12, resumed_from=10)  # 11 never reached the stream
+    gap = settling.close_slice(0, None, None).details_gap
+    settling.read(0, False, offset=11, resumed_from=10)  # read again
 
-    assert (in_order, gap, settling.details_gap(0)) == (False, True, False)
+    assert (first, past_gap) == (True, False)
+    assert (in_order, gap, settling.close_slice(0, None, None).details_gap) == (False, True, False)
 
 
 def test_a_sent_order_is_in_flight_until_its_emission_is_recorded_or_its_send_fails():
@@ -87,7 +96,7 @@ def test_a_sent_order_is_in_flight_until_its_emission_is_recorded_or_its_send_fa
 def test_a_restart_after_recovery_forgets_everything_but_the_orders_found_waiting():
     settling = Settling()
     settling.sent(1, "gone")
-    settling.orders_record_read(1, offset=9, resumed_from=None)
+    settling.read(1, True, offset=9, resumed_from=None)
     settling.restart([(2, "c", at(50))], now=300.0)
 
     assert settling.in_flight == set()

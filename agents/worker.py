@@ -1,0 +1,77 @@
+"""This process's completion worker: everything the completion agent keeps between batches.
+
+One `CompletionWorker` per process, built at first use as `app.completion` (streams/app.py
+names this class). It owns the state cache, the settling, retention and alert-watch
+bookkeeping, the alert rules, the emission with its Redis guards, the reference data and
+the consumer-lag gauge; the agent loop (agents.order_completion), the timers
+(agents.upkeep), each `PartitionSlice` and the web views all reach them through it. A test
+builds one with the parts it wants (its own guards, its own notice writer) and hands it to
+the app.
+
+The counters are the process's (streams.runtime.metrics): the runtime writes them too, and
+/stats and /metrics report them all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import faust
+from faust.types import TP, Message
+
+from agents.alert_watch import AlertWatch
+from agents.alerts import AlertRules
+from agents.emission import CLAIM_TTL_MS, Emission, write_notice
+from agents.guard import RedisGuard
+from agents.outputs import AlertOutput, FinalOutput
+from agents.partition_slice import PartitionSlice
+from agents.retention import Retention
+from agents.settling import Settling
+from config import settings
+from streams import topics
+from streams.runtime.metrics import WORKER, LagGauge, counters
+from streams.runtime.reference_reader import TopicReader
+from streams.runtime.state_cache import WriteBackCache
+from tables.order_progress import state_cache
+from tables.order_state import OrderProgress
+from tables.reference_data import reference_reader
+
+
+class CompletionWorker:
+    def __init__(self, app: faust.App, *, guards: tuple[RedisGuard, RedisGuard] | None = None,
+                 notify: Callable[[bytes, bytes, int], Awaitable[None]] = write_notice) -> None:
+        """`guards`: order_final's and order_alerts' (default: this worker's, on settings.redis_url);
+        `notify`: how a batch's acknowledged sends are announced to the agent (the tick topic)."""
+        self.app = app
+        self.orders_topic = topics.orders.get_topic_name()
+        self.details_topic = topics.order_details.get_topic_name()
+        self.ticks_topic = topics.settle_ticks.get_topic_name()
+        self.counters: Counter[str] = counters
+        self.states: WriteBackCache[OrderProgress] = state_cache()
+        self.settling = Settling()
+        self.retention = Retention(settings.state_retention_s)
+        self.rules = AlertRules(settings.alert_bulk_quantity, settings.alert_bulk_products, settings.stall_after_s)
+        self.watch = AlertWatch(settings.stall_after_s)
+        self.reference: TopicReader = reference_reader()
+        self.cdc_lag = LagGauge([self.orders_topic, self.details_topic])
+        final_guard, alert_guard = guards or (
+            RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic),
+            RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_alerts_topic))
+        self.emission = Emission([FinalOutput(topics.order_final, final_guard, self),
+                                  AlertOutput(topics.order_alerts, alert_guard, self)],
+                                 self.counters, notify=notify)
+
+    def slices(self, batch: list[Message]) -> list[PartitionSlice]:
+        """The batch's records by partition, each partition's in the order they came."""
+        by_partition: dict[int, list[Message]] = {}
+        for message in batch:
+            by_partition.setdefault(message.partition, []).append(message)
+        return [PartitionSlice(self, partition, messages) for partition, messages in by_partition.items()]
+
+    def committed_offset(self, tp: TP) -> int | None:
+        """Where reading of `tp` resumed: its committed offset (agents.settling)."""
+        return self.app.consumer.committed_offset(tp)
+
+    async def dead_letter(self, message: Message, reason: str) -> None:
+        await topics.dead_letter(message, reason)
