@@ -22,7 +22,8 @@ the old one is still finishing.
    second message.
 2. A worker that finds a *live* claim waits (the order stays unsettled and is retried).
    A claim is live for `claim_ttl` = the producer's request timeout + 5 s: a live claimant
-   has its ack, or a definitive failure, by then.
+   has its ack, or a definitive failure, by then (the producer sends an output batch only
+   within 4 s of its creation, streams.runtime.producer).
 3. A claim older than that is stale: its owner died (or failed) between claim and
    marking, and its send may or may not have reached the broker. The finder reads
    order_final from the claim's time on (once for all of a batch's stale claims, from the
@@ -56,10 +57,14 @@ from agents.order_final_lookup import find_sent
 from agents.partition_slice import PartitionSlice
 from config import settings
 from streams import topics
+from streams.runtime.producer import ONCE_ONLY_SEND_WITHIN_S
 
 log = logging.getLogger(__name__)
 
-CLAIM_TTL_MS = int((settings.producer_request_timeout_s + 5) * 1000)
+# A live claimant has its ack, or a definitive failure, by then: the producer sends an
+# order_final batch only within ONCE_ONLY_SEND_WITHIN_S of its creation, and a request is
+# answered (or given up) within the request timeout; a second's margin.
+CLAIM_TTL_MS = int((settings.producer_request_timeout_s + ONCE_ONLY_SEND_WITHIN_S + 1) * 1000)
 
 FOUND = b"found in the output"  # a stale claim's send that was made: record, do not send
 Item = Hashable  # what one output sends once: an order id, an Alert; str(item) names it in its guard key

@@ -36,6 +36,10 @@ producer.py: a roomier send buffer, and no blind resend of the exactly-once outp
   which the broker may have written (aio-libs/aiokafka#197: the maintainers' answer is the
   idempotent producer, whose retries have no deadline). Check with
   `tests/unit/test_once_only_producer.py` and the fault suite's broker restart.
+- `MessageBatch._ctime`: a batch's age, so an output batch is never sent once its claim could
+  have gone stale (aiokafka sends a batch until its request timeout after creation, and holds
+  one for a leader whose connection is down without a deadline; aiokafka has no delivery
+  timeout: aio-libs/aiokafka#197). Check with `tests/unit/test_once_only_producer.py`.
 - `Producer._ensure_producer` (`raw_producer`, the one way to it): aiokafka's producer under
   Faust's, for order_final sends, changelog batches and metadata. Needed while Faust's
   `Topic.send` costs a FutureMessage and callbacks per record (`bench.stream --against`).

@@ -20,10 +20,17 @@ from the broker longer than the claim's lifetime could still write an order anot
 has since taken over and sent. Errors that say the batch was not written (no connection yet,
 not the partition's leader) are retried as before, and other topics keep aiokafka's retries:
 a repeated changelog record or tick changes nothing.
+
+A once-only batch is also sent, or sent again, only within ONCE_ONLY_SEND_WITHIN_S of its
+creation; later it fails unsent. aiokafka would send it as late as its request timeout after
+creation (and hold it longer while the leader's connection is down), and a request may take
+another request timeout to be answered: a write landing after the claim's lifetime
+(agents.emission), when another worker may have found the order absent and sent it itself.
 """
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
@@ -31,6 +38,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     CorrelationIdError,
     KafkaConnectionError,
+    KafkaTimeoutError,
     NodeNotReadyError,
     NotEnoughReplicasAfterAppendError,
     RequestTimedOutError,
@@ -43,6 +51,8 @@ from config import settings
 
 BUFFER_MAX_MESSAGES = 20_000
 ONCE_ONLY_TOPICS = frozenset({settings.order_final_topic, settings.order_alerts_topic})
+# The claim's lifetime is the request timeout plus this and a second's margin (agents.emission).
+ONCE_ONLY_SEND_WITHIN_S = 4.0
 # A produce request that failed with one of these may have been appended by the broker.
 MAYBE_WRITTEN = (KafkaConnectionError, RequestTimedOutError, NotEnoughReplicasAfterAppendError, CorrelationIdError)
 
@@ -59,16 +69,30 @@ class OnceOnlyRequest(SendProduceReqHandler):
         return may_resend(batch.tp.topic, error, self._sender.once_only_topics) and super()._can_retry(error, batch)
 
 
+def too_late(topic: str, age_s: float, once_only: frozenset[str] = ONCE_ONLY_TOPICS,
+             within_s: float = ONCE_ONLY_SEND_WITHIN_S) -> bool:
+    """Whether a batch for `topic`, created `age_s` ago, must fail instead of being sent now."""
+    return topic in once_only and age_s > within_s
+
+
 class OnceOnlySender(Sender):
     """aiokafka's sender whose produce requests are `OnceOnlyRequest`s (the body of
-    `Sender._send_produce_req`, with the handler's class changed)."""
+    `Sender._send_produce_req`, with the handler's class changed), and whose once-only batches
+    fail unsent once too old."""
 
     def __init__(self, *args: Any, once_only_topics: frozenset[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.once_only_topics = once_only_topics
 
     async def _send_produce_req(self, node_id: int, batches: dict) -> None:
-        await OnceOnlyRequest(self, batches).do(node_id)
+        now = time.monotonic()
+        late = {tp for tp, batch in batches.items() if too_late(tp.topic, now - batch._ctime, self.once_only_topics)}
+        for tp in late:
+            batches[tp].failure(exception=KafkaTimeoutError(
+                f"{tp.topic} batch not sent within {ONCE_ONLY_SEND_WITHIN_S:.0f} s of its creation"))
+        sending = {tp: batch for tp, batch in batches.items() if tp not in late}
+        if sending:
+            await OnceOnlyRequest(self, sending).do(node_id)
         self._in_flight.remove(node_id)
         for tp in batches:
             self._muted_partitions.remove(tp)

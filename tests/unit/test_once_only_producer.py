@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from aiokafka.errors import (
     KafkaConnectionError,
+    KafkaTimeoutError,
     NodeNotReadyError,
     NotEnoughReplicasAfterAppendError,
     NotLeaderForPartitionError,
@@ -17,7 +18,15 @@ from aiokafka.structs import TopicPartition
 
 from config import settings
 from streams.app import app
-from streams.runtime.producer import ONCE_ONLY_TOPICS, OnceOnlyProducer, OnceOnlyRequest, OnceOnlySender, may_resend
+from streams.runtime.producer import (
+    ONCE_ONLY_SEND_WITHIN_S,
+    ONCE_ONLY_TOPICS,
+    OnceOnlyProducer,
+    OnceOnlyRequest,
+    OnceOnlySender,
+    may_resend,
+    too_late,
+)
 
 ORDER_FINAL = settings.order_final_topic
 CHANGELOG = f"{settings.stream_app_id}-order_progress-changelog"
@@ -35,6 +44,23 @@ CHANGELOG = f"{settings.stream_app_id}-order_progress-changelog"
 ])
 def test_a_batch_is_resent_only_when_no_copy_can_be_written_twice(topic, error, resend):
     assert may_resend(topic, error) is resend
+
+
+@pytest.mark.parametrize(("topic", "age_s", "late"), [
+    (ORDER_FINAL, 0.01, False),
+    (ORDER_FINAL, ONCE_ONLY_SEND_WITHIN_S - 0.5, False),
+    (ORDER_FINAL, ONCE_ONLY_SEND_WITHIN_S + 0.5, True),
+    (settings.order_alerts_topic, 60.0, True),
+    (CHANGELOG, 60.0, False),
+])
+def test_an_output_batch_is_sent_only_while_young(topic, age_s, late):
+    assert too_late(topic, age_s) is late
+
+
+def test_a_claim_outlives_the_latest_write_of_its_send():
+    from agents.emission import CLAIM_TTL_MS
+
+    assert CLAIM_TTL_MS / 1000 > ONCE_ONLY_SEND_WITHIN_S + settings.producer_request_timeout_s
 
 
 def test_the_exactly_once_outputs_are_the_once_only_topics():
@@ -76,6 +102,40 @@ def test_a_request_that_lost_its_connection_fails_the_output_batch_and_requeues_
     output, changelog = batches[TopicPartition(ORDER_FINAL, 0)], batches[TopicPartition(CHANGELOG, 0)]
     assert isinstance(output.future.exception(), KafkaConnectionError)
     assert requeued == [changelog] and not changelog.future.done()
+
+
+@pytest.mark.timeout(30)
+def test_an_output_batch_too_old_to_send_fails_unsent_and_the_changelog_batch_goes(monkeypatch: pytest.MonkeyPatch):
+    """A batch that waited (for a leader, for the broker's connection) until the claim could go
+    stale is never sent: another worker may be sending the order by the time it lands."""
+    requested = []
+
+    async def request(handler, node_id):
+        requested.extend(handler._batches)
+
+    monkeypatch.setattr(OnceOnlyRequest, "do", request)
+
+    async def scenario():
+        producer = OnceOnlyProducer(bootstrap_servers="127.0.0.1:1", once_only_topics=frozenset({ORDER_FINAL}))
+        sender, accumulator = producer._sender, producer._sender._message_accumulator
+        batches = {}
+        for topic in (ORDER_FINAL, CHANGELOG):
+            tp = TopicPartition(topic, 0)
+            builder = accumulator.create_builder()
+            builder.append(key=b"k", value=b"v", timestamp=None)
+            batches[tp] = accumulator._append_batch(builder, tp)
+            batches[tp]._ctime -= ONCE_ONLY_SEND_WITHIN_S + 1  # it waited that long
+            sender._muted_partitions.add(tp)
+        sender._in_flight.add(1)
+        await sender._send_produce_req(1, batches)
+        await producer.client.close()
+        return sender, batches
+
+    sender, batches = asyncio.run(scenario())
+    output = batches[TopicPartition(ORDER_FINAL, 0)]
+    assert requested == [TopicPartition(CHANGELOG, 0)]
+    assert isinstance(output.future.exception(), KafkaTimeoutError)
+    assert sender._in_flight == set() and sender._muted_partitions == set()
 
 
 def test_the_stream_app_sends_through_the_once_only_sender():
