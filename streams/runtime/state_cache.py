@@ -215,8 +215,8 @@ class WriteBackCache(Generic[V]):
                 batches = [(partition, await self.table.send_changelog_batches(partition, records))
                            for partition, records in outgoing]
             acks = [(partition, count, await future) for partition, sent in batches for future, count in sent]
-            if earlier is not None:
-                await earlier
+            if earlier is not None:  # its outcome is in _write_failures: a cancelled one must not cancel this
+                await asyncio.wait({earlier})
         except BaseException as error:  # noqa: BLE001 - cancelled counts as failed
             self._write_failures += 1
             counters["changelog_write_failures"] += 1

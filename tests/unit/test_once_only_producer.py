@@ -67,6 +67,17 @@ def test_the_exactly_once_outputs_are_the_once_only_topics():
     assert ONCE_ONLY_TOPICS == {settings.order_final_topic, settings.order_alerts_topic}
 
 
+def one_record_batches(accumulator, *topics: str) -> dict:
+    """A batch of one record for partition 0 of each topic, as the accumulator makes them."""
+    batches = {}
+    for topic in topics:
+        tp = TopicPartition(topic, 0)
+        builder = accumulator.create_builder()
+        builder.append(key=b"k", value=b"v", timestamp=None)
+        batches[tp] = accumulator._append_batch(builder, tp)
+    return batches
+
+
 @pytest.mark.timeout(30)
 def test_a_request_that_lost_its_connection_fails_the_output_batch_and_requeues_the_changelog():
     async def scenario():
@@ -86,12 +97,7 @@ def test_a_request_that_lost_its_connection_fails_the_output_batch_and_requeues_
         sender.client.send = connection_dropped
         sender.client.force_metadata_update = lambda: None
         sender.client._maybe_wait_metadata = metadata_current
-        batches = {}
-        for topic in (ORDER_FINAL, CHANGELOG):
-            tp = TopicPartition(topic, 0)
-            builder = accumulator.create_builder()
-            builder.append(key=b"k", value=b"v", timestamp=None)
-            batches[tp] = accumulator._append_batch(builder, tp)
+        batches = one_record_batches(accumulator, ORDER_FINAL, CHANGELOG)
         requeued = []
         accumulator.reenqueue = requeued.append
         await OnceOnlyRequest(sender, batches).do(node_id=1)
@@ -117,14 +123,10 @@ def test_an_output_batch_too_old_to_send_fails_unsent_and_the_changelog_batch_go
 
     async def scenario():
         producer = OnceOnlyProducer(bootstrap_servers="127.0.0.1:1", once_only_topics=frozenset({ORDER_FINAL}))
-        sender, accumulator = producer._sender, producer._sender._message_accumulator
-        batches = {}
-        for topic in (ORDER_FINAL, CHANGELOG):
-            tp = TopicPartition(topic, 0)
-            builder = accumulator.create_builder()
-            builder.append(key=b"k", value=b"v", timestamp=None)
-            batches[tp] = accumulator._append_batch(builder, tp)
-            batches[tp]._ctime -= ONCE_ONLY_SEND_WITHIN_S + 1  # it waited that long
+        sender = producer._sender
+        batches = one_record_batches(sender._message_accumulator, ORDER_FINAL, CHANGELOG)
+        for tp, batch in batches.items():
+            batch._ctime -= ONCE_ONLY_SEND_WITHIN_S + 1  # it waited that long
             sender._muted_partitions.add(tp)
         sender._in_flight.add(1)
         await sender._send_produce_req(1, batches)

@@ -70,6 +70,14 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+def flush_with(cache: WriteBackCache[int], changes: dict[str, int], events: list[HeldEvent], partition: int = 0) -> None:
+    """One batch's work: its changes put, its events held, then a flush."""
+    for key, value in changes.items():
+        cache.put(partition, key, value)
+    cache.hold(partition, events)
+    cache.flush()
+
+
 def test_a_key_changed_by_many_batches_is_written_once_per_flush_and_read_back_in_between():
     async def scenario():
         table = ChangelogTable()
@@ -166,14 +174,35 @@ def test_after_a_failed_write_the_next_flush_writes_its_keys_again_and_releases_
     assert sorted(rewritten) == [("order-1", b"1"), ("order-2", None)]
 
 
+def test_a_cancelled_write_fails_only_the_flushes_under_way_with_it():
+    async def scenario():
+        table = ChangelogTable()
+        cache = counter_cache(table)
+        events = [HeldEvent() for _ in range(3)]
+        flush_with(cache, {"order-1": 1}, [events[0]])
+        cancelled = cache._last_write
+        flush_with(cache, {"order-2": 1}, [events[1]])  # under way with the one cancelled
+        await settle()
+        cancelled.cancel()
+        await settle()
+        table.acknowledge_all()
+        await settle()
+        flush_with(cache, {"order-3": 1}, [events[2]])
+        await settle()
+        table.acknowledge_all()
+        await settle()
+        return [event.acks for event in events]
+
+    assert asyncio.run(scenario()) == [0, 0, 1]
+
+
 def failed_first_of_two_flushes(first_change, second_change) -> list:
     """Flush 1 makes `first_change`, flush 2 `second_change` (both to order-1) and is
     acknowledged; then flush 1 fails. The changelog's writes after that, in order."""
     async def scenario():
         table = ChangelogTable()
         cache = counter_cache(table)
-        cache.put(0, "order-1", 3)
-        cache.flush()
+        flush_with(cache, {"order-1": 3}, [])
         await settle()
         table.acknowledge_all()
         await settle()
@@ -211,8 +240,7 @@ def test_a_failed_write_of_a_partition_given_up_since_is_left_to_its_next_owner(
     async def scenario():
         table = ChangelogTable()
         cache = counter_cache(table)
-        cache.put(1, "order-1", 1)
-        cache.flush()
+        flush_with(cache, {"order-1": 1}, [], partition=1)
         await settle()
         table.owned = frozenset({0})
         table.batches[0].set_exception(ConnectionError("broker gone"))
@@ -276,13 +304,8 @@ def test_a_later_flush_waits_for_the_earlier_one_and_offsets_persist_per_batch()
         table = ChangelogTable()
         cache = counter_cache(table)
         first, second = HeldEvent(), HeldEvent()
-        cache.put(0, "order-1", 1)
-        cache.put(0, "order-2", 1)
-        cache.hold(0, [first])
-        cache.flush()
-        cache.put(0, "order-1", 2)
-        cache.hold(0, [second])
-        cache.flush()
+        flush_with(cache, {"order-1": 1, "order-2": 1}, [first])
+        flush_with(cache, {"order-1": 2}, [second])
         await settle()
         table.batches[1].set_result(SimpleNamespace(offset=42))  # the later flush is acknowledged first
         await settle()
@@ -301,10 +324,7 @@ def test_acknowledged_batches_persist_their_last_offset():
     async def scenario():
         table = ChangelogTable()
         cache = counter_cache(table)
-        cache.put(3, "order-1", 1)
-        cache.put(3, "order-2", 1)
-        cache.hold(3, [HeldEvent(3)])
-        cache.flush()
+        flush_with(cache, {"order-1": 1, "order-2": 1}, [HeldEvent(3)], partition=3)
         await settle()
         table.acknowledge_all(base_offset=200)
         await settle()
