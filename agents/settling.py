@@ -107,6 +107,13 @@ class Settling:
         self.in_flight.discard(order_id)
         self.settled(partition, order_id)
 
+    def keep_only(self, partitions: set[int]) -> None:
+        """Forget partitions this worker no longer owns: a send that failed after its partition
+        moved must not leave a watch behind, whose tick would vouch for a partition another
+        worker is reading (its next owner recovers those orders)."""
+        for partition in set(self.watches) - partitions:
+            del self.watches[partition]
+
     def waiting_partitions(self) -> list[int]:
         return [partition for partition, watch in self.watches.items() if watch.unsettled]
 

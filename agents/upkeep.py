@@ -3,7 +3,9 @@ hand-over before partitions move, the rebuild of its bookkeeping after recovery,
 reading of the reference data. Each reaches the worker's parts through `app.completion`
 (agents.worker).
 
-Timers never write the table themselves: table writes belong in the agent, so a timer that
+A timer that fails (the broker away longer than a request's timeout, say) is logged and
+counted, and runs again at its next tick: an exception out of a Faust timer would stop the
+worker. Timers never write the table themselves: table writes belong in the agent, so a timer that
 finds work sends the agent a tick on `<app>-settle-ticks` (settle, check for alerts) and the
 agent acts when the tick arrives, in order with the partition's records. The state cache's
 own upkeep (flushes, dropping expired cancellations) goes through the cache, by partition.
@@ -12,8 +14,10 @@ own upkeep (flushes, dropping expired cancellations) goes through the cache, by 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
@@ -39,12 +43,27 @@ ALERT_CHECK_S = max(0.5, min(30.0, settings.stall_after_s / 10))
 REFERENCE_RETRY_S = 5.0
 
 
+def runs_again(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """The timer, whose failure is logged and counted instead of stopping the worker."""
+    @functools.wraps(timer)
+    async def guarded() -> None:
+        try:
+            await timer()
+        except Exception:  # noqa: BLE001 - its next tick tries again
+            app.completion.counters["upkeep_failures"] += 1
+            log.exception("%s failed; it runs again at its next tick", timer.__name__)
+    guarded.runs_again = True
+    return guarded
+
+
 @app.timer(interval=1.0)
+@runs_again
 async def reread_stuck_partitions() -> None:
     app.consumer.reread_if_stuck()
 
 
 @app.timer(interval=FLUSH_INTERVAL_S / 2)
+@runs_again
 async def flush_quiet_state() -> None:
     """Flush the state cache when no batch comes to do it (a quiet stream still commits)."""
     states = app.completion.states
@@ -70,6 +89,7 @@ async def hand_over_durable_state(sender, *_, **__) -> None:
 
 
 @app.timer(interval=RETENTION_CHECK_S)
+@runs_again
 async def drop_expired_state() -> None:
     """Drop the state of orders cancelled, and the markers of orders emitted, longer than
     STATE_RETENTION_S ago (agents.retention)."""
@@ -124,6 +144,7 @@ async def sweep_markers(worker: CompletionWorker, partition: int, now: float) ->
 
 
 @app.timer(interval=ALERT_CHECK_S)
+@runs_again
 async def send_alert_checks() -> None:
     """Ask the agent (a tick on each partition with orders due a look) to check for alerts:
     table writes belong in the agent. Only partitions whose orders and order_details are
@@ -151,12 +172,14 @@ async def send_alert_checks() -> None:
 
 
 @app.timer(interval=TICK_INTERVAL_S)
+@runs_again
 async def tick_quiet_partitions() -> None:
     """For partitions with unsettled orders whose orders topic is processed to its log end,
     send a settle tick (handled in the agent, where table writes belong)."""
     if app.rebalancing or not app.tables.actives_ready:
         return
     worker = app.completion
+    worker.settling.keep_only(set(order_progress.owned_partitions()))
     waiting = worker.settling.waiting_partitions()
     if not waiting:
         return

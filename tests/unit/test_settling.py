@@ -103,3 +103,14 @@ def test_a_restart_after_recovery_forgets_everything_but_the_orders_found_waitin
     assert settling.waiting_partitions() == [2]
     assert settling.processed_offset(1, committed=5) == 5
     assert settling.watch(2).unsettled == {"c": (at(50), 300.0)}
+
+
+def test_a_send_failed_after_its_partition_moved_leaves_no_watch_behind():
+    settling = Settling()
+    settling.wait(0, "kept", at(30), now=100.0)
+    settling.sent(1, "moved")
+    settling.send_failed(1, "moved", now=200.0)  # partition 1 went to another worker meanwhile
+    settling.keep_only({0})
+
+    assert settling.waiting_partitions() == [0]
+    assert settling.watch(0).unsettled == {"kept": (at(30), 100.0)}
