@@ -20,9 +20,10 @@ from faust.web import Request, Response, View
 from config import settings
 from streams.runtime.consumer import NoSkipConsumer
 
-app = faust.App(settings.stream_app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
-                topic_replication_factor=1, topic_disable_leader=True, stream_wait_empty=False,
-                web_bind="127.0.0.1", web_host="127.0.0.1")
+app = faust.App(settings.stream_app_id,
+                broker=[f"kafka://{address}" for address in settings.kafka_bootstrap.split(",")],
+                store="memory://", topic_replication_factor=settings.replication_factor,
+                topic_disable_leader=True, stream_wait_empty=False, web_bind="127.0.0.1", web_host="127.0.0.1")
 if os.environ.get("BARE_CONSUMER") == "project":
     app.transport.Consumer = NoSkipConsumer
 

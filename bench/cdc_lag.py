@@ -32,7 +32,8 @@ from source.traffic import ChaosMix, InsertOrder, Truth, plan
 
 def create_topics(settings: Settings) -> None:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    topics = [NewTopic(settings.cdc_topic(table), 1, 1, config={"message.timestamp.type": "LogAppendTime"})
+    topics = [NewTopic(settings.cdc_topic(table), 1, settings.replication_factor,
+                       config={"message.timestamp.type": "LogAppendTime"})
               for table in CDC_TABLES]
     for future in admin.create_topics(topics).values():
         future.result(timeout=30)

@@ -86,8 +86,9 @@ def prepare(scratch: Settings, customers: int = CUSTOMERS) -> None:
     database.apply_schema(db)
     database.load_reference(db, customers, seed=1, progress=False)
     append_time = {"message.timestamp.type": "LogAppendTime"}
-    topics = [NewTopic(scratch.cdc_topic(t), scratch.topic_partitions, 1, config=append_time) for t in CDC_TABLES]
-    topics.append(NewTopic(scratch.order_final_topic, scratch.topic_partitions, 1, config=append_time))
+    replicas = scratch.replication_factor
+    topics = [NewTopic(scratch.cdc_topic(t), scratch.topic_partitions, replicas, config=append_time) for t in CDC_TABLES]
+    topics.append(NewTopic(scratch.order_final_topic, scratch.topic_partitions, replicas, config=append_time))
     admin = AdminClient({"bootstrap.servers": scratch.kafka_bootstrap})  # must outlive its futures
     for future in admin.create_topics(topics).values():
         future.result(timeout=30)

@@ -32,6 +32,8 @@ def placeholders(settings: Settings) -> dict[str, str]:
         "MYSQL_DATABASE": settings.mysql_database,
         "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "REPLICATION_FACTOR": str(settings.replication_factor),
+        "MIN_INSYNC_REPLICAS": str(settings.min_insync_replicas),
         # Debezium names its JMX beans after topic.prefix; connectors sharing the prefix on
         # one Connect worker wait minutes for each other's beans unless tagged apart.
         "CDC_CONNECTOR_NAME": settings.cdc_connector_name,

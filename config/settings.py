@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_BROKER_STEP = 100  # the local stack's brokers listen on 9092, 9192, 9292, ...
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -26,7 +27,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     # --- Kafka and Kafka Connect -------------------------------------------------------
+    # Default: every broker of the local stack (KAFKA_BROKERS of them, LOCAL_BROKER_STEP apart).
     kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP")
+    # Brokers in the cluster (the local stack runs this many): every topic the project creates
+    # gets min(3, brokers) replicas, and with 3 or more, 2 must be in sync for a write.
+    kafka_brokers: int = Field(1, validation_alias="KAFKA_BROKERS", ge=1, le=5)
     kafka_connect_url: str = Field("http://127.0.0.1:8083", validation_alias="KAFKA_CONNECT_URL")
     # The Debezium connector: MariaDB's locally, MySQL's for MySQL 8 (docker-compose).
     cdc_connector: Literal["mariadb", "mysql"] = Field("mariadb", validation_alias="CDC_CONNECTOR")
@@ -88,9 +93,38 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(9093, validation_alias="KAFKA_CONTROLLER_PORT")
     minio_console_port: int = Field(9001, validation_alias="MINIO_CONSOLE_PORT")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bootstrap_every_local_broker(cls, data: object) -> object:
+        if not isinstance(data, dict) or "KAFKA_BOOTSTRAP" in data or "kafka_bootstrap" in data:
+            return data
+        brokers = str(data.get("KAFKA_BROKERS", data.get("kafka_brokers", 1)))
+        if brokers.isdigit() and int(brokers) > 1:
+            data = {**data, "KAFKA_BOOTSTRAP": ",".join(
+                f"127.0.0.1:{9092 + LOCAL_BROKER_STEP * node}" for node in range(int(brokers)))}
+        return data
+
     @property
     def kafka_host_port(self) -> tuple[str, int]:
         return _host_port(self.kafka_bootstrap.split(",")[0], 9092)
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of every topic the project creates or asks Connect to create."""
+        return min(3, self.kafka_brokers)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """Replicas that must have a write before it is acknowledged (producers use acks=all)."""
+        return 2 if self.replication_factor >= 3 else 1
+
+    @property
+    def kafka_nodes(self) -> list[tuple[int, int, int]]:
+        """The local stack's Kafka nodes (each a broker and a controller): node id, broker port,
+        controller port; node N's ports are LOCAL_BROKER_STEP * (N - 1) above the first's."""
+        port = self.kafka_host_port[1]
+        return [(node + 1, port + LOCAL_BROKER_STEP * node, self.kafka_controller_port + LOCAL_BROKER_STEP * node)
+                for node in range(self.kafka_brokers)]
 
     @property
     def kafka_connect_host_port(self) -> tuple[str, int]:

@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from config import settings
+from config import Settings, settings
 from config.cli import run
 from stack import control, doctor as health
 from stack.install import InstallError, Toolchain
-from stack.services import StackLayout, all_services
+from stack.services import KafkaLayoutError, StackLayout, all_services
 from stack.watcher import HEALER, start_healer
 
 cli = typer.Typer(
@@ -26,6 +26,7 @@ cli = typer.Typer(
     no_args_is_help=True, add_completion=False,
 )
 console = Console(stderr=True)
+MAX_BROKERS = 5
 
 
 @cli.callback()
@@ -38,6 +39,9 @@ def _logging() -> None:
 @cli.command()
 def up(
     install_only: Annotated[bool, typer.Option(help="Install what is missing, start nothing.")] = False,
+    brokers: Annotated[int | None, typer.Option(
+        min=1, max=5, help="Kafka brokers to run (default KAFKA_BROKERS, 1). Topics get min(3, brokers) "
+                           "replicas; run workers and tools with the same KAFKA_BROKERS.")] = None,
 ) -> None:
     """Install what is missing, start every service, wait until all are healthy.
 
@@ -45,38 +49,48 @@ def up(
     and its log file if one fails to start.
     """
     started = time.monotonic()
+    stack = settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers)
     try:
-        Toolchain(settings.stack_cache).install()
+        Toolchain(stack.stack_cache).install()
         if not install_only:
-            control.up(all_services(settings), settings.stack_start_timeout_s)
-    except (InstallError, control.StackError, subprocess.CalledProcessError) as error:
+            control.up(all_services(stack), stack.stack_start_timeout_s)
+    except (InstallError, control.StackError, KafkaLayoutError, subprocess.CalledProcessError) as error:
         console.print(f"[red]stack up failed:[/red] {error}", markup=True, highlight=False)
         raise typer.Exit(1) from None
     console.print(f"stack ready in {time.monotonic() - started:.1f} s")
     if not install_only:
-        console.print(f"connector healer running (pid {start_healer(settings)}): restarts any connector's "
-                      f"failed tasks; log {StackLayout(settings.stack_home).logfile(HEALER)}", highlight=False)
-        status()
+        console.print(f"connector healer running (pid {start_healer(stack)}): restarts any connector's "
+                      f"failed tasks; log {StackLayout(stack.stack_home).logfile(HEALER)}", highlight=False)
+        report(stack)
 
 
 @cli.command()
 def down() -> None:
     """Stop every process the stack started (by pid), leaving data in place."""
-    for name, pid in control.down(all_services(settings)):
+    every_broker = Settings(KAFKA_BROKERS=MAX_BROKERS)  # however many the stack was started with
+    for name, pid in control.down(all_services(settings) + [
+            service for service in all_services(every_broker) if service.name.startswith("kafka-")]):
         console.print(f"stopped {name} (pid {pid})")
 
 
 @cli.command()
-def status() -> None:
+def status(
+    brokers: Annotated[int | None, typer.Option(min=1, max=5, help="Kafka brokers the stack runs "
+                                                                   "(default KAFKA_BROKERS, 1).")] = None,
+) -> None:
     """Each service with its port, pid and health. Exits 1 unless all are healthy."""
-    report = control.status(all_services(settings))
+    report(settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers))
+
+
+def report(stack: Settings) -> None:
+    rows = control.status(all_services(stack))
     table = Table("service", "port", "pid", "health")
     colours = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
-    for row in report:
+    for row in rows:
         table.add_row(row.name, str(row.port), str(row.pid or "-"),
                       f"[{colours[row.state]}]{row.state}[/]")
     Console().print(table)
-    if not all(row.healthy for row in report):
+    if not all(row.healthy for row in rows):
         raise typer.Exit(1)
 
 

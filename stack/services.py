@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import getpass
 import logging
+import re
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -99,30 +100,46 @@ def _java(heap: str, log4j: Path, main_class: str, *args: str, classpath: str) -
             f"-Dlog4j.configuration=file:{log4j}", "-cp", classpath, main_class, *args]
 
 
+class KafkaLayoutError(RuntimeError):
+    """The stack's Kafka data was made for another number of brokers."""
+
+
 class Kafka(Service):
-    name = "kafka"
+    """One node of the local Kafka cluster (KRaft: each node a broker and a controller):
+    `kafka`, then `kafka-2`, `kafka-3`... with KAFKA_BROKERS > 1, each with ports of its own
+    (settings.kafka_nodes) and every node a voter of the controller quorum."""
+
+    def __init__(self, settings: Settings, layout: StackLayout, tools: Toolchain, node: int = 1) -> None:
+        super().__init__(settings, layout, tools)
+        self.node = node
+        self.name = "kafka" if node == 1 else f"kafka-{node}"
 
     @property
     def port(self) -> int:
-        return self.settings.kafka_host_port[1]
+        return self.settings.kafka_nodes[self.node - 1][1]
 
     def properties(self) -> dict[str, object]:
-        host, port = self.settings.kafka_host_port
-        controller = self.settings.kafka_controller_port
+        host = self.settings.kafka_host_port[0]
+        _, port, controller = self.settings.kafka_nodes[self.node - 1]
+        replicas, in_sync = self.settings.replication_factor, self.settings.min_insync_replicas
         return {
             "process.roles": "broker,controller",
-            "node.id": 1,
-            "controller.quorum.voters": f"1@{host}:{controller}",
+            "node.id": self.node,
+            "controller.quorum.voters": ",".join(f"{node}@{host}:{voter}"
+                                                 for node, _, voter in self.settings.kafka_nodes),
             "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
             "advertised.listeners": f"PLAINTEXT://{host}:{port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": self.layout.data(self.name),
-            "offsets.topic.replication.factor": 1,
-            "transaction.state.log.replication.factor": 1,
-            "transaction.state.log.min.isr": 1,
-            # Single node: consumers join at once instead of waiting 3 s for peers.
+            # Topics made by the brokers themselves, or by a client that names no replication.
+            "default.replication.factor": replicas,
+            "min.insync.replicas": in_sync,
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": in_sync,
+            # Consumers join at once instead of waiting 3 s for peers.
             "group.initial.rebalance.delay.ms": 0,
             "auto.create.topics.enable": "true",
             # Topics created on first use get the stream's partition count, not 1.
@@ -130,29 +147,56 @@ class Kafka(Service):
         }
 
     def prepare(self) -> None:
-        conf, log4j = self.layout.conf("kafka.properties"), self.layout.conf("log4j.properties")
+        conf, log4j = self.layout.conf(f"{self.name}.properties"), self.layout.conf("log4j.properties")
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(render_properties(self.properties()))
         log4j.write_text(LOG4J)
+        self._check_quorum_size()
         if (self.layout.data(self.name) / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         # one option word: a random id may begin with "-", which the tool would take for an option
-        format_storage = _java("512m", log4j, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                               "-c", str(conf), classpath=self.tools.java_classpath)
+        format_storage = _java("512m", log4j, "kafka.tools.StorageTool", "format",
+                               f"--cluster-id={self._cluster_id()}", "-c", str(conf),
+                               classpath=self.tools.java_classpath)
         formatted = subprocess.run(format_storage, capture_output=True, text=True)
         if formatted.returncode != 0:
             raise RuntimeError(f"formatting Kafka's storage in {self.layout.data(self.name)} failed: "
                                f"{(formatted.stderr or formatted.stdout).strip()[-500:]}")
 
+    def _check_quorum_size(self) -> None:
+        """Each node's data belongs to a quorum of a given size: refuse to start it in another."""
+        recorded, wanted = self.layout.conf("kafka-brokers"), str(self.settings.kafka_brokers)
+        made = (self.layout.data("kafka") / "meta.properties").exists()
+        if not made or not recorded.exists():
+            recorded.write_text("1" if made else wanted)  # data made before it was kept had one
+        if recorded.read_text().strip() != wanted:
+            raise KafkaLayoutError(
+                f"the Kafka data under {self.layout.home} was made for {recorded.read_text().strip()} broker(s), "
+                f"not KAFKA_BROKERS={wanted}: use another STACK_HOME, or stop the stack and remove "
+                f"{self.layout.home / 'data'}/kafka*")
+
+    def _cluster_id(self) -> str:
+        """One cluster id for every node: kept beside the configs (a stack made before there
+        could be several nodes has it only in the first node's data)."""
+        kept = self.layout.conf("kafka-cluster-id")
+        if kept.exists():
+            return kept.read_text().strip()
+        first = self.layout.data("kafka") / "meta.properties"
+        found = re.search(r"^cluster\.id=(.+)$", first.read_text(), re.MULTILINE) if first.exists() else None
+        cluster_id = found[1].strip() if found else base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        kept.write_text(cluster_id)
+        return cluster_id
+
     def argv(self) -> list[str]:
         return _java("1g", self.layout.conf("log4j.properties"), "kafka.Kafka",
-                     str(self.layout.conf("kafka.properties")), classpath=self.tools.java_classpath)
+                     str(self.layout.conf(f"{self.name}.properties")), classpath=self.tools.java_classpath)
 
     def probe(self) -> bool:
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 0})
+        """This node answers as a broker of the cluster (with several, once the quorum has a leader)."""
+        host = self.settings.kafka_host_port[0]
+        admin = AdminClient({"bootstrap.servers": f"{host}:{self.port}", "log_level": 0})
         try:
-            return bool(admin.list_topics(timeout=2).brokers)
+            return self.node in admin.list_topics(timeout=2).brokers
         except Exception:  # noqa: BLE001 - any failure means "not ready yet"
             return False
 
@@ -177,9 +221,9 @@ class KafkaConnect(Service):
             "offset.storage.topic": "_connect_offsets",
             "config.storage.topic": "_connect_configs",
             "status.storage.topic": "_connect_status",
-            "offset.storage.replication.factor": 1,
-            "config.storage.replication.factor": 1,
-            "status.storage.replication.factor": 1,
+            "offset.storage.replication.factor": self.settings.replication_factor,
+            "config.storage.replication.factor": self.settings.replication_factor,
+            "status.storage.replication.factor": self.settings.replication_factor,
             "offset.flush.interval.ms": 1000,
             # A worker whose group session expired (the broker restarted) rejoins as a new
             # member; Connect then holds its old connectors and tasks back this long, waiting
@@ -365,4 +409,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (MariaDB, Redis, MinIO, Kafka, KafkaC
 def all_services(settings: Settings) -> list[Service]:
     layout = StackLayout(settings.stack_home)
     tools = Toolchain(settings.stack_cache)
-    return [kind(settings, layout, tools) for kind in SERVICE_TYPES]
+    services = [kind(settings, layout, tools) for kind in SERVICE_TYPES]
+    services[SERVICE_TYPES.index(Kafka) + 1:SERVICE_TYPES.index(Kafka) + 1] = [
+        Kafka(settings, layout, tools, node) for node in range(2, settings.kafka_brokers + 1)]
+    return services

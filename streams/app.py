@@ -16,7 +16,7 @@ from streams.runtime.web_access import bearer_middleware, web_token
 
 app = OrderPipeApp(
     settings.stream_app_id,
-    broker=f"kafka://{settings.kafka_bootstrap}",
+    broker=[f"kafka://{address}" for address in settings.kafka_bootstrap.split(",")],
     store="rocksdb://",
     autodiscover=["agents", "tables", "web"],
     origin="streams",
@@ -26,7 +26,7 @@ app = OrderPipeApp(
     # order_final per order comes from the table and the Redis guard (agents/emission.py).
     processing_guarantee="at_least_once",
     topic_partitions=settings.topic_partitions,
-    topic_replication_factor=1,
+    topic_replication_factor=settings.replication_factor,
     topic_disable_leader=True,
     table_standby_replicas=0,
     producer_acks=-1,

@@ -21,9 +21,14 @@ outputs_laid_out: set[str] = set()  # output topics with TOPIC_PARTITIONS partit
 LEADER_SETTLE_S = 1.0
 
 
+# Every topic the stream creates: a write is acknowledged once this many replicas have it
+# (with the app's topic_replication_factor, both from the settings).
+TOPIC_CONFIG = {"min.insync.replicas": str(settings.min_insync_replicas)}
+
+
 def _raw(name: str, **options):
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", **options)
+                     value_serializer="raw", config=TOPIC_CONFIG, **options)
 
 
 orders = _raw(settings.cdc_topic("orders"))
@@ -41,7 +46,7 @@ dead_letters = _raw(settings.dead_letter_topic, partitions=1)
 order_changes = app.topic(orders.get_topic_name(), order_details.get_topic_name(),
                           settle_ticks.get_topic_name(), key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw", internal=True,
-                          partitions=settings.topic_partitions)
+                          partitions=settings.topic_partitions, config=TOPIC_CONFIG)
 
 
 def same_partition(topic, partition: int) -> int | None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from config import settings
 from streams.app import app
+from streams.topics import TOPIC_CONFIG
 from streams.runtime.changelog import BatchWrittenTable
 from streams.runtime.state_cache import WriteBackCache
 from tables import order_state
@@ -35,6 +36,7 @@ order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(
     beacon=app.tables.beacon,
     help="Per-order completion state: header, received products, emitted.",
     options=ROCKSDB_OPTIONS,
+    extra_topic_configs=TOPIC_CONFIG,
 ))
 
 

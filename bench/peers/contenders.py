@@ -70,7 +70,8 @@ class Contender:
 
 def create_output_topic(scratch: Settings, name: str) -> None:
     admin = AdminClient({"bootstrap.servers": scratch.kafka_bootstrap})
-    topic = NewTopic(name, scratch.topic_partitions, 1, config={"message.timestamp.type": "LogAppendTime"})
+    topic = NewTopic(name, scratch.topic_partitions, scratch.replication_factor,
+                     config={"message.timestamp.type": "LogAppendTime"})
     admin.create_topics([topic])[name].result(timeout=30)
 
 

@@ -25,6 +25,14 @@ def test_the_config_is_filled_from_the_settings(settings: Settings):
     assert not any("${" in value for value in config.values())
 
 
+@pytest.mark.parametrize("flavor", ["mariadb", "mysql"])
+def test_the_cdc_topics_are_replicated_as_the_settings_say(flavor: str):
+    config = connector_config(Settings(_env_file=None, KAFKA_BROKERS=3), flavor)
+
+    assert (config["topic.creation.default.replication.factor"],
+            config["topic.creation.default.min.insync.replicas"]) == ("3", "2")
+
+
 def test_both_flavors_write_the_same_topics_and_envelope(settings: Settings):
     mariadb, mysql = connector_config(settings, "mariadb"), connector_config(settings, "mysql")
 

@@ -6,7 +6,7 @@ import pytest
 
 from config import Settings
 from stack.install import Toolchain, pom_property
-from stack.services import Kafka, KafkaConnect, MariaDB, Redis, StackLayout, render_properties
+from stack.services import Kafka, KafkaConnect, KafkaLayoutError, MariaDB, Redis, StackLayout, all_services, render_properties
 
 
 @pytest.fixture
@@ -31,6 +31,55 @@ def test_kafka_listens_where_the_settings_say(layout: StackLayout):
     assert props["group.initial.rebalance.delay.ms"] == 0
 
 
+def test_three_brokers_are_three_voters_with_ports_of_their_own_and_replicate_by_three(layout: StackLayout):
+    settings = Settings(_env_file=None, KAFKA_BROKERS=3)
+    nodes = [service for service in all_services(settings.model_copy(update={"stack_home": layout.home}))
+             if isinstance(service, Kafka)]
+    third = nodes[2].properties()
+
+    assert [(node.name, node.port) for node in nodes] == [("kafka", 9092), ("kafka-2", 9192), ("kafka-3", 9292)]
+    assert settings.kafka_bootstrap == "127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292"
+    assert third["node.id"] == 3
+    assert third["controller.quorum.voters"] == "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293"
+    assert third["listeners"] == "PLAINTEXT://127.0.0.1:9292,CONTROLLER://127.0.0.1:9293"
+    assert third["log.dirs"] == layout.data("kafka-3")
+    assert (third["default.replication.factor"], third["min.insync.replicas"]) == (3, 2)
+    assert (third["offsets.topic.replication.factor"], third["transaction.state.log.min.isr"]) == (3, 2)
+
+
+@pytest.mark.parametrize(("brokers", "replicas", "in_sync"), [(1, 1, 1), (2, 2, 1), (3, 3, 2), (5, 3, 2)])
+def test_topics_get_up_to_three_replicas_and_two_in_sync_with_three(brokers, replicas, in_sync):
+    settings = Settings(_env_file=None, KAFKA_BROKERS=brokers)
+
+    assert (settings.replication_factor, settings.min_insync_replicas) == (replicas, in_sync)
+    assert len(settings.kafka_bootstrap.split(",")) == brokers
+
+
+def test_an_explicit_bootstrap_is_kept_with_several_brokers():
+    settings = Settings(_env_file=None, KAFKA_BROKERS=3, KAFKA_BOOTSTRAP="kafka-a:9092")
+
+    assert settings.kafka_bootstrap == "kafka-a:9092"
+
+
+def test_kafka_data_made_for_one_broker_is_not_started_in_a_quorum_of_three(layout: StackLayout):
+    (layout.data("kafka")).mkdir(parents=True)
+    (layout.data("kafka") / "meta.properties").write_text("cluster.id=abc\nnode.id=1\n")  # made before, by one
+    layout.conf("kafka-brokers").parent.mkdir(parents=True)
+
+    with pytest.raises(KafkaLayoutError, match="made for 1 broker.*KAFKA_BROKERS=3.*STACK_HOME"):
+        make(Kafka, layout, KAFKA_BROKERS=3)._check_quorum_size()
+
+
+def test_every_node_is_formatted_with_the_cluster_id_the_first_has(layout: StackLayout):
+    (layout.data("kafka")).mkdir(parents=True)
+    (layout.data("kafka") / "meta.properties").write_text("cluster.id=Xy-1abc\nnode.id=1\n")
+    layout.conf("kafka-cluster-id").parent.mkdir(parents=True)
+    second = make(Kafka, layout, KAFKA_BROKERS=3)
+
+    assert second._cluster_id() == "Xy-1abc"
+    assert layout.conf("kafka-cluster-id").read_text() == "Xy-1abc"
+
+
 def test_connect_loads_the_debezium_plugins_of_the_pinned_version(layout: StackLayout):
     connect = make(KafkaConnect, layout, KAFKA_CONNECT_URL="http://127.0.0.1:18083")
 
@@ -45,6 +94,13 @@ def test_connect_assigns_the_connector_again_at_once_after_its_session_expired(l
     props = make(KafkaConnect, layout).properties()
 
     assert props["scheduled.rebalance.max.delay.ms"] == 0  # not 5 minutes of CDC standing still
+
+
+def test_connects_own_topics_are_replicated_as_the_settings_say(layout: StackLayout):
+    props = make(KafkaConnect, layout, KAFKA_BROKERS=3).properties()
+
+    assert {props[f"{topic}.storage.replication.factor"] for topic in ("offset", "config", "status")} == {3}
+    assert props["bootstrap.servers"] == "127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292"
 
 
 def test_mariadb_writes_a_row_based_binlog_for_debezium(layout: StackLayout):

@@ -18,11 +18,13 @@ from tests.integration.faults.injection import FaultRow, Scale
 
 TABLE: list[FaultRow] = []
 OPEN_BUGS: list[str] = []
+UNREPLICATED: list[str] = []  # replicated tests deselected on a stack of fewer than 3 brokers
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults: fault injection on the real stack (FAULT_SUITE=long for the long run)")
     config.addinivalue_line("markers", "open_bug(why): fails some runs on a known, open bug; runs only with FAULT_SUITE=long")
+    config.addinivalue_line("markers", "replicated: needs three brokers (KAFKA_BROKERS=3, python -m stack up --brokers 3)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,6 +33,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "/faults/" in str(item.path):
             item.add_marker(pytest.mark.faults)
+    if Settings().kafka_brokers < 3:
+        unreplicated = [item for item in items if item.get_closest_marker("replicated")]
+        config.hook.pytest_deselected(items=unreplicated)
+        items[:] = [item for item in items if item not in unreplicated]
+        UNREPLICATED.extend(item.nodeid for item in unreplicated)
     if os.environ.get("FAULT_SUITE", "short") == "long":
         return
     open_bugs = [item for item in items if item.get_closest_marker("open_bug")]
@@ -58,6 +65,9 @@ def fault_table(settings: Settings) -> list[FaultRow]:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    for nodeid in UNREPLICATED:
+        terminalreporter.write_line(f"deselected (needs KAFKA_BROKERS=3 and a stack of three brokers): {nodeid}",
+                                    yellow=True)
     for line in OPEN_BUGS:
         terminalreporter.write_line(f"deselected (open bug, runs with FAULT_SUITE=long): {line}", yellow=True)
     if TABLE:

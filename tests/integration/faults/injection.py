@@ -194,6 +194,22 @@ def sleep_while(writing: threading.Event, seconds: float) -> bool:
     return True
 
 
+def once_a_third_in(scale: Scale, action: Callable[[], None]) -> Callable[[threading.Event], int]:
+    """An injector: `action()` once, a third of the way through the writing."""
+    def inject(writing: threading.Event) -> int:
+        if not sleep_while(writing, scale.orders / scale.rate / 3):
+            return 0
+        action()
+        return 1
+    return inject
+
+
+def record(fault_table: list[FaultRow], name: str, scale: Scale, injected: int, outcome: Outcome) -> None:
+    result = outcome.audit
+    fault_table.append(FaultRow(name, injected, scale.orders, sum(result.duplicates.values()),
+                                len(result.missing), outcome.longest_pause_s))
+
+
 def service(settings: Settings, name: str) -> Service:
     return next(s for s in all_services(settings) if s.name == name)
 

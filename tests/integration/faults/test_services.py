@@ -10,7 +10,6 @@ import os
 import secrets
 import signal
 import socket
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +23,8 @@ from source import database
 from stack import process
 from stack.services import StackLayout
 from stack.watcher import HEALER
-from tests.integration.faults.injection import (FaultRow, replayed_cdc_records, restart, run_under_fault,
-                                                scratch_redis, service, sleep_while)
+from tests.integration.faults.injection import (once_a_third_in, record, replayed_cdc_records, restart,
+                                                run_under_fault, scratch_redis, service)
 from tests.integration.scratch_stream import scratch_stream
 from tests.integration.waiting import wait_for
 
@@ -46,22 +45,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def once_a_third_in(scale, action):
-    """An injector: `action()` once, a third of the way through the writing."""
-    def inject(writing: threading.Event) -> int:
-        if not sleep_while(writing, scale.orders / scale.rate / 3):
-            return 0
-        action()
-        return 1
-    return inject
-
-
-def record(fault_table, name: str, scale, injected: int, outcome) -> None:
-    result = outcome.audit
-    fault_table.append(FaultRow(name, injected, scale.orders, sum(result.duplicates.values()),
-                                len(result.missing), outcome.longest_pause_s))
 
 
 def worker_logs(workers) -> str:
