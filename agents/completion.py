@@ -86,6 +86,18 @@ def verdict(state: OrderProgress, orders_frontier: Position | None) -> Verdict:
     return Verdict.UNSETTLED
 
 
+def version(state: OrderProgress) -> tuple[Position | None, Position | None]:
+    """The newest orders change and the newest order_details change the state has applied."""
+    details = [product.position for product in state.products.values()] + list(state.removed.values())
+    return state.header_position, max(details, default=None)
+
+
+def is_behind(state: OrderProgress, sent: tuple[Position | None, Position | None]) -> bool:
+    """Whether the state lacks a change that the state `sent` (its version) had. Each topic's
+    changes of an order are applied in order, so the newest one of each says what came before."""
+    return any(wanted is not None and (held is None or held < wanted) for held, wanted in zip(version(state), sent))
+
+
 def completed_order(order_id: str, state: OrderProgress, completed_at: str,
                     customer: object = None, payment_method: object = None) -> dict:
     """The `order_final` value (ARCHITECTURE contract) of a complete order; `customer` and

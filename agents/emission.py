@@ -14,8 +14,10 @@ the old one is still finishing.
 1. Emit only after winning the claim (SET-if-absent), mark the key sent after the broker's
    ack, then record `emitted` in the table. The acks are awaited off the hot path, per
    batch: a confirmation marks the batch's keys (one Redis round trip) and posts one
-   `emitted` notice listing them to the partition's tick topic, and the agent records them
-   in the table there (the partition's owner writes its table partition). Until then the orders are
+   `emitted` notice listing them, each with the version of the state sent, to the
+   partition's tick topic, and the agent records them in the table there (the partition's
+   owner writes its table partition; a state behind the version sent is recorded later,
+   from its claim: agents.partition_slice). Until then the orders are
    in flight and not emitted again. A notice the broker does not acknowledge takes them out of
    flight: the next look at them finds their keys sent. Any worker that later finds a key *sent* records
    `emitted` without sending: a re-delivery, a replay or a rebalance cannot produce a
@@ -47,6 +49,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
+from typing import NamedTuple
 
 import orjson
 from faust.types import TopicT
@@ -68,7 +71,19 @@ CLAIM_TTL_MS = int((settings.producer_request_timeout_s + ONCE_ONLY_SEND_WITHIN_
 
 FOUND = b"found in the output"  # a stale claim's send that was made: record, do not send
 Item = Hashable  # what one output sends once: an order id, an Alert; str(item) names it in its guard key
-Sent = tuple[Item, bytes, asyncio.Future, int]  # item, our claim, the broker's ack to come, source ts (ms)
+
+
+class Outgoing(NamedTuple):
+    """An item's record, and what the notice of its acknowledgement says of it."""
+
+    key: bytes
+    value: bytes
+    headers: list | None
+    source_ts_ms: int  # the source commit it follows (0: none), for the latency histogram
+    noticed_as: object  # JSON: the item as the agent's notice names it
+
+
+Sent = tuple[Item, bytes, asyncio.Future, Outgoing]  # item, our claim, the broker's ack to come, its record
 
 
 def now_iso() -> str:
@@ -89,7 +104,7 @@ class Output:
     def sending(self, partition: int, item: Item) -> None: ...  # in flight until recorded
     def failed(self, partition: int, item: Item) -> None: ...  # its send failed
     def confirmed(self, item: Item, source_ts_ms: int, acked_at_ms: float) -> None: ...
-    def message(self, part: PartitionSlice, item: Item) -> tuple[bytes, bytes, list | None, int]: ...
+    def message(self, part: PartitionSlice, item: Item) -> Outgoing: ...
     def identify(self, key: bytes, headers: list | None) -> Item: ...  # a message's item
 
 
@@ -170,8 +185,9 @@ class Emission:
                 self.counters["claims_held_elsewhere"] += 1
                 output.wait(part, item)
                 return None
-            key, value, headers, source_ts_ms = output.message(part, item)
-            pending = await topics.produce(output.topic, key=key, value=value, headers=headers,
+            outgoing = output.message(part, item)
+            pending = await topics.produce(output.topic, key=outgoing.key, value=outgoing.value,
+                                           headers=outgoing.headers,
                                            partition=topics.same_partition(output.topic, part.partition))
         except Exception as error:  # noqa: BLE001 - a claim left behind goes stale, then resolves
             self.counters["emission_retries"] += 1
@@ -180,7 +196,7 @@ class Emission:
             output.wait(part, item)
             return None
         output.sending(part.partition, item)
-        return item, our_claim, pending, source_ts_ms
+        return item, our_claim, pending, outgoing
 
     async def _resolve_stale(self, output: Output, stale: dict[Item, Claim], now_ms: int) -> dict[Item, bytes | None]:
         """Claims whose owner died between claim and marking: were their sends made? One read
@@ -212,27 +228,27 @@ class Emission:
         acks = await asyncio.gather(*(pending for _, _, pending, _ in sent), return_exceptions=True)
         acked_at_ms = time.time() * 1000
         acked = []
-        for (item, our_claim, _, source_ts_ms), ack in zip(sent, acks):
+        for (item, our_claim, _, outgoing), ack in zip(sent, acks):
             if isinstance(ack, BaseException):  # the claim goes stale, then resolves
                 output.failed(partition, item)
                 self.counters["emission_retries"] += 1
                 log.warning("%s %s: send failed (%s: %s); the claim will be resolved after %d s",
                             output.topic.get_topic_name(), item, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
             else:
-                output.confirmed(item, source_ts_ms, acked_at_ms)
-                acked.append((item, our_claim, ack.partition, ack.offset))
+                output.confirmed(item, outgoing.source_ts_ms, acked_at_ms)
+                acked.append((item, our_claim, ack.partition, ack.offset, outgoing.noticed_as))
         if not acked:
             return
         try:
-            await output.guard.mark_sent_many(acked)
+            await output.guard.mark_sent_many([sent[:4] for sent in acked])
         except (RedisError, OSError, TimeoutError) as error:  # the claims go stale; the lookup finds the messages
             log.warning("%d sends marked in Redis failed (%s)", len(acked), error)
-        items = [str(item) for item, *_ in acked]
+        notice = {output.notice: [noticed_as for *_, noticed_as in acked]}
         try:
-            await self.notify(output.notice.encode(), orjson.dumps({output.notice: items}), partition)
+            await self.notify(output.notice.encode(), orjson.dumps(notice), partition)
         except Exception as error:  # noqa: BLE001 - the sends stand, and their claims say so
-            self.counters["notices_lost"] += len(items)
+            self.counters["notices_lost"] += len(acked)
             log.warning("%s notice for %d items of partition %d not written (%s: %s); they are recorded from their "
-                        "claims at the next look", output.notice, len(items), partition, type(error).__name__, error)
-            for item in items:
+                        "claims at the next look", output.notice, len(acked), partition, type(error).__name__, error)
+            for item, *_ in acked:
                 output.failed(partition, item)  # in flight no more: the next look finds the claim sent

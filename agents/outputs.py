@@ -10,8 +10,8 @@ import orjson
 from faust.types import TopicT
 
 from agents.alerts import Alert, alert_value
-from agents.completion import completed_order
-from agents.emission import Output, now_iso
+from agents.completion import completed_order, version
+from agents.emission import Outgoing, Output, now_iso
 from agents.guard import RedisGuard
 from streams.runtime.metrics import order_final_latency
 from tables.reference_data import enrichment
@@ -57,7 +57,9 @@ class FinalOutput(Output):
         if payment_method is None:
             self.counters["unenriched_payment_method"] += 1
         value = completed_order(item, state, now_iso(), customer, payment_method)
-        return item.encode(), orjson.dumps(value), None, value["source_ts_ms"]
+        # the notice names the state sent by its newest changes (agents.partition_slice.record_emitted)
+        sent = [None if position is None else list(position) for position in version(state)]
+        return Outgoing(item.encode(), orjson.dumps(value), None, value["source_ts_ms"], [item, *sent])
 
     def identify(self, key, headers):
         return key.decode(errors="replace")
@@ -93,7 +95,7 @@ class AlertOutput(Output):
 
     def message(self, part, item):
         value = alert_value(item.kind, item.order_id, part.get(item.order_id), now_iso())
-        return item.order_id.encode(), orjson.dumps(value), [("kind", item.kind.encode())], 0
+        return Outgoing(item.order_id.encode(), orjson.dumps(value), [("kind", item.kind.encode())], 0, str(item))
 
     def identify(self, key, headers):
         return Alert(dict(headers or ()).get("kind", b"").decode(errors="replace"), key.decode(errors="replace"))

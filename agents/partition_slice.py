@@ -23,7 +23,7 @@ import orjson
 from faust.types import Message
 
 from agents.alerts import STALLED, Alert, is_stalled, on_completion, owed_alerts
-from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, verdict
+from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, is_behind, verdict
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_state import OrderProgress, marker
 
@@ -71,8 +71,11 @@ class PartitionSlice:
     def take_notice(self, notice: dict) -> None:
         """A notice the worker sent itself: sends acknowledged, or a tick to act on."""
         if "emitted" in notice:
-            for order_id in notice["emitted"]:
-                self.record_emitted(order_id)
+            for entry in notice["emitted"]:  # [order id, its sent version], or an order id alone
+                if isinstance(entry, str):
+                    self.record_emitted(entry)
+                else:
+                    self.record_emitted(entry[0], sent=tuple(None if at is None else Position(*at) for at in entry[1:]))
         elif "alerted" in notice:
             for text in notice["alerted"]:
                 self.record_alerted(Alert.parse(text))
@@ -163,10 +166,20 @@ class PartitionSlice:
         """A complete order waits (agents.settling says until when)."""
         self.settling.wait(self.partition, order_id, self.get(order_id).newest_detail, time.time())
 
-    def record_emitted(self, order_id: str) -> None:
+    def record_emitted(self, order_id: str, sent: tuple[Position | None, Position | None] | None = None) -> None:
         """The order is in order_final: its state says so (and only that, tables.order_state,
-        once no completion alert is owed), and it waits for nothing more."""
+        once no completion alert is owed), and it waits for nothing more.
+
+        `sent`: the version of the state that went out (agents.completion.version). A state
+        behind it lacks changes that were applied before the send but are not in the
+        changelog: the worker that sent it stopped before its next flush, and those records
+        are read again after this notice. Recorded now, the order would keep a partial state
+        (a bulk order's alert missed); it is recorded from its claim once they are applied."""
         state = self.get(order_id)
+        if sent is not None and not state.emitted and is_behind(state, sent):
+            self.counters["emitted_notices_ahead_of_state"] += 1
+            self.settling.emitted(self.partition, order_id)
+            return
         if not state.emitted:
             owed = on_completion(state, self.worker.rules)
             self.put(order_id, state._replace(emitted=True) if owed else marker(int(time.time())))

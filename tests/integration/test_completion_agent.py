@@ -81,15 +81,14 @@ def sends(worker: CompletionWorker, monkeypatch: pytest.MonkeyPatch):
         yield final, dead, ticks
 
 
+def names(notice: dict, kind: str) -> list[str]:
+    """The items a notice lists (an emitted order is listed with the version of its state sent)."""
+    return [entry if isinstance(entry, str) else entry[0] for entry in notice.get(kind, ())]
+
+
 async def confirmation(ticks: AsyncMock, order_id: str) -> dict:
     """The `emitted` notice the agent posts to itself once the broker acknowledged the send."""
-    for _ in range(100):
-        for call in ticks.await_args_list:
-            notice = orjson.loads(call.kwargs["value"])
-            if order_id in notice.get("emitted", ()):
-                return call.kwargs
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no confirmation for {order_id}: {ticks.await_args_list}")
+    return await notice_of(ticks, "emitted", order_id)
 
 
 def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends, worker):
@@ -170,7 +169,7 @@ async def notice_of(ticks: AsyncMock, kind: str, item: str) -> dict:
     """The agent's own notice that `item` went out (`emitted` or `alerted`)."""
     for _ in range(100):
         for call in ticks.await_args_list:
-            if item in orjson.loads(call.kwargs["value"]).get(kind, ()):
+            if item in names(orjson.loads(call.kwargs["value"]), kind):
                 return call.kwargs
         await asyncio.sleep(0.02)
     raise AssertionError(f"no {kind} notice for {item}: {ticks.await_args_list}")
@@ -232,3 +231,45 @@ def test_an_order_cancelled_after_a_detail_arrived_raises_its_alert(sends):
     assert [(a["kind"], a["details_seen"]) for a in sent_to(final, topics.order_alerts)] == [
         ("cancelled_after_details", 1)]
     assert sent_to(final, topics.order_final) == []
+
+
+def test_an_emitted_notice_read_before_the_orders_own_records_leaves_its_bulk_alert_owed(sends, worker, settings):
+    """The worker that sent a bulk order stopped before its state reached the changelog: the next
+    owner reads the `emitted` notice before the order's records, read again. Recorded then, the
+    order would shrink to a marker with its bulk alert never raised."""
+    final, _, ticks = sends
+    order_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    orders, details = topics.orders.get_topic_name(), topics.order_details.get_topic_name()
+    key = orjson.dumps(order_id)
+    header = envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3, "num_products": 1,
+                            "timestamp": 0}, 10)
+    bulk = envelope("c", {"order_id": order_id, "product_id": 1, "quantity": 50}, 20)
+    later = envelope("c", {"id": other, "customer_id": 1, "payment_method_id": 1, "num_products": 3,
+                           "timestamp": 0}, 40)
+
+    async def sent_by_a_worker_that_stops() -> dict:
+        async with complete_orders.test_context() as agent:
+            for topic, record_key, value in ((orders, key, header), (details, key, bulk),
+                                             (orders, orjson.dumps(other), later)):
+                await deliver(agent, topic, record_key, value)
+            return await notice_of(ticks, "emitted", order_id)  # its state never flushed
+
+    async def read_again_by_the_next_owner(emitted: dict) -> None:
+        async with complete_orders.test_context() as agent:
+            await deliver(agent, topics.settle_ticks.get_topic_name(), emitted["key"], emitted["value"], 0)
+            for topic, record_key, value in ((orders, key, header), (details, key, bulk),
+                                             (orders, orjson.dumps(other), later)):
+                await deliver(agent, topic, record_key, value)
+            await until(lambda: sent_to(final, topics.order_alerts), "the bulk alert sent")
+
+    emitted = asyncio.run(sent_by_a_worker_that_stops())
+    next_owner = CompletionWorker(app, guards=(
+        guards.RedisGuard(settings.redis_url, "next-owner", CLAIM_TTL_MS),
+        guards.RedisGuard(settings.redis_url, "next-owner", CLAIM_TTL_MS, settings.order_alerts_topic)))
+    app.__dict__["completion"] = next_owner  # the fixture puts the first one back after
+    asyncio.run(read_again_by_the_next_owner(emitted))
+
+    assert [v["order_id"] for v in sent_to(final, topics.order_final)] == [order_id]  # sent once, by the first
+    assert [(a["kind"], a["order_id"], a["total_quantity"]) for a in sent_to(final, topics.order_alerts)] == [
+        ("bulk", order_id, 50)]
+    assert next_owner.counters["emitted_notices_ahead_of_state"] >= 1

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from types import SimpleNamespace
 
+from agents.emission import Outgoing
 from agents.guard import Outcome, RedisGuard, guard_key
 from agents.settling import Settling
 from agents.worker import CompletionWorker
@@ -28,7 +29,7 @@ def confirm_one(settings: Settings, notify) -> tuple[Settling, list, Outcome, st
         settling.sent(3, order_id)
         acked = asyncio.get_running_loop().create_future()
         acked.set_result(SimpleNamespace(partition=3, offset=41))
-        await emission._confirm(output, 3, [(order_id, ours, acked, 0)])
+        await emission._confirm(output, 3, [(order_id, ours, acked, Outgoing(b"", b"", None, 0, order_id))])
         [(claim, _)] = await guard.claim_many([order_id], now_ms=11_000)
         await guard.client.delete(guard_key(order_id, scope))
         return settling, claim.outcome

@@ -6,7 +6,7 @@ from itertools import permutations
 
 import pytest
 
-from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, verdict
+from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, is_behind, verdict, version
 from streams.codec import DetailChange, OrderChange, Position
 from tables import order_state
 from tables.order_state import OrderProgress
@@ -154,3 +154,18 @@ def test_an_emitted_order_is_stored_as_a_marker_that_later_changes_cannot_reopen
 def test_a_marker_written_before_markers_had_a_time_reads_as_time_zero():
     assert order_state.marker_time(b'{"e":true}') == 0
     assert order_state.decode(b'{"e":true}') == order_state.marker(0)
+
+
+def test_a_state_is_behind_the_sent_one_until_it_has_each_topics_newest_change():
+    sent = OrderProgress()
+    for change in (order(10, 2), detail(20, 1), detail(30, 2)):
+        sent = apply_order(sent, change) if isinstance(change, OrderChange) else apply_detail(sent, change)
+    recovered = apply_detail(apply_order(OrderProgress(), order(10, 2)), detail(20, 1))  # detail 30 not yet again
+    caught_up = apply_detail(recovered, detail(30, 2))
+    changed_since = apply_detail(caught_up, detail(40, 2, op="d"))  # a detail deleted after the send
+
+    assert version(sent) == (at(10), at(30))
+    assert is_behind(recovered, version(sent))
+    assert is_behind(OrderProgress(), version(sent))
+    assert not is_behind(caught_up, version(sent))
+    assert not is_behind(changed_since, version(sent))  # a delete counts as its topic's newest change
