@@ -67,8 +67,8 @@ def test_a_broker_killed_under_load_loses_and_doubles_nothing(settings, unique_n
 def test_every_topic_the_pipeline_made_has_three_replicas_and_needs_two_in_sync(settings):
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     names = [name for name in admin.list_topics(timeout=10).topics
-             if name.startswith(("mysql.", "order_final", "order_alerts", "orderpipe", "connect-", "schema-history",
-                                 "__consumer"))]
+             if name.startswith(("mysql.", "order_final", "order_alerts", "orderpipe", "dead_letters", "order_cdc_dead",
+                                 "_connect_", "schema-history", "__consumer"))]
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     in_sync = {resource.name: future.result(timeout=30)["min.insync.replicas"].value
                for resource, future in admin.describe_configs(resources).items()}
