@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     stack_start_timeout_s: float = Field(120.0, validation_alias="STACK_START_TIMEOUT_S")
     kafka_controller_port: int = Field(9093, validation_alias="KAFKA_CONTROLLER_PORT")
     minio_console_port: int = Field(9001, validation_alias="MINIO_CONSOLE_PORT")
+
+    @field_validator("stack_home", "stack_cache")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        """The stack's tools run from other directories (STACK_HOME=.stack-3 is the checkout's)."""
+        return path.expanduser().absolute()
 
     @model_validator(mode="before")
     @classmethod

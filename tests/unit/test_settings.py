@@ -50,3 +50,10 @@ def test_lake_paths_put_the_layer_under_the_lake_uri(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("LAKE_URI", lake_uri)
 
     assert Settings(_env_file=None).lake_path("bronze", "orders") == expected
+
+
+def test_a_relative_stack_home_is_made_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STACK_HOME", ".stack-3")  # mariadb-install-db, run from elsewhere, needs it whole
+
+    assert Settings(_env_file=None).stack_home == tmp_path / ".stack-3"
