@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     # run reads its input's change feed from them, so keep it above the time between runs.
     lake_vacuum_retain_hours: float = Field(168, validation_alias="LAKE_VACUUM_RETAIN_HOURS", ge=0)
 
+    # --- Monitoring (Prometheus; config/alerts.yml) -----------------------------------------
+    prometheus_url: str = Field("http://127.0.0.1:9090", validation_alias="PROMETHEUS_URL")
+    # The workers' web addresses Prometheus scrapes (the demo's two workers by default).
+    metrics_targets: str = Field("127.0.0.1:6066,127.0.0.1:6067", validation_alias="METRICS_TARGETS")
+    # `python -m streams broker-metrics`: the consumer group's lag and the topics' growth as the
+    # brokers see them, so they are known while every worker is down.
+    broker_metrics_port: int = Field(9308, validation_alias="BROKER_METRICS_PORT")
+    prometheus_scrape_interval_s: float = Field(15.0, validation_alias="PROMETHEUS_SCRAPE_INTERVAL_S", gt=0)
+    prometheus_rules: Path = Field(REPO_ROOT / "config" / "alerts.yml", validation_alias="PROMETHEUS_RULES")
+
     # --- Local stack (only `python -m stack` reads these) ------------------------------
     stack_home: Path = Field(REPO_ROOT / ".stack", validation_alias="STACK_HOME")
     stack_cache: Path = Field(Path.home() / ".cache" / "orderpipe", validation_alias="STACK_CACHE")
@@ -93,7 +103,7 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(9093, validation_alias="KAFKA_CONTROLLER_PORT")
     minio_console_port: int = Field(9001, validation_alias="MINIO_CONSOLE_PORT")
 
-    @field_validator("stack_home", "stack_cache")
+    @field_validator("stack_home", "stack_cache", "prometheus_rules")
     @classmethod
     def _absolute(cls, path: Path) -> Path:
         """The stack's tools run from other directories (STACK_HOME=.stack-3 is the checkout's)."""
@@ -131,6 +141,10 @@ class Settings(BaseSettings):
         port = self.kafka_host_port[1]
         return [(node + 1, port + LOCAL_BROKER_STEP * node, self.kafka_controller_port + LOCAL_BROKER_STEP * node)
                 for node in range(self.kafka_brokers)]
+
+    @property
+    def prometheus_host_port(self) -> tuple[str, int]:
+        return _host_port(self.prometheus_url, 9090)
 
     @property
     def kafka_connect_host_port(self) -> tuple[str, int]:

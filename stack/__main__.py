@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -15,8 +16,8 @@ from rich.table import Table
 from config import Settings, settings
 from config.cli import run
 from stack import control, doctor as health
-from stack.install import InstallError, Toolchain
-from stack.services import KafkaLayoutError, StackLayout, all_services
+from stack.install import ExtraUnavailable, InstallError, Toolchain
+from stack.services import OPTIONAL_SERVICES, KafkaLayoutError, StackLayout, all_services
 from stack.watcher import HEALER, start_healer
 
 cli = typer.Typer(
@@ -27,6 +28,14 @@ cli = typer.Typer(
 )
 console = Console(stderr=True)
 MAX_BROKERS = 5
+Extra = Enum("Extra", {name: name for name in OPTIONAL_SERVICES}, type=str)
+With = Annotated[list[Extra] | None, typer.Option(
+    "--with", help="Optional services as well (repeatable): prometheus = Prometheus with config/alerts.yml, "
+                   "scraping METRICS_TARGETS and the brokers' view (`python -m streams broker-metrics`).")]
+
+
+def extras(chosen: list[Extra] | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(extra.value for extra in chosen or ()))
 
 
 @cli.callback()
@@ -42,6 +51,7 @@ def up(
     brokers: Annotated[int | None, typer.Option(
         min=1, max=5, help="Kafka brokers to run (default KAFKA_BROKERS, 1). Topics get min(3, brokers) "
                            "replicas; run workers and tools with the same KAFKA_BROKERS.")] = None,
+    with_: With = None,
 ) -> None:
     """Install what is missing, start every service, wait until all are healthy.
 
@@ -51,9 +61,12 @@ def up(
     started = time.monotonic()
     stack = settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers)
     try:
-        Toolchain(stack.stack_cache).install()
+        Toolchain(stack.stack_cache).install(extras(with_))
         if not install_only:
-            control.up(all_services(stack), stack.stack_start_timeout_s)
+            control.up(all_services(stack, extras(with_)), stack.stack_start_timeout_s)
+    except ExtraUnavailable as error:
+        console.print(f"stack up --with: {error}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     except (InstallError, control.StackError, KafkaLayoutError, subprocess.CalledProcessError) as error:
         console.print(f"[red]stack up failed:[/red] {error}", markup=True, highlight=False)
         raise typer.Exit(1) from None
@@ -61,14 +74,14 @@ def up(
     if not install_only:
         console.print(f"connector healer running (pid {start_healer(stack)}): restarts any connector's "
                       f"failed tasks; log {StackLayout(stack.stack_home).logfile(HEALER)}", highlight=False)
-        report(stack)
+        report(stack, extras(with_))
 
 
 @cli.command()
 def down() -> None:
     """Stop every process the stack started (by pid), leaving data in place."""
     every_broker = Settings(KAFKA_BROKERS=MAX_BROKERS)  # however many the stack was started with
-    for name, pid in control.down(all_services(settings) + [
+    for name, pid in control.down(all_services(settings, tuple(OPTIONAL_SERVICES)) + [
             service for service in all_services(every_broker) if service.name.startswith("kafka-")]):
         console.print(f"stopped {name} (pid {pid})")
 
@@ -77,13 +90,14 @@ def down() -> None:
 def status(
     brokers: Annotated[int | None, typer.Option(min=1, max=5, help="Kafka brokers the stack runs "
                                                                    "(default KAFKA_BROKERS, 1).")] = None,
+    with_: With = None,
 ) -> None:
     """Each service with its port, pid and health. Exits 1 unless all are healthy."""
-    report(settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers))
+    report(settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers), extras(with_))
 
 
-def report(stack: Settings) -> None:
-    rows = control.status(all_services(stack))
+def report(stack: Settings, optional: tuple[str, ...] = ()) -> None:
+    rows = control.status(all_services(stack, optional))
     table = Table("service", "port", "pid", "health")
     colours = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
     for row in rows:
@@ -96,11 +110,12 @@ def report(stack: Settings) -> None:
 
 @cli.command()
 def logs(
-    service: Annotated[str, typer.Argument(help="kafka, kafka-connect, mariadb, redis or minio")],
+    service: Annotated[str, typer.Argument(help="kafka, kafka-connect, mariadb, redis, minio, prometheus or "
+                                                 "broker-metrics")],
     lines: Annotated[int, typer.Option("--lines", "-n", min=1, help="How many last lines.")] = 50,
 ) -> None:
     """Print the last lines of a service's log, and the log's path."""
-    by_name = {s.name: s for s in all_services(settings)}
+    by_name = {s.name: s for s in all_services(settings, tuple(OPTIONAL_SERVICES))}
     if service not in by_name:
         console.print(f"unknown service {service!r}; one of: {', '.join(by_name)}")
         raise typer.Exit(2)
@@ -114,7 +129,7 @@ def doctor(
     worker_url: Annotated[str, typer.Option(help="Any one Faust worker's web address (it names the others).")]
         = f"http://127.0.0.1:{settings.faust_web_port}",
 ) -> None:
-    """Is the pipeline healthy now? Services, connector and tasks, CDC topics, workers and their lag, dead letters in the last hour, the newest order_final message, the last Gold commit, Redis memory and AOF. Exits 1 on any problem, naming the fix.
+    """Is the pipeline healthy now? Services, connector and tasks, CDC topics, workers and their lag, dead letters in the last hour, the newest order_final message, the last Gold commit, Redis memory and AOF, and the alerts firing in Prometheus (PROMETHEUS_URL) when one runs. Exits 1 on any problem, naming the fix.
 
     Works against a remote stack from the settings alone.
     """

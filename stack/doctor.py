@@ -175,13 +175,36 @@ def redis_state(settings: Settings) -> Iterator[Check]:
                 "" if aof_ok else "the guard's marks need AOF (appendonly yes): a restart would forget sent orders")
 
 
+def firing(alerts: list[dict]) -> list[Check]:
+    """One problem per firing alert of Prometheus' /api/v1/alerts, with the fix its rule names."""
+    return [Check(f"alert {alert['labels']['alertname']}", False,
+                  f"{alert.get('annotations', {}).get('summary', '')} (firing since {alert.get('activeAt', '?')[:19]})",
+                  alert.get("annotations", {}).get("fix", ""))
+            for alert in alerts if alert.get("state") == "firing"]
+
+
+def prometheus_alerts(settings: Settings) -> Iterator[Check]:
+    """The alerts Prometheus (config/alerts.yml) reports, when one runs at PROMETHEUS_URL."""
+    try:
+        alerts = httpx.get(f"{settings.prometheus_url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        yield Check("prometheus", True, f"none answers at {settings.prometheus_url}: no alerts to show "
+                                        "(`python -m stack up --with prometheus` runs one)")
+        return
+    problems = firing(alerts)
+    pending = sum(alert.get("state") == "pending" for alert in alerts)
+    yield Check("prometheus", True, f"{len(problems)} alert(s) firing, {pending} pending")
+    yield from problems
+
+
 def examine(settings: Settings, worker_url: str) -> list[Check]:
     """Every check; one that cannot reach its service becomes a problem naming it."""
     sections: list[tuple[str, Callable[[], Iterator[Check]]]] = [
         ("services", lambda: services(settings)), ("connector", lambda: connector(settings)),
         ("CDC topics", lambda: cdc_topics(settings)), ("workers", lambda: workers(settings, worker_url)),
         ("order_final", lambda: order_final(settings)), ("dead letters", lambda: dead_letters(settings)),
-        ("gold", lambda: gold(settings)), ("redis", lambda: redis_state(settings))]
+        ("gold", lambda: gold(settings)), ("redis", lambda: redis_state(settings)),
+        ("prometheus", lambda: prometheus_alerts(settings))]
     checks: list[Check] = []
     for name, run in sections:
         try:

@@ -5,6 +5,7 @@
 - Kafka broker + Connect jars and the Debezium plugins: Maven Central, through the pinned
   `stack/pom.xml` (versions live there and only there).
 - MinIO: `go install` at a pinned module version (MinIO's community edition ships as source).
+- Prometheus and promtool, only for `up --with prometheus`: Debian's `prometheus` (apt-get).
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ APT_PROGRAMS = ("mariadbd", "mariadb-install-db", "redis-server", "chromium")
 # MinIO publishes RELEASE.* tags, which the Go proxy serves only as pseudo-versions.
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+# Optional services (`up --with NAME`): the Debian packages and the programs they bring.
+OPTIONAL_APT = {"prometheus": (("prometheus",), ("prometheus", "promtool"))}
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
 
 class InstallError(RuntimeError):
     """An install step failed; the message names the command and how to fix it."""
+
+
+class ExtraUnavailable(InstallError):
+    """An optional service asked for (`--with`) is not installed and cannot be installed here."""
 
 
 def which(program: str) -> str | None:
@@ -89,23 +96,28 @@ class Toolchain:
             absent.append("minio")
         return absent
 
-    def install(self) -> None:
-        steps = {"apt": self._install_apt, "maven": self._install_maven, "minio": self._install_minio}
+    def install(self, extras: tuple[str, ...] = ()) -> None:
+        steps = {"apt": lambda: self._apt(APT_PACKAGES), "maven": self._install_maven, "minio": self._install_minio}
         for name in self.missing():
             steps[name]()
+        for extra in extras:
+            packages, programs = OPTIONAL_APT[extra]
+            if not all(which(program) for program in programs):
+                self._apt(packages, extra=True)
 
-    def _install_apt(self) -> None:
+    def _apt(self, packages: tuple[str, ...], extra: bool = False) -> None:
         sudo: list[str] = []
         if os.geteuid() != 0:
             if not which("sudo"):
-                raise InstallError("MariaDB/Redis/Chromium are missing and this is not root: run "
-                                   f"`sudo apt-get install -y {' '.join(APT_PACKAGES)}`")
+                raise (ExtraUnavailable if extra else InstallError)(f"{', '.join(packages)} missing and this is not root: run "
+                                   f"`sudo apt-get install -y {' '.join(packages)}`")
             sudo = ["sudo"]
-        log.info("installing %s with apt-get (once per machine)", ", ".join(APT_PACKAGES))
+        log.info("installing %s with apt-get (once per machine)", ", ".join(packages))
         # The packages' own services may not start here (policy-rc.d); the stack runs its own.
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         _run([*sudo, "apt-get", "update", "-q"], env=env)
-        _run([*sudo, "apt-get", "install", "-y", "-q", *APT_PACKAGES], env=env)
+        _run([*sudo, "apt-get", "install", "-y", "-q", *(("--no-install-recommends",) if extra else ()), *packages],
+             env=env)
 
     def _install_maven(self) -> None:
         mvn = which("mvn")

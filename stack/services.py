@@ -1,4 +1,5 @@
-"""The five services of the local stack, each a process on loopback.
+"""The five services of the local stack, each a process on loopback, and the optional ones
+(`up --with prometheus`: Prometheus and the brokers' view it scrapes).
 
 A service knows its command line, its one-time preparation (formatting Kafka's storage,
 creating MariaDB's datadir), a cheap health probe, and an idempotent bootstrap run after
@@ -13,6 +14,7 @@ import getpass
 import logging
 import re
 import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import redis
+import yaml
 from confluent_kafka.admin import AdminClient
 from minio import Minio
 
@@ -144,7 +147,14 @@ class Kafka(Service):
             "auto.create.topics.enable": "true",
             # Topics created on first use get the stream's partition count, not 1.
             "num.partitions": self.settings.topic_partitions,
-        }
+        } | (self.quick_fencing() if self.settings.kafka_brokers > 1 else {})
+
+    @staticmethod
+    def quick_fencing() -> dict[str, object]:
+        # A killed broker stays registered (and leader of its partitions) until the quorum
+        # leader misses its heartbeats for broker.session.timeout.ms: 9 s by default, which
+        # alone would spend most of a 10 s pause. Loopback heartbeats do not get lost.
+        return {"broker.session.timeout.ms": 4000, "broker.heartbeat.interval.ms": 1000}
 
     def prepare(self) -> None:
         conf, log4j = self.layout.conf(f"{self.name}.properties"), self.layout.conf("log4j.properties")
@@ -403,13 +413,83 @@ class MinIO(Service):
                 client.make_bucket(bucket)
 
 
+def prometheus_config(settings: Settings) -> dict[str, object]:
+    """Prometheus' configuration: every worker in METRICS_TARGETS, the brokers' view
+    (`python -m streams broker-metrics`), and the alert rules."""
+    every = f"{settings.prometheus_scrape_interval_s:g}s"
+    workers: dict[str, object] = {"job_name": "orderpipe-workers", "metrics_path": "/metrics",
+                                  "static_configs": [{"targets": settings.metrics_targets.split(",")}]}
+    if settings.web_token is not None:
+        workers["authorization"] = {"type": "Bearer", "credentials": settings.web_token.get_secret_value()}
+    host = settings.prometheus_host_port[0]
+    return {
+        "global": {"scrape_interval": every, "evaluation_interval": every,
+                   "scrape_timeout": f"{min(settings.prometheus_scrape_interval_s, 10):g}s"},
+        "rule_files": [str(settings.prometheus_rules)],
+        "scrape_configs": [workers, {"job_name": "orderpipe-broker", "static_configs": [
+            {"targets": [f"{host}:{settings.broker_metrics_port}"]}]}],
+    }
+
+
+class BrokerMetrics(Service):
+    """`python -m streams broker-metrics`: the consumer group's lag as the brokers see it."""
+
+    name = "broker-metrics"
+    wave = 1
+
+    @property
+    def port(self) -> int:
+        return self.settings.broker_metrics_port
+
+    def env(self) -> dict[str, str]:
+        return self.settings.as_env()
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "streams", "broker-metrics", "--port", str(self.port)]
+
+    def probe(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class Prometheus(Service):
+    name = "prometheus"
+    wave = 1
+
+    @property
+    def port(self) -> int:
+        return self.settings.prometheus_host_port[1]
+
+    def prepare(self) -> None:
+        conf = self.layout.conf("prometheus.yml")
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(yaml.safe_dump(prometheus_config(self.settings), sort_keys=False))
+        self.layout.data(self.name).mkdir(parents=True, exist_ok=True)
+
+    def argv(self) -> list[str]:
+        host, port = self.settings.prometheus_host_port
+        return [which("prometheus") or "prometheus", f"--config.file={self.layout.conf('prometheus.yml')}",
+                f"--storage.tsdb.path={self.layout.data(self.name)}", "--storage.tsdb.retention.time=2d",
+                f"--web.listen-address={host}:{port}", "--web.enable-lifecycle"]
+
+    def probe(self) -> bool:
+        try:
+            return httpx.get(f"{self.settings.prometheus_url}/-/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
 SERVICE_TYPES: tuple[type[Service], ...] = (MariaDB, Redis, MinIO, Kafka, KafkaConnect)
+OPTIONAL_SERVICES: dict[str, tuple[type[Service], ...]] = {"prometheus": (BrokerMetrics, Prometheus)}
 
 
-def all_services(settings: Settings) -> list[Service]:
+def all_services(settings: Settings, extras: tuple[str, ...] = ()) -> list[Service]:
+    """The stack's services, with the optional ones named in `extras` (OPTIONAL_SERVICES)."""
     layout = StackLayout(settings.stack_home)
     tools = Toolchain(settings.stack_cache)
     services = [kind(settings, layout, tools) for kind in SERVICE_TYPES]
     services[SERVICE_TYPES.index(Kafka) + 1:SERVICE_TYPES.index(Kafka) + 1] = [
         Kafka(settings, layout, tools, node) for node in range(2, settings.kafka_brokers + 1)]
-    return services
+    return services + [kind(settings, layout, tools) for extra in extras for kind in OPTIONAL_SERVICES[extra]]

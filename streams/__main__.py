@@ -1,4 +1,4 @@
-"""`python -m streams rebuild|dead-letters`: operations on the stream beside its workers."""
+"""`python -m streams rebuild|dead-letters|broker-metrics`: operations on the stream beside its workers."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from confluent_kafka import KafkaException
 from cdc.topics import TopicMissing
 from config import settings
 from config.cli import run
+from streams import broker_metrics
 from streams.dead_letters import DeadLetter, read_dead_letters, replay, select, since_ms
 from streams.rebuild import RebuildWorker, wait_caught_up
 
 cli = typer.Typer(help="Operate the stream: rebuild an output topic from the CDC topics; list and replay "
-                       "dead letters.", no_args_is_help=True, add_completion=False)
+                       "dead letters; serve the brokers' view of it to Prometheus.", no_args_is_help=True, add_completion=False)
 dead_letters = typer.Typer(help="The records the stream could not use (DEAD_LETTER_TOPIC).", no_args_is_help=True)
 cli.add_typer(dead_letters, name="dead-letters")
 
@@ -56,6 +57,23 @@ def rebuild(
         worker.stop(process)
     typer.echo(f"rebuilt {output}: {progress.completed:,} orders emitted from {progress.events_in:,} CDC records. "
                f"Check it: python -m source audit --topic {output}")
+
+
+@cli.command("broker-metrics")
+def broker_metrics_command(
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port to serve on "
+                                                                   "(default BROKER_METRICS_PORT, 9308).")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 for a Prometheus elsewhere.")] = "127.0.0.1",
+) -> None:
+    """Serve GET /metrics for Prometheus: the consumer group's lag per CDC partition and the records appended to the CDC, order_final, alert and dead-letter topics, asked of the brokers at each scrape, so they are known while every worker is down (config/alerts.yml reads them)."""
+    chosen_port = port or settings.broker_metrics_port
+    typer.echo(f"serving the brokers' view of group {settings.stream_app_id} at http://{host}:{chosen_port}/metrics")
+    try:
+        broker_metrics.serve(settings, chosen_port, host)
+    except OSError as error:
+        typer.echo(f"cannot serve on {host}:{chosen_port}: {error.strerror}. Is one running already? "
+                   "Choose another with --port (and list it in Prometheus' orderpipe-broker job)", err=True)
+        raise typer.Exit(2) from None
 
 
 def chosen(since: str | None, reason: str | None, offsets: list[int] | None = None) -> list[DeadLetter]:

@@ -31,7 +31,7 @@ def published(service: str) -> set[int]:
 def test_every_piece_of_the_pipeline_is_a_service():
     assert {"mysql", "kafka", "connect", "redis", "minio", "minio-buckets", "spark-master", "spark-worker-1",
             "spark-worker-2", "worker-1", "worker-2", "cdc", "batch"} <= set(SERVICES)
-    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch"}
+    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch", "broker-metrics"}
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -71,9 +71,10 @@ def test_minio_gets_the_stacks_buckets():
 def test_processes_match_the_procfile():
     procfile = dict(line.split(": ", 1) for line in (REPO_ROOT / "Procfile").read_text().splitlines()
                     if line and not line.startswith("#"))
-    assert set(procfile) == {"worker", "cdc", "batch"}
+    assert set(procfile) == {"worker", "cdc", "batch", "broker-metrics"}
     for process in ("cdc", "batch"):
         assert shlex.split(procfile[process]) == SERVICES[process]["command"]
+    assert SERVICES["broker-metrics"]["command"] == [*shlex.split(procfile["broker-metrics"]), "--host", "0.0.0.0"]
     faust = shlex.split(procfile["worker"].split("exec ", 1)[1])
     for worker in ("worker-1", "worker-2"):
         command = SERVICES[worker]["command"]
@@ -89,15 +90,18 @@ def test_the_image_holds_every_package():
         assert f"COPY {package.rstrip('*')} " in dockerfile, package
 
 
-def test_prometheus_scrapes_every_worker_s_metrics():
-    mounted = SERVICES["prometheus"]["volumes"][0].split(":")
-    scrape = yaml.safe_load((REPO_ROOT / mounted[0]).read_text())
-    [job] = scrape["scrape_configs"]
-    targets = {target for group in job["static_configs"] for target in group["targets"]}
+def test_prometheus_scrapes_every_worker_s_metrics_and_the_brokers_view_and_reads_the_alert_rules():
+    mounts = dict(volume.split(":")[:2] for volume in SERVICES["prometheus"]["volumes"])
+    scrape = yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    targets = {target for group in jobs["orderpipe-workers"]["static_configs"] for target in group["targets"]}
     workers = {name for name in SERVICES if name.startswith("worker-")}
 
-    assert mounted[1] == "/etc/prometheus/prometheus.yml" and job["metrics_path"] == "/metrics"
+    assert mounts["./config/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    assert jobs["orderpipe-workers"]["metrics_path"] == "/metrics"
     assert targets == {f"{name}:6066" for name in workers}
+    assert jobs["orderpipe-broker"]["static_configs"] == [{"targets": [f"broker-metrics:{Settings().broker_metrics_port}"]}]
+    assert scrape["rule_files"] == [mounts["./config/alerts.yml"]]
 
 
 def test_workers_bound_beyond_loopback_carry_a_token_prometheus_also_sends():

@@ -29,6 +29,7 @@ def test_kafka_listens_where_the_settings_say(layout: StackLayout):
     assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
     assert props["log.dirs"] == layout.data("kafka")
     assert props["group.initial.rebalance.delay.ms"] == 0
+    assert "broker.session.timeout.ms" not in props  # one broker: nothing to fence
 
 
 def test_three_brokers_are_three_voters_with_ports_of_their_own_and_replicate_by_three(layout: StackLayout):
@@ -45,6 +46,7 @@ def test_three_brokers_are_three_voters_with_ports_of_their_own_and_replicate_by
     assert third["log.dirs"] == layout.data("kafka-3")
     assert (third["default.replication.factor"], third["min.insync.replicas"]) == (3, 2)
     assert (third["offsets.topic.replication.factor"], third["transaction.state.log.min.isr"]) == (3, 2)
+    assert (third["broker.session.timeout.ms"], third["broker.heartbeat.interval.ms"]) == (4000, 1000)
 
 
 @pytest.mark.parametrize(("brokers", "replicas", "in_sync"), [(1, 1, 1), (2, 2, 1), (3, 3, 2), (5, 3, 2)])
