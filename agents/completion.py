@@ -92,6 +92,11 @@ def version(state: OrderProgress) -> tuple[Position | None, Position | None]:
     return state.header_position, max(details, default=None)
 
 
+def noticed_version(sent: list) -> tuple[Position | None, Position | None]:
+    """A version as a JSON notice carries it (positions as lists) back to positions."""
+    return tuple(None if at is None else Position(*at) for at in sent)
+
+
 def is_behind(state: OrderProgress, sent: tuple[Position | None, Position | None]) -> bool:
     """Whether the state lacks a change that the state `sent` (its version) had. Each topic's
     changes of an order are applied in order, so the newest one of each says what came before."""

@@ -23,7 +23,7 @@ import orjson
 from faust.types import Message
 
 from agents.alerts import STALLED, Alert, is_stalled, on_completion, owed_alerts
-from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, is_behind, verdict
+from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, is_behind, noticed_version, verdict
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_state import OrderProgress, marker
 
@@ -75,7 +75,7 @@ class PartitionSlice:
                 if isinstance(entry, str):
                     self.record_emitted(entry)
                 else:
-                    self.record_emitted(entry[0], sent=tuple(None if at is None else Position(*at) for at in entry[1:]))
+                    self.record_emitted(entry[0], sent=entry[1:])
         elif "alerted" in notice:
             for text in notice["alerted"]:
                 self.record_alerted(Alert.parse(text))
@@ -166,17 +166,20 @@ class PartitionSlice:
         """A complete order waits (agents.settling says until when)."""
         self.settling.wait(self.partition, order_id, self.get(order_id).newest_detail, time.time())
 
-    def record_emitted(self, order_id: str, sent: tuple[Position | None, Position | None] | None = None) -> None:
+    def record_emitted(self, order_id: str, sent: list | None = None) -> None:
         """The order is in order_final: its state says so (and only that, tables.order_state,
         once no completion alert is owed), and it waits for nothing more.
 
-        `sent`: the version of the state that went out (agents.completion.version). A state
-        behind it lacks changes that were applied before the send but are not in the
-        changelog: the worker that sent it stopped before its next flush, and those records
-        are read again after this notice. Recorded now, the order would keep a partial state
-        (a bulk order's alert missed); it is recorded from its claim once they are applied."""
+        `sent`: the version of the state that went out, as the notice has it
+        (agents.completion.version). A state behind it lacks changes that were applied before
+        the send but are not in the changelog: the worker that sent it stopped before its next
+        flush, and those records are read again after this notice. Recorded now, the order
+        would keep a partial state (a bulk order's alert missed); it is recorded from its claim
+        once they are applied. An order this worker has in flight is held as it was sent (a
+        recovery forgets what is in flight), so only the others are compared."""
         state = self.get(order_id)
-        if sent is not None and not state.emitted and is_behind(state, sent):
+        if (sent is not None and order_id not in self.settling.in_flight and not state.emitted
+                and is_behind(state, noticed_version(sent))):
             self.counters["emitted_notices_ahead_of_state"] += 1
             self.settling.emitted(self.partition, order_id)
             return
