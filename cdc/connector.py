@@ -37,19 +37,7 @@ def placeholders(settings: Settings) -> dict[str, str]:
         # Debezium names its JMX beans after topic.prefix; connectors sharing the prefix on
         # one Connect worker wait minutes for each other's beans unless tagged apart.
         "CDC_CONNECTOR_NAME": settings.cdc_connector_name,
-        "NOTIFICATION_TOPIC": notification_topic(settings),
     }
-
-
-def heartbeat_topic() -> str:
-    """Where Debezium writes a heartbeat every heartbeat.interval.ms (`__debezium-heartbeat.<topic.prefix>`):
-    a topic of its own, so the workers never read one."""
-    return "__debezium-heartbeat.mysql"
-
-
-def notification_topic(settings: Settings) -> str:
-    """Where the connector reports its snapshots (Debezium's sink notification channel)."""
-    return f"cdc-notifications.{settings.mysql_database}"
 
 
 def connector_config(settings: Settings, flavor: str | None = None, **overrides: str) -> dict[str, str]:
