@@ -35,3 +35,10 @@ def test_help_still_explains_and_exits_0():
 
     assert answer.returncode == 0 and "every connector" in answer.stdout, answer.stdout
 
+
+
+@pytest.mark.parametrize(("args", "named"), [(["up", "--brokers", "6"], "--brokers"), (["up", "--with", "grafana"], "grafana")])
+def test_the_stack_refuses_what_it_cannot_run_in_one_line(args: list[str], named: str):
+    answer = subprocess.run([sys.executable, "-m", "stack", *args], capture_output=True, text=True, timeout=60)
+
+    assert answer.returncode == 2 and answer.stderr.count("\n") == 1 and named in answer.stderr, answer.stderr
