@@ -24,6 +24,7 @@ from faust.types import Message
 
 from agents.alerts import STALLED, Alert, is_stalled, on_completion, owed_alerts
 from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, is_behind, noticed_version, verdict
+from agents.settling import Tick
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from tables.order_state import OrderProgress, marker
 
@@ -45,7 +46,7 @@ class PartitionSlice:
         self.to_emit: list[str] = []
         self.to_alert: list[Alert] = []
         self.frontier: Position | None = None  # the newest orders change applied in an unbroken run
-        self.settled_before: float | None = None  # a settle tick's check time: what waited since before it settles
+        self.tick: Tick | None = None  # the newest settle tick of the slice
         self.quiet_before: float | None = None  # an alert check's: orders quiet since before it may have stalled
 
     async def process(self) -> None:
@@ -81,9 +82,12 @@ class PartitionSlice:
                 self.record_alerted(Alert.parse(text))
         elif "check" in notice:
             self.quiet_before = max(self.quiet_before or 0.0, notice["check"] - self.worker.rules.stall_after_s)
-        else:
+        elif "source" in notice:
             self.counters["ticks_received"] += 1
-            self.settled_before = max(self.settled_before or 0.0, notice["at"] - SETTLE_MARGIN_S)
+            tick = Tick(notice["at"] - SETTLE_MARGIN_S, Position(*notice["source"]))
+            self.tick = tick if self.tick is None else max(self.tick, tick)
+        else:  # an older worker's tick, without the connector's position: it settles nothing
+            self.counters["ticks_ignored"] += 1
 
     def apply(self, change: Change, in_order: bool) -> None:
         """One CDC change to its order's state. An orders change read past a gap (agents.settling)
@@ -113,7 +117,7 @@ class PartitionSlice:
 
     def decide(self) -> None:
         """Every touched order, and every waiting one the frontier or a tick settles, judged."""
-        view = self.settling.close_slice(self.partition, self.frontier, self.settled_before)
+        view = self.settling.close_slice(self.partition, self.frontier, self.tick)
         now = time.time()
         for order_id in self.touched - view.ready:
             self.judge(order_id, view.frontier, view.details_gap, now)

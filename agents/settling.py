@@ -29,6 +29,15 @@ class PartitionWatch:
     unsettled: dict[str, tuple[Position | None, float]] = field(default_factory=dict)  # id -> (newest, since)
 
 
+class Tick(NamedTuple):
+    """A quiet partition's settle tick: its orders topic was processed to the log end it had at
+    `checked_at`, and before that the connector had committed `source` (every change before
+    it in Kafka, streams.runtime.connect_offsets)."""
+
+    checked_at: float
+    source: Position
+
+
 class SliceView(NamedTuple):
     """What a partition's slice is judged against (Settling.close_slice)."""
 
@@ -68,17 +77,21 @@ class Settling:
             watch.details_past_gap = past_gap
         return not past_gap
 
-    def close_slice(self, partition: int, frontier: Position | None, settled_before: float | None) -> SliceView:
+    def close_slice(self, partition: int, frontier: Position | None, tick: Tick | None) -> SliceView:
         """A slice of the partition was applied, its orders changes in an unbroken run up to
         `frontier`: what its orders are judged against. `ready`: the waiting orders that
         settle now, their newest detail behind the frontier, or waiting since before a tick's
-        caught-up check (`settled_before`)."""
+        caught-up check with their newest detail before the position it vouches for (an order
+        whose send failed has none: it was settled when sent, and waits only for a tick).
+
+        A topic's log end alone would not do: Connect retries each partition's batch on its
+        own, so an earlier orders change can reach Kafka after a later detail."""
         watch = self.watch(partition)
         if frontier is not None and (watch.frontier is None or frontier > watch.frontier):
             watch.frontier = frontier
         ready = {order_id for order_id, (newest, since) in watch.unsettled.items()
                  if (newest is not None and watch.frontier is not None and newest <= watch.frontier)
-                 or (settled_before is not None and since <= settled_before)}
+                 or (tick is not None and since <= tick.checked_at and (newest is None or newest < tick.source))}
         return SliceView(ready, watch.frontier, watch.details_past_gap)
 
     def wait(self, partition: int, order_id: str, newest: Position | None, now: float) -> None:

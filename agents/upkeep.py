@@ -175,13 +175,20 @@ async def send_alert_checks() -> None:
 @runs_again
 async def tick_quiet_partitions() -> None:
     """For partitions with unsettled orders whose orders topic is processed to its log end,
-    send a settle tick (handled in the agent, where table writes belong)."""
+    send a settle tick (handled in the agent, where table writes belong) carrying the
+    connector's committed position (streams.runtime.connect_offsets): it settles the orders
+    whose newest detail is older."""
     if app.rebalancing or not app.tables.actives_ready:
         return
     worker = app.completion
     worker.settling.keep_only(set(order_progress.owned_partitions()))
     waiting = worker.settling.waiting_partitions()
     if not waiting:
+        return
+    # Read before the log ends: every change committed before it is in Kafka by then.
+    source = worker.cdc_committed.position
+    if source is None:
+        worker.counters["ticks_without_committed_position"] += 1
         return
     tps = [TP(worker.orders_topic, p) for p in waiting]
     checked_at = time.time()
@@ -192,7 +199,7 @@ async def tick_quiet_partitions() -> None:
         worker.counters["tick_checks"] += 1
         if processed is not None and ends.get(tp) is not None and processed >= ends[tp]:
             worker.counters["ticks_sent"] += 1
-            await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at}),
+            await topics.settle_ticks.send(key=b"tick", value=orjson.dumps({"at": checked_at, "source": list(source)}),
                                            partition=tp.partition)
 
 
@@ -232,6 +239,25 @@ async def rebuild_unsettled() -> None:
 
 
 app.before_consuming.append(lambda: app.completion.reference.catch_up(app.conf.id))
+
+
+@app.task
+async def follow_connector_position() -> None:
+    """Keep the connector's committed position current, for as long as the worker runs."""
+    committed = app.completion.cdc_committed
+    while True:
+        try:
+            await committed.follow(app.conf.id)
+        except asyncio.CancelledError:
+            raise
+        except LookupError as missing:
+            app.completion.counters["connect_offsets_failures"] += 1
+            log.warning("%s; quiet partitions' complete orders wait. Looking again in %.0f s", missing,
+                        REFERENCE_RETRY_S)
+        except Exception:  # noqa: BLE001 - Kafka away: read again
+            app.completion.counters["connect_offsets_failures"] += 1
+            log.exception("reading the connector's committed position failed; again in %.0f s", REFERENCE_RETRY_S)
+        await asyncio.sleep(REFERENCE_RETRY_S)
 
 
 @app.task

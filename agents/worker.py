@@ -2,8 +2,8 @@
 
 One `CompletionWorker` per process, built at first use as `app.completion` (streams/app.py
 names this class). It owns the state cache, the settling, retention and alert-watch
-bookkeeping, the alert rules, the emission with its Redis guards, the reference data and
-the consumer-lag gauge; the agent loop (agents.order_completion), the timers
+bookkeeping, the alert rules, the emission with its Redis guards, the reference data, the
+connector's committed position and the consumer-lag gauge; the agent loop (agents.order_completion), the timers
 (agents.upkeep), each `PartitionSlice` and the web views all reach them through it. A test
 builds one with the parts it wants (its own guards, its own notice writer) and hands it to
 the app.
@@ -30,6 +30,7 @@ from agents.retention import Retention
 from agents.settling import Settling
 from config import settings
 from streams import topics
+from streams.runtime.connect_offsets import ConnectorPosition
 from streams.runtime.metrics import WORKER, LagGauge, counters
 from streams.runtime.reference_reader import TopicReader
 from streams.runtime.state_cache import WriteBackCache
@@ -54,6 +55,8 @@ class CompletionWorker:
         self.rules = AlertRules(settings.alert_bulk_quantity, settings.alert_bulk_products, settings.stall_after_s)
         self.watch = AlertWatch(settings.stall_after_s)
         self.reference: TopicReader = reference_reader()
+        self.cdc_committed = ConnectorPosition(settings.kafka_bootstrap, settings.connect_offsets_topic,
+                                               settings.cdc_connector_name)
         self.cdc_lag = LagGauge([self.orders_topic, self.details_topic])
         final_guard, alert_guard = guards or (
             RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic),

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # The Debezium connector: MariaDB's locally, MySQL's for MySQL 8 (docker-compose).
     cdc_connector: Literal["mariadb", "mysql"] = Field("mariadb", validation_alias="CDC_CONNECTOR")
     cdc_connector_name: str = Field("project-db-cdc", validation_alias="CDC_CONNECTOR_NAME")
+    # Kafka Connect's offset storage topic (its `offset.storage.topic`): the workers read the
+    # connector's committed binlog position there, to settle orders on quiet partitions.
+    connect_offsets_topic: str = Field("_connect_offsets", validation_alias="CONNECT_OFFSETS_TOPIC")
     # Partitions of the CDC topics, the stream's tables and order_final: the most workers
     # that can share the stream.
     topic_partitions: int = Field(4, validation_alias="TOPIC_PARTITIONS", ge=1)

@@ -228,13 +228,15 @@ class KafkaConnect(Service):
             "value.converter": "org.apache.kafka.connect.json.JsonConverter",
             "key.converter.schemas.enable": "false",
             "value.converter.schemas.enable": "false",
-            "offset.storage.topic": "_connect_offsets",
+            "offset.storage.topic": self.settings.connect_offsets_topic,
             "config.storage.topic": "_connect_configs",
             "status.storage.topic": "_connect_status",
             "offset.storage.replication.factor": self.settings.replication_factor,
             "config.storage.replication.factor": self.settings.replication_factor,
             "status.storage.replication.factor": self.settings.replication_factor,
-            "offset.flush.interval.ms": 1000,
+            # The workers settle a quiet partition's orders only up to the binlog position
+            # committed here (agents/settling.py): this bounds how long those orders wait.
+            "offset.flush.interval.ms": 200,
             # A worker whose group session expired (the broker restarted) rejoins as a new
             # member; Connect then holds its old connectors and tasks back this long, waiting
             # for the "departed" member (5 minutes by default) while the CDC stands still.

@@ -210,3 +210,28 @@ def decode_reference(table: str, key: bytes | None, value: bytes | None) -> Refe
     if op == "d":
         return ReferenceRow(table, row_id, None)
     return ReferenceRow(table, row_id, {name: _field(row, name, str, table) for name in REFERENCE_FIELDS[table]})
+
+
+# Kafka Connect's offset storage: key `["<connector>", {"server": "<topic.prefix>"}]`, value the
+# connector's restart point (`{"file": ..., "pos": ..., ...}`), or a tombstone once reset.
+def offset_connector(key: bytes | None) -> str | None:
+    """The connector an offset storage record belongs to; None if the key is not one."""
+    try:
+        name = orjson.loads(key)[0] if key else None
+    except (orjson.JSONDecodeError, IndexError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def committed_position(value: bytes | None) -> Position | None:
+    """The binlog position a Debezium binlog connector would restart from: Connect writes it
+    once every record before it is acknowledged by the brokers. Its row is 0 (a restart
+    point is a transaction's start or the end of the last one), so it compares greater than
+    a change's position only when a later transaction began. None: a reset, or no position."""
+    if value is None:
+        return None
+    try:
+        offset = orjson.loads(value)
+        return _position(offset)._replace(row=0)
+    except (orjson.JSONDecodeError, CodecError):
+        return None

@@ -116,9 +116,9 @@ def go_past(settings: Settings, *, stalled: bool = False, timeout_s: float = 120
     cursor = connection.cursor()
     sentinels = {order_id_in(partition, settings.topic_partitions) for partition in range(settings.topic_partitions)}
     SENTINELS.setdefault(settings.stream_app_id, set()).update(sentinels)
-    for order_id in sorted(sentinels):
-        generate.execute(cursor, InsertOrder(order_id, 1, 1, 1, 2 if stalled else 1))
+    for order_id in sorted(sentinels):  # the detail first: complete at its header, it needs no settle tick
         generate.execute(cursor, InsertDetail(order_id, 1, 1))
+        generate.execute(cursor, InsertOrder(order_id, 1, 1, 1, 2 if stalled else 1))
     topic = settings.order_alerts_topic if stalled else settings.order_final_topic
 
     def raised() -> set[str]:

@@ -3,8 +3,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.codec import (CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate,
-                           decode_detail, decode_order)
+from streams.codec import (CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate, committed_position,
+                           decode_detail, decode_order, offset_connector)
+from streams.runtime.connect_offsets import ConnectorPosition
 
 SOURCE = {"file": "binlog.000003", "pos": 1234, "row": 1, "ts_ms": 1700000000000, "snapshot": "false",
           "table": "orders"}
@@ -90,3 +91,35 @@ def test_a_key_in_another_shape_than_the_bare_id_is_not_judged():
 def test_a_detail_with_a_string_product_id_is_rejected():
     with pytest.raises(CodecError, match="order_details.product_id must be int"):
         decode_detail(None, envelope("c", after={"order_id": "o", "product_id": "1001", "quantity": 1}))
+
+
+# --- Kafka Connect's offset storage records ------------------------------------------------
+OFFSET_KEY = b'["project-db-cdc",{"server":"mysql"}]'
+
+
+def test_an_offset_record_names_its_connector_and_anything_else_names_none():
+    assert offset_connector(OFFSET_KEY) == "project-db-cdc"
+    assert [offset_connector(key) for key in (None, b"", b"not json", b"{}", b"[]", b"[7]")] == [None] * 6
+
+
+def test_a_committed_position_is_the_restart_point_with_row_zero():
+    value = b'{"ts_sec":1,"file":"binlog.000004","pos":15333974,"gtids":"0-1-9","row":1,"server_id":1,"event":2}'
+
+    assert committed_position(value) == Position(4, 15333974, 0)
+    assert committed_position(value) > Position(4, 15333973, 5)
+    assert not committed_position(value) > Position(4, 15333974, 0)
+
+
+def test_a_reset_or_an_offset_without_a_binlog_position_commits_nothing():
+    assert [committed_position(value) for value in (None, b"{}", b'{"file":"binlog"}', b"garbage")] == [None] * 4
+
+
+def test_the_follower_keeps_its_connectors_newest_position_and_forgets_it_at_a_reset():
+    followed = ConnectorPosition("127.0.0.1:9092", "_connect_offsets", "project-db-cdc")
+    followed.take(OFFSET_KEY, b'{"file":"binlog.000004","pos":100}')
+    followed.take(b'["project-db-cdc-other",{"server":"mysql"}]', b'{"file":"binlog.000004","pos":900}')
+    followed.take(b'["project",{"server":"mysql"}]', b'{"file":"binlog.000004","pos":900}')
+    kept = followed.position
+    followed.take(OFFSET_KEY, None)
+
+    assert (kept, followed.position) == (Position(4, 100, 0), None)

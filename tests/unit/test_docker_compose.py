@@ -56,6 +56,12 @@ def test_ports_are_the_settings_defaults():
     assert {defaults.faust_web_port, defaults.faust_web_port + 1} == published("worker-1") | published("worker-2")
 
 
+def test_workers_follow_the_offset_topic_connect_commits_to_often():
+    connect = SERVICES["connect"]["environment"]
+    assert COMPOSE["x-settings"]["CONNECT_OFFSETS_TOPIC"] == connect["OFFSET_STORAGE_TOPIC"]
+    assert int(connect["OFFSET_FLUSH_INTERVAL_MS"]) <= 1000
+
+
 def test_mysql_writes_the_row_binlog_debezium_reads_and_gets_the_schema():
     command = " ".join(SERVICES["mysql"]["command"])
     assert "--binlog-format=ROW" in command and "--log-bin" in command and "--server-id" in command

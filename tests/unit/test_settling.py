@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.settling import Settling
+from agents.settling import Settling, Tick
 from streams.codec import Position
 
 
@@ -13,9 +13,9 @@ def at(pos: int) -> Position:
 def test_a_waiting_order_settles_once_the_frontier_passes_its_newest_detail():
     settling = Settling()
     settling.wait(0, "a", at(30), now=100.0)
-    before = settling.close_slice(0, at(20), settled_before=None)
-    after = settling.close_slice(0, at(40), settled_before=None)
-    quiet = settling.close_slice(0, None, settled_before=None)  # a slice without orders changes
+    before = settling.close_slice(0, at(20), tick=None)
+    after = settling.close_slice(0, at(40), tick=None)
+    quiet = settling.close_slice(0, None, tick=None)  # a slice without orders changes
 
     assert (before.ready, after.ready, quiet.ready) == (set(), {"a"}, {"a"})
     assert (before.frontier, after.frontier, quiet.frontier) == (at(20), at(40), at(40))
@@ -23,9 +23,9 @@ def test_a_waiting_order_settles_once_the_frontier_passes_its_newest_detail():
 
 def test_an_older_frontier_never_moves_it_back():
     settling = Settling()
-    settling.close_slice(0, at(40), settled_before=None)
+    settling.close_slice(0, at(40), tick=None)
 
-    assert settling.close_slice(0, at(30), settled_before=None).frontier == at(40)
+    assert settling.close_slice(0, at(30), tick=None).frontier == at(40)
 
 
 def test_a_tick_settles_only_orders_that_waited_since_before_its_check():
@@ -33,7 +33,29 @@ def test_a_tick_settles_only_orders_that_waited_since_before_its_check():
     settling.wait(0, "early", at(30), now=100.0)
     settling.wait(0, "late", at(31), now=105.0)
 
-    assert settling.close_slice(0, None, settled_before=103.0).ready == {"early"}
+    assert settling.close_slice(0, None, tick=Tick(103.0, at(50))).ready == {"early"}
+
+
+def test_a_tick_settles_only_orders_whose_newest_detail_the_connector_committed_past():
+    """An orders change committed before the newest detail may still be on its way to Kafka
+    (Connect retries each partition's batch on its own): a log end does not vouch for it, the
+    connector's committed position does."""
+    settling = Settling()
+    settling.wait(0, "behind", at(30), now=100.0)
+    settling.wait(0, "at", at(40), now=100.0)
+    settling.wait(0, "ahead", at(50), now=100.0)
+
+    assert settling.close_slice(0, None, tick=Tick(103.0, at(40))).ready == {"behind"}
+    assert settling.close_slice(0, None, tick=Tick(104.0, at(51))).ready == {"behind", "at", "ahead"}
+
+
+def test_an_order_whose_send_failed_waits_only_for_a_tick_after_the_failure():
+    settling = Settling()
+    settling.sent(0, "a")
+    settling.send_failed(0, "a", now=100.0)
+
+    assert settling.close_slice(0, at(90), tick=Tick(99.0, at(90))).ready == set()
+    assert settling.close_slice(0, None, tick=Tick(101.0, at(1))).ready == {"a"}
 
 
 def test_a_newer_detail_restarts_the_wait_and_the_same_one_keeps_it():

@@ -74,6 +74,7 @@ class Outcome:
     found_dead: int = 0  # workers that had exited by the end of the writing (then restarted)
     alerts: AlertAudit | None = None
     misenriched: tuple[str, ...] = ()  # order_final records without their customer or payment method
+    wrong: tuple[str, ...] = ()  # for the first orders with wrong contents: what was expected, what came
 
     @property
     def exact(self) -> bool:
@@ -86,7 +87,8 @@ class Outcome:
             ("missing", found.missing), ("duplicated", found.duplicates), ("wrong contents", found.wrong_contents),
             ("unexpected", found.unexpected)) if order_ids)
         return (f"{found.summary()}{named}; {self.alerts.summary() if self.alerts else 'alerts not read'}; "
-                f"misenriched {len(self.misenriched)} {list(self.misenriched[:5])}")
+                f"misenriched {len(self.misenriched)} {list(self.misenriched[:5])}"
+                + "".join(f"\n{difference}" for difference in self.wrong))
 
     @property
     def complete(self) -> int:
@@ -144,11 +146,20 @@ def collect(settings: Settings, manifest: dict, timeout_s: float) -> Outcome:
         pass
     messages = [m for m in read_to_end(settings, settings.order_final_topic) if m.value["order_id"] not in sentinels(settings)]
     finals = [m.value for m in messages]
-    return Outcome(manifest, audit(manifest, finals), longest_pause([m.timestamp_ms for m in messages]),
+    found = audit(manifest, finals)
+    return Outcome(manifest, found, longest_pause([m.timestamp_ms for m in messages]),
                    alerts=audit_alerts(manifest, owed_alerts(settings, manifest),
                                        bulk_quantity=settings.alert_bulk_quantity,
                                        bulk_products=settings.alert_bulk_products),
-                   misenriched=tuple(misenriched(finals)))
+                   misenriched=tuple(misenriched(finals)),
+                   wrong=tuple(differences(manifest, finals, found.wrong_contents[:3])))
+
+
+def differences(manifest: dict, finals: list[dict], order_ids: list[str]) -> Iterator[str]:
+    """Each order's first order_final beside what the manifest expected."""
+    for order_id in order_ids:
+        received = next(final for final in finals if final["order_id"] == order_id)
+        yield f"{order_id}: expected {manifest['complete'][order_id]}, received {received}"
 
 
 def owed_alerts(settings: Settings, manifest: dict) -> list[dict]:
