@@ -40,6 +40,12 @@ def placeholders(settings: Settings) -> dict[str, str]:
     }
 
 
+def heartbeat_topic() -> str:
+    """Where Debezium writes a heartbeat every heartbeat.interval.ms (`__debezium-heartbeat.<topic.prefix>`):
+    a topic of its own, so the workers never read one."""
+    return "__debezium-heartbeat.mysql"
+
+
 def connector_config(settings: Settings, flavor: str | None = None, **overrides: str) -> dict[str, str]:
     """The connector config for `flavor` ("mariadb" or "mysql"; default from settings)."""
     template = TEMPLATES / f"{flavor or settings.cdc_connector}.json"

@@ -109,3 +109,11 @@ def restart_failed(connect: httpx.Client, name: str, report: dict) -> list[str]:
             connect.post(f"/connectors/{name}/tasks/{task['id']}/restart").raise_for_status()
             restarted.append(f"task {task['id']}")
     return restarted
+
+
+def committed_offset(connect: httpx.Client, name: str) -> dict | None:
+    """The connector's committed source offset (KIP-875); None if it has none yet."""
+    response = connect.get(f"/connectors/{name}/offsets")
+    response.raise_for_status()
+    offsets = response.json().get("offsets") or []
+    return offsets[0]["offset"] if offsets else None

@@ -32,3 +32,12 @@ CREATE TABLE IF NOT EXISTS order_details (
     quantity    INT       NOT NULL,
     PRIMARY KEY (order_id, product_id)
 );
+
+-- Debezium's signal table (in the captured database, as Debezium asks): `python -m cdc
+-- snapshot` writes execute-snapshot signals here, and the connector its snapshot windows.
+-- The stream never reads it.
+CREATE TABLE IF NOT EXISTS debezium_signal (
+    id    VARCHAR(64)    NOT NULL PRIMARY KEY,
+    type  VARCHAR(32)    NOT NULL,
+    data  VARCHAR(8192)  NULL
+);

@@ -56,7 +56,8 @@ def schema_statements(sql: str) -> list[str]:
 
 
 def apply_schema(connection: Connection) -> list[str]:
-    """Create the four tables if missing (idempotent). Returns the tables now present."""
+    """Create the tables (the four of the shop and Debezium's signal table) if missing (idempotent).
+    Returns the tables now present."""
     cursor = connection.cursor()
     for statement in schema_statements(SCHEMA.read_text()):
         cursor.execute(statement)

@@ -8,7 +8,8 @@ offsets, so the lag and the topics' growth are known whatever state the workers 
   committed offset on each CDC partition the stream reads (from the log start if the group
   has committed nothing there);
 - `orderpipe_topic_records_total{topic,role}`: records appended to a topic (the sum of its
-  end offsets), `role` one of cdc, output, alerts, dead_letter.
+  end offsets), `role` one of cdc, output, alerts, dead_letter, heartbeat (the connector's
+  heartbeats: it is alive and reading the binlog; no worker reads them).
 A scrape the brokers do not answer fails (HTTP 500), so Prometheus marks the target down.
 """
 
@@ -22,6 +23,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from cdc.connector import heartbeat_topic
 from config import Settings
 
 REQUEST_TIMEOUT_S = 5.0
@@ -32,7 +34,7 @@ def watched_topics(settings: Settings) -> dict[str, str]:
     """Topic -> role, for every topic whose growth the alert rules read."""
     return {settings.cdc_topic("orders"): "cdc", settings.cdc_topic("order_details"): "cdc",
             settings.order_final_topic: "output", settings.order_alerts_topic: "alerts",
-            settings.dead_letter_topic: "dead_letter"}
+            settings.dead_letter_topic: "dead_letter", heartbeat_topic(): "heartbeat"}
 
 
 def group_lag(committed: Mapping[Partition, int], starts: Mapping[Partition, int],

@@ -67,10 +67,11 @@ def test_running_needs_the_connector_and_at_least_one_task_running():
     assert not rest.is_running(None)
 
 
-def test_the_schema_file_creates_the_four_contract_tables():
+def test_the_schema_file_creates_the_four_contract_tables_and_debeziums_signal_table():
     statements = schema_statements(SCHEMA.read_text())
 
-    assert len(statements) == 4
+    assert len(statements) == 5
+    assert "debezium_signal" in statements[4]
     assert all(s.startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
     assert "id                 CHAR(36)     NOT NULL PRIMARY KEY" in statements[2]
     assert "PRIMARY KEY (order_id, product_id)" in statements[3]

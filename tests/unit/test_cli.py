@@ -42,3 +42,12 @@ def test_the_stack_refuses_what_it_cannot_run_in_one_line(args: list[str], named
     answer = subprocess.run([sys.executable, "-m", "stack", *args], capture_output=True, text=True, timeout=60)
 
     assert answer.returncode == 2 and answer.stderr.count("\n") == 1 and named in answer.stderr, answer.stderr
+
+
+def test_a_snapshot_of_a_table_the_connector_does_not_capture_is_refused_before_anything_is_asked():
+    answer = subprocess.run([sys.executable, "-m", "cdc", "snapshot", "--table", "orders", "--table", "invoices"],
+                            capture_output=True, text=True, timeout=60, env={"KAFKA_BOOTSTRAP": "127.0.0.1:1", "PATH": ""})
+
+    assert answer.returncode == 2
+    assert answer.stderr == ("--table invoices: not captured by the connector; one of orders, order_details, "
+                             "customers, payment_method\n")

@@ -37,7 +37,7 @@ def test_the_watched_topics_follow_the_settings():
     roles = watched_topics(Settings(_env_file=None, ORDER_FINAL_TOPIC="out", DEAD_LETTER_TOPIC="dlq"))
 
     assert roles == {ORDERS: "cdc", "mysql.project_db.order_details": "cdc", "out": "output",
-                     "order_alerts": "alerts", "dlq": "dead_letter"}
+                     "order_alerts": "alerts", "dlq": "dead_letter", "__debezium-heartbeat.mysql": "heartbeat"}
 
 
 def test_prometheus_scrapes_every_worker_of_the_settings_and_the_brokers_view():
