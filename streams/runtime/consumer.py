@@ -134,12 +134,15 @@ class NoSkipConsumer(Consumer):
                 never_committed.append(tp)
             else:
                 self._next[tp] = self._read_from[tp] = committed
-        if never_committed:  # read from the start: records before that are fetched again
+        if never_committed:  # read from the start
             starts = await self.earliest_offsets(*never_committed)
             for tp in never_committed:
                 self._next[tp] = starts.get(tp, ANY_OFFSET)
                 if self._next[tp] != ANY_OFFSET:
                     self._read_from[tp] = self._next[tp]
+                    # A partition kept through a rebalance keeps its fetch position: fetched to
+                    # its end and dropped at the revoke, its records would never come again.
+                    await self.seek(tp, self._next[tp])
 
     def ack(self, message: Message) -> bool:
         """Faust's, for this generation's messages only. An older generation's message is
