@@ -241,35 +241,31 @@ async def rebuild_unsettled() -> None:
 app.before_consuming.append(lambda: app.completion.reference.catch_up(app.conf.id))
 
 
-@app.task
-async def follow_connector_position() -> None:
-    """Keep the connector's committed position current, for as long as the worker runs."""
-    committed = app.completion.cdc_committed
+async def keep_following(what: str, follow: Callable[[], Awaitable[None]],
+                         after_failure: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run `follow` for as long as the worker runs; a failure (Kafka or Redis away, a topic
+    missing) is logged and counted, and it runs again REFERENCE_RETRY_S later."""
     while True:
         try:
-            await committed.follow(app.conf.id)
+            await follow()
         except asyncio.CancelledError:
             raise
-        except LookupError as missing:
-            app.completion.counters["connect_offsets_failures"] += 1
-            log.warning("%s; quiet partitions' complete orders wait. Looking again in %.0f s", missing,
-                        REFERENCE_RETRY_S)
-        except Exception:  # noqa: BLE001 - Kafka away: read again
-            app.completion.counters["connect_offsets_failures"] += 1
-            log.exception("reading the connector's committed position failed; again in %.0f s", REFERENCE_RETRY_S)
+        except Exception:  # noqa: BLE001 - read again
+            app.completion.counters[f"{what.replace(' ', '_')}_failures"] += 1
+            log.exception("following %s failed; again in %.0f s", what, REFERENCE_RETRY_S)
+            if after_failure is not None:
+                await after_failure()
         await asyncio.sleep(REFERENCE_RETRY_S)
 
 
 @app.task
+async def follow_connector_position() -> None:
+    """Keep the connector's committed position current (quiet partitions' orders wait for it)."""
+    await keep_following("connector position", lambda: app.completion.cdc_committed.follow(app.conf.id))
+
+
+@app.task
 async def follow_reference_data() -> None:
-    """Keep this worker's reference data current (tables.reference_data), for as long as the worker runs."""
+    """Keep this worker's reference data current (tables.reference_data), read again from what was stored."""
     reader = app.completion.reference
-    while True:
-        try:
-            await reader.follow(app.conf.id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - Kafka or Redis away: read again, from what was stored
-            log.exception("reading reference data failed; again in %.0f s", REFERENCE_RETRY_S)
-            await reader.close()
-            await asyncio.sleep(REFERENCE_RETRY_S)
+    await keep_following("reference data", lambda: reader.follow(app.conf.id), after_failure=reader.close)
