@@ -15,14 +15,10 @@ reads it before it asks for a quiet partition's log end (agents/settling.py).
 
 from __future__ import annotations
 
-import logging
-
 from aiokafka import AIOKafkaConsumer
 
 from streams.codec import Position, committed_position, offset_connector
 from streams.runtime.metrics import counters
-
-log = logging.getLogger(__name__)
 
 READ_TIMEOUT_MS = 200
 

@@ -10,9 +10,8 @@ import pytest
 import redis
 
 from agents.guard import guard_key
-from cdc.topics import read_topics, wait_for_records
+from cdc.topics import read_topics
 from source.audit import audit
-from stack.workers import start_workers
 from tests.integration.scratch_stream import order_final, scratch_stream, sentinels, uncommitted, write_orders
 
 ORDERS = 2000
@@ -74,22 +73,3 @@ def test_a_worker_killed_mid_run_and_restarted_loses_and_duplicates_nothing(stre
     result = audit(manifest, emitted)
     assert result.exact, result.summary()
 
-
-def test_two_workers_started_together_on_a_backlog_lose_nothing(settings, unique_name: str):
-    """The first worker to join fetches a small backlog to its end; the second joins before
-    anything is committed. A partition the first keeps through that rebalance must be read
-    again from its start (its records were dropped at the revoke), not from where the fetch
-    had got to."""
-    with scratch_stream(settings, unique_name, workers=0, web_port=16076) as (scratch, _):
-        manifest = write_orders(scratch, ORDERS, rate=0)
-        wait_for_records(scratch, scratch.cdc_topic("order_details"), manifest["counts"]["detail_rows"],
-                         timeout_s=120, progress=False)
-        workers = start_workers(scratch, 2)
-        try:
-            emitted = order_final(scratch, manifest["counts"]["complete"], workers, manifest=manifest)
-        finally:
-            for worker in workers:
-                worker.stop()
-
-    result = audit(manifest, emitted)
-    assert result.exact, result.summary()

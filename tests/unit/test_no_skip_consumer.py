@@ -336,3 +336,29 @@ def test_the_workers_kafka_consumer_lets_the_broker_hold_an_empty_fetch_only_bri
     wait_ms, group = asyncio.run(built())
     assert wait_ms == FETCH_MAX_WAIT_MS <= 100
     assert group == app.conf.id
+
+
+def test_a_partition_never_committed_is_sought_to_its_start_at_each_assignment(gate, monkeypatch):
+    """Kept through a rebalance, its fetch position survives (at the log end once a backlog was
+    fetched, its records dropped at the revoke): only a seek brings them back."""
+    consumer, committed_tp = gate.consumer, TP("mysql.project_db.orders", 1)
+    sought = []
+
+    async def no_faust_seek(self) -> None: ...
+
+    async def starts(*tps: TP) -> dict:
+        return {tp: 0 for tp in tps}
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
+    monkeypatch.setattr(Consumer, "perform_seek", no_faust_seek)  # Faust's: no commit, no seek
+    monkeypatch.setattr(consumer, "assignment", lambda: {ORDERS_3, committed_tp})
+    monkeypatch.setattr(consumer, "earliest_offsets", starts)
+    monkeypatch.setattr(consumer, "seek", seek)
+    consumer._committed_offset.pop(ORDERS_3, None)
+    consumer._committed_offset[committed_tp] = 30
+    asyncio.run(consumer.perform_seek())
+
+    assert sought == [(ORDERS_3, 0)]
+    assert (consumer._next[ORDERS_3], consumer._next[committed_tp]) == (0, 30)
