@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 from tqdm import tqdm
 
 from config import Settings
@@ -69,6 +70,21 @@ class TopicMissing(LookupError):
     """The topic is not on the broker."""
 
 
+_LEADERLESS = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+               KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
+def no_leader_yet(error: BaseException) -> bool:
+    """What a topic answers for a moment after it is created, or while a leader is elected."""
+    return isinstance(error, KafkaException) and error.args[0].code() in _LEADERLESS
+
+
+@retry(retry=retry_if_exception(no_leader_yet), stop=stop_after_delay(30), wait=wait_fixed(0.2), reraise=True)
+def partition_offsets(consumer: Consumer, topic: str, partitions) -> dict[int, tuple[int, int]]:
+    """Each of `partitions`' (start, end) offsets, waiting up to 30 s for partitions without a leader."""
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+
+
 def watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
     """Each partition's (start, end) offsets now; empty if the topic is missing."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"count-{uuid.uuid4()}"})
@@ -76,7 +92,7 @@ def watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if found is None or found.error is not None:
             return {}
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in found.partitions}
+        return partition_offsets(consumer, topic, found.partitions)
     finally:
         consumer.close()
 
@@ -86,20 +102,12 @@ def records_held(settings: Settings, topic: str) -> int:
     return sum(high - low for low, high in watermarks(settings, topic).values())
 
 
-def _held_now(settings: Settings, topic: str) -> int:
-    """records_held, or 0 while a topic just created has no leader yet (NOT_LEADER_FOR_PARTITION)."""
-    try:
-        return records_held(settings, topic)
-    except KafkaException:
-        return 0
-
-
 def wait_for_records(settings: Settings, topic: str, count: int, timeout_s: float, *, progress: bool = True) -> float:
     """Until `topic` holds at least `count` records (a snapshot of a table of `count` rows, say);
     seconds waited. Raises TimeoutError saying how far it got."""
     started = time.monotonic()
     with tqdm(total=count, unit="records", desc=topic, disable=not progress) as bar:
-        while (held := _held_now(settings, topic)) < count:
+        while (held := records_held(settings, topic)) < count:
             bar.update(max(0, held - bar.n))
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"{topic} holds {held:,} of {count:,} records after {timeout_s:.0f} s: "
@@ -120,7 +128,7 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: 
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
             raise TopicMissing(f"topic {topic} is not on the broker at {settings.kafka_bootstrap}")
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in found.partitions}
+        ends = {p: end for p, (_, end) in partition_offsets(consumer, topic, found.partitions).items()}
         pending = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(topic, p, 0 if last is None else max(0, ends[p] - last)) for p in pending])
         messages: list[Message] = []

@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from cdc.topics import read_to_end
 from config import Settings
 from stack import services
 from stack.install import Toolchain
@@ -48,6 +49,19 @@ def test_three_partition_topic_round_trips_through_a_consumer_group(settings: Se
     assert received == sent
     assert partitions == {0, 1, 2}
     assert sum(tp.offset for tp in committed) == len(sent)
+
+
+def test_a_topic_read_the_moment_it_is_created_is_read_empty(settings: Settings, unique_name: str):
+    # a fresh topic's partitions answer NOT_LEADER_FOR_PARTITION for a moment (about 1 in 4 here)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    topics = [f"stack-test-{unique_name}-{i}" for i in range(12)]
+    try:
+        for topic in topics:
+            admin.create_topics([NewTopic(topic, 6, settings.replication_factor)])[topic].result(timeout=30)
+            assert read_to_end(settings, topic) == []
+    finally:
+        for done in admin.delete_topics(topics).values():
+            done.exception(timeout=30)
 
 
 def test_storage_is_formatted_with_a_cluster_id_that_begins_with_a_dash(settings: Settings, tmp_path: Path,
