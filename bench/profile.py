@@ -32,6 +32,7 @@ from config import cli
 from stack.workers import Worker
 
 WARM_UP_RECORDS = 2_000
+PROJECT_PACKAGES = ("agents", "streams", "tables", "web")
 
 
 def where(frame: str) -> tuple[str, str]:
@@ -44,7 +45,7 @@ def where(frame: str) -> tuple[str, str]:
     path = re.sub(r".*/lib/python3\.\d+/", "stdlib/", path)
     path = re.sub(rf"^{re.escape(str(Path.cwd()))}/", "", path)
     parts = path.split("/")
-    if parts[0] in ("agents", "streams", "tables", "web"):
+    if parts[0] in PROJECT_PACKAGES:
         group = path  # one of the project's modules
     else:
         group = "/".join(parts[:2]) if parts[0] == "stdlib" else parts[0]
@@ -68,6 +69,21 @@ def shares(raw: str) -> tuple[int, Counter, Counter, Counter]:
         by_thread[f"{thread.group(1) if thread else '(all)'}: {function}"] += int(count)
         total += int(count)
     return total, by_group, by_function, by_thread
+
+
+def project_totals(raw: str) -> Counter:
+    """Samples by the project's functions with their callees included (each function counted
+    once per stack, recursion or not): which of the project's calls the time goes through."""
+    totals = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        placed = {where(frame) for frame in stack.split(";")}
+        for group, function in placed:
+            if group.startswith(PROJECT_PACKAGES):
+                totals[function] += int(count)
+    return totals
 
 
 def print_shares(title: str, shares_by: Counter, total: int, top: int) -> None:
@@ -123,6 +139,7 @@ def main(
             print_shares("  by thread and function", by_thread, total, top)
         print_shares("  self time by module", by_group, total, 20)
         print_shares("  functions with the most self time", by_function, total, top)
+        print_shares("  the project's functions with the most time, callees included", project_totals(raw), total, top)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bench.profile import shares, where
+from bench.profile import project_totals, shares, where
 
 HERE = Path.cwd()  # where the worker ran: the repository
 
@@ -24,6 +24,17 @@ def test_only_the_innermost_frame_of_each_stack_counts_as_self_time():
     assert total == 10
     assert by_group == {"agents/order_completion.py": 7, "faust": 3}
     assert by_function["process (agents/order_completion.py)"] == 7
+
+
+def test_a_project_function_counts_every_sample_under_it_once_per_stack():
+    raw = (f"run (/x/site-packages/faust/agents/agent.py:1);process ({HERE}/agents/partition_slice.py:9);"
+           f"apply ({HERE}/agents/partition_slice.py:20);_replace (/usr/lib/python3.11/collections/__init__.py:4) 5\n"
+           f"process ({HERE}/agents/partition_slice.py:9);process ({HERE}/agents/partition_slice.py:9) 2\n"
+           "run (/x/site-packages/faust/agents/agent.py:1) 3\n")
+
+    totals = project_totals(raw)
+
+    assert totals == {"process (agents/partition_slice.py)": 7, "apply (agents/partition_slice.py)": 5}
 
 
 def test_the_stream_benchmark_echoes_its_configuration():
