@@ -90,8 +90,25 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+class Outcomes(NamedTuple):
+    """What a slice's items came to at their claims, for the output to act on in one go."""
+
+    recorded: list  # sent before: record them
+    waiting: list  # cannot go now: they wait and are retried
+    in_flight: list  # sent now: in flight until their notice is recorded
+
+
+class Answers(NamedTuple):
+    """The broker's answers to one partition's sends."""
+
+    confirmed: list[tuple[Item, int]]  # acknowledged: (item, the source commit it follows, 0 if none)
+    failed: list[Item]  # not acknowledged (or their notice lost): the claims resolve them
+    at_ms: float
+
+
 class Output:
-    """One output: its topic and guard, and what a slice does with an item's outcome."""
+    """One output: its topic and guard, what it sends for an item, and what a slice does with
+    its items' outcomes."""
 
     notice = ""  # the key of the agent's notice listing the items recorded
 
@@ -99,13 +116,10 @@ class Output:
         self.topic, self.guard = topic, guard
 
     def items(self, part: PartitionSlice) -> list[Item]: ...
-    def record(self, part: PartitionSlice, item: Item) -> None: ...  # sent before: record it
-    def wait(self, part: PartitionSlice, item: Item) -> None: ...  # cannot go now: later
-    def sending(self, partition: int, item: Item) -> None: ...  # in flight until recorded
-    def failed(self, partition: int, item: Item) -> None: ...  # its send failed
-    def confirmed(self, item: Item, source_ts_ms: int, acked_at_ms: float) -> None: ...
     def message(self, part: PartitionSlice, item: Item) -> Outgoing: ...
     def identify(self, key: bytes, headers: list | None) -> Item: ...  # a message's item
+    def settle(self, part: PartitionSlice, outcomes: Outcomes) -> None: ...
+    def answered(self, partition: int, answers: Answers) -> None: ...
 
 
 async def write_notice(key: bytes, value: bytes, partition: int) -> None:
@@ -147,14 +161,16 @@ class Emission:
             log.warning("%d items for %s not sent yet (%s: %s); will retry", len(wanted),
                         output.topic.get_topic_name(), type(error).__name__, error)
             for part in parts:
-                for item in output.items(part):
-                    output.wait(part, item)
+                output.settle(part, Outcomes([], output.items(part), []))
             return
         stale = {item: claim for item, (claim, _) in zip(wanted, claims) if claim.outcome is Outcome.STALE}
         resolved = await self._resolve_stale(output, stale, now_ms) if stale else {}
         in_order = iter(claims)  # the parts' items, one after another, as claimed
         for part in parts:
-            sent = [await self._send(output, part, item, *next(in_order), resolved) for item in output.items(part)]
+            outcomes = Outcomes([], [], [])
+            sent = [await self._send(output, part, item, *next(in_order), resolved, outcomes)
+                    for item in output.items(part)]
+            output.settle(part, outcomes)
             sent = [entry for entry in sent if entry is not None]
             if sent:
                 task = asyncio.ensure_future(self._confirm(output, part.partition, sent))
@@ -162,28 +178,25 @@ class Emission:
                 task.add_done_callback(self.confirming.discard)
 
     async def _send(self, output: Output, part: PartitionSlice, item: Item, claim: Claim, our_claim: bytes | None,
-                    resolved: dict[Item, bytes | None]) -> Sent | None:
+                    resolved: dict[Item, bytes | None], outcomes: Outcomes) -> Sent | None:
         """Act on one item's claim: send it if the claim is ours (its confirmation comes
-        later), record it if it was sent already, else leave it waiting."""
+        later), record it if it was sent already, else leave it waiting; `outcomes` says which."""
         try:
             if claim.outcome is Outcome.STALE:
-                if item not in resolved:  # its lookup failed: try again later
-                    output.wait(part, item)
-                    return None
-                our_claim = resolved[item]
+                our_claim = resolved.get(item)  # absent: its lookup failed, try again later
                 if our_claim is FOUND:
-                    output.record(part, item)
+                    outcomes.recorded.append(item)
                     return None
-                if our_claim is None:  # another worker took it over meanwhile
-                    output.wait(part, item)
+                if our_claim is None:  # or another worker took it over meanwhile
+                    outcomes.waiting.append(item)
                     return None
             elif claim.outcome is Outcome.SENT:
                 self.counters["duplicates_prevented"] += 1
-                output.record(part, item)
+                outcomes.recorded.append(item)
                 return None
             elif claim.outcome is Outcome.HELD:
                 self.counters["claims_held_elsewhere"] += 1
-                output.wait(part, item)
+                outcomes.waiting.append(item)
                 return None
             outgoing = output.message(part, item)
             pending = await topics.produce(output.topic, key=outgoing.key, value=outgoing.value,
@@ -193,9 +206,9 @@ class Emission:
             self.counters["emission_retries"] += 1
             log.warning("%s %s not sent (%s: %s); will retry", output.topic.get_topic_name(), item,
                         type(error).__name__, error)
-            output.wait(part, item)
+            outcomes.waiting.append(item)
             return None
-        output.sending(part.partition, item)
+        outcomes.in_flight.append(item)
         return item, our_claim, pending, outgoing
 
     async def _resolve_stale(self, output: Output, stale: dict[Item, Claim], now_ms: int) -> dict[Item, bytes | None]:
@@ -226,17 +239,18 @@ class Emission:
         """Await the broker's acks, mark the keys sent (one Redis round trip), and tell the
         agent to record them (one notice for the batch)."""
         acks = await asyncio.gather(*(pending for _, _, pending, _ in sent), return_exceptions=True)
-        acked_at_ms = time.time() * 1000
+        answers = Answers([], [], time.time() * 1000)
         acked = []
         for (item, our_claim, _, outgoing), ack in zip(sent, acks):
             if isinstance(ack, BaseException):  # the claim goes stale, then resolves
-                output.failed(partition, item)
+                answers.failed.append(item)
                 self.counters["emission_retries"] += 1
                 log.warning("%s %s: send failed (%s: %s); the claim will be resolved after %d s",
                             output.topic.get_topic_name(), item, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
             else:
-                output.confirmed(item, outgoing.source_ts_ms, acked_at_ms)
+                answers.confirmed.append((item, outgoing.source_ts_ms))
                 acked.append((item, our_claim, ack.partition, ack.offset, outgoing.noticed_as))
+        output.answered(partition, answers)
         if not acked:
             return
         try:
@@ -250,5 +264,5 @@ class Emission:
             self.counters["notices_lost"] += len(acked)
             log.warning("%s notice for %d items of partition %d not written (%s: %s); they are recorded from their "
                         "claims at the next look", output.notice, len(acked), partition, type(error).__name__, error)
-            for item, *_ in acked:
-                output.failed(partition, item)  # in flight no more: the next look finds the claim sent
+            # in flight no more: the next look finds the claims sent
+            output.answered(partition, Answers([], [item for item, *_ in acked], time.time() * 1000))

@@ -1,9 +1,8 @@
 """The two outputs the agent emits to exactly once (agents.emission): `order_final` and
-`order_alerts`, each with what a partition's slice does with an item's outcome."""
+`order_alerts`, each with what a partition's slice does with its items' outcomes."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import orjson
@@ -11,7 +10,7 @@ from faust.types import TopicT
 
 from agents.alerts import Alert, alert_value
 from agents.completion import completed_order, version
-from agents.emission import Outgoing, Output, now_iso
+from agents.emission import Answers, Outcomes, Outgoing, Output, now_iso
 from agents.guard import RedisGuard
 from streams.runtime.metrics import order_final_latency
 from tables.reference_data import enrichment
@@ -32,22 +31,21 @@ class FinalOutput(Output):
     def items(self, part):
         return part.to_emit
 
-    def record(self, part, item):
-        part.record_emitted(item)
+    def settle(self, part, outcomes: Outcomes):
+        for order_id in outcomes.recorded:
+            part.record_emitted(order_id)
+        for order_id in outcomes.waiting:
+            part.keep_unsettled(order_id)
+        for order_id in outcomes.in_flight:
+            self.settling.sent(part.partition, order_id)
 
-    def wait(self, part, item):
-        part.keep_unsettled(item)
-
-    def sending(self, partition, item):
-        self.settling.sent(partition, item)
-
-    def failed(self, partition, item):
-        self.settling.send_failed(partition, item, time.time())
-
-    def confirmed(self, item, source_ts_ms, acked_at_ms):
-        self.counters["completed"] += 1  # one message in order_final, acknowledged
-        if source_ts_ms:
-            order_final_latency.observe(max(0.0, acked_at_ms - source_ts_ms) / 1000)
+    def answered(self, partition, answers: Answers):
+        for order_id in answers.failed:
+            self.settling.send_failed(partition, order_id, answers.at_ms / 1000)
+        self.counters["completed"] += len(answers.confirmed)  # messages in order_final, acknowledged
+        for _, source_ts_ms in answers.confirmed:
+            if source_ts_ms:
+                order_final_latency.observe(max(0.0, answers.at_ms - source_ts_ms) / 1000)
 
     def message(self, part, item):
         state = part.get(item)
@@ -77,21 +75,19 @@ class AlertOutput(Output):
     def items(self, part):
         return part.to_alert
 
-    def record(self, part, item):
-        part.record_alerted(item)
+    def settle(self, part, outcomes: Outcomes):
+        for alert in outcomes.recorded:
+            part.record_alerted(alert)
+        for alert in outcomes.waiting:
+            self.watch.again(part.partition, alert.order_id)
+        self.watch.in_flight.update(outcomes.in_flight)
 
-    def wait(self, part, item):
-        self.watch.again(part.partition, item.order_id)
-
-    def sending(self, partition, item):
-        self.watch.in_flight.add(item)
-
-    def failed(self, partition, item):
-        self.watch.in_flight.discard(item)
-        self.watch.again(partition, item.order_id)
-
-    def confirmed(self, item, source_ts_ms, acked_at_ms):
-        self.counters[f"alerts_{item.kind}"] += 1
+    def answered(self, partition, answers: Answers):
+        for alert in answers.failed:
+            self.watch.in_flight.discard(alert)
+            self.watch.again(partition, alert.order_id)
+        for alert, _ in answers.confirmed:
+            self.counters[f"alerts_{alert.kind}"] += 1
 
     def message(self, part, item):
         value = alert_value(item.kind, item.order_id, part.get(item.order_id), now_iso())
