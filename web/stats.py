@@ -1,11 +1,12 @@
-"""GET /stats: this worker's counters, its state cache, the offsets its agent gets next and
-its consumer lag on the CDC topics (docs/stream.md lists every field)."""
+"""GET /stats: this worker's counters, its state cache, the offsets its agent gets next, its
+garbage collector and its consumer lag on the CDC topics (docs/stream.md lists every field)."""
 
 from __future__ import annotations
 
 from faust.web import Request, Response, View
 
 from streams.app import app
+from streams.runtime.app import collector_stats
 from streams.runtime.metrics import WORKER
 
 
@@ -15,4 +16,4 @@ class StatsView(View):
         worker = app.completion
         lag = await worker.cdc_lag.read(app.consumer)
         return self.json({"worker": WORKER, "counts": dict(worker.counters), "state_cache": worker.states.stats(),
-                          "next_offsets": app.consumer.next_offsets(), **lag})
+                          "next_offsets": app.consumer.next_offsets(), "collector": collector_stats(), **lag})

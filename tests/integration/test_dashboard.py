@@ -17,6 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.runtime.app import COLLECTOR_THRESHOLDS
 from tests.integration.browser import chromium_render
 from tests.integration.scratch_stream import scratch_stream, write_orders
 
@@ -156,6 +157,16 @@ def test_each_worker_reports_lag_for_its_own_share_of_the_cdc_partitions(stream)
     for answer in answers:
         assert answer["lag_total"] == sum(n for by_partition in answer["lag"].values() for n in by_partition.values())
         assert isinstance(answer["lag_age_s"], (int, float)) and answer["lag_age_s"] >= 0, answer
+
+
+def test_a_started_worker_runs_with_the_runtime_s_collector_thresholds_and_its_start_up_heap_frozen(stream):
+    _, workers = stream
+    write_orders(stream[0], 20, rate=0)
+    wait_until(lambda: all_processing(workers), workers)
+
+    for collector in (w.stats()["collector"] for w in workers):
+        assert collector["thresholds"] == list(COLLECTOR_THRESHOLDS), collector
+        assert collector["frozen"] > 10_000, collector
 
 
 def test_a_worker_that_stops_answering_shows_as_unreachable_and_the_data_still_comes(stream):
