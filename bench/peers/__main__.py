@@ -28,6 +28,7 @@ not the benchmark's verdict.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import random
 import statistics
@@ -127,6 +128,13 @@ def ours_audits(speeds: dict[Contender, list[Throughput]], lags: dict[Contender,
             + [(f"latency {c.label}", lag.audit) for c, lag in lags.items() if c.kind == "ours"])
 
 
+def require_peers(find=importlib.util.find_spec) -> None:
+    """Refuse at once, naming the fix, when the Quix Streams contender could not start (its
+    process would die on import and the run wait out its timeout)."""
+    if find("quixstreams") is None:
+        raise typer.BadParameter("Quix Streams is not installed: pip install -e '.[bench]'", param_hint="quixstreams")
+
+
 def main(
     orders: Annotated[int, typer.Option(min=1, help="Orders pre-filled for the throughput runs.")] = 5_000,
     latency_orders: Annotated[int, typer.Option(min=1, help="Orders written live in each latency run.")] = 3_000,
@@ -143,6 +151,7 @@ def main(
                                                help="Run the latency phase after the throughput runs.")] = True,
 ) -> None:
     """Run ours, Quix Streams and seed 000's approach on the same input; print figures and ratios."""
+    require_peers()
     run = uuid.uuid4().hex[:8]
     counts = sorted(set(workers))
     # seed000 runs two processes, so ours x2 is its reference in both phases.

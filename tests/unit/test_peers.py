@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import orjson
+import pytest
+import typer
 
 from bench.peers.quix_completion import step
 from bench.peers.seed000 import after_row, cached_order, completed_order
@@ -100,3 +102,11 @@ def test_the_audit_columns_add_up_every_round():
     clean = Audit(3, 3, {}, [], [], [])
     flawed = Audit(3, 4, {"o1": 2}, ["o2"], ["o9"], ["o3", "o4"])
     assert audit_cells(clean, flawed, flawed).split() == ["2", "4", "2", "4"]
+
+
+def test_the_peers_benchmark_refuses_at_once_without_quix_streams():
+    from bench.peers.__main__ import require_peers
+
+    with pytest.raises(typer.BadParameter, match=r"pip install -e '\.\[bench\]'"):
+        require_peers(find=lambda name: None)
+    require_peers(find=lambda name: object())
