@@ -72,4 +72,3 @@ def test_a_worker_killed_mid_run_and_restarted_loses_and_duplicates_nothing(stre
     assert killed is not None
     result = audit(manifest, emitted)
     assert result.exact, result.summary()
-
