@@ -44,16 +44,18 @@ def tune_collector() -> None:
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
-def freeze_start_up_heap() -> None:
+def freeze_start_up_heap() -> int:
     """Everything alive once the worker has started (modules, Faust's machinery, the
     reference data read so far) lives as long as the process: moved out of the collector's
-    generations, no full pass walks it again (gc.freeze)."""
+    generations, no full pass walks it again (gc.freeze). Returns how many objects were
+    frozen: counting them walks them all, so it is done once, here."""
     gc.freeze()
+    return gc.get_freeze_count()
 
 
-def collector_stats() -> dict:
-    """The collector as /stats reports it: thresholds, objects frozen, full passes so far."""
-    return {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count(),
+def collector_stats(frozen: int) -> dict:
+    """The collector as /stats reports it: thresholds, the objects `frozen` at start, full passes so far."""
+    return {"thresholds": list(gc.get_threshold()), "frozen": frozen,
             "full_passes": gc.get_stats()[2]["collections"]}
 
 
@@ -66,6 +68,7 @@ class OrderPipeApp(faust.App):
     def __init__(self, *args, Completion: str, **options) -> None:  # noqa: N803 - as Faust's Worker, Stream...
         super().__init__(*args, **options)
         self.Completion = Completion
+        self.frozen_at_start = 0  # objects moved out of the collector's generations (on_start)
 
     @cached_property
     def completion(self):
@@ -98,7 +101,7 @@ class OrderPipeApp(faust.App):
                 await step()
             except Exception:  # noqa: BLE001 - the worker runs without it; the step's owner retries
                 logging.getLogger(__name__).exception("a start-up step failed; starting anyway")
-        freeze_start_up_heap()
+        self.frozen_at_start = freeze_start_up_heap()
 
     def on_webserver_init(self, web) -> None:
         check_bind(self.conf.web_bind, web_token())
