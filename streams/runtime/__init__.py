@@ -15,6 +15,11 @@ consumer.py: every record of a partition delivered once, in order, from its comm
   (faust-streaming/faust#216, #312, #606). Still needed while
   `tests/unit/test_no_skip_consumer.py::test_faust_alone_would_commit_past_the_records_it_never_delivered`
   passes and the fault suite's scale test loses records on Faust's own loop.
+- `Consumer._wait_next_records`, `Consumer._to_message`, `Consumer._buffered_partitions`:
+  `getmany`'s parts, called by the replaced loop so that a partition's run of next records goes
+  to the feed in one put, not one async-generator step, gate check and delivery each. No
+  upstream issue (a cost): check with `tests/unit/test_no_skip_consumer.py` and
+  `python -m bench.stream --against` after an upgrade.
 - `Consumer._new_offset`, `Consumer._committed_offset`, `Consumer._acked`,
   `Consumer._acked_index`, `Consumer._unacked_messages`: the commit floor (a commit never
   passes the record at the committed offset, nothing between a revoke and the seek;

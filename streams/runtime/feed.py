@@ -44,6 +44,9 @@ class Feed:
     def full(self) -> bool:
         return len(self._messages) >= self.maxsize
 
+    def room(self) -> int:
+        return self.maxsize - len(self._messages)
+
     def put(self, message: Message) -> None:
         """Take one record (the fetch loop checked `full` and the flow)."""
         message.refcount += 1  # no other thread has it yet: Faust's ack lock is not needed
@@ -53,6 +56,17 @@ class Feed:
         messages = self._messages
         messages.append(message)
         if len(messages) >= self._wanted:
+            self._arrived.set()
+
+    def put_many(self, messages: list[Message]) -> None:
+        """Take a partition's next records, fetched together (there is `room` for them)."""
+        track = self.app.consumer.track_message
+        for message in messages:  # new messages: neither tracked nor referenced yet
+            message.refcount += 1
+            message.tracked = True
+            track(message)
+        self._messages.extend(messages)
+        if len(self._messages) >= self._wanted:
             self._arrived.set()
 
     async def put_when_room(self, message: Message) -> None:

@@ -97,6 +97,21 @@ def test_a_record_holds_a_reference_and_is_tracked_until_acknowledged(flowing):
     assert (message.refcount, message.tracked, message in app.consumer._unacked_messages) == (1, True, True)
 
 
+def test_records_put_together_each_hold_a_reference_are_tracked_and_are_taken_as_one_batch(flowing):
+    async def scenario():
+        feed = Feed(app, maxsize=10)
+        batch = asyncio.ensure_future(first_batch(feed, max_records=3, within_s=DEADLINE_S))
+        await until(lambda: feed._wanted == 1, "the agent waiting")
+        run = [record(offset) for offset in (4, 5, 6)]
+        feed.put_many(run)
+        return await batch, run, feed.room()
+
+    taken, run, room = asyncio.run(scenario())
+    assert taken == [4, 5, 6]
+    assert [(m.refcount, m.tracked, m in app.consumer._unacked_messages) for m in run] == [(1, True, True)] * 3
+    assert room == 10
+
+
 def test_records_of_an_earlier_consumer_generation_are_left_out(flowing, monkeypatch):
     async def scenario():
         feed = Feed(app, maxsize=100)

@@ -6,6 +6,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
 from mode.services import WaitResults
@@ -136,6 +137,99 @@ def test_records_of_the_feeds_topics_go_to_the_feed_in_order_and_others_to_the_s
     gate.fetch(1, tp=TP("orderpipe-order_progress-changelog", 3))
 
     assert (fed, gate.delivered) == ([5, 6], [1])
+
+
+class RecordingFeed:
+    """The feed as the fetch loop sees it: which records came in one put, which alone."""
+
+    def __init__(self, room: int = 1000) -> None:
+        self.topics, self.free = frozenset({ORDERS_3.topic}), room
+        self.runs: list[list[int]] = []
+        self.alone: list[int] = []
+
+    def room(self) -> int:
+        return self.free
+
+    def full(self) -> bool:
+        return self.free <= 0
+
+    def put_many(self, messages) -> None:
+        self.runs.append([m.offset for m in messages])
+
+    def put(self, message) -> None:
+        self.alone.append(message.offset)
+
+
+def fetched(*offsets: int, tp: TP = ORDERS_3) -> list[ConsumerRecord]:
+    return [ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ()) for offset in offsets]
+
+
+@pytest.fixture
+def fetch_loop(gate, monkeypatch):
+    """The loop's handling of one fetch, `{tp: records}`, into a RecordingFeed."""
+    feed = RecordingFeed()
+    monkeypatch.setattr(gate.consumer, "feed", feed)
+    monkeypatch.setattr(gate.consumer, "highwater", lambda tp: 0)  # the Kafka consumer's figure
+
+    def deliver(records) -> None:
+        asyncio.run(gate.consumer._deliver_fetched(records, None))
+    return SimpleNamespace(consumer=gate.consumer, feed=feed, deliver=deliver, rewinds=gate.rewinds)
+
+
+def test_a_partitions_fetched_run_of_next_records_goes_to_the_feed_in_one_put(fetch_loop):
+    fetch_loop.consumer._next[ORDERS_3] = 5
+    fetch_loop.deliver({ORDERS_3: fetched(5, 6, 7)})
+    fetch_loop.deliver({ORDERS_3: fetched(8, 9)})
+
+    assert (fetch_loop.feed.runs, fetch_loop.feed.alone) == ([[5, 6, 7], [8, 9]], [])
+    assert fetch_loop.consumer._next[ORDERS_3] == 10
+    assert fetch_loop.consumer._read_from[ORDERS_3] == 5
+
+
+@pytest.mark.parametrize(("offsets", "alone", "rewound"), [
+    ((3, 4, 5, 6), [5, 6], []),  # some delivered already in this generation
+    ((5, 6, 8, 9), [5, 6], [ORDERS_3, ORDERS_3]),  # a hole after 6
+    ((6, 7), [], [ORDERS_3, ORDERS_3]),  # past the offset the gate waits for
+])
+def test_a_fetched_run_that_is_not_exactly_the_next_records_is_gated_one_record_at_a_time(fetch_loop, offsets, alone,
+                                                                                          rewound):
+    fetch_loop.consumer._next[ORDERS_3] = 5
+    fetch_loop.deliver({ORDERS_3: fetched(*offsets)})
+
+    assert (fetch_loop.feed.runs, fetch_loop.feed.alone, fetch_loop.rewinds) == ([], alone, rewound)
+
+
+def test_a_run_goes_in_one_put_only_when_the_feed_has_room_for_all_of_it(fetch_loop):
+    fetch_loop.consumer._next[ORDERS_3] = 5
+    fetch_loop.feed.free = 2
+    put = fetch_loop.consumer._put_run(ORDERS_3, fetched(5, 6, 7))
+
+    assert (put, fetch_loop.feed.runs, fetch_loop.consumer._next[ORDERS_3]) == (False, [], 5)
+
+
+def test_a_partition_before_the_seek_gets_nothing_in_one_put(fetch_loop, monkeypatch):
+    monkeypatch.setattr(app, "rebalancing", True)
+    fetch_loop.deliver({ORDERS_3: fetched(5, 6)})
+
+    assert (fetch_loop.feed.runs, fetch_loop.feed.alone) == ([], [])
+
+
+def test_a_fetch_stops_at_a_new_generation_and_its_later_partitions_are_read_again(fetch_loop, monkeypatch):
+    orders_4 = TP(ORDERS_3.topic, 4)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+    fetch_loop.consumer._next.update({ORDERS_3: 5, orders_4: 0})
+    put_many = fetch_loop.feed.put_many
+
+    def put_then_rebalance(messages) -> None:
+        put_many(messages)
+        app.consumer_generation_id += 1  # a rebalance while the loop yields
+
+    monkeypatch.setattr(app, "consumer_generation_id", 3)
+    monkeypatch.setattr(fetch_loop.feed, "put_many", put_then_rebalance)
+    fetch_loop.deliver({ORDERS_3: fetched(5, 6), orders_4: fetched(0, 1, tp=orders_4)})
+
+    assert fetch_loop.feed.runs == [[5, 6]]
+    assert fetch_loop.consumer._next[orders_4] == 0
 
 
 def hole_then_commit(add_gap, tp: TP) -> int | None:
