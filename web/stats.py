@@ -16,4 +16,5 @@ class StatsView(View):
         worker = app.completion
         lag = await worker.cdc_lag.read(app.consumer)
         return self.json({"worker": WORKER, "counts": dict(worker.counters), "state_cache": worker.states.stats(),
-                          "next_offsets": app.consumer.next_offsets(), "collector": collector_stats(app.frozen_at_start), **lag})
+                          "next_offsets": app.consumer.next_offsets(),
+                          "collector": collector_stats(app.frozen_at_start), **lag})
