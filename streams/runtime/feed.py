@@ -49,22 +49,16 @@ class Feed:
 
     def put(self, message: Message) -> None:
         """Take one record (the fetch loop checked `full` and the flow)."""
-        message.refcount += 1  # no other thread has it yet: Faust's ack lock is not needed
-        if not message.tracked:
-            message.tracked = True
-            self.app.consumer.track_message(message)
-        messages = self._messages
-        messages.append(message)
-        if len(messages) >= self._wanted:
-            self._arrived.set()
+        self.put_many([message])
 
     def put_many(self, messages: list[Message]) -> None:
-        """Take a partition's next records, fetched together (there is `room` for them)."""
+        """Take records in their partitions' order (the fetch loop checked `room` and the flow)."""
         track = self.app.consumer.track_message
-        for message in messages:  # new messages: neither tracked nor referenced yet
-            message.refcount += 1
-            message.tracked = True
-            track(message)
+        for message in messages:
+            message.refcount += 1  # no other thread has it yet: Faust's ack lock is not needed
+            if not message.tracked:
+                message.tracked = True
+                track(message)
         self._messages.extend(messages)
         if len(self._messages) >= self._wanted:
             self._arrived.set()
