@@ -1,5 +1,6 @@
 """Worker memory and state over a long run: RSS of one worker, and its datadir on disk
-(RocksDB: the order_progress table and the reference data), while it takes N orders.
+(RocksDB: the order_progress table and the reference data) and what RocksDB holds in memory
+by its own account (/stats `rocksdb`), while it takes N orders.
 
     python -m bench.stream_rss [--orders 1000000] [--customers 1000000] [--retention-s 300]
 
@@ -32,6 +33,13 @@ def disk_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
+def rocksdb_mb(rocksdb: dict[str, dict[str, int]]) -> str:
+    """/stats' `rocksdb` summed over the worker's stores: MB in memtables, block cache, table readers."""
+    parts = ("memtables", "block_cache", "table_readers")
+    totals = {part: sum(store.get(part, 0) for store in rocksdb.values()) / 2**20 for part in parts}
+    return f"{sum(totals.values()):5.0f} MB (" + " ".join(f"{part} {mb:.0f}" for part, mb in totals.items()) + ")"
+
+
 def main(
     orders: Annotated[int, typer.Option(min=1, help="Orders to write and process.")] = 1_000_000,
     customers: Annotated[int, typer.Option(min=1, help="Customers in the reference data, which the worker "
@@ -57,12 +65,14 @@ def main(
             samples, baseline, total = [], None, None
             while True:
                 time.sleep(15)
-                counts = worker.stats()["counts"]
+                stats = worker.stats()
+                counts = stats["counts"]
                 events = counts.get("events_in", 0)
                 rss, disk = process.memory_info().rss / 2**20, disk_mb(worker.datadir)
                 samples.append((time.monotonic() - started, events, rss, disk))
                 print(f"{samples[-1][0]:7.0f} s  {events:>10,} events  RSS {rss:6.0f} MB  datadir {disk:6.0f} MB  "
-                      f"markers dropped {counts.get('emitted_markers_dropped', 0):>9,}", flush=True)
+                      f"markers dropped {counts.get('emitted_markers_dropped', 0):>9,}  "
+                      f"RocksDB {rocksdb_mb(stats['rocksdb'])}", flush=True)
                 if baseline is None and events >= 30_000:  # about 10,000 orders
                     baseline = samples[-1]
                 if not writer.is_alive():
@@ -74,7 +84,7 @@ def main(
                   f"peak {max(s[2] for s in samples):.0f} MB; after ~10,000 orders {baseline[2]:.0f} MB "
                   f"(ratio {last[2] / baseline[2]:.2f}x); datadir {last[3]:.0f} MB, peak "
                   f"{max(s[3] for s in samples):.0f} MB, after ~10,000 orders {baseline[3]:.0f} MB "
-                  f"(ratio {last[3] / baseline[3]:.2f}x)")
+                  f"(ratio {last[3] / baseline[3]:.2f}x); RocksDB in memory {rocksdb_mb(stats['rocksdb'])}")
         finally:
             worker.stop()
 

@@ -25,6 +25,7 @@ from rocksdict import WriteBatch
 from config import settings
 from streams.app import app
 from streams.codec import ReferenceRow, Tombstone, Truncate, decode_reference
+from streams.runtime.metrics import rocksdb_memory
 from streams.runtime.reference_reader import TopicReader
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,10 @@ class ReferenceData:
             n += 1
             iterator.next()
         return n
+
+    def memory(self) -> dict[str, int]:
+        """What its RocksDB holds in memory (metrics.rocksdb_memory)."""
+        return rocksdb_memory([self.db])
 
     def close(self) -> None:
         self.db.close()

@@ -1,5 +1,6 @@
 """GET /stats: this worker's counters, its state cache, the offsets its agent gets next, its
-garbage collector and its consumer lag on the CDC topics (docs/stream.md lists every field)."""
+garbage collector, its RocksDB memory and its consumer lag on the CDC topics (docs/stream.md
+lists every field)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from faust.web import Request, Response, View
 from streams.app import app
 from streams.runtime.app import collector_stats
 from streams.runtime.metrics import WORKER
+from tables.order_progress import order_progress
 
 
 @app.page("/stats")
@@ -15,6 +17,8 @@ class StatsView(View):
     async def get(self, request: Request) -> Response:
         worker = app.completion
         lag = await worker.cdc_lag.read(app.consumer)
+        reference = worker.reference.store
+        rocksdb = {"order_progress": order_progress.memory(), "reference_data": reference.memory() if reference else {}}
         return self.json({"worker": WORKER, "counts": dict(worker.counters), "state_cache": worker.states.stats(),
                           "next_offsets": app.consumer.next_offsets(),
-                          "collector": collector_stats(app.frozen_at_start), **lag})
+                          "collector": collector_stats(app.frozen_at_start), "rocksdb": rocksdb, **lag})

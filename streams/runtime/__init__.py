@@ -55,9 +55,9 @@ changelog.py: the order table written a flush at a time
 - `Collection._on_changelog_sent`, `PartitionAssignor._assignment`: persisted offsets only for
   partitions still owned; the assignment read once per rebalance. No upstream issue filed;
   check with the fault suite's kill and scale tests.
-- `Store._db_for_partition`, `Store._encode_key`: one-read gets, WriteBatch puts and key
-  estimates on a partition's RocksDB; keys encoded as Faust does
-  (`tests/unit/test_changelog_table.py`).
+- `Store._db_for_partition`, `Store._dbs`, `Store._encode_key`: one-read gets, WriteBatch puts
+  and key estimates on a partition's RocksDB, and the memory of the open ones; keys encoded
+  as Faust does (`tests/unit/test_changelog_table.py`).
 
 app.py: `App._on_autodiscovery_error`: a module that fails to import stops the worker instead
 of a worker that consumes nothing (faust-streaming/faust#269).

@@ -29,6 +29,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, FutureMessage
 from rocksdict import WriteBatch
 
+from streams.runtime.metrics import rocksdb_memory
 from streams.runtime.producer import raw_producer
 
 
@@ -124,6 +125,12 @@ class BatchWrittenTable(faust.Table):
         if not isinstance(store, RocksDBStore):
             return len(store.data)
         return store._db_for_partition(partition).property_int_value("rocksdb.estimate-num-keys") or 0
+
+    def memory(self) -> dict[str, int]:
+        """What the RocksDB of every open partition holds in memory (metrics.rocksdb_memory);
+        empty for the in-memory store."""
+        store = self.data
+        return rocksdb_memory(store._dbs.values()) if isinstance(store, RocksDBStore) else {}
 
     async def send_changelog_batches(self, partition: int,
                                      records: list[tuple[bytes, bytes | None]]) -> list[tuple[asyncio.Future, int]]:

@@ -169,6 +169,19 @@ def test_a_started_worker_runs_with_the_runtime_s_collector_thresholds_and_its_s
         assert collector["frozen"] > 10_000, collector
 
 
+def test_a_worker_reports_what_its_rocksdb_holds_in_memory(stream):
+    _, workers = stream
+    write_orders(stream[0], 20, rate=0)
+    # An empty memtable reports a few KB; the first write allocates a 1 MB arena block.
+    wait_until(lambda: all(w.stats()["rocksdb"]["order_progress"]["memtables"] > 1 << 20 for w in workers), workers)
+
+    for rocksdb in (w.stats()["rocksdb"] for w in workers):
+        assert set(rocksdb) == {"order_progress", "reference_data"}, rocksdb
+        for store in rocksdb.values():
+            assert set(store) == {"memtables", "block_cache", "table_readers"}, rocksdb
+        assert rocksdb["reference_data"]["memtables"] > 1 << 20, rocksdb  # the customers read at start
+
+
 def test_a_worker_that_stops_answering_shows_as_unreachable_and_the_data_still_comes(stream):
     _, workers = stream
     wait_until(lambda: len(httpx.get(f"{workers[0].url}/dashboard/data", timeout=5).json()["workers"]) == 2, workers)
