@@ -12,7 +12,9 @@ Each has its own output topic, consumer groups and Redis keys.
 - Throughput: one scratch database; `--orders` orders with the chaos mix are written and the
   CDC topics filled first; then each contender in turn reads them from the start, `--rounds`
   times in turn (the median is reported, with the range). events/s = CDC records / (its first
-  output append -> its last); `wall` also counts its startup.
+  output append -> its last); `wall` also counts its startup; `cores`: how many of the
+  machine's cores were busy over the same window, every process counted (the contender, the
+  broker, Redis...).
 - Latency: per contender a fresh scratch database, the same seeded writes (so the same order
   ids) at `--rate` orders/s once its consumer groups are stable; for each completed order,
   last write's commit -> output append (broker LogAppendTime), p50 and p99.
@@ -98,15 +100,16 @@ def report(contenders: list[Contender], speeds: dict[Contender, list[Throughput]
     rounds = len(speeds[contenders[0]])
     print(f"\nthroughput: {records:,} CDC records pre-filled, {expected:,} complete orders expected, "
           f"median of {rounds} round(s); the audit columns add up every round")
-    print(f"{'contender':<16} {'events/s':>9} {'range':>13} {'wall s':>7} {'ours/peer':>9}  {'missing':>7} "
-          f"{'dups':>5} {'unexp':>6} {'wrong':>6}")
+    print(f"{'contender':<16} {'events/s':>9} {'range':>13} {'wall s':>7} {'cores':>5} {'ours/peer':>9}  "
+          f"{'missing':>7} {'dups':>5} {'unexp':>6} {'wrong':>6}")
     for c in contenders:
         runs = speeds[c]
         speed = median_speed(runs)
         spread = f"{min(r.events_per_s for r in runs):,.0f}-{max(r.events_per_s for r in runs):,.0f}"
         vs = "" if c.kind == "ours" else ratio(median_speed(speeds[ours_for(c)]), speed)
         wall = statistics.median(r.wall_s for r in runs)
-        print(f"{c.label:<16} {speed:>9,.0f} {spread:>13} {wall:>7.1f} {vs:>9}  "
+        cores = statistics.median(r.cores for r in runs)
+        print(f"{c.label:<16} {speed:>9,.0f} {spread:>13} {wall:>7.1f} {cores:>5.2f} {vs:>9}  "
               f"{audit_cells(*(r.audit for r in runs))}")
     if not lags:
         return

@@ -3,8 +3,11 @@ and the audit of its output against the generator's manifest."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
+
+import psutil
 
 from tqdm import tqdm
 
@@ -23,6 +26,40 @@ class Throughput:
     events_per_s: float  # CDC records / (first output append -> last output append)
     wall_s: float  # process launch -> last output append, startup included
     audit: Audit
+    cores: float = float("nan")  # the machine's busy cores over the same window, every process
+
+
+class BusyCores:
+    """The machine's busy CPU time (all processes: contender, broker, Redis...), sampled in a
+    thread every `every_s`, to be read afterwards over any window of the run."""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        self.every_s = every_s
+        self.samples: list[tuple[float, float]] = []  # (epoch ms, busy CPU seconds so far)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> BusyCores:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while True:
+            times = psutil.cpu_times()
+            self.samples.append((time.time() * 1000, sum(times) - times.idle - getattr(times, "iowait", 0.0)))
+            if self._stop.wait(self.every_s):
+                return
+
+    def between(self, start_ms: float, end_ms: float) -> float:
+        """Busy cores from the last sample at or before `start_ms` to the first at or after `end_ms`."""
+        before = [sample for sample in self.samples if sample[0] <= start_ms] or self.samples[:1]
+        after = [sample for sample in self.samples if sample[0] >= end_ms] or self.samples[-1:]
+        (t0, busy0), (t1, busy1) = before[-1], after[0]
+        return (busy1 - busy0) / ((t1 - t0) / 1000) if t1 > t0 else float("nan")
 
 
 @dataclass(frozen=True)
@@ -66,14 +103,15 @@ def throughput(contender: Contender, scratch: Settings, manifest: dict, records:
                web_port: int, quiet_s: float, timeout_s: float) -> Throughput:
     """Start the contender on CDC topics already holding `records` records; time its output."""
     launched_ms = time.time() * 1000
-    with running(contender, scratch, web_port):
+    with BusyCores() as busy, running(contender, scratch, web_port):
         messages = collect_output(scratch, contender.output_topic(scratch), set(manifest["complete"]),
                                   quiet_s=quiet_s, timeout_s=timeout_s, desc=f"{contender.label} output")
     result = audit(manifest, [m.value for m in messages])
     if not messages:
         return Throughput(0.0, float("nan"), result)
     first, last = min(m.timestamp_ms for m in messages), max(m.timestamp_ms for m in messages)
-    return Throughput(records / max(last - first, 1) * 1000, (last - launched_ms) / 1000, result)
+    return Throughput(records / max(last - first, 1) * 1000, (last - launched_ms) / 1000, result,
+                      busy.between(first, last))
 
 
 def latency(contender: Contender, scratch: Settings, writes: list[Write], orders: int, rate: float, *,

@@ -1,11 +1,15 @@
-"""The peers' pure pieces: seed 000's completion check and the Quix app's per-order step."""
+"""The peers' pure pieces: seed 000's completion check, the Quix app's per-order step, and
+the machine's busy cores read over a run's window."""
 
 from __future__ import annotations
+
+import time
 
 import orjson
 import pytest
 import typer
 
+from bench.peers.measure import BusyCores
 from bench.peers.quix_completion import step
 from bench.peers.seed000 import after_row, cached_order, completed_order
 from streams.codec import DetailChange, OrderChange, Position
@@ -110,3 +114,21 @@ def test_the_peers_benchmark_refuses_at_once_without_quix_streams():
     with pytest.raises(typer.BadParameter, match=r"pip install -e '\.\[bench\]'"):
         require_peers(find=lambda name: None)
     require_peers(find=lambda name: object())
+
+
+def test_busy_cores_are_read_between_the_samples_around_a_window():
+    busy = BusyCores()
+    busy.samples = [(0.0, 10.0), (1_000.0, 11.5), (2_000.0, 13.5), (3_000.0, 14.0)]
+
+    assert busy.between(1_000, 2_000) == 2.0  # 2 busy CPU seconds in 1 s
+    assert busy.between(1_200, 1_800) == 2.0  # widened to the samples around it
+    assert busy.between(0, 3_000) == 4.0 / 3
+
+
+def test_busy_cores_sample_the_machine_while_open():
+    with BusyCores(every_s=0.05) as busy:
+        time.sleep(0.3)
+
+    assert len(busy.samples) >= 3
+    assert busy.samples == sorted(busy.samples)  # time and busy seconds only grow
+    assert busy.between(busy.samples[0][0], busy.samples[-1][0]) >= 0
