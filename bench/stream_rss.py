@@ -33,11 +33,10 @@ def disk_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def rocksdb_mb(rocksdb: dict[str, dict[str, int]]) -> str:
-    """/stats' `rocksdb` summed over the worker's stores: MB in memtables, block cache, table readers."""
-    parts = ("memtables", "block_cache", "table_readers")
-    totals = {part: sum(store.get(part, 0) for store in rocksdb.values()) / 2**20 for part in parts}
-    return f"{sum(totals.values()):5.0f} MB (" + " ".join(f"{part} {mb:.0f}" for part, mb in totals.items()) + ")"
+def rocksdb_mb(rocksdb: dict[str, int]) -> str:
+    """/stats' `rocksdb`: MB in memtables, block cache and table readers, and their sum."""
+    parts = {part: rocksdb.get(part, 0) / 2**20 for part in ("memtables", "block_cache", "table_readers")}
+    return f"{sum(parts.values()):5.0f} MB (" + " ".join(f"{part} {mb:.0f}" for part, mb in parts.items()) + ")"
 
 
 def main(

@@ -21,10 +21,9 @@ from tables.order_state import OrderProgress
 
 # The state cache writes each changed order once per flush (streams.runtime.state_cache).
 FLUSH_INTERVAL_S = 0.25
-# RocksDB's memory per partition: its block cache and up to two memtables of 8 MB, between
-# what keeps a worker's RSS under 300 MB over a million orders and what keeps its speed
-# (docs/benchmarks.md, bench.stream_rss and the comparisons).
-ROCKSDB_OPTIONS = {"block_cache_size": 16 << 20, "write_buffer_size": 8 << 20, "max_write_buffer_number": 2}
+# A partition's memtables: up to two of 8 MB, within the worker's RocksDB budget
+# (streams.runtime.rocksdb_budget), which also holds the block cache.
+ROCKSDB_OPTIONS = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2}
 
 
 order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(

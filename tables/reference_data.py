@@ -19,20 +19,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import orjson
-from faust.stores.rocksdb import RocksDBOptions
 from rocksdict import WriteBatch
 
 from config import settings
 from streams.app import app
 from streams.codec import ReferenceRow, Tombstone, Truncate, decode_reference
-from streams.runtime.metrics import rocksdb_memory
 from streams.runtime.reference_reader import TopicReader
+from streams.runtime.rocksdb_budget import BudgetedOptions
 
 log = logging.getLogger(__name__)
 
 # Memtables are flushed at 8 MB: a first read of 1,000,000 customers would otherwise sit in
-# memory (RSS) until the default 64 MB write buffers fill.
-OPTIONS = RocksDBOptions(write_buffer_size=8 << 20, block_cache_size=16 << 20)
+# memory (RSS) until the default 64 MB write buffers fill. On the worker's RocksDB budget.
+OPTIONS = BudgetedOptions(write_buffer_size=8 << 20)
 PREFIX = {"customers": b"c:", "payment_method": b"p:"}
 OFFSETS = b"\x00offsets"  # sorts first; never a row key
 
@@ -95,9 +94,8 @@ class ReferenceData:
             iterator.next()
         return n
 
-    def memory(self) -> dict[str, int]:
-        """What its RocksDB holds in memory (metrics.rocksdb_memory)."""
-        return rocksdb_memory([self.db])
+    def open_dbs(self) -> list:
+        return [self.db]
 
     def close(self) -> None:
         self.db.close()

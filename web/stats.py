@@ -9,6 +9,7 @@ from faust.web import Request, Response, View
 from streams.app import app
 from streams.runtime.app import collector_stats
 from streams.runtime.metrics import WORKER
+from streams.runtime.rocksdb_budget import budget_usage
 from tables.order_progress import order_progress
 
 
@@ -18,7 +19,7 @@ class StatsView(View):
         worker = app.completion
         lag = await worker.cdc_lag.read(app.consumer)
         reference = worker.reference.store
-        rocksdb = {"order_progress": order_progress.memory(), "reference_data": reference.memory() if reference else {}}
+        rocksdb = budget_usage([*order_progress.open_dbs(), *(reference.open_dbs() if reference else ())])
         return self.json({"worker": WORKER, "counts": dict(worker.counters), "state_cache": worker.states.stats(),
                           "next_offsets": app.consumer.next_offsets(),
                           "collector": collector_stats(app.frozen_at_start), "rocksdb": rocksdb, **lag})

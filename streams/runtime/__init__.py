@@ -58,6 +58,10 @@ changelog.py: the order table written a flush at a time
 - `Store._db_for_partition`, `Store._dbs`, `Store._encode_key`: one-read gets, WriteBatch puts
   and key estimates on a partition's RocksDB, and the memory of the open ones; keys encoded
   as Faust does (`tests/unit/test_changelog_table.py`).
+- `Collection._new_store_by_url`: the table's store gets the worker's RocksDB budget
+  (rocksdb_budget.py) before it opens a partition; Faust builds a block cache and memtables
+  per partition from the table's options and has no hook for shared ones. Check with
+  `tests/unit/test_rocksdb_budget.py`.
 
 app.py: `App._on_autodiscovery_error`: a module that fails to import stops the worker instead
 of a worker that consumes nothing (faust-streaming/faust#269).

@@ -29,8 +29,8 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, FutureMessage
 from rocksdict import WriteBatch
 
-from streams.runtime.metrics import rocksdb_memory
 from streams.runtime.producer import raw_producer
+from streams.runtime.rocksdb_budget import budgeted
 
 
 class ChangelogBatchTooSmall(RuntimeError):
@@ -48,6 +48,13 @@ class BatchWrittenTable(faust.Table):
             raise ValueError(f"{self.name}: a BatchWrittenTable has str keys (json) and bytes values (raw)")
         self._owned: frozenset[int] = frozenset()
         self._owned_for: object = None
+
+    def _new_store_by_url(self, url):
+        """Faust's store, its RocksDBs opened on the worker's memory budget (rocksdb_budget)."""
+        store = super()._new_store_by_url(url)
+        if isinstance(store, RocksDBStore):
+            store.rocksdb_options = budgeted(store.rocksdb_options)
+        return store
 
     def encode_key(self, key: str) -> bytes:
         """The key's bytes in RocksDB and the changelog: JSON, as Faust's json serializer
@@ -126,11 +133,10 @@ class BatchWrittenTable(faust.Table):
             return len(store.data)
         return store._db_for_partition(partition).property_int_value("rocksdb.estimate-num-keys") or 0
 
-    def memory(self) -> dict[str, int]:
-        """What the RocksDB of every open partition holds in memory (metrics.rocksdb_memory);
-        empty for the in-memory store."""
+    def open_dbs(self) -> list:
+        """The RocksDB of every partition open here (none for the in-memory store)."""
         store = self.data
-        return rocksdb_memory(store._dbs.values()) if isinstance(store, RocksDBStore) else {}
+        return list(store._dbs.values()) if isinstance(store, RocksDBStore) else []
 
     async def send_changelog_batches(self, partition: int,
                                      records: list[tuple[bytes, bytes | None]]) -> list[tuple[asyncio.Future, int]]:

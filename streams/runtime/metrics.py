@@ -31,22 +31,6 @@ batch_seconds = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=histograms)
 
 
-# RocksDB's own accounts of the memory it holds outside Python's heap, per database.
-ROCKSDB_MEMORY = {"memtables": "rocksdb.cur-size-all-mem-tables", "block_cache": "rocksdb.block-cache-usage",
-                  "table_readers": "rocksdb.estimate-table-readers-mem"}
-
-
-def rocksdb_memory(dbs: Iterable) -> dict[str, int]:
-    """Bytes held in memory across `dbs` (open rocksdict databases, each with its own block
-    cache, as Faust opens them), by RocksDB's account: memtables, block cache, and the
-    index and filter blocks of open table files (`table_readers`)."""
-    totals = dict.fromkeys(ROCKSDB_MEMORY, 0)
-    for db in dbs:
-        for name, prop in ROCKSDB_MEMORY.items():
-            totals[name] += db.property_int_value(prop) or 0
-    return totals
-
-
 class Figures:
     """A Prometheus collector over one scrape's figures: the counters, the state cache and
     the lag per partition (read at scrape time, nothing kept per record)."""

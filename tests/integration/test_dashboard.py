@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.runtime.app import COLLECTOR_THRESHOLDS
+from streams.runtime.rocksdb_budget import BLOCK_CACHE_BYTES, MEMTABLE_BYTES
 from tests.integration.browser import chromium_render
 from tests.integration.scratch_stream import scratch_stream, write_orders
 
@@ -169,17 +170,17 @@ def test_a_started_worker_runs_with_the_runtime_s_collector_thresholds_and_its_s
         assert collector["frozen"] > 10_000, collector
 
 
-def test_a_worker_reports_what_its_rocksdb_holds_in_memory(stream):
+def test_a_worker_reports_what_its_rocksdb_holds_in_memory_within_its_budget(stream):
     _, workers = stream
     write_orders(stream[0], 20, rate=0)
     # An empty memtable reports a few KB; the first write allocates a 1 MB arena block.
-    wait_until(lambda: all(w.stats()["rocksdb"]["order_progress"]["memtables"] > 1 << 20 for w in workers), workers)
+    wait_until(lambda: all(w.stats()["rocksdb"]["memtables"] > 1 << 20 for w in workers), workers)
 
     for rocksdb in (w.stats()["rocksdb"] for w in workers):
-        assert set(rocksdb) == {"order_progress", "reference_data"}, rocksdb
-        for store in rocksdb.values():
-            assert set(store) == {"memtables", "block_cache", "table_readers"}, rocksdb
-        assert rocksdb["reference_data"]["memtables"] > 1 << 20, rocksdb  # the customers read at start
+        assert rocksdb["block_cache_capacity"] == BLOCK_CACHE_BYTES, rocksdb
+        assert rocksdb["memtable_limit"] == MEMTABLE_BYTES, rocksdb
+        assert 0 < rocksdb["block_cache"] <= BLOCK_CACHE_BYTES, rocksdb
+        assert rocksdb["table_readers"] >= 0, rocksdb
 
 
 def test_a_worker_that_stops_answering_shows_as_unreachable_and_the_data_still_comes(stream):
