@@ -34,6 +34,11 @@ CONTEXT_KEY = "incremental_snapshot_collections"
 BinlogPosition = tuple[int, int]  # (file number, position), as binlog events are ordered
 
 
+def binlog_position(file: str, pos: int | str) -> BinlogPosition:
+    """`mysql-bin.000042`, 1234 -> (42, 1234)."""
+    return int(file.rsplit(".", 1)[1]), int(pos)
+
+
 class SnapshotError(RuntimeError):
     """The snapshot cannot be asked for, or did not finish; the message names the fix."""
 
@@ -64,7 +69,7 @@ class Committed:
     def of(cls, offset: dict | None) -> Committed:
         offset = offset or {}
         file, pos = offset.get("file"), offset.get("pos")
-        position = (int(file.rsplit(".", 1)[1]), int(pos)) if isinstance(file, str) and "." in file and pos else None
+        position = binlog_position(file, pos) if isinstance(file, str) and "." in file and pos else None
         context = orjson.loads(offset[CONTEXT_KEY]) if offset.get(CONTEXT_KEY) else []
         return cls(position, tuple(str(entry.get(f"{CONTEXT_KEY}_id", "?")) for entry in context))
 
@@ -113,7 +118,7 @@ def request(settings: Settings, tables: list[str], where: str | None) -> tuple[s
         file, pos = cursor.fetchone()[:2]
     finally:
         connection.close()
-    return signal_id, (int(file.rsplit(".", 1)[1]), int(pos))
+    return signal_id, binlog_position(file, pos)
 
 
 class ReadCounter:
