@@ -81,6 +81,15 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
+def create_output_topic(scratch: Settings, name: str) -> None:
+    """An output topic as a deployment has it before its workers start: TOPIC_PARTITIONS
+    partitions, appends timed by the broker (LogAppendTime)."""
+    admin = AdminClient({"bootstrap.servers": scratch.kafka_bootstrap})
+    topic = NewTopic(name, scratch.topic_partitions, scratch.replication_factor,
+                     config={"message.timestamp.type": "LogAppendTime"})
+    admin.create_topics([topic])[name].result(timeout=30)
+
+
 def prepare(scratch: Settings, customers: int = CUSTOMERS) -> None:
     db = database.connect(scratch)
     database.apply_schema(db)
@@ -224,6 +233,7 @@ def ours(scratch: Settings, workers_count: int, total: int, manifest: dict, tag:
     `during(workers)` runs in a thread beside the timed run (load the workers put up with)."""
     group = scratch.model_copy(update={"stream_app_id": f"{scratch.stream_app_id}-{tag}",
                                        "order_final_topic": f"{scratch.order_final_topic}-{tag}"})
+    create_output_topic(group, group.order_final_topic)
     workers = start_workers(group, workers_count, **({"source": source} if source else {}))
     if during is not None:
         threading.Thread(target=during, args=(workers,), daemon=True).start()

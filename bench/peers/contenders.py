@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from confluent_kafka import ConsumerGroupState
 
+from bench.stream import create_output_topic
 from config import Settings
 from stack import process
 from stack.services import StackLayout
@@ -66,13 +67,6 @@ class Contender:
         return [[python, "-m", "bench.peers.quix_completion", "--output-topic", self.output_topic(scratch),
                  *common, claim, "--state-dir", str(scratch.stack_home / "peers" / f"{slug}-{n}")]
                 for n in range(self.processes)]
-
-
-def create_output_topic(scratch: Settings, name: str) -> None:
-    admin = AdminClient({"bootstrap.servers": scratch.kafka_bootstrap})
-    topic = NewTopic(name, scratch.topic_partitions, scratch.replication_factor,
-                     config={"message.timestamp.type": "LogAppendTime"})
-    admin.create_topics([topic])[name].result(timeout=30)
 
 
 def wait_groups_stable(scratch: Settings, groups: list[str], timeout_s: float = 120) -> None:

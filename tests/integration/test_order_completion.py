@@ -12,6 +12,7 @@ import redis
 from agents.guard import guard_key
 from cdc.topics import read_topics
 from source.audit import audit
+from streams.topics import LEADER_SETTLE_S
 from tests.integration.scratch_stream import order_final, scratch_stream, sentinels, uncommitted, write_orders
 
 ORDERS = 2000
@@ -53,6 +54,33 @@ def test_two_workers_emit_each_complete_order_exactly_once(stream):
     misplaced = {order_id: mark for order_id, mark in marks.items()
                  if sent_at.get((mark.get("partition"), mark.get("offset"))) != order_id}
     assert misplaced == {}, f"{len(misplaced)} guard marks point elsewhere, e.g. {list(misplaced.items())[:3]}"
+
+
+def outputs_ready_after_ms(worker) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready = ((worker.stats() or {}).get("counts") or {}).get("outputs_ready_after_ms")
+        if ready is not None:
+            return ready
+        time.sleep(0.2)
+    raise TimeoutError(f"{worker.name}: no outputs_ready_after_ms in /stats after 60 s")
+
+
+def test_a_restarted_worker_sends_without_waiting_for_its_existing_output_topics_to_settle(stream):
+    settings, workers = stream
+    first_start = [outputs_ready_after_ms(worker) for worker in workers]
+
+    workers[0].stop()
+    workers[0].start()
+    workers[0].wait_ready()
+    restarted = outputs_ready_after_ms(workers[0])
+    manifest = write_orders(settings, 200, rate=0)
+    emitted = order_final(settings, manifest["counts"]["complete"], workers, manifest=manifest)
+
+    assert max(first_start) >= LEADER_SETTLE_S * 1000, first_start  # the workers created them
+    assert restarted < LEADER_SETTLE_S * 1000, restarted
+    result = audit(manifest, emitted)
+    assert result.exact, result.summary()
 
 
 def test_a_worker_killed_mid_run_and_restarted_loses_and_duplicates_nothing(stream):
