@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 
 import psutil
-
 from tqdm import tqdm
 
 from bench.peers.contenders import Contender, running, wait_groups_stable

@@ -18,7 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 counters: Counter[str] = Counter()
-GAUGES = {"unsettled_now", "reference_caught_up_after_s", "outputs_ready_after_ms"}  # counters entries that go up and down
+# counters entries that go up and down
+GAUGES = {"unsettled_now", "reference_caught_up_after_s", "outputs_ready_after_ms"}
 
 # Observed once per batch and once per acknowledged order: cheap beside the work measured.
 histograms = CollectorRegistry(auto_describe=True)
