@@ -140,13 +140,18 @@ class NoSkipConsumer(Consumer):
                 self._next[tp] = self._read_from[tp] = committed
         if never_committed:  # read from the start
             starts = await self.earliest_offsets(*never_committed)
+            seeks = {}
             for tp in never_committed:
                 self._next[tp] = starts.get(tp, ANY_OFFSET)
                 if self._next[tp] != ANY_OFFSET:
-                    self._read_from[tp] = self._next[tp]
-                    # A partition kept through a rebalance keeps its fetch position: fetched to
-                    # its end and dropped at the revoke, its records would never come again.
-                    await self.seek(tp, self._next[tp])
+                    self._read_from[tp] = seeks[tp] = self._next[tp]
+            # A partition kept through a rebalance keeps its fetch position: fetched to its end
+            # and dropped at the revoke, its records would never come again. Sought in the
+            # consumer's thread: Faust's `seek` changes aiokafka's fetch buffers from this one,
+            # under a fetch in progress there (aiokafka's `fetched_records` then fails with a
+            # KeyError and the worker stops).
+            if seeks:
+                await self.seek_wait(seeks)
 
     def ack(self, message: Message) -> bool:
         """Faust's, for this generation's messages only. An older generation's message is

@@ -432,9 +432,12 @@ def test_the_workers_kafka_consumer_lets_the_broker_hold_an_empty_fetch_only_bri
     assert group == app.conf.id
 
 
-def test_a_partition_never_committed_is_sought_to_its_start_at_each_assignment(gate, monkeypatch):
+def test_a_partition_never_committed_is_sought_to_its_start_at_each_assignment_in_the_consumer_s_thread(
+        gate, monkeypatch):
     """Kept through a rebalance, its fetch position survives (at the log end once a backlog was
-    fetched, its records dropped at the revoke): only a seek brings them back."""
+    fetched, its records dropped at the revoke): only a seek brings them back. Through
+    `seek_wait`, which runs in the consumer's thread: Faust's `seek` would change aiokafka's
+    fetch buffers from this thread while a fetch reads them in that one."""
     consumer, committed_tp = gate.consumer, TP("mysql.project_db.orders", 1)
     sought = []
 
@@ -443,16 +446,20 @@ def test_a_partition_never_committed_is_sought_to_its_start_at_each_assignment(g
     async def starts(*tps: TP) -> dict:
         return {tp: 0 for tp in tps}
 
-    async def seek(tp: TP, offset: int) -> None:
-        sought.append((tp, offset))
+    async def seek_wait(partitions: dict) -> None:
+        sought.append(dict(partitions))
+
+    async def seek_from_this_thread(tp: TP, offset: int) -> None:
+        raise AssertionError(f"{tp} sought from the calling thread")
 
     monkeypatch.setattr(Consumer, "perform_seek", no_faust_seek)  # Faust's: no commit, no seek
     monkeypatch.setattr(consumer, "assignment", lambda: {ORDERS_3, committed_tp})
     monkeypatch.setattr(consumer, "earliest_offsets", starts)
-    monkeypatch.setattr(consumer, "seek", seek)
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(consumer, "seek", seek_from_this_thread)
     consumer._committed_offset.pop(ORDERS_3, None)
     consumer._committed_offset[committed_tp] = 30
     asyncio.run(consumer.perform_seek())
 
-    assert sought == [(ORDERS_3, 0)]
+    assert sought == [{ORDERS_3: 0}]
     assert (consumer._next[ORDERS_3], consumer._next[committed_tp]) == (0, 30)
