@@ -58,7 +58,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from bench.verdict import audit_verdict
 from cdc import rest
 from cdc.connector import CDC_TABLES, connector_config, server_id
-from cdc.topics import read_topics, wait_for_records
+from cdc.topics import last_appends, read_topics, wait_for_records
 from config import Settings, cli, settings
 from source import database, generate
 from agents.alerts import KINDS
@@ -409,20 +409,7 @@ def measure_latency(scratch: Settings, workers: list[Worker], orders: int, rate:
 
     finals = mine(read_topics(scratch, [scratch.order_final_topic],
                               until=lambda m: len(mine(m)) >= expected, timeout_s=300))
-    consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([scratch.cdc_topic("orders"), scratch.cdc_topic("order_details")])
-    cdc_append: dict[str, float] = {}
-    deadline = time.monotonic() + 60
-    while len(cdc_append) < len(committed) and time.monotonic() < deadline:
-        for message in consumer.consume(num_messages=1000, timeout=1.0):
-            if message.error() or message.value() is None:
-                continue
-            event = orjson.loads(message.value())
-            row = event["before"] if event["op"] == "d" else event["after"]
-            order_id = row.get("order_id") or row.get("id")
-            cdc_append[order_id] = max(cdc_append.get(order_id, 0), message.timestamp()[1])
-    consumer.close()
+    cdc_append = last_appends(scratch, set(committed), since_ms=int(min(committed.values())) - 1000)
     end_to_end = [m.timestamp_ms - committed[m.value["order_id"]] for m in finals]
     cdc_share = [cdc_append[m.value["order_id"]] - committed[m.value["order_id"]] for m in finals]
     result = audit(manifest, [m.value for m in finals])

@@ -118,10 +118,10 @@ def wait_for_records(settings: Settings, topic: str, count: int, timeout_s: floa
 
 
 def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: bool = False,
-                last: int | None = None) -> list[Message]:
-    """Every message of `topic`, from the beginning (or each partition's `last` newest) to the
-    end offsets it had when called; `raw`: keys and values as the bytes they are (dead letters
-    need not be JSON)."""
+                last: int | None = None, since_ms: int | None = None) -> list[Message]:
+    """Every message of `topic`, from the beginning (or each partition's `last` newest, or its
+    first stamped at or after `since_ms`) to the end offsets it had when called; `raw`: keys and
+    values as the bytes they are (dead letters need not be JSON)."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"audit-{uuid.uuid4()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
@@ -129,8 +129,12 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: 
         if found is None or found.error is not None or not found.partitions:
             raise TopicMissing(f"topic {topic} is not on the broker at {settings.kafka_bootstrap}")
         ends = {p: end for p, (_, end) in partition_offsets(consumer, topic, found.partitions).items()}
-        pending = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, 0 if last is None else max(0, ends[p] - last)) for p in pending])
+        starts = {p: 0 if last is None else max(0, end - last) for p, end in ends.items()}
+        if since_ms is not None:
+            stamped = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in ends], timeout=10)
+            starts = {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in stamped}
+        pending = {p for p, end in ends.items() if starts[p] < end}
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in pending])
         messages: list[Message] = []
         deadline = time.monotonic() + timeout_s
         while pending:
@@ -150,6 +154,19 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: 
         return messages
     finally:
         consumer.close()
+
+
+def last_appends(settings: Settings, order_ids: set[str], since_ms: int) -> dict[str, int]:
+    """When each of `order_ids`' newest CDC record (orders or order_details, from `since_ms`)
+    was appended to its topic, in ms: the commit's arrival in Kafka, before any processor."""
+    appends: dict[str, int] = {}
+    for table in ("orders", "order_details"):
+        for message in read_to_end(settings, settings.cdc_topic(table), since_ms=since_ms):
+            row = message.value and (message.value["after"] or message.value["before"])
+            order_id = row and (row.get("order_id") or row.get("id"))
+            if order_id in order_ids:
+                appends[order_id] = max(appends.get(order_id, 0), message.timestamp_ms)
+    return appends
 
 
 def snapshot_done(messages: list[Message]) -> bool:

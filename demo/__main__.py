@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from cdc import rest
 from cdc.connector import connector_config
-from cdc.topics import TopicMissing, read_to_end, wait_for_records
+from cdc.topics import TopicMissing, last_appends, read_to_end, wait_for_records
 from config import Settings, settings
 from config.cli import run
 from demo.lake import DemoLake
@@ -139,6 +139,8 @@ def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: i
     for value, stamp in zip(values, stamps):
         first_seen.setdefault(value["order_id"], stamp)
     latencies = [stamp - committed[order_id] for order_id, stamp in first_seen.items()]
+    cdc_appends = last_appends(settings, set(first_seen), since_ms=int(min(committed.values())) - 1000)
+    cdc_latencies = [cdc_appends[order_id] - committed[order_id] for order_id in first_seen if order_id in cdc_appends]
     lake_check = demo_lake.check(ground_truth, timeout_s=timeout)
     lake_p50, lake_p99 = percentiles(demo_lake.freshness_s(placed))
     gold_counts, lake_report = demo_lake.report(timeout_s=timeout)
@@ -147,7 +149,8 @@ def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: i
                         snapshot=reference,
                         unenriched=sum(value.get("customer") is None for value in values),
                         alerts=alert_counts(settings, {*complete, *ground_truth["incomplete"],
-                                                       *ground_truth["cancelled"]}))
+                                                       *ground_truth["cancelled"]}),
+                        cdc_latencies_ms=cdc_latencies)
     typer.echo("\n".join(["", "demo report", *report.lines(), *lake_check.lines(),
                            f"lake freshness      commit -> Gold fact_orders p50 {lake_p50:.1f} s, p99 {lake_p99:.1f} s"
                            " (continuous lake)",

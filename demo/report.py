@@ -27,6 +27,7 @@ class DemoReport:
     snapshot: tuple[int, float] | None = None  # customers in the source, seconds waited for their CDC snapshot
     unenriched: int = 0  # order_final records without their customer
     alerts: Mapping[str, int] = field(default_factory=dict)  # this run's order_alerts by kind
+    cdc_latencies_ms: list[float] = field(default_factory=list)  # commit -> the CDC record's append
 
     @property
     def exact(self) -> bool:
@@ -57,6 +58,7 @@ class DemoReport:
     def lines(self) -> list[str]:
         counts, audit = self.manifest_counts, self.audit
         p50, p99 = percentiles(self.latencies_ms)
+        cdc_p50, cdc_p99 = percentiles(self.cdc_latencies_ms)
         written = sum(counts.get(kind, 0) for kind in ("complete", "incomplete", "cancelled"))
         return [
             f"orders written      {written:>10,}  (complete {counts.get('complete', 0):,}, "
@@ -68,6 +70,8 @@ class DemoReport:
             *([f"CDC snapshot        {self.snapshot[0]:>10,} customers captured in {self.snapshot[1]:.0f} s, "
                "before the orders were written"] if self.snapshot else []),
             f"commit -> order_final latency p50 {p50 / 1000:.2f} s, p99 {p99 / 1000:.2f} s",
+            *([f"commit -> CDC record   latency p50 {cdc_p50 / 1000:.2f} s, p99 {cdc_p99 / 1000:.2f} s "
+               "(Debezium and Connect: the part before the workers)"] if self.cdc_latencies_ms else []),
             f"without customer    {self.unenriched:>10,}  (order_final records without their customer)",
             "alerts              " + ", ".join(f"{kind} {self.alerts.get(kind, 0):,}" for kind in
                                                ("bulk", "cancelled_after_details", "stalled"))

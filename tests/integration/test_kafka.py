@@ -64,6 +64,24 @@ def test_a_topic_read_the_moment_it_is_created_is_read_empty(settings: Settings,
             done.exception(timeout=30)
 
 
+def test_a_topic_is_read_from_the_first_record_stamped_at_a_time(settings: Settings, unique_name: str):
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    topic = f"stack-test-{unique_name}"
+    admin.create_topics([NewTopic(topic, 2, settings.replication_factor)])[topic].result(timeout=30)
+    try:
+        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+        now_ms = int(time.time() * 1000)
+        for n, stamp in enumerate([now_ms - 60_000, now_ms - 30_000, now_ms]):
+            producer.produce(topic, key=b"k%d" % n, value=b'{"n": %d}' % n, partition=n % 2, timestamp=stamp)
+        assert producer.flush(30) == 0
+
+        assert sorted(m.value["n"] for m in read_to_end(settings, topic, since_ms=now_ms - 45_000)) == [1, 2]
+        assert read_to_end(settings, topic, since_ms=now_ms + 60_000) == []
+        assert len(read_to_end(settings, topic)) == 3
+    finally:
+        admin.delete_topics([topic])[topic].exception(timeout=30)
+
+
 def test_storage_is_formatted_with_a_cluster_id_that_begins_with_a_dash(settings: Settings, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch):
     # one id in 64 begins with "-" (base64url of a random uuid): the format tool must not take it for an option

@@ -60,6 +60,14 @@ def test_the_snapshot_wait_and_the_orders_without_customer_are_reported():
     assert "alerts              bulk 41, cancelled_after_details 0, stalled 1" in lines
 
 
+def test_the_cdc_share_of_the_latency_is_reported_when_measured():
+    split = DemoReport({"complete": 3}, audit(), [100.0, 200.0, 3000.0], {}, cdc_latencies_ms=[40.0, 60.0, 2500.0])
+    line = next(line for line in split.lines() if line.startswith("commit -> CDC record"))
+    assert "p50 0.06 s" in line
+    assert float(line.split("p99 ")[1].split(" s")[0]) >= 2.5
+    assert not any(line.startswith("commit -> CDC record") for line in report(audit()).lines())
+
+
 def emitted(**changes) -> list[dict]:
     """order_final as the demo reads it: each complete order of MANIFEST once, enriched."""
     return [{**order, "order_id": order_id, "customer": {"id": order["customer_id"]}, **changes.get(order_id, {})}
