@@ -1,4 +1,8 @@
-"""Kafka Connect's REST API: put a connector's config, wait until it runs, read, delete."""
+"""Kafka Connect's REST API: put a connector's config, wait until it runs, read, restart, delete.
+
+Every (re)start of a connector's task that this project makes goes through
+`resume_without_skips`: its stored offset loses the event counts Debezium would skip
+(cdc.offsets)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import time
 
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from cdc.offsets import without_skips
 
 
 class ConnectorFailed(RuntimeError):
@@ -23,11 +29,20 @@ def client(connect_url: str) -> httpx.Client:
 @retry(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_delay(60),
        wait=wait_fixed(1), reraise=True)
 def put_config(connect: httpx.Client, name: str, config: dict[str, str]) -> bool:
-    """Create or update (idempotent PUT). True if the connector was created now."""
+    """Create, or update if it differs (its task then restarts, so it is stopped first and
+    resumed without skips). True if the connector was created now."""
+    current = connect.get(f"/connectors/{name}/config")
+    if current.status_code == 200 and current.json() == {**config, "name": name}:
+        return False
+    changing = current.status_code == 200
+    if changing:
+        stop(connect, name)
     response = connect.put(f"/connectors/{name}/config", json=config)
     if response.status_code >= 400:
         raise ConnectorFailed(f"Kafka Connect refused the config of {name}: "
                               f"{response.status_code} {response.text[:2000]}")
+    if changing:
+        resume_without_skips(connect, name)
     return response.status_code == 201
 
 
@@ -79,14 +94,33 @@ def delete_with_offsets(connect: httpx.Client, name: str, timeout_s: float = 30)
     whole binlog since then to read first. False if there was none."""
     if status(connect, name) is None:
         return False
+    stop(connect, name, timeout_s)
+    connect.delete(f"/connectors/{name}/offsets").raise_for_status()
+    return delete(connect, name)
+
+
+def stop(connect: httpx.Client, name: str, timeout_s: float = 30) -> None:
+    """Stop the connector and its tasks (KIP-875), their offsets committed; until STOPPED."""
     connect.put(f"/connectors/{name}/stop").raise_for_status()
     deadline = time.monotonic() + timeout_s
     while (state := status(connect, name)) is not None and state["connector"]["state"] != "STOPPED":
         if time.monotonic() > deadline:
             raise ConnectorNotRunning(f"{name} did not stop in {timeout_s:.0f} s")
         time.sleep(0.5)
-    connect.delete(f"/connectors/{name}/offsets").raise_for_status()
-    return delete(connect, name)
+
+
+def resume_without_skips(connect: httpx.Client, name: str) -> bool:
+    """Resume a stopped connector, its stored offset first cleared of the events Debezium
+    would skip (cdc.offsets). True if there were some."""
+    response = connect.get(f"/connectors/{name}/offsets")
+    response.raise_for_status()
+    stored = response.json().get("offsets") or []
+    cleared = [{"partition": entry["partition"], "offset": resumable} for entry in stored
+               if (resumable := without_skips(entry["offset"])) is not None]
+    if cleared:
+        connect.patch(f"/connectors/{name}/offsets", json={"offsets": cleared}).raise_for_status()
+    connect.put(f"/connectors/{name}/resume").raise_for_status()
+    return bool(cleared)
 
 
 def delete(connect: httpx.Client, name: str) -> bool:
@@ -99,16 +133,14 @@ def delete(connect: httpx.Client, name: str) -> bool:
 
 
 def restart_failed(connect: httpx.Client, name: str, report: dict) -> list[str]:
-    """Restart the connector and tasks that are FAILED; names of what was restarted."""
-    restarted = []
-    if report["connector"]["state"] == "FAILED":
-        connect.post(f"/connectors/{name}/restart").raise_for_status()
-        restarted.append("connector")
-    for task in report["tasks"]:
-        if task["state"] == "FAILED":
-            connect.post(f"/connectors/{name}/tasks/{task['id']}/restart").raise_for_status()
-            restarted.append(f"task {task['id']}")
-    return restarted
+    """Restart a connector with anything FAILED, the connector and its tasks (stopped, then
+    resumed without skips); names of what had failed."""
+    failed = (["connector"] if report["connector"]["state"] == "FAILED" else []) + \
+        [f"task {task['id']}" for task in report["tasks"] if task["state"] == "FAILED"]
+    if failed:
+        stop(connect, name)
+        resume_without_skips(connect, name)
+    return failed
 
 
 def committed_offset(connect: httpx.Client, name: str) -> dict | None:

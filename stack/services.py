@@ -26,6 +26,7 @@ import yaml
 from confluent_kafka.admin import AdminClient
 from minio import Minio
 
+from cdc.offsets import clear_stored_skips
 from config import Settings
 from stack.install import Toolchain, which
 
@@ -253,6 +254,9 @@ class KafkaConnect(Service):
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(render_properties(self.properties()))
         self.layout.conf("log4j.properties").write_text(LOG4J)
+        if corrected := clear_stored_skips(self.settings):
+            log.info("kafka-connect: stored offsets of %s resume without skipped events (cdc/offsets.py)",
+                     ", ".join(sorted(corrected)))
 
     def argv(self) -> list[str]:
         return _java("1g", self.layout.conf("log4j.properties"),
