@@ -1,10 +1,11 @@
 """A connector restarted after the binlog has been quiet loses no change (cdc.offsets).
 
 After a schema change in a database it does not capture (a scratch database dropped, as
-every test and benchmark does), Debezium counts each of the server's heartbeats on a quiet binlog into the
-`event` of its stored offset; resumed with that offset, it skipped as many events of the first
-new transactions. Each test stops a connector in that state, writes rows while it is stopped,
-resumes it one of the project's two ways, and finds every row on its topic."""
+every test and benchmark does), Debezium counts each of the server's heartbeats on a quiet
+binlog into the `event` of its stored offset; resumed with that offset, it skipped as many
+events of the first new transactions. Each test stops a connector in that state, writes rows
+while it is stopped, resumes it one of the project's two ways, and finds every row on its
+topic."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def quiet_connector(settings: Settings, unique_name: str) -> Iterator[tuple[Sett
             assert len(payment_method_ids(scratch, until=1)) == 1
             with database.scratch_database(settings, f"{unique_name}_other"):
                 pass
-            counted = wait_for(lambda: (rest.committed_offset(connect, name) or {}).get("event", 0) >= SKIPS_COUNTED, 120)
+            counted = wait_for(lambda: (rest.committed_offset(connect, name) or {}).get("event", 0) >= SKIPS_COUNTED,
+                               120)
             assert counted, f"no event count stored while quiet: {rest.committed_offset(connect, name)}"
             yield scratch, connect
         finally:
