@@ -1,8 +1,8 @@
 """Kafka Connect's REST API: put a connector's config, wait until it runs, read, restart, delete.
 
-Every (re)start of a connector's task that this project makes goes through
-`resume_without_skips`: its stored offset loses the event counts Debezium would skip
-(cdc.offsets)."""
+Every restart of a connector's task that this project asks of a running Kafka Connect goes
+through `stop` and `resume_without_skips`: its stored offset loses the event counts Debezium
+would skip (cdc.offsets; a start of Kafka Connect itself is `clear_stored_skips`)."""
 
 from __future__ import annotations
 
