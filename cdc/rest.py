@@ -29,21 +29,23 @@ def client(connect_url: str) -> httpx.Client:
 @retry(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_delay(60),
        wait=wait_fixed(1), reraise=True)
 def put_config(connect: httpx.Client, name: str, config: dict[str, str]) -> bool:
-    """Create, or update if it differs (its task then restarts, so it is stopped first and
-    resumed without skips). True if the connector was created now."""
+    """Create, or update if it differs; either way its task starts stopped and is resumed
+    without skips (a connector registered again finds its old offsets). True if the
+    connector was created now."""
     current = connect.get(f"/connectors/{name}/config")
     if current.status_code == 200 and current.json() == {**config, "name": name}:
         return False
-    changing = current.status_code == 200
-    if changing:
+    created = current.status_code == 404
+    if created:
+        response = connect.post("/connectors", json={"name": name, "config": config, "initial_state": "STOPPED"})
+    else:
         stop(connect, name)
-    response = connect.put(f"/connectors/{name}/config", json=config)
+        response = connect.put(f"/connectors/{name}/config", json=config)
     if response.status_code >= 400:
         raise ConnectorFailed(f"Kafka Connect refused the config of {name}: "
                               f"{response.status_code} {response.text[:2000]}")
-    if changing:
-        resume_without_skips(connect, name)
-    return response.status_code == 201
+    resume_without_skips(connect, name)
+    return created
 
 
 def names(connect: httpx.Client) -> list[str]:
