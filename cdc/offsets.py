@@ -16,7 +16,8 @@ the stream and the lake absorb.
 
 Two ways in: while Kafka Connect is down, a newer record in its offset storage topic (read
 at its start; `clear_stored_skips`), and while it runs, a stopped connector's offsets
-through its REST API (`cdc.rest.resumed_cleanly`).
+through its REST API (`cdc.rest.resume_without_skips`, after every stop, config change and
+registration the project makes).
 """
 
 from __future__ import annotations
