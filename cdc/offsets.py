@@ -7,7 +7,7 @@ But Debezium also counts the server's heartbeats (sent every 0.8 x
 `connect.keep.alive.interval.ms` while the binlog is quiet) as events, after a transaction
 has ended, and its own heartbeats store that count. A connector restarted after a quiet
 spell therefore skipped the first events of the first new transactions: changes lost,
-silently (seen here: six orders' `orders` rows after `python -m stack down` and `up`).
+silently.
 
 So before a connector's task starts, its offset loses `event` and `row`: the task reads the
 transaction at its restart point whole. When the count was real (stopped mid-transaction),
