@@ -71,10 +71,8 @@ reference topic created after the reader started is found without waiting for th
 maximum age (`tests/integration/test_reference_reader.py`).
 
 Public names the runtime leans on as internals, for the same check after an upgrade:
-`Consumer.ack`, `perform_seek`, `seek_wait` (a seek in the consumer's thread: Faust's `seek`
-changes aiokafka's fetch buffers from the calling thread, under a fetch in progress in the
-consumer's, and aiokafka's `fetched_records` fails with a KeyError; found here, no upstream
-issue filed), `track_message`, `callback`, `Message.tracked`,
+`Consumer.ack`, `perform_seek`, `seek_wait` (a seek in the consumer's thread: why, in
+`NoSkipConsumer.perform_seek`), `track_message`, `callback`, `Message.tracked`,
 `Message.generation_id`, `App.consumer_generation_id`, `App.create_event`, mode's
 `FlowControlEvent.manage_queue` and its `clear`, `Monitor.tp_read_offsets`,
 `ProducerBuffer.size` and `pending`.

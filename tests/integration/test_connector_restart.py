@@ -97,13 +97,9 @@ def test_a_connector_registered_again_after_a_delete_loses_no_change(settings: S
     # a delete keeps the connector's offsets: registered again (the watcher does), it resumes from them
     with quiet_connector(settings, unique_name) as (scratch, connect):
         name = scratch.cdc_connector_name
-
-        def register_again() -> None:
-            assert rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))
-
         rest.delete(connect, name)
         assert wait_for(lambda: rest.status(connect, name) is None, 30)
         insert_payment_methods(scratch, list(range(1, ROWS + 1)))
-        register_again()
+        assert rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))
         rest.wait_running(connect, name)
         assert payment_method_ids(scratch, until=ROWS + 1) == set(range(ROWS + 1))
