@@ -2,7 +2,8 @@
 the lake's jobs, one entry point.
 
 With no layer named, Bronze (the CDC topics drained into the archive), Silver (the archive
-applied) and Gold run one after the other in one SparkSession; `snapshot` is the JDBC copy
+applied, then the history) and Gold (dimensions, facts, order products, marts) run one after
+the other in one SparkSession; `snapshot` is the JDBC copy
 of MySQL into Bronze (seed 000's layout), never run unless named;
 `--every` repeats that on a schedule (batch.schedule); `--continuous` runs them as one
 long-lived streaming job (batch.continuous). `python -m batch audit` compares the lake with
@@ -41,7 +42,7 @@ class Layer(str, Enum):
 JOBS = {Layer.bronze: bronze.run, Layer.silver: silver.run, Layer.gold: gold.run, Layer.snapshot: snapshot.run}
 CHANGE_LOG_LAYERS = [Layer.bronze, Layer.silver, Layer.gold]
 DEFAULT_MICRO_BATCH_S = 10.0
-DEFAULT_MARTS_EVERY = "60s"
+DEFAULT_DEFERRED_EVERY = "60s"
 
 
 def cause(error: Exception) -> str:
@@ -73,11 +74,12 @@ def main(
         show_default=False)] = None,
     continuous: Annotated[bool, typer.Option(
         "--continuous", help="One long-lived job: each micro-batch of CDC records archived, then Silver "
-                             "and Gold applied (--every: between micro-batches, default 10s). Ctrl-C stops.")] = False,
-    marts_every: Annotated[str, typer.Option(
-        "--marts-every", help="With --continuous: rebuild the marts at most this often (between "
-                              "micro-batches, when the star moved; default 60s); the facts are applied every "
-                              "micro-batch.", show_default=False)] = None,
+                             "and Gold's facts applied (--every: between micro-batches, default 10s). Ctrl-C stops.")] = False,
+    deferred_every: Annotated[str, typer.Option(
+        "--deferred-every", "--marts-every",
+        help="With --continuous: run the deferred work (history, dimensions, order products, marts) at "
+             "most this often, between micro-batches (default 60s; a backlog delays it at most five times "
+             "that); the facts are applied every micro-batch.", show_default=False)] = None,
 ) -> None:
     """Run the lake's layers: the CDC topics -> Bronze (the raw change log) -> Silver (the
     changes applied, with history) -> Gold (the star and its marts) on MinIO (Delta Lake),
@@ -86,14 +88,15 @@ def main(
     layers = layers or CHANGE_LOG_LAYERS
     period_s = schedule.period_seconds(every) if every else None
     show_progress()
-    if marts_every and not continuous:
-        raise typer.BadParameter("only the continuous lake defers the marts; a run builds them after the star",
-                                 param_hint="--marts-every")
+    if deferred_every and not continuous:
+        raise typer.BadParameter("only the continuous lake defers work; a run builds every table in turn",
+                                 param_hint="--deferred-every")
     if continuous:
         if layers != CHANGE_LOG_LAYERS or full:
             raise typer.BadParameter("--continuous runs every layer from the change log; name no layer "
                                      "and no --full", param_hint="--continuous")
-        run_continuously(period_s or DEFAULT_MICRO_BATCH_S, schedule.period_seconds(marts_every or DEFAULT_MARTS_EVERY))
+        run_continuously(period_s or DEFAULT_MICRO_BATCH_S,
+                         schedule.period_seconds(deferred_every or DEFAULT_DEFERRED_EVERY))
         return
     name = f"orderpipe-{'-'.join(layer.value for layer in layers)}"
     if period_s is None:
@@ -117,10 +120,10 @@ def main(
     log.info("stopped")
 
 
-def run_continuously(every_s: float, marts_every_s: float) -> None:
+def run_continuously(every_s: float, deferred_every_s: float) -> None:
     spark = build_session(settings, "orderpipe-continuous")
     try:
-        ContinuousLake(spark, settings, marts_every_s=marts_every_s).run(every_s, MAX_RECORDS_PER_BATCH)
+        ContinuousLake(spark, settings, deferred_every_s=deferred_every_s).run(every_s, MAX_RECORDS_PER_BATCH)
     except Exception as error:  # noqa: BLE001 - the supervisor restarts the job; the cause is what matters
         typer.echo(f"continuous lake failed: {cause(error)}\nThe lake keeps its last good version; started "
                    "again, the job re-runs the micro-batch it was in.", err=True)

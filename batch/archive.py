@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
@@ -60,29 +61,57 @@ def applied_offsets(spark: SparkSession, config: Settings) -> dict[str, dict[int
             for topic, partitions in orjson.loads(planned[-1]).items()}
 
 
+@dataclass(frozen=True)
+class Appended:
+    """A micro-batch's records as the archive committed them: the rows (cached, for the work
+    after the append), the archive's version after the commit, how many, and the append's time."""
+
+    records: DataFrame
+    version: int
+    rows: int
+    seconds: float
+
+
+def job_group(batch_id: int) -> str:
+    """The Spark job group of a micro-batch's jobs (its append and the work after it)."""
+    return f"micro-batch-{batch_id}"
+
+
 class ArchiveBatches:
     """The streaming query's `foreachBatch`: a micro-batch of Kafka records appended to the
-    archive once, then `after(batch_id)` if given."""
+    archive once, then `after(batch_id, appended)` if given."""
 
-    def __init__(self, location: str, after: Callable[[int], None] | None = None) -> None:
+    def __init__(self, location: str, after: Callable[[int, Appended], None] | None = None) -> None:
         self.location, self.after = location, after
         self.query_id: str | None = None
         self.started = threading.Event()  # the query's id is known once `start` returns
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         self.started.wait()
+        context = records.sparkSession.sparkContext
+        context.setJobGroup(job_group(batch_id), f"micro-batch {batch_id}")
         started = time.monotonic()
-        (records.transform(cdc_records).write.format("delta").mode("append").partitionBy("topic")
-         .option("txnAppId", self.query_id).option("txnVersion", batch_id).save(self.location))
-        log.info("cdc_raw: batch %d appended in %.1f s", batch_id, time.monotonic() - started)
-        if self.after is not None:
-            self.after(batch_id)
+        rows = records.transform(cdc_records).persist()
+        try:
+            count = rows.count()
+            (rows.write.format("delta").mode("append").partitionBy("topic")
+             .option("txnAppId", self.query_id).option("txnVersion", batch_id).save(self.location))
+            appended = Appended(rows, lake.version(records.sparkSession, self.location), count,
+                                time.monotonic() - started)
+            log.info("cdc_raw: batch %d appended in %.1f s", batch_id, appended.seconds)
+            if self.after is not None:
+                self.after(batch_id, appended)
+        finally:
+            rows.unpersist()
+            context.setLocalProperty("spark.jobGroup.id", None)
+            context.setLocalProperty("spark.job.description", None)
 
 
 def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
-          max_records: int = MAX_RECORDS_PER_BATCH, after: Callable[[int], None] | None = None) -> StreamingQuery:
+          max_records: int = MAX_RECORDS_PER_BATCH,
+          after: Callable[[int, Appended], None] | None = None) -> StreamingQuery:
     """The archive's streaming query, started: available-now (`once`) or a micro-batch every
-    `every_s` seconds; `after(batch_id)` runs once each batch is archived."""
+    `every_s` seconds; `after(batch_id, appended)` runs once each batch is archived."""
     records = (spark.readStream.format("kafka")
                .option("kafka.bootstrap.servers", config.kafka_bootstrap)
                # a pattern, not a list: a topic Debezium has not created yet (a table with no
@@ -101,9 +130,11 @@ def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
     return query
 
 
-def follow(query: StreamingQuery, poll_s: float = 2.0, between: Callable[[], None] | None = None) -> int:
+def follow(query: StreamingQuery, poll_s: float = 2.0, between: Callable[[], None] | None = None,
+           on_progress: Callable[[dict], bool] | None = None) -> int:
     """Log each micro-batch as it ends, until the query stops; the records archived.
-    `between()`, if given, runs every `poll_s` on this thread, beside the micro-batches."""
+    `between()`, if given, runs every `poll_s` on this thread, beside the micro-batches;
+    `on_progress(progress)` logs a batch its own way (True) instead of the archive's line."""
     seen_batch, total = -1, 0
     while query.isActive:
         query.awaitTermination(poll_s)
@@ -113,8 +144,9 @@ def follow(query: StreamingQuery, poll_s: float = 2.0, between: Callable[[], Non
             if progress["batchId"] > seen_batch:
                 seen_batch = progress["batchId"]
                 total += progress["numInputRows"]
-                log.info("cdc_raw: batch %d archived %s records (%s in all)", seen_batch,
-                         f"{progress['numInputRows']:,}", f"{total:,}")
+                if on_progress is None or not on_progress(progress):
+                    log.info("cdc_raw: batch %d archived %s records (%s in all)", seen_batch,
+                             f"{progress['numInputRows']:,}", f"{total:,}")
     if query.exception() is not None:
         raise RuntimeError(str(query.exception()))
     return total

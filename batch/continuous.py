@@ -1,19 +1,28 @@
-"""`python -m batch --continuous`: the lake as one long-lived Spark application. Each
-micro-batch of CDC records is appended to the archive (Bronze), then Silver and Gold's star
-apply what is new, so Gold's facts trail the source by about one micro-batch. The marts
-follow on their own clock, on the main thread beside the micro-batches: rebuilt when the
-star moved, while no micro-batch runs or has records waiting, at most every `--marts-every`
-(a backlog that keeps micro-batches coming delays them at most five times that). A refresh
-gives way to a micro-batch that arrives meanwhile (its Spark jobs are cancelled; each mart is
-replaced in one commit, so a stopped refresh leaves the marts as they were) unless the marts
-are that late already.
+"""`python -m batch --continuous`: the lake as one long-lived Spark application, on two clocks.
 
-Every step is idempotent per micro-batch: the archive's append is tagged with the query's id
-and the batch id (batch.archive), and Silver and Gold keep their marks after their data, a
-re-run of the same input writing nothing. A job killed anywhere re-runs the batch it was in
-from the checkpoint and leaves every table as one uninterrupted run would. A failed layer
-fails the batch and the job (exit 1, the cause logged): its supervisor (Procfile, compose)
-starts it again, and the batch is re-run.
+The hot path, per micro-batch of CDC records: appended to the archive (Bronze), handed on as it
+is to Silver (orders and details; customers and payment methods when their topics moved),
+then Gold's `fact_orders` for the orders that changed: a handful of Delta commits, every join
+with a stored table pruned to the batch's keys, so a micro-batch costs what its records cost.
+Each micro-batch is logged with its records, the records left in the topics, its Spark jobs,
+its Delta commits and its seconds.
+
+The deferred work, between micro-batches on the main thread: Silver's history, Gold's
+dimensions (and the facts whose unknown keys they resolve), `fact_order_products` and the
+marts, in that order, each a job with its own marks (so however late it runs, it ends where
+a full rebuild would). It runs when it is `--deferred-every` old (60 s by default) and no
+micro-batch runs or has records waiting; a backlog that keeps micro-batches coming delays it
+at most DEFERRED_BACKLOG_FACTOR times that, which bounds how stale those tables get (`python
+-m stack doctor` shows it). A step gives way to a micro-batch that arrives meanwhile (its
+Spark jobs are cancelled; each table is written in one commit, so a stopped step leaves it as
+it was) unless the work is that late already.
+
+Every step is idempotent: the archive's append is tagged with the query's id and the batch id
+(batch.archive), and Silver and Gold keep their marks after their data, a re-run of the same
+input writing nothing. A job killed anywhere re-runs the batch it was in from the checkpoint
+and leaves every table as one uninterrupted run would. A failed layer fails the batch and the
+job (exit 1, the cause logged): its supervisor (Procfile, compose) starts it again, and the
+batch is re-run.
 """
 
 from __future__ import annotations
@@ -23,12 +32,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
 from batch import archive
-from batch.gold import GoldJob
+from batch.archive import Appended, job_group
+from batch.gold import STAR_LATER, FactsJob, KnownDimensions
+from batch.history import HistoryJob
+from batch.job import LayerJob
 from batch.marts import MartsJob
 from batch.runs import log
 from batch.silver import SilverJob
@@ -36,44 +49,79 @@ from config import Settings
 
 T = TypeVar("T")
 
-MARTS_BACKLOG_FACTOR = 5
+DEFERRED: tuple[type[LayerJob], ...] = (HistoryJob, *STAR_LATER, MartsJob)  # in this order, between batches
+DEFERRED_BACKLOG_FACTOR = 5
 GIVES_WAY_TAG = "gives-way"  # on the Spark jobs of work between batches that a micro-batch may cancel
 RUNNING = "continuous lake: a micro-batch every"  # logged once the query runs (stack.lake waits for it)
 
 
-def marts_due(age_s: float, idle: bool, every_s: float) -> bool:
-    """Whether the marts, built `age_s` ago, are rebuilt now: once they are `every_s` old and
+def deferred_due(age_s: float, idle: bool, every_s: float) -> bool:
+    """Whether the deferred work, last done `age_s` ago, runs now: once it is `every_s` old and
     the lake is idle (no micro-batch running or with records waiting), or regardless once a
-    backlog has kept it busy for MARTS_BACKLOG_FACTOR periods."""
-    return age_s >= every_s * (1 if idle else MARTS_BACKLOG_FACTOR)
+    backlog has kept it busy for DEFERRED_BACKLOG_FACTOR periods."""
+    return age_s >= every_s * (1 if idle else DEFERRED_BACKLOG_FACTOR)
 
 
-def marts_give_way(age_s: float, every_s: float) -> bool:
-    """Whether a marts refresh started when the marts were `age_s` old stops for a micro-batch:
-    unless they are as late as a backlog lets them be (then the micro-batch waits)."""
-    return age_s < every_s * MARTS_BACKLOG_FACTOR
+def deferred_gives_way(age_s: float, every_s: float) -> bool:
+    """Whether deferred work started `age_s` after it was last done stops for a micro-batch:
+    unless it is as late as a backlog lets it be (then the micro-batch waits)."""
+    return age_s < every_s * DEFERRED_BACKLOG_FACTOR
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """What applying one micro-batch took."""
+
+    records: int
+    jobs: int
+    commits: int
+    seconds: float
+    silver_s: float
+    gold_s: float
+
+    def line(self, batch_id: int, left: int | None) -> str:
+        waiting = "" if left is None else f", {left:,} left in the topics"
+        return (f"micro-batch {batch_id}: {self.records:,} records applied{waiting}; {self.jobs} Spark jobs, "
+                f"{self.commits} Delta commits, {self.seconds:.1f} s (silver {self.silver_s:.1f} s, "
+                f"gold {self.gold_s:.1f} s)")
+
+
+def records_left(progress: dict) -> int | None:
+    """The records the topics held beyond a micro-batch's end, from its progress report (the
+    Kafka source's `latestOffset` minus `endOffset`, per partition)."""
+    total = 0
+    for source in progress.get("sources", []):
+        latest, end = source.get("latestOffset"), source.get("endOffset")
+        if not isinstance(latest, dict) or not isinstance(end, dict):
+            return None
+        total += sum(max(offset - end.get(topic, {}).get(partition, 0), 0)
+                     for topic, partitions in latest.items() for partition, offset in partitions.items())
+    return total
 
 
 class ContinuousLake:
-    def __init__(self, spark: SparkSession, settings: Settings, *, marts_every_s: float = 60) -> None:
-        self.spark, self.settings, self.marts_every_s = spark, settings, marts_every_s
+    def __init__(self, spark: SparkSession, settings: Settings, *, deferred_every_s: float = 60) -> None:
+        self.spark, self.settings, self.deferred_every_s = spark, settings, deferred_every_s
         self.query = None
-        self.marts_built = time.monotonic()  # of the last refresh: the first comes a period after the start
-        # A micro-batch's layers and a marts refresh never run at once: on two cores they would
+        self.deferred_done = time.monotonic()  # the first deferred work comes a period after the start
+        self.dimensions = KnownDimensions(spark, settings)  # held across micro-batches
+        self.applied: dict[int, MicroBatch] = {}  # logged by the main thread with the batch's progress
+        # A micro-batch's layers and the deferred work never run at once: on two cores they would
         # only slow each other, and the facts' freshness is what the micro-batch is for.
         self.working = threading.Lock()
         self.gives_way = False  # whether the work between batches under way stops for a micro-batch
         self.stopped = threading.Event()  # a micro-batch stopped it
 
-    def apply(self, batch_id: int) -> None:
-        """After a micro-batch is archived: Silver, then Gold."""
+    def apply(self, batch_id: int, appended: Appended) -> None:
+        """After a micro-batch is archived: Silver from its records, then Gold's facts."""
         started = time.monotonic()
         with self.turn():
-            silver = SilverJob.once(self.spark, self.settings)
-            gold = GoldJob.once(self.spark, self.settings)
-        log.info("micro-batch %d applied in %.1f s (silver %.1f s, written %s; gold %.1f s, written %s)",
-                 batch_id, time.monotonic() - started, silver.seconds, f"{silver.total('written'):,}",
-                 gold.seconds, f"{gold.total('written'):,}")
+            silver = SilverJob(self.spark, self.settings, appended=appended).run()
+            facts = FactsJob(self.spark, self.settings, dimensions=self.dimensions).run()
+        jobs = self.spark.sparkContext.statusTracker().getJobIdsForGroup(job_group(batch_id))
+        self.applied[batch_id] = MicroBatch(
+            appended.rows, len(jobs), 1 + silver.total("commits") + facts.total("commits"),
+            appended.seconds + time.monotonic() - started, silver.seconds, facts.seconds)
 
     def run(self, every_s: float, max_records: int) -> int:
         """Until stopped (Ctrl-C, SIGTERM); the CDC records archived."""
@@ -81,14 +129,23 @@ class ContinuousLake:
                                    max_records=max_records, after=self.apply)
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stop_signal, self.request_stop)
-        log.info(f"{RUNNING} %s s (at most %s records): Kafka -> %s -> silver -> gold; Ctrl-C stops",
-                 every_s, f"{max_records:,}", archive.archive_location(self.settings))
-        return archive.follow(self.query, between=self.refresh_marts)
+        log.info(f"{RUNNING} %s s (at most %s records): Kafka -> %s -> silver -> gold facts; "
+                 "history, dimensions, products and marts every %s s between; Ctrl-C stops",
+                 every_s, f"{max_records:,}", archive.archive_location(self.settings), self.deferred_every_s)
+        return archive.follow(self.query, between=self.run_deferred, on_progress=self.log_batch)
+
+    def log_batch(self, progress: dict) -> bool:
+        """Log a micro-batch's line once its progress is reported; whether it was logged."""
+        applied = self.applied.pop(progress["batchId"], None)
+        if applied is None:
+            return False
+        log.info(applied.line(progress["batchId"], records_left(progress)))
+        return True
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        """A micro-batch's hold on the lake: work between batches (a marts refresh) that gives
-        way is stopped (its Spark jobs cancelled until it lets go), other work waited for."""
+        """A micro-batch's hold on the lake: work between batches that gives way is stopped
+        (its Spark jobs cancelled until it lets go), other work waited for."""
         while not self.working.acquire(timeout=0.5):
             if self.gives_way:
                 self.stopped.set()
@@ -99,21 +156,28 @@ class ContinuousLake:
         finally:
             self.working.release()
 
-    def refresh_marts(self) -> None:
-        """The marts rebuilt if the star moved, when they are due: while no micro-batch runs or
-        waits for its turn, or during a backlog once they are several periods late."""
+    def run_deferred(self) -> None:
+        """History, dimensions, products and marts, when due: while no micro-batch runs or
+        waits for its turn, or during a backlog once they are several periods late. A step
+        stopped for a micro-batch ends this round; the next idle moment starts again."""
         status = self.query.status
         idle = not status["isTriggerActive"] and not status["isDataAvailable"]
-        age_s = time.monotonic() - self.marts_built
-        if not marts_due(age_s, idle, self.marts_every_s):
+        age_s = time.monotonic() - self.deferred_done
+        if not deferred_due(age_s, idle, self.deferred_every_s):
             return
-        marts = self.run_between_batches("marts refresh", lambda: MartsJob.once(self.spark, self.settings),
-                                         gives_way=marts_give_way(age_s, self.marts_every_s))
-        if marts is None:
-            return
-        self.marts_built = time.monotonic()
-        if marts.tables:
-            log.info("marts rebuilt in %.1f s", marts.seconds)
+        started, gives_way = time.monotonic(), deferred_gives_way(age_s, self.deferred_every_s)
+        runs = []
+        for job in DEFERRED:
+            done = self.run_between_batches(job.__name__, lambda job=job: job.once(self.spark, self.settings),
+                                            gives_way=gives_way)
+            if done is None:
+                return
+            runs.append(done)
+        self.deferred_done = time.monotonic()
+        written = sum(run.total("written") for run in runs)
+        if written:
+            log.info("deferred work (history, dimensions, products, marts) done in %.1f s, %s rows written",
+                     time.monotonic() - started, f"{written:,}")
 
     def run_between_batches(self, name: str, work: Callable[[], T], *, gives_way: bool) -> T | None:
         """`work()`'s result, run while no micro-batch's layers do; None if one was running

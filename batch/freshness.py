@@ -1,7 +1,9 @@
 """The lake as a reader beside it sees it: each order's status in Gold, whether the marts
 are built from the facts, and how fresh the lake is: from an order's commit at the source to the Gold commit that
-first holds its fact. The Gold side is read from fact_orders' change feed
-(`_commit_timestamp` of the first version that names the order); the source side is given
+first holds its fact with its final status. The Gold side is read from fact_orders' change
+feed once the lake has applied the orders (`_commit_timestamp` of the first version where
+the order has that status), so measuring never polls the lake while it works; the source
+side is given
 (the writer's own clock at commit: MariaDB's binlog stamps whole seconds)."""
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ def marts_current(spark: SparkSession, settings: Settings) -> bool:
                for table in marts.STAR)
 
 
-def first_visible(spark: SparkSession, settings: Settings, order_ids: set[str]) -> dict[str, float]:
-    """Order id -> epoch milliseconds of the Gold commit that first held its fact."""
+def first_visible(spark: SparkSession, settings: Settings, statuses: Mapping[str, str]) -> dict[str, float]:
+    """Order id -> epoch milliseconds of the Gold commit that first held its fact with the
+    status it ended in (`statuses`: order id -> that status), read once from fact_orders'
+    change feed after the lake has applied the orders."""
     location = lake.path(settings, "gold", "fact_orders")
     feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
             .load(location).filter(F.col("_change_type").isin("insert", "update_postimage")))
-    wanted = spark.createDataFrame([(order,) for order in order_ids], "order_id string")
-    rows = (feed.join(F.broadcast(wanted), "order_id", "left_semi").groupBy("order_id")
+    wanted = spark.createDataFrame(list(statuses.items()), "order_id string, status string")
+    rows = (feed.join(F.broadcast(wanted), ["order_id", "status"], "left_semi").groupBy("order_id")
             .agg(F.min("_commit_timestamp").alias("first")).collect())
     return {row.order_id: row.first.timestamp() * 1000 for row in rows}
 

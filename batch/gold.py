@@ -1,27 +1,39 @@
-"""Gold: Silver's changes since the last run -> the star schema (then the marts: batch.marts).
+"""Gold: Silver's changes -> the star schema (then the marts: batch.marts), in three jobs,
+each with its own marks, so the continuous lake runs the facts every micro-batch and the rest
+between micro-batches.
 
-Dimensions take changed rows (SCD type 1; a dimension row is never deleted, facts may point
-at it), except customers, which keep their versions (SCD type 2: a change closes the
-current version and opens a new one; a deletion closes it). Facts are recomputed for the
-orders touched: changed orders, orders whose details changed, and orders still pointing at
-an unknown member (so a late customer is picked up). An order cancelled at the source (kept
-in Silver, marked deleted) has its fact with `status` cancelled; one gone from Silver (its
-newest version quarantined) keeps its last fact, marked `is_deleted`. Run: `python -m batch gold [--full]`.
+- `FactsJob` (the hot path): `fact_orders` recomputed for the orders whose order or details
+  changed in Silver since its marks. Its dimension keys come from `KnownDimensions`, held
+  across micro-batches and read again only when a dimension's version moved; a key the
+  dimensions do not hold yet is the unknown member (-1) until `DimensionsJob` resolves it.
+  An order cancelled at the source (kept in Silver, marked deleted) has its fact with
+  `status` cancelled; one gone from Silver (its newest version quarantined) keeps its last
+  fact, marked `is_deleted`.
+- `DimensionsJob`: the dimensions from Silver's changes (SCD type 1, except customers, which
+  keep their versions: SCD type 2; `dim_date` gains a row only when a new day appears), then
+  the facts still pointing at an unknown member recomputed when a dimension gained rows.
+- `ProductsJob`: `fact_order_products` for the orders whose fact or details changed since its
+  marks.
+
+A one-shot run (`python -m batch gold`) runs dimensions, facts, products, then the marts, so
+no key waits. Every join with a stored table is pruned to the batch's keys first.
+Run: `python -m batch gold [--full]`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
-from batch.runs import LayerRun, log
 from batch.marts import MartsJob
+from batch.runs import LayerRun
 from batch.transforms import gold
-from batch.transforms.common import missing_keys
-from batch.silver import history_name
-from batch.transforms.silver import ORDER_DETAILS, ORDERS, TABLES, SilverTable, latest_changes
+from batch.transforms.common import missing_keys, of_keys
+from batch.transforms.silver import FIRST_CHANGED_AT, ORDER_DETAILS, ORDERS, TABLES, SilverTable, latest_changes
 from config import Settings
 
 LAYER = "gold"
@@ -31,19 +43,62 @@ DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, 
     "dim_product": ("product_key", "order_details", gold.dim_product),
     "dim_date": ("date_id", "orders", gold.dim_date),
 }
+FACT_DIMENSIONS = ("dim_customer", "dim_payment_method", "dim_date")  # the keys fact_orders resolves
+CUSTOMER_VERSION_COLUMNS = ("customer_key", "customer_id", "valid_from", "valid_to")
+
+
+def silver_path(settings: Settings, table: str) -> str:
+    return lake.path(settings, "silver", table)
+
+
+def gold_path(settings: Settings, table: str) -> str:
+    return lake.path(settings, LAYER, table)
+
+
+@dataclass
+class KnownDimensions:
+    """The dimension rows fact_orders resolves its keys against, kept in memory across runs
+    (the continuous lake holds one) and read again only when a dimension's version moved."""
+
+    spark: SparkSession
+    settings: Settings
+    held: dict[str, tuple[int, DataFrame]] = field(default_factory=dict)
+
+    def get(self, name: str) -> DataFrame:
+        location = gold_path(self.settings, name)
+        version = lake.version(self.spark, location)
+        if version is None:
+            return self.empty(name)
+        if name not in self.held or self.held[name][0] != version:
+            if name in self.held:
+                self.held[name][1].unpersist()
+            rows = lake.read(self.spark, location, version)
+            if name == "dim_customer":
+                rows = rows.select(*CUSTOMER_VERSION_COLUMNS)
+            self.held[name] = (version, rows.cache())
+        return self.held[name][1]
+
+    def empty(self, name: str) -> DataFrame:
+        """A dimension not built yet: no rows, its schema (facts resolve to the unknown member)."""
+        schemas = {"dim_customer": gold.CUSTOMER_VERSION,
+                   "dim_payment_method": "payment_method_key int, payment_method_id int, name string, provider string",
+                   "dim_date": "date_id int, date date"}
+        return self.spark.createDataFrame([], schemas[name])
 
 
 class GoldJob(LayerJob):
-    """One Gold run: reads Silver's changes once, writes dimensions, then facts."""
+    """What Gold's jobs share: Silver's changes since their marks, split into live rows and
+    keys gone, and the facts of a set of orders."""
 
     layer = LAYER
+    reads: tuple[SilverTable, ...] = TABLES
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         self.tables, self.marks = tables, marks
         self.versions: dict[str, int] = {}
         self.changed: dict[str, DataFrame] = {}
         self.gone: dict[str, DataFrame] = {}  # keys deleted from Silver since the last run
-        for table in TABLES:
+        for table in self.reads:
             seen = marks.get(table.name)
             changes, self.versions[table.name] = lake.changes_since(
                 self.spark, self.silver(table.name), None if seen is None else int(seen))
@@ -51,114 +106,154 @@ class GoldJob(LayerJob):
             if self.moved(table.name):  # else no rows: nothing to compute or store
                 # A first read is Silver's snapshot, each key once.
                 latest = (latest if seen is None else latest_changes(latest, table.keys)).localCheckpoint()
-            self.split_changes(table, latest)
-        self.rebuild_if_before_history()
-        self.dimensions()
-        self.facts()
+            gone = (F.col("_change_type") == "delete") | F.coalesce(F.col("is_deleted"), F.lit(False))
+            self.changed[table.name] = latest.filter(~gone).select(*table.columns, "_changed_at")
+            self.gone[table.name] = latest.filter(gone).select(*table.keys, "_changed_at")
+        if self.moved(*self.versions):
+            self.apply()
         return {table: str(version) for table, version in self.versions.items()}
 
-    def split_changes(self, table: SilverTable, latest: DataFrame) -> None:
-        """Silver's newest changes as rows live now, and keys gone: deleted at the source
-        (kept in Silver, marked) or gone from Silver (quarantined)."""
-        gone = (F.col("_change_type") == "delete") | F.coalesce(F.col("is_deleted"), F.lit(False))
-        self.changed[table.name] = latest.filter(~gone).select(*table.columns, "_changed_at")
-        self.gone[table.name] = latest.filter(gone).select(*table.keys, "_changed_at")
+    def apply(self) -> None:
+        """Write this job's tables from `changed` and `gone`."""
+        raise NotImplementedError
 
     def silver(self, table: str) -> str:
-        return lake.path(self.settings, "silver", table)
+        return silver_path(self.settings, table)
 
     def gold(self, table: str) -> str:
-        return lake.path(self.settings, LAYER, table)
+        return gold_path(self.settings, table)
 
     def moved(self, *tables: str) -> bool:
         """Whether any of these Silver tables changed since the last run."""
         return any(str(self.versions[table]) != self.marks.get(table) for table in tables)
 
     def write(self, table: str, rows: DataFrame, keys: list[str], *, read: int,
-              deletes: DataFrame | None = None, partition_by=()) -> None:
+              deletes: DataFrame | None = None, partition_by=()) -> int:
+        """Upsert `rows` into the Gold table; the rows written."""
         with self.tables.table(table) as counts:
             counts.read = read
-            counts.written = lake.upsert(self.spark, self.gold(table), rows, keys, deletes=deletes,
-                                         partition_by=partition_by).rows
+            counts.add(lake.upsert(self.spark, self.gold(table), rows, keys, deletes=deletes,
+                                   partition_by=partition_by))
+        return counts.written
 
-    def rebuild_if_before_history(self) -> None:
-        """Gold written before customer versions (an int `customer_key`) cannot take them: it
-        is derived data, so it is dropped and this run rebuilds it from all of Silver."""
-        location = self.gold("dim_customer")
-        if not lake.exists(self.spark, location) or "valid_from" in lake.read(self.spark, location).columns:
-            return
-        log.warning("gold predates customer history (SCD type 2): rebuilding it from Silver")
-        for table in (*DIMENSIONS, "fact_orders", "fact_order_products"):
-            lake.drop(self.spark, self.gold(table))
-        self.marks = {}
-        self.full = True
-        for table in TABLES:
-            changes, _ = lake.changes_since(self.spark, self.silver(table.name), None)
-            self.split_changes(table, changes.withColumn("_changed_at", F.coalesce("changed_at", "_commit_timestamp")))
+    def order_ids(self) -> DataFrame:
+        """The orders whose order or details changed in Silver since the marks."""
+        return (self.changed["orders"].select("order_id")
+                .unionByName(self.gone["orders"].select("order_id"))
+                .unionByName(self.changed["order_details"].select("order_id"))
+                .unionByName(self.gone["order_details"].select("order_id")))
 
-    def dimensions(self) -> None:
+    def write_facts(self, touched: DataFrame, dimensions: KnownDimensions) -> None:
+        """fact_orders recomputed for the `touched` order ids (distinct, materialised)."""
+        orders = of_keys(lake.read(self.spark, self.silver(ORDERS.name)), touched, ["order_id"])
+        details = of_keys(lake.read(self.spark, self.silver(ORDER_DETAILS.name)).filter(~F.col("is_deleted")),
+                          touched, ["order_id"])
+        placed = orders.select("order_id", (F.col(FIRST_CHANGED_AT) if FIRST_CHANGED_AT in orders.columns
+                                            else F.lit(None).cast("timestamp")).alias("placed_at"))
+        # Only the customer versions these orders name, from the versions held in memory.
+        customers = dimensions.get("dim_customer").join(
+            F.broadcast(orders.select("customer_id").distinct()), "customer_id", "left_semi")
+        facts = gold.fact_orders(orders, details, customers, dimensions.get("dim_payment_method"),
+                                 dimensions.get("dim_date"), placed)
+        written = facts
+        if lake.exists(self.spark, self.gold("fact_orders")):
+            current = of_keys(lake.read(self.spark, self.gold("fact_orders")), touched, ["order_id"])
+            deletions = self.gone["orders"].select("order_id", "_changed_at")
+            written = facts.unionByName(gold.cancelled_facts(current, facts, deletions), allowMissingColumns=True)
+        self.write("fact_orders", written, ["order_id"], read=touched.count(), partition_by=["order_date_id"])
+
+
+class FactsJob(GoldJob):
+    """The hot path's Gold: fact_orders for the orders that changed."""
+
+    reads = (ORDERS, ORDER_DETAILS)
+
+    def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False,
+                 dimensions: KnownDimensions | None = None) -> None:
+        super().__init__(spark, settings, full=full)
+        self.dimensions = dimensions or KnownDimensions(spark, settings)
+
+    def apply(self) -> None:
+        self.write_facts(self.order_ids().distinct().localCheckpoint(), self.dimensions)
+
+
+class DimensionsJob(GoldJob):
+    """The dimensions, then the facts whose unknown keys a dimension's new rows may resolve."""
+
+    marks_file = "_marks_dimensions"
+
+    def apply(self) -> None:
+        grew = False
         for name, (key, source, build) in DIMENSIONS.items():
             if not self.moved(source):
                 continue
             changed = self.changed[source]
             versioned = name == "dim_customer" and lake.exists(self.spark, self.gold(name))
             rows = self.customer_versions() if versioned else build(changed)
-            self.write(name, rows, [key], read=changed.count())
+            written = self.write(name, rows, [key], read=changed.count())
+            grew |= name in FACT_DIMENSIONS and written > 0
+        if grew and lake.exists(self.spark, self.gold("fact_orders")):
+            self.resolve_unknown_keys()
 
     def customer_versions(self) -> DataFrame:
         changed, gone = self.changed["customers"], self.gone["customers"]
-        ids = changed.select("customer_id").unionByName(gone.select("customer_id")).distinct()
-        versions = lake.read(self.spark, self.gold("dim_customer")).join(F.broadcast(ids), "customer_id", "left_semi")
+        ids = changed.select("customer_id").unionByName(gone.select("customer_id"))
+        versions = of_keys(lake.read(self.spark, self.gold("dim_customer")), ids, ["customer_id"])
         return gold.customer_versions(changed, gone, versions)
 
-    def touched_orders(self) -> DataFrame:
-        """Order ids whose facts must be recomputed."""
-        ids = (self.changed["orders"].select("order_id")
-               .unionByName(self.gone["orders"].select("order_id"))
-               .unionByName(self.changed["order_details"].select("order_id"))
-               .unionByName(self.gone["order_details"].select("order_id")))
-        facts = self.gold("fact_orders")
-        if lake.exists(self.spark, facts):
-            current = lake.read(self.spark, facts)
-            unresolved = F.col("customer_key") == gold.UNKNOWN
-            unresolved |= F.col("payment_method_key") == gold.UNKNOWN
-            ids = ids.unionByName(current.filter(~F.col("is_deleted") & (F.lit(self.full) | unresolved))
-                                  .select("order_id"))
-        return ids.distinct().localCheckpoint()  # eager, and later plans skip its lineage
+    def resolve_unknown_keys(self) -> None:
+        """The live facts pointing at an unknown member, recomputed (no change: no commit)."""
+        unresolved = (F.col("customer_key") == gold.UNKNOWN) | (F.col("payment_method_key") == gold.UNKNOWN)
+        unresolved |= F.col("order_date_id") == gold.UNKNOWN
+        touched = (lake.read(self.spark, self.gold("fact_orders")).filter(~F.col("is_deleted") & unresolved)
+                   .select("order_id").localCheckpoint())
+        self.write_facts(touched, KnownDimensions(self.spark, self.settings))
 
-    def facts(self) -> None:
-        if not self.moved(*self.versions):
-            return
-        touched = self.touched_orders()
-        orders = lake.read(self.spark, self.silver(ORDERS.name)).join(touched, "order_id", "left_semi")
-        details = (lake.read(self.spark, self.silver(ORDER_DETAILS.name)).filter(~F.col("is_deleted"))
-                   .join(touched, "order_id", "left_semi").localCheckpoint())  # the facts and their products
-        placed = (lake.read(self.spark, self.silver(history_name(ORDERS.name))).join(touched, "order_id", "left_semi")
-                  .groupBy("order_id").agg(F.min("valid_from").alias("placed_at")))
-        dimension = {name: lake.read(self.spark, self.gold(name)) for name in DIMENSIONS}
-        # Only the customers these orders name: a broadcast semi-join instead of shuffling
-        # the whole dimension (1,000,000 rows at seed size) for a few hundred orders.
-        customers = dimension["dim_customer"].join(
-            F.broadcast(orders.select("customer_id").distinct()), "customer_id", "left_semi")
-        facts = gold.fact_orders(orders, details, customers, dimension["dim_payment_method"],
-                                 dimension["dim_date"], placed).localCheckpoint()
-        touched_count = touched.count()
-        written = facts
-        if lake.exists(self.spark, self.gold("fact_orders")):
-            current = lake.read(self.spark, self.gold("fact_orders")).join(touched, "order_id", "left_semi")
-            deletions = self.gone["orders"].select("order_id", "_changed_at")
-            written = facts.unionByName(gold.cancelled_facts(current, facts, deletions), allowMissingColumns=True)
-        self.write("fact_orders", written, ["order_id"], read=touched_count, partition_by=["order_date_id"])
-        products = gold.fact_order_products(details, facts.filter(~F.col("is_deleted")), dimension["dim_product"])
+
+class ProductsJob(GoldJob):
+    """fact_order_products for the orders whose fact or details changed."""
+
+    marks_file = "_marks_products"
+    reads = (ORDER_DETAILS,)
+
+    def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
+        location = self.gold("fact_orders")
+        if not lake.exists(self.spark, location):
+            return {}
+        seen = marks.get("fact_orders")
+        self.facts_changed, version = lake.changes_since(self.spark, location, None if seen is None else int(seen))
+        self.facts_moved = str(version) != seen
+        return {**super().move(tables, marks), "fact_orders": str(version)}
+
+    def moved(self, *tables: str) -> bool:
+        return super().moved(*tables) or self.facts_moved
+
+    def apply(self) -> None:
+        touched = (self.facts_changed.select("order_id")
+                   .unionByName(self.changed["order_details"].select("order_id"))
+                   .unionByName(self.gone["order_details"].select("order_id"))
+                   .distinct().localCheckpoint())
+        facts = of_keys(lake.read(self.spark, self.gold("fact_orders")), touched, ["order_id"])
+        details = of_keys(lake.read(self.spark, self.silver(ORDER_DETAILS.name)).filter(~F.col("is_deleted")),
+                          touched, ["order_id"])
+        products = gold.fact_order_products(details, facts.filter(~F.col("is_deleted")),
+                                            lake.read(self.spark, self.gold("dim_product")))
         location = self.gold("fact_order_products")
         stale = None
         if lake.exists(self.spark, location):
-            current = lake.read(self.spark, location).join(touched, "order_id", "left_semi")
-            stale = missing_keys(current, products, ["order_id", "product_id"])
+            stale = missing_keys(of_keys(lake.read(self.spark, location), touched, ["order_id"]), products,
+                                 ["order_id", "product_id"])
         self.write("fact_order_products", products, ["order_id", "product_id"],
-                   read=touched_count, deletes=stale, partition_by=["order_date_id"])
+                   read=touched.count(), deletes=stale, partition_by=["order_date_id"])
+
+
+STAR_LATER = (DimensionsJob, ProductsJob)  # after the facts, on the continuous lake's own clock
 
 
 def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
-    """The star, then the marts built from it."""
-    return GoldJob.once(spark, settings, full=full).then(MartsJob.once(spark, settings, full=full))
+    """The dimensions, the facts (every key found), their products, then the marts."""
+    runs = [job.once(spark, settings, full=full) for job in (DimensionsJob, FactsJob, ProductsJob, MartsJob)]
+    whole = runs[0]
+    for later in runs[1:]:
+        whole = whole.then(later)
+    return whole

@@ -23,7 +23,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch.transforms.common import KNOWN, changed_rows, latest_per_key
+from batch.transforms.common import KNOWN, changed_rows, latest_per_key, of_keys
 from config import Settings
 
 DELETE = "_delete"
@@ -173,6 +173,7 @@ class Written:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    commits: int = 0
 
     @property
     def rows(self) -> int:
@@ -187,10 +188,10 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
     a MERGE's time (the usual case of an incremental run)."""
     if not exists(spark, location):
         rows.write.format("delta").partitionBy(*partition_by).save(location)
-        return Written(inserted=_last_commit_metrics(spark, location).get("numOutputRows", 0))
-    add_new_columns(spark, location, rows)
+        return Written(inserted=_last_commit_metrics(spark, location).get("numOutputRows", 0), commits=1)
+    altered = int(bool(add_new_columns(spark, location, rows)))
     target = DeltaTable.forPath(spark, location)
-    source = changed_rows(rows, target.toDF(), keys).withColumn(DELETE, F.lit(False))
+    source = changed_rows(rows, of_keys(target.toDF(), rows, keys), keys).withColumn(DELETE, F.lit(False))
     if deletes is not None:
         source = source.unionByName(deletes.select(*keys).withColumns({DELETE: F.lit(True), KNOWN: F.lit(True)}),
                                     allowMissingColumns=True)
@@ -198,10 +199,10 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
     shape = source.agg(F.count("*").alias("rows"), F.count_if(DELETE).alias("deletes"),
                        F.count_if(KNOWN).alias("known")).first()
     if shape["rows"] == 0:  # no news (a re-run, a dimension that gained nothing)
-        return Written()
+        return Written(commits=altered)
     if shape["deletes"] == 0 and shape["known"] == 0:
         source.drop(DELETE, KNOWN).write.format("delta").mode("append").save(location)
-        return Written(inserted=shape["rows"])
+        return Written(inserted=shape["rows"], commits=1 + altered)
     matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
     (target.alias("t").merge(source.alias("s"), matched)
@@ -210,7 +211,8 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
      .whenNotMatchedInsert(condition=f"NOT s.{DELETE}", values=values)
      .execute())
     metrics = _last_commit_metrics(spark, location)
-    return Written(*(metrics.get(f"numTargetRows{kind}", 0) for kind in ("Inserted", "Updated", "Deleted")))
+    return Written(*(metrics.get(f"numTargetRows{kind}", 0) for kind in ("Inserted", "Updated", "Deleted")),
+                   commits=1 + altered)
 
 
 def replace(spark: SparkSession, location: str, rows: DataFrame) -> Written:
@@ -219,7 +221,7 @@ def replace(spark: SparkSession, location: str, rows: DataFrame) -> Written:
     whether any row differs first (the caller replaces only when its inputs moved). Counts
     the rows written."""
     rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(location)
-    return Written(inserted=_last_commit_metrics(spark, location).get("numOutputRows", 0))
+    return Written(inserted=_last_commit_metrics(spark, location).get("numOutputRows", 0), commits=1)
 
 
 def add_new_columns(spark: SparkSession, location: str, rows: DataFrame) -> list[str]:

@@ -28,7 +28,13 @@ class TableRun:
     read: int = 0
     written: int = 0
     quarantined: int = 0
+    commits: int = 0  # Delta commits made
     seconds: float = 0.0
+
+    def add(self, written) -> None:
+        """A write's rows and commits (a `batch.lake.Written`)."""
+        self.written += written.rows
+        self.commits += written.commits
 
     def line(self) -> str:
         return (f"{self.layer}.{self.table}: read {self.read:,}, written {self.written:,}, "

@@ -14,7 +14,11 @@ for a full run and the same increment, and prints the ratio. `--freshness-orders
 the continuous lake (`python -m batch --continuous`) beside two stream workers while N
 orders are written at `--rate` (0: as fast as the generator goes, as the demo does) and
 prints source commit -> Gold fact_orders p50/p99 (the lake caught up with the source first;
-`--no-runs` measures only that). `--jobs` adds, per run, the Spark jobs
+`--no-runs` measures only that); before the burst it times the micro-batches that apply
+`--increment` orders, and after it grows the lake to `--grow-to` orders and times them
+again (their Spark jobs and Delta commits from the lake's log). With `--against`, that
+revision's continuous lake is measured the same way on a lake of its own (not grown).
+`--jobs` adds, per run, the Spark jobs
 it started and the driver JVM's CPU seconds with its JIT's share. The lake is audited
 against MySQL (`python -m batch audit`'s checks) after the in-process runs: the benchmark
 exits 1 if it drifts.
@@ -23,6 +27,7 @@ exits 1 if it drifts.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -51,7 +56,7 @@ from config.cli import run
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from stack.lake import start_continuous_lake, stop_continuous_lake, wait_caught_up
+from stack.lake import log_path, start_continuous_lake, stop_continuous_lake, wait_caught_up
 from stack.scratch import cdc_caught_up, scratch_lake
 from stack.workers import start_workers, wait_for_group
 
@@ -59,13 +64,13 @@ LAYERS = (bronze, silver, gold)
 
 
 def add_orders(scratch: Settings, orders: int, *, seed: int, customers: int, rate: float = 0,
-               placed: dict[str, float] | None = None) -> dict:
-    """`orders` chaotic orders, Debezium caught up with them; the manifest. `placed`: each
-    order's first commit (epoch ms) is recorded there."""
+               committed: dict[str, float] | None = None, chaos: bool = True) -> dict:
+    """`orders` orders (chaotic unless `chaos` is off), Debezium caught up with them; the
+    manifest. `committed`: each order's last commit (epoch ms) is recorded there."""
     connection = database.connect(scratch)
     truth = Truth()
-    on_commit = None if placed is None else (lambda write: placed.setdefault(write.order_id, time.time() * 1000))
-    generate.run(connection, plan(orders, seed=seed, customers=customers, chaos=ChaosMix()),
+    on_commit = None if committed is None else (lambda write: committed.__setitem__(write.order_id, time.time() * 1000))
+    generate.run(connection, plan(orders, seed=seed, customers=customers, chaos=ChaosMix() if chaos else ChaosMix.off()),
                  total_orders=orders, rate=rate, truth=truth, on_commit=on_commit)
     cdc_caught_up(scratch, connection, timeout_s=600)
     return truth.manifest()
@@ -217,29 +222,45 @@ def main(
     freshness_orders: Annotated[int, typer.Option(
         help="Orders written with the continuous lake and two workers running (0: skip).", min=0)] = 5_000,
     rate: Annotated[float, typer.Option(help="Orders per second in the freshness run (0: full speed).", min=0)] = 0,
+    grow_to: Annotated[int, typer.Option(
+        help="After the freshness run, grow the continuous lake to this many orders and time an increment's "
+             "micro-batches again (0: skip).", min=0)] = 250_000,
 ) -> None:
     """Time the lake's layers (full, incremental in-process and from the shell), against
-    seed 000's Bronze and optionally another revision; the continuous lake's freshness."""
+    seed 000's Bronze and optionally another revision; the continuous lake's micro-batches
+    and freshness (with --against, that revision's too), and its micro-batches on a grown lake."""
     if not runs and not freshness_orders:
         raise typer.BadParameter("nothing to measure: --no-runs with --freshness-orders 0")
     show_progress()
     name = f"bench{uuid.uuid4().hex[:8]}"
+    continuous: dict[str, ContinuousFigures] = {}
     with isolated(name, customers) as source, scratch_lake(source, name) as scratch:
         scratch = scratch.model_copy(update={"spark_master": master})
         add_orders(scratch, orders, seed=1, customers=customers)
         figures = time_the_layers(scratch, customers=customers, increment=increment, repeats=repeats, jobs=jobs,
                                   against=against, name=name) if runs else None
-        freshness = None
-        if freshness_orders:  # a lake of its own, caught up from the start as the demo's is (and warm)
+        if freshness_orders:  # lakes of their own, caught up from the start as the demo's is (and warm)
             with scratch_lake(scratch, f"{name}-fresh") as fresh:
-                freshness = measure_freshness(fresh, freshness_orders, rate, customers)
+                continuous["ours"] = measure_continuous(fresh, customers, orders=freshness_orders, rate=rate,
+                                                        increment=increment)
+                if against:
+                    with checkout(against) as tree, scratch_lake(scratch, f"{name}-theirs") as theirs:
+                        continuous[against] = measure_continuous(theirs, customers, orders=freshness_orders,
+                                                                 rate=rate, increment=increment, tree=tree)
+                if grow_to:
+                    measure_grown(fresh, customers, continuous["ours"], increment=increment, grow_to=grow_to)
     drifted = []
     if figures:
         figures.print(against)
         drifted += figures.drifted
-    if freshness:
-        print(freshness.line(freshness_orders, rate))
-        drifted += [] if freshness.exact else ["fact_orders' statuses"]
+    for who, measured in continuous.items():
+        measured.print(freshness_orders, rate, increment, who)
+        if measured.freshness and not measured.freshness.exact:
+            drifted += [f"fact_orders' statuses ({who})"]
+    if against and len(continuous) == 2:
+        ours, theirs = continuous["ours"], continuous[against]
+        print(f"ours / {against}: freshness p99 {ours.freshness.p99 / theirs.freshness.p99:.2f}x, "
+              f"{increment:,} orders' micro-batches {ours.small.seconds / max(theirs.small.seconds, 0.1):.2f}x the time")
     print(f"audit: {'drift in ' + ', '.join(drifted) if drifted else 'the lake matches MySQL'}")
     if drifted:
         raise typer.Exit(1)
@@ -262,33 +283,138 @@ class Freshness:
     exact: bool  # every order's status in Gold as the manifest says
     caught_up_s: float
 
-    def line(self, orders: int, rate: float) -> str:
-        return (f"freshness (continuous lake, 2 workers, {orders:,} orders at "
-                f"{'full speed' if not rate else f'{rate:g}/s'}): commit -> Gold p50 {self.p50:.1f} s, "
-                f"p99 {self.p99:.1f} s ({self.orders:,} orders; statuses {'as' if self.exact else 'NOT as'} "
-                f"the manifest says; the lake caught up with the source in {self.caught_up_s:.0f} s first)")
+    def line(self, orders: int, rate: float, who: str = "ours") -> str:
+        return (f"freshness, {who} (continuous lake, 2 workers, {orders:,} orders at "
+                f"{'full speed' if not rate else f'{rate:g}/s'}): last commit -> Gold with the final status "
+                f"p50 {self.p50:.1f} s, p99 {self.p99:.1f} s ({self.orders:,} orders; statuses "
+                f"{'as' if self.exact else 'NOT as'} the manifest says; the lake caught up with the source in "
+                f"{self.caught_up_s:.0f} s first)")
 
 
-def measure_freshness(scratch: Settings, orders: int, rate: float, customers: int) -> Freshness:
-    """The continuous lake and two workers running (the lake caught up with the source first)
-    while `orders` are written: commit -> Gold p50 and p99."""
-    with ExitStack() as running:  # stopped in reverse, whatever fails on the way
-        workers = start_workers(scratch, 2)
-        running.callback(lambda: [worker.stop() for worker in workers])
-        start_continuous_lake(scratch, every_s=10)
-        running.callback(stop_continuous_lake, scratch)
-        spark = build_session(scratch, "bench-freshness")
-        running.callback(spark.stop)
-        wait_for_group(scratch, workers)
-        caught_up_s = wait_caught_up(spark, scratch, 1800, who="the continuous lake")
-        placed: dict[str, float] = {}
-        manifest = add_orders(scratch, orders, seed=4, customers=customers, rate=rate, placed=placed)
-        expected, deadline = expected_statuses(manifest), time.monotonic() + 600
-        while not (exact := fact_statuses(spark, scratch, set(expected)) == expected) and time.monotonic() < deadline:
-            time.sleep(3)
-        lags = lags_s(placed, first_visible(spark, scratch, set(placed)))
-    cuts = statistics.quantiles(lags, n=100)
-    return Freshness(cuts[49], cuts[98], len(lags), exact, caught_up_s)
+MICRO_BATCH_LINE = re.compile(r"micro-batch (\d+): ([\d,]+) records applied.*?; (\d+) Spark jobs, (\d+) Delta commits, "
+                              r"([\d.]+) s")
+OLDER_LINE = re.compile(r"micro-batch (\d+) applied in ([\d.]+) s")  # a revision that counted neither
+
+
+@dataclass(frozen=True)
+class MicroBatches:
+    """The continuous lake's micro-batches that applied an increment, from its log (None:
+    that revision's log does not say)."""
+
+    lake_orders: int
+    batches: int
+    records: int | None
+    jobs: int | None
+    commits: int | None
+    seconds: float
+
+    @classmethod
+    def logged(cls, log: str, lake_orders: int) -> MicroBatches:
+        found = [match.groups() for match in MICRO_BATCH_LINE.finditer(log)]
+        if not found:
+            older = [float(seconds) for _, seconds in OLDER_LINE.findall(log)]
+            return cls(lake_orders, len(older), None, None, None, sum(older))
+        return cls(lake_orders, len(found), sum(int(records.replace(",", "")) for _, records, *_ in found),
+                   sum(int(jobs) for *_, jobs, _, _ in found), sum(int(commits) for *_, commits, _ in found),
+                   sum(float(seconds) for *_, seconds in found))
+
+    def line(self, increment: int) -> str:
+        counted = ("" if self.jobs is None else
+                   f", {self.records:,} records, {self.jobs} Spark jobs ({self.jobs / max(self.batches, 1):.0f} per "
+                   f"micro-batch), {self.commits} Delta commits ({self.commits / max(self.batches, 1):.1f} per micro-batch)")
+        return (f"{increment:,} orders on a lake of {self.lake_orders:,} orders: {self.batches} micro-batch(es)"
+                f"{counted}, {self.seconds:.1f} s applying")
+
+
+class ContinuousRun:
+    """The continuous lake of a scratch lake (`tree`: another checkout's), caught up with the
+    source first: a burst's freshness beside two workers, and increments' micro-batches."""
+
+    def __init__(self, scratch: Settings, customers: int, tree: Path | None = None) -> None:
+        self.scratch, self.customers, self.tree = scratch, customers, tree
+        self.running = ExitStack()  # stopped in reverse, whatever fails on the way
+
+    def __enter__(self) -> ContinuousRun:
+        start_continuous_lake(self.scratch, every_s=10, tree=self.tree)
+        self.running.callback(stop_continuous_lake, self.scratch)
+        self.spark = build_session(self.scratch, "bench-freshness")
+        self.running.callback(self.spark.stop)
+        self.caught_up_s = wait_caught_up(self.spark, self.scratch, 1800, who="the continuous lake")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.running.close()
+
+    def freshness(self, orders: int, rate: float, seed: int) -> Freshness:
+        """Two workers running while `orders` are written; each order's last commit -> the Gold
+        commit that first shows its final status, read once the lake has caught up."""
+        with ExitStack() as workers_running:
+            workers = start_workers(self.scratch, 2)
+            workers_running.callback(lambda: [worker.stop() for worker in workers])
+            wait_for_group(self.scratch, workers)
+            committed: dict[str, float] = {}
+            manifest = add_orders(self.scratch, orders, seed=seed, customers=self.customers, rate=rate,
+                                  committed=committed)
+            wait_caught_up(self.spark, self.scratch, 1800, who="the continuous lake")
+            expected = expected_statuses(manifest)
+            exact = fact_statuses(self.spark, self.scratch, set(expected)) == expected
+            lags = lags_s(committed, first_visible(self.spark, self.scratch, expected))
+        cuts = statistics.quantiles(lags, n=100)
+        return Freshness(cuts[49], cuts[98], len(lags), exact, self.caught_up_s)
+
+    def increment(self, orders: int, seed: int) -> MicroBatches:
+        """`orders` more orders (full speed); the micro-batches that applied them."""
+        log = log_path(self.scratch)
+        before = log.stat().st_size
+        add_orders(self.scratch, orders, seed=seed, customers=self.customers)
+        wait_caught_up(self.spark, self.scratch, 1800, who="the continuous lake")
+        time.sleep(3)  # the lake logs a micro-batch's line once its progress is reported
+        with log.open() as text:
+            text.seek(before)
+            return MicroBatches.logged(text.read(), self.lake_orders())
+
+    def grow(self, to_orders: int, seed: int) -> None:
+        """Orders written (full speed) until the lake holds `to_orders`, applied by the lake."""
+        missing = to_orders - self.lake_orders()
+        if missing > 0:
+            add_orders(self.scratch, missing, seed=seed, customers=self.customers, chaos=False)
+            wait_caught_up(self.spark, self.scratch, 3600, who="the continuous lake")
+
+    def lake_orders(self) -> int:
+        return lake.read(self.spark, lake.path(self.scratch, "gold", "fact_orders")).count()
+
+
+@dataclass
+class ContinuousFigures:
+    freshness: Freshness | None = None
+    small: MicroBatches | None = None
+    large: MicroBatches | None = None
+
+    def print(self, orders: int, rate: float, increment: int, who: str) -> None:
+        if self.freshness:
+            print(self.freshness.line(orders, rate, who))
+        for batches in filter(None, (self.small, self.large)):
+            print(f"micro-batches, {who}: {batches.line(increment)}")
+        if self.small and self.large:
+            print(f"micro-batches, {who}: on {self.large.lake_orders:,} against {self.small.lake_orders:,} orders: "
+                  f"{self.large.seconds / max(self.small.seconds, 0.1):.2f}x the time")
+
+
+def measure_continuous(scratch: Settings, customers: int, *, orders: int, rate: float,
+                       increment: int, tree: Path | None = None) -> ContinuousFigures:
+    """On a lake caught up with the source: `increment` orders' micro-batches, then a burst of
+    `orders` beside two workers (freshness)."""
+    with ContinuousRun(scratch, customers, tree) as run:
+        return ContinuousFigures(small=run.increment(increment, seed=5),
+                                 freshness=run.freshness(orders, rate, seed=4) if orders else None)
+
+
+def measure_grown(scratch: Settings, customers: int, figures: ContinuousFigures, *, increment: int,
+                  grow_to: int) -> None:
+    """The lake grown to `grow_to` orders, then `increment` orders' micro-batches again."""
+    with ContinuousRun(scratch, customers) as run:
+        run.grow(grow_to, seed=6)
+        figures.large = run.increment(increment, seed=7)
 
 
 if __name__ == "__main__":

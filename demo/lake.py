@@ -61,15 +61,19 @@ class DemoLake:
         self.pid = start_continuous_lake(settings)
         self.spark = build_session(settings, "orderpipe-demo")
 
-    def wait_caught_up(self, timeout_s: float) -> float:
+    def wait_caught_up(self, timeout_s: float, *, progress: bool = False) -> float:
         """Until the lake has applied every record the CDC topics hold (a first start drains
-        every customer first); seconds waited."""
-        return wait_caught_up(self.spark, self.settings, timeout_s, who=f"the continuous lake (pid {self.pid})")
+        every customer first), with a progress bar of the records left; seconds waited."""
+        return wait_caught_up(self.spark, self.settings, timeout_s, who=f"the continuous lake (pid {self.pid})",
+                              progress="continuous lake catching up" if progress else None)
 
     def check(self, manifest: dict, *, timeout_s: float) -> LakeCheck:
-        """Gold's statuses against the manifest, once they match or `timeout_s` has passed."""
+        """Gold's statuses against the manifest, read once the lake has applied every record
+        the topics hold (a wait that reads offsets, not the lake); read again while they
+        differ, until `timeout_s` has passed."""
         expected = expected_statuses(manifest)
         started, looks = time.monotonic(), 0
+        self.wait_caught_up(timeout_s)
         while True:
             looks += 1
             check = LakeCheck(expected, fact_statuses(self.spark, self.settings, set(expected)), looks)
@@ -78,9 +82,10 @@ class DemoLake:
             log.info("lake: %d orders not yet as the manifest says", len(check.mismatched))
             time.sleep(3)
 
-    def freshness_s(self, placed_ms: dict[str, float]) -> list[float]:
-        """Seconds from each order's first commit to the Gold commit that first held it."""
-        return lags_s(placed_ms, first_visible(self.spark, self.settings, set(placed_ms)))
+    def freshness_s(self, committed_ms: dict[str, float], manifest: dict) -> list[float]:
+        """Seconds from each order's last commit at the source to the Gold commit that first
+        held its fact with the status it ended in."""
+        return lags_s(committed_ms, first_visible(self.spark, self.settings, expected_statuses(manifest)))
 
     def report(self, timeout_s: float) -> tuple[dict[str, int], Path]:
         """Gold's row counts and the lake report, once the marts are built from the facts

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+from tqdm import tqdm
 
 from batch import archive
 from batch.continuous import RUNNING
@@ -24,15 +26,16 @@ def name(settings: Settings) -> str:
     return f"{PREFIX}{settings.lake_uri.split('://', 1)[-1].strip('/').replace('/', '-') or 'default'}"
 
 
-def start_continuous_lake(settings: Settings, every_s: float = 10) -> int:
-    """Start the continuous lake of the settings' lake unless it runs already; its pid."""
+def start_continuous_lake(settings: Settings, every_s: float = 10, tree: Path | None = None) -> int:
+    """Start the continuous lake of the settings' lake unless it runs already (`tree`: another
+    checkout's, for a benchmark); its pid."""
     layout = StackLayout(settings.stack_home)
     running = process.running_pid(layout.pidfile(name(settings)))
     if running is not None:
         return running
     return process.start([sys.executable, "-m", "batch", "--continuous", "--every", f"{every_s}s"],
                          pidfile=layout.pidfile(name(settings)), logfile=layout.logfile(name(settings)),
-                         env={**settings.as_env(), "PYTHONUNBUFFERED": "1"})
+                         env={**settings.as_env(), "PYTHONUNBUFFERED": "1"}, cwd=tree)
 
 
 def wait_running(settings: Settings, timeout_s: float = 300) -> None:
@@ -44,28 +47,49 @@ def wait_running(settings: Settings, timeout_s: float = 300) -> None:
         time.sleep(1)
 
 
+def log_path(settings: Settings) -> Path:
+    """Where the continuous lake of the settings' lake logs."""
+    return StackLayout(settings.stack_home).logfile(name(settings))
+
+
 def stop_continuous_lake(settings: Settings) -> int | None:
     return process.stop(StackLayout(settings.stack_home).pidfile(name(settings)), grace_s=120)
 
 
-def caught_up(spark: SparkSession, settings: Settings) -> bool:
-    """Whether the continuous lake has applied (archive, Silver, Gold's star) every record the
-    CDC topics hold now: its newest completed micro-batch read to their end offsets."""
+def records_behind(spark: SparkSession, settings: Settings) -> int | None:
+    """The records the CDC topics hold beyond what the continuous lake has applied (archive,
+    Silver, Gold's facts): their end offsets minus its newest completed micro-batch's; None
+    before its first micro-batch completes."""
     applied = archive.applied_offsets(spark, settings)
-    for table in archive.CDC_TABLES:
-        topic = settings.cdc_topic(table)
-        for partition, (_, end) in watermarks(settings, topic).items():
-            if end > applied.get(topic, {}).get(partition, 0):
-                return False
-    return bool(applied)
+    if not applied:
+        return None
+    return sum(max(end - applied.get(topic, {}).get(partition, 0), 0)
+               for topic in map(settings.cdc_topic, archive.CDC_TABLES)
+               for partition, (_, end) in watermarks(settings, topic).items())
 
 
-def wait_caught_up(spark: SparkSession, settings: Settings, timeout_s: float, *, who: str = "the lake") -> float:
-    """Until `caught_up`; seconds waited. Raises TimeoutError naming where to look."""
+def caught_up(spark: SparkSession, settings: Settings) -> bool:
+    """Whether the continuous lake has applied every record the CDC topics hold now."""
+    return records_behind(spark, settings) == 0
+
+
+def wait_caught_up(spark: SparkSession, settings: Settings, timeout_s: float, *, who: str = "the lake",
+                   progress: str | None = None) -> float:
+    """Until `caught_up`; seconds waited. With `progress` (its label), a bar of the records
+    applied out of those the topics held, with its rate and time left. Raises TimeoutError
+    naming where to look."""
     started = time.monotonic()
-    while not caught_up(spark, settings):
-        if time.monotonic() - started > timeout_s:
-            raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "
-                               f"see {settings.stack_home}/logs")
-        time.sleep(3)
+    with tqdm(desc=progress, unit="records", disable=progress is None, dynamic_ncols=True) as bar:
+        while (behind := records_behind(spark, settings)) != 0:
+            if behind is not None:
+                bar.total = max(bar.total or 0, bar.n + behind)
+                bar.update(bar.total - behind - bar.n)
+            else:
+                bar.set_postfix_str("waiting for the first micro-batch")
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "
+                                   f"see {settings.stack_home}/logs")
+            time.sleep(3)
+        if bar.total:
+            bar.update(bar.total - bar.n)
     return time.monotonic() - started

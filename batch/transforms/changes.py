@@ -111,23 +111,34 @@ def newest_per_key(changes: DataFrame, keys: Sequence[str], position_column: str
 
 
 def newer_than_stored(changes: DataFrame, stored: DataFrame, keys: Sequence[str],
-                      position_column: str = POSITION) -> DataFrame:
+                      position_column: str = POSITION, earliest: str | None = None) -> DataFrame:
     """The changes past the position the table already holds for their key (`stored`: keys
-    and the position column): a replayed or late-read older change must not undo a newer one."""
-    held = stored.select(*keys, F.col(position_column).alias("_held"))
-    return (changes.join(held, list(keys), "left")
-            .filter(F.col("_held").isNull() | (F.col(position_column) > F.col("_held")))
-            .drop("_held"))
+    and the position column): a replayed or late-read older change must not undo a newer one.
+    `earliest`, a column of both: the stored value kept where it is earlier (a row's first commit)."""
+    held = stored.select(*keys, F.col(position_column).alias("_held"),
+                         *([F.col(earliest).alias("_held_earliest")] if earliest else []))
+    newer = (changes.join(held, list(keys), "left")
+             .filter(F.col("_held").isNull() | (F.col(position_column) > F.col("_held"))))
+    if earliest:
+        newer = newer.withColumn(earliest, F.least(earliest, "_held_earliest")).drop("_held_earliest")
+    return newer.drop("_held")
+
+
+# Debezium's `source.snapshot` on the records of a connector's initial snapshot (an ad-hoc
+# incremental snapshot says `incremental`, and does not stand for the source's beginning).
+INITIAL_SNAPSHOT = ("true", "first", "first_in_data_collection", "last_in_data_collection", "last")
 
 
 def reaches_back(archived: DataFrame) -> bool:
-    """Whether the archive holds the source from its beginning: Debezium's initial snapshot
-    ended in it (its last record is marked `source.snapshot` = last), and it has every
-    partition from offset 0 (Kafka's retention cut none of it before it was archived)."""
-    snapshot_ended = archived.filter(F.get_json_object("value", "$.source.snapshot") == "last").limit(1).count()
+    """Whether the archive holds the source from its beginning: it holds records of the
+    connector's initial snapshot (the rest of the snapshot follows in later batches, so a
+    first batch cut by `maxOffsetsPerTrigger` needs no JDBC copy), and it has every partition
+    from offset 0 (Kafka's retention cut none of it before it was archived)."""
+    snapshot_began = (archived.filter(F.get_json_object("value", "$.source.snapshot").isin(*INITIAL_SNAPSHOT))
+                      .limit(1).count())
     cut = (archived.groupBy("topic", "partition").agg(F.min("offset").alias("first"))
            .filter(F.col("first") > 0).limit(1).count())
-    return bool(snapshot_ended) and not cut
+    return bool(snapshot_began) and not cut
 
 
 def snapshot_changes(rows: DataFrame, table: str, columns: Sequence[str]) -> DataFrame:

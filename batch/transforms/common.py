@@ -32,6 +32,13 @@ def changed_rows(candidates: DataFrame, current: DataFrame, keys: Sequence[str])
             .select(*columns, known.alias(KNOWN)))
 
 
+def of_keys(table: DataFrame, rows: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """The rows of `table` whose key (null-safe) is among `rows`' keys: a broadcast semi-join,
+    so a join with a whole target costs what the batch's keys cost, not what the table holds."""
+    wanted = F.broadcast(rows.select(*[F.col(name).alias(f"_of_{name}") for name in keys]).distinct())
+    return table.join(wanted, _null_safe_equal(keys, "_of_"), "left_semi")
+
+
 def missing_keys(current: DataFrame, candidates: DataFrame, keys: Sequence[str]) -> DataFrame:
     """The keys of `current` that `candidates` no longer has: rows deleted at the source."""
     return current.select(*keys).join(candidates.select(*keys), on=list(keys), how="left_anti")

@@ -22,7 +22,8 @@ from batch.transforms.snapshot import PARTITION_COLUMNS
 BROKEN_RULES = "_broken_rules"
 SOURCE_POSITION = "source_position"  # the change's place in the binlog (changes.position)
 CHANGED_AT_COLUMN = "changed_at"     # when the source committed the row's newest change
-LIFECYCLE_COLUMNS = ("is_deleted", "deleted_at", CHANGED_AT_COLUMN, SOURCE_POSITION)
+FIRST_CHANGED_AT = "first_changed_at"  # when the source committed the row's first version
+LIFECYCLE_COLUMNS = ("is_deleted", "deleted_at", CHANGED_AT_COLUMN, FIRST_CHANGED_AT, SOURCE_POSITION)
 RAW = "_raw"
 NOW = "_now"  # the job's start time, which rules may compare against
 
@@ -155,6 +156,7 @@ def carried_columns(source_columns: list[str], table: SilverTable) -> list[str]:
 def conform(changes: DataFrame, table: SilverTable) -> DataFrame:
     """Silver's columns from each change's row, then any column the source added since (as
     it is), the lifecycle (`is_deleted`, `deleted_at`: the delete's commit, `changed_at`,
+    `first_changed_at`: the change's own until `with_first_change` sees its key's others,
     `source_position`), and the source row kept as JSON."""
     source_columns = [name for name in changes.columns if not name.startswith("_")]
     deleted = F.coalesce(F.col(DELETED), F.lit(False))
@@ -164,8 +166,16 @@ def conform(changes: DataFrame, table: SilverTable) -> DataFrame:
         deleted.alias("is_deleted"),
         F.when(deleted, F.col(CHANGED_AT)).alias("deleted_at"),
         F.col(CHANGED_AT).alias(CHANGED_AT_COLUMN),
+        F.col(CHANGED_AT).alias(FIRST_CHANGED_AT),
         F.col(POSITION).alias(SOURCE_POSITION),
         F.to_json(F.struct(*source_columns)).alias(RAW))
+
+
+def with_first_change(candidates: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """Each candidate's `first_changed_at` as the earliest among its key's candidates, so the
+    newest version carries when the row was first committed (an order's placement) even when
+    the batch holds several versions of it."""
+    return candidates.withColumn(FIRST_CHANGED_AT, F.min(FIRST_CHANGED_AT).over(Window.partitionBy(*keys)))
 
 
 def check(rows: DataFrame, rules: Mapping[str, str], now: datetime) -> DataFrame:

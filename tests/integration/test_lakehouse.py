@@ -99,7 +99,8 @@ def run_all(spark: SparkSession, settings: Settings, connection, *, sync: bool =
 
 
 def written(run: LayerRun, table: str) -> int:
-    return next(t.written for t in run.tables if t.table == table)
+    """Rows the run wrote to `table` (a table written by two of a layer's jobs: both)."""
+    return sum(t.written for t in run.tables if t.table == table)
 
 
 def read(run: LayerRun, table: str) -> int:

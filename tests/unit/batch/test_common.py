@@ -3,7 +3,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from batch.transforms.common import changed_rows, latest_per_key, missing_keys
+from batch.transforms.common import changed_rows, latest_per_key, missing_keys, of_keys
 
 SCHEMA = "id int, name string, city string"
 
@@ -54,3 +54,12 @@ def test_latest_per_key_picks_the_first_by_the_given_order(spark):
                                  "id int, value string, version int")
     assertDataFrameEqual(latest_per_key(rows, ["id"], [F.col("version").desc()]),
                          spark.createDataFrame([(1, "new", 3), (2, "only", 1)], rows.schema))
+
+
+def test_of_keys_keeps_the_rows_of_the_batchs_keys_null_keys_included(spark):
+    table = spark.createDataFrame([(1, "x", "a"), (2, "x", "b"), (None, "x", "c"), (1, "y", "d")],
+                                  "id int, part string, v string")
+    batch = spark.createDataFrame([(1, "x"), (None, "x"), (3, "x")], "id int, part string")
+
+    assertDataFrameEqual(of_keys(table, batch, ["id", "part"]),
+                         spark.createDataFrame([(1, "x", "a"), (None, "x", "c")], "id int, part string, v string"))

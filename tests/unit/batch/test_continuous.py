@@ -1,38 +1,54 @@
-"""When the continuous lake rebuilds its marts, and how a refresh gives way to a micro-batch
+"""When the continuous lake runs its deferred work, and how it gives way to a micro-batch
 (local Spark, no services)."""
 
 import threading
 
 import pytest
 
-from batch.continuous import MARTS_BACKLOG_FACTOR, ContinuousLake, marts_due, marts_give_way
+from batch.continuous import DEFERRED_BACKLOG_FACTOR, ContinuousLake, MicroBatch, deferred_due, deferred_gives_way, records_left
 
 
 @pytest.mark.parametrize(("age_s", "idle", "due"), [
     (59.0, True, False),                          # not yet a period old
     (60.0, True, True),                           # a period old and nothing to do
     (60.0, False, False),                         # a micro-batch running or records waiting: later
-    (60.0 * MARTS_BACKLOG_FACTOR - 1, False, False),
-    (60.0 * MARTS_BACKLOG_FACTOR, False, True),   # a long backlog does not starve them
+    (60.0 * DEFERRED_BACKLOG_FACTOR - 1, False, False),
+    (60.0 * DEFERRED_BACKLOG_FACTOR, False, True),   # a long backlog does not starve them
     (float("inf"), True, True),                   # never built
 ])
-def test_marts_wait_for_an_idle_lake_but_not_forever(age_s, idle, due):
-    assert marts_due(age_s, idle, every_s=60.0) is due
+def test_deferred_work_waits_for_an_idle_lake_but_not_forever(age_s, idle, due):
+    assert deferred_due(age_s, idle, every_s=60.0) is due
 
 
 @pytest.mark.parametrize(("age_s", "gives_way"), [
     (60.0, True),                                  # built when idle: the next micro-batch comes first
-    (60.0 * MARTS_BACKLOG_FACTOR - 1, True),
-    (60.0 * MARTS_BACKLOG_FACTOR, False),          # as late as a backlog lets them be: finished first
+    (60.0 * DEFERRED_BACKLOG_FACTOR - 1, True),
+    (60.0 * DEFERRED_BACKLOG_FACTOR, False),          # as late as a backlog lets them be: finished first
     (float("inf"), False),                         # never built
 ])
-def test_a_marts_refresh_gives_way_unless_the_marts_are_late(age_s, gives_way):
-    assert marts_give_way(age_s, every_s=60.0) is gives_way
+def test_deferred_work_gives_way_unless_it_is_late(age_s, gives_way):
+    assert deferred_gives_way(age_s, every_s=60.0) is gives_way
+
+
+def test_the_records_left_are_the_topics_latest_offsets_past_the_batchs_end():
+    progress = {"sources": [{"endOffset": {"orders": {"0": 10, "1": 5}, "customers": {"0": 7}},
+                             "latestOffset": {"orders": {"0": 25, "1": 5}, "customers": {"0": 7},
+                                              "order_details": {"0": 4}}}]}
+
+    assert records_left(progress) == 15 + 4  # a topic the batch did not read yet counts whole
+    assert records_left({"sources": [{"endOffset": None, "latestOffset": None}]}) is None
+
+
+def test_a_micro_batchs_line_names_its_records_jobs_commits_and_seconds():
+    line = MicroBatch(records=16, jobs=41, commits=4, seconds=3.25, silver_s=1.5, gold_s=1.0).line(7, left=1200)
+
+    assert line == ("micro-batch 7: 16 records applied, 1,200 left in the topics; 41 Spark jobs, 4 Delta commits, "
+                    "3.2 s (silver 1.5 s, gold 1.0 s)")
 
 
 class WorkBetweenBatches:
     """`ContinuousLake.run_between_batches` on a thread of its own, as the lake's main thread
-    runs a marts refresh; what it returned and the job tags its thread held afterwards."""
+    runs the deferred work; what it returned and the job tags its thread held afterwards."""
 
     def __init__(self, lake: ContinuousLake, work, *, gives_way: bool) -> None:
         self.lake, self.work, self.gives_way = lake, work, gives_way

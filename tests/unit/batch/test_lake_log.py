@@ -17,9 +17,13 @@ def test_version_and_commit_metrics_match_what_delta_reports(spark, tmp_path):
     changed = lake.upsert(spark, location, spark.createDataFrame([(2, "B"), (3, "c")], "id int, v string"), ["id"],
                           deletes=spark.createDataFrame([(1,)], "id int"))
 
+    again = lake.upsert(spark, location, spark.createDataFrame([(2, "B")], "id int, v string"), ["id"])
+
     history = DeltaTable.forPath(spark, location).history(1).first()
     assert lake.version(spark, location) == history["version"] == 1
-    assert (written, changed) == (lake.Written(inserted=2), lake.Written(inserted=1, updated=1, deleted=1))
+    assert (written, changed) == (lake.Written(inserted=2, commits=1),
+                                  lake.Written(inserted=1, updated=1, deleted=1, commits=1))
+    assert again == lake.Written()  # no news: no commit
 
 
 def test_marks_round_trip_and_a_write_without_news_leaves_the_file(spark, settings, tmp_path):

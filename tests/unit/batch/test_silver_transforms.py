@@ -49,7 +49,8 @@ def conformed(spark: SparkSession, values: list[str | None], table: silver.Silve
 
 
 def refine(spark: SparkSession, values: list[str | None], table: silver.SilverTable) -> DataFrame:
-    newest = changes.newest_per_key(conformed(spark, values, table), table.keys, silver.SOURCE_POSITION)
+    candidates = silver.with_first_change(conformed(spark, values, table), table.keys)
+    newest = changes.newest_per_key(candidates, table.keys, silver.SOURCE_POSITION)
     customers = spark.createDataFrame([(7,), (9,)], "customer_id int")
     return silver.check_table(newest, table, NOW, {"customers": customers})
 
@@ -100,6 +101,42 @@ def test_a_change_older_than_the_stored_one_is_not_applied(spark):
     assert [r["order_id"] for r in applied.collect()] == ["o2"]
 
 
+def test_the_newest_version_carries_its_rows_first_commit_from_the_batch_or_from_what_silver_holds(spark):
+    placed, raised = datetime(2026, 11, 20, 9), datetime(2026, 11, 20, 9, 5)
+    values = [debezium("c", order_image("o1", num_products=2), 100, committed=placed),
+              debezium("u", order_image("o1", num_products=3), 200, committed=raised),
+              debezium("u", order_image("o2", num_products=3), 300, committed=raised)]
+    valid = silver.valid(refine(spark, values, silver.ORDERS), silver.ORDERS)
+    [o1, o2] = sorted(valid.collect(), key=lambda row: row.order_id)
+    assert (o1.num_products, o1.changed_at, o1.first_changed_at) == (3, raised, placed)
+    assert o2.first_changed_at == raised
+
+    earlier = datetime(2026, 11, 19, 8)
+    stored = spark.createDataFrame([("o2", changes.position_text(3, 250, 0), earlier)],
+                                   f"order_id string, {silver.SOURCE_POSITION} string, first_changed_at timestamp")
+    newest = valid.filter("order_id = 'o2'")
+    [kept] = changes.newer_than_stored(newest, stored, ["order_id"], silver.SOURCE_POSITION,
+                                       silver.FIRST_CHANGED_AT).collect()
+    assert (kept.changed_at, kept.first_changed_at) == (raised, earlier)
+
+
+def test_an_archive_that_begins_with_the_connectors_snapshot_reaches_back_before_the_snapshot_ends(spark):
+    def snapshot_read(order_id: str, pos: int, marker: str) -> str:
+        record = json.loads(debezium("r", order_image(order_id), pos))
+        record["source"]["snapshot"] = marker
+        return json.dumps(record)
+
+    first_batch = archived(spark, [snapshot_read("o1", 10, "first"), snapshot_read("o2", 10, "true")])
+    after_a_no_data_start = archived(spark, [debezium("c", order_image("o1"), 100)])
+    incremental_only = archived(spark, [snapshot_read("o1", 10, "incremental")])
+    cut = first_batch.withColumn("offset", first_batch["offset"] + 5)
+
+    assert changes.reaches_back(first_batch)  # the rest of the snapshot comes in later batches
+    assert not changes.reaches_back(after_a_no_data_start)
+    assert not changes.reaches_back(incremental_only)
+    assert not changes.reaches_back(cut)
+
+
 def test_records_that_are_no_row_change_are_set_aside_with_the_reason_and_tombstones_are_not(spark):
     values = [debezium("c", order_image("o1"), 100), None, "not json at all", '{"op": "c"}',
               json.dumps({"op": "t", "source": {"file": "mysql-bin.000003", "pos": 5}})]
@@ -129,9 +166,10 @@ def test_orders_are_typed_trimmed_and_named_for_silver(spark):
     rows = silver.valid(refine(spark, [debezium("c", order_image("  o1 "), 100)], silver.ORDERS), silver.ORDERS)
 
     assertDataFrameEqual(rows.drop(silver.SOURCE_POSITION), spark.createDataFrame(
-        [("o1", 7, 3, 1, 2, datetime(2026, 11, 20, 9, 30), date(2026, 11, 20), False, None, COMMITTED)],
+        [("o1", 7, 3, 1, 2, datetime(2026, 11, 20, 9, 30), date(2026, 11, 20), False, None, COMMITTED, COMMITTED)],
         "order_id string, customer_id int, store_id int, payment_method_id int, num_products int,"
-        " order_ts timestamp, order_date date, is_deleted boolean, deleted_at timestamp, changed_at timestamp"))
+        " order_ts timestamp, order_date date, is_deleted boolean, deleted_at timestamp, changed_at timestamp,"
+        " first_changed_at timestamp"), checkRowOrder=False)
 
 
 def test_a_column_added_at_the_source_is_carried_into_silver_as_it_is(spark):

@@ -1,0 +1,62 @@
+"""Silver's history: every version of orders and their details (`silver/orders_history`,
+`silver/order_details_history`, key: the row's key and `source_position`), `valid_from` the
+change's commit at the source and `valid_to` the next change's (null while current).
+
+A job of its own, with its own mark on the archive (`silver/_marks_history.json`): the
+continuous lake runs it between micro-batches (nothing on the hot path reads the history),
+a one-shot `python -m batch silver` right after Silver. It applies the archive's records
+after its mark, so however late it runs, it ends where a full rebuild would.
+Run: `python -m batch silver`.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batch import lake
+from batch.job import LayerJob
+from batch.runs import LayerRun
+from batch.changelog import ARCHIVE_MARK, look_up, new_records
+from batch.transforms import changes, silver
+from batch.transforms.common import of_keys
+
+LAYER = "silver"
+
+
+def history_name(table: str) -> str:
+    return f"{table}_history"
+
+
+class HistoryJob(LayerJob):
+    layer = LAYER
+    marks_file = "_marks_history"
+
+    def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
+        news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK))
+        if news is None:
+            return {}
+        for table in silver.TABLES:
+            if table.keeps_history and self.settings.cdc_topic(table.name) in news.records:
+                row_changes = changes.row_changes(news.of(self.settings, table), table.name,
+                                                  news.columns(self.settings, table), table.bronze_keys)
+                conformed = silver.conform(look_up(self.spark, self.settings, row_changes, table), table)
+                self.record(tables, table, conformed)
+        return {ARCHIVE_MARK: str(news.version)}
+
+    def record(self, tables: LayerRun, table: silver.SilverTable, conformed: DataFrame) -> None:
+        """Every version of the table's rows: the new ones, and the versions already kept of
+        the same keys (a new version closes the one before it)."""
+        name = history_name(table.name)
+        location = lake.path(self.settings, LAYER, name)
+        keys = [*table.keys, silver.SOURCE_POSITION]
+        with tables.table(name) as counts:
+            versions = conformed.drop(silver.RAW, silver.FIRST_CHANGED_AT).localCheckpoint()
+            counts.read = versions.count()
+            if lake.exists(self.spark, location):
+                kept = of_keys(lake.read(self.spark, location), versions, table.keys).drop("valid_from", "valid_to")
+                versions = versions.unionByName(kept, allowMissingColumns=True).dropDuplicates(keys)
+            counts.add(lake.upsert(self.spark, location, silver.history(versions, table), keys))
+
+
+run = HistoryJob.once
