@@ -51,6 +51,9 @@ T = TypeVar("T")
 
 DEFERRED: tuple[type[LayerJob], ...] = (HistoryJob, *STAR_LATER, MartsJob)  # in this order, between batches
 DEFERRED_BACKLOG_FACTOR = 5
+DEFAULT_DEFERRED_EVERY_S = 60.0
+# How far behind its input a deferred table may be with the default clock: a backlog's delay.
+STALENESS_BOUND_S = DEFAULT_DEFERRED_EVERY_S * DEFERRED_BACKLOG_FACTOR
 GIVES_WAY_TAG = "gives-way"  # on the Spark jobs of work between batches that a micro-batch may cancel
 RUNNING = "continuous lake: a micro-batch every"  # logged once the query runs (stack.lake waits for it)
 
@@ -100,7 +103,8 @@ def records_left(progress: dict) -> int | None:
 
 
 class ContinuousLake:
-    def __init__(self, spark: SparkSession, settings: Settings, *, deferred_every_s: float = 60) -> None:
+    def __init__(self, spark: SparkSession, settings: Settings, *,
+                 deferred_every_s: float = DEFAULT_DEFERRED_EVERY_S) -> None:
         self.spark, self.settings, self.deferred_every_s = spark, settings, deferred_every_s
         self.query = None
         self.deferred_done = time.monotonic()  # the first deferred work comes a period after the start

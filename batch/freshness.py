@@ -1,10 +1,10 @@
-"""The lake as a reader beside it sees it: each order's status in Gold, whether the marts
-are built from the facts, and how fresh the lake is: from an order's commit at the source to the Gold commit that
-first holds its fact with its final status. The Gold side is read from fact_orders' change
-feed once the lake has applied the orders (`_commit_timestamp` of the first version where
-the order has that status), so measuring never polls the lake while it works; the source
-side is given
-(the writer's own clock at commit: MariaDB's binlog stamps whole seconds)."""
+"""The lake as a reader beside it sees it: each order's status in Gold, whether the
+deferred work has caught up with its inputs, and how fresh the lake is: from an order's last
+commit at the source to the Gold commit that first holds its fact with its final status. The
+Gold side is read from fact_orders' change feed once the lake has applied the orders
+(`_commit_timestamp` of the first version where the order has that status), so measuring
+never polls the lake while it works; the source side is given (the writer's own clock at
+commit: MariaDB's binlog stamps whole seconds)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake, marts
-from batch.marts import MartsJob
+from batch import lake
+from batch.continuous import DEFERRED
 from config import Settings
 
 
@@ -31,12 +31,15 @@ def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> 
     return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
 
 
-def marts_current(spark: SparkSession, settings: Settings) -> bool:
-    """Whether the marts were built from the star as it is now (the continuous lake rebuilds
-    them on a clock of their own, after the facts)."""
-    built = lake.read_marks(spark, settings, marts.LAYER, MartsJob.marks_file)
-    return all(built.get(table) == str(lake.version(spark, lake.path(settings, marts.LAYER, table)))
-               for table in marts.STAR)
+def deferred_current(spark: SparkSession, settings: Settings) -> bool:
+    """Whether every deferred job (history, dimensions, products, marts) has applied its
+    inputs as they are now: its marks name each input's current version."""
+    for job in DEFERRED:
+        marks = lake.read_marks(spark, settings, job.layer, job.marks_file)
+        for name, location in job.inputs(settings).items():
+            if marks.get(name) != str(lake.version(spark, location)):
+                return False
+    return True
 
 
 def first_visible(spark: SparkSession, settings: Settings, statuses: Mapping[str, str]) -> dict[str, float]:

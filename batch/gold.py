@@ -93,6 +93,10 @@ class GoldJob(LayerJob):
     layer = LAYER
     reads: tuple[SilverTable, ...] = TABLES
 
+    @classmethod
+    def inputs(cls, settings: Settings) -> dict[str, str]:
+        return {table.name: silver_path(settings, table.name) for table in cls.reads}
+
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         self.tables, self.marks = tables, marks
         self.versions: dict[str, int] = {}
@@ -215,6 +219,10 @@ class ProductsJob(GoldJob):
 
     marks_file = "_marks_products"
     reads = (ORDER_DETAILS,)
+
+    @classmethod
+    def inputs(cls, settings: Settings) -> dict[str, str]:
+        return {**super().inputs(settings), "fact_orders": gold_path(settings, "fact_orders")}
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         location = self.gold("fact_orders")

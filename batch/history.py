@@ -15,11 +15,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch import lake
+from batch.archive import archive_location
 from batch.job import LayerJob
 from batch.runs import LayerRun
 from batch.changelog import ARCHIVE_MARK, look_up, new_records
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
+from config import Settings
 
 LAYER = "silver"
 
@@ -31,6 +33,10 @@ def history_name(table: str) -> str:
 class HistoryJob(LayerJob):
     layer = LAYER
     marks_file = "_marks_history"
+
+    @classmethod
+    def inputs(cls, settings: Settings) -> dict[str, str]:
+        return {ARCHIVE_MARK: archive_location(settings)}
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK))

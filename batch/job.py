@@ -34,6 +34,12 @@ class LayerJob(ABC):
                 lake.write_marks(self.spark, self.settings, self.layer, new_marks, stored=stored, name=self.marks_file)
         return tables
 
+    @classmethod
+    def inputs(cls, settings: Settings) -> dict[str, str]:
+        """Mark name -> the Delta table it marks (how far the job has read it): what the job
+        is behind on when a table's version passes its mark."""
+        return {}
+
     @abstractmethod
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         """Write this layer's tables from what changed since `marks` (all of it when empty);

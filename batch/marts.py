@@ -17,6 +17,7 @@ from batch import lake
 from batch.job import LayerJob
 from batch.runs import LayerRun
 from batch.transforms import marts
+from config import Settings
 
 LAYER = "gold"
 STAR = ("fact_orders", "fact_order_products", "dim_payment_method", "dim_product", "dim_customer")
@@ -26,6 +27,10 @@ MARTS = ("mart_daily_orders", "mart_payment_mix", "mart_top_products", "mart_cus
 class MartsJob(LayerJob):
     layer = LAYER
     marks_file = "_marks_marts"
+
+    @classmethod
+    def inputs(cls, settings: Settings) -> dict[str, str]:
+        return {name: lake.path(settings, LAYER, name) for name in STAR}
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         versions = {name: lake.version(self.spark, self.gold(name)) for name in STAR}

@@ -1,8 +1,8 @@
 """The demo's lake: the continuous lake (`python -m batch --continuous`) started beside the
 workers and waited for until it has caught up with what the topics held; after the orders,
 a wait until Gold holds every order of the manifest with the status it ended in, the
-lake's freshness (source commit -> Gold), and the lake report (once the marts, which follow
-the facts on their own clock, are built from them)."""
+lake's freshness (source commit -> Gold), and the lake report (once the deferred work, which
+follows the facts on its own clock, has caught up with them)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch import lake
-from batch.freshness import expected_statuses, fact_statuses, first_visible, lags_s, marts_current
+from batch.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
 from batch.report import write_report
 from batch.runs import log, show_progress
 from batch.session import build_session
@@ -88,10 +88,11 @@ class DemoLake:
         return lags_s(committed_ms, first_visible(self.spark, self.settings, expected_statuses(manifest)))
 
     def report(self, timeout_s: float) -> tuple[dict[str, int], Path]:
-        """Gold's row counts and the lake report, once the marts are built from the facts
-        checked (or `timeout_s` has passed: the report says when it was drawn)."""
+        """Gold's row counts and the lake report, once the deferred work (dimensions, products,
+        marts) has caught up with the facts checked (or `timeout_s` has passed: the report says
+        when it was drawn)."""
         started = time.monotonic()
-        while not marts_current(self.spark, self.settings) and time.monotonic() - started < timeout_s:
+        while not deferred_current(self.spark, self.settings) and time.monotonic() - started < timeout_s:
             time.sleep(3)
         counts = {table: lake.read(self.spark, lake.path(self.settings, "gold", table)).count()
                   for table in GOLD_TABLES}

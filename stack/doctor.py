@@ -16,8 +16,11 @@ import mysql.connector
 import redis
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
+import orjson
 from minio import Minio
+from minio.error import S3Error
 
+from batch.continuous import DEFERRED, STALENESS_BOUND_S
 from cdc import rest
 from config import Settings
 from stack.services import all_services
@@ -166,6 +169,48 @@ def gold(settings: Settings) -> Iterator[Check]:
     yield Check("gold", True, f"last fact_orders commit {age(time.time() - newest)}")
 
 
+def behind_since(versions: dict[int, float], mark: str | None) -> float | None:
+    """When the oldest commit of a table past a job's `mark` (its version read) was made (epoch
+    seconds); None when the job has read every commit (`versions`: version -> commit time)."""
+    seen = -1 if mark is None else int(mark)
+    newer = [at for version, at in versions.items() if version > seen]
+    return min(newer, default=None)
+
+
+def deferred_work(settings: Settings) -> Iterator[Check]:
+    """How far each of the continuous lake's deferred jobs (history, dimensions, products,
+    marts) is behind its input: the age of the oldest commit it has not read yet."""
+    client = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
+                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+
+    def located(location: str) -> tuple[str, str]:
+        bucket, _, key = location.removeprefix("s3a://").partition("/")
+        return bucket, key
+
+    def commits(location: str) -> dict[int, float]:
+        bucket, key = located(f"{location}/_delta_log/")
+        if not client.bucket_exists(bucket):
+            return {}
+        names = client.list_objects(bucket, prefix=key)
+        return {int(entry.object_name.rsplit("/", 1)[-1][:-5]): entry.last_modified.timestamp() for entry in names
+                if entry.object_name.endswith(".json") and entry.object_name.rsplit("/", 1)[-1][:-5].isdigit()}
+
+    now = time.time()
+    for job in DEFERRED:
+        bucket, key = located(settings.lake_path(job.layer, f"{job.marks_file}.json"))
+        try:
+            marks = orjson.loads(client.get_object(bucket, key).read())["marks"]
+        except S3Error:
+            marks = {}
+        oldest = min(filter(None, (behind_since(commits(location), marks.get(name))
+                                   for name, location in job.inputs(settings).items())), default=None)
+        stale_s = 0.0 if oldest is None else now - oldest
+        yield Check(f"lake: {job.__name__}", stale_s <= STALENESS_BOUND_S,
+                    "current with its input" if oldest is None else f"oldest input commit not applied: {age(stale_s)}",
+                    "" if stale_s <= STALENESS_BOUND_S else
+                    "is the continuous lake running (`python -m stack status`)? its log says why it is late")
+
+
 def redis_state(settings: Settings) -> Iterator[Check]:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     memory, persistence = client.info("memory"), client.info("persistence")
@@ -203,7 +248,8 @@ def examine(settings: Settings, worker_url: str) -> list[Check]:
         ("services", lambda: services(settings)), ("connector", lambda: connector(settings)),
         ("CDC topics", lambda: cdc_topics(settings)), ("workers", lambda: workers(settings, worker_url)),
         ("order_final", lambda: order_final(settings)), ("dead letters", lambda: dead_letters(settings)),
-        ("gold", lambda: gold(settings)), ("redis", lambda: redis_state(settings)),
+        ("gold", lambda: gold(settings)), ("lake deferred work", lambda: deferred_work(settings)),
+        ("redis", lambda: redis_state(settings)),
         ("prometheus", lambda: prometheus_alerts(settings))]
     checks: list[Check] = []
     for name, run in sections:

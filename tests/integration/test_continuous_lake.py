@@ -1,5 +1,6 @@
-"""`python -m batch --continuous` on the real stack: Kafka -> archive -> Silver -> Gold in each
-micro-batch, SIGKILLed in the middle of one and started again, leaves every table exact."""
+"""`python -m batch --continuous` on the real stack: Kafka -> archive -> Silver -> Gold's facts
+in each micro-batch, the rest between them, SIGKILLed in the middle of one and started again,
+leaves every table exact, and every table as a one-shot run of the same change log builds it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import uuid
 
 from pyspark.sql import functions as F
 
-from batch import lake
+from pyspark.testing import assertDataFrameEqual
+
+from batch import bronze, gold, lake, silver
 from batch.archive import archive_location
-from batch.freshness import expected_statuses, fact_statuses, marts_current
+from batch.freshness import deferred_current, expected_statuses, fact_statuses
 from config.settings import REPO_ROOT
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake
@@ -24,7 +27,7 @@ from tests.integration.waiting import wait_for
 
 
 def continuous_lake(settings, log_path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "batch", "--continuous", "--every", "1s", "--marts-every", "5s"],
+    return subprocess.Popen([sys.executable, "-m", "batch", "--continuous", "--every", "1s", "--deferred-every", "5s"],
                             cwd=REPO_ROOT,
                             env={**os.environ, **settings.as_env()}, stdout=log_path.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -57,8 +60,8 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
         try:
             assert wait_for(lambda: fact_statuses(spark, scratch, set(expected)) == expected, 300, every_s=3), \
                 (tmp_path / "rerun.log").read_text()[-3000:]
-            # the marts follow the facts on their own clock (--marts-every)
-            assert wait_for(lambda: marts_current(spark, scratch), 120, every_s=3), \
+            # history, dimensions, products and marts follow on their own clock (--deferred-every)
+            assert wait_for(lambda: deferred_current(spark, scratch), 120, every_s=3), \
                 (tmp_path / "rerun.log").read_text()[-3000:]
         finally:
             rerun.send_signal(signal.SIGINT)  # the micro-batch under way ends first
@@ -73,4 +76,20 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
         assert facts.count() == facts.select("order_id").distinct().count() == len(expected)
         daily = lake.read(spark, lake.path(scratch, "gold", "mart_daily_orders")).agg(F.sum("cancelled")).first()[0]
         assert daily == sum(status == "cancelled" for status in expected.values())
-        assert "micro-batch" in (tmp_path / "rerun.log").read_text()
+        assert "Delta commits" in (tmp_path / "rerun.log").read_text()  # each micro-batch's line
+
+        with scratch_lake(lake_settings, f"{bucket}-once") as once_lake:  # the same change log, one-shot
+            one_shot = scratch.model_copy(update={"lake_uri": once_lake.lake_uri})
+            for layer in (bronze, silver, gold):
+                layer.run(spark, one_shot)
+            for layer, table in DERIVED:
+                continuous_rows = lake.read(spark, lake.path(scratch, layer, table))
+                assertDataFrameEqual(continuous_rows, lake.read(spark, lake.path(one_shot, layer, table))
+                                     .select(*continuous_rows.columns))
+
+
+DERIVED = [("silver", name) for name in ("orders", "order_details", "customers", "payment_method",
+                                          "orders_history", "order_details_history")] + \
+          [("gold", name) for name in ("dim_customer", "dim_payment_method", "dim_product", "dim_date",
+                                        "fact_orders", "fact_order_products", "mart_daily_orders",
+                                        "mart_payment_mix", "mart_top_products", "mart_customer_segments")]

@@ -1,5 +1,5 @@
 """The monitoring's pure parts: the brokers' view of lag, Prometheus' configuration, the
-doctor's reading of firing alerts."""
+doctor's reading of firing alerts and of how far the lake's deferred jobs are behind."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from config import Settings
-from stack.doctor import firing
+from stack.doctor import behind_since, firing
 from stack.services import BrokerMetrics, Prometheus, all_services, prometheus_config
 from streams.broker_metrics import group_lag, records_per_topic, watched_topics
 
@@ -80,3 +80,12 @@ def test_the_doctor_makes_each_firing_alert_a_problem_with_its_fix():
 
     assert (problem.name, problem.ok, problem.fix) == ("alert OrderpipeWorkerDown", False, "restart it")
     assert problem.detail == "worker w1 does not answer (firing since 2026-11-25T12:00:01)"
+
+
+def test_a_deferred_job_is_behind_since_the_oldest_commit_past_its_mark():
+    commits = {3: 100.0, 4: 160.0, 5: 220.0}
+
+    assert behind_since(commits, "3") == 160.0
+    assert behind_since(commits, "5") is None  # read every commit
+    assert behind_since(commits, None) == 100.0  # never run: behind since the table began
+    assert behind_since({}, None) is None  # no table yet
