@@ -40,10 +40,10 @@ class NewRecords:
 
 
 def new_records(spark: SparkSession, settings: Settings, seen: str | None,
-                appended: Appended | None = None) -> NewRecords | None:
-    """The archive's records after version `seen` (None: no news). `appended`, the micro-batch
-    just committed, stands for them when it is the only version after `seen`: the rows are at
-    hand, so the archive is not read back."""
+                appended: Appended | None = None, until: int | None = None) -> NewRecords | None:
+    """The archive's records after version `seen` (up to `until` if given; None: no news).
+    `appended`, the micro-batch just committed, stands for them when it is the only version
+    after `seen`: the rows are at hand, so the archive is not read back."""
     location = archive_location(settings)
     if not lake.exists(spark, location):
         raise RuntimeError(f"no CDC archive at {location}: run `python -m batch bronze` "
@@ -51,7 +51,7 @@ def new_records(spark: SparkSession, settings: Settings, seen: str | None,
     if appended is not None and seen is not None and int(seen) == appended.version - 1:
         archived, version = appended.records.select(*ARCHIVE_COLUMNS), appended.version
     else:
-        archived, version = lake.changes_since(spark, location, None if seen is None else int(seen))
+        archived, version = lake.changes_since(spark, location, None if seen is None else int(seen), until)
         if str(version) == seen:
             return None
         archived = archived.select(*ARCHIVE_COLUMNS).localCheckpoint()

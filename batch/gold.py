@@ -206,10 +206,11 @@ class DimensionsJob(GoldJob):
         return gold.customer_versions(changed, gone, versions)
 
     def resolve_unknown_keys(self) -> None:
-        """The live facts pointing at an unknown member, recomputed (no change: no commit)."""
+        """The facts pointing at an unknown member, recomputed (no change: no commit); a
+        cancelled order's fact too, which keeps its keys."""
         unresolved = (F.col("customer_key") == gold.UNKNOWN) | (F.col("payment_method_key") == gold.UNKNOWN)
         unresolved |= F.col("order_date_id") == gold.UNKNOWN
-        touched = (lake.read(self.spark, self.gold("fact_orders")).filter(~F.col("is_deleted") & unresolved)
+        touched = (lake.read(self.spark, self.gold("fact_orders")).filter(unresolved)
                    .select("order_id").localCheckpoint())
         self.write_facts(touched, KnownDimensions(self.spark, self.settings))
 

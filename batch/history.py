@@ -5,7 +5,8 @@ change's commit at the source and `valid_to` the next change's (null while curre
 A job of its own, with its own mark on the archive (`silver/_marks_history.json`): the
 continuous lake runs it between micro-batches (nothing on the hot path reads the history),
 a one-shot `python -m batch silver` right after Silver. It applies the archive's records
-after its mark, so however late it runs, it ends where a full rebuild would.
+after its mark up to the version Silver has applied (a detail's order time comes from
+Silver's orders), so however late it runs, it ends where a full rebuild would.
 Run: `python -m batch silver`.
 """
 
@@ -39,7 +40,11 @@ class HistoryJob(LayerJob):
         return {ARCHIVE_MARK: archive_location(settings)}
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
-        news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK))
+        # Only what Silver has applied: a detail's order time is looked up in Silver's orders.
+        applied = lake.read_marks(self.spark, self.settings, LAYER).get(ARCHIVE_MARK)
+        if applied is None:
+            return {}
+        news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK), until=int(applied))
         if news is None:
             return {}
         for table in silver.TABLES:

@@ -149,12 +149,14 @@ def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:
     return {name: int(value) for name, value in (info.get("operationMetrics") or {}).items()}
 
 
-def changes_since(spark: SparkSession, location: str, seen: int | None) -> tuple[DataFrame, int]:
-    """The table's changes after version `seen` (all of it when None), and its version now.
+def changes_since(spark: SparkSession, location: str, seen: int | None,
+                  until: int | None = None) -> tuple[DataFrame, int]:
+    """The table's changes after version `seen` (all of it when None) up to its version now
+    (or `until`), and that version.
 
     Rows carry Delta's change-feed columns; a first read is the snapshot, as inserts, and so
     is a read of a table rebuilt since (its version is behind `seen`)."""
-    now = version(spark, location)
+    now = version(spark, location) if until is None else until
     if seen is not None and seen > now:
         seen = None
     if seen is not None and seen < now:
