@@ -197,7 +197,17 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
     if deletes is not None:
         source = source.unionByName(deletes.select(*keys).withColumns({DELETE: F.lit(True), KNOWN: F.lit(True)}),
                                     allowMissingColumns=True)
-    source = source.localCheckpoint()  # computed once; the counts and the write reuse it
+    source = source.persist()  # computed once, by the counts; the write reuses it
+    try:
+        return _write_changes(target, location, source, keys, rows.columns, altered)
+    finally:
+        source.unpersist()
+
+
+def _write_changes(target: DeltaTable, location: str, source: DataFrame, keys: Sequence[str],
+                   columns: Sequence[str], altered: int) -> Written:
+    """`upsert`'s write of the rows that differ (`source`, with DELETE and KNOWN): nothing,
+    an append, or a MERGE."""
     shape = source.agg(F.count("*").alias("rows"), F.count_if(DELETE).alias("deletes"),
                        F.count_if(KNOWN).alias("known")).first()
     if shape["rows"] == 0:  # no news (a re-run, a dimension that gained nothing)
@@ -206,13 +216,13 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
         source.drop(DELETE, KNOWN).write.format("delta").mode("append").save(location)
         return Written(inserted=shape["rows"], commits=1 + altered)
     matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
-    values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
+    values = {f"`{name}`": f"s.`{name}`" for name in columns}
     (target.alias("t").merge(source.alias("s"), matched)
      .whenMatchedDelete(f"s.{DELETE}")
      .whenMatchedUpdate(set=values)
      .whenNotMatchedInsert(condition=f"NOT s.{DELETE}", values=values)
      .execute())
-    metrics = _last_commit_metrics(spark, location)
+    metrics = _last_commit_metrics(source.sparkSession, location)
     return Written(*(metrics.get(f"numTargetRows{kind}", 0) for kind in ("Inserted", "Updated", "Deleted")),
                    commits=1 + altered)
 

@@ -30,7 +30,7 @@ from batch.archive import Appended
 from batch.changelog import ARCHIVE_MARK, look_up, new_records
 from batch.history import HistoryJob
 from batch.job import LayerJob
-from batch.runs import LayerRun, log
+from batch.runs import LayerRun, TableRun, log
 from batch.snapshot import LAYER as SNAPSHOT_LAYER
 from batch.snapshot import SnapshotJob
 from batch.transforms import changes, silver
@@ -111,22 +111,32 @@ class SilverJob(LayerJob):
                 snapshot = lake.read(spark, lake.path(settings, SNAPSHOT_LAYER, table.name))
                 row_changes = row_changes.unionByName(changes.snapshot_changes(snapshot, table.name, columns))
             row_changes = look_up(spark, settings, row_changes, table)
-            conformed = silver.conform(row_changes, table).localCheckpoint()
-            candidates = conformed
-            if table.references and self.exists(quarantine_name(table.name)):
-                # every quarantined row that may now pass, not only those of this batch's keys
-                quarantine = lake.read(spark, lake.path(settings, LAYER, quarantine_name(table.name)))
-                candidates = conformed.unionByName(silver.awaiting_references(quarantine, table),
-                                                   allowMissingColumns=True)
-            newest = changes.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys,
-                                            silver.SOURCE_POSITION)
-            held = self.stored(table.name, newest, table.keys)
-            if held is not None:
-                earliest = silver.FIRST_CHANGED_AT if silver.FIRST_CHANGED_AT in held.columns else None
-                newest = changes.newer_than_stored(newest, held, table.keys, silver.SOURCE_POSITION, earliest)
-            known = {reference.table: lake.read(spark, lake.path(settings, LAYER, reference.table))
-                     for reference in table.references.values()}
-            checked = silver.check_table(newest, table, self.now, known).localCheckpoint()
+            conformed = silver.conform(row_changes, table).persist()  # for the keys, and for the rows
+            try:
+                self.apply(counts, table, conformed)
+            finally:
+                conformed.unpersist()
+
+    def apply(self, counts: TableRun, table: silver.SilverTable, conformed: DataFrame) -> None:
+        """The conformed changes' newest per key, checked, into the table and its quarantine."""
+        spark, settings = self.spark, self.settings
+        location = lake.path(settings, LAYER, table.name)
+        candidates = conformed
+        if table.references and self.exists(quarantine_name(table.name)):
+            # every quarantined row that may now pass, not only those of this batch's keys
+            quarantine = lake.read(spark, lake.path(settings, LAYER, quarantine_name(table.name)))
+            candidates = conformed.unionByName(silver.awaiting_references(quarantine, table),
+                                               allowMissingColumns=True)
+        newest = changes.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys,
+                                        silver.SOURCE_POSITION)
+        held = self.stored(table.name, newest, table.keys)
+        if held is not None:
+            earliest = silver.FIRST_CHANGED_AT if silver.FIRST_CHANGED_AT in held.columns else None
+            newest = changes.newer_than_stored(newest, held, table.keys, silver.SOURCE_POSITION, earliest)
+        known = {reference.table: lake.read(spark, lake.path(settings, LAYER, reference.table))
+                 for reference in table.references.values()}
+        checked = silver.check_table(newest, table, self.now, known).persist()
+        try:
             good, bad = silver.valid(checked, table), silver.quarantined(checked)
             tally = checked.agg(F.count("*").alias("read"),
                                 F.count_if(F.size(silver.BROKEN_RULES) > 0).alias("quarantined"),
@@ -143,6 +153,8 @@ class SilverJob(LayerJob):
             quarantine = lake.path(settings, LAYER, quarantine_name(table.name))
             if counts.quarantined or not lake.exists(spark, quarantine):
                 counts.commits += lake.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION]).commits
+        finally:
+            checked.unpersist()
 
 
 def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
