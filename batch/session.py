@@ -55,6 +55,10 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Every lake table keeps a change feed: the next layer reads only what changed.
         "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true",
+        # An upsert's source is already computed once (persisted) and deterministic, so MERGE
+        # need not materialize it again: that copy cost several jobs per MERGE, and when the
+        # cache evicted it, Delta re-ran the whole MERGE (docs/benchmarks.md).
+        "spark.databricks.delta.merge.materializeSource": "none",
         # Rebuilding a table's state from its log runs 50 tasks per read by default; the logs
         # here are small (a checkpoint every 10 commits), and task start-up would dominate.
         "spark.databricks.delta.snapshotPartitions": "2",

@@ -44,7 +44,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from batch import bronze, gold, silver
+from batch import archive, bronze, gold, lake, silver
 from batch.audit import LakeAudit
 from batch.freshness import expected_statuses, fact_statuses, first_visible, lags_s
 from batch.runs import LayerRun, show_progress
@@ -368,10 +368,16 @@ class ContinuousRun:
         before = log.stat().st_size
         add_orders(self.scratch, orders, seed=seed, customers=self.customers)
         wait_caught_up(self.spark, self.scratch, 1800, who="the continuous lake")
-        time.sleep(3)  # the lake logs a micro-batch's line once its progress is reported
-        with log.open() as text:
-            text.seek(before)
-            return MicroBatches.logged(text.read(), self.lake_orders())
+        last = max(int(name) for name in lake.listed_names(
+            self.spark, f"{archive.checkpoint_location(self.scratch)}/commits") if name.isdigit())
+        # The lake logs a micro-batch's line once its progress is reported and no deferred step holds its main thread.
+        deadline, logged = time.monotonic() + 900, ""
+        while not re.search(rf"micro-batch {last}[: ]", logged) and time.monotonic() < deadline:
+            time.sleep(2)
+            with log.open() as text:
+                text.seek(before)
+                logged = text.read()
+        return MicroBatches.logged(logged, self.lake_orders())
 
     def grow(self, to_orders: int, seed: int) -> None:
         """Orders written (full speed) until the lake holds `to_orders`, applied by the lake."""
