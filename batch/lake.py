@@ -197,11 +197,10 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
     if deletes is not None:
         source = source.unionByName(deletes.select(*keys).withColumns({DELETE: F.lit(True), KNOWN: F.lit(True)}),
                                     allowMissingColumns=True)
-    source = source.persist()  # computed once, by the counts; the write reuses it
-    try:
-        return _write_changes(target, location, source, keys, rows.columns, altered)
-    finally:
-        source.unpersist()
+    # Computed once; the counts and the write reuse it. A checkpoint, not a cache: its plan
+    # no longer names the target's columns, so MERGE can take it without copying it again.
+    source = source.localCheckpoint()
+    return _write_changes(target, location, source, keys, rows.columns, altered)
 
 
 def _write_changes(target: DeltaTable, location: str, source: DataFrame, keys: Sequence[str],

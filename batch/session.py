@@ -55,7 +55,7 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Every lake table keeps a change feed: the next layer reads only what changed.
         "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true",
-        # An upsert's source is already computed once (persisted) and deterministic, so MERGE
+        # An upsert's source is already computed once (checkpointed) and deterministic, so MERGE
         # need not materialize it again: that copy cost several jobs per MERGE, and when the
         # cache evicted it, Delta re-ran the whole MERGE (docs/benchmarks.md).
         "spark.databricks.delta.merge.materializeSource": "none",
