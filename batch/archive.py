@@ -131,10 +131,10 @@ def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
 
 
 def follow(query: StreamingQuery, poll_s: float = 2.0, between: Callable[[], None] | None = None,
-           on_progress: Callable[[dict], bool] | None = None) -> int:
+           on_progress: Callable[[dict], object] | None = None) -> int:
     """Log each micro-batch as it ends, until the query stops; the records archived.
     `between()`, if given, runs every `poll_s` on this thread, beside the micro-batches;
-    `on_progress(progress)` logs a batch its own way (True) instead of the archive's line."""
+    `on_progress(progress)`, if given, logs each batch instead of the archive's line."""
     seen_batch, total = -1, 0
     while query.isActive:
         query.awaitTermination(poll_s)
@@ -144,7 +144,9 @@ def follow(query: StreamingQuery, poll_s: float = 2.0, between: Callable[[], Non
             if progress["batchId"] > seen_batch:
                 seen_batch = progress["batchId"]
                 total += progress["numInputRows"]
-                if on_progress is None or not on_progress(progress):
+                if on_progress is not None:
+                    on_progress(progress)
+                else:
                     log.info("cdc_raw: batch %d archived %s records (%s in all)", seen_batch,
                              f"{progress['numInputRows']:,}", f"{total:,}")
     if query.exception() is not None:

@@ -146,6 +146,12 @@ class ContinuousLake:
         log.info(applied.line(progress["batchId"], records_left(progress)))
         return True
 
+    def log_batches(self) -> None:
+        """The lines of micro-batches whose progress came while the main thread was busy."""
+        if self.applied:
+            for progress in self.query.recentProgress:
+                self.log_batch(progress)
+
     @contextmanager
     def turn(self) -> Iterator[None]:
         """A micro-batch's hold on the lake: work between batches that gives way is stopped
@@ -172,6 +178,7 @@ class ContinuousLake:
         started, gives_way = time.monotonic(), deferred_gives_way(age_s, self.deferred_every_s)
         runs = []
         for job in DEFERRED:
+            self.log_batches()
             done = self.run_between_batches(job.__name__, lambda job=job: job.once(self.spark, self.settings),
                                             gives_way=gives_way)
             if done is None:
