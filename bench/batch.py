@@ -246,7 +246,8 @@ def main(
                 if against:
                     with checkout(against) as tree, scratch_lake(scratch, f"{name}-theirs") as theirs:
                         continuous[against] = measure_continuous(theirs, customers, orders=freshness_orders,
-                                                                 rate=rate, increment=increment, tree=tree)
+                                                                 rate=rate, increment=increment, tree=tree,
+                                                                 seed=40)
                 if grow_to:
                     measure_grown(fresh, customers, continuous["ours"], increment=increment, grow_to=grow_to)
     drifted = []
@@ -407,12 +408,13 @@ class ContinuousFigures:
 
 
 def measure_continuous(scratch: Settings, customers: int, *, orders: int, rate: float,
-                       increment: int, tree: Path | None = None) -> ContinuousFigures:
+                       increment: int, tree: Path | None = None, seed: int = 4) -> ContinuousFigures:
     """On a lake caught up with the source: `increment` orders' micro-batches, then a burst of
-    `orders` beside two workers (freshness)."""
+    `orders` beside two workers (freshness). `seed` and `seed + 1` plan the orders: another
+    lake measured on the same source needs others (the plans' order ids would repeat)."""
     with ContinuousRun(scratch, customers, tree) as run:
-        return ContinuousFigures(small=run.increment(increment, seed=5),
-                                 freshness=run.freshness(orders, rate, seed=4) if orders else None)
+        return ContinuousFigures(small=run.increment(increment, seed=seed + 1),
+                                 freshness=run.freshness(orders, rate, seed=seed) if orders else None)
 
 
 def measure_grown(scratch: Settings, customers: int, figures: ContinuousFigures, *, increment: int,
