@@ -15,7 +15,7 @@ Spark job and a snapshot update, and an incremental run asks about twenty times.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
@@ -141,9 +141,11 @@ def rows_changed(spark: SparkSession, location: str, after: int, now: int) -> bo
     return False
 
 
-def _last_commit_metrics(spark: SparkSession, location: str) -> dict[str, int]:
-    """The operation metrics of the table's newest commit (this job is its only writer)."""
-    commit = read_text(spark, f"{location}/_delta_log/{version(spark, location):020d}.json")
+def _last_commit_metrics(spark: SparkSession, location: str, number: int | None = None) -> dict[str, int]:
+    """The operation metrics of the table's newest commit (or commit `number`; this job is
+    its only writer)."""
+    number = version(spark, location) if number is None else number
+    commit = read_text(spark, f"{location}/_delta_log/{number:020d}.json")
     info = next(action["commitInfo"] for action in map(orjson.loads, commit.splitlines())
                 if "commitInfo" in action)
     return {name: int(value) for name, value in (info.get("operationMetrics") or {}).items()}
@@ -170,30 +172,65 @@ def changes_since(spark: SparkSession, location: str, seen: int | None,
                                  "_commit_timestamp": F.current_timestamp()}), now
 
 
+@dataclass
+class HeldTables:
+    """Tables kept in memory across runs (the continuous lake holds one for its life), each
+    read again only when its version moved: the key sets and dimensions every micro-batch
+    joins with, which would otherwise be scanned whole each time."""
+
+    spark: SparkSession
+    held: dict[tuple[str, tuple[str, ...]], tuple[int, DataFrame]] = field(default_factory=dict)
+
+    def read(self, location: str, columns: Sequence[str]) -> DataFrame | None:
+        """The table's `columns` as of its version now; None when it does not exist."""
+        now = version(self.spark, location)
+        if now is None:
+            return None
+        held = self.held.get((location, tuple(columns)))
+        if held is None or held[0] != now:
+            if held is not None:
+                held[1].unpersist()
+            held = self.held[location, tuple(columns)] = (now, read(self.spark, location, now).select(*columns).cache())
+        return held[1]
+
+
 @dataclass(frozen=True)
 class Written:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
     commits: int = 0
+    # What this write changed, as `changes_since` would read it back: the rows written (each
+    # key once) with the change-feed columns, and the table's version after it. None when the
+    # write created the table.
+    feed: DataFrame | None = field(default=None, compare=False)
+    version: int | None = field(default=None, compare=False)
 
     @property
     def rows(self) -> int:
         return self.inserted + self.updated + self.deleted
 
+    def follows(self, seen: str | None) -> bool:
+        """Whether this write's feed is everything after version `seen` (a reader's mark)."""
+        return self.feed is not None and seen is not None and int(seen) == self.version - self.commits
+
 
 def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[str], *,
-           deletes: DataFrame | None = None, partition_by: Sequence[str] = ()) -> Written:
+           deletes: DataFrame | None = None, partition_by: Sequence[str] = (),
+           current: DataFrame | None = None) -> Written:
     """MERGE `rows` into the table by `keys` and delete the `deletes` keys; the first write
     creates the table. Rows identical to the table's are left out; with nothing left, no
     commit is made. When every row left is new, it is appended: same result, a fraction of
-    a MERGE's time (the usual case of an incremental run)."""
+    a MERGE's time (the usual case of an incremental run). `current`: the table's rows of
+    (at least) `rows`' keys, when the caller holds them already."""
     if not exists(spark, location):
         rows.write.format("delta").partitionBy(*partition_by).save(location)
         return Written(inserted=_last_commit_metrics(spark, location).get("numOutputRows", 0), commits=1)
     altered = int(bool(add_new_columns(spark, location, rows)))
     target = DeltaTable.forPath(spark, location)
-    source = changed_rows(rows, of_keys(target.toDF(), rows, keys), keys).withColumn(DELETE, F.lit(False))
+    if current is None or altered:
+        current = of_keys(target.toDF(), rows, keys)
+    source = changed_rows(rows, current, keys).withColumn(DELETE, F.lit(False))
     if deletes is not None:
         source = source.unionByName(deletes.select(*keys).withColumns({DELETE: F.lit(True), KNOWN: F.lit(True)}),
                                     allowMissingColumns=True)
@@ -209,11 +246,14 @@ def _write_changes(target: DeltaTable, location: str, source: DataFrame, keys: S
     an append, or a MERGE."""
     shape = source.agg(F.count("*").alias("rows"), F.count_if(DELETE).alias("deletes"),
                        F.count_if(KNOWN).alias("known")).first()
+    spark = source.sparkSession
     if shape["rows"] == 0:  # no news (a re-run, a dimension that gained nothing)
-        return Written(commits=altered)
+        now = version(spark, location)
+        return Written(commits=altered, feed=_feed(source, now), version=now)
     if shape["deletes"] == 0 and shape["known"] == 0:
         source.drop(DELETE, KNOWN).write.format("delta").mode("append").save(location)
-        return Written(inserted=shape["rows"], commits=1 + altered)
+        now = version(spark, location)
+        return Written(inserted=shape["rows"], commits=1 + altered, feed=_feed(source, now), version=now)
     matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     values = {f"`{name}`": f"s.`{name}`" for name in columns}
     (target.alias("t").merge(source.alias("s"), matched)
@@ -221,9 +261,19 @@ def _write_changes(target: DeltaTable, location: str, source: DataFrame, keys: S
      .whenMatchedUpdate(set=values)
      .whenNotMatchedInsert(condition=f"NOT s.{DELETE}", values=values)
      .execute())
-    metrics = _last_commit_metrics(source.sparkSession, location)
+    now = version(spark, location)
+    metrics = _last_commit_metrics(spark, location, now)
     return Written(*(metrics.get(f"numTargetRows{kind}", 0) for kind in ("Inserted", "Updated", "Deleted")),
-                   commits=1 + altered)
+                   commits=1 + altered, feed=_feed(source, now), version=now)
+
+
+def _feed(source: DataFrame, now: int) -> DataFrame:
+    """An upsert's source as its commit's change feed: deletes (keys only) and the rows'
+    new images (inserts and updates alike: a reader takes both as the key's newest row)."""
+    return (source.withColumn("_change_type", F.when(F.col(DELETE), F.lit("delete"))
+                              .when(F.col(KNOWN), F.lit("update_postimage")).otherwise(F.lit("insert")))
+            .withColumns({"_commit_version": F.lit(now).cast("long"), "_commit_timestamp": F.current_timestamp()})
+            .drop(DELETE, KNOWN))
 
 
 def replace(spark: SparkSession, location: str, rows: DataFrame) -> Written:

@@ -34,8 +34,10 @@ def changed_rows(candidates: DataFrame, current: DataFrame, keys: Sequence[str])
 
 def of_keys(table: DataFrame, rows: DataFrame, keys: Sequence[str]) -> DataFrame:
     """The rows of `table` whose key (null-safe) is among `rows`' keys: a broadcast semi-join,
-    so a join with a whole target costs what the batch's keys cost, not what the table holds."""
-    wanted = F.broadcast(rows.select(*[F.col(name).alias(f"_of_{name}") for name in keys]).distinct())
+    so a join with a whole target costs what the batch's keys cost, not what the table holds.
+    (Repeated keys are left in: the broadcast's hash table takes them, a `distinct` would cost
+    a shuffle.)"""
+    wanted = F.broadcast(rows.select(*[F.col(name).alias(f"_of_{name}") for name in keys]))
     return table.join(wanted, _null_safe_equal(keys, "_of_"), "left_semi")
 
 

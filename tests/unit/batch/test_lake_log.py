@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from delta.tables import DeltaTable
+from pyspark.sql import functions as F
 
 from batch import archive, lake
 
@@ -84,3 +85,34 @@ def test_a_compaction_changes_no_rows_but_a_write_or_a_new_column_does(spark, tm
     lake.add_new_columns(spark, location, spark.createDataFrame([(3, "d", "x")], "id int, v string, w string"))
     assert lake.rows_changed(spark, location, widened, lake.version(spark, location))
     assert lake.rows_changed(spark, location, widened + 5, widened)  # behind the mark: rebuilt
+
+
+def test_a_writes_feed_is_what_the_change_feed_reads_back_after_the_version_before(spark, tmp_path):
+    location = f"file://{tmp_path}/orders"
+    lake.upsert(spark, location, spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string"), ["id"])
+    written = lake.upsert(spark, location, spark.createDataFrame([(2, "B"), (3, "c")], "id int, v string"), ["id"],
+                          deletes=spark.createDataFrame([(1,)], "id int"))
+
+    def rows(feed):
+        return sorted((row["id"], row["v"], row["_change_type"], row["_commit_version"]) for row in feed.collect())
+
+    read_back, version = lake.changes_since(spark, location, 0)
+    newest = read_back.filter("_change_type != 'update_preimage'").withColumn(
+        "v", F.when(F.col("_change_type") == "delete", None).otherwise(F.col("v")))
+    assert (written.version, written.follows("0"), written.follows("1"), written.follows(None)) == (version, True, False,
+                                                                                                    False)
+    assert rows(written.feed.select("id", "v", "_change_type", "_commit_version")) == rows(newest) == [
+        (1, None, "delete", 1), (2, "B", "update_postimage", 1), (3, "c", "insert", 1)]
+
+
+def test_held_tables_are_read_again_only_when_their_version_moves(spark, tmp_path):
+    location = f"file://{tmp_path}/customers"
+    spark.createDataFrame([(1, "a")], "id int, v string").write.format("delta").save(location)
+    held = lake.HeldTables(spark)
+
+    first = held.read(location, ["id"])
+    assert held.read(location, ["id"]) is first and first.columns == ["id"]
+    lake.upsert(spark, location, spark.createDataFrame([(2, "b")], "id int, v string"), ["id"])
+
+    assert sorted(row["id"] for row in held.read(location, ["id"]).collect()) == [1, 2]
+    assert held.read(f"file://{tmp_path}/missing", ["id"]) is None
