@@ -21,13 +21,14 @@ from typing import Annotated
 
 import orjson
 import typer
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from batch import lake
 from batch.runs import log, show_progress
 from batch.session import build_session
 from batch.transforms.archive import cdc_records
+from batch.transforms.changes import per_topic
 from config import Settings, settings
 from config.cli import run
 
@@ -64,12 +65,14 @@ def applied_offsets(spark: SparkSession, config: Settings) -> dict[str, dict[int
 @dataclass(frozen=True)
 class Appended:
     """A micro-batch's records as the archive committed them: the rows (cached, for the work
-    after the append), the archive's version after the commit, how many, and the append's time."""
+    after the append), the archive's version after the commit, how many, the append's time,
+    and per topic what Silver needs to know of them (`changes.per_topic`'s rows)."""
 
     records: DataFrame
     version: int
     rows: int
     seconds: float
+    topics: dict[str, Row]
 
 
 def job_group(batch_id: int) -> str:
@@ -93,11 +96,11 @@ class ArchiveBatches:
         started = time.monotonic()
         rows = records.transform(cdc_records).persist()
         try:
-            count = rows.count()
+            topics = {row["topic"]: row for row in per_topic(rows).collect()}  # computes the rows once
             (rows.write.format("delta").mode("append").partitionBy("topic")
              .option("txnAppId", self.query_id).option("txnVersion", batch_id).save(self.location))
-            appended = Appended(rows, lake.version(records.sparkSession, self.location), count,
-                                time.monotonic() - started)
+            appended = Appended(rows, lake.version(records.sparkSession, self.location),
+                                sum(row["records"] for row in topics.values()), time.monotonic() - started, topics)
             log.info("cdc_raw: batch %d appended in %.1f s", batch_id, appended.seconds)
             if self.after is not None:
                 self.after(batch_id, appended)

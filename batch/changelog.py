@@ -49,18 +49,16 @@ def new_records(spark: SparkSession, settings: Settings, seen: str | None,
         raise RuntimeError(f"no CDC archive at {location}: run `python -m batch bronze` "
                            "(or `python -m batch`), which drains the CDC topics into it")
     if appended is not None and seen is not None and int(seen) == appended.version - 1:
-        archived, version = appended.records.select(*ARCHIVE_COLUMNS), appended.version
+        archived, version, topics = appended.records.select(*ARCHIVE_COLUMNS), appended.version, appended.topics
     else:
         archived, version = lake.changes_since(spark, location, None if seen is None else int(seen), until)
         if str(version) == seen:
             return None
         archived = archived.select(*ARCHIVE_COLUMNS).localCheckpoint()
-    topics = {row["topic"]: row for row in changes.per_topic(archived).collect()}
-    fields: dict[str, list[str]] = {}
-    for row in changes.image_fields(archived).collect():
-        fields.setdefault(row["topic"], []).append(row["name"])
+        topics = {row["topic"]: row for row in changes.per_topic(archived).collect()}
     return NewRecords(archived, version, {topic: row["records"] for topic, row in topics.items()},
-                      sum(row["unreadable"] for row in topics.values()), fields)
+                      sum(row["unreadable"] for row in topics.values()),
+                      {topic: row["fields"] for topic, row in topics.items() if row["fields"]})
 
 
 def look_up(spark: SparkSession, settings: Settings, row_changes: DataFrame, table: silver.SilverTable) -> DataFrame:

@@ -86,17 +86,15 @@ def row_changes(archived: DataFrame, table: str, columns: Sequence[str], keys: S
 
 
 def per_topic(archived: DataFrame) -> DataFrame:
-    """Per topic: its records, and those that are no row change (nor a tombstone)."""
+    """Per topic: its records, those that are no row change (nor a tombstone), and the field
+    names its row images carry (`fields`, each once, sorted): one pass over the records."""
     readable = F.coalesce(is_row_change(archived), F.lit(False)) | tombstones(archived)
-    return archived.groupBy("topic").agg(F.count("*").alias("records"), F.count_if(~readable).alias("unreadable"))
-
-
-def image_fields(archived: DataFrame) -> DataFrame:
-    """Per topic, each field name its row images carry (topic, name), each once."""
     image = F.from_json(F.coalesce(F.get_json_object("value", "$.after"), F.get_json_object("value", "$.before")),
                         ROW_TEXT)
-    return (archived.filter(F.col("op").isin(*ROW_OPS))
-            .select("topic", F.explode(F.map_keys(image)).alias("name")).distinct())
+    names = F.when(F.col("op").isin(*ROW_OPS), F.map_keys(image))
+    return archived.groupBy("topic").agg(
+        F.count("*").alias("records"), F.count_if(~readable).alias("unreadable"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_set(names)))).alias("fields"))
 
 
 def extra_columns(fields: Sequence[str], known: Sequence[str]) -> list[str]:

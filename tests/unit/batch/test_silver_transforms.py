@@ -175,8 +175,8 @@ def test_orders_are_typed_trimmed_and_named_for_silver(spark):
 def test_a_column_added_at_the_source_is_carried_into_silver_as_it_is(spark):
     values = [debezium("c", order_image("o1", gift_note="gift wrap"), 100), debezium("c", order_image("o2"), 200)]
     rows = archived(spark, values)
-    extra = changes.extra_columns([row["name"] for row in changes.image_fields(rows).collect()],
-                                  silver.ORDERS.image_columns)
+    (fields,) = [row["fields"] for row in changes.per_topic(rows).collect()]
+    extra = changes.extra_columns(fields, silver.ORDERS.image_columns)
 
     refined = changes.row_changes(rows, "orders", [*silver.ORDERS.image_columns, *extra], ("id",))
     newest = silver.check_table(silver.conform(refined, silver.ORDERS), silver.ORDERS, NOW,
