@@ -10,7 +10,9 @@ its Delta commits and its seconds.
 The deferred work, between micro-batches on the main thread: Silver's history, Gold's
 dimensions (and the facts whose unknown keys they resolve), `fact_order_products` and the
 marts, in that order, each a job with its own marks (so however late it runs, it ends where
-a full rebuild would). It runs when it is `--deferred-every` old (60 s by default) and no
+a full rebuild would); then the tables every micro-batch reads are compacted once they hold
+many small files (batch.maintain.compact_hot_tables), so its reads do not grow with the
+lake's age. It runs when it is `--deferred-every` old (60 s by default) and no
 micro-batch runs or has records waiting; a backlog that keeps micro-batches coming delays it
 at most DEFERRED_BACKLOG_FACTOR times that, which bounds how stale those tables get (`python
 -m stack doctor` shows it). A step gives way to a micro-batch that arrives meanwhile (its
@@ -37,11 +39,12 @@ from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
-from batch import archive
+from batch import archive, lake
 from batch.archive import Appended, job_group
 from batch.gold import STAR_LATER, FactsJob, KnownDimensions
 from batch.history import HistoryJob
 from batch.job import LayerJob
+from batch.maintain import compact_hot_tables
 from batch.marts import MartsJob
 from batch.runs import log
 from batch.silver import SilverJob
@@ -108,7 +111,8 @@ class ContinuousLake:
         self.spark, self.settings, self.deferred_every_s = spark, settings, deferred_every_s
         self.query = None
         self.deferred_done = time.monotonic()  # the first deferred work comes a period after the start
-        self.dimensions = KnownDimensions(spark, settings)  # held across micro-batches
+        self.held = lake.HeldTables(spark)  # across micro-batches: the keys and dimensions they join with
+        self.dimensions = KnownDimensions(spark, settings, self.held)
         self.applied: dict[int, MicroBatch] = {}  # logged by the main thread with the batch's progress
         # A micro-batch's layers and the deferred work never run at once: on two cores they would
         # only slow each other, and the facts' freshness is what the micro-batch is for.
@@ -120,8 +124,9 @@ class ContinuousLake:
         """After a micro-batch is archived: Silver from its records, then Gold's facts."""
         started = time.monotonic()
         with self.turn():
-            silver = SilverJob(self.spark, self.settings, appended=appended).run()
-            facts = FactsJob(self.spark, self.settings, dimensions=self.dimensions).run()
+            silver_job = SilverJob(self.spark, self.settings, appended=appended, held=self.held)
+            silver = silver_job.run()
+            facts = FactsJob(self.spark, self.settings, dimensions=self.dimensions, handed=silver_job.written).run()
         jobs = self.spark.sparkContext.statusTracker().getJobIdsForGroup(job_group(batch_id))
         self.applied[batch_id] = MicroBatch(
             appended.rows, len(jobs), 1 + silver.total("commits") + facts.total("commits"),
@@ -167,9 +172,10 @@ class ContinuousLake:
             self.working.release()
 
     def run_deferred(self) -> None:
-        """History, dimensions, products and marts, when due: while no micro-batch runs or
-        waits for its turn, or during a backlog once they are several periods late. A step
-        stopped for a micro-batch ends this round; the next idle moment starts again."""
+        """History, dimensions, products, marts, then the hot tables' compaction, when due:
+        while no micro-batch runs or waits for its turn, or during a backlog once they are
+        several periods late. A step stopped for a micro-batch ends this round; the next idle
+        moment starts again."""
         status = self.query.status
         idle = not status["isTriggerActive"] and not status["isDataAvailable"]
         age_s = time.monotonic() - self.deferred_done
@@ -184,6 +190,9 @@ class ContinuousLake:
             if done is None:
                 return
             runs.append(done)
+        if self.run_between_batches("compaction", lambda: compact_hot_tables(self.spark, self.settings),
+                                    gives_way=gives_way) is None:
+            return
         self.deferred_done = time.monotonic()
         written = sum(run.total("written") for run in runs)
         if written:

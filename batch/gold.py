@@ -22,7 +22,7 @@ Run: `python -m batch gold [--full]`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -44,7 +44,6 @@ DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, 
     "dim_date": ("date_id", "orders", gold.dim_date),
 }
 FACT_DIMENSIONS = ("dim_customer", "dim_payment_method", "dim_date")  # the keys fact_orders resolves
-CUSTOMER_VERSION_COLUMNS = ("customer_key", "customer_id", "valid_from", "valid_to")
 
 
 def silver_path(settings: Settings, table: str) -> str:
@@ -55,35 +54,26 @@ def gold_path(settings: Settings, table: str) -> str:
     return lake.path(settings, LAYER, table)
 
 
-@dataclass
 class KnownDimensions:
-    """The dimension rows fact_orders resolves its keys against, kept in memory across runs
-    (the continuous lake holds one) and read again only when a dimension's version moved."""
+    """The dimension rows fact_orders resolves its keys against: of `held` tables (the
+    continuous lake keeps them across micro-batches, read again only when a dimension's
+    version moved)."""
 
-    spark: SparkSession
-    settings: Settings
-    held: dict[str, tuple[int, DataFrame]] = field(default_factory=dict)
+    RESOLVED_BY = {  # the columns of each dimension a fact's key is resolved by
+        "dim_customer": "customer_key bigint, customer_id int, valid_from timestamp, valid_to timestamp",
+        "dim_payment_method": "payment_method_key int, payment_method_id int",
+        "dim_date": "date_id int",
+    }
+
+    def __init__(self, spark: SparkSession, settings: Settings, held: lake.HeldTables | None = None) -> None:
+        self.spark, self.settings = spark, settings
+        self.held = held or lake.HeldTables(spark)
 
     def get(self, name: str) -> DataFrame:
-        location = gold_path(self.settings, name)
-        version = lake.version(self.spark, location)
-        if version is None:
-            return self.empty(name)
-        if name not in self.held or self.held[name][0] != version:
-            if name in self.held:
-                self.held[name][1].unpersist()
-            rows = lake.read(self.spark, location, version)
-            if name == "dim_customer":
-                rows = rows.select(*CUSTOMER_VERSION_COLUMNS)
-            self.held[name] = (version, rows.cache())
-        return self.held[name][1]
-
-    def empty(self, name: str) -> DataFrame:
-        """A dimension not built yet: no rows, its schema (facts resolve to the unknown member)."""
-        schemas = {"dim_customer": gold.CUSTOMER_VERSION,
-                   "dim_payment_method": "payment_method_key int, payment_method_id int, name string, provider string",
-                   "dim_date": "date_id int, date date"}
-        return self.spark.createDataFrame([], schemas[name])
+        schema = self.RESOLVED_BY[name]
+        rows = self.held.read(gold_path(self.settings, name), [column.split()[0] for column in schema.split(", ")])
+        # not built yet: no rows (facts resolve to the unknown member)
+        return self.spark.createDataFrame([], schema) if rows is None else rows
 
 
 class GoldJob(LayerJob):
@@ -92,6 +82,7 @@ class GoldJob(LayerJob):
 
     layer = LAYER
     reads: tuple[SilverTable, ...] = TABLES
+    handed: Mapping[str, lake.Written] = {}  # Silver's writes of this micro-batch, by table
 
     @classmethod
     def inputs(cls, settings: Settings) -> dict[str, str]:
@@ -103,19 +94,28 @@ class GoldJob(LayerJob):
         self.changed: dict[str, DataFrame] = {}
         self.gone: dict[str, DataFrame] = {}  # keys deleted from Silver since the last run
         for table in self.reads:
-            seen = marks.get(table.name)
-            changes, self.versions[table.name] = lake.changes_since(
-                self.spark, self.silver(table.name), None if seen is None else int(seen))
-            latest = changes.withColumn("_changed_at", F.coalesce("changed_at", "_commit_timestamp"))
-            if self.moved(table.name):  # else no rows: nothing to compute or store
-                # A first read is Silver's snapshot, each key once.
-                latest = (latest if seen is None else latest_changes(latest, table.keys)).localCheckpoint()
+            latest = self.newest_changes(table, marks.get(table.name))
+            latest = latest.withColumn("_changed_at", F.coalesce("changed_at", "_commit_timestamp"))
             gone = (F.col("_change_type") == "delete") | F.coalesce(F.col("is_deleted"), F.lit(False))
             self.changed[table.name] = latest.filter(~gone).select(*table.columns, "_changed_at")
             self.gone[table.name] = latest.filter(gone).select(*table.keys, "_changed_at")
         if self.moved(*self.versions):
             self.apply()
         return {table: str(version) for table, version in self.versions.items()}
+
+    def newest_changes(self, table: SilverTable, seen: str | None) -> DataFrame:
+        """The Silver table's changes after version `seen`, each key's newest (its version
+        now in `versions`)."""
+        handed = self.handed.get(table.name)
+        if handed is not None and handed.follows(seen):  # Silver's write in hand, each key once
+            self.versions[table.name] = handed.version
+            return handed.feed
+        changes, self.versions[table.name] = lake.changes_since(
+            self.spark, self.silver(table.name), None if seen is None else int(seen))
+        if not self.moved(table.name):  # no rows: nothing to compute or store
+            return changes
+        # A first read is Silver's snapshot, each key once.
+        return (changes if seen is None else latest_changes(changes, table.keys)).localCheckpoint()
 
     def apply(self) -> None:
         """Write this job's tables from `changed` and `gone`."""
@@ -132,12 +132,13 @@ class GoldJob(LayerJob):
         return any(str(self.versions[table]) != self.marks.get(table) for table in tables)
 
     def write(self, table: str, rows: DataFrame, keys: list[str], *, read: int,
-              deletes: DataFrame | None = None, partition_by=()) -> int:
-        """Upsert `rows` into the Gold table; the rows written."""
+              deletes: DataFrame | None = None, partition_by=(), current: DataFrame | None = None) -> int:
+        """Upsert `rows` into the Gold table (`current`: its rows of their keys, if read
+        already); the rows written."""
         with self.tables.table(table) as counts:
             counts.read = read
             counts.add(lake.upsert(self.spark, self.gold(table), rows, keys, deletes=deletes,
-                                   partition_by=partition_by))
+                                   partition_by=partition_by, current=current))
         return counts.written
 
     def order_ids(self) -> DataFrame:
@@ -159,12 +160,18 @@ class GoldJob(LayerJob):
             F.broadcast(orders.select("customer_id").distinct()), "customer_id", "left_semi")
         facts = gold.fact_orders(orders, details, customers, dimensions.get("dim_payment_method"),
                                  dimensions.get("dim_date"), placed)
-        written = facts
+        written, current = facts, None
         if lake.exists(self.spark, self.gold("fact_orders")):
-            current = of_keys(lake.read(self.spark, self.gold("fact_orders")), touched, ["order_id"])
+            # read once: for the cancelled facts, and for the write's comparison
+            current = of_keys(lake.read(self.spark, self.gold("fact_orders")), touched, ["order_id"]).persist()
             deletions = self.gone["orders"].select("order_id", "_changed_at")
             written = facts.unionByName(gold.cancelled_facts(current, facts, deletions), allowMissingColumns=True)
-        self.write("fact_orders", written, ["order_id"], read=touched.count(), partition_by=["order_date_id"])
+        try:
+            self.write("fact_orders", written, ["order_id"], read=touched.count(), partition_by=["order_date_id"],
+                       current=current)
+        finally:
+            if current is not None:
+                current.unpersist()
 
 
 class FactsJob(GoldJob):
@@ -173,9 +180,13 @@ class FactsJob(GoldJob):
     reads = (ORDERS, ORDER_DETAILS)
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False,
-                 dimensions: KnownDimensions | None = None) -> None:
+                 dimensions: KnownDimensions | None = None, handed: Mapping[str, lake.Written] | None = None) -> None:
+        """`handed`: Silver's writes just made (the continuous lake's micro-batch), taken
+        instead of reading them back from Silver's change feed when they are all it holds
+        after the marks."""
         super().__init__(spark, settings, full=full)
         self.dimensions = dimensions or KnownDimensions(spark, settings)
+        self.handed = handed or {}
 
     def apply(self) -> None:
         self.write_facts(self.order_ids().distinct().localCheckpoint(), self.dimensions)

@@ -49,10 +49,14 @@ class SilverJob(LayerJob):
     layer = LAYER
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False,
-                 appended: Appended | None = None) -> None:
+                 appended: Appended | None = None, held: lake.HeldTables | None = None) -> None:
+        """`appended`: the micro-batch just archived; `held`: tables kept across micro-batches
+        (the referenced tables' keys)."""
         super().__init__(spark, settings, full=full)
         self.appended = appended
+        self.held = held or lake.HeldTables(spark)
         self.now = datetime.now(timezone.utc)  # the rules that look at time judge against one moment
+        self.written: dict[str, lake.Written] = {}  # each table's write, for Gold's facts to take
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK), self.appended)
@@ -131,10 +135,10 @@ class SilverJob(LayerJob):
                                         silver.SOURCE_POSITION)
         held = self.stored(table.name, newest, table.keys)
         if held is not None:
+            held = held.persist()  # read once: against the changes, then by the write
             earliest = silver.FIRST_CHANGED_AT if silver.FIRST_CHANGED_AT in held.columns else None
             newest = changes.newer_than_stored(newest, held, table.keys, silver.SOURCE_POSITION, earliest)
-        known = {reference.table: lake.read(spark, lake.path(settings, LAYER, reference.table))
-                 for reference in table.references.values()}
+        known = {reference.table: self.keys_of(reference) for reference in table.references.values()}
         checked = silver.check_table(newest, table, self.now, known).persist()
         try:
             good, bad = silver.valid(checked, table), silver.quarantined(checked)
@@ -148,13 +152,22 @@ class SilverJob(LayerJob):
             leaving = None
             if counts.quarantined and held is not None:  # only keys Silver holds: deleting none would still commit
                 leaving = held.select(*table.keys).join(bad.select(*table.keys), list(table.keys), "left_semi")
-            counts.add(lake.upsert(spark, location, good, table.keys, deletes=leaving,
-                                   partition_by=table.partition_by))
+            self.written[table.name] = lake.upsert(spark, location, good, table.keys, deletes=leaving,
+                                                   partition_by=table.partition_by, current=held)
+            counts.add(self.written[table.name])
             quarantine = lake.path(settings, LAYER, quarantine_name(table.name))
             if counts.quarantined or not lake.exists(spark, quarantine):
                 counts.commits += lake.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION]).commits
         finally:
             checked.unpersist()
+            if held is not None:
+                held.unpersist()
+
+    def keys_of(self, reference: silver.Reference) -> DataFrame:
+        """The keys of the Silver table a rule refers to (held across micro-batches)."""
+        location = lake.path(self.settings, LAYER, reference.table)
+        keys = self.held.read(location, [reference.key])
+        return keys if keys is not None else lake.read(self.spark, location)  # no table: the read names it
 
 
 def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:

@@ -13,9 +13,6 @@ from batch.transforms.common import latest_per_key
 
 UNKNOWN = -1
 CUSTOMER_ATTRIBUTES = ("name", "email", "phone", "city", "created_at")  # a change starts a new version
-CUSTOMER_VERSION = "customer_key bigint, customer_id int, name string, email string, phone string, " \
-                   "city string, created_at timestamp, valid_from timestamp, valid_to timestamp, " \
-                   "is_current boolean"
 
 
 def with_unknown_member(dimension: DataFrame, key: str, label_columns: tuple[str, ...]) -> DataFrame:
