@@ -36,12 +36,13 @@ import urllib.request
 import uuid
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
 import orjson
+import psutil
 import typer
 
 from batch import archive, bronze, gold, lake, silver
@@ -297,6 +298,50 @@ MICRO_BATCH_LINE = re.compile(r"micro-batch (\d+): ([\d,]+) records applied.*?; 
 OLDER_LINE = re.compile(r"micro-batch (\d+) applied in ([\d.]+) s")  # a revision that counted neither
 
 
+THREAD_KINDS = (("JIT compiler", "CompilerThre"), ("executor tasks", "Executor task"),
+                ("driver", "stream executio"), ("GC", "GC Thread"), ("GC", "G1 "))
+
+
+def thread_kind(name: str) -> str:
+    """A JVM thread's kind, from its name as Linux keeps it (15 characters: `C2 CompilerThre`)."""
+    return next((kind for kind, part in THREAD_KINDS if part in name), "other")
+
+
+class ThreadCpu:
+    """A process's CPU seconds by kind of thread since it was made (the continuous lake's JVM:
+    its JIT compiler, executor tasks, the micro-batch's driver thread, GC, the rest)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = self.sample()
+
+    def sample(self) -> Counter:
+        seconds: Counter = Counter()
+        for thread in psutil.Process(self.pid).threads():
+            try:
+                name = Path(f"/proc/{self.pid}/task/{thread.id}/comm").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            seconds[thread_kind(name)] += thread.user_time + thread.system_time
+        return seconds
+
+    def since(self) -> dict[str, float]:
+        now = self.sample()
+        return {kind: now[kind] - self.start.get(kind, 0) for kind in now}
+
+    @staticmethod
+    def line(seconds: dict[str, float]) -> str:
+        total = sum(seconds.values())
+        return f"lake JVM {total:.1f} CPU s: " + ", ".join(
+            f"{kind} {spent:.1f} s ({spent / max(total, 0.1):.0%})"
+            for kind, spent in sorted(seconds.items(), key=lambda item: -item[1]))
+
+
+def lake_jvm(pid: int) -> int | None:
+    """The pid of the continuous lake's JVM (its Python process's `java` child)."""
+    return next((child.pid for child in psutil.Process(pid).children() if child.name() == "java"), None)
+
+
 @dataclass(frozen=True)
 class MicroBatches:
     """The continuous lake's micro-batches that applied an increment, from its log (None:
@@ -308,6 +353,7 @@ class MicroBatches:
     jobs: int | None
     commits: int | None
     seconds: float
+    cpu: dict[str, float] | None = None  # the lake JVM's CPU seconds by kind of thread meanwhile
 
     @classmethod
     def logged(cls, log: str, lake_orders: int) -> MicroBatches:
@@ -323,8 +369,9 @@ class MicroBatches:
         counted = ("" if self.jobs is None else
                    f", {self.records:,} records, {self.jobs} Spark jobs ({self.jobs / max(self.batches, 1):.0f} per "
                    f"micro-batch), {self.commits} Delta commits ({self.commits / max(self.batches, 1):.1f} per micro-batch)")
+        cpu = "" if self.cpu is None else f"; {ThreadCpu.line(self.cpu)}"
         return (f"{increment:,} orders on a lake of {self.lake_orders:,} orders: {self.batches} micro-batch(es)"
-                f"{counted}, {self.seconds:.1f} s applying")
+                f"{counted}, {self.seconds:.1f} s applying{cpu}")
 
 
 class ContinuousRun:
@@ -336,7 +383,7 @@ class ContinuousRun:
         self.running = ExitStack()  # stopped in reverse, whatever fails on the way
 
     def __enter__(self) -> ContinuousRun:
-        start_continuous_lake(self.scratch, every_s=10, tree=self.tree)
+        self.pid = start_continuous_lake(self.scratch, every_s=10, tree=self.tree)
         self.running.callback(stop_continuous_lake, self.scratch)
         self.spark = build_session(self.scratch, "bench-freshness")
         self.running.callback(self.spark.stop)
@@ -367,6 +414,8 @@ class ContinuousRun:
         """`orders` more orders (full speed); the micro-batches that applied them."""
         log = log_path(self.scratch)
         before = log.stat().st_size
+        jvm = lake_jvm(self.pid)
+        cpu = ThreadCpu(jvm) if jvm else None
         add_orders(self.scratch, orders, seed=seed, customers=self.customers)
         wait_caught_up(self.spark, self.scratch, 1800, who="the continuous lake")
         last = max(int(name) for name in lake.listed_names(
@@ -378,7 +427,7 @@ class ContinuousRun:
             with log.open() as text:
                 text.seek(before)
                 logged = text.read()
-        return MicroBatches.logged(logged, self.lake_orders())
+        return replace(MicroBatches.logged(logged, self.lake_orders()), cpu=cpu.since() if cpu else None)
 
     def grow(self, to_orders: int, seed: int) -> None:
         """Orders written (full speed) until the lake holds `to_orders`, applied by the lake."""
