@@ -7,12 +7,12 @@ with a stored table pruned to the batch's keys, so a micro-batch costs what its 
 Each micro-batch is logged with its records, the records left in the topics, its Spark jobs,
 its Delta commits and its seconds.
 
-The deferred work, between micro-batches on the main thread: Silver's history, Gold's
-dimensions (and the facts whose unknown keys they resolve), `fact_order_products` and the
-marts, in that order, each a job with its own marks (so however late it runs, it ends where
-a full rebuild would); then the tables every micro-batch reads are compacted once they hold
-many small files (batch.maintain.compact_hot_tables), so its reads do not grow with the
-lake's age. It runs when it is `--deferred-every` old (60 s by default) and no
+The deferred work, between micro-batches on the main thread: the tables every micro-batch
+reads compacted once they hold many small files (batch.maintain.compact_hot_tables, so its
+reads do not grow with the lake's age), then Silver's history, Gold's dimensions (and the
+facts whose unknown keys they resolve), `fact_order_products` and the marts, in that order,
+each a job with its own marks (so however late it runs, it ends where a full rebuild would).
+It runs when it is `--deferred-every` old (60 s by default) and no
 micro-batch runs or has records waiting; a backlog that keeps micro-batches coming delays it
 at most DEFERRED_BACKLOG_FACTOR times that, which bounds how stale those tables get (`python
 -m stack doctor` shows it). A step gives way to a micro-batch that arrives meanwhile (its
@@ -172,7 +172,7 @@ class ContinuousLake:
             self.working.release()
 
     def run_deferred(self) -> None:
-        """History, dimensions, products, marts, then the hot tables' compaction, when due:
+        """The hot tables' compaction, then history, dimensions, products and marts, when due:
         while no micro-batch runs or waits for its turn, or during a backlog once they are
         several periods late. A step stopped for a micro-batch ends this round; the next idle
         moment starts again."""
@@ -182,6 +182,10 @@ class ContinuousLake:
         if not deferred_due(age_s, idle, self.deferred_every_s):
             return
         started, gives_way = time.monotonic(), deferred_gives_way(age_s, self.deferred_every_s)
+        # First: the jobs after it then read past its commits (which change no data).
+        if self.run_between_batches("compaction", lambda: compact_hot_tables(self.spark, self.settings),
+                                    gives_way=gives_way) is None:
+            return
         runs = []
         for job in DEFERRED:
             self.log_batches()
@@ -190,9 +194,6 @@ class ContinuousLake:
             if done is None:
                 return
             runs.append(done)
-        if self.run_between_batches("compaction", lambda: compact_hot_tables(self.spark, self.settings),
-                                    gives_way=gives_way) is None:
-            return
         self.deferred_done = time.monotonic()
         written = sum(run.total("written") for run in runs)
         if written:
