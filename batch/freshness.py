@@ -8,6 +8,7 @@ commit: MariaDB's binlog stamps whole seconds)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
@@ -31,15 +32,29 @@ def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> 
     return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
 
 
-def deferred_current(spark: SparkSession, settings: Settings) -> bool:
-    """Whether every deferred job (history, dimensions, products, marts) has applied its
-    inputs as they are now: its marks name each input's current version."""
+def behind_since(versions: dict[int, float], mark: str | None) -> float | None:
+    """When the oldest commit of a table past a job's `mark` (its version read) was made (epoch
+    seconds); None when the job has read every commit (`versions`: version -> commit time)."""
+    seen = -1 if mark is None else int(mark)
+    newer = [at for version, at in versions.items() if version > seen]
+    return min(newer, default=None)
+
+
+def deferred_behind(spark: SparkSession, settings: Settings) -> dict[str, float | None]:
+    """Per deferred job (history, dimensions, products, marts): seconds since the oldest commit
+    of its inputs it has not applied, None when it is current with them."""
+    behind: dict[str, float | None] = {}
     for job in DEFERRED:
         marks = lake.read_marks(spark, settings, job.layer, job.marks_file)
-        for name, location in job.inputs(settings).items():
-            if marks.get(name) != str(lake.version(spark, location)):
-                return False
-    return True
+        oldest = min(filter(None, (behind_since(lake.commit_times(spark, location), marks.get(name))
+                                   for name, location in job.inputs(settings).items())), default=None)
+        behind[job.__name__] = None if oldest is None else max(time.time() - oldest, 0.0)
+    return behind
+
+
+def deferred_current(spark: SparkSession, settings: Settings) -> bool:
+    """Whether every deferred job has applied its inputs as they are now."""
+    return all(seconds is None for seconds in deferred_behind(spark, settings).values())
 
 
 def first_visible(spark: SparkSession, settings: Settings, statuses: Mapping[str, str]) -> dict[str, float]:

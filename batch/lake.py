@@ -124,6 +124,17 @@ def version(spark: SparkSession, location: str) -> int | None:
     return max(commits, default=None)
 
 
+def commit_times(spark: SparkSession, location: str) -> dict[int, float]:
+    """The table's versions still in its log -> when each was committed (epoch seconds: its
+    commit file's time); empty when it is no Delta table."""
+    hadoop_path, fs = _filesystem(spark, f"{location}/_delta_log")
+    if not fs.exists(hadoop_path):
+        return {}
+    return {int(status.getPath().getName()[:-5]): status.getModificationTime() / 1000
+            for status in fs.listStatus(hadoop_path)
+            if status.getPath().getName().endswith(".json") and status.getPath().getName()[:-5].isdigit()}
+
+
 def rows_changed(spark: SparkSession, location: str, after: int, now: int) -> bool:
     """Whether a commit after version `after`, up to `now`, changed the table's rows or schema:
     it added or removed a file as a data change (a compaction rewrites files with

@@ -11,8 +11,10 @@ import typer
 from pyspark.sql import SparkSession
 
 from batch import lake
+from batch.continuous import STALENESS_BOUND_S
+from batch.freshness import deferred_behind
 from batch.marts import MARTS
-from batch.report_page import page
+from batch.report_page import page, staleness_note
 from batch.runs import log, show_progress
 from batch.session import build_session
 from config import Settings, settings
@@ -28,7 +30,10 @@ def mart_rows(spark: SparkSession, config: Settings) -> dict[str, list[dict]]:
 
 
 def write_report(spark: SparkSession, config: Settings, out: Path) -> Path:
-    html = page(mart_rows(spark, config), generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    behind = deferred_behind(spark, config)
+    log.info(staleness_note(behind, STALENESS_BOUND_S))
+    html = page(mart_rows(spark, config), generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                staleness=staleness_note(behind, STALENESS_BOUND_S))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     return out

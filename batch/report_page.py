@@ -81,8 +81,20 @@ def segment_summary(segments: Rows) -> list[dict[str, Any]]:
             for name in SEGMENTS if customers[name]]
 
 
-def page(marts: Mapping[str, Rows], *, generated_at: str) -> str:
-    """The whole page. `marts`: mart name -> its rows (dicts)."""
+def staleness_note(behind: Mapping[str, float | None], bound_s: float) -> str:
+    """What the continuous lake's deferred jobs have not applied yet: `behind`, job name ->
+    seconds since the oldest input commit it has not applied (None: current)."""
+    late = {name: seconds for name, seconds in behind.items() if seconds is not None}
+    if not late:
+        return "The deferred work (history, dimensions, products, marts) is current with its inputs."
+    return "Not yet applied by the deferred work: " + "; ".join(
+        f"{name} {seconds:.0f} s behind{' (past its ' + f'{bound_s:.0f} s bound)' if seconds > bound_s else ''}"
+        for name, seconds in late.items()) + "."
+
+
+def page(marts: Mapping[str, Rows], *, generated_at: str, staleness: str = "") -> str:
+    """The whole page. `marts`: mart name -> its rows (dicts); `staleness`: a note on what the
+    marts do not hold yet."""
     daily = sorted(marts["mart_daily_orders"], key=lambda row: row["date"])
     mix = sorted(marts["mart_payment_mix"], key=lambda row: (row["date"], row["payment_method_key"]))
     latest_day = max((row["date"] for row in marts["mart_top_products"]), default=None)
@@ -101,7 +113,7 @@ def page(marts: Mapping[str, Rows], *, generated_at: str) -> str:
     html = [f"<!doctype html><html><head><meta charset='utf-8'><title>Order pipeline: the lake</title>"
             f"<style>{STYLE}</style></head><body><h1>Order pipeline: the lake</h1>"
             f"<p class='note'>From Gold's marts on MinIO, {escape(generated_at)}. Cancelled orders count "
-            "only as cancelled.</p>"]
+            f"only as cancelled. {escape(staleness)}</p>"]
     for number, (anchor, title, figure, rows) in enumerate(sections):
         chart = pio.to_html(figure, include_plotlyjs=number == 0, full_html=False, div_id=f"chart-{anchor}",
                             config={"displayModeBar": False})

@@ -21,6 +21,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from batch.continuous import DEFERRED, STALENESS_BOUND_S
+from batch.freshness import behind_since
 from cdc import rest
 from config import Settings
 from stack.services import all_services
@@ -167,14 +168,6 @@ def gold(settings: Settings) -> Iterator[Check]:
         return
     newest = max(entry.last_modified for entry in logs).timestamp()
     yield Check("gold", True, f"last fact_orders commit {age(time.time() - newest)}")
-
-
-def behind_since(versions: dict[int, float], mark: str | None) -> float | None:
-    """When the oldest commit of a table past a job's `mark` (its version read) was made (epoch
-    seconds); None when the job has read every commit (`versions`: version -> commit time)."""
-    seen = -1 if mark is None else int(mark)
-    newer = [at for version, at in versions.items() if version > seen]
-    return min(newer, default=None)
 
 
 def deferred_work(settings: Settings) -> Iterator[Check]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from batch.report_page import page, segment_summary
+from batch.report_page import page, segment_summary, staleness_note
 
 MONDAY, TUESDAY = date(2026, 11, 23), date(2026, 11, 24)
 MARTS = {
@@ -40,3 +40,12 @@ def test_segments_are_summed_best_first():
     assert segment_summary(MARTS["mart_customer_segments"]) == [
         {"segment": "champion", "customers": 1, "orders": 3, "items": 7},
         {"segment": "new", "customers": 2, "orders": 2, "items": 3}]
+
+
+def test_the_page_says_which_deferred_jobs_are_behind_and_past_the_bound():
+    assert staleness_note({"HistoryJob": None, "MartsJob": None}, 300) == (
+        "The deferred work (history, dimensions, products, marts) is current with its inputs.")
+    note = staleness_note({"HistoryJob": None, "DimensionsJob": 42.4, "MartsJob": 420.0}, 300)
+
+    assert note == "Not yet applied by the deferred work: DimensionsJob 42 s behind; MartsJob 420 s behind (past its 300 s bound)."
+    assert note in page(MARTS, generated_at="2026-11-24 10:00 UTC", staleness=note)
