@@ -17,7 +17,8 @@ micro-batch runs or has records waiting; a backlog that keeps micro-batches comi
 at most DEFERRED_BACKLOG_FACTOR times that, which bounds how stale those tables get (`python
 -m stack doctor` shows it). A step gives way to a micro-batch that arrives meanwhile (its
 Spark jobs are cancelled; each table is written in one commit, so a stopped step leaves it as
-it was) unless the work is that late already.
+it was) unless the work is that late already; no step starts while a micro-batch waits, and
+a stopped round goes on from its step.
 
 Every step is idempotent: the archive's append is tagged with the query's id and the batch id
 (batch.archive), and Silver and Gold keep their marks after their data, a re-run of the same
@@ -46,7 +47,7 @@ from batch.history import HistoryJob
 from batch.job import LayerJob
 from batch.maintain import compact_hot_tables
 from batch.marts import MartsJob
-from batch.runs import log
+from batch.runs import LayerRun, log
 from batch.silver import SilverJob
 from config import Settings
 
@@ -119,6 +120,12 @@ class ContinuousLake:
         self.working = threading.Lock()
         self.gives_way = False  # whether the work between batches under way stops for a micro-batch
         self.stopped = threading.Event()  # a micro-batch stopped it
+        self.waiting = threading.Event()  # a micro-batch waits for its turn: no step starts meanwhile
+        self.steps: list[tuple[str, Callable[[], object]]] = [
+            ("compaction", lambda: compact_hot_tables(spark, settings)),
+            *((job.__name__, lambda job=job: job.once(spark, settings)) for job in DEFERRED)]
+        self.next_step = 0  # a round stopped for a micro-batch goes on from there
+        self.round_runs: list[LayerRun] = []
 
     def apply(self, batch_id: int, appended: Appended) -> None:
         """After a micro-batch is archived: Silver from its records, then Gold's facts."""
@@ -161,11 +168,13 @@ class ContinuousLake:
     def turn(self) -> Iterator[None]:
         """A micro-batch's hold on the lake: work between batches that gives way is stopped
         (its Spark jobs cancelled until it lets go), other work waited for."""
+        self.waiting.set()
         while not self.working.acquire(timeout=0.5):
             if self.gives_way:
                 self.stopped.set()
                 # Again and again: a cancel reaches the jobs running, not the work's next one.
                 self.spark.sparkContext.cancelJobsWithTag(GIVES_WAY_TAG)
+        self.waiting.clear()
         try:
             yield
         finally:
@@ -174,36 +183,33 @@ class ContinuousLake:
     def run_deferred(self) -> None:
         """The hot tables' compaction, then history, dimensions, products and marts, when due:
         while no micro-batch runs or waits for its turn, or during a backlog once they are
-        several periods late. A step stopped for a micro-batch ends this round; the next idle
-        moment starts again."""
+        several periods late. A micro-batch waiting goes first between steps, and a step that
+        gives way stops for one; the round goes on from that step at the next call."""
         status = self.query.status
         idle = not status["isTriggerActive"] and not status["isDataAvailable"]
         age_s = time.monotonic() - self.deferred_done
         if not deferred_due(age_s, idle, self.deferred_every_s):
             return
-        started, gives_way = time.monotonic(), deferred_gives_way(age_s, self.deferred_every_s)
-        # First: the jobs after it then read past its commits (which change no data).
-        if self.run_between_batches("compaction", lambda: compact_hot_tables(self.spark, self.settings),
-                                    gives_way=gives_way) is None:
-            return
-        runs = []
-        for job in DEFERRED:
+        gives_way = deferred_gives_way(age_s, self.deferred_every_s)
+        while self.next_step < len(self.steps):
             self.log_batches()
-            done = self.run_between_batches(job.__name__, lambda job=job: job.once(self.spark, self.settings),
-                                            gives_way=gives_way)
+            name, work = self.steps[self.next_step]
+            done = self.run_between_batches(name, work, gives_way=gives_way)
             if done is None:
                 return
-            runs.append(done)
-        self.deferred_done = time.monotonic()
-        written = sum(run.total("written") for run in runs)
+            if isinstance(done, LayerRun):
+                self.round_runs.append(done)
+            self.next_step += 1
+        self.deferred_done, self.next_step = time.monotonic(), 0
+        written, self.round_runs = sum(run.total("written") for run in self.round_runs), []
         if written:
-            log.info("deferred work (history, dimensions, products, marts) done in %.1f s, %s rows written",
-                     time.monotonic() - started, f"{written:,}")
+            log.info("deferred work (compaction, history, dimensions, products, marts) done, %s rows written",
+                     f"{written:,}")
 
     def run_between_batches(self, name: str, work: Callable[[], T], *, gives_way: bool) -> T | None:
-        """`work()`'s result, run while no micro-batch's layers do; None if one was running
-        (nothing done), or, when `work` `gives_way`, if one came and stopped it (`turn`)."""
-        if not self.working.acquire(blocking=False):
+        """`work()`'s result, run while no micro-batch's layers do; None if one was running or
+        waiting (nothing done), or, when `work` `gives_way`, if one came and stopped it (`turn`)."""
+        if self.waiting.is_set() or not self.working.acquire(blocking=False):
             return None
         self.stopped.clear()
         self.gives_way = gives_way

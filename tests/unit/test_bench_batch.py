@@ -24,6 +24,7 @@ def test_micro_batch_lines_add_up_and_print_the_jvms_cpu_shares():
 
     assert (batches.batches, batches.records, batches.jobs, batches.commits) == (2, 3_055, 166, 9)
     assert batches.seconds == 35.3
+    assert MicroBatches.logged(LOG, lake_orders=26_000, after=2).records == 16  # only those past batch 2
     line = MicroBatches(26_000, 2, 3_055, 166, 9, 35.3, cpu={"JIT compiler": 30.0, "executor tasks": 10.0}).line(1_000)
     assert line.endswith("35.3 s applying; lake JVM 40.0 CPU s: JIT compiler 30.0 s (75%), executor tasks 10.0 s (25%)")
 

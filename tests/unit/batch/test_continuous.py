@@ -134,3 +134,28 @@ def test_work_between_batches_does_nothing_while_a_micro_batch_runs(spark, setti
         work.thread.start()
         work.thread.join(60)
     assert work.result is None and ran == []
+
+
+class IdleQuery:
+    """The streaming query's status as `run_deferred` reads it: no micro-batch under way."""
+
+    status = {"isTriggerActive": False, "isDataAvailable": False}
+
+
+def test_a_round_lets_a_waiting_micro_batch_go_first_and_goes_on_from_the_step_it_stopped_at(spark, settings):
+    lake = ContinuousLake(spark, settings, deferred_every_s=0)
+    lake.query, ran = IdleQuery(), []
+    lake.steps = [(name, lambda name=name: ran.append(name) or name) for name in ("first", "second", "third")]
+
+    def second_waits_for_a_micro_batch() -> str:
+        ran.append("second")
+        lake.waiting.set()  # a micro-batch asks for its turn while this step runs
+        return "second"
+
+    lake.steps[1] = ("second", second_waits_for_a_micro_batch)
+    lake.run_deferred()
+    assert ran == ["first", "second"] and lake.next_step == 2  # the third waits for the micro-batch
+
+    lake.waiting.clear()  # the micro-batch has had its turn
+    lake.run_deferred()
+    assert ran == ["first", "second", "third"] and lake.next_step == 0  # the round ended where it stopped
