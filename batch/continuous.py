@@ -169,12 +169,14 @@ class ContinuousLake:
         """A micro-batch's hold on the lake: work between batches that gives way is stopped
         (its Spark jobs cancelled until it lets go), other work waited for."""
         self.waiting.set()
-        while not self.working.acquire(timeout=0.5):
-            if self.gives_way:
-                self.stopped.set()
-                # Again and again: a cancel reaches the jobs running, not the work's next one.
-                self.spark.sparkContext.cancelJobsWithTag(GIVES_WAY_TAG)
-        self.waiting.clear()
+        try:
+            while not self.working.acquire(timeout=0.5):
+                if self.gives_way:
+                    self.stopped.set()
+                    # Again and again: a cancel reaches the jobs running, not the work's next one.
+                    self.spark.sparkContext.cancelJobsWithTag(GIVES_WAY_TAG)
+        finally:
+            self.waiting.clear()
         try:
             yield
         finally:
