@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -65,8 +66,8 @@ def applied_offsets(spark: SparkSession, config: Settings) -> dict[str, dict[int
 @dataclass(frozen=True)
 class Appended:
     """A micro-batch's records as the archive committed them: the rows (cached, for the work
-    after the append), the archive's version after the commit, how many, the append's time,
-    and per topic what Silver needs to know of them (`changes.per_topic`'s rows)."""
+    after the append), the archive's version after the commit, how many, the seconds since
+    the micro-batch began (a wait for its turn included), and per topic what Silver needs to know of them (`changes.per_topic`'s rows)."""
 
     records: DataFrame
     version: int
@@ -82,10 +83,12 @@ def job_group(batch_id: int) -> str:
 
 class ArchiveBatches:
     """The streaming query's `foreachBatch`: a micro-batch of Kafka records appended to the
-    archive once, then `after(batch_id, appended)` if given."""
+    archive once, then `after(batch_id, appended)` if given; both inside `turn()` if given
+    (the continuous lake's hold on the machine's cores)."""
 
-    def __init__(self, location: str, after: Callable[[int, Appended], None] | None = None) -> None:
-        self.location, self.after = location, after
+    def __init__(self, location: str, after: Callable[[int, Appended], None] | None = None,
+                 turn: Callable[[], AbstractContextManager] = nullcontext) -> None:
+        self.location, self.after, self.turn = location, after, turn
         self.query_id: str | None = None
         self.started = threading.Event()  # the query's id is known once `start` returns
 
@@ -96,14 +99,17 @@ class ArchiveBatches:
         started = time.monotonic()
         rows = records.transform(cdc_records).persist()
         try:
-            topics = {row["topic"]: row for row in per_topic(rows).collect()}  # computes the rows once
-            (rows.write.format("delta").mode("append").partitionBy("topic")
-             .option("txnAppId", self.query_id).option("txnVersion", batch_id).save(self.location))
-            appended = Appended(rows, lake.version(records.sparkSession, self.location),
-                                sum(row["records"] for row in topics.values()), time.monotonic() - started, topics)
-            log.info("cdc_raw: batch %d appended in %.1f s", batch_id, appended.seconds)
-            if self.after is not None:
-                self.after(batch_id, appended)
+            with self.turn():
+                waited = time.monotonic() - started
+                topics = {row["topic"]: row for row in per_topic(rows).collect()}  # computes the rows once
+                (rows.write.format("delta").mode("append").partitionBy("topic")
+                 .option("txnAppId", self.query_id).option("txnVersion", batch_id).save(self.location))
+                appended = Appended(rows, lake.version(records.sparkSession, self.location),
+                                    sum(row["records"] for row in topics.values()), time.monotonic() - started, topics)
+                log.info("cdc_raw: batch %d appended in %.1f s%s", batch_id, appended.seconds - waited,
+                         f" (after waiting {waited:.1f} s for its turn)" if waited >= 0.5 else "")
+                if self.after is not None:
+                    self.after(batch_id, appended)
         finally:
             rows.unpersist()
             context.setLocalProperty("spark.jobGroup.id", None)
@@ -112,9 +118,11 @@ class ArchiveBatches:
 
 def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
           max_records: int = MAX_RECORDS_PER_BATCH,
-          after: Callable[[int, Appended], None] | None = None) -> StreamingQuery:
+          after: Callable[[int, Appended], None] | None = None,
+          turn: Callable[[], AbstractContextManager] = nullcontext) -> StreamingQuery:
     """The archive's streaming query, started: available-now (`once`) or a micro-batch every
-    `every_s` seconds; `after(batch_id, appended)` runs once each batch is archived."""
+    `every_s` seconds; `after(batch_id, appended)` runs once each batch is archived, and both
+    inside `turn()`."""
     records = (spark.readStream.format("kafka")
                .option("kafka.bootstrap.servers", config.kafka_bootstrap)
                # a pattern, not a list: a topic Debezium has not created yet (a table with no
@@ -123,7 +131,7 @@ def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
                .option("startingOffsets", "earliest")
                .option("maxOffsetsPerTrigger", max_records)
                .load())
-    batches = ArchiveBatches(archive_location(config), after)
+    batches = ArchiveBatches(archive_location(config), after, turn)
     writer = (records.writeStream.foreachBatch(batches)
               .option("checkpointLocation", checkpoint_location(config)).queryName("cdc_raw"))
     writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime=f"{every_s} seconds")

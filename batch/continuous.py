@@ -128,12 +128,11 @@ class ContinuousLake:
         self.round_runs: list[LayerRun] = []
 
     def apply(self, batch_id: int, appended: Appended) -> None:
-        """After a micro-batch is archived: Silver from its records, then Gold's facts."""
+        """After a micro-batch is archived (in its `turn`): Silver from its records, then Gold's facts."""
         started = time.monotonic()
-        with self.turn():
-            silver_job = SilverJob(self.spark, self.settings, appended=appended, held=self.held)
-            silver = silver_job.run()
-            facts = FactsJob(self.spark, self.settings, dimensions=self.dimensions, handed=silver_job.written).run()
+        silver_job = SilverJob(self.spark, self.settings, appended=appended, held=self.held)
+        silver = silver_job.run()
+        facts = FactsJob(self.spark, self.settings, dimensions=self.dimensions, handed=silver_job.written).run()
         jobs = self.spark.sparkContext.statusTracker().getJobIdsForGroup(job_group(batch_id))
         self.applied[batch_id] = MicroBatch(
             appended.rows, len(jobs), 1 + silver.total("commits") + facts.total("commits"),
@@ -142,7 +141,7 @@ class ContinuousLake:
     def run(self, every_s: float, max_records: int) -> int:
         """Until stopped (Ctrl-C, SIGTERM); the CDC records archived."""
         self.query = archive.start(self.spark, self.settings, once=False, every_s=every_s,
-                                   max_records=max_records, after=self.apply)
+                                   max_records=max_records, after=self.apply, turn=self.turn)
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stop_signal, self.request_stop)
         log.info(f"{RUNNING} %s s (at most %s records): Kafka -> %s -> silver -> gold facts; "
@@ -166,8 +165,9 @@ class ContinuousLake:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        """A micro-batch's hold on the lake: work between batches that gives way is stopped
-        (its Spark jobs cancelled until it lets go), other work waited for."""
+        """A micro-batch's hold on the lake, from its append to its facts: work between
+        batches that gives way is stopped (its Spark jobs cancelled until it lets go), other
+        work waited for."""
         self.waiting.set()
         try:
             while not self.working.acquire(timeout=0.5):

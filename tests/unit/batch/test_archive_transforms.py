@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
+from batch.archive import Appended, ArchiveBatches
 from batch.transforms.archive import cdc_records
 
 KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
@@ -31,3 +33,24 @@ def test_tombstones_and_values_that_are_not_json_are_archived_as_they_came(spark
     assert set(archived) == {7, 8}
     assert archived[7].value is None and archived[7].op is None
     assert archived[8].value is not None and archived[8].op is None and archived[8].source_pos is None
+
+
+def test_a_micro_batch_is_appended_and_handed_on_inside_its_turn(spark, tmp_path):
+    held: list[str] = []
+
+    @contextmanager
+    def turn():
+        held.append("taken")
+        yield
+        held.append("let go")
+
+    def after(batch_id: int, appended: Appended) -> None:
+        # the append is committed by now, still inside the turn
+        held.append(f"batch {batch_id}: {appended.rows} records at version {appended.version}")
+
+    batches = ArchiveBatches(str(tmp_path / "cdc_raw"), after, turn)
+    batches.query_id = "query"
+    batches.started.set()
+    batches(spark.createDataFrame([(b'"o1"', DEBEZIUM, "mysql.db.orders", 2, 41, AT)], KAFKA), 7)
+
+    assert held == ["taken", "batch 7: 1 records at version 0", "let go"]
