@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from batch import archive
 from batch.continuous import RUNNING
-from cdc.topics import watermarks
+from cdc.topics import records_held, watermarks
 from config import Settings
 from stack import process
 from stack.services import StackLayout
@@ -84,8 +84,10 @@ def wait_caught_up(spark: SparkSession, settings: Settings, timeout_s: float, *,
             if behind is not None:
                 bar.total = max(bar.total or 0, bar.n + behind)
                 bar.update(bar.total - behind - bar.n)
-            else:
-                bar.set_postfix_str("waiting for the first micro-batch")
+            else:  # its first micro-batch (the longest) under way: the whole of the topics ahead
+                bar.total = bar.total or sum(records_held(settings, settings.cdc_topic(table))
+                                                  for table in archive.CDC_TABLES)
+                bar.set_postfix_str("the first micro-batch under way")
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "
                                    f"see {settings.stack_home}/logs")
