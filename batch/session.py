@@ -39,7 +39,7 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict
     return {
         "spark.jars.packages": ",".join((*SPARK_PACKAGES, *extra_packages)),
         "spark.jars.ivy": str(ivy_home(settings)),
-        "spark.driver.memory": "2g",
+        "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.session.timeZone": "UTC",
         # JDBC's DATETIME -> timestamp goes through the JVM's zone: keep it UTC like MySQL's.
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
@@ -55,6 +55,9 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Every lake table keeps a change feed: the next layer reads only what changed.
         "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true",
+        # A MERGE that updates a few rows marks them deleted in the file that holds them
+        # instead of rewriting the file: a compacted table is one or two large files.
+        "spark.databricks.delta.properties.defaults.enableDeletionVectors": "true",
         # An upsert's source is already computed once (checkpointed) and deterministic, so MERGE
         # need not materialize it again: that copy cost several jobs per MERGE, and when the
         # cache evicted it, Delta re-ran the whole MERGE (docs/benchmarks.md).

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
 
     # --- Spark and the batch layers ------------------------------------------------------
     spark_master: str = Field("local[*]", validation_alias="SPARK_MASTER")
+    # The driver's heap (with `local[*]`, the executors' too): the continuous lake keeps the
+    # dimension rows and key sets the hot path joins with in memory across micro-batches.
+    spark_driver_memory: str = Field("4g", validation_alias="SPARK_DRIVER_MEMORY", pattern=r"^\d+[kmgt]$")
     # Incremental Bronze re-reads orders this far behind its watermark: rows committed late
     # (a transaction's NOW() is taken before it commits) are still caught.
     batch_lookback_minutes: int = Field(60, validation_alias="BATCH_LOOKBACK_MINUTES", ge=0)
