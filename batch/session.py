@@ -55,9 +55,6 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Every lake table keeps a change feed: the next layer reads only what changed.
         "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true",
-        # A MERGE that updates a few rows marks them deleted in the file that holds them
-        # instead of rewriting the file: a compacted table is one or two large files.
-        "spark.databricks.delta.properties.defaults.enableDeletionVectors": "true",
         # An upsert's source is already computed once (checkpointed) and deterministic, so MERGE
         # need not materialize it again: that copy cost several jobs per MERGE, and when the
         # cache evicted it, Delta re-ran the whole MERGE (docs/benchmarks.md).
