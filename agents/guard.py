@@ -19,6 +19,9 @@ from enum import Enum
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, NoPermissionError
+
+from streams.runtime.app import StartRefused
 
 DEFAULT_OUTPUT = "order_final"
 
@@ -95,6 +98,14 @@ class RedisGuard:
         # redis-py then loads the script and runs it again.
         self._claim_all = self.client.register_script(_CLAIM_ALL)
         self._replace_all = self.client.register_script(_REPLACE_ALL)
+
+    async def check_access(self, setting: str = "REDIS_URL") -> None:
+        """Raise StartRefused, naming `setting`, when Redis refuses this guard's credentials."""
+        try:
+            await self.client.ping()
+        except (AuthenticationError, NoPermissionError) as error:
+            raise StartRefused(f"Redis refused the guard's credentials ({error}): set {setting} to the guard "
+                               "user's URL (the local stack's is in its secrets file, docs/operations.md)") from None
 
     def key(self, item: object) -> str:
         """An item's key: order_final's items are order ids; others name themselves by str()

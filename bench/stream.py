@@ -151,7 +151,7 @@ def forget_emissions(scratch: Settings, order_ids: list[str]) -> None:
     """Clear the Redis guard of these orders, so the next run emits them afresh: the keys
     for the settings' output topic, and the unscoped ones (`order_final`'s, and every key of
     a revision from before the guard was scoped by output topic, as `--against` may run)."""
-    client = redis.Redis.from_url(scratch.redis_url)
+    client = redis.Redis.from_url(scratch.redis_operator_url)
     for start in range(0, len(order_ids), 1000):
         chunk = order_ids[start:start + 1000]
         client.delete(*(guard_key(o, scratch.order_final_topic) for o in chunk), *(guard_key(o) for o in chunk),

@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The local stack's credentials, made by its first `python -m stack up` (stack/secrets.py),
+# under STACK_HOME; a variable set in the environment or `.env` wins over the file.
+STACK_SECRETS_FILE = "secrets.env"
 LOCAL_BROKER_STEP = 100  # the local stack's brokers listen on 9092, 9192, 9292, ...
 
 
@@ -65,7 +69,10 @@ class Settings(BaseSettings):
     state_retention_s: float = Field(86_400.0, validation_alias="STATE_RETENTION_S", gt=0)
 
     # --- Redis: the completion guard lives in the URL's database (db 2, as in seed 000) --
+    # The workers' guard user; the local stack's is in its secrets file (stack/secrets.py).
     redis_url: str = Field("redis://127.0.0.1:6379/2", validation_alias="REDIS_URL")
+    # Operators, benchmarks and tests: a user that may run every command (REDIS_URL's when unset).
+    redis_admin_url: str | None = Field(None, validation_alias="REDIS_ADMIN_URL")
 
     # --- MySQL / MariaDB source ----------------------------------------------------------
     mysql_host: str = Field("127.0.0.1", validation_alias="MYSQL_HOST")
@@ -117,6 +124,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
+    def _local_stack_secrets(cls, data: object) -> object:
+        """The variables of the stack's secrets file that nothing else set."""
+        if not isinstance(data, dict):
+            return data
+        home = Path(data.get("STACK_HOME", data.get("stack_home", REPO_ROOT / ".stack"))).expanduser().absolute()
+        found = home / STACK_SECRETS_FILE
+        if not found.is_file():
+            return data
+        given = {str(name).upper() for name in data}
+        return {**{name: value for name, value in dotenv_values(found).items() if value and name not in given},
+                **data}
+
+    @model_validator(mode="before")
+    @classmethod
     def _bootstrap_every_local_broker(cls, data: object) -> object:
         if not isinstance(data, dict) or "KAFKA_BOOTSTRAP" in data or "kafka_bootstrap" in data:
             return data
@@ -155,6 +176,11 @@ class Settings(BaseSettings):
     @property
     def kafka_connect_host_port(self) -> tuple[str, int]:
         return _host_port(self.kafka_connect_url, 8083)
+
+    @property
+    def redis_operator_url(self) -> str:
+        """Redis as an operator: REDIS_ADMIN_URL, else REDIS_URL."""
+        return self.redis_admin_url or self.redis_url
 
     @property
     def redis_host_port(self) -> tuple[str, int]:

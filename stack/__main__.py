@@ -15,7 +15,7 @@ from rich.table import Table
 
 from config import Settings, settings
 from config.cli import run
-from stack import control, doctor as health
+from stack import control, doctor as health, process, secrets
 from stack.install import ExtraUnavailable, InstallError, Toolchain
 from stack.services import OPTIONAL_SERVICES, KafkaLayoutError, StackLayout, all_services
 from stack.watcher import HEALER, start_healer
@@ -60,6 +60,13 @@ def up(
     """
     started = time.monotonic()
     stack = settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers)
+    if secrets.ensure(stack.stack_home, *stack.redis_host_port):
+        console.print(f"credentials made for this stack: {secrets.path(stack.stack_home)} (owner-only)", highlight=False)
+        if process.running_pid(StackLayout(stack.stack_home).pidfile("redis")):
+            console.print("[red]stack up:[/red] Redis runs without the stack's users; "
+                          "`python -m stack down`, then `up` again", markup=True, highlight=False)
+            raise typer.Exit(1)
+        stack = Settings(**({} if brokers is None else {"KAFKA_BROKERS": brokers}))
     try:
         Toolchain(stack.stack_cache).install(extras(with_))
         if not install_only:

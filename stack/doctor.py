@@ -205,7 +205,14 @@ def deferred_work(settings: Settings) -> Iterator[Check]:
 
 
 def redis_state(settings: Settings) -> Iterator[Check]:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    host, port = settings.redis_host_port
+    try:
+        redis.Redis(host=host, port=port, socket_timeout=5, socket_connect_timeout=5).ping()
+        yield Check("redis access", False, f"{host}:{port} answers without credentials",
+                    "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
+    except redis.AuthenticationError:
+        yield Check("redis access", True, "credentials required")
+    client = redis.Redis.from_url(settings.redis_operator_url, socket_timeout=5, socket_connect_timeout=5)
     memory, persistence = client.info("memory"), client.info("persistence")
     aof_ok = persistence.get("aof_enabled") == 1 and persistence.get("aof_last_write_status") == "ok"
     yield Check("redis", aof_ok, f"{memory['used_memory_human']} used; AOF "

@@ -28,6 +28,7 @@ from minio import Minio
 
 from cdc.offsets import clear_stored_skips
 from config import Settings
+from stack import secrets
 from stack.install import Toolchain, which
 
 log = logging.getLogger("stack")
@@ -366,11 +367,21 @@ class Redis(Service):
         argv = [which("redis-server") or "redis-server", "--bind", host, "--port", str(port),
                 "--dir", str(self.layout.data(self.name)), "--daemonize", "no",
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
-        password = urlsplit(self.settings.redis_url).password
-        return [*argv, "--requirepass", password] if password else argv
+        guard = urlsplit(self.settings.redis_url)
+        if guard.username:  # the stack's users (stack/secrets.py)
+            return [*argv, "--aclfile", str(self.acl_file)]
+        return [*argv, "--requirepass", guard.password] if guard.password else argv
+
+    @property
+    def acl_file(self) -> Path:
+        return self.layout.conf("redis-users.acl")
 
     def prepare(self) -> None:
         self.layout.data(self.name).mkdir(parents=True, exist_ok=True)
+        if urlsplit(self.settings.redis_url).username:
+            self.acl_file.parent.mkdir(parents=True, exist_ok=True)
+            self.acl_file.touch(mode=0o600)
+            self.acl_file.write_text(secrets.redis_acl(self.settings.redis_url, self.settings.redis_operator_url))
 
     def probe(self) -> bool:
         try:

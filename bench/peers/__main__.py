@@ -61,7 +61,7 @@ def fresh_seed() -> int:
 
 def forget_run(scratch: Settings, run: str, order_ids: list[str]) -> None:
     """Drop this run's Redis keys: the peers' by prefix, ours' guard keys by order id."""
-    client = redis.Redis.from_url(scratch.redis_url)
+    client = redis.Redis.from_url(scratch.redis_operator_url)
     for key in client.scan_iter(match=f"*{run}*", count=1000):
         client.delete(key)
     forget_emissions(scratch, order_ids)

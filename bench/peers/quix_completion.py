@@ -57,7 +57,7 @@ def main(
 
     app = Application(broker_address=settings.kafka_bootstrap, consumer_group=group,
                       auto_offset_reset="earliest", state_dir=state_dir, loglevel="WARNING")
-    guard = redis.Redis.from_url(settings.redis_url)
+    guard = redis.Redis.from_url(settings.redis_operator_url)
 
     def cdc(table: str):
         return app.dataframe(app.topic(settings.cdc_topic(table), key_deserializer="bytes",

@@ -81,7 +81,7 @@ Prefix = Annotated[str, typer.Option(help="Redis key prefix of this run.")]
 @cli.command()
 def orders(group: Group, prefix: Prefix) -> None:
     """order.py: cache order rows in Redis with a TTL."""
-    cache = redis.Redis.from_url(settings.redis_url)
+    cache = redis.Redis.from_url(settings.redis_operator_url)
     for message in records(consumer(f"{group}-orders", "orders")):
         after = after_row(message.value())
         if after is not None:
@@ -92,7 +92,7 @@ def orders(group: Group, prefix: Prefix) -> None:
 def details(output_topic: Annotated[str, typer.Option(help="Where completed orders go.")],
             group: Group, prefix: Prefix) -> None:
     """order_details.py: count products, check the cached order, lock, produce."""
-    cache = redis.Redis.from_url(settings.redis_url)
+    cache = redis.Redis.from_url(settings.redis_operator_url)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
     for message in records(consumer(f"{group}-details", "order_details")):
         after = after_row(message.value())

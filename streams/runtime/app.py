@@ -59,6 +59,16 @@ def collector_stats(frozen: int) -> dict:
             "full_passes": gc.get_stats()[2]["collections"]}
 
 
+# sysexits.h's EX_CONFIG: a worker that cannot run as configured; a supervisor restarting it
+# would only meet the same refusal.
+EXIT_MISCONFIGURED = 78
+
+
+class StartRefused(Exception):
+    """A start-up step found that the worker cannot run as configured (its credentials refused,
+    say). The worker stops with this one line, which names the setting to fix."""
+
+
 class OrderPipeApp(faust.App):
     """faust.App with a feed for the completion agent (streams.runtime.feed), creating each record's
     event without a settings lookup per record (the `Event` setting is read once), and the
@@ -89,8 +99,9 @@ class OrderPipeApp(faust.App):
 
     @cached_property
     def before_consuming(self) -> list[Callable[[], Awaitable[None]]]:
-        """Awaited as the worker starts, before its consumer joins the group (the reference
-        data's catch-up, agents.upkeep); a failure is logged, not fatal."""
+        """Awaited as the worker starts, before its consumer joins the group (the guard's
+        credentials checked, the reference data's catch-up: agents.upkeep); a failure is
+        logged, not fatal, except `StartRefused`, which stops the worker."""
         return []
 
     async def on_start(self) -> None:
@@ -99,6 +110,9 @@ class OrderPipeApp(faust.App):
         for step in self.before_consuming:
             try:
                 await step()
+            except StartRefused as refused:
+                logging.getLogger(__name__).critical("worker not started: %s", refused)
+                raise SystemExit(EXIT_MISCONFIGURED) from None
             except Exception:  # noqa: BLE001 - the worker runs without it; the step's owner retries
                 logging.getLogger(__name__).exception("a start-up step failed; starting anyway")
         self.frozen_at_start = freeze_start_up_heap()

@@ -45,6 +45,7 @@ def test_the_doctor_reports_every_check_and_names_the_fix(settings):
     assert "not registered" in row(examined.stdout, "connector") and "python -m cdc register" in examined.stdout
     assert "none answers" in row(examined.stdout, "workers")
     assert "AOF on" in row(examined.stdout, "redis")
+    assert "credentials required" in row(examined.stdout, "redis access")
     assert "in the last hour" in row(examined.stdout, "dead letters")
     assert "problem(s): connector" in examined.stderr and "Traceback" not in examined.stderr
 

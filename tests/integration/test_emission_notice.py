@@ -7,6 +7,8 @@ import asyncio
 import uuid
 from types import SimpleNamespace
 
+import redis.asyncio as aioredis
+
 from agents.emission import Outgoing
 from agents.guard import Outcome, RedisGuard, guard_key
 from agents.settling import Settling
@@ -31,7 +33,7 @@ def confirm_one(settings: Settings, notify) -> tuple[Settling, list, Outcome, st
         acked.set_result(SimpleNamespace(partition=3, offset=41))
         await emission._confirm(output, 3, [(order_id, ours, acked, Outgoing(b"", b"", None, 0, order_id))])
         [(claim, _)] = await guard.claim_many([order_id], now_ms=11_000)
-        await guard.client.delete(guard_key(order_id, scope))
+        await aioredis.Redis.from_url(settings.redis_operator_url).delete(guard_key(order_id, scope))
         return settling, claim.outcome
 
     settling, outcome = asyncio.run(scenario())

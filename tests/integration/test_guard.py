@@ -5,8 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import redis.asyncio as aioredis
+
 from agents.guard import Outcome, RedisGuard, guard_key
 from config import Settings
+
+
+def operator(settings: Settings) -> aioredis.Redis:
+    """Redis as an operator, for what the guard's own user may not do (delete, flush scripts)."""
+    return aioredis.Redis.from_url(settings.redis_operator_url)
 
 
 def test_claims_are_exclusive_stale_ones_can_be_taken_over_and_sent_is_final(settings: Settings):
@@ -24,7 +31,7 @@ def test_claims_are_exclusive_stale_ones_can_be_taken_over_and_sent_is_final(set
         await a.mark_sent_many([(fresh, mine, 1, 1)])  # a's old claim: no effect
         [(after, _)] = await a.claim_many([fresh], now_ms=99_000)
         both = await a.claim_many([other, fresh], now_ms=99_000)
-        await a.client.delete(guard_key(fresh), guard_key(other))
+        await operator(settings).delete(guard_key(fresh), guard_key(other))
         return first, live, stale, taken, late, after, both
 
     first, live, stale, taken, late, after, both = asyncio.run(scenario())
@@ -43,11 +50,11 @@ def test_claims_and_marks_survive_a_redis_that_forgot_its_scripts(settings: Sett
     async def scenario():
         guard = RedisGuard(settings.redis_url, "worker-a", claim_ttl_ms=1000)
         [(_, mine)] = await guard.claim_many([order_id], now_ms=10_000)
-        await guard.client.script_flush()  # as after a Redis restart
+        await operator(settings).script_flush()  # as after a Redis restart: the guard loads them again
         await guard.mark_sent_many([(order_id, mine, 2, 7)])
-        await guard.client.script_flush()
+        await operator(settings).script_flush()
         [(after, _)] = await guard.claim_many([order_id], now_ms=11_000)
-        await guard.client.delete(guard_key(order_id))
+        await operator(settings).delete(guard_key(order_id))
         return after
 
     after = asyncio.run(scenario())
@@ -63,9 +70,9 @@ def test_the_guard_is_scoped_by_output_topic_and_order_final_keeps_the_contract_
         [(ours, claim)] = await live.claim_many([order_id], now_ms=10_000)
         await live.mark_sent_many([(order_id, claim, 0, 5)])
         [(theirs, _)] = await rebuild.claim_many([order_id], now_ms=10_001)
-        keys = [await live.client.exists(key) for key in (f"order_trigger_lock:{order_id}",
-                                                          f"order_trigger_lock:order_final_rebuilt:{order_id}")]
-        await live.client.delete(live.key(order_id), rebuild.key(order_id))
+        keys = [await operator(settings).exists(key) for key in (f"order_trigger_lock:{order_id}",
+                                                                 f"order_trigger_lock:order_final_rebuilt:{order_id}")]
+        await operator(settings).delete(live.key(order_id), rebuild.key(order_id))
         return ours, theirs, keys
 
     ours, theirs, keys = asyncio.run(scenario())

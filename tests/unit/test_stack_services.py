@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_mariadb_writes_a_row_based_binlog_for_debezium(layout: StackLayout):
 
 
 def test_redis_requires_the_password_given_in_its_url(layout: StackLayout):
-    plain = make(Redis, layout).argv()
+    plain = make(Redis, layout, STACK_HOME=str(layout.home)).argv()  # a stack with no secrets file
     guarded = make(Redis, layout, REDIS_URL="redis://:hunter2@127.0.0.1:6390/2").argv()
 
     assert "--requirepass" not in plain
@@ -129,3 +130,17 @@ def test_properties_render_one_key_per_line():
 
 def test_kafka_stays_on_3_9_x():
     assert pom_property("kafka.version").startswith("3.9.")
+
+
+def test_redis_with_the_stacks_users_reads_them_from_an_owner_only_acl_file(layout: StackLayout):
+    redis = make(Redis, layout, REDIS_URL="redis://orderpipe-guard:g-pw@127.0.0.1:6379/2",
+                 REDIS_ADMIN_URL="redis://orderpipe-admin:a-pw@127.0.0.1:6379/2")
+
+    redis.prepare()
+    argv = redis.argv()
+
+    acl = Path(argv[argv.index("--aclfile") + 1])
+    assert acl == layout.conf("redis-users.acl") and "--requirepass" not in argv
+    assert stat.S_IMODE(acl.stat().st_mode) == 0o600
+    assert acl.read_text().splitlines()[0] == "user default off"
+    assert "g-pw" not in acl.read_text() and "orderpipe-guard on #" in acl.read_text()

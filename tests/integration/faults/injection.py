@@ -256,7 +256,7 @@ def _wait_gone(pid: int, timeout_s: float = 30) -> None:
 def scratch_redis(settings: Settings, home: Path, port: int, password: str) -> Iterator[Service]:
     """A Redis of the test's own (with a password), started by the stack's own Redis service."""
     redis_settings = settings.model_copy(update={
-        "redis_url": f"redis://:{password}@127.0.0.1:{port}/2", "stack_home": home})
+        "redis_url": f"redis://:{password}@127.0.0.1:{port}/2", "redis_admin_url": None, "stack_home": home})
     server = Redis(redis_settings, StackLayout(home), Toolchain(settings.stack_cache))
     control.up([server], timeout_s=30)
     try:
