@@ -53,7 +53,8 @@ def up(
                            "replicas; run workers and tools with the same KAFKA_BROKERS.")] = None,
     with_: With = None,
 ) -> None:
-    """Install what is missing, start every service, wait until all are healthy.
+    """Install what is missing, start every service, wait until all are healthy. The first
+    start makes the stack's credentials (<STACK_HOME>/secrets.env, owner-only).
 
     Idempotent: services already running are left as they are. Exits 1 naming the service
     and its log file if one fails to start.
