@@ -74,13 +74,14 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict
 
 
 def jdbc_options(settings: Settings, table: str) -> dict[str, str]:
-    """Options for `spark.read.format("jdbc")` against the source database."""
+    """Options for `spark.read.format("jdbc")` against the source database, as its reader."""
+    user, password = settings.mysql_login("reader")
     return {
         "url": settings.mysql_jdbc_url,
         "driver": JDBC_DRIVER,
         "dbtable": table,
-        "user": settings.mysql_user,
-        "password": settings.mysql_password.get_secret_value(),
+        "user": user,
+        "password": password,
         "fetchsize": "10000",
     }
 

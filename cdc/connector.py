@@ -27,8 +27,8 @@ def placeholders(settings: Settings) -> dict[str, str]:
     return {
         "MYSQL_HOST": settings.mysql_host,
         "MYSQL_PORT": str(settings.mysql_port),
-        "MYSQL_USER": settings.mysql_user,
-        "MYSQL_PASSWORD": settings.mysql_password.get_secret_value(),
+        "MYSQL_CDC_USER": settings.mysql_login("cdc")[0],
+        "MYSQL_CDC_PASSWORD": settings.mysql_login("cdc")[1],
         "MYSQL_DATABASE": settings.mysql_database,
         "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "TOPIC_PARTITIONS": str(settings.topic_partitions),

@@ -87,9 +87,10 @@ def is_snapshot_read(value: bytes | None) -> bool:
 
 
 def _source(settings: Settings):
-    return mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port, user=settings.mysql_user,
-                                   password=settings.mysql_password.get_secret_value(),
-                                   database=settings.mysql_database, autocommit=True)
+    """As the connector's user: it may write the signal table and read the binlog position."""
+    user, password = settings.mysql_login("cdc")
+    return mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port, user=user,
+                                   password=password, database=settings.mysql_database, autocommit=True)
 
 
 def rows_to_read(settings: Settings, tables: list[str], where: str | None) -> dict[str, int]:

@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # under STACK_HOME; a variable set in the environment or `.env` wins over the file.
 STACK_SECRETS_FILE = "secrets.env"
 LOCAL_BROKER_STEP = 100  # the local stack's brokers listen on 9092, 9192, 9292, ...
+MysqlRole = Literal["owner", "shop", "cdc", "reader"]
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -77,9 +78,21 @@ class Settings(BaseSettings):
     # --- MySQL / MariaDB source ----------------------------------------------------------
     mysql_host: str = Field("127.0.0.1", validation_alias="MYSQL_HOST")
     mysql_port: int = Field(3306, validation_alias="MYSQL_PORT")
+    # The owner: schema, reference data, operators' tools, tests' scratch databases. Each
+    # role below uses the owner's login when its own is unset; the local stack's secrets
+    # file sets all of them (stack/secrets.py says what each may do).
     mysql_user: str = Field("admin", validation_alias="MYSQL_USER")
     mysql_password: SecretStr = Field(SecretStr("admin"), validation_alias="MYSQL_PASSWORD")
     mysql_database: str = Field("project_db", validation_alias="MYSQL_DATABASE")
+    # The shop (the order generator): reads the reference tables, writes orders and details.
+    mysql_shop_user: str | None = Field(None, validation_alias="MYSQL_SHOP_USER")
+    mysql_shop_password: SecretStr | None = Field(None, validation_alias="MYSQL_SHOP_PASSWORD")
+    # The CDC connector: Debezium's grants (binlog, snapshot) and its signal table.
+    mysql_cdc_user: str | None = Field(None, validation_alias="MYSQL_CDC_USER")
+    mysql_cdc_password: SecretStr | None = Field(None, validation_alias="MYSQL_CDC_PASSWORD")
+    # The lake's first load and the audits: SELECT only.
+    mysql_reader_user: str | None = Field(None, validation_alias="MYSQL_READER_USER")
+    mysql_reader_password: SecretStr | None = Field(None, validation_alias="MYSQL_READER_PASSWORD")
 
     # --- MinIO / the lake ----------------------------------------------------------------
     minio_endpoint: str = Field("127.0.0.1:9000", validation_alias="MINIO_ENDPOINT")
@@ -189,6 +202,14 @@ class Settings(BaseSettings):
     @property
     def minio_host_port(self) -> tuple[str, int]:
         return _host_port(self.minio_endpoint, 9000)
+
+    def mysql_login(self, role: MysqlRole = "owner") -> tuple[str, str]:
+        """The user and password `role` connects with: its own, else the owner's."""
+        user = getattr(self, f"mysql_{role}_user") if role != "owner" else None
+        password = getattr(self, f"mysql_{role}_password") if role != "owner" else None
+        if not user or password is None:
+            return self.mysql_user, self.mysql_password.get_secret_value()
+        return user, password.get_secret_value()
 
     @property
     def mysql_jdbc_url(self) -> str:

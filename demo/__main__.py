@@ -109,7 +109,7 @@ def main(
                    "waiting until it has applied what the CDC topics hold")
         typer.echo(f"continuous lake caught up in {demo_lake.wait_caught_up(timeout, progress=True):.0f} s "
                    "(every record the CDC topics held applied)")
-        run_orders(settings, connection, demo_lake, orders=orders, chaos=chaos, rate=rate, timeout=timeout,
+        run_orders(settings, database.connect(settings, role="shop"), demo_lake, orders=orders, chaos=chaos, rate=rate, timeout=timeout,
                    manifest=manifest, reference=(reference_rows, snapshot_s))
     finally:
         demo_lake.close()

@@ -13,6 +13,7 @@ import typer
 
 from cdc.topics import TopicMissing
 from config import settings
+from config.settings import MysqlRole
 from config.cli import run
 from source import database, generate as generator
 from source.audit import Audit
@@ -24,12 +25,12 @@ cli = typer.Typer(help="The source database (project_db): schema, reference data
                   add_completion=False)
 
 
-def _connect():
+def _connect(role: MysqlRole = "owner"):
     try:
-        return database.connect(settings)
+        return database.connect(settings, role=role)
     except Exception as error:  # noqa: BLE001 - any connection failure gets the same hint
         typer.echo(f"cannot reach MySQL at {settings.mysql_host}:{settings.mysql_port} as "
-                   f"{settings.mysql_user}: {error}\nIs the stack up? `python -m stack up`", err=True)
+                   f"{settings.mysql_login(role)[0]}: {error}\nIs the stack up? `python -m stack up`", err=True)
         raise typer.Exit(1) from None
 
 
@@ -87,7 +88,7 @@ def generate(
     if seed is None:
         seed = secrets.randbelow(2**31)
         typer.echo(f"seed {seed} (pass --seed {seed} to repeat this run on a fresh database)")
-    connection = _connect()
+    connection = _connect("shop")
     customer_count = customers or database.count_rows(connection, "customers")
     if customer_count == 0:
         typer.echo("no customers loaded: run `python -m source load` first", err=True)
@@ -121,7 +122,7 @@ def audit_order_final(
 
     Prints missing, duplicated, wrong-contents and unexpected orders; exits 1 on any. Orders that complete while it reads may show as missing: they get `--wait-s` to arrive. An order whose details changed after it was emitted shows as wrong contents (the stream emits once).
     """
-    _connect().close()  # the database reachable, or the hint
+    _connect("reader").close()  # the database reachable, or the hint
     try:
         result = reconcile(settings, topic, wait_s=wait_s)
     except TopicMissing as error:

@@ -14,6 +14,7 @@ from mysql.connector.abstracts import MySQLConnectionAbstract as Connection
 from tqdm import tqdm
 
 from config import Settings
+from config.settings import MysqlRole
 from source import reference
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.sql"
@@ -41,10 +42,12 @@ def scratch_database(settings: Settings, suffix: str) -> Iterator[Settings]:
         admin.close()
 
 
-def connect(settings: Settings, *, autocommit: bool = True) -> Connection:
+def connect(settings: Settings, *, role: MysqlRole = "owner", autocommit: bool = True) -> Connection:
+    """A connection as `role`'s user (config/settings.py): the owner by default."""
+    user, password = settings.mysql_login(role)
     return mysql.connector.connect(
-        host=settings.mysql_host, port=settings.mysql_port, user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(), database=settings.mysql_database,
+        host=settings.mysql_host, port=settings.mysql_port, user=user,
+        password=password, database=settings.mysql_database,
         autocommit=autocommit, allow_local_infile=True,
         time_zone="+00:00")  # NOW(3) in UTC: Debezium reads DATETIME values as UTC
 

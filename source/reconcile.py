@@ -14,7 +14,7 @@ def reconcile(settings: Settings, topic: str, *, wait_s: float = 10.0) -> Audit:
     """Audit `topic` against the orders complete in the database now. Orders complete but not
     in the topic are read for again, once a second, for up to `wait_s`: they may be on their way.
     Raises cdc.topics.TopicMissing when the topic does not exist."""
-    connection = database.connect(settings)
+    connection = database.connect(settings, role="reader")
     try:
         cursor = connection.cursor()
         cursor.execute(SOURCE_ROWS)

@@ -1,4 +1,4 @@
-"""`python -m stack up|down|status|logs|doctor`: the local stack of real services on loopback,
+"""`python -m stack up|down|status|logs|doctor|compose-env`: the local stack of real services on loopback,
 and one health check of the whole pipeline."""
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack  %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("mysql.connector").setLevel(logging.WARNING)
+
+
+@cli.command("compose-env")
+def compose_env() -> None:
+    """Print a `.env` for docker-compose.yml with random secrets: `python -m stack compose-env > .env`."""
+    typer.echo(secrets.compose_env(), nl=False)
 
 
 @cli.command()

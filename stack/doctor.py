@@ -57,6 +57,30 @@ def _mysql_answers(settings: Settings) -> bool:
     return True
 
 
+def _mysql_lets_in(settings: Settings, user: str, password: str) -> bool:
+    try:
+        mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port, user=user,
+                                password=password, connection_timeout=5).close()
+    except mysql.connector.Error:
+        return False
+    return True
+
+
+def mysql_access(settings: Settings) -> Iterator[Check]:
+    """Whether MySQL lets in root without a password, or the settings' default login, and
+    which user each role connects as."""
+    default = (Settings.model_fields["mysql_user"].default,
+               Settings.model_fields["mysql_password"].default.get_secret_value())
+    open_logins = [f"{user} ({'no password' if not password else 'its default password'})"
+                   for user, password in (("root", ""), default) if _mysql_lets_in(settings, user, password)]
+    if open_logins:
+        yield Check("mysql access", False, f"{settings.mysql_host}:{settings.mysql_port} lets in {', '.join(open_logins)}",
+                    "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
+        return
+    roles = ", ".join(f"{role} {settings.mysql_login(role)[0]}" for role in ("owner", "shop", "cdc", "reader"))
+    yield Check("mysql access", True, f"credentials required; {roles}")
+
+
 def services(settings: Settings) -> Iterator[Check]:
     for service in all_services(settings):
         healthy = _mysql_answers(settings) if service.name == "mariadb" else service.probe()
@@ -249,7 +273,7 @@ def examine(settings: Settings, worker_url: str) -> list[Check]:
         ("CDC topics", lambda: cdc_topics(settings)), ("workers", lambda: workers(settings, worker_url)),
         ("order_final", lambda: order_final(settings)), ("dead letters", lambda: dead_letters(settings)),
         ("gold", lambda: gold(settings)), ("lake deferred work", lambda: deferred_work(settings)),
-        ("redis", lambda: redis_state(settings)),
+        ("redis", lambda: redis_state(settings)), ("mysql access", lambda: mysql_access(settings)),
         ("prometheus", lambda: prometheus_alerts(settings))]
     checks: list[Check] = []
     for name, run in sections:

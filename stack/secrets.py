@@ -4,10 +4,17 @@
 One principal per role, each with only what it needs:
 - `orderpipe-guard` (Redis, REDIS_URL): the workers' claims, `order_trigger_lock:*` and
   `dead_letter_claim:*` only, with the few commands they send (GET, SET, the guard's scripts);
-- `orderpipe-admin` (Redis, REDIS_ADMIN_URL): operators, benchmarks and tests (every command).
+- `orderpipe-admin` (Redis, REDIS_ADMIN_URL): operators, benchmarks and tests (every command);
+- `orderpipe-owner` (MySQL, MYSQL_USER): the database's schema and reference data, operators'
+  tools, and the scratch databases of tests and benchmarks;
+- `orderpipe-shop` (MYSQL_SHOP_USER): the order generator, standing in for the shop: reads the
+  reference tables, writes orders and their details;
+- `orderpipe-cdc` (MYSQL_CDC_USER): the Debezium connector: Debezium's documented grants
+  (binlog, snapshot locks) and its signal table's snapshot windows;
+- `orderpipe-reader` (MYSQL_READER_USER): the lake's first load and the audits, SELECT only.
 
 A variable set in the environment or `.env` wins over the file (a real deployment's secrets);
-the file is never rewritten, so rotating a secret is: edit it (or delete it to make new ones),
+the file is never rewritten (a principal it lacks is appended), so rotating a secret is: edit it (or delete it to make new ones),
 then `python -m stack down` and `up`, and restart the workers.
 """
 
@@ -19,9 +26,13 @@ import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from config.settings import STACK_SECRETS_FILE
+from dotenv import dotenv_values
+
+from config.settings import STACK_SECRETS_FILE, MysqlRole
 
 GUARD_USER, ADMIN_USER = "orderpipe-guard", "orderpipe-admin"
+MYSQL_USERS = {"MYSQL_USER": "orderpipe-owner", "MYSQL_SHOP_USER": "orderpipe-shop",
+               "MYSQL_CDC_USER": "orderpipe-cdc", "MYSQL_READER_USER": "orderpipe-reader"}
 # What the workers' Redis user may do: connect (the URL's db is a SELECT), claim, mark, and
 # load the guard's scripts again after a Redis restart.
 GUARD_RULES = ("resetkeys ~order_trigger_lock:* ~dead_letter_claim:* resetchannels -@all "
@@ -37,20 +48,68 @@ def made(redis_host: str, redis_port: int) -> dict[str, str]:
     def redis_url(user: str) -> str:
         return f"redis://{user}:{secrets.token_urlsafe(24)}@{redis_host}:{redis_port}/2"
 
-    return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER)}
+    mysql = {}
+    for variable, user in MYSQL_USERS.items():
+        mysql[variable] = user
+        mysql[variable.replace("_USER", "_PASSWORD")] = secrets.token_urlsafe(24)
+    return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER), **mysql}
 
 
 def ensure(stack_home: Path, redis_host: str, redis_port: int) -> bool:
-    """Write the stack's secrets file if it does not exist yet (owner-only); whether it did."""
+    """Write the stack's secrets file (owner-only) if it does not exist yet, or append the
+    principals it lacks; whether it wrote anything. Existing values are never changed."""
     found = path(stack_home)
-    if found.is_file():
-        return False
     stack_home.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"{name}={value}\n" for name, value in made(redis_host, redis_port).items())
-    descriptor = os.open(found, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write("# Made by `python -m stack up`: this stack's credentials. Keep it private.\n" + text)
+    present = set(dotenv_values(found)) if found.is_file() else set()
+    missing = {name: value for name, value in made(redis_host, redis_port).items() if name not in present}
+    if not missing:
+        return False
+    descriptor = os.open(found, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a") as file:
+        if not present:
+            file.write("# Made by `python -m stack up`: this stack's credentials. Keep it private.\n")
+        file.write("".join(f"{name}={value}\n" for name, value in missing.items()))
     return True
+
+
+# docker-compose.yml's secrets, each read from `.env` (the names .env.example lists).
+COMPOSE_SECRETS = ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MYSQL_SHOP_PASSWORD", "MYSQL_CDC_PASSWORD",
+                   "MYSQL_READER_PASSWORD", "REDIS_GUARD_PASSWORD", "REDIS_ADMIN_PASSWORD",
+                   "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "WEB_TOKEN")
+
+
+def compose_env() -> str:
+    """A `.env` for docker-compose.yml with a random value for each of its secrets."""
+    return "".join(f"{name}={secrets.token_urlsafe(24)}\n" for name in COMPOSE_SECRETS)
+
+
+def mysql_grants(database: str, logins: dict[MysqlRole, tuple[str, str]]) -> str:
+    """SQL (run as root) that makes each role's user with only what it needs, on `database` and
+    on the `<database>_<suffix>` scratch databases of tests and benchmarks. Roles sharing a
+    user (a deployment that sets only MYSQL_USER) get the union of their grants."""
+    scratch = "`" + database.replace("_", r"\_") + r"\_%`"  # a LIKE pattern
+    main = f"`{database}`"
+    grants: dict[MysqlRole, list[str]] = {
+        "owner": [f"ALL PRIVILEGES ON {main}.*", f"ALL PRIVILEGES ON {scratch}.*"],
+        "shop": [f"SELECT ON {main}.customers", f"SELECT ON {main}.payment_method",
+                 f"SELECT, INSERT, UPDATE, DELETE ON {main}.orders",
+                 f"SELECT, INSERT, UPDATE, DELETE ON {main}.order_details",
+                 f"SELECT, INSERT, UPDATE, DELETE ON {scratch}.*"],
+        # Debezium's grants: RELOAD and the binlog privileges exist only server-wide. Its
+        # incremental snapshots write and delete window marks in the signal table (a scratch
+        # database's signal table has no name to grant on before the test makes it).
+        "cdc": ["RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR, REPLICA MONITOR ON *.*",
+                f"SELECT, LOCK TABLES ON {main}.*", f"INSERT, DELETE ON {main}.debezium_signal",
+                f"SELECT, LOCK TABLES, INSERT, DELETE ON {scratch}.*"],
+        "reader": [f"SELECT ON {main}.*", f"SELECT ON {scratch}.*"],
+    }
+    statements = []
+    for role, (user, password) in logins.items():
+        quoted = password.replace("\\", "\\\\").replace("'", "''")
+        statements += [f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{quoted}'",
+                       f"ALTER USER '{user}'@'%' IDENTIFIED BY '{quoted}'",
+                       *(f"GRANT {grant} TO '{user}'@'%'" for grant in grants[role])]
+    return ";\n".join([*statements, "FLUSH PRIVILEGES"]) + ";\n"
 
 
 def redis_acl(guard_url: str, admin_url: str) -> str:

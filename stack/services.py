@@ -29,11 +29,14 @@ from minio import Minio
 from cdc.offsets import clear_stored_skips
 from config import Settings
 from stack import secrets
+from source.database import SCHEMA, schema_statements
 from stack.install import Toolchain, which
 
 log = logging.getLogger("stack")
 
 BUCKETS = ("bronze", "silver", "gold")
+# The one all-powerful user that stacks made before they had secrets of their own.
+LEGACY_USER = Settings.model_fields["mysql_user"].default
 LOG4J = """\
 log4j.rootLogger=INFO, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
@@ -313,7 +316,10 @@ class MariaDB(Service):
         conf = self.layout.conf("my.cnf")
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(self.cnf())
-        if (self.layout.data(self.name) / "db" / "mysql").is_dir():
+        data = self.layout.data(self.name)
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)  # its socket is root's only way in
+        if (data / "db" / "mysql").is_dir():
             return
         subprocess.run([which("mariadb-install-db") or "mariadb-install-db", f"--defaults-file={conf}",
                         f"--user={getpass.getuser()}", "--auth-root-authentication-method=normal",
@@ -334,22 +340,21 @@ class MariaDB(Service):
 
     def bootstrap(self) -> None:
         s = self.settings
-        user, password = s.mysql_user, s.mysql_password.get_secret_value().replace("'", "''")
-        scratch_databases = s.mysql_database.replace("_", r"\_") + r"\_%"  # LIKE pattern
-        # Debian's anonymous users shadow 'user'@'%' for local logins: drop them.
-        sql = f"""
-            DELETE FROM mysql.global_priv WHERE User='';
-            FLUSH PRIVILEGES;
-            CREATE DATABASE IF NOT EXISTS `{s.mysql_database}`;
-            CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}';
-            ALTER USER '{user}'@'%' IDENTIFIED BY '{password}';
-            GRANT ALL PRIVILEGES ON `{s.mysql_database}`.* TO '{user}'@'%';
-            -- Tests and benchmarks run in their own `<database>_<suffix>` databases.
-            GRANT ALL PRIVILEGES ON `{scratch_databases}`.* TO '{user}'@'%';
-            GRANT SELECT, RELOAD, SHOW DATABASES, LOCK TABLES, REPLICATION SLAVE,
-                  BINLOG MONITOR, REPLICA MONITOR ON *.* TO '{user}'@'%';
-            FLUSH PRIVILEGES;
-        """
+        logins = {role: s.mysql_login(role) for role in ("owner", "shop", "cdc", "reader")}
+        users = {user for user, _ in logins.values()}
+        # Table grants need their tables: the schema is made here, before the users.
+        sql = "\n".join([
+            # Debian's anonymous users shadow 'user'@'%' for local logins: drop them. Root
+            # keeps no password and only its socket (in the owner-only data folder): its TCP
+            # logins go.
+            "DELETE FROM mysql.global_priv WHERE User='' OR (User='root' AND Host<>'localhost');",
+            "FLUSH PRIVILEGES;",
+            f"CREATE DATABASE IF NOT EXISTS `{s.mysql_database}`;",
+            f"USE `{s.mysql_database}`;",
+            *(f"{statement};" for statement in schema_statements(SCHEMA.read_text())),
+            "" if LEGACY_USER in users else f"DROP USER IF EXISTS '{LEGACY_USER}'@'%';",
+            secrets.mysql_grants(s.mysql_database, logins),
+        ])
         result = self.root_sql(sql)
         if result.returncode != 0:
             raise RuntimeError(f"MariaDB bootstrap failed: {result.stderr.strip()}")

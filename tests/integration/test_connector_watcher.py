@@ -64,7 +64,7 @@ def test_the_stacks_healer_restarts_a_failed_task_once_its_cause_is_gone(setting
     with database.scratch_database(settings, unique_name) as scratch, mysql_user(settings, user, password) as as_root:
         database.apply_schema(database.connect(scratch))
         as_root(f"GRANT SELECT, RELOAD, SHOW DATABASES, LOCK TABLES ON *.* TO '{user}'@'%'")  # no binlog reading
-        limited = scratch.model_copy(update={"mysql_user": user, "mysql_password": SecretStr(password)})
+        limited = scratch.model_copy(update={"mysql_cdc_user": user, "mysql_cdc_password": SecretStr(password)})
         connect = rest.client(scratch.kafka_connect_url)
         name = scratch.cdc_connector_name
         rest.put_config(connect, name, connector_config(limited, **{"database.server.id": server_id(name)}))

@@ -46,6 +46,7 @@ def test_the_doctor_reports_every_check_and_names_the_fix(settings):
     assert "none answers" in row(examined.stdout, "workers")
     assert "AOF on" in row(examined.stdout, "redis")
     assert "credentials required" in row(examined.stdout, "redis access")
+    assert "credentials required; owner " in row(examined.stdout, "mysql access")
     assert "in the last hour" in row(examined.stdout, "dead letters")
     assert "problem(s): connector" in examined.stderr and "Traceback" not in examined.stderr
 

@@ -10,16 +10,17 @@ from source.database import schema_statements, SCHEMA
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None, MYSQL_HOST="db.internal", MYSQL_PORT=3307, MYSQL_PASSWORD="pw",
-                    MYSQL_DATABASE="shop", KAFKA_BOOTSTRAP="k1:9092")
+    return Settings(_env_file=None, STACK_HOME="/nonexistent-stack", MYSQL_HOST="db.internal", MYSQL_PORT=3307,
+                    MYSQL_CDC_USER="debezium", MYSQL_CDC_PASSWORD="pw", MYSQL_DATABASE="shop",
+                    KAFKA_BOOTSTRAP="k1:9092")
 
 
 def test_the_config_is_filled_from_the_settings(settings: Settings):
     config = connector_config(settings)
 
     assert config["connector.class"] == "io.debezium.connector.mariadb.MariaDbConnector"
-    assert (config["database.hostname"], config["database.port"], config["database.password"]) == \
-        ("db.internal", "3307", "pw")
+    assert (config["database.hostname"], config["database.port"], config["database.user"],
+            config["database.password"]) == ("db.internal", "3307", "debezium", "pw")
     assert config["table.include.list"].split(",") == [f"shop.{table}" for table in CDC_TABLES]
     assert config["schema.history.internal.kafka.bootstrap.servers"] == "k1:9092"
     assert not any("${" in value for value in config.values())

@@ -3,16 +3,21 @@ settings module, the local stack and the Procfile instead."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import tomllib
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from dotenv import dotenv_values
 
 from config import Settings
 from config.settings import REPO_ROOT
+from stack import secrets
 from stack.services import BUCKETS
+
+SECRET_NAMES = re.compile(r"PASSWORD|SECRET|TOKEN")
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -31,18 +36,21 @@ def published(service: str) -> set[int]:
 def test_every_piece_of_the_pipeline_is_a_service():
     assert {"mysql", "kafka", "connect", "redis", "minio", "minio-buckets", "spark-master", "spark-worker-1",
             "spark-worker-2", "worker-1", "worker-2", "cdc", "batch"} <= set(SERVICES)
-    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch", "broker-metrics"}
+    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch", "broker-metrics", "source"}
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
 def test_app_services_use_only_the_settings_variable_names(service):
     environment = SERVICES[service]["environment"]
     assert set(environment) <= SETTINGS_NAMES, set(environment) - SETTINGS_NAMES
-    settings = Settings(**{name: str(value) for name, value in environment.items()
-                           if not str(value).startswith("${")})
-    for address in (settings.kafka_bootstrap, settings.kafka_connect_url, settings.redis_url,
-                    settings.mysql_host, settings.minio_endpoint, settings.spark_master):
-        assert host_of(address) in SERVICES, f"{address} names no service"
+    settings = Settings(_env_file=None, STACK_HOME="/nonexistent-stack",
+                        **{name: re.sub(r"\$\{[^}]*\}", "from-dotenv", str(value)) for name, value in environment.items()})
+    addresses = {"KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "KAFKA_CONNECT_URL": settings.kafka_connect_url,
+                 "REDIS_URL": settings.redis_url, "MYSQL_HOST": settings.mysql_host,
+                 "MINIO_ENDPOINT": settings.minio_endpoint, "SPARK_MASTER": settings.spark_master}
+    for name, address in addresses.items():
+        if name in environment:
+            assert host_of(address) in SERVICES, f"{address} names no service"
     assert settings.cdc_connector == "mysql"  # MySQL 8 here, MariaDB in the local stack
 
 
@@ -113,7 +121,40 @@ def test_prometheus_scrapes_every_worker_s_metrics_and_the_brokers_view_and_read
 def test_workers_bound_beyond_loopback_carry_a_token_prometheus_also_sends():
     scrape = yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())
     workers = [SERVICES[name] for name in SERVICES if name.startswith("worker-")]
-    token = COMPOSE["x-settings"]["WEB_TOKEN"].split(":-", 1)[1].rstrip("}")
 
     assert all("--web-bind" in worker["command"] for worker in workers)
-    assert scrape["scrape_configs"][0]["authorization"]["credentials"] == token
+    assert all(worker["environment"]["WEB_TOKEN"].startswith("${WEB_TOKEN:?") for worker in workers)
+    assert COMPOSE["secrets"]["web_token"] == {"environment": "WEB_TOKEN"} and SERVICES["prometheus"]["secrets"] == ["web_token"]
+    assert scrape["scrape_configs"][0]["authorization"]["credentials_file"] == "/run/secrets/web_token"
+
+
+def credentials(service: str) -> set[str]:
+    return {name for name in SERVICES[service]["environment"] if SECRET_NAMES.search(name)}
+
+
+def test_each_process_gets_only_the_credentials_it_uses():
+    assert credentials("worker-1") == credentials("worker-2") == {"WEB_TOKEN"}
+    assert SERVICES["worker-1"]["environment"]["REDIS_URL"].startswith(f"redis://{secrets.GUARD_USER}:${{REDIS_GUARD_PASSWORD:?")
+    assert credentials("cdc") == {"MYSQL_CDC_PASSWORD"}
+    assert credentials("batch") == {"MYSQL_READER_PASSWORD", "MINIO_SECRET_KEY"}
+    assert credentials("broker-metrics") == set()
+    assert credentials("source") == {"MYSQL_PASSWORD", "MYSQL_SHOP_PASSWORD"}
+
+
+def test_compose_redis_has_the_local_stacks_users_and_rules():
+    command = SERVICES["redis"]["command"]
+    users = " ".join(command).split(" --user ")[1:]
+
+    assert users[0] == "default off"
+    assert users[1].split(" ", 3)[0] == secrets.GUARD_USER and users[1].endswith(secrets.GUARD_RULES)
+    assert users[2].split(" ")[0] == secrets.ADMIN_USER
+
+
+def test_every_compose_secret_comes_from_dotenv_with_no_default():
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    example = {line.split("=")[0] for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#")}
+
+    assert set(re.findall(r"\$\{([A-Z_]+):\?", text)) == example == set(secrets.COMPOSE_SECRETS)
+    assert not re.search(r"\$\{[A-Z_]+:-", text), "a variable with a default"
+    assert all(value == "" for value in dotenv_values(REPO_ROOT / ".env.example").values())

@@ -59,3 +59,51 @@ def test_redis_refuses_anyone_without_credentials_and_limits_the_guard_to_its_ke
     assert not {"~*", "+@all", "+flushdb", "+del", "+keys"} & set(guard)
     assert admin[:2] == ["on", "#" + hashlib.sha256(b"a-pw").hexdigest()] and "+@all" in admin
     assert "g-pw" not in acl and "a-pw" not in acl
+
+
+def test_a_stack_made_before_a_principal_existed_gets_it_appended_and_keeps_the_rest(tmp_path):
+    secrets.path(tmp_path).write_text("REDIS_URL=redis://orderpipe-guard:old@h:6379/2\n")
+
+    assert secrets.ensure(tmp_path, "127.0.0.1", 6379) is True
+    values = dict(line.split("=", 1) for line in secrets.path(tmp_path).read_text().splitlines()
+                  if not line.startswith("#"))
+
+    assert values["REDIS_URL"] == "redis://orderpipe-guard:old@h:6379/2"
+    assert {values[name] for name in secrets.MYSQL_USERS} == set(secrets.MYSQL_USERS.values())
+    assert len({values[name.replace("_USER", "_PASSWORD")] for name in secrets.MYSQL_USERS}) == 4
+    assert secrets.ensure(tmp_path, "127.0.0.1", 6379) is False
+
+
+def test_each_mysql_role_connects_as_its_own_user_or_as_the_owner_when_unset(tmp_path):
+    shared = Settings(_env_file=None, STACK_HOME=str(tmp_path), MYSQL_USER="app", MYSQL_PASSWORD="pw")
+    split = Settings(_env_file=None, STACK_HOME=str(tmp_path), MYSQL_USER="app", MYSQL_PASSWORD="pw",
+                     MYSQL_READER_USER="lake", MYSQL_READER_PASSWORD="lake-pw")
+
+    assert {role: shared.mysql_login(role) for role in ("owner", "shop", "cdc", "reader")} == \
+        dict.fromkeys(("owner", "shop", "cdc", "reader"), ("app", "pw"))
+    assert (split.mysql_login("reader"), split.mysql_login("cdc")) == (("lake", "lake-pw"), ("app", "pw"))
+
+
+def grants_of(sql: str) -> dict[str, list[str]]:
+    granted: dict[str, list[str]] = {}
+    for statement in sql.split(";\n"):
+        if statement.startswith("GRANT "):
+            privileges, user = statement.removeprefix("GRANT ").rsplit(" TO ", 1)
+            granted.setdefault(user.split("@")[0].strip("'"), []).append(privileges)
+    return granted
+
+
+def test_mysql_roles_get_only_what_they_use():
+    logins = {"owner": ("o", "o-pw"), "shop": ("s", "s-pw"), "cdc": ("c", "c-pw"), "reader": ("r", "r'pw")}
+    granted = grants_of(secrets.mysql_grants("project_db", logins))
+
+    assert all(privileges.startswith("SELECT ON ") for privileges in granted["r"])
+    assert not any("ALL" in p or "*.*" in p or "CREATE" in p or "DROP" in p for p in granted["s"])
+    assert "SELECT, INSERT, UPDATE, DELETE ON `project_db`.orders" in granted["s"]
+    assert "SELECT ON `project_db`.customers" in granted["s"]
+    server_wide = [p for p in granted["c"] if p.endswith(" ON *.*")]
+    assert server_wide == ["RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR, REPLICA MONITOR ON *.*"]
+    assert "INSERT, DELETE ON `project_db`.debezium_signal" in granted["c"]
+    assert not any("UPDATE" in p or "ALL" in p for p in granted["c"])
+    assert not any(p.endswith(" ON *.*") for p in granted["o"] + granted["s"] + granted["r"])
+    assert "IDENTIFIED BY 'r''pw'" in secrets.mysql_grants("project_db", logins)
