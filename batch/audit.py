@@ -85,7 +85,7 @@ def main() -> None:
     """Compare the lake with MySQL (over JDBC): Silver's live rows and Gold's facts, by key
     and row checksum; missing / extra / different per table; exit 1 on any drift."""
     show_progress()
-    spark = build_session(settings, "orderpipe-audit")
+    spark = build_session(settings, "orderpipe-audit", lake_role="reader")
     try:
         audits = LakeAudit(spark, settings).run()
     finally:

@@ -44,7 +44,7 @@ def main(out: Annotated[Path | None, typer.Option(
     """Write the lake report: orders per day and completion rate, payment mix, top products and
     customer segments, each a chart with its table."""
     show_progress()
-    spark = build_session(settings, "orderpipe-report")
+    spark = build_session(settings, "orderpipe-report", lake_role="reader")
     try:
         written = write_report(spark, settings, out or settings.stack_home / "reports" / "lake.html")
     except FileNotFoundError as error:

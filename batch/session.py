@@ -15,6 +15,7 @@ from filelock import FileLock
 from pyspark.sql import SparkSession
 
 from config import Settings
+from config.settings import MinioRole
 
 # hadoop-aws must match the Hadoop that pyspark 3.5 ships (3.3.4), with its SDK bundle.
 # MariaDB's 2.7 driver: Connector/J 9 fails against MariaDB 10.11 (transaction_isolation).
@@ -34,8 +35,10 @@ def ivy_home(settings: Settings) -> Path:
     return settings.stack_cache / "ivy2"
 
 
-def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict[str, str]:
-    """Every Spark setting the product relies on, from the settings object."""
+def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = (), lake_role: MinioRole = "writer") -> dict[str, str]:
+    """Every Spark setting the product relies on, from the settings object; the lake's keys
+    are `lake_role`'s."""
+    access_key, secret_key = settings.minio_login(lake_role)
     return {
         "spark.jars.packages": ",".join((*SPARK_PACKAGES, *extra_packages)),
         "spark.jars.ivy": str(ivy_home(settings)),
@@ -63,8 +66,8 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict
         # here are small (a checkpoint every 10 commits), and task start-up would dominate.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.hadoop.fs.s3a.endpoint": f"http://{settings.minio_endpoint}",
-        "spark.hadoop.fs.s3a.access.key": settings.minio_access_key,
-        "spark.hadoop.fs.s3a.secret.key": settings.minio_secret_key.get_secret_value(),
+        "spark.hadoop.fs.s3a.access.key": access_key,
+        "spark.hadoop.fs.s3a.secret.key": secret_key,
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
@@ -86,11 +89,13 @@ def jdbc_options(settings: Settings, table: str) -> dict[str, str]:
     }
 
 
-def build_session(settings: Settings, app_name: str, extra_packages: tuple[str, ...] = ()) -> SparkSession:
+def build_session(settings: Settings, app_name: str, extra_packages: tuple[str, ...] = (),
+                  lake_role: MinioRole = "writer") -> SparkSession:
     """The session; `extra_packages` (Maven coordinates) for a job that needs more jars (the
-    CDC archive's Kafka source). In a process that has a session already, that one."""
+    CDC archive's Kafka source); `lake_role` "reader" for a job that only reads the lake. In a
+    process that has a session already, that one."""
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
-    for key, value in spark_conf(settings, extra_packages).items():
+    for key, value in spark_conf(settings, extra_packages, lake_role).items():
         builder = builder.config(key, value)
     ivy_home(settings).mkdir(parents=True, exist_ok=True)
     with FileLock(ivy_home(settings) / "resolving.lock"):

@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STACK_SECRETS_FILE = "secrets.env"
 LOCAL_BROKER_STEP = 100  # the local stack's brokers listen on 9092, 9192, 9292, ...
 MysqlRole = Literal["owner", "shop", "cdc", "reader"]
+MinioRole = Literal["root", "writer", "reader"]
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -96,8 +97,16 @@ class Settings(BaseSettings):
 
     # --- MinIO / the lake ----------------------------------------------------------------
     minio_endpoint: str = Field("127.0.0.1:9000", validation_alias="MINIO_ENDPOINT")
+    # The lake's jobs (they write the layers). Each role below uses these keys when its own
+    # are unset; the local stack's secrets file sets all of them (stack/secrets.py).
     minio_access_key: str = Field("admin", validation_alias="MINIO_ACCESS_KEY")
     minio_secret_key: SecretStr = Field(SecretStr("admin123"), validation_alias="MINIO_SECRET_KEY")
+    # The report, the audit, the demo's check and `stack doctor`: read the layers only.
+    minio_reader_access_key: str | None = Field(None, validation_alias="MINIO_READER_ACCESS_KEY")
+    minio_reader_secret_key: SecretStr | None = Field(None, validation_alias="MINIO_READER_SECRET_KEY")
+    # MinIO's root: the local stack's buckets, users and policies, and tests' scratch lakes.
+    minio_root_user: str | None = Field(None, validation_alias="MINIO_ROOT_USER")
+    minio_root_password: SecretStr | None = Field(None, validation_alias="MINIO_ROOT_PASSWORD")
     lake_uri: str = Field("s3a://", validation_alias="LAKE_URI")
 
     # --- Spark and the batch layers ------------------------------------------------------
@@ -209,6 +218,14 @@ class Settings(BaseSettings):
         password = getattr(self, f"mysql_{role}_password") if role != "owner" else None
         if not user or password is None:
             return self.mysql_user, self.mysql_password.get_secret_value()
+        return user, password.get_secret_value()
+
+    def minio_login(self, role: MinioRole = "writer") -> tuple[str, str]:
+        """The access and secret key `role` uses: its own, else the lake writer's."""
+        user, password = {"reader": (self.minio_reader_access_key, self.minio_reader_secret_key),
+                          "root": (self.minio_root_user, self.minio_root_password)}.get(role, (None, None))
+        if not user or password is None:
+            return self.minio_access_key, self.minio_secret_key.get_secret_value()
         return user, password.get_secret_value()
 
     @property

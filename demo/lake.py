@@ -59,7 +59,7 @@ class DemoLake:
         show_progress()
         self.settings = settings
         self.pid = start_continuous_lake(settings)
-        self.spark = build_session(settings, "orderpipe-demo")
+        self.spark = build_session(settings, "orderpipe-demo", lake_role="reader")
 
     def wait_caught_up(self, timeout_s: float, *, progress: bool = False) -> float:
         """Until the lake has applied every record the CDC topics hold (a first start drains

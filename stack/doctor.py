@@ -17,14 +17,13 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 import orjson
-from minio import Minio
 from minio.error import S3Error
 
 from batch.continuous import DEFERRED, STALENESS_BOUND_S
 from batch.freshness import behind_since
 from cdc import rest
 from config import Settings
-from stack.services import all_services
+from stack.services import all_services, minio_client
 
 DEAD_LETTER_WINDOW_S = 3600
 
@@ -182,8 +181,7 @@ def dead_letters(settings: Settings) -> Iterator[Check]:
 
 
 def gold(settings: Settings) -> Iterator[Check]:
-    client = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
-                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+    client = minio_client(settings, "reader")
     bucket, _, prefix = settings.lake_path("gold", "facts", "fact_orders").removeprefix("s3a://").partition("/")
     logs = list(client.list_objects(bucket, prefix=f"{prefix}/_delta_log/", recursive=True)) \
         if client.bucket_exists(bucket) else []
@@ -197,8 +195,7 @@ def gold(settings: Settings) -> Iterator[Check]:
 def deferred_work(settings: Settings) -> Iterator[Check]:
     """How far each of the continuous lake's deferred jobs (history, dimensions, products,
     marts) is behind its input: the age of the oldest commit it has not read yet."""
-    client = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
-                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+    client = minio_client(settings, "reader")
 
     def located(location: str) -> tuple[str, str]:
         bucket, _, key = location.removeprefix("s3a://").partition("/")

@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from minio import Minio
 from minio.deleteobjects import DeleteObject
+from pydantic import SecretStr
 
 from cdc.topics import TopicMissing, read_to_end
 from config import Settings
+from stack.services import minio_client
 
 SYNC_MARKER_ID = 999_999  # a payment method row of a scratch database's own: the CDC sync marker
 
@@ -19,12 +20,15 @@ SYNC_MARKER_ID = 999_999  # a payment method row of a scratch database's own: th
 @contextmanager
 def scratch_lake(settings: Settings, bucket: str) -> Iterator[Settings]:
     """A lake in a bucket of its own for a test or benchmark (LAKE_URI=s3a://<bucket>/),
-    removed afterwards with everything in it."""
-    client = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
-                   secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+    removed afterwards with everything in it. Its jobs use MinIO's root keys: the stack's lake
+    users may touch only the stack's own buckets."""
+    client = minio_client(settings, "root")
     client.make_bucket(bucket)
+    root_user, root_password = settings.minio_login("root")
     try:
-        yield settings.model_copy(update={"lake_uri": f"s3a://{bucket}/"})
+        yield settings.model_copy(update={
+            "lake_uri": f"s3a://{bucket}/", "minio_access_key": root_user, "minio_secret_key": SecretStr(root_password),
+            "minio_reader_access_key": None, "minio_reader_secret_key": None})
     finally:
         objects = (DeleteObject(entry.object_name) for entry in client.list_objects(bucket, recursive=True))
         errors = list(client.remove_objects(bucket, objects))

@@ -11,7 +11,11 @@ One principal per role, each with only what it needs:
   reference tables, writes orders and their details;
 - `orderpipe-cdc` (MYSQL_CDC_USER): the Debezium connector: Debezium's documented grants
   (binlog, snapshot locks) and its signal table's snapshot windows;
-- `orderpipe-reader` (MYSQL_READER_USER): the lake's first load and the audits, SELECT only.
+- `orderpipe-reader` (MYSQL_READER_USER): the lake's first load and the audits, SELECT only;
+- MinIO's root (MINIO_ROOT_USER): the stack's buckets, users and policies, tests' scratch lakes;
+- `orderpipe-lake` (MINIO_ACCESS_KEY): the lake's jobs, reading and writing the layers' buckets;
+- `orderpipe-lake-reader` (MINIO_READER_ACCESS_KEY): the report, the audit, the demo's check
+  and `stack doctor`, reading them.
 
 A variable set in the environment or `.env` wins over the file (a real deployment's secrets);
 the file is never rewritten (a principal it lacks is appended), so rotating a secret is: edit it (or delete it to make new ones),
@@ -31,6 +35,7 @@ from dotenv import dotenv_values
 from config.settings import STACK_SECRETS_FILE, MysqlRole
 
 GUARD_USER, ADMIN_USER = "orderpipe-guard", "orderpipe-admin"
+LAKE_WRITER, LAKE_READER = "orderpipe-lake", "orderpipe-lake-reader"
 MYSQL_USERS = {"MYSQL_USER": "orderpipe-owner", "MYSQL_SHOP_USER": "orderpipe-shop",
                "MYSQL_CDC_USER": "orderpipe-cdc", "MYSQL_READER_USER": "orderpipe-reader"}
 # What the workers' Redis user may do: connect (the URL's db is a SELECT), claim, mark, and
@@ -52,7 +57,10 @@ def made(redis_host: str, redis_port: int) -> dict[str, str]:
     for variable, user in MYSQL_USERS.items():
         mysql[variable] = user
         mysql[variable.replace("_USER", "_PASSWORD")] = secrets.token_urlsafe(24)
-    return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER), **mysql}
+    minio = {"MINIO_ROOT_USER": "orderpipe-root", "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24),
+             "MINIO_ACCESS_KEY": LAKE_WRITER, "MINIO_SECRET_KEY": secrets.token_urlsafe(24),
+             "MINIO_READER_ACCESS_KEY": LAKE_READER, "MINIO_READER_SECRET_KEY": secrets.token_urlsafe(24)}
+    return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER), **mysql, **minio}
 
 
 def ensure(stack_home: Path, redis_host: str, redis_port: int) -> bool:
@@ -110,6 +118,27 @@ def mysql_grants(database: str, logins: dict[MysqlRole, tuple[str, str]]) -> str
                        f"ALTER USER '{user}'@'%' IDENTIFIED BY '{quoted}'",
                        *(f"GRANT {grant} TO '{user}'@'%'" for grant in grants[role])]
     return ";\n".join([*statements, "FLUSH PRIVILEGES"]) + ";\n"
+
+
+def minio_policies(buckets: set[str]) -> dict[str, dict]:
+    """MinIO policies (IAM JSON) by user: the lake's writer may read and write the layers'
+    buckets, its reader read them; neither may touch another bucket, make one, or
+    administer MinIO."""
+    def statement(actions: list[str], resources: list[str]) -> dict:
+        return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+    in_buckets = [f"arn:aws:s3:::{bucket}" for bucket in sorted(buckets)]
+    objects = [f"{arn}/*" for arn in in_buckets]
+    listing = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]
+    return {
+        LAKE_WRITER: {"Version": "2012-10-17", "Statement": [
+            statement(listing, in_buckets),
+            statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                       "s3:ListMultipartUploadParts"], objects)]},
+        LAKE_READER: {"Version": "2012-10-17", "Statement": [
+            statement(["s3:ListBucket", "s3:GetBucketLocation"], in_buckets),
+            statement(["s3:GetObject"], objects)]},
+    }
 
 
 def redis_acl(guard_url: str, admin_url: str) -> str:

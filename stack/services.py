@@ -25,9 +25,12 @@ import redis
 import yaml
 from confluent_kafka.admin import AdminClient
 from minio import Minio
+from minio.credentials import StaticProvider
+from minio.minioadmin import MinioAdmin
 
 from cdc.offsets import clear_stored_skips
 from config import Settings
+from config.settings import MinioRole
 from stack import secrets
 from source.database import SCHEMA, schema_statements
 from stack.install import Toolchain, which
@@ -403,8 +406,8 @@ class MinIO(Service):
         return self.settings.minio_host_port[1]
 
     def env(self) -> dict[str, str]:
-        return {"MINIO_ROOT_USER": self.settings.minio_access_key,
-                "MINIO_ROOT_PASSWORD": self.settings.minio_secret_key.get_secret_value(),
+        user, password = self.settings.minio_login("root")
+        return {"MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": password,
                 "MINIO_BROWSER": "on", "MINIO_UPDATE": "off"}
 
     def prepare(self) -> None:
@@ -416,10 +419,6 @@ class MinIO(Service):
                 "--address", f"{host}:{port}",
                 "--console-address", f"{host}:{self.settings.minio_console_port}", "--quiet"]
 
-    def client(self) -> Minio:
-        s = self.settings
-        return Minio(s.minio_endpoint, access_key=s.minio_access_key,
-                     secret_key=s.minio_secret_key.get_secret_value(), secure=False)
 
     def probe(self) -> bool:
         try:
@@ -429,10 +428,36 @@ class MinIO(Service):
             return False
 
     def bootstrap(self) -> None:
-        client = self.client()
+        client = minio_client(self.settings, "root")
         for bucket in BUCKETS:
             if not client.bucket_exists(bucket):
                 client.make_bucket(bucket)
+        self.grant_lake_users()
+
+    def grant_lake_users(self) -> None:
+        """The lake's writer and reader, each with its policy on the layers' buckets (users
+        that are MinIO's root, in a deployment that set no others, are left as they are)."""
+        s = self.settings
+        root = s.minio_login("root")
+        admin = MinioAdmin(endpoint=s.minio_endpoint, credentials=StaticProvider(*root), secure=False)
+        policies = secrets.minio_policies(lake_buckets(s))
+        for role, policy_user in (("writer", secrets.LAKE_WRITER), ("reader", secrets.LAKE_READER)):
+            access_key, secret_key = s.minio_login(role)
+            if access_key == root[0]:
+                continue
+            admin.policy_add(policy_user, policy=policies[policy_user])
+            admin.user_add(access_key, secret_key)
+            admin.policy_set(policy_user, user=access_key)
+
+
+def lake_buckets(settings: Settings) -> set[str]:
+    """The buckets the lake's layers live in (LAKE_URI's, or one per layer)."""
+    return {settings.lake_path(layer).removeprefix("s3a://").split("/")[0] for layer in BUCKETS}
+
+
+def minio_client(settings: Settings, role: MinioRole = "writer") -> Minio:
+    access_key, secret_key = settings.minio_login(role)
+    return Minio(settings.minio_endpoint, access_key=access_key, secret_key=secret_key, secure=False)
 
 
 def prometheus_config(settings: Settings) -> dict[str, object]:

@@ -107,3 +107,31 @@ def test_mysql_roles_get_only_what_they_use():
     assert not any("UPDATE" in p or "ALL" in p for p in granted["c"])
     assert not any(p.endswith(" ON *.*") for p in granted["o"] + granted["s"] + granted["r"])
     assert "IDENTIFIED BY 'r''pw'" in secrets.mysql_grants("project_db", logins)
+
+
+def test_the_lake_writer_and_reader_reach_only_the_layers_buckets():
+    policies = secrets.minio_policies({"bronze", "silver", "gold"})
+    writer, reader = policies[secrets.LAKE_WRITER], policies[secrets.LAKE_READER]
+
+    def actions(policy) -> set[str]:
+        return {action for statement in policy["Statement"] for action in statement["Action"]}
+
+    def resources(policy) -> set[str]:
+        return {resource for statement in policy["Statement"] for resource in statement["Resource"]}
+
+    layers = {f"arn:aws:s3:::{bucket}" for bucket in ("bronze", "silver", "gold")}
+    assert resources(writer) == resources(reader) == layers | {f"{arn}/*" for arn in layers}
+    assert {"s3:PutObject", "s3:DeleteObject", "s3:GetObject"} <= actions(writer)
+    assert not {action for action in actions(writer) | actions(reader)
+                if action == "s3:*" or "Bucket" in action and action not in
+                {"s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"}}
+    assert actions(reader) == {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"}
+
+
+def test_minio_roles_use_the_lake_writers_keys_when_unset(tmp_path):
+    shared = Settings(_env_file=None, STACK_HOME=str(tmp_path), MINIO_ACCESS_KEY="lake", MINIO_SECRET_KEY="lake-pw")
+    split = Settings(_env_file=None, STACK_HOME=str(tmp_path), MINIO_ACCESS_KEY="lake", MINIO_SECRET_KEY="lake-pw",
+                     MINIO_ROOT_USER="root", MINIO_ROOT_PASSWORD="root-pw")
+
+    assert {shared.minio_login(role) for role in ("root", "writer", "reader")} == {("lake", "lake-pw")}
+    assert (split.minio_login("root"), split.minio_login("reader")) == (("root", "root-pw"), ("lake", "lake-pw"))
