@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 import mysql.connector
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 import orjson
 from minio.error import S3Error
@@ -78,6 +78,30 @@ def mysql_access(settings: Settings) -> Iterator[Check]:
         return
     roles = ", ".join(f"{role} {settings.mysql_login(role)[0]}" for role in ("owner", "shop", "cdc", "reader"))
     yield Check("mysql access", True, f"credentials required; {roles}")
+
+
+def kafka_access(settings: Settings) -> Iterator[Check]:
+    """Whether Kafka answers a client that presents no credentials."""
+    try:
+        AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "socket.timeout.ms": 5000}).list_topics(timeout=5)
+    except KafkaException:
+        yield Check("kafka access", True, "no answer without credentials")
+        return
+    yield Check("kafka access", False, f"{settings.kafka_bootstrap} answers without credentials (PLAINTEXT, "
+                                       "no authorizer): any process reaching it reads and writes every topic",
+                "keep it on loopback, as the local stack does; SASL is not built yet (docs/operations.md, Security)")
+
+
+def minio_access(settings: Settings) -> Iterator[Check]:
+    """Whether MinIO lists a layer's bucket for an anonymous request."""
+    bucket = settings.lake_path("gold").removeprefix("s3a://").split("/")[0]
+    listing = httpx.get(f"http://{settings.minio_endpoint}/{bucket}?list-type=2", timeout=5)
+    if listing.status_code == 200:
+        yield Check("minio access", False, f"{settings.minio_endpoint} lists bucket {bucket} to anyone",
+                    f"remove its anonymous policy: `mc anonymous set none <alias>/{bucket}`")
+        return
+    roles = ", ".join(f"{role} {settings.minio_login(role)[0]}" for role in ("writer", "reader"))
+    yield Check("minio access", True, f"credentials required; lake {roles}")
 
 
 def services(settings: Settings) -> Iterator[Check]:
@@ -271,6 +295,7 @@ def examine(settings: Settings, worker_url: str) -> list[Check]:
         ("order_final", lambda: order_final(settings)), ("dead letters", lambda: dead_letters(settings)),
         ("gold", lambda: gold(settings)), ("lake deferred work", lambda: deferred_work(settings)),
         ("redis", lambda: redis_state(settings)), ("mysql access", lambda: mysql_access(settings)),
+        ("minio access", lambda: minio_access(settings)), ("kafka access", lambda: kafka_access(settings)),
         ("prometheus", lambda: prometheus_alerts(settings))]
     checks: list[Check] = []
     for name, run in sections:

@@ -83,7 +83,7 @@ def ensure(stack_home: Path, redis_host: str, redis_port: int) -> bool:
 # docker-compose.yml's secrets, each read from `.env` (the names .env.example lists).
 COMPOSE_SECRETS = ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MYSQL_SHOP_PASSWORD", "MYSQL_CDC_PASSWORD",
                    "MYSQL_READER_PASSWORD", "REDIS_GUARD_PASSWORD", "REDIS_ADMIN_PASSWORD",
-                   "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "WEB_TOKEN")
+                   "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "WEB_TOKEN")
 
 
 def compose_env() -> str:

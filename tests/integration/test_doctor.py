@@ -47,6 +47,8 @@ def test_the_doctor_reports_every_check_and_names_the_fix(settings):
     assert "AOF on" in row(examined.stdout, "redis")
     assert "credentials required" in row(examined.stdout, "redis access")
     assert "credentials required; owner " in row(examined.stdout, "mysql access")
+    assert "credentials required; lake writer " in row(examined.stdout, "minio access")
+    assert "PROBLEM" in row(examined.stdout, "kafka access") and "PLAINTEXT" in examined.stdout
     assert "in the last hour" in row(examined.stdout, "dead letters")
     assert "problem(s): connector" in examined.stderr and "Traceback" not in examined.stderr
 

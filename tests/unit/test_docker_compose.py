@@ -3,6 +3,7 @@ settings module, the local stack and the Procfile instead."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
@@ -77,9 +78,13 @@ def test_mysql_writes_the_row_binlog_debezium_reads_and_gets_the_schema():
     assert "config/schema.sql" in mounts and (REPO_ROOT / "config/docker/grants.sh").exists()
 
 
-def test_minio_gets_the_stacks_buckets():
+def test_minio_gets_the_stacks_buckets_and_the_lake_user_its_policy():
     command = " ".join(SERVICES["minio-buckets"]["entrypoint"])
+    policy = json.loads((REPO_ROOT / "config/docker/minio-lake-writer.json").read_text())
+
     assert all(f"lake/{bucket}" in command for bucket in BUCKETS)
+    assert policy == secrets.minio_policies(set(BUCKETS))[secrets.LAKE_WRITER]
+    assert "mc admin policy attach lake orderpipe-lake --user" in command
 
 
 def test_processes_match_the_procfile():
