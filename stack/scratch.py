@@ -28,7 +28,7 @@ def scratch_lake(settings: Settings, bucket: str) -> Iterator[Settings]:
     try:
         yield settings.model_copy(update={
             "lake_uri": f"s3a://{bucket}/", "minio_access_key": root_user, "minio_secret_key": SecretStr(root_password),
-            "minio_reader_access_key": None, "minio_reader_secret_key": None})
+            "minio_reader_access_key": root_user, "minio_reader_secret_key": SecretStr(root_password)})
     finally:
         objects = (DeleteObject(entry.object_name) for entry in client.list_objects(bucket, recursive=True))
         errors = list(client.remove_objects(bucket, objects))

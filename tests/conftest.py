@@ -42,9 +42,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def spark(settings: Settings):
     """One SparkSession for the whole run, built by the product's own factory (Delta, S3A,
     JDBC jars): Spark keeps one session per process, so unit and integration tests share it.
-    Pure-transform tests use it without touching any service."""
+    Pure-transform tests use it without touching any service. It holds MinIO's root keys: tests
+    read and write scratch lakes, in buckets the stack's lake users may not touch."""
     from batch.session import build_session
 
-    session = build_session(settings.model_copy(update={"spark_master": "local[2]"}), "tests")
+    session = build_session(settings.model_copy(update={"spark_master": "local[2]"}), "tests", lake_role="root")
     yield session
     session.stop()

@@ -5,13 +5,6 @@ from __future__ import annotations
 
 from minio import Minio
 
-from config import Settings
-
-
-def minio_client(settings: Settings) -> Minio:
-    return Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
-                 secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
-
 
 def batches(minio: Minio, bucket: str, kind: str) -> set[int]:
     """Batch ids in the archive checkpoint's `offsets` (planned) or `commits` (done) log."""

@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pytest
-from minio import Minio
 from pyspark.sql import functions as F
 
 from batch import lake
@@ -20,6 +19,7 @@ from cdc.topics import records_held
 from config import Settings
 from config.settings import REPO_ROOT
 from stack.scratch import scratch_lake
+from stack.services import minio_client
 from tests.integration.checkpoints import batches
 from tests.integration.scratch_stream import scratch_stream, write_orders
 
@@ -42,8 +42,7 @@ def held(settings: Settings) -> int:
 
 def test_a_killed_archive_job_reruns_and_holds_every_cdc_record_once(settings, spark, unique_name, tmp_path):
     bucket = f"t{uuid.uuid4().hex[:12]}"
-    minio = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
-                  secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+    minio = minio_client(settings, "root")
     with scratch_lake(settings, bucket) as lake_settings, \
             scratch_stream(lake_settings, unique_name, workers=0) as (scratch, _):
         write_orders(scratch, 300, rate=0)

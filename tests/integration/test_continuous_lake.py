@@ -19,7 +19,8 @@ from batch.freshness import deferred_current, expected_statuses, fact_statuses
 from config.settings import REPO_ROOT
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake
-from tests.integration.checkpoints import batches, in_flight, minio_client
+from stack.services import minio_client
+from tests.integration.checkpoints import batches, in_flight
 from tests.integration.scratch_stream import scratch_stream, write_orders
 from tests.integration.waiting import wait_for
 
@@ -33,7 +34,7 @@ def continuous_lake(settings, log_path) -> subprocess.Popen:
 
 def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exact(settings, spark, tmp_path):
     bucket = f"t{uuid.uuid4().hex[:12]}"
-    minio = minio_client(settings)
+    minio = minio_client(settings, "root")
     with scratch_lake(settings, bucket) as lake_settings, \
             scratch_stream(lake_settings, bucket, workers=0) as (scratch, _):
         first = write_orders(scratch, 150, rate=0)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from minio import Minio
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
@@ -34,7 +33,7 @@ from batch.freshness import expected_statuses
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import cdc_caught_up, scratch_lake
-from stack.services import all_services
+from stack.services import all_services, minio_client
 from tests.integration.browser import chromium_render
 from tests.integration.scratch_stream import scratch_stream
 
@@ -62,8 +61,7 @@ def lakehouse(settings: Settings, spark: SparkSession):
     The tests share it (a run takes tens of seconds); each one's checks are relative to the
     state it finds."""
     bucket = f"t{uuid.uuid4().hex[:12]}"
-    minio = Minio(settings.minio_endpoint, access_key=settings.minio_access_key,
-                  secret_key=settings.minio_secret_key.get_secret_value(), secure=False)
+    minio = minio_client(settings, "root")
     with scratch_lake(settings, bucket) as lake_settings, \
             scratch_stream(lake_settings, bucket, workers=0) as (scratch, _):
         connection = database.connect(scratch)
