@@ -56,7 +56,7 @@ class CompletionWorker:
         self.watch = AlertWatch(settings.stall_after_s)
         self.reference: TopicReader = reference_reader()
         self.cdc_committed = ConnectorPosition(settings.kafka_bootstrap, settings.connect_offsets_topic,
-                                               settings.cdc_connector_name)
+                                               settings.cdc_connector_name, settings.kafka_aiokafka_auth("stream"))
         self.cdc_lag = LagGauge([self.orders_topic, self.details_topic])
         final_guard, alert_guard = guards or (
             RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic),

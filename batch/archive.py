@@ -125,6 +125,7 @@ def start(spark: SparkSession, config: Settings, *, once: bool, every_s: float,
     inside `turn()`."""
     records = (spark.readStream.format("kafka")
                .option("kafka.bootstrap.servers", config.kafka_bootstrap)
+               .options(**config.kafka_java_config("lake", prefix="kafka."))
                # a pattern, not a list: a topic Debezium has not created yet (a table with no
                # rows at the connector's start) is picked up when it appears, not an error
                .option("subscribePattern", topics_pattern(config))

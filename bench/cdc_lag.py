@@ -31,7 +31,7 @@ from source.traffic import ChaosMix, InsertOrder, Truth, plan
 
 
 def create_topics(settings: Settings) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     topics = [NewTopic(settings.cdc_topic(table), 1, settings.replication_factor,
                        config={"message.timestamp.type": "LogAppendTime"})
               for table in CDC_TABLES]
@@ -83,7 +83,7 @@ def main(
             rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))
             rest.wait_running(connect, name)
             read_topics(scratch, [scratch.cdc_topic(t) for t in CDC_TABLES], until=snapshot_done)
-            consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": suffix,
+            consumer = Consumer({**scratch.kafka_client_config(), "group.id": suffix,
                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
             consumer.subscribe([scratch.cdc_topic("orders")])
             runs = [measure(scratch, consumer, baseline_orders, baseline_rate, seed=1),

@@ -84,7 +84,7 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 def create_output_topic(scratch: Settings, name: str) -> None:
     """An output topic as a deployment has it before its workers start: TOPIC_PARTITIONS
     partitions, appends timed by the broker (LogAppendTime)."""
-    admin = AdminClient({"bootstrap.servers": scratch.kafka_bootstrap})
+    admin = AdminClient(scratch.kafka_client_config())
     topic = NewTopic(name, scratch.topic_partitions, scratch.replication_factor,
                      config={"message.timestamp.type": "LogAppendTime"})
     admin.create_topics([topic])[name].result(timeout=30)
@@ -98,7 +98,7 @@ def prepare(scratch: Settings, customers: int = CUSTOMERS) -> None:
     replicas = scratch.replication_factor
     topics = [NewTopic(scratch.cdc_topic(t), scratch.topic_partitions, replicas, config=append_time) for t in CDC_TABLES]
     topics.append(NewTopic(scratch.order_final_topic, scratch.topic_partitions, replicas, config=append_time))
-    admin = AdminClient({"bootstrap.servers": scratch.kafka_bootstrap})  # must outlive its futures
+    admin = AdminClient(scratch.kafka_client_config())  # must outlive its futures
     for future in admin.create_topics(topics).values():
         future.result(timeout=30)
     connect = rest.client(scratch.kafka_connect_url)
@@ -110,7 +110,7 @@ def prepare(scratch: Settings, customers: int = CUSTOMERS) -> None:
 
 
 def end_offsets(scratch: Settings, tables=("orders", "order_details")) -> int:
-    consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": "bench-offsets"})
+    consumer = Consumer({**scratch.kafka_client_config(), "group.id": "bench-offsets"})
     total = 0
     for table in tables:
         for p in range(scratch.topic_partitions):
@@ -131,7 +131,7 @@ def wait_topics_still(scratch: Settings) -> int:
 
 
 def baseline_events_per_s(scratch: Settings, total: int) -> float:
-    consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": f"bench-{uuid.uuid4()}",
+    consumer = Consumer({**scratch.kafka_client_config(), "group.id": f"bench-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([scratch.cdc_topic("orders"), scratch.cdc_topic("order_details")])
     seen, started = 0, None

@@ -54,7 +54,14 @@ def connector_config(settings: Settings, flavor: str | None = None, **overrides:
     unfilled = sorted(key for key, value in config.items() if "${" in value)
     if unfilled:
         raise KeyError(f"{template.name}: no setting for the placeholders of {', '.join(unfilled)}")
-    return {**config, **overrides}
+    return {**config, **schema_history_security(settings), **overrides}
+
+
+def schema_history_security(settings: Settings) -> dict[str, str]:
+    """Debezium's schema history topic has a producer and a consumer of its own, outside
+    Connect's: they authenticate as Connect does."""
+    return {key: value for client in ("producer", "consumer")
+            for key, value in settings.kafka_java_config("connect", f"schema.history.internal.{client}.").items()}
 
 
 def server_id(connector_name: str) -> str:

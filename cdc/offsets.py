@@ -50,7 +50,7 @@ def clear_stored_skips(settings: Settings) -> list[str]:
         return []
     newest = {message.key: (message.partition, message.value) for message in stored}  # a key keeps to one partition
     corrected = []
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all",
+    producer = Producer({**settings.kafka_client_config(), "acks": "all",
                          "client.id": f"offset-skips-{uuid.uuid4().hex[:8]}"})
     for key, (partition, value) in newest.items():
         offset = orjson.loads(value) if value else None

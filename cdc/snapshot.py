@@ -128,7 +128,7 @@ class ReadCounter:
     def __init__(self, settings: Settings, tables: list[str]) -> None:
         self.topics = {settings.cdc_topic(table): table for table in tables}
         self.rows = dict.fromkeys(tables, 0)
-        self.consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"snapshot-{uuid.uuid4()}",
+        self.consumer = Consumer({**settings.kafka_client_config(), "group.id": f"snapshot-{uuid.uuid4()}",
                                   "enable.auto.commit": False})
         self.consumer.assign([TopicPartition(topic, partition, end) for topic in self.topics
                               for partition, (_, end) in watermarks(settings, topic).items()])

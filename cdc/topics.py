@@ -44,7 +44,7 @@ def read_topics(settings: Settings, topics: list[str], *, until: Callable[[list[
 
     Raises TimeoutError (saying how many messages arrived) if it does not hold in time.
     """
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"test-{uuid.uuid4()}",
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"test-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "topic.metadata.refresh.interval.ms": 1000})
     consumer.subscribe(topics)
@@ -87,7 +87,7 @@ def partition_offsets(consumer: Consumer, topic: str, partitions) -> dict[int, t
 
 def watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
     """Each partition's (start, end) offsets now; empty if the topic is missing."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"count-{uuid.uuid4()}"})
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"count-{uuid.uuid4()}"})
     try:
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if found is None or found.error is not None:
@@ -122,7 +122,7 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 120, *, raw: 
     """Every message of `topic`, from the beginning (or each partition's `last` newest, or its
     first stamped at or after `since_ms`) to the end offsets it had when called; `raw`: keys and
     values as the bytes they are (dead letters need not be JSON)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"audit-{uuid.uuid4()}",
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"audit-{uuid.uuid4()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)

@@ -21,6 +21,7 @@ STACK_SECRETS_FILE = "secrets.env"
 LOCAL_BROKER_STEP = 100  # the local stack's brokers listen on 9092, 9192, 9292, ...
 MysqlRole = Literal["owner", "shop", "cdc", "reader"]
 MinioRole = Literal["root", "writer", "reader"]
+KafkaRole = Literal["stream", "connect", "lake", "tools", "broker"]
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -45,6 +46,21 @@ class Settings(BaseSettings):
     # Kafka Connect's offset storage topic (its `offset.storage.topic`): the workers read the
     # connector's committed binlog position there, to settle orders on quiet partitions.
     connect_offsets_topic: str = Field("_connect_offsets", validation_alias="CONNECT_OFFSETS_TOPIC")
+    # SASL credentials, a principal per role (stack/secrets.py): the workers', then Kafka
+    # Connect's, the lake's, operators' tools' and the brokers' own. Each role uses the
+    # workers' when its own is unset; with none set, clients speak PLAINTEXT.
+    kafka_user: str | None = Field(None, validation_alias="KAFKA_USER")
+    kafka_password: SecretStr | None = Field(None, validation_alias="KAFKA_PASSWORD")
+    kafka_connect_user: str | None = Field(None, validation_alias="KAFKA_CONNECT_USER")
+    kafka_connect_password: SecretStr | None = Field(None, validation_alias="KAFKA_CONNECT_PASSWORD")
+    kafka_lake_user: str | None = Field(None, validation_alias="KAFKA_LAKE_USER")
+    kafka_lake_password: SecretStr | None = Field(None, validation_alias="KAFKA_LAKE_PASSWORD")
+    kafka_tools_user: str | None = Field(None, validation_alias="KAFKA_TOOLS_USER")
+    kafka_tools_password: SecretStr | None = Field(None, validation_alias="KAFKA_TOOLS_PASSWORD")
+    kafka_broker_user: str | None = Field(None, validation_alias="KAFKA_BROKER_USER")
+    kafka_broker_password: SecretStr | None = Field(None, validation_alias="KAFKA_BROKER_PASSWORD")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-256", validation_alias="KAFKA_SASL_MECHANISM")
     # Partitions of the CDC topics, the stream's tables and order_final: the most workers
     # that can share the stream.
     topic_partitions: int = Field(4, validation_alias="TOPIC_PARTITIONS", ge=1)
@@ -219,6 +235,43 @@ class Settings(BaseSettings):
         if not user or password is None:
             return self.mysql_user, self.mysql_password.get_secret_value()
         return user, password.get_secret_value()
+
+    def kafka_login(self, role: KafkaRole = "stream") -> tuple[str, str] | None:
+        """The SASL user and password `role` authenticates with (its own, else the workers'),
+        or None: PLAINTEXT."""
+        prefix = "kafka" if role == "stream" else f"kafka_{role}"
+        user, password = getattr(self, f"{prefix}_user"), getattr(self, f"{prefix}_password")
+        if not user or password is None:
+            user, password = self.kafka_user, self.kafka_password
+        return (user, password.get_secret_value()) if user and password is not None else None
+
+    def kafka_client_config(self, role: KafkaRole = "tools") -> dict[str, str]:
+        """A librdkafka client's (confluent-kafka's) connection settings as `role`."""
+        login = self.kafka_login(role)
+        config = {"bootstrap.servers": self.kafka_bootstrap}
+        if login:
+            config |= {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.kafka_sasl_mechanism,
+                       "sasl.username": login[0], "sasl.password": login[1]}
+        return config
+
+    def kafka_java_config(self, role: KafkaRole, prefix: str = "") -> dict[str, str]:
+        """A Java client's security settings as `role` (Connect, Spark's Kafka source), each
+        name after `prefix` ("producer.", "kafka.")."""
+        login = self.kafka_login(role)
+        if not login:
+            return {}
+        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                f'username="{login[0]}" password="{login[1]}";')
+        return {f"{prefix}security.protocol": "SASL_PLAINTEXT", f"{prefix}sasl.mechanism": self.kafka_sasl_mechanism,
+                f"{prefix}sasl.jaas.config": jaas}
+
+    def kafka_aiokafka_auth(self, role: KafkaRole = "stream") -> dict[str, str]:
+        """An aiokafka client's authentication keyword arguments as `role`."""
+        login = self.kafka_login(role)
+        if not login:
+            return {}
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": login[0], "sasl_plain_password": login[1]}
 
     def minio_login(self, role: MinioRole = "writer") -> tuple[str, str]:
         """The access and secret key `role` uses: its own, else the lake writer's."""

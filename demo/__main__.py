@@ -41,7 +41,7 @@ from stack.workers import start_workers, wait_for_group
 def read_finals(settings: Settings, wanted: set[str], *, timeout_s: float) -> tuple[list[dict], list[float]]:
     """This run's order_final records (values, and their broker timestamps in ms), read until
     every `wanted` order has arrived, then 3 s more to catch late duplicates."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"demo-{uuid.uuid4()}",
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"demo-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([settings.order_final_topic])
     values, stamps, seen = [], [], set()

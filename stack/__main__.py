@@ -67,12 +67,14 @@ def up(
     """
     started = time.monotonic()
     stack = settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers)
-    if secrets.ensure(stack.stack_home, *stack.redis_host_port):
+    if made := secrets.ensure(stack.stack_home, *stack.redis_host_port):
         console.print(f"credentials made for this stack: {secrets.path(stack.stack_home)} (owner-only)", highlight=False)
-        if process.running_pid(StackLayout(stack.stack_home).pidfile("redis")):
-            console.print("[red]stack up:[/red] Redis runs without the stack's users; "
-                          "`python -m stack down`, then `up` again", markup=True, highlight=False)
-            raise typer.Exit(1)
+        layout = StackLayout(stack.stack_home)
+        for service, variable in (("redis", "REDIS_URL"), ("kafka", "KAFKA_USER")):
+            if variable in made and process.running_pid(layout.pidfile(service)):
+                console.print(f"[red]stack up:[/red] {service} runs without the stack's users; "
+                              "`python -m stack down`, then `up` again", markup=True, highlight=False)
+                raise typer.Exit(1)
         stack = Settings(**({} if brokers is None else {"KAFKA_BROKERS": brokers}))
     try:
         Toolchain(stack.stack_cache).install(extras(with_))

@@ -85,11 +85,13 @@ def kafka_access(settings: Settings) -> Iterator[Check]:
     try:
         AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "socket.timeout.ms": 5000}).list_topics(timeout=5)
     except KafkaException:
-        yield Check("kafka access", True, "no answer without credentials")
+        roles = ", ".join(f"{role} {login[0]}" for role in ("stream", "connect", "lake", "tools")
+                          if (login := settings.kafka_login(role)))
+        yield Check("kafka access", True, f"no answer without credentials; {roles or 'no SASL user set'}")
         return
-    yield Check("kafka access", False, f"{settings.kafka_bootstrap} answers without credentials (PLAINTEXT, "
-                                       "no authorizer): any process reaching it reads and writes every topic",
-                "keep it on loopback, as the local stack does; SASL is not built yet (docs/operations.md, Security)")
+    yield Check("kafka access", False, f"{settings.kafka_bootstrap} answers without credentials (PLAINTEXT): "
+                                       "any process reaching it reads and writes every topic",
+                "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
 
 
 def minio_access(settings: Settings) -> Iterator[Check]:
@@ -126,7 +128,7 @@ def connector(settings: Settings) -> Iterator[Check]:
 
 
 def cdc_topics(settings: Settings) -> Iterator[Check]:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     found = admin.list_topics(timeout=5).topics
     for table in ("orders", "order_details"):
         topic = settings.cdc_topic(table)
@@ -161,7 +163,7 @@ def workers(settings: Settings, worker_url: str) -> Iterator[Check]:
 
 
 def _newest_append_ms(settings: Settings, topic: str) -> int | None:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "doctor",
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": "doctor",
                          "enable.auto.commit": False})
     try:
         found = consumer.list_topics(topic, timeout=5).topics.get(topic)
@@ -187,7 +189,7 @@ def order_final(settings: Settings) -> Iterator[Check]:
 
 
 def dead_letters(settings: Settings) -> Iterator[Check]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "doctor",
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": "doctor",
                          "enable.auto.commit": False})
     topic, since_ms = settings.dead_letter_topic, int((time.time() - DEAD_LETTER_WINDOW_S) * 1000)
     try:

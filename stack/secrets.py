@@ -12,6 +12,10 @@ One principal per role, each with only what it needs:
 - `orderpipe-cdc` (MYSQL_CDC_USER): the Debezium connector: Debezium's documented grants
   (binlog, snapshot locks) and its signal table's snapshot windows;
 - `orderpipe-reader` (MYSQL_READER_USER): the lake's first load and the audits, SELECT only;
+- Kafka (SASL/SCRAM): `orderpipe-stream` (KAFKA_USER, the workers), `orderpipe-connect`
+  (Kafka Connect and its connector), `orderpipe-lake` (the lake's Kafka source),
+  `orderpipe-tools` (operators' tools, the stack, tests, benchmarks), `orderpipe-broker` (the
+  brokers to each other and to the controllers); made when Kafka's storage is formatted;
 - MinIO's root (MINIO_ROOT_USER): the stack's buckets, users and policies, tests' scratch lakes;
 - `orderpipe-lake` (MINIO_ACCESS_KEY): the lake's jobs, reading and writing the layers' buckets;
 - `orderpipe-lake-reader` (MINIO_READER_ACCESS_KEY): the report, the audit, the demo's check
@@ -36,6 +40,9 @@ from config.settings import STACK_SECRETS_FILE, MysqlRole
 
 GUARD_USER, ADMIN_USER = "orderpipe-guard", "orderpipe-admin"
 LAKE_WRITER, LAKE_READER = "orderpipe-lake", "orderpipe-lake-reader"
+KAFKA_USERS = {"KAFKA_USER": "orderpipe-stream", "KAFKA_CONNECT_USER": "orderpipe-connect",
+               "KAFKA_LAKE_USER": "orderpipe-lake", "KAFKA_TOOLS_USER": "orderpipe-tools",
+               "KAFKA_BROKER_USER": "orderpipe-broker"}
 MYSQL_USERS = {"MYSQL_USER": "orderpipe-owner", "MYSQL_SHOP_USER": "orderpipe-shop",
                "MYSQL_CDC_USER": "orderpipe-cdc", "MYSQL_READER_USER": "orderpipe-reader"}
 # What the workers' Redis user may do: connect (the URL's db is a SELECT), claim, mark, and
@@ -60,24 +67,28 @@ def made(redis_host: str, redis_port: int) -> dict[str, str]:
     minio = {"MINIO_ROOT_USER": "orderpipe-root", "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24),
              "MINIO_ACCESS_KEY": LAKE_WRITER, "MINIO_SECRET_KEY": secrets.token_urlsafe(24),
              "MINIO_READER_ACCESS_KEY": LAKE_READER, "MINIO_READER_SECRET_KEY": secrets.token_urlsafe(24)}
-    return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER), **mysql, **minio}
+    kafka = {}
+    for variable, user in KAFKA_USERS.items():
+        kafka[variable] = user
+        kafka[variable.replace("_USER", "_PASSWORD")] = secrets.token_urlsafe(24)
+    return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER), **mysql, **minio, **kafka}
 
 
-def ensure(stack_home: Path, redis_host: str, redis_port: int) -> bool:
+def ensure(stack_home: Path, redis_host: str, redis_port: int) -> set[str]:
     """Write the stack's secrets file (owner-only) if it does not exist yet, or append the
-    principals it lacks; whether it wrote anything. Existing values are never changed."""
+    principals it lacks; the variables it wrote. Existing values are never changed."""
     found = path(stack_home)
     stack_home.mkdir(parents=True, exist_ok=True)
     present = set(dotenv_values(found)) if found.is_file() else set()
     missing = {name: value for name, value in made(redis_host, redis_port).items() if name not in present}
     if not missing:
-        return False
+        return set()
     descriptor = os.open(found, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(descriptor, "a") as file:
         if not present:
             file.write("# Made by `python -m stack up`: this stack's credentials. Keep it private.\n")
         file.write("".join(f"{name}={value}\n" for name, value in missing.items()))
-    return True
+    return set(missing)
 
 
 # docker-compose.yml's secrets, each read from `.env` (the names .env.example lists).

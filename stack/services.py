@@ -138,11 +138,11 @@ class Kafka(Service):
             "node.id": self.node,
             "controller.quorum.voters": ",".join(f"{node}@{host}:{voter}"
                                                  for node, _, voter in self.settings.kafka_nodes),
-            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "listeners": f"{self.client_listener}://{host}:{port},CONTROLLER://{host}:{controller}",
+            "advertised.listeners": f"{self.client_listener}://{host}:{port}",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": self.client_listener,
+            **self.security(),
             "log.dirs": self.layout.data(self.name),
             # Topics made by the brokers themselves, or by a client that names no replication.
             "default.replication.factor": replicas,
@@ -157,6 +157,39 @@ class Kafka(Service):
             "num.partitions": self.settings.topic_partitions,
         } | (self.quick_fencing() if self.settings.kafka_brokers > 1 else {})
 
+    @property
+    def client_listener(self) -> str:
+        return "CLIENT" if self.settings.kafka_login("broker") else "PLAINTEXT"
+
+    def security(self) -> dict[str, object]:
+        """Every listener behind SASL when the settings hold credentials: clients and brokers
+        with SCRAM (users kept in the cluster's metadata, made at format), the controller
+        listener with PLAIN (SCRAM's users live in the metadata the controllers serve)."""
+        login = self.settings.kafka_login("broker")
+        if not login:
+            return {"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"}
+        user, password = login
+        mechanism = self.settings.kafka_sasl_mechanism
+        return {
+            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": mechanism,
+            "sasl.mechanism.inter.broker.protocol": mechanism,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config":
+                f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{user}" '
+                f'password="{password}" user_{user}="{password}";',
+            f"listener.name.client.{mechanism.lower()}.sasl.jaas.config":
+                f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";',
+        }
+
+    def scram_users(self) -> list[str]:
+        """`--add-scram` arguments of the storage format: every role's user."""
+        logins = {login for role in ("broker", "tools", "stream", "connect", "lake")
+                  if (login := self.settings.kafka_login(role))}
+        return [f"--add-scram={self.settings.kafka_sasl_mechanism}=[name={user},password={password}]"
+                for user, password in sorted(logins)]
+
     @staticmethod
     def quick_fencing() -> dict[str, object]:
         # A killed broker stays registered (and leader of its partitions) until the quorum
@@ -170,11 +203,12 @@ class Kafka(Service):
         conf.write_text(render_properties(self.properties()))
         log4j.write_text(LOG4J)
         self._check_quorum_size()
+        self._check_security()
         if (self.layout.data(self.name) / "meta.properties").exists():
             return
         # one option word: a random id may begin with "-", which the tool would take for an option
         format_storage = _java("512m", log4j, "kafka.tools.StorageTool", "format",
-                               f"--cluster-id={self._cluster_id()}", "-c", str(conf),
+                               f"--cluster-id={self._cluster_id()}", "-c", str(conf), *self.scram_users(),
                                classpath=self.tools.java_classpath)
         formatted = subprocess.run(format_storage, capture_output=True, text=True)
         if formatted.returncode != 0:
@@ -192,6 +226,19 @@ class Kafka(Service):
                 f"the Kafka data under {self.layout.home} was made for {recorded.read_text().strip()} broker(s), "
                 f"not KAFKA_BROKERS={wanted}: use another STACK_HOME, or stop the stack and remove "
                 f"{self.layout.home / 'data'}/kafka*")
+
+    def _check_security(self) -> None:
+        """SCRAM users are made when the storage is formatted: data formatted for PLAINTEXT
+        has none, so it cannot start with SASL (nor the other way round)."""
+        recorded, wanted = self.layout.conf("kafka-security"), "sasl" if self.settings.kafka_login("broker") else "plaintext"
+        made = (self.layout.data(self.name) / "meta.properties").exists()
+        if not made or not recorded.exists():
+            recorded.write_text("plaintext" if made else wanted)  # data made before SASL was PLAINTEXT
+        if recorded.read_text().strip() != wanted:
+            raise KafkaLayoutError(
+                f"the Kafka data under {self.layout.home} was made for {recorded.read_text().strip()} clients, "
+                f"the settings ask for {wanted}: stop the stack and remove {self.layout.home / 'data'}/kafka* "
+                "(its topics go; the connector snapshots the database again), or use another STACK_HOME")
 
     def _cluster_id(self) -> str:
         """One cluster id for every node: kept beside the configs (a stack made before there
@@ -212,7 +259,8 @@ class Kafka(Service):
     def probe(self) -> bool:
         """This node answers as a broker of the cluster (with several, once the quorum has a leader)."""
         host = self.settings.kafka_host_port[0]
-        admin = AdminClient({"bootstrap.servers": f"{host}:{self.port}", "log_level": 0})
+        admin = AdminClient({**self.settings.kafka_client_config(), "bootstrap.servers": f"{host}:{self.port}",
+                             "log_level": 0})
         try:
             return self.node in admin.list_topics(timeout=2).brokers
         except Exception:  # noqa: BLE001 - any failure means "not ready yet"
@@ -231,6 +279,9 @@ class KafkaConnect(Service):
         host, port = self.settings.kafka_connect_host_port
         return {
             "bootstrap.servers": self.settings.kafka_bootstrap,
+            # Connect's own clients and its connectors' producers, consumers and admin client.
+            **{key: value for prefix in ("", "producer.", "consumer.", "admin.")
+               for key, value in self.settings.kafka_java_config("connect", prefix).items()},
             "group.id": "orderpipe-connect",
             "key.converter": "org.apache.kafka.connect.json.JsonConverter",
             "value.converter": "org.apache.kafka.connect.json.JsonConverter",

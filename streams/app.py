@@ -8,7 +8,7 @@ are found by autodiscovery in the `agents`, `tables` and `web` packages.
 from __future__ import annotations
 
 from config import settings
-from streams.runtime.app import OrderPipeApp
+from streams.runtime.app import OrderPipeApp, broker_credentials
 from streams.runtime.consumer import NoSkipConsumer
 from streams.runtime.metrics import RecordQuietMonitor
 from streams.runtime.producer import BatchingProducer
@@ -17,6 +17,7 @@ from streams.runtime.web_access import bearer_middleware, web_token
 app = OrderPipeApp(
     settings.stream_app_id,
     broker=[f"kafka://{address}" for address in settings.kafka_bootstrap.split(",")],
+    broker_credentials=broker_credentials(settings.kafka_login("stream"), settings.kafka_sasl_mechanism),
     store="rocksdb://",
     autodiscover=["agents", "tables", "web"],
     origin="streams",

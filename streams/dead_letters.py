@@ -79,7 +79,7 @@ def read_dead_letters(settings: Settings) -> list[DeadLetter]:
 
 def replay(settings: Settings, letters: list[DeadLetter]) -> int:
     """Produce each record again to its source topic and partition; the number acknowledged."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all",
+    producer = Producer({**settings.kafka_client_config(), "acks": "all",
                          "message.max.bytes": 2_000_000})
     failures: list[str] = []
 

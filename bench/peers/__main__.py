@@ -68,7 +68,7 @@ def forget_run(scratch: Settings, run: str, order_ids: list[str]) -> None:
 
 
 def drop_topics(run: str) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     names = [name for name in admin.list_topics(timeout=10).topics if run in name]
     for future in admin.delete_topics(names).values() if names else ():
         future.result(timeout=30)

@@ -71,7 +71,7 @@ class Contender:
 
 def wait_groups_stable(scratch: Settings, groups: list[str], timeout_s: float = 120) -> None:
     """Until every group has members and a finished rebalance."""
-    admin = AdminClient({"bootstrap.servers": scratch.kafka_bootstrap})
+    admin = AdminClient(scratch.kafka_client_config())
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         described = [f.result(timeout=10) for f in admin.describe_consumer_groups(groups).values()]

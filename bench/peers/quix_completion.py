@@ -54,8 +54,10 @@ def main(
     """Run the completion logic as a Quix Streams application until SIGTERM."""
     # Imported here so that `step` (unit-tested) does not need the optional `bench` extra.
     from quixstreams import Application
+    from quixstreams.kafka.configuration import ConnectionConfig
 
-    app = Application(broker_address=settings.kafka_bootstrap, consumer_group=group,
+    broker = ConnectionConfig.from_librdkafka_dict(settings.kafka_client_config("stream"))
+    app = Application(broker_address=broker, consumer_group=group,
                       auto_offset_reset="earliest", state_dir=state_dir, loglevel="WARNING")
     guard = redis.Redis.from_url(settings.redis_operator_url)
 

@@ -60,7 +60,7 @@ def after_row(raw: bytes | None) -> dict | None:
 
 
 def consumer(group: str, table: str) -> Consumer:
-    client = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group,
+    client = Consumer({**settings.kafka_client_config(), "group.id": group,
                        "auto.offset.reset": "earliest", "enable.auto.commit": True})
     client.subscribe([settings.cdc_topic(table)])
     return client
@@ -93,7 +93,7 @@ def details(output_topic: Annotated[str, typer.Option(help="Where completed orde
             group: Group, prefix: Prefix) -> None:
     """order_details.py: count products, check the cached order, lock, produce."""
     cache = redis.Redis.from_url(settings.redis_operator_url)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     for message in records(consumer(f"{group}-details", "order_details")):
         after = after_row(message.value())
         if after is None:

@@ -64,6 +64,11 @@ def collector_stats(frozen: int) -> dict:
 EXIT_MISCONFIGURED = 78
 
 
+def broker_credentials(login: tuple[str, str] | None, mechanism: str) -> faust.SASLCredentials | None:
+    """Faust's SASL credentials for a (user, password), or None: PLAINTEXT."""
+    return faust.SASLCredentials(username=login[0], password=login[1], mechanism=mechanism) if login else None
+
+
 class StartRefused(Exception):
     """A start-up step found that the worker cannot run as configured (its credentials refused,
     say). The worker stops with this one line, which names the setting to fix."""

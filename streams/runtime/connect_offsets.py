@@ -24,13 +24,14 @@ READ_TIMEOUT_MS = 200
 
 
 class ConnectorPosition:
-    def __init__(self, bootstrap: str, topic: str, connector: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, connector: str, auth: dict[str, str] | None = None) -> None:
         self.bootstrap, self.topic, self.connector = bootstrap, topic, connector
+        self.auth = auth or {}  # aiokafka's SASL keyword arguments
         self.position: Position | None = None  # None until a committed position is read
 
     async def follow(self, app_id: str) -> None:
         """Read the offset storage topic for as long as the worker runs; raises if it is missing."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **self.auth, group_id=None, enable_auto_commit=False,
                                     client_id=f"{app_id}-connect-offsets", auto_offset_reset="earliest")
         await consumer.start()
         try:

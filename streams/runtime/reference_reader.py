@@ -96,7 +96,8 @@ class TopicReader:
         if self._consumer is not None:
             return
         self.store = self.open_store()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                                          **settings.kafka_aiokafka_auth("stream"), group_id=None,
                                           client_id=f"{app_id}-reference-reader", enable_auto_commit=False,
                                           auto_offset_reset="earliest")
         self._claims = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)

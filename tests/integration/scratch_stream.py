@@ -154,7 +154,7 @@ def partition_of(order_id: str, partitions: int) -> int:
 def uncommitted(settings: Settings, timeout_s: float = 30) -> dict[str, int]:
     """CDC records past the workers' committed offsets, per topic-partition, once every one
     is committed or `timeout_s` passed: {} means the group has committed everything."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": settings.stream_app_id,
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": settings.stream_app_id,
                          "enable.auto.commit": False})
     partitions = [TopicPartition(settings.cdc_topic(table), p)
                   for table in ("orders", "order_details") for p in range(settings.topic_partitions)]

@@ -30,7 +30,7 @@ def run(settings: Settings, *args: str, timeout_s: float = 600) -> subprocess.Co
 def cut_to_the_end(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
     """Delete every record the topics hold now (kafka-delete-records); the new log starts."""
     ends = {(topic, partition): end for topic in topics for partition, (_, end) in watermarks(settings, topic).items()}
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     for future in admin.delete_records([TopicPartition(topic, partition, end)
                                         for (topic, partition), end in ends.items()]).values():
         future.result(timeout=30)

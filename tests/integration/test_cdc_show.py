@@ -18,7 +18,7 @@ def show(settings, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_newest_messages_are_shown_oldest_first_json_or_text(settings, unique_name):
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     for n in range(5):
         producer.produce(unique_name, key=f"k{n}".encode(), value=json.dumps({"n": n}).encode(), partition=0)
         producer.flush(10)  # one after another: their timestamps order them

@@ -45,7 +45,7 @@ def test_dead_letters_are_listed_with_reasons_and_a_replay_completes_the_order_o
     key = orjson.dumps(ORDER_ID)
     every = list(range(settings.topic_partitions))
     partition = DefaultPartitioner()(key, every, every)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     # the header: processed normally; its one detail: a dead letter from an older codec, as if
     # it had been rejected before a fix; and a record the stream dead-letters itself
     producer.produce(settings.cdc_topic("orders"), key=key, partition=partition,

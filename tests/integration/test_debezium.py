@@ -4,6 +4,7 @@ import httpx
 import pytest
 
 from cdc import rest
+from cdc.connector import schema_history_security
 from config import Settings
 from source import database
 from cdc.topics import read_topics, snapshot_done
@@ -33,6 +34,7 @@ def connector_config(settings: Settings, table: str) -> dict[str, str]:
         "database.include.list": settings.mysql_database,
         "table.include.list": f"{settings.mysql_database}.{table}",
         "schema.history.internal.kafka.bootstrap.servers": settings.kafka_bootstrap,
+        **schema_history_security(settings),
         "schema.history.internal.kafka.topic": f"schema-history.{table}",
         "snapshot.mode": "initial",
         "include.schema.changes": "false",

@@ -92,7 +92,7 @@ def test_a_malformed_reference_row_is_dead_lettered_once_though_every_worker_rea
     settings, workers = stream
     topic = settings.cdc_topic("customers")
     before = reference_read(workers)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     producer.produce(topic, key=b'{"id":5}', value=b'{"op": "c", "after": {"id": "five"}}', partition=0)
     assert producer.flush(30) == 0
     # a worker counts a record once it has handled it, its dead letter acknowledged: past

@@ -5,7 +5,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cdc.topics import read_to_end
@@ -17,20 +17,20 @@ from stack.services import StackLayout
 
 def test_three_partition_topic_round_trips_through_a_consumer_group(settings: Settings, unique_name: str):
     # given a new 3-partition topic
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     topic = f"stack-test-{unique_name}"
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
     assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 3
 
     # when 30 keyed messages are produced
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    producer = Producer({**settings.kafka_client_config(), "acks": "all"})
     sent = {f"key-{i}": f"value-{i}" for i in range(30)}
     for key, value in sent.items():
         producer.produce(topic, key=key, value=value)
     assert producer.flush(30) == 0
 
     # then a consumer in a group reads every one of them, from every partition
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"group-{unique_name}",
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"group-{unique_name}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
     received, partitions = {}, set()
@@ -53,7 +53,7 @@ def test_three_partition_topic_round_trips_through_a_consumer_group(settings: Se
 
 def test_a_topic_read_the_moment_it_is_created_is_read_empty(settings: Settings, unique_name: str):
     # a fresh topic's partitions answer NOT_LEADER_FOR_PARTITION for a moment (about 1 in 4 here)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     topics = [f"stack-test-{unique_name}-{i}" for i in range(12)]
     try:
         for topic in topics:
@@ -65,11 +65,11 @@ def test_a_topic_read_the_moment_it_is_created_is_read_empty(settings: Settings,
 
 
 def test_a_topic_is_read_from_the_first_record_stamped_at_a_time(settings: Settings, unique_name: str):
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     topic = f"stack-test-{unique_name}"
     admin.create_topics([NewTopic(topic, 2, settings.replication_factor)])[topic].result(timeout=30)
     try:
-        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+        producer = Producer({**settings.kafka_client_config(), "acks": "all"})
         now_ms = int(time.time() * 1000)
         for n, stamp in enumerate([now_ms - 60_000, now_ms - 30_000, now_ms]):
             producer.produce(topic, key=b"k%d" % n, value=b'{"n": %d}' % n, partition=n % 2, timestamp=stamp)
@@ -94,3 +94,13 @@ def test_storage_is_formatted_with_a_cluster_id_that_begins_with_a_dash(settings
 
     meta = (layout.data("kafka") / "meta.properties").read_text()
     assert "cluster.id=-AAAAAAAAAAAAAAAAAAAAA" in meta, meta
+
+
+def test_a_client_without_credentials_or_with_a_wrong_password_gets_no_answer(settings: Settings):
+    assert settings.kafka_login("tools"), "the stack's Kafka asks for SASL (stack/secrets.py)"
+    wrong = {**settings.kafka_client_config(), "sasl.password": "not-the-password"}
+
+    for config in ({"bootstrap.servers": settings.kafka_bootstrap}, wrong):
+        with pytest.raises(KafkaException):
+            AdminClient({**config, "socket.timeout.ms": 3000}).list_topics(timeout=4)
+    assert AdminClient(settings.kafka_client_config()).list_topics(timeout=10).topics

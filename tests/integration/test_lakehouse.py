@@ -258,7 +258,7 @@ def test_replayed_cdc_records_change_no_table_and_a_foreign_record_is_quarantine
     versions = {name: lake.version(spark, lake.path(settings, layer, name))
                 for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
     replayed = replay_newest(settings, per_partition=40)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     producer.produce(settings.cdc_topic("orders"), key=b'"foreign"', value=b"this is not Debezium JSON")
     producer.flush(30)
 
@@ -277,7 +277,7 @@ def test_replayed_cdc_records_change_no_table_and_a_foreign_record_is_quarantine
 def replay_newest(settings: Settings, per_partition: int) -> int:
     """Copy each CDC partition's newest records to the end of the same partition, as Kafka
     Connect does after a restart; the records copied."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     copied = 0
     for table in ("orders", "order_details", "customers", "payment_method"):
         for message in read_to_end(settings, settings.cdc_topic(table), raw=True, last=per_partition):

@@ -13,9 +13,9 @@ from config import Settings
 
 def test_an_order_is_found_from_the_claims_time_and_a_missing_one_is_not(settings: Settings, unique_name: str):
     scratch = settings.model_copy(update={"order_final_topic": f"order_final_{unique_name}"})
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     admin.create_topics([NewTopic(scratch.order_final_topic, 4, settings.replication_factor)])[scratch.order_final_topic].result(30)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     producer.produce(scratch.order_final_topic, key=b"sent-early", value=b"{}")
     producer.flush(10)
     time.sleep(0.2)

@@ -26,7 +26,7 @@ def reader_of(topic: str, path) -> TopicReader:
 
 
 def produce(settings, topic: str, rows: dict[int, str]) -> None:
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     for row_id, city in rows.items():
         producer.produce(topic, key=orjson.dumps({"id": row_id}), value=customer(row_id, city))
     assert producer.flush(30) == 0

@@ -35,7 +35,7 @@ def test_an_orders_change_still_on_its_way_holds_an_order_its_log_end_calls_comp
         workers = start_workers(by_hand, 1)
         try:
             wait_for_group(by_hand, workers)
-            producer = Producer({"bootstrap.servers": scratch.kafka_bootstrap})
+            producer = Producer(scratch.kafka_client_config())
             order_id = order_id_in(0, scratch.topic_partitions)
 
             def header(num_products: int, pos: int) -> None:

@@ -29,7 +29,7 @@ def shop(settings: Settings, unique_name: str):
 
 
 def publish(settings: Settings, topic: str, values: list[dict]) -> None:
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer(settings.kafka_client_config())
     for value in values:
         producer.produce(topic, key=value["order_id"].encode(), value=orjson.dumps(value))
     assert producer.flush(30) == 0

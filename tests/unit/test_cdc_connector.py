@@ -100,3 +100,16 @@ def test_the_healer_waits_longer_each_time_a_connector_fails_again_up_to_ten_min
 
     assert [retry_after_s(n, 5) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
     assert retry_after_s(30, 5) == 600
+
+
+def test_the_connectors_schema_history_clients_authenticate_as_connect():
+    secured = Settings(_env_file=None, STACK_HOME="/nonexistent-stack", KAFKA_CONNECT_USER="connect",
+                       KAFKA_CONNECT_PASSWORD="c-pw")
+
+    config = connector_config(secured)
+
+    for client in ("producer", "consumer"):
+        assert config[f"schema.history.internal.{client}.security.protocol"] == "SASL_PLAINTEXT"
+        assert 'username="connect"' in config[f"schema.history.internal.{client}.sasl.jaas.config"]
+    assert not any(key.startswith("schema.history.internal.producer.") for key in connector_config(
+        Settings(_env_file=None, STACK_HOME="/nonexistent-stack")))

@@ -11,10 +11,10 @@ from stack import secrets
 
 
 def test_a_stacks_first_start_makes_owner_only_credentials_and_never_rewrites_them(tmp_path):
-    assert secrets.ensure(tmp_path, "127.0.0.1", 6379) is True
+    assert {"REDIS_URL", "KAFKA_USER", "MYSQL_USER"} <= secrets.ensure(tmp_path, "127.0.0.1", 6379)
     first = secrets.path(tmp_path).read_text()
 
-    assert secrets.ensure(tmp_path, "127.0.0.1", 6379) is False
+    assert secrets.ensure(tmp_path, "127.0.0.1", 6379) == set()
     assert secrets.path(tmp_path).read_text() == first
     assert stat.S_IMODE(secrets.path(tmp_path).stat().st_mode) == 0o600
     urls = dict(line.split("=", 1) for line in first.splitlines() if not line.startswith("#"))
@@ -64,14 +64,14 @@ def test_redis_refuses_anyone_without_credentials_and_limits_the_guard_to_its_ke
 def test_a_stack_made_before_a_principal_existed_gets_it_appended_and_keeps_the_rest(tmp_path):
     secrets.path(tmp_path).write_text("REDIS_URL=redis://orderpipe-guard:old@h:6379/2\n")
 
-    assert secrets.ensure(tmp_path, "127.0.0.1", 6379) is True
+    assert "REDIS_URL" not in secrets.ensure(tmp_path, "127.0.0.1", 6379)
     values = dict(line.split("=", 1) for line in secrets.path(tmp_path).read_text().splitlines()
                   if not line.startswith("#"))
 
     assert values["REDIS_URL"] == "redis://orderpipe-guard:old@h:6379/2"
     assert {values[name] for name in secrets.MYSQL_USERS} == set(secrets.MYSQL_USERS.values())
     assert len({values[name.replace("_USER", "_PASSWORD")] for name in secrets.MYSQL_USERS}) == 4
-    assert secrets.ensure(tmp_path, "127.0.0.1", 6379) is False
+    assert secrets.ensure(tmp_path, "127.0.0.1", 6379) == set()
 
 
 def test_each_mysql_role_connects_as_its_own_user_or_as_the_owner_when_unset(tmp_path):
@@ -135,3 +135,19 @@ def test_minio_roles_use_the_lake_writers_keys_when_unset(tmp_path):
 
     assert {shared.minio_login(role) for role in ("root", "writer", "reader")} == {("lake", "lake-pw")}
     assert (split.minio_login("root"), split.minio_login("reader")) == (("root", "root-pw"), ("lake", "lake-pw"))
+
+
+def test_kafka_clients_authenticate_as_their_role_or_speak_plaintext_without_credentials(tmp_path):
+    plain = Settings(_env_file=None, STACK_HOME=str(tmp_path))
+    secured = Settings(_env_file=None, STACK_HOME=str(tmp_path), KAFKA_USER="stream", KAFKA_PASSWORD="s-pw",
+                       KAFKA_LAKE_USER="lake", KAFKA_LAKE_PASSWORD="l-pw")
+
+    assert plain.kafka_client_config() == {"bootstrap.servers": "127.0.0.1:9092"}
+    assert plain.kafka_java_config("lake") == plain.kafka_aiokafka_auth() == {}
+    assert secured.kafka_client_config("tools") | {} == {
+        "bootstrap.servers": "127.0.0.1:9092", "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "stream", "sasl.password": "s-pw"}
+    lake = secured.kafka_java_config("lake", prefix="kafka.")
+    assert lake["kafka.security.protocol"] == "SASL_PLAINTEXT"
+    assert 'ScramLoginModule required username="lake" password="l-pw";' in lake["kafka.sasl.jaas.config"]
+    assert secured.kafka_aiokafka_auth()["sasl_plain_username"] == "stream"

@@ -16,7 +16,7 @@ def layout(tmp_path: Path) -> StackLayout:
 
 
 def make(kind, layout: StackLayout, **env):
-    settings = Settings(_env_file=None, **env)
+    settings = Settings(_env_file=None, **{"STACK_HOME": str(layout.home), **env})  # no secrets file
     return kind(settings, layout, Toolchain(layout.home / "cache"))
 
 
@@ -31,6 +31,41 @@ def test_kafka_listens_where_the_settings_say(layout: StackLayout):
     assert props["log.dirs"] == layout.data("kafka")
     assert props["group.initial.rebalance.delay.ms"] == 0
     assert "broker.session.timeout.ms" not in props  # one broker: nothing to fence
+
+
+SASL = {"KAFKA_BROKER_USER": "broker", "KAFKA_BROKER_PASSWORD": "b-pw", "KAFKA_USER": "stream",
+        "KAFKA_PASSWORD": "s-pw", "KAFKA_CONNECT_USER": "connect", "KAFKA_CONNECT_PASSWORD": "c-pw"}
+
+
+def test_with_credentials_every_kafka_listener_asks_for_them(layout: StackLayout):
+    kafka = make(Kafka, layout, **SASL)
+
+    props = kafka.properties()
+
+    assert props["listeners"] == "CLIENT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["listener.security.protocol.map"] == "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    assert (props["inter.broker.listener.name"], props["sasl.mechanism.inter.broker.protocol"]) == ("CLIENT", "SCRAM-SHA-256")
+    assert 'user_broker="b-pw"' in props["listener.name.controller.plain.sasl.jaas.config"]
+    assert 'username="broker" password="b-pw"' in props["listener.name.client.scram-sha-256.sasl.jaas.config"]
+    assert kafka.scram_users() == [f"--add-scram=SCRAM-SHA-256=[name={user},password={password}]"
+                                   for user, password in sorted({("broker", "b-pw"), ("stream", "s-pw"), ("connect", "c-pw")})]
+
+
+def test_kafka_data_formatted_for_plaintext_is_refused_with_credentials(layout: StackLayout):
+    layout.data("kafka").mkdir(parents=True)
+    (layout.data("kafka") / "meta.properties").write_text("cluster.id=x\n")
+    layout.conf("kafka-brokers").parent.mkdir(parents=True, exist_ok=True)
+
+    with pytest.raises(KafkaLayoutError, match="made for plaintext clients, the settings ask for sasl"):
+        make(Kafka, layout, **SASL).prepare()
+
+
+def test_connect_and_its_clients_authenticate_as_connect(layout: StackLayout):
+    props = make(KafkaConnect, layout, **SASL).properties()
+
+    for prefix in ("", "producer.", "consumer.", "admin."):
+        assert props[f"{prefix}security.protocol"] == "SASL_PLAINTEXT"
+        assert 'username="connect" password="c-pw"' in props[f"{prefix}sasl.jaas.config"]
 
 
 def test_three_brokers_are_three_voters_with_ports_of_their_own_and_replicate_by_three(layout: StackLayout):

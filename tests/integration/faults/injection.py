@@ -267,7 +267,7 @@ def scratch_redis(settings: Settings, home: Path, port: int, password: str) -> I
 
 def cdc_records(settings: Settings) -> int:
     """Records in the CDC topics the stream reads (every one counts as taken in)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"count-{uuid.uuid4()}"})
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"count-{uuid.uuid4()}"})
     try:
         total = 0
         for table in ("orders", "order_details"):

@@ -82,7 +82,7 @@ def test_fuzzed_cdc_records_are_dead_lettered_and_every_record_is_accounted_for(
 
 def inject_malformed(settings, chooser: random.Random) -> list[tuple[str, int, int]]:
     """Produce COPIES of every malformed record to random partitions; their (topic, partition, offset)."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "message.max.bytes": 2_000_000})
+    producer = Producer({**settings.kafka_client_config(), "message.max.bytes": 2_000_000})
     where: list[tuple[str, int, int]] = []
 
     def delivered(error, message) -> None:
@@ -103,7 +103,7 @@ def inject_malformed(settings, chooser: random.Random) -> list[tuple[str, int, i
 def dead_letters(settings, expected: int) -> dict[tuple[str, int, int], dict]:
     """Dead letters by the (topic, partition, offset) of the record they stand for."""
     found: dict[tuple[str, int, int], dict] = {}
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"dlq-{uuid.uuid4()}",
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"dlq-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([settings.dead_letter_topic])
     try:

@@ -37,7 +37,7 @@ def kafka_nodes(settings: Settings) -> list[Kafka]:
 
 def lagging_replicas(settings: Settings, node: int) -> list[str]:
     """Partitions that have `node` among their replicas but not in sync."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     topics = admin.list_topics(timeout=10).topics
     return [f"{name}[{partition.id}]" for name, topic in topics.items() for partition in topic.partitions.values()
             if node in partition.replicas and node not in partition.isrs]
@@ -48,7 +48,7 @@ def test_a_broker_killed_under_load_loses_and_doubles_nothing(settings, unique_n
     assert settings.kafka_brokers >= 3 and settings.min_insync_replicas == 2
     with scratch_stream(settings, unique_name, workers=2, web_port=16130) as (scratch, workers):
         leader = quorum_leader(settings)
-        cdc_leaders = {partition.leader for partition in AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        cdc_leaders = {partition.leader for partition in AdminClient(settings.kafka_client_config())
                        .list_topics(scratch.cdc_topic("orders"), timeout=10).topics[scratch.cdc_topic("orders")]
                        .partitions.values()}
         node = leader if victim == "the quorum leader" else min(cdc_leaders - {leader} or cdc_leaders)
@@ -65,7 +65,7 @@ def test_a_broker_killed_under_load_loses_and_doubles_nothing(settings, unique_n
 
 
 def test_every_topic_the_pipeline_made_has_three_replicas_and_needs_two_in_sync(settings):
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_config())
     names = [name for name in admin.list_topics(timeout=10).topics
              if name.startswith(("mysql.", "order_final", "order_alerts", "orderpipe", "dead_letters", "order_cdc_dead",
                                  "_connect_", "schema-history", "__consumer"))]
