@@ -83,7 +83,8 @@ def mysql_access(settings: Settings) -> Iterator[Check]:
 def kafka_access(settings: Settings) -> Iterator[Check]:
     """Whether Kafka answers a client that presents no credentials."""
     try:
-        AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "socket.timeout.ms": 5000}).list_topics(timeout=5)
+        AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "socket.timeout.ms": 5000,
+                     "log_level": 0}).list_topics(timeout=5)
     except KafkaException:
         roles = ", ".join(f"{role} {login[0]}" for role in ("stream", "connect", "lake", "tools")
                           if (login := settings.kafka_login(role)))
