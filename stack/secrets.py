@@ -79,6 +79,7 @@ def ensure(stack_home: Path, redis_host: str, redis_port: int) -> set[str]:
     principals it lacks; the variables it wrote. Existing values are never changed."""
     found = path(stack_home)
     stack_home.mkdir(parents=True, exist_ok=True)
+    stack_home.chmod(0o700)  # the services' configs under it hold passwords too (Kafka's, Connect's)
     present = set(dotenv_values(found)) if found.is_file() else set()
     missing = {name: value for name, value in made(redis_host, redis_port).items() if name not in present}
     if not missing:

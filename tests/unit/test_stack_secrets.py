@@ -17,6 +17,7 @@ def test_a_stacks_first_start_makes_owner_only_credentials_and_never_rewrites_th
     assert secrets.ensure(tmp_path, "127.0.0.1", 6379) == set()
     assert secrets.path(tmp_path).read_text() == first
     assert stat.S_IMODE(secrets.path(tmp_path).stat().st_mode) == 0o600
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
     urls = dict(line.split("=", 1) for line in first.splitlines() if not line.startswith("#"))
     guard, admin = urlsplit(urls["REDIS_URL"]), urlsplit(urls["REDIS_ADMIN_URL"])
     assert (guard.username, admin.username) == (secrets.GUARD_USER, secrets.ADMIN_USER)
