@@ -69,7 +69,7 @@ def test_connect_and_its_clients_authenticate_as_connect(layout: StackLayout):
 
 
 def test_three_brokers_are_three_voters_with_ports_of_their_own_and_replicate_by_three(layout: StackLayout):
-    settings = Settings(_env_file=None, KAFKA_BROKERS=3)
+    settings = Settings(_env_file=None, KAFKA_BROKERS=3, STACK_HOME=str(layout.home))
     nodes = [service for service in all_services(settings.model_copy(update={"stack_home": layout.home}))
              if isinstance(service, Kafka)]
     third = nodes[2].properties()
