@@ -18,6 +18,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 import orjson
 from minio.error import S3Error
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from batch.continuous import DEFERRED, STALENESS_BOUND_S
 from batch.freshness import behind_since
@@ -255,7 +257,8 @@ def deferred_work(settings: Settings) -> Iterator[Check]:
 def redis_state(settings: Settings) -> Iterator[Check]:
     host, port = settings.redis_host_port
     try:
-        redis.Redis(host=host, port=port, socket_timeout=5, socket_connect_timeout=5).ping()
+        redis.Redis(host=host, port=port, socket_timeout=5, socket_connect_timeout=5,
+                    retry=Retry(NoBackoff(), 0)).ping()  # redis-py retries a refusal by default
         yield Check("redis access", False, f"{host}:{port} answers without credentials",
                     "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
     except redis.AuthenticationError:
@@ -291,17 +294,22 @@ def prometheus_alerts(settings: Settings) -> Iterator[Check]:
 
 
 def examine(settings: Settings, worker_url: str) -> list[Check]:
-    """Every check; one that cannot reach its service becomes a problem naming it."""
-    sections: list[tuple[str, Callable[[], Iterator[Check]]]] = [
-        ("services", lambda: services(settings)), ("connector", lambda: connector(settings)),
-        ("CDC topics", lambda: cdc_topics(settings)), ("workers", lambda: workers(settings, worker_url)),
-        ("order_final", lambda: order_final(settings)), ("dead letters", lambda: dead_letters(settings)),
-        ("gold", lambda: gold(settings)), ("lake deferred work", lambda: deferred_work(settings)),
-        ("redis", lambda: redis_state(settings)), ("mysql access", lambda: mysql_access(settings)),
-        ("minio access", lambda: minio_access(settings)), ("kafka access", lambda: kafka_access(settings)),
-        ("prometheus", lambda: prometheus_alerts(settings))]
-    checks: list[Check] = []
-    for name, run in sections:
+    """Every check; one whose service is down says so without waiting on it, and one that cannot
+    reach its service becomes a problem naming it."""
+    sections: list[tuple[str, str | None, Callable[[], Iterator[Check]]]] = [  # name, the service it needs, check
+        ("connector", "kafka-connect", lambda: connector(settings)),
+        ("CDC topics", "kafka", lambda: cdc_topics(settings)), ("workers", None, lambda: workers(settings, worker_url)),
+        ("order_final", "kafka", lambda: order_final(settings)), ("dead letters", "kafka", lambda: dead_letters(settings)),
+        ("gold", "minio", lambda: gold(settings)), ("lake deferred work", "minio", lambda: deferred_work(settings)),
+        ("redis", "redis", lambda: redis_state(settings)), ("mysql access", "mariadb", lambda: mysql_access(settings)),
+        ("minio access", "minio", lambda: minio_access(settings)), ("kafka access", "kafka", lambda: kafka_access(settings)),
+        ("prometheus", None, lambda: prometheus_alerts(settings))]
+    checks = list(services(settings))
+    down = {check.name.removeprefix("service ") for check in checks if not check.ok}
+    for name, service, run in sections:
+        if service in down:
+            checks.append(Check(name, False, f"not checked: {service} does not answer", "see the services above"))
+            continue
         try:
             checks.extend(run())
         except Exception as error:  # noqa: BLE001 - Kafka, HTTP, Redis, S3: any failure is this section's finding

@@ -28,6 +28,11 @@ class Throughput:
     cores: float = float("nan")  # the machine's busy cores over the same window, every process
 
 
+# Each only grows, so their sum does too (total minus idle and iowait can step back by a rounding
+# error, and Linux's iowait itself can go backwards). Guest time is already counted in user.
+BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
+
+
 class BusyCores:
     """The machine's busy CPU time (all processes: contender, broker, Redis...), sampled in a
     thread every `every_s`, to be read afterwards over any window of the run."""
@@ -49,7 +54,7 @@ class BusyCores:
     def _sample(self) -> None:
         while True:
             times = psutil.cpu_times()
-            self.samples.append((time.time() * 1000, sum(times) - times.idle - getattr(times, "iowait", 0.0)))
+            self.samples.append((time.time() * 1000, sum(getattr(times, field, 0.0) for field in BUSY_FIELDS)))
             if self._stop.wait(self.every_s):
                 return
 
