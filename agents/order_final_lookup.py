@@ -27,7 +27,7 @@ def find_sent(settings: Settings, order_ids: set[str], since_ms: int, timeout_s:
     """(partition, offset) of each of `order_ids`' first message in `topic` (order_final by
     default) at or after `since_ms`, a message naming its id by `identify(key, headers)`; ids
     with none are absent from the answer."""
-    consumer = Consumer({**settings.kafka_client_config("stream"), "group.id": f"lookup-{uuid.uuid4()}",
+    consumer = Consumer({**settings.kafka_client_config("stream"), "group.id": f"{settings.stream_app_id}-lookup-{uuid.uuid4()}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     try:
         topic = topic or settings.order_final_topic

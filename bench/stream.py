@@ -440,10 +440,11 @@ def isolated(suffix: str, customers: int = CUSTOMERS):
     @contextmanager
     def scope():
         with database.scratch_database(settings, suffix) as scratch:
-            scratch = scratch.model_copy(update={"stream_app_id": f"orderpipe-{suffix}",
-                                                 "order_final_topic": f"order_final_{suffix}",
-                                                 "order_alerts_topic": f"order_alerts_{suffix}",
-                                                 "dead_letter_topic": f"dead_letters_{suffix}",
+            # named after the stack's own, so its Kafka ACLs cover them (stack/secrets.py)
+            scratch = scratch.model_copy(update={"stream_app_id": f"{settings.stream_app_id}-{suffix}",
+                                                 "order_final_topic": f"{settings.order_final_topic}_{suffix}",
+                                                 "order_alerts_topic": f"{settings.order_alerts_topic}_{suffix}",
+                                                 "dead_letter_topic": f"{settings.dead_letter_topic}_{suffix}",
                                                  "faust_web_port": 17066})
             prepare(scratch, customers)
             try:

@@ -21,6 +21,10 @@ from config import Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "connectors"
 CDC_TABLES = ("orders", "order_details", "customers", "payment_method")
+CDC_TOPIC_PREFIX = "mysql."  # every CDC topic's name begins with the template's topic.prefix
+SCHEMA_HISTORY_PREFIX = "schema-history."  # the template's schema history topic, and its consumer's group
+# Kafka Connect's worker group and internal topics (its offsets topic is a setting: the workers read it)
+CONNECT_GROUP, CONNECT_CONFIGS_TOPIC, CONNECT_STATUS_TOPIC = "connect-cluster", "_connect_configs", "_connect_status"
 
 
 def placeholders(settings: Settings) -> dict[str, str]:
@@ -43,7 +47,7 @@ def placeholders(settings: Settings) -> dict[str, str]:
 def heartbeat_topic() -> str:
     """Where Debezium writes a heartbeat every heartbeat.interval.ms (`__debezium-heartbeat.<topic.prefix>`):
     a topic of its own, so the workers never read one."""
-    return "__debezium-heartbeat.mysql"
+    return f"__debezium-heartbeat.{CDC_TOPIC_PREFIX.rstrip('.')}"
 
 
 def connector_config(settings: Settings, flavor: str | None = None, **overrides: str) -> dict[str, str]:
@@ -59,9 +63,11 @@ def connector_config(settings: Settings, flavor: str | None = None, **overrides:
 
 def schema_history_security(settings: Settings) -> dict[str, str]:
     """Debezium's schema history topic has a producer and a consumer of its own, outside
-    Connect's: they authenticate as Connect does."""
-    return {key: value for client in ("producer", "consumer")
-            for key, value in settings.kafka_java_config("connect", f"schema.history.internal.{client}.").items()}
+    Connect's: they authenticate as Connect does, the consumer in a group Connect's user may
+    use (Debezium's default is named after the connector)."""
+    return {**{key: value for client in ("producer", "consumer")
+               for key, value in settings.kafka_java_config("connect", f"schema.history.internal.{client}.").items()},
+            "schema.history.internal.consumer.group.id": f"{SCHEMA_HISTORY_PREFIX}{settings.cdc_connector_name}"}
 
 
 def server_id(connector_name: str) -> str:

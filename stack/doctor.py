@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import httpx
 import mysql.connector
 import redis
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (AclBindingFilter, AclOperation, AclPermissionType, AdminClient, ResourcePatternType,
+                                   ResourceType)
 import orjson
 from minio.error import S3Error
 from redis.backoff import NoBackoff
@@ -91,10 +92,28 @@ def kafka_access(settings: Settings) -> Iterator[Check]:
         roles = ", ".join(f"{role} {login[0]}" for role in ("stream", "connect", "lake", "tools")
                           if (login := settings.kafka_login(role)))
         yield Check("kafka access", True, f"no answer without credentials; {roles or 'no SASL user set'}")
+        yield from kafka_acls(settings)
         return
     yield Check("kafka access", False, f"{settings.kafka_bootstrap} answers without credentials (PLAINTEXT): "
                                        "any process reaching it reads and writes every topic",
                 "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
+
+
+def kafka_acls(settings: Settings) -> Iterator[Check]:
+    """Whether Kafka runs an authorizer, and how many rules it holds (the tools' user lists them)."""
+    every = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                             AclOperation.ANY, AclPermissionType.ANY)
+    admin = AdminClient({**settings.kafka_client_config("tools"), "log_level": 0})
+    try:
+        rules = admin.describe_acls(every, request_timeout=5).result()
+    except KafkaException as error:
+        if error.args[0].code() != KafkaError.SECURITY_DISABLED:
+            raise
+        yield Check("kafka acls", False, "no authorizer: every login may read, write and delete every topic",
+                    "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
+        return
+    users = sorted({rule.principal.removeprefix("User:") for rule in rules})
+    yield Check("kafka acls", True, f"{len(rules)} rules for {', '.join(users) or 'nobody'}; others refused")
 
 
 def minio_access(settings: Settings) -> Iterator[Check]:

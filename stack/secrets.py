@@ -12,10 +12,11 @@ One principal per role, each with only what it needs:
 - `orderpipe-cdc` (MYSQL_CDC_USER): the Debezium connector: Debezium's documented grants
   (binlog, snapshot locks) and its signal table's snapshot windows;
 - `orderpipe-reader` (MYSQL_READER_USER): the lake's first load and the audits, SELECT only;
-- Kafka (SASL/SCRAM): `orderpipe-stream` (KAFKA_USER, the workers), `orderpipe-connect`
-  (Kafka Connect and its connector), `orderpipe-lake` (the lake's Kafka source),
-  `orderpipe-tools` (operators' tools, the stack, tests, benchmarks), `orderpipe-broker` (the
-  brokers to each other and to the controllers); made when Kafka's storage is formatted;
+- Kafka (SASL/SCRAM, made when its storage is formatted; ACLs from `kafka_acls`):
+  `orderpipe-stream` (KAFKA_USER, the workers), `orderpipe-connect` (Kafka Connect and its
+  connector), `orderpipe-lake` (the lake's Kafka source), and the super users `orderpipe-tools`
+  (operators' tools, the stack, tests, benchmarks) and `orderpipe-broker` (the brokers to each
+  other and to the controllers);
 - MinIO's root (MINIO_ROOT_USER): the stack's buckets, users and policies, tests' scratch lakes;
 - `orderpipe-lake` (MINIO_ACCESS_KEY): the lake's jobs, reading and writing the layers' buckets;
 - `orderpipe-lake-reader` (MINIO_READER_ACCESS_KEY): the report, the audit, the demo's check
@@ -34,8 +35,14 @@ import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from dataclasses import dataclass
+from typing import Literal
+
 from dotenv import dotenv_values
 
+from cdc.connector import (CDC_TOPIC_PREFIX, CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC,
+                           SCHEMA_HISTORY_PREFIX, heartbeat_topic)
+from config import Settings
 from config.settings import STACK_SECRETS_FILE, MysqlRole
 
 GUARD_USER, ADMIN_USER = "orderpipe-guard", "orderpipe-admin"
@@ -162,3 +169,62 @@ def redis_acl(guard_url: str, admin_url: str) -> str:
 
     admin = "" if urlsplit(admin_url).username == urlsplit(guard_url).username else user(admin_url, "~* &* +@all")
     return "user default off\n" + user(guard_url, GUARD_RULES) + admin
+
+
+@dataclass(frozen=True)
+class KafkaAcl:
+    """One ALLOW rule: `user` may do `operations` (Kafka's names) on the topics or groups named
+    `name`, or on every one whose name begins with it (`prefixed`)."""
+    user: str
+    resource: Literal["topic", "group"]
+    name: str
+    prefixed: bool
+    operations: tuple[str, ...]
+
+
+# A producer's first send may make its topic (auto-create), so writing comes with CREATE.
+READ, WRITE = ("READ", "DESCRIBE"), ("WRITE", "CREATE", "DESCRIBE")
+OWN = ("READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS")
+QUIX_TOPIC_KINDS = ("changelog__", "repartition__")  # Quix Streams names its internal topics <kind><group>--...
+
+
+def kafka_super_users(settings: Settings) -> list[str]:
+    """The brokers (to each other and the controllers) and operators' tools: every operation."""
+    return sorted({login[0] for role in ("broker", "tools") if (login := settings.kafka_login(role))})
+
+
+def kafka_acls(settings: Settings, *, peer: str | None = None) -> list[KafkaAcl]:
+    """What each client role may do on Kafka with StandardAuthorizer: anything not allowed here
+    is refused (super users aside). Names follow the settings, and prefixes cover what derives
+    from them: a rebuild's app id and topics, tests' and benchmarks' scratch streams. Roles that
+    share a user (a deployment setting only KAFKA_USER) get the union; a role whose user is a
+    super user needs no rule. `peer`: a benchmark contender's name, run as the workers' user:
+    its groups and topics begin with it (Quix Streams' internal topics with a kind first)."""
+    supers = set(kafka_super_users(settings))
+    users = {role: login[0] for role in ("stream", "connect", "lake")
+             if (login := settings.kafka_login(role)) and login[0] not in supers}
+    rules: dict[str, list[tuple[Literal["topic", "group"], str, bool, tuple[str, ...]]]] = {
+        # the workers: CDC records and Connect's committed positions in; their own internal
+        # topics (changelogs, the assignor's), group and outputs. No CDC write, no delete.
+        "stream": [("topic", CDC_TOPIC_PREFIX, True, READ),
+                   ("topic", settings.connect_offsets_topic, False, READ),
+                   ("topic", settings.stream_app_id, True, OWN),
+                   *(("topic", topic, True, OWN) for topic in (settings.order_final_topic, settings.order_alerts_topic,
+                                                               settings.dead_letter_topic)),
+                   ("group", settings.stream_app_id, True, READ),
+                   *((("group", peer, True, READ),) if peer else ()),
+                   *(("topic", f"{kind}{peer}", True, OWN) for kind in ("", *QUIX_TOPIC_KINDS) if peer)],
+        # Kafka Connect: the CDC topics and Debezium's own out; its internal topics and group
+        "connect": [("topic", CDC_TOPIC_PREFIX, True, WRITE + ("DESCRIBE_CONFIGS",)),
+                    ("topic", heartbeat_topic(), False, WRITE),
+                    ("topic", SCHEMA_HISTORY_PREFIX, True, OWN),
+                    *(("topic", topic, False, OWN) for topic in (settings.connect_offsets_topic, CONNECT_CONFIGS_TOPIC,
+                                                                 CONNECT_STATUS_TOPIC)),
+                    ("group", CONNECT_GROUP, False, READ),
+                    ("group", SCHEMA_HISTORY_PREFIX, True, READ)],
+        # the lake: the CDC topics in, with Spark's Kafka source's generated groups
+        "lake": [("topic", CDC_TOPIC_PREFIX, True, READ),
+                 ("group", "spark-kafka-source-", True, READ)],
+    }
+    return [KafkaAcl(user, resource, name, prefixed, operations)
+            for role, user in users.items() for resource, name, prefixed, operations in rules[role]]

@@ -23,11 +23,13 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 import yaml
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType,
+                                   ResourceType)
 from minio import Minio
 from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
 
+from cdc.connector import CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC
 from cdc.offsets import clear_stored_skips
 from config import Settings
 from config.settings import MinioRole
@@ -171,6 +173,9 @@ class Kafka(Service):
         user, password = login
         mechanism = self.settings.kafka_sasl_mechanism
         return {
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": ";".join(f"User:{user}" for user in secrets.kafka_super_users(self.settings)),
+            "allow.everyone.if.no.acl.found": "false",
             "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
             "sasl.enabled.mechanisms": mechanism,
             "sasl.mechanism.inter.broker.protocol": mechanism,
@@ -256,6 +261,10 @@ class Kafka(Service):
         return _java("1g", self.layout.conf("log4j.properties"), "kafka.Kafka",
                      str(self.layout.conf(f"{self.name}.properties")), classpath=self.tools.java_classpath)
 
+    def bootstrap(self) -> None:
+        if self.node == 1 and self.settings.kafka_login("broker"):
+            grant_kafka_acls(self.settings)
+
     def probe(self) -> bool:
         """This node answers as a broker of the cluster (with several, once the quorum has a leader)."""
         host = self.settings.kafka_host_port[0]
@@ -282,14 +291,14 @@ class KafkaConnect(Service):
             # Connect's own clients and its connectors' producers, consumers and admin client.
             **{key: value for prefix in ("", "producer.", "consumer.", "admin.")
                for key, value in self.settings.kafka_java_config("connect", prefix).items()},
-            "group.id": "orderpipe-connect",
+            "group.id": CONNECT_GROUP,
             "key.converter": "org.apache.kafka.connect.json.JsonConverter",
             "value.converter": "org.apache.kafka.connect.json.JsonConverter",
             "key.converter.schemas.enable": "false",
             "value.converter.schemas.enable": "false",
             "offset.storage.topic": self.settings.connect_offsets_topic,
-            "config.storage.topic": "_connect_configs",
-            "status.storage.topic": "_connect_status",
+            "config.storage.topic": CONNECT_CONFIGS_TOPIC,
+            "status.storage.topic": CONNECT_STATUS_TOPIC,
             "offset.storage.replication.factor": self.settings.replication_factor,
             "config.storage.replication.factor": self.settings.replication_factor,
             "status.storage.replication.factor": self.settings.replication_factor,
@@ -499,6 +508,19 @@ class MinIO(Service):
             admin.policy_add(policy_user, policy=policies[policy_user])
             admin.user_add(access_key, secret_key)
             admin.policy_set(policy_user, user=access_key)
+
+
+def grant_kafka_acls(settings: Settings, *, peer: str | None = None) -> None:
+    """Each role's ACLs (stack/secrets.py) for these settings' names, at each start; a benchmark's
+    `peer` contender's before it starts. Granting a rule twice is a no-op."""
+    admin = AdminClient({**settings.kafka_client_config("tools"), "log_level": 0})
+    kinds = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+    bindings = [AclBinding(kinds[acl.resource], acl.name,
+                           ResourcePatternType.PREFIXED if acl.prefixed else ResourcePatternType.LITERAL,
+                           f"User:{acl.user}", "*", AclOperation[operation], AclPermissionType.ALLOW)
+                for acl in secrets.kafka_acls(settings, peer=peer) for operation in acl.operations]
+    for done in admin.create_acls(bindings, request_timeout=30).values():
+        done.result()
 
 
 def lake_buckets(settings: Settings) -> set[str]:

@@ -20,7 +20,7 @@ from confluent_kafka import ConsumerGroupState
 from bench.stream import create_output_topic
 from config import Settings
 from stack import process
-from stack.services import StackLayout
+from stack.services import StackLayout, grant_kafka_acls
 from stack.workers import start_workers
 
 KINDS = ("ours", "quix", "quix-noclaim", "seed000")
@@ -85,6 +85,7 @@ def wait_groups_stable(scratch: Settings, groups: list[str], timeout_s: float = 
 def running(contender: Contender, scratch: Settings, web_port: int) -> Iterator[None]:
     """The contender's processes, started against `scratch`, stopped on exit."""
     create_output_topic(scratch, contender.output_topic(scratch))
+    grant_kafka_acls(scratch, peer=contender.slug(scratch))
     if contender.kind == "ours":
         own = scratch.model_copy(update={"stream_app_id": contender.slug(scratch),
                                          "order_final_topic": contender.output_topic(scratch),

@@ -35,10 +35,10 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
                    **overrides) -> Iterator[tuple[Settings, list[Worker]]]:
     """Yield scratch settings and `workers` running Faust workers; stop and delete after."""
     with database.scratch_database(settings, name) as scratch:
-        scratch = scratch.model_copy(update={
-            "stream_app_id": f"orderpipe-{name}", "order_final_topic": f"order_final_{name}",
-            "order_alerts_topic": f"order_alerts_{name}",
-            "dead_letter_topic": f"dead_letters_{name}", "faust_web_port": web_port, **overrides})
+        scratch = scratch.model_copy(update={  # named after the stack's own: its Kafka ACLs cover them
+            "stream_app_id": f"{settings.stream_app_id}-{name}", "order_final_topic": f"{settings.order_final_topic}_{name}",
+            "order_alerts_topic": f"{settings.order_alerts_topic}_{name}",
+            "dead_letter_topic": f"{settings.dead_letter_topic}_{name}", "faust_web_port": web_port, **overrides})
         db = database.connect(scratch)
         database.apply_schema(db)
         database.load_reference(db, CUSTOMERS, seed=3, progress=False)

@@ -104,3 +104,56 @@ def test_a_client_without_credentials_or_with_a_wrong_password_gets_no_answer(se
         with pytest.raises(KafkaException):
             AdminClient({**config, "socket.timeout.ms": 3000}).list_topics(timeout=4)
     assert AdminClient(settings.kafka_client_config()).list_topics(timeout=10).topics
+
+
+def _delivery_error(config: dict, topic: str) -> str | None:
+    """The error name Kafka gave one record sent to `topic` as `config`'s user, or None."""
+    errors = []
+    producer = Producer({**config, "message.timeout.ms": 10000, "log_level": 0})
+    producer.produce(topic, key=b"refusal-test", value=b"{}", on_delivery=lambda error, _: errors.append(error))
+    producer.flush(15)
+    return errors[0].name() if errors and errors[0] else None
+
+
+def _read_error(config: dict, topic: str, group: str) -> str | None:
+    """The error name Kafka gave a read of `topic` as `config`'s user in `group`, or None."""
+    consumer = Consumer({**config, "group.id": group, "auto.offset.reset": "earliest", "log_level": 0})
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None:
+                return message.error().name() if message.error() else None
+            if consumer.assignment():
+                return None
+        return "TIMED_OUT"
+    finally:
+        consumer.close()
+
+
+def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Settings, unique_name: str):
+    stream, lake, connect = (settings.kafka_client_config(role) for role in ("stream", "lake", "connect"))
+    assert len({config["sasl.username"] for config in (stream, lake, connect)}) == 3
+    cdc_topic = settings.cdc_topic("orders")
+    output = f"{settings.order_final_topic}_{unique_name}"  # a scratch stream's, as the tests name them
+    admin = AdminClient(settings.kafka_client_config())
+    admin.create_topics([NewTopic(output, 1, settings.replication_factor)])[output].result(timeout=30)
+    try:
+        # the workers read the CDC topics and write their outputs, never a CDC topic
+        assert _read_error(stream, cdc_topic, f"{settings.stream_app_id}-{unique_name}") is None
+        assert _delivery_error(stream, output) is None
+        assert _delivery_error(stream, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
+        # nor delete a topic, nor join a group that is not theirs
+        with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+            AdminClient({**stream, "log_level": 0}).delete_topics([output])[output].result(timeout=30)
+        assert _read_error(stream, cdc_topic, f"other-{unique_name}") == "GROUP_AUTHORIZATION_FAILED"
+        # the lake reads the CDC topics in Spark's groups; it writes nothing, nor reads the outputs
+        assert _read_error(lake, cdc_topic, f"spark-kafka-source-{unique_name}") is None
+        assert _delivery_error(lake, output) == "TOPIC_AUTHORIZATION_FAILED"
+        assert _delivery_error(lake, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
+        assert _read_error(lake, output, f"spark-kafka-source-{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
+        # Kafka Connect writes the CDC topics, and reads no output
+        assert _read_error(connect, output, f"schema-history.{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
+    finally:
+        admin.delete_topics([output])[output].result(timeout=30)

@@ -152,3 +152,47 @@ def test_kafka_clients_authenticate_as_their_role_or_speak_plaintext_without_cre
     assert lake["kafka.security.protocol"] == "SASL_PLAINTEXT"
     assert 'ScramLoginModule required username="lake" password="l-pw";' in lake["kafka.sasl.jaas.config"]
     assert secured.kafka_aiokafka_auth()["sasl_plain_username"] == "stream"
+
+
+def kafka_roles(tmp_path, **users: str) -> Settings:
+    env = {f"KAFKA_{role.upper()}_USER" if role != "stream" else "KAFKA_USER": user for role, user in users.items()}
+    passwords = {name.replace("_USER", "_PASSWORD"): "pw" for name in env}
+    return Settings(_env_file=None, STACK_HOME=str(tmp_path), **env, **passwords)
+
+
+def allowed(acls: list[secrets.KafkaAcl], user: str, resource: str, name: str) -> set[str]:
+    """The operations `user` may do on the topic or group `name`."""
+    return {operation for acl in acls if acl.user == user and acl.resource == resource
+            and (name.startswith(acl.name) if acl.prefixed else name == acl.name) for operation in acl.operations}
+
+
+def test_kafka_roles_get_only_what_they_use_and_the_brokers_and_tools_everything(tmp_path):
+    settings = kafka_roles(tmp_path, stream="s", connect="c", lake="l", tools="t", broker="b")
+    acls = secrets.kafka_acls(settings)
+    cdc = settings.cdc_topic("orders")
+
+    assert secrets.kafka_super_users(settings) == ["b", "t"]
+    assert {acl.user for acl in acls} == {"s", "c", "l"}
+    assert allowed(acls, "s", "topic", cdc) == {"READ", "DESCRIBE"}
+    assert {"WRITE", "READ"} <= allowed(acls, "s", "topic", "order_final_scratch")  # a scratch stream's output
+    assert "WRITE" in allowed(acls, "s", "topic", "orderpipe-order_progress-changelog")
+    assert allowed(acls, "s", "group", "orderpipe-rebuild-order_final_v2") == {"READ", "DESCRIBE"}
+    assert allowed(acls, "s", "topic", "_connect_configs") == set()
+    assert {"WRITE", "CREATE"} <= allowed(acls, "c", "topic", cdc)
+    assert "READ" not in allowed(acls, "c", "topic", "order_final")
+    assert allowed(acls, "c", "group", "connect-cluster") == {"READ", "DESCRIBE"}
+    assert allowed(acls, "l", "topic", cdc) == {"READ", "DESCRIBE"}
+    assert allowed(acls, "l", "topic", "order_final") == allowed(acls, "l", "group", "orderpipe") == set()
+    # no role may delete or alter anything, nor touch the cluster
+    assert not {operation for acl in acls for operation in acl.operations} & {"DELETE", "ALTER", "ALL", "ALTER_CONFIGS"}
+
+
+def test_roles_sharing_a_super_users_login_need_no_rule_and_a_peer_gets_its_own_names(tmp_path):
+    shared = kafka_roles(tmp_path, stream="app")  # every role falls back to KAFKA_USER
+    split = kafka_roles(tmp_path, stream="s", tools="t", broker="b")
+
+    assert secrets.kafka_super_users(shared) == ["app"] and secrets.kafka_acls(shared) == []
+    peer = secrets.kafka_acls(split, peer="project_db_bench_quix1")
+    assert "WRITE" in allowed(peer, "s", "topic", "changelog__project_db_bench_quix1--orders--default")
+    assert "READ" in allowed(peer, "s", "group", "project_db_bench_quix1-orders")
+    assert allowed(secrets.kafka_acls(split), "s", "group", "project_db_bench_quix1") == set()
