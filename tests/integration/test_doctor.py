@@ -49,7 +49,7 @@ def test_the_doctor_reports_every_check_and_names_the_fix(settings):
     assert "credentials required; owner " in row(examined.stdout, "mysql access")
     assert "credentials required; lake writer " in row(examined.stdout, "minio access")
     assert "no answer without credentials; stream " in row(examined.stdout, "kafka access")
-    assert "others refused" in row(examined.stdout, "kafka acls")
+    assert "rules for orderpipe-connect" in row(examined.stdout, "kafka acls")
     assert "in the last hour" in row(examined.stdout, "dead letters")
     assert "problem(s): connector" in examined.stderr and "Traceback" not in examined.stderr
 

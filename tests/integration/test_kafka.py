@@ -145,8 +145,9 @@ def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Set
         assert _delivery_error(stream, output) is None
         assert _delivery_error(stream, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
         # nor delete a topic, nor join a group that is not theirs
+        workers_admin = AdminClient({**stream, "log_level": 0})
         with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
-            AdminClient({**stream, "log_level": 0}).delete_topics([output])[output].result(timeout=30)
+            workers_admin.delete_topics([output])[output].result(timeout=30)
         assert _read_error(stream, cdc_topic, f"other-{unique_name}") == "GROUP_AUTHORIZATION_FAILED"
         # the lake reads the CDC topics in Spark's groups; it writes nothing, nor reads the outputs
         assert _read_error(lake, cdc_topic, f"spark-kafka-source-{unique_name}") is None

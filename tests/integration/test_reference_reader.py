@@ -8,6 +8,7 @@ import asyncio
 import orjson
 from confluent_kafka import Producer
 
+from cdc.connector import CDC_TOPIC_PREFIX
 from streams.codec import ReferenceRow
 from streams.runtime.reference_reader import NEW_TOPICS_EVERY_S, TopicReader
 from tables.reference_data import ReferenceData
@@ -33,7 +34,7 @@ def produce(settings, topic: str, rows: dict[int, str]) -> None:
 
 
 def test_a_topic_created_after_the_start_is_read_and_a_restart_reads_on(settings, unique_name, tmp_path):
-    topic = f"reference_{unique_name}"
+    topic = f"{CDC_TOPIC_PREFIX}{unique_name}.customers"  # a CDC topic's name: the workers' user reads those
 
     async def first_run():
         reader = reader_of(topic, tmp_path / "store")

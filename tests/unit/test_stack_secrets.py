@@ -173,7 +173,7 @@ def test_kafka_roles_get_only_what_they_use_and_the_brokers_and_tools_everything
 
     assert secrets.kafka_super_users(settings) == ["b", "t"]
     assert {acl.user for acl in acls} == {"s", "c", "l"}
-    assert allowed(acls, "s", "topic", cdc) == {"READ", "DESCRIBE"}
+    assert allowed(acls, "s", "topic", cdc) == {"READ", "DESCRIBE", "CREATE"}  # Faust declares its sources
     assert {"WRITE", "READ"} <= allowed(acls, "s", "topic", "order_final_scratch")  # a scratch stream's output
     assert "WRITE" in allowed(acls, "s", "topic", "orderpipe-order_progress-changelog")
     assert allowed(acls, "s", "group", "orderpipe-rebuild-order_final_v2") == {"READ", "DESCRIBE"}
