@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from cdc.connector import CDC_TOPIC_PREFIX
 from cdc.topics import read_to_end
 from config import Settings
 from stack import services
@@ -135,10 +136,16 @@ def _read_error(config: dict, topic: str, group: str) -> str | None:
 def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Settings, unique_name: str):
     stream, lake, connect = (settings.kafka_client_config(role) for role in ("stream", "lake", "connect"))
     assert len({config["sasl.username"] for config in (stream, lake, connect)}) == 3
-    cdc_topic = settings.cdc_topic("orders")
-    output = f"{settings.order_final_topic}_{unique_name}"  # a scratch stream's, as the tests name them
+    # a scratch database's CDC topic and a scratch stream's output, named as the tests name them
+    cdc_topic, output = f"{CDC_TOPIC_PREFIX}{unique_name}.orders", f"{settings.order_final_topic}_{unique_name}"
     admin = AdminClient(settings.kafka_client_config())
-    admin.create_topics([NewTopic(output, 1, settings.replication_factor)])[output].result(timeout=30)
+    for topic in (cdc_topic, output):
+        admin.create_topics([NewTopic(topic, 1, settings.replication_factor)])[topic].result(timeout=30)
+    deadline = time.monotonic() + 30
+    while not all(partition.leader >= 0 for topic in admin.list_topics(timeout=10).topics.values()
+                  if topic.topic in (cdc_topic, output) for partition in topic.partitions.values()) \
+            and time.monotonic() < deadline:  # a fresh topic has no leader for a moment
+        time.sleep(0.2)
     try:
         # the workers read the CDC topics and write their outputs, never a CDC topic
         assert _read_error(stream, cdc_topic, f"{settings.stream_app_id}-{unique_name}") is None
@@ -157,4 +164,5 @@ def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Set
         # Kafka Connect writes the CDC topics, and reads no output
         assert _read_error(connect, output, f"schema-history.{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
     finally:
-        admin.delete_topics([output])[output].result(timeout=30)
+        for done in admin.delete_topics([cdc_topic, output]).values():
+            done.result(timeout=30)
