@@ -45,14 +45,15 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
         connect = rest.client(scratch.kafka_connect_url)
         connector = scratch.cdc_connector_name
         rest.put_config(connect, connector, connector_config(scratch, **{"database.server.id": server_id(connector)}))
-        rest.wait_running(connect, connector)
-        # the workers read the reference data before they join (streams.runtime.reference_reader):
-        # let Debezium's snapshot of it be there first, so every order is enriched
-        wait_for_records(scratch, scratch.cdc_topic("customers"), CUSTOMERS, timeout_s=120, progress=False)
-        running = start_workers(scratch, workers) if workers else []
-        if running:
-            wait_for_group(scratch, running)
-        try:
+        running: list[Worker] = []
+        try:  # a set-up that fails leaves no connector (it would loop on the dropped database) nor worker
+            rest.wait_running(connect, connector)
+            # the workers read the reference data before they join (streams.runtime.reference_reader):
+            # let Debezium's snapshot of it be there first, so every order is enriched
+            wait_for_records(scratch, scratch.cdc_topic("customers"), CUSTOMERS, timeout_s=120, progress=False)
+            running += start_workers(scratch, workers) if workers else []
+            if running:
+                wait_for_group(scratch, running)
             yield scratch, running
         finally:
             for worker in running:
