@@ -212,9 +212,7 @@ def kafka_acls(settings: Settings, *, peer: str | None = None) -> list[KafkaAcl]
                    ("topic", settings.stream_app_id, True, OWN),
                    *(("topic", topic, True, OWN) for topic in (settings.order_final_topic, settings.order_alerts_topic,
                                                                settings.dead_letter_topic)),
-                   ("group", settings.stream_app_id, True, READ),
-                   *((("group", peer, True, READ),) if peer else ()),
-                   *(("topic", f"{kind}{peer}", True, OWN) for kind in ("", *QUIX_TOPIC_KINDS) if peer)],
+                   ("group", settings.stream_app_id, True, READ)],
         # Kafka Connect: the CDC topics and Debezium's own out; its internal topics and group
         "connect": [("topic", CDC_TOPIC_PREFIX, True, WRITE + ("DESCRIBE_CONFIGS",)),
                     ("topic", heartbeat_topic(), False, WRITE),
@@ -227,5 +225,8 @@ def kafka_acls(settings: Settings, *, peer: str | None = None) -> list[KafkaAcl]
         "lake": [("topic", CDC_TOPIC_PREFIX, True, READ),
                  ("group", "spark-kafka-source-", True, READ)],
     }
+    if peer:
+        rules["stream"] += [("group", peer, True, READ),
+                            *(("topic", f"{kind}{peer}", True, OWN) for kind in ("", *QUIX_TOPIC_KINDS))]
     return [KafkaAcl(user, resource, name, prefixed, operations)
             for role, user in users.items() for resource, name, prefixed, operations in rules[role]]
