@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 import yaml
-from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType,
-                                   ResourceType)
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                   ResourcePatternType, ResourceType)
 from minio import Minio
 from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
@@ -512,15 +512,31 @@ class MinIO(Service):
 
 def grant_kafka_acls(settings: Settings, *, peer: str | None = None) -> None:
     """Each role's ACLs (stack/secrets.py) for these settings' names, at each start; a benchmark's
-    `peer` contender's before it starts. Granting a rule twice is a no-op."""
+    `peer` contender's before it starts. Granting a rule twice is a no-op. At a start (no
+    `peer`) the stack owns the cluster's ACLs: any rule it does not make is removed, so a
+    narrowed rule or a renamed user loses what it had."""
     admin = AdminClient({**settings.kafka_client_config("tools"), "log_level": 0})
-    kinds = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
-    bindings = [AclBinding(kinds[acl.resource], acl.name,
-                           ResourcePatternType.PREFIXED if acl.prefixed else ResourcePatternType.LITERAL,
-                           f"User:{acl.user}", "*", AclOperation[operation], AclPermissionType.ALLOW)
-                for acl in secrets.kafka_acls(settings, peer=peer) for operation in acl.operations]
-    for done in admin.create_acls(bindings, request_timeout=30).values():
+    wanted = kafka_acl_bindings(settings, peer=peer)
+    for done in admin.create_acls(wanted, request_timeout=30).values():
         done.result()
+    if peer is None:
+        everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                      AclOperation.ANY, AclPermissionType.ANY)
+        granted = admin.describe_acls(everything, request_timeout=30).result()
+        stale = [AclBindingFilter(acl.restype, acl.name, acl.resource_pattern_type, acl.principal, acl.host,
+                                  acl.operation, acl.permission_type) for acl in set(granted) - set(wanted)]
+        if stale:
+            for done in admin.delete_acls(stale, request_timeout=30).values():
+                done.result()
+            log.info("kafka ACLs: %d rule(s) the stack does not make removed", len(stale))
+
+
+def kafka_acl_bindings(settings: Settings, *, peer: str | None = None) -> list[AclBinding]:
+    kinds = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+    return [AclBinding(kinds[acl.resource], acl.name,
+                       ResourcePatternType.PREFIXED if acl.prefixed else ResourcePatternType.LITERAL,
+                       f"User:{acl.user}", "*", AclOperation[operation], AclPermissionType.ALLOW)
+            for acl in secrets.kafka_acls(settings, peer=peer) for operation in acl.operations]
 
 
 def lake_buckets(settings: Settings) -> set[str]:

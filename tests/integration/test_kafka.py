@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                   NewTopic, ResourcePatternType, ResourceType)
 
 from cdc.connector import CDC_TOPIC_PREFIX
 from cdc.topics import read_to_end
@@ -133,10 +134,9 @@ def _read_error(config: dict, topic: str, group: str) -> str | None:
         consumer.close()
 
 
-def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Settings, unique_name: str):
-    stream, lake, connect = (settings.kafka_client_config(role) for role in ("stream", "lake", "connect"))
-    assert len({config["sasl.username"] for config in (stream, lake, connect)}) == 3
-    # a scratch database's CDC topic and a scratch stream's output, named as the tests name them
+@pytest.fixture
+def refusal_topics(settings: Settings, unique_name: str):
+    """A scratch database's CDC topic and a scratch stream's output, named as the tests name them."""
     cdc_topic, output = f"{CDC_TOPIC_PREFIX}{unique_name}.orders", f"{settings.order_final_topic}_{unique_name}"
     admin = AdminClient(settings.kafka_client_config())
     for topic in (cdc_topic, output):
@@ -146,23 +146,52 @@ def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Set
                   if topic.topic in (cdc_topic, output) for partition in topic.partitions.values()) \
             and time.monotonic() < deadline:  # a fresh topic has no leader for a moment
         time.sleep(0.2)
+    yield cdc_topic, output
+    for done in admin.delete_topics([cdc_topic, output]).values():
+        done.result(timeout=30)
+
+
+def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Settings, unique_name: str,
+                                                                  refusal_topics: tuple[str, str]):
+    stream, lake, connect = (settings.kafka_client_config(role) for role in ("stream", "lake", "connect"))
+    assert len({config["sasl.username"] for config in (stream, lake, connect)}) == 3
+    cdc_topic, output = refusal_topics
+    # the workers read the CDC topics and write their outputs, never a CDC topic
+    assert _read_error(stream, cdc_topic, f"{settings.stream_app_id}-{unique_name}") is None
+    assert _delivery_error(stream, output) is None
+    assert _delivery_error(stream, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
+    # nor delete a topic, nor join a group that is not theirs
+    workers_admin = AdminClient({**stream, "log_level": 0})
+    with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+        workers_admin.delete_topics([output])[output].result(timeout=30)
+    assert _read_error(stream, cdc_topic, f"other-{unique_name}") == "GROUP_AUTHORIZATION_FAILED"
+    # the lake reads the CDC topics in Spark's groups; it writes nothing, nor reads the outputs
+    assert _read_error(lake, cdc_topic, f"spark-kafka-source-{unique_name}") is None
+    assert _delivery_error(lake, output) == "TOPIC_AUTHORIZATION_FAILED"
+    assert _delivery_error(lake, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
+    assert _read_error(lake, output, f"spark-kafka-source-{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
+    # Kafka Connect writes the CDC topics, and reads no output
+    assert _read_error(connect, output, f"schema-history.{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
+
+
+def test_a_rule_the_stack_does_not_make_is_removed_at_its_next_start(settings: Settings, unique_name: str,
+                                                                    refusal_topics: tuple[str, str]):
+    stream = settings.kafka_client_config("stream")
+    cdc_topic, _ = refusal_topics
+    admin = AdminClient(settings.kafka_client_config())
+    rule = (ResourceType.TOPIC, cdc_topic, ResourcePatternType.LITERAL, f"User:{stream['sasl.username']}", "*",
+            AclOperation.WRITE, AclPermissionType.ALLOW)
+    widened = AclBinding(*rule)
+    admin.create_acls([widened])[widened].result(timeout=30)
     try:
-        # the workers read the CDC topics and write their outputs, never a CDC topic
-        assert _read_error(stream, cdc_topic, f"{settings.stream_app_id}-{unique_name}") is None
-        assert _delivery_error(stream, output) is None
+        assert _delivery_error(stream, cdc_topic) is None  # the workers could forge CDC records
+
+        services.grant_kafka_acls(settings)  # what `stack up` does
+
         assert _delivery_error(stream, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
-        # nor delete a topic, nor join a group that is not theirs
-        workers_admin = AdminClient({**stream, "log_level": 0})
-        with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
-            workers_admin.delete_topics([output])[output].result(timeout=30)
-        assert _read_error(stream, cdc_topic, f"other-{unique_name}") == "GROUP_AUTHORIZATION_FAILED"
-        # the lake reads the CDC topics in Spark's groups; it writes nothing, nor reads the outputs
-        assert _read_error(lake, cdc_topic, f"spark-kafka-source-{unique_name}") is None
-        assert _delivery_error(lake, output) == "TOPIC_AUTHORIZATION_FAILED"
-        assert _delivery_error(lake, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
-        assert _read_error(lake, output, f"spark-kafka-source-{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
-        # Kafka Connect writes the CDC topics, and reads no output
-        assert _read_error(connect, output, f"schema-history.{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
+        granted = admin.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                                       AclOperation.ANY, AclPermissionType.ANY)).result()
+        assert set(granted) == set(services.kafka_acl_bindings(settings))
     finally:
-        for done in admin.delete_topics([cdc_topic, output]).values():
-            done.result(timeout=30)
+        leftover = AclBindingFilter(*rule)
+        admin.delete_acls([leftover])[leftover].result(timeout=30)
