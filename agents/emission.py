@@ -34,7 +34,16 @@ the old one is still finishing.
    So a crash between lock and send delays the order by at most claim_ttl; it never loses it,
    and never sends it twice. A send the broker may have written without answering (the
    connection dropped) fails rather than being resent by the producer (streams.runtime.producer),
-   and is resolved the same way. The claim carries no Redis TTL: an expiring key would forget
+   and is resolved the same way.
+4. A claimant that holds its own send's failure does not wait for the claim's lifetime: its
+   producer will not send that batch again, so the claim is resolved (looked up, then taken
+   over) `RESOLVE_OWN_FAILURE_AFTER_MS` after the failure. That leaves a broker which read
+   the request before the connection dropped as long to append it as claim_ttl leaves after
+   the latest failure a live claimant can see, and more. A leader that died with the batch
+   leaves it, if anywhere, in its successor's log below the leader epoch's start offset,
+   which the lookup's end offset covers (Kafka answers it only once the high watermark has
+   reached that offset). So a partition leader lost under load delays its in-flight orders
+   by seconds, not by claim_ttl. The claim carries no Redis TTL: an expiring key would forget
    that an order was sent.
 Residual risks, stated: Redis losing its last second of writes (AOF everysec) *and* the
 table losing the same emission; clocks of workers on different machines further apart
@@ -55,7 +64,7 @@ import orjson
 from faust.types import TopicT
 from redis.exceptions import RedisError
 
-from agents.guard import Claim, Outcome, RedisGuard
+from agents.guard import Claim, FailedSend, Outcome, RedisGuard, judge_own
 from agents.order_final_lookup import find_sent
 from agents.partition_slice import PartitionSlice
 from config import settings
@@ -68,6 +77,9 @@ log = logging.getLogger(__name__)
 # order_final batch only within ONCE_ONLY_SEND_WITHIN_S of its creation, and a request is
 # answered (or given up) within the request timeout; a second's margin.
 CLAIM_TTL_MS = int((settings.producer_request_timeout_s + ONCE_ONLY_SEND_WITHIN_S + 1) * 1000)
+# claim_ttl leaves at least a second after the latest failure a live claimant can see; this
+# leaves the same span a claim's send may take past its creation, and a second.
+RESOLVE_OWN_FAILURE_AFTER_MS = int((ONCE_ONLY_SEND_WITHIN_S + 1) * 1000)
 
 FOUND = b"found in the output"  # a stale claim's send that was made: record, do not send
 Item = Hashable  # what one output sends once: an order id, an Alert; str(item) names it in its guard key
@@ -135,6 +147,7 @@ class Emission:
         self.outputs, self.counters = outputs, counters
         self.notify = notify  # posts the notice that has the agent record a batch's sends
         self.confirming: set[asyncio.Task] = set()  # the event loop holds tasks only weakly
+        self.failed_sends: dict[tuple[str, Item], FailedSend] = {}  # by output topic and item
 
     @property
     def guard(self) -> RedisGuard:
@@ -163,6 +176,9 @@ class Emission:
             for part in parts:
                 output.settle(part, Outcomes([], output.items(part), []))
             return
+        if self.failed_sends:
+            claims = [(self._after_own_failure(output, item, claim, now_ms), ours)
+                      for item, (claim, ours) in zip(wanted, claims)]
         stale = {item: claim for item, (claim, _) in zip(wanted, claims) if claim.outcome is Outcome.STALE}
         resolved = await self._resolve_stale(output, stale, now_ms) if stale else {}
         in_order = iter(claims)  # the parts' items, one after another, as claimed
@@ -176,6 +192,23 @@ class Emission:
                 task = asyncio.ensure_future(self._confirm(output, part.partition, sent))
                 self.confirming.add(task)
                 task.add_done_callback(self.confirming.discard)
+
+    def _after_own_failure(self, output: Output, item: Item, claim: Claim, now_ms: int) -> Claim:
+        """The claim, stale already if it is ours and its send failed long enough ago."""
+        key = (output.topic.get_topic_name(), item)
+        failure = self.failed_sends.get(key)
+        if failure is None:
+            return claim
+        if claim.found_value != failure.claim:  # resolved since: sent, taken over, or gone
+            del self.failed_sends[key]
+            return claim
+        return judge_own(claim, failure, now_ms, RESOLVE_OWN_FAILURE_AFTER_MS)
+
+    def _remember_failure(self, output: Output, item: Item, our_claim: bytes) -> None:
+        now_ms = int(time.time() * 1000)
+        self.failed_sends = {key: failure for key, failure in self.failed_sends.items()
+                             if now_ms - failure.failed_at_ms <= CLAIM_TTL_MS}  # stale by now in any case
+        self.failed_sends[(output.topic.get_topic_name(), item)] = FailedSend(our_claim, now_ms)
 
     async def _send(self, output: Output, part: PartitionSlice, item: Item, claim: Claim, our_claim: bytes | None,
                     resolved: dict[Item, bytes | None], outcomes: Outcomes) -> Sent | None:
@@ -242,11 +275,13 @@ class Emission:
         answers = Answers([], [], time.time() * 1000)
         acked = []
         for (item, our_claim, _, outgoing), ack in zip(sent, acks):
-            if isinstance(ack, BaseException):  # the claim goes stale, then resolves
+            if isinstance(ack, BaseException):  # our claim is resolved, as a stale one is, a little later
                 answers.failed.append(item)
                 self.counters["emission_retries"] += 1
+                self._remember_failure(output, item, our_claim)
                 log.warning("%s %s: send failed (%s: %s); the claim will be resolved after %d s",
-                            output.topic.get_topic_name(), item, type(ack).__name__, ack, CLAIM_TTL_MS // 1000)
+                            output.topic.get_topic_name(), item, type(ack).__name__, ack,
+                            RESOLVE_OWN_FAILURE_AFTER_MS // 1000)
             else:
                 answers.confirmed.append((item, outgoing.source_ts_ms))
                 acked.append((item, our_claim, ack.partition, ack.offset, outgoing.noticed_as))

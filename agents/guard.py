@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
@@ -80,6 +81,22 @@ def judge(found_value: bytes, now_ms: int, claim_ttl_ms: int) -> Claim:
     at_ms = int(record.get("at_ms", 0))
     stale = now_ms - at_ms > claim_ttl_ms
     return Claim(Outcome.STALE if stale else Outcome.HELD, found_value, at_ms)
+
+
+class FailedSend(NamedTuple):
+    """A send of ours the broker did not acknowledge: our claim on its key, and when it failed."""
+
+    claim: bytes
+    failed_at_ms: int
+
+
+def judge_own(claim: Claim, failure: FailedSend | None, now_ms: int, resolve_after_ms: int) -> Claim:
+    """Pure: a live claim that is our own failed send counts as stale `resolve_after_ms` after
+    the failure rather than at the end of the claim's lifetime (see agents/emission.py)."""
+    if (failure is None or claim.outcome is not Outcome.HELD or claim.found_value != failure.claim
+            or now_ms - failure.failed_at_ms < resolve_after_ms):
+        return claim
+    return Claim(Outcome.STALE, claim.found_value, claim.claimed_at_ms)
 
 
 def claim_value(worker: str, now_ms: int) -> bytes:
