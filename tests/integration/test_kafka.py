@@ -12,7 +12,7 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
 from cdc.connector import CDC_TOPIC_PREFIX
 from cdc.topics import read_to_end
 from config import Settings
-from stack import services
+from stack import doctor, services
 from stack.install import Toolchain
 from stack.services import StackLayout
 
@@ -106,6 +106,13 @@ def test_a_client_without_credentials_or_with_a_wrong_password_gets_no_answer(se
         with pytest.raises(KafkaException):
             AdminClient({**config, "socket.timeout.ms": 3000}).list_topics(timeout=4)
     assert AdminClient(settings.kafka_client_config()).list_topics(timeout=10).topics
+
+
+def test_the_doctor_hears_kafka_answer_a_login_and_refuse_a_client_without_one_at_once(settings: Settings):
+    started = time.monotonic()
+    assert not doctor.kafka_answers(settings.kafka_bootstrap)
+    assert time.monotonic() - started < 3  # a refusal, not a timeout
+    assert doctor.kafka_answers(settings.kafka_bootstrap, **settings.kafka_aiokafka_auth("tools"))
 
 
 def _delivery_error(config: dict, topic: str) -> str | None:
