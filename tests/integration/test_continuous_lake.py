@@ -6,6 +6,7 @@ every table as a one-shot run of the same change log builds it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -53,9 +54,12 @@ def test_a_continuous_lake_applies_the_topics_then_its_deferred_work_and_stops_o
             # history, dimensions, products and marts follow on their own clock (--deferred-every)
             deferred = wait_for(lambda: job.poll() is not None or deferred_current(spark, scratch), 120, every_s=3)
             assert deferred and job.poll() is None, log_path.read_text()[-3000:]
-        finally:
-            job.send_signal(signal.SIGINT)
+            job.send_signal(signal.SIGINT)  # the micro-batch under way ends first
             assert job.wait(timeout=180) == 0, log_path.read_text()[-3000:]
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(job.pid, signal.SIGKILL)  # what is left of a job that failed: its JVM too
+            job.wait()
 
         silver_orders = lake.read(spark, lake.path(scratch, "silver", "orders"))
         connection = database.connect(scratch)
