@@ -19,8 +19,7 @@ from aiokafka.errors import KafkaConnectionError
 import mysql.connector
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import (AclBindingFilter, AclOperation, AclPermissionType, AdminClient, ResourcePatternType,
-                                   ResourceType)
+from confluent_kafka.admin import AdminClient
 import orjson
 from minio.error import S3Error
 from redis.backoff import NoBackoff
@@ -30,7 +29,7 @@ from batch.continuous import DEFERRED, STALENESS_BOUND_S
 from batch.freshness import behind_since
 from cdc import rest
 from config import Settings
-from stack.services import all_services, minio_client
+from stack.services import EVERY_ACL, all_services, minio_client
 
 DEAD_LETTER_WINDOW_S = 3600
 
@@ -125,11 +124,9 @@ def kafka_access(settings: Settings) -> Iterator[Check]:
 
 def kafka_acls(settings: Settings) -> Iterator[Check]:
     """Whether Kafka runs an authorizer, and how many rules it holds (the tools' user lists them)."""
-    every = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-                             AclOperation.ANY, AclPermissionType.ANY)
     admin = AdminClient({**settings.kafka_client_config("tools"), "log_level": 0})
     try:
-        rules = admin.describe_acls(every, request_timeout=5).result()
+        rules = admin.describe_acls(EVERY_ACL, request_timeout=5).result()
     except KafkaException as error:
         if error.args[0].code() != KafkaError.SECURITY_DISABLED:
             raise

@@ -510,6 +510,10 @@ class MinIO(Service):
             admin.policy_set(policy_user, user=access_key)
 
 
+EVERY_ACL = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                             AclPermissionType.ANY)  # matches every rule the cluster holds
+
+
 def grant_kafka_acls(settings: Settings, *, peer: str | None = None) -> None:
     """Each role's ACLs (stack/secrets.py) for these settings' names, at each start; a benchmark's
     `peer` contender's before it starts. Granting a rule twice is a no-op. At a start (no
@@ -520,9 +524,7 @@ def grant_kafka_acls(settings: Settings, *, peer: str | None = None) -> None:
     for done in admin.create_acls(wanted, request_timeout=30).values():
         done.result()
     if peer is None:
-        everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-                                      AclOperation.ANY, AclPermissionType.ANY)
-        granted = admin.describe_acls(everything, request_timeout=30).result()
+        granted = admin.describe_acls(EVERY_ACL, request_timeout=30).result()
         stale = [AclBindingFilter(acl.restype, acl.name, acl.resource_pattern_type, acl.principal, acl.host,
                                   acl.operation, acl.permission_type) for acl in set(granted) - set(wanted)]
         if stale:

@@ -196,8 +196,7 @@ def test_a_rule_the_stack_does_not_make_is_removed_at_its_next_start(settings: S
         services.grant_kafka_acls(settings)  # what `stack up` does
 
         assert _delivery_error(stream, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
-        granted = admin.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-                                                       AclOperation.ANY, AclPermissionType.ANY)).result()
+        granted = admin.describe_acls(services.EVERY_ACL).result()
         assert set(granted) == set(services.kafka_acl_bindings(settings))
     finally:
         leftover = AclBindingFilter(*rule)
