@@ -1,7 +1,8 @@
 """Bring the stack up and down, and report on it.
 
 `up` is idempotent: services already running (by pid file) are left alone, services
-started now are waited on until healthy, wave by wave (Kafka Connect needs Kafka).
+started now are waited on until healthy, wave by wave (Kafka Connect needs Kafka), and a
+wave's set-up (users, grants, buckets) runs once the whole wave is healthy.
 Any failure names the service and its log file, and shows the log's last lines.
 """
 
@@ -96,9 +97,11 @@ def up(services: Iterable[Service], timeout_s: float) -> None:
         for service in wave:
             _launch(service)
         for service in wave:
-            waited = _wait_healthy(service, timeout_s)
+            log.info("%-13s healthy after %.1f s", service.name, _wait_healthy(service, timeout_s))
+        # Set-up waits for the whole wave: a cluster's first node answers before the others
+        # have joined, and an admin request it routes to a node still joining is dropped.
+        for service in wave:
             service.bootstrap()
-            log.info("%-13s healthy after %.1f s", service.name, waited)
 
 
 def down(services: Iterable[Service]) -> list[tuple[str, int]]:
