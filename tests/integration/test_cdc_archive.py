@@ -40,6 +40,7 @@ def held(settings: Settings) -> int:
     return now
 
 
+@pytest.mark.lake_long
 def test_a_killed_archive_job_reruns_and_holds_every_cdc_record_once(settings, spark, unique_name, tmp_path):
     bucket = f"t{uuid.uuid4().hex[:12]}"
     minio = minio_client(settings, "root")

@@ -207,16 +207,25 @@ def test_new_orders_alone_flow_through(spark, lakehouse):
     assert_star_matches_source(spark, settings, connection)
 
 
-def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lakehouse):
+@pytest.fixture(scope="module")
+def short_lived_orders(spark, lakehouse) -> None:
+    """Two orders whose every change lands between two lake runs (one run applies both: the
+    checks are per order): one cancelled, one raised from one product to two."""
     settings, connection = lakehouse.settings, lakehouse.connection
     cursor = connection.cursor()
     cursor.execute("INSERT INTO orders VALUES ('gone-before-the-lake', 5, 1, 2, 1, NOW(3))")
     cursor.execute("INSERT INTO order_details VALUES ('gone-before-the-lake', 1001, 1)")
     cursor.execute("DELETE FROM order_details WHERE order_id = 'gone-before-the-lake'")
     cursor.execute("DELETE FROM orders WHERE id = 'gone-before-the-lake'")
-
+    cursor.execute("INSERT INTO orders VALUES ('raised', 5, 1, 2, 1, NOW(3))")
+    cursor.execute("INSERT INTO order_details VALUES ('raised', 1001, 1)")
+    cursor.execute("UPDATE orders SET num_products = 2 WHERE id = 'raised'")
+    cursor.execute("INSERT INTO order_details VALUES ('raised', 1002, 3)")
     run_all(spark, settings, connection)
 
+
+def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lakehouse, short_lived_orders):
+    settings = lakehouse.settings
     tables = gold_tables(spark, settings)
     [fact] = tables["fact_orders"].filter("order_id = 'gone-before-the-lake'").collect()
     assert (fact.status, fact.is_deleted, fact.detail_count) == ("cancelled", True, 0)
@@ -228,16 +237,8 @@ def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lake
     assert_marts_match_facts(tables)
 
 
-def test_a_raised_order_keeps_both_versions_and_completes_once(spark, lakehouse):
-    settings, connection = lakehouse.settings, lakehouse.connection
-    cursor = connection.cursor()
-    cursor.execute("INSERT INTO orders VALUES ('raised', 5, 1, 2, 1, NOW(3))")
-    cursor.execute("INSERT INTO order_details VALUES ('raised', 1001, 1)")
-    cursor.execute("UPDATE orders SET num_products = 2 WHERE id = 'raised'")
-    cursor.execute("INSERT INTO order_details VALUES ('raised', 1002, 3)")
-
-    run_all(spark, settings, connection)
-
+def test_a_raised_order_keeps_both_versions_and_completes_once(spark, lakehouse, short_lived_orders):
+    settings = lakehouse.settings
     history = lake.read(spark, lake.path(settings, "silver", "orders_history")).filter("order_id = 'raised'")
     versions = history.orderBy("source_position").collect()
     assert [(v.num_products, v.is_deleted) for v in versions] == [(1, False), (2, False)]
