@@ -1,12 +1,12 @@
 """Integration tests talk to the real local stack; they fail (never skip) when it is down.
 
 Tests marked `lake_long` (each a minute or more: a Spark cluster, a killed Gold job, a killed
-archive job, a killed continuous lake, schema evolution, maintenance, spark-submit) do not all
-fit in CI's budget. `LAKE_SUITE` says which run: `short` (the default) none, `long` all, `turn`
-one of them, the day's turn (days since 1970-01-01 modulo their count, in node id order; `LAKE_TURN=<n>` picks another),
-so a CI run every day runs each of them at least once in any seven days. The deselected
-ones are named in the summary: none is hidden. Run all of them before changing the lake:
-`LAKE_SUITE=long make test`.
+archive job, a killed continuous lake, schema evolution, maintenance, spark-submit) do not
+all fit in CI's budget. `LAKE_SUITE` says which run: `short` (the default) none, `long` all,
+`turn` one of them, the day's turn (days since 1970-01-01 modulo their count, in node id
+order; `LAKE_TURN=<n>` picks another), so a CI run every day runs each of them at least once
+in any seven days. The deselected ones are named in the summary: none is hidden. Run all of
+them before changing the lake: `LAKE_SUITE=long make test`.
 """
 from __future__ import annotations
 
