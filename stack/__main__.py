@@ -58,16 +58,27 @@ def up(
         min=1, max=5, help="Kafka brokers to run (default KAFKA_BROKERS, 1). Topics get min(3, brokers) "
                            "replicas; run workers and tools with the same KAFKA_BROKERS.")] = None,
     with_: With = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Make no credentials: Kafka in PLAINTEXT without ACLs, Redis without a password, "
+                           "MySQL's and MinIO's development logins (admin). For experiments on a machine of "
+                           "your own; `python -m stack doctor` names every open service. A stack keeps the "
+                           "mode it was first started with.")] = False,
 ) -> None:
     """Install what is missing, start every service, wait until all are healthy. The first
-    start makes the stack's credentials (<STACK_HOME>/secrets.env, owner-only).
+    start makes the stack's credentials (<STACK_HOME>/secrets.env, owner-only), unless
+    --insecure.
 
     Idempotent: services already running are left as they are. Exits 1 naming the service
     and its log file if one fails to start.
     """
     started = time.monotonic()
     stack = settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers)
-    if made := secrets.ensure(stack.stack_home, *stack.redis_host_port):
+    try:
+        made = secrets.prepare(stack.stack_home, *stack.redis_host_port, insecure=insecure)
+    except secrets.SecurityModeError as error:
+        console.print(f"[red]stack up:[/red] {error}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if made:
         console.print(f"credentials made for this stack: {secrets.path(stack.stack_home)} (owner-only)", highlight=False)
         layout = StackLayout(stack.stack_home)
         for service, variable in (("redis", "REDIS_URL"), ("kafka", "KAFKA_USER")):

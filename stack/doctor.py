@@ -29,6 +29,7 @@ from batch.continuous import DEFERRED, STALENESS_BOUND_S
 from batch.freshness import behind_since
 from cdc import rest
 from config import Settings
+from stack import secrets
 from stack.services import EVERY_ACL, all_services, minio_client
 
 DEAD_LETTER_WINDOW_S = 3600
@@ -71,6 +72,14 @@ def _mysql_lets_in(settings: Settings, user: str, password: str) -> bool:
     return True
 
 
+def with_credentials(settings: Settings) -> str:
+    """How to put a service found open behind the stack's users."""
+    if (settings.stack_home / secrets.INSECURE_MARK).exists():
+        return ("this stack was made with `python -m stack up --insecure`; for one with credentials, use "
+                "another STACK_HOME (docs/operations.md, Security)")
+    return "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)"
+
+
 def mysql_access(settings: Settings) -> Iterator[Check]:
     """Whether MySQL lets in root without a password, or the settings' default login, and
     which user each role connects as."""
@@ -80,7 +89,7 @@ def mysql_access(settings: Settings) -> Iterator[Check]:
                    for user, password in (("root", ""), default) if _mysql_lets_in(settings, user, password)]
     if open_logins:
         yield Check("mysql access", False, f"{settings.mysql_host}:{settings.mysql_port} lets in {', '.join(open_logins)}",
-                    "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
+                    with_credentials(settings))
         return
     roles = ", ".join(f"{role} {settings.mysql_login(role)[0]}" for role in ("owner", "shop", "cdc", "reader"))
     yield Check("mysql access", True, f"credentials required; {roles}")
@@ -119,7 +128,7 @@ def kafka_access(settings: Settings) -> Iterator[Check]:
         return
     yield Check("kafka access", False, f"{settings.kafka_bootstrap} answers without credentials (PLAINTEXT): "
                                        "any process reaching it reads and writes every topic",
-                "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
+                with_credentials(settings))
 
 
 def kafka_acls(settings: Settings) -> Iterator[Check]:
@@ -131,7 +140,7 @@ def kafka_acls(settings: Settings) -> Iterator[Check]:
         if error.args[0].code() != KafkaError.SECURITY_DISABLED:
             raise
         yield Check("kafka acls", False, "no authorizer: every login may read, write and delete every topic",
-                    "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
+                    with_credentials(settings))
         return
     users = sorted({rule.principal.removeprefix("User:") for rule in rules})
     yield Check("kafka acls", True, f"{len(rules)} rules for {', '.join(users) or 'nobody'}; others refused")
@@ -300,7 +309,7 @@ def redis_state(settings: Settings) -> Iterator[Check]:
         redis.Redis(host=host, port=port, socket_timeout=5, socket_connect_timeout=5,
                     retry=Retry(NoBackoff(), 0)).ping()  # redis-py retries a refusal by default
         yield Check("redis access", False, f"{host}:{port} answers without credentials",
-                    "run it with the stack's users: `python -m stack down`, then `up` (docs/operations.md, Security)")
+                    with_credentials(settings))
     except redis.AuthenticationError:
         yield Check("redis access", True, "credentials required")
     client = redis.Redis.from_url(settings.redis_operator_url, socket_timeout=5, socket_connect_timeout=5)

@@ -81,6 +81,36 @@ def made(redis_host: str, redis_port: int) -> dict[str, str]:
     return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER), **mysql, **minio, **kafka}
 
 
+INSECURE_MARK = "insecure"  # beside the secrets file's place: a stack made by `stack up --insecure`
+
+
+class SecurityModeError(RuntimeError):
+    """A stack made with credentials started without them, or the other way round."""
+
+
+def prepare(stack_home: Path, redis_host: str, redis_port: int, *, insecure: bool = False) -> set[str]:
+    """The stack's credentials before a start (`ensure`), or, for `insecure`, none: the home
+    is marked instead, and the settings keep their development defaults. A home keeps the
+    mode it was made with: its services' data holds the users (Kafka's storage, MariaDB's
+    grants), so switching would leave half of them behind."""
+    marker = stack_home / INSECURE_MARK
+    if insecure:
+        if path(stack_home).exists():
+            raise SecurityModeError(
+                f"the stack under {stack_home} was made with credentials ({path(stack_home)}): run "
+                "`python -m stack up` without --insecure, or give the insecure stack a home of its own "
+                "(STACK_HOME=.stack-insecure python -m stack up --insecure)")
+        stack_home.mkdir(parents=True, exist_ok=True)
+        marker.write_text("made by `python -m stack up --insecure`: no credentials, no ACLs\n")
+        return set()
+    if marker.exists():
+        raise SecurityModeError(
+            f"the stack under {stack_home} was made with `python -m stack up --insecure`: run that again, "
+            f"or, for a stack with credentials, stop it and remove {stack_home} (its data goes), or use "
+            "another STACK_HOME")
+    return ensure(stack_home, redis_host, redis_port)
+
+
 def ensure(stack_home: Path, redis_host: str, redis_port: int) -> set[str]:
     """Write the stack's secrets file (owner-only) if it does not exist yet, or append the
     principals it lacks; the variables it wrote. Existing values are never changed."""

@@ -51,3 +51,15 @@ def test_a_snapshot_of_a_table_the_connector_does_not_capture_is_refused_before_
     assert answer.returncode == 2
     assert answer.stderr == ("--table invoices: not captured by the connector; one of orders, order_details, "
                              "customers, payment_method\n")
+
+
+def test_a_stack_made_with_credentials_is_not_started_insecure_and_the_answer_says_what_to_do(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "STACK_HOME": str(tmp_path)}
+    (tmp_path / "secrets.env").write_text("KAFKA_USER=orderpipe-stream\n")
+
+    answer = subprocess.run([sys.executable, "-m", "stack", "up", "--insecure"], capture_output=True, text=True,
+                            timeout=60, env=env)
+
+    assert answer.returncode == 1 and answer.stderr.count("\n") == 1, answer.stderr
+    assert "made with credentials" in answer.stderr and "STACK_HOME" in answer.stderr, answer.stderr
+    assert not (tmp_path / "insecure").exists()

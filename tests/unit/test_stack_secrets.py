@@ -196,3 +196,41 @@ def test_roles_sharing_a_super_users_login_need_no_rule_and_a_peer_gets_its_own_
     assert "WRITE" in allowed(peer, "s", "topic", "changelog__project_db_bench_quix1--orders--default")
     assert "READ" in allowed(peer, "s", "group", "project_db_bench_quix1-orders")
     assert allowed(secrets.kafka_acls(split), "s", "group", "project_db_bench_quix1") == set()
+
+
+def test_an_insecure_stack_gets_no_credentials_and_its_settings_keep_the_development_logins(
+        tmp_path, monkeypatch: pytest.MonkeyPatch):
+    for name in ("KAFKA_USER", "KAFKA_TOOLS_USER", "KAFKA_BROKER_USER", "REDIS_URL", "MYSQL_USER", "MINIO_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert secrets.prepare(tmp_path, "127.0.0.1", 6379, insecure=True) == set()
+
+    made = Settings(_env_file=None, STACK_HOME=str(tmp_path))
+    assert not secrets.path(tmp_path).exists() and (tmp_path / secrets.INSECURE_MARK).exists()
+    assert made.kafka_login("broker") is None and made.kafka_login("tools") is None
+    assert urlsplit(made.redis_url).password is None
+    assert made.mysql_login("reader") == ("admin", "admin")
+    assert secrets.prepare(tmp_path, "127.0.0.1", 6379, insecure=True) == set()  # started again as it was made
+
+
+def test_a_stack_keeps_the_mode_it_was_made_with_and_the_refusal_names_the_way_out(tmp_path):
+    secrets.prepare(tmp_path / "insecure", "127.0.0.1", 6379, insecure=True)
+    secrets.prepare(tmp_path / "secure", "127.0.0.1", 6379)
+
+    with pytest.raises(secrets.SecurityModeError, match=r"made with `python -m stack up --insecure`.*STACK_HOME"):
+        secrets.prepare(tmp_path / "insecure", "127.0.0.1", 6379)
+    with pytest.raises(secrets.SecurityModeError, match=r"made with credentials.*without --insecure.*STACK_HOME"):
+        secrets.prepare(tmp_path / "secure", "127.0.0.1", 6379, insecure=True)
+    assert not secrets.path(tmp_path / "insecure").exists()
+    assert not (tmp_path / "secure" / secrets.INSECURE_MARK).exists()
+
+
+def test_the_doctor_sends_an_open_insecure_stack_to_another_home_and_an_open_stack_to_a_restart(tmp_path):
+    from stack import doctor
+
+    secrets.prepare(tmp_path / "insecure", "127.0.0.1", 6379, insecure=True)
+
+    insecure = doctor.with_credentials(Settings(_env_file=None, STACK_HOME=str(tmp_path / "insecure")))
+    other = doctor.with_credentials(Settings(_env_file=None, STACK_HOME=str(tmp_path / "made-before-credentials")))
+    assert "--insecure" in insecure and "another STACK_HOME" in insecure
+    assert "`python -m stack down`, then `up`" in other
