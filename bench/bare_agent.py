@@ -23,7 +23,8 @@ from streams.runtime.consumer import NoSkipConsumer
 
 app = faust.App(settings.stream_app_id,
                 broker=[f"kafka://{address}" for address in settings.kafka_bootstrap.split(",")],
-                broker_credentials=broker_credentials(settings.kafka_login("stream"), settings.kafka_sasl_mechanism),
+                broker_credentials=broker_credentials(settings.kafka_login("stream"), settings.kafka_sasl_mechanism,
+                                                                   settings.kafka_ssl_context()),
                 store="memory://", topic_replication_factor=settings.replication_factor,
                 topic_disable_leader=True, stream_wait_empty=False, web_bind="127.0.0.1", web_host="127.0.0.1")
 if os.environ.get("BARE_CONSUMER") == "project":

@@ -6,6 +6,7 @@ LOCAL-DEVELOPMENT DEFAULTS ONLY: set the variables to real secrets anywhere else
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     kafka_broker_password: SecretStr | None = Field(None, validation_alias="KAFKA_BROKER_PASSWORD")
     kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
         "SCRAM-SHA-256", validation_alias="KAFKA_SASL_MECHANISM")
+    # The CA (PEM) that signed the brokers' certificates. Set, the SASL clients speak TLS
+    # (SASL_SSL) and verify each broker's name against it; `python -m stack up --tls` makes
+    # the local stack's and sets this in its secrets file.
+    kafka_ssl_ca: Path | None = Field(None, validation_alias="KAFKA_SSL_CA")
     # Partitions of the CDC topics, the stream's tables and order_final: the most workers
     # that can share the stream.
     topic_partitions: int = Field(4, validation_alias="TOPIC_PARTITIONS", ge=1)
@@ -245,13 +250,20 @@ class Settings(BaseSettings):
             user, password = self.kafka_user, self.kafka_password
         return (user, password.get_secret_value()) if user and password is not None else None
 
+    @property
+    def kafka_security_protocol(self) -> str:
+        """What a client with a SASL login speaks: over TLS when a CA is set."""
+        return "SASL_SSL" if self.kafka_ssl_ca else "SASL_PLAINTEXT"
+
     def kafka_client_config(self, role: KafkaRole = "tools") -> dict[str, str]:
         """A librdkafka client's (confluent-kafka's) connection settings as `role`."""
         login = self.kafka_login(role)
         config = {"bootstrap.servers": self.kafka_bootstrap}
         if login:
-            config |= {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": self.kafka_sasl_mechanism,
+            config |= {"security.protocol": self.kafka_security_protocol, "sasl.mechanism": self.kafka_sasl_mechanism,
                        "sasl.username": login[0], "sasl.password": login[1]}
+            if self.kafka_ssl_ca:
+                config["ssl.ca.location"] = str(self.kafka_ssl_ca)
         return config
 
     def kafka_java_config(self, role: KafkaRole, prefix: str = "") -> dict[str, str]:
@@ -262,16 +274,23 @@ class Settings(BaseSettings):
             return {}
         jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
                 f'username="{login[0]}" password="{login[1]}";')
-        return {f"{prefix}security.protocol": "SASL_PLAINTEXT", f"{prefix}sasl.mechanism": self.kafka_sasl_mechanism,
-                f"{prefix}sasl.jaas.config": jaas}
+        tls = ({f"{prefix}ssl.truststore.type": "PEM", f"{prefix}ssl.truststore.location": str(self.kafka_ssl_ca)}
+               if self.kafka_ssl_ca else {})
+        return {f"{prefix}security.protocol": self.kafka_security_protocol,
+                f"{prefix}sasl.mechanism": self.kafka_sasl_mechanism, f"{prefix}sasl.jaas.config": jaas, **tls}
 
-    def kafka_aiokafka_auth(self, role: KafkaRole = "stream") -> dict[str, str]:
+    def kafka_aiokafka_auth(self, role: KafkaRole = "stream") -> dict[str, object]:
         """An aiokafka client's authentication keyword arguments as `role`."""
         login = self.kafka_login(role)
         if not login:
             return {}
-        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": self.kafka_sasl_mechanism,
-                "sasl_plain_username": login[0], "sasl_plain_password": login[1]}
+        tls = {"ssl_context": self.kafka_ssl_context()} if self.kafka_ssl_ca else {}
+        return {"security_protocol": self.kafka_security_protocol, "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": login[0], "sasl_plain_password": login[1], **tls}
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """A Python client's TLS context, verifying the brokers against KAFKA_SSL_CA; None without one."""
+        return ssl.create_default_context(cafile=str(self.kafka_ssl_ca)) if self.kafka_ssl_ca else None
 
     def minio_login(self, role: MinioRole = "writer") -> tuple[str, str]:
         """The access and secret key `role` uses: its own, else the lake writer's."""

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from config import Settings, settings
 from config.cli import run
-from stack import control, doctor as health, process, secrets
+from stack import control, doctor as health, process, secrets, tls
 from stack.install import ExtraUnavailable, InstallError, Toolchain
 from stack.services import OPTIONAL_SERVICES, KafkaLayoutError, StackLayout, all_services
 from stack.watcher import HEALER, start_healer
@@ -63,6 +63,10 @@ def up(
                            "MySQL's and MinIO's development logins (admin). For experiments on a machine of "
                            "your own; `python -m stack doctor` names every open service. A stack keeps the "
                            "mode it was first started with.")] = False,
+    tls_: Annotated[bool, typer.Option(
+        "--tls", help="Kafka's client listener over TLS (SASL_SSL) with a CA the stack makes "
+                      "(<STACK_HOME>/conf/tls/ca.pem, KAFKA_SSL_CA in the secrets file); the stack keeps it "
+                      "on at later starts. Stop the stack first when turning it on.")] = False,
 ) -> None:
     """Install what is missing, start every service, wait until all are healthy. The first
     start makes the stack's credentials (<STACK_HOME>/secrets.env, owner-only), unless
@@ -73,14 +77,25 @@ def up(
     """
     started = time.monotonic()
     stack = settings if brokers in (None, settings.kafka_brokers) else Settings(KAFKA_BROKERS=brokers)
+    if insecure and tls_:
+        console.print("stack up: --tls needs the stack's Kafka users; --insecure makes none", highlight=False)
+        raise typer.Exit(2)
     try:
         made = secrets.prepare(stack.stack_home, *stack.redis_host_port, insecure=insecure)
     except secrets.SecurityModeError as error:
         console.print(f"[red]stack up:[/red] {error}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    layout = StackLayout(stack.stack_home)
+    if tls_ and not stack.kafka_ssl_ca and process.running_pid(layout.pidfile("kafka")):
+        console.print("[red]stack up:[/red] kafka runs without TLS; `python -m stack down`, then `up --tls`",
+                      markup=True, highlight=False)
+        raise typer.Exit(1)
+    if tls_ and tls.ensure(stack.stack_home, [stack.kafka_host_port[0]]):
+        console.print(f"TLS for Kafka's clients: the stack's CA is {tls.folder(stack.stack_home) / tls.CA_FILE}",
+                      highlight=False)
+        made.add("KAFKA_SSL_CA")
     if made:
         console.print(f"credentials made for this stack: {secrets.path(stack.stack_home)} (owner-only)", highlight=False)
-        layout = StackLayout(stack.stack_home)
         for service, variable in (("redis", "REDIS_URL"), ("kafka", "KAFKA_USER")):
             if variable in made and process.running_pid(layout.pidfile(service)):
                 console.print(f"[red]stack up:[/red] {service} runs without the stack's users; "

@@ -117,8 +117,15 @@ def ensure(stack_home: Path, redis_host: str, redis_port: int) -> set[str]:
     found = path(stack_home)
     stack_home.mkdir(parents=True, exist_ok=True)
     stack_home.chmod(0o700)  # the services' configs under it hold passwords too (Kafka's, Connect's)
+    return record(stack_home, made(redis_host, redis_port))
+
+
+def record(stack_home: Path, values: dict[str, str]) -> set[str]:
+    """Append to the secrets file (owner-only) each of `values` it does not set yet; the names
+    appended. Existing values are never changed."""
+    found = path(stack_home)
     present = set(dotenv_values(found)) if found.is_file() else set()
-    missing = {name: value for name, value in made(redis_host, redis_port).items() if name not in present}
+    missing = {name: value for name, value in values.items() if name not in present}
     if not missing:
         return set()
     descriptor = os.open(found, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -33,7 +33,7 @@ from cdc.connector import CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_T
 from cdc.offsets import clear_stored_skips
 from config import Settings
 from config.settings import MinioRole
-from stack import secrets
+from stack import secrets, tls
 from source.database import SCHEMA, schema_statements
 from stack.install import Toolchain, which
 
@@ -176,7 +176,8 @@ class Kafka(Service):
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": ";".join(f"User:{user}" for user in secrets.kafka_super_users(self.settings)),
             "allow.everyone.if.no.acl.found": "false",
-            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listener.security.protocol.map": f"CLIENT:{self.settings.kafka_security_protocol},CONTROLLER:SASL_PLAINTEXT",
+            **self.tls(),
             "sasl.enabled.mechanisms": mechanism,
             "sasl.mechanism.inter.broker.protocol": mechanism,
             "sasl.mechanism.controller.protocol": "PLAIN",
@@ -187,6 +188,14 @@ class Kafka(Service):
             f"listener.name.client.{mechanism.lower()}.sasl.jaas.config":
                 f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";',
         }
+
+    def tls(self) -> dict[str, object]:
+        """The client listener's key store (the stack's brokers' certificate, stack/tls.py) and
+        the trust store the brokers check each other with, when the settings name a CA."""
+        if not self.settings.kafka_ssl_ca:
+            return {}
+        return {"ssl.keystore.type": "PEM", "ssl.keystore.location": tls.broker_file(self.settings.stack_home),
+                "ssl.truststore.type": "PEM", "ssl.truststore.location": self.settings.kafka_ssl_ca}
 
     def scram_users(self) -> list[str]:
         """`--add-scram` arguments of the storage format: every role's user."""
@@ -209,6 +218,9 @@ class Kafka(Service):
         log4j.write_text(LOG4J)
         self._check_quorum_size()
         self._check_security()
+        if self.settings.kafka_ssl_ca and not tls.broker_file(self.settings.stack_home).exists():
+            raise KafkaLayoutError(f"KAFKA_SSL_CA is set but the stack under {self.settings.stack_home} has no broker "
+                                   "certificate: `python -m stack up --tls` makes both")
         if (self.layout.data(self.name) / "meta.properties").exists():
             return
         # one option word: a random id may begin with "-", which the tool would take for an option

@@ -17,7 +17,8 @@ from streams.runtime.web_access import bearer_middleware, web_token
 app = OrderPipeApp(
     settings.stream_app_id,
     broker=[f"kafka://{address}" for address in settings.kafka_bootstrap.split(",")],
-    broker_credentials=broker_credentials(settings.kafka_login("stream"), settings.kafka_sasl_mechanism),
+    broker_credentials=broker_credentials(settings.kafka_login("stream"), settings.kafka_sasl_mechanism,
+                                       settings.kafka_ssl_context()),
     store="rocksdb://",
     autodiscover=["agents", "tables", "web"],
     origin="streams",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import ssl
 import logging
 from collections.abc import Awaitable, Callable
 from functools import cached_property
@@ -64,9 +65,12 @@ def collector_stats(frozen: int) -> dict:
 EXIT_MISCONFIGURED = 78
 
 
-def broker_credentials(login: tuple[str, str] | None, mechanism: str) -> faust.SASLCredentials | None:
-    """Faust's SASL credentials for a (user, password), or None: PLAINTEXT."""
-    return faust.SASLCredentials(username=login[0], password=login[1], mechanism=mechanism) if login else None
+def broker_credentials(login: tuple[str, str] | None, mechanism: str,
+                       ssl_context: ssl.SSLContext | None = None) -> faust.SASLCredentials | None:
+    """Faust's SASL credentials for a (user, password), over TLS with `ssl_context`; or None: PLAINTEXT."""
+    if not login:
+        return None
+    return faust.SASLCredentials(username=login[0], password=login[1], mechanism=mechanism, ssl_context=ssl_context)
 
 
 class StartRefused(Exception):

@@ -23,17 +23,24 @@ from stack.services import all_services
 
 LAKE_SUITES = ("short", "turn", "long")
 LONG_LAKE: list[str] = []  # deselected
+WITHOUT_TLS: list[str] = []  # tls tests, deselected on a stack whose Kafka speaks no TLS
 TURN: list[str] = []  # the long test run by LAKE_SUITE=turn
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lake_long: a lake test a minute or more long; runs with LAKE_SUITE=long, or turn")
+    config.addinivalue_line("markers", "tls: needs Kafka over TLS (python -m stack up --tls)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+    if not Settings().kafka_ssl_ca:
+        without_tls = [item for item in items if item.get_closest_marker("tls")]
+        config.hook.pytest_deselected(items=without_tls)
+        items[:] = [item for item in items if item not in without_tls]
+        WITHOUT_TLS.extend(item.nodeid for item in without_tls)
     suite = os.environ.get("LAKE_SUITE", "short")
     if suite not in LAKE_SUITES:
         raise pytest.UsageError(f"LAKE_SUITE={suite!r}: use one of {', '.join(LAKE_SUITES)}")
@@ -64,6 +71,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(f"long lake test run as today's turn: {nodeid}")
     for nodeid in LONG_LAKE:
         terminalreporter.write_line(f"deselected (runs with LAKE_SUITE=long, or on its turn): {nodeid}", yellow=True)
+    for nodeid in WITHOUT_TLS:
+        terminalreporter.write_line(f"deselected (needs a stack started with --tls): {nodeid}", yellow=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -89,7 +89,7 @@ def test_storage_is_formatted_with_a_cluster_id_that_begins_with_a_dash(settings
     # one id in 64 begins with "-" (base64url of a random uuid): the format tool must not take it for an option
     monkeypatch.setattr(services.uuid, "uuid4", lambda: uuid.UUID(bytes=b"\xf8" + bytes(15)))
     layout = StackLayout(tmp_path / "stack")
-    kafka = services.Kafka(settings.model_copy(update={"stack_home": layout.home}), layout,
+    kafka = services.Kafka(settings.model_copy(update={"stack_home": layout.home, "kafka_ssl_ca": None}), layout,
                            Toolchain(settings.stack_cache))
 
     kafka.prepare()

@@ -37,7 +37,8 @@ def test_help_still_explains_and_exits_0():
 
 
 
-@pytest.mark.parametrize(("args", "named"), [(["up", "--brokers", "6"], "--brokers"), (["up", "--with", "grafana"], "grafana")])
+@pytest.mark.parametrize(("args", "named"), [(["up", "--brokers", "6"], "--brokers"), (["up", "--with", "grafana"], "grafana"),
+                                             (["up", "--insecure", "--tls"], "--tls")])
 def test_the_stack_refuses_what_it_cannot_run_in_one_line(args: list[str], named: str):
     answer = subprocess.run([sys.executable, "-m", "stack", *args], capture_output=True, text=True, timeout=60)
 

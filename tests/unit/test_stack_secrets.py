@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import hashlib
+import ssl
 import stat
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography import x509
 
 from config import Settings
-from stack import secrets
+from stack import secrets, tls
 
 
 def test_a_stacks_first_start_makes_owner_only_credentials_and_never_rewrites_them(tmp_path):
@@ -152,6 +154,39 @@ def test_kafka_clients_authenticate_as_their_role_or_speak_plaintext_without_cre
     assert lake["kafka.security.protocol"] == "SASL_PLAINTEXT"
     assert 'ScramLoginModule required username="lake" password="l-pw";' in lake["kafka.sasl.jaas.config"]
     assert secured.kafka_aiokafka_auth()["sasl_plain_username"] == "stream"
+
+
+def test_with_the_stacks_ca_every_kafka_client_speaks_tls_and_checks_the_brokers_against_it(tmp_path):
+    assert tls.ensure(tmp_path, ["127.0.0.1"])
+    ca = tmp_path / "conf" / "tls" / "ca.pem"
+    over_tls = Settings(_env_file=None, STACK_HOME=str(tmp_path), KAFKA_USER="stream", KAFKA_PASSWORD="s-pw")
+
+    assert over_tls.kafka_ssl_ca == ca  # from the secrets file
+    assert over_tls.kafka_client_config() | {} == {
+        "bootstrap.servers": "127.0.0.1:9092", "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "stream", "sasl.password": "s-pw", "ssl.ca.location": str(ca)}
+    lake = over_tls.kafka_java_config("lake", prefix="kafka.")
+    assert (lake["kafka.security.protocol"], lake["kafka.ssl.truststore.type"],
+            lake["kafka.ssl.truststore.location"]) == ("SASL_SSL", "PEM", str(ca))
+    auth = over_tls.kafka_aiokafka_auth()
+    assert auth["security_protocol"] == "SASL_SSL"
+    assert auth["ssl_context"].verify_mode == ssl.CERT_REQUIRED and auth["ssl_context"].check_hostname
+
+
+def test_the_brokers_certificate_is_the_stacks_cas_for_every_name_clients_dial_and_its_key_owner_only(tmp_path):
+    tls.ensure(tmp_path, ["kafka.internal"])
+    pem = tls.broker_file(tmp_path).read_bytes()
+    ca = x509.load_pem_x509_certificate((tmp_path / "conf" / "tls" / "ca.pem").read_bytes())
+    broker = x509.load_pem_x509_certificates(pem)[0]
+
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8: what Kafka's PEM key store reads
+    assert stat.S_IMODE(tls.broker_file(tmp_path).stat().st_mode) == 0o600
+    assert broker.issuer == ca.subject
+    names = broker.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == {"kafka.internal", "localhost"}
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert not tls.ensure(tmp_path, ["kafka.internal"])  # made once: a later start keeps them
+    assert tls.broker_file(tmp_path).read_bytes() == pem
 
 
 def kafka_roles(tmp_path, **users: str) -> Settings:

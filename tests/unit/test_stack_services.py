@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from stack import tls
 from stack.install import Toolchain, pom_property
 from stack.services import Kafka, KafkaConnect, KafkaLayoutError, MariaDB, Redis, StackLayout, all_services, render_properties
 
@@ -49,6 +50,18 @@ def test_with_credentials_every_kafka_listener_asks_for_them(layout: StackLayout
     assert 'username="broker" password="b-pw"' in props["listener.name.client.scram-sha-256.sasl.jaas.config"]
     assert kafka.scram_users() == [f"--add-scram=SCRAM-SHA-256=[name={user},password={password}]"
                                    for user, password in sorted({("broker", "b-pw"), ("stream", "s-pw"), ("connect", "c-pw")})]
+
+
+def test_with_the_stacks_ca_the_client_listener_serves_tls_with_the_stacks_certificate(layout: StackLayout):
+    tls.ensure(layout.home, ["127.0.0.1"])
+    kafka = make(Kafka, layout, **SASL, KAFKA_SSL_CA=str(layout.home / "conf" / "tls" / "ca.pem"))
+
+    props = kafka.properties()
+
+    assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+    assert (props["ssl.keystore.type"], props["ssl.keystore.location"]) == ("PEM", tls.broker_file(layout.home))
+    assert (props["ssl.truststore.type"], str(props["ssl.truststore.location"])) == (
+        "PEM", str(layout.home / "conf" / "tls" / "ca.pem"))
 
 
 def test_kafka_data_formatted_for_plaintext_is_refused_with_credentials(layout: StackLayout):
