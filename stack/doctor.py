@@ -7,15 +7,11 @@ the others run. A check is a problem (exit 1) or information.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
-from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaConnectionError
 import mysql.connector
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -30,7 +26,7 @@ from batch.freshness import behind_since
 from cdc import rest
 from config import Settings
 from stack import secrets
-from stack.services import EVERY_ACL, all_services, minio_client
+from stack.services import EVERY_ACL, all_services, kafka_answers, minio_client
 
 DEAD_LETTER_WINDOW_S = 3600
 
@@ -93,29 +89,6 @@ def mysql_access(settings: Settings) -> Iterator[Check]:
         return
     roles = ", ".join(f"{role} {settings.mysql_login(role)[0]}" for role in ("owner", "shop", "cdc", "reader"))
     yield Check("mysql access", True, f"credentials required; {roles}")
-
-
-def kafka_answers(bootstrap: str, **auth: str) -> bool:
-    """Whether Kafka serves metadata to a client with `auth` (aiokafka's keywords; none: a
-    PLAINTEXT client). A SASL listener closes a PLAINTEXT client's connection at once, which
-    aiokafka reports at once (librdkafka would retry until its timeout)."""
-    async def ask() -> bool:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **auth)
-        try:
-            await client.bootstrap()
-            return True
-        except KafkaConnectionError:
-            return False
-        finally:
-            await client.close()
-
-    aiokafka_log = logging.getLogger("aiokafka")
-    level = aiokafka_log.level
-    aiokafka_log.setLevel(logging.CRITICAL)  # the refusal is the answer, not an error to print
-    try:
-        return asyncio.run(ask())
-    finally:
-        aiokafka_log.setLevel(level)
 
 
 def kafka_access(settings: Settings) -> Iterator[Check]:

@@ -9,6 +9,7 @@ serves exactly the addresses the product's clients are configured with.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import getpass
 import logging
@@ -21,10 +22,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError
 import redis
 import yaml
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
-                                   ResourcePatternType, ResourceType)
+                                   ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialUpsertion)
 from minio import Minio
 from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
@@ -176,7 +180,8 @@ class Kafka(Service):
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": ";".join(f"User:{user}" for user in secrets.kafka_super_users(self.settings)),
             "allow.everyone.if.no.acl.found": "false",
-            "listener.security.protocol.map": f"CLIENT:{self.settings.kafka_security_protocol},CONTROLLER:SASL_PLAINTEXT",
+            "listener.security.protocol.map":
+                f"CLIENT:{self.settings.kafka_security_protocol},CONTROLLER:SASL_PLAINTEXT",
             **self.tls(),
             "sasl.enabled.mechanisms": mechanism,
             "sasl.mechanism.inter.broker.protocol": mechanism,
@@ -199,10 +204,8 @@ class Kafka(Service):
 
     def scram_users(self) -> list[str]:
         """`--add-scram` arguments of the storage format: every role's user."""
-        logins = {login for role in ("broker", "tools", "stream", "connect", "lake")
-                  if (login := self.settings.kafka_login(role))}
         return [f"--add-scram={self.settings.kafka_sasl_mechanism}=[name={user},password={password}]"
-                for user, password in sorted(logins)]
+                for user, password in kafka_logins(self.settings)]
 
     @staticmethod
     def quick_fencing() -> dict[str, object]:
@@ -275,6 +278,7 @@ class Kafka(Service):
 
     def bootstrap(self) -> None:
         if self.node == 1 and self.settings.kafka_login("broker"):
+            set_kafka_passwords(self.settings)
             grant_kafka_acls(self.settings)
 
     def probe(self) -> bool:
@@ -520,6 +524,56 @@ class MinIO(Service):
             admin.policy_add(policy_user, policy=policies[policy_user])
             admin.user_add(access_key, secret_key)
             admin.policy_set(policy_user, user=access_key)
+
+
+def kafka_logins(settings: Settings) -> list[tuple[str, str]]:
+    """Every role's SASL user and password (roles sharing a user: once)."""
+    return sorted({login for role in ("broker", "tools", "stream", "connect", "lake")
+                   if (login := settings.kafka_login(role))})
+
+
+def kafka_answers(bootstrap: str, **auth: str) -> bool:
+    """Whether Kafka serves metadata to a client with `auth` (aiokafka's keywords; none: a
+    PLAINTEXT client). A SASL listener closes a PLAINTEXT client's connection at once, which
+    aiokafka reports at once (librdkafka would retry until its timeout)."""
+    async def ask() -> bool:
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **auth)
+        try:
+            await client.bootstrap()
+            return True
+        except KafkaConnectionError:
+            return False
+        finally:
+            await client.close()
+
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)  # the refusal is the answer, not an error to print
+    try:
+        return asyncio.run(ask())
+    finally:
+        aiokafka_log.setLevel(level)
+
+
+def set_kafka_passwords(settings: Settings) -> None:
+    """Every role's SCRAM password as the settings have it, set through the admin API at each
+    start, so a password edited in the secrets file is the cluster's after the next `stack up`,
+    its topics kept. The stack logs in as the tools' user or, when the cluster refuses that
+    password (the one being changed), as the brokers': change those two at different starts."""
+    admin = _super_user_admin(settings)
+    mechanism = ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")]
+    upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 4096), password.encode())
+               for user, password in kafka_logins(settings)]
+    for done in admin.alter_user_scram_credentials(upserts, request_timeout=30).values():
+        done.result()
+
+
+def _super_user_admin(settings: Settings) -> AdminClient:
+    for role in ("tools", "broker"):
+        if kafka_answers(settings.kafka_bootstrap, **settings.kafka_aiokafka_auth(role)):
+            return AdminClient({**settings.kafka_client_config(role), "log_level": 0})
+    raise RuntimeError("Kafka refuses both the tools' and the brokers' login (KAFKA_TOOLS_PASSWORD, "
+                       "KAFKA_BROKER_PASSWORD): change one of them at a time, with a start between")
 
 
 EVERY_ACL = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,

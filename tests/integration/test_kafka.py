@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    NewTopic, ResourcePatternType, ResourceType)
+from pydantic import SecretStr
 
 from cdc.connector import CDC_TOPIC_PREFIX
 from cdc.topics import read_to_end
@@ -15,6 +16,7 @@ from config import Settings
 from stack import doctor, services
 from stack.install import Toolchain
 from stack.services import StackLayout
+from tests.integration.waiting import wait_for
 
 
 def test_three_partition_topic_round_trips_through_a_consumer_group(settings: Settings, unique_name: str):
@@ -201,3 +203,23 @@ def test_a_rule_the_stack_does_not_make_is_removed_at_its_next_start(settings: S
     finally:
         leftover = AclBindingFilter(*rule)
         admin.delete_acls([leftover])[leftover].result(timeout=30)
+
+
+def test_a_password_changed_in_the_settings_is_the_clusters_after_the_next_start_and_the_old_one_refused(
+        settings: Settings):
+    # given the lake's and the tools' passwords changed (the tools' one is the stack's own login)
+    changed = settings.model_copy(update={"kafka_lake_password": SecretStr(f"lake-{uuid.uuid4().hex}"),
+                                          "kafka_tools_password": SecretStr(f"tools-{uuid.uuid4().hex}")})
+    try:
+        # when the stack sets the passwords, as at its start
+        services.set_kafka_passwords(changed)
+
+        # then the new passwords are answered and the old ones refused
+        for role in ("lake", "tools"):
+            assert wait_for(lambda: doctor.kafka_answers(settings.kafka_bootstrap, **changed.kafka_aiokafka_auth(role)),
+                            10), role
+            assert not doctor.kafka_answers(settings.kafka_bootstrap, **settings.kafka_aiokafka_auth(role)), role
+    finally:
+        services.set_kafka_passwords(settings)  # the brokers' login sets the tools' back
+
+    assert wait_for(lambda: doctor.kafka_answers(settings.kafka_bootstrap, **settings.kafka_aiokafka_auth("tools")), 10)
