@@ -114,7 +114,6 @@ def prepare(stack_home: Path, redis_host: str, redis_port: int, *, insecure: boo
 def ensure(stack_home: Path, redis_host: str, redis_port: int) -> set[str]:
     """Write the stack's secrets file (owner-only) if it does not exist yet, or append the
     principals it lacks; the variables it wrote. Existing values are never changed."""
-    found = path(stack_home)
     stack_home.mkdir(parents=True, exist_ok=True)
     stack_home.chmod(0o700)  # the services' configs under it hold passwords too (Kafka's, Connect's)
     return record(stack_home, made(redis_host, redis_port))
