@@ -132,3 +132,23 @@ def test_the_module_state_check_tells_state_from_declarations():
         ("watch", AlertWatch(1.0)), ("meter", RateMeter()), ("counts", Counter()), ("LISTED", {"a": []}),
         ("order_progress", order_progress), ("BATCH_MAX", 1000), ("KINDS", ("bulk", "stalled")),
         ("LISTED", {"a": frozenset({"b"})})]] == [False, False, False, False, True, True, True, True]
+
+
+def test_the_layout_table_names_every_module_of_each_room():
+    """README links to this table instead of keeping one of its own: the table is the only list."""
+    row = re.compile(r"^\| `(?P<room>[a-z]+)/` \|(?P<holds>.*)\| [^|]* \|$")
+    rows = [row.match(line) for line in (REPO_ROOT / "docs" / "architecture.md").read_text().splitlines()]
+    holds = {match["room"]: match["holds"] for match in rows if match}
+
+    def named(room: str, module) -> bool:
+        relative = module.relative_to(REPO_ROOT / room)
+        if module.name == "__main__.py" and len(relative.parts) == 1:
+            return "python -m" in holds[room]  # the room's command line
+        folders = [f"`{'/'.join(relative.parts[:depth])}/`" for depth in range(1, len(relative.parts))]
+        return f"`{module.name}`" in holds[room] or any(folder in holds[room] for folder in folders)
+
+    unnamed = {room: sorted(str(module.relative_to(REPO_ROOT)) for module in (REPO_ROOT / room).rglob("*.py")
+                            if module.name != "__init__.py" and not named(room, module))
+               for room in holds if room != "tests" and (REPO_ROOT / room).is_dir()}
+
+    assert {room: modules for room, modules in unnamed.items() if modules} == {}
