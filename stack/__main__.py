@@ -1,4 +1,4 @@
-"""`python -m stack up|down|status|logs|doctor|compose-env`: the local stack of real services on loopback,
+"""`python -m stack up|down|status|logs|doctor|compose-env|kafka-access`: the local stack of real services on loopback,
 and one health check of the whole pipeline."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from config import Settings, settings
 from config.cli import run
 from stack import control, doctor as health, process, secrets, tls
 from stack.install import ExtraUnavailable, InstallError, Toolchain
-from stack.services import OPTIONAL_SERVICES, KafkaLayoutError, StackLayout, all_services
+from stack.services import (OPTIONAL_SERVICES, KafkaLayoutError, KafkaRefusesLogin, StackLayout, all_services,
+                            set_kafka_access)
 from stack.watcher import HEALER, start_healer
 
 cli = typer.Typer(
@@ -49,6 +50,28 @@ def _logging() -> None:
 def compose_env() -> None:
     """Print a `.env` for docker-compose.yml with random secrets: `python -m stack compose-env > .env`."""
     typer.echo(secrets.compose_env(), nl=False)
+
+
+@cli.command("kafka-access")
+def kafka_access(
+    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for Kafka to let a super user in.")] = 120,
+) -> None:
+    """Set every role's Kafka SCRAM password and ACLs from the settings, on a Kafka the stack does not run (docker-compose.yml's `kafka-access` service; `stack up` does it at each start).
+
+    Logs in as the tools' user (KAFKA_TOOLS_USER), else the brokers'. Rules the settings do not make are removed. Exits 1 with the reason if Kafka lets in neither.
+    """
+    if not settings.kafka_login("tools"):
+        console.print("stack kafka-access: no Kafka user in the settings (KAFKA_TOOLS_USER and "
+                      "KAFKA_TOOLS_PASSWORD, or KAFKA_USER and KAFKA_PASSWORD)", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    try:
+        set_kafka_access(settings, wait_s=wait)
+    except KafkaRefusesLogin as error:
+        console.print(f"[red]stack kafka-access:[/red] {error}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    roles = ", ".join(f"{role} {login[0]}" for role in ("stream", "connect", "lake", "tools")
+                      if (login := settings.kafka_login(role)))
+    console.print(f"kafka access set at {settings.kafka_bootstrap}: {roles}", highlight=False, soft_wrap=True)
 
 
 @cli.command()

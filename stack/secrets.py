@@ -138,7 +138,8 @@ def record(stack_home: Path, values: dict[str, str]) -> set[str]:
 # docker-compose.yml's secrets, each read from `.env` (the names .env.example lists).
 COMPOSE_SECRETS = ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MYSQL_SHOP_PASSWORD", "MYSQL_CDC_PASSWORD",
                    "MYSQL_READER_PASSWORD", "REDIS_GUARD_PASSWORD", "REDIS_ADMIN_PASSWORD",
-                   "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "WEB_TOKEN")
+                   "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "WEB_TOKEN",
+                   *(variable.replace("_USER", "_PASSWORD") for variable in KAFKA_USERS))
 
 
 def compose_env() -> str:

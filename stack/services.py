@@ -32,6 +32,7 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
 from minio import Minio
 from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from cdc.connector import CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC
 from cdc.offsets import clear_stored_skips
@@ -115,6 +116,10 @@ def _java(heap: str, log4j: Path, main_class: str, *args: str, classpath: str) -
     java = which("java") or "java"
     return [java, "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{log4j}", "-cp", classpath, main_class, *args]
+
+
+class KafkaRefusesLogin(RuntimeError):
+    """Neither super user's login gets an answer from Kafka."""
 
 
 class KafkaLayoutError(RuntimeError):
@@ -278,8 +283,7 @@ class Kafka(Service):
 
     def bootstrap(self) -> None:
         if self.node == 1 and self.settings.kafka_login("broker"):
-            set_kafka_passwords(self.settings)
-            grant_kafka_acls(self.settings)
+            set_kafka_access(self.settings)
 
     def probe(self) -> bool:
         """This node answers as a broker of the cluster (with several, once the quorum has a leader)."""
@@ -555,6 +559,17 @@ def kafka_answers(bootstrap: str, **auth: str) -> bool:
         aiokafka_log.setLevel(level)
 
 
+def set_kafka_access(settings: Settings, *, wait_s: float = 0) -> None:
+    """Every role's SCRAM password and ACLs as the settings have them: what each start of a
+    stack's Kafka needs (`stack up`, docker-compose's `kafka-access`). `wait_s`: how long to
+    wait for a broker to let the tools' or the brokers' user in first."""
+    for attempt in Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(2), reraise=True,
+                            retry=retry_if_exception_type(KafkaRefusesLogin)):
+        with attempt:
+            set_kafka_passwords(settings)
+    grant_kafka_acls(settings)
+
+
 def set_kafka_passwords(settings: Settings) -> None:
     """Every role's SCRAM password as the settings have it, set through the admin API at each
     start, so a password edited in the secrets file is the cluster's after the next `stack up`,
@@ -572,8 +587,9 @@ def _super_user_admin(settings: Settings) -> AdminClient:
     for role in ("tools", "broker"):
         if kafka_answers(settings.kafka_bootstrap, **settings.kafka_aiokafka_auth(role)):
             return AdminClient({**settings.kafka_client_config(role), "log_level": 0})
-    raise RuntimeError("Kafka refuses both the tools' and the brokers' login (KAFKA_TOOLS_PASSWORD, "
-                       "KAFKA_BROKER_PASSWORD): change one of them at a time, with a start between")
+    raise KafkaRefusesLogin(f"Kafka at {settings.kafka_bootstrap} answers neither the tools' nor the brokers' login "
+                            "(KAFKA_TOOLS_PASSWORD, KAFKA_BROKER_PASSWORD): is it up? Change those two passwords "
+                            "one at a time, with a start between")
 
 
 EVERY_ACL = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -195,7 +197,8 @@ def test_a_rule_the_stack_does_not_make_is_removed_at_its_next_start(settings: S
     try:
         assert _delivery_error(stream, cdc_topic) is None  # the workers could forge CDC records
 
-        services.grant_kafka_acls(settings)  # what `stack up` does
+        # what `stack up` does at each start, and docker-compose's kafka-access service
+        subprocess.run([sys.executable, "-m", "stack", "kafka-access"], check=True, timeout=120)
 
         assert _delivery_error(stream, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
         granted = admin.describe_acls(services.EVERY_ACL).result()

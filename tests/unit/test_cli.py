@@ -64,3 +64,17 @@ def test_a_stack_made_with_credentials_is_not_started_insecure_and_the_answer_sa
     assert answer.returncode == 1 and answer.stderr.count("\n") == 1, answer.stderr
     assert "made with credentials" in answer.stderr and "STACK_HOME" in answer.stderr, answer.stderr
     assert not (tmp_path / "insecure").exists()
+
+
+def test_kafka_access_without_a_kafka_user_or_a_kafka_to_reach_says_which_in_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "STACK_HOME": str(tmp_path), "KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    command = [sys.executable, "-m", "stack", "kafka-access", "--wait", "0"]
+
+    no_user = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    unreachable = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                                 env=env | {"KAFKA_TOOLS_USER": "orderpipe-tools", "KAFKA_TOOLS_PASSWORD": "secret"})
+
+    assert no_user.returncode == 2 and no_user.stderr.count("\n") == 1, no_user.stderr
+    assert "KAFKA_TOOLS_USER" in no_user.stderr
+    assert unreachable.returncode == 1 and unreachable.stderr.count("\n") == 1, unreachable.stderr
+    assert "127.0.0.1:1" in unreachable.stderr and "KAFKA_TOOLS_PASSWORD" in unreachable.stderr

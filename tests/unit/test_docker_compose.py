@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import string
 import tomllib
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ from dotenv import dotenv_values
 from config import Settings
 from config.settings import REPO_ROOT
 from stack import secrets
-from stack.services import BUCKETS
+from stack.services import BUCKETS, Kafka
 
 SECRET_NAMES = re.compile(r"PASSWORD|SECRET|TOKEN")
 
@@ -37,7 +38,7 @@ def published(service: str) -> set[int]:
 def test_every_piece_of_the_pipeline_is_a_service():
     assert {"mysql", "kafka", "connect", "redis", "minio", "minio-buckets", "spark-master", "spark-worker-1",
             "spark-worker-2", "worker-1", "worker-2", "cdc", "batch"} <= set(SERVICES)
-    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch", "broker-metrics", "source"}
+    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch", "broker-metrics", "source", "kafka-access"}
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -138,12 +139,63 @@ def credentials(service: str) -> set[str]:
 
 
 def test_each_process_gets_only_the_credentials_it_uses():
-    assert credentials("worker-1") == credentials("worker-2") == {"WEB_TOKEN"}
+    assert credentials("worker-1") == credentials("worker-2") == {"WEB_TOKEN", "KAFKA_PASSWORD"}
     assert SERVICES["worker-1"]["environment"]["REDIS_URL"].startswith(f"redis://{secrets.GUARD_USER}:${{REDIS_GUARD_PASSWORD:?")
-    assert credentials("cdc") == {"MYSQL_CDC_PASSWORD"}
-    assert credentials("batch") == {"MYSQL_READER_PASSWORD", "MINIO_SECRET_KEY"}
-    assert credentials("broker-metrics") == set()
+    assert credentials("cdc") == {"MYSQL_CDC_PASSWORD", "KAFKA_CONNECT_PASSWORD", "KAFKA_TOOLS_PASSWORD"}
+    assert credentials("batch") == {"MYSQL_READER_PASSWORD", "MINIO_SECRET_KEY", "KAFKA_LAKE_PASSWORD"}
+    assert credentials("broker-metrics") == {"KAFKA_TOOLS_PASSWORD"}
     assert credentials("source") == {"MYSQL_PASSWORD", "MYSQL_SHOP_PASSWORD"}
+    assert credentials("kafka-access") == {variable.replace("_USER", "_PASSWORD") for variable in secrets.KAFKA_USERS}
+
+
+def test_kafka_users_are_the_local_stacks_and_every_kafka_client_waits_for_their_access():
+    for name in APP_SERVICES:
+        users = {variable: user for variable, user in SERVICES[name]["environment"].items()
+                 if variable.startswith("KAFKA_") and variable.endswith("_USER")}
+        assert users.items() <= secrets.KAFKA_USERS.items(), name
+    assert set(SERVICES["kafka-access"]["environment"]) >= set(secrets.KAFKA_USERS)
+    assert SERVICES["kafka-access"]["command"] == ["python", "-m", "stack", "kafka-access"]
+    for name in [*(service for service in APP_SERVICES if service != "kafka-access"), "connect"]:
+        assert SERVICES[name]["depends_on"]["kafka-access"] == {"condition": "service_completed_successfully"}, name
+
+
+def compose_kafka_script() -> tuple[dict[str, str], str]:
+    """config/docker/kafka.sh's own variables, and its properties with every variable filled in."""
+    script = (REPO_ROOT / "config/docker/kafka.sh").read_text()
+    variables = dict(re.findall(r"^(\w+)=(\S+)$", script, re.MULTILINE))
+    passwords = {name: f"{name.lower()}-from-dotenv" for name in SERVICES["kafka"]["environment"]}
+    properties = re.search(r'cat > "\$conf" <<EOF\n(.*?)\nEOF', script, re.DOTALL)[1]
+    return variables, string.Template(properties).substitute(variables | passwords)
+
+
+def test_compose_kafka_asks_every_client_and_broker_for_the_local_stacks_sasl_and_acls():
+    variables, properties = compose_kafka_script()
+    rendered = dict(line.split("=", 1) for line in properties.splitlines())
+    settings = Settings(_env_file=None, STACK_HOME="/nonexistent-stack",
+                        KAFKA_BROKER_USER=variables["broker"],
+                        KAFKA_BROKER_PASSWORD="kafka_broker_password-from-dotenv",
+                        KAFKA_TOOLS_USER=variables["tools"],
+                        KAFKA_TOOLS_PASSWORD="kafka_tools_password-from-dotenv")
+    local_stack = Kafka(settings, None, None).security()  # type: ignore[arg-type]
+
+    assert {name: rendered.get(name) for name in local_stack} == {name: str(value)
+                                                                  for name, value in local_stack.items()}
+    assert rendered["advertised.listeners"] == f"CLIENT://{COMPOSE['x-settings']['KAFKA_BOOTSTRAP']}"
+    assert {variables["broker"], variables["tools"]} == {secrets.KAFKA_USERS["KAFKA_BROKER_USER"],
+                                                         secrets.KAFKA_USERS["KAFKA_TOOLS_USER"]}
+    assert rendered["num.partitions"] == COMPOSE["x-settings"]["TOPIC_PARTITIONS"]
+
+
+def test_compose_connect_logs_in_as_the_local_stacks_connect_does():
+    environment = SERVICES["connect"]["environment"]
+    password = "connect-from-dotenv"
+    worker = {name.removeprefix("CONNECT_").lower().replace("_", "."): re.sub(r"\$\{[^}]*\}", password, value)
+              for name, value in environment.items() if name.startswith("CONNECT_")}
+    settings = Settings(_env_file=None, STACK_HOME="/nonexistent-stack",
+                        KAFKA_CONNECT_USER=secrets.KAFKA_USERS["KAFKA_CONNECT_USER"], KAFKA_CONNECT_PASSWORD=password)
+
+    assert worker == {name: value for prefix in ("", "producer.", "consumer.", "admin.")
+                      for name, value in settings.kafka_java_config("connect", prefix).items()}
 
 
 def test_compose_redis_has_the_local_stacks_users_and_rules():
@@ -163,3 +215,10 @@ def test_every_compose_secret_comes_from_dotenv_with_no_default():
     assert set(re.findall(r"\$\{([A-Z_]+):\?", text)) == example == set(secrets.COMPOSE_SECRETS)
     assert not re.search(r"\$\{[A-Z_]+:-", text), "a variable with a default"
     assert all(value == "" for value in dotenv_values(REPO_ROOT / ".env.example").values())
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_a_secret_setting_takes_the_dotenv_variable_of_its_own_name(service):
+    taken = {name: re.findall(r"\$\{([A-Z_]+):\?", str(value))
+             for name, value in SERVICES[service]["environment"].items()}
+    assert all(variables == [name] for name, variables in taken.items() if SECRET_NAMES.search(name)), taken
