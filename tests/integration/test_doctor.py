@@ -3,13 +3,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
+from config import Settings
 from config.settings import REPO_ROOT
+from stack import doctor as health
+from stack.scratch import scratch_lake
+from stack.services import minio_client
+from tests.integration.faults.injection import free_port, scratch_redis
+from tests.integration.test_connector_watcher import mysql_user
 
 CLOSED = "127.0.0.1:1"
 UNREACHABLE = {  # service -> settings that point it at a closed port
@@ -64,3 +72,33 @@ def test_a_service_out_of_reach_is_named_and_the_rest_still_reported(settings, s
     others = [name for name in UNREACHABLE if name != service]
     assert all("ok" in row(examined.stdout, f"service {name}") for name in others), examined.stdout
     assert "Traceback" not in examined.stderr
+
+
+def test_a_redis_without_credentials_is_named_with_the_fix(settings, tmp_path):
+    with scratch_redis(settings, tmp_path, free_port(), password="") as open_redis:
+        access = next(health.redis_state(open_redis.settings))
+
+    assert not access.ok and "answers without credentials" in access.detail
+    assert "python -m stack down" in access.fix
+
+
+def test_a_bucket_anyone_may_list_is_named_with_the_fix(settings):
+    with scratch_lake(settings, f"doctor-open-{uuid.uuid4().hex[:8]}") as lake:
+        bucket = lake.lake_path("gold").removeprefix("s3a://").split("/")[0]
+        listing = {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:ListBucket"],
+                   "Resource": [f"arn:aws:s3:::{bucket}"]}
+        minio_client(settings, "root").set_bucket_policy(
+            bucket, json.dumps({"Version": "2012-10-17", "Statement": [listing]}))
+        access = next(health.minio_access(lake))
+
+    assert not access.ok and f"lists bucket {bucket} to anyone" in access.detail
+    assert f"mc anonymous set none <alias>/{bucket}" in access.fix
+
+
+def test_mysql_letting_in_the_settings_default_login_is_named_with_the_fix(settings):
+    default = Settings.model_fields["mysql_user"].default, Settings.model_fields["mysql_password"].default
+    with mysql_user(settings, default[0], default[1].get_secret_value()):
+        access = next(health.mysql_access(settings))
+
+    assert not access.ok and f"lets in {default[0]} (its default password)" in access.detail
+    assert "python -m stack down" in access.fix

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -21,15 +20,10 @@ from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import cdc_caught_up, scratch_lake
+from tests.integration.faults.injection import free_port
 from tests.integration.scratch_stream import scratch_stream
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @retry(stop=stop_after_delay(90), wait=wait_fixed(1), reraise=True)

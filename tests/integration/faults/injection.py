@@ -9,6 +9,7 @@ longest gap between consecutive order_final messages measures the outage as user
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -252,9 +253,16 @@ def _wait_gone(pid: int, timeout_s: float = 30) -> None:
         pass
 
 
+def free_port() -> int:
+    """A port no one listens on now (a fixed one could be held by a run killed before its cleanup)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextmanager
 def scratch_redis(settings: Settings, home: Path, port: int, password: str) -> Iterator[Service]:
-    """A Redis of the test's own (with a password), started by the stack's own Redis service."""
+    """A Redis of the test's own (with `password`; none if empty), started by the stack's own Redis service."""
     redis_settings = settings.model_copy(update={
         "redis_url": f"redis://:{password}@127.0.0.1:{port}/2", "redis_admin_url": None, "stack_home": home})
     server = Redis(redis_settings, StackLayout(home), Toolchain(settings.stack_cache))

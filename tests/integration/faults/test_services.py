@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from source import database
 from stack import process
 from stack.services import StackLayout
 from stack.watcher import HEALER
-from tests.integration.faults.injection import (once_a_third_in, record, replayed_cdc_records, restart,
+from tests.integration.faults.injection import (free_port, once_a_third_in, record, replayed_cdc_records, restart,
                                                 run_under_fault, scratch_redis, service)
 from tests.integration.scratch_stream import scratch_stream
 from tests.integration.waiting import wait_for
@@ -38,13 +37,6 @@ def guarded_stream(settings, unique_name, tmp_path: Path):
         with scratch_stream(settings, unique_name, workers=2, web_port=16090,
                             redis_url=redis_server.settings.redis_url) as (scratch, workers):
             yield scratch, workers, redis_server
-
-
-def free_port() -> int:
-    """A port no one listens on now (a fixed one could be held by a run killed before its cleanup)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def worker_logs(workers) -> str:
