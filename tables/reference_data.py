@@ -23,6 +23,7 @@ from rocksdict import WriteBatch
 
 from config import settings
 from streams.app import app
+from streams import topics
 from streams.codec import ReferenceRow, Tombstone, Truncate, decode_reference
 from streams.runtime.reference_reader import TopicReader
 from streams.runtime.rocksdb_budget import BudgetedOptions
@@ -116,7 +117,7 @@ def decode(topic: str, key: bytes | None, value: bytes | None) -> ReferenceRow |
 def reference_reader() -> TopicReader:
     """This worker's reader of the reference topics into its own store (one per worker,
     agents.worker; agents.upkeep keeps it current)."""
-    return TopicReader(list(TABLE_OF_TOPIC), decode=decode,
+    return TopicReader(list(TABLE_OF_TOPIC), decode=decode, dead_letter=topics.dead_letter,
                        open_store=lambda: ReferenceData(Path(app.conf.tabledir) / "reference_data"))
 
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config import settings
-from streams import topics
 from streams.codec import CodecError
 from streams.runtime.metrics import counters
 
@@ -45,10 +44,12 @@ class Store(Protocol):
 
 
 class TopicReader:
-    def __init__(self, names: Sequence[str], *, decode: Callable, open_store: Callable[[], Store]) -> None:
+    def __init__(self, names: Sequence[str], *, decode: Callable, open_store: Callable[[], Store],
+                 dead_letter: Callable[[object, str], Awaitable[None]]) -> None:
         self.names = tuple(names)
         self.decode = decode  # (topic, key, value) -> row or None; raises CodecError
         self.open_store = open_store
+        self.dead_letter = dead_letter  # (record, reason): parks it, returns once the broker has it
         self.store: Store | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._claims: aioredis.Redis | None = None
@@ -152,6 +153,6 @@ class TopicReader:
     async def _dead_letter_once(self, record, reason: str) -> None:
         key = f"dead_letter_claim:{record.topic}:{record.partition}:{record.offset}"
         if await self._claims.set(key, b"1", nx=True, ex=DEAD_LETTER_CLAIM_TTL_S):
-            await topics.dead_letter(record, reason)
+            await self.dead_letter(record, reason)
         else:
             counters["reference_dead_letters_by_another_worker"] += 1

@@ -9,6 +9,7 @@ import orjson
 from confluent_kafka import Producer
 
 from cdc.connector import CDC_TOPIC_PREFIX
+from streams import topics
 from streams.codec import ReferenceRow
 from streams.runtime.reference_reader import NEW_TOPICS_EVERY_S, TopicReader
 from tables.reference_data import ReferenceData
@@ -23,7 +24,7 @@ def reader_of(topic: str, path) -> TopicReader:
     def decode(_topic, key, value):
         payload = orjson.loads(value)["after"]
         return ReferenceRow("customers", payload["id"], {k: payload[k] for k in ("name", "email", "city")})
-    return TopicReader([topic], decode=decode, open_store=lambda: ReferenceData(path))
+    return TopicReader([topic], decode=decode, open_store=lambda: ReferenceData(path), dead_letter=topics.dead_letter)
 
 
 def produce(settings, topic: str, rows: dict[int, str]) -> None:

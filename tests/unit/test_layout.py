@@ -65,6 +65,29 @@ def test_nothing_in_the_product_imports_the_tests_or_the_benchmarks():
     assert "tests" not in allowed["bench"]
 
 
+def test_the_stream_runtime_is_below_the_app_it_runs():
+    """streams/runtime/ is the machinery the app is built on: what it needs of the app
+    (the dead-letter topic, for one) is handed to it, never imported."""
+    runtime = REPO_ROOT / "streams" / "runtime"
+    above = {f"streams.{module}" for module in ("app", "topics", "__main__", "rebuild", "dead_letters", "broker_metrics")}
+    reaching_up = {str(path.relative_to(REPO_ROOT)): sorted(imported & above) for path in runtime.rglob("*.py")
+                   if (imported := modules_imported(path)) & above}
+
+    assert reaching_up == {}
+    assert modules_imported(REPO_ROOT / "tables" / "reference_data.py") >= {"streams.topics"}  # the check sees imports
+
+
+def modules_imported(path) -> set[str]:
+    """Every module `path` imports by absolute name (`from streams import topics`: streams and streams.topics)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
 # Module state in the stream's packages: Faust's own declarations stay at module level as
 # Faust intends; whatever else a worker keeps belongs to its CompletionWorker (agents.worker).
 STATELESS_PACKAGES = ("agents", "tables", "web")
