@@ -1,4 +1,8 @@
-"""GET /orders?state=stalled|incomplete|complete&limit=N: the app's orders in that state.
+"""The orders' pages, served by every worker's Faust web server.
+
+GET /orders/{order_id}: an order's completion state, routed to the worker owning its partition.
+
+GET /orders?state=stalled|incomplete|complete&limit=N: the app's orders in that state.
 
 Any worker answers for the whole app: it asks every member the partition assignor knows for
 its own partitions' orders (`&scope=worker`), all at once, and merges up to `limit` (one that
@@ -15,7 +19,8 @@ import asyncio
 from faust.web import Request, Response, View
 
 from streams.app import app
-from tables.order_progress import order_progress
+from streams.codec import ORDER_ID
+from tables.order_progress import current_state, order_progress
 from tables.order_state import LISTED, as_json, decode, listed_as, mask_email
 from web.members import ask, members
 
@@ -92,3 +97,15 @@ class OrderList(View):
                    for url, answer in answers.items()}
         return self.json({"state": wanted, "limit": limit, "count": len(orders), "orders": orders,
                           "workers": workers}, headers={"Cache-Control": "no-store"})
+
+
+@app.page("/orders/{order_id}")
+class OrderView(View):
+    @app.table_route(table=order_progress, match_info="order_id")
+    async def get(self, request: Request, order_id: str) -> Response:
+        if not ORDER_ID.fullmatch(order_id):
+            return self.json({"error": "malformed order id", "order_id": order_id[:80]}, status=400)
+        state = current_state(app.completion.states, order_id)
+        if state is None:
+            return self.json({"error": "order not found", "order_id": order_id}, status=404)
+        return self.json(as_json(order_id, state))

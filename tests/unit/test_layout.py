@@ -77,6 +77,13 @@ def test_the_stream_runtime_is_below_the_app_it_runs():
     assert modules_imported(REPO_ROOT / "tables" / "reference_data.py") >= {"streams.topics"}  # the check sees imports
 
 
+def test_every_page_a_worker_serves_lives_in_web():
+    pages = {str(path.relative_to(REPO_ROOT)) for room in ("streams", "tables", "agents", "web")
+             for path in (REPO_ROOT / room).rglob("*.py") if "app.page(" in path.read_text()}
+
+    assert pages and {page.split("/")[0] for page in pages} == {"web"}, sorted(pages)
+
+
 def modules_imported(path) -> set[str]:
     """Every module `path` imports by absolute name (`from streams import topics`: streams and streams.topics)."""
     names = set()
