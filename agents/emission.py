@@ -165,7 +165,7 @@ class Emission:
         wanted = [item for part in parts for item in output.items(part)]
         if not wanted:
             return
-        await topics.outputs_ready.wait()
+        await topics.outputs_ready()
         now_ms = int(time.time() * 1000)
         try:
             claims = await output.guard.claim_many(wanted, now_ms)

@@ -238,15 +238,6 @@ async def rebuild_unsettled() -> None:
     log.info("recovered: %d orders waiting to settle", worker.settling.unsettled_count())
 
 
-async def check_guards() -> None:
-    """Stop the worker (StartRefused) if Redis refuses its guards' credentials."""
-    for output in app.completion.emission.outputs:
-        await output.guard.check_access()
-
-
-app.before_consuming.extend([check_guards, lambda: app.completion.reference.catch_up(app.conf.id)])
-
-
 async def keep_following(what: str, follow: Callable[[], Awaitable[None]],
                          after_failure: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run `follow` for as long as the worker runs; a failure (Kafka or Redis away, a topic

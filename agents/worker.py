@@ -65,6 +65,16 @@ class CompletionWorker:
                                   AlertOutput(topics.order_alerts, alert_guard, self)],
                                  self.counters, notify=notify)
 
+    def start_up_steps(self) -> list[Callable[[], Awaitable[None]]]:
+        """What the worker does as it starts, before its consumer joins the group: stop it
+        (StartRefused) if Redis refuses its guards' credentials; read the reference data to
+        its ends, so its first orders go out enriched."""
+        return [self.check_guards, lambda: self.reference.catch_up(self.app.conf.id)]
+
+    async def check_guards(self) -> None:
+        for output in self.emission.outputs:
+            await output.guard.check_access()
+
     def slices(self, batch: list[Message]) -> list[PartitionSlice]:
         """The batch's records by partition, each partition's in the order they came."""
         by_partition: dict[int, list[Message]] = {}

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from config import settings
 from streams.runtime.app import OrderPipeApp, broker_credentials
-from streams.runtime.consumer import NoSkipConsumer
 from streams.runtime.metrics import RecordQuietMonitor
-from streams.runtime.producer import BatchingProducer
 from streams.runtime.web_access import bearer_middleware, web_token
 
 app = OrderPipeApp(
@@ -52,6 +50,3 @@ app = OrderPipeApp(
     web_host="127.0.0.1",
     web_application_options={"middlewares": [bearer_middleware(lambda: app.conf.web_bind, web_token())]},
 )
-# A consumer that cannot commit past records it never delivered (see streams.runtime.consumer).
-app.transport.Consumer = NoSkipConsumer
-app.transport.Producer = BatchingProducer

@@ -15,10 +15,8 @@ from streams.runtime.producer import raw_producer
 # A fresh topic answers NOT_LEADER for a moment after it is created, and aiokafka's producer
 # can then stall on its retried batch for good (aio-libs/aiokafka#1018: a
 # worker that created order_final and sent at once never delivered an order). Senders wait
-# for this, set once every output partition has a leader and, when the worker found any of
-# them without one at its start (just created), a settle time has passed.
-outputs_ready = asyncio.Event()
-outputs_laid_out: set[str] = set()  # output topics with TOPIC_PARTITIONS partitions (same_partition)
+# for `app.outputs.ready`, set once every output partition has a leader and, when the worker
+# found any of them without one at its start (just created), a settle time has passed.
 LEADER_SETTLE_S = 1.0
 
 
@@ -55,7 +53,12 @@ def same_partition(topic, partition: int) -> int | None:
     TOPIC_PARTITIONS partitions (as the worker creates it): a partition known already, so the
     producer need not hash the key (murmur2, in Python); an
     output topic made with another count is left to the key's hash."""
-    return partition if topic.get_topic_name() in outputs_laid_out else None
+    return partition if topic.get_topic_name() in app.outputs.laid_out else None
+
+
+async def outputs_ready() -> None:
+    """Return once the output topics can take records (prepare_topics, at the worker's start)."""
+    await app.outputs.ready.wait()
 
 
 async def produce(topic, *, key: bytes, value: bytes, headers: list | None = None,
@@ -73,7 +76,7 @@ async def produce(topic, *, key: bytes, value: bytes, headers: list | None = Non
 async def dead_letter(message, reason: str) -> None:
     """Park a record the stream cannot use on the dead-letter topic, its reason and origin in
     the headers, and wait for the broker's ack (its offset may be committed after this)."""
-    await outputs_ready.wait()
+    await outputs_ready()
     counters["dead_lettered"] += 1
     app.log.warning("dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
     headers = [("reason", reason.encode()), ("topic", message.topic.encode()),
@@ -101,7 +104,7 @@ async def prepare_topics() -> None:
     cluster = raw_producer(app).client.cluster
     for name in (order_final.get_topic_name(), order_alerts.get_topic_name()):
         if len(cluster.partitions_for_topic(name) or ()) == expected:
-            outputs_laid_out.add(name)
+            app.outputs.laid_out.add(name)
         else:
             app.log.warning("topic %s does not have TOPIC_PARTITIONS=%d partitions: its records are placed by "
                             "their key's hash", name, expected)
@@ -124,7 +127,7 @@ async def all_led(names: list[str]) -> bool:
 
 
 async def wait_for_leaders(names: list[str], settle_s: float, timeout_s: float = 60) -> None:
-    """Set `outputs_ready` once the broker names a leader for every partition of `names`,
+    """Set `app.outputs.ready` once the broker names a leader for every partition of `names`,
     and `settle_s` after that."""
     client = raw_producer(app).client
     deadline = time.monotonic() + timeout_s
@@ -138,7 +141,7 @@ async def wait_for_leaders(names: list[str], settle_s: float, timeout_s: float =
             break
         await asyncio.sleep(0.2)
     await asyncio.sleep(settle_s)
-    outputs_ready.set()
+    app.outputs.ready.set()
 
 
 def _all_led(cluster, name: str) -> bool:

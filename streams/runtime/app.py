@@ -1,18 +1,22 @@
-"""`OrderPipeApp`: faust.App with the completion agent's feed and the runtime's start-up rules."""
+"""`OrderPipeApp`: faust.App with the runtime's consumer and producer, the completion agent's
+feed, the output topics' readiness and the start-up rules."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ssl
 import logging
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
 
 import faust
 from mode.utils.imports import symbol_by_name
 
+from streams.runtime.consumer import NoSkipConsumer
 from streams.runtime.feed import Feed
+from streams.runtime.producer import BatchingProducer
 from streams.runtime.web_access import check_bind, web_token
 
 # The runtime reaches into Faust's internals (listed in streams/runtime/__init__.py); it was
@@ -78,15 +82,29 @@ class StartRefused(Exception):
     say). The worker stops with this one line, which names the setting to fix."""
 
 
+@dataclass
+class OutputReadiness:
+    """The topics the app writes to, as its start found them: `ready` once every partition has a
+    leader (a send before that can stall for good), and which of them have the stream's
+    partition count (`laid_out`: a record's partition is then its order's CDC partition)."""
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    laid_out: set[str] = field(default_factory=set)
+
+
 class OrderPipeApp(faust.App):
-    """faust.App with a feed for the completion agent (streams.runtime.feed), creating each record's
-    event without a settings lookup per record (the `Event` setting is read once), and the
-    process's completion worker (`completion`: `Completion`, a class named as Faust names its
-    own, called with the app)."""
+    """faust.App with the runtime's consumer (it cannot commit past a record it never delivered)
+    and producer, a feed for the completion agent (streams.runtime.feed), each record's event
+    created without a settings lookup per record (the `Event` setting is read once), the
+    output topics' readiness (`outputs`), and the process's completion worker (`completion`:
+    `Completion`, a class named as Faust names its own, called with the app), whose
+    `start_up_steps` run before the worker's consumer joins the group."""
 
     def __init__(self, *args, Completion: str, **options) -> None:  # noqa: N803 - as Faust's Worker, Stream...
         super().__init__(*args, **options)
+        self.transport.Consumer = NoSkipConsumer
+        self.transport.Producer = BatchingProducer
         self.Completion = Completion
+        self.outputs = OutputReadiness()
         self.frozen_at_start = 0  # objects moved out of the collector's generations (on_start)
 
     @cached_property
@@ -106,17 +124,12 @@ class OrderPipeApp(faust.App):
         worker that joins the group and consumes nothing. Stop with the error instead."""
         raise  # noqa: PLE0704 - called by venusian inside its `except`: the import error
 
-    @cached_property
-    def before_consuming(self) -> list[Callable[[], Awaitable[None]]]:
-        """Awaited as the worker starts, before its consumer joins the group (the guard's
-        credentials checked, the reference data's catch-up: agents.upkeep); a failure is
-        logged, not fatal, except `StartRefused`, which stops the worker."""
-        return []
-
     async def on_start(self) -> None:
+        """The completion worker's start-up steps, awaited before the consumer joins the group; a
+        failure is logged, not fatal, except `StartRefused`, which stops the worker."""
         tune_collector()
         await super().on_start()
-        for step in self.before_consuming:
+        for step in self.completion.start_up_steps():
             try:
                 await step()
             except StartRefused as refused:

@@ -72,7 +72,7 @@ def worker(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CompletionWor
 
 @pytest.fixture
 def sends(worker: CompletionWorker, monkeypatch: pytest.MonkeyPatch):
-    topics.outputs_ready.set()  # set by the worker's start-up task, which test_context does not run
+    app.outputs.ready.set()  # set by the worker's start-up task, which test_context does not run
     # test_context joins no group: own partition 0, as a worker assigned it would
     monkeypatch.setattr(order_progress, "owned_partitions", lambda: frozenset({0}))
     with patch.object(topics, "produce", new=AsyncMock(side_effect=acknowledged)) as final, \

@@ -96,8 +96,9 @@ def modules_imported(path) -> set[str]:
 
 
 # Module state in the stream's packages: Faust's own declarations stay at module level as
-# Faust intends; whatever else a worker keeps belongs to its CompletionWorker (agents.worker).
-STATELESS_PACKAGES = ("agents", "tables", "web")
+# Faust intends; whatever else a worker keeps belongs to its CompletionWorker (agents.worker)
+# or its app (the output topics' readiness).
+STATELESS_PACKAGES = ("agents", "tables", "web", "streams/topics.py")
 
 
 def allowed_module_global(name: str, value: object) -> bool:
@@ -124,12 +125,13 @@ def allowed_module_global(name: str, value: object) -> bool:
 
 
 def module_globals(package: str) -> dict[str, object]:
-    """`module.name` -> value of every name a module of the package binds at module level
-    by assignment (not by def, class or import)."""
+    """`module.name` -> value of every name a module of the package (or the one module) binds
+    at module level by assignment (not by def, class or import)."""
     import importlib
 
     found = {}
-    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+    root = REPO_ROOT / package
+    for path in [root] if root.is_file() else sorted(root.rglob("*.py")):
         module = importlib.import_module(".".join(path.relative_to(REPO_ROOT).with_suffix("").parts))
         for node in ast.parse(path.read_text()).body:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
@@ -149,6 +151,24 @@ def test_the_stream_packages_keep_no_state_at_module_level():
             if not allowed_module_global(name.rsplit(".", 1)[1], value)}
 
     assert kept == {}
+
+
+def test_importing_the_stream_s_modules_changes_nothing_else():
+    """No module of the stream's packages (or the app's) calls or patches anything at import
+    beyond its own declarations: the app's consumer and producer are its constructor's, the
+    worker's start-up steps its own (CompletionWorker.start_up_steps)."""
+    acting = []
+    for package in (*STATELESS_PACKAGES, "streams/app.py"):
+        root = REPO_ROOT / package
+        for path in [root] if root.is_file() else sorted(root.rglob("*.py")):
+            for index, node in enumerate(ast.parse(path.read_text()).body):
+                docstring = index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                patches = isinstance(node, ast.Assign) and not all(isinstance(target, (ast.Name, ast.Tuple))
+                                                                   for target in node.targets)
+                if (isinstance(node, ast.Expr) and not docstring) or patches:
+                    acting.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}: {ast.unparse(node)[:60]}")
+
+    assert acting == []
 
 
 def test_the_module_state_check_tells_state_from_declarations():
