@@ -2,11 +2,11 @@
 
 - `bulk`: a complete order with at least `bulk_quantity` items in all, or `bulk_products`
   products; raised with its order_final (the order is recorded emitted only once both are
-  acknowledged, agents.emission).
+  acknowledged, agents.emission.exactly_once).
 - `cancelled_after_details`: an order deleted after some of its details had arrived.
 - `stalled`: an order still incomplete `stall_after_s` after the worker last saw it change
   (agents.alert_watch keeps the times); raised once; a later completion still emits normally.
-Each goes out exactly once per order, claimed in Redis like order_final (agents.emission).
+Each goes out exactly once per order, claimed in Redis like order_final (agents.emission.exactly_once).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Alert(NamedTuple):
     kind: str
     order_id: str
 
-    def __str__(self) -> str:  # its name in notices and in the Redis guard's key (agents.guard)
+    def __str__(self) -> str:  # its name in notices and in the Redis guard's key (agents.emission.guard)
         return f"{self.kind}:{self.order_id}"
 
     @classmethod

@@ -2,7 +2,7 @@
 
 The loop splits each batch by partition; each `PartitionSlice` (agents.partition_slice)
 decodes, applies the changes to their orders' states (agents.completion, pure) and decides
-which orders are settled (agents.settling, pure); the worker's `Emission` (agents.emission)
+which orders are settled (agents.settling, pure); the worker's `Emission` (agents.emission.exactly_once)
 sends those, and says why each is sent exactly once. What the loop keeps between batches is
 the process's `CompletionWorker` (agents.worker), `app.completion`.
 

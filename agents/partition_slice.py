@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections import Counter
+from typing import Protocol
 
 import orjson
-from faust.types import Message
+from faust.types import TP, Message
 
-from agents.alerts import STALLED, Alert, is_stalled, on_completion, owed_alerts
+from agents.alert_watch import AlertWatch
+from agents.alerts import STALLED, Alert, AlertRules, is_stalled, on_completion, owed_alerts
 from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, is_behind, noticed_version, verdict
-from agents.settling import Tick
+from agents.retention import Retention
+from agents.settling import Settling, Tick
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
+from streams.runtime.state_cache import WriteBackCache
 from tables.order_state import OrderProgress, marker
-
-if TYPE_CHECKING:
-    from agents.worker import CompletionWorker
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,24 @@ log = logging.getLogger(__name__)
 SETTLE_MARGIN_S = 0.05
 
 
+class SliceWorker(Protocol):
+    """What a slice uses of its worker (agents.worker.CompletionWorker)."""
+
+    orders_topic: str
+    ticks_topic: str
+    counters: Counter[str]
+    states: WriteBackCache[OrderProgress]
+    settling: Settling
+    retention: Retention
+    rules: AlertRules
+    watch: AlertWatch
+
+    def committed_offset(self, tp: TP) -> int | None: ...
+    async def dead_letter(self, message: Message, reason: str) -> None: ...
+
+
 class PartitionSlice:
-    def __init__(self, worker: CompletionWorker, partition: int, messages: list[Message]) -> None:
+    def __init__(self, worker: SliceWorker, partition: int, messages: list[Message]) -> None:
         self.worker, self.partition, self.messages = worker, partition, messages
         self.states, self.settling, self.counters = worker.states, worker.settling, worker.counters
         self.touched: set[str] = set()

@@ -7,7 +7,7 @@ STATE_RETENTION_S nothing re-delivered is that old any more in practice, and the
 dropped (a tombstone in the table and its changelog), so the table holds only the orders of
 the last STATE_RETENTION_S, not every order ever finished. A change of a dropped order that
 still arrives is taken for a new order's; a second order_final for it is still prevented
-by the Redis guard, which forgets nothing (agents.guard).
+by the Redis guard, which forgets nothing (agents.emission.guard).
 
 Cancelled orders are few: each is remembered here, in memory, from its delete. Emitted
 orders are most orders: remembering each here would cost memory per order, so the table

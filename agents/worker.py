@@ -22,9 +22,9 @@ from faust.types import TP, Message
 
 from agents.alert_watch import AlertWatch
 from agents.alerts import AlertRules
-from agents.emission import CLAIM_TTL_MS, Emission, write_notice
-from agents.guard import RedisGuard
-from agents.outputs import AlertOutput, FinalOutput
+from agents.emission.exactly_once import CLAIM_TTL_MS, Emission, write_notice
+from agents.emission.guard import RedisGuard
+from agents.emission.outputs import AlertOutput, FinalOutput
 from agents.partition_slice import PartitionSlice
 from agents.retention import Retention
 from agents.settling import Settling
@@ -61,9 +61,11 @@ class CompletionWorker:
         final_guard, alert_guard = guards or (
             RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_final_topic),
             RedisGuard(settings.redis_url, WORKER, CLAIM_TTL_MS, settings.order_alerts_topic))
-        self.emission = Emission([FinalOutput(topics.order_final, final_guard, self),
-                                  AlertOutput(topics.order_alerts, alert_guard, self)],
-                                 self.counters, notify=notify)
+        self.emission = Emission(
+            [FinalOutput(topics.order_final, final_guard, settling=self.settling, reference=self.reference,
+                         counters=self.counters),
+             AlertOutput(topics.order_alerts, alert_guard, watch=self.watch, counters=self.counters)],
+            self.counters, notify=notify)
 
     def start_up_steps(self) -> list[Callable[[], Awaitable[None]]]:
         """What the worker does as it starts, before its consumer joins the group: stop it

@@ -63,7 +63,7 @@ from config import Settings, cli, settings
 from source import database, generate
 from agents.alerts import KINDS
 from source.audit import Audit, audit
-from agents.guard import guard_key
+from agents.emission.guard import guard_key
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 from stack import process
 from stack.lake import start_continuous_lake, stop_continuous_lake, wait_running

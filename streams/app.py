@@ -23,7 +23,7 @@ app = OrderPipeApp(
     Completion="agents.worker:CompletionWorker",
     # at_least_once, not exactly_once: faust's transactions skip RocksDB's persisted offsets
     # and send to topics the app does not consume outside any transaction. Exactly one
-    # order_final per order comes from the table and the Redis guard (agents/emission.py).
+    # order_final per order comes from the table and the Redis guard (agents/emission/exactly_once.py).
     processing_guarantee="at_least_once",
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=settings.replication_factor,

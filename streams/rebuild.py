@@ -2,7 +2,7 @@
 
 The rebuild is one Faust worker of an application of its own (`<STREAM_APP_ID>-rebuild-<topic>`:
 its own consumer group, table, changelog and tick topic) writing to the given topic, with
-the Redis guard scoped to that topic (agents.guard). It runs beside the live stream without
+the Redis guard scoped to that topic (agents.emission.guard). It runs beside the live stream without
 blocking or suppressing any of its orders, and stops once it has caught up: no lag, no
 order waiting to settle, no event held for a changelog write, and nothing emitted for a
 quiet spell. Run again with the same topic, it resumes from its committed offsets and its

@@ -1,5 +1,5 @@
 """Reference data: customers and payment methods as their CDC topics last said, for
-enriching `order_final` (agents.emission).
+enriching `order_final` (agents.emission.exactly_once).
 
 Every worker keeps all of it, in a RocksDB of its own beside the tables (1,000,000 customers
 are about 100 MB on disk), read from the CDC topics by `streams.runtime.reference_reader`. Not a

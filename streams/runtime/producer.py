@@ -13,7 +13,7 @@ request timed out) or an answer saying it was written but not yet replicated. Th
 have appended it already: a broker stopped under load appends the requests it has read and
 closes the connections before answering, and the resend writes the batch a second time. For
 order_final and order_alerts (`ONCE_ONLY_TOPICS`) such a batch fails instead; the guard
-(agents.emission) then looks the orders up in the output before it sends again, which is what
+(agents.emission.exactly_once) then looks the orders up in the output before it sends again, which is what
 it already does for a claim whose send may or may not have arrived. An idempotent producer
 would keep the resend but, in aiokafka, also retries without a deadline, so a worker cut off
 from the broker longer than the claim's lifetime could still write an order another worker
@@ -25,7 +25,7 @@ A once-only batch is also sent, or sent again, only within ONCE_ONLY_SEND_WITHIN
 creation; later it fails unsent. aiokafka would send it as late as its request timeout after
 creation (and hold it longer while the leader's connection is down), and a request may take
 another request timeout to be answered: a write landing after the claim's lifetime
-(agents.emission), when another worker may have found the order absent and sent it itself.
+(agents.emission.exactly_once), when another worker may have found the order absent and sent it itself.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from config import settings
 
 BUFFER_MAX_MESSAGES = 20_000
 ONCE_ONLY_TOPICS = frozenset({settings.order_final_topic, settings.order_alerts_topic})
-# The claim's lifetime is the request timeout plus this and a second's margin (agents.emission).
+# The claim's lifetime is the request timeout plus this and a second's margin (agents.emission.exactly_once).
 ONCE_ONLY_SEND_WITHIN_S = 4.0
 # A produce request that failed with one of these may have been appended by the broker.
 MAYBE_WRITTEN = (KafkaConnectionError, RequestTimedOutError, NotEnoughReplicasAfterAppendError, CorrelationIdError)

@@ -10,8 +10,8 @@ from unittest.mock import AsyncMock, patch
 import orjson
 import pytest
 
-from agents import guard as guards
-from agents.emission import CLAIM_TTL_MS
+from agents.emission import guard as guards
+from agents.emission.exactly_once import CLAIM_TTL_MS
 from agents.order_completion import complete_orders
 from agents.worker import CompletionWorker
 from config import Settings

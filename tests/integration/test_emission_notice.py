@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import redis.asyncio as aioredis
 
-from agents.emission import Outgoing
-from agents.guard import Outcome, RedisGuard, guard_key
+from agents.emission.exactly_once import Outgoing
+from agents.emission.guard import Outcome, RedisGuard, guard_key
 from agents.settling import Settling
 from agents.worker import CompletionWorker
 from config import Settings

@@ -7,7 +7,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from agents.guard import Outcome, RedisGuard, guard_key
+from agents.emission.guard import Outcome, RedisGuard, guard_key
 from config import Settings
 
 

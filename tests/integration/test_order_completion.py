@@ -9,7 +9,7 @@ import orjson
 import pytest
 import redis
 
-from agents.guard import guard_key
+from agents.emission.guard import guard_key
 from cdc.topics import read_topics
 from source.audit import audit
 from streams.topics import LEADER_SETTLE_S

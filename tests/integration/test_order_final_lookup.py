@@ -7,7 +7,7 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from agents.order_final_lookup import find_sent
+from agents.emission.order_final_lookup import find_sent
 from config import Settings
 
 

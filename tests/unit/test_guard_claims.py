@@ -1,12 +1,12 @@
-"""What a claim found on an order's guard key means to a worker (agents.guard, agents.emission)."""
+"""What a claim found on an order's guard key means to a worker (agents.emission.guard, agents.emission.exactly_once)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from types import SimpleNamespace
 
-from agents.emission import RESOLVE_OWN_FAILURE_AFTER_MS, Emission
-from agents.guard import Claim, FailedSend, Outcome, claim_value, judge, judge_own, sent_value
+from agents.emission.exactly_once import RESOLVE_OWN_FAILURE_AFTER_MS, Emission
+from agents.emission.guard import Claim, FailedSend, Outcome, claim_value, judge, judge_own, sent_value
 
 TTL_MS, AFTER_MS = 35_000, 5_000
 

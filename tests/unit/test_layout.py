@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import graphlib
 import re
+
+import pytest
 
 from config.settings import REPO_ROOT
 
@@ -82,6 +85,17 @@ def test_every_page_a_worker_serves_lives_in_web():
              for path in (REPO_ROOT / room).rglob("*.py") if "app.page(" in path.read_text()}
 
     assert pages and {page.split("/")[0] for page in pages} == {"web"}, sorted(pages)
+
+
+@pytest.mark.parametrize("room", ["agents", "streams", "tables", "web", "batch"])
+def test_no_module_imports_itself_back_through_others(room):
+    """Within a room, imports (type-only ones too) go one way: a circle would leave a reader
+    unable to tell which layer sits on which."""
+    modules = {".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+               for path in (REPO_ROOT / room).rglob("*.py")}
+    graph = {name: modules_imported(path) & set(modules) - {name} for name, path in modules.items()}
+
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the circle
 
 
 def modules_imported(path) -> set[str]:

@@ -58,7 +58,7 @@ def test_an_output_batch_is_sent_only_while_young(topic, age_s, late):
 
 
 def test_a_claim_outlives_the_latest_write_of_its_send():
-    from agents.emission import CLAIM_TTL_MS
+    from agents.emission.exactly_once import CLAIM_TTL_MS
 
     assert CLAIM_TTL_MS / 1000 > ONCE_ONLY_SEND_WITHIN_S + settings.producer_request_timeout_s
 

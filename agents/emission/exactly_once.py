@@ -2,12 +2,12 @@
 claim, send, confirm, record. Below for order_final; an alert is the same with the item
 an `Alert` (its guard key `order_trigger_lock:order_alerts:<kind>:<order_id>`), its
 record the kind in the state's `alerts`, and its stale claims looked up in order_alerts by
-key and `kind` header. Each is an `Output` (agents.outputs); `Emission` runs the protocol for
+key and `kind` header. Each is an `Output` (agents.emission.outputs); `Emission` runs the protocol for
 both.
 
 State: `order_progress[order_id]` (RocksDB + changelog) holds `emitted`, written after the
 send is acknowledged. Guard: `order_trigger_lock:{order_id}` in Redis (scoped by output
-topic, agents.guard) goes claimed -> sent. Processing is at-least-once: after a crash or a rebalance, events since
+topic, agents.emission.guard) goes claimed -> sent. Processing is at-least-once: after a crash or a rebalance, events since
 the last committed offset are processed again, possibly by another worker, possibly while
 the old one is still finishing.
 
@@ -58,15 +58,14 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import orjson
 from faust.types import TopicT
 from redis.exceptions import RedisError
 
-from agents.guard import Claim, FailedSend, Outcome, RedisGuard, judge_own
-from agents.order_final_lookup import find_sent
-from agents.partition_slice import PartitionSlice
+from agents.emission.guard import Claim, FailedSend, Outcome, RedisGuard, judge_own
+from agents.emission.order_final_lookup import find_sent
 from config import settings
 from streams import topics
 from streams.runtime.producer import ONCE_ONLY_SEND_WITHIN_S
@@ -118,6 +117,13 @@ class Answers(NamedTuple):
     at_ms: float
 
 
+class Slice(Protocol):
+    """What emission needs of one partition's share of a batch (agents.partition_slice): its
+    partition. Each output reads and records the rest (agents.emission.outputs)."""
+
+    partition: int
+
+
 class Output:
     """One output: its topic and guard, what it sends for an item, and what a slice does with
     its items' outcomes."""
@@ -127,10 +133,10 @@ class Output:
     def __init__(self, topic: TopicT, guard: RedisGuard) -> None:
         self.topic, self.guard = topic, guard
 
-    def items(self, part: PartitionSlice) -> list[Item]: ...
-    def message(self, part: PartitionSlice, item: Item) -> Outgoing: ...
+    def items(self, part: Slice) -> list[Item]: ...
+    def message(self, part: Slice, item: Item) -> Outgoing: ...
     def identify(self, key: bytes, headers: list | None) -> Item: ...  # a message's item
-    def settle(self, part: PartitionSlice, outcomes: Outcomes) -> None: ...
+    def settle(self, part: Slice, outcomes: Outcomes) -> None: ...
     def answered(self, partition: int, answers: Answers) -> None: ...
 
 
@@ -154,11 +160,11 @@ class Emission:
         """order_final's guard (the first output's)."""
         return self.outputs[0].guard
 
-    async def emit(self, parts: list[PartitionSlice]) -> None:
+    async def emit(self, parts: list[Slice]) -> None:
         for output in self.outputs:
             await self._emit(output, parts)
 
-    async def _emit(self, output: Output, parts: list[PartitionSlice]) -> None:
+    async def _emit(self, output: Output, parts: list[Slice]) -> None:
         """Claim the batch's items for this output, every partition's, in one Redis round
         trip, then send. A send started now leaves the item in flight until its confirmation;
         anything that cannot proceed waits."""
@@ -210,7 +216,7 @@ class Emission:
                              if now_ms - failure.failed_at_ms <= CLAIM_TTL_MS}  # stale by now in any case
         self.failed_sends[(output.topic.get_topic_name(), item)] = FailedSend(our_claim, now_ms)
 
-    async def _send(self, output: Output, part: PartitionSlice, item: Item, claim: Claim, our_claim: bytes | None,
+    async def _send(self, output: Output, part: Slice, item: Item, claim: Claim, our_claim: bytes | None,
                     resolved: dict[Item, bytes | None], outcomes: Outcomes) -> Sent | None:
         """Act on one item's claim: send it if the claim is ours (its confirmation comes
         later), record it if it was sent already, else leave it waiting; `outcomes` says which."""

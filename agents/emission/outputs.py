@@ -1,22 +1,36 @@
-"""The two outputs the agent emits to exactly once (agents.emission): `order_final` and
+"""The two outputs the agent emits to exactly once (agents.emission.exactly_once): `order_final` and
 `order_alerts`, each with what a partition's slice does with its items' outcomes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import Counter
+from typing import Protocol
 
 import orjson
 from faust.types import TopicT
 
+from agents.alert_watch import AlertWatch
 from agents.alerts import Alert, alert_value
 from agents.completion import completed_order, version
-from agents.emission import Answers, Outcomes, Outgoing, Output, now_iso
-from agents.guard import RedisGuard
+from agents.emission.exactly_once import Answers, Outcomes, Outgoing, Output, Slice, now_iso
+from agents.emission.guard import RedisGuard
+from agents.settling import Settling
 from streams.runtime.metrics import order_final_latency
+from streams.runtime.reference_reader import TopicReader
+from tables.order_state import OrderProgress
 from tables.reference_data import enrichment
 
-if TYPE_CHECKING:
-    from agents.worker import CompletionWorker
+
+class OrderSlice(Slice, Protocol):
+    """What the outputs read and record in a partition's slice (agents.partition_slice)."""
+
+    to_emit: list[str]
+    to_alert: list[Alert]
+
+    def get(self, order_id: str) -> OrderProgress: ...
+    def record_emitted(self, order_id: str) -> None: ...
+    def keep_unsettled(self, order_id: str) -> None: ...
+    def record_alerted(self, alert: Alert) -> None: ...
 
 
 class FinalOutput(Output):
@@ -24,14 +38,15 @@ class FinalOutput(Output):
 
     notice = "emitted"
 
-    def __init__(self, topic: TopicT, guard: RedisGuard, worker: CompletionWorker) -> None:
+    def __init__(self, topic: TopicT, guard: RedisGuard, *, settling: Settling, reference: TopicReader,
+                 counters: Counter[str]) -> None:
         super().__init__(topic, guard)
-        self.worker, self.settling, self.counters = worker, worker.settling, worker.counters
+        self.settling, self.reference, self.counters = settling, reference, counters
 
-    def items(self, part):
+    def items(self, part: OrderSlice):
         return part.to_emit
 
-    def settle(self, part, outcomes: Outcomes):
+    def settle(self, part: OrderSlice, outcomes: Outcomes):
         for order_id in outcomes.recorded:
             part.record_emitted(order_id)
         for order_id in outcomes.waiting:
@@ -47,9 +62,9 @@ class FinalOutput(Output):
             if source_ts_ms:
                 order_final_latency.observe(max(0.0, answers.at_ms - source_ts_ms) / 1000)
 
-    def message(self, part, item):
+    def message(self, part: OrderSlice, item):
         state = part.get(item)
-        customer, payment_method = enrichment(self.worker.reference.store, state.customer_id, state.payment_method_id)
+        customer, payment_method = enrichment(self.reference.store, state.customer_id, state.payment_method_id)
         if customer is None:
             self.counters["unenriched_customer"] += 1
         if payment_method is None:
@@ -68,14 +83,14 @@ class AlertOutput(Output):
 
     notice = "alerted"
 
-    def __init__(self, topic: TopicT, guard: RedisGuard, worker: CompletionWorker) -> None:
+    def __init__(self, topic: TopicT, guard: RedisGuard, *, watch: AlertWatch, counters: Counter[str]) -> None:
         super().__init__(topic, guard)
-        self.watch, self.counters = worker.watch, worker.counters
+        self.watch, self.counters = watch, counters
 
-    def items(self, part):
+    def items(self, part: OrderSlice):
         return part.to_alert
 
-    def settle(self, part, outcomes: Outcomes):
+    def settle(self, part: OrderSlice, outcomes: Outcomes):
         for alert in outcomes.recorded:
             part.record_alerted(alert)
         for alert in outcomes.waiting:
@@ -89,7 +104,7 @@ class AlertOutput(Output):
         for alert, _ in answers.confirmed:
             self.counters[f"alerts_{alert.kind}"] += 1
 
-    def message(self, part, item):
+    def message(self, part: OrderSlice, item):
         value = alert_value(item.kind, item.order_id, part.get(item.order_id), now_iso())
         return Outgoing(item.order_id.encode(), orjson.dumps(value), [("kind", item.kind.encode())], 0, str(item))
 

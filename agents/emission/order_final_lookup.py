@@ -1,7 +1,7 @@
 """Were these orders already sent to `order_final` (or alerts to `order_alerts`)? Read from a
 time on, look for their keys.
 
-Only for resolving stale claims (agents/emission.py): rare, and a batch's are resolved in one
+Only for resolving stale claims (agents/emission/exactly_once.py): rare, and a batch's are resolved in one
 read, so a plain blocking consumer run in a thread is fine.
 """
 

@@ -9,7 +9,7 @@ The key goes through two states, never back:
     sent     {"state": "sent", "partition": p, "offset": o}      after the broker's ack
 It carries no Redis TTL: an expiring key would forget that an order was sent. Instead a
 claim is *stale* once it is older than `claim_ttl_ms`, the longest a live worker can take
-from claiming to an acknowledged (or definitively failed) send; see agents/emission.py.
+from claiming to an acknowledged (or definitively failed) send; see agents/emission/exactly_once.py.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class FailedSend(NamedTuple):
 
 def judge_own(claim: Claim, failure: FailedSend | None, now_ms: int, resolve_after_ms: int) -> Claim:
     """Pure: a live claim that is our own failed send counts as stale `resolve_after_ms` after
-    the failure rather than at the end of the claim's lifetime (see agents/emission.py)."""
+    the failure rather than at the end of the claim's lifetime (see agents/emission/exactly_once.py)."""
     if (failure is None or claim.outcome is not Outcome.HELD or claim.found_value != failure.claim
             or now_ms - failure.failed_at_ms < resolve_after_ms):
         return claim
