@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 from delta.tables import DeltaTable
@@ -52,9 +53,18 @@ def drop(spark: SparkSession, location: str) -> None:
     fs.delete(hadoop_path, True)
 
 
+def driver_jvm(spark: SparkSession) -> tuple[Any, Any]:
+    """The driver's JVM (py4j's view of its packages) and its Hadoop configuration, through
+    PySpark's private `_jvm` and `_jsc`: the one place the lake and its benchmarks use them
+    (Hadoop's FileSystem and the JVM's management beans have no Python API;
+    tests/unit/test_runtime_boundary.py keeps every other private name out)."""
+    return spark._jvm, spark._jsc.hadoopConfiguration()
+
+
 def _filesystem(spark: SparkSession, location: str):
-    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(location)
-    return hadoop_path, hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())
+    jvm, hadoop_configuration = driver_jvm(spark)
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(location)
+    return hadoop_path, hadoop_path.getFileSystem(hadoop_configuration)
 
 
 def listed_names(spark: SparkSession, location: str) -> list[str]:
@@ -72,7 +82,7 @@ def read_text(spark: SparkSession, location: str) -> str | None:
         return None
     stream = fs.open(hadoop_path)
     try:
-        return spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        return driver_jvm(spark)[0].org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
     finally:
         stream.close()
 

@@ -109,7 +109,7 @@ class JobProfile:
         context = spark.sparkContext
         self.url = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/jobs"
         self.seen = {job["jobId"] for job in self.jobs()}
-        jvm = spark._jvm
+        jvm, _ = lake.driver_jvm(spark)
         self.compilation = jvm.java.lang.management.ManagementFactory.getCompilationMXBean()
         self.jvm_stat = f"/proc/{jvm.java.lang.ProcessHandle.current().pid()}/stat"
         self.cpu = self.cpu_seconds()

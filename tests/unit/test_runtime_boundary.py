@@ -1,5 +1,6 @@
 """Private Faust, mode and aiokafka names are used only in streams/runtime/, and each one used
-there is listed in its package docstring and in docs/architecture.md."""
+there is listed in its package docstring and in docs/architecture.md; PySpark's private names
+only in batch/lake.py's one helper."""
 
 from __future__ import annotations
 
@@ -122,3 +123,24 @@ def test_every_private_name_the_runtime_uses_is_listed_in_its_docstring_and_the_
     assert {"_drain_messages", "_new_offset", "_ensure_producer", "_client"} <= used  # the scan sees them
     assert sorted(name for name in used if f"`{name}`" not in docstring and f".{name}`" not in docstring) == []
     assert sorted(name for name in used if f"{name}`" not in architecture) == []
+
+
+def private_attributes_by_function(path: Path) -> dict[str, set[str]]:
+    """The private attributes a module reads off objects not its own (`spark._jvm`), by the
+    function that reads them."""
+    found: dict[str, set[str]] = {}
+    tree = ast.parse(path.read_text())
+    for function in [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+        for node in ast.walk(function):
+            if (isinstance(node, ast.Attribute) and is_private(node.attr) and not is_own(node.value)
+                    and node.attr not in NAMEDTUPLE_API):
+                found.setdefault(function.name, set()).add(node.attr)
+    return found
+
+
+def test_pyspark_s_private_names_are_reached_through_one_helper_of_the_lake():
+    reached = {f"{path.relative_to(REPO_ROOT)}:{function}": sorted(names)
+               for path in modules("batch", "bench")
+               for function, names in private_attributes_by_function(path).items()}
+
+    assert reached == {"batch/lake.py:driver_jvm": ["_jsc", "_jvm"]}
