@@ -4,9 +4,10 @@
 
 A scratch database and stream (as bench.stream's); the CDC topics are filled first, then
 `--workers` workers start and, once the first has taken 2,000 records, py-spy samples each
-of them (all threads, 200 Hz) for `--seconds`. Printed: self time by module (aiokafka,
-faust, the project's files, the standard library's), the functions with the most self time,
-and the events/s of the run with its audit. With `--idle`, samples of waiting threads count
+of them (all threads, 200 Hz) for `--seconds`. Printed: the machine's CPU per input record by
+stage (the workers' CPU split by where its samples fall, and the broker's own CPU), self time by
+module (aiokafka, faust, the project's files, the standard library's), the functions with the
+most self time, and the events/s of the run with its audit. With `--idle`, samples of waiting threads count
 too and each thread's share is printed: where a worker that is not CPU-bound waits. py-spy
 slows the workers; compare shares, not the events/s.
 """
@@ -27,7 +28,7 @@ from typing import Annotated
 
 import typer
 
-from bench.stream import isolated, ours, prefill
+from bench.stream import CpuUse, isolated, ours, prefill
 from config import cli
 from stack.workers import Worker
 
@@ -50,6 +51,72 @@ def where(frame: str) -> tuple[str, str]:
     else:
         group = "/".join(parts[:2]) if parts[0] == "stdlib" else parts[0]
     return group, f"{function} ({path})"
+
+
+# Where a sample's CPU goes: the innermost of the project's frames names the stage (a RocksDB
+# read under the state cache is the state cache's, aiokafka's send under the changelog is the
+# changelog's); a stack with none of them goes by the first library stage, in this order, that
+# any of its frames is in (aiokafka's connection under its sender is the sender's).
+PROJECT_STAGES = (
+    ("decode", ("streams/codec.py",)),
+    ("state cache + changelog", ("streams/runtime/state_cache.py", "streams/runtime/changelog.py",
+                                 "streams/runtime/rocksdb_budget.py", "tables/")),
+    ("claims", ("agents/emission/guard.py", "agents/emission/order_final_lookup.py")),
+    ("output produce", ("agents/emission/", "streams/topics.py", "streams/runtime/producer.py")),
+    ("fetch", ("streams/runtime/consumer.py", "streams/runtime/connect_offsets.py",
+               "streams/runtime/reference_reader.py")),
+    ("Faust's per-record machinery", ("streams/runtime/feed.py", "streams/runtime/app.py",
+                                      "streams/runtime/metrics.py")),
+    ("the rule", ("agents/", "web/")),
+)
+LIBRARY_STAGES = (
+    ("fetch", ("aiokafka/consumer/",)),
+    ("produce (aiokafka's sender: changelog and outputs)", ("aiokafka/producer/",)),
+    ("claims", ("redis/",)),
+    ("state cache + changelog", ("rocksdict/",)),
+    ("decode", ("orjson",)),
+    ("Kafka client I/O (either way)", ("aiokafka/",)),
+    ("Faust's per-record machinery", ("faust/", "mode/", "venusian/")),
+)
+OTHER_STAGE = "event loop, collector and the rest"
+
+
+def stage_of(frames: list[str]) -> str:
+    """The stage one sampled stack (outermost frame first) spends its CPU in."""
+    paths = [where(frame)[1].rpartition(" (")[2].rstrip(")") for frame in frames]
+    for path in reversed(paths):
+        for stage, prefixes in PROJECT_STAGES:
+            if path.startswith(prefixes):
+                return stage
+    for stage, prefixes in LIBRARY_STAGES:
+        if any(path.startswith(prefixes) for path in paths):
+            return stage
+    return OTHER_STAGE
+
+
+def stage_samples(raw: str) -> Counter:
+    """py-spy's raw samples by stage."""
+    by_stage = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if count.isdigit():
+            by_stage[stage_of(stack.split(";"))] += int(count)
+    return by_stage
+
+
+def budget(by_stage: Counter, worker_cpu_s: float, broker_cpu_s: float, records: int) -> dict[str, float]:
+    """µs of the machine's CPU per input record, by stage: the workers' CPU split as their samples
+    are, and the broker's own."""
+    total = sum(by_stage.values())
+    per_record = {stage: 1e6 * worker_cpu_s * count / total / records for stage, count in by_stage.most_common()}
+    return per_record | {"the broker (its process)": 1e6 * broker_cpu_s / records}
+
+
+def print_budget(per_record: dict[str, float], records: int, seconds: float) -> None:
+    print(f"CPU per input record by stage ({records:,} records in {seconds:.1f} s sampled):")
+    for stage, micros in per_record.items():
+        print(f"  {micros:6.1f} µs  {stage}")
+    print(f"  {sum(per_record.values()):6.1f} µs  in all")
 
 
 def shares(raw: str) -> tuple[int, Counter, Counter, Counter]:
@@ -110,11 +177,17 @@ def main(
         print(f"{filled.records:,} CDC records from {orders:,} orders; sampling {seconds:.0f} s", flush=True)
         raw_paths, sampled = [Path(scratch_dir) / f"samples-{n}.txt" for n in range(workers)], threading.Event()
         waiting = ["--idle", "--threads"] if idle else []
+        window: dict[str, float] = {}
+
+        def taken(started: list[Worker]) -> int:
+            return sum((worker.stats() or {}).get("counts", {}).get("events_in", 0) for worker in started)
 
         def sample(started: list[Worker]) -> None:
             try:
                 while started[0].stats()["counts"].get("events_in", 0) < WARM_UP_RECORDS:
                     time.sleep(0.05)
+                cpu = CpuUse(started)
+                before, records_before, clock = cpu.seconds(), taken(started), time.monotonic()
                 spies = [subprocess.Popen([spy, "record", "--pid", str(worker.pid()), "--duration", str(int(seconds)),
                                            "--rate", "200", "--format", "raw", "--output", str(path),
                                            "--nonblocking", *waiting],
@@ -122,6 +195,11 @@ def main(
                          for worker, path in zip(started, raw_paths)]
                 for one in spies:
                     one.wait()
+                after = cpu.seconds()
+                window.update(records=taken(started) - records_before, seconds=time.monotonic() - clock,
+                              workers=after["workers"] - before["workers"],
+                              broker=sum(after[name] - before[name] for name in after if name.startswith("kafka")
+                                         and name != "kafka-connect"))
             finally:
                 sampled.set()
 
@@ -129,6 +207,10 @@ def main(
         sampled.wait(seconds + 30)
         raws = [path.read_text() if path.exists() else "" for path in raw_paths]
     print(f"{workers} worker(s): {run.events_per_s:,.0f} events/s under py-spy; {run.audit.summary()}")
+    if not idle and window.get("records"):
+        by_stage = sum((stage_samples(raw) for raw in raws), Counter())
+        print_budget(budget(by_stage, window["workers"], window["broker"], int(window["records"])),
+                     int(window["records"]), window["seconds"])
     for number, raw in enumerate(raws, start=1):
         total, by_group, by_function, by_thread = shares(raw)
         if not total:

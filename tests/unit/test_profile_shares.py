@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from bench.profile import project_totals, shares, where
+from collections import Counter
+
+from bench.profile import budget, project_totals, shares, stage_of, where
 
 HERE = Path.cwd()  # where the worker ran: the repository
 
@@ -57,3 +59,24 @@ def test_samples_recorded_with_threads_are_counted_by_thread_and_function():
                          "Consumer: _fetch (aiokafka/consumer/fetcher.py)": 10,
                          "MainThread: process (agents/completion.py)": 20}
     assert by_group == {"stdlib/selectors.py": 30, "aiokafka": 10, "agents/completion.py": 20}
+
+
+def test_a_sample_s_stage_is_its_innermost_project_frame_else_its_innermost_library_frame():
+    agent = f"run (/x/site-packages/faust/agents/agent.py:1);process ({HERE}/agents/partition_slice.py:9)"
+    state = f"{agent};get ({HERE}/streams/runtime/state_cache.py:3);get (/x/site-packages/rocksdict/__init__.py:2)"
+    sender = ("_sender_routine (/x/site-packages/aiokafka/producer/sender.py:7);"
+              "send (/x/site-packages/aiokafka/conn.py:5)")
+
+    assert stage_of(f"{agent};decode_order ({HERE}/streams/codec.py:4);loads (orjson:1)".split(";")) == "decode"
+    assert stage_of(state.split(";")) == "state cache + changelog"
+    assert stage_of(agent.split(";")) == "the rule"
+    assert stage_of(sender.split(";")) == "produce (aiokafka's sender: changelog and outputs)"
+    assert stage_of(["run (/x/site-packages/faust/transport/consumer.py:1)"]) == "Faust's per-record machinery"
+    assert stage_of(["select (/usr/lib/python3.11/selectors.py:468)"]) == "event loop, collector and the rest"
+
+
+def test_the_budget_splits_the_workers_cpu_as_their_samples_and_adds_the_broker_s():
+    per_record = budget(Counter({"decode": 30, "the rule": 10}), worker_cpu_s=2.0, broker_cpu_s=0.5,
+                        records=100_000)
+
+    assert per_record == {"decode": 15.0, "the rule": 5.0, "the broker (its process)": 5.0}
