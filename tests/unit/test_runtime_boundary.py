@@ -92,17 +92,17 @@ def modules(*packages: str) -> list[Path]:
     return sorted(path for package in packages for path in (REPO_ROOT / package).rglob("*.py"))
 
 
-SCAN = ("import json, sys; from pathlib import Path; "
-        "from tests.unit.test_runtime_boundary import private_upstream_names as scan; "
-        "print(json.dumps({arg: scan(Path(arg)) for arg in sys.argv[1:]}))")
+SCAN = ("import json, sys; from pathlib import Path; import tests.unit.test_runtime_boundary as boundary; "
+        "scan = getattr(boundary, sys.argv[1]); "
+        "print(json.dumps({arg: scan(Path(arg)) for arg in sys.argv[2:]}, default=sorted))")
 
 
-def scanned(paths: list[Path]) -> dict[str, dict[str, int]]:
-    """private_upstream_names of each path, in a fresh interpreter: after some of the other tests
-    in the same process, CPython 3.11's ast.parse can fail with "AST constructor recursion
-    depth mismatch" (python/cpython#106905)."""
-    done = subprocess.run([sys.executable, "-c", SCAN, *map(str, paths)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=300)
+def scanned(paths: list[Path], scan: str = "private_upstream_names") -> dict[str, dict]:
+    """`scan` (a function of this module) of each path, in a fresh interpreter: after some of the
+    other tests in the same process, CPython 3.11's ast.parse can fail with "AST constructor
+    recursion depth mismatch" (python/cpython#106905)."""
+    done = subprocess.run([sys.executable, "-c", SCAN, scan, *map(str, paths)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -139,8 +139,8 @@ def private_attributes_by_function(path: Path) -> dict[str, set[str]]:
 
 
 def test_pyspark_s_private_names_are_reached_through_one_helper_of_the_lake():
-    reached = {f"{path.relative_to(REPO_ROOT)}:{function}": sorted(names)
-               for path in modules("batch", "bench")
-               for function, names in private_attributes_by_function(path).items()}
+    reached = {f"{Path(path).relative_to(REPO_ROOT)}:{function}": sorted(names)
+               for path, by_function in scanned(modules("batch", "bench"), "private_attributes_by_function").items()
+               for function, names in by_function.items()}
 
     assert reached == {"batch/lake.py:driver_jvm": ["_jsc", "_jvm"]}
