@@ -3,11 +3,10 @@ the lake's jobs, one entry point.
 
 With no layer named, Bronze (the CDC topics drained into the archive), Silver (the archive
 applied, then the history) and Gold (dimensions, facts, order products, marts) run one after
-the other in one SparkSession; `snapshot` is the JDBC copy
-of MySQL into Bronze (seed 000's layout), never run unless named;
-`--every` repeats that on a schedule (batch.schedule); `--continuous` runs them as one
-long-lived streaming job (batch.continuous). `python -m batch audit` compares the lake with
-MySQL (batch.audit).
+the other in one SparkSession (batch.flows); `snapshot` is the JDBC copy of MySQL into Bronze
+(seed 000's layout), never run unless named; `--every` repeats that on a schedule
+(batch.schedule); `--continuous` runs them as one long-lived streaming job (batch.continuous).
+The tools have their own commands: `python -m batch audit|maintain|report|archive --help`.
 spark-submit runs this file too: `spark-submit … batch/__main__.py gold`.
 """
 
@@ -23,11 +22,12 @@ from typing import Annotated
 import typer
 from py4j.protocol import Py4JJavaError
 
-from batch import audit, bronze, gold, schedule, silver, snapshot
-from batch.archive import MAX_RECORDS_PER_BATCH
+from batch import flows, schedule
 from batch.continuous import ContinuousLake
+from batch.layers import bronze
 from batch.runs import log, show_progress
 from batch.session import build_session
+from batch.tools import audit, maintain, report
 from config import settings
 from config.cli import run
 
@@ -39,7 +39,9 @@ class Layer(str, Enum):
     snapshot = "snapshot"
 
 
-JOBS = {Layer.bronze: bronze.run, Layer.silver: silver.run, Layer.gold: gold.run, Layer.snapshot: snapshot.run}
+JOBS = {Layer.bronze: flows.bronze, Layer.silver: flows.silver, Layer.gold: flows.gold, Layer.snapshot: flows.snapshot}
+# `python -m batch <tool> ...`: commands of their own beside the layers
+TOOLS = {"audit": audit.main, "maintain": maintain.main, "report": report.main, "archive": bronze.main}
 CHANGE_LOG_LAYERS = [Layer.bronze, Layer.silver, Layer.gold]
 DEFAULT_MICRO_BATCH_S = 10.0
 DEFAULT_DEFERRED_EVERY = "60s"
@@ -83,8 +85,9 @@ def main(
 ) -> None:
     """Run the lake's layers: the CDC topics -> Bronze (the raw change log) -> Silver (the
     changes applied, with history) -> Gold (the star and its marts) on MinIO (Delta Lake),
-    each reading only what changed since its last run. `python -m batch audit` compares the
-    lake with MySQL."""
+    each reading only what changed since its last run. Tools: `python -m batch audit` (the lake
+    against MySQL), `maintain` (compaction and vacuum), `report` (charts of the marts),
+    `archive` (Bronze's streaming query alone); each has --help."""
     layers = layers or CHANGE_LOG_LAYERS
     period_s = schedule.period_seconds(every) if every else None
     show_progress()
@@ -123,7 +126,7 @@ def main(
 def run_continuously(every_s: float, deferred_every_s: float) -> None:
     spark = build_session(settings, "orderpipe-continuous")
     try:
-        ContinuousLake(spark, settings, deferred_every_s=deferred_every_s).run(every_s, MAX_RECORDS_PER_BATCH)
+        ContinuousLake(spark, settings, deferred_every_s=deferred_every_s).run(every_s, bronze.MAX_RECORDS_PER_BATCH)
     except Exception as error:  # noqa: BLE001 - the supervisor restarts the job; the cause is what matters
         typer.echo(f"continuous lake failed: {cause(error)}\nThe lake keeps its last good version; started "
                    "again, the job re-runs the micro-batch it was in.", err=True)
@@ -178,8 +181,8 @@ class ScheduledRuns:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["audit"]:  # `python -m batch audit`: the lake against MySQL
-        del sys.argv[1]
-        run(audit.main)
+    if sys.argv[1:2] and sys.argv[1] in TOOLS:
+        tool = sys.argv.pop(1)
+        run(TOOLS[tool], prog_name=f"python -m batch {tool}")
     else:
         run(main)

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.archive import Appended, archive_location
+from batch.names import SILVER, Appended, archive_location
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
 from config import Settings
@@ -66,7 +66,7 @@ def look_up(spark: SparkSession, settings: Settings, row_changes: DataFrame, tab
     Silver's orders of the orders these changes name."""
     if not table.looked_up:
         return row_changes
-    orders = lake.path(settings, "silver", silver.ORDERS.name)
+    orders = lake.path(settings, SILVER, silver.ORDERS.name)
     if not lake.exists(spark, orders):
         return row_changes.withColumn("order_timestamp", F.lit(None).cast("timestamp"))
     named = row_changes.select(F.trim("order_id").alias("order_id"))

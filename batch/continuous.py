@@ -8,7 +8,7 @@ Each micro-batch is logged with its records, the records left in the topics, its
 its Delta commits and its seconds.
 
 The deferred work, between micro-batches on the main thread: the tables every micro-batch
-reads compacted once they hold many small files (batch.maintain.compact_hot_tables, so its
+reads compacted once they hold many small files (batch.tools.maintain.compact_hot_tables, so its
 reads do not grow with the lake's age), then Silver's history, Gold's dimensions (and the
 facts whose unknown keys they resolve), `fact_order_products` and the marts, in that order,
 each a job with its own marks (so however late it runs, it ends where a full rebuild would).
@@ -21,7 +21,7 @@ it was) unless the work is that late already; no step starts while a micro-batch
 a stopped round goes on from its step.
 
 Every step is idempotent: the archive's append is tagged with the query's id and the batch id
-(batch.archive), and Silver and Gold keep their marks after their data, a re-run of the same
+(batch.layers.bronze), and Silver and Gold keep their marks after their data, a re-run of the same
 input writing nothing. A job killed anywhere re-runs the batch it was in from the checkpoint
 and leaves every table as one uninterrupted run would. A failed layer fails the batch and the
 job (exit 1, the cause logged): its supervisor (Procfile, compose) starts it again, and the
@@ -40,20 +40,18 @@ from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
-from batch import archive, lake
-from batch.archive import Appended, job_group
-from batch.gold import STAR_LATER, FactsJob, KnownDimensions
-from batch.history import HistoryJob
-from batch.job import LayerJob
-from batch.maintain import compact_hot_tables
-from batch.marts import MartsJob
+from batch import lake
+from batch.flows import DEFERRED, seed_from_snapshot
+from batch.layers import bronze
+from batch.layers.gold import FactsJob, KnownDimensions
+from batch.layers.silver import SilverJob
+from batch.names import Appended, archive_location
 from batch.runs import LayerRun, log
-from batch.silver import SilverJob
+from batch.tools.maintain import compact_hot_tables
 from config import Settings
 
 T = TypeVar("T")
 
-DEFERRED: tuple[type[LayerJob], ...] = (HistoryJob, *STAR_LATER, MartsJob)  # in this order, between batches
 DEFERRED_BACKLOG_FACTOR = 5
 DEFAULT_DEFERRED_EVERY_S = 60.0
 # How far behind its input a deferred table may be with the default clock: a backlog's delay.
@@ -128,26 +126,28 @@ class ContinuousLake:
         self.round_runs: list[LayerRun] = []
 
     def apply(self, batch_id: int, appended: Appended) -> None:
-        """After a micro-batch is archived (in its `turn`): Silver from its records, then Gold's facts."""
+        """After a micro-batch is appended to Bronze (in its `turn`): Silver from its records,
+        then Gold's facts from Silver's writes."""
         started = time.monotonic()
-        silver_job = SilverJob(self.spark, self.settings, appended=appended, held=self.held)
+        silver_job = SilverJob(self.spark, self.settings, appended=appended, held=self.held,
+                               seed=seed_from_snapshot(self.spark, self.settings))
         silver = silver_job.run()
         facts = FactsJob(self.spark, self.settings, dimensions=self.dimensions, handed=silver_job.written).run()
-        jobs = self.spark.sparkContext.statusTracker().getJobIdsForGroup(job_group(batch_id))
+        jobs = self.spark.sparkContext.statusTracker().getJobIdsForGroup(bronze.job_group(batch_id))
         self.applied[batch_id] = MicroBatch(
             appended.rows, len(jobs), 1 + silver.total("commits") + facts.total("commits"),
             appended.seconds + time.monotonic() - started, silver.seconds, facts.seconds)
 
     def run(self, every_s: float, max_records: int) -> int:
         """Until stopped (Ctrl-C, SIGTERM); the CDC records archived."""
-        self.query = archive.start(self.spark, self.settings, once=False, every_s=every_s,
+        self.query = bronze.start(self.spark, self.settings, once=False, every_s=every_s,
                                    max_records=max_records, after=self.apply, turn=self.turn)
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stop_signal, self.request_stop)
         log.info(f"{RUNNING} %s s (at most %s records): Kafka -> %s -> silver -> gold facts; "
                  "history, dimensions, products and marts every %s s between; Ctrl-C stops",
-                 every_s, f"{max_records:,}", archive.archive_location(self.settings), self.deferred_every_s)
-        return archive.follow(self.query, between=self.run_deferred, on_progress=self.log_batch)
+                 every_s, f"{max_records:,}", archive_location(self.settings), self.deferred_every_s)
+        return bronze.follow(self.query, between=self.run_deferred, on_progress=self.log_batch)
 
     def log_batch(self, progress: dict) -> bool:
         """Log a micro-batch's line once its progress is reported; whether it was logged."""

@@ -45,12 +45,13 @@ import orjson
 import psutil
 import typer
 
-from batch import archive, bronze, gold, lake, silver
-from batch.audit import LakeAudit
-from batch.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
+from batch import flows, lake
+from batch.layers import bronze
+from batch.tools.audit import LakeAudit
+from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
 from batch.runs import LayerRun, show_progress
 from batch.session import build_session
-from batch.snapshot import read_table
+from batch.layers.snapshot import read_table
 from bench.stream import checkout, isolated
 from config import Settings, settings
 from config.cli import run
@@ -60,9 +61,6 @@ from source.traffic import ChaosMix, Truth, plan
 from stack.lake import log_path, start_continuous_lake, stop_continuous_lake, wait_caught_up
 from stack.scratch import cdc_caught_up, scratch_lake
 from stack.workers import start_workers, wait_for_group
-
-LAYERS = (bronze, silver, gold)
-
 
 def add_orders(scratch: Settings, orders: int, *, seed: int, customers: int, rate: float = 0,
                committed: dict[str, float] | None = None, chaos: bool = True) -> dict:
@@ -78,7 +76,7 @@ def add_orders(scratch: Settings, orders: int, *, seed: int, customers: int, rat
 
 
 def run_layers(spark, scratch: Settings) -> list[LayerRun]:
-    return [layer.run(spark, scratch) for layer in LAYERS]
+    return [layer(spark, scratch) for layer in flows.CHANGE_LOG]
 
 
 def baseline_bronze(spark, scratch: Settings) -> tuple[float, int]:
@@ -438,7 +436,7 @@ class ContinuousRun:
     def last_batch(self) -> int:
         """The continuous lake's newest completed micro-batch."""
         return max(int(name) for name in lake.listed_names(
-            self.spark, f"{archive.checkpoint_location(self.scratch)}/commits") if name.isdigit())
+            self.spark, f"{bronze.checkpoint_location(self.scratch)}/commits") if name.isdigit())
 
     def grow(self, to_orders: int, seed: int) -> None:
         """Orders written (full speed) until the lake holds `to_orders`, applied by the lake."""

@@ -13,9 +13,10 @@ except ImportError:
     from click.exceptions import NoArgsIsHelpError, UsageError
 
 
-def run(cli: typer.Typer | Callable) -> None:
-    """Run a Typer app (or a single command function) as the process's command line."""
-    run_command(command_of(cli))
+def run(cli: typer.Typer | Callable, prog_name: str | None = None) -> None:
+    """Run a Typer app (or a single command function) as the process's command line;
+    `prog_name`: what its usage lines call it, when not `python -m <its package>`."""
+    run_command(command_of(cli), prog_name=prog_name)
 
 
 def command_of(cli: typer.Typer | Callable):
@@ -26,10 +27,10 @@ def command_of(cli: typer.Typer | Callable):
     return typer.main.get_command(cli)
 
 
-def run_command(command, args: list[str] | None = None) -> None:
+def run_command(command, args: list[str] | None = None, prog_name: str | None = None) -> None:
     """Run `command` on `args` (the process's own when None); exits with its outcome."""
     try:
-        outcome = command.main(args=args, standalone_mode=False)
+        outcome = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except NoArgsIsHelpError as error:  # `no_args_is_help`: the help is the answer
         typer.echo(error.ctx.get_help())
         sys.exit(0)

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     # Incremental Bronze re-reads orders this far behind its watermark: rows committed late
     # (a transaction's NOW() is taken before it commits) are still caught.
     batch_lookback_minutes: int = Field(60, validation_alias="BATCH_LOOKBACK_MINUTES", ge=0)
-    # `python -m batch.maintain` keeps files older versions need this long; a layer's next
+    # `python -m batch maintain` keeps files older versions need this long; a layer's next
     # run reads its input's change feed from them, so keep it above the time between runs.
     lake_vacuum_retain_hours: float = Field(168, validation_alias="LAKE_VACUUM_RETAIN_HOURS", ge=0)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch import lake
-from batch.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
-from batch.report import write_report
+from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
+from batch.tools.report import write_report
 from batch.runs import log, show_progress
 from batch.session import build_session
 from config import Settings

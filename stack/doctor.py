@@ -21,8 +21,9 @@ from minio.error import S3Error
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from batch.continuous import DEFERRED, STALENESS_BOUND_S
-from batch.freshness import behind_since
+from batch.continuous import STALENESS_BOUND_S
+from batch.flows import DEFERRED
+from batch.tools.freshness import behind_since
 from cdc import rest
 from config import Settings
 from stack import secrets

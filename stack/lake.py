@@ -11,7 +11,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from tqdm import tqdm
 
-from batch import archive
+from batch import names
+from batch.layers import bronze
 from batch.continuous import RUNNING
 from cdc.topics import records_held, watermarks
 from config import Settings
@@ -60,11 +61,11 @@ def records_behind(spark: SparkSession, settings: Settings) -> int | None:
     """The records the CDC topics hold beyond what the continuous lake has applied (archive,
     Silver, Gold's facts): their end offsets minus its newest completed micro-batch's; None
     before its first micro-batch completes."""
-    applied = archive.applied_offsets(spark, settings)
+    applied = bronze.applied_offsets(spark, settings)
     if not applied:
         return None
     return sum(max(end - applied.get(topic, {}).get(partition, 0), 0)
-               for topic in map(settings.cdc_topic, archive.CDC_TABLES)
+               for topic in map(settings.cdc_topic, names.CDC_TABLES)
                for partition, (_, end) in watermarks(settings, topic).items())
 
 
@@ -86,7 +87,7 @@ def wait_caught_up(spark: SparkSession, settings: Settings, timeout_s: float, *,
                 bar.update(bar.total - behind - bar.n)
             else:  # its first micro-batch (the longest) under way: the whole of the topics ahead
                 bar.total = bar.total or sum(records_held(settings, settings.cdc_topic(table))
-                                                  for table in archive.CDC_TABLES)
+                                                  for table in names.CDC_TABLES)
                 bar.set_postfix_str("the first micro-batch under way")
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "

@@ -14,12 +14,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.app import app
 from streams.runtime.metrics import Figures, histograms
+from web import worker_view
 
 
 @app.page("/metrics")
 class MetricsView(View):
     async def get(self, request: Request) -> Response:
-        worker = app.completion
+        worker = worker_view.worker()
         lag = await worker.cdc_lag.read(app.consumer)
         scrape = CollectorRegistry(auto_describe=True)
         scrape.register(Figures(dict(worker.counters), worker.states.stats(), lag["lag"]))

@@ -22,6 +22,7 @@ from streams.app import app
 from streams.codec import ORDER_ID
 from tables.order_progress import current_state, order_progress
 from tables.order_state import LISTED, as_json, decode, listed_as, mask_email
+from web import worker_view
 from web.members import ask, members
 
 LIMIT_DEFAULT, LIMIT_MAX = 100, 1000
@@ -48,7 +49,7 @@ def parse(query) -> tuple[str, int, str]:
 
 
 def entry(order_id: str, state) -> dict:
-    store = app.completion.reference.store
+    store = worker_view.worker().reference.store
     customer = store.customer_row(state.customer_id) if store else None
     if customer is not None:
         customer = {**customer, "email": mask_email(customer.get("email", ""))}
@@ -105,7 +106,7 @@ class OrderView(View):
     async def get(self, request: Request, order_id: str) -> Response:
         if not ORDER_ID.fullmatch(order_id):
             return self.json({"error": "malformed order id", "order_id": order_id[:80]}, status=400)
-        state = current_state(app.completion.states, order_id)
+        state = current_state(worker_view.worker().states, order_id)
         if state is None:
             return self.json({"error": "order not found", "order_id": order_id}, status=404)
         return self.json(as_json(order_id, state))

@@ -11,12 +11,13 @@ from streams.runtime.app import collector_stats
 from streams.runtime.metrics import WORKER
 from streams.runtime.rocksdb_budget import budget_usage
 from tables.order_progress import order_progress
+from web import worker_view
 
 
 @app.page("/stats")
 class StatsView(View):
     async def get(self, request: Request) -> Response:
-        worker = app.completion
+        worker = worker_view.worker()
         lag = await worker.cdc_lag.read(app.consumer)
         reference = worker.reference.store
         rocksdb = budget_usage([*order_progress.open_dbs(), *(reference.open_dbs() if reference else ())])

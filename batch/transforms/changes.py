@@ -1,4 +1,4 @@
-"""Row changes from the raw CDC archive (batch.archive's rows): Debezium's envelope -> one
+"""Row changes from the raw CDC archive (batch.layers.bronze's rows): Debezium's envelope -> one
 row per change of a source row, in the source's order. Pure.
 
 A change is identified by its source position (binlog file number, position, row in the

@@ -14,7 +14,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.archive import CDC_TABLES, archive_location
+from batch.names import CDC_TABLES, archive_location
 from cdc.topics import records_held
 from config import Settings
 from config.settings import REPO_ROOT
@@ -25,7 +25,7 @@ from tests.integration.scratch_stream import scratch_stream, write_orders
 
 
 def archive(settings: Settings, *args: str, log_path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "batch.archive", *args], cwd=REPO_ROOT,
+    return subprocess.Popen([sys.executable, "-m", "batch", "archive", *args], cwd=REPO_ROOT,
                             env={**os.environ, **settings.as_env()}, stdout=log_path.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 

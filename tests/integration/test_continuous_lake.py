@@ -17,9 +17,9 @@ import uuid
 import pytest
 from pyspark.sql import functions as F
 
-from batch import bronze, gold, lake, silver
-from batch.archive import archive_location
-from batch.freshness import deferred_current, expected_statuses, fact_statuses
+from batch import flows, lake
+from batch.names import archive_location
+from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses
 from config.settings import REPO_ROOT
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake
@@ -116,8 +116,8 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
 
         with scratch_lake(lake_settings, f"{bucket}-once") as once_lake:  # the same change log, one-shot
             one_shot = scratch.model_copy(update={"lake_uri": once_lake.lake_uri})
-            for layer in (bronze, silver, gold):
-                layer.run(spark, one_shot)
+            for layer in flows.CHANGE_LOG:
+                layer(spark, one_shot)
             for layer, table in DERIVED:
                 continuous_rows = lake.read(spark, lake.path(scratch, layer, table))
                 once_rows = lake.read(spark, lake.path(one_shot, layer, table)).select(*continuous_rows.columns)

@@ -9,8 +9,8 @@ import uuid
 
 from pyspark.sql import functions as F
 
-from batch import bronze, gold, lake, silver
-from batch.audit import LakeAudit
+from batch import flows, lake
+from batch.tools.audit import LakeAudit
 from cdc import rest
 from cdc.connector import connector_config, server_id
 from source import database
@@ -39,7 +39,7 @@ def test_an_archive_without_the_connectors_snapshot_is_seeded_from_jdbc(settings
             after = write_orders(scratch, 50, rate=0)
             cdc_caught_up(scratch, connection)
 
-            runs = [layer.run(spark, scratch) for layer in (bronze, silver, gold)]
+            runs = [layer(spark, scratch) for layer in flows.CHANGE_LOG]
         finally:
             rest.delete(connect, connector)
 
@@ -54,5 +54,5 @@ def test_an_archive_without_the_connectors_snapshot_is_seeded_from_jdbc(settings
         facts = lake.read(spark, lake.path(scratch, "gold", "fact_orders"))
         assert facts.filter("status = 'complete'").count() >= len(before["complete"])
         assert runs[1].total("quarantined") == 0
-        again = [layer.run(spark, scratch) for layer in (bronze, silver, gold)]
+        again = [layer(spark, scratch) for layer in flows.CHANGE_LOG]
         assert [run.total("written") for run in again] == [0, 0, 0]

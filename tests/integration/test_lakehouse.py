@@ -20,16 +20,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from batch import bronze, gold, lake, silver
-from batch.archive import archive_location
-from batch.audit import LakeAudit
-from batch.maintain import maintain_lake
-from batch.report import write_report
+from batch import flows, lake
+from batch.names import archive_location
+from batch.tools.audit import LakeAudit
+from batch.tools.maintain import maintain_lake
+from batch.tools.report import write_report
 from batch.runs import LayerRun
 from cdc.topics import read_to_end
 from config import Settings
 from config.settings import REPO_ROOT
-from batch.freshness import expected_statuses
+from batch.tools.freshness import expected_statuses
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import cdc_caught_up, scratch_lake
@@ -93,7 +93,7 @@ def run_all(spark: SparkSession, settings: Settings, connection, *, sync: bool =
     marker change waited for on the CDC topics, which the lake then applies too)."""
     if sync:
         cdc_caught_up(settings, connection)
-    return {layer.__name__.split(".")[-1]: layer.run(spark, settings) for layer in (bronze, silver, gold)}
+    return {layer.__name__: layer(spark, settings) for layer in flows.CHANGE_LOG}
 
 
 def written(run: LayerRun, table: str) -> int:
@@ -513,8 +513,8 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
     for attempt in range(3):  # the kill must land between a data file and its commit
         add_orders(connection, 100, seed=10 + attempt)
         cdc_caught_up(settings, connection)
-        bronze.run(spark, settings)
-        silver.run(spark, settings)
+        flows.bronze(spark, settings)
+        flows.silver(spark, settings)
         before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
         known = {entry.object_name for entry in minio.list_objects(bucket, prefix="gold/", recursive=True)}
         log = (tmp_path / f"gold-{attempt}.log").open("w")
@@ -532,14 +532,14 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
         committed = lake.read(spark, lake.path(settings, "gold", table)).inputFiles()
         if not any(path.endswith(landed.split("/")[-1]) for path in committed):
             break  # killed after the file, before its commit: the case under test
-        gold.run(spark, settings)  # killed too late; finish and try again
+        flows.gold(spark, settings)  # killed too late; finish and try again
     else:
         pytest.fail("three kills all landed after a commit")
 
     for name, rows in gold_tables(spark, settings).items():  # the last good version, readable
         if name == table:
             assertDataFrameEqual(rows, before[name])
-    rerun = gold.run(spark, settings)
+    rerun = flows.gold(spark, settings)
 
     assert written(rerun, "fact_orders") >= 100
     assert_star_matches_source(spark, settings, connection)
@@ -548,7 +548,7 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
 @pytest.mark.lake_long
 def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse, tmp_path):
     settings, connection = lakehouse.settings, lakehouse.connection
-    bronze.run(spark, settings)
+    flows.bronze(spark, settings)
     add_orders(connection, 10, seed=20)
     cdc_caught_up(settings, connection)
     bin_dir = Path(sys.executable).parent
@@ -565,6 +565,6 @@ def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse,
     assert submitted.returncode == 0, output[-3000:]
     assert "bronze.cdc_raw: read" in output
     assert "batch done in" in output
-    assert written(bronze.run(spark, settings), "cdc_raw") == 0  # the submitted job took them all
+    assert written(flows.bronze(spark, settings), "cdc_raw") == 0  # the submitted job took them all
     archived = lake.read(spark, archive_location(settings)).filter(F.col("topic") == settings.cdc_topic("orders"))
     assert archived.filter("op = 'c'").select("key").distinct().count() >= source_count(connection, "orders")

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from pyspark.sql import functions as F
 
-from batch import bronze, gold, lake, silver
+from batch import flows, lake
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake
 from tests.integration.scratch_stream import order_final, scratch_stream, write_orders
@@ -21,8 +21,8 @@ def test_a_column_added_to_orders_flows_to_silver_and_the_stream_is_unaffected(s
             scratch_stream(lake_settings, unique_name, workers=1, web_port=16266) as (scratch, workers):
         before = write_orders(scratch, 100, rate=0)
         cdc_caught_up(scratch, database.connect(scratch))
-        for layer in (bronze, silver, gold):  # the lake's tables exist without the column
-            layer.run(spark, scratch)
+        for layer in flows.CHANGE_LOG:  # the lake's tables exist without the column
+            layer(spark, scratch)
         connection = database.connect(scratch)
         cursor = connection.cursor()
         cursor.execute("ALTER TABLE orders ADD COLUMN gift_note VARCHAR(60) NULL")
@@ -38,7 +38,7 @@ def test_a_column_added_to_orders_flows_to_silver_and_the_stream_is_unaffected(s
         assert workers[0].stats()["counts"].get("dead_lettered", 0) == 0
 
         cdc_caught_up(scratch, connection)
-        runs = [layer.run(spark, scratch) for layer in (bronze, silver, gold)]
+        runs = [layer(spark, scratch) for layer in flows.CHANGE_LOG]
 
         assert runs[1].total("quarantined") == 0
         for table in ("orders", "orders_history"):

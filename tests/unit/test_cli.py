@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-COMMANDS = ["stack", "cdc", "streams", "streams dead-letters", "source", "batch", "batch.maintain", "batch.report", "batch.archive",
-            "demo", "bench.stream", "bench.profile", "bench.peers", "bench.batch", "bench.metrics_burst"]
+COMMANDS = ["stack", "cdc", "streams", "streams dead-letters", "source", "batch", "batch maintain", "batch report",
+            "batch archive", "batch audit", "demo", "bench.stream", "bench.profile", "bench.peers", "bench.batch", "bench.metrics_burst"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -14,7 +14,8 @@ import typer
 
 from config.cli import command_of, run_command
 
-CLI_MODULES = ["stack", "cdc", "streams", "source", "demo", "batch", "batch.maintain", "batch.report", "batch.archive",
+CLI_MODULES = ["stack", "cdc", "streams", "source", "demo", "batch",
+               "batch.tools.maintain", "batch.tools.report", "batch.layers.bronze",  # python -m batch maintain|report|archive
                "bench.stream", "bench.profile", "bench.peers", "bench.batch", "bench.metrics_burst", "bench.cdc_lag",
                "bench.stream_rss", "bench.peers.quix_completion", "bench.peers.seed000"]
 
@@ -85,7 +86,7 @@ def out_of_range(kind: type, low: float | None, high: float | None) -> list[str]
 def test_the_walk_finds_the_options_it_is_meant_to_check():
     ids = {param.id for param in NUMERIC_OPTIONS}
     assert {"source generate --orders", "streams dead-letters replay --offset", "bench.peers --workers",
-            "stack logs --lines", "batch.archive --every"} <= ids, sorted(ids)
+            "stack logs --lines", "batch.layers.bronze --every"} <= ids, sorted(ids)
 
 
 @pytest.mark.parametrize(("module_name", "path", "name", "kind"), NUMERIC_OPTIONS)

@@ -1,4 +1,4 @@
-from batch.freshness import expected_statuses
+from batch.tools.freshness import expected_statuses
 from demo.lake import LakeCheck
 
 MANIFEST = {"complete": {"a": {}, "b": {}}, "incomplete": {"c": {}}, "cancelled": {"d": {}, "e": {}}}

@@ -216,3 +216,37 @@ def test_the_layout_table_names_every_module_of_each_room():
                for room in holds if room != "tests" and (REPO_ROOT / room).is_dir()}
 
     assert {room: modules for room, modules in unnamed.items() if modules} == {}
+
+
+def test_the_lake_s_layer_jobs_meet_only_in_shared_modules():
+    """batch/layers/ holds one module per layer job: none imports another (batch.flows puts them
+    in order, batch.names and batch.changelog hold what they share), and none imports a tool."""
+    layers = {f"batch.layers.{path.stem}": path for path in (REPO_ROOT / "batch" / "layers").glob("*.py")
+              if path.name != "__init__.py"}
+    reaching = {name: sorted(imported) for name, path in layers.items()
+                if (imported := {module for module in modules_imported(path) - {name}
+                                 if module in layers or module.startswith("batch.tools")})}
+
+    assert len(layers) >= 6 and reaching == {}
+    assert modules_imported(REPO_ROOT / "batch" / "flows.py") >= set(layers)  # the check sees imports
+
+
+def test_the_pages_read_the_worker_only_through_its_view():
+    """web/ sees the completion worker as web.worker_view.WorkerView: no page reaches
+    `app.completion` itself, and every part of the view is one the worker streams/app.py names has."""
+    from streams.app import app
+    from web.worker_view import WorkerView
+
+    module, _, name = app.Completion.partition(":")
+    source = ast.parse((REPO_ROOT / f"{module.replace('.', '/')}.py").read_text())
+    [worker_class] = [node for node in source.body if isinstance(node, ast.ClassDef) and node.name == name]
+    reaching = sorted(str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "web").rglob("*.py")
+                      if "app.completion" in path.read_text() and path.name != "worker_view.py")
+    viewed = {name for name in vars(WorkerView) if not name.startswith("_")}
+    assignments = [node for node in ast.walk(worker_class) if isinstance(node, (ast.Assign, ast.AnnAssign))]
+    targets = [target for node in assignments for target in getattr(node, "targets", [getattr(node, "target", None)])]
+    built = {target.attr for target in targets
+             if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"}
+
+    assert reaching == []
+    assert viewed and viewed <= built, sorted(viewed - built)

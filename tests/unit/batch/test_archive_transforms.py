@@ -3,7 +3,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import datetime
 
-from batch.archive import Appended, ArchiveBatches
+from batch.layers.bronze import ArchiveBatches
+from batch.names import Appended
 from batch.transforms.archive import cdc_records
 
 KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"

@@ -32,6 +32,6 @@ def test_a_schedule_needs_a_unit_and_is_refused_before_spark_starts():
 
 
 def test_maintenance_names_the_layers_it_knows():
-    refused = subprocess.run([sys.executable, "-m", "batch.maintain", "platinum"], cwd=REPO_ROOT,
+    refused = subprocess.run([sys.executable, "-m", "batch", "maintain", "platinum"], cwd=REPO_ROOT,
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "'platinum' is not one of 'bronze', 'silver', 'gold'" in refused.stderr

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from batch import archive, lake
+from batch import lake
+from batch.layers import bronze
 
 
 def test_version_and_commit_metrics_match_what_delta_reports(spark, tmp_path):
@@ -56,7 +57,7 @@ def test_marks_of_a_lake_written_before_the_json_file_are_read_from_its_delta_ta
 def test_applied_offsets_are_the_newest_completed_batchs_end_offsets(spark, settings, tmp_path):
     local = settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"})
     checkpoint = tmp_path / "bronze" / "_checkpoints" / "cdc_raw"
-    assert archive.applied_offsets(spark, local) == {}
+    assert bronze.applied_offsets(spark, local) == {}
 
     (checkpoint / "commits").mkdir(parents=True)
     (checkpoint / "offsets").mkdir()
@@ -66,7 +67,7 @@ def test_applied_offsets_are_the_newest_completed_batchs_end_offsets(spark, sett
     for batch in (0, 1):
         (checkpoint / "commits" / str(batch)).write_text('v1\n{"nextBatchWatermarkMs":0}')
 
-    assert archive.applied_offsets(spark, local) == {"project.orders": {0: 9, 1: 3}}
+    assert bronze.applied_offsets(spark, local) == {"project.orders": {0: 9, 1: 3}}
 
 
 def test_a_compaction_changes_no_rows_but_a_write_or_a_new_column_does(spark, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from batch import lake
-from batch.maintain import compact_hot_tables, live_files
+from batch.tools.maintain import compact_hot_tables, live_files
 
 
 def test_only_hot_tables_with_more_files_than_the_bound_are_compacted_and_keep_their_rows(spark, settings, tmp_path):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from batch.report_page import page, segment_summary, staleness_note
+from batch.tools.report_page import page, segment_summary, staleness_note
 
 MONDAY, TUESDAY = date(2026, 11, 23), date(2026, 11, 24)
 MARTS = {

@@ -1,4 +1,4 @@
-"""`python -m batch.maintain`: compact every lake table's small files (OPTIMIZE) and delete the
+"""`python -m batch maintain`: compact every lake table's small files (OPTIMIZE) and delete the
 files no version within the retention needs (VACUUM).
 
 Every run of a layer leaves a few small files per table; reads slow down as they pile up.
@@ -21,7 +21,6 @@ from batch import lake
 from batch.runs import log, show_progress
 from batch.session import build_session
 from config import Settings, settings
-from config.cli import run
 
 LAYERS = ("bronze", "silver", "gold")
 Layer = Enum("Layer", {name: name for name in LAYERS}, type=str)
@@ -119,7 +118,3 @@ def main(
         spark.stop()
     log.info("maintained %d tables: data files stored %s -> %s", len(done),
              f"{sum(m.stored_before for m in done):,}", f"{sum(m.stored_after for m in done):,}")
-
-
-if __name__ == "__main__":
-    run(main)

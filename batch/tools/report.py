@@ -1,5 +1,5 @@
-"""`python -m batch.report [--out PATH]`: an HTML page of charts and tables from Gold's marts
-on MinIO (batch.report_page builds it). Run the batch first: `python -m batch`."""
+"""`python -m batch report [--out PATH]`: an HTML page of charts and tables from Gold's marts
+on MinIO (batch.tools.report_page builds it). Run the batch first: `python -m batch`."""
 
 from __future__ import annotations
 
@@ -12,20 +12,20 @@ from pyspark.sql import SparkSession
 
 from batch import lake
 from batch.continuous import STALENESS_BOUND_S
-from batch.freshness import deferred_behind
-from batch.marts import MARTS
-from batch.report_page import page, staleness_note
+from batch.layers.marts import MARTS
+from batch.names import gold_location
 from batch.runs import log, show_progress
 from batch.session import build_session
+from batch.tools.freshness import deferred_behind
+from batch.tools.report_page import page, staleness_note
 from config import Settings, settings
-from config.cli import run
 
 
 def mart_rows(spark: SparkSession, config: Settings) -> dict[str, list[dict]]:
-    missing = [name for name in MARTS if not lake.exists(spark, lake.path(config, "gold", name))]
+    missing = [name for name in MARTS if not lake.exists(spark, gold_location(config, name))]
     if missing:
         raise FileNotFoundError(f"no {', '.join(missing)} in the lake yet: run `python -m batch` first")
-    return {name: [row.asDict() for row in lake.read(spark, lake.path(config, "gold", name)).collect()]
+    return {name: [row.asDict() for row in lake.read(spark, gold_location(config, name)).collect()]
             for name in MARTS}
 
 
@@ -54,7 +54,3 @@ def main(out: Annotated[Path | None, typer.Option(
         spark.stop()
     log.info("report written: %s", written.resolve())
     typer.echo(written.resolve())
-
-
-if __name__ == "__main__":
-    run(main)

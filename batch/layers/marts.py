@@ -5,7 +5,7 @@ customer segments), each recomputed whole and replaced when a star table it read
 A job of its own, with its own marks (the star tables' versions it was built from), so the
 continuous lake can carry each micro-batch's facts to Gold without rebuilding the marts
 every time: they follow on their own clock (batch.continuous). One-shot runs build them right
-after the star. The star is read as of the versions recorded, so a micro-batch committing
+after the star (batch.flows). The star is read as of the versions recorded, so a micro-batch committing
 facts meanwhile only makes the next refresh run again. Run: `python -m batch gold`.
 """
 
@@ -15,11 +15,12 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
+from batch.names import GOLD
 from batch.runs import LayerRun
 from batch.transforms import marts
 from config import Settings
 
-LAYER = "gold"
+LAYER = GOLD
 STAR = ("fact_orders", "fact_order_products", "dim_payment_method", "dim_product", "dim_customer")
 MARTS = ("mart_daily_orders", "mart_payment_mix", "mart_top_products", "mart_customer_segments")
 
@@ -63,6 +64,3 @@ class MartsJob(LayerJob):
 
     def gold(self, table: str) -> str:
         return lake.path(self.settings, LAYER, table)
-
-
-run = MartsJob.once

@@ -1,12 +1,15 @@
-"""`python -m batch.archive [--once]`: every record of the four CDC topics into
-`s3a://bronze/cdc_raw/` (Delta, partitioned by topic), by Spark Structured Streaming.
+"""Bronze: the change log. Every record of the four CDC topics into `s3a://bronze/cdc_raw/`
+(Delta, partitioned by topic), by Spark Structured Streaming; Silver applies the archive from
+there. `BronzeJob` (`python -m batch bronze`) drains what the topics hold now and reads no
+rows from MySQL (the JDBC copy is batch.layers.snapshot, `python -m batch snapshot`).
 
 Exactly once per (topic, partition, offset): the Kafka offsets of each micro-batch are
 logged in the checkpoint (on MinIO, beside the table) before the batch runs, and each batch is
 appended in one Delta commit tagged with the query's id and the batch id (`txnAppId`,
 `txnVersion`: Delta skips a tagged write it has committed before), so a job killed anywhere
 re-runs the batch it was in and writes it once. A micro-batch may run more work after its
-append (`python -m batch --continuous`: Silver and Gold). `--once` drains what the topics hold now and stops (available-now
+append (`python -m batch --continuous`: Silver and Gold). The query alone: `python -m batch
+archive [--once]`; `--once` drains what the topics hold now and stops (available-now
 trigger); without it the job runs until stopped, a micro-batch every `--every` seconds.
 """
 
@@ -17,28 +20,23 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
 import typer
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from batch import lake
-from batch.runs import log, show_progress
+from batch.job import LayerJob
+from batch.names import BRONZE, CDC_TABLES, Appended, archive_location
+from batch.runs import LayerRun, log, show_progress
 from batch.session import build_session
 from batch.transforms.archive import cdc_records
 from batch.transforms.changes import per_topic
 from config import Settings, settings
-from config.cli import run
 
-CDC_TABLES = ("orders", "order_details", "customers", "payment_method")
 MAX_RECORDS_PER_BATCH = 200_000
-
-
-def archive_location(config: Settings) -> str:
-    return lake.path(config, "bronze", "cdc_raw")
 
 
 def topics_pattern(config: Settings) -> str:
@@ -47,7 +45,7 @@ def topics_pattern(config: Settings) -> str:
 
 
 def checkpoint_location(config: Settings) -> str:
-    return config.lake_path("bronze", "_checkpoints", "cdc_raw")
+    return config.lake_path(BRONZE, "_checkpoints", "cdc_raw")
 
 
 def applied_offsets(spark: SparkSession, config: Settings) -> dict[str, dict[int, int]]:
@@ -61,19 +59,6 @@ def applied_offsets(spark: SparkSession, config: Settings) -> dict[str, dict[int
     planned = lake.read_text(spark, f"{checkpoint_location(config)}/offsets/{done}").splitlines()
     return {topic: {int(partition): offset for partition, offset in partitions.items()}
             for topic, partitions in orjson.loads(planned[-1]).items()}
-
-
-@dataclass(frozen=True)
-class Appended:
-    """A micro-batch's records as the archive committed them: the rows (cached, for the work
-    after the append), the archive's version after the commit, how many, the seconds since
-    the micro-batch began (a wait for its turn included), and per topic what Silver needs to know of them (`changes.per_topic`'s rows)."""
-
-    records: DataFrame
-    version: int
-    rows: int
-    seconds: float
-    topics: dict[str, Row]
 
 
 def job_group(batch_id: int) -> str:
@@ -166,6 +151,17 @@ def follow(query: StreamingQuery, poll_s: float = 2.0, between: Callable[[], Non
     return total
 
 
+class BronzeJob(LayerJob):
+    layer = BRONZE
+
+    def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
+        """The archive's checkpoint is its mark: nothing to store here."""
+        with tables.table("cdc_raw") as counts:
+            query = start(self.spark, self.settings, once=True, every_s=1.0)
+            counts.read = counts.written = follow(query, poll_s=0.5)
+        return {}
+
+
 def main(
     once: Annotated[bool, typer.Option("--once", help="Archive what the topics hold now, then stop.")] = False,
     every: Annotated[float, typer.Option(help="Seconds between micro-batches when running on.", min=0.5)] = 10.0,
@@ -189,6 +185,3 @@ def main(
         spark.stop()
     log.info("cdc_raw: %s records archived in %.1f s", f"{total:,}", time.monotonic() - started)
 
-
-if __name__ == "__main__":
-    run(main)

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
+from batch.names import BRONZE, snapshot_location
 from batch.runs import LayerRun
 from batch.session import jdbc_options
 from batch.transforms.snapshot import (BUCKET_KEYS, DETAILS_QUERY, PARTITION_COLUMNS, bucket_predicates,
@@ -28,7 +29,7 @@ from batch.transforms.snapshot import (BUCKET_KEYS, DETAILS_QUERY, PARTITION_COL
 from batch.transforms.common import missing_keys, nullable
 from config import Settings
 
-LAYER = "bronze"
+LAYER = BRONZE
 WATERMARK = "orders"  # the mark's name: newest orders.timestamp read
 REFERENCE_TABLES = ("payment_method", "customers")  # keyed by `id`, compared by bucket signatures
 # Marks are UTC wall-clock text, never Python datetimes (PySpark would shift those to the
@@ -69,7 +70,7 @@ class SnapshotJob(LayerJob):
              scope: Column | None = None, partition_by=()) -> DataFrame:
         """Write `rows` (the source's rows within `scope`, all when None) to Bronze: changed
         rows merged, rows of the scope the source no longer has deleted."""
-        location = lake.path(self.settings, LAYER, table)
+        location = snapshot_location(self.settings, table)
         with tables.table(table) as counts:
             rows = rows.transform(nullable).cache()
             counts.read = rows.count()
@@ -140,6 +141,3 @@ class SnapshotJob(LayerJob):
                 with tables.table(table):
                     pass  # nothing moved: nothing read, nothing written
         return orjson.dumps(now).decode()
-
-
-run = SnapshotJob.once

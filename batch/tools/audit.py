@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from batch import lake
 from batch.runs import show_progress
 from batch.session import build_session
-from batch.snapshot import read_table
+from batch.layers.snapshot import read_table
 from batch.transforms import audit, silver
 from batch.transforms.snapshot import DETAILS_QUERY
 from config import Settings, settings

@@ -16,19 +16,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.archive import archive_location
-from batch.job import LayerJob
-from batch.runs import LayerRun
 from batch.changelog import ARCHIVE_MARK, look_up, new_records
+from batch.job import LayerJob
+from batch.names import SILVER, archive_location, history_name
+from batch.runs import LayerRun
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
 from config import Settings
 
-LAYER = "silver"
-
-
-def history_name(table: str) -> str:
-    return f"{table}_history"
+LAYER = SILVER
 
 
 class HistoryJob(LayerJob):
@@ -68,6 +64,3 @@ class HistoryJob(LayerJob):
                 kept = of_keys(lake.read(self.spark, location), versions, table.keys).drop("valid_from", "valid_to")
                 versions = versions.unionByName(kept, allowMissingColumns=True).dropDuplicates(keys)
             counts.add(lake.upsert(self.spark, location, silver.history(versions, table), keys))
-
-
-run = HistoryJob.once

@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.continuous import DEFERRED
+from batch.flows import DEFERRED
 from config import Settings
 
 

@@ -1,4 +1,4 @@
-"""Gold: Silver's changes -> the star schema (then the marts: batch.marts), in three jobs,
+"""Gold: Silver's changes -> the star schema (then the marts: batch.layers.marts), in three jobs,
 each with its own marks, so the continuous lake runs the facts every micro-batch and the rest
 between micro-batches.
 
@@ -15,8 +15,8 @@ between micro-batches.
 - `ProductsJob`: `fact_order_products` for the orders whose fact or details changed since its
   marks.
 
-A one-shot run (`python -m batch gold`) runs dimensions, facts, products, then the marts, so
-no key waits. Every join with a stored table is pruned to the batch's keys first.
+A one-shot run (`python -m batch gold`, batch.flows) runs dimensions, facts, products, then the
+marts, so no key waits. Every join with a stored table is pruned to the batch's keys first.
 Run: `python -m batch gold [--full]`.
 """
 
@@ -29,14 +29,14 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.job import LayerJob
-from batch.marts import MartsJob
+from batch.names import GOLD, gold_location, silver_location
 from batch.runs import LayerRun
 from batch.transforms import gold
 from batch.transforms.common import missing_keys, of_keys
 from batch.transforms.silver import FIRST_CHANGED_AT, ORDER_DETAILS, ORDERS, TABLES, SilverTable, latest_changes
 from config import Settings
 
-LAYER = "gold"
+LAYER = GOLD
 DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, and how
     "dim_customer": ("customer_key", "customers", gold.dim_customer),
     "dim_payment_method": ("payment_method_key", "payment_method", gold.dim_payment_method),
@@ -44,14 +44,6 @@ DIMENSIONS = {  # Gold dimension -> its key, the Silver table it is built from, 
     "dim_date": ("date_id", "orders", gold.dim_date),
 }
 FACT_DIMENSIONS = ("dim_customer", "dim_payment_method", "dim_date")  # the keys fact_orders resolves
-
-
-def silver_path(settings: Settings, table: str) -> str:
-    return lake.path(settings, "silver", table)
-
-
-def gold_path(settings: Settings, table: str) -> str:
-    return lake.path(settings, LAYER, table)
 
 
 class KnownDimensions:
@@ -71,7 +63,7 @@ class KnownDimensions:
 
     def get(self, name: str) -> DataFrame:
         schema = self.RESOLVED_BY[name]
-        rows = self.held.read(gold_path(self.settings, name), [column.split()[0] for column in schema.split(", ")])
+        rows = self.held.read(gold_location(self.settings, name), [column.split()[0] for column in schema.split(", ")])
         # not built yet: no rows (facts resolve to the unknown member)
         return self.spark.createDataFrame([], schema) if rows is None else rows
 
@@ -86,7 +78,7 @@ class GoldJob(LayerJob):
 
     @classmethod
     def inputs(cls, settings: Settings) -> dict[str, str]:
-        return {table.name: silver_path(settings, table.name) for table in cls.reads}
+        return {table.name: silver_location(settings, table.name) for table in cls.reads}
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         self.tables, self.marks = tables, marks
@@ -122,10 +114,10 @@ class GoldJob(LayerJob):
         raise NotImplementedError
 
     def silver(self, table: str) -> str:
-        return silver_path(self.settings, table)
+        return silver_location(self.settings, table)
 
     def gold(self, table: str) -> str:
-        return gold_path(self.settings, table)
+        return gold_location(self.settings, table)
 
     def moved(self, *tables: str) -> bool:
         """Whether any of these Silver tables changed since the last run."""
@@ -234,7 +226,7 @@ class ProductsJob(GoldJob):
 
     @classmethod
     def inputs(cls, settings: Settings) -> dict[str, str]:
-        return {**super().inputs(settings), "fact_orders": gold_path(settings, "fact_orders")}
+        return {**super().inputs(settings), "fact_orders": gold_location(settings, "fact_orders")}
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         location = self.gold("fact_orders")
@@ -265,15 +257,3 @@ class ProductsJob(GoldJob):
                                  ["order_id", "product_id"])
         self.write("fact_order_products", products, ["order_id", "product_id"],
                    read=touched.count(), deletes=stale, partition_by=["order_date_id"])
-
-
-STAR_LATER = (DimensionsJob, ProductsJob)  # after the facts, on the continuous lake's own clock
-
-
-def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
-    """The dimensions, the facts (every key found), their products, then the marts."""
-    runs = [job.once(spark, settings, full=full) for job in (DimensionsJob, FactsJob, ProductsJob, MartsJob)]
-    whole = runs[0]
-    for later in runs[1:]:
-        whole = whole.then(later)
-    return whole

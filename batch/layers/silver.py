@@ -15,45 +15,39 @@ pruned to the keys the batch carries first, so a run costs what its changes cost
 run on an archive that does not reach back to the source's beginning starts from a JDBC
 snapshot (`python -m batch snapshot`'s tables), the archive applied over it. Every version
 of orders and details is kept by `batch.history`, on its own clock.
-Run: `python -m batch silver [--full]`.
+Run: `python -m batch silver [--full]` (batch.flows: Silver, then its history).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.archive import Appended
 from batch.changelog import ARCHIVE_MARK, look_up, new_records
-from batch.history import HistoryJob
 from batch.job import LayerJob
+from batch.names import CDC_QUARANTINE, SILVER, Appended, quarantine_name, snapshot_location
 from batch.runs import LayerRun, TableRun, log
-from batch.snapshot import LAYER as SNAPSHOT_LAYER
-from batch.snapshot import SnapshotJob
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
 from config import Settings
 
-LAYER = "silver"
-CDC_QUARANTINE = "cdc_quarantine"
-
-
-def quarantine_name(table: str) -> str:
-    return f"{table}_quarantine"
-
+LAYER = SILVER
 
 class SilverJob(LayerJob):
     layer = LAYER
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False,
-                 appended: Appended | None = None, held: lake.HeldTables | None = None) -> None:
+                 appended: Appended | None = None, held: lake.HeldTables | None = None,
+                 seed: Callable[[], object] | None = None) -> None:
         """`appended`: the micro-batch just archived; `held`: tables kept across micro-batches
-        (the referenced tables' keys)."""
+        (the referenced tables' keys); `seed`: takes Bronze's JDBC snapshot, for a first run
+        that needs one (batch.flows wires it)."""
         super().__init__(spark, settings, full=full)
-        self.appended = appended
+        self.appended, self.seed = appended, seed
         self.held = held or lake.HeldTables(spark)
         self.now = datetime.now(timezone.utc)  # the rules that look at time judge against one moment
         self.written: dict[str, lake.Written] = {}  # each table's write, for Gold's facts to take
@@ -85,7 +79,10 @@ class SilverJob(LayerJob):
             return False
         log.warning("the CDC archive does not reach back to the source's beginning (no connector snapshot, or "
                     "Kafka's retention cut the topics first): Silver starts from a JDBC snapshot of MySQL")
-        SnapshotJob.once(self.spark, self.settings, full=True)
+        if self.seed is None:
+            raise RuntimeError("Silver needs a JDBC snapshot of MySQL to start from: run `python -m batch snapshot`, "
+                               "then Silver again")
+        self.seed()
         return True
 
     def quarantine_unreadable(self, tables: LayerRun, archived: DataFrame, unreadable: int) -> None:
@@ -112,7 +109,7 @@ class SilverJob(LayerJob):
         with tables.table(table.name) as counts:
             row_changes = changes.row_changes(archived, table.name, columns, table.bronze_keys)
             if seeded:
-                snapshot = lake.read(spark, lake.path(settings, SNAPSHOT_LAYER, table.name))
+                snapshot = lake.read(spark, snapshot_location(settings, table.name))
                 row_changes = row_changes.unionByName(changes.snapshot_changes(snapshot, table.name, columns))
             row_changes = look_up(spark, settings, row_changes, table)
             conformed = silver.conform(row_changes, table).persist()  # for the keys, and for the rows
@@ -168,8 +165,3 @@ class SilverJob(LayerJob):
         location = lake.path(self.settings, LAYER, reference.table)
         keys = self.held.read(location, [reference.key])
         return keys if keys is not None else lake.read(self.spark, location)  # no table: the read names it
-
-
-def run(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
-    """Silver's tables, then their history."""
-    return SilverJob.once(spark, settings, full=full).then(HistoryJob.once(spark, settings, full=full))
