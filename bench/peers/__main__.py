@@ -22,7 +22,10 @@ Each has its own output topic, consumer groups and Redis keys.
   complete in the database), wrong contents (products or header differ).
 
 Ratios: throughput ours/peer and p99 latency peer/ours, against ours with the same process
-count; above 1.00x means ours is ahead.
+count; above 1.00x means ours is ahead. Every contender's throughput is also given against
+Quix Streams at its best (`vs best`: quix-noclaim x1, the co-partitioned `concat` and a
+stateful apply, no repartition and no claim), with the machine's CPU per CDC record (`µs/rec`:
+its busy cores over the window per record, every process counted).
 
 Exits 1 if ours' output fails its audit in any run; the peers' audits are figures to compare,
 not the benchmark's verdict.
@@ -92,6 +95,14 @@ def median_speed(runs: list[Throughput]) -> float:
     return statistics.median(run.events_per_s for run in runs)
 
 
+BEST = Contender("quix-noclaim", 1)  # Quix Streams at its best: every contender's `vs best`
+
+
+def cpu_us_per_record(run: Throughput) -> float:
+    """The machine's CPU per CDC record over the run's window: busy cores / (records / s)."""
+    return run.cores * 1e6 / run.events_per_s if run.events_per_s else float("nan")
+
+
 def report(contenders: list[Contender], speeds: dict[Contender, list[Throughput]], lags: dict[Contender, Latency],
            records: int, expected: int, rate: float) -> None:
     def ours_for(c: Contender) -> Contender:
@@ -100,8 +111,9 @@ def report(contenders: list[Contender], speeds: dict[Contender, list[Throughput]
     rounds = len(speeds[contenders[0]])
     print(f"\nthroughput: {records:,} CDC records pre-filled, {expected:,} complete orders expected, "
           f"median of {rounds} round(s); the audit columns add up every round")
-    print(f"{'contender':<16} {'events/s':>9} {'range':>13} {'wall s':>7} {'cores':>5} {'ours/peer':>9}  "
-          f"{'missing':>7} {'dups':>5} {'unexp':>6} {'wrong':>6}")
+    best = median_speed(speeds[BEST]) if speeds.get(BEST) else float("nan")
+    print(f"{'contender':<16} {'events/s':>9} {'range':>13} {'wall s':>7} {'cores':>5} {'µs/rec':>6} {'ours/peer':>9} "
+          f"{'vs best':>7}  {'missing':>7} {'dups':>5} {'unexp':>6} {'wrong':>6}")
     for c in contenders:
         runs = speeds[c]
         speed = median_speed(runs)
@@ -109,8 +121,9 @@ def report(contenders: list[Contender], speeds: dict[Contender, list[Throughput]
         vs = "" if c.kind == "ours" else ratio(median_speed(speeds[ours_for(c)]), speed)
         wall = statistics.median(r.wall_s for r in runs)
         cores = statistics.median(r.cores for r in runs)
-        print(f"{c.label:<16} {speed:>9,.0f} {spread:>13} {wall:>7.1f} {cores:>5.2f} {vs:>9}  "
-              f"{audit_cells(*(r.audit for r in runs))}")
+        cpu = statistics.median(cpu_us_per_record(r) for r in runs)
+        print(f"{c.label:<16} {speed:>9,.0f} {spread:>13} {wall:>7.1f} {cores:>5.2f} {cpu:>6.1f} {vs:>9} "
+              f"{ratio(speed, best):>7}  {audit_cells(*(r.audit for r in runs))}")
     if not lags:
         return
     latency_expected = next(iter(lags.values())).audit.expected

@@ -108,6 +108,26 @@ def test_the_audit_columns_add_up_every_round():
     assert audit_cells(clean, flawed, flawed).split() == ["2", "4", "2", "4"]
 
 
+def test_every_contender_is_given_against_quix_at_its_best_with_its_cpu_per_record(capsys):
+    from bench.peers.__main__ import BEST, report
+    from bench.peers.contenders import Contender
+    from bench.peers.measure import Throughput
+    from source.audit import Audit
+
+    clean = Audit(3, 3, {}, [], [], [])
+    ours = Contender("ours", 1)
+    speeds = {ours: [Throughput(30_000, 12.0, clean, cores=1.5), Throughput(36_000, 11.0, clean, cores=1.62)],
+              BEST: [Throughput(25_000, 12.5, clean, cores=1.25), Throughput(24_000, 13.0, clean, cores=0.96)]}
+
+    report([ours, BEST], speeds, {}, records=300_000, expected=3, rate=0)
+    rows = {line.split()[0] + " " + line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("ours x1", "quix-noclaim x1"))}
+
+    # events/s, range, wall, cores, µs/rec (median of 50.0 and 45.0; of 50.0 and 40.0), ours/peer, vs best
+    assert rows["ours x1"][2:8] == ["33,000", "30,000-36,000", "11.5", "1.56", "47.5", "1.35x"]
+    assert rows["quix-noclaim x1"][2:9] == ["24,500", "24,000-25,000", "12.8", "1.10", "45.0", "1.35x", "1.00x"]
+
+
 def test_the_peers_benchmark_refuses_at_once_without_quix_streams():
     from bench.peers.__main__ import require_peers
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from collections import Counter
 
-from bench.profile import budget, project_totals, shares, stage_of, where
+from bench.profile import (MACHINERY, NATIVE_STAGE, budget, project_totals, records_in_window, shares,
+                           stage_of, where)
 
 HERE = Path.cwd()  # where the worker ran: the repository
 
@@ -70,8 +71,8 @@ def test_a_sample_s_stage_is_its_innermost_project_frame_else_its_innermost_libr
     assert stage_of(f"{agent};decode_order ({HERE}/streams/codec.py:4);loads (orjson:1)".split(";")) == "decode"
     assert stage_of(state.split(";")) == "state cache + changelog"
     assert stage_of(agent.split(";")) == "the rule"
-    assert stage_of(sender.split(";")) == "produce (aiokafka's sender: changelog and outputs)"
-    assert stage_of(["run (/x/site-packages/faust/transport/consumer.py:1)"]) == "Faust's per-record machinery"
+    assert stage_of(sender.split(";")) == "produce (the client's sender: changelog and outputs)"
+    assert stage_of(["run (/x/site-packages/faust/transport/consumer.py:1)"]) == MACHINERY
     assert stage_of(["select (/usr/lib/python3.11/selectors.py:468)"]) == "event loop, collector and the rest"
 
 
@@ -80,3 +81,30 @@ def test_the_budget_splits_the_workers_cpu_as_their_samples_and_adds_the_broker_
                         records=100_000)
 
     assert per_record == {"decode": 15.0, "the rule": 5.0, "the broker (its process)": 5.0}
+
+
+def test_quix_s_stacks_fall_in_the_same_stages():
+    loop = "run (/x/site-packages/quixstreams/app.py:1);_process_message (/x/site-packages/quixstreams/app.py:2)"
+    progress = f"{loop};progress ({HERE}/bench/peers/quix_completion.py:70)"
+
+    assert stage_of(f"{loop};poll_row (/x/site-packages/quixstreams/rowconsumer.py:3)".split(";")) == "fetch"
+    assert stage_of(f"{progress};set_bytes (/x/site-packages/quixstreams/state/rocksdb/transaction.py:4)"
+                    .split(";")) == "state cache + changelog"
+    assert stage_of(f"{progress};apply_detail ({HERE}/agents/completion.py:5)".split(";")) == "the rule"
+    assert stage_of(f"{progress};decode ({HERE}/tables/order_state.py:6)".split(";")) == "state cache + changelog"
+    assert stage_of(f"{loop};produce_row (/x/site-packages/quixstreams/rowproducer.py:7)".split(";")) \
+        == "produce (the client's sender: changelog and outputs)"
+    assert stage_of(f"{loop};apply (/x/site-packages/quixstreams/dataframe/dataframe.py:8)".split(";")) == MACHINERY
+
+
+def test_threads_py_spy_cannot_see_are_a_stage_of_their_own():
+    per_record = budget(Counter({"fetch": 1}), worker_cpu_s=1.0, broker_cpu_s=0.0, records=100_000, native_cpu_s=0.3)
+
+    assert per_record == {"fetch": 10.0, NATIVE_STAGE: 3.0, "the broker (its process)": 0.0}
+
+
+def test_the_records_in_a_window_are_its_share_of_the_outputs_appended_in_it():
+    appended = [1_000.0, 1_500.0, 2_000.0, 2_500.0, 9_000.0]
+
+    assert records_in_window(appended, 1_400, 2_600, records=1_000) == 600
+    assert records_in_window([], 0, 1, records=1_000) == 0
