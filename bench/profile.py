@@ -93,11 +93,13 @@ LIBRARY_STAGES = (
     ("state cache + changelog", ("rocksdict/", "quixstreams/state/")),
     ("decode", ("orjson",)),
     ("Kafka client I/O (either way)", ("aiokafka/",)),
-    ("the rule", ("bench/peers/quix_completion.py",)),  # Quix's glue: what it calls goes by its stage
     (MACHINERY, ("faust/", "mode/", "venusian/", "quixstreams/")),
 )
 NATIVE_STAGE = "librdkafka's threads (fetch, produce, I/O: not sampled)"
 OTHER_STAGE = "event loop, collector and the rest"
+# Quix's application (its `main` is under every stack of that process): its own lines are the
+# rule; what it calls goes by the callee's stage.
+QUIX_GLUE = "bench/peers/quix_completion.py"
 
 
 def stage_of(frames: list[str]) -> str:
@@ -107,6 +109,8 @@ def stage_of(frames: list[str]) -> str:
         for stage, prefixes in PROJECT_STAGES:
             if path.startswith(prefixes):
                 return stage
+    if paths and paths[-1] == QUIX_GLUE:
+        return "the rule"
     for stage, prefixes in LIBRARY_STAGES:
         if any(path.startswith(prefixes) for path in paths):
             return stage

@@ -262,8 +262,8 @@ def kafka_acls(settings: Settings, *, peer: str | None = None) -> list[KafkaAcl]
         "lake": [("topic", CDC_TOPIC_PREFIX, True, READ),
                  ("group", "spark-kafka-source-", True, READ)],
     }
-    if peer:
-        rules["stream"] += [("group", peer, True, READ),
+    if peer:  # Quix Streams also reads its source topics' configs as it starts
+        rules["stream"] += [("group", peer, True, READ), ("topic", CDC_TOPIC_PREFIX, True, ("DESCRIBE_CONFIGS",)),
                             *(("topic", f"{kind}{peer}", True, OWN) for kind in ("", *QUIX_TOPIC_KINDS))]
     return [KafkaAcl(user, resource, name, prefixed, operations)
             for role, user in users.items() for resource, name, prefixed, operations in rules[role]]

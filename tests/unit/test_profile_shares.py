@@ -84,7 +84,8 @@ def test_the_budget_splits_the_workers_cpu_as_their_samples_and_adds_the_broker_
 
 
 def test_quix_s_stacks_fall_in_the_same_stages():
-    loop = "run (/x/site-packages/quixstreams/app.py:1);_process_message (/x/site-packages/quixstreams/app.py:2)"
+    loop = (f"main ({HERE}/bench/peers/quix_completion.py:88);run (/x/site-packages/quixstreams/app.py:1);"
+            "_process_message (/x/site-packages/quixstreams/app.py:2)")
     progress = f"{loop};progress ({HERE}/bench/peers/quix_completion.py:70)"
 
     assert stage_of(f"{loop};poll_row (/x/site-packages/quixstreams/rowconsumer.py:3)".split(";")) == "fetch"
@@ -95,6 +96,8 @@ def test_quix_s_stacks_fall_in_the_same_stages():
     assert stage_of(f"{loop};produce_row (/x/site-packages/quixstreams/rowproducer.py:7)".split(";")) \
         == "produce (the client's sender: changelog and outputs)"
     assert stage_of(f"{loop};apply (/x/site-packages/quixstreams/dataframe/dataframe.py:8)".split(";")) == MACHINERY
+    assert stage_of(loop.split(";")) == MACHINERY
+    assert stage_of(progress.split(";")) == "the rule"
 
 
 def test_threads_py_spy_cannot_see_are_a_stage_of_their_own():

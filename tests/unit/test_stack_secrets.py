@@ -231,6 +231,10 @@ def test_roles_sharing_a_super_users_login_need_no_rule_and_a_peer_gets_its_own_
     assert "WRITE" in allowed(peer, "s", "topic", "changelog__project_db_bench_quix1--orders--default")
     assert "READ" in allowed(peer, "s", "group", "project_db_bench_quix1-orders")
     assert allowed(secrets.kafka_acls(split), "s", "group", "project_db_bench_quix1") == set()
+    own = kafka_roles(tmp_path, stream="s", connect="c", lake="l", tools="t", broker="b")
+    cdc = own.cdc_topic("orders")
+    assert "DESCRIBE_CONFIGS" in allowed(secrets.kafka_acls(own, peer="project_db_bench_quix1"), "s", "topic", cdc)
+    assert "DESCRIBE_CONFIGS" not in allowed(secrets.kafka_acls(own), "s", "topic", cdc)  # Quix's need only
 
 
 def test_an_insecure_stack_gets_no_credentials_and_its_settings_keep_the_development_logins(
