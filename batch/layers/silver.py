@@ -14,7 +14,7 @@ reason. Every table checks rows in = valid + quarantined. Every read of a stored
 pruned to the keys the batch carries first, so a run costs what its changes cost. A first
 run on an archive that does not reach back to the source's beginning starts from a JDBC
 snapshot (`python -m batch snapshot`'s tables), the archive applied over it. Every version
-of orders and details is kept by `batch.history`, on its own clock.
+of orders and details is kept by `batch.layers.history`, on its own clock.
 Run: `python -m batch silver [--full]` (batch.flows: Silver, then its history).
 """
 
@@ -36,6 +36,7 @@ from batch.transforms.common import of_keys
 from config import Settings
 
 LAYER = SILVER
+
 
 class SilverJob(LayerJob):
     layer = LAYER
