@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from batch import lake
 from batch.flows import DEFERRED
+from batch.names import gold_location
 from config import Settings
 
 
@@ -27,7 +28,7 @@ def expected_statuses(manifest: dict) -> dict[str, str]:
 
 def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> dict[str, str]:
     """Order id -> its status in Gold's fact_orders, for the orders it holds among `orders`."""
-    facts = lake.read(spark, lake.path(settings, "gold", "fact_orders")).select("order_id", "status")
+    facts = lake.read(spark, gold_location(settings, "fact_orders")).select("order_id", "status")
     wanted = spark.createDataFrame([(order,) for order in orders], "order_id string")
     return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
 
@@ -61,7 +62,7 @@ def first_visible(spark: SparkSession, settings: Settings, statuses: Mapping[str
     """Order id -> epoch milliseconds of the Gold commit that first held its fact with the
     status it ended in (`statuses`: order id -> that status), read once from fact_orders'
     change feed after the lake has applied the orders."""
-    location = lake.path(settings, "gold", "fact_orders")
+    location = gold_location(settings, "fact_orders")
     feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
             .load(location).filter(F.col("_change_type").isin("insert", "update_postimage")))
     wanted = spark.createDataFrame(list(statuses.items()), "order_id string, status string")

@@ -18,11 +18,12 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from batch import lake
+from batch.names import BRONZE, GOLD, SILVER
 from batch.runs import log, show_progress
 from batch.session import build_session
 from config import Settings, settings
 
-LAYERS = ("bronze", "silver", "gold")
+LAYERS = (BRONZE, SILVER, GOLD)
 Layer = Enum("Layer", {name: name for name in LAYERS}, type=str)
 DELTA_DEFAULT_RETAIN_HOURS = 168  # below this Delta refuses to vacuum unless told otherwise
 
@@ -68,7 +69,7 @@ def maintain(spark: SparkSession, location: str, retain_hours: float) -> Maintai
 # lake compacts them between micro-batches once they hold more files than this, so a
 # micro-batch's reads stay as many as the lake grows. A partition (a day) of few files is
 # left as it is.
-HOT_TABLES = (("silver", "orders"), ("silver", "order_details"), ("gold", "fact_orders"))
+HOT_TABLES = ((SILVER, "orders"), (SILVER, "order_details"), (GOLD, "fact_orders"))
 COMPACT_ABOVE_FILES = 32
 
 
