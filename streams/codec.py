@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
+import msgspec
 import orjson
 
 Op = Literal["c", "u", "d", "r"]
@@ -37,8 +38,9 @@ class Position(NamedTuple):
     row: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderChange:
+# A row change is a tuple, not a frozen dataclass: one is built per CDC record, and a frozen
+# dataclass's `__init__` makes a guarded set per field.
+class OrderChange(NamedTuple):
     order_id: str
     op: Op
     customer_id: int | None  # None on delete
@@ -48,8 +50,7 @@ class OrderChange:
     committed_ms: int  # source.ts_ms: whole seconds on MariaDB
 
 
-@dataclass(frozen=True, slots=True)
-class DetailChange:
+class DetailChange(NamedTuple):
     order_id: str
     product_id: int
     op: Op
@@ -72,117 +73,157 @@ class Truncate:
 Change = OrderChange | DetailChange | Tombstone | Truncate
 
 
-def _json(raw: bytes, what: str) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise CodecError(f"{what} is not JSON: {error}") from None
+class _Source(msgspec.Struct):
+    """The envelope's source block: the binlog position and commit time of the change."""
+
+    file: Any = None
+    pos: Any = None
+    row: Any = 0
+    ts_ms: Any = 0
 
 
-def _payload(document: Any, what: str) -> dict:
-    """The payload of either JsonConverter shape."""
-    if isinstance(document, dict) and "payload" in document and "schema" in document:
-        document = document["payload"]
-    if not isinstance(document, dict):
-        raise CodecError(f"{what} is {type(document).__name__}, not an object")
-    return document
+class _OrderRow(msgspec.Struct):
+    id: str
+    customer_id: int | None = None
+    payment_method_id: int | None = None
+    num_products: int | None = None
 
 
-def _field(row: dict, name: str, kind: type, what: str) -> Any:
-    value = row.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        shown = repr(value)[:60]
-        raise CodecError(f"{what}.{name} must be {kind.__name__}, got {shown}")
-    return value
+class _DetailRow(msgspec.Struct):
+    order_id: str
+    product_id: int
+    quantity: int | None = None
 
 
-def _order_id(row: dict, name: str, what: str, key: bytes | None) -> str:
-    """The row's order id; it must look like one and match the record's key (the key picks
-    the partition, so a mismatch would put the order's state in the wrong partition)."""
-    order_id = _field(row, name, str, what)
-    if not ORDER_ID.fullmatch(order_id):
-        raise CodecError(f"{what}.{name} is not an order id: {order_id[:60]!r}")
-    try:
-        keyed = orjson.loads(key) if key is not None else None
-    except orjson.JSONDecodeError:
-        keyed = None  # a key in another shape than the connector's bare id: not ours to judge
-    if isinstance(keyed, str) and keyed != order_id:
-        raise CodecError(f"record key {keyed[:60]!r} does not match {what}.{name} {order_id!r}")
-    return order_id
+Row = TypeVar("Row")
+
+
+class _Envelope(msgspec.Struct, Generic[Row]):
+    """A row change's payload, decoded and type-checked in one pass (msgspec skips the fields
+    it does not name): only the row image the op carries is read."""
+
+    op: str
+    source: _Source | None = None
+    before: Row | None = None
+    after: Row | None = None
+
+
+class _Wrapped(msgspec.Struct, Generic[Row]):
+    """The schemas.enable=true shape: the payload beside its schema."""
+
+    payload: _Envelope[Row]
+    schema: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Decoder(Generic[Row]):
+    """Row changes of one table: `decode` gives (op, row image or None for a truncate,
+    position, committed_ms), or raises `CodecError` naming the table and the field."""
+
+    def __init__(self, table: str, row: type) -> None:
+        self.table = table
+        self.bare = msgspec.json.Decoder(_Envelope[row])
+        self.wrapped = msgspec.json.Decoder(_Wrapped[row])
+
+    def decode(self, value: bytes) -> tuple[str, Row | None, Position, int]:
+        try:
+            payload = self.bare.decode(value)
+        except msgspec.ValidationError as error:
+            if b'"payload"' not in value:
+                raise CodecError(f"{self.table}: {error}") from None
+            try:
+                payload = self.wrapped.decode(value).payload
+            except msgspec.ValidationError as wrapped_error:
+                raise CodecError(f"{self.table}: {wrapped_error}") from None
+        except msgspec.DecodeError as error:
+            raise CodecError(f"value is not JSON: {error}") from None
+        op, source = payload.op, payload.source
+        position = _position(source)
+        committed_ms = source.ts_ms if type(source.ts_ms) is int else 0
+        if op == "t":
+            return op, None, position, committed_ms
+        if op not in ROW_OPS:
+            raise CodecError(f"unknown op {op!r}"[:80])
+        row = payload.before if op == "d" else payload.after
+        if row is None:
+            raise CodecError(f"op {op} without its {'before' if op == 'd' else 'after'} row image")
+        return op, row, position, committed_ms
 
 
 def _position(source: Any) -> Position:
-    if not isinstance(source, dict):
+    """A source block's (or a connector offset's) binlog position."""
+    if source is None:
         raise CodecError("source block missing")
-    file = source.get("file")
+    file, pos, row = (source.get("file"), source.get("pos"), source.get("row")) if isinstance(source, dict) \
+        else (source.file, source.pos, source.row)
     if not isinstance(file, str) or "." not in file:
         raise CodecError(f"source.file missing or malformed: {file!r}"[:120])
     try:
         file_number = int(file.rsplit(".", 1)[1])
     except ValueError:
         raise CodecError(f"source.file has no binlog number: {file!r}"[:120]) from None
-    pos = _field(source, "pos", int, "source")
-    row = source.get("row") or 0
-    return Position(file_number, pos, row if isinstance(row, int) else 0)
+    if type(pos) is not int:
+        raise CodecError(f"source.pos must be int, got {pos!r}"[:120])
+    return Position(file_number, pos, row if type(row) is int else 0)
 
 
-def _envelope(value: bytes) -> tuple[str, dict | None, Position, int]:
-    """(op, row image, position, ts_ms) of a row change; raises on anything malformed."""
-    payload = _payload(_json(value, "value"), "value")
-    op = payload.get("op")
-    source = payload.get("source")
-    position = _position(source)
-    committed_ms = source.get("ts_ms") if isinstance(source.get("ts_ms"), int) else 0
-    if op == "t":
-        return op, None, position, committed_ms
-    if op not in ROW_OPS:
-        raise CodecError(f"unknown op {op!r}"[:80])
-    row = payload.get("before" if op == "d" else "after")
-    if not isinstance(row, dict):
-        raise CodecError(f"op {op} without its {'before' if op == 'd' else 'after'} row image")
-    return op, row, position, committed_ms
-
-
-def _row_change(value: bytes | None, table: str) -> tuple[str, dict, Position, int] | Tombstone | Truncate:
+def _required(value: Any, table: str, name: str) -> Any:
     if value is None:
-        return Tombstone()
-    op, row, position, committed_ms = _envelope(value)
-    if row is None:
-        return Truncate(table, position)
-    return op, row, position, committed_ms
+        raise CodecError(f"{table}.{name} must be int, got None")
+    return value
+
+
+def _order_id(order_id: str, table: str, name: str, key: bytes | None) -> str:
+    """The row's order id; it must look like one and match the record's key (the key picks
+    the partition, so a mismatch would put the order's state in the wrong partition)."""
+    if not ORDER_ID.fullmatch(order_id):
+        raise CodecError(f"{table}.{name} is not an order id: {order_id[:60]!r}")
+    try:
+        keyed = orjson.loads(key) if key is not None else None
+    except orjson.JSONDecodeError:
+        keyed = None  # a key in another shape than the connector's bare id: not ours to judge
+    if isinstance(keyed, str) and keyed != order_id:
+        raise CodecError(f"record key {keyed[:60]!r} does not match {table}.{name} {order_id!r}")
+    return order_id
+
+
+_ORDERS = _Decoder("orders", _OrderRow)
+_DETAILS = _Decoder("order_details", _DetailRow)
 
 
 def decode_order(key: bytes | None, value: bytes | None) -> OrderChange | Tombstone | Truncate:
     """A record of `mysql.<db>.orders`."""
-    change = _row_change(value, "orders")
-    if not isinstance(change, tuple):
-        return change
-    op, row, position, committed_ms = change
-    order_id = _order_id(row, "id", "orders", key)
+    if value is None:
+        return Tombstone()
+    op, row, position, committed_ms = _ORDERS.decode(value)
+    if row is None:
+        return Truncate("orders", position)
+    order_id = _order_id(row.id, "orders", "id", key)
     if op == "d":
         return OrderChange(order_id, op, None, None, None, position, committed_ms)
-    num_products = _field(row, "num_products", int, "orders")
+    num_products = _required(row.num_products, "orders", "num_products")
     if num_products < 0:
         raise CodecError(f"orders.num_products is negative: {num_products}")
-    return OrderChange(order_id, op, _field(row, "customer_id", int, "orders"),
-                       _field(row, "payment_method_id", int, "orders"), num_products,
+    return OrderChange(order_id, op, _required(row.customer_id, "orders", "customer_id"),
+                       _required(row.payment_method_id, "orders", "payment_method_id"), num_products,
                        position, committed_ms)
 
 
 def decode_detail(key: bytes | None, value: bytes | None) -> DetailChange | Tombstone | Truncate:
     """A record of `mysql.<db>.order_details`."""
-    change = _row_change(value, "order_details")
-    if not isinstance(change, tuple):
-        return change
-    op, row, position, committed_ms = change
-    order_id = _order_id(row, "order_id", "order_details", key)
-    product_id = _field(row, "product_id", int, "order_details")
-    quantity = None if op == "d" else _field(row, "quantity", int, "order_details")
-    return DetailChange(order_id, product_id, op, quantity, position, committed_ms)
+    if value is None:
+        return Tombstone()
+    op, row, position, committed_ms = _DETAILS.decode(value)
+    if row is None:
+        return Truncate("order_details", position)
+    order_id = _order_id(row.order_id, "order_details", "order_id", key)
+    quantity = None if op == "d" else _required(row.quantity, "order_details", "quantity")
+    return DetailChange(order_id, row.product_id, op, quantity, position, committed_ms)
 
 
 # Reference rows: the fields order_final carries of each (docs/stream.md, "Enrichment").
 REFERENCE_FIELDS = {"customers": ("name", "email", "city"), "payment_method": ("name", "provider")}
+_REFERENCE = {table: _Decoder(table, msgspec.defstruct(f"_{table}_row", [
+    ("id", int), *((name, str | None, None) for name in fields)])) for table, fields in REFERENCE_FIELDS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +237,12 @@ class ReferenceRow:
 
 def decode_reference(table: str, key: bytes | None, value: bytes | None) -> ReferenceRow | Tombstone | Truncate:
     """A record of `mysql.<db>.customers` or `mysql.<db>.payment_method` (keyed `{"id": n}`)."""
-    change = _row_change(value, table)
-    if not isinstance(change, tuple):
-        return change
-    op, row, _, _ = change
-    row_id = _field(row, "id", int, table)
+    if value is None:
+        return Tombstone()
+    op, row, position, _ = _REFERENCE[table].decode(value)
+    if row is None:
+        return Truncate(table, position)
+    row_id = row.id
     try:
         keyed = orjson.loads(key) if key is not None else None
     except orjson.JSONDecodeError:
@@ -209,7 +251,11 @@ def decode_reference(table: str, key: bytes | None, value: bytes | None) -> Refe
         raise CodecError(f"record key {str(keyed)[:60]} does not match {table}.id {row_id}")
     if op == "d":
         return ReferenceRow(table, row_id, None)
-    return ReferenceRow(table, row_id, {name: _field(row, name, str, table) for name in REFERENCE_FIELDS[table]})
+    fields = {name: getattr(row, name) for name in REFERENCE_FIELDS[table]}
+    missing = [name for name, field in fields.items() if field is None]
+    if missing:
+        raise CodecError(f"{table}.{missing[0]} must be str, got None")
+    return ReferenceRow(table, row_id, fields)
 
 
 # Kafka Connect's offset storage: key `["<connector>", {"server": "<topic.prefix>"}]`, value the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
@@ -28,12 +30,12 @@ def test_a_deleted_row_has_no_fields_and_its_tombstone_changes_nothing():
 
 
 @pytest.mark.parametrize(("key", "row", "reason"), [
-    (b'{"id":7}', {**ALICE, "id": "seven"}, "customers.id must be int"),
+    (b'{"id":7}', {**ALICE, "id": "seven"}, "customers: Expected `int`, got `str` - at `$.after.id`"),
     (b'{"id":8}', ALICE, "does not match customers.id 7"),
     (b'{"id":7}', {**ALICE, "city": None}, "customers.city must be str"),
 ])
 def test_a_malformed_row_says_what_is_wrong(key: bytes, row: dict, reason: str):
-    with pytest.raises(CodecError, match=reason):
+    with pytest.raises(CodecError, match=re.escape(reason)):
         decode_reference("customers", key, envelope("c", after=row))
 
 
