@@ -115,16 +115,23 @@ class _Wrapped(msgspec.Struct, Generic[Row]):
     schema: msgspec.Raw = msgspec.Raw(b"null")
 
 
+# (op, the row image it carries: after, or before for a delete, position, committed_ms); a
+# plain tuple, as Tombstone and Truncate are not: built per CDC record.
+RowChange = tuple[str, Row, Position, int]
+
+
 class _Decoder(Generic[Row]):
-    """Row changes of one table: `decode` gives (op, row image or None for a truncate,
-    position, committed_ms), or raises `CodecError` naming the table and the field."""
+    """Records of one table's CDC topic: `decode` gives a `RowChange`, a `Tombstone` or a
+    `Truncate`, or raises `CodecError` naming the table and the field."""
 
     def __init__(self, table: str, row: type) -> None:
         self.table = table
         self.bare = msgspec.json.Decoder(_Envelope[row])
         self.wrapped = msgspec.json.Decoder(_Wrapped[row])
 
-    def decode(self, value: bytes) -> tuple[str, Row | None, Position, int]:
+    def decode(self, value: bytes | None) -> RowChange[Row] | Tombstone | Truncate:
+        if value is None:
+            return Tombstone()
         try:
             payload = self.bare.decode(value)
         except msgspec.ValidationError as error:
@@ -140,7 +147,7 @@ class _Decoder(Generic[Row]):
         position = _position(source)
         committed_ms = source.ts_ms if type(source.ts_ms) is int else 0
         if op == "t":
-            return op, None, position, committed_ms
+            return Truncate(self.table, position)
         if op not in ROW_OPS:
             raise CodecError(f"unknown op {op!r}"[:80])
         row = payload.before if op == "d" else payload.after
@@ -151,10 +158,12 @@ class _Decoder(Generic[Row]):
 
 def _position(source: Any) -> Position:
     """A source block's (or a connector offset's) binlog position."""
-    if source is None:
+    if isinstance(source, _Source):
+        file, pos, row = source.file, source.pos, source.row
+    elif isinstance(source, dict):
+        file, pos, row = source.get("file"), source.get("pos"), source.get("row")
+    else:
         raise CodecError("source block missing")
-    file, pos, row = (source.get("file"), source.get("pos"), source.get("row")) if isinstance(source, dict) \
-        else (source.file, source.pos, source.row)
     if not isinstance(file, str) or "." not in file:
         raise CodecError(f"source.file missing or malformed: {file!r}"[:120])
     try:
@@ -172,15 +181,21 @@ def _required(value: Any, table: str, name: str) -> Any:
     return value
 
 
+def _key(key: bytes | None) -> Any:
+    """The record key's JSON; None when absent or not JSON (a key in another shape than the
+    connector's is not ours to judge)."""
+    try:
+        return orjson.loads(key) if key is not None else None
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _order_id(order_id: str, table: str, name: str, key: bytes | None) -> str:
     """The row's order id; it must look like one and match the record's key (the key picks
     the partition, so a mismatch would put the order's state in the wrong partition)."""
     if not ORDER_ID.fullmatch(order_id):
         raise CodecError(f"{table}.{name} is not an order id: {order_id[:60]!r}")
-    try:
-        keyed = orjson.loads(key) if key is not None else None
-    except orjson.JSONDecodeError:
-        keyed = None  # a key in another shape than the connector's bare id: not ours to judge
+    keyed = _key(key)
     if isinstance(keyed, str) and keyed != order_id:
         raise CodecError(f"record key {keyed[:60]!r} does not match {table}.{name} {order_id!r}")
     return order_id
@@ -192,11 +207,10 @@ _DETAILS = _Decoder("order_details", _DetailRow)
 
 def decode_order(key: bytes | None, value: bytes | None) -> OrderChange | Tombstone | Truncate:
     """A record of `mysql.<db>.orders`."""
-    if value is None:
-        return Tombstone()
-    op, row, position, committed_ms = _ORDERS.decode(value)
-    if row is None:
-        return Truncate("orders", position)
+    change = _ORDERS.decode(value)
+    if not isinstance(change, tuple):
+        return change
+    op, row, position, committed_ms = change
     order_id = _order_id(row.id, "orders", "id", key)
     if op == "d":
         return OrderChange(order_id, op, None, None, None, position, committed_ms)
@@ -210,11 +224,10 @@ def decode_order(key: bytes | None, value: bytes | None) -> OrderChange | Tombst
 
 def decode_detail(key: bytes | None, value: bytes | None) -> DetailChange | Tombstone | Truncate:
     """A record of `mysql.<db>.order_details`."""
-    if value is None:
-        return Tombstone()
-    op, row, position, committed_ms = _DETAILS.decode(value)
-    if row is None:
-        return Truncate("order_details", position)
+    change = _DETAILS.decode(value)
+    if not isinstance(change, tuple):
+        return change
+    op, row, position, committed_ms = change
     order_id = _order_id(row.order_id, "order_details", "order_id", key)
     quantity = None if op == "d" else _required(row.quantity, "order_details", "quantity")
     return DetailChange(order_id, row.product_id, op, quantity, position, committed_ms)
@@ -237,16 +250,12 @@ class ReferenceRow:
 
 def decode_reference(table: str, key: bytes | None, value: bytes | None) -> ReferenceRow | Tombstone | Truncate:
     """A record of `mysql.<db>.customers` or `mysql.<db>.payment_method` (keyed `{"id": n}`)."""
-    if value is None:
-        return Tombstone()
-    op, row, position, _ = _REFERENCE[table].decode(value)
-    if row is None:
-        return Truncate(table, position)
+    change = _REFERENCE[table].decode(value)
+    if not isinstance(change, tuple):
+        return change
+    op, row, _, _ = change
     row_id = row.id
-    try:
-        keyed = orjson.loads(key) if key is not None else None
-    except orjson.JSONDecodeError:
-        keyed = None
+    keyed = _key(key)
     if isinstance(keyed, dict) and keyed.get("id", row_id) != row_id:
         raise CodecError(f"record key {str(keyed)[:60]} does not match {table}.id {row_id}")
     if op == "d":

@@ -127,7 +127,7 @@ def test_a_committed_position_is_the_restart_point_with_row_zero():
 
 
 def test_a_reset_or_an_offset_without_a_binlog_position_commits_nothing():
-    assert [committed_position(value) for value in (None, b"{}", b'{"file":"binlog"}', b"garbage")] == [None] * 4
+    assert [committed_position(value) for value in (None, b"{}", b'{"file":"binlog"}', b"garbage", b"[1, 2]")] == [None] * 5
 
 
 def test_the_follower_keeps_its_connectors_newest_position_and_forgets_it_at_a_reset():
