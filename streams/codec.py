@@ -99,20 +99,15 @@ Row = TypeVar("Row")
 
 
 class _Envelope(msgspec.Struct, Generic[Row]):
-    """A row change's payload, decoded and type-checked in one pass (msgspec skips the fields
-    it does not name): only the row image the op carries is read."""
+    """A row change's payload, decoded and type-checked in one pass into the fields the changes
+    carry (msgspec skips the others: the source's many, the row's columns not used). The
+    schemas.enable=true shape holds it as `payload`, beside a schema that is skipped."""
 
-    op: str
+    op: str | None = None
     source: _Source | None = None
     before: Row | None = None
     after: Row | None = None
-
-
-class _Wrapped(msgspec.Struct, Generic[Row]):
-    """The schemas.enable=true shape: the payload beside its schema."""
-
-    payload: _Envelope[Row]
-    schema: msgspec.Raw = msgspec.Raw(b"null")
+    payload: _Envelope[Row] | None = None
 
 
 # (op, the row image it carries: after, or before for a delete, position, committed_ms); a
@@ -126,23 +121,19 @@ class _Decoder(Generic[Row]):
 
     def __init__(self, table: str, row: type) -> None:
         self.table = table
-        self.bare = msgspec.json.Decoder(_Envelope[row])
-        self.wrapped = msgspec.json.Decoder(_Wrapped[row])
+        self.envelope = msgspec.json.Decoder(_Envelope[row])
 
     def decode(self, value: bytes | None) -> RowChange[Row] | Tombstone | Truncate:
         if value is None:
             return Tombstone()
         try:
-            payload = self.bare.decode(value)
+            payload = self.envelope.decode(value)
         except msgspec.ValidationError as error:
-            if b'"payload"' not in value:
-                raise CodecError(f"{self.table}: {error}") from None
-            try:
-                payload = self.wrapped.decode(value).payload
-            except msgspec.ValidationError as wrapped_error:
-                raise CodecError(f"{self.table}: {wrapped_error}") from None
+            raise CodecError(f"{self.table}: {error}") from None
         except msgspec.DecodeError as error:
             raise CodecError(f"value is not JSON: {error}") from None
+        if payload.payload is not None:
+            payload = payload.payload
         op, source = payload.op, payload.source
         position = _position(source)
         committed_ms = source.ts_ms if type(source.ts_ms) is int else 0

@@ -76,6 +76,8 @@ BAD = {
                                                "source.pos must be int, got '1234'"),
     "an insert without its customer": (envelope("c", after={**ORDER, "customer_id": None}),
                                        "orders.customer_id must be int, got None"),
+    "a bare envelope that names a payload": (envelope("c", after={**ORDER, "num_products": "2", "note": "payload"}),
+                                             "orders: Expected `int | null`, got `str` - at `$.after.num_products`"),
     "a wrapped envelope with a bad field": (envelope("c", after={**ORDER, "num_products": "2"}, schemas=True),
                                             "orders: Expected `int | null`, got `str` - at `$.payload.after.num_products`"),
 }
