@@ -1,14 +1,14 @@
-"""The Debezium codec's cost per CDC record, on the stack's own records.
+"""The Debezium codec's cost per CDC record, on records Debezium wrote.
 
     python -m bench.codec [--orders 5000] [--rounds 5] [--against REV]
 
 Writes `--orders` orders to a scratch database (its own connector and CDC topics, as
 bench.stream's), reads back every CDC record of orders and order_details, then times, in this
-process, each decoder over every record, rounds alternated, the collector paused as timeit does: `orjson.loads` of the value alone
-(the baseline: the JSON parse every decoder must do), the codec (streams.codec), and with
-`--against REV` the codec at that git revision (its streams/codec.py loaded as a module of its
-own). Prints µs per record (best round, and the median) and the ratios. Every decoder must give
-the same changes for every record, or the bench exits 1.
+process, each decoder over every record, rounds alternated, the collector paused as timeit
+does: `orjson.loads` of the value alone (the baseline: the JSON parse a decoder would do), the
+codec (streams.codec), and with `--against REV` the codec at that git revision (its
+streams/codec.py loaded as a module of its own). Prints µs per record (best round, and the
+median) and the ratios. The two codecs must decode every record alike, or the bench exits 1.
 """
 
 from __future__ import annotations

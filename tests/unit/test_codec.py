@@ -78,8 +78,9 @@ BAD = {
                                        "orders.customer_id must be int, got None"),
     "a bare envelope that names a payload": (envelope("c", after={**ORDER, "num_products": "2", "note": "payload"}),
                                              "orders: Expected `int | null`, got `str` - at `$.after.num_products`"),
-    "a wrapped envelope with a bad field": (envelope("c", after={**ORDER, "num_products": "2"}, schemas=True),
-                                            "orders: Expected `int | null`, got `str` - at `$.payload.after.num_products`"),
+    "a wrapped envelope with a bad field": (
+        envelope("c", after={**ORDER, "num_products": "2"}, schemas=True),
+        "orders: Expected `int | null`, got `str` - at `$.payload.after.num_products`"),
 }
 
 
@@ -107,7 +108,8 @@ def test_a_detail_insert_without_its_quantity_is_rejected_and_a_delete_needs_non
 
 
 def test_a_detail_with_a_string_product_id_is_rejected():
-    with pytest.raises(CodecError, match=re.escape("order_details: Expected `int`, got `str` - at `$.after.product_id`")):
+    reason = "order_details: Expected `int`, got `str` - at `$.after.product_id`"
+    with pytest.raises(CodecError, match=re.escape(reason)):
         decode_detail(None, envelope("c", after={"order_id": "o", "product_id": "1001", "quantity": 1}))
 
 
@@ -129,7 +131,8 @@ def test_a_committed_position_is_the_restart_point_with_row_zero():
 
 
 def test_a_reset_or_an_offset_without_a_binlog_position_commits_nothing():
-    assert [committed_position(value) for value in (None, b"{}", b'{"file":"binlog"}', b"garbage", b"[1, 2]")] == [None] * 5
+    not_positions = (None, b"{}", b'{"file":"binlog"}', b"garbage", b"[1, 2]")
+    assert [committed_position(value) for value in not_positions] == [None] * len(not_positions)
 
 
 def test_the_follower_keeps_its_connectors_newest_position_and_forgets_it_at_a_reset():
