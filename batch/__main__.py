@@ -1,11 +1,13 @@
-"""`python -m batch [bronze|silver|gold|snapshot ...] [--full] [--every 15m] [--continuous]`:
+"""`python -m batch [bronze|silver|gold|deferred|snapshot ...] [--full] [--every 15m] [--continuous]`:
 the lake's jobs, one entry point.
 
 With no layer named, Bronze (the CDC topics drained into the archive), Silver (the archive
 applied, then the history) and Gold (dimensions, facts, order products, marts) run one after
-the other in one SparkSession (batch.flows); `snapshot` is the JDBC copy of MySQL into Bronze
-(seed 000's layout), never run unless named; `--every` repeats that on a schedule
-(batch.schedule); `--continuous` runs them as one long-lived streaming job (batch.continuous).
+the other in one SparkSession (batch.flows); `deferred` is what Spark keeps beside the fast
+lane (history, dimensions, order products, marts); `snapshot` is the JDBC copy of MySQL into
+Bronze, never run unless named; `--every` repeats that on a schedule (batch.schedule).
+`--continuous` runs the fast lane (batch.fastlane: the archive, Silver and Gold's facts per
+micro-batch, no JVM), with `deferred` as a Spark child process on its own clock.
 The tools have their own commands: `python -m batch audit|maintain|report|archive --help`.
 spark-submit runs this file too: `spark-submit … batch/__main__.py gold`.
 """
@@ -23,7 +25,8 @@ import typer
 from py4j.protocol import Py4JJavaError
 
 from batch import flows, schedule
-from batch.continuous import ContinuousLake
+from batch.clocks import DEFAULT_DEFERRED_EVERY_S, DEFAULT_LINGER_S
+from batch.fastlane.run import Runner
 from batch.layers import bronze
 from batch.runs import log, show_progress
 from batch.session import build_session
@@ -36,15 +39,15 @@ class Layer(str, Enum):
     bronze = "bronze"
     silver = "silver"
     gold = "gold"
+    deferred = "deferred"
     snapshot = "snapshot"
 
 
-JOBS = {Layer.bronze: flows.bronze, Layer.silver: flows.silver, Layer.gold: flows.gold, Layer.snapshot: flows.snapshot}
+JOBS = {Layer.bronze: flows.bronze, Layer.silver: flows.silver, Layer.gold: flows.gold, Layer.deferred: flows.deferred,
+        Layer.snapshot: flows.snapshot}
 # `python -m batch <tool> ...`: commands of their own beside the layers
 TOOLS = {"audit": audit.main, "maintain": maintain.main, "report": report.main, "archive": bronze.main}
 CHANGE_LOG_LAYERS = [Layer.bronze, Layer.silver, Layer.gold]
-DEFAULT_MICRO_BATCH_S = 10.0
-DEFAULT_DEFERRED_EVERY = "60s"
 
 
 def cause(error: Exception) -> str:
@@ -65,7 +68,8 @@ def run_layers(spark, layers: list[Layer], full: bool) -> str:
 def main(
     layers: Annotated[list[Layer] | None, typer.Argument(
         help="Layers to run, in the order given; bronze silver gold when none is named "
-             "(snapshot: the JDBC copy of MySQL into Bronze, only when named).",
+             "(deferred: history, dimensions, order products and marts, what Spark does beside the fast "
+             "lane; snapshot: the JDBC copy of MySQL into Bronze, only when named).",
         show_default=False)] = None,
     full: Annotated[bool, typer.Option(
         "--full", help="Ignore the stored marks: read every input whole (Silver applies the whole "
@@ -75,13 +79,15 @@ def main(
                         "a failed run is logged and the next one still comes. Ctrl-C stops.",
         show_default=False)] = None,
     continuous: Annotated[bool, typer.Option(
-        "--continuous", help="One long-lived job: each micro-batch of CDC records archived, then Silver "
-                             "and Gold's facts applied (--every: between micro-batches, default 10s). Ctrl-C stops.")] = False,
+        "--continuous", help="The fast lane (no JVM): each micro-batch of CDC records archived, then Silver "
+                             "and Gold's facts applied as soon as records arrive (--every: the longest a record "
+                             "waits for its micro-batch, default 1s), with Spark's deferred work beside it. "
+                             "Ctrl-C stops.")] = False,
     deferred_every: Annotated[str, typer.Option(
-        "--deferred-every", "--marts-every",
-        help="With --continuous: run the deferred work (history, dimensions, order products, marts) at "
-             "most this often, between micro-batches (default 60s; a backlog delays it at most five times "
-             "that); the facts are applied every micro-batch.", show_default=False)] = None,
+        "--deferred-every",
+        help="With --continuous: run Spark's deferred work (history, dimensions, order products, marts) this "
+             "often, in a process of its own (default 60s; 0 runs none: `python -m batch deferred --every` "
+             "elsewhere).", show_default=False)] = None,
 ) -> None:
     """Run the lake's layers: the CDC topics -> Bronze (the raw change log) -> Silver (the
     changes applied, with history) -> Gold (the star and its marts) on MinIO (Delta Lake),
@@ -98,8 +104,9 @@ def main(
         if layers != CHANGE_LOG_LAYERS or full:
             raise typer.BadParameter("--continuous runs every layer from the change log; name no layer "
                                      "and no --full", param_hint="--continuous")
-        run_continuously(period_s or DEFAULT_MICRO_BATCH_S,
-                         schedule.period_seconds(deferred_every or DEFAULT_DEFERRED_EVERY))
+        deferred_s = DEFAULT_DEFERRED_EVERY_S if deferred_every is None else (
+            0.0 if deferred_every.strip() in ("0", "0s") else schedule.period_seconds(deferred_every))
+        run_continuously(period_s or DEFAULT_LINGER_S, deferred_s)
         return
     name = f"orderpipe-{'-'.join(layer.value for layer in layers)}"
     if period_s is None:
@@ -123,17 +130,14 @@ def main(
     log.info("stopped")
 
 
-def run_continuously(every_s: float, deferred_every_s: float) -> None:
-    spark = build_session(settings, "orderpipe-continuous")
+def run_continuously(linger_s: float, deferred_every_s: float) -> None:
     try:
-        ContinuousLake(spark, settings, deferred_every_s=deferred_every_s).run(every_s, bronze.MAX_RECORDS_PER_BATCH)
+        Runner(settings, linger_s=linger_s).run(deferred_every_s or None)
     except Exception as error:  # noqa: BLE001 - the supervisor restarts the job; the cause is what matters
-        typer.echo(f"continuous lake failed: {cause(error)}\nThe lake keeps its last good version; started "
-                   "again, the job re-runs the micro-batch it was in.", err=True)
+        log.exception("fast lane failed")
+        typer.echo(f"fast lane failed: {cause(error)}\nThe lake keeps its last good version; started again, "
+                   "the lane goes on from the archive's offsets.", err=True)
         raise typer.Exit(1) from None
-    finally:
-        spark.stop()
-    log.info("stopped")
 
 
 class ScheduledRuns:

@@ -1,6 +1,5 @@
-"""The CDC archive's records as Silver's jobs read them: those after a job's mark (or the
-micro-batch just appended, when it is the only news), with what the jobs need to know of
-them, and the columns a change's row image lacks looked up in Silver."""
+"""The CDC archive's records as Silver's Spark jobs read them: those after a job's mark, with
+what the jobs need to know of them, and the columns a change's row image lacks looked up in Silver."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.names import SILVER, Appended, archive_location
+from batch.names import SILVER, archive_location
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
 from config import Settings
@@ -40,22 +39,17 @@ class NewRecords:
 
 
 def new_records(spark: SparkSession, settings: Settings, seen: str | None,
-                appended: Appended | None = None, until: int | None = None) -> NewRecords | None:
-    """The archive's records after version `seen` (up to `until` if given; None: no news).
-    `appended`, the micro-batch just committed, stands for them when it is the only version
-    after `seen`: the rows are at hand, so the archive is not read back."""
+                until: int | None = None) -> NewRecords | None:
+    """The archive's records after version `seen` (up to `until` if given; None: no news)."""
     location = archive_location(settings)
     if not lake.exists(spark, location):
         raise RuntimeError(f"no CDC archive at {location}: run `python -m batch bronze` "
                            "(or `python -m batch`), which drains the CDC topics into it")
-    if appended is not None and seen is not None and int(seen) == appended.version - 1:
-        archived, version, topics = appended.records.select(*ARCHIVE_COLUMNS), appended.version, appended.topics
-    else:
-        archived, version = lake.changes_since(spark, location, None if seen is None else int(seen), until)
-        if str(version) == seen:
-            return None
-        archived = archived.select(*ARCHIVE_COLUMNS).localCheckpoint()
-        topics = {row["topic"]: row for row in changes.per_topic(archived).collect()}
+    archived, version = lake.changes_since(spark, location, None if seen is None else int(seen), until)
+    if str(version) == seen:
+        return None
+    archived = archived.select(*ARCHIVE_COLUMNS).localCheckpoint()
+    topics = {row["topic"]: row for row in changes.per_topic(archived).collect()}
     return NewRecords(archived, version, {topic: row["records"] for topic, row in topics.items()},
                       sum(row["unreadable"] for row in topics.values()),
                       {topic: row["fields"] for topic, row in topics.items() if row["fields"]})

@@ -1,5 +1,5 @@
-"""The lake's jobs in their order: what one run of a layer is, and the work the continuous lake
-does between micro-batches. The only module that puts the layer jobs (batch/layers/) together;
+"""The lake's Spark jobs in their order: what one run of a layer is, and the work they do beside
+the fast lane (`deferred`). The only module that puts the layer jobs (batch/layers/) together;
 they never import each other."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from batch.layers.snapshot import SnapshotJob
 from batch.runs import LayerRun
 from config import Settings
 
-# In this order, between micro-batches: nothing on the hot path reads them.
+# In this order, on their own clock beside the fast lane (`python -m batch deferred`): nothing
+# on the hot path reads them, and none writes a table the fast lane owns.
 DEFERRED: tuple[type[LayerJob], ...] = (HistoryJob, DimensionsJob, ProductsJob, MartsJob)
 
 
@@ -47,6 +48,12 @@ def gold(spark: SparkSession, settings: Settings, *, full: bool = False) -> Laye
 def snapshot(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
     """The JDBC copy of MySQL into Bronze (seed 000's layout)."""
     return SnapshotJob.once(spark, settings, full=full)
+
+
+def deferred(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
+    """The work Spark keeps beside the fast lane: Silver's history, Gold's dimensions, the
+    order products and the marts, each from its own marks."""
+    return reduce(LayerRun.then, [job.once(spark, settings, full=full) for job in DEFERRED])
 
 
 CHANGE_LOG = (bronze, silver, gold)  # a run with no layer named

@@ -15,6 +15,7 @@ from typing import ClassVar
 from pyspark.sql import SparkSession
 
 from batch import lake
+from batch.fastlane.lease import LeaseHeld, refusal
 from batch.runs import LayerRun, layer_run
 from config import Settings
 
@@ -22,11 +23,16 @@ from config import Settings
 class LayerJob(ABC):
     layer: ClassVar[str]
     marks_file: ClassVar[str] = lake.MARKS  # one per job of a layer
+    writes_hot_tables: ClassVar[bool] = False  # tables the fast lane owns while it runs
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False) -> None:
         self.spark, self.settings, self.full = spark, settings, full
 
     def run(self) -> LayerRun:
+        if self.writes_hot_tables:
+            running = lake.fast_lane(self.spark, self.settings)
+            if running is not None:
+                raise LeaseHeld(refusal(running, f"{type(self).__name__} (python -m batch {self.layer})"))
         stored = lake.read_marks(self.spark, self.settings, self.layer, self.marks_file)
         with layer_run(self.layer) as tables:
             new_marks = self.move(tables, {} if self.full else stored)

@@ -24,17 +24,12 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from batch.fastlane.lease import fresh
+from batch.paths import fast_lane_state, path  # noqa: F401 - the layer jobs' `lake.path`
 from batch.transforms.common import KNOWN, changed_rows, latest_per_key, of_keys
 from config import Settings
 
 DELETE = "_delete"
-GOLD_FOLDERS = {"dim_": "dimensions", "fact_": "facts", "mart_": "marts"}
-
-
-def path(settings: Settings, layer: str, table: str) -> str:
-    """`s3a://silver/orders`; Gold keeps seed 000's `dimensions/` and `facts/` folders, and `marts/`."""
-    folder = next((name for prefix, name in GOLD_FOLDERS.items() if table.startswith(prefix)), None)
-    return settings.lake_path(layer, *filter(None, (folder, table)))
 
 
 def exists(spark: SparkSession, location: str) -> bool:
@@ -95,6 +90,13 @@ def _write_bytes(spark: SparkSession, location: str, content: bytes) -> None:
         stream.write(bytearray(content))
     finally:
         stream.close()
+
+
+def fast_lane(spark: SparkSession, settings: Settings) -> dict | None:
+    """The fast lane's state while its lease is fresh (it owns the hot tables), else None."""
+    stored = read_text(spark, fast_lane_state(settings))
+    state = orjson.loads(stored) if stored else None
+    return state if fresh(state) else None
 
 
 def tables(spark: SparkSession, settings: Settings, layer: str) -> list[str]:

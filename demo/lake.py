@@ -64,7 +64,7 @@ class DemoLake:
     def wait_caught_up(self, timeout_s: float, *, progress: bool = False) -> float:
         """Until the lake has applied every record the CDC topics hold (a first start drains
         every customer first), with a progress bar of the records left; seconds waited."""
-        return wait_caught_up(self.spark, self.settings, timeout_s, who=f"the continuous lake (pid {self.pid})",
+        return wait_caught_up(self.settings, timeout_s, who=f"the continuous lake (pid {self.pid})",
                               progress="continuous lake catching up" if progress else None)
 
     def check(self, manifest: dict, *, timeout_s: float) -> LakeCheck:

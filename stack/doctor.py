@@ -21,7 +21,7 @@ from minio.error import S3Error
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from batch.continuous import STALENESS_BOUND_S
+from batch.clocks import STALENESS_BOUND_S
 from batch.flows import DEFERRED
 from batch.tools.freshness import behind_since
 from cdc import rest

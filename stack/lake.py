@@ -1,6 +1,7 @@
-"""The continuous lake (`python -m batch --continuous`) as a stack process: `make demo`
-starts it beside the workers and waits until it has caught up with the CDC topics;
-`python -m stack down` stops it (SIGTERM: it finishes the micro-batch under way) with them."""
+"""The continuous lake (`python -m batch --continuous`: the fast lane, and Spark's deferred work
+as its child) as a stack process: `make demo` starts it beside the workers and waits until it
+has caught up with the CDC topics; `python -m stack down` stops it (SIGTERM: it finishes the
+micro-batch under way) with them."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from pyspark.sql import SparkSession
 from tqdm import tqdm
 
-from batch import names
-from batch.layers import bronze
-from batch.continuous import RUNNING
-from cdc.topics import records_held, watermarks
+from batch.fastlane.lease import fresh, read_state
+from batch.fastlane.run import RUNNING
 from config import Settings
 from stack import process
 from stack.services import StackLayout
@@ -23,11 +21,11 @@ PREFIX = "lake-"
 
 
 def name(settings: Settings) -> str:
-    """One continuous lake per lake location (its checkpoint allows one writer)."""
+    """One continuous lake per lake location (its lease allows one writer)."""
     return f"{PREFIX}{settings.lake_uri.split('://', 1)[-1].strip('/').replace('/', '-') or 'default'}"
 
 
-def start_continuous_lake(settings: Settings, every_s: float = 10, tree: Path | None = None) -> int:
+def start_continuous_lake(settings: Settings, every_s: float = 1, tree: Path | None = None) -> int:
     """Start the continuous lake of the settings' lake unless it runs already (`tree`: another
     checkout's, for a benchmark); its pid."""
     layout = StackLayout(settings.stack_home)
@@ -40,7 +38,7 @@ def start_continuous_lake(settings: Settings, every_s: float = 10, tree: Path | 
 
 
 def wait_running(settings: Settings, timeout_s: float = 300) -> None:
-    """Until the continuous lake's streaming query runs (its first micro-batch under way)."""
+    """Until the continuous lake reads the CDC topics."""
     log, deadline = StackLayout(settings.stack_home).logfile(name(settings)), time.monotonic() + timeout_s
     while RUNNING not in (log.read_text() if log.exists() else ""):
         if time.monotonic() > deadline:
@@ -57,42 +55,38 @@ def stop_continuous_lake(settings: Settings) -> int | None:
     return process.stop(StackLayout(settings.stack_home).pidfile(name(settings)), grace_s=120)
 
 
-def records_behind(spark: SparkSession, settings: Settings) -> int | None:
+def records_behind(settings: Settings, since: float = 0.0) -> int | None:
     """The records the CDC topics hold beyond what the continuous lake has applied (archive,
-    Silver, Gold's facts): their end offsets minus its newest completed micro-batch's; None
-    before its first micro-batch completes."""
-    applied = bronze.applied_offsets(spark, settings)
-    if not applied:
+    Silver, Gold's facts), as its progress says (`python -m batch --continuous` renews it after
+    each micro-batch and every few seconds between); None before it says so after `since`
+    (epoch seconds), or while it is not running."""
+    state = read_state(settings)
+    if not fresh(state) or state.get("left") is None or state["heartbeat"] < since:
         return None
-    return sum(max(end - applied.get(topic, {}).get(partition, 0), 0)
-               for topic in map(settings.cdc_topic, names.CDC_TABLES)
-               for partition, (_, end) in watermarks(settings, topic).items())
+    return state["left"]
 
 
-def caught_up(spark: SparkSession, settings: Settings) -> bool:
+def caught_up(settings: Settings) -> bool:
     """Whether the continuous lake has applied every record the CDC topics hold now."""
-    return records_behind(spark, settings) == 0
+    return records_behind(settings, since=time.time()) == 0
 
 
-def wait_caught_up(spark: SparkSession, settings: Settings, timeout_s: float, *, who: str = "the lake",
+def wait_caught_up(settings: Settings, timeout_s: float, *, who: str = "the lake",
                    progress: str | None = None) -> float:
-    """Until `caught_up`; seconds waited. With `progress` (its label), a bar of the records
+    """Until the continuous lake says it has applied every record the CDC topics hold (said
+    after this wait began); seconds waited. With `progress` (its label), a bar of the records
     applied out of those the topics held, with its rate and time left. Raises TimeoutError
     naming where to look."""
-    started = time.monotonic()
+    started, since = time.monotonic(), time.time()
     with tqdm(desc=progress, unit="records", disable=progress is None, dynamic_ncols=True) as bar:
-        while (behind := records_behind(spark, settings)) != 0:
+        while (behind := records_behind(settings, since)) != 0:
             if behind is not None:
                 bar.total = max(bar.total or 0, bar.n + behind)
                 bar.update(bar.total - behind - bar.n)
-            else:  # its first micro-batch (the longest) under way: the whole of the topics ahead
-                bar.total = bar.total or sum(records_held(settings, settings.cdc_topic(table))
-                                                  for table in names.CDC_TABLES)
-                bar.set_postfix_str("the first micro-batch under way")
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "
                                    f"see {settings.stack_home}/logs")
-            time.sleep(3)
+            time.sleep(1)
         if bar.total:
             bar.update(bar.total - bar.n)
     return time.monotonic() - started

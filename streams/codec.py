@@ -258,6 +258,61 @@ def decode_reference(table: str, key: bytes | None, value: bytes | None) -> Refe
     return ReferenceRow(table, row_id, fields)
 
 
+class _LooseEnvelope(msgspec.Struct):
+    """Any JSON object read as a Debezium envelope: every field optional and untyped, rows as
+    they came (the lake archives every record, and judges rows later)."""
+
+    op: Any = None
+    source: Any = None
+    ts_ms: Any = None
+    before: Any = None
+    after: Any = None
+    payload: Any = None
+
+
+class Envelope(NamedTuple):
+    """What the lake keeps of a record beside its raw value: each field None where the value
+    does not say it (not JSON, a tombstone, a foreign shape)."""
+
+    op: str | None = None
+    source_file: str | None = None
+    source_pos: int | None = None
+    source_row: int | None = None
+    committed_ms: int | None = None  # source.ts_ms
+    captured_ms: int | None = None  # ts_ms: when Debezium read the change
+    row: dict[str, Any] | None = None  # the row image: after, or before for a delete
+
+
+_LOOSE = msgspec.json.Decoder(_LooseEnvelope)
+_NOTHING = Envelope()
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def decode_envelope(value: bytes | None) -> Envelope:
+    """A record's envelope as the lake archives it: never raises (a value that is no
+    Debezium JSON gives an empty `Envelope`); both JsonConverter shapes."""
+    if value is None:
+        return _NOTHING
+    try:
+        envelope = _LOOSE.decode(value)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _NOTHING
+    if isinstance(envelope.payload, dict):
+        try:
+            envelope = msgspec.convert(envelope.payload, _LooseEnvelope)
+        except msgspec.ValidationError:
+            return _NOTHING
+    source = envelope.source if isinstance(envelope.source, dict) else {}
+    op = envelope.op if isinstance(envelope.op, str) else None
+    row = envelope.before if op == "d" else envelope.after
+    file = source.get("file")
+    return Envelope(op, file if isinstance(file, str) else None, _int(source.get("pos")), _int(source.get("row")),
+                    _int(source.get("ts_ms")), _int(envelope.ts_ms), row if isinstance(row, dict) else None)
+
+
 # Kafka Connect's offset storage: key `["<connector>", {"server": "<topic.prefix>"}]`, value the
 # connector's restart point (`{"file": ..., "pos": ..., ...}`), or a tombstone once reset.
 def offset_connector(key: bytes | None) -> str | None:

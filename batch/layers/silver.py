@@ -1,8 +1,8 @@
 """Silver: the CDC archive's new records -> the latest valid version of every row.
 
-The archive (`bronze/cdc_raw`, append-only) is read from the version Silver last applied, or,
-in the continuous lake, taken as the micro-batch that was just appended to it (when that
-append is the only version Silver has not applied). Each table's changes are taken in source
+The archive (`bronze/cdc_raw`, append-only) is read from the version Silver last applied (the
+fast lane, batch.fastlane, applies the same rules per micro-batch while it runs, and keeps the
+same mark). Each table's changes are taken in source
 order, each change once (a replayed record has the source position of the first), the newest
 per key winning unless Silver already holds a newer one. A delete keeps the row, marked
 `is_deleted`. Rows breaking a rule go to `<table>_quarantine` with the rules' names and the
@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 from batch import lake
 from batch.changelog import ARCHIVE_MARK, look_up, new_records
 from batch.job import LayerJob
-from batch.names import CDC_QUARANTINE, SILVER, Appended, quarantine_name, snapshot_location
+from batch.names import CDC_QUARANTINE, SILVER, quarantine_name, snapshot_location
 from batch.runs import LayerRun, TableRun, log
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
@@ -40,21 +40,21 @@ LAYER = SILVER
 
 class SilverJob(LayerJob):
     layer = LAYER
+    writes_hot_tables = True
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False,
-                 appended: Appended | None = None, held: lake.HeldTables | None = None,
+                 held: lake.HeldTables | None = None,
                  seed: Callable[[], object] | None = None) -> None:
-        """`appended`: the micro-batch just archived; `held`: tables kept across micro-batches
-        (the referenced tables' keys); `seed`: takes Bronze's JDBC snapshot, for a first run
+        """`held`: tables kept across runs (the referenced tables' keys); `seed`: takes Bronze's JDBC snapshot, for a first run
         that needs one (batch.flows wires it)."""
         super().__init__(spark, settings, full=full)
-        self.appended, self.seed = appended, seed
+        self.seed = seed
         self.held = held or lake.HeldTables(spark)
         self.now = datetime.now(timezone.utc)  # the rules that look at time judge against one moment
         self.written: dict[str, lake.Written] = {}  # each table's write, for Gold's facts to take
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
-        news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK), self.appended)
+        news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK))
         if news is None:
             return {}
         seeded = ARCHIVE_MARK not in marks and self.needs_seed(news.archived)

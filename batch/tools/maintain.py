@@ -18,6 +18,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from batch import lake
+from batch.fastlane.lane import hot_tables
 from batch.names import BRONZE, GOLD, SILVER
 from batch.runs import log, show_progress
 from batch.session import build_session
@@ -65,37 +66,17 @@ def maintain(spark: SparkSession, location: str, retain_hours: float) -> Maintai
                       lake.stored_files(spark, location))
 
 
-# The tables every micro-batch reads (pruned to its keys, but file by file): the continuous
-# lake compacts them between micro-batches once they hold more files than this, so a
-# micro-batch's reads stay as many as the lake grows. A partition (a day) of few files is
-# left as it is.
-HOT_TABLES = ((SILVER, "orders"), (SILVER, "order_details"), (GOLD, "fact_orders"))
-COMPACT_ABOVE_FILES = 32
-
-
-def compact_hot_tables(spark: SparkSession, config: Settings, above: int = COMPACT_ABOVE_FILES) -> list[str]:
-    """OPTIMIZE each of HOT_TABLES holding more than `above` files (a commit that changes no
-    data: change-feed readers skip it); the lines saying what was compacted."""
-    done = []
-    for layer, table in HOT_TABLES:
-        location = lake.path(config, layer, table)
-        if not lake.exists(spark, location) or (before := live_files(spark, location)) <= above:
-            continue
-        DeltaTable.forPath(spark, location).optimize().executeCompaction()
-        done.append(f"{layer}.{table}: compacted, files in the current version {before:,} -> "
-                    f"{live_files(spark, location):,}")
-        log.info(done[-1])
-    return done
-
-
 def maintain_lake(spark: SparkSession, config: Settings, layers=LAYERS,
                   retain_hours: float | None = None) -> list[Maintained]:
     hours = config.lake_vacuum_retain_hours if retain_hours is None else retain_hours
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled",
                    str(hours >= DELTA_DEFAULT_RETAIN_HOURS).lower())
-    done = []
+    done, owned = [], set(hot_tables(config)) if lake.fast_lane(spark, config) is not None else set()
     for layer in layers:
         for location in lake.tables(spark, config, layer):
+            if location.rstrip("/") in owned:
+                log.info("%s: left to the fast lane, which owns it while it runs (and compacts it itself)", location)
+                continue
             done.append(maintain(spark, location, hours))
             log.info(done[-1].line())
     return done

@@ -11,7 +11,7 @@ import typer
 from pyspark.sql import SparkSession
 
 from batch import lake
-from batch.continuous import STALENESS_BOUND_S
+from batch.clocks import STALENESS_BOUND_S
 from batch.layers.marts import MARTS
 from batch.names import gold_location
 from batch.runs import log, show_progress

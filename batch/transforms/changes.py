@@ -14,34 +14,17 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from batch.rules import (CHANGED_AT, DATETIME_COLUMNS, DELETED, INITIAL_SNAPSHOT, OP, POSITION,  # noqa: F401
+                         POSITION_FORMAT, ROW_OPS, SEED_POSITION, TRUNCATE, UNREADABLE, extra_columns, position_text)
 from batch.transforms.common import latest_per_key
 
-POSITION = "_position"      # sortable text: binlog file number, position, row
-CHANGED_AT = "_changed_at"  # when the source committed the change
-OP = "_op"
-DELETED = "_deleted"
-UNREADABLE = "not_debezium_json"  # a quarantine reason: the record is no row change
-ROW_OPS = ("c", "r", "u", "d")
-# DATETIME columns reach Kafka as epoch milliseconds (Debezium's io.debezium.time.Timestamp).
-DATETIME_COLUMNS = {"orders": ("timestamp",), "customers": ("created_at",)}
 ROW_TEXT = "map<string,string>"
-
-
-POSITION_FORMAT = "%010d:%020d:%06d"
 
 
 def position(file: Column, pos: Column, row: Column) -> Column:
     """The change's place in the binlog as text whose order is the binlog's order."""
     file_number = F.regexp_extract(file, r"\.(\d+)$", 1).cast("long")
     return F.format_string(POSITION_FORMAT, file_number, pos, F.coalesce(row, F.lit(0)))
-
-
-def position_text(file_number: int, pos: int, row: int = 0) -> str:
-    """`position`'s text for a place in the binlog."""
-    return POSITION_FORMAT % (file_number, pos, row)
-
-
-SEED_POSITION = POSITION_FORMAT % (0, 0, 0)  # before any binlog position: a JDBC snapshot's rows
 
 
 def is_row_change(archived: DataFrame) -> Column:
@@ -61,7 +44,7 @@ def unreadable(archived: DataFrame) -> DataFrame:
     quarantine: topic, partition, offset, key, value, `_reason`."""
     return (archived.filter(~tombstones(archived) & ~F.coalesce(is_row_change(archived), F.lit(False)))
             .select("topic", "partition", "offset", "key", "value",
-                    F.when(F.col("op") == "t", F.lit("truncate: not applied (python -m batch audit shows the drift)"))
+                    F.when(F.col("op") == "t", F.lit(TRUNCATE))
                     .otherwise(F.lit(UNREADABLE)).alias("_reason")))
 
 
@@ -97,12 +80,6 @@ def per_topic(archived: DataFrame) -> DataFrame:
         F.array_sort(F.array_distinct(F.flatten(F.collect_set(names)))).alias("fields"))
 
 
-def extra_columns(fields: Sequence[str], known: Sequence[str]) -> list[str]:
-    """Row-image fields the table's spec does not name (columns added at the source since),
-    in name order: they are carried as text."""
-    return sorted(set(fields) - set(known))
-
-
 def newest_per_key(changes: DataFrame, keys: Sequence[str], position_column: str = POSITION) -> DataFrame:
     """Each key's newest change, by source position."""
     return latest_per_key(changes, keys, [F.col(position_column).desc()])
@@ -120,11 +97,6 @@ def newer_than_stored(changes: DataFrame, stored: DataFrame, keys: Sequence[str]
     if earliest:
         newer = newer.withColumn(earliest, F.least(earliest, "_held_earliest")).drop("_held_earliest")
     return newer.drop("_held")
-
-
-# Debezium's `source.snapshot` on the records of a connector's initial snapshot (an ad-hoc
-# incremental snapshot says `incremental`, and does not stand for the source's beginning).
-INITIAL_SNAPSHOT = ("true", "first", "first_in_data_collection", "last_in_data_collection", "last")
 
 
 def reaches_back(archived: DataFrame) -> bool:

@@ -9,148 +9,21 @@ nothing is dropped.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from batch.transforms.changes import CHANGED_AT, DELETED, POSITION
+from batch.rules import (BROKEN_RULES, CHANGED_AT, CHANGED_AT_COLUMN, CUSTOMERS, DELETED, FIRST_CHANGED_AT,  # noqa: F401
+                         LIFECYCLE_COLUMNS, NOW, ORDER_DETAILS, ORDERS, PAYMENT_METHOD, POSITION, RAW,
+                         SOURCE_POSITION, TABLES, Reference, SilverTable, carried_columns)
 from batch.transforms.common import latest_per_key
-from batch.transforms.snapshot import PARTITION_COLUMNS
-
-BROKEN_RULES = "_broken_rules"
-SOURCE_POSITION = "source_position"  # the change's place in the binlog (changes.position)
-CHANGED_AT_COLUMN = "changed_at"     # when the source committed the row's newest change
-FIRST_CHANGED_AT = "first_changed_at"  # when the source committed the row's first version
-LIFECYCLE_COLUMNS = ("is_deleted", "deleted_at", CHANGED_AT_COLUMN, FIRST_CHANGED_AT, SOURCE_POSITION)
-RAW = "_raw"
-NOW = "_now"  # the job's start time, which rules may compare against
-
-
-def text(name: str) -> str:
-    """Trimmed text, empty as null."""
-    return f"nullif(trim(cast({name} AS string)), '')"
-
-
-def present(*names: str) -> dict[str, str]:
-    return {f"{name}_present": f"{name} IS NOT NULL" for name in names}
-
-
-# Clocks of the shop and of this job may differ a little; beyond this, a time is "future".
-NOT_FUTURE = f"<= {NOW} + INTERVAL 5 MINUTES"
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A rule that a row's `column` names an existing row of the Silver table `table`."""
-
-    column: str
-    table: str
-    key: str
-
-
-@dataclass(frozen=True)
-class SilverTable:
-    """How one Bronze table becomes a Silver table: SQL expressions, named."""
-
-    name: str
-    bronze_keys: tuple[str, ...]
-    keys: tuple[str, ...]
-    columns: Mapping[str, str]   # Silver column -> expression over the Bronze row
-    rules: Mapping[str, str]     # rule name -> condition a valid Silver row meets
-    partition_by: tuple[str, ...] = ()
-    references: Mapping[str, Reference] = field(default_factory=dict)  # rule name -> reference
-    read_columns: tuple[str, ...] = ()  # the source columns `columns` read; any other is carried as it is
-    looked_up: tuple[str, ...] = ()  # read columns the row image lacks, joined in by the job
-    keeps_history: bool = False  # every version also kept in `<name>_history`
-
-    @property
-    def image_columns(self) -> tuple[str, ...]:
-        """The columns read from the change's row image."""
-        return tuple(name for name in self.read_columns if name not in self.looked_up)
-
-
-ORDERS = SilverTable(
-    name="orders", bronze_keys=("id",), keys=("order_id",), partition_by=("order_date",),
-    columns={
-        "order_id": text("id"),
-        "customer_id": "cast(customer_id AS int)",
-        "store_id": "cast(store_id AS int)",
-        "payment_method_id": "cast(payment_method_id AS int)",
-        "num_products": "cast(num_products AS int)",
-        "order_ts": "cast(`timestamp` AS timestamp)",
-        "order_date": "to_date(cast(`timestamp` AS timestamp))",
-    },
-    read_columns=("id", "customer_id", "store_id", "payment_method_id", "num_products", "timestamp"),
-    keeps_history=True,
-    rules={
-        **present("order_id", "customer_id", "store_id", "payment_method_id", "order_ts"),
-        "num_products_positive": "num_products > 0",
-        "order_ts_not_future": f"order_ts {NOT_FUTURE}",
-    },
-    # An order of a customer Silver does not know is quarantined, and checked again by the
-    # runs after (awaiting_references) until the customer has arrived.
-    references={"customer_known": Reference("customer_id", "customers", "customer_id")})
-
-ORDER_DETAILS = SilverTable(
-    name="order_details", bronze_keys=("order_id", "product_id"), keys=("order_id", "product_id"),
-    partition_by=("order_date",),
-    columns={
-        "order_id": text("order_id"),
-        "product_id": "cast(product_id AS int)",
-        "quantity": "cast(quantity AS int)",
-        "order_ts": "cast(order_timestamp AS timestamp)",
-        "order_date": "to_date(cast(order_timestamp AS timestamp))",
-    },
-    read_columns=("order_id", "product_id", "quantity", "order_timestamp"),
-    # A detail's change carries no time: its order's, from Silver's orders (null until known).
-    looked_up=("order_timestamp",), keeps_history=True,
-    rules={
-        **present("order_id", "product_id", "quantity"),
-        "quantity_positive": "quantity > 0",
-    })
-
-CUSTOMERS = SilverTable(
-    name="customers", bronze_keys=("id",), keys=("customer_id",),
-    columns={
-        "customer_id": "cast(id AS int)",
-        "name": text("name"),
-        "email": f"lower({text('email')})",
-        "phone": text("phone"),
-        "city": text("city"),
-        "created_at": "cast(created_at AS timestamp)",
-    },
-    read_columns=("id", "name", "email", "phone", "city", "created_at"),
-    rules={
-        **present("customer_id", "name"),
-        "email_valid": r"email RLIKE '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'",
-        "created_at_not_future": f"created_at IS NULL OR created_at {NOT_FUTURE}",
-    })
-
-PAYMENT_METHOD = SilverTable(
-    name="payment_method", bronze_keys=("id",), keys=("payment_method_id",),
-    columns={
-        "payment_method_id": "cast(id AS int)",
-        "name": text("name"),
-        "provider": text("provider"),
-    },
-    read_columns=("id", "name", "provider"),
-    rules=present("payment_method_id", "name"))
-
-TABLES = (CUSTOMERS, PAYMENT_METHOD, ORDERS, ORDER_DETAILS)
 
 
 def latest_changes(changes: DataFrame, keys: tuple[str, ...]) -> DataFrame:
     """The newest change of each key in a Delta change feed (pre-images dropped)."""
     return latest_per_key(changes.filter(F.col("_change_type") != "update_preimage"), keys,
                           [F.col("_commit_version").desc()])
-
-
-def carried_columns(source_columns: list[str], table: SilverTable) -> list[str]:
-    """Source columns Silver does not read (added at the source since): carried as they are."""
-    return [name for name in source_columns if name not in table.read_columns
-            and name not in PARTITION_COLUMNS and name not in table.columns]
 
 
 def conform(changes: DataFrame, table: SilverTable) -> DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-PARTITION_COLUMNS = ("year", "month", "day")
+from batch.rules import SNAPSHOT_PARTITION_COLUMNS as PARTITION_COLUMNS  # noqa: F401
 
 # order_details has no time of its own: it is read with its order's timestamp, which
 # partitions it and scopes incremental reads. A LEFT JOIN keeps details whose order is gone.

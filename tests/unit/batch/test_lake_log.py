@@ -8,7 +8,6 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from batch import lake
-from batch.layers import bronze
 
 
 def test_version_and_commit_metrics_match_what_delta_reports(spark, tmp_path):
@@ -52,22 +51,6 @@ def test_marks_of_a_lake_written_before_the_json_file_are_read_from_its_delta_ta
     assert lake.read_marks(spark, local, "bronze") == {"orders": "v2", "customers": "c"}
     lake.write_marks(spark, local, "bronze", {"orders": "v3"}, stored={"orders": "v2", "customers": "c"})
     assert lake.read_marks(spark, local, "bronze") == {"orders": "v3", "customers": "c"}
-
-
-def test_applied_offsets_are_the_newest_completed_batchs_end_offsets(spark, settings, tmp_path):
-    local = settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"})
-    checkpoint = tmp_path / "bronze" / "_checkpoints" / "cdc_raw"
-    assert bronze.applied_offsets(spark, local) == {}
-
-    (checkpoint / "commits").mkdir(parents=True)
-    (checkpoint / "offsets").mkdir()
-    for batch, offset in ((0, 7), (1, 9), (2, 12)):  # batch 2 planned, not completed
-        (checkpoint / "offsets" / str(batch)).write_text(
-            f'v1\n{{"batchWatermarkMs":0}}\n{{"project.orders":{{"0":{offset},"1":3}}}}')
-    for batch in (0, 1):
-        (checkpoint / "commits" / str(batch)).write_text('v1\n{"nextBatchWatermarkMs":0}')
-
-    assert bronze.applied_offsets(spark, local) == {"project.orders": {0: 9, 1: 3}}
 
 
 def test_a_compaction_changes_no_rows_but_a_write_or_a_new_column_does(spark, tmp_path):

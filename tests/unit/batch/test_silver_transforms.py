@@ -10,11 +10,10 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from batch.fastlane.archive import ARCHIVE_DDL, Record, archive
 from batch.transforms import changes, silver
-from batch.transforms.archive import cdc_records
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
-KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
 COMMITTED = datetime(2026, 11, 20, 9, 31)
 
 
@@ -35,10 +34,11 @@ def debezium(op: str, image: dict | None, pos: int, *, row: int = 0, committed: 
 
 
 def archived(spark: SparkSession, values: list[str | None], topic: str = "orders") -> DataFrame:
-    """The archive's rows for these record values, at offsets 0, 1, ... of one partition."""
-    records = [(None, None if value is None else value.encode(), topic, 0, offset, COMMITTED)
+    """The archive's rows for these record values, at offsets 0, 1, ... of one partition, as the
+    archiver writes them (batch.fastlane.archive)."""
+    records = [Record(topic, 0, offset, None, None if value is None else value.encode(), epoch_ms(COMMITTED))
                for offset, value in enumerate(values)]
-    return cdc_records(spark.createDataFrame(records, KAFKA))
+    return spark.createDataFrame(archive(records, NOW).rows.rows(), ARCHIVE_DDL)
 
 
 def conformed(spark: SparkSession, values: list[str | None], table: silver.SilverTable) -> DataFrame:

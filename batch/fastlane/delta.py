@@ -1,0 +1,249 @@
+"""The fast lane's reads and writes of the lake, through delta-rs (no JVM), and its small
+JSON objects (marks, its lease) through MinIO's client.
+
+A write is one Delta commit, made atomic on MinIO by its conditional writes
+(`aws_conditional_put: etag`), never by an unsafe rename. Writes MERGE only the rows that
+differ from the table's, so a re-run that brings no news commits nothing; when every row
+left is new they are appended. A commit may carry Delta transaction ids (an app id and a
+version), which is how the archive knows which Kafka offsets it holds.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+from minio import Minio
+from minio.error import S3Error
+
+from batch.fastlane.silver import KNOWN, changed_rows
+from config import Settings
+
+DELETE = "_delete"
+# Every lake table keeps a change feed (the Spark jobs read the hot tables through it), and a
+# checkpoint every ten commits, as Spark's default.
+TABLE_CONFIGURATION = {"delta.enableChangeDataFeed": "true", "delta.checkpointInterval": "10"}
+# What the fast lane can write; any other writer feature (deletion vectors, identity columns, ...)
+# makes it refuse the table.
+WRITABLE_FEATURES = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns",
+                     "timestampNtz"}
+
+
+class UnwritableTable(RuntimeError):
+    """A table whose protocol asks for a feature delta-rs cannot write."""
+
+
+def storage_options(settings: Settings) -> dict[str, str]:
+    access_key, secret_key = settings.minio_login("writer")
+    return {"AWS_ENDPOINT_URL": f"http://{settings.minio_endpoint}", "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+            "aws_conditional_put": "etag"}
+
+
+def uri(location: str) -> str:
+    """A lake location (`s3a://silver/orders`, the Spark jobs' scheme) as delta-rs names it (a
+    local lake's `file://` location as a path)."""
+    if location.startswith("file://"):
+        return location.removeprefix("file://")
+    return "s3://" + location.removeprefix("s3a://")
+
+
+@dataclass(frozen=True)
+class Written:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    commits: int = 0
+    version: int | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+class Lake:
+    """The lake's Delta tables as delta-rs opens them, each kept open (and brought up to date
+    before use) for the life of the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.options = storage_options(settings)
+        self.opened: dict[str, DeltaTable] = {}
+
+    def table(self, location: str) -> DeltaTable | None:
+        """The table, up to date; None when it does not exist."""
+        table = self.opened.get(location)
+        if table is None:
+            try:
+                table = self.opened[location] = DeltaTable(uri(location), storage_options=self.options)
+            except TableNotFoundError:
+                return None
+        else:
+            table.update_incremental()
+        return table
+
+    def version(self, location: str) -> int | None:
+        table = self.table(location)
+        return None if table is None else table.version()
+
+    def check_writable(self, location: str) -> None:
+        """Refuse a table whose protocol asks for a writer feature delta-rs cannot write."""
+        table = self.table(location)
+        if table is None:
+            return
+        protocol = table.protocol()
+        unwritable = sorted(set(protocol.writer_features or ()) - WRITABLE_FEATURES)
+        if unwritable or protocol.min_writer_version > 7:
+            raise UnwritableTable(
+                f"{location} needs writer features the fast lane cannot write ({', '.join(unwritable)}); "
+                "rebuild it without them (`python -m batch --full` after dropping it) or leave it to Spark")
+
+    def read(self, location: str, column: str | None = None, values: pl.Series | None = None) -> pl.DataFrame | None:
+        """The table's rows, those whose `column` is among `values` when given (the parquet
+        files' statistics and the partition values prune what is read); None when it does not
+        exist."""
+        table = self.table(location)
+        if table is None:
+            return None
+        dataset = table.to_pyarrow_dataset()
+        if column is None:
+            return pl.from_arrow(dataset.to_table())
+        if values is None or values.is_empty():
+            return pl.from_arrow(dataset.schema.empty_table())
+        wanted = pa.array(values.unique().to_list(), type=dataset.schema.field(column).type)
+        return pl.from_arrow(dataset.to_table(filter=pc.field(column).isin(wanted)))
+
+    def transaction_version(self, location: str, app_id: str) -> int | None:
+        table = self.table(location)
+        return None if table is None else table.transaction_version(app_id)
+
+    def append(self, location: str, rows: pl.DataFrame, *, partition_by: Sequence[str] = (),
+               transactions: Mapping[str, int] | None = None) -> int:
+        """Append `rows` in one commit carrying `transactions` (app id -> version); the table's
+        version after it."""
+        table = self.table(location)
+        commit = CommitProperties(app_transactions=[Transaction(app, version)
+                                                    for app, version in (transactions or {}).items()])
+        data = self.conformed(table, rows).to_arrow()
+        if table is None:
+            write_deltalake(uri(location), data, partition_by=list(partition_by) or None, mode="append",
+                            configuration=TABLE_CONFIGURATION, storage_options=self.options, commit_properties=commit)
+            return self.version(location)
+        write_deltalake(table, data, mode="append", commit_properties=commit, schema_mode="merge")
+        return table.version()
+
+    def upsert(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *,
+               deletes: pl.DataFrame | None = None, partition_by: Sequence[str] = (),
+               current: pl.DataFrame | None = None) -> Written:
+        """MERGE `rows` into the table by `keys` and delete the `deletes` keys; the first write
+        creates the table. Rows identical to the table's are left out; with nothing left, no
+        commit. `current`: the table's rows of (at least) `rows`' keys, if read already."""
+        table = self.table(location)
+        if table is None:
+            write_deltalake(uri(location), rows.to_arrow(), partition_by=list(partition_by) or None,
+                            configuration=TABLE_CONFIGURATION, storage_options=self.options)
+            return Written(inserted=rows.height, commits=1, version=self.version(location))
+        rows = self.conformed(table, rows)
+        if current is None:
+            current = self.of_keys(location, rows, keys)
+        source = changed_rows(rows, current, keys).with_columns(pl.lit(False).alias(DELETE))
+        if deletes is not None and not deletes.is_empty():
+            gone = deletes.select(keys).cast(dict(rows.select(keys).schema))
+            source = pl.concat([source, gone.with_columns(pl.lit(True).alias(DELETE), pl.lit(True).alias(KNOWN))],
+                               how="diagonal")
+        if source.is_empty():
+            return Written(version=table.version())
+        if not source[KNOWN].any():
+            write_deltalake(table, source.drop(DELETE, KNOWN).to_arrow(), mode="append", schema_mode="merge")
+            return Written(inserted=source.height, commits=1, version=table.version())
+        matched = " AND ".join(f"t.`{key}` = s.`{key}`" for key in keys)
+        values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
+        metrics = (table.merge(source.to_arrow(), matched, source_alias="s", target_alias="t",
+                               merge_schema=True, streamed_exec=False)
+                   .when_matched_delete(f"s.{DELETE}")
+                   .when_matched_update(values)
+                   .when_not_matched_insert(values, f"NOT s.{DELETE}")
+                   .execute())
+        return Written(metrics.get("num_target_rows_inserted", 0), metrics.get("num_target_rows_updated", 0),
+                       metrics.get("num_target_rows_deleted", 0), 1, table.version())
+
+    def of_keys(self, location: str, rows: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame | None:
+        """The table's rows whose key is among `rows`' keys; None when it does not exist."""
+        stored = self.read(location, keys[0], rows[keys[0]])
+        if stored is None or len(keys) == 1:
+            return stored
+        return stored.join(rows.select(keys).unique().cast(dict(stored.select(keys).schema)), on=list(keys),
+                           how="semi", nulls_equal=True)
+
+    @staticmethod
+    def conformed(table: DeltaTable | None, rows: pl.DataFrame) -> pl.DataFrame:
+        """`rows` cast to the table's types where it has their columns (a table Spark made
+        holds ints where Polars counts in longs); a column it lacks is added by the write."""
+        if table is None:
+            return rows
+        stored = pl.from_arrow(table.to_pyarrow_dataset().schema.empty_table()).schema
+        return rows.cast({name: dtype for name, dtype in stored.items()
+                          if name in rows.columns and rows.schema[name] != dtype})
+
+    def compact(self, location: str, most_files: int) -> bool:
+        """Compact the table once it holds more than `most_files` files, then checkpoint it:
+        whether it did."""
+        table = self.table(location)
+        if table is None or len(table.file_uris()) <= most_files:
+            return False
+        table.optimize.compact()
+        table.create_checkpoint()
+        return True
+
+
+class Objects:
+    """The lake's small JSON objects (marks, the fast lane's lease) on MinIO."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        access_key, secret_key = settings.minio_login("writer")
+        self.client = Minio(settings.minio_endpoint, access_key=access_key, secret_key=secret_key, secure=False)
+
+    @staticmethod
+    def split(location: str) -> tuple[str, str]:
+        bucket, _, key = location.removeprefix("s3a://").partition("/")
+        return bucket, key
+
+    def read(self, location: str) -> dict | None:
+        bucket, key = self.split(location)
+        try:
+            response = self.client.get_object(bucket, key)
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchBucket"):
+                return None
+            raise
+        try:
+            return orjson.loads(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+
+    def write(self, location: str, content: dict) -> None:
+        bucket, key = self.split(location)
+        body = orjson.dumps(content)
+        self.client.put_object(bucket, key, io.BytesIO(body), len(body), content_type="application/json")
+
+    def read_marks(self, layer: str, name: str = "_marks") -> dict[str, str]:
+        """A lake job's marks (batch.lake's format: `{"marks": {table: mark}, "written_at"}`)."""
+        stored = self.read(self.settings.lake_path(layer, f"{name}.json"))
+        return {} if stored is None else stored["marks"]
+
+    def write_marks(self, layer: str, marks: dict[str, str], name: str = "_marks") -> None:
+        stored = self.read_marks(layer, name)
+        if all(stored.get(table) == mark for table, mark in marks.items()):
+            return
+        self.write(self.settings.lake_path(layer, f"{name}.json"),
+                   {"marks": {**stored, **marks}, "written_at": datetime.now(timezone.utc).isoformat()})

@@ -1,0 +1,314 @@
+"""The fast lane: each micro-batch of CDC records archived, applied to Silver's tables and to
+Gold's `fact_orders`, in a few Delta commits and no JVM.
+
+Exactly once, and exact after a kill anywhere:
+- the archive's append carries a Delta transaction id per topic-partition (its last offset),
+  and the consumer starts each partition after it, so every (topic, partition, offset) is
+  archived once (a record the archive holds already is left out of an append);
+- Silver's and Gold's writes are MERGEs where the newest source position wins and facts are
+  recomputed from Silver, so applying a change again changes nothing; their marks (Silver's:
+  the archive's version applied, batch.lake's format, shared with the Spark jobs) are written
+  after the data, and a start first applies what the archive holds beyond Silver's mark.
+
+It owns the hot tables while it runs (batch.fastlane.lease); the Spark jobs read them through
+their change feed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import polars as pl
+
+from batch.clocks import COMPACT_AFTER_FILES
+from batch.fastlane import facts as facts_formula
+from batch.fastlane import silver
+from batch.fastlane.archive import Archived, Record, archive, rearchive, row_changes, unreadable
+from batch.fastlane.delta import Lake, Objects, Written
+from batch.fastlane.source import Partition
+from batch.paths import CDC_QUARANTINE, GOLD, SILVER, archive_location, path, quarantine_name
+from batch.rules import (CUSTOMERS, INITIAL_SNAPSHOT, ORDER_DETAILS, ORDERS, SOURCE_POSITION, TABLES,
+                         SilverTable, extra_columns)
+from batch.runs import log
+from config import Settings
+
+ARCHIVE_MARK = "cdc_raw"  # Silver's mark: the archive's version applied (batch.changelog's too)
+APP_PREFIX = "fast-lane"
+
+
+def app_id(topic: str, partition: int) -> str:
+    """The Delta transaction id of a topic-partition's records in the archive."""
+    return f"{APP_PREFIX}:{topic}:{partition}"
+
+
+@dataclass
+class MicroBatch:
+    """What applying one micro-batch took."""
+
+    records: int = 0
+    commits: int = 0
+    archive_s: float = 0.0
+    silver_s: float = 0.0
+    gold_s: float = 0.0
+    quarantined: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return self.archive_s + self.silver_s + self.gold_s
+
+    def line(self, number: int, left: int | None) -> str:
+        waiting = "" if left is None else f", {left:,} left in the topics"
+        return (f"micro-batch {number}: {self.records:,} records applied{waiting}; {self.commits} Delta commits, "
+                f"{self.seconds:.2f} s (archive {self.archive_s:.2f} s, silver {self.silver_s:.2f} s, "
+                f"gold {self.gold_s:.2f} s)")
+
+
+def reaches_back(archived: Archived) -> bool:
+    """Whether records hold the source from its beginning: some of the connector's initial
+    snapshot, and every partition from offset 0."""
+    snapshot = archived.rows.select(
+        pl.coalesce(pl.col("value").str.json_path_match("$.source.snapshot"),
+                    pl.col("value").str.json_path_match("$.payload.source.snapshot")).is_in(INITIAL_SNAPSHOT).any()
+    ).item()
+    whole = archived.rows.group_by("topic", "partition").agg(pl.col("offset").min()).filter(pl.col("offset") > 0)
+    return bool(snapshot) and whole.is_empty()
+
+
+def hot_tables(settings: Settings) -> list[str]:
+    """The tables the fast lane writes, and owns while it runs."""
+    silver_tables = [path(settings, SILVER, name) for table in TABLES for name in (table.name, quarantine_name(table.name))]
+    return [archive_location(settings), *silver_tables, path(settings, SILVER, CDC_QUARANTINE),
+            path(settings, GOLD, "fact_orders")]
+
+
+class FastLane:
+    """The hot path's writer: `apply` a micro-batch of records, `recover` what the archive holds
+    beyond Silver's mark."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lake, self.objects = Lake(settings), Objects(settings)
+        self.archive_location = archive_location(settings)
+        self.held: dict[str, tuple[int, object]] = {}  # location -> (version, what is held of it)
+
+    def location(self, layer: str, table: str) -> str:
+        return path(self.settings, layer, table)
+
+    def check_tables(self) -> None:
+        for location in hot_tables(self.settings):
+            self.lake.check_writable(location)
+
+    def next_offsets(self, partitions: Sequence[Partition]) -> dict[Partition, int | None]:
+        """Where each partition's reading resumes: after the archive's newest record of it."""
+        found = {}
+        for topic, partition in partitions:
+            done = self.lake.transaction_version(self.archive_location, app_id(topic, partition))
+            found[(topic, partition)] = None if done is None else done + 1
+        return found
+
+    def recover(self) -> MicroBatch | None:
+        """Apply what the archive holds beyond Silver's mark (a lane stopped between its append
+        and its marks, or an archive written by `python -m batch archive`)."""
+        now = self.lake.version(self.archive_location)
+        if now is None:
+            return None
+        mark = self.objects.read_marks(SILVER).get(ARCHIVE_MARK)
+        seen = -1 if mark is None else int(mark)
+        if seen >= now:
+            return None
+        table = self.lake.table(self.archive_location)
+        rows = pl.from_arrow(table.load_cdf(starting_version=seen + 1, ending_version=now).read_all())
+        rows = rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_version",
+                                                                     "_commit_timestamp")
+        log.info("fast lane: applying archive versions %d-%d (%s records) before reading on", seen + 1, now,
+                 f"{rows.height:,}")
+        batch = MicroBatch(records=rows.height)
+        self.refine(batch, rearchive(rows), now)
+        return batch
+
+    def apply(self, records: list[Record]) -> MicroBatch:
+        """One micro-batch: archived, then applied to Silver and Gold's facts."""
+        batch = MicroBatch(records=len(records))
+        started = time.monotonic()
+        archived, version = self.append(records)
+        batch.commits += 1
+        batch.archive_s = time.monotonic() - started
+        self.refine(batch, archived, version)
+        return batch
+
+    def append(self, records: list[Record]) -> tuple[Archived, int]:
+        """The records the archive does not hold yet appended to it, in one commit carrying each
+        topic-partition's last offset as its transaction id; them and the archive's version."""
+        archived = self.not_archived(archive(records, datetime.now(timezone.utc)))
+        ends = archived.rows.group_by("topic", "partition").agg(pl.col("offset").max())
+        transactions = {app_id(topic, partition): offset for topic, partition, offset in ends.iter_rows()}
+        version = self.lake.append(self.archive_location, archived.rows, partition_by=["topic"],
+                                   transactions=transactions)
+        return archived, version
+
+    def not_archived(self, archived: Archived) -> Archived:
+        """The records past each partition's newest offset in the archive."""
+        done = {(topic, partition): self.lake.transaction_version(self.archive_location, app_id(topic, partition))
+                for topic, partition in archived.rows.select("topic", "partition").unique().iter_rows()}
+        held = [(topic, partition, offset) for (topic, partition), offset in done.items() if offset is not None]
+        if not held:
+            return archived
+        floor = pl.DataFrame(held, schema={"topic": pl.String, "partition": pl.Int32, "_done": pl.Int64},
+                             orient="row")
+        keep = (archived.rows.with_row_index("_i").join(floor, on=["topic", "partition"], how="left")
+                .filter(pl.col("_done").is_null() | (pl.col("offset") > pl.col("_done")))["_i"].to_list())
+        return Archived(archived.rows[keep], [archived.images[i] for i in keep])
+
+    def refine(self, batch: MicroBatch, archived: Archived, archive_version: int) -> None:
+        """Silver's tables from the archived records, then Gold's facts, then the marks."""
+        started = time.monotonic()
+        now = datetime.now(timezone.utc)
+        topics = set(archived.rows["topic"].unique().to_list())
+        if self.lake.version(self.location(SILVER, ORDERS.name)) is None and not reaches_back(archived):
+            raise RuntimeError("the CDC topics do not reach back to the source's beginning (no connector snapshot, or "
+                               "Kafka's retention cut them): run `python -m batch` once, which starts Silver from a "
+                               "JDBC snapshot of MySQL, then the fast lane")
+        self.quarantine_unreadable(batch, archived)
+        touched: dict[str, pl.DataFrame] = {}
+        for table in TABLES:
+            topic = self.settings.cdc_topic(table.name)
+            referenced = {self.settings.cdc_topic(reference.table) for reference in table.references.values()}
+            if topic in topics or referenced & topics or self.lake.version(self.location(SILVER, table.name)) is None:
+                touched[table.name] = self.refine_table(batch, table, archived.of_topic(topic), now)
+        batch.silver_s = time.monotonic() - started
+        started = time.monotonic()
+        orders = [keys.select("order_id") for name, keys in touched.items()
+                  if name in (ORDERS.name, ORDER_DETAILS.name)]
+        order_ids = pl.concat(orders)["order_id"].unique() if orders else pl.Series("order_id", [], pl.String)
+        self.write_facts(batch, order_ids, now)
+        batch.gold_s = time.monotonic() - started
+        self.objects.write_marks(SILVER, {ARCHIVE_MARK: str(archive_version)})
+        silver_versions = {name: str(self.lake.version(self.location(SILVER, name)))
+                           for name in (ORDERS.name, ORDER_DETAILS.name)}
+        self.objects.write_marks(GOLD, silver_versions)
+
+    def quarantine_unreadable(self, batch: MicroBatch, archived: Archived) -> None:
+        location = self.location(SILVER, CDC_QUARANTINE)
+        rows = unreadable(archived)
+        if rows.height or self.lake.version(location) is None:
+            batch.quarantined += rows.height
+            batch.commits += self.lake.upsert(location, rows, ["topic", "partition", "offset"]).commits
+
+    def refine_table(self, batch: MicroBatch, table: SilverTable, archived: Archived, now: datetime) -> pl.DataFrame:
+        """Apply the table's changes among `archived` to Silver and its quarantine; the keys written."""
+        location = self.location(SILVER, table.name)
+        columns = [*table.image_columns, *extra_columns(archived.fields(), table.image_columns)]
+        changes = row_changes(archived, table.name, columns, table.bronze_keys)
+        if table.looked_up:
+            changes = self.order_times(changes)
+        candidates = silver.conform(changes, table)
+        quarantine_location = self.location(SILVER, quarantine_name(table.name))
+        if table.references:
+            quarantine = self.lake.read(quarantine_location)
+            if quarantine is not None and not quarantine.is_empty():
+                # every quarantined row that may now pass, not only those of this batch's keys
+                candidates = pl.concat([candidates, silver.awaiting_references(quarantine, table)],
+                                       how="diagonal_relaxed")
+        newest = silver.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys)
+        held = self.lake.of_keys(location, newest, table.keys)
+        newest = silver.newer_than_stored(newest, held, table.keys)
+        known = {reference.table: self.keys_of(reference.table, reference.key)
+                 for reference in table.references.values()}
+        checked = silver.check(newest, table, now, known)
+        good, bad = silver.valid(checked), silver.quarantined(checked)
+        if checked.height != good.height + bad.height:
+            raise RuntimeError(f"silver.{table.name}: {checked.height} rows in but {good.height} valid + "
+                               f"{bad.height} quarantined; refusing to write")
+        leaving = None
+        if bad.height and held is not None:
+            leaving = held.select(table.keys).join(bad.select(table.keys), on=list(table.keys), how="semi")
+        written = self.lake.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
+                                   current=held)
+        batch.commits += written.commits
+        if bad.height or self.lake.version(quarantine_location) is None:
+            batch.quarantined += bad.height
+            batch.commits += self.lake.upsert(quarantine_location, bad, [*table.keys, SOURCE_POSITION]).commits
+        if written.rows or leaving is not None:
+            return pl.concat([good.select(table.keys), *([] if leaving is None else [leaving])])
+        return good.select(table.keys).clear()
+
+    def order_times(self, changes: pl.DataFrame) -> pl.DataFrame:
+        """A detail's order time, from Silver's orders (null until its order is known)."""
+        ids = changes["order_id"].str.strip_chars()
+        orders = self.lake.read(self.location(SILVER, ORDERS.name), "order_id", ids)
+        times = (orders.select(pl.col("order_id").alias("_order"), pl.col("order_ts").alias("order_timestamp"))
+                 if orders is not None else pl.DataFrame(schema={"_order": pl.String,
+                                                                 "order_timestamp": pl.Datetime("us", "UTC")}))
+        return (changes.with_columns(pl.col("order_id").str.strip_chars().alias("_order"))
+                .join(times, on="_order", how="left").drop("_order"))
+
+    def keys_of(self, table: str, key: str) -> pl.Series:
+        """A Silver table's keys, held in memory and read again when its version moves."""
+        location = self.location(SILVER, table)
+        now = self.lake.version(location)
+        held = self.held.get(location)
+        if held is None or held[0] != now:
+            rows = self.lake.read(location)
+            keys = rows[key] if rows is not None else pl.Series(key, [], pl.Int32)
+            held = self.held[location] = (now, keys)
+        return held[1]
+
+    def dimensions(self) -> facts_formula.Dimensions:
+        """The dimension rows facts resolve against, each held until its version moves."""
+        found = []
+        for name, schema in facts_formula.RESOLVED_BY.items():
+            location = self.location(GOLD, name)
+            now = self.lake.version(location)
+            held = self.held.get(location)
+            if held is None or held[0] != now:
+                rows = self.lake.read(location)
+                rows = (rows.select(list(schema)).cast(schema) if rows is not None
+                        else pl.DataFrame(schema=schema))
+                held = self.held[location] = (now, rows)
+            found.append(held[1])
+        return facts_formula.Dimensions(*found)
+
+    def write_facts(self, batch: MicroBatch, order_ids: pl.Series, now: datetime) -> Written | None:
+        """fact_orders recomputed for `order_ids`."""
+        location = self.location(GOLD, "fact_orders")
+        if order_ids.is_empty() and self.lake.version(location) is not None:
+            return None
+        orders = self.lake.read(self.location(SILVER, ORDERS.name), "order_id", order_ids)
+        details = self.lake.read(self.location(SILVER, ORDER_DETAILS.name), "order_id", order_ids)
+        if orders is None or details is None:
+            return None
+        facts = facts_formula.fact_orders(orders, details.filter(~pl.col("is_deleted")), self.dimensions())
+        current = self.lake.read(location, "order_id", order_ids)
+        if current is not None:
+            gone = facts_formula.cancelled_facts(current, facts, now)
+            facts = pl.concat([facts, gone.cast(dict(facts.schema))]) if gone.height else facts
+        written = self.lake.upsert(location, facts, ["order_id"], partition_by=["order_date_id"], current=current)
+        batch.commits += written.commits
+        return written
+
+    def resolve_unknown_keys(self, batch: MicroBatch) -> None:
+        """The facts still pointing at an unknown member, recomputed once a dimension moved."""
+        location = self.location(GOLD, "fact_orders")
+        facts = self.lake.read(location)
+        if facts is None:
+            return
+        unknown = facts.filter((pl.col("customer_key") == facts_formula.UNKNOWN)
+                               | (pl.col("payment_method_key") == facts_formula.UNKNOWN)
+                               | (pl.col("order_date_id") == facts_formula.UNKNOWN))["order_id"]
+        if not unknown.is_empty():
+            self.write_facts(batch, unknown, datetime.now(timezone.utc))
+
+    def dimension_versions(self) -> tuple[int | None, ...]:
+        return tuple(self.lake.version(self.location(GOLD, name)) for name in facts_formula.RESOLVED_BY)
+
+    def compact(self) -> list[str]:
+        """The hot tables every micro-batch reads, compacted when they hold many files."""
+        return [location for location in (self.location(SILVER, ORDERS.name), self.location(SILVER, ORDER_DETAILS.name),
+                                          self.location(GOLD, "fact_orders"), self.location(SILVER, CUSTOMERS.name))
+                if self.lake.compact(location, COMPACT_AFTER_FILES)]
+
+

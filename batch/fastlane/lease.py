@@ -1,0 +1,86 @@
+"""The fast lane's lease on the hot tables, and its progress, in one small object beside the
+archive (`bronze/_fast_lane.json`): who runs it, when it last said so, the offsets it has
+applied and the records the topics hold beyond them.
+
+While the lease is fresh (renewed within LEASE_S), the fast lane owns the archive, Silver's
+tables and `fact_orders`: a second fast lane refuses to start, and the Spark jobs that would
+write those tables refuse to run (Spark's S3 log store allows one writer per table, and two
+engines committing to one table could lose a commit).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from batch.clocks import LEASE_S
+from batch.fastlane.delta import Objects
+from batch.paths import fast_lane_state
+from config import Settings
+
+
+class LeaseHeld(RuntimeError):
+    """Another writer owns the hot tables."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    pid: int
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(os.getpid(), socket.gethostname())
+
+    def says(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+def fresh(state: dict | None, now: float | None = None) -> bool:
+    """Whether a lane's state says it runs: renewed within LEASE_S and not released."""
+    if not state or state.get("released"):
+        return False
+    return (time.time() if now is None else now) - state.get("heartbeat", 0) < LEASE_S
+
+
+def owner_of(state: dict) -> Owner:
+    return Owner(**state["owner"])
+
+
+def refusal(state: dict, writer: str) -> str:
+    """Why `writer` may not write the hot tables now, naming the fix."""
+    return (f"{writer} would write the lake's hot tables, which the fast lane owns while it runs "
+            f"({owner_of(state).says()}, last seen {time.time() - state['heartbeat']:.0f} s ago): stop it first "
+            "(`python -m stack down`, or SIGTERM to that pid), or run only the layers it leaves to Spark "
+            "(`python -m batch deferred`)")
+
+
+class Lease:
+    """This process's lease and progress, renewed as it works."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.objects, self.location = Objects(settings), fast_lane_state(settings)
+        self.owner = Owner.this_process()
+        self.state: dict = {}
+
+    def acquire(self) -> None:
+        held = self.objects.read(self.location)
+        if fresh(held) and owner_of(held) != self.owner:
+            raise LeaseHeld(f"another fast lane runs for this lake ({owner_of(held).says()}, last seen "
+                            f"{time.time() - held['heartbeat']:.0f} s ago); one lane per lake: stop it first, "
+                            f"or wait {LEASE_S:.0f} s after it died")
+        self.renew(applied=(held or {}).get("applied", {}), left=None)
+
+    def renew(self, *, applied: dict[str, dict[str, int]], left: int | None) -> None:
+        self.state = {"owner": {"pid": self.owner.pid, "host": self.owner.host}, "heartbeat": time.time(),
+                      "applied": applied, "left": left}
+        self.objects.write(self.location, self.state)
+
+    def release(self) -> None:
+        self.objects.write(self.location, {**self.state, "released": True})
+
+
+def read_state(settings: Settings) -> dict | None:
+    return Objects(settings).read(fast_lane_state(settings))

@@ -1,0 +1,156 @@
+"""`python -m batch --continuous`: the fast lane as a long-lived process, with Spark's deferred
+work (history, dimensions, order products, marts) as a child process on its own clock; and
+`python -m batch archive`, the archive alone.
+
+The lane reads the CDC topics and applies each micro-batch as soon as records arrive (a short
+linger, at most `--every`), logging a line per micro-batch; between micro-batches it renews
+its lease, recomputes the facts whose dimension keys were unknown once a dimension moved, and
+compacts the hot tables when they hold many files. SIGTERM or Ctrl-C stops it after the
+micro-batch under way. A failure stops it (exit 1, the cause logged): its supervisor (Procfile,
+compose, the stack) starts it again, and it goes on from the archive's offsets.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from batch.clocks import COMPACT_EVERY_S, HEARTBEAT_S, MAX_RECORDS_PER_BATCH as MAX_RECORDS
+from batch.fastlane.lane import FastLane, MicroBatch
+from batch.fastlane.lease import Lease, LeaseHeld, fresh, read_state, refusal
+from batch.fastlane.source import CdcSource
+from batch.paths import CDC_TABLES, archive_location
+from batch.runs import log
+from config import Settings
+
+RUNNING = "fast lane running"  # logged once it reads the topics (stack.lake waits for it)
+
+
+class Deferred:
+    """Spark's deferred work as a child process (`python -m batch deferred --every ...`),
+    started again after a failure (its own log lines say why)."""
+
+    def __init__(self, settings: Settings, every_s: float) -> None:
+        self.settings, self.every_s = settings, every_s
+        self.child: subprocess.Popen | None = None
+        self.started_at = 0.0
+
+    def keep_running(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            return
+        if self.child is not None:
+            log.warning("deferred work exited with %s; starting it again", self.child.returncode)
+            if time.monotonic() - self.started_at < self.every_s:
+                return  # not sooner than a period after its last start
+        self.started_at = time.monotonic()
+        self.child = subprocess.Popen([sys.executable, "-m", "batch", "deferred", "--every", f"{self.every_s:g}s"],
+                                      env={**self.settings.as_env(), "PYTHONUNBUFFERED": "1"})
+
+    def stop(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+            try:
+                self.child.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+
+
+class Runner:
+    def __init__(self, settings: Settings, *, linger_s: float, max_records: int = MAX_RECORDS) -> None:
+        self.settings, self.linger_s, self.max_records = settings, linger_s, max_records
+        self.lane = FastLane(settings)
+        self.lease = Lease(settings)
+        self.stopping = threading.Event()
+        self.applied: dict[str, dict[str, int]] = {}
+
+    def request_stop(self, signum: int, _frame) -> None:
+        log.info("%s: stopping after the micro-batch under way", signal.Signals(signum).name)
+        self.stopping.set()
+
+    def start_at(self, partitions):
+        offsets = self.lane.next_offsets(partitions)
+        for (topic, partition), offset in offsets.items():
+            self.applied.setdefault(topic, {})[str(partition)] = offset or 0
+        return offsets
+
+    def note(self, batch_records) -> None:
+        for record in batch_records:
+            by_topic = self.applied.setdefault(record.topic, {})
+            by_topic[str(record.partition)] = max(by_topic.get(str(record.partition), 0), record.offset + 1)
+
+    def run(self, deferred_every_s: float | None) -> int:
+        """Until stopped; the records applied."""
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, self.request_stop)
+        self.lane.check_tables()
+        self.lease.acquire()
+        self.lane.recover()
+        source = CdcSource(self.settings, map(self.settings.cdc_topic, CDC_TABLES), self.start_at)
+        deferred = Deferred(self.settings, deferred_every_s) if deferred_every_s else None
+        number, total, renewed, compacted = 0, 0, 0.0, time.monotonic()
+        dimensions = self.lane.dimension_versions()
+        log.info("%s: Kafka -> %s -> silver -> gold fact_orders, a micro-batch as records arrive (linger %.1f s, "
+                 "at most %s records)%s; Ctrl-C stops", RUNNING, archive_location(self.settings), self.linger_s,
+                 f"{self.max_records:,}", f"; Spark's deferred work every {deferred_every_s:g} s"
+                 if deferred_every_s else "")
+        try:
+            while not self.stopping.is_set():
+                if deferred is not None:
+                    deferred.keep_running()
+                records = source.poll(self.max_records, self.linger_s, wait_s=1.0)
+                if records:
+                    batch = self.lane.apply(records)
+                    self.note(records)
+                    number, total = number + 1, total + len(records)
+                    left = source.left()
+                    log.info(batch.line(number, left))
+                    self.lease.renew(applied=self.applied, left=left)
+                    renewed = time.monotonic()
+                    continue
+                if dimensions != (moved := self.lane.dimension_versions()):
+                    dimensions = moved
+                    self.lane.resolve_unknown_keys(MicroBatch())
+                if time.monotonic() - compacted > COMPACT_EVERY_S:
+                    compacted = time.monotonic()
+                    for location in self.lane.compact():
+                        log.info("fast lane: %s compacted", location)
+                if time.monotonic() - renewed > HEARTBEAT_S:
+                    self.lease.renew(applied=self.applied, left=source.left())
+                    renewed = time.monotonic()
+        finally:
+            source.close()
+            if deferred is not None:
+                deferred.stop()
+            self.lease.release()
+        log.info("stopped: %s records in %d micro-batches", f"{total:,}", number)
+        return total
+
+
+def archive_only(settings: Settings, *, once: bool, linger_s: float = 1.0, max_records: int = MAX_RECORDS) -> int:
+    """The CDC topics appended to the archive, each record once (its Delta transaction ids), and
+    nothing else; until the topics are drained (`once`) or stopped. The records archived."""
+    lane = FastLane(settings)
+    lane.lake.check_writable(archive_location(settings))
+    running = read_state(settings)
+    if fresh(running):
+        raise LeaseHeld(refusal(running, "the archiver (python -m batch archive)"))
+    stopping = threading.Event()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopping.set())
+    source = CdcSource(settings, map(settings.cdc_topic, CDC_TABLES), lane.next_offsets)
+    total = 0
+    try:
+        while not stopping.is_set():
+            records = source.poll(max_records, linger_s, wait_s=2.0)
+            if records:
+                archived, _ = lane.append(records)
+                total += len(archived)
+                log.info("cdc_raw: %s records archived (%s in all)", f"{len(archived):,}", f"{total:,}")
+            elif once and source.assigned and source.left() == 0:
+                break
+    finally:
+        source.close()
+    return total

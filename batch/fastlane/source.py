@@ -1,0 +1,94 @@
+"""The fast lane's Kafka side: the CDC topics read with one confluent-kafka consumer for the life
+of the process, each partition from the offset the archive says comes next (no consumer group:
+the archive's Delta transaction ids are the committed offsets), in micro-batches that start as
+soon as records arrive."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from batch.fastlane.archive import Record
+from config import Settings
+
+log = logging.getLogger("batch")
+Partition = tuple[str, int]
+# librdkafka's own lines below this level are dropped: a transient broker error it recovers
+# from by itself is no news (an error that stops the lane raises).
+LIBRDKAFKA_LOG_LEVEL = logging.ERROR
+REFUSALS = ("TOPIC_AUTHORIZATION_FAILED", "_AUTHENTICATION")  # errors no retry mends: the lane stops
+
+
+class CdcSource:
+    """The CDC topics `topics`, every partition assigned at `start_at(partitions)` (the next
+    offset of each, or None for the partition's beginning); topics and partitions that appear
+    later are picked up as they do."""
+
+    def __init__(self, settings: Settings, topics: Iterable[str],
+                 start_at: Callable[[list[Partition]], dict[Partition, int | None]]) -> None:
+        self.topics, self.start_at = tuple(topics), start_at
+        logger = logging.getLogger("batch.librdkafka")
+        logger.setLevel(LIBRDKAFKA_LOG_LEVEL)
+        self.consumer = Consumer({
+            **settings.kafka_client_config("lake"), "group.id": "orderpipe-lake-fast-lane",
+            "enable.auto.commit": False, "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
+            "enable.partition.eof": False, "fetch.wait.max.ms": 100, "logger": logger})
+        self.assigned: set[Partition] = set()
+        self.listed_at = 0.0
+
+    def assign_new(self, every_s: float = 5.0) -> None:
+        """Assign partitions not assigned yet (a topic Debezium created since, say)."""
+        if time.monotonic() - self.listed_at < every_s:
+            return
+        self.listed_at = time.monotonic()
+        metadata = self.consumer.list_topics(timeout=10)
+        found = [(topic, partition) for topic in self.topics if topic in metadata.topics
+                 and metadata.topics[topic].error is None for partition in metadata.topics[topic].partitions]
+        new = sorted(set(found) - self.assigned)
+        if not new:
+            return
+        starts = self.start_at(new)
+        self.consumer.incremental_assign([
+            TopicPartition(topic, partition, OFFSET_BEGINNING if starts.get((topic, partition)) is None
+                           else starts[(topic, partition)]) for topic, partition in new])
+        self.assigned |= set(new)
+        log.info("fast lane: reading %s", ", ".join(f"{topic}[{partition}]" for topic, partition in new))
+
+    def poll(self, max_records: int, linger_s: float, wait_s: float) -> list[Record]:
+        """A micro-batch: records once any arrive (waiting up to `wait_s` for the first), then
+        what else comes within `linger_s`, at most `max_records`."""
+        self.assign_new()
+        records: list[Record] = []
+        deadline = time.monotonic() + wait_s
+        while len(records) < max_records:
+            timeout = max(deadline - time.monotonic(), 0)
+            for message in self.consumer.consume(num_messages=min(max_records - len(records), 10_000),
+                                                 timeout=timeout):
+                error = message.error()
+                if error is not None:
+                    if error.fatal() or error.name() in REFUSALS:
+                        raise RuntimeError(f"the fast lane cannot read the CDC topics: {error.str()}")
+                    continue
+                kind, stamp = message.timestamp()
+                records.append(Record(message.topic(), message.partition(), message.offset(), message.key(),
+                                      message.value(), stamp if kind else None))
+            if records and deadline > time.monotonic() + linger_s:
+                deadline = time.monotonic() + linger_s  # records came: a short linger, then the batch
+            if time.monotonic() >= deadline:
+                break
+        return records
+
+    def left(self) -> int:
+        """Records the topics hold beyond what this consumer has read."""
+        positions = self.consumer.position([TopicPartition(topic, partition) for topic, partition in self.assigned])
+        total = 0
+        for position in positions:
+            low, high = self.consumer.get_watermark_offsets(position, timeout=5, cached=False)
+            total += max(high - (position.offset if position.offset >= 0 else low), 0)
+        return total
+
+    def close(self) -> None:
+        self.consumer.close()
