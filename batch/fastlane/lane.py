@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import polars as pl
+import pyarrow as pa
 
 from batch.clocks import COMPACT_AFTER_FILES
 from batch.fastlane import facts as facts_formula
@@ -121,7 +122,8 @@ class FastLane:
         if seen >= now:
             return None
         table = self.lake.table(self.archive_location)
-        rows = pl.from_arrow(table.load_cdf(starting_version=seen + 1, ending_version=now).read_all())
+        feed = pa.RecordBatchReader.from_stream(table.load_cdf(starting_version=seen + 1, ending_version=now))
+        rows = pl.from_arrow(feed.read_all())
         rows = rows.filter(pl.col("_change_type") == "insert").drop("_change_type", "_commit_version",
                                                                      "_commit_timestamp")
         log.info("fast lane: applying archive versions %d-%d (%s records) before reading on", seen + 1, now,

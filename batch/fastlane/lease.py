@@ -15,9 +15,12 @@ import socket
 import time
 from dataclasses import dataclass
 
+import psutil
+
 from batch.clocks import LEASE_S
 from batch.fastlane.delta import Objects
 from batch.paths import fast_lane_state
+from batch.runs import log
 from config import Settings
 
 
@@ -65,13 +68,23 @@ class Lease:
         self.owner = Owner.this_process()
         self.state: dict = {}
 
-    def acquire(self) -> None:
-        held = self.objects.read(self.location)
-        if fresh(held) and owner_of(held) != self.owner:
-            raise LeaseHeld(f"another fast lane runs for this lake ({owner_of(held).says()}, last seen "
-                            f"{time.time() - held['heartbeat']:.0f} s ago); one lane per lake: stop it first, "
-                            f"or wait {LEASE_S:.0f} s after it died")
+    def acquire(self, poll_s: float = 2.0) -> None:
+        """Take the lease: at once if it is free, or its owner was a process of this host that
+        is gone (a lane killed and started again by its supervisor); else once its owner has
+        been silent for LEASE_S. Raises LeaseHeld if the owner keeps renewing it meanwhile."""
+        deadline = time.monotonic() + LEASE_S + poll_s
+        while fresh(held := self.objects.read(self.location)) and not self.gone(owner_of(held)):
+            if time.monotonic() > deadline:
+                raise LeaseHeld(f"another fast lane runs for this lake ({owner_of(held).says()}, last seen "
+                                f"{time.time() - held['heartbeat']:.0f} s ago); one lane per lake: stop it first")
+            log.info("the lease of the hot tables is %s's (last seen %.0f s ago): waiting for it to lapse",
+                     owner_of(held).says(), time.time() - held["heartbeat"])
+            time.sleep(poll_s)
         self.renew(applied=(held or {}).get("applied", {}), left=None)
+
+    def gone(self, owner: Owner) -> bool:
+        """Whether `owner` is this process, or a process of this host that no longer runs."""
+        return owner == self.owner or (owner.host == self.owner.host and not psutil.pid_exists(owner.pid))
 
     def renew(self, *, applied: dict[str, dict[str, int]], left: int | None) -> None:
         self.state = {"owner": {"pid": self.owner.pid, "host": self.owner.host}, "heartbeat": time.time(),

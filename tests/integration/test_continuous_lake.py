@@ -1,8 +1,9 @@
-"""`python -m batch --continuous` on the real stack: Kafka -> archive -> Silver -> Gold's facts
-in each micro-batch, the rest between them. Every day: a first start applies what is in the
-topics, the deferred work follows, and SIGINT stops it cleanly. On its turn (`lake_long`):
-SIGKILLed in the middle of a micro-batch and started again, it leaves every table exact, and
-every table as a one-shot run of the same change log builds it."""
+"""`python -m batch --continuous` on the real stack: the fast lane (Kafka -> archive -> Silver ->
+Gold's facts in each micro-batch, no JVM) and Spark's deferred work beside it. Every day: a
+first start applies what is in the topics, the deferred work follows, and SIGINT stops it
+cleanly. On its turn (`lake_long`): SIGKILLed in the middle of a micro-batch and started
+again, it leaves every table exact, and every table as a one-shot Spark run of the same
+change log builds it."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from config.settings import REPO_ROOT
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake
 from stack.services import minio_client
-from tests.integration.checkpoints import batches, in_flight
+from tests.integration.lake_progress import archive_version, in_flight, silver_mark
 from tests.integration.scratch_stream import scratch_stream, write_orders
 from tests.integration.waiting import wait_for
 
@@ -46,7 +47,7 @@ def test_a_continuous_lake_applies_the_topics_then_its_deferred_work_and_stops_o
         expected = expected_statuses(written)
         job = continuous_lake(scratch, log_path)
         try:
-            assert wait_for(lambda: batches(minio, bucket, "commits") or job.poll() is not None, 300), \
+            assert wait_for(lambda: silver_mark(minio, bucket) is not None or job.poll() is not None, 300), \
                 log_path.read_text()[-3000:]
             applied = wait_for(lambda: job.poll() is not None or fact_statuses(spark, scratch, set(expected))
                                == expected, 300, every_s=3)
@@ -77,14 +78,14 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
         first = write_orders(scratch, 150, rate=0)
         job = continuous_lake(scratch, tmp_path / "first.log")
         try:
-            assert wait_for(lambda: batches(minio, bucket, "commits") or job.poll() is not None, 300), \
+            assert wait_for(lambda: silver_mark(minio, bucket) is not None or job.poll() is not None, 300), \
                 (tmp_path / "first.log").read_text()[-3000:]
-            committed = batches(minio, bucket, "commits")
+            applied = archive_version(minio, bucket)
             second = write_orders(scratch, 150, rate=0)
-            # the next batch, planned and still applying its layers (tens of seconds): kill it there
-            assert wait_for(lambda: in_flight(minio, bucket) - committed or job.poll() is not None, 120)
-            time.sleep(4)
-            assert job.poll() is None and in_flight(minio, bucket), (tmp_path / "first.log").read_text()[-3000:]
+            # the next micro-batch, archived and still applying Silver and Gold (about a second): kill it there
+            assert wait_for(lambda: (in_flight(minio, bucket) and archive_version(minio, bucket) > applied)
+                            or job.poll() is not None, 120, every_s=0.02)
+            assert job.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
         finally:
             os.killpg(job.pid, signal.SIGKILL)
             job.wait()
