@@ -31,6 +31,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -46,7 +47,6 @@ import psutil
 import typer
 
 from batch import flows, lake
-from batch.layers import bronze
 from batch.tools.audit import LakeAudit
 from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
 from batch.runs import LayerRun, show_progress
@@ -58,7 +58,7 @@ from config.cli import run
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from stack.lake import log_path, start_continuous_lake, stop_continuous_lake, wait_caught_up
+from stack.lake import log_path, start_continuous_lake, stop_continuous_lake
 from stack.scratch import cdc_caught_up, scratch_lake
 from stack.workers import start_workers, wait_for_group
 
@@ -282,17 +282,42 @@ class Freshness:
     orders: int
     exact: bool  # every order's status in Gold as the manifest says
     caught_up_s: float
+    peak_rss_mb: float  # the continuous lake's own process (not its children) during the burst
 
     def line(self, orders: int, rate: float, who: str = "ours") -> str:
         return (f"freshness, {who} (continuous lake, 2 workers, {orders:,} orders at "
                 f"{'full speed' if not rate else f'{rate:g}/s'}): last commit -> Gold with the final status "
                 f"p50 {self.p50:.1f} s, p99 {self.p99:.1f} s ({self.orders:,} orders; statuses "
                 f"{'as' if self.exact else 'NOT as'} the manifest says; the lake caught up with the source in "
-                f"{self.caught_up_s:.0f} s first)")
+                f"{self.caught_up_s:.0f} s first; the lake process's peak RSS {self.peak_rss_mb:,.0f} MB)")
 
 
-MICRO_BATCH_LINE = re.compile(r"micro-batch (\d+): ([\d,]+) records applied.*?; (\d+) Spark jobs, (\d+) Delta commits, "
-                              r"([\d.]+) s")
+class PeakRss:
+    """A process's largest resident set size, sampled every 0.2 s on a thread of its own."""
+
+    def __init__(self, pid: int) -> None:
+        self.process, self.peak_mb = psutil.Process(pid), 0.0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while not self.stopping.wait(0.2):
+            try:
+                self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
+            except psutil.Error:
+                return
+
+    def reset(self) -> None:
+        self.peak_mb = 0.0
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+
+MICRO_BATCH_LINE = re.compile(r"micro-batch (\d+): ([\d,]+) records applied.*?; (?:(\d+) Spark jobs, )?(\d+) Delta commits, "
+                              r"([\d.]+) s")  # the fast lane's lines name no Spark jobs
 OLDER_LINE = re.compile(r"micro-batch (\d+) applied in ([\d.]+) s")  # a revision that counted neither
 
 
@@ -330,7 +355,7 @@ class ThreadCpu:
     @staticmethod
     def line(seconds: dict[str, float]) -> str:
         total = sum(seconds.values())
-        return f"lake JVM {total:.1f} CPU s: " + ", ".join(
+        return f"lake process {total:.1f} CPU s: " + ", ".join(
             f"{kind} {spent:.1f} s ({spent / max(total, 0.1):.0%})"
             for kind, spent in sorted(seconds.items(), key=lambda item: -item[1]))
 
@@ -360,14 +385,16 @@ class MicroBatches:
         if not found:
             older = [float(seconds) for batch, seconds in OLDER_LINE.findall(log) if int(batch) > after]
             return cls(lake_orders, len(older), None, None, None, sum(older))
+        jobs = [int(jobs) for *_, jobs, _, _ in found if jobs is not None]
         return cls(lake_orders, len(found), sum(int(records.replace(",", "")) for _, records, *_ in found),
-                   sum(int(jobs) for *_, jobs, _, _ in found), sum(int(commits) for *_, commits, _ in found),
+                   sum(jobs) if jobs else None, sum(int(commits) for *_, commits, _ in found),
                    sum(float(seconds) for *_, seconds in found))
 
     def line(self, increment: int) -> str:
-        counted = ("" if self.jobs is None else
-                   f", {self.records:,} records, {self.jobs} Spark jobs ({self.jobs / max(self.batches, 1):.0f} per "
-                   f"micro-batch), {self.commits} Delta commits ({self.commits / max(self.batches, 1):.1f} per micro-batch)")
+        jobs = "" if self.jobs is None else f", {self.jobs} Spark jobs ({self.jobs / max(self.batches, 1):.0f} per micro-batch)"
+        counted = ("" if self.records is None else
+                   f", {self.records:,} records{jobs}, {self.commits} Delta commits "
+                   f"({self.commits / max(self.batches, 1):.1f} per micro-batch)")
         cpu = "" if self.cpu is None else f"; {ThreadCpu.line(self.cpu)}"
         return (f"{increment:,} orders on a lake of {self.lake_orders:,} orders: {self.batches} micro-batch(es)"
                 f"{counted}, {self.seconds:.1f} s applying{cpu}")
@@ -382,12 +409,37 @@ class ContinuousRun:
         self.running = ExitStack()  # stopped in reverse, whatever fails on the way
 
     def __enter__(self) -> ContinuousRun:
-        self.pid = start_continuous_lake(self.scratch, every_s=10, tree=self.tree)
+        started = time.monotonic()
+        self.pid = start_continuous_lake(self.scratch, every_s=1 if self.tree is None else 10, tree=self.tree)
         self.running.callback(stop_continuous_lake, self.scratch)
+        self.rss = PeakRss(self.pid)
+        self.running.callback(self.rss.stop)
         self.spark = build_session(self.scratch, "bench-freshness")
         self.running.callback(self.spark.stop)
-        self.caught_up_s = wait_caught_up(self.spark, self.scratch, 1800, who="the continuous lake")
+        self.wait_for(lambda: self.silver_rows("customers") >= self.customers, "the customers")
+        self.caught_up_s = time.monotonic() - started
         return self
+
+    def wait_for(self, done, what: str, timeout_s: float = 1800) -> None:
+        """Until `done()`, read from the lake as any reader would (so either engine's lake is
+        waited for the same way)."""
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the continuous lake has not applied {what} in {timeout_s:.0f} s: "
+                                   f"see {log_path(self.scratch)}")
+            time.sleep(1)
+
+    def silver_rows(self, table: str) -> int:
+        location = lake.path(self.scratch, "silver", table)
+        return lake.read(self.spark, location).count() if lake.exists(self.spark, location) else 0
+
+    def applied(self, manifest: dict) -> dict[str, str]:
+        """Until Gold's facts show every order of `manifest` with its final status; those statuses."""
+        expected = expected_statuses(manifest)
+        self.wait_for(lambda: lake.exists(self.spark, lake.path(self.scratch, "gold", "fact_orders"))
+                      and fact_statuses(self.spark, self.scratch, set(expected)) == expected, "the orders")
+        return expected
 
     def __exit__(self, *exc) -> None:
         self.running.close()
@@ -400,14 +452,14 @@ class ContinuousRun:
             workers_running.callback(lambda: [worker.stop() for worker in workers])
             wait_for_group(self.scratch, workers)
             committed: dict[str, float] = {}
+            self.rss.reset()
             manifest = add_orders(self.scratch, orders, seed=seed, customers=self.customers, rate=rate,
                                   committed=committed)
-            wait_caught_up(self.spark, self.scratch, 1800, who="the continuous lake")
-            expected = expected_statuses(manifest)
+            expected = self.applied(manifest)
             exact = fact_statuses(self.spark, self.scratch, set(expected)) == expected
             lags = lags_s(committed, first_visible(self.spark, self.scratch, expected))
         cuts = statistics.quantiles(lags, n=100)
-        return Freshness(cuts[49], cuts[98], len(lags), exact, self.caught_up_s)
+        return Freshness(cuts[49], cuts[98], len(lags), exact, self.caught_up_s, self.rss.peak_mb)
 
     def increment(self, orders: int, seed: int) -> MicroBatches:
         """`orders` more orders (full speed); the micro-batches that applied them."""
@@ -419,10 +471,8 @@ class ContinuousRun:
             time.sleep(3)
         log = log_path(self.scratch)
         before, applied = log.stat().st_size, self.last_batch()
-        jvm = lake_jvm(self.pid)
-        cpu = ThreadCpu(jvm) if jvm else None
-        add_orders(self.scratch, orders, seed=seed, customers=self.customers)
-        wait_caught_up(self.spark, self.scratch, 1800, who="the continuous lake")
+        cpu = ThreadCpu(lake_jvm(self.pid) or self.pid)  # the Spark lake's JVM, or the fast lane itself
+        self.applied(add_orders(self.scratch, orders, seed=seed, customers=self.customers))
         last = self.last_batch()
         # The lake logs a micro-batch's line once its progress is reported and no deferred step holds its main thread.
         deadline, logged = time.monotonic() + 900, ""
@@ -431,19 +481,18 @@ class ContinuousRun:
             with log.open() as text:
                 text.seek(before)
                 logged = text.read()
-        return replace(MicroBatches.logged(logged, self.lake_orders(), after=applied), cpu=cpu.since() if cpu else None)
+        return replace(MicroBatches.logged(logged, self.lake_orders(), after=applied), cpu=cpu.since())
 
     def last_batch(self) -> int:
-        """The continuous lake's newest completed micro-batch."""
-        return max(int(name) for name in lake.listed_names(
-            self.spark, f"{bronze.checkpoint_location(self.scratch)}/commits") if name.isdigit())
+        """The continuous lake's newest micro-batch logged."""
+        return max((int(number) for number in re.findall(r"micro-batch (\d+)[: ]", log_path(self.scratch).read_text())),
+                   default=-1)
 
     def grow(self, to_orders: int, seed: int) -> None:
         """Orders written (full speed) until the lake holds `to_orders`, applied by the lake."""
         missing = to_orders - self.lake_orders()
         if missing > 0:
-            add_orders(self.scratch, missing, seed=seed, customers=self.customers, chaos=False)
-            wait_caught_up(self.spark, self.scratch, 3600, who="the continuous lake")
+            self.applied(add_orders(self.scratch, missing, seed=seed, customers=self.customers, chaos=False))
 
     def lake_orders(self) -> int:
         return lake.read(self.spark, lake.path(self.scratch, "gold", "fact_orders")).count()

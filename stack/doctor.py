@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from batch.clocks import STALENESS_BOUND_S
+from batch.fastlane.lease import fresh, owner_of, read_state
 from batch.flows import DEFERRED
 from batch.tools.freshness import behind_since
 from cdc import rest
@@ -244,6 +245,23 @@ def gold(settings: Settings) -> Iterator[Check]:
     yield Check("gold", True, f"last fact_orders commit {age(time.time() - newest)}")
 
 
+def fast_lane(settings: Settings) -> Iterator[Check]:
+    """Whether the fast lane runs (its lease, renewed every few seconds) and how far behind it is."""
+    state = read_state(settings)
+    if state is None:
+        yield Check("lake: fast lane", True, "not started (`python -m batch --continuous`; `make demo` starts it)")
+        return
+    silent = time.time() - state["heartbeat"]
+    if state.get("released"):
+        yield Check("lake: fast lane", True, f"stopped {age(silent)}")
+    elif fresh(state):
+        behind = "" if state.get("left") is None else f", {state['left']:,} records behind the CDC topics"
+        yield Check("lake: fast lane", True, f"running ({owner_of(state).says()}), last seen {age(silent)}{behind}")
+    else:
+        yield Check("lake: fast lane", False, f"silent since {age(silent)} ({owner_of(state).says()}) without stopping",
+                    "it died: start it again (`python -m stack up` restarts the stack's; its log says why it stopped)")
+
+
 def deferred_work(settings: Settings) -> Iterator[Check]:
     """How far each of the continuous lake's deferred jobs (history, dimensions, products,
     marts) is behind its input: the age of the oldest commit it has not read yet."""
@@ -323,7 +341,8 @@ def examine(settings: Settings, worker_url: str) -> list[Check]:
         ("connector", "kafka-connect", lambda: connector(settings)),
         ("CDC topics", "kafka", lambda: cdc_topics(settings)), ("workers", None, lambda: workers(settings, worker_url)),
         ("order_final", "kafka", lambda: order_final(settings)), ("dead letters", "kafka", lambda: dead_letters(settings)),
-        ("gold", "minio", lambda: gold(settings)), ("lake deferred work", "minio", lambda: deferred_work(settings)),
+        ("gold", "minio", lambda: gold(settings)), ("lake: fast lane", "minio", lambda: fast_lane(settings)),
+        ("lake deferred work", "minio", lambda: deferred_work(settings)),
         ("redis", "redis", lambda: redis_state(settings)), ("mysql access", "mariadb", lambda: mysql_access(settings)),
         ("minio access", "minio", lambda: minio_access(settings)), ("kafka access", "kafka", lambda: kafka_access(settings)),
         ("prometheus", None, lambda: prometheus_alerts(settings))]

@@ -106,20 +106,23 @@ class Lake:
                 f"{location} needs writer features the fast lane cannot write ({', '.join(unwritable)}); "
                 "rebuild it without them (`python -m batch --full` after dropping it) or leave it to Spark")
 
-    def read(self, location: str, column: str | None = None, values: pl.Series | None = None) -> pl.DataFrame | None:
-        """The table's rows, those whose `column` is among `values` when given (the parquet
-        files' statistics and the partition values prune what is read); None when it does not
-        exist."""
+    def read(self, location: str, column: str | None = None, values: pl.Series | None = None, *,
+             columns: Sequence[str] | None = None) -> pl.DataFrame | None:
+        """The table's rows (its `columns`, all when None), those whose `column` is among
+        `values` when given (the parquet files' statistics and the partition values prune what
+        is read); None when it does not exist."""
         table = self.table(location)
         if table is None:
             return None
         dataset = table.to_pyarrow_dataset()
+        selected = None if columns is None else list(columns)
         if column is None:
-            return pl.from_arrow(dataset.to_table())
+            return pl.from_arrow(dataset.to_table(columns=selected))
         if values is None or values.is_empty():
-            return pl.from_arrow(dataset.schema.empty_table())
+            empty = dataset.schema.empty_table()
+            return pl.from_arrow(empty if selected is None else empty.select(selected))
         wanted = pa.array(values.unique().to_list(), type=dataset.schema.field(column).type)
-        return pl.from_arrow(dataset.to_table(filter=pc.field(column).isin(wanted)))
+        return pl.from_arrow(dataset.to_table(columns=selected, filter=pc.field(column).isin(wanted)))
 
     def transaction_version(self, location: str, app_id: str) -> int | None:
         table = self.table(location)

@@ -254,7 +254,7 @@ class FastLane:
         now = self.lake.version(location)
         held = self.held.get(location)
         if held is None or held[0] != now:
-            rows = self.lake.read(location)
+            rows = self.lake.read(location, columns=[key])
             keys = rows[key] if rows is not None else pl.Series(key, [], pl.Int32)
             held = self.held[location] = (now, keys)
         return held[1]
@@ -267,9 +267,8 @@ class FastLane:
             now = self.lake.version(location)
             held = self.held.get(location)
             if held is None or held[0] != now:
-                rows = self.lake.read(location)
-                rows = (rows.select(list(schema)).cast(schema) if rows is not None
-                        else pl.DataFrame(schema=schema))
+                rows = self.lake.read(location, columns=list(schema))
+                rows = rows.cast(schema) if rows is not None else pl.DataFrame(schema=schema)
                 held = self.held[location] = (now, rows)
             found.append(held[1])
         return facts_formula.Dimensions(*found)
@@ -295,7 +294,7 @@ class FastLane:
     def resolve_unknown_keys(self, batch: MicroBatch) -> None:
         """The facts still pointing at an unknown member, recomputed once a dimension moved."""
         location = self.location(GOLD, "fact_orders")
-        facts = self.lake.read(location)
+        facts = self.lake.read(location, columns=["order_id", "customer_key", "payment_method_key", "order_date_id"])
         if facts is None:
             return
         unknown = facts.filter((pl.col("customer_key") == facts_formula.UNKNOWN)

@@ -154,3 +154,24 @@ def archive_only(settings: Settings, *, once: bool, linger_s: float = 1.0, max_r
     finally:
         source.close()
     return total
+
+
+def apply_until_drained(settings: Settings, *, linger_s: float = 0.5, max_records: int = MAX_RECORDS) -> list[MicroBatch]:
+    """The fast lane's micro-batches until the CDC topics hold nothing it has not applied (what
+    the archive holds beyond Silver's mark first), under its lease; what each took."""
+    lane, lease = FastLane(settings), Lease(settings)
+    lane.check_tables()
+    lease.acquire()
+    batches = [batch for batch in [lane.recover()] if batch is not None]
+    source = CdcSource(settings, map(settings.cdc_topic, CDC_TABLES), lane.next_offsets)
+    try:
+        while True:
+            records = source.poll(max_records, linger_s, wait_s=2.0)
+            if records:
+                batches.append(lane.apply(records))
+                log.info(batches[-1].line(len(batches), None))
+            elif source.assigned and source.left() == 0:
+                return batches
+    finally:
+        source.close()
+        lease.release()

@@ -37,6 +37,7 @@ class CdcSource:
             "enable.auto.commit": False, "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "enable.partition.eof": False, "fetch.wait.max.ms": 100, "logger": logger})
         self.assigned: set[Partition] = set()
+        self.next: dict[Partition, int | None] = {}  # the next offset to read (None: the partition's start)
         self.listed_at = 0.0
 
     def assign_new(self, every_s: float = 5.0) -> None:
@@ -51,6 +52,7 @@ class CdcSource:
         if not new:
             return
         starts = self.start_at(new)
+        self.next.update({partition: starts.get(partition) for partition in new})
         self.consumer.incremental_assign([
             TopicPartition(topic, partition, OFFSET_BEGINNING if starts.get((topic, partition)) is None
                            else starts[(topic, partition)]) for topic, partition in new])
@@ -75,6 +77,7 @@ class CdcSource:
                 kind, stamp = message.timestamp()
                 records.append(Record(message.topic(), message.partition(), message.offset(), message.key(),
                                       message.value(), stamp if kind else None))
+                self.next[(message.topic(), message.partition())] = message.offset() + 1
             if records and deadline > time.monotonic() + linger_s:
                 deadline = time.monotonic() + linger_s  # records came: a short linger, then the batch
             if time.monotonic() >= deadline:
@@ -82,12 +85,11 @@ class CdcSource:
         return records
 
     def left(self) -> int:
-        """Records the topics hold beyond what this consumer has read."""
-        positions = self.consumer.position([TopicPartition(topic, partition) for topic, partition in self.assigned])
+        """Records the topics hold beyond what this consumer has handed on."""
         total = 0
-        for position in positions:
-            low, high = self.consumer.get_watermark_offsets(position, timeout=5, cached=False)
-            total += max(high - (position.offset if position.offset >= 0 else low), 0)
+        for (topic, partition), next_offset in self.next.items():
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5, cached=False)
+            total += max(high - (low if next_offset is None else max(next_offset, low)), 0)
         return total
 
     def close(self) -> None:

@@ -26,7 +26,21 @@ def test_micro_batch_lines_add_up_and_print_the_jvms_cpu_shares():
     assert batches.seconds == 35.3
     assert MicroBatches.logged(LOG, lake_orders=26_000, after=2).records == 16  # only those past batch 2
     line = MicroBatches(26_000, 2, 3_055, 166, 9, 35.3, cpu={"JIT compiler": 30.0, "executor tasks": 10.0}).line(1_000)
-    assert line.endswith("35.3 s applying; lake JVM 40.0 CPU s: JIT compiler 30.0 s (75%), executor tasks 10.0 s (25%)")
+    assert line.endswith("35.3 s applying; lake process 40.0 CPU s: JIT compiler 30.0 s (75%), executor tasks 10.0 s "
+                         "(25%)")
+
+
+FAST_LANE_LOG = """2026-11-27 12:00:01,100 INFO micro-batch 7: 2,530 records applied, 0 left in the topics; 4 Delta commits, 0.93 s (archive 0.21 s, silver 0.50 s, gold 0.22 s)
+2026-11-27 12:00:03,100 INFO micro-batch 8: 30 records applied, 12 left in the topics; 3 Delta commits, 0.41 s (archive 0.10 s, silver 0.21 s, gold 0.10 s)
+"""
+
+
+def test_the_fast_lane_s_lines_add_up_without_spark_jobs():
+    batches = MicroBatches.logged(FAST_LANE_LOG, lake_orders=1_000)
+
+    assert (batches.batches, batches.records, batches.jobs, batches.commits) == (2, 2_560, None, 7)
+    assert round(batches.seconds, 2) == 1.34
+    assert "Spark jobs" not in batches.line(100) and "7 Delta commits (3.5 per micro-batch)" in batches.line(100)
 
 
 def test_a_process_cpu_is_counted_from_when_it_is_watched():
