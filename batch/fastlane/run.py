@@ -12,6 +12,7 @@ compose, the stack) starts it again, and it goes on from the archive's offsets.
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
 import sys
@@ -26,7 +27,14 @@ from batch.paths import CDC_TABLES, archive_location
 from batch.runs import log
 from config import Settings
 
+PR_SET_PDEATHSIG = 1
 RUNNING = "fast lane running"  # logged once it reads the topics (stack.lake waits for it)
+
+
+def ends_with_its_parent() -> None:
+    """In a child, before it runs: SIGTERM when the process that started it dies (a lane killed
+    with SIGKILL leaves no deferred work running on its own). Linux's PR_SET_PDEATHSIG."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Deferred:
@@ -47,7 +55,8 @@ class Deferred:
                 return  # not sooner than a period after its last start
         self.started_at = time.monotonic()
         self.child = subprocess.Popen([sys.executable, "-m", "batch", "deferred", "--every", f"{self.every_s:g}s"],
-                                      env={**self.settings.as_env(), "PYTHONUNBUFFERED": "1"})
+                                      env={**self.settings.as_env(), "PYTHONUNBUFFERED": "1"},
+                                      preexec_fn=ends_with_its_parent)
 
     def stop(self) -> None:
         if self.child is not None and self.child.poll() is None:
