@@ -65,7 +65,7 @@ class DemoLake:
         """Until the lake has applied every record the CDC topics hold (a first start drains
         every customer first), with a progress bar of the records left; seconds waited."""
         return wait_caught_up(self.settings, timeout_s, who=f"the continuous lake (pid {self.pid})",
-                              progress="continuous lake catching up" if progress else None)
+                              label="continuous lake catching up" if progress else None)
 
     def check(self, manifest: dict, *, timeout_s: float) -> LakeCheck:
         """Gold's statuses against the manifest, read once the lake has applied every record

@@ -55,15 +55,22 @@ def stop_continuous_lake(settings: Settings) -> int | None:
     return process.stop(StackLayout(settings.stack_home).pidfile(name(settings)), grace_s=120)
 
 
-def records_behind(settings: Settings, since: float = 0.0) -> int | None:
-    """The records the CDC topics hold beyond what the continuous lake has applied (archive,
-    Silver, Gold's facts), as its progress says (`python -m batch --continuous` renews it after
-    each micro-batch and every few seconds between); None before it says so after `since`
-    (epoch seconds), or while it is not running."""
+def progress(settings: Settings, since: float = 0.0) -> tuple[int, int] | None:
+    """(records applied, records the CDC topics hold beyond them) as the continuous lake's
+    progress says (`python -m batch --continuous` renews it after each micro-batch and every
+    few seconds between: archive, Silver and Gold's facts applied); None before it says so
+    after `since` (epoch seconds), or while it is not running."""
     state = read_state(settings)
     if not fresh(state) or state.get("left") is None or state["heartbeat"] < since:
         return None
-    return state["left"]
+    return sum(offset for offsets in state["applied"].values() for offset in offsets.values()), state["left"]
+
+
+def records_behind(settings: Settings, since: float = 0.0) -> int | None:
+    """The records the CDC topics hold beyond what the continuous lake has applied; None as
+    `progress` is."""
+    said = progress(settings, since)
+    return None if said is None else said[1]
 
 
 def caught_up(settings: Settings) -> bool:
@@ -72,17 +79,18 @@ def caught_up(settings: Settings) -> bool:
 
 
 def wait_caught_up(settings: Settings, timeout_s: float, *, who: str = "the lake",
-                   progress: str | None = None) -> float:
+                   label: str | None = None) -> float:
     """Until the continuous lake says it has applied every record the CDC topics hold (said
-    after this wait began); seconds waited. With `progress` (its label), a bar of the records
+    after this wait began); seconds waited. With `label`, a bar of the records
     applied out of those the topics held, with its rate and time left. Raises TimeoutError
     naming where to look."""
     started, since = time.monotonic(), time.time()
-    with tqdm(desc=progress, unit="records", disable=progress is None, dynamic_ncols=True) as bar:
-        while (behind := records_behind(settings, since)) != 0:
-            if behind is not None:
-                bar.total = max(bar.total or 0, bar.n + behind)
-                bar.update(bar.total - behind - bar.n)
+    with tqdm(desc=label, unit="records", disable=label is None, dynamic_ncols=True) as bar:
+        while (said := progress(settings, since)) is None or said[1] != 0:
+            if said is not None:
+                applied, behind = said
+                bar.total = applied + behind
+                bar.update(applied - bar.n)
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"{who} has not caught up with the CDC topics in {timeout_s:.0f} s: "
                                    f"see {settings.stack_home}/logs")

@@ -13,6 +13,7 @@ compose, the stack) starts it again, and it goes on from the archive's offsets.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -28,13 +29,17 @@ from batch.runs import log
 from config import Settings
 
 PR_SET_PDEATHSIG = 1
+DEFERRED_NICENESS = 10
 RUNNING = "fast lane running"  # logged once it reads the topics (stack.lake waits for it)
 
 
-def ends_with_its_parent() -> None:
-    """In a child, before it runs: SIGTERM when the process that started it dies (a lane killed
-    with SIGKILL leaves no deferred work running on its own). Linux's PR_SET_PDEATHSIG."""
+def deferred_child() -> None:
+    """In the deferred work's process, before it runs: SIGTERM when the lane that started it dies
+    (a lane killed with SIGKILL leaves no deferred work running on its own: Linux's
+    PR_SET_PDEATHSIG), and a lower CPU priority, so a micro-batch is not slowed by Spark's
+    batch work on the same cores (the deferred work's time is staleness, not freshness)."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.nice(DEFERRED_NICENESS)
 
 
 class Deferred:
@@ -56,7 +61,7 @@ class Deferred:
         self.started_at = time.monotonic()
         self.child = subprocess.Popen([sys.executable, "-m", "batch", "deferred", "--every", f"{self.every_s:g}s"],
                                       env={**self.settings.as_env(), "PYTHONUNBUFFERED": "1"},
-                                      preexec_fn=ends_with_its_parent)
+                                      preexec_fn=deferred_child)
 
     def stop(self) -> None:
         if self.child is not None and self.child.poll() is None:

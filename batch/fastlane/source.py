@@ -17,8 +17,8 @@ from config import Settings
 log = logging.getLogger("batch")
 Partition = tuple[str, int]
 # librdkafka's own lines below this level are dropped: a transient broker error it recovers
-# from by itself is no news (an error that stops the lane raises).
-LIBRDKAFKA_LOG_LEVEL = logging.ERROR
+# from by itself is no news (an error that stops the lane raises; the lag shows one that lasts).
+LIBRDKAFKA_LOG_LEVEL = logging.CRITICAL
 REFUSALS = ("TOPIC_AUTHORIZATION_FAILED", "_AUTHENTICATION")  # errors no retry mends: the lane stops
 
 
