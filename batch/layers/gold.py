@@ -1,6 +1,6 @@
 """Gold: Silver's changes -> the star schema (then the marts: batch.layers.marts), in three jobs,
-each with its own marks, so the continuous lake runs the facts every micro-batch and the rest
-between micro-batches.
+each with its own marks. While the fast lane runs it computes `fact_orders` itself (batch.fastlane.facts,
+the same formula) and keeps `FactsJob`'s marks; the others run as Spark's deferred work.
 
 - `FactsJob` (the hot path): `fact_orders` recomputed for the orders whose order or details
   changed in Silver since its marks. Its dimension keys come from `KnownDimensions`, held

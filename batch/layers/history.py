@@ -2,8 +2,8 @@
 `silver/order_details_history`, key: the row's key and `source_position`), `valid_from` the
 change's commit at the source and `valid_to` the next change's (null while current).
 
-A job of its own, with its own mark on the archive (`silver/_marks_history.json`): the
-continuous lake runs it between micro-batches (nothing on the hot path reads the history),
+A job of its own, with its own mark on the archive (`silver/_marks_history.json`): Spark's
+deferred work runs it beside the fast lane (nothing on the hot path reads the history),
 a one-shot `python -m batch silver` right after Silver. It applies the archive's records
 after its mark up to the version Silver has applied (a detail's order time comes from
 Silver's orders), so however late it runs, it ends where a full rebuild would.

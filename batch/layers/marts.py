@@ -3,8 +3,8 @@ customer segments), each recomputed whole and replaced when a star table it read
 (its rows or schema: a compaction of the star changes neither).
 
 A job of its own, with its own marks (the star tables' versions it was built from), so the
-continuous lake can carry each micro-batch's facts to Gold without rebuilding the marts
-every time: they follow on their own clock (batch.continuous). One-shot runs build them right
+fast lane can carry each micro-batch's facts to Gold without rebuilding the marts every time:
+they follow on Spark's deferred clock (`python -m batch deferred`, batch.flows). One-shot runs build them right
 after the star (batch.flows). The star is read as of the versions recorded, so a micro-batch committing
 facts meanwhile only makes the next refresh run again. Run: `python -m batch gold`.
 """
