@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake
+from batch import paths
 from batch.names import SILVER, archive_location
+from batch.store import delta_log, reads
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
 from config import Settings
@@ -42,10 +43,10 @@ def new_records(spark: SparkSession, settings: Settings, seen: str | None,
                 until: int | None = None) -> NewRecords | None:
     """The archive's records after version `seen` (up to `until` if given; None: no news)."""
     location = archive_location(settings)
-    if not lake.exists(spark, location):
+    if not delta_log.exists(spark, location):
         raise RuntimeError(f"no CDC archive at {location}: run `python -m batch bronze` "
                            "(or `python -m batch`), which drains the CDC topics into it")
-    archived, version = lake.changes_since(spark, location, None if seen is None else int(seen), until)
+    archived, version = reads.changes_since(spark, location, None if seen is None else int(seen), until)
     if str(version) == seen:
         return None
     archived = archived.select(*ARCHIVE_COLUMNS).localCheckpoint()
@@ -60,11 +61,11 @@ def look_up(spark: SparkSession, settings: Settings, row_changes: DataFrame, tab
     Silver's orders of the orders these changes name."""
     if not table.looked_up:
         return row_changes
-    orders = lake.path(settings, SILVER, silver.ORDERS.name)
-    if not lake.exists(spark, orders):
+    orders = paths.path(settings, SILVER, silver.ORDERS.name)
+    if not delta_log.exists(spark, orders):
         return row_changes.withColumn("order_timestamp", F.lit(None).cast("timestamp"))
     named = row_changes.select(F.trim("order_id").alias("order_id"))
-    times = of_keys(lake.read(spark, orders), named, ["order_id"]).select(
+    times = of_keys(reads.read(spark, orders), named, ["order_id"]).select(
         F.col("order_id").alias("_order"), F.col("order_ts").alias("order_timestamp"))
     return (row_changes.join(times, F.trim(row_changes["order_id"]) == times["_order"], "left")
             .drop("_order"))

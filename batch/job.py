@@ -4,7 +4,7 @@ A layer subclasses `LayerJob` and says only what moving its tables means (`move`
 changed since the marks -> transform -> write), returning the marks to store. The marks are
 read and written here, once per run, after every table is written: a run that fails midway
 stores none, so the next run reads the same changes again (every write is an idempotent
-MERGE, see batch.lake).
+MERGE, see batch.store.writes).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from typing import ClassVar
 
 from pyspark.sql import SparkSession
 
-from batch import lake
 from batch.fastlane.lease import LeaseHeld, refusal
 from batch.runs import LayerRun, layer_run
+from batch.store.marks import MARKS, fast_lane, read_marks, write_marks
 from config import Settings
 
 
 class LayerJob(ABC):
     layer: ClassVar[str]
-    marks_file: ClassVar[str] = lake.MARKS  # one per job of a layer
+    marks_file: ClassVar[str] = MARKS  # one per job of a layer
     writes_hot_tables: ClassVar[bool] = False  # tables the fast lane owns while it runs
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False) -> None:
@@ -30,14 +30,14 @@ class LayerJob(ABC):
 
     def run(self) -> LayerRun:
         if self.writes_hot_tables:
-            running = lake.fast_lane(self.spark, self.settings)
+            running = fast_lane(self.spark, self.settings)
             if running is not None:
                 raise LeaseHeld(refusal(running, f"{type(self).__name__} (python -m batch {self.layer})"))
-        stored = lake.read_marks(self.spark, self.settings, self.layer, self.marks_file)
+        stored = read_marks(self.spark, self.settings, self.layer, self.marks_file)
         with layer_run(self.layer) as tables:
             new_marks = self.move(tables, {} if self.full else stored)
             if new_marks:
-                lake.write_marks(self.spark, self.settings, self.layer, new_marks, stored=stored, name=self.marks_file)
+                write_marks(self.spark, self.settings, self.layer, new_marks, stored=stored, name=self.marks_file)
         return tables
 
     @classmethod

@@ -3,7 +3,7 @@ and in `changelog`, never in each other's modules."""
 
 from __future__ import annotations
 
-from batch import lake
+from batch import paths
 from batch.paths import (BRONZE, CDC_QUARANTINE, CDC_TABLES, GOLD, SILVER, archive_location,  # noqa: F401
                          quarantine_name)
 from config import Settings
@@ -11,15 +11,15 @@ from config import Settings
 
 def snapshot_location(settings: Settings, table: str) -> str:
     """Bronze's JDBC copy of a MySQL table (seed 000's layout)."""
-    return lake.path(settings, BRONZE, table)
+    return paths.path(settings, BRONZE, table)
 
 
 def silver_location(settings: Settings, table: str) -> str:
-    return lake.path(settings, SILVER, table)
+    return paths.path(settings, SILVER, table)
 
 
 def gold_location(settings: Settings, table: str) -> str:
-    return lake.path(settings, GOLD, table)
+    return paths.path(settings, GOLD, table)
 
 
 def history_name(table: str) -> str:

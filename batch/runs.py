@@ -1,4 +1,5 @@
-"""What a job did: rows read, written and quarantined per table, its time, one summary line."""
+"""What a job did: what each write changed, rows read, written and quarantined per table, its
+time, one summary line. Both engines' writes report a `Written`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ def show_progress() -> None:
         log.propagate = False
 
 
+@dataclass(frozen=True)
+class Written:
+    """One write to a table: rows inserted, updated and deleted, the Delta commits it made, and
+    the table's version after it (None when no writer reports it)."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    commits: int = 0
+    version: int | None = field(default=None, compare=False)
+
+    @property
+    def rows(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
 @dataclass
 class TableRun:
     layer: str
@@ -31,8 +48,8 @@ class TableRun:
     commits: int = 0  # Delta commits made
     seconds: float = 0.0
 
-    def add(self, written) -> None:
-        """A write's rows and commits (a `batch.lake.Written`)."""
+    def add(self, written: Written) -> None:
+        """A write's rows and commits."""
         self.written += written.rows
         self.commits += written.commits
 

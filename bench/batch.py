@@ -46,14 +46,15 @@ import orjson
 import psutil
 import typer
 
-from batch import flows, lake
+from batch import flows, paths
+from batch.store import delta_log, files, reads
 from batch.tools.audit import LakeAudit
 from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
 from batch.runs import LayerRun, show_progress
 from batch.session import build_session
 from batch.layers.snapshot import read_table
 from bench.stream import checkout, isolated
-from config import Settings, settings
+from config import Settings
 from config.cli import run
 from config.settings import REPO_ROOT
 from source import database, generate
@@ -107,7 +108,7 @@ class JobProfile:
         context = spark.sparkContext
         self.url = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/jobs"
         self.seen = {job["jobId"] for job in self.jobs()}
-        jvm, _ = lake.driver_jvm(spark)
+        jvm, _ = files.driver_jvm(spark)
         self.compilation = jvm.java.lang.management.ManagementFactory.getCompilationMXBean()
         self.jvm_stat = f"/proc/{jvm.java.lang.ProcessHandle.current().pid()}/stat"
         self.cpu = self.cpu_seconds()
@@ -431,13 +432,13 @@ class ContinuousRun:
             time.sleep(1)
 
     def silver_rows(self, table: str) -> int:
-        location = lake.path(self.scratch, "silver", table)
-        return lake.read(self.spark, location).count() if lake.exists(self.spark, location) else 0
+        location = paths.path(self.scratch, "silver", table)
+        return reads.read(self.spark, location).count() if delta_log.exists(self.spark, location) else 0
 
     def applied(self, manifest: dict) -> dict[str, str]:
         """Until Gold's facts show every order of `manifest` with its final status; those statuses."""
         expected = expected_statuses(manifest)
-        self.wait_for(lambda: lake.exists(self.spark, lake.path(self.scratch, "gold", "fact_orders"))
+        self.wait_for(lambda: delta_log.exists(self.spark, paths.path(self.scratch, "gold", "fact_orders"))
                       and fact_statuses(self.spark, self.scratch, set(expected)) == expected, "the orders")
         return expected
 
@@ -495,7 +496,7 @@ class ContinuousRun:
             self.applied(add_orders(self.scratch, missing, seed=seed, customers=self.customers, chaos=False))
 
     def lake_orders(self) -> int:
-        return lake.read(self.spark, lake.path(self.scratch, "gold", "fact_orders")).count()
+        return reads.read(self.spark, paths.path(self.scratch, "gold", "fact_orders")).count()
 
 
 @dataclass

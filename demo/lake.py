@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batch import lake
+from batch import paths
+from batch.store import reads
 from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
 from batch.tools.report import write_report
 from batch.runs import log, show_progress
@@ -94,7 +95,7 @@ class DemoLake:
         started = time.monotonic()
         while not deferred_current(self.spark, self.settings) and time.monotonic() - started < timeout_s:
             time.sleep(3)
-        counts = {table: lake.read(self.spark, lake.path(self.settings, "gold", table)).count()
+        counts = {table: reads.read(self.spark, paths.path(self.settings, "gold", table)).count()
                   for table in GOLD_TABLES}
         return counts, write_report(self.spark, self.settings, self.settings.stack_home / "reports" / "lake.html")
 

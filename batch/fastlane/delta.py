@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
@@ -25,6 +24,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from batch.fastlane.silver import KNOWN, changed_rows
+from batch.runs import Written
 from config import Settings
 
 DELETE = "_delete"
@@ -54,19 +54,6 @@ def uri(location: str) -> str:
     if location.startswith("file://"):
         return location.removeprefix("file://")
     return "s3://" + location.removeprefix("s3a://")
-
-
-@dataclass(frozen=True)
-class Written:
-    inserted: int = 0
-    updated: int = 0
-    deleted: int = 0
-    commits: int = 0
-    version: int | None = None
-
-    @property
-    def rows(self) -> int:
-        return self.inserted + self.updated + self.deleted
 
 
 class Lake:
@@ -240,7 +227,7 @@ class Objects:
         self.client.put_object(bucket, key, io.BytesIO(body), len(body), content_type="application/json")
 
     def read_marks(self, layer: str, name: str = "_marks") -> dict[str, str]:
-        """A lake job's marks (batch.lake's format: `{"marks": {table: mark}, "written_at"}`)."""
+        """A lake job's marks (the Spark jobs' format, batch.store.marks: `{"marks": {table: mark}, "written_at"}`)."""
         stored = self.read(self.settings.lake_path(layer, f"{name}.json"))
         return {} if stored is None else stored["marks"]
 

@@ -7,7 +7,7 @@ Exactly once, and exact after a kill anywhere:
   archived once (a record the archive holds already is left out of an append);
 - Silver's and Gold's writes are MERGEs where the newest source position wins and facts are
   recomputed from Silver, so applying a change again changes nothing; their marks (Silver's:
-  the archive's version applied, batch.lake's format, shared with the Spark jobs) are written
+  the archive's version applied, the format batch.store.marks reads, shared with the Spark jobs) are written
   after the data, and a start first applies what the archive holds beyond Silver's mark.
 
 It owns the hot tables while it runs (batch.fastlane.lease); the Spark jobs read them through
@@ -28,12 +28,12 @@ from batch.clocks import COMPACT_AFTER_FILES
 from batch.fastlane import facts as facts_formula
 from batch.fastlane import silver
 from batch.fastlane.archive import Archived, Record, archive, rearchive, row_changes, unreadable
-from batch.fastlane.delta import Lake, Objects, Written
+from batch.fastlane.delta import Lake, Objects
 from batch.fastlane.source import Partition
 from batch.paths import CDC_QUARANTINE, GOLD, SILVER, archive_location, path, quarantine_name
 from batch.rules import (CUSTOMERS, INITIAL_SNAPSHOT, ORDER_DETAILS, ORDERS, SOURCE_POSITION, TABLES,
                          SilverTable, extra_columns)
-from batch.runs import log
+from batch.runs import Written, log
 from config import Settings
 
 ARCHIVE_MARK = "cdc_raw"  # Silver's mark: the archive's version applied (batch.changelog's too)

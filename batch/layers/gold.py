@@ -3,9 +3,8 @@ each with its own marks. While the fast lane runs it computes `fact_orders` itse
 the same formula) and keeps `FactsJob`'s marks; the others run as Spark's deferred work.
 
 - `FactsJob` (the hot path): `fact_orders` recomputed for the orders whose order or details
-  changed in Silver since its marks. Its dimension keys come from `KnownDimensions`, held
-  across micro-batches and read again only when a dimension's version moved; a key the
-  dimensions do not hold yet is the unknown member (-1) until `DimensionsJob` resolves it.
+  changed in Silver since its marks. Its dimension keys come from `KnownDimensions`; a key
+  the dimensions do not hold yet is the unknown member (-1) until `DimensionsJob` resolves it.
   An order cancelled at the source (kept in Silver, marked deleted) has its fact with
   `status` cancelled; one gone from Silver (its newest version quarantined) keeps its last
   fact, marked `is_deleted`.
@@ -22,15 +21,14 @@ Run: `python -m batch gold [--full]`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake
 from batch.job import LayerJob
 from batch.names import GOLD, gold_location, silver_location
 from batch.runs import LayerRun
+from batch.store import delta_log, reads, writes
+from batch.store.marks import fast_lane
 from batch.transforms import gold
 from batch.transforms.common import missing_keys, of_keys
 from batch.transforms.silver import FIRST_CHANGED_AT, ORDER_DETAILS, ORDERS, TABLES, SilverTable, latest_changes
@@ -47,9 +45,7 @@ FACT_DIMENSIONS = ("dim_customer", "dim_payment_method", "dim_date")  # the keys
 
 
 class KnownDimensions:
-    """The dimension rows fact_orders resolves its keys against: of `held` tables (the
-    continuous lake keeps them across micro-batches, read again only when a dimension's
-    version moved)."""
+    """The dimension rows fact_orders resolves its keys against, cached for the job's run."""
 
     RESOLVED_BY = {  # the columns of each dimension a fact's key is resolved by
         "dim_customer": "customer_key bigint, customer_id int, valid_from timestamp, valid_to timestamp",
@@ -57,13 +53,13 @@ class KnownDimensions:
         "dim_date": "date_id int",
     }
 
-    def __init__(self, spark: SparkSession, settings: Settings, held: lake.HeldTables | None = None) -> None:
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
         self.spark, self.settings = spark, settings
-        self.held = held or lake.HeldTables(spark)
+        self.cached = reads.CachedColumns(spark)
 
     def get(self, name: str) -> DataFrame:
         schema = self.RESOLVED_BY[name]
-        rows = self.held.read(gold_location(self.settings, name), [column.split()[0] for column in schema.split(", ")])
+        rows = self.cached.read(gold_location(self.settings, name), [column.split()[0] for column in schema.split(", ")])
         # not built yet: no rows (facts resolve to the unknown member)
         return self.spark.createDataFrame([], schema) if rows is None else rows
 
@@ -74,7 +70,6 @@ class GoldJob(LayerJob):
 
     layer = LAYER
     reads: tuple[SilverTable, ...] = TABLES
-    handed: Mapping[str, lake.Written] = {}  # Silver's writes of this micro-batch, by table
 
     @classmethod
     def inputs(cls, settings: Settings) -> dict[str, str]:
@@ -98,11 +93,7 @@ class GoldJob(LayerJob):
     def newest_changes(self, table: SilverTable, seen: str | None) -> DataFrame:
         """The Silver table's changes after version `seen`, each key's newest (its version
         now in `versions`)."""
-        handed = self.handed.get(table.name)
-        if handed is not None and handed.follows(seen):  # Silver's write in hand, each key once
-            self.versions[table.name] = handed.version
-            return handed.feed
-        changes, self.versions[table.name] = lake.changes_since(
+        changes, self.versions[table.name] = reads.changes_since(
             self.spark, self.silver(table.name), None if seen is None else int(seen))
         if not self.moved(table.name):  # no rows: nothing to compute or store
             return changes
@@ -129,7 +120,7 @@ class GoldJob(LayerJob):
         already); the rows written."""
         with self.tables.table(table) as counts:
             counts.read = read
-            counts.add(lake.upsert(self.spark, self.gold(table), rows, keys, deletes=deletes,
+            counts.add(writes.upsert(self.spark, self.gold(table), rows, keys, deletes=deletes,
                                    partition_by=partition_by, current=current))
         return counts.written
 
@@ -142,8 +133,8 @@ class GoldJob(LayerJob):
 
     def write_facts(self, touched: DataFrame, dimensions: KnownDimensions) -> None:
         """fact_orders recomputed for the `touched` order ids (distinct, materialised)."""
-        orders = of_keys(lake.read(self.spark, self.silver(ORDERS.name)), touched, ["order_id"])
-        details = of_keys(lake.read(self.spark, self.silver(ORDER_DETAILS.name)).filter(~F.col("is_deleted")),
+        orders = of_keys(reads.read(self.spark, self.silver(ORDERS.name)), touched, ["order_id"])
+        details = of_keys(reads.read(self.spark, self.silver(ORDER_DETAILS.name)).filter(~F.col("is_deleted")),
                           touched, ["order_id"])
         placed = orders.select("order_id", (F.col(FIRST_CHANGED_AT) if FIRST_CHANGED_AT in orders.columns
                                             else F.lit(None).cast("timestamp")).alias("placed_at"))
@@ -153,9 +144,9 @@ class GoldJob(LayerJob):
         facts = gold.fact_orders(orders, details, customers, dimensions.get("dim_payment_method"),
                                  dimensions.get("dim_date"), placed)
         written, current = facts, None
-        if lake.exists(self.spark, self.gold("fact_orders")):
+        if delta_log.exists(self.spark, self.gold("fact_orders")):
             # read once: for the cancelled facts, and for the write's comparison
-            current = of_keys(lake.read(self.spark, self.gold("fact_orders")), touched, ["order_id"]).persist()
+            current = of_keys(reads.read(self.spark, self.gold("fact_orders")), touched, ["order_id"]).persist()
             deletions = self.gone["orders"].select("order_id", "_changed_at")
             written = facts.unionByName(gold.cancelled_facts(current, facts, deletions), allowMissingColumns=True)
         try:
@@ -172,14 +163,9 @@ class FactsJob(GoldJob):
     reads = (ORDERS, ORDER_DETAILS)
     writes_hot_tables = True
 
-    def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False,
-                 dimensions: KnownDimensions | None = None, handed: Mapping[str, lake.Written] | None = None) -> None:
-        """`handed`: Silver's writes just made (the continuous lake's micro-batch), taken
-        instead of reading them back from Silver's change feed when they are all it holds
-        after the marks."""
+    def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False) -> None:
         super().__init__(spark, settings, full=full)
-        self.dimensions = dimensions or KnownDimensions(spark, settings)
-        self.handed = handed or {}
+        self.dimensions = KnownDimensions(spark, settings)
 
     def apply(self) -> None:
         self.write_facts(self.order_ids().distinct().localCheckpoint(), self.dimensions)
@@ -196,19 +182,19 @@ class DimensionsJob(GoldJob):
             if not self.moved(source):
                 continue
             changed = self.changed[source]
-            versioned = name == "dim_customer" and lake.exists(self.spark, self.gold(name))
+            versioned = name == "dim_customer" and delta_log.exists(self.spark, self.gold(name))
             rows = self.customer_versions() if versioned else build(changed)
             written = self.write(name, rows, [key], read=changed.count())
             grew |= name in FACT_DIMENSIONS and written > 0
         # while the fast lane owns fact_orders, it resolves them itself once a dimension moved
-        owned = lake.fast_lane(self.spark, self.settings) is not None
-        if grew and lake.exists(self.spark, self.gold("fact_orders")) and not owned:
+        owned = fast_lane(self.spark, self.settings) is not None
+        if grew and delta_log.exists(self.spark, self.gold("fact_orders")) and not owned:
             self.resolve_unknown_keys()
 
     def customer_versions(self) -> DataFrame:
         changed, gone = self.changed["customers"], self.gone["customers"]
         ids = changed.select("customer_id").unionByName(gone.select("customer_id"))
-        versions = of_keys(lake.read(self.spark, self.gold("dim_customer")), ids, ["customer_id"])
+        versions = of_keys(reads.read(self.spark, self.gold("dim_customer")), ids, ["customer_id"])
         return gold.customer_versions(changed, gone, versions)
 
     def resolve_unknown_keys(self) -> None:
@@ -216,7 +202,7 @@ class DimensionsJob(GoldJob):
         cancelled order's fact too, which keeps its keys."""
         unresolved = (F.col("customer_key") == gold.UNKNOWN) | (F.col("payment_method_key") == gold.UNKNOWN)
         unresolved |= F.col("order_date_id") == gold.UNKNOWN
-        touched = (lake.read(self.spark, self.gold("fact_orders")).filter(unresolved)
+        touched = (reads.read(self.spark, self.gold("fact_orders")).filter(unresolved)
                    .select("order_id").localCheckpoint())
         self.write_facts(touched, KnownDimensions(self.spark, self.settings))
 
@@ -233,10 +219,10 @@ class ProductsJob(GoldJob):
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         location = self.gold("fact_orders")
-        if not lake.exists(self.spark, location):
+        if not delta_log.exists(self.spark, location):
             return {}
         seen = marks.get("fact_orders")
-        self.facts_changed, version = lake.changes_since(self.spark, location, None if seen is None else int(seen))
+        self.facts_changed, version = reads.changes_since(self.spark, location, None if seen is None else int(seen))
         self.facts_moved = str(version) != seen
         return {**super().move(tables, marks), "fact_orders": str(version)}
 
@@ -248,15 +234,15 @@ class ProductsJob(GoldJob):
                    .unionByName(self.changed["order_details"].select("order_id"))
                    .unionByName(self.gone["order_details"].select("order_id"))
                    .distinct().localCheckpoint())
-        facts = of_keys(lake.read(self.spark, self.gold("fact_orders")), touched, ["order_id"])
-        details = of_keys(lake.read(self.spark, self.silver(ORDER_DETAILS.name)).filter(~F.col("is_deleted")),
+        facts = of_keys(reads.read(self.spark, self.gold("fact_orders")), touched, ["order_id"])
+        details = of_keys(reads.read(self.spark, self.silver(ORDER_DETAILS.name)).filter(~F.col("is_deleted")),
                           touched, ["order_id"])
         products = gold.fact_order_products(details, facts.filter(~F.col("is_deleted")),
-                                            lake.read(self.spark, self.gold("dim_product")))
+                                            reads.read(self.spark, self.gold("dim_product")))
         location = self.gold("fact_order_products")
         stale = None
-        if lake.exists(self.spark, location):
-            stale = missing_keys(of_keys(lake.read(self.spark, location), touched, ["order_id"]), products,
+        if delta_log.exists(self.spark, location):
+            stale = missing_keys(of_keys(reads.read(self.spark, location), touched, ["order_id"]), products,
                                  ["order_id", "product_id"])
         self.write("fact_order_products", products, ["order_id", "product_id"],
                    read=touched.count(), deletes=stale, partition_by=["order_date_id"])

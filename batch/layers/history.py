@@ -13,13 +13,14 @@ Run: `python -m batch silver`.
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
-from batch import lake
+from batch import paths
 from batch.changelog import ARCHIVE_MARK, look_up, new_records
 from batch.job import LayerJob
 from batch.names import SILVER, archive_location, history_name
 from batch.runs import LayerRun
+from batch.store import delta_log, reads, writes
+from batch.store.marks import read_marks
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
 from config import Settings
@@ -37,7 +38,7 @@ class HistoryJob(LayerJob):
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         # Only what Silver has applied: a detail's order time is looked up in Silver's orders.
-        applied = lake.read_marks(self.spark, self.settings, LAYER).get(ARCHIVE_MARK)
+        applied = read_marks(self.spark, self.settings, LAYER).get(ARCHIVE_MARK)
         if applied is None:
             return {}
         news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK), until=int(applied))
@@ -55,12 +56,12 @@ class HistoryJob(LayerJob):
         """Every version of the table's rows: the new ones, and the versions already kept of
         the same keys (a new version closes the one before it)."""
         name = history_name(table.name)
-        location = lake.path(self.settings, LAYER, name)
+        location = paths.path(self.settings, LAYER, name)
         keys = [*table.keys, silver.SOURCE_POSITION]
         with tables.table(name) as counts:
             versions = conformed.drop(silver.RAW, silver.FIRST_CHANGED_AT).localCheckpoint()
             counts.read = versions.count()
-            if lake.exists(self.spark, location):
-                kept = of_keys(lake.read(self.spark, location), versions, table.keys).drop("valid_from", "valid_to")
+            if delta_log.exists(self.spark, location):
+                kept = of_keys(reads.read(self.spark, location), versions, table.keys).drop("valid_from", "valid_to")
                 versions = versions.unionByName(kept, allowMissingColumns=True).dropDuplicates(keys)
-            counts.add(lake.upsert(self.spark, location, silver.history(versions, table), keys))
+            counts.add(writes.upsert(self.spark, location, silver.history(versions, table), keys))

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from pyspark.sql import functions as F
 
-from batch import lake
+from batch import paths
 from batch.job import LayerJob
 from batch.names import GOLD
 from batch.runs import LayerRun
+from batch.store import delta_log, reads, writes
 from batch.transforms import marts
 from config import Settings
 
@@ -31,16 +32,16 @@ class MartsJob(LayerJob):
 
     @classmethod
     def inputs(cls, settings: Settings) -> dict[str, str]:
-        return {name: lake.path(settings, LAYER, name) for name in STAR}
+        return {name: paths.path(settings, LAYER, name) for name in STAR}
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
-        versions = {name: lake.version(self.spark, self.gold(name)) for name in STAR}
+        versions = {name: delta_log.version(self.spark, self.gold(name)) for name in STAR}
         if None in versions.values():
             return {}  # no star yet
         new_versions = {name: str(version) for name, version in versions.items()}
         if not any(self.moved(name, marks.get(name), version) for name, version in versions.items()):
             return new_versions  # no row changed since the marts were built (a compaction at most)
-        star = {name: lake.read(self.spark, self.gold(name), version) for name, version in versions.items()}
+        star = {name: reads.read(self.spark, self.gold(name), version) for name, version in versions.items()}
         facts = star["fact_orders"].localCheckpoint()
         customers = star["dim_customer"].join(F.broadcast(facts.select("customer_id").distinct()),
                                               "customer_id", "left_semi")
@@ -54,13 +55,13 @@ class MartsJob(LayerJob):
         for name, rows in built.items():
             with tables.table(name) as counts:
                 counts.read = facts_read
-                counts.written = lake.replace(self.spark, self.gold(name), rows).rows
+                counts.written = writes.replace(self.spark, self.gold(name), rows).rows
         return new_versions
 
     def moved(self, table: str, mark: str | None, version: int) -> bool:
         if mark == str(version):
             return False
-        return mark is None or lake.rows_changed(self.spark, self.gold(table), int(mark), version)
+        return mark is None or delta_log.rows_changed(self.spark, self.gold(table), int(mark), version)
 
     def gold(self, table: str) -> str:
-        return lake.path(self.settings, LAYER, table)
+        return paths.path(self.settings, LAYER, table)

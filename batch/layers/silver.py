@@ -26,11 +26,12 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake
+from batch import paths
 from batch.changelog import ARCHIVE_MARK, look_up, new_records
 from batch.job import LayerJob
 from batch.names import CDC_QUARANTINE, SILVER, quarantine_name, snapshot_location
 from batch.runs import LayerRun, TableRun, log
+from batch.store import delta_log, reads, writes
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
 from config import Settings
@@ -43,15 +44,13 @@ class SilverJob(LayerJob):
     writes_hot_tables = True
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False,
-                 held: lake.HeldTables | None = None,
                  seed: Callable[[], object] | None = None) -> None:
-        """`held`: tables kept across runs (the referenced tables' keys); `seed`: takes Bronze's JDBC snapshot, for a first run
-        that needs one (batch.flows wires it)."""
+        """`seed`: takes Bronze's JDBC snapshot, for a first run that needs one (batch.flows
+        wires it)."""
         super().__init__(spark, settings, full=full)
         self.seed = seed
-        self.held = held or lake.HeldTables(spark)
+        self.referenced = reads.CachedColumns(spark)  # the keys the rules refer to
         self.now = datetime.now(timezone.utc)  # the rules that look at time judge against one moment
-        self.written: dict[str, lake.Written] = {}  # each table's write, for Gold's facts to take
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK))
@@ -70,7 +69,7 @@ class SilverJob(LayerJob):
         return {ARCHIVE_MARK: str(news.version)}
 
     def exists(self, table: str) -> bool:
-        return lake.exists(self.spark, lake.path(self.settings, LAYER, table))
+        return delta_log.exists(self.spark, paths.path(self.settings, LAYER, table))
 
     def needs_seed(self, archived: DataFrame) -> bool:
         """A first Silver run on an archive that does not reach back to the source's beginning
@@ -87,30 +86,29 @@ class SilverJob(LayerJob):
         return True
 
     def quarantine_unreadable(self, tables: LayerRun, archived: DataFrame, unreadable: int) -> None:
-        location = lake.path(self.settings, LAYER, CDC_QUARANTINE)
-        if unreadable or not lake.exists(self.spark, location):
+        location = paths.path(self.settings, LAYER, CDC_QUARANTINE)
+        if unreadable or not delta_log.exists(self.spark, location):
             with tables.table(CDC_QUARANTINE) as counts:
                 counts.quarantined = unreadable
-                counts.commits += lake.upsert(self.spark, location, changes.unreadable(archived),
-                                              ["topic", "partition", "offset"]).commits
+                counts.commits += writes.upsert(self.spark, location, changes.unreadable(archived),
+                                                ["topic", "partition", "offset"]).commits
 
     def stored(self, table: str, rows: DataFrame, keys: tuple[str, ...]) -> DataFrame | None:
         """The Silver table's rows of the keys `rows` carries; None when it does not exist."""
-        location = lake.path(self.settings, LAYER, table)
-        if not lake.exists(self.spark, location):
+        location = paths.path(self.settings, LAYER, table)
+        if not delta_log.exists(self.spark, location):
             return None
-        return of_keys(lake.read(self.spark, location), rows, keys)
+        return of_keys(reads.read(self.spark, location), rows, keys)
 
     def refine(self, tables: LayerRun, table: silver.SilverTable, archived: DataFrame, columns: list[str], *,
                seeded: bool) -> None:
         """Apply the table's changes among `archived` (the archive's new records; their row
         images' `columns`) to Silver, over the JDBC snapshot's rows when `seeded`."""
         spark, settings = self.spark, self.settings
-        location = lake.path(settings, LAYER, table.name)
         with tables.table(table.name) as counts:
             row_changes = changes.row_changes(archived, table.name, columns, table.bronze_keys)
             if seeded:
-                snapshot = lake.read(spark, snapshot_location(settings, table.name))
+                snapshot = reads.read(spark, snapshot_location(settings, table.name))
                 row_changes = row_changes.unionByName(changes.snapshot_changes(snapshot, table.name, columns))
             row_changes = look_up(spark, settings, row_changes, table)
             conformed = silver.conform(row_changes, table).persist()  # for the keys, and for the rows
@@ -122,11 +120,11 @@ class SilverJob(LayerJob):
     def apply(self, counts: TableRun, table: silver.SilverTable, conformed: DataFrame) -> None:
         """The conformed changes' newest per key, checked, into the table and its quarantine."""
         spark, settings = self.spark, self.settings
-        location = lake.path(settings, LAYER, table.name)
+        location = paths.path(settings, LAYER, table.name)
         candidates = conformed
         if table.references and self.exists(quarantine_name(table.name)):
             # every quarantined row that may now pass, not only those of this batch's keys
-            quarantine = lake.read(spark, lake.path(settings, LAYER, quarantine_name(table.name)))
+            quarantine = reads.read(spark, paths.path(settings, LAYER, quarantine_name(table.name)))
             candidates = conformed.unionByName(silver.awaiting_references(quarantine, table),
                                                allowMissingColumns=True)
         newest = changes.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys,
@@ -150,19 +148,18 @@ class SilverJob(LayerJob):
             leaving = None
             if counts.quarantined and held is not None:  # only keys Silver holds: deleting none would still commit
                 leaving = held.select(*table.keys).join(bad.select(*table.keys), list(table.keys), "left_semi")
-            self.written[table.name] = lake.upsert(spark, location, good, table.keys, deletes=leaving,
-                                                   partition_by=table.partition_by, current=held)
-            counts.add(self.written[table.name])
-            quarantine = lake.path(settings, LAYER, quarantine_name(table.name))
-            if counts.quarantined or not lake.exists(spark, quarantine):
-                counts.commits += lake.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION]).commits
+            counts.add(writes.upsert(spark, location, good, table.keys, deletes=leaving,
+                                     partition_by=table.partition_by, current=held))
+            quarantine = paths.path(settings, LAYER, quarantine_name(table.name))
+            if counts.quarantined or not delta_log.exists(spark, quarantine):
+                counts.commits += writes.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION]).commits
         finally:
             checked.unpersist()
             if held is not None:
                 held.unpersist()
 
     def keys_of(self, reference: silver.Reference) -> DataFrame:
-        """The keys of the Silver table a rule refers to (held across micro-batches)."""
-        location = lake.path(self.settings, LAYER, reference.table)
-        keys = self.held.read(location, [reference.key])
-        return keys if keys is not None else lake.read(self.spark, location)  # no table: the read names it
+        """The keys of the Silver table a rule refers to."""
+        location = paths.path(self.settings, LAYER, reference.table)
+        keys = self.referenced.read(location, [reference.key])
+        return keys if keys is not None else reads.read(self.spark, location)  # no table: the read names it

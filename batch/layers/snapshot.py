@@ -18,11 +18,11 @@ import orjson
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake
 from batch.job import LayerJob
 from batch.names import BRONZE, snapshot_location
 from batch.runs import LayerRun
 from batch.session import jdbc_options
+from batch.store import delta_log, reads, writes
 from batch.transforms.snapshot import (BUCKET_KEYS, DETAILS_QUERY, PARTITION_COLUMNS, bucket_predicates,
                                      bucket_signatures_query, changed_buckets, hash_predicates,
                                      with_date_partitions)
@@ -75,10 +75,10 @@ class SnapshotJob(LayerJob):
             rows = rows.transform(nullable).cache()
             counts.read = rows.count()
             deletes = None
-            if lake.exists(self.spark, location):
-                current = lake.read(self.spark, location)
+            if delta_log.exists(self.spark, location):
+                current = reads.read(self.spark, location)
                 deletes = missing_keys(current if scope is None else current.filter(scope), rows, keys)
-            counts.written = lake.upsert(self.spark, location, rows, keys, deletes=deletes,
+            counts.written = writes.upsert(self.spark, location, rows, keys, deletes=deletes,
                                          partition_by=partition_by).rows
         return rows
 

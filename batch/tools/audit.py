@@ -17,11 +17,11 @@ import typer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake
 from batch.layers.snapshot import read_table
 from batch.names import gold_location, silver_location
 from batch.runs import show_progress
 from batch.session import build_session
+from batch.store import reads
 from batch.transforms import audit, silver
 from batch.transforms.snapshot import DETAILS_QUERY
 from config import Settings, settings
@@ -63,7 +63,7 @@ class LakeAudit:
         self.valid: dict[str, DataFrame] = {}  # source rows passing Silver's rules, per table
 
     def silver_table(self, table: silver.SilverTable) -> TableAudit:
-        live = lake.read(self.spark, silver_location(self.config, table.name)).filter("NOT is_deleted")
+        live = reads.read(self.spark, silver_location(self.config, table.name)).filter("NOT is_deleted")
         known = {reference.table: self.valid[reference.table] for reference in table.references.values()}
         checked = silver.check_table(source_rows(self.spark, self.config, table), table, self.now, known).cache()
         self.valid[table.name] = silver.valid(checked, table)
@@ -73,7 +73,7 @@ class LakeAudit:
 
     def facts(self) -> TableAudit:
         expected = audit.expected_facts(self.valid["orders"], self.valid["order_details"])
-        facts = (lake.read(self.spark, gold_location(self.config, "fact_orders"))
+        facts = (reads.read(self.spark, gold_location(self.config, "fact_orders"))
                  .filter("status != 'cancelled'"))
         differences = audit.drift(expected, facts, ["order_id"], audit.FACT_COLUMNS)
         return TableAudit("gold.fact_orders", expected.count(), 0, audit.counts(differences))

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from batch import lake
 from batch.flows import DEFERRED
 from batch.names import gold_location
+from batch.store import delta_log, reads
+from batch.store.marks import read_marks
 from config import Settings
 
 
@@ -28,7 +29,7 @@ def expected_statuses(manifest: dict) -> dict[str, str]:
 
 def fact_statuses(spark: SparkSession, settings: Settings, orders: set[str]) -> dict[str, str]:
     """Order id -> its status in Gold's fact_orders, for the orders it holds among `orders`."""
-    facts = lake.read(spark, gold_location(settings, "fact_orders")).select("order_id", "status")
+    facts = reads.read(spark, gold_location(settings, "fact_orders")).select("order_id", "status")
     wanted = spark.createDataFrame([(order,) for order in orders], "order_id string")
     return {row.order_id: row.status for row in facts.join(F.broadcast(wanted), "order_id", "left_semi").collect()}
 
@@ -46,8 +47,8 @@ def deferred_behind(spark: SparkSession, settings: Settings) -> dict[str, float 
     of its inputs it has not applied, None when it is current with them."""
     behind: dict[str, float | None] = {}
     for job in DEFERRED:
-        marks = lake.read_marks(spark, settings, job.layer, job.marks_file)
-        oldest = min(filter(None, (behind_since(lake.commit_times(spark, location), marks.get(name))
+        marks = read_marks(spark, settings, job.layer, job.marks_file)
+        oldest = min(filter(None, (behind_since(delta_log.commit_times(spark, location), marks.get(name))
                                    for name, location in job.inputs(settings).items())), default=None)
         behind[job.__name__] = None if oldest is None else max(time.time() - oldest, 0.0)
     return behind

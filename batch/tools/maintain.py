@@ -17,11 +17,12 @@ import typer
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from batch import lake
 from batch.fastlane.lane import hot_tables
 from batch.names import BRONZE, GOLD, SILVER
 from batch.runs import log, show_progress
 from batch.session import build_session
+from batch.store import delta_log, files
+from batch.store.marks import fast_lane
 from config import Settings, settings
 
 LAYERS = (BRONZE, SILVER, GOLD)
@@ -59,11 +60,11 @@ def vacuum(spark: SparkSession, location: str, retain_hours: float) -> None:
 
 
 def maintain(spark: SparkSession, location: str, retain_hours: float) -> Maintained:
-    before, stored_before = live_files(spark, location), lake.stored_files(spark, location)
+    before, stored_before = live_files(spark, location), files.stored_files(spark, location)
     DeltaTable.forPath(spark, location).optimize().executeCompaction()
     vacuum(spark, location, retain_hours)
     return Maintained(location, before, live_files(spark, location), stored_before,
-                      lake.stored_files(spark, location))
+                      files.stored_files(spark, location))
 
 
 def maintain_lake(spark: SparkSession, config: Settings, layers=LAYERS,
@@ -71,9 +72,9 @@ def maintain_lake(spark: SparkSession, config: Settings, layers=LAYERS,
     hours = config.lake_vacuum_retain_hours if retain_hours is None else retain_hours
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled",
                    str(hours >= DELTA_DEFAULT_RETAIN_HOURS).lower())
-    done, owned = [], set(hot_tables(config)) if lake.fast_lane(spark, config) is not None else set()
+    done, owned = [], set(hot_tables(config)) if fast_lane(spark, config) is not None else set()
     for layer in layers:
-        for location in lake.tables(spark, config, layer):
+        for location in delta_log.tables(spark, config, layer):
             if location.rstrip("/") in owned:
                 log.info("%s: left to the fast lane, which owns it while it runs (and compacts it itself)", location)
                 continue

@@ -10,22 +10,22 @@ from typing import Annotated
 import typer
 from pyspark.sql import SparkSession
 
-from batch import lake
 from batch.clocks import STALENESS_BOUND_S
 from batch.layers.marts import MARTS
 from batch.names import gold_location
 from batch.runs import log, show_progress
 from batch.session import build_session
+from batch.store import delta_log, reads
 from batch.tools.freshness import deferred_behind
 from batch.tools.report_page import page, staleness_note
 from config import Settings, settings
 
 
 def mart_rows(spark: SparkSession, config: Settings) -> dict[str, list[dict]]:
-    missing = [name for name in MARTS if not lake.exists(spark, gold_location(config, name))]
+    missing = [name for name in MARTS if not delta_log.exists(spark, gold_location(config, name))]
     if missing:
         raise FileNotFoundError(f"no {', '.join(missing)} in the lake yet: run `python -m batch` first")
-    return {name: [row.asDict() for row in lake.read(spark, gold_location(config, name)).collect()]
+    return {name: [row.asDict() for row in reads.read(spark, gold_location(config, name)).collect()]
             for name in MARTS}
 
 

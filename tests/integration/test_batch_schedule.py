@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from batch import lake
+from batch import paths
+from batch.store import reads
 from config import Settings
 from config.settings import REPO_ROOT
 from source import database, generate
@@ -69,6 +70,6 @@ def test_every_logs_a_failed_run_and_the_next_runs_load_the_lake(
         assert "SIGINT: stopping" in text
         assert re.search(r"INFO stopped$", text, re.MULTILINE), text[-2000:]
         for table in ("orders", "customers"):
-            landed = lake.read(spark, lake.path(scratch, "bronze", table)).count()
+            landed = reads.read(spark, paths.path(scratch, "bronze", table)).count()
             assert landed == database.count_rows(connection, table)
         connection.close()

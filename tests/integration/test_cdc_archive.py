@@ -13,8 +13,8 @@ import uuid
 import pytest
 from pyspark.sql import functions as F
 
-from batch import lake
 from batch.names import CDC_TABLES, archive_location
+from batch.store import reads
 from cdc.topics import records_held
 from config import Settings
 from config.settings import REPO_ROOT
@@ -61,7 +61,7 @@ def test_a_killed_archive_job_reruns_and_holds_every_cdc_record_once(settings, s
         rerun = archive(scratch, "--once", log_path=tmp_path / "archive-once.log")
         assert rerun.wait(timeout=300) == 0, (tmp_path / "archive-once.log").read_text()[-3000:]
 
-        rows = lake.read(spark, archive_location(scratch))
+        rows = reads.read(spark, archive_location(scratch))
         per_topic = {row["topic"]: row for row in rows.groupBy("topic").agg(
             F.count("*").alias("records"), F.countDistinct("partition", "offset").alias("offsets"),
             F.count_if(F.col("op").isNull() & F.col("value").isNotNull()).alias("not_debezium")).collect()}

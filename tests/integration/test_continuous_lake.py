@@ -12,14 +12,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 from pyspark.sql import functions as F
 
-from batch import flows, lake
+from batch import flows, paths
 from batch.names import archive_location
+from batch.store import reads
 from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses
 from config.settings import REPO_ROOT
 from source import database
@@ -62,7 +62,7 @@ def test_a_continuous_lake_applies_the_topics_then_its_deferred_work_and_stops_o
                 os.killpg(job.pid, signal.SIGKILL)  # what is left of a job that failed: its JVM too
             job.wait()
 
-        silver_orders = lake.read(spark, lake.path(scratch, "silver", "orders"))
+        silver_orders = reads.read(spark, paths.path(scratch, "silver", "orders"))
         connection = database.connect(scratch)
         assert silver_orders.filter("NOT is_deleted").count() == database.count_rows(connection, "orders")
         assert silver_orders.filter("is_deleted").count() == len(written["cancelled"])
@@ -104,14 +104,14 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
             rerun.send_signal(signal.SIGINT)  # the micro-batch under way ends first
             assert rerun.wait(timeout=180) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
 
-        archived = lake.read(spark, archive_location(scratch))
+        archived = reads.read(spark, archive_location(scratch))
         assert archived.count() == archived.select("topic", "partition", "offset").distinct().count()
-        silver_orders = lake.read(spark, lake.path(scratch, "silver", "orders"))
+        silver_orders = reads.read(spark, paths.path(scratch, "silver", "orders"))
         assert silver_orders.filter("NOT is_deleted").count() == database.count_rows(connection, "orders")
         assert silver_orders.filter("is_deleted").count() == len(first["cancelled"]) + len(second["cancelled"])
-        facts = lake.read(spark, lake.path(scratch, "gold", "fact_orders"))
+        facts = reads.read(spark, paths.path(scratch, "gold", "fact_orders"))
         assert facts.count() == facts.select("order_id").distinct().count() == len(expected)
-        daily = lake.read(spark, lake.path(scratch, "gold", "mart_daily_orders")).agg(F.sum("cancelled")).first()[0]
+        daily = reads.read(spark, paths.path(scratch, "gold", "mart_daily_orders")).agg(F.sum("cancelled")).first()[0]
         assert daily == sum(status == "cancelled" for status in expected.values())
         assert "Delta commits" in (tmp_path / "rerun.log").read_text()  # each micro-batch's line
 
@@ -120,8 +120,8 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
             for layer in flows.CHANGE_LOG:
                 layer(spark, one_shot)
             for layer, table in DERIVED:
-                continuous_rows = lake.read(spark, lake.path(scratch, layer, table))
-                once_rows = lake.read(spark, lake.path(one_shot, layer, table)).select(*continuous_rows.columns)
+                continuous_rows = reads.read(spark, paths.path(scratch, layer, table))
+                once_rows = reads.read(spark, paths.path(one_shot, layer, table)).select(*continuous_rows.columns)
                 differ = (continuous_rows.exceptAll(once_rows).limit(3).collect(),
                           once_rows.exceptAll(continuous_rows).limit(3).collect())
                 assert differ == ([], []), f"{layer}.{table}: continuous, one-shot"

@@ -9,7 +9,8 @@ import uuid
 
 from pyspark.sql import functions as F
 
-from batch import flows, lake
+from batch import flows, paths
+from batch.store import reads
 from batch.tools.audit import LakeAudit
 from cdc import rest
 from cdc.connector import connector_config, server_id
@@ -45,13 +46,13 @@ def test_an_archive_without_the_connectors_snapshot_is_seeded_from_jdbc(settings
 
         logging.getLogger("batch").removeHandler(caplog.handler)
         assert "does not reach back" in caplog.text
-        orders = lake.read(spark, lake.path(scratch, "silver", "orders"))
+        orders = reads.read(spark, paths.path(scratch, "silver", "orders"))
         assert orders.filter("NOT is_deleted").count() == database.count_rows(connection, "orders")
         assert orders.filter("is_deleted").count() == len(after["cancelled"])  # the archive's deletes
         [raised_row] = orders.filter(F.col("order_id") == raised).collect()
         assert raised_row.changed_at is not None  # the archive's change won over the snapshot's row
         assert all(table.clean for table in LakeAudit(spark, scratch).run())
-        facts = lake.read(spark, lake.path(scratch, "gold", "fact_orders"))
+        facts = reads.read(spark, paths.path(scratch, "gold", "fact_orders"))
         assert facts.filter("status = 'complete'").count() >= len(before["complete"])
         assert runs[1].total("quarantined") == 0
         again = [layer(spark, scratch) for layer in flows.CHANGE_LOG]

@@ -20,8 +20,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from batch import flows, lake
+from batch import flows, paths
 from batch.names import archive_location
+from batch.store import delta_log, reads
 from batch.tools.audit import LakeAudit
 from batch.tools.maintain import maintain_lake
 from batch.tools.report import write_report
@@ -106,7 +107,7 @@ def read(run: LayerRun, table: str) -> int:
 
 
 def gold_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:
-    return {name: lake.read(spark, lake.path(settings, "gold", name)) for name in GOLD_TABLES}
+    return {name: reads.read(spark, paths.path(settings, "gold", name)) for name in GOLD_TABLES}
 
 
 def source_count(connection, table: str) -> int:
@@ -177,7 +178,7 @@ def test_first_run_builds_the_star_and_a_rerun_changes_nothing(spark, lakehouse)
     assert_star_matches_source(spark, settings, connection)
     assert_lifecycle_matches_manifest(spark, settings, lakehouse.manifest)
     before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
-    versions = {name: lake.version(spark, lake.path(settings, layer, name))
+    versions = {name: delta_log.version(spark, paths.path(settings, layer, name))
                 for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
 
     again = run_all(spark, settings, connection, sync=False)
@@ -185,7 +186,7 @@ def test_first_run_builds_the_star_and_a_rerun_changes_nothing(spark, lakehouse)
     assert [again[layer].total("written") for layer in again] == [0, 0, 0]
     for name, table in gold_tables(spark, settings).items():
         assertDataFrameEqual(table, before[name])
-    assert versions == {name: lake.version(spark, lake.path(settings, layer, name))
+    assert versions == {name: delta_log.version(spark, paths.path(settings, layer, name))
                         for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
 
 
@@ -231,7 +232,7 @@ def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lake
     assert (fact.status, fact.is_deleted, fact.detail_count) == ("cancelled", True, 0)
     assert fact.cancelled_at is not None and fact.placed_at <= fact.cancelled_at
     assert tables["fact_order_products"].filter("order_id = 'gone-before-the-lake'").count() == 0
-    [silver_row] = lake.read(spark, lake.path(settings, "silver", "orders")).filter(
+    [silver_row] = reads.read(spark, paths.path(settings, "silver", "orders")).filter(
         "order_id = 'gone-before-the-lake'").collect()
     assert silver_row.is_deleted and silver_row.deleted_at == fact.cancelled_at
     assert_marts_match_facts(tables)
@@ -239,11 +240,11 @@ def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lake
 
 def test_a_raised_order_keeps_both_versions_and_completes_once(spark, lakehouse, short_lived_orders):
     settings = lakehouse.settings
-    history = lake.read(spark, lake.path(settings, "silver", "orders_history")).filter("order_id = 'raised'")
+    history = reads.read(spark, paths.path(settings, "silver", "orders_history")).filter("order_id = 'raised'")
     versions = history.orderBy("source_position").collect()
     assert [(v.num_products, v.is_deleted) for v in versions] == [(1, False), (2, False)]
     assert versions[0].valid_to == versions[1].valid_from and versions[1].valid_to is None
-    details = lake.read(spark, lake.path(settings, "silver", "order_details_history")).filter("order_id = 'raised'")
+    details = reads.read(spark, paths.path(settings, "silver", "order_details_history")).filter("order_id = 'raised'")
     assert details.count() == 2
     [fact] = gold_tables(spark, settings)["fact_orders"].filter("order_id = 'raised'").collect()
     assert (fact.status, fact.num_products, fact.detail_count, fact.total_quantity) == ("complete", 2, 2, 4)
@@ -256,7 +257,7 @@ def test_replayed_cdc_records_change_no_table_and_a_foreign_record_is_quarantine
     settings, connection = lakehouse.settings, lakehouse.connection
     add_orders(connection, 30, seed=4, chaos=ChaosMix())
     run_all(spark, settings, connection)
-    versions = {name: lake.version(spark, lake.path(settings, layer, name))
+    versions = {name: delta_log.version(spark, paths.path(settings, layer, name))
                 for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
     replayed = replay_newest(settings, per_partition=40)
     producer = Producer(settings.kafka_client_config())
@@ -267,10 +268,10 @@ def test_replayed_cdc_records_change_no_table_and_a_foreign_record_is_quarantine
 
     assert written(runs["bronze"], "cdc_raw") == replayed + 1 > 1
     assert [runs[layer].total("written") for layer in ("silver", "gold")] == [0, 0]
-    assert versions == {name: lake.version(spark, lake.path(settings, layer, name))
+    assert versions == {name: delta_log.version(spark, paths.path(settings, layer, name))
                         for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
     assert runs["silver"].total("quarantined") == 1
-    quarantined = lake.read(spark, lake.path(settings, "silver", "cdc_quarantine")).filter("key = '\"foreign\"'")
+    quarantined = reads.read(spark, paths.path(settings, "silver", "cdc_quarantine")).filter("key = '\"foreign\"'")
     assert [(row.value, row._reason) for row in quarantined.collect()] == [("this is not Debezium JSON",
                                                                            "not_debezium_json")]
 
@@ -299,7 +300,7 @@ def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
 
     runs = run_all(spark, settings, connection)
 
-    quarantine = {table: lake.read(spark, lake.path(settings, "silver", f"{table}_quarantine"))
+    quarantine = {table: reads.read(spark, paths.path(settings, "silver", f"{table}_quarantine"))
                   for table in ("orders", "order_details")}
     assert sorted((r["order_id"], r["_broken_rules"]) for r in quarantine["orders"].collect()
                   if r["order_id"].startswith("bad-")) == [
@@ -308,7 +309,7 @@ def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
             .collect()] == [(good_order, ["quantity_positive"])]
     orders_run = next(t for t in runs["silver"].tables if t.table == "orders")
     assert (orders_run.read, orders_run.quarantined, orders_run.written) == (2, 2, 0)
-    silver_orders = lake.read(spark, lake.path(settings, "silver", "orders"))
+    silver_orders = reads.read(spark, paths.path(settings, "silver", "orders"))
     assert silver_orders.filter("order_id LIKE 'bad-%'").count() == 0
     assert gold_tables(spark, settings)["fact_orders"].filter("order_id LIKE 'bad-%'").count() == 0
     assert_star_matches_source(spark, settings, connection)
@@ -330,7 +331,7 @@ def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, l
 
     runs = run_all(spark, settings, connection)
 
-    quarantine = {table: lake.read(spark, lake.path(settings, "silver", f"{table}_quarantine"))
+    quarantine = {table: reads.read(spark, paths.path(settings, "silver", f"{table}_quarantine"))
                   for table in ("orders", "order_details")}
     assert sorted((r["order_id"], r["_broken_rules"]) for r in quarantine["orders"].collect()
                   if r["order_id"].endswith("-customer")) == [
@@ -380,7 +381,7 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
     runs = run_all(spark, settings, connection)
 
     assert written(runs["silver"], "customers") == 2  # the update; the deletion, kept and marked
-    [far_row] = lake.read(spark, lake.path(settings, "silver", "customers")).filter(F.col("customer_id") == far).collect()
+    [far_row] = reads.read(spark, paths.path(settings, "silver", "customers")).filter(F.col("customer_id") == far).collect()
     assert far_row["is_deleted"] and far_row["deleted_at"] is not None
 
     tables = gold_tables(spark, settings)
@@ -529,7 +530,7 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
         assert landed is not None, (f"gold job exited ({job.returncode}) before writing a file:\n"
                                     + (tmp_path / f"gold-{attempt}.log").read_text()[-3000:])
         table = landed.split("/")[2]  # gold/<dimensions|facts>/<table>/...
-        committed = lake.read(spark, lake.path(settings, "gold", table)).inputFiles()
+        committed = reads.read(spark, paths.path(settings, "gold", table)).inputFiles()
         if not any(path.endswith(landed.split("/")[-1]) for path in committed):
             break  # killed after the file, before its commit: the case under test
         flows.gold(spark, settings)  # killed too late; finish and try again
@@ -566,5 +567,5 @@ def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse,
     assert "bronze.cdc_raw: read" in output
     assert "batch done in" in output
     assert written(flows.bronze(spark, settings), "cdc_raw") == 0  # the submitted job took them all
-    archived = lake.read(spark, archive_location(settings)).filter(F.col("topic") == settings.cdc_topic("orders"))
+    archived = reads.read(spark, archive_location(settings)).filter(F.col("topic") == settings.cdc_topic("orders"))
     assert archived.filter("op = 'c'").select("key").distinct().count() >= source_count(connection, "orders")

@@ -9,8 +9,9 @@ import uuid
 import pytest
 from pyspark.sql import functions as F
 
-from batch import flows, lake
+from batch import flows, paths
 from batch.fastlane.run import apply_until_drained
+from batch.store import reads
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake
 from tests.integration.scratch_stream import order_final, scratch_stream, write_orders
@@ -52,10 +53,10 @@ def test_a_column_added_to_orders_flows_to_silver_and_the_stream_is_unaffected(s
             flows.deferred(spark, scratch)
 
         for table in ("orders", "orders_history"):
-            orders = lake.read(spark, lake.path(scratch, "silver", table))
+            orders = reads.read(spark, paths.path(scratch, "silver", table))
             notes = {row["order_id"]: row["gift_note"] for row in orders.filter(F.col("gift_note").isNotNull()).collect()}
             assert notes == dict.fromkeys(noted, "with love"), table
             assert orders.filter(F.col("gift_note").isNull()).count() > 0  # rows from before keep a null
-        facts = lake.read(spark, lake.path(scratch, "gold", "fact_orders"))
-        live = lake.read(spark, lake.path(scratch, "silver", "orders")).filter("NOT is_deleted")
+        facts = reads.read(spark, paths.path(scratch, "gold", "fact_orders"))
+        live = reads.read(spark, paths.path(scratch, "silver", "orders")).filter("NOT is_deleted")
         assert facts.filter("NOT is_deleted").count() == live.count()

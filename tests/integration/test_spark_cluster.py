@@ -14,7 +14,8 @@ import httpx
 import pytest
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from batch import lake
+from batch import paths
+from batch.store import reads
 from config import Settings
 from config.settings import REPO_ROOT
 from source import database, generate
@@ -77,6 +78,6 @@ def test_the_batch_job_runs_on_a_standalone_cluster_by_its_url(settings: Setting
         assert "batch done in" in job.stderr
         apps = [app["name"] for app in cluster_state(ui_port, workers=1)["completedapps"]]
         assert "orderpipe-bronze-silver-gold" in apps  # the work ran on the cluster
-        facts = lake.read(spark, lake.path(scratch, "gold", "fact_orders")).count()
+        facts = reads.read(spark, paths.path(scratch, "gold", "fact_orders")).count()
         assert facts == database.count_rows(connection, "orders") == 50
         connection.close()

@@ -1,6 +1,6 @@
 """Private Faust, mode and aiokafka names are used only in streams/runtime/, and each one used
 there is listed in its package docstring and in docs/architecture.md; PySpark's private names
-only in batch/lake.py's one helper."""
+only in batch/store/files.py's one helper."""
 
 from __future__ import annotations
 
@@ -143,4 +143,4 @@ def test_pyspark_s_private_names_are_reached_through_one_helper_of_the_lake():
                for path, by_function in scanned(modules("batch", "bench"), "private_attributes_by_function").items()
                for function, names in by_function.items()}
 
-    assert reached == {"batch/lake.py:driver_jvm": ["_jsc", "_jvm"]}
+    assert reached == {"batch/store/files.py:driver_jvm": ["_jsc", "_jvm"]}
