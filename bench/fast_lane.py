@@ -3,19 +3,24 @@ grown by the lane itself from synthetic Debezium records to `--orders`, then to 
 and on each, micro-batches of `--batch` new orders (with their details, and a fifth as many
 earlier orders cancelled) applied by `FastLane.apply`, timed by stage.
 
-    python -m bench.fast_lane [--orders 250000] [--batch 1000] [--rounds 3] [--grow 10]
+    python -m bench.fast_lane [--orders 250000] [--batch 1000] [--rounds 3] [--grow 10] [--profile]
 
 The baseline, in the same process: the same micro-batches on the smaller lake. Prints each
 size's median and range per stage, the ratio of the larger to the smaller, the lane's records/s
-on one core while it grows the lake, and its peak RSS.
+on one core while it grows the lake, and its peak RSS. `--profile`: where the larger lake's
+micro-batches spend their time (cProfile, the calls that take it: delta-rs and pyarrow work
+inside one call each).
 """
 
 from __future__ import annotations
 
+import cProfile
+import pstats
 import random
 import statistics
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -111,6 +116,7 @@ def main(
     rounds: Annotated[int, typer.Option(help="Timed micro-batches per lake size.", min=1)] = 3,
     factor: Annotated[int, typer.Option("--grow", help="How many times larger the second lake is.", min=2)] = 10,
     customers: Annotated[int, typer.Option(help="Customers in the source.", min=1)] = 100_000,
+    profile: Annotated[bool, typer.Option(help="Print where the larger lake's micro-batches spend their time.")] = False,
 ) -> None:
     """Time the fast lane's micro-batches on a lake of `--orders` orders and on one `--grow`
     times larger (synthetic records, a scratch bucket); the ratio of the two."""
@@ -124,12 +130,17 @@ def main(
         print(f"lake of {len(source.orders):,} orders, micro-batches of {batch:,} orders (+ details, + {batch // 5} "
               f"cancelled): {summary(small)}", flush=True)
         grow(lane, source, orders * factor)
-        large = timed(lane, source, batch, rounds)
+        profiler = cProfile.Profile()
+        with profiler if profile else nullcontext():
+            large = timed(lane, source, batch, rounds)
         print(f"lake of {len(source.orders):,} orders, micro-batches of {batch:,} orders: {summary(large)}")
         ratio = statistics.median(b.seconds for b in large) / statistics.median(b.seconds for b in small)
         print(f"ratio: the {factor}x larger lake's micro-batch {ratio:.2f}x the time")
         print(f"the lane applied {rate:,.0f} CDC records/s while growing the lake (one process, one core); "
               f"peak RSS {me.memory_info().rss / 2**20:,.0f} MB now, high-water {peak_mb(me):,.0f} MB")
+        if profile:
+            print(f"where the {rounds} micro-batches on the larger lake spent their time (seconds in the call itself):")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 def peak_mb(process: psutil.Process) -> float:

@@ -231,6 +231,7 @@ class FastLane:
         written = self.lake.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
                                    current=held)
         batch.commits += written.commits
+        self.keep_keys(location, table.keys, good, leaving, written)
         if bad.height or self.lake.version(quarantine_location) is None:
             batch.quarantined += bad.height
             batch.commits += self.lake.upsert(quarantine_location, bad, [*table.keys, SOURCE_POSITION]).commits
@@ -258,6 +259,19 @@ class FastLane:
             keys = rows[key] if rows is not None else pl.Series(key, [], pl.Int32)
             held = self.held[location] = (now, keys)
         return held[1]
+
+    def keep_keys(self, location: str, keys: Sequence[str], rows: pl.DataFrame, deleted: pl.DataFrame | None,
+                  written: Written) -> None:
+        """The held keys of a table this lane has just written, brought to the write's version
+        from what it wrote instead of read again whole (the lane is the table's only writer)."""
+        held = self.held.get(location)
+        if held is None or len(keys) != 1 or written.version is None or held[0] != written.version - written.commits:
+            return
+        kept, key = held[1], keys[0]
+        if deleted is not None:
+            kept = kept.filter(~kept.is_in(deleted[key].cast(kept.dtype)))
+        added = rows[key].cast(kept.dtype).unique()
+        self.held[location] = (written.version, pl.concat([kept, added.filter(~added.is_in(kept))]))
 
     def dimensions(self) -> facts_formula.Dimensions:
         """The dimension rows facts resolve against, each held until its version moves."""

@@ -16,7 +16,7 @@ from batch.fastlane import facts as fast_facts
 from batch.fastlane import silver as fast_silver
 from batch.fastlane.archive import ARCHIVE_DDL, Record, archive, rearchive, row_changes
 from batch.fastlane.delta import Lake
-from batch.fastlane.lane import reaches_back
+from batch.fastlane.lane import FastLane, reaches_back
 from batch.fastlane.lease import LEASE_S, fresh
 from batch.rules import CUSTOMERS, ORDER_DETAILS, ORDERS, SOURCE_POSITION, SilverTable, polars_sql
 from batch.transforms import changes, gold, silver
@@ -263,3 +263,26 @@ def test_the_fast_lane_compacts_a_table_of_many_files_and_spark_reads_no_change_
     feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", before + 1)
             .load(location))
     assert feed.count() == 0  # a compaction is no data change
+
+
+def test_keys_held_for_a_table_the_lane_writes_follow_its_writes_without_reading_it_again(settings, tmp_path):
+    local = settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"})
+    lane = FastLane(local)
+    location = lane.location("silver", ORDERS.name)
+    lane.lake.upsert(location, pl.DataFrame({"order_id": ["a", "b"], "v": [1, 2]}), ["order_id"])
+    assert sorted(lane.keys_of(ORDERS.name, "order_id")) == ["a", "b"]
+
+    rows = pl.DataFrame({"order_id": ["b", "c"], "v": [3, 4]})
+    gone = pl.DataFrame({"order_id": ["a"]})
+    written = lane.lake.upsert(location, rows, ["order_id"], deletes=gone)
+    lane.keep_keys(location, ["order_id"], rows, gone, written)
+
+    held_version, held = lane.held[location]
+    assert held_version == lane.lake.version(location)  # keys_of takes them as they are
+    assert lane.keys_of(ORDERS.name, "order_id") is held
+    assert sorted(held) == sorted(lane.lake.read(location)["order_id"]) == ["b", "c"]
+
+    lane.lake.append(location, pl.DataFrame({"order_id": ["d"], "v": [5]}))  # a write it did not follow
+    lane.keep_keys(location, ["order_id"], pl.DataFrame({"order_id": ["e"]}), None,
+                   lane.lake.upsert(location, pl.DataFrame({"order_id": ["e"], "v": [6]}), ["order_id"]))
+    assert sorted(lane.keys_of(ORDERS.name, "order_id")) == ["b", "c", "d", "e"]  # read again whole
