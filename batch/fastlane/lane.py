@@ -38,6 +38,7 @@ from config import Settings
 
 ARCHIVE_MARK = "cdc_raw"  # Silver's mark: the archive's version applied (batch.changelog's too)
 APP_PREFIX = "fast-lane"
+ORDER_TIMES = {"order_id": pl.String, "order_ts": pl.Datetime("us", "UTC")}  # what a detail looks up
 
 
 def app_id(topic: str, partition: int) -> str:
@@ -95,6 +96,7 @@ class FastLane:
         self.lake, self.objects = Lake(settings), Objects(settings)
         self.archive_location = archive_location(settings)
         self.held: dict[str, tuple[int, object]] = {}  # location -> (version, what is held of it)
+        self.orders_written = pl.DataFrame(schema=ORDER_TIMES)  # Silver's orders as this micro-batch wrote them
 
     def location(self, layer: str, table: str) -> str:
         return path(self.settings, layer, table)
@@ -175,6 +177,7 @@ class FastLane:
                                "Kafka's retention cut them): run `python -m batch` once, which starts Silver from a "
                                "JDBC snapshot of MySQL, then the fast lane")
         self.quarantine_unreadable(batch, archived)
+        self.orders_written = pl.DataFrame(schema=ORDER_TIMES)
         touched: dict[str, pl.DataFrame] = {}
         for table in TABLES:
             topic = self.settings.cdc_topic(table.name)
@@ -232,6 +235,8 @@ class FastLane:
                                    current=held)
         batch.commits += written.commits
         self.keep_keys(location, table.keys, good, leaving, written)
+        if table is ORDERS:
+            self.orders_written = good.select("order_id", "order_ts").cast(ORDER_TIMES)
         if bad.height or self.lake.version(quarantine_location) is None:
             batch.quarantined += bad.height
             batch.commits += self.lake.upsert(quarantine_location, bad, [*table.keys, SOURCE_POSITION]).commits
@@ -240,12 +245,15 @@ class FastLane:
         return good.select(table.keys).clear()
 
     def order_times(self, changes: pl.DataFrame) -> pl.DataFrame:
-        """A detail's order time, from Silver's orders (null until its order is known)."""
+        """A detail's order time, from Silver's orders (null until its order is known): those
+        this micro-batch wrote as it wrote them, the others read."""
         ids = changes["order_id"].str.strip_chars()
-        orders = self.lake.read(self.location(SILVER, ORDERS.name), "order_id", ids)
-        times = (orders.select(pl.col("order_id").alias("_order"), pl.col("order_ts").alias("order_timestamp"))
-                 if orders is not None else pl.DataFrame(schema={"_order": pl.String,
-                                                                 "order_timestamp": pl.Datetime("us", "UTC")}))
+        found = [self.orders_written.select("order_id", "order_ts")]
+        stored = self.lake.read(self.location(SILVER, ORDERS.name), "order_id",
+                                ids.filter(~ids.is_in(self.orders_written["order_id"])), columns=["order_id", "order_ts"])
+        found += [] if stored is None else [stored]
+        times = pl.concat([frame.cast(ORDER_TIMES) for frame in found]).rename(
+            {"order_id": "_order", "order_ts": "order_timestamp"})
         return (changes.with_columns(pl.col("order_id").str.strip_chars().alias("_order"))
                 .join(times, on="_order", how="left").drop("_order"))
 

@@ -286,3 +286,16 @@ def test_keys_held_for_a_table_the_lane_writes_follow_its_writes_without_reading
     lane.keep_keys(location, ["order_id"], pl.DataFrame({"order_id": ["e"]}), None,
                    lane.lake.upsert(location, pl.DataFrame({"order_id": ["e"], "v": [6]}), ["order_id"]))
     assert sorted(lane.keys_of(ORDERS.name, "order_id")) == ["b", "c", "d", "e"]  # read again whole
+
+
+def test_a_detail_s_order_time_comes_from_the_orders_just_written_or_else_from_silver(settings, tmp_path):
+    lane = FastLane(settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"}))
+    earlier, now = datetime(2026, 11, 19, tzinfo=timezone.utc), datetime(2026, 11, 20, tzinfo=timezone.utc)
+    lane.lake.upsert(lane.location("silver", ORDERS.name),
+                     pl.DataFrame({"order_id": ["stored"], "order_ts": [earlier], "status": ["x"]}), ["order_id"])
+    lane.orders_written = pl.DataFrame({"order_id": ["fresh"], "order_ts": [now]})
+
+    looked_up = lane.order_times(pl.DataFrame({"order_id": [" fresh", "stored ", "unknown"], "product_id": [1, 2, 3]}))
+
+    assert looked_up["order_timestamp"].to_list() == [now, earlier, None]
+    assert looked_up.columns == ["order_id", "product_id", "order_timestamp"]
