@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -97,9 +98,15 @@ class Toolchain:
         return absent
 
     def install(self, extras: tuple[str, ...] = ()) -> None:
-        steps = {"apt": lambda: self._apt(APT_PACKAGES), "maven": self._install_maven, "minio": self._install_minio}
-        for name in self.missing():
-            steps[name]()
+        missing = self.missing()
+        if "apt" in missing:
+            self._apt(APT_PACKAGES)
+        # Maven's download and MinIO's build share nothing: side by side, the longer one sets the time.
+        downloads = [step for name, step in (("maven", self._install_maven), ("minio", self._install_minio))
+                     if name in missing]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done in [pool.submit(step) for step in downloads]:
+                done.result()
         for extra in extras:
             packages, programs = OPTIONAL_APT[extra]
             if not all(which(program) for program in programs):

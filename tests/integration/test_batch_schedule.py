@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 
 from batch import paths
@@ -34,6 +35,7 @@ def ended_runs(log: Path) -> dict[int, str]:
     return ended
 
 
+@pytest.mark.lake_long
 def test_every_logs_a_failed_run_and_the_next_runs_load_the_lake(
         spark: SparkSession, settings: Settings, unique_name: str, tmp_path: Path):
     log = tmp_path / "every.log"

@@ -315,6 +315,7 @@ def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
     assert_star_matches_source(spark, settings, connection)
 
 
+@pytest.mark.lake_long
 def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, lakehouse):
     """The source schema forbids NULLs; a relaxed copy of it (as a careless migration would
     leave it) lets them in, and the change log must still carry them for Silver to judge."""
