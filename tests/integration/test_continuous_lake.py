@@ -53,7 +53,7 @@ def test_a_continuous_lake_applies_the_topics_then_its_deferred_work_and_stops_o
                                == expected, 300, every_s=3)
             assert applied and job.poll() is None, log_path.read_text()[-3000:]
             # history, dimensions, products and marts follow on their own clock (--deferred-every)
-            deferred = wait_for(lambda: job.poll() is not None or deferred_current(spark, scratch), 120, every_s=3)
+            deferred = wait_for(lambda: job.poll() is not None or deferred_current(spark, scratch), 300, every_s=3)
             assert deferred and job.poll() is None, log_path.read_text()[-3000:]
             job.send_signal(signal.SIGINT)  # the micro-batch under way ends first
             assert job.wait(timeout=180) == 0, log_path.read_text()[-3000:]
@@ -98,7 +98,7 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
             assert wait_for(lambda: fact_statuses(spark, scratch, set(expected)) == expected, 300, every_s=3), \
                 (tmp_path / "rerun.log").read_text()[-3000:]
             # history, dimensions, products and marts follow on their own clock (--deferred-every)
-            assert wait_for(lambda: deferred_current(spark, scratch), 120, every_s=3), \
+            assert wait_for(lambda: deferred_current(spark, scratch), 300, every_s=3), \
                 (tmp_path / "rerun.log").read_text()[-3000:]
         finally:
             rerun.send_signal(signal.SIGINT)  # the micro-batch under way ends first
