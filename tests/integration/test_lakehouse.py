@@ -508,7 +508,8 @@ def new_parquet(minio, bucket: str, known: set[str]) -> str | None:
 
 
 @pytest.mark.lake_long
-def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spark, lakehouse, tmp_path):
+@pytest.mark.parametrize("layer", ["gold", "deferred"])  # deferred: what runs beside the fast lane
+def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spark, lakehouse, tmp_path, layer):
     settings, connection, minio, bucket = (lakehouse.settings, lakehouse.connection, lakehouse.minio,
                                            lakehouse.bucket)
     env = {**os.environ, **settings.as_env()}
@@ -520,15 +521,15 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
         before = {name: table.collect() for name, table in gold_tables(spark, settings).items()}
         known = {entry.object_name for entry in minio.list_objects(bucket, prefix="gold/", recursive=True)}
         log = (tmp_path / f"gold-{attempt}.log").open("w")
-        job = subprocess.Popen([sys.executable, "-m", "batch", "gold"], cwd=REPO_ROOT, env=env,
+        job = subprocess.Popen([sys.executable, "-m", "batch", layer], cwd=REPO_ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 240
         while (landed := new_parquet(minio, bucket, known)) is None and job.poll() is None:
-            assert time.monotonic() < deadline, "gold job wrote nothing in 240 s"
+            assert time.monotonic() < deadline, f"{layer} job wrote nothing in 240 s"
             time.sleep(0.02)
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
-        assert landed is not None, (f"gold job exited ({job.returncode}) before writing a file:\n"
+        assert landed is not None, (f"{layer} job exited ({job.returncode}) before writing a file:\n"
                                     + (tmp_path / f"gold-{attempt}.log").read_text()[-3000:])
         table = landed.split("/")[2]  # gold/<dimensions|facts>/<table>/...
         committed = reads.read(spark, paths.path(settings, "gold", table)).inputFiles()
