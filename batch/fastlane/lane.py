@@ -250,7 +250,7 @@ class FastLane:
         ids = changes["order_id"].str.strip_chars()
         found = [self.orders_written.select("order_id", "order_ts")]
         stored = self.lake.read(self.location(SILVER, ORDERS.name), "order_id",
-                                ids.filter(~ids.is_in(self.orders_written["order_id"])), columns=["order_id", "order_ts"])
+                                ids.filter(~ids.is_in(self.orders_written["order_id"].implode())), columns=["order_id", "order_ts"])
         found += [] if stored is None else [stored]
         times = pl.concat([frame.cast(ORDER_TIMES) for frame in found]).rename(
             {"order_id": "_order", "order_ts": "order_timestamp"})
@@ -277,9 +277,9 @@ class FastLane:
             return
         kept, key = held[1], keys[0]
         if deleted is not None:
-            kept = kept.filter(~kept.is_in(deleted[key].cast(kept.dtype)))
+            kept = kept.filter(~kept.is_in(deleted[key].cast(kept.dtype).implode()))
         added = rows[key].cast(kept.dtype).unique()
-        self.held[location] = (written.version, pl.concat([kept, added.filter(~added.is_in(kept))]))
+        self.held[location] = (written.version, pl.concat([kept, added.filter(~added.is_in(kept.implode()))]))
 
     def dimensions(self) -> facts_formula.Dimensions:
         """The dimension rows facts resolve against, each held until its version moves."""
