@@ -248,11 +248,9 @@ class FastLane:
         """A detail's order time, from Silver's orders (null until its order is known): those
         this micro-batch wrote as it wrote them, the others read."""
         ids = changes["order_id"].str.strip_chars()
-        found = [self.orders_written.select("order_id", "order_ts")]
-        stored = self.lake.read(self.location(SILVER, ORDERS.name), "order_id",
-                                ids.filter(~ids.is_in(self.orders_written["order_id"].implode())), columns=["order_id", "order_ts"])
-        found += [] if stored is None else [stored]
-        times = pl.concat([frame.cast(ORDER_TIMES) for frame in found]).rename(
+        others = ids.filter(~ids.is_in(self.orders_written["order_id"].implode()))
+        stored = self.lake.read(self.location(SILVER, ORDERS.name), "order_id", others, columns=list(ORDER_TIMES))
+        times = pl.concat([self.orders_written, *([] if stored is None else [stored.cast(ORDER_TIMES)])]).rename(
             {"order_id": "_order", "order_ts": "order_timestamp"})
         return (changes.with_columns(pl.col("order_id").str.strip_chars().alias("_order"))
                 .join(times, on="_order", how="left").drop("_order"))
