@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 from stack.workers import Worker
 from tests.integration.faults.injection import FaultRow, sleep_while, every, run_under_fault
@@ -11,6 +12,8 @@ from tests.integration.scratch_stream import scratch_stream, uncommitted
 
 # Abandoned orders stall within the run: their alerts are audited too (each once).
 STALL_AFTER_S = 5.0
+SCALE_OUT_AFTER_S = 2.0
+SCALE_IN_AFTER_S = 2.0
 
 
 def test_a_random_worker_killed_and_restarted_every_few_seconds_loses_and_duplicates_nothing(
@@ -40,17 +43,20 @@ def test_scaling_out_from_one_worker_to_three_and_back_in_loses_and_duplicates_n
     with scratch_stream(settings, unique_name, workers=1, web_port=16080,
                         stall_after_s=STALL_AFTER_S) as (scratch, workers):
         extra = [Worker(scratch, 2), Worker(scratch, 3)]
-        phase_s = scale.orders / scale.rate / 3
 
         def out_then_in(writing: threading.Event) -> int:
+            # Out early and in soon after the new workers serve: two workers' start on a loaded
+            # machine can take most of the run, and both changes must happen while orders flow.
             changes = 0
-            if sleep_while(writing, phase_s):
+            if sleep_while(writing, SCALE_OUT_AFTER_S):
+                started = time.monotonic()
                 for worker in extra:
                     worker.start()
                 for worker in extra:
                     worker.wait_ready()
+                print(f"scaled out: two workers serving after {time.monotonic() - started:.1f} s")
                 changes += 1
-            if sleep_while(writing, phase_s):
+            if sleep_while(writing, SCALE_IN_AFTER_S):
                 for worker in extra:
                     worker.stop()
                 changes += 1
