@@ -77,7 +77,7 @@ def main(
         database.apply_schema(db)
         database.load_reference(db, 1000, seed=1, progress=False)
         create_topics(scratch)
-        connect = rest.client(scratch.kafka_connect_url)
+        connect = rest.client(scratch)
         name = scratch.cdc_connector_name
         try:
             rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))

@@ -101,7 +101,7 @@ def prepare(scratch: Settings, customers: int = CUSTOMERS) -> None:
     admin = AdminClient(scratch.kafka_client_config())  # must outlive its futures
     for future in admin.create_topics(topics).values():
         future.result(timeout=30)
-    connect = rest.client(scratch.kafka_connect_url)
+    connect = rest.client(scratch)
     name = scratch.cdc_connector_name
     rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))
     rest.wait_running(connect, name)
@@ -450,7 +450,7 @@ def isolated(suffix: str, customers: int = CUSTOMERS):
             try:
                 yield scratch
             finally:
-                rest.delete(rest.client(scratch.kafka_connect_url), scratch.cdc_connector_name)
+                rest.delete(rest.client(scratch), scratch.cdc_connector_name)
     return scope()
 
 

@@ -42,7 +42,7 @@ def register(
     """
     config = connector_config(settings, flavor)
     name = settings.cdc_connector_name
-    with rest.client(settings.kafka_connect_url) as connect:
+    with rest.client(settings) as connect:
         try:
             created = rest.put_config(connect, name, config)
             report = rest.wait_running(connect, name, timeout)
@@ -118,7 +118,7 @@ def _restart_failed(connect: httpx.Client, name: str, report: dict) -> None:
 
 
 def _every(interval: float, check) -> None:
-    with rest.client(settings.kafka_connect_url) as connect:
+    with rest.client(settings) as connect:
         while True:
             try:
                 check(connect)
@@ -131,7 +131,7 @@ def _every(interval: float, check) -> None:
 @cli.command()
 def status() -> None:
     """Print the connector's status as JSON. Exits 1 unless it and its tasks are RUNNING."""
-    with rest.client(settings.kafka_connect_url) as connect:
+    with rest.client(settings) as connect:
         try:
             report = rest.status(connect, settings.cdc_connector_name)
         except httpx.HTTPError as error:
@@ -147,7 +147,7 @@ def status() -> None:
 @cli.command()
 def delete() -> None:
     """Delete the connector. Its topics and its stored offsets stay."""
-    with rest.client(settings.kafka_connect_url) as connect:
+    with rest.client(settings) as connect:
         try:
             existed = rest.delete(connect, settings.cdc_connector_name)
         except httpx.HTTPError as error:

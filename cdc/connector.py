@@ -1,7 +1,10 @@
 """The connector's configuration: a JSON template in config/connectors/, filled from settings.
 
 Placeholders are named after the settings' environment variables (`${MYSQL_HOST}`), so the
-file reads as exactly what is sent to Kafka Connect.
+file reads as exactly what is sent to Kafka Connect. Secrets are never in it: the connector
+holds `${file:<CONNECTOR_SECRETS_FILE>:<key>}` references that Connect's worker resolves from
+its own owner-only file (`connector_secrets` writes it), so GET /connectors/*/config shows
+where a password is, not the password.
 
 Co-partitioning: `ExtractField$Key` makes the key of both `orders` and `order_details`
 records the bare order id (JSON string), so Kafka's default partitioner puts every change
@@ -13,6 +16,7 @@ detail's tombstone now carries its order's key.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from pathlib import Path
 from string import Template
@@ -32,7 +36,7 @@ def placeholders(settings: Settings) -> dict[str, str]:
         "MYSQL_HOST": settings.mysql_host,
         "MYSQL_PORT": str(settings.mysql_port),
         "MYSQL_CDC_USER": settings.mysql_login("cdc")[0],
-        "MYSQL_CDC_PASSWORD": settings.mysql_login("cdc")[1],
+        "CONNECTOR_SECRETS_FILE": settings.connector_secrets_path,
         "MYSQL_DATABASE": settings.mysql_database,
         "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "TOPIC_PARTITIONS": str(settings.topic_partitions),
@@ -50,24 +54,46 @@ def heartbeat_topic() -> str:
     return f"__debezium-heartbeat.{CDC_TOPIC_PREFIX.rstrip('.')}"
 
 
+def secret_reference(settings: Settings, key: str) -> str:
+    """What a connector config holds for the secret `key` of the connector secrets file."""
+    return f"${{file:{settings.connector_secrets_path}:{key}}}"
+
+
 def connector_config(settings: Settings, flavor: str | None = None, **overrides: str) -> dict[str, str]:
     """The connector config for `flavor` ("mariadb" or "mysql"; default from settings)."""
     template = TEMPLATES / f"{flavor or settings.cdc_connector}.json"
     # safe_substitute: class names such as ExtractField$Key contain a `$`.
     config = json.loads(Template(template.read_text()).safe_substitute(placeholders(settings)))
-    unfilled = sorted(key for key, value in config.items() if "${" in value)
+    unfilled = sorted(key for key, value in config.items() if UNFILLED.search(value))
     if unfilled:
         raise KeyError(f"{template.name}: no setting for the placeholders of {', '.join(unfilled)}")
     return {**config, **schema_history_security(settings), **overrides}
 
 
+UNFILLED = re.compile(r"\$\{[A-Z_]+\}")  # a template's own placeholder; `${file:...}` is Connect's
+
+
 def schema_history_security(settings: Settings) -> dict[str, str]:
     """Debezium's schema history topic has a producer and a consumer of its own, outside
-    Connect's: they authenticate as Connect does, the consumer in a group Connect's user may
-    use (Debezium's default is named after the connector)."""
-    return {**{key: value for client in ("producer", "consumer")
-               for key, value in settings.kafka_java_config("connect", f"schema.history.internal.{client}.").items()},
-            "schema.history.internal.consumer.group.id": f"{SCHEMA_HISTORY_PREFIX}{settings.cdc_connector_name}"}
+    Connect's: they authenticate as Connect does (the login a reference to the secrets file),
+    the consumer in a group Connect's user may use (Debezium's default is named after the
+    connector)."""
+    group = {"schema.history.internal.consumer.group.id": f"{SCHEMA_HISTORY_PREFIX}{settings.cdc_connector_name}"}
+    if not settings.kafka_speaks_sasl:
+        return group
+    tls = ({"ssl.truststore.type": "PEM", "ssl.truststore.location": str(settings.kafka_ssl_ca)}
+           if settings.kafka_ssl_ca else {})
+    client = {"security.protocol": settings.kafka_security_protocol, "sasl.mechanism": settings.kafka_sasl_mechanism,
+              "sasl.jaas.config": secret_reference(settings, "kafka.sasl.jaas.config"), **tls}
+    return {**{f"schema.history.internal.{side}.{key}": value for side in ("producer", "consumer")
+               for key, value in client.items()}, **group}
+
+
+def connector_secrets(settings: Settings) -> dict[str, str]:
+    """The connector secrets file's keys and values (Connect's side of `secret_reference`)."""
+    login = settings.kafka_java_config("connect")
+    return {"database.password": settings.mysql_login("cdc")[1],
+            **({"kafka.sasl.jaas.config": login["sasl.jaas.config"]} if login else {})}
 
 
 def server_id(connector_name: str) -> str:

@@ -12,6 +12,7 @@ import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from cdc.offsets import without_skips
+from config import Settings
 
 
 class ConnectorFailed(RuntimeError):
@@ -22,8 +23,10 @@ class ConnectorNotRunning(TimeoutError):
     """The connector did not reach RUNNING in time."""
 
 
-def client(connect_url: str) -> httpx.Client:
-    return httpx.Client(base_url=connect_url, timeout=30)
+def client(settings: Settings) -> httpx.Client:
+    """Kafka Connect's REST API at KAFKA_CONNECT_URL, logged in as its REST user when one is set."""
+    login = settings.kafka_connect_rest_login
+    return httpx.Client(base_url=settings.kafka_connect_url, timeout=30, auth=httpx.BasicAuth(*login) if login else None)
 
 
 @retry(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_delay(60),

@@ -153,7 +153,7 @@ class ReadCounter:
 
 def under_way(settings: Settings) -> Committed:
     """The connector's committed offset now; SnapshotError if it has none (not registered, or new)."""
-    with rest.client(settings.kafka_connect_url) as connect:
+    with rest.client(settings) as connect:
         offset = rest.committed_offset(connect, settings.cdc_connector_name)
     if offset is None:
         raise SnapshotError(f"connector {settings.cdc_connector_name} has committed no offset yet: "
@@ -167,7 +167,7 @@ def wait(settings: Settings, signalled_at: BinlogPosition, counter: ReadCounter,
     Raises SnapshotError if the connector does not take the signal, or it outlasts `timeout_s`."""
     started = time.monotonic()
     bars = {table: tqdm(total=total, unit="rows", desc=table, disable=not progress) for table, total in totals.items()}
-    with rest.client(settings.kafka_connect_url) as connect:
+    with rest.client(settings) as connect:
         try:
             while True:
                 committed = Committed.of(rest.committed_offset(connect, settings.cdc_connector_name))

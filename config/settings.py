@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     # The Debezium connector: MariaDB's locally, MySQL's for MySQL 8 (docker-compose).
     cdc_connector: Literal["mariadb", "mysql"] = Field("mariadb", validation_alias="CDC_CONNECTOR")
     cdc_connector_name: str = Field("project-db-cdc", validation_alias="CDC_CONNECTOR_NAME")
+    # Kafka Connect's REST API login (its own role: the stack, `cdc` and the tests); unset, requests
+    # carry no credentials (a Connect without its BasicAuthSecurityRestExtension).
+    kafka_connect_rest_user: str | None = Field(None, validation_alias="KAFKA_CONNECT_REST_USER")
+    kafka_connect_rest_password: SecretStr | None = Field(None, validation_alias="KAFKA_CONNECT_REST_PASSWORD")
+    # The connector's secrets as Connect's worker reads them (its FileConfigProvider): a connector
+    # config holds `${file:<this>:<key>}`, never a value. Unset: the local stack's file,
+    # <STACK_HOME>/conf/connector-secrets.properties.
+    connector_secrets_file: str | None = Field(None, validation_alias="CONNECTOR_SECRETS_FILE")
     # Kafka Connect's offset storage topic (its `offset.storage.topic`): the workers read the
     # connector's committed binlog position there, to settle orders on quiet partitions.
     connect_offsets_topic: str = Field("_connect_offsets", validation_alias="CONNECT_OFFSETS_TOPIC")
@@ -221,6 +229,16 @@ class Settings(BaseSettings):
         return _host_port(self.kafka_connect_url, 8083)
 
     @property
+    def kafka_connect_rest_login(self) -> tuple[str, str] | None:
+        if not self.kafka_connect_rest_user or self.kafka_connect_rest_password is None:
+            return None
+        return self.kafka_connect_rest_user, self.kafka_connect_rest_password.get_secret_value()
+
+    @property
+    def connector_secrets_path(self) -> str:
+        return self.connector_secrets_file or str(self.stack_home / "conf" / "connector-secrets.properties")
+
+    @property
     def redis_operator_url(self) -> str:
         """Redis as an operator: REDIS_ADMIN_URL, else REDIS_URL."""
         return self.redis_admin_url or self.redis_url
@@ -249,6 +267,11 @@ class Settings(BaseSettings):
         if not user or password is None:
             user, password = self.kafka_user, self.kafka_password
         return (user, password.get_secret_value()) if user and password is not None else None
+
+    @property
+    def kafka_speaks_sasl(self) -> bool:
+        """Kafka asks for logins: these settings hold one for some role."""
+        return any(self.kafka_login(role) for role in ("stream", "connect", "lake", "tools", "broker"))
 
     @property
     def kafka_security_protocol(self) -> str:

@@ -88,7 +88,7 @@ def main(
     connection = database.connect(settings)
     database.apply_schema(connection)
     typer.echo(f"reference data: {database.load_reference(connection, customers, 42):,} customers inserted")
-    connect = rest.client(settings.kafka_connect_url)
+    connect = rest.client(settings)
     rest.put_config(connect, settings.cdc_connector_name, connector_config(settings))
     rest.wait_running(connect, settings.cdc_connector_name)
     typer.echo(f"connector watcher running (pid {start_watcher(settings)}): restarts failed tasks; "

@@ -106,6 +106,32 @@ def kafka_access(settings: Settings) -> Iterator[Check]:
                 with_credentials(settings))
 
 
+def holds_secret(key: str) -> bool:
+    return key.endswith((".password", "sasl.jaas.config"))
+
+
+def connect_access(settings: Settings) -> Iterator[Check]:
+    """Whether Kafka Connect's REST API answers without a login, and whether a connector's
+    config read through it shows a secret."""
+    anonymous = httpx.get(f"{settings.kafka_connect_url}/connectors", timeout=5)
+    if anonymous.status_code != 401:
+        yield Check("connect access", False, f"{settings.kafka_connect_url} answers without a login "
+                                             f"({anonymous.status_code}): anyone reaching it may change or delete "
+                                             "connectors", with_credentials(settings))
+        return
+    with rest.client(settings) as connect:
+        shown = {name: connect.get(f"/connectors/{name}/config").json() for name in rest.names(connect)}
+    secrets_shown = sorted(name for name, config in shown.items()
+                           if any(holds_secret(key) and not value.startswith("${") for key, value in config.items()))
+    if secrets_shown:
+        yield Check("connect access", False, f"login required, but the config of {', '.join(secrets_shown)} shows "
+                                             "a password", "register it again: `python -m cdc register` sends "
+                                                           "references to the connector secrets file")
+        return
+    yield Check("connect access", True, f"login required ({settings.kafka_connect_rest_user}); "
+                                        f"{len(shown)} connector config(s), no secret shown")
+
+
 def kafka_acls(settings: Settings) -> Iterator[Check]:
     """Whether Kafka runs an authorizer, and how many rules it holds (the tools' user lists them)."""
     admin = AdminClient({**settings.kafka_client_config("tools"), "log_level": 0})
@@ -142,7 +168,7 @@ def services(settings: Settings) -> Iterator[Check]:
 
 def connector(settings: Settings) -> Iterator[Check]:
     name = settings.cdc_connector_name
-    with rest.client(settings.kafka_connect_url) as connect:
+    with rest.client(settings) as connect:
         report = rest.status(connect, name)
     if report is None:
         yield Check("connector", False, f"{name} is not registered", "`python -m cdc register`")
@@ -339,6 +365,7 @@ def examine(settings: Settings, worker_url: str) -> list[Check]:
     reach its service becomes a problem naming it."""
     sections: list[tuple[str, str | None, Callable[[], Iterator[Check]]]] = [  # name, the service it needs, check
         ("connector", "kafka-connect", lambda: connector(settings)),
+        ("connect access", "kafka-connect", lambda: connect_access(settings)),
         ("CDC topics", "kafka", lambda: cdc_topics(settings)), ("workers", None, lambda: workers(settings, worker_url)),
         ("order_final", "kafka", lambda: order_final(settings)), ("dead letters", "kafka", lambda: dead_letters(settings)),
         ("gold", "minio", lambda: gold(settings)), ("lake: fast lane", "minio", lambda: fast_lane(settings)),

@@ -91,7 +91,8 @@ class Toolchain:
             absent.append("apt")
         kafka_jar = self.kafka_libs / f"kafka_2.13-{self.kafka_version}.jar"
         plugins = [self.connect_plugins / f"debezium-connector-{db}" for db in ("mariadb", "mysql")]
-        if not kafka_jar.exists() or not all(p.is_dir() for p in plugins):
+        rest_login = self.kafka_libs.glob("connect-basic-auth-extension-*.jar")
+        if not kafka_jar.exists() or not all(p.is_dir() for p in plugins) or next(rest_login, None) is None:
             absent.append("maven")
         if not self.minio_bin.exists():
             absent.append("minio")

@@ -20,7 +20,10 @@ One principal per role, each with only what it needs:
 - MinIO's root (MINIO_ROOT_USER): the stack's buckets, users and policies, tests' scratch lakes;
 - `orderpipe-lake` (MINIO_ACCESS_KEY): the lake's jobs, reading and writing the layers' buckets;
 - `orderpipe-lake-reader` (MINIO_READER_ACCESS_KEY): the report, the audit, the demo's check
-  and `stack doctor`, reading them.
+  and `stack doctor`, reading them;
+- `orderpipe-connect-admin` (KAFKA_CONNECT_REST_USER): Kafka Connect's REST API (the `cdc`
+  commands, the stack, tests); the connector's own secrets are in a file only Connect reads
+  (cdc/connector.py `connector_secrets`).
 
 A variable set in the environment or `.env` wins over the file (a real deployment's secrets);
 the file is never rewritten (a principal it lacks is appended), so rotating a secret is: edit it (or delete it to make new ones),
@@ -47,6 +50,7 @@ from config.settings import STACK_SECRETS_FILE, MysqlRole
 
 GUARD_USER, ADMIN_USER = "orderpipe-guard", "orderpipe-admin"
 LAKE_WRITER, LAKE_READER = "orderpipe-lake", "orderpipe-lake-reader"
+CONNECT_REST_USER = "orderpipe-connect-admin"
 KAFKA_USERS = {"KAFKA_USER": "orderpipe-stream", "KAFKA_CONNECT_USER": "orderpipe-connect",
                "KAFKA_LAKE_USER": "orderpipe-lake", "KAFKA_TOOLS_USER": "orderpipe-tools",
                "KAFKA_BROKER_USER": "orderpipe-broker"}
@@ -78,7 +82,9 @@ def made(redis_host: str, redis_port: int) -> dict[str, str]:
     for variable, user in KAFKA_USERS.items():
         kafka[variable] = user
         kafka[variable.replace("_USER", "_PASSWORD")] = secrets.token_urlsafe(24)
-    return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER), **mysql, **minio, **kafka}
+    connect = {"KAFKA_CONNECT_REST_USER": CONNECT_REST_USER, "KAFKA_CONNECT_REST_PASSWORD": secrets.token_urlsafe(24)}
+    return {"REDIS_URL": redis_url(GUARD_USER), "REDIS_ADMIN_URL": redis_url(ADMIN_USER), **mysql, **minio, **kafka,
+            **connect}
 
 
 INSECURE_MARK = "insecure"  # beside the secrets file's place: a stack made by `stack up --insecure`

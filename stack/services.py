@@ -34,7 +34,8 @@ from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from cdc.connector import CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC
+from cdc import rest
+from cdc.connector import CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC, connector_secrets
 from cdc.offsets import clear_stored_skips
 from config import Settings
 from config.settings import MinioRole
@@ -81,7 +82,15 @@ class StackLayout:
 
 
 def render_properties(values: dict[str, object]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in values.items())
+    return "".join(f"{key}={str(value).replace(chr(92), chr(92) * 2)}\n" for key, value in values.items())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (it holds a secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 class Service:
@@ -112,10 +121,19 @@ class Service:
         """Idempotent setup after each start (users, grants, buckets)."""
 
 
-def _java(heap: str, log4j: Path, main_class: str, *args: str, classpath: str) -> list[str]:
+def _java(heap: str, log4j: Path, main_class: str, *args: str, classpath: str, options: list[str] = ()) -> list[str]:
     java = which("java") or "java"
     return [java, "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{log4j}", "-cp", classpath, main_class, *args]
+            f"-Dlog4j.configuration=file:{log4j}", *options, "-cp", classpath, main_class, *args]
+
+
+def _java_hiding_arguments(command: list[str], main_class: str, argfile: Path) -> list[str]:
+    """`command` with its main class and arguments moved into a private argument file (`java
+    @file`): a secret among them is then not in the process list."""
+    at = command.index(main_class)
+    quoted = ('"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"' for argument in command[at:])
+    write_private(argfile, "\n".join(quoted) + "\n")
+    return [*command[:at], f"@{argfile}"]
 
 
 class KafkaRefusesLogin(RuntimeError):
@@ -221,8 +239,7 @@ class Kafka(Service):
 
     def prepare(self) -> None:
         conf, log4j = self.layout.conf(f"{self.name}.properties"), self.layout.conf("log4j.properties")
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(render_properties(self.properties()))
+        write_private(conf, render_properties(self.properties()))
         log4j.write_text(LOG4J)
         self._check_quorum_size()
         self._check_security()
@@ -235,7 +252,12 @@ class Kafka(Service):
         format_storage = _java("512m", log4j, "kafka.tools.StorageTool", "format",
                                f"--cluster-id={self._cluster_id()}", "-c", str(conf), *self.scram_users(),
                                classpath=self.tools.java_classpath)
-        formatted = subprocess.run(format_storage, capture_output=True, text=True)
+        argfile = self.layout.conf(f"{self.name}-format.args")
+        try:
+            formatted = subprocess.run(_java_hiding_arguments(format_storage, "kafka.tools.StorageTool", argfile),
+                                       capture_output=True, text=True)
+        finally:
+            argfile.unlink(missing_ok=True)
         if formatted.returncode != 0:
             raise RuntimeError(f"formatting Kafka's storage in {self.layout.data(self.name)} failed: "
                                f"{(formatted.stderr or formatted.stdout).strip()[-500:]}")
@@ -296,6 +318,11 @@ class Kafka(Service):
             return False
 
 
+# Kafka Connect's REST API asks for a login (HTTP Basic) checked against a users file.
+REST_LOGIN_EXTENSION = "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
+REST_LOGIN_MODULE = "org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule"
+
+
 class KafkaConnect(Service):
     name = "kafka-connect"
     wave = 1
@@ -334,26 +361,37 @@ class KafkaConnect(Service):
             "rest.advertised.host.name": host,
             "rest.advertised.port": port,
             "plugin.path": self.tools.connect_plugins,
-        }
+            # A connector's `${file:<path>:<key>}` is read from that file by the worker.
+            "config.providers": "file",
+            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+        } | ({"rest.extension.classes": REST_LOGIN_EXTENSION} if self.settings.kafka_connect_rest_login else {})
 
     def prepare(self) -> None:
         conf = self.layout.conf("connect-distributed.properties")
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(render_properties(self.properties()))
+        write_private(conf, render_properties(self.properties()))
         self.layout.conf("log4j.properties").write_text(LOG4J)
+        write_private(Path(self.settings.connector_secrets_path), render_properties(connector_secrets(self.settings)))
+        if login := self.settings.kafka_connect_rest_login:
+            users = self.layout.conf("connect-rest-users.properties")
+            write_private(users, render_properties({login[0]: login[1]}))
+            write_private(self.layout.conf("connect-rest-jaas.conf"),
+                          f'KafkaConnect {{\n  {REST_LOGIN_MODULE} required\n  file="{users}";\n}};\n')
         if corrected := clear_stored_skips(self.settings):
             log.info("kafka-connect: stored offsets of %s resume without skipped events (cdc/offsets.py)",
                      ", ".join(sorted(corrected)))
 
     def argv(self) -> list[str]:
+        login_config = ([f"-Djava.security.auth.login.config={self.layout.conf('connect-rest-jaas.conf')}"]
+                        if self.settings.kafka_connect_rest_login else [])
         return _java("1g", self.layout.conf("log4j.properties"),
                      "org.apache.kafka.connect.cli.ConnectDistributed",
                      str(self.layout.conf("connect-distributed.properties")),
-                     classpath=self.tools.java_classpath)
+                     classpath=self.tools.java_classpath, options=login_config)
 
     def probe(self) -> bool:
         try:
-            plugins = httpx.get(f"{self.settings.kafka_connect_url}/connector-plugins", timeout=2)
+            with rest.client(self.settings) as connect:
+                plugins = connect.get("/connector-plugins", timeout=2)
             return plugins.status_code == 200 and "MariaDbConnector" in plugins.text
         except httpx.HTTPError:
             return False

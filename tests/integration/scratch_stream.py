@@ -42,7 +42,7 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
         db = database.connect(scratch)
         database.apply_schema(db)
         database.load_reference(db, CUSTOMERS, seed=3, progress=False)
-        connect = rest.client(scratch.kafka_connect_url)
+        connect = rest.client(scratch)
         connector = scratch.cdc_connector_name
         rest.put_config(connect, connector, connector_config(scratch, **{"database.server.id": server_id(connector)}))
         running: list[Worker] = []

@@ -21,7 +21,7 @@ CUSTOMERS = 300
 def scratch(settings: Settings, unique_name: str):
     """A database and connector of this test's own (topics mysql.<db>.<table>)."""
     with database.scratch_database(settings, unique_name) as scratch:
-        connect = rest.client(scratch.kafka_connect_url)
+        connect = rest.client(scratch)
         yield scratch, connect
         rest.delete(connect, scratch.cdc_connector_name)
 

@@ -33,7 +33,7 @@ def quiet_connector(settings: Settings, unique_name: str) -> Iterator[tuple[Sett
     to skip."""
     with database.scratch_database(settings, unique_name) as scratch:
         database.apply_schema(database.connect(scratch))
-        connect, name = rest.client(scratch.kafka_connect_url), scratch.cdc_connector_name
+        connect, name = rest.client(scratch), scratch.cdc_connector_name
         rest.put_config(connect, name, connector_config(scratch, **{"database.server.id": server_id(name)}))
         try:
             rest.wait_running(connect, name)

@@ -20,7 +20,7 @@ from tests.integration.waiting import wait_for
 def test_the_watcher_registers_its_connector_and_brings_it_back_when_deleted(settings: Settings, unique_name: str):
     with database.scratch_database(settings, unique_name) as scratch:
         database.apply_schema(database.connect(scratch))
-        connect = rest.client(scratch.kafka_connect_url)
+        connect = rest.client(scratch)
         pid = start_watcher(scratch, interval_s=3)
         try:
             registered = wait_for(lambda: rest.is_running(rest.status(connect, scratch.cdc_connector_name)), 120)
@@ -65,7 +65,7 @@ def test_the_stacks_healer_restarts_a_failed_task_once_its_cause_is_gone(setting
         database.apply_schema(database.connect(scratch))
         as_root(f"GRANT SELECT, RELOAD, SHOW DATABASES, LOCK TABLES ON *.* TO '{user}'@'%'")  # no binlog reading
         limited = scratch.model_copy(update={"mysql_cdc_user": user, "mysql_cdc_password": SecretStr(password)})
-        connect = rest.client(scratch.kafka_connect_url)
+        connect = rest.client(scratch)
         name = scratch.cdc_connector_name
         rest.put_config(connect, name, connector_config(limited, **{"database.server.id": server_id(name)}))
         try:

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from cdc import rest
-from cdc.connector import schema_history_security
+from cdc.connector import connector_secrets, schema_history_security, secret_reference
 from config import Settings
 from source import database
 from cdc.topics import read_topics, snapshot_done
@@ -27,7 +26,7 @@ def connector_config(settings: Settings, table: str) -> dict[str, str]:
         "database.hostname": settings.mysql_host,
         "database.port": str(settings.mysql_port),
         "database.user": settings.mysql_login("cdc")[0],
-        "database.password": settings.mysql_login("cdc")[1],
+        "database.password": secret_reference(settings, "database.password"),
         "database.server.id": str(10_000 + int(table[1:7], 16) % 50_000),
         "topic.prefix": "mysql",
         "custom.metric.tags": f"connector={table}",
@@ -44,7 +43,7 @@ def connector_config(settings: Settings, table: str) -> dict[str, str]:
 def test_a_registered_connector_streams_snapshot_and_insert_events(settings: Settings, probe_table):
     table, cursor = probe_table
     name = f"stack-test-{table}"
-    connect = httpx.Client(base_url=settings.kafka_connect_url, timeout=30)
+    connect = rest.client(settings)
     # given a row that exists before the connector (a snapshot row)
     cursor.execute(f"INSERT INTO {table} VALUES (1, 'before')")
     try:
@@ -52,6 +51,9 @@ def test_a_registered_connector_streams_snapshot_and_insert_events(settings: Set
         response = connect.put(f"/connectors/{name}/config", json=connector_config(settings, table))
         assert response.status_code in (200, 201), response.text
         rest.wait_running(connect, name)
+        # the config read back names the secrets' file: Connect resolved them, nobody else sees them
+        shown = connect.get(f"/connectors/{name}/config").text
+        assert not [key for key, secret in connector_secrets(settings).items() if secret in shown], shown
         topic = f"mysql.{settings.mysql_database}.{table}"
         # RUNNING is not "snapshot done": a row written before the snapshot reads it is an `r`.
         read_topics(settings, [topic], until=snapshot_done)

@@ -27,7 +27,7 @@ def test_an_archive_without_the_connectors_snapshot_is_seeded_from_jdbc(settings
         database.apply_schema(connection)
         database.load_reference(connection, CUSTOMERS, seed=3, progress=False)
         before = write_orders(scratch, 100, rate=0)  # never on the CDC topics
-        connect = rest.client(scratch.kafka_connect_url)
+        connect = rest.client(scratch)
         connector = scratch.cdc_connector_name
         rest.put_config(connect, connector, connector_config(
             scratch, **{"database.server.id": server_id(connector), "snapshot.mode": "no_data"}))

@@ -37,7 +37,7 @@ def test_honcho_runs_two_workers_and_the_cdc_watcher(settings: Settings, unique_
                     except httpx.HTTPError:
                         pass
                 time.sleep(0.5)
-            connect = rest.client(scratch.kafka_connect_url)
+            connect = rest.client(scratch)
             deadline = time.monotonic() + 30
             while rest.status(connect, scratch.cdc_connector_name) is None and time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -51,7 +51,7 @@ def test_honcho_runs_two_workers_and_the_cdc_watcher(settings: Settings, unique_
                 os.killpg(honcho.pid, 15)
             output = honcho.communicate(timeout=60)[0].decode(errors="replace")
             psutil.wait_procs(family, timeout=30)
-            rest.delete(rest.client(scratch.kafka_connect_url), scratch.cdc_connector_name)
+            rest.delete(rest.client(scratch), scratch.cdc_connector_name)
 
         assert len(served) == 2, output[-3000:]
         assert len({stats["worker"] for stats in served.values()}) == 2

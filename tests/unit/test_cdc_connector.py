@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cdc import rest
-from cdc.connector import CDC_TABLES, connector_config
+from cdc.connector import CDC_TABLES, connector_config, connector_secrets
 from config import Settings
 from source.database import schema_statements, SCHEMA
 
@@ -18,12 +18,15 @@ def settings() -> Settings:
 def test_the_config_is_filled_from_the_settings(settings: Settings):
     config = connector_config(settings)
 
+    assert "pw" not in config.values() and connector_secrets(settings)["database.password"] == "pw"
+
     assert config["connector.class"] == "io.debezium.connector.mariadb.MariaDbConnector"
     assert (config["database.hostname"], config["database.port"], config["database.user"],
-            config["database.password"]) == ("db.internal", "3307", "debezium", "pw")
+            config["database.password"]) == ("db.internal", "3307", "debezium",
+                                             "${file:/nonexistent-stack/conf/connector-secrets.properties:database.password}")
     assert config["table.include.list"].split(",") == [f"shop.{table}" for table in CDC_TABLES]
     assert config["schema.history.internal.kafka.bootstrap.servers"] == "k1:9092"
-    assert not any("${" in value for value in config.values())
+    assert not any("${" in value for key, value in config.items() if key != "database.password")
 
 
 @pytest.mark.parametrize("flavor", ["mariadb", "mysql"])
@@ -110,6 +113,9 @@ def test_the_connectors_schema_history_clients_authenticate_as_connect():
 
     for client in ("producer", "consumer"):
         assert config[f"schema.history.internal.{client}.security.protocol"] == "SASL_PLAINTEXT"
-        assert 'username="connect"' in config[f"schema.history.internal.{client}.sasl.jaas.config"]
+        assert (config[f"schema.history.internal.{client}.sasl.jaas.config"]
+                == "${file:/nonexistent-stack/conf/connector-secrets.properties:kafka.sasl.jaas.config}")
+    assert 'username="connect" password="c-pw"' in connector_secrets(secured)["kafka.sasl.jaas.config"]
+    assert "c-pw" not in str(config)
     assert not any(key.startswith("schema.history.internal.producer.") for key in connector_config(
         Settings(_env_file=None, STACK_HOME="/nonexistent-stack")))

@@ -55,11 +55,12 @@ def test_no_product_module_but_the_settings_module_holds_a_secret_literal():
 
 
 @pytest.mark.parametrize("connector", sorted((REPO_ROOT / "config" / "connectors").glob("*.json")), ids=lambda p: p.name)
-def test_connector_configs_take_passwords_from_the_environment(connector):
+def test_connector_configs_take_passwords_from_connects_secrets_file(connector):
     config = json.loads(connector.read_text())
     secrets = {key: value for key, value in config.items() if SECRET_KEYWORDS.search(key)}
 
-    assert secrets and all(re.fullmatch(r"\$\{[A-Z_]+\}", value) for value in secrets.values()), secrets
+    assert secrets and all(re.fullmatch(r"\$\{file:\$\{CONNECTOR_SECRETS_FILE\}:[a-z.]+\}", value)
+                           for value in secrets.values()), secrets
 
 
 def compose_secrets() -> list[tuple[str, str]]:

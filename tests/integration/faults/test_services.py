@@ -96,7 +96,7 @@ def test_kafka_connect_crashing_mid_run_replays_events_without_duplicates(settin
     assert restarts == 1
     assert replayed > 0, "Kafka Connect replayed no record after its SIGKILL: the run tested no replay"
     assert outcome.exact, outcome.summary()
-    assert main_running, f"{main}: {rest.status(rest.client(settings.kafka_connect_url), main)}"
+    assert main_running, f"{main}: {rest.status(rest.client(settings), main)}"
     # written while Connect was down, and after it was back: both reach the main connector's
     # topic. The insert comes as "c", or as "r" when a snapshot of a connector registered
     # just before the kill ran again after the restart (it reads the row then); Connect is
@@ -111,7 +111,7 @@ def main_connector(settings):
     it running; registered here, and deleted after with its offsets, if it is not (a later
     `make demo` registering it again must not resume from here, with every test's binlog
     to read first)."""
-    connect = rest.client(settings.kafka_connect_url)
+    connect = rest.client(settings)
     name = settings.cdc_connector_name
     registered_here = rest.status(connect, name) is None
     if registered_here:
