@@ -9,6 +9,9 @@ other's downloads and both fail.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
@@ -35,10 +38,9 @@ def ivy_home(settings: Settings) -> Path:
     return settings.stack_cache / "ivy2"
 
 
-def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = (), lake_role: MinioRole = "writer") -> dict[str, str]:
-    """Every Spark setting the product relies on, from the settings object; the lake's keys
-    are `lake_role`'s."""
-    access_key, secret_key = settings.minio_login(lake_role)
+def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict[str, str]:
+    """Every Spark setting the product relies on, from the settings object. No secret: PySpark
+    hands these to spark-submit as arguments, which any local user can read in the process list."""
     return {
         "spark.jars.packages": ",".join((*SPARK_PACKAGES, *extra_packages)),
         "spark.jars.ivy": str(ivy_home(settings)),
@@ -66,14 +68,34 @@ def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = (), lake_ro
         # here are small (a checkpoint every 10 commits), and task start-up would dominate.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.hadoop.fs.s3a.endpoint": f"http://{settings.minio_endpoint}",
-        "spark.hadoop.fs.s3a.access.key": access_key,
-        "spark.hadoop.fs.s3a.secret.key": secret_key,
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
-        "spark.hadoop.fs.s3a.aws.credentials.provider":
-            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        # The lake's keys come from the JVM's environment (`lake_credentials`), never its arguments.
+        "spark.hadoop.fs.s3a.aws.credentials.provider": "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
     }
+
+
+def lake_credentials(settings: Settings, role: MinioRole = "writer") -> dict[str, str]:
+    """The environment a Spark JVM (driver, or a cluster's workers) reads the lake's keys from:
+    `role`'s. A `spark-submit` of a job needs them exported too."""
+    access_key, secret_key = settings.minio_login(role)
+    return {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ while the block runs (PySpark starts its JVM with os.environ)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def jdbc_options(settings: Settings, table: str) -> dict[str, str]:
@@ -95,10 +117,10 @@ def build_session(settings: Settings, app_name: str, extra_packages: tuple[str, 
     CDC archive's Kafka source); `lake_role` "reader" for a job that only reads the lake. In a
     process that has a session already, that one."""
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
-    for key, value in spark_conf(settings, extra_packages, lake_role).items():
+    for key, value in spark_conf(settings, extra_packages).items():
         builder = builder.config(key, value)
     ivy_home(settings).mkdir(parents=True, exist_ok=True)
-    with FileLock(ivy_home(settings) / "resolving.lock"):
+    with FileLock(ivy_home(settings) / "resolving.lock"), environment(lake_credentials(settings, lake_role)):
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session

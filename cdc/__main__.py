@@ -26,6 +26,11 @@ Flavor = Annotated[str | None, typer.Option(help="mariadb (local stack) or mysql
 
 
 def _unreachable(error: httpx.HTTPError) -> typer.Exit:
+    if isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 401:
+        typer.echo(f"Kafka Connect at {settings.kafka_connect_url} refused the login: set KAFKA_CONNECT_REST_USER "
+                   "and KAFKA_CONNECT_REST_PASSWORD (the local stack's are in its secrets file, made by "
+                   "`python -m stack up`)", err=True)
+        return typer.Exit(2)
     typer.echo(f"Kafka Connect at {settings.kafka_connect_url} did not answer ({error}). "
                "Is the stack up? `python -m stack up`", err=True)
     return typer.Exit(1)

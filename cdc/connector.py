@@ -35,7 +35,7 @@ def placeholders(settings: Settings) -> dict[str, str]:
     return {
         "MYSQL_HOST": settings.mysql_host,
         "MYSQL_PORT": str(settings.mysql_port),
-        "MYSQL_CDC_USER": settings.mysql_login("cdc")[0],
+        "MYSQL_CDC_USER": settings.mysql_cdc_user or settings.mysql_user,
         "CONNECTOR_SECRETS_FILE": settings.connector_secrets_path,
         "MYSQL_DATABASE": settings.mysql_database,
         "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 
 import typer
+
+from config.settings import MissingCredentials
 try:  # Typer vendors click (0.24 on) and re-exports only some of its exceptions, not their base
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:
@@ -37,6 +39,9 @@ def run_command(command, args: list[str] | None = None, prog_name: str | None = 
     except UsageError as error:
         sys.stderr.write(f"{usage_line(error)}\n")
         sys.exit(error.exit_code)
+    except MissingCredentials as error:
+        sys.stderr.write(f"{error}\n")
+        sys.exit(2)
     except typer.Abort:
         sys.stderr.write("aborted\n")
         sys.exit(130)

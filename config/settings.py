@@ -1,7 +1,8 @@
 """The one settings object. Every environment variable the product reads is a field here.
 
-Defaults are the local stack (`python -m stack up`) on loopback. The passwords below are
-LOCAL-DEVELOPMENT DEFAULTS ONLY: set the variables to real secrets anywhere else.
+Defaults are the local stack (`python -m stack up`) on loopback. No password has a default:
+the local stack's are in its secrets file (made by `python -m stack up`), a deployment sets
+the variables; only a stack made with `python -m stack up --insecure` gets INSECURE_DEFAULTS.
 """
 
 from __future__ import annotations
@@ -19,10 +20,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The local stack's credentials, made by its first `python -m stack up` (stack/secrets.py),
 # under STACK_HOME; a variable set in the environment or `.env` wins over the file.
 STACK_SECRETS_FILE = "secrets.env"
+INSECURE_MARK = "insecure"  # beside it: a stack made by `python -m stack up --insecure`
+# LOCAL-DEVELOPMENT DEFAULTS, for a stack made with `--insecure` only (deliberately open).
+INSECURE_DEFAULTS = {"MYSQL_PASSWORD": "admin", "MINIO_SECRET_KEY": "admin123"}
 LOCAL_BROKER_STEP = 100  # the local stack's brokers listen on 9092, 9192, 9292, ...
 MysqlRole = Literal["owner", "shop", "cdc", "reader"]
 MinioRole = Literal["root", "writer", "reader"]
 KafkaRole = Literal["stream", "connect", "lake", "tools", "broker"]
+ProcessRole = Literal["worker", "lake", "connector-watcher", "broker-metrics"]
+
+
+class MissingCredentials(RuntimeError):
+    """A login the command needs is not set; the message names the fix."""
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -51,6 +60,9 @@ class Settings(BaseSettings):
     # The connector's secrets as Connect's worker reads them (its FileConfigProvider): a connector
     # config holds `${file:<this>:<key>}`, never a value. Unset: the local stack's file,
     # <STACK_HOME>/conf/connector-secrets.properties.
+    # False for a process the stack starts with only its own credentials (Settings.as_env): it
+    # does not read the stack's secrets file either.
+    read_stack_secrets: bool = Field(True, validation_alias="READ_STACK_SECRETS")
     connector_secrets_file: str | None = Field(None, validation_alias="CONNECTOR_SECRETS_FILE")
     # Kafka Connect's offset storage topic (its `offset.storage.topic`): the workers read the
     # connector's committed binlog position there, to settle orders on quiet partitions.
@@ -112,7 +124,7 @@ class Settings(BaseSettings):
     # role below uses the owner's login when its own is unset; the local stack's secrets
     # file sets all of them (stack/secrets.py says what each may do).
     mysql_user: str = Field("admin", validation_alias="MYSQL_USER")
-    mysql_password: SecretStr = Field(SecretStr("admin"), validation_alias="MYSQL_PASSWORD")
+    mysql_password: SecretStr | None = Field(None, validation_alias="MYSQL_PASSWORD")
     mysql_database: str = Field("project_db", validation_alias="MYSQL_DATABASE")
     # The shop (the order generator): reads the reference tables, writes orders and details.
     mysql_shop_user: str | None = Field(None, validation_alias="MYSQL_SHOP_USER")
@@ -129,7 +141,7 @@ class Settings(BaseSettings):
     # The lake's jobs (they write the layers). Each role below uses these keys when its own
     # are unset; the local stack's secrets file sets all of them (stack/secrets.py).
     minio_access_key: str = Field("admin", validation_alias="MINIO_ACCESS_KEY")
-    minio_secret_key: SecretStr = Field(SecretStr("admin123"), validation_alias="MINIO_SECRET_KEY")
+    minio_secret_key: SecretStr | None = Field(None, validation_alias="MINIO_SECRET_KEY")
     # The report, the audit, the demo's check and `stack doctor`: read the layers only.
     minio_reader_access_key: str | None = Field(None, validation_alias="MINIO_READER_ACCESS_KEY")
     minio_reader_secret_key: SecretStr | None = Field(None, validation_alias="MINIO_READER_SECRET_KEY")
@@ -181,9 +193,11 @@ class Settings(BaseSettings):
             return data
         home = Path(data.get("STACK_HOME", data.get("stack_home", REPO_ROOT / ".stack"))).expanduser().absolute()
         found = home / STACK_SECRETS_FILE
-        if not found.is_file():
-            return data
         given = {str(name).upper() for name in data}
+        if (home / INSECURE_MARK).exists():
+            return {**{name: value for name, value in INSECURE_DEFAULTS.items() if name not in given}, **data}
+        if not found.is_file() or str(data.get("READ_STACK_SECRETS", "true")).lower() == "false":
+            return data
         return {**{name: value for name, value in dotenv_values(found).items() if value and name not in given},
                 **data}
 
@@ -256,7 +270,7 @@ class Settings(BaseSettings):
         user = getattr(self, f"mysql_{role}_user") if role != "owner" else None
         password = getattr(self, f"mysql_{role}_password") if role != "owner" else None
         if not user or password is None:
-            return self.mysql_user, self.mysql_password.get_secret_value()
+            user, password = self.mysql_user, self._required(self.mysql_password, "MYSQL_PASSWORD", f"MySQL's {role}")
         return user, password.get_secret_value()
 
     def kafka_login(self, role: KafkaRole = "stream") -> tuple[str, str] | None:
@@ -320,8 +334,16 @@ class Settings(BaseSettings):
         user, password = {"reader": (self.minio_reader_access_key, self.minio_reader_secret_key),
                           "root": (self.minio_root_user, self.minio_root_password)}.get(role, (None, None))
         if not user or password is None:
-            return self.minio_access_key, self.minio_secret_key.get_secret_value()
+            user, password = self.minio_access_key, self._required(self.minio_secret_key, "MINIO_SECRET_KEY",
+                                                                   f"MinIO's {role}")
         return user, password.get_secret_value()
+
+    def _required(self, secret: SecretStr | None, variable: str, login: str) -> SecretStr:
+        if secret is None:
+            raise MissingCredentials(
+                f"no password for {login} login: `python -m stack up` makes the local stack's "
+                f"({self.stack_home / STACK_SECRETS_FILE}); elsewhere set {variable} (docs/operations.md, Security)")
+        return secret
 
     @property
     def mysql_jdbc_url(self) -> str:
@@ -329,16 +351,17 @@ class Settings(BaseSettings):
         # 2.7 driver accepts the scheme. See ARCHITECTURE.md, "Local stack".
         return f"jdbc:mysql://{self.mysql_host}:{self.mysql_port}/{self.mysql_database}"
 
-    def as_env(self) -> dict[str, str]:
-        """These settings as environment variables, for a child process (secrets included)."""
+    def as_env(self, process: ProcessRole | None = None) -> dict[str, str]:
+        """These settings as environment variables, for a child process. For a `process` of
+        PROCESS_CREDENTIALS, only its own secrets, and it reads no secrets file; else all."""
+        own = PROCESS_CREDENTIALS[process] if process else None
         env = {}
         for name, info in type(self).model_fields.items():
-            value = getattr(self, name)
-            if value is None:
+            value, variable = getattr(self, name), info.validation_alias
+            if value is None or (own is not None and variable in SECRET_VARIABLES and variable not in own):
                 continue
-            env[info.validation_alias] = (value.get_secret_value() if isinstance(value, SecretStr)
-                                          else str(value))
-        return env
+            env[variable] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return env | ({"READ_STACK_SECRETS": "false"} if process else {})
 
     def cdc_topic(self, table: str) -> str:
         """`mysql.project_db.<table>`: Debezium's `<topic.prefix>.<database>.<table>`."""
@@ -349,5 +372,21 @@ class Settings(BaseSettings):
         base = self.lake_uri if self.lake_uri.endswith("://") else self.lake_uri.rstrip("/") + "/"
         return base + "/".join((layer, *parts))
 
+
+# Variables holding a secret (a password, key or token, or a URL with a password in it).
+SECRET_VARIABLES = frozenset(
+    [info.validation_alias for info in Settings.model_fields.values() if "SecretStr" in str(info.annotation)]
+    + ["REDIS_URL", "REDIS_ADMIN_URL"])
+
+# The secrets each process the stack starts holds (Settings.as_env): nothing else of the
+# stack's credentials reaches its environment, and it reads no secrets file.
+PROCESS_CREDENTIALS: dict[str, frozenset[str]] = {
+    "worker": frozenset({"KAFKA_PASSWORD", "REDIS_URL", "WEB_TOKEN"}),
+    "lake": frozenset({"KAFKA_LAKE_PASSWORD", "MYSQL_READER_PASSWORD", "MINIO_SECRET_KEY"}),
+    # `cdc watch` and `cdc heal`: Connect's REST API; the tools' Kafka login clears a restarted
+    # task's stored skips (cdc/offsets.py)
+    "connector-watcher": frozenset({"KAFKA_CONNECT_REST_PASSWORD", "KAFKA_TOOLS_PASSWORD"}),
+    "broker-metrics": frozenset({"KAFKA_TOOLS_PASSWORD"}),
+}
 
 settings = Settings()

@@ -31,9 +31,8 @@ def scratch_database(settings: Settings, suffix: str) -> Iterator[Settings]:
     scratch = settings.model_copy(update={
         "mysql_database": f"{settings.mysql_database}_{suffix}",
         "cdc_connector_name": f"{settings.cdc_connector_name}-{suffix}"})
-    admin = mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port,
-                                    user=settings.mysql_user,
-                                    password=settings.mysql_password.get_secret_value())
+    user, password = settings.mysql_login("owner")
+    admin = mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port, user=user, password=password)
     admin.cursor().execute(f"CREATE DATABASE `{scratch.mysql_database}`")
     try:
         yield scratch

@@ -124,6 +124,7 @@ def up(
                 console.print(f"[red]stack up:[/red] {service} runs without the stack's users; "
                               "`python -m stack down`, then `up` again", markup=True, highlight=False)
                 raise typer.Exit(1)
+    if made or insecure:  # read again: the credentials just made, or an insecure stack's defaults
         stack = Settings(**({} if brokers is None else {"KAFKA_BROKERS": brokers}))
     try:
         Toolchain(stack.stack_cache).install(extras(with_))

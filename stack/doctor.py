@@ -27,6 +27,7 @@ from batch.flows import DEFERRED
 from batch.tools.freshness import behind_since
 from cdc import rest
 from config import Settings
+from config.settings import INSECURE_DEFAULTS
 from stack import secrets
 from stack.services import EVERY_ACL, all_services, kafka_answers, minio_client
 
@@ -52,9 +53,9 @@ def age(seconds: float) -> str:
 def _mysql_answers(settings: Settings) -> bool:
     """MariaDB's own probe uses the local socket; a remote stack is asked over TCP."""
     try:
+        user, password = settings.mysql_login("owner")
         connection = mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port,
-                                             user=settings.mysql_user, connection_timeout=5,
-                                             password=settings.mysql_password.get_secret_value())
+                                             user=user, password=password, connection_timeout=5)
     except mysql.connector.Error:
         return False
     connection.close()
@@ -81,8 +82,7 @@ def with_credentials(settings: Settings) -> str:
 def mysql_access(settings: Settings) -> Iterator[Check]:
     """Whether MySQL lets in root without a password, or the settings' default login, and
     which user each role connects as."""
-    default = (Settings.model_fields["mysql_user"].default,
-               Settings.model_fields["mysql_password"].default.get_secret_value())
+    default = (Settings.model_fields["mysql_user"].default, INSECURE_DEFAULTS["MYSQL_PASSWORD"])
     open_logins = [f"{user} ({'no password' if not password else 'its default password'})"
                    for user, password in (("root", ""), default) if _mysql_lets_in(settings, user, password)]
     if open_logins:

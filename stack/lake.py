@@ -34,7 +34,7 @@ def start_continuous_lake(settings: Settings, every_s: float = 1, tree: Path | N
         return running
     return process.start([sys.executable, "-m", "batch", "--continuous", "--every", f"{every_s}s"],
                          pidfile=layout.pidfile(name(settings)), logfile=layout.logfile(name(settings)),
-                         env={**settings.as_env(), "PYTHONUNBUFFERED": "1"}, cwd=tree)
+                         env={**settings.as_env("lake"), "PYTHONUNBUFFERED": "1"}, cwd=tree)
 
 
 def wait_running(settings: Settings, timeout_s: float = 300) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 
+from config.settings import SECRET_VARIABLES
+
 
 def _read_pidfile(pidfile: Path) -> tuple[int, float, float | None] | None:
     try:
@@ -60,7 +62,8 @@ def start(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> int:
-    """Start `argv` detached, output appended to `logfile`; record it in `pidfile`."""
+    """Start `argv` detached, output appended to `logfile`; record it in `pidfile`. It inherits
+    this process's environment without its secrets: a child gets those it needs in `env`."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     with logfile.open("ab") as log:
@@ -71,7 +74,7 @@ def start(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**{name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}, **(env or {})},
             cwd=cwd,
             start_new_session=True,
         )

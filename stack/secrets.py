@@ -46,7 +46,7 @@ from dotenv import dotenv_values
 from cdc.connector import (CDC_TOPIC_PREFIX, CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC,
                            SCHEMA_HISTORY_PREFIX, heartbeat_topic)
 from config import Settings
-from config.settings import STACK_SECRETS_FILE, MysqlRole
+from config.settings import INSECURE_MARK, STACK_SECRETS_FILE, MysqlRole
 
 GUARD_USER, ADMIN_USER = "orderpipe-guard", "orderpipe-admin"
 LAKE_WRITER, LAKE_READER = "orderpipe-lake", "orderpipe-lake-reader"
@@ -87,7 +87,6 @@ def made(redis_host: str, redis_port: int) -> dict[str, str]:
             **connect}
 
 
-INSECURE_MARK = "insecure"  # beside the secrets file's place: a stack made by `stack up --insecure`
 
 
 class SecurityModeError(RuntimeError):
@@ -145,6 +144,7 @@ def record(stack_home: Path, values: dict[str, str]) -> set[str]:
 COMPOSE_SECRETS = ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MYSQL_SHOP_PASSWORD", "MYSQL_CDC_PASSWORD",
                    "MYSQL_READER_PASSWORD", "REDIS_GUARD_PASSWORD", "REDIS_ADMIN_PASSWORD",
                    "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "WEB_TOKEN",
+                   "KAFKA_CONNECT_REST_PASSWORD", "SPARK_AUTH_SECRET",
                    *(variable.replace("_USER", "_PASSWORD") for variable in KAFKA_USERS))
 
 

@@ -127,7 +127,7 @@ def _java(heap: str, log4j: Path, main_class: str, *args: str, classpath: str, o
             f"-Dlog4j.configuration=file:{log4j}", *options, "-cp", classpath, main_class, *args]
 
 
-def _java_hiding_arguments(command: list[str], main_class: str, argfile: Path) -> list[str]:
+def java_with_argument_file(command: list[str], main_class: str, argfile: Path) -> list[str]:
     """`command` with its main class and arguments moved into a private argument file (`java
     @file`): a secret among them is then not in the process list."""
     at = command.index(main_class)
@@ -254,7 +254,7 @@ class Kafka(Service):
                                classpath=self.tools.java_classpath)
         argfile = self.layout.conf(f"{self.name}-format.args")
         try:
-            formatted = subprocess.run(_java_hiding_arguments(format_storage, "kafka.tools.StorageTool", argfile),
+            formatted = subprocess.run(java_with_argument_file(format_storage, "kafka.tools.StorageTool", argfile),
                                        capture_output=True, text=True)
         finally:
             argfile.unlink(missing_ok=True)
@@ -700,7 +700,7 @@ class BrokerMetrics(Service):
         return self.settings.broker_metrics_port
 
     def env(self) -> dict[str, str]:
-        return self.settings.as_env()
+        return self.settings.as_env("broker-metrics")
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "streams", "broker-metrics", "--port", str(self.port)]

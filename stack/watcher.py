@@ -40,7 +40,7 @@ def _start(settings: Settings, process_name: str, command: str, interval_s: floa
         return running
     return process.start([sys.executable, "-m", "cdc", command, "--interval", str(interval_s)],
                          pidfile=layout.pidfile(process_name), logfile=layout.logfile(process_name),
-                         env={**settings.as_env(), "PYTHONUNBUFFERED": "1"})  # its log, line by line
+                         env={**settings.as_env("connector-watcher"), "PYTHONUNBUFFERED": "1"})  # its log, line by line
 
 
 def stop_watcher(settings: Settings) -> int | None:

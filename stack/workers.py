@@ -63,7 +63,7 @@ class Worker:
         # package with it) from the working directory first.
         return process.start(self.argv(), pidfile=self.layout.pidfile(self.name),
                              logfile=self.layout.logfile(self.name), cwd=self.source,
-                             env={**self.settings.as_env(), "PYTHONPATH": str(self.source), **dict(self.env)})
+                             env={**self.settings.as_env("worker"), "PYTHONPATH": str(self.source), **dict(self.env)})
 
     def pid(self) -> int | None:
         return process.running_pid(self.layout.pidfile(self.name))

@@ -60,7 +60,7 @@ class Deferred:
                 return  # not sooner than a period after its last start
         self.started_at = time.monotonic()
         self.child = subprocess.Popen([sys.executable, "-m", "batch", "deferred", "--every", f"{self.every_s:g}s"],
-                                      env={**self.settings.as_env(), "PYTHONUNBUFFERED": "1"},
+                                      env={**self.settings.as_env("lake"), "PYTHONUNBUFFERED": "1"},
                                       preexec_fn=deferred_child)
 
     def stop(self) -> None:

@@ -1,7 +1,7 @@
 """`python -m batch --continuous` on the real stack: the fast lane (Kafka -> archive -> Silver ->
 Gold's facts in each micro-batch, no JVM) and Spark's deferred work beside it. Every day: a
 first start applies what is in the topics, the deferred work follows, and SIGINT stops it
-cleanly. On its turn (`lake_long`): SIGKILLed in the middle of a micro-batch and started
+cleanly, the lake holding only its own credentials. On its turn (`lake_long`): SIGKILLed in the middle of a micro-batch and started
 again, it leaves every table exact, and every table as a one-shot Spark run of the same
 change log builds it."""
 
@@ -27,13 +27,14 @@ from stack.scratch import cdc_caught_up, scratch_lake
 from stack.services import minio_client
 from tests.integration.lake_progress import archive_version, in_flight, silver_mark
 from tests.integration.scratch_stream import scratch_stream, write_orders
+from tests.integration.secrets_seen import foreign, stack_secrets, without_secrets
 from tests.integration.waiting import wait_for
 
 
 def continuous_lake(settings, log_path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "batch", "--continuous", "--every", "1s", "--deferred-every", "5s"],
                             cwd=REPO_ROOT,
-                            env={**os.environ, **settings.as_env()}, stdout=log_path.open("w"),
+                            env={**without_secrets(os.environ), **settings.as_env("lake")}, stdout=log_path.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -55,6 +56,8 @@ def test_a_continuous_lake_applies_the_topics_then_its_deferred_work_and_stops_o
             # history, dimensions, products and marts follow on their own clock (--deferred-every)
             deferred = wait_for(lambda: job.poll() is not None or deferred_current(spark, scratch), 300, every_s=3)
             assert deferred and job.poll() is None, log_path.read_text()[-3000:]
+            # the lake, its Spark JVM and its deferred work hold the lake's credentials and no others
+            assert foreign(job.pid, "lake", stack_secrets(scratch)) == set()
             job.send_signal(signal.SIGINT)  # the micro-batch under way ends first
             assert job.wait(timeout=180) == 0, log_path.read_text()[-3000:]
         finally:

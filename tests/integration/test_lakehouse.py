@@ -27,6 +27,7 @@ from batch.tools.audit import LakeAudit
 from batch.tools.maintain import maintain_lake
 from batch.tools.report import write_report
 from batch.runs import LayerRun
+from batch.session import lake_credentials
 from cdc.topics import read_to_end
 from config import Settings
 from config.settings import REPO_ROOT
@@ -561,7 +562,8 @@ def test_spark_submit_runs_a_layer_with_the_printed_properties(spark, lakehouse,
 
     submitted = subprocess.run([str(bin_dir / "spark-submit"), "--properties-file", str(properties),
                                 "batch/__main__.py", "bronze"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                               env={**os.environ, **settings.as_env(), "PYSPARK_PYTHON": sys.executable,
+                               env={**os.environ, **settings.as_env(), **lake_credentials(settings),
+                                    "PYSPARK_PYTHON": sys.executable,
                                     "PATH": f"{bin_dir}:{os.environ['PATH']}"})
 
     output = submitted.stdout + submitted.stderr  # spark-submit sends the job's stderr to stdout

@@ -15,6 +15,7 @@ import pytest
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from batch import paths
+from batch.session import lake_credentials
 from batch.store import reads
 from config import Settings
 from config.settings import REPO_ROOT
@@ -35,12 +36,13 @@ def cluster_state(ui_port: int, *, workers: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def spark_cluster(tmp_path_factory):
-    """A master and one 2-core worker on loopback; yields (master URL, master web UI port)."""
+def spark_cluster(tmp_path_factory, settings: Settings):
+    """A master and one 2-core worker on loopback; yields (master URL, master web UI port). Its
+    executors read the scratch lakes' keys (MinIO's root) from the worker's environment."""
     work = tmp_path_factory.mktemp("spark-cluster")
     port, ui_port = free_port(), free_port()
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
-           "SPARK_LOG_DIR": str(work), "SPARK_WORKER_DIR": str(work)}
+           "SPARK_LOG_DIR": str(work), "SPARK_WORKER_DIR": str(work), **lake_credentials(settings, "root")}
     spark_class = str(BIN / "spark-class")
     processes = [subprocess.Popen(argv, env=env, cwd=REPO_ROOT, start_new_session=True,
                                   stdout=(work / f"{name}.log").open("w"), stderr=subprocess.STDOUT)

@@ -107,7 +107,7 @@ def test_the_healer_waits_longer_each_time_a_connector_fails_again_up_to_ten_min
 
 def test_the_connectors_schema_history_clients_authenticate_as_connect():
     secured = Settings(_env_file=None, STACK_HOME="/nonexistent-stack", KAFKA_CONNECT_USER="connect",
-                       KAFKA_CONNECT_PASSWORD="c-pw")
+                       KAFKA_CONNECT_PASSWORD="c-pw", MYSQL_PASSWORD="db-pw")
 
     config = connector_config(secured)
 

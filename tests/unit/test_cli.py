@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
+
+from config.settings import REPO_ROOT
 
 COMMANDS = ["stack", "cdc", "streams", "streams dead-letters", "source", "batch", "batch maintain", "batch report",
             "batch archive", "batch audit", "demo", "bench.stream", "bench.profile", "bench.peers", "bench.batch", "bench.metrics_burst"]
@@ -78,3 +81,15 @@ def test_kafka_access_without_a_kafka_user_or_a_kafka_to_reach_says_which_in_one
     assert "KAFKA_TOOLS_USER" in no_user.stderr
     assert unreachable.returncode == 1 and unreachable.stderr.count("\n") == 1, unreachable.stderr
     assert "127.0.0.1:1" in unreachable.stderr and "KAFKA_TOOLS_PASSWORD" in unreachable.stderr
+
+
+@pytest.mark.parametrize(("command", "variable"), [("source load", "MYSQL_PASSWORD"), ("batch", "MINIO_SECRET_KEY")])
+def test_a_command_with_no_password_set_stops_in_one_line_naming_the_fix(tmp_path, command: str, variable: str):
+    """No secrets file, no variable: no default password to fall back on."""
+    answer = subprocess.run([sys.executable, "-m", *command.split()], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"],
+                                              "PYTHONPATH": str(REPO_ROOT), "STACK_HOME": str(tmp_path)})
+
+    assert answer.returncode == 2, answer.stderr[-2000:]
+    [line] = answer.stderr.strip().splitlines()
+    assert "`python -m stack up`" in line and variable in line

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from config import Settings
+from config.settings import INSECURE_DEFAULTS, INSECURE_MARK, SECRET_VARIABLES, MissingCredentials
 
 
 def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch):
@@ -57,3 +58,29 @@ def test_a_relative_stack_home_is_made_absolute(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("STACK_HOME", ".stack-3")  # mariadb-install-db, run from elsewhere, needs it whole
 
     assert Settings(_env_file=None).stack_home == tmp_path / ".stack-3"
+
+
+def test_no_password_has_a_default_but_on_a_stack_made_insecure(tmp_path):
+    secure = Settings(_env_file=None, STACK_HOME=str(tmp_path / "secure"))
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / INSECURE_MARK).write_text("made by `python -m stack up --insecure`")
+    insecure = Settings(_env_file=None, STACK_HOME=str(tmp_path / "open"))
+
+    with pytest.raises(MissingCredentials, match="python -m stack up"):
+        secure.mysql_login("reader")
+    with pytest.raises(MissingCredentials, match="MINIO_SECRET_KEY"):
+        secure.minio_login("reader")
+    assert (insecure.mysql_login(), insecure.minio_login()[1]) == (("admin", INSECURE_DEFAULTS["MYSQL_PASSWORD"]),
+                                                                  INSECURE_DEFAULTS["MINIO_SECRET_KEY"])
+
+
+def test_a_process_given_its_own_credentials_gets_no_other_and_reads_no_secrets_file(tmp_path):
+    (tmp_path / "secrets.env").write_text("MYSQL_PASSWORD=owner-pw\nKAFKA_USER=stream\nKAFKA_PASSWORD=stream-pw\n")
+    everything = Settings(_env_file=None, STACK_HOME=str(tmp_path), WEB_TOKEN="token")
+
+    worker_env = everything.as_env("worker")
+    worker = Settings(_env_file=None, **worker_env)
+
+    assert {name for name in worker_env if name in SECRET_VARIABLES} == {"KAFKA_PASSWORD", "REDIS_URL", "WEB_TOKEN"}
+    assert worker.kafka_login("stream") == ("stream", "stream-pw") and worker.mysql_password is None
+    assert everything.as_env()["MYSQL_PASSWORD"] == "owner-pw"

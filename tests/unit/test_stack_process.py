@@ -9,6 +9,7 @@ from pathlib import Path
 import psutil
 
 from stack import process
+from stack.services import java_with_argument_file
 
 
 def test_start_records_the_process_and_stop_ends_it_with_its_children(tmp_path: Path):
@@ -74,3 +75,16 @@ def test_listening_pid_finds_the_owner_of_a_port():
 
         assert process.listening_pid(port) == psutil.Process().pid
     assert process.listening_pid(port) is None
+
+
+def test_a_java_commands_arguments_move_to_a_private_file_the_launcher_reads(tmp_path):
+    command = ["java", "-Xmx1g", "-cp", "libs/*", "kafka.tools.StorageTool", "format",
+               '--add-scram=SCRAM-SHA-256=[name=u,password=p"s\\w]']
+    argfile = tmp_path / "format.args"
+
+    hidden = java_with_argument_file(command, "kafka.tools.StorageTool", argfile)
+
+    assert hidden == ["java", "-Xmx1g", "-cp", "libs/*", f"@{argfile}"]
+    assert argfile.stat().st_mode & 0o777 == 0o600
+    assert argfile.read_text().splitlines() == [
+        '"kafka.tools.StorageTool"', '"format"', '"--add-scram=SCRAM-SHA-256=[name=u,password=p\\"s\\\\w]"']
