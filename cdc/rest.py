@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import httpx
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from cdc.offsets import without_skips
 from config import Settings
@@ -29,13 +29,21 @@ def client(settings: Settings) -> httpx.Client:
     return httpx.Client(base_url=settings.kafka_connect_url, timeout=30, auth=httpx.BasicAuth(*login) if login else None)
 
 
-@retry(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_delay(60),
+def _unreachable_or_rebalancing(error: BaseException) -> bool:
+    """Worth asking again: Connect did not answer, or its workers are rebalancing (409)."""
+    return isinstance(error, httpx.TransportError) or (
+        isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 409)
+
+
+@retry(retry=retry_if_exception(_unreachable_or_rebalancing), stop=stop_after_delay(60),
        wait=wait_fixed(1), reraise=True)
 def put_config(connect: httpx.Client, name: str, config: dict[str, str]) -> bool:
     """Create, or update if it differs; either way its task starts stopped and is resumed
     without skips (a connector registered again finds its old offsets). True if the
     connector was created now."""
     current = connect.get(f"/connectors/{name}/config")
+    if current.status_code not in (200, 404):
+        current.raise_for_status()
     if current.status_code == 200 and current.json() == {**config, "name": name}:
         return False
     created = current.status_code == 404

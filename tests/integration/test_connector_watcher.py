@@ -67,7 +67,9 @@ def test_the_stacks_healer_restarts_a_failed_task_once_its_cause_is_gone(setting
         limited = scratch.model_copy(update={"mysql_cdc_user": user, "mysql_cdc_password": SecretStr(password)})
         connect = rest.client(scratch)
         name = scratch.cdc_connector_name
-        rest.put_config(connect, name, connector_config(limited, **{"database.server.id": server_id(name)}))
+        # this user's password is the test's own, not the one in Connect's connector secrets file
+        rest.put_config(connect, name, connector_config(limited, **{"database.server.id": server_id(name),
+                                                                    "database.password": password}))
         try:
             failed = wait_for(lambda: (report := rest.status(connect, name)) is not None and rest.failure(report), 120)
             as_root(f"GRANT REPLICATION SLAVE, BINLOG MONITOR, REPLICA MONITOR ON *.* TO '{user}'@'%'")  # the fix

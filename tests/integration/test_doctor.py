@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from config import Settings
+from config.settings import INSECURE_DEFAULTS
 from config.settings import REPO_ROOT
 from stack import doctor as health
 from stack.scratch import scratch_lake
@@ -96,8 +97,8 @@ def test_a_bucket_anyone_may_list_is_named_with_the_fix(settings):
 
 
 def test_mysql_letting_in_the_settings_default_login_is_named_with_the_fix(settings):
-    default = Settings.model_fields["mysql_user"].default, Settings.model_fields["mysql_password"].default
-    with mysql_user(settings, default[0], default[1].get_secret_value()):
+    default = Settings.model_fields["mysql_user"].default, INSECURE_DEFAULTS["MYSQL_PASSWORD"]
+    with mysql_user(settings, *default):
         access = next(health.mysql_access(settings))
 
     assert not access.ok and f"lets in {default[0]} (its default password)" in access.detail

@@ -8,6 +8,7 @@ import pytest
 from mysql.connector import errorcode
 
 from config import Settings
+from config.settings import INSECURE_DEFAULTS
 from source import database
 
 DENIED = (errorcode.ER_TABLEACCESS_DENIED_ERROR, errorcode.ER_DBACCESS_DENIED_ERROR,
@@ -65,7 +66,7 @@ def test_the_connector_reads_and_signals_but_changes_no_order(roles: Settings):
 @pytest.mark.parametrize("login", ["root without a password", "the old default login"])
 def test_no_login_without_the_stacks_credentials(settings: Settings, login: str):
     user, password = ("root", "") if login.startswith("root") else (
-        Settings.model_fields["mysql_user"].default, Settings.model_fields["mysql_password"].default.get_secret_value())
+        Settings.model_fields["mysql_user"].default, INSECURE_DEFAULTS["MYSQL_PASSWORD"])
 
     with pytest.raises(mysql.connector.Error, match="Access denied"):
         mysql.connector.connect(host=settings.mysql_host, port=settings.mysql_port, user=user, password=password,
