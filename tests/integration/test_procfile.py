@@ -19,8 +19,9 @@ from source import database
 
 def test_honcho_runs_two_workers_and_the_cdc_watcher(settings: Settings, unique_name: str, tmp_path: Path):
     with database.scratch_database(settings, unique_name) as scratch:
-        scratch = scratch.model_copy(update={"stream_app_id": f"orderpipe-{unique_name}",
-                                             "stack_home": tmp_path})
+        scratch = scratch.model_copy(update={"stream_app_id": f"orderpipe-{unique_name}", "stack_home": tmp_path,
+                                             # the stack's Connect reads the connector's secrets from its own home
+                                             "connector_secrets_file": settings.connector_secrets_path})
         database.apply_schema(database.connect(scratch))
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, **scratch.as_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
