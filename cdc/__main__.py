@@ -130,6 +130,8 @@ def _every(interval: float, check) -> None:
             except httpx.HTTPError as error:
                 typer.echo(f"Kafka Connect at {settings.kafka_connect_url} unreachable ({error}); "
                            f"retrying in {interval:.0f} s", err=True)
+            except rest.ConnectorFailed as error:  # a config Connect refuses: said each time, never a crash loop
+                typer.echo(f"{error}; retrying in {interval:.0f} s", err=True)
             time.sleep(interval)
 
 

@@ -39,6 +39,22 @@ def test_the_watcher_registers_its_connector_and_brings_it_back_when_deleted(set
     assert log.count(f"connector {scratch.cdc_connector_name} registered") >= 2
 
 
+def test_a_watcher_whose_config_connect_refuses_says_why_and_keeps_running(settings: Settings, unique_name: str):
+    with database.scratch_database(settings, unique_name) as scratch:
+        unreadable = scratch.model_copy(update={"connector_secrets_file": f"/nonexistent/{unique_name}.properties"})
+        log = StackLayout(scratch.stack_home).logfile(name(scratch))
+        pid = start_watcher(unreadable, interval_s=1)
+        try:
+            said = wait_for(lambda: log.read_text().count("refused the config") >= 2, 60)
+            alive = process.running_pid(StackLayout(scratch.stack_home).pidfile(name(scratch)))
+        finally:
+            stop_watcher(scratch)
+            rest.delete(rest.client(scratch), scratch.cdc_connector_name)
+
+    assert said and alive == pid, log.read_text()[-2000:]
+    assert "Traceback" not in log.read_text()
+
+
 def test_stack_down_stops_watchers_with_the_workers(settings: Settings, unique_name: str, tmp_path):
     home = settings.model_copy(update={"stack_home": tmp_path, "cdc_connector_name": unique_name})
     layout = StackLayout(tmp_path)
