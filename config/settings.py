@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -60,10 +60,10 @@ class Settings(BaseSettings):
     # The connector's secrets as Connect's worker reads them (its FileConfigProvider): a connector
     # config holds `${file:<this>:<key>}`, never a value. Unset: the local stack's file,
     # <STACK_HOME>/conf/connector-secrets.properties.
+    connector_secrets_file: str | None = Field(None, validation_alias="CONNECTOR_SECRETS_FILE")
     # False for a process the stack starts with only its own credentials (Settings.as_env): it
     # does not read the stack's secrets file either.
     read_stack_secrets: bool = Field(True, validation_alias="READ_STACK_SECRETS")
-    connector_secrets_file: str | None = Field(None, validation_alias="CONNECTOR_SECRETS_FILE")
     # Kafka Connect's offset storage topic (its `offset.storage.topic`): the workers read the
     # connector's committed binlog position there, to settle orders on quiet partitions.
     connect_offsets_topic: str = Field("_connect_offsets", validation_alias="CONNECT_OFFSETS_TOPIC")
@@ -285,7 +285,7 @@ class Settings(BaseSettings):
     @property
     def kafka_speaks_sasl(self) -> bool:
         """Kafka asks for logins: these settings hold one for some role."""
-        return any(self.kafka_login(role) for role in ("stream", "connect", "lake", "tools", "broker"))
+        return any(self.kafka_login(role) for role in get_args(KafkaRole))
 
     @property
     def kafka_security_protocol(self) -> str:
