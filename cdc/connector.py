@@ -78,15 +78,11 @@ def schema_history_security(settings: Settings) -> dict[str, str]:
     Connect's: they authenticate as Connect does (the login a reference to the secrets file),
     the consumer in a group Connect's user may use (Debezium's default is named after the
     connector)."""
-    group = {"schema.history.internal.consumer.group.id": f"{SCHEMA_HISTORY_PREFIX}{settings.cdc_connector_name}"}
-    if not settings.kafka_speaks_sasl:
-        return group
-    tls = ({"ssl.truststore.type": "PEM", "ssl.truststore.location": str(settings.kafka_ssl_ca)}
-           if settings.kafka_ssl_ca else {})
-    client = {"security.protocol": settings.kafka_security_protocol, "sasl.mechanism": settings.kafka_sasl_mechanism,
-              "sasl.jaas.config": secret_reference(settings, "kafka.sasl.jaas.config"), **tls}
-    return {**{f"schema.history.internal.{side}.{key}": value for side in ("producer", "consumer")
-               for key, value in client.items()}, **group}
+    login = secret_reference(settings, "kafka.sasl.jaas.config")
+    return {**{key: value for side in ("producer", "consumer")
+               for key, value in settings.kafka_java_config("connect", f"schema.history.internal.{side}.",
+                                                            jaas=login).items()},
+            "schema.history.internal.consumer.group.id": f"{SCHEMA_HISTORY_PREFIX}{settings.cdc_connector_name}"}
 
 
 def connector_secrets(settings: Settings) -> dict[str, str]:

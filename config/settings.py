@@ -303,14 +303,16 @@ class Settings(BaseSettings):
                 config["ssl.ca.location"] = str(self.kafka_ssl_ca)
         return config
 
-    def kafka_java_config(self, role: KafkaRole, prefix: str = "") -> dict[str, str]:
+    def kafka_java_config(self, role: KafkaRole, prefix: str = "", jaas: str | None = None) -> dict[str, str]:
         """A Java client's security settings as `role` (Connect, Spark's Kafka source), each
-        name after `prefix` ("producer.", "kafka.")."""
+        name after `prefix` ("producer.", "kafka."); `jaas`: what stands for the role's login
+        (a reference its reader resolves) when this process does not hold it."""
         login = self.kafka_login(role)
-        if not login:
+        if jaas is None and login:
+            jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                    f'username="{login[0]}" password="{login[1]}";')
+        if jaas is None or not self.kafka_speaks_sasl:
             return {}
-        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
-                f'username="{login[0]}" password="{login[1]}";')
         tls = ({f"{prefix}ssl.truststore.type": "PEM", f"{prefix}ssl.truststore.location": str(self.kafka_ssl_ca)}
                if self.kafka_ssl_ca else {})
         return {f"{prefix}security.protocol": self.kafka_security_protocol,
