@@ -92,7 +92,7 @@ def stop(pidfile: Path, *, grace_s: float = 20.0) -> int | None:
     process = psutil.Process(pid)
     family = [process, *process.children(recursive=True)]
     signal_group(pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(family, timeout=grace_s)
+    alive = _wait_ended(family, grace_s)
     if alive:
         signal_group(pid, signal.SIGKILL)
         for straggler in alive:
@@ -103,6 +103,25 @@ def stop(pidfile: Path, *, grace_s: float = 20.0) -> int | None:
         psutil.wait_procs(alive, timeout=5)
     pidfile.unlink(missing_ok=True)
     return pid
+
+
+def _wait_ended(family: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait until each process has exited (a zombie has: only its parent, maybe another
+    process, can reap it); those still running after `timeout_s`."""
+    def running(member: psutil.Process) -> bool:
+        try:
+            if member.status() != psutil.STATUS_ZOMBIE:
+                return True
+            if member.ppid() == os.getpid():
+                member.wait(timeout=0)  # our own child: reaped
+        except (psutil.NoSuchProcess, psutil.TimeoutExpired):
+            pass
+        return False
+
+    deadline = time.monotonic() + timeout_s
+    while (alive := [member for member in family if running(member)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:

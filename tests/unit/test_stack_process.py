@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
 
+from config.settings import REPO_ROOT
 from stack import process
 from stack.services import java_with_argument_file
 
@@ -88,3 +90,27 @@ def test_a_java_commands_arguments_move_to_a_private_file_the_launcher_reads(tmp
     assert argfile.stat().st_mode & 0o777 == 0o600
     assert argfile.read_text().splitlines() == [
         '"kafka.tools.StorageTool"', '"format"', '"--add-scram=SCRAM-SHA-256=[name=u,password=p\\"s\\\\w]"']
+
+
+def test_a_stopped_process_its_parent_has_not_reaped_yet_counts_as_ended(tmp_path: Path):
+    """A worker started by a test and stopped by another process (a rotation) stays a zombie
+    until the test reaps it: the stop must not wait out its grace for that."""
+    pidfile, logfile = tmp_path / "run" / "svc.pid", tmp_path / "logs" / "svc.log"
+    script = ("import sys, time; from pathlib import Path; from stack import process; "
+              "process.start(['sleep', '300'], pidfile=Path(sys.argv[1]), logfile=Path(sys.argv[2])); time.sleep(300)")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(pidfile), str(logfile)], cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + 10
+        while process.running_pid(pidfile) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = process.running_pid(pidfile)
+
+        started = time.monotonic()
+        assert process.stop(pidfile, grace_s=20) == pid
+        waited = time.monotonic() - started
+
+        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # its parent has not reaped it
+        assert waited < 10, f"the stop waited {waited:.1f} s for a process that had ended"
+    finally:
+        parent.kill()
+        parent.wait()
