@@ -8,6 +8,7 @@ the variables; only a stack made with `python -m stack up --insecure` gets INSEC
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import urlsplit
@@ -364,6 +365,15 @@ class Settings(BaseSettings):
                 continue
             env[variable] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         return env | ({"READ_STACK_SECRETS": "false"} if process else {})
+
+    def with_variables(self, values: Mapping[str, str]) -> Settings:
+        """These settings with some variables given new values (by their variable names)."""
+        fields = {info.validation_alias: (name, info) for name, info in type(self).model_fields.items()}
+        update = {}
+        for variable, value in values.items():
+            name, info = fields[variable]
+            update[name] = SecretStr(value) if "SecretStr" in str(info.annotation) else value
+        return self.model_copy(update=update)
 
     def cdc_topic(self, table: str) -> str:
         """`mysql.project_db.<table>`: Debezium's `<topic.prefix>.<database>.<table>`."""

@@ -1,4 +1,4 @@
-"""`python -m stack up|down|status|logs|doctor|compose-env|kafka-access`: the local stack of real services on loopback,
+"""`python -m stack up|down|status|logs|doctor|rotate-secrets|compose-env|kafka-access`: the local stack of real services on loopback,
 and one health check of the whole pipeline."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rich.table import Table
 
 from config import Settings, settings
 from config.cli import run
-from stack import control, doctor as health, process, secrets, tls
+from stack import control, doctor as health, process, rotation, secrets, tls
 from stack.install import ExtraUnavailable, InstallError, Toolchain
 from stack.services import (OPTIONAL_SERVICES, KafkaLayoutError, KafkaRefusesLogin, StackLayout, all_services,
                             set_kafka_access)
@@ -141,6 +141,33 @@ def up(
         console.print(f"connector healer running (pid {start_healer(stack)}): restarts any connector's "
                       f"failed tasks; log {StackLayout(stack.stack_home).logfile(HEALER)}", highlight=False)
         report(stack, extras(with_))
+
+
+@cli.command("rotate-secrets")
+def rotate_secrets(
+    roles: Annotated[list[str] | None, typer.Argument(
+        metavar="ROLE", help=f"Roles to rotate (default every one): {', '.join(rotation.BY_NAME)}.",
+        show_default=False)] = None,
+) -> None:
+    """New passwords for the local stack's roles while it runs: each service takes the new one, the secrets file holds it, and every process the stack started that holds an old one restarts with the new, one at a time.
+
+    Redis keeps both passwords until its holders have restarted; Kafka and MySQL keep the connections already logged in; the continuous lake stops while its MinIO key changes; Kafka Connect restarts for its own logins. Processes the stack did not start (workers of your own, a Procfile's) read the new values at their next start. kafka-broker and minio-root change with a restart of their service (edit the secrets file, `down`, `up`).
+
+    Exits 1 naming the step that failed: `python -m stack down` and `up` then finish the rotation.
+    """
+    try:
+        chosen = rotation.chosen(roles or ())
+        restarted = rotation.rotate(settings, chosen, say=logging.getLogger("stack").info)
+    except rotation.RotationRefused as error:
+        console.print(f"stack rotate-secrets: {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except Exception as error:  # noqa: BLE001 - any failure of a service: say how to finish
+        console.print(f"[red]stack rotate-secrets failed:[/red] {type(error).__name__}: {error}. The secrets file "
+                      f"holds the new passwords: `python -m stack down` and `python -m stack up` set them on every "
+                      "service", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"rotated {', '.join(role.name for role in chosen)}; restarted {len(restarted)} process(es)"
+                  f"{': ' + ', '.join(restarted) if restarted else ''}", highlight=False, soft_wrap=True)
 
 
 @cli.command()

@@ -175,11 +175,19 @@ def mysql_grants(database: str, logins: dict[MysqlRole, tuple[str, str]]) -> str
     }
     statements = []
     for role, (user, password) in logins.items():
-        quoted = password.replace("\\", "\\\\").replace("'", "''")
-        statements += [f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{quoted}'",
-                       f"ALTER USER '{user}'@'%' IDENTIFIED BY '{quoted}'",
+        statements += [f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY {sql_string(password)}",
+                       mysql_password_change(user, password),
                        *(f"GRANT {grant} TO '{user}'@'%'" for grant in grants[role])]
     return ";\n".join([*statements, "FLUSH PRIVILEGES"]) + ";\n"
+
+
+def sql_string(text: str) -> str:
+    """`text` as a quoted SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def mysql_password_change(user: str, password: str) -> str:
+    return f"ALTER USER '{user}'@'%' IDENTIFIED BY {sql_string(password)}"
 
 
 def minio_policies(buckets: set[str]) -> dict[str, dict]:

@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ import redis
 import yaml
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
-                                   UserScramCredentialUpsertion)
+                                   UserScramCredentialDeletion, UserScramCredentialUpsertion)
 from minio import Minio
 from minio.credentials import StaticProvider
 from minio.minioadmin import MinioAdmin
@@ -451,9 +452,10 @@ class MariaDB(Service):
                 f"--user={getpass.getuser()}"]
 
     def root_sql(self, sql: str) -> subprocess.CompletedProcess[str]:
-        """Run SQL as MariaDB's root over the local socket (bootstrap; tests' own users)."""
+        """Run SQL as MariaDB's root over the local socket (bootstrap, a rotation, tests' own users).
+        The SQL goes in on stdin: a password in it stays out of the process list."""
         client = which("mariadb") or "mariadb"
-        return subprocess.run([client, f"--socket={self.socket}", "-uroot", "-e", sql],
+        return subprocess.run([client, f"--socket={self.socket}", "-uroot"], input=sql,
                               capture_output=True, text=True, timeout=30)
 
     def probe(self) -> bool:
@@ -613,15 +615,27 @@ def set_kafka_passwords(settings: Settings) -> None:
     start, so a password edited in the secrets file is the cluster's after the next `stack up`,
     its topics kept. The stack logs in as the tools' user or, when the cluster refuses that
     password (the one being changed), as the brokers': change those two at different starts."""
-    admin = _super_user_admin(settings)
-    mechanism = ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")]
-    upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 4096), password.encode())
-               for user, password in kafka_logins(settings)]
+    set_scram_passwords(super_user_admin(settings), settings.kafka_sasl_mechanism, kafka_logins(settings))
+
+
+def set_scram_passwords(admin: AdminClient, mechanism: str, logins: Iterable[tuple[str, str]]) -> None:
+    """Each (user, password)'s SCRAM credential, made or replaced; connections already logged in keep going."""
+    scram = ScramMechanism[mechanism.replace("-", "_")]
+    upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(scram, 4096), password.encode())
+               for user, password in logins]
     for done in admin.alter_user_scram_credentials(upserts, request_timeout=30).values():
         done.result()
 
 
-def _super_user_admin(settings: Settings) -> AdminClient:
+def delete_scram_users(admin: AdminClient, mechanism: str, users: Iterable[str]) -> None:
+    scram = ScramMechanism[mechanism.replace("-", "_")]
+    deletions = [UserScramCredentialDeletion(user, scram) for user in users]
+    for done in admin.alter_user_scram_credentials(deletions, request_timeout=30).values():
+        done.result()
+
+
+def super_user_admin(settings: Settings) -> AdminClient:
+    """An admin client logged in as the tools' user, else (its password being changed) the brokers'."""
     for role in ("tools", "broker"):
         if kafka_answers(settings.kafka_bootstrap, **settings.kafka_aiokafka_auth(role)):
             return AdminClient({**settings.kafka_client_config(role), "log_level": 0})
@@ -634,16 +648,17 @@ EVERY_ACL = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, No
                              AclPermissionType.ANY)  # matches every rule the cluster holds
 
 
-def grant_kafka_acls(settings: Settings, *, peer: str | None = None) -> None:
+def grant_kafka_acls(settings: Settings, *, peer: str | None = None, keep_others: bool = False) -> None:
     """Each role's ACLs (stack/secrets.py) for these settings' names, at each start; a benchmark's
     `peer` contender's before it starts. Granting a rule twice is a no-op. At a start (no
     `peer`) the stack owns the cluster's ACLs: any rule it does not make is removed, so a
-    narrowed rule or a renamed user loses what it had."""
+    narrowed rule or a renamed user loses what it had; `keep_others` keeps them (a rotation's
+    renamed users, while their old names are still in use)."""
     admin = AdminClient({**settings.kafka_client_config("tools"), "log_level": 0})
     wanted = kafka_acl_bindings(settings, peer=peer)
     for done in admin.create_acls(wanted, request_timeout=30).values():
         done.result()
-    if peer is None:
+    if peer is None and not keep_others:
         granted = admin.describe_acls(EVERY_ACL, request_timeout=30).result()
         stale = [AclBindingFilter(acl.restype, acl.name, acl.resource_pattern_type, acl.principal, acl.host,
                                   acl.operation, acl.permission_type) for acl in set(granted) - set(wanted)]

@@ -7,6 +7,9 @@ all fit in CI's budget. `LAKE_SUITE` says which run: `short` (the default) none,
 order; `LAKE_TURN=<n>` picks another), so a CI run every day runs each of them at least once
 in any seven days. The deselected ones are named in the summary: none is hidden. Run all of
 them before changing the lake: `LAKE_SUITE=long make test`.
+
+Tests marked `rotation` change the stack's passwords, which every other test of the session
+holds: they run only when the marker expression asks for them (`-m rotation`), and last.
 """
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ LAKE_SUITES = ("short", "turn", "long")
 LONG_LAKE: list[str] = []  # deselected
 WITHOUT_TLS: list[str] = []  # tls tests, deselected on a stack whose Kafka speaks no TLS
 TURN: list[str] = []  # the long test run by LAKE_SUITE=turn
+ROTATING: list[str] = []  # deselected: they change the stack's passwords
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lake_long: a lake test a minute or more long; runs with LAKE_SUITE=long, or turn")
     config.addinivalue_line("markers", "tls: needs Kafka over TLS (python -m stack up --tls)")
+    config.addinivalue_line("markers", "rotation: rotates the stack's passwords; runs only with -m rotation, and last")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,6 +46,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=without_tls)
         items[:] = [item for item in items if item not in without_tls]
         WITHOUT_TLS.extend(item.nodeid for item in without_tls)
+    rotating = [item for item in items if item.get_closest_marker("rotation")]
+    items[:] = [item for item in items if item not in rotating]
+    asked = config.option.markexpr or ""
+    if "rotation" in asked and "not rotation" not in asked:
+        items.extend(rotating)  # last: every other test holds the passwords they change
+    else:
+        config.hook.pytest_deselected(items=rotating)
+        ROTATING.extend(item.nodeid for item in rotating)
     suite = os.environ.get("LAKE_SUITE", "short")
     if suite not in LAKE_SUITES:
         raise pytest.UsageError(f"LAKE_SUITE={suite!r}: use one of {', '.join(LAKE_SUITES)}")
@@ -71,6 +84,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(f"long lake test run as today's turn: {nodeid}")
     for nodeid in LONG_LAKE:
         terminalreporter.write_line(f"deselected (runs with LAKE_SUITE=long, or on its turn): {nodeid}", yellow=True)
+    for nodeid in ROTATING:
+        terminalreporter.write_line(f"deselected (rotates the stack's passwords; runs with -m rotation): {nodeid}",
+                                    yellow=True)
     for nodeid in WITHOUT_TLS:
         terminalreporter.write_line(f"deselected (needs a stack started with --tls): {nodeid}", yellow=True)
 

@@ -58,7 +58,15 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
         finally:
             for worker in running:
                 worker.stop()
-            rest.delete(connect, connector)
+            with rest.client(current_rest_login(scratch)) as connect_now:
+                rest.delete(connect_now, connector)
+
+
+def current_rest_login(settings: Settings) -> Settings:
+    """`settings` with Kafka Connect's REST password as the stack's secrets file has it now (a test
+    may have rotated it)."""
+    now = Settings(STACK_HOME=str(settings.stack_home)).kafka_connect_rest_password
+    return settings.model_copy(update={"kafka_connect_rest_password": now or settings.kafka_connect_rest_password})
 
 
 def fresh_seed() -> int:

@@ -1,0 +1,137 @@
+"""Every role's password rotated (`python -m stack rotate-secrets`) while orders flow through a
+scratch stream and the continuous lake: order_final exact, the lake's audit clean, and every
+old password refused afterwards.
+
+Marked `rotation`: it changes the stack's passwords, which every other test of the session
+holds, so it runs only when asked for (`-m rotation`), and last (tests/integration/conftest.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+import mysql.connector
+import pytest
+import redis
+from dotenv import dotenv_values
+from minio.error import S3Error
+
+from batch.tools.audit import LakeAudit
+from cdc import rest
+from config import Settings
+from config.settings import REPO_ROOT
+from source import database, generate
+from source.traffic import InsertOrder, Truth, Write, plan
+from stack import lake, process, rotation, secrets
+from stack.lake import start_continuous_lake, stop_continuous_lake, wait_caught_up, wait_running
+from stack.scratch import cdc_caught_up, scratch_lake
+from stack.services import StackLayout, kafka_answers, minio_client
+from tests.integration.faults.injection import FaultRow, Scale, collect, record
+from tests.integration.scratch_stream import CHAOS, CUSTOMERS, fresh_seed, scratch_stream
+from tests.integration.secrets_seen import in_environment
+
+pytestmark = pytest.mark.rotation
+RATE = 100  # orders/s, until the rotation is over
+AFTER_S = 5  # orders still written after it
+
+
+def until(stop: threading.Event, writes: Iterable[Write]) -> Iterator[Write]:
+    """`writes` up to the first new order after `stop` is set."""
+    for write in writes:
+        if stop.is_set() and isinstance(write, InsertOrder):
+            return
+        yield write
+
+
+def write_until(settings: Settings, stop: threading.Event, manifest: dict, failure: list[BaseException]) -> None:
+    """Orders at RATE on one connection (opened before the rotation: it stays logged in) until `stop`."""
+    truth, most = Truth(), RATE * 600
+    try:
+        writes = until(stop, plan(most, seed=fresh_seed(), customers=CUSTOMERS, chaos=CHAOS))
+        generate.run(database.connect(settings), writes, total_orders=most, rate=RATE, truth=truth, progress=False)
+    except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+        failure.append(error)
+    finally:
+        manifest.update(truth.manifest())
+
+
+def renewed(settings: Settings, old: dict[str, str], new: dict[str, str]) -> Settings:
+    """`settings` with the new value of each secret it took from the stack (a scratch lake's own keys kept)."""
+    env = settings.as_env()
+    return settings.with_variables({variable: new[variable] for variable in new if env.get(variable) == old[variable]})
+
+
+def refused(old: Settings) -> dict[str, bool]:
+    """Whether each service refuses the old passwords now."""
+    def fails(attempt) -> bool:
+        try:
+            attempt()
+        except (redis.AuthenticationError, redis.ResponseError, mysql.connector.Error, S3Error):
+            return True
+        return False
+
+    with rest.client(old) as connect:
+        connect_refuses = connect.get("/connectors").status_code == 401
+    return {
+        "redis": fails(lambda: redis.Redis.from_url(old.redis_url).ping()),
+        "redis admin": fails(lambda: redis.Redis.from_url(old.redis_operator_url).ping()),
+        "mysql": all(fails(lambda role=role: database.connect(old, role=role).close())
+                     for role in ("owner", "shop", "cdc", "reader")),
+        "kafka": not any(kafka_answers(old.kafka_bootstrap, **old.kafka_aiokafka_auth(role))
+                         for role in ("stream", "connect", "lake", "tools")),
+        "minio": all(fails(lambda role=role: minio_client(old, role).bucket_exists("bronze"))
+                     for role in ("writer", "reader")),
+        "connect": connect_refuses,
+    }
+
+
+def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_stays_exact(
+        settings, unique_name, spark, fault_table: list[FaultRow]):
+    old = {name: value for name, value in dotenv_values(secrets.path(settings.stack_home)).items()
+           if name in rotation.variables(rotation.ROLES)}
+    passwords = {role.variable for role in rotation.ROLES}
+    with scratch_lake(settings, unique_name) as lake_settings, \
+            scratch_stream(lake_settings, unique_name, workers=2, web_port=16150) as (scratch, workers):
+        start_continuous_lake(scratch)
+        try:
+            wait_running(scratch)
+            stop, manifest, failure = threading.Event(), {}, []
+            writer = threading.Thread(target=write_until, args=(scratch, stop, manifest, failure), name="order-writer")
+            writer.start()
+            time.sleep(3)
+            started = time.monotonic()
+            rotated = subprocess.run([sys.executable, "-m", "stack", "rotate-secrets"], cwd=REPO_ROOT,
+                                     capture_output=True, text=True, timeout=600)
+            rotation_s = time.monotonic() - started
+            time.sleep(AFTER_S)
+            stop.set()
+            writer.join()
+            print(rotated.stderr)
+            assert rotated.returncode == 0, rotated.stderr[-3000:]
+            assert not failure, f"the order writer failed: {failure[0]!r}"
+            new = {name: value for name, value in dotenv_values(secrets.path(settings.stack_home)).items() if name in old}
+            now = renewed(scratch, old, new)
+
+            outcome = collect(now, manifest, timeout_s=300)
+            cdc_caught_up(now, database.connect(now))
+            wait_caught_up(now, timeout_s=300)
+            audits = LakeAudit(spark, now).run()
+            lake_pid = process.running_pid(StackLayout(settings.stack_home).pidfile(lake.name(scratch)))
+            held = {name: in_environment(pid, {variable: new[variable] for variable in passwords}) for name, pid in
+                    [*((worker.name, worker.pid()) for worker in workers), ("lake", lake_pid)]}
+        finally:
+            stop_continuous_lake(scratch)
+
+    record(fault_table, "every role's password rotated under load", Scale(manifest["counts"]["complete"], RATE, 0, 2),
+           1, outcome)
+    print(f"rotation took {rotation_s:.1f} s; {manifest['counts']['complete']:,} complete orders written")
+    assert {name for name in old if new[name] == old[name]} == set()
+    assert outcome.exact, outcome.summary()
+    assert [audit.line() for audit in audits if not audit.clean] == []
+    assert held == {**{worker.name: {"KAFKA_PASSWORD", "REDIS_URL"} for worker in workers},
+                    "lake": {"KAFKA_LAKE_PASSWORD", "MYSQL_READER_PASSWORD"}}  # its MinIO key is the scratch lake's
+    assert refused(settings) == dict.fromkeys(["redis", "redis admin", "mysql", "kafka", "minio", "connect"], True)
