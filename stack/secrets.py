@@ -26,8 +26,8 @@ One principal per role, each with only what it needs:
   (cdc/connector.py `connector_secrets`).
 
 A variable set in the environment or `.env` wins over the file (a real deployment's secrets);
-the file is never rewritten (a principal it lacks is appended), so rotating a secret is: edit it (or delete it to make new ones),
-then `python -m stack down` and `up`, and restart the workers.
+`stack up` never rewrites the file (a principal it lacks is appended); `python -m stack
+rotate-secrets` does, while the stack runs (stack/rotation.py).
 """
 
 from __future__ import annotations
