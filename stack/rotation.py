@@ -58,7 +58,7 @@ class Role:
 
 ROLES = (
     Role("redis-guard", "REDIS_URL", "redis", "guard"),
-    Role("redis-admin", "REDIS_ADMIN_URL", "redis", "admin"),
+    Role("redis-admin", "REDIS_ADMIN_URL", "redis", "operator"),
     Role("mysql-owner", "MYSQL_PASSWORD", "mysql", "owner"),
     Role("mysql-shop", "MYSQL_SHOP_PASSWORD", "mysql", "shop"),
     Role("mysql-cdc", "MYSQL_CDC_PASSWORD", "mysql", "cdc"),
