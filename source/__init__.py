@@ -1,0 +1,7 @@
+"""The source database: its schema, reference data, the order traffic and its ground truth.
+
+Schema apply and bulk loads (`database.py`), reference data as pure seeded rows (`reference.py`),
+the order traffic as a pure seeded plan with its ground truth, the manifest (`traffic.py`), the
+generator writing it as a shop would (`generate.py`), the audit of `order_final` against the
+manifest (`audit.py`) or the database itself (`reconcile.py`); `python -m source`.
+"""
