@@ -46,7 +46,7 @@ def gold(spark: SparkSession, settings: Settings, *, full: bool = False) -> Laye
 
 
 def snapshot(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
-    """The JDBC copy of MySQL into Bronze (seed 000's layout)."""
+    """The JDBC copy of MySQL into Bronze: `bronze/<table>`, orders and details by year/month/day."""
     return SnapshotJob.once(spark, settings, full=full)
 
 

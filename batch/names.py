@@ -10,7 +10,7 @@ from config import Settings
 
 
 def snapshot_location(settings: Settings, table: str) -> str:
-    """Bronze's JDBC copy of a MySQL table (seed 000's layout)."""
+    """Bronze's JDBC copy of a MySQL table: `bronze/<table>`."""
     return paths.path(settings, BRONZE, table)
 
 

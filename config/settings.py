@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     # emitted order's marker this long after it was made (agents/retention.py).
     state_retention_s: float = Field(86_400.0, validation_alias="STATE_RETENTION_S", gt=0)
 
-    # --- Redis: the completion guard lives in the URL's database (db 2, as in seed 000) --
+    # --- Redis: the completion guard lives in the URL's database (db 2 by default) --------
     # The workers' guard user; the local stack's is in its secrets file (stack/secrets.py).
     redis_url: str = Field("redis://127.0.0.1:6379/2", validation_alias="REDIS_URL")
     # Operators, benchmarks and tests: a user that may run every command (REDIS_URL's when unset).

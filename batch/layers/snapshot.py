@@ -1,5 +1,5 @@
 """The JDBC snapshot: MySQL -> `s3a://bronze/<table>` (orders and details partitioned
-year/month/day, as seed 000 laid Bronze out), in parallel partitioned reads.
+year/month/day of the order's time), in parallel partitioned reads.
 
 The first run (or `--full`) reads every table whole. Later runs read orders and their details
 from the stored watermark (the newest `orders.timestamp` seen) minus BATCH_LOOKBACK_MINUTES,
