@@ -378,13 +378,19 @@ def test_compose_connect_holds_the_connector_s_secrets_its_config_refers_to(tmp_
     assert owner_only(written)
 
 
-def test_compose_redis_has_the_local_stacks_users_and_rules():
-    command = SERVICES["redis"]["command"]
-    users = " ".join(command).split(" --user ")[1:]
+def test_compose_redis_has_the_local_stacks_users_and_rules_with_no_password_on_its_command_line(tmp_path):
+    redis = SERVICES["redis"]
+    environment = {name: from_dotenv(str(value)) for name, value in redis["environment"].items()}
+    acl = inside(tmp_path, "/data/users.acl")
+    ran, passed_on = run_entrypoint("redis", tmp_path, environment, [], acl=str(acl), entrypoint=str(tmp_path / "exec"))
+    guard = f"redis://{secrets.GUARD_USER}:{environment['REDIS_GUARD_PASSWORD']}@redis:6379/2"
+    admin = f"redis://{secrets.ADMIN_USER}:{environment['REDIS_ADMIN_PASSWORD']}@redis:6379/2"
 
-    assert users[0] == "default off"
-    assert users[1].split(" ", 3)[0] == secrets.GUARD_USER and users[1].endswith(secrets.GUARD_RULES)
-    assert users[2].split(" ")[0] == secrets.ADMIN_USER
+    assert acl.read_text() == secrets.redis_acl(guard, admin)  # the local stack's file, byte for byte
+    assert owner_only(acl)
+    assert ran == ["redis-server", "--appendonly", "yes", "--aclfile", str(acl)]
+    assert not {"REDIS_GUARD_PASSWORD", "REDIS_ADMIN_PASSWORD"} & passed_on
+    assert not DOTENV_VARIABLE.search(" ".join([*redis["entrypoint"], *redis.get("command", [])]))
 
 
 def test_every_compose_secret_comes_from_dotenv_with_no_default():
