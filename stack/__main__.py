@@ -1,4 +1,4 @@
-"""`python -m stack up|down|status|logs|doctor|rotate-secrets|compose-env|kafka-access`: the local stack of real services on loopback,
+"""`python -m stack up|down|status|logs|doctor|rotate-secrets|compose-env|kafka-access|minio-access`: the local stack of real services on loopback,
 and one health check of the whole pipeline."""
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ from enum import Enum
 from typing import Annotated
 
 import typer
+from minio.error import MinioAdminException, S3Error
 from rich.console import Console
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from urllib3.exceptions import MaxRetryError, ProtocolError
 from rich.table import Table
 
 from config import Settings, settings
 from config.cli import run
 from stack import control, doctor as health, process, rotation, secrets, tls
 from stack.install import ExtraUnavailable, InstallError, Toolchain
-from stack.services import (OPTIONAL_SERVICES, KafkaLayoutError, KafkaRefusesLogin, StackLayout, all_services,
-                            set_kafka_access)
+from stack.services import (BUCKETS, OPTIONAL_SERVICES, KafkaLayoutError, KafkaRefusesLogin, StackLayout,
+                            all_services, set_kafka_access, set_minio_access)
 from stack.watcher import HEALER, start_healer
 
 cli = typer.Typer(
@@ -72,6 +75,27 @@ def kafka_access(
     roles = ", ".join(f"{role} {login[0]}" for role in ("stream", "connect", "lake", "tools")
                       if (login := settings.kafka_login(role)))
     console.print(f"kafka access set at {settings.kafka_bootstrap}: {roles}", highlight=False, soft_wrap=True)
+
+
+@cli.command("minio-access")
+def minio_access(
+    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for MinIO to let its root in.")] = 120,
+) -> None:
+    """Make the layers' buckets and the lake's users with their policies, as MinIO's root, on a MinIO the stack does not run (docker-compose's `minio-access` service; `stack up` does it at each start).
+
+    Every key comes from the environment, none from the command line. Exits 1 with the reason if MinIO does not let the root in.
+    """
+    try:
+        for attempt in Retrying(stop=stop_after_delay(wait), wait=wait_fixed(2), reraise=True,
+                                retry=retry_if_exception_type((MaxRetryError, ProtocolError, OSError))):
+            with attempt:
+                set_minio_access(settings)
+    except (S3Error, MinioAdminException, MaxRetryError, ProtocolError, OSError) as error:
+        console.print(f"[red]stack minio-access:[/red] MinIO at {settings.minio_endpoint}: {error}", markup=True,
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"minio access set at {settings.minio_endpoint}: buckets {', '.join(BUCKETS)}; lake writer "
+                  f"{settings.minio_login('writer')[0]}, reader {settings.minio_login('reader')[0]}", highlight=False)
 
 
 @cli.command()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import redis
 from dotenv import dotenv_values
@@ -38,9 +38,9 @@ from cdc.connector import connector_secrets
 from config import Settings
 from config.settings import INSECURE_MARK
 from stack import control, holders, process, secrets
-from stack.services import (KafkaConnect, MariaDB, MinIO, Service, StackLayout, all_services, delete_scram_users,
-                            grant_kafka_acls, render_properties, set_scram_passwords, super_user_admin,
-                            write_private)
+from stack.services import (KafkaConnect, MariaDB, Service, StackLayout, all_services, delete_scram_users,
+                            grant_kafka_acls, grant_lake_users, render_properties, set_scram_passwords,
+                            super_user_admin, write_private)
 
 ServiceName = Literal["redis", "mysql", "kafka", "minio", "connect"]
 
@@ -105,8 +105,8 @@ def with_password(url: str, password: str) -> str:
 
 
 def password_of(value: str) -> str:
-    """A variable's password: the value itself, or a URL's password."""
-    return urlsplit(value).password or "" if "://" in value else value
+    """A variable's password: the value itself, or a URL's password (as its client reads it)."""
+    return unquote(urlsplit(value).password or "") if "://" in value else value
 
 
 def next_user(user: str) -> str:
@@ -213,7 +213,7 @@ class Rotation:
         redis_admin = self.redis_add()
         self.kafka()
         self.mysql(services["mariadb"])
-        self.minio(services["minio"])
+        self.minio()
         self.connect(services["kafka-connect"])
         for holder in holding:
             self.say(f"restarting {holder.name}: {', '.join(sorted(holder.holds(old_passwords)))}")
@@ -277,9 +277,9 @@ class Rotation:
         if roles := self.of("mysql"):
             self.say(f"mysql: new passwords for {self.named(roles)}")
 
-    def minio(self, lake_store: MinIO) -> None:
+    def minio(self) -> None:
         if roles := self.of("minio"):
-            lake_store.grant_lake_users()
+            grant_lake_users(self.new)
             self.say(f"minio: new keys for {self.named(roles)}")
 
     def connect(self, connect: KafkaConnect) -> None:

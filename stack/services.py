@@ -548,26 +548,34 @@ class MinIO(Service):
             return False
 
     def bootstrap(self) -> None:
-        client = minio_client(self.settings, "root")
-        for bucket in BUCKETS:
-            if not client.bucket_exists(bucket):
-                client.make_bucket(bucket)
-        self.grant_lake_users()
+        set_minio_access(self.settings)
 
-    def grant_lake_users(self) -> None:
-        """The lake's writer and reader, each with its policy on the layers' buckets (users
-        that are MinIO's root, in a deployment that set no others, are left as they are)."""
-        s = self.settings
-        root = s.minio_login("root")
-        admin = MinioAdmin(endpoint=s.minio_endpoint, credentials=StaticProvider(*root), secure=False)
-        policies = secrets.minio_policies(lake_buckets(s))
-        for role, policy_user in (("writer", secrets.LAKE_WRITER), ("reader", secrets.LAKE_READER)):
-            access_key, secret_key = s.minio_login(role)
-            if access_key == root[0]:
-                continue
-            admin.policy_add(policy_user, policy=policies[policy_user])
-            admin.user_add(access_key, secret_key)
-            admin.policy_set(policy_user, user=access_key)
+
+def set_minio_access(settings: Settings) -> None:
+    """The layers' buckets, and the lake's users with their policies, as MinIO's root: at each
+    `stack up`, and by docker-compose's `minio-access`."""
+    client = minio_client(settings, "root")
+    for bucket in BUCKETS:
+        if not client.bucket_exists(bucket):
+            client.make_bucket(bucket)
+    grant_lake_users(settings)
+
+
+def grant_lake_users(settings: Settings) -> None:
+    """The lake's writer and reader, each with its policy on the layers' buckets. A user that is
+    MinIO's root (a deployment that set no others) is left as it is, and a reader that is the
+    writer (one that set no reader) keeps the writer's policy."""
+    root = settings.minio_login("root")
+    admin = MinioAdmin(endpoint=settings.minio_endpoint, credentials=StaticProvider(*root), secure=False)
+    policies = secrets.minio_policies(lake_buckets(settings))
+    writer = settings.minio_login("writer")[0]
+    for role, policy_user in (("writer", secrets.LAKE_WRITER), ("reader", secrets.LAKE_READER)):
+        access_key, secret_key = settings.minio_login(role)
+        if access_key == root[0] or (role == "reader" and access_key == writer):
+            continue
+        admin.policy_add(policy_user, policy=policies[policy_user])
+        admin.user_add(access_key, secret_key)
+        admin.policy_set(policy_user, user=access_key)
 
 
 def kafka_logins(settings: Settings) -> list[tuple[str, str]]:

@@ -4,13 +4,18 @@ reads them, and neither reaches anything else; anonymous requests are refused.""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
 from minio.error import S3Error
 
 from config import Settings
+from config.settings import REPO_ROOT
 from stack.services import BUCKETS, minio_client
+from tests.integration.secrets_seen import without_secrets
 
 
 @pytest.fixture
@@ -61,3 +66,20 @@ def test_an_anonymous_request_is_refused(settings: Settings):
     listing = httpx.get(f"http://{settings.minio_endpoint}/gold?list-type=2", timeout=5)
 
     assert listing.status_code == 403 and "AccessDenied" in listing.text
+
+
+def test_minio_access_sets_the_lake_s_users_from_the_environment_alone(roles: Settings, unique_name: str):
+    """What docker-compose's `minio-access` runs: with only the root's and the writer's keys (no
+    reader of its own), the writer keeps its policy and no key is an argument."""
+    env = {**without_secrets(os.environ), **roles.as_env(), "READ_STACK_SECRETS": "false"}
+    env = {name: value for name, value in env.items() if not name.startswith("MINIO_READER_")}
+    done = subprocess.run([sys.executable, "-m", "stack", "minio-access", "--wait", "10"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    writer = minio_client(roles, "writer")
+    put(writer, "silver", f"_stack_test/{unique_name}.txt")
+    writer.remove_object("silver", f"_stack_test/{unique_name}.txt")
+
+    assert done.returncode == 0, done.stderr
+    assert f"lake writer {roles.minio_login('writer')[0]}" in done.stderr
+    with pytest.raises(S3Error):
+        writer.make_bucket(f"not-{unique_name}")

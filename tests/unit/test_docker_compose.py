@@ -60,9 +60,10 @@ def from_dotenv(value: str) -> str:
 
 
 def test_every_piece_of_the_pipeline_is_a_service():
-    assert {"mysql", "kafka", "connect", "redis", "minio", "minio-buckets", "spark-master", "spark-worker-1",
+    assert {"mysql", "kafka", "connect", "redis", "minio", "minio-access", "spark-master", "spark-worker-1",
             "spark-worker-2", "worker-1", "worker-2", "cdc", "batch"} <= set(SERVICES)
-    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch", "broker-metrics", "source", "kafka-access"}
+    assert set(APP_SERVICES) == {"worker-1", "worker-2", "cdc", "batch", "broker-metrics", "source", "kafka-access",
+                                 "minio-access"}
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -118,13 +119,17 @@ def test_mysql_writes_the_row_binlog_debezium_reads_and_gets_the_schema():
     assert "config/schema.sql" in mounts and (REPO_ROOT / "config/docker/grants.sh").exists()
 
 
-def test_minio_gets_the_stacks_buckets_and_the_lake_user_its_policy():
-    command = " ".join(SERVICES["minio-buckets"]["entrypoint"])
-    policy = json.loads((REPO_ROOT / "config/docker/minio-lake-writer.json").read_text())
+def test_minio_gets_the_stacks_buckets_and_users_from_the_stacks_own_command_with_every_key_from_dotenv():
+    access = SERVICES["minio-access"]
 
-    assert all(f"lake/{bucket}" in command for bucket in BUCKETS)
-    assert policy == secrets.minio_policies(set(BUCKETS))[secrets.LAKE_WRITER]
-    assert "mc admin policy attach lake orderpipe-lake --user" in command
+    assert access["command"] == ["python", "-m", "stack", "minio-access"] and "entrypoint" not in access
+    assert credentials("minio-access") == {"MINIO_ROOT_PASSWORD", "MINIO_SECRET_KEY"}
+    assert {name: DOTENV_VARIABLE.fullmatch(access["environment"][name])[1] for name in (
+        "MINIO_ROOT_USER", "MINIO_ACCESS_KEY")} == {"MINIO_ROOT_USER": "MINIO_ROOT_USER", "MINIO_ACCESS_KEY": "MINIO_ACCESS_KEY"}
+    lake_users = [name for name in APP_SERVICES if "MINIO_SECRET_KEY" in SERVICES[name]["environment"]]
+    assert "batch" in lake_users
+    for name in set(lake_users) - {"minio-access"}:
+        assert SERVICES[name]["depends_on"]["minio-access"] == {"condition": "service_completed_successfully"}, name
 
 
 def test_processes_match_the_procfile():
@@ -196,7 +201,7 @@ def test_kafka_users_are_the_local_stacks_and_every_kafka_client_waits_for_their
         assert SERVICES[name]["environment"].get("KAFKA_CONNECT_REST_USER", secrets.CONNECT_REST_USER) == secrets.CONNECT_REST_USER
     assert set(SERVICES["kafka-access"]["environment"]) >= set(secrets.KAFKA_USERS)
     assert SERVICES["kafka-access"]["command"] == ["python", "-m", "stack", "kafka-access"]
-    for name in [*(service for service in APP_SERVICES if service != "kafka-access"), "connect"]:
+    for name in [*(service for service in APP_SERVICES if service not in ("kafka-access", "minio-access")), "connect"]:
         assert SERVICES[name]["depends_on"]["kafka-access"] == {"condition": "service_completed_successfully"}, name
 
 
