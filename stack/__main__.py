@@ -94,8 +94,9 @@ def minio_access(
         console.print(f"[red]stack minio-access:[/red] MinIO at {settings.minio_endpoint}: {error}", markup=True,
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    console.print(f"minio access set at {settings.minio_endpoint}: buckets {', '.join(BUCKETS)}; lake writer "
-                  f"{settings.minio_login('writer')[0]}, reader {settings.minio_login('reader')[0]}", highlight=False)
+    writer, reader = settings.minio_login("writer")[0], settings.minio_login("reader")[0]
+    console.print(f"minio access set at {settings.minio_endpoint}: buckets {', '.join(BUCKETS)}; lake writer {writer}"
+                  + ("" if reader == writer else f", reader {reader}"), highlight=False, soft_wrap=True)
 
 
 @cli.command()
