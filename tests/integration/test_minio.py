@@ -10,7 +10,9 @@ import sys
 
 import httpx
 import pytest
+from minio.credentials import StaticProvider
 from minio.error import S3Error
+from minio.minioadmin import MinioAdmin
 
 from config import Settings
 from config.settings import REPO_ROOT
@@ -73,6 +75,11 @@ def test_minio_access_sets_the_lake_s_users_from_the_environment_alone(roles: Se
     reader of its own), the writer keeps its policy and no key is an argument."""
     env = {**without_secrets(os.environ), **roles.as_env(), "READ_STACK_SECRETS": "false"}
     env = {name: value for name, value in env.items() if not name.startswith("MINIO_READER_")}
+    root = roles.minio_login("root")
+    MinioAdmin(endpoint=roles.minio_endpoint, credentials=StaticProvider(*root), secure=False).user_remove(
+        roles.minio_login("writer")[0])  # gone: only the command can make it again
+    with pytest.raises(S3Error):
+        minio_client(roles, "writer").bucket_exists("silver")
     done = subprocess.run([sys.executable, "-m", "stack", "minio-access", "--wait", "10"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     writer = minio_client(roles, "writer")
