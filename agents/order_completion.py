@@ -37,20 +37,18 @@ BATCH_WITHIN_S = 0.02
 
 @app.agent(topics.order_changes)
 async def complete_orders(stream):
-    # The records come through the app's feed (streams.runtime.feed), straight from the consumer.
-    # Each holds one reference, released by the state cache once the changelog holds what
-    # the record changed: an offset committed before that would let the partition's next
-    # owner skip a change it never recovered (tables.order_progress says how Faust's own
-    # flush falls short).
+    # The commit protocol (streams.runtime.commit_protocol) hands the records over in order and
+    # acknowledges them once the changelog holds what they changed: an offset committed before
+    # that would let the partition's next owner skip a change it never recovered.
     worker = app.completion
-    async for batch in app.feed.batches(stream, BATCH_MAX, within_s=BATCH_WITHIN_S):
+    commits = worker.commit_protocol
+    async for batch in commits.batches(stream, BATCH_MAX, within_s=BATCH_WITHIN_S):
         started = time.perf_counter()
         parts = worker.slices(batch)
         for part in parts:
             await part.process()
         await worker.emission.emit(parts)
         for part in parts:
-            worker.states.hold(part.partition, part.messages)
-        if worker.states.flush_due:
-            worker.states.flush()
+            commits.processed(part.partition, part.messages)
+        commits.flush_if_due()
         batch_seconds.observe(time.perf_counter() - started)

@@ -29,6 +29,7 @@ from agents.worker import CompletionWorker
 from config import settings
 from streams import topics
 from streams.app import app
+from streams.runtime.commit_protocol import HandOverIncomplete
 from tables.order_progress import FLUSH_INTERVAL_S, order_progress, stored_states
 from tables.order_state import is_marker, marker, marker_time
 
@@ -59,16 +60,14 @@ def runs_again(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[N
 @app.timer(interval=1.0)
 @runs_again
 async def reread_stuck_partitions() -> None:
-    app.consumer.reread_if_stuck()
+    app.completion.commit_protocol.reread_if_stuck()
 
 
 @app.timer(interval=FLUSH_INTERVAL_S / 2)
 @runs_again
 async def flush_quiet_state() -> None:
     """Flush the state cache when no batch comes to do it (a quiet stream still commits)."""
-    states = app.completion.states
-    if states.flush_due:
-        states.flush()
+    app.completion.commit_protocol.flush_if_due()
 
 
 @app.on_partitions_revoked.connect
@@ -79,10 +78,10 @@ async def hand_over_durable_state(sender, *_, **__) -> None:
     state and, later in the changelog than that owner's own writes, would shadow them in any
     later recovery."""
     started = time.monotonic()
-    pending = await app.completion.states.hand_over(timeout_s=REVOKE_WAIT_S)
-    if pending:
-        log.warning("%d state flushes still unacknowledged after %.0f s; handing partitions over anyway",
-                    pending, REVOKE_WAIT_S)
+    try:
+        await app.completion.commit_protocol.hand_over(timeout_s=REVOKE_WAIT_S)
+    except HandOverIncomplete as incomplete:
+        log.warning("%s; handing partitions over anyway", incomplete)
     else:
         log.info("changelog writes acknowledged before handing partitions over (%.2f s)", time.monotonic() - started)
 
@@ -136,8 +135,7 @@ async def sweep_markers(worker: CompletionWorker, partition: int, now: float) ->
             elif fate is MarkerFate.DROP:
                 states.drop(partition, order_id)
                 worker.counters["emitted_markers_dropped"] += 1
-        if states.flush_due:
-            states.flush()
+        worker.commit_protocol.flush_if_due()
         if at_end:
             return
         await asyncio.sleep(0)

@@ -1,7 +1,7 @@
 """This process's completion worker: everything the completion agent keeps between batches.
 
 One `CompletionWorker` per process, built at first use as `app.completion` (streams/app.py
-names this class). It owns the state cache, the settling, retention and alert-watch
+names this class). It owns the state cache and the commit protocol over it, the settling, retention and alert-watch
 bookkeeping, the alert rules, the emission with its Redis guards, the reference data, the
 connector's committed position and the consumer-lag gauge; the agent loop (agents.order_completion), the timers
 (agents.upkeep), each `PartitionSlice` and the web views all reach them through it. A test
@@ -33,8 +33,9 @@ from streams import topics
 from streams.runtime.connect_offsets import ConnectorPosition
 from streams.runtime.metrics import WORKER, LagGauge, counters
 from streams.runtime.reference_reader import TopicReader
+from streams.runtime.commit_protocol import CommitProtocol
 from streams.runtime.state_cache import WriteBackCache
-from tables.order_progress import state_cache
+from tables.order_progress import commit_protocol, state_cache
 from tables.order_state import OrderProgress
 from tables.reference_data import reference_reader
 
@@ -50,6 +51,7 @@ class CompletionWorker:
         self.ticks_topic = topics.settle_ticks.get_topic_name()
         self.counters: Counter[str] = counters
         self.states: WriteBackCache[OrderProgress] = state_cache()
+        self.commit_protocol: CommitProtocol = commit_protocol(self.states)
         self.settling = Settling()
         self.retention = Retention(settings.state_retention_s)
         self.rules = AlertRules(settings.alert_bulk_quantity, settings.alert_bulk_products, settings.stall_after_s)

@@ -13,12 +13,14 @@ the tools): what it needs of them, such as the dead-letter sink, is handed in
 producer installed by its constructor, events created without a settings read, the feed, the output
 topics' readiness (`outputs`), the completion worker's start-up steps run before the group join, the
 garbage collector's thresholds and the start-up heap frozen, and `app.completion`, the process's
-completion worker, built at first use from the class `streams/app.py` names), `consumer.py` (every
-record in order, direct delivery), `feed.py` (the completion agent's records from the fetch loop to
+completion worker, built at first use from the class `streams/app.py` names), `commit_protocol.py`
+(`CommitProtocol`: when a processed record's offset may be committed, its seven steps in order over
+the parts below, its failures as named exceptions), `consumer.py` (every record in order, direct
+delivery, the commit floor), `feed.py` (the completion agent's records from the fetch loop to
 the agent in batches, past Faust's conductor and stream), `producer.py` (a roomier send buffer; no
 resend of an order_final or order_alerts batch the broker may have written; `raw_producer`, the one
-way to aiokafka's producer), `state_cache.py` (write-back cache and the commit rule; `drop` deletes
-a key at the next flush), `changelog.py` (the table written a flush at a time),
+way to aiokafka's producer), `state_cache.py` (the write-back cache; `drop` deletes a key at the next
+flush), `changelog.py` (the table written a flush at a time),
 `reference_reader.py` (whole topics, every partition and no group, read into a store of the worker's
 own from the offsets it keeps, a record it cannot decode handed to the dead-letter sink it is given;
 caught up before the group join), `connect_offsets.py` (the CDC connector's committed binlog

@@ -15,11 +15,12 @@ from config import settings
 from streams.app import app
 from streams.topics import TOPIC_CONFIG
 from streams.runtime.changelog import BatchWrittenTable
+from streams.runtime.commit_protocol import CommitProtocol
 from streams.runtime.state_cache import WriteBackCache
 from tables import order_state
 from tables.order_state import OrderProgress
 
-# The state cache writes each changed order once per flush (streams.runtime.state_cache).
+# The state cache's changed orders are written once per flush (streams.runtime.commit_protocol).
 FLUSH_INTERVAL_S = 0.25
 # A partition's memtables: up to two of 8 MB, within the worker's RocksDB budget
 # (streams.runtime.rocksdb_budget), which also holds the block cache.
@@ -43,13 +44,13 @@ def state_cache() -> WriteBackCache[OrderProgress]:
     """The write-back cache every read and write of order state goes through (read-your-writes):
     the table itself holds what was flushed, up to FLUSH_INTERVAL_S older. One per worker
     (agents.worker)."""
-    return WriteBackCache(
-        order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress,
-        flush_interval_s=FLUSH_INTERVAL_S, on_write_failure=lambda: app.consumer.reread_uncommitted(),
-        # Not message.decref(): the last reference's ack is what Faust commits. One record at a
-        # time: taking Faust's ack lock once around a whole flush's acks was slower (the worker
-        # idled more; docs/benchmarks.md).
-        release=lambda message: message.ack(app.consumer))
+    return WriteBackCache(order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress)
+
+
+def commit_protocol(states: WriteBackCache[OrderProgress]) -> CommitProtocol:
+    """The worker's commit protocol over its state cache and this table: records committed only
+    once the changelog holds what they changed. One per worker (agents.worker)."""
+    return CommitProtocol(app, states, order_progress, flush_interval_s=FLUSH_INTERVAL_S)
 
 
 def current_state(states: WriteBackCache[OrderProgress], order_id: str) -> OrderProgress | None:

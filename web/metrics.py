@@ -23,6 +23,6 @@ class MetricsView(View):
         worker = worker_view.worker()
         lag = await worker.cdc_lag.read(app.consumer)
         scrape = CollectorRegistry(auto_describe=True)
-        scrape.register(Figures(dict(worker.counters), worker.states.stats(), lag["lag"]))
+        scrape.register(Figures(dict(worker.counters), worker.commit_protocol.stats(), lag["lag"]))
         body = generate_latest(scrape) + generate_latest(histograms)
         return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})

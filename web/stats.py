@@ -21,6 +21,6 @@ class StatsView(View):
         lag = await worker.cdc_lag.read(app.consumer)
         reference = worker.reference.store
         rocksdb = budget_usage([*order_progress.open_dbs(), *(reference.open_dbs() if reference else ())])
-        return self.json({"worker": WORKER, "counts": dict(worker.counters), "state_cache": worker.states.stats(),
+        return self.json({"worker": WORKER, "counts": dict(worker.counters), "state_cache": worker.commit_protocol.stats(),
                           "next_offsets": app.consumer.next_offsets(),
                           "collector": collector_stats(app.frozen_at_start), "rocksdb": rocksdb, **lag})

@@ -1,6 +1,8 @@
 """The machinery under the agents: Faust's consumer, producer, table writes and app, changed
 where the stream's guarantees or its speed needed it, plus the pieces they feed (the feed,
-the state cache, the reference reader, the metrics, web access).
+the state cache, the reference reader, the metrics, web access), and the commit protocol
+(commit_protocol.py) that orders what the consumer, the feed, the state cache and the changelog
+table do before an offset is committed.
 
 Proven with faust-streaming 0.15.3 and aiokafka 0.14.0 (`app.PROVEN_FAUST`; a worker warns at
 start on any other Faust). Every private Faust, mode or aiokafka name the project uses is used

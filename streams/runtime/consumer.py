@@ -43,18 +43,13 @@ from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP, Message
 
+from streams.runtime.commit_protocol import LOST_HEAD_AFTER_S, STUCK_AFTER_S, may_commit
 from streams.runtime.feed import Feed
 from streams.runtime.metrics import counters
 
 log = logging.getLogger(__name__)
 
 ANY_OFFSET = -1  # the partition's start could not be read: take the first record as it
-# A partition whose committed offset stays put this long while records past it were
-# delivered is read again from it: something between the gate and the commit dropped them.
-STUCK_AFTER_S = 15.0
-# ... or this long, when a stream has read records after it but not the record at it (a
-# delivered record lost on its way to the stream, seen after a partition is assigned).
-LOST_HEAD_AFTER_S = 2.0
 # How long the broker may hold a fetch that finds no new record (Faust fixes 1,500 ms).
 # aiokafka keeps one fetch in flight per broker and leaves out the partitions whose fetched
 # records are not consumed yet, so while a backlog's records are processed the fetch in
@@ -167,7 +162,7 @@ class NoSkipConsumer(Consumer):
 
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit: Faust's, but only if every record from the committed offset
-        on up to it was acknowledged. Faust's own check lets a commit pass the record *at*
+        on up to it was acknowledged (the commit protocol's floor, `may_commit`). Faust's own check lets a commit pass the record *at*
         the committed offset (it tests `min(acked) - committed > 1`, and a Kafka committed
         offset is the next record to read), and between a revoke and the seek, with no
         committed offset known, it commits whatever was acknowledged: a partition kept
@@ -183,7 +178,7 @@ class NoSkipConsumer(Consumer):
         if min(acked) < floor:  # acknowledged late, from an earlier generation's reading
             acked[:] = [offset for offset in acked if offset >= floor]
             self._acked_index[tp].intersection_update(acked)
-        if not acked or min(acked) != floor:
+        if not may_commit(acked, floor):
             return None
         return super()._new_offset(tp)
 
@@ -197,7 +192,7 @@ class NoSkipConsumer(Consumer):
         counted such records as delivered, so without a seek nothing would read them again."""
         stuck = []
         for tp, delivering in self._next.items():
-            committed = self._resumed_at(tp)
+            committed = self.resumed_at(tp)
             if committed is None or delivering == ANY_OFFSET or delivering <= committed:
                 self._commit_seen.pop(tp, None)
                 continue
@@ -212,13 +207,13 @@ class NoSkipConsumer(Consumer):
         """A stream read records of `tp` past the committed offset, but the record at it is
         neither held by a stream nor acknowledged: it will never be. (A partition's records
         reach its stream in order, so a record read later means the head's turn has passed.)"""
-        committed = self._resumed_at(tp)
+        committed = self.resumed_at(tp)
         read = self.app.monitor.tp_read_offsets.get(tp)
         if committed is None or read is None or read <= committed:
             return False
         return committed not in self._acked_index.get(tp, ()) and self._held_message(tp, committed) is None
 
-    def _resumed_at(self, tp: TP) -> int | None:
+    def resumed_at(self, tp: TP) -> int | None:
         """The committed offset; on a partition the group never committed, where this
         generation's reading started (a head record lost there stalled commits for good)."""
         committed = self._committed_offset.get(tp)
@@ -230,26 +225,15 @@ class NoSkipConsumer(Consumer):
                 return message
         return None
 
-    def reread_if_stuck(self) -> None:
-        """Seek back to the committed offsets when a partition is stuck (see stuck_partitions)."""
-        if self.app.rebalancing:
-            return
-        stuck = self.stuck_partitions(time.monotonic())
-        if stuck:
-            log.warning("no commit for at least %.0f s past %s though records after it were delivered; reading "
-                        "from the committed offsets again", LOST_HEAD_AFTER_S,
-                        ", ".join(f"{tp.topic}[{tp.partition}]@{self._resumed_at(tp)}" for tp in stuck))
-            for tp in stuck:
-                log.warning("  %s[%d]: the record at the committed offset %s", tp.topic, tp.partition,
-                            self._describe_head(tp))
-            self._commit_seen.clear()
-            self.reread_uncommitted()
+    def forget_stuck(self) -> None:
+        """Start the stuck-partition clocks again (after a re-read was asked for)."""
+        self._commit_seen.clear()
 
-    def _describe_head(self, tp: TP) -> str:
+    def describe_head(self, tp: TP) -> str:
         """What became of the stuck partition's first uncommitted record: acknowledged (the
         commits fail), still held (a stream read it), or never read by a stream (skipped, or
         dropped)."""
-        committed = self._resumed_at(tp)
+        committed = self.resumed_at(tp)
         if committed in self._acked_index.get(tp, ()):
             return "is acknowledged: the commits themselves did not go through (is the group coordinator reachable?)"
         message = self._held_message(tp, committed)

@@ -121,7 +121,7 @@ def test_a_complete_order_is_sent_once_and_bad_input_is_dead_lettered(sends, wor
             await deliver(agent, topics.settle_ticks.get_topic_name(), notice["key"], notice["value"],
                           notice["partition"])
             await until(lambda: order_id not in worker.settling.in_flight, "the notice recorded")
-            worker.states.flush()  # as the flush timer would
+            worker.commit_protocol.flush()  # as the flush timer would
             recorded = current_state(worker.states, order_id)
             return unsettled_before, in_flight_before, recorded
 
@@ -196,7 +196,7 @@ def test_a_bulk_order_raises_its_alert_once_and_keeps_its_state_until_the_alert_
             emitted = await notice_of(ticks, "emitted", order_id)
             await deliver(agent, topics.settle_ticks.get_topic_name(), emitted["key"], emitted["value"], 0)
             alerted = await notice_of(ticks, "alerted", f"bulk:{order_id}")
-            worker.states.flush()
+            worker.commit_protocol.flush()
             before_alert_recorded = current_state(worker.states, order_id)
             await deliver(agent, topics.settle_ticks.get_topic_name(), alerted["key"], alerted["value"], 0)
             await until(lambda: is_marker(worker.states.peek(order_id) or OrderProgress()), "the alert recorded")

@@ -336,16 +336,16 @@ def test_between_a_revoke_and_the_seek_nothing_is_committed_and_late_acks_below_
 def test_a_stuck_partition_says_what_became_of_its_head_record(gate):
     consumer = gate.consumer
     consumer._committed_offset[ORDERS_3] = 30
-    never_read = consumer._describe_head(ORDERS_3)
+    never_read = consumer.describe_head(ORDERS_3)
     head = SimpleNamespace(tp=ORDERS_3, offset=30, refcount=1, generation_id=4)
     consumer._unacked_messages = [head]  # a stream tracked it and has not acknowledged it
 
-    still_held = consumer._describe_head(ORDERS_3)
+    still_held = consumer.describe_head(ORDERS_3)
     consumer._acked_index[ORDERS_3].add(30)  # acknowledged, but no commit went through
 
     assert "never read by a stream" in never_read
     assert "held (1 references, generation 4" in still_held
-    assert "commits themselves did not go through" in consumer._describe_head(ORDERS_3)
+    assert "commits themselves did not go through" in consumer.describe_head(ORDERS_3)
 
 
 def test_a_head_record_lost_on_its_way_to_the_stream_is_read_again_within_seconds(gate, monkeypatch):
@@ -359,7 +359,7 @@ def test_a_head_record_lost_on_its_way_to_the_stream_is_read_again_within_second
     not_reached = consumer.stuck_partitions(now=103.0)
     consumer.app.monitor.tp_read_offsets[ORDERS_3] = 35  # it read past 30, which it never got
     lost = consumer.stuck_partitions(now=103.0)
-    described = consumer._describe_head(ORDERS_3)
+    described = consumer.describe_head(ORDERS_3)
     consumer._acked_index[ORDERS_3].add(30)  # acknowledged: the commit is only late
     acknowledged = consumer.stuck_partitions(now=103.0)
 
@@ -404,7 +404,7 @@ def test_a_partition_never_committed_is_watched_from_where_its_reading_started(g
 
     first_look = consumer.stuck_partitions(now=100.0)
     lost = consumer.stuck_partitions(now=103.0)
-    described = consumer._describe_head(ORDERS_3)
+    described = consumer.describe_head(ORDERS_3)
     consumer._read_from.pop(ORDERS_3)  # before the seek nothing is known: nothing to judge
     unknown = consumer.stuck_partitions(now=120.0)
 
