@@ -9,7 +9,8 @@ the process's `CompletionWorker` (agents.worker), `app.completion`.
 Batches: events are taken up to BATCH_MAX at a time or every BATCH_WITHIN_S; each
 partition's slice is applied in order and decided; then the settled orders of every slice
 are claimed in one Redis round trip (a round trip costs milliseconds, a batch spans up to
-TOPIC_PARTITIONS partitions), and table writes wait for the cache's next flush.
+TOPIC_PARTITIONS partitions), and the batch's records are handed back to the worker's commit
+protocol, which acknowledges them once a flush has made their changes durable.
 
 Settling across topics (see agents.completion): a complete order waits until the orders
 topic has been read past its newest detail. Per partition the worker tracks that frontier;

@@ -7,8 +7,9 @@ A timer that fails (the broker away longer than a request's timeout, say) is log
 counted, and runs again at its next tick: an exception out of a Faust timer would stop the
 worker. Timers never write the table themselves: table writes belong in the agent, so a timer that
 finds work sends the agent a tick on `<app>-settle-ticks` (settle, check for alerts) and the
-agent acts when the tick arrives, in order with the partition's records. The state cache's
-own upkeep (flushes, dropping expired cancellations) goes through the cache, by partition.
+agent acts when the tick arrives, in order with the partition's records. Flushes and the
+hand-over go through the worker's commit protocol (streams.runtime.commit_protocol), dropping
+expired cancellations through the state cache, by partition.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ async def reread_stuck_partitions() -> None:
 @app.timer(interval=FLUSH_INTERVAL_S / 2)
 @runs_again
 async def flush_quiet_state() -> None:
-    """Flush the state cache when no batch comes to do it (a quiet stream still commits)."""
+    """Flush when no batch comes to do it (a quiet stream still commits)."""
     app.completion.commit_protocol.flush_if_due()
 
 
