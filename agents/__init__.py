@@ -1,9 +1,9 @@
 """The completion worker: its loop, its partition slices, its pure rules and exactly-once emission.
 
-`completion.py` (the pure rule), `worker.py` (`CompletionWorker`, one per process, `app.completion`:
+`completion_rule.py` (the pure rule), `completion_worker.py` (`CompletionWorker`, one per process, `app.completion`:
 the state cache and the commit protocol over it, the bookkeeping below, the alert rules, the emission, the reference data, the lag
 gauge; everything a worker keeps between batches; and its start-up steps: the guards' credentials
-checked, the reference data caught up), `order_completion.py` (the agent: a loop over batches, each
+checked, the reference data caught up), `completion_loop.py` (the agent: a loop over batches, each
 split into partition slices, then emitted), `partition_slice.py` (one partition's share of a batch:
 decode, apply, record the worker's own notices, decide, raise alerts; read and written through the
 state cache), `upkeep.py` (beside the loop: its timers, which send the agent ticks; the hand-over

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from tables.order_state import OrderProgress
+from tables.order_state import OrderState
 
 BULK, STALLED, CANCELLED_AFTER_DETAILS = "bulk", "stalled", "cancelled_after_details"
 KINDS = (BULK, STALLED, CANCELLED_AFTER_DETAILS)
@@ -42,11 +42,11 @@ class AlertRules:
     stall_after_s: float
 
 
-def total_quantity(state: OrderProgress) -> int:
+def total_quantity(state: OrderState) -> int:
     return sum(product.quantity for product in state.products.values())
 
 
-def on_completion(state: OrderProgress, rules: AlertRules) -> list[str]:
+def on_completion(state: OrderState, rules: AlertRules) -> list[str]:
     """The alerts a complete order raises as it goes out."""
     if BULK in state.alerts:
         return []
@@ -55,14 +55,14 @@ def on_completion(state: OrderProgress, rules: AlertRules) -> list[str]:
     return []
 
 
-def on_deletion(state: OrderProgress) -> list[str]:
+def on_deletion(state: OrderState) -> list[str]:
     """The alerts a deleted order raises: details had arrived before (or after) its delete."""
     if state.deleted and (state.products or state.removed) and CANCELLED_AFTER_DETAILS not in state.alerts:
         return [CANCELLED_AFTER_DETAILS]
     return []
 
 
-def owed_alerts(state: OrderProgress, rules: AlertRules) -> list[str]:
+def owed_alerts(state: OrderState, rules: AlertRules) -> list[str]:
     """The alerts a settled order still owes: a cancellation's, or a bulk order's whose
     order_final went out (recovery finds those between the two acknowledgements)."""
     if state.deleted:
@@ -70,14 +70,14 @@ def owed_alerts(state: OrderProgress, rules: AlertRules) -> list[str]:
     return on_completion(state, rules) if state.emitted else []
 
 
-def is_stalled(state: OrderProgress) -> bool:
+def is_stalled(state: OrderState) -> bool:
     """Started and still waiting for something (the agent asks once the order has been quiet
     long enough)."""
     started = state.header_position is not None or bool(state.products)
     return started and not (state.emitted or state.deleted or state.complete or STALLED in state.alerts)
 
 
-def alert_value(kind: str, order_id: str, state: OrderProgress, at: str) -> dict:
+def alert_value(kind: str, order_id: str, state: OrderState, at: str) -> dict:
     """The `order_alerts` value: kind, order id, when, and the figures behind it."""
     figures = {"customer_id": state.customer_id, "num_products": state.num_products,
                "products_received": len(state.products), "total_quantity": total_quantity(state)}

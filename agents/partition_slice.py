@@ -1,7 +1,7 @@
 """One partition's slice of a batch, and what the worker does with it.
 
 `process` reads the slice's records in order: CDC changes are applied to their orders'
-states (agents.completion), notices from the worker's own tick topic are recorded (an
+states (agents.completion_rule), notices from the worker's own tick topic are recorded (an
 order_final or alert acknowledged, a quiet partition's settle tick, an alert check). Then it
 decides about every order the slice touched: to be sent (`to_emit`), still waiting to settle
 (agents.settling), settled for good; and the alerts they owe (`to_alert`, agents.alerts).
@@ -25,12 +25,12 @@ from faust.types import TP, Message
 
 from agents.alert_watch import AlertWatch
 from agents.alerts import STALLED, Alert, AlertRules, is_stalled, on_completion, owed_alerts
-from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, is_behind, noticed_version, verdict
+from agents.completion_rule import CAUGHT_UP, Verdict, apply_detail, apply_order, is_behind, noticed_version, verdict
 from agents.retention import Retention
 from agents.settling import Settling, Tick
 from streams.codec import Change, CodecError, OrderChange, Position, Tombstone, Truncate, decode_detail, decode_order
 from streams.runtime.state_cache import WriteBackCache
-from tables.order_state import OrderProgress, marker
+from tables.order_state import OrderState, marker
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,12 @@ SETTLE_MARGIN_S = 0.05
 
 
 class SliceWorker(Protocol):
-    """What a slice uses of its worker (agents.worker.CompletionWorker)."""
+    """What a slice uses of its worker (agents.completion_worker.CompletionWorker)."""
 
     orders_topic: str
     ticks_topic: str
     counters: Counter[str]
-    states: WriteBackCache[OrderProgress]
+    states: WriteBackCache[OrderState]
     settling: Settling
     retention: Retention
     rules: AlertRules
@@ -89,11 +89,8 @@ class PartitionSlice:
     def take_notice(self, notice: dict) -> None:
         """A notice the worker sent itself: sends acknowledged, or a tick to act on."""
         if "emitted" in notice:
-            for entry in notice["emitted"]:  # [order id, its sent version], or an order id alone
-                if isinstance(entry, str):
-                    self.record_emitted(entry)
-                else:
-                    self.record_emitted(entry[0], sent=entry[1:])
+            for order_id, *sent in notice["emitted"]:  # [order id, its sent version]
+                self.record_emitted(order_id, sent=sent)
         elif "alerted" in notice:
             for text in notice["alerted"]:
                 self.record_alerted(Alert.parse(text))
@@ -103,8 +100,8 @@ class PartitionSlice:
             self.counters["ticks_received"] += 1
             tick = Tick(notice["at"] - SETTLE_MARGIN_S, Position(*notice["source"]))
             self.tick = tick if self.tick is None else max(self.tick, tick)
-        else:  # an older worker's tick, without the connector's position: it settles nothing
-            self.counters["ticks_ignored"] += 1
+        else:  # of no shape this worker writes: counted, it changes nothing
+            self.counters["notices_unknown"] += 1
 
     def apply(self, change: Change, in_order: bool) -> None:
         """One CDC change to its order's state. An orders change read past a gap (agents.settling)
@@ -175,11 +172,11 @@ class PartitionSlice:
         for kind in ([STALLED] if is_stalled(state) else owed_alerts(state, self.worker.rules)):
             self.raise_alert(Alert(kind, order_id))
 
-    def get(self, order_id: str) -> OrderProgress:
+    def get(self, order_id: str) -> OrderState:
         self.touched.add(order_id)
         return self.states.get(self.partition, order_id)
 
-    def put(self, order_id: str, state: OrderProgress) -> None:
+    def put(self, order_id: str, state: OrderState) -> None:
         self.touched.add(order_id)
         self.states.put(self.partition, order_id, state)
 
@@ -192,7 +189,7 @@ class PartitionSlice:
         once no completion alert is owed), and it waits for nothing more.
 
         `sent`: the version of the state that went out, as the notice has it
-        (agents.completion.version). A state behind it lacks changes that were applied before
+        (agents.completion_rule.version). A state behind it lacks changes that were applied before
         the send but are not in the changelog: the worker that sent it stopped before its next
         flush, and those records are read again after this notice. Recorded now, the order
         would keep a partial state (a bulk order's alert missed); it is recorded from its claim

@@ -1,11 +1,11 @@
 """When a complete order may be emitted: one worker's bookkeeping for the frontier rule.
 
-agents.completion judges one order against the orders topic's frontier. This keeps what
+agents.completion_rule judges one order against the orders topic's frontier. This keeps what
 that judgement needs across batches, per partition number: how far the orders topic has
 been processed (its newest binlog position and next offset), the complete orders that
 wait to settle (with their newest detail and since when), and the orders this worker has
 sent whose confirmation is not yet recorded (they are not judged again meanwhile).
-Pure: no I/O, no Faust; the worker (agents.worker) owns the one instance.
+Pure: no I/O, no Faust; the worker (agents.completion_worker) owns the one instance.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""What runs beside the completion agent's loop (agents.order_completion): its timers, the
+"""What runs beside the completion agent's loop (agents.completion_loop): its timers, the
 hand-over before partitions move, the rebuild of its bookkeeping after recovery, and the
 reading of the reference data. Each reaches the worker's parts through `app.completion`
-(agents.worker).
+(agents.completion_worker).
 
 A timer that fails (the broker away longer than a request's timeout, say) is logged and
 counted, and runs again at its next tick: an exception out of a Faust timer would stop the
@@ -26,7 +26,7 @@ from faust.types import TP
 
 from agents.alerts import is_stalled, owed_alerts
 from agents.retention import MarkerFate
-from agents.worker import CompletionWorker
+from agents.completion_worker import CompletionWorker
 from config import settings
 from streams import topics
 from streams.app import app

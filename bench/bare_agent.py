@@ -18,7 +18,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from config import settings
-from streams.runtime.app import broker_credentials
+from streams.runtime.order_pipe_app import broker_credentials
 from streams.runtime.consumer import NoSkipConsumer
 
 app = faust.App(settings.stream_app_id,

@@ -59,7 +59,7 @@ from config.cli import run
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
-from stack.lake import log_path, start_continuous_lake, stop_continuous_lake
+from stack.lake_process import log_path, start_continuous_lake, stop_continuous_lake
 from stack.scratch import cdc_caught_up, scratch_lake
 from stack.workers import start_workers, wait_for_group
 

@@ -50,7 +50,7 @@ PROJECT_PACKAGES = ("agents", "streams", "tables", "web")
 
 
 def where(frame: str) -> tuple[str, str]:
-    """(module group, function) of one py-spy frame, e.g. `put (streams/runtime/changelog.py:77)`."""
+    """(module group, function) of one py-spy frame, e.g. `put (streams/runtime/changelog_table.py:77)`."""
     found = re.search(r"^(.*) \((.*?):\d+\)$", frame)
     if found is None:
         return frame or "(unknown)", frame or "(unknown)"
@@ -74,13 +74,13 @@ MACHINERY = "the framework's per-record machinery (Faust, mode, the feed; Quix's
 # any of its frames is in (aiokafka's connection under its sender is the sender's).
 PROJECT_STAGES = (
     ("decode", ("streams/codec.py",)),
-    ("state cache + changelog", ("streams/runtime/state_cache.py", "streams/runtime/changelog.py",
+    ("state cache + changelog", ("streams/runtime/state_cache.py", "streams/runtime/changelog_table.py",
                                  "streams/runtime/rocksdb_budget.py", "tables/")),
     ("claims", ("agents/emission/guard.py", "agents/emission/order_final_lookup.py")),
     ("output produce", ("agents/emission/", "streams/topics.py", "streams/runtime/producer.py")),
     ("fetch", ("streams/runtime/consumer.py", "streams/runtime/connect_offsets.py",
                "streams/runtime/reference_reader.py")),
-    (MACHINERY, ("streams/runtime/feed.py", "streams/runtime/app.py",
+    (MACHINERY, ("streams/runtime/feed.py", "streams/runtime/order_pipe_app.py",
                                       "streams/runtime/metrics.py")),
     ("the rule", ("agents/", "web/")),
 )

@@ -62,11 +62,11 @@ from cdc.topics import last_appends, read_topics, wait_for_records
 from config import Settings, cli, settings
 from source import database, generate
 from agents.alerts import KINDS
-from source.audit import Audit, audit
+from source.order_final_audit import Audit, audit
 from agents.emission.guard import guard_key
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 from stack import process
-from stack.lake import start_continuous_lake, stop_continuous_lake, wait_running
+from stack.lake_process import start_continuous_lake, stop_continuous_lake, wait_running
 from stack.scratch import scratch_lake
 from stack.services import all_services
 from stack.workers import Worker, start_workers
@@ -264,7 +264,7 @@ def bare_faust(scratch: Settings, total: int, consumer: str, tag: str) -> Run:
 def config_echo() -> str:
     from streams.app import app
     from streams.runtime.producer import BUFFER_MAX_MESSAGES
-    from agents.order_completion import BATCH_MAX, BATCH_WITHIN_S
+    from agents.completion_loop import BATCH_MAX, BATCH_WITHIN_S
     from tables.order_progress import FLUSH_INTERVAL_S
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("faust-streaming", "aiokafka", "mode-streaming"))
     return (f"config: linger {app.conf.producer_linger * 1000:.0f} ms, max batch {app.conf.producer_max_batch_size:,} B, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from source.audit import Audit
+from source.order_final_audit import Audit
 
 
 def audit_verdict(audits: Iterable[tuple[str, Audit]]) -> tuple[int, str]:

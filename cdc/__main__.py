@@ -1,5 +1,5 @@
 """`python -m cdc register|watch|heal|status|delete|show|snapshot`: the Debezium connector of
-project_db, a look at any topic's newest messages, and incremental snapshots (cdc.snapshot)."""
+project_db, a look at any topic's newest messages, and incremental snapshots (cdc.incremental_snapshot)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import mysql.connector
 import typer
 from confluent_kafka import KafkaException
 
-from cdc import rest, snapshot as incremental
+from cdc import incremental_snapshot as incremental, rest
 from cdc.connector import CDC_TABLES, connector_config
 from cdc.topics import TopicMissing, read_to_end
 from config import settings

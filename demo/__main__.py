@@ -32,7 +32,7 @@ from config.cli import run
 from demo.lake import DemoLake
 from demo.report import DemoReport, percentiles
 from source import database, generate
-from source.audit import audit
+from source.order_final_audit import audit
 from source.reconcile import reconcile
 from source.traffic import ChaosMix, Truth, plan
 from stack.watcher import start_watcher

@@ -17,7 +17,7 @@ from batch.tools.report import write_report
 from batch.runs import log, show_progress
 from batch.session import build_session
 from config import Settings
-from stack.lake import start_continuous_lake, wait_caught_up
+from stack.lake_process import start_continuous_lake, wait_caught_up
 
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
                "fact_order_products")

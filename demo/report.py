@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from source.audit import Audit
+from source.order_final_audit import Audit
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:

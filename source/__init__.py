@@ -3,5 +3,5 @@
 Schema apply and bulk loads (`database.py`), reference data as pure seeded rows (`reference.py`),
 the order traffic as a pure seeded plan with its ground truth, the manifest (`traffic.py`), the
 generator writing it as a shop would (`generate.py`), the audit of `order_final` against the
-manifest (`audit.py`) or the database itself (`reconcile.py`); `python -m source`.
+manifest (`order_final_audit.py`) or the database itself (`reconcile.py`); `python -m source`.
 """

@@ -16,7 +16,7 @@ from config import settings
 from config.settings import MysqlRole
 from config.cli import run
 from source import database, generate as generator
-from source.audit import Audit
+from source.order_final_audit import Audit
 from source.reconcile import reconcile
 from source.traffic import ChaosMix, Truth, plan
 

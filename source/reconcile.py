@@ -7,7 +7,7 @@ import time
 from cdc.topics import read_to_end
 from config import Settings
 from source import database
-from source.audit import SOURCE_ROWS, Audit, audit, manifest_from_rows
+from source.order_final_audit import SOURCE_ROWS, Audit, audit, manifest_from_rows
 
 
 def reconcile(settings: Settings, topic: str, *, wait_s: float = 10.0) -> Audit:

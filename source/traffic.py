@@ -173,7 +173,7 @@ def plan(orders: int, *, seed: int, customers: int, chaos: ChaosMix, in_flight: 
 
 # --- ground truth -------------------------------------------------------------------------
 @dataclass
-class OrderState:
+class PlannedOrder:
     customer_id: int
     payment_method_id: int
     num_products: int
@@ -184,7 +184,7 @@ class OrderState:
 class Truth:
     """The database's final state, by replaying the writes as the database applies them."""
 
-    orders: dict[str, OrderState] = field(default_factory=dict)
+    orders: dict[str, PlannedOrder] = field(default_factory=dict)
     cancelled: set[str] = field(default_factory=set)
     writes: int = 0
 
@@ -192,7 +192,7 @@ class Truth:
         self.writes += 1
         match write:
             case InsertOrder(order_id, customer_id, _, payment_method_id, num_products):
-                self.orders[order_id] = OrderState(customer_id, payment_method_id, num_products)
+                self.orders[order_id] = PlannedOrder(customer_id, payment_method_id, num_products)
             case InsertDetail(order_id, product_id, quantity):
                 self.orders[order_id].products[product_id] = quantity
             case DeleteDetail(order_id, product_id):

@@ -6,7 +6,7 @@ up|down|status` (`control.py`: wave by wave, each wave's set-up once it is healt
 installs once per machine (`install.py`), processes by pid file (`process.py`), worker processes
 (`workers.py`), scratch resources for tests and benchmarks (`scratch.py`: a lake in a bucket of its
 own, and `cdc_caught_up`: a marker row waited for on the CDC topics), the continuous lake as a stack
-process (`lake.py`: started, stopped, and waited for until its progress says it has applied what the
+process (`lake_process.py`: started, stopped, and waited for until its progress says it has applied what the
 CDC topics hold), `python -m stack doctor` (`doctor.py`: every check against the addresses in the
 settings, and Prometheus' firing alerts), the connector healer and watcher as stack processes
 (`watcher.py`), the stack's credentials (`secrets.py`: made at random on its first start unless

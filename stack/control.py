@@ -105,7 +105,7 @@ def up(services: Iterable[Service], timeout_s: float) -> None:
 
 
 def down(services: Iterable[Service]) -> list[tuple[str, int]]:
-    """Stop what the stack started: the continuous lake (stack.lake), Faust workers
+    """Stop what the stack started: the continuous lake (stack.lake_process), Faust workers
     (stack.workers) and connector watchers (stack.watcher) first, then the services, last
     wave first. Returns (name, pid) of those stopped."""
     services = list(services)

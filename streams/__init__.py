@@ -9,7 +9,7 @@ fresh output topic, stopped when caught up; `dead_letters.py`: list and replay).
 machinery under the agents, and the only place private Faust, mode and aiokafka names are used (its
 docstring lists them); it never imports the app's modules above it (`streams/app.py`, `topics.py`,
 the tools): what it needs of them, such as the dead-letter sink, is handed in
-(`tests/unit/test_layout.py`): `app.py` (the `faust.App` subclass: the runtime's consumer and
+(`tests/unit/test_layout.py`): `order_pipe_app.py` (the `faust.App` subclass: the runtime's consumer and
 producer installed by its constructor, events created without a settings read, the feed, the output
 topics' readiness (`outputs`), the completion worker's start-up steps run before the group join, the
 garbage collector's thresholds and the start-up heap frozen, and `app.completion`, the process's
@@ -20,7 +20,7 @@ delivery, the commit floor), `feed.py` (the completion agent's records from the 
 the agent in batches, past Faust's conductor and stream), `producer.py` (a roomier send buffer; no
 resend of an order_final or order_alerts batch the broker may have written; `raw_producer`, the one
 way to aiokafka's producer), `state_cache.py` (the write-back cache; `drop` deletes a key at the next
-flush), `changelog.py` (the table written a flush at a time),
+flush), `changelog_table.py` (the table written a flush at a time),
 `reference_reader.py` (whole topics, every partition and no group, read into a store of the worker's
 own from the offsets it keeps, a record it cannot decode handed to the dead-letter sink it is given;
 caught up before the group join), `connect_offsets.py` (the CDC connector's committed binlog

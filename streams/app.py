@@ -8,7 +8,7 @@ are found by autodiscovery in the `agents`, `tables` and `web` packages.
 from __future__ import annotations
 
 from config import settings
-from streams.runtime.app import OrderPipeApp, broker_credentials
+from streams.runtime.order_pipe_app import OrderPipeApp, broker_credentials
 from streams.runtime.metrics import RecordQuietMonitor
 from streams.runtime.web_access import bearer_middleware, web_token
 
@@ -20,7 +20,7 @@ app = OrderPipeApp(
     store="rocksdb://",
     autodiscover=["agents", "tables", "web"],
     origin="streams",
-    Completion="agents.worker:CompletionWorker",
+    Completion="agents.completion_worker:CompletionWorker",
     # at_least_once, not exactly_once: faust's transactions skip RocksDB's persisted offsets
     # and send to topics the app does not consume outside any transaction. Exactly one
     # order_final per order comes from the table and the Redis guard (agents/emission/exactly_once.py).

@@ -4,7 +4,7 @@ A dead letter is the CDC record as it arrived (key and value bytes) with headers
 (`reason`) and where it came from (`topic`, `partition`, `offset`); streams.topics writes
 them. Replaying produces the record again, unchanged, to its source topic and partition. A
 record replayed twice is harmless: the stream applies a change at a binlog position it has
-already applied as a re-delivery (agents.completion), and a still-broken record is simply
+already applied as a re-delivery (agents.completion_rule), and a still-broken record is simply
 dead-lettered again, with its reason.
 """
 

@@ -33,7 +33,7 @@ def _raw(name: str, **options):
 orders = _raw(settings.cdc_topic("orders"))
 order_details = _raw(settings.cdc_topic("order_details"))
 # Ticks the stream sends itself to settle complete orders when a partition goes quiet
-# (agents/order_completion.py). Co-partitioned with the CDC topics.
+# (agents/completion_loop.py). Co-partitioned with the CDC topics.
 settle_ticks = _raw(f"{settings.stream_app_id}-settle-ticks", partitions=settings.topic_partitions, internal=True)
 order_final = _raw(settings.order_final_topic, partitions=settings.topic_partitions)
 order_alerts = _raw(settings.order_alerts_topic, partitions=settings.topic_partitions)

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from config import settings
 from streams.app import app
 from streams.topics import TOPIC_CONFIG
-from streams.runtime.changelog import BatchWrittenTable
+from streams.runtime.changelog_table import BatchWrittenTable
 from streams.runtime.commit_protocol import CommitProtocol
 from streams.runtime.state_cache import WriteBackCache
 from tables import order_state
-from tables.order_state import OrderProgress
+from tables.order_state import OrderState
 
 # The state cache's changed orders are written once per flush (streams.runtime.commit_protocol).
 FLUSH_INTERVAL_S = 0.25
@@ -40,20 +40,20 @@ order_progress: BatchWrittenTable = app.tables.add(BatchWrittenTable(
 ))
 
 
-def state_cache() -> WriteBackCache[OrderProgress]:
+def state_cache() -> WriteBackCache[OrderState]:
     """The write-back cache every read and write of order state goes through (read-your-writes):
     the table itself holds what was flushed, up to FLUSH_INTERVAL_S older. One per worker
-    (agents.worker)."""
-    return WriteBackCache(order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderProgress)
+    (agents.completion_worker)."""
+    return WriteBackCache(order_progress, encode=order_state.encode, decode=order_state.decode, empty=OrderState)
 
 
-def commit_protocol(states: WriteBackCache[OrderProgress]) -> CommitProtocol:
+def commit_protocol(states: WriteBackCache[OrderState]) -> CommitProtocol:
     """The worker's commit protocol over its state cache and this table: records committed only
-    once the changelog holds what they changed. One per worker (agents.worker)."""
+    once the changelog holds what they changed. One per worker (agents.completion_worker)."""
     return CommitProtocol(app, states, order_progress, flush_interval_s=FLUSH_INTERVAL_S)
 
 
-def current_state(states: WriteBackCache[OrderProgress], order_id: str) -> OrderProgress | None:
+def current_state(states: WriteBackCache[OrderState], order_id: str) -> OrderState | None:
     """The order's newest state on this worker: the cache's, else the table's; None if unknown."""
     state = states.peek(order_id)
     if state is None:
@@ -62,10 +62,10 @@ def current_state(states: WriteBackCache[OrderProgress], order_id: str) -> Order
     return None if state == NOTHING_KNOWN else state  # dropped, or never heard of
 
 
-NOTHING_KNOWN = OrderProgress()
+NOTHING_KNOWN = OrderState()
 
 
-def stored_states() -> Iterator[tuple[str, OrderProgress]]:
+def stored_states() -> Iterator[tuple[str, OrderState]]:
     """Every order the table holds on this worker, as flushed."""
     for order_id, raw in order_progress.items():
         yield order_id, order_state.decode(raw)

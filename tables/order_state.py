@@ -1,6 +1,6 @@
-"""An order's completion state (`OrderProgress`), the value type of the `order_progress`
+"""An order's completion state (`OrderState`), the value type of the `order_progress`
 table, with its codec (compact JSON bytes in RocksDB and the changelog) and its web view.
-Pure: agents.completion's rule computes these values, tables.order_progress stores them."""
+Pure: agents.completion_rule's rule computes these values, tables.order_progress stores them."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Product(NamedTuple):
 NONE_YET: Mapping = MappingProxyType({})
 
 
-class OrderProgress(NamedTuple):
+class OrderState(NamedTuple):
     """What one order's changes have told us so far. Immutable: the rule makes a new value for
     every change (`_replace`), and the state cache takes an unchanged value for the same object.
     A tuple, not a frozen dataclass: one is built per CDC record, and a frozen dataclass's
@@ -59,11 +59,11 @@ MARKER_PREFIX = b'{"e":'
 LEGACY_MARKER = b'{"e":true}'  # written before markers had a time: their retention starts when found
 
 
-def marker(at_s: int) -> OrderProgress:
-    return OrderProgress(emitted=True, emitted_at=at_s)
+def marker(at_s: int) -> OrderState:
+    return OrderState(emitted=True, emitted_at=at_s)
 
 
-def is_marker(state: OrderProgress) -> bool:
+def is_marker(state: OrderState) -> bool:
     return state.emitted and state.header_position is None
 
 
@@ -82,7 +82,7 @@ def _unpos(raw: list[int] | None) -> Position | None:
     return None if raw is None else Position(*raw)
 
 
-def encode(state: OrderProgress) -> bytes:
+def encode(state: OrderState) -> bytes:
     if is_marker(state):
         return b'{"e":%d}' % state.emitted_at
     return orjson.dumps({
@@ -95,12 +95,12 @@ def encode(state: OrderProgress) -> bytes:
     })
 
 
-def decode(raw: bytes) -> OrderProgress:
+def decode(raw: bytes) -> OrderState:
     made_at = marker_time(raw)
     if made_at is not None:
         return marker(made_at)
     d = orjson.loads(raw)
-    return OrderProgress(
+    return OrderState(
         header_position=_unpos(d["h"]), deleted=d["x"], customer_id=d["c"], payment_method_id=d["pm"],
         num_products=d["n"],
         products={int(pid): Product(q, Position(f, p, r)) for pid, (q, f, p, r) in d["p"].items()},
@@ -108,7 +108,7 @@ def decode(raw: bytes) -> OrderProgress:
         emitted=d["e"], last_committed_ms=d["t"], alerts=frozenset(d.get("a", ())))
 
 
-def status(state: OrderProgress) -> str:
+def status(state: OrderState) -> str:
     return ("emitted" if state.emitted else "deleted" if state.deleted else "complete" if state.complete
             else "waiting_for_order" if state.header_position is None else "incomplete")
 
@@ -120,7 +120,7 @@ LISTED = {"complete": frozenset({"emitted", "complete"}),
           "stalled": frozenset({"incomplete", "waiting_for_order"})}
 
 
-def listed_as(state: OrderProgress, wanted: str) -> bool:
+def listed_as(state: OrderState, wanted: str) -> bool:
     return status(state) in LISTED[wanted] and (wanted != "stalled" or "stalled" in state.alerts)
 
 
@@ -130,7 +130,7 @@ def mask_email(email: str) -> str:
     return f"{local[:1]}***{at}{domain}" if at else "***"
 
 
-def as_json(order_id: str, state: OrderProgress) -> dict:
+def as_json(order_id: str, state: OrderState) -> dict:
     """The web view of an order's state."""
     return {
         "order_id": order_id,

@@ -116,7 +116,7 @@ def decode(topic: str, key: bytes | None, value: bytes | None) -> ReferenceRow |
 
 def reference_reader() -> TopicReader:
     """This worker's reader of the reference topics into its own store (one per worker,
-    agents.worker; agents.upkeep keeps it current)."""
+    agents.completion_worker; agents.upkeep keeps it current)."""
     return TopicReader(list(TABLE_OF_TOPIC), decode=decode, dead_letter=topics.dead_letter,
                        open_store=lambda: ReferenceData(Path(app.conf.tabledir) / "reference_data"))
 

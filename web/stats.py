@@ -7,7 +7,7 @@ from __future__ import annotations
 from faust.web import Request, Response, View
 
 from streams.app import app
-from streams.runtime.app import collector_stats
+from streams.runtime.order_pipe_app import collector_stats
 from streams.runtime.metrics import WORKER
 from streams.runtime.rocksdb_budget import budget_usage
 from tables.order_progress import order_progress

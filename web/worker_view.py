@@ -1,6 +1,6 @@
 """What the pages may read of this process's completion worker: a read-only view.
 
-The worker (agents.worker.CompletionWorker) is the app's `completion`, made from the class
+The worker (agents.completion_worker.CompletionWorker) is the app's `completion`, made from the class
 streams/app.py names, the one place that wires it: the app must exist before any agent module
 can declare on it, so streams/app.py cannot import the class. The pages reach the worker only
 through `worker()`, typed as `WorkerView`, so what a page may touch is listed here and nowhere
@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from streams.app import app
-from tables.order_state import OrderProgress
+from tables.order_state import OrderState
 
 
 class StateReads(Protocol):
-    def peek(self, key: str) -> OrderProgress | None: ...  # the cache's newest, without reading RocksDB
+    def peek(self, key: str) -> OrderState | None: ...  # the cache's newest, without reading RocksDB
     def stats(self) -> dict[str, int]: ...
 
 

@@ -155,11 +155,6 @@ class Emission:
         self.confirming: set[asyncio.Task] = set()  # the event loop holds tasks only weakly
         self.failed_sends: dict[tuple[str, Item], FailedSend] = {}  # by output topic and item
 
-    @property
-    def guard(self) -> RedisGuard:
-        """order_final's guard (the first output's)."""
-        return self.outputs[0].guard
-
     async def emit(self, parts: list[Slice]) -> None:
         for output in self.outputs:
             await self._emit(output, parts)

@@ -22,7 +22,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
-from streams.runtime.app import StartRefused
+from streams.runtime.order_pipe_app import StartRefused
 
 DEFAULT_OUTPUT = "order_final"
 

@@ -11,13 +11,13 @@ from faust.types import TopicT
 
 from agents.alert_watch import AlertWatch
 from agents.alerts import Alert, alert_value
-from agents.completion import completed_order, version
+from agents.completion_rule import completed_order, version
 from agents.emission.exactly_once import Answers, Outcomes, Outgoing, Output, Slice, now_iso
 from agents.emission.guard import RedisGuard
 from agents.settling import Settling
 from streams.runtime.metrics import order_final_latency
 from streams.runtime.reference_reader import TopicReader
-from tables.order_state import OrderProgress
+from tables.order_state import OrderState
 from tables.reference_data import enrichment
 
 
@@ -27,7 +27,7 @@ class OrderSlice(Slice, Protocol):
     to_emit: list[str]
     to_alert: list[Alert]
 
-    def get(self, order_id: str) -> OrderProgress: ...
+    def get(self, order_id: str) -> OrderState: ...
     def record_emitted(self, order_id: str) -> None: ...
     def keep_unsettled(self, order_id: str) -> None: ...
     def record_alerted(self, alert: Alert) -> None: ...

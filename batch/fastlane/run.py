@@ -30,7 +30,7 @@ from config import Settings
 
 PR_SET_PDEATHSIG = 1
 DEFERRED_NICENESS = 10
-RUNNING = "fast lane running"  # logged once it reads the topics (stack.lake waits for it)
+RUNNING = "fast lane running"  # logged once it reads the topics (stack.lake_process waits for it)
 
 
 def deferred_child() -> None:

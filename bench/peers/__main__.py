@@ -51,7 +51,7 @@ from bench.verdict import audit_verdict
 from config import Settings, settings
 from config.cli import run
 from source import database, generate
-from source.audit import Audit
+from source.order_final_audit import Audit
 from source.traffic import ChaosMix, InsertOrder, Truth, plan
 
 WEB_PORT = 17166

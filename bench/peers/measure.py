@@ -15,7 +15,7 @@ from bench.stream import DUPLICATE_GRACE_S, percentiles
 from cdc.topics import Message, read_topics
 from config import Settings
 from source import database, generate
-from source.audit import Audit, audit
+from source.order_final_audit import Audit, audit
 from source.traffic import Truth, Write
 
 

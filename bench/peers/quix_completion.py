@@ -1,6 +1,6 @@
 """Our completion rule on Quix Streams, for comparison: python -m bench.peers.quix_completion ...
 
-Same decision as ours (agents.completion's pure functions on streams.codec's changes); the
+Same decision as ours (agents.completion_rule's pure functions on streams.codec's changes); the
 rest is Quix's way of doing it:
 - both CDC topics are read as two dataframes and `concat`enated. Their records are keyed by
   the bare order id and the topics are co-partitioned, so one order's changes share one
@@ -23,19 +23,19 @@ from typing import Annotated
 import redis
 import typer
 
-from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, verdict
+from agents.completion_rule import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, verdict
 from config import settings
 from config.cli import run
 from streams.codec import DetailChange, OrderChange, decode_detail, decode_order
 from tables import order_state
-from tables.order_state import OrderProgress
+from tables.order_state import OrderState
 
 STATE_KEY = "progress"
 
 
 def step(raw_state: bytes | None, change: OrderChange | DetailChange) -> tuple[bytes, dict | None]:
     """The order's state after `change`, and the order_final value if it is to be emitted now."""
-    state = order_state.decode(raw_state) if raw_state is not None else OrderProgress()
+    state = order_state.decode(raw_state) if raw_state is not None else OrderState()
     state = apply_order(state, change) if isinstance(change, OrderChange) else apply_detail(state, change)
     emitted = None
     if verdict(state, CAUGHT_UP) is Verdict.EMIT:

@@ -53,7 +53,7 @@ producer.py: a roomier send buffer, and no blind resend of the exactly-once outp
 - `ProducerBuffer.max_messages` (public, but an internal bound): "producer buffer full"
   stalls at 100 queued changelog records (faust-streaming/faust#173).
 
-changelog.py: the order table written a flush at a time
+changelog_table.py: the order table written a flush at a time
 - `Collection._on_changelog_sent`, `PartitionAssignor._assignment`: persisted offsets only for
   partitions still owned; the assignment read once per rebalance. No upstream issue filed;
   check with the fault suite's kill and scale tests.
@@ -65,7 +65,7 @@ changelog.py: the order table written a flush at a time
   per partition from the table's options and has no hook for shared ones. Check with
   `tests/unit/test_rocksdb_budget.py`.
 
-app.py: `App._on_autodiscovery_error`: a module that fails to import stops the worker instead
+order_pipe_app.py: `App._on_autodiscovery_error`: a module that fails to import stops the worker instead
 of a worker that consumes nothing (faust-streaming/faust#269).
 
 reference_reader.py: aiokafka's `AIOKafkaConsumer._client` (`force_metadata_update`): a

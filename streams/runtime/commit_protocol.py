@@ -6,7 +6,7 @@ steps, and its parts each do one thing: the consumer (streams.runtime.consumer) 
 record in order and commits nothing past an unacknowledged one (`may_commit`, the floor); the
 feed (streams.runtime.feed) hands the records to the agent; the state cache
 (streams.runtime.state_cache) holds the agent's writes; the changelog table
-(streams.runtime.changelog) writes them to RocksDB and the changelog. In order:
+(streams.runtime.changelog_table) writes them to RocksDB and the changelog. In order:
 
 1. `batches`: every record of a partition, in order from its committed offset (the consumer's
    gate), in batches from the feed.
@@ -77,7 +77,7 @@ class CommitProtocol:
                  max_dirty: int = 5000, acknowledge: Callable[[object], None] | None = None,
                  reread: Callable[[], None] | None = None) -> None:
         """`app`: the Faust app (its feed, consumer and rebalancing); `changelog`: the table
-        (streams.runtime.changelog.BatchWrittenTable); `acknowledge`, `reread`: the consumer's,
+        (streams.runtime.changelog_table.BatchWrittenTable); `acknowledge`, `reread`: the consumer's,
         unless a test hands its own."""
         self.app, self.states, self.changelog = app, states, changelog
         self.flush_interval_s, self.max_dirty = flush_interval_s, max_dirty

@@ -60,7 +60,7 @@ class Flush:
 class WriteBackCache(Generic[V]):
     def __init__(self, table, *, encode: Callable[[V], bytes], decode: Callable[[bytes], V],
                  empty: Callable[[], V], keep_clean: int = 20_000) -> None:
-        self.table = table  # a streams.runtime.changelog.BatchWrittenTable
+        self.table = table  # a streams.runtime.changelog_table.BatchWrittenTable
         self.encode, self.decode, self.empty = encode, decode, empty
         self.keep_clean = keep_clean
         self._partitions: dict[int, _Partition[V]] = {}

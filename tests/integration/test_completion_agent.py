@@ -12,13 +12,13 @@ import pytest
 
 from agents.emission import guard as guards
 from agents.emission.exactly_once import CLAIM_TTL_MS
-from agents.order_completion import complete_orders
-from agents.worker import CompletionWorker
+from agents.completion_loop import complete_orders
+from agents.completion_worker import CompletionWorker
 from config import Settings
 from streams import topics
 from streams.app import app
 from tables.order_progress import current_state, order_progress
-from tables.order_state import OrderProgress, is_marker
+from tables.order_state import OrderState, is_marker
 
 pytestmark = pytest.mark.usefixtures("tables_in_memory")
 
@@ -150,7 +150,8 @@ def test_an_order_already_sent_by_another_worker_is_not_sent_again(sends, worker
 
     async def scenario():
         # given another worker sent it already (a rebalance replays its events here)
-        await worker.emission.guard.client.set(worker.emission.guard.key(order_id), guards.sent_value(2, 40))
+        final_guard = worker.emission.outputs[0].guard
+        await final_guard.client.set(final_guard.key(order_id), guards.sent_value(2, 40))
         async with complete_orders.test_context() as agent:
             await deliver(agent, orders, key, envelope("c", {"id": order_id, "customer_id": 5, "payment_method_id": 3,
                                                            "num_products": 1, "timestamp": 0}, 10))
@@ -199,7 +200,7 @@ def test_a_bulk_order_raises_its_alert_once_and_keeps_its_state_until_the_alert_
             worker.commit_protocol.flush()
             before_alert_recorded = current_state(worker.states, order_id)
             await deliver(agent, topics.settle_ticks.get_topic_name(), alerted["key"], alerted["value"], 0)
-            await until(lambda: is_marker(worker.states.peek(order_id) or OrderProgress()), "the alert recorded")
+            await until(lambda: is_marker(worker.states.peek(order_id) or OrderState()), "the alert recorded")
             return before_alert_recorded
 
     whole = asyncio.run(scenario())

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.runtime.app import COLLECTOR_THRESHOLDS
+from streams.runtime.order_pipe_app import COLLECTOR_THRESHOLDS
 from streams.runtime.rocksdb_budget import BLOCK_CACHE_BYTES, MEMTABLE_BYTES
 from tests.integration.browser import chromium_render
 from tests.integration.scratch_stream import scratch_stream, write_orders

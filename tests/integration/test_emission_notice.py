@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from agents.emission.exactly_once import Outgoing
 from agents.emission.guard import Outcome, RedisGuard, guard_key
 from agents.settling import Settling
-from agents.worker import CompletionWorker
+from agents.completion_worker import CompletionWorker
 from config import Settings
 from streams.app import app
 

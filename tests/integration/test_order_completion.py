@@ -11,7 +11,7 @@ import redis
 
 from agents.emission.guard import guard_key
 from cdc.topics import read_topics
-from source.audit import audit
+from source.order_final_audit import audit
 from streams.topics import LEADER_SETTLE_S
 from tests.integration.scratch_stream import order_final, scratch_stream, sentinels, uncommitted, write_orders
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from config.settings import REPO_ROOT
-from source.audit import audit
+from source.order_final_audit import audit
 from tests.integration.scratch_stream import go_past, order_final_values, scratch_stream, sentinels, write_orders
 
 ORDERS = 600

@@ -17,7 +17,7 @@ from redis.retry import Retry
 
 from config import Settings
 from config.settings import REPO_ROOT
-from streams.runtime.app import EXIT_MISCONFIGURED
+from streams.runtime.order_pipe_app import EXIT_MISCONFIGURED
 
 
 def guard(settings: Settings) -> redis.Redis:

@@ -7,15 +7,15 @@ from agents.alert_watch import AlertWatch
 from agents.alerts import (BULK, CANCELLED_AFTER_DETAILS, STALLED, AlertRules, alert_value, is_stalled,
                            on_completion, on_deletion)
 from streams.codec import Position
-from tables.order_state import OrderProgress, Product, marker
+from tables.order_state import OrderState, Product, marker
 
 RULES = AlertRules(bulk_quantity=10, bulk_products=3, stall_after_s=300)
 AT = Position(1, 100, 0)
 
 
-def order(quantities: list[int], num_products: int | None = None, **fields) -> OrderProgress:
+def order(quantities: list[int], num_products: int | None = None, **fields) -> OrderState:
     products = {pid: Product(q, AT) for pid, q in enumerate(quantities, start=1)}
-    return OrderProgress(header_position=AT, customer_id=7, num_products=len(quantities) if num_products is None
+    return OrderState(header_position=AT, customer_id=7, num_products=len(quantities) if num_products is None
                          else num_products, products=products, **fields)
 
 
@@ -28,20 +28,20 @@ def test_a_complete_order_is_bulk_by_total_quantity_or_by_products_and_only_once
 
 
 def test_a_deleted_order_alerts_only_if_details_had_arrived():
-    removed_before = OrderProgress(header_position=AT, deleted=True, removed={3: AT})
+    removed_before = OrderState(header_position=AT, deleted=True, removed={3: AT})
     assert on_deletion(order([2], deleted=True)) == [CANCELLED_AFTER_DETAILS]
     assert on_deletion(removed_before) == [CANCELLED_AFTER_DETAILS]  # its details were deleted first
-    assert on_deletion(OrderProgress(header_position=AT, deleted=True)) == []
+    assert on_deletion(OrderState(header_position=AT, deleted=True)) == []
     assert on_deletion(order([2], deleted=True, alerts=frozenset({CANCELLED_AFTER_DETAILS}))) == []
     assert on_deletion(order([2])) == []
 
 
 def test_only_a_started_incomplete_order_can_stall_and_only_once():
     assert is_stalled(order([1], num_products=2))
-    assert is_stalled(OrderProgress(products={1: Product(1, AT)}))  # details without their order yet
+    assert is_stalled(OrderState(products={1: Product(1, AT)}))  # details without their order yet
     assert not is_stalled(order([1, 1]))  # complete
     assert not is_stalled(order([1], num_products=2, alerts=frozenset({STALLED})))
-    assert not is_stalled(OrderProgress())  # nothing known (a dropped state)
+    assert not is_stalled(OrderState())  # nothing known (a dropped state)
     assert not is_stalled(marker(1))
 
 

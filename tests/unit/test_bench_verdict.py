@@ -6,7 +6,7 @@ from bench.peers.__main__ import ours_audits
 from bench.peers.contenders import Contender
 from bench.peers.measure import Latency, Throughput
 from bench.verdict import audit_verdict
-from source.audit import Audit
+from source.order_final_audit import Audit
 
 EXACT = Audit(3, 3, {}, [], [], [])
 DOUBLED = Audit(3, 4, {"o1": 1}, [], [], [])

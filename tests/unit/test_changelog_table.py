@@ -1,11 +1,11 @@
-"""streams.runtime.changelog: the batch-written table encodes keys exactly as Faust does."""
+"""streams.runtime.changelog_table: the batch-written table encodes keys exactly as Faust does."""
 
 from __future__ import annotations
 
 import pytest
 
 from streams.app import app
-from streams.runtime.changelog import BatchWrittenTable
+from streams.runtime.changelog_table import BatchWrittenTable
 from tables.order_progress import order_progress
 
 pytestmark = pytest.mark.usefixtures("tables_in_memory")

@@ -1,10 +1,10 @@
-"""The worker's garbage collector settings and what /stats reports of them (streams.runtime.app)."""
+"""The worker's garbage collector settings and what /stats reports of them (streams.runtime.order_pipe_app)."""
 
 import gc
 
 import pytest
 
-from streams.runtime.app import COLLECTOR_THRESHOLDS, collector_stats, freeze_start_up_heap, tune_collector
+from streams.runtime.order_pipe_app import COLLECTOR_THRESHOLDS, collector_stats, freeze_start_up_heap, tune_collector
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from streams.runtime.state_cache import WriteBackCache
 
 
 class ChangelogTable:
-    """The table's side of the contract (streams.runtime.changelog), in memory: every flush's writes
+    """The table's side of the contract (streams.runtime.changelog_table), in memory: every flush's writes
     are one pending changelog batch per partition, acknowledged (or failed) by the test."""
 
     def __init__(self) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from demo.report import DemoReport, percentiles
-from source.audit import Audit
-from source.audit import audit as audit_of
+from source.order_final_audit import Audit
+from source.order_final_audit import audit as audit_of
 
 MANIFEST = {"complete": {
     order_id: {"customer_id": n, "payment_method_id": 2, "num_products": 1,

@@ -1,10 +1,10 @@
-"""cdc.snapshot's pure parts: the signal asked for, and what the connector's committed offset says."""
+"""cdc.incremental_snapshot's pure parts: the signal asked for, and what the connector's committed offset says."""
 
 from __future__ import annotations
 
 import orjson
 
-from cdc.snapshot import Committed, is_snapshot_read, signal_data, uncaptured
+from cdc.incremental_snapshot import Committed, is_snapshot_read, signal_data, uncaptured
 
 RUNNING = {"file": "binlog.000004", "pos": 900, "incremental_snapshot_correlation_id": None,
            "incremental_snapshot_collections": orjson.dumps([

@@ -110,7 +110,7 @@ def modules_imported(path) -> set[str]:
 
 
 # Module state in the stream's packages: Faust's own declarations stay at module level as
-# Faust intends; whatever else a worker keeps belongs to its CompletionWorker (agents.worker)
+# Faust intends; whatever else a worker keeps belongs to its CompletionWorker (agents.completion_worker)
 # or its app (the output topics' readiness).
 STATELESS_PACKAGES = ("agents", "tables", "web", "streams/topics.py")
 

@@ -277,7 +277,7 @@ def test_a_delivery_abandoned_for_a_flow_suspension_is_delivered_when_the_record
 
 
 def test_the_app_names_the_faust_release_its_runtime_was_proven_with():
-    from streams.runtime.app import PROVEN_FAUST, faust_version_warning
+    from streams.runtime.order_pipe_app import PROVEN_FAUST, faust_version_warning
 
     assert faust_version_warning(PROVEN_FAUST) is None
     assert "0.15.9" in faust_version_warning("0.15.9") and "fault suite" in faust_version_warning("0.15.9")

@@ -101,7 +101,7 @@ def test_a_repeated_round_gets_its_own_topic_groups_and_keys_under_the_same_labe
 
 def test_the_audit_columns_add_up_every_round():
     from bench.peers.__main__ import audit_cells
-    from source.audit import Audit
+    from source.order_final_audit import Audit
 
     clean = Audit(3, 3, {}, [], [], [])
     flawed = Audit(3, 4, {"o1": 2}, ["o2"], ["o9"], ["o3", "o4"])
@@ -112,7 +112,7 @@ def test_every_contender_is_given_against_quix_at_its_best_with_its_cpu_per_reco
     from bench.peers.__main__ import BEST, report
     from bench.peers.contenders import Contender
     from bench.peers.measure import Throughput
-    from source.audit import Audit
+    from source.order_final_audit import Audit
 
     clean = Audit(3, 3, {}, [], [], [])
     ours = Contender("ours", 1)

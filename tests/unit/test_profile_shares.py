@@ -11,22 +11,22 @@ HERE = Path.cwd()  # where the worker ran: the repository
 
 
 def test_frames_are_grouped_by_project_file_and_by_library():
-    assert where(f"put_local ({HERE}/streams/runtime/changelog.py:77)") == ("streams/runtime/changelog.py",
-                                                                 "put_local (streams/runtime/changelog.py)")
+    assert where(f"put_local ({HERE}/streams/runtime/changelog_table.py:77)") == ("streams/runtime/changelog_table.py",
+                                                                 "put_local (streams/runtime/changelog_table.py)")
     assert where("_unpack (/x/.venv/lib/python3.11/site-packages/aiokafka/consumer/fetcher.py:216)") == (
         "aiokafka", "_unpack (aiokafka/consumer/fetcher.py)")
     assert where("select (/usr/lib/python3.11/selectors.py:468)")[0] == "stdlib/selectors.py"
 
 
 def test_only_the_innermost_frame_of_each_stack_counts_as_self_time():
-    raw = (f"run (/x/site-packages/faust/agents/agent.py:1);process ({HERE}/agents/order_completion.py:9) 7\n"
+    raw = (f"run (/x/site-packages/faust/agents/agent.py:1);process ({HERE}/agents/completion_loop.py:9) 7\n"
            "run (/x/site-packages/faust/agents/agent.py:1) 3\n")
 
     total, by_group, by_function, by_thread = shares(raw)
 
     assert total == 10
-    assert by_group == {"agents/order_completion.py": 7, "faust": 3}
-    assert by_function["process (agents/order_completion.py)"] == 7
+    assert by_group == {"agents/completion_loop.py": 7, "faust": 3}
+    assert by_function["process (agents/completion_loop.py)"] == 7
 
 
 def test_a_project_function_counts_every_sample_under_it_once_per_stack():
@@ -51,15 +51,15 @@ def test_samples_recorded_with_threads_are_counted_by_thread_and_function():
     raw = ("thread (0x7F01): MainThread;run_forever (/usr/lib/python3.11/asyncio/base_events.py:1);"
            "select (/usr/lib/python3.11/selectors.py:468) 30\n"
            "thread (0x7F02): Consumer;_fetch (/x/site-packages/aiokafka/consumer/fetcher.py:5) 10\n"
-           "thread (0x7F01): MainThread;process (agents/completion.py:3) 20\n")
+           "thread (0x7F01): MainThread;process (agents/completion_rule.py:3) 20\n")
 
     total, by_group, _, by_thread = shares(raw)
 
     assert total == 60
     assert by_thread == {"MainThread: select (stdlib/selectors.py)": 30,
                          "Consumer: _fetch (aiokafka/consumer/fetcher.py)": 10,
-                         "MainThread: process (agents/completion.py)": 20}
-    assert by_group == {"stdlib/selectors.py": 30, "aiokafka": 10, "agents/completion.py": 20}
+                         "MainThread: process (agents/completion_rule.py)": 20}
+    assert by_group == {"stdlib/selectors.py": 30, "aiokafka": 10, "agents/completion_rule.py": 20}
 
 
 def test_a_sample_s_stage_is_its_innermost_project_frame_else_its_innermost_library_frame():
@@ -91,7 +91,7 @@ def test_quix_s_stacks_fall_in_the_same_stages():
     assert stage_of(f"{loop};poll_row (/x/site-packages/quixstreams/rowconsumer.py:3)".split(";")) == "fetch"
     assert stage_of(f"{progress};set_bytes (/x/site-packages/quixstreams/state/rocksdb/transaction.py:4)"
                     .split(";")) == "state cache + changelog"
-    assert stage_of(f"{progress};apply_detail ({HERE}/agents/completion.py:5)".split(";")) == "the rule"
+    assert stage_of(f"{progress};apply_detail ({HERE}/agents/completion_rule.py:5)".split(";")) == "the rule"
     assert stage_of(f"{progress};decode ({HERE}/tables/order_state.py:6)".split(";")) == "state cache + changelog"
     assert stage_of(f"{loop};produce_row (/x/site-packages/quixstreams/rowproducer.py:7)".split(";")) \
         == "produce (the client's sender: changelog and outputs)"

@@ -7,9 +7,9 @@ import re
 import orjson
 import pytest
 
-from agents.completion import completed_order
+from agents.completion_rule import completed_order
 from streams.codec import CodecError, ReferenceRow, Tombstone, decode_reference
-from tables.order_state import OrderProgress
+from tables.order_state import OrderState
 from tables.reference_data import ReferenceData
 from tests.unit.test_codec import envelope
 
@@ -61,7 +61,7 @@ def test_the_store_keeps_the_last_change_of_each_row_and_where_to_read_next(tmp_
 def test_order_final_embeds_the_reference_rows_as_stored_or_null(tmp_path):
     store = ReferenceData(tmp_path / "reference")
     store.apply([ReferenceRow("payment_method", 3, {"name": "Card", "provider": "Visa"})], {})
-    state = OrderProgress(customer_id=7, payment_method_id=3, num_products=0)
+    state = OrderState(customer_id=7, payment_method_id=3, num_products=0)
 
     value = orjson.loads(orjson.dumps(completed_order("o-1", state, "2026-01-01T00:00:00Z",
                                                       store.customer(7), store.payment_method(3))))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from streams.runtime.web_access import UnsafeWebBind, authorized, check_bind, token_required
-from tables.order_state import OrderProgress, listed_as, mask_email
+from tables.order_state import OrderState, listed_as, mask_email
 from web.orders import LIMIT_MAX, BadQuery, parse
 
 
@@ -28,10 +28,10 @@ def test_emails_are_masked_to_their_first_letter_and_domain():
 
 
 def test_stalled_lists_only_incomplete_orders_whose_stall_was_raised():
-    incomplete = OrderProgress(header_position=(1, 1, 0), num_products=2)
+    incomplete = OrderState(header_position=(1, 1, 0), num_products=2)
     assert listed_as(incomplete, "incomplete") and not listed_as(incomplete, "stalled")
     assert listed_as(incomplete._replace(alerts=frozenset({"stalled"})), "stalled")
-    assert listed_as(OrderProgress(emitted=True), "complete")
+    assert listed_as(OrderState(emitted=True), "complete")
 
 
 @pytest.mark.parametrize("query", [{}, {"state": "lost"}, {"state": "complete", "limit": "0"},

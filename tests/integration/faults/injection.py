@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from cdc.topics import TopicMissing, read_to_end, read_topics
 from config import Settings
-from source.audit import AlertAudit, Audit, audit, audit_alerts, bulk_orders, misenriched
+from source.order_final_audit import AlertAudit, Audit, audit, audit_alerts, bulk_orders, misenriched
 from stack import control, process
 from stack.install import Toolchain
 from stack.services import Redis, Service, StackLayout, all_services

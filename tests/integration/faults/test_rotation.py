@@ -26,8 +26,8 @@ from config import Settings
 from config.settings import REPO_ROOT
 from source import database, generate
 from source.traffic import InsertOrder, Truth, Write, plan
-from stack import lake, process, rotation, secrets
-from stack.lake import start_continuous_lake, stop_continuous_lake, wait_caught_up, wait_running
+from stack import lake_process, process, rotation, secrets
+from stack.lake_process import start_continuous_lake, stop_continuous_lake, wait_caught_up, wait_running
 from stack.scratch import cdc_caught_up, scratch_lake
 from stack.services import StackLayout, kafka_answers, minio_client
 from tests.integration.faults.injection import FaultRow, Scale, collect, record
@@ -120,7 +120,7 @@ def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_s
             cdc_caught_up(now, database.connect(now))
             wait_caught_up(now, timeout_s=300)
             audits = LakeAudit(spark, now).run()
-            lake_pid = process.running_pid(StackLayout(settings.stack_home).pidfile(lake.name(scratch)))
+            lake_pid = process.running_pid(StackLayout(settings.stack_home).pidfile(lake_process.name(scratch)))
             held = {name: in_environment(pid, {variable: new[variable] for variable in passwords}) for name, pid in
                     [*((worker.name, worker.pid()) for worker in workers), ("lake", lake_pid)]}
         finally:

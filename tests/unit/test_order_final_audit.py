@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from source.audit import audit, audit_alerts, misenriched
+from source.order_final_audit import audit, audit_alerts, misenriched
 
 MANIFEST = {"complete": {
     "a": {"customer_id": 1, "payment_method_id": 2, "num_products": 1, "products": [{"product_id": 9, "quantity": 1}]},
@@ -31,7 +31,7 @@ def test_duplicates_missing_unexpected_and_wrong_contents_are_each_reported():
 
 
 def test_the_source_rows_make_the_manifest_by_the_streams_rule():
-    from source.audit import manifest_from_rows
+    from source.order_final_audit import manifest_from_rows
 
     rows = [("o1", 7, 3, 2, 1001, 1), ("o1", 7, 3, 2, 1002, 4),  # two of two: complete
             ("o2", 8, 1, 3, 1005, 1),  # one of three

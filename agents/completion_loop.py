@@ -1,10 +1,10 @@
 """The completion agent: CDC changes in, exactly one `order_final` per completed order out.
 
 The loop splits each batch by partition; each `PartitionSlice` (agents.partition_slice)
-decodes, applies the changes to their orders' states (agents.completion, pure) and decides
+decodes, applies the changes to their orders' states (agents.completion_rule, pure) and decides
 which orders are settled (agents.settling, pure); the worker's `Emission` (agents.emission.exactly_once)
 sends those, and says why each is sent exactly once. What the loop keeps between batches is
-the process's `CompletionWorker` (agents.worker), `app.completion`.
+the process's `CompletionWorker` (agents.completion_worker), `app.completion`.
 
 Batches: events are taken up to BATCH_MAX at a time or every BATCH_WITHIN_S; each
 partition's slice is applied in order and decided; then the settled orders of every slice
@@ -12,7 +12,7 @@ are claimed in one Redis round trip (a round trip costs milliseconds, a batch sp
 TOPIC_PARTITIONS partitions), and the batch's records are handed back to the worker's commit
 protocol, which acknowledges them once a flush has made their changes durable.
 
-Settling across topics (see agents.completion): a complete order waits until the orders
+Settling across topics (see agents.completion_rule): a complete order waits until the orders
 topic has been read past its newest detail. Per partition the worker tracks that frontier;
 when a partition goes quiet, a timer checks that the orders partition has been processed to
 its log end and sends itself a tick on `orderpipe-settle-ticks`, whose processing settles

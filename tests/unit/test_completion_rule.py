@@ -1,4 +1,4 @@
-"""The completion rule, table-driven, plus every arrival order of a small order's events."""
+"""agents.completion_rule, table-driven, plus every arrival order of a small order's events."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from itertools import permutations
 
 import pytest
 
-from agents.completion import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, is_behind, verdict, version
+from agents.completion_rule import CAUGHT_UP, Verdict, apply_detail, apply_order, completed_order, is_behind, verdict, version
 from streams.codec import DetailChange, OrderChange, Position
 from tables import order_state
-from tables.order_state import OrderProgress
+from tables.order_state import OrderState
 
 
 def at(n: int) -> Position:
@@ -28,10 +28,10 @@ def detail(n: int, product: int, quantity: int = 1, op: str = "c") -> DetailChan
     return DetailChange("o1", product, op, None if op == "d" else quantity, at(n), 1000 + n)
 
 
-def process(events, *, settle_at_end: bool = True) -> tuple[OrderProgress, list[dict]]:
+def process(events, *, settle_at_end: bool = True) -> tuple[OrderState, list[dict]]:
     """Run events through the rule as the agent does; the orders frontier is the newest
     position up to which every orders event has been processed (Kafka's per-topic order)."""
-    state, emitted = OrderProgress(), []
+    state, emitted = OrderState(), []
     orders_in_commit_order = sorted({e.position for e in events if isinstance(e, OrderChange)})
     seen_orders: set[Position] = set()
 
@@ -112,7 +112,7 @@ def test_incomplete_or_deleted_orders_are_never_emitted(events):
 def test_a_raise_not_yet_seen_keeps_a_seemingly_complete_order_unsettled():
     # given the header says 2, and 2 details are in, but the second was committed after
     # an update (raise to 3) that the orders topic has not delivered yet
-    state = apply_order(OrderProgress(), order(1, 2))
+    state = apply_order(OrderState(), order(1, 2))
     state = apply_detail(apply_detail(state, detail(2, 10)), detail(4, 11))
 
     assert verdict(state, orders_frontier=at(1)) is Verdict.UNSETTLED
@@ -157,15 +157,15 @@ def test_a_marker_written_before_markers_had_a_time_reads_as_time_zero():
 
 
 def test_a_state_is_behind_the_sent_one_until_it_has_each_topics_newest_change():
-    sent = OrderProgress()
+    sent = OrderState()
     for change in (order(10, 2), detail(20, 1), detail(30, 2)):
         sent = apply_order(sent, change) if isinstance(change, OrderChange) else apply_detail(sent, change)
-    recovered = apply_detail(apply_order(OrderProgress(), order(10, 2)), detail(20, 1))  # detail 30 not yet again
+    recovered = apply_detail(apply_order(OrderState(), order(10, 2)), detail(20, 1))  # detail 30 not yet again
     caught_up = apply_detail(recovered, detail(30, 2))
     changed_since = apply_detail(caught_up, detail(40, 2, op="d"))  # a detail deleted after the send
 
     assert version(sent) == (at(10), at(30))
     assert is_behind(recovered, version(sent))
-    assert is_behind(OrderProgress(), version(sent))
+    assert is_behind(OrderState(), version(sent))
     assert not is_behind(caught_up, version(sent))
     assert not is_behind(changed_since, version(sent))  # a delete counts as its topic's newest change

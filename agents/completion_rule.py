@@ -23,11 +23,11 @@ from __future__ import annotations
 from enum import Enum
 
 from streams.codec import DetailChange, OrderChange, Position
-from tables.order_state import OrderProgress, Product
+from tables.order_state import OrderState, Product
 
 
 # The orders frontier when the orders topic has been read to its end: nothing committed
-# earlier can still be unseen (see agents/order_completion.py for when that holds).
+# earlier can still be unseen (see agents/completion_loop.py for when that holds).
 CAUGHT_UP = Position(2**62, 0, 0)
 
 
@@ -39,7 +39,7 @@ class Verdict(Enum):
     DELETED = "deleted"
 
 
-def apply_order(state: OrderProgress, change: OrderChange) -> OrderProgress:
+def apply_order(state: OrderState, change: OrderChange) -> OrderState:
     """The state after an orders change; unchanged if the change is a re-delivery."""
     if state.header_position is not None and change.position <= state.header_position:
         return state
@@ -52,7 +52,7 @@ def apply_order(state: OrderProgress, change: OrderChange) -> OrderProgress:
                    num_products=change.num_products, last_committed_ms=committed)
 
 
-def apply_detail(state: OrderProgress, change: DetailChange) -> OrderProgress:
+def apply_detail(state: OrderState, change: DetailChange) -> OrderState:
     """The state after an order_details change; unchanged if the change is a re-delivery."""
     current = state.products.get(change.product_id)
     seen = max(filter(None, (current and current.position, state.removed.get(change.product_id))),
@@ -70,7 +70,7 @@ def apply_detail(state: OrderProgress, change: DetailChange) -> OrderProgress:
                    last_committed_ms=max(state.last_committed_ms, change.committed_ms))
 
 
-def verdict(state: OrderProgress, orders_frontier: Position | None) -> Verdict:
+def verdict(state: OrderState, orders_frontier: Position | None) -> Verdict:
     """What to do with the order now, given how far the orders topic has been read."""
     if state.emitted:
         return Verdict.EMITTED
@@ -86,7 +86,7 @@ def verdict(state: OrderProgress, orders_frontier: Position | None) -> Verdict:
     return Verdict.UNSETTLED
 
 
-def version(state: OrderProgress) -> tuple[Position | None, Position | None]:
+def version(state: OrderState) -> tuple[Position | None, Position | None]:
     """The newest orders change and the newest order_details change the state has applied."""
     details = [product.position for product in state.products.values()] + list(state.removed.values())
     return state.header_position, max(details, default=None)
@@ -97,13 +97,13 @@ def noticed_version(sent: list) -> tuple[Position | None, Position | None]:
     return tuple(None if at is None else Position(*at) for at in sent)
 
 
-def is_behind(state: OrderProgress, sent: tuple[Position | None, Position | None]) -> bool:
+def is_behind(state: OrderState, sent: tuple[Position | None, Position | None]) -> bool:
     """Whether the state lacks a change that the state `sent` (its version) had. Each topic's
     changes of an order are applied in order, so the newest one of each says what came before."""
     return any(wanted is not None and (held is None or held < wanted) for held, wanted in zip(version(state), sent))
 
 
-def completed_order(order_id: str, state: OrderProgress, completed_at: str,
+def completed_order(order_id: str, state: OrderState, completed_at: str,
                     customer: object = None, payment_method: object = None) -> dict:
     """The `order_final` value (ARCHITECTURE contract) of a complete order; `customer` and
     `payment_method` are the reference rows as they are when it completes (None: unknown)."""

@@ -3,7 +3,7 @@
 One `CompletionWorker` per process, built at first use as `app.completion` (streams/app.py
 names this class). It owns the state cache and the commit protocol over it, the settling, retention and alert-watch
 bookkeeping, the alert rules, the emission with its Redis guards, the reference data, the
-connector's committed position and the consumer-lag gauge; the agent loop (agents.order_completion), the timers
+connector's committed position and the consumer-lag gauge; the agent loop (agents.completion_loop), the timers
 (agents.upkeep), each `PartitionSlice` and the web views all reach them through it. A test
 builds one with the parts it wants (its own guards, its own notice writer) and hands it to
 the app.
@@ -36,7 +36,7 @@ from streams.runtime.reference_reader import TopicReader
 from streams.runtime.commit_protocol import CommitProtocol
 from streams.runtime.state_cache import WriteBackCache
 from tables.order_progress import commit_protocol, state_cache
-from tables.order_state import OrderProgress
+from tables.order_state import OrderState
 from tables.reference_data import reference_reader
 
 
@@ -50,7 +50,7 @@ class CompletionWorker:
         self.details_topic = topics.order_details.get_topic_name()
         self.ticks_topic = topics.settle_ticks.get_topic_name()
         self.counters: Counter[str] = counters
-        self.states: WriteBackCache[OrderProgress] = state_cache()
+        self.states: WriteBackCache[OrderState] = state_cache()
         self.commit_protocol: CommitProtocol = commit_protocol(self.states)
         self.settling = Settling()
         self.retention = Retention(settings.state_retention_s)
