@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+import pytest
 from pyspark.sql import functions as F
 
 from batch import flows, paths
@@ -19,6 +20,7 @@ from stack.scratch import cdc_caught_up, scratch_lake
 from tests.integration.scratch_stream import CUSTOMERS, write_orders
 
 
+@pytest.mark.lake_long
 def test_an_archive_without_the_connectors_snapshot_is_seeded_from_jdbc(settings, spark, caplog):
     name = f"t{uuid.uuid4().hex[:12]}"
     logging.getLogger("batch").addHandler(caplog.handler)  # the jobs' logger may not propagate

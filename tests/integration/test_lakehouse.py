@@ -403,6 +403,7 @@ def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays
     assert_star_matches_source(spark, settings, connection)
 
 
+@pytest.mark.lake_long
 def test_the_audit_finds_a_row_changed_behind_the_connectors_back(spark, lakehouse):
     settings, connection = lakehouse.settings, lakehouse.connection
     run_all(spark, settings, connection)
