@@ -18,7 +18,10 @@ from tables.order_state import OrderState
 
 class StateReads(Protocol):
     def peek(self, key: str) -> OrderState | None: ...  # the cache's newest, without reading RocksDB
-    def stats(self) -> dict[str, int]: ...
+
+
+class CommitReads(Protocol):
+    def stats(self) -> dict[str, int]: ...  # the cache's keys, records and flushes waiting
 
 
 class ReferenceRows(Protocol):
@@ -40,6 +43,8 @@ class WorkerView(Protocol):
     def counters(self) -> Mapping[str, int]: ...
     @property
     def states(self) -> StateReads: ...
+    @property
+    def commit_protocol(self) -> CommitReads: ...
     @property
     def reference(self) -> ReferenceReads: ...
     @property

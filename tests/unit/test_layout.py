@@ -259,3 +259,21 @@ def test_the_pages_read_the_worker_only_through_its_view():
 
     assert reaching == []
     assert viewed and viewed <= built, sorted(viewed - built)
+
+
+# The commit protocol's parts, reached outside streams/runtime/ only through CommitProtocol.
+PROTOCOL_PARTS = {"feed", "ack", "reread_uncommitted", "stuck_partitions", "send_changelog_batches",
+                  "persist_offset", "put_local", "write_again", "forget"}
+
+
+def test_the_commit_protocol_is_reached_only_through_its_object():
+    """Outside streams/runtime/, nothing hands records over, acknowledges them, writes the
+    changelog or asks for a re-read itself: following a record to its commit stays in the
+    runtime and the agent loop's calls to CommitProtocol."""
+    reaching = sorted(f"{path.relative_to(REPO_ROOT)}:{node.lineno} .{node.attr}"
+                      for room in ("agents", "tables", "web", "streams")
+                      for path in (REPO_ROOT / room).rglob("*.py") if "runtime" not in path.parts
+                      for node in ast.walk(ast.parse(path.read_text()))
+                      if isinstance(node, ast.Attribute) and node.attr in PROTOCOL_PARTS)
+
+    assert reaching == []
