@@ -9,7 +9,7 @@ objects), `lane.py` (a micro-batch: archive, Silver, facts, marks), `lease.py` (
 tables), `run.py` (`--continuous` and `archive`). `layers/`, the Spark jobs in one shape (`job.py`:
 marks read, tables moved, marks written), none importing another: `bronze.py` (the archiver,
 drained), `snapshot.py`, `silver.py`, `history.py`, `gold.py`, `marts.py`; `flows.py` puts them in
-order; `names.py`, `changelog.py` hold what they share; `transforms/`, their pure Spark transforms.
+order; `names.py`, `archive_reads.py` hold what they share; `transforms/`, their pure Spark transforms.
 What both engines share: `rules.py` (Silver's rules and the facts' status as SQL both evaluate),
 `paths.py` (where each table lives), `clocks.py` (the lake's clocks and sizes). `tools/`:
 `audit.py`, `maintain.py`, `freshness.py`, `report.py`, `report_page.py`. Spark's session

@@ -36,7 +36,7 @@ from batch.rules import (CUSTOMERS, INITIAL_SNAPSHOT, ORDER_DETAILS, ORDERS, SOU
 from batch.runs import Written, log
 from config import Settings
 
-ARCHIVE_MARK = "cdc_raw"  # Silver's mark: the archive's version applied (batch.changelog's too)
+ARCHIVE_MARK = "cdc_raw"  # Silver's mark: the archive's version applied (batch.archive_reads's too)
 APP_PREFIX = "fast-lane"
 ORDER_TIMES = {"order_id": pl.String, "order_ts": pl.Datetime("us", "UTC")}  # what a detail looks up
 

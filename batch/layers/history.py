@@ -15,7 +15,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 
 from batch import paths
-from batch.changelog import ARCHIVE_MARK, look_up, new_records
+from batch.archive_reads import ARCHIVE_MARK, look_up, new_records
 from batch.job import LayerJob
 from batch.names import SILVER, archive_location, history_name
 from batch.runs import LayerRun

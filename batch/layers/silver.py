@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import paths
-from batch.changelog import ARCHIVE_MARK, look_up, new_records
+from batch.archive_reads import ARCHIVE_MARK, look_up, new_records
 from batch.job import LayerJob
 from batch.names import CDC_QUARANTINE, SILVER, quarantine_name, snapshot_location
 from batch.runs import LayerRun, TableRun, log

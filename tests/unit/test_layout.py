@@ -229,7 +229,7 @@ def test_the_design_document_stays_readable():
 
 def test_the_lake_s_layer_jobs_meet_only_in_shared_modules():
     """batch/layers/ holds one module per layer job: none imports another (batch.flows puts them
-    in order, batch.names and batch.changelog hold what they share), and none imports a tool."""
+    in order, batch.names and batch.archive_reads hold what they share), and none imports a tool."""
     layers = {f"batch.layers.{path.stem}": path for path in (REPO_ROOT / "batch" / "layers").glob("*.py")
               if path.name != "__init__.py"}
     reaching = {name: sorted(imported) for name, path in layers.items()
