@@ -74,7 +74,8 @@ MACHINERY = "the framework's per-record machinery (Faust, mode, the feed; Quix's
 # any of its frames is in (aiokafka's connection under its sender is the sender's).
 PROJECT_STAGES = (
     ("decode", ("streams/codec.py",)),
-    ("state cache + changelog", ("streams/runtime/state_cache.py", "streams/runtime/changelog_table.py",
+    ("state cache + changelog", ("streams/runtime/state_cache.py", "streams/runtime/commit_protocol.py",
+                                 "streams/runtime/changelog_table.py",
                                  "streams/runtime/rocksdb_budget.py", "tables/")),
     ("claims", ("agents/emission/guard.py", "agents/emission/order_final_lookup.py")),
     ("output produce", ("agents/emission/", "streams/topics.py", "streams/runtime/producer.py")),

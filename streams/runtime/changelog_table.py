@@ -1,14 +1,14 @@
-"""A Faust table written a flush at a time, for the state cache (streams.runtime.state_cache).
+"""A Faust table written a flush at a time, for the commit protocol (streams.runtime.commit_protocol).
 
 Faust writes a table key by key: each assignment is a RocksDB put, a changelog record in
 its producer buffer with its own future and callbacks, and at its acknowledgement a RocksDB
 write of the persisted offset: in a backlog, the largest share of a worker's CPU. The
-state cache hands over a whole flush per partition instead, and this table writes it as
+commit protocol hands over a whole flush per partition instead, and this table writes it as
 RocksDB puts plus one producer batch (aiokafka `create_batch`/`send_batch`) per partition,
 with one persisted-offset write per batch. RocksDB and the changelog get the same bytes,
 encoded by the table's own serializers, exactly as recovery writes changelog records back.
 
-Order: the cache submits flushes one after another, and aiokafka keeps one batch in
+Order: the commit protocol submits flushes one after another, and aiokafka keeps one batch in
 flight per partition, so each key's writes reach the changelog in the order they were
 made; recovery replays them in that order.
 

@@ -116,8 +116,8 @@ class NoSkipConsumer(Consumer):
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         self._next.clear()
         self._read_from.clear()
-        # Faust drops acks at the revoke; those that came after it (the state cache releases
-        # events when their changelog writes are acknowledged) are the last generation's.
+        # Faust drops acks at the revoke; those that came after it (the commit protocol
+        # acknowledges records when their changelog writes are acknowledged) are the last generation's.
         # This one reads again from the committed offsets and acknowledges for itself.
         self._acked.clear()
         self._acked_index.clear()

@@ -9,7 +9,7 @@ the agent reads to a list, and the agent takes the list.
 
 What Faust's path did and the feed keeps:
 - Tracking: a record put here is tracked as unacknowledged (its offset is not committed) and
-  holds one reference, released when the agent's state is durable (streams.runtime.state_cache).
+  holds one reference, released when the agent's state is durable (streams.runtime.commit_protocol).
 - Back-pressure: the fetch loop puts only while flow is active and the feed has room;
   otherwise it waits, abandoning the delivery when a rebalance suspends the flow.
 - Rebalances: the feed is cleared with the stream buffers when a revoke suspends the flow

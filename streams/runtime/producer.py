@@ -3,8 +3,8 @@ exactly-once outputs guard.
 
 Table writes are synchronous, so Faust queues their changelog records in a buffer and, once
 more than `max_messages` (100) wait, blocks the fetch loop on every incoming record until
-the buffer drains, logging "producer buffer full" each time. The state cache
-(streams.runtime.state_cache) writes a flush's worth of keys at once, hundreds in a burst, so that
+the buffer drains, logging "producer buffer full" each time. The commit protocol
+(streams.runtime.commit_protocol) writes a flush's worth of keys at once, hundreds in a burst, so that
 threshold stalled the stream several times a second. The buffer's records are already in
 memory; the bound only has to stop a runaway, so it is raised.
 
