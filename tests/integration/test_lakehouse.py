@@ -509,6 +509,9 @@ def new_parquet(minio, bucket: str, known: set[str]) -> str | None:
     return None
 
 
+KILLED_JOB_SEEDS = {"gold": 10, "deferred": 13}  # up to three attempts each
+
+
 @pytest.mark.lake_long
 @pytest.mark.parametrize("layer", ["gold", "deferred"])  # deferred: what runs beside the fast lane
 def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spark, lakehouse, tmp_path, layer):
@@ -516,7 +519,7 @@ def test_a_gold_job_killed_mid_write_leaves_the_last_good_version_and_reruns(spa
                                            lakehouse.bucket)
     env = {**os.environ, **settings.as_env()}
     for attempt in range(3):  # the kill must land between a data file and its commit
-        add_orders(connection, 100, seed=10 + attempt)
+        add_orders(connection, 100, seed=KILLED_JOB_SEEDS[layer] + attempt)  # each layer's orders its own: one lakehouse
         cdc_caught_up(settings, connection)
         flows.bronze(spark, settings)
         flows.silver(spark, settings)
