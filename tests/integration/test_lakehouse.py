@@ -252,6 +252,7 @@ def test_a_raised_order_keeps_both_versions_and_completes_once(spark, lakehouse,
     assert fact.placed_at == versions[0].valid_from and fact.completed_at >= versions[1].valid_from
 
 
+@pytest.mark.lake_long
 def test_replayed_cdc_records_change_no_table_and_a_foreign_record_is_quarantined(spark, lakehouse):
     """Kafka Connect repeats records after a restart, at new offsets: the same changes again.
     A record that is no Debezium change goes to the quarantine with its reason."""
@@ -359,6 +360,7 @@ def test_nulls_and_unknown_customers_are_quarantined_with_their_reasons(spark, l
     assert_star_matches_source(spark, settings, connection)
 
 
+@pytest.mark.lake_long
 def test_a_customer_changed_twice_keeps_its_versions_and_a_cancelled_order_stays(spark, lakehouse):
     settings, connection = lakehouse.settings, lakehouse.connection
     cursor = connection.cursor()
