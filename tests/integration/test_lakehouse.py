@@ -291,6 +291,7 @@ def replay_newest(settings: Settings, per_partition: int) -> int:
     return copied
 
 
+@pytest.mark.lake_long
 def test_bad_rows_are_quarantined_with_the_rules_they_broke(spark, lakehouse):
     settings, connection = lakehouse.settings, lakehouse.connection
     cursor = connection.cursor()
