@@ -5,7 +5,7 @@ VENV        := .venv
 PYTHON      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install stack demo test down status
+.PHONY: install tools stack demo test down status
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-stack: install
+## tools: what the stack runs (apt packages, Kafka's, Debezium's and Spark's jars, MinIO's build);
+## the standard library alone runs it, so `stack` starts it beside pip's install of the project.
+tools:
+	$(PYTHON_BOOT) -m stack.install
+
+stack:
+	@$(MAKE) --no-print-directory -j2 install tools
 	$(PYTHON) -m stack up
 
 ## demo: the main job: stack up, reference data, CDC connector, two Faust workers, 25,000

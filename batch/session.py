@@ -1,10 +1,9 @@
 """The one SparkSession factory: master, S3A for MinIO, Delta Lake, the pinned JDBC driver.
 
-Jars come through `spark.jars.packages` (resolved from Maven Central once, then from the
-Ivy cache under STACK_CACHE), so `python -m batch...` and `spark-submit` behave the same.
-Sessions start one at a time on a machine: two JVMs resolving into an empty Ivy cache at
-once (the demo's lake beside its report, a benchmark beside its lake) truncate each
-other's downloads and both fail.
+Jars come from the folder `python -m stack install` fills through Maven with the versions pinned in
+stack/spark-jars.xml (`Settings.spark_jars_dir`, listed in its `jars.txt`), as `spark.jars`: a session
+resolves nothing, reads no Ivy cache and needs no network at its start, and `spark-submit` gets the
+same list (`python -m batch.session`). A cluster's executors fetch them from the driver.
 """
 
 from __future__ import annotations
@@ -14,36 +13,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock
 from pyspark.sql import SparkSession
 
 from config import Settings
-from config.settings import MinioRole
+from config.settings import MinioRole, NotInstalled
 
-# hadoop-aws must match the Hadoop that pyspark 3.5 ships (3.3.4), with its SDK bundle.
-# MariaDB's 2.7 driver: Connector/J 9 fails against MariaDB 10.11 (transaction_isolation).
-SPARK_PACKAGES = (
-    "org.apache.hadoop:hadoop-aws:3.3.4",
-    "com.amazonaws:aws-java-sdk-bundle:1.12.262",
-    "org.mariadb.jdbc:mariadb-java-client:2.7.12",
-    "io.delta:delta-spark_2.12:3.3.3",  # same version as the delta-spark wheel
-    # Spark's Kafka source, for Bronze's drain of the CDC topics; 3.5.7 is the newest 3.5 on
-    # Maven Central here, and any 3.5 connector runs on any 3.5 Spark (pyspark is pinned to 3.5.x).
-    "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.7",
-)
 JDBC_DRIVER = "org.mariadb.jdbc.Driver"
+JARS_LIST = "jars.txt"
 
 
-def ivy_home(settings: Settings) -> Path:
-    return settings.stack_cache / "ivy2"
+def spark_jars(settings: Settings) -> list[Path]:
+    """The installed jars, in their list's order; NotInstalled naming the install if any is absent."""
+    folder = settings.spark_jars_dir
+    listing = folder / JARS_LIST
+    names = [line for line in listing.read_text().splitlines() if line and not line.startswith("#")] \
+        if listing.is_file() else []
+    absent = [name for name in names if not (folder / name).is_file()]
+    if not names or absent:
+        what = f"{', '.join(absent)} missing from {folder}" if absent else f"no {JARS_LIST} in {folder}"
+        raise NotInstalled(f"Spark's jars are not installed ({what}): run `python -m stack install`")
+    return [folder / name for name in names]
 
 
-def spark_conf(settings: Settings, extra_packages: tuple[str, ...] = ()) -> dict[str, str]:
+def spark_conf(settings: Settings) -> dict[str, str]:
     """Every Spark setting the product relies on, from the settings object. No secret: PySpark
     hands these to spark-submit as arguments, which any local user can read in the process list."""
     return {
-        "spark.jars.packages": ",".join((*SPARK_PACKAGES, *extra_packages)),
-        "spark.jars.ivy": str(ivy_home(settings)),
+        "spark.jars": ",".join(str(jar) for jar in spark_jars(settings)),
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.session.timeZone": "UTC",
         # JDBC's DATETIME -> timestamp goes through the JVM's zone: keep it UTC like MySQL's.
@@ -111,28 +107,30 @@ def jdbc_options(settings: Settings, table: str) -> dict[str, str]:
     }
 
 
-def build_session(settings: Settings, app_name: str, extra_packages: tuple[str, ...] = (),
-                  lake_role: MinioRole = "writer") -> SparkSession:
-    """The session; `extra_packages` (Maven coordinates) for a job that needs more jars (the
-    CDC archive's Kafka source); `lake_role` "reader" for a job that only reads the lake. In a
-    process that has a session already, that one."""
+def build_session(settings: Settings, app_name: str, lake_role: MinioRole = "writer") -> SparkSession:
+    """The session; `lake_role` "reader" for a job that only reads the lake. In a process that
+    has a session already, that one."""
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
-    for key, value in spark_conf(settings, extra_packages).items():
+    for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
-    ivy_home(settings).mkdir(parents=True, exist_ok=True)
-    with FileLock(ivy_home(settings) / "resolving.lock"), environment(lake_credentials(settings, lake_role)):
+    with environment(lake_credentials(settings, lake_role)):
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
 
 
-SUBMIT_PROPERTIES = ("spark.jars.packages", "spark.jars.ivy", "spark.driver.memory",
+SUBMIT_PROPERTIES = ("spark.jars", "spark.driver.memory",
                      "spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 
 if __name__ == "__main__":
     # `python -m batch.session > spark-submit.conf`: what spark-submit must know before the
     # job's own code runs (jars, JVM options); the job sets the rest from the settings.
     from config import settings
+    from config.cli import run
 
-    conf = spark_conf(settings)
-    print("\n".join(f"{name} {conf[name]}" for name in SUBMIT_PROPERTIES))
+    def submit_properties() -> None:
+        """Print spark-submit's properties file: `python -m batch.session > spark-submit.conf`."""
+        conf = spark_conf(settings)
+        print("\n".join(f"{name} {conf[name]}" for name in SUBMIT_PROPERTIES))
+
+    run(submit_properties, prog_name="python -m batch.session")

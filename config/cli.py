@@ -1,5 +1,6 @@
-"""How every `python -m ...` command of the project answers bad arguments: one line on stderr
-naming the problem and where help is, exit 2; never a usage box or a traceback."""
+"""How every `python -m ...` command of the project answers bad arguments, a missing login or a
+missing install: one line on stderr naming the problem and the fix, exit 2; never a usage box or a
+traceback."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 
 import typer
 
-from config.settings import MissingCredentials
+from config.settings import MissingCredentials, NotInstalled
 try:  # Typer vendors click (0.24 on) and re-exports only some of its exceptions, not their base
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:
@@ -39,7 +40,7 @@ def run_command(command, args: list[str] | None = None, prog_name: str | None = 
     except UsageError as error:
         sys.stderr.write(f"{usage_line(error)}\n")
         sys.exit(error.exit_code)
-    except MissingCredentials as error:
+    except (MissingCredentials, NotInstalled) as error:
         sys.stderr.write(f"{error}\n")
         sys.exit(2)
     except typer.Abort:

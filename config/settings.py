@@ -35,6 +35,10 @@ class MissingCredentials(RuntimeError):
     """A login the command needs is not set; the message names the fix."""
 
 
+class NotInstalled(RuntimeError):
+    """A piece `python -m stack install` puts in place is absent; the message names that command."""
+
+
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
     """Split `host:port` (or a URL) into its host and port."""
     parts = urlsplit(address if "//" in address else f"//{address}")
@@ -162,6 +166,9 @@ class Settings(BaseSettings):
     # `python -m batch maintain` keeps files older versions need this long; a layer's next
     # run reads its input's change feed from them, so keep it above the time between runs.
     lake_vacuum_retain_hours: float = Field(168, validation_alias="LAKE_VACUUM_RETAIN_HOURS", ge=0)
+    # Fault tests only: the lake's process kills itself (SIGKILL) at this named point between two
+    # of its commits, `point` or `point@n` for its n-th time there (batch.fastlane.kill_points).
+    lake_kill_at: str | None = Field(None, validation_alias="LAKE_KILL_AT")
 
     # --- Monitoring (Prometheus; config/alerts.yml) -----------------------------------------
     prometheus_url: str = Field("http://127.0.0.1:9090", validation_alias="PROMETHEUS_URL")
@@ -212,6 +219,11 @@ class Settings(BaseSettings):
             data = {**data, "KAFKA_BOOTSTRAP": ",".join(
                 f"127.0.0.1:{9092 + LOCAL_BROKER_STEP * node}" for node in range(int(brokers)))}
         return data
+
+    @property
+    def spark_jars_dir(self) -> Path:
+        """The lake's Spark jars and their list (`jars.txt`), as `python -m stack install` leaves them."""
+        return self.stack_cache / "spark-jars"
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:

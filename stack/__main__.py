@@ -1,4 +1,4 @@
-"""`python -m stack up|down|status|logs|doctor|rotate-secrets|compose-env|kafka-access|minio-access`: the local stack of real services on loopback,
+"""`python -m stack install|up|down|status|logs|doctor|rotate-secrets|compose-env|kafka-access|minio-access`: the local stack of real services on loopback,
 and one health check of the whole pipeline."""
 
 from __future__ import annotations
@@ -97,6 +97,32 @@ def minio_access(
     writer, reader = settings.minio_login("writer")[0], settings.minio_login("reader")[0]
     console.print(f"minio access set at {settings.minio_endpoint}: buckets {', '.join(BUCKETS)}; lake writer {writer}"
                   + ("" if reader == writer else f", reader {reader}"), highlight=False, soft_wrap=True)
+
+
+@cli.command()
+def install(with_: With = None) -> None:
+    """Install everything the stack and the lake's Spark jobs need, start nothing; a second run finds it all and returns at once.
+
+    Debian's packages (apt-get: MariaDB, Redis, Chromium for the dashboard's browser test); Kafka's and Kafka
+    Connect's jars, the Debezium plugins and the Spark jars (S3A, the AWS SDK, Delta Lake, the MariaDB JDBC
+    driver, Spark's Kafka source) through Maven with the versions pinned in stack/pom.xml and
+    stack/spark-jars.xml; MinIO built with `go install` at a pinned version. Everything but the apt packages
+    goes under STACK_CACHE (default ~/.cache/orderpipe); Maven's downloads also stay in its local repository
+    (~/.m2). `stack up`, `make demo` and `make test` run this first.
+    """
+    tools = Toolchain(settings.stack_cache)
+    started = time.monotonic()
+    try:
+        tools.install(extras(with_))
+    except ExtraUnavailable as error:
+        console.print(f"stack install --with: {error}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except InstallError as error:
+        console.print(f"[red]stack install failed:[/red] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"installed in {time.monotonic() - started:.1f} s: {tools.cache} "
+                  f"(Kafka {tools.kafka_version}, Debezium {tools.debezium_version}, MinIO, Spark's jars)",
+                  highlight=False, soft_wrap=True)
 
 
 @cli.command()

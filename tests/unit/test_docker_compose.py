@@ -414,3 +414,9 @@ def test_a_secret_setting_takes_the_dotenv_variable_of_its_own_name(service):
              for name, value in SERVICES[service]["environment"].items()}
     # Spark's own name for its secret is _SPARK_AUTH_SECRET
     assert all(variables == [name.lstrip("_")] for name, variables in taken.items() if SECRET_NAMES.search(name)), taken
+
+
+def test_the_image_installs_spark_s_jars_through_the_stack_s_pinned_install_before_any_session():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    cache = dockerfile.index("STACK_CACHE=/cache")
+    assert cache < dockerfile.index("RUN python -m stack.install spark-jars") < dockerfile.index("COPY batch ")
