@@ -23,7 +23,7 @@ from config import Settings
 DEFERRED: tuple[type[LayerJob], ...] = (HistoryJob, DimensionsJob, ProductsJob, MartsJob)
 
 
-def seed_from_snapshot(spark: SparkSession, settings: Settings):
+def first_load_from_snapshot(spark: SparkSession, settings: Settings):
     """What Silver runs when its first run needs a JDBC snapshot of MySQL to start from."""
     return lambda: SnapshotJob.once(spark, settings, full=True)
 
@@ -35,7 +35,7 @@ def bronze(spark: SparkSession, settings: Settings, *, full: bool = False) -> La
 
 def silver(spark: SparkSession, settings: Settings, *, full: bool = False) -> LayerRun:
     """The archive applied to Silver's tables, then their history."""
-    tables = SilverJob(spark, settings, full=full, seed=seed_from_snapshot(spark, settings)).run()
+    tables = SilverJob(spark, settings, full=full, first_load=first_load_from_snapshot(spark, settings)).run()
     return tables.then(HistoryJob.once(spark, settings, full=full))
 
 

@@ -1,5 +1,5 @@
-"""The lake at seed 000's size: a full run, then incremental runs, per layer; optionally
-today's tree against another revision, and the continuous lake's freshness.
+"""The lake at the legacy pipeline's size: a full run, then incremental runs, per layer;
+optionally today's tree against another revision, and the continuous lake's freshness.
 
     python -m bench.batch [--customers 1000000 --orders 25000 --increment 1000 --master local[2]]
                           [--against REV] [--no-runs] [--freshness-orders 5000 --rate 0] [--jobs] [--repeats 2]
@@ -7,8 +7,8 @@ today's tree against another revision, and the continuous lake's freshness.
 Runs on a scratch database with its own Debezium connector and CDC topics, and a scratch
 lake bucket, so the main pipeline is untouched. Prints wall time per layer for the full run
 and the incremental ones (in this process, and from the shell: `python -m batch`, a new
-JVM); the baseline, in the same process and session, is seed 000's Bronze: each table read
-over JDBC and overwritten as plain Parquet. `--against REV` runs that revision's
+JVM); the baseline, in the same process and session, is the legacy pipeline's Bronze: each
+table read over JDBC and overwritten as plain Parquet. `--against REV` runs that revision's
 `python -m batch` from the shell (a worktree, a lake bucket of its own, the same source)
 for a full run and the same increment, and prints the ratio. `--freshness-orders N` runs
 the continuous lake (`python -m batch --continuous`) beside two stream workers while N
@@ -81,7 +81,7 @@ def run_layers(spark, scratch: Settings) -> list[LayerRun]:
 
 
 def baseline_bronze(spark, scratch: Settings) -> tuple[float, int]:
-    """Seed 000's Bronze: JDBC read, Parquet overwrite, every table, every time."""
+    """The legacy pipeline's Bronze: JDBC read, Parquet overwrite, every table, every time."""
     started, rows = time.monotonic(), 0
     for table in database.TABLES:
         frame = read_table(spark, scratch, table).cache()
@@ -157,8 +157,8 @@ class LayerFigures:
     drifted: list[str] = field(default_factory=list)
 
     def print(self, against: str | None) -> None:
-        print(f"session start {self.session_s:.1f} s (JVM, jars from the Ivy cache)")
-        print(f"baseline (seed 000's Bronze, JDBC -> Parquet overwrite): {self.baseline_s:.1f} s, "
+        print(f"session start {self.session_s:.1f} s (JVM, the installed jars)")
+        print(f"baseline (the legacy pipeline's Bronze, JDBC -> Parquet overwrite): {self.baseline_s:.1f} s, "
               f"{self.baseline_rows / self.baseline_s:,.0f} rows/s")
         print(f"full run {self.full:.1f} s; incremental runs in this process: "
               + ", ".join(f"{seconds:.1f} s" for seconds in self.in_process) + f"; from the shell {self.shell:.1f} s")
@@ -227,7 +227,7 @@ def main(
              "micro-batches again (0: skip).", min=0)] = 250_000,
 ) -> None:
     """Time the lake's layers (full, incremental in-process and from the shell), against
-    seed 000's Bronze and optionally another revision; the continuous lake's micro-batches
+    the legacy pipeline's Bronze and optionally another revision; the continuous lake's micro-batches
     and freshness (with --against, that revision's too), and its micro-batches on a grown lake."""
     if not runs and not freshness_orders:
         raise typer.BadParameter("nothing to measure: --no-runs with --freshness-orders 0")

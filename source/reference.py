@@ -1,4 +1,4 @@
-"""Reference data as pure, seeded rows: customers and the 12 payment methods."""
+"""Reference data as pure rows from a random seed: customers and the 12 payment methods."""
 
 from __future__ import annotations
 

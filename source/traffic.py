@@ -1,4 +1,4 @@
-"""A shop's order traffic as a pure, seeded plan of single-row writes, and its ground truth.
+"""A shop's order traffic as a pure plan of single-row writes from a random seed, and its ground truth.
 
 Each order is a short script: the order row, then its detail rows, each write its own
 transaction. Scripts are interleaved across many orders in flight, so the CDC topics see
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 PRODUCT_IDS = range(1001, 1501)
 STORE_IDS = range(1, 51)
 PAYMENT_METHOD_IDS = range(1, 13)
-# Seed 000: 25,000 orders with about 47,000 detail rows, i.e. 1.88 products per order.
+# The legacy pipeline: 25,000 orders with about 47,000 detail rows, i.e. 1.88 products per order.
 PRODUCTS_PER_ORDER = (1, 2, 3)
 PRODUCTS_PER_ORDER_WEIGHTS = (0.35, 0.42, 0.23)
 

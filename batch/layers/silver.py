@@ -44,11 +44,11 @@ class SilverJob(LayerJob):
     writes_hot_tables = True
 
     def __init__(self, spark: SparkSession, settings: Settings, *, full: bool = False,
-                 seed: Callable[[], object] | None = None) -> None:
-        """`seed`: takes Bronze's JDBC snapshot, for a first run that needs one (batch.flows
+                 first_load: Callable[[], object] | None = None) -> None:
+        """`first_load`: takes Bronze's JDBC snapshot, for a first run that needs one (batch.flows
         wires it)."""
         super().__init__(spark, settings, full=full)
-        self.seed = seed
+        self.first_load = first_load
         self.referenced = reads.CachedColumns(spark)  # the keys the rules refer to
         self.now = datetime.now(timezone.utc)  # the rules that look at time judge against one moment
 
@@ -56,22 +56,23 @@ class SilverJob(LayerJob):
         news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK))
         if news is None:
             return {}
-        seeded = ARCHIVE_MARK not in marks and self.needs_seed(news.archived)
+        from_first_load = ARCHIVE_MARK not in marks and self.needs_first_load(news.archived)
         log.info("silver: %s new archive records (archive version %s)", f"{sum(news.records.values()):,}",
                  news.version)
         self.quarantine_unreadable(tables, news.archived, news.unreadable)
         for table in silver.TABLES:
             topic = self.settings.cdc_topic(table.name)
             referenced = {self.settings.cdc_topic(reference.table) for reference in table.references.values()}
-            if topic in news.records or referenced & set(news.records) or seeded or not self.exists(table.name):
+            if (topic in news.records or referenced & set(news.records) or from_first_load
+                    or not self.exists(table.name)):
                 self.refine(tables, table, news.of(self.settings, table), news.columns(self.settings, table),
-                            seeded=seeded)
+                            from_first_load=from_first_load)
         return {ARCHIVE_MARK: str(news.version)}
 
     def exists(self, table: str) -> bool:
         return delta_log.exists(self.spark, paths.path(self.settings, LAYER, table))
 
-    def needs_seed(self, archived: DataFrame) -> bool:
+    def needs_first_load(self, archived: DataFrame) -> bool:
         """A first Silver run on an archive that does not reach back to the source's beginning
         starts from a JDBC snapshot of the source (Bronze's `snapshot` tables), with the
         archive's changes applied over it."""
@@ -79,10 +80,10 @@ class SilverJob(LayerJob):
             return False
         log.warning("the CDC archive does not reach back to the source's beginning (no connector snapshot, or "
                     "Kafka's retention cut the topics first): Silver starts from a JDBC snapshot of MySQL")
-        if self.seed is None:
+        if self.first_load is None:
             raise RuntimeError("Silver needs a JDBC snapshot of MySQL to start from: run `python -m batch snapshot`, "
                                "then Silver again")
-        self.seed()
+        self.first_load()
         return True
 
     def quarantine_unreadable(self, tables: LayerRun, archived: DataFrame, unreadable: int) -> None:
@@ -101,13 +102,13 @@ class SilverJob(LayerJob):
         return of_keys(reads.read(self.spark, location), rows, keys)
 
     def refine(self, tables: LayerRun, table: silver.SilverTable, archived: DataFrame, columns: list[str], *,
-               seeded: bool) -> None:
+               from_first_load: bool) -> None:
         """Apply the table's changes among `archived` (the archive's new records; their row
-        images' `columns`) to Silver, over the JDBC snapshot's rows when `seeded`."""
+        images' `columns`) to Silver, over the JDBC snapshot's rows when `from_first_load`."""
         spark, settings = self.spark, self.settings
         with tables.table(table.name) as counts:
             row_changes = changes.row_changes(archived, table.name, columns, table.bronze_keys)
-            if seeded:
+            if from_first_load:
                 snapshot = reads.read(spark, snapshot_location(settings, table.name))
                 row_changes = row_changes.unionByName(changes.snapshot_changes(snapshot, table.name, columns))
             row_changes = look_up(spark, settings, row_changes, table)

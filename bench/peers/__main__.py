@@ -1,11 +1,12 @@
-"""Peer benchmarks: ours beside Quix Streams and seed 000's approach, same broker, same input.
+"""Peer benchmarks: ours beside Quix Streams and the legacy pipeline's approach, same broker, same input.
 
     python -m bench.peers [--orders N] [--rounds N] [--workers N ...] [--no-latency]
 
 Contenders (bench/peers/contenders.py): ours = our Faust workers (stack.workers); quix = the
 same completion rule as a Quix Streams app (bench/peers/quix_completion.py), as many
-processes as ours, with its Redis claim, and quix-noclaim without it; seed000 = seed 000's two plain consumers with a Redis cache and a 10 s
-`SET NX` lock (bench/peers/seed000.py), one process each, compared with ours on 2 workers.
+processes as ours, with its Redis claim, and quix-noclaim without it; legacy = the legacy
+pipeline's two plain consumers with a Redis cache and a 10 s `SET NX` lock
+(bench/peers/legacy.py), one process each, compared with ours on 2 workers.
 Each has its own output topic, consumer groups and Redis keys.
 
 \b
@@ -15,8 +16,8 @@ Each has its own output topic, consumer groups and Redis keys.
   output append -> its last); `wall` also counts its startup; `cores`: how many of the
   machine's cores were busy over the same window, every process counted (the contender, the
   broker, Redis...).
-- Latency: per contender a fresh scratch database, the same seeded writes (so the same order
-  ids) at `--rate` orders/s once its consumer groups are stable; for each completed order,
+- Latency: per contender a fresh scratch database, the same writes from one random seed (so
+  the same order ids) at `--rate` orders/s once its consumer groups are stable; for each completed order,
   last write's commit -> output append (broker LogAppendTime), p50 and p99.
 - Audit of every output against the manifest: missing, duplicate copies, unexpected (not
   complete in the database), wrong contents (products or header differ).
@@ -157,7 +158,7 @@ def main(
     rate: Annotated[float, typer.Option(min=0, help="Orders/s written in the latency runs.")] = 500,
     workers: Annotated[list[int], typer.Option(
         min=1, help="Processes for ours and quix in the throughput runs (repeat the option); the latency "
-             "runs use the largest. seed000 always runs its two consumers.")] = [1, 2],
+             "runs use the largest. legacy always runs its two consumers.")] = [1, 2],
     quiet_s: Annotated[float, typer.Option(
         min=0.1, help="A contender whose output stays quiet this long is done (one that misses orders).")] = 20,
     timeout_s: Annotated[float, typer.Option(min=1, help="Longest wait for one contender's output.")] = 600,
@@ -166,15 +167,15 @@ def main(
     with_latency: Annotated[bool, typer.Option("--latency/--no-latency",
                                                help="Run the latency phase after the throughput runs.")] = True,
 ) -> None:
-    """Run ours, Quix Streams and seed 000's approach on the same input; print figures and ratios."""
+    """Run ours, Quix Streams and the legacy pipeline's approach on the same input; print figures and ratios."""
     require_peers()
     run = uuid.uuid4().hex[:8]
     counts = sorted(set(workers))
-    # seed000 runs two processes, so ours x2 is its reference in both phases.
+    # legacy runs two processes, so ours x2 is its reference in both phases.
     contenders = list(dict.fromkeys([*(Contender(kind, n) for n in counts for kind in ("ours", "quix", "quix-noclaim")),
-                                     Contender("ours", 2), Contender("seed000", 2)]))
+                                     Contender("ours", 2), Contender("legacy", 2)]))
     latency_contenders = list(dict.fromkeys([Contender("ours", max(counts)), Contender("quix", max(counts)),
-                                             Contender("ours", 2), Contender("seed000", 2)]))
+                                             Contender("ours", 2), Contender("legacy", 2)]))
     speeds: dict[Contender, list[Throughput]] = {c: [] for c in contenders}
     lags: dict[Contender, Latency] = {}
     our_ids: list[str] = []

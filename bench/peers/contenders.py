@@ -1,4 +1,4 @@
-"""The contenders as local processes: ours (Faust workers), Quix Streams, seed 000's consumers.
+"""The contenders as local processes: ours (Faust workers), Quix Streams, the legacy pipeline's consumers.
 
 Each gets, from the scratch settings it runs against, its own output topic (LogAppendTime,
 so appends are timed by the broker), consumer group(s), and Redis key prefix or, for ours,
@@ -23,7 +23,7 @@ from stack import process
 from stack.services import StackLayout, grant_kafka_acls
 from stack.workers import start_workers
 
-KINDS = ("ours", "quix", "quix-noclaim", "seed000")
+KINDS = ("ours", "quix", "quix-noclaim", "legacy")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Contender:
 
     def groups(self, scratch: Settings) -> list[str]:
         """The consumer groups that read the CDC topics."""
-        if self.kind == "seed000":
+        if self.kind == "legacy":
             return [f"{self.slug(scratch)}-orders", f"{self.slug(scratch)}-details"]
         return [self.slug(scratch)]
 
@@ -59,9 +59,9 @@ class Contender:
         """argv of each peer process (ours runs through stack.workers instead)."""
         python, slug = sys.executable, self.slug(scratch)
         common = ["--group", slug, "--prefix", self.redis_prefix(scratch)]
-        if self.kind == "seed000":
-            return [[python, "-m", "bench.peers.seed000", "orders", *common],
-                    [python, "-m", "bench.peers.seed000", "details", "--output-topic",
+        if self.kind == "legacy":
+            return [[python, "-m", "bench.peers.legacy", "orders", *common],
+                    [python, "-m", "bench.peers.legacy", "details", "--output-topic",
                      self.output_topic(scratch), *common]]
         claim = "--claim" if self.kind == "quix" else "--no-claim"
         return [[python, "-m", "bench.peers.quix_completion", "--output-topic", self.output_topic(scratch),

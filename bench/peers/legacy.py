@@ -1,19 +1,19 @@
-"""Seed 000's real-time half, as its README describes it, for comparison (weaknesses kept).
+"""The legacy pipeline's real-time half, as its README describes it, for comparison (weaknesses kept).
 
-    python -m bench.peers.seed000 orders  --output-topic T --group G --prefix P
-    python -m bench.peers.seed000 details --output-topic T --group G --prefix P
+    python -m bench.peers.legacy orders  --output-topic T --group G --prefix P
+    python -m bench.peers.legacy details --output-topic T --group G --prefix P
 
 Two plain Kafka consumers, one process each:
-- `orders` (the seed's order.py) caches each order row's customer, payment method and
+- `orders` (the legacy pipeline's order.py) caches each order row's customer, payment method and
   num_products in Redis under `order:{id}` with a 120 s TTL. A delete has no `after` row,
-  so it is skipped, as the seed's parser skips it.
-- `details` (the seed's order_details.py) records each detail row's product and quantity
-  under `order_products:{id}` (same TTL; the seed does not say where it counts products,
+  so it is skipped, as the legacy parser skips it.
+- `details` (the legacy pipeline's order_details.py) records each detail row's product and quantity
+  under `order_products:{id}` (same TTL; the legacy README does not say where it counts products,
   Redis is where it keeps everything else), reads the cached order, and when the count of
   products equals num_products takes `SET order_trigger_lock:{id} NX EX 10` and produces the
   completed order. Deletes are skipped here too.
 
-What this misses on purpose, because the seed does: a detail read before its order (or
+What this misses on purpose, because the legacy pipeline does: a detail read before its order (or
 after the cache expired) finds no order and nothing ever re-checks it; a detail read
 before a num_products update is judged against the old count; the 10 s lock lets a
 replay send again. Redis keys carry `--prefix` so runs cannot see each other's keys.

@@ -1,6 +1,6 @@
 """A lake whose archive does not reach back to the source's beginning (the connector took no
 snapshot of the rows already there): Silver's first run starts from a JDBC snapshot of
-MySQL and applies the archive's changes over it."""
+MySQL (the first load) and applies the archive's changes over it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.integration.scratch_stream import CUSTOMERS, write_orders
 
 
 @pytest.mark.lake_long
-def test_an_archive_without_the_connectors_snapshot_is_seeded_from_jdbc(settings, spark, caplog):
+def test_an_archive_without_the_connectors_snapshot_is_loaded_first_from_jdbc(settings, spark, caplog):
     name = f"t{uuid.uuid4().hex[:12]}"
     logging.getLogger("batch").addHandler(caplog.handler)  # the jobs' logger may not propagate
     with scratch_lake(settings, name) as lake_settings, database.scratch_database(lake_settings, name) as scratch:

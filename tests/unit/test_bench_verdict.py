@@ -29,7 +29,7 @@ def test_nothing_audited_is_no_pass():
 
 def test_peers_verdict_rests_on_ours_alone():
     speeds = {Contender("ours", 1): [Throughput(1.0, 1.0, EXACT), Throughput(1.0, 1.0, EXACT)],
-              Contender("seed000", 2): [Throughput(1.0, 1.0, WRONG)]}
+              Contender("legacy", 2): [Throughput(1.0, 1.0, WRONG)]}
     lags = {Contender("ours", 2): Latency(1.0, 2.0, EXACT), Contender("quix", 2): Latency(1.0, 2.0, DOUBLED)}
     assert audit_verdict(ours_audits(speeds, lags))[0] == 0
 

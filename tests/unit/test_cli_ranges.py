@@ -17,7 +17,7 @@ from config.cli import command_of, run_command
 CLI_MODULES = ["stack", "cdc", "streams", "source", "demo", "batch",
                "batch.tools.maintain", "batch.tools.report", "batch.layers.bronze",  # python -m batch maintain|report|archive
                "bench.stream", "bench.profile", "bench.peers", "bench.batch", "bench.metrics_burst", "bench.cdc_lag",
-               "bench.stream_rss", "bench.peers.quix_completion", "bench.peers.seed000"]
+               "bench.stream_rss", "bench.peers.quix_completion", "bench.peers.legacy"]
 
 # Options in files another change owns; strict: once bounded there, remove them from here.
 

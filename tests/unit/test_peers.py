@@ -1,5 +1,5 @@
-"""The peers' pure pieces: seed 000's completion check, the Quix app's per-order step, and
-the machine's busy cores read over a run's window."""
+"""The peers' pure pieces: the legacy pipeline's completion check, the Quix app's per-order
+step, and the machine's busy cores read over a run's window."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 
 from bench.peers.measure import BusyCores
 from bench.peers.quix_completion import step
-from bench.peers.seed000 import after_row, cached_order, completed_order
+from bench.peers.legacy import after_row, cached_order, completed_order
 from streams.codec import DetailChange, OrderChange, Position
 
 
@@ -35,8 +35,8 @@ def run(changes) -> list[dict]:
     return emitted
 
 
-# --- seed 000 --------------------------------------------------------------------------
-def test_seed000_emits_when_distinct_products_reach_num_products():
+# --- the legacy pipeline ---------------------------------------------------------------
+def test_legacy_emits_when_distinct_products_reach_num_products():
     # given an order cached with two products and both detail rows counted
     order_row = cached_order({"id": "o1", "customer_id": 7, "payment_method_id": 3, "num_products": 2})
     # when the check runs
@@ -46,16 +46,16 @@ def test_seed000_emits_when_distinct_products_reach_num_products():
     assert (value["customer_id"], value["payment_method_id"], value["num_products"]) == (7, 3, 2)
 
 
-def test_seed000_waits_while_products_are_missing():
+def test_legacy_waits_while_products_are_missing():
     assert completed_order("o1", {"customer_id": 7, "payment_method_id": 3, "num_products": 3}, {1001: 1}) is None
 
 
-def test_seed000_misses_a_detail_read_before_its_order():
-    # the seed's weakness, kept: with no cached order the last detail decides nothing
+def test_legacy_misses_a_detail_read_before_its_order():
+    # the legacy pipeline's weakness, kept: with no cached order the last detail decides nothing
     assert completed_order("o1", None, {1001: 1, 1002: 1}) is None
 
 
-def test_seed000_reads_the_after_row_of_either_converter_shape_and_skips_deletes():
+def test_legacy_reads_the_after_row_of_either_converter_shape_and_skips_deletes():
     bare = {"op": "c", "before": None, "after": {"id": "o1"}}
     assert after_row(orjson.dumps(bare)) == {"id": "o1"}
     assert after_row(orjson.dumps({"schema": {}, "payload": bare})) == {"id": "o1"}
