@@ -97,11 +97,21 @@ def bulk_load(connection: Connection, table: str, columns: tuple[str, ...],
 
 
 def load_reference(connection: Connection, customers: int, seed: int, *, progress: bool = True) -> int:
-    """The 12 payment methods and `customers` seeded customers (idempotent). Customers inserted."""
+    """The 12 payment methods and customers 1..`customers` from the random seed `seed` (idempotent).
+    Customers inserted; none generated when every one of those ids is there already."""
     bulk_load(connection, "payment_method", ("id", "name", "provider"), reference.PAYMENT_METHODS,
               len(reference.PAYMENT_METHODS), progress=False)
+    if customers_present(connection, customers):
+        return 0
     return bulk_load(connection, "customers", reference.CUSTOMER_COLUMNS,
                      reference.customers(customers, seed), customers, progress=progress)
+
+
+def customers_present(connection: Connection, customers: int) -> bool:
+    """Whether customers 1..`customers` are all in the table (one range count on the key)."""
+    cursor = connection.cursor()
+    cursor.execute("SELECT COUNT(*) FROM customers WHERE id BETWEEN 1 AND %s", (customers,))
+    return cursor.fetchone()[0] == customers
 
 
 def count_rows(connection: Connection, table: str) -> int:
