@@ -26,7 +26,7 @@ from py4j.protocol import Py4JJavaError
 
 from batch import flows, schedule
 from batch.clocks import DEFAULT_DEFERRED_EVERY_S, DEFAULT_LINGER_S
-from batch.fastlane.run import Runner
+from batch.fastlane.run import supervise
 from batch.layers import bronze
 from batch.runs import log, show_progress
 from batch.session import build_session
@@ -131,13 +131,7 @@ def main(
 
 
 def run_continuously(linger_s: float, deferred_every_s: float) -> None:
-    try:
-        Runner(settings, linger_s=linger_s).run(deferred_every_s or None)
-    except Exception as error:  # noqa: BLE001 - the supervisor restarts the job; the cause is what matters
-        log.exception("fast lane failed")
-        typer.echo(f"fast lane failed: {cause(error)}\nThe lake keeps its last good version; started again, "
-                   "the lane goes on from the archive's offsets.", err=True)
-        raise typer.Exit(1) from None
+    supervise(settings, linger_s=linger_s, deferred_every_s=deferred_every_s or None)
 
 
 class ScheduledRuns:

@@ -9,15 +9,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch import paths
+from batch.paths import ARCHIVE_MARK  # noqa: F401 - the Silver jobs' mark, as both engines name it
+from batch.rules import REFUSAL
 from batch.names import SILVER, archive_location
 from batch.store import delta_log, reads
 from batch.transforms import changes, silver
 from batch.transforms.common import of_keys
 from config import Settings
 
-ARCHIVE_MARK = "cdc_raw"  # a Silver job's mark: the archive's version applied
 ARCHIVE_COLUMNS = ("topic", "partition", "offset", "key", "value", "op", "source_file", "source_pos",
-                   "source_row", "source_ts")
+                   "source_row", "source_ts", REFUSAL)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ def new_records(spark: SparkSession, settings: Settings, seen: str | None,
     archived, version = reads.changes_since(spark, location, None if seen is None else int(seen), until)
     if str(version) == seen:
         return None
+    if REFUSAL not in archived.columns:  # written before the archiver recorded refusals
+        archived = archived.withColumn(REFUSAL, F.lit(None).cast("string"))
     archived = archived.select(*ARCHIVE_COLUMNS).localCheckpoint()
     topics = {row["topic"]: row for row in changes.per_topic(archived).collect()}
     return NewRecords(archived, version, {topic: row["records"] for topic, row in topics.items()},

@@ -9,6 +9,7 @@ BRONZE, SILVER, GOLD = "bronze", "silver", "gold"
 GOLD_FOLDERS = {"dim_": "dimensions", "fact_": "facts", "mart_": "marts"}
 CDC_TABLES = ("orders", "order_details", "customers", "payment_method")
 CDC_QUARANTINE = "cdc_quarantine"  # Silver's: archived records that are no row change
+ARCHIVE_MARK = "cdc_raw"  # Silver's mark, in either engine: the archive's version applied
 
 
 def path(settings: Settings, layer: str, table: str) -> str:

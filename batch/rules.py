@@ -25,11 +25,36 @@ POSITION = "_position"      # sortable text: binlog file number, position, row
 CHANGED_AT = "_changed_at"  # when the source committed the change
 OP = "_op"
 DELETED = "_deleted"
-POSITION_FORMAT = "%010d:%020d:%06d"
-SEED_POSITION = POSITION_FORMAT % (0, 0, 0)  # before any binlog position: a JDBC snapshot's rows
+POSITION_WIDTHS = (10, 20, 6)  # binlog file number, position, row: zero-padded, so text order is binlog order
+POSITION_FORMAT = ":".join(f"%0{width}d" for width in POSITION_WIDTHS)
+FIRST_LOAD_POSITION = POSITION_FORMAT % (0, 0, 0)  # before any binlog position: a JDBC snapshot's rows
 ROW_OPS = ("c", "r", "u", "d")
+UNKNOWN = -1  # Gold's unknown member: the key of a fact whose dimension row is not (yet) there
+# A MERGE's source columns beside the rows: whether the row goes (DELETE), whether the table holds its key (KNOWN).
+DELETE = "_delete"
+KNOWN = "_known"
 UNREADABLE = "not_debezium_json"  # a quarantine reason: the record is no row change
 TRUNCATE = "truncate: not applied (python -m batch audit shows the drift)"
+# Debezium's JSON in its two shapes (JsonConverter with `schemas.enable` wraps it in `payload`).
+ENVELOPE_ROOTS = ("$", "$.payload")
+REFUSAL = "refusal"  # the archive's column: why the lake refuses a record (batch.fastlane.archive), else null
+
+
+def merge_condition(keys) -> str:
+    """A MERGE's match of target `t` and source `s` rows: every key equal, a null equal to a null."""
+    return " AND ".join(f"(t.`{key}` IS NOT DISTINCT FROM s.`{key}`)" for key in keys)
+
+
+def envelope_paths(part: str) -> tuple[str, ...]:
+    """JSON paths of an envelope's `part` (`after`, `source.snapshot`) in either shape, for
+    `get_json_object` (Spark) and `str.json_path_match` (Polars), to coalesce."""
+    return tuple(f"{root}.{part}" for root in ENVELOPE_ROOTS)
+
+
+def quarantine_reason() -> str:
+    """Why an archived record that is no row change goes to `cdc_quarantine`, over the archive's columns."""
+    return (f"CASE WHEN {REFUSAL} IS NOT NULL THEN {REFUSAL} WHEN op = 't' THEN '{TRUNCATE}' "
+            f"ELSE '{UNREADABLE}' END")
 # DATETIME columns reach Kafka as epoch milliseconds (Debezium's io.debezium.time.Timestamp).
 DATETIME_COLUMNS = {"orders": ("timestamp",), "customers": ("created_at",)}
 # Debezium's `source.snapshot` on the records of a connector's initial snapshot (an ad-hoc

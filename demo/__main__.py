@@ -140,6 +140,7 @@ def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: i
     cdc_appends = last_appends(settings, set(first_seen), since_ms=int(min(committed.values())) - 1000)
     cdc_latencies = [cdc_appends[order_id] - committed[order_id] for order_id in first_seen if order_id in cdc_appends]
     lake_check = demo_lake.check(ground_truth, timeout_s=timeout)
+    whole_lake = demo_lake.whole(connection, timeout_s=timeout)
     lake_p50, lake_p99 = percentiles(demo_lake.freshness_s(committed, ground_truth))
     gold_counts, lake_report = demo_lake.report(timeout_s=timeout)
     report = DemoReport(ground_truth["counts"], audit(ground_truth, values), latencies, gold_counts,
@@ -149,7 +150,7 @@ def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: i
                         alerts=alert_counts(settings, {*complete, *ground_truth["incomplete"],
                                                        *ground_truth["cancelled"]}),
                         cdc_latencies_ms=cdc_latencies)
-    typer.echo("\n".join(["", "demo report", *report.lines(), *lake_check.lines(),
+    typer.echo("\n".join(["", "demo report", *report.lines(), *lake_check.lines(), whole_lake.line(),
                            f"lake freshness      commit -> Gold fact_orders p50 {lake_p50:.1f} s, p99 {lake_p99:.1f} s"
                            " (an order's last commit -> the Gold commit with its final status)",
                            f"lake report         {lake_report.resolve()}"]))
@@ -157,6 +158,9 @@ def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: i
         raise typer.Exit(1)
     if not lake_check.exact:
         typer.echo("result: FAILED, the lake's order statuses differ from the manifest", err=True)
+        raise typer.Exit(1)
+    if not whole_lake.exact:
+        typer.echo("result: FAILED, Gold's live orders differ from MySQL's", err=True)
         raise typer.Exit(1)
 
 

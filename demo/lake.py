@@ -2,7 +2,9 @@
 workers and waited for until it has caught up with what the topics held; after the orders,
 a wait until Gold holds every order of the manifest with the status it ended in, the
 lake's freshness (source commit -> Gold), and the lake report (once the deferred work, which
-follows the facts on its own clock, has caught up with them)."""
+follows the facts on its own clock, has caught up with them). Beside the manifest's orders, the
+whole of Gold's live orders against MySQL's (`WholeLake`, read through delta-rs, no JVM): a row
+the lake lost, or keeps after the source deleted it, fails the demo whichever run wrote it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 from batch import paths
+from batch.fastlane.delta import Lake
 from batch.store import reads
 from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
 from batch.tools.report import write_report
@@ -49,6 +54,46 @@ class LakeCheck:
                 + (f"; differ: {shown}" if shown else "")]
 
 
+@dataclass(frozen=True)
+class WholeLake:
+    """Gold's live (not cancelled) order ids against the source's: every order MySQL holds, and no other."""
+
+    source: frozenset[str]
+    gold: frozenset[str]
+
+    @property
+    def missing(self) -> list[str]:
+        return sorted(self.source - self.gold)
+
+    @property
+    def extra(self) -> list[str]:
+        return sorted(self.gold - self.source)
+
+    @property
+    def exact(self) -> bool:
+        return self.source == self.gold
+
+    def line(self) -> str:
+        named = "; ".join(f"{what} {len(ids):,} (e.g. {', '.join(ids[:3])})"
+                          for what, ids in (("missing", self.missing), ("extra", self.extra)) if ids)
+        return (f"lake whole        {len(self.gold):,} live orders in Gold fact_orders, {len(self.source):,} in MySQL"
+                + (f"; {named}" if named else ", the same ids"))
+
+
+def live_gold_orders(settings: Settings) -> frozenset[str]:
+    """The order ids of Gold's fact_orders that are not cancelled, through delta-rs."""
+    facts = Lake(settings).read(paths.path(settings, "gold", "fact_orders"), columns=["order_id", "status"])
+    if facts is None:
+        return frozenset()
+    return frozenset(facts.filter(pl.col("status") != "cancelled")["order_id"].to_list())
+
+
+def source_orders(connection) -> frozenset[str]:
+    cursor = connection.cursor()
+    cursor.execute("SELECT id FROM orders")
+    return frozenset(row[0] for row in cursor.fetchall())
+
+
 def cancelled(statuses: dict[str, str]) -> int:
     return sum(status == "cancelled" for status in statuses.values())
 
@@ -81,6 +126,17 @@ class DemoLake:
             if check.exact or time.monotonic() - started > timeout_s:
                 return check
             log.info("lake: %d orders not yet as the manifest says", len(check.mismatched))
+            time.sleep(3)
+
+    def whole(self, connection, *, timeout_s: float) -> WholeLake:
+        """Gold's live orders against MySQL's, read again while they differ (the lake applies
+        what the topics hold by then), until `timeout_s` has passed."""
+        started = time.monotonic()
+        while True:
+            self.wait_caught_up(timeout_s)
+            check = WholeLake(source_orders(connection), live_gold_orders(self.settings))
+            if check.exact or time.monotonic() - started > timeout_s:
+                return check
             time.sleep(3)
 
     def freshness_s(self, committed_ms: dict[str, float], manifest: dict) -> list[float]:

@@ -21,7 +21,7 @@ from minio.error import S3Error
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from batch.clocks import STALENESS_BOUND_S
+from batch.clocks import CRASH_LOOP_WINDOW_S, STALENESS_BOUND_S, TRAILING_AFTER_S
 from batch.fastlane.lease import fresh, owner_of, read_state
 from batch.flows import DEFERRED
 from batch.tools.freshness import behind_since
@@ -273,19 +273,39 @@ def gold(settings: Settings) -> Iterator[Check]:
 
 def fast_lane(settings: Settings) -> Iterator[Check]:
     """Whether the fast lane runs (its lease, renewed every few seconds) and how far behind it is."""
-    state = read_state(settings)
+    yield fast_lane_check(read_state(settings), time.time())
+
+
+def fast_lane_check(state: dict | None, now: float) -> Check:
+    """The fast lane's health from its lease: not running (stopped, failed and waiting to start
+    again, silent), crash-looping, or not caught up with the CDC topics for TRAILING_AFTER_S is a
+    problem. Pure."""
+    name, start = "lake: fast lane", "start it: `python -m batch --continuous` (`make demo` starts the stack's)"
     if state is None:
-        yield Check("lake: fast lane", True, "not started (`python -m batch --continuous`; `make demo` starts it)")
-        return
-    silent = time.time() - state["heartbeat"]
+        return Check(name, True, f"not started ({start.removeprefix('start it: ')})")
+    silent = now - state["heartbeat"]
+    failures = [failure for failure in state.get("failures") or () if now - failure["at"] <= CRASH_LOOP_WINDOW_S]
+    last = f"the last {age(now - failures[-1]['at'])}: {failures[-1]['cause']}" if failures else ""
+    if state.get("crash_loop") and failures:
+        return Check(name, False, f"crash-looping: {len(failures)} failures in {CRASH_LOOP_WINDOW_S / 60:.0f} min, {last}",
+                     "its log says why (a record it cannot apply is quarantined, so this is no record's fault): "
+                     "fix the cause; it keeps starting again")
+    if state.get("released") and state.get("restart_at") and failures:
+        return Check(name, False, f"failed, starts again in {max(0.0, state['restart_at'] - now):.0f} s; {last}",
+                     "its log says why; it starts again by itself")
     if state.get("released"):
-        yield Check("lake: fast lane", True, f"stopped {age(silent)}")
-    elif fresh(state):
-        behind = "" if state.get("left") is None else f", {state['left']:,} records behind the CDC topics"
-        yield Check("lake: fast lane", True, f"running ({owner_of(state).says()}), last seen {age(silent)}{behind}")
-    else:
-        yield Check("lake: fast lane", False, f"silent since {age(silent)} ({owner_of(state).says()}) without stopping",
-                    "it died: start it again (`python -m stack up` restarts the stack's; its log says why it stopped)")
+        return Check(name, False, f"stopped {age(silent)}", start)
+    if not fresh(state, now):
+        return Check(name, False, f"silent since {age(silent)} ({owner_of(state).says()}) without stopping",
+                     "it died: start it again (`python -m stack up` restarts the stack's; its log says why it stopped)")
+    left, caught_up_at = state.get("left"), state.get("caught_up_at")
+    behind = "" if left is None else f", {left:,} records behind the CDC topics"
+    if left and caught_up_at is not None and now - caught_up_at > TRAILING_AFTER_S:
+        return Check(name, False, f"running ({owner_of(state).says()}) but trailing{behind}, last caught up "
+                     f"{age(now - caught_up_at)}", "its log shows each micro-batch's time: a lake that cannot keep "
+                     "up needs a larger micro-batch or a faster disk (docs/lake.md)")
+    recent = f"; recovered from {len(failures)} failure(s), {last}" if failures else ""
+    return Check(name, True, f"running ({owner_of(state).says()}), last seen {age(silent)}{behind}{recent}")
 
 
 def deferred_work(settings: Settings) -> Iterator[Check]:

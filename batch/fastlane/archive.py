@@ -2,9 +2,11 @@
 them. Pure: Polars frames in and out, the envelope decoded once by `streams.codec`.
 
 Every record is kept as it came (key and value as text), with what Debezium's envelope says
-beside it; a value that is not Debezium JSON (or a tombstone) keeps nulls there. A change of a
-row is identified by its key and its source position, so a record Kafka Connect repeated at
-another offset counts once.
+beside it; a value that is not Debezium JSON (or a tombstone) keeps nulls there. A record the
+lake cannot apply (the decoder fails on it, it is too large, its row names a column no table may
+have, its positions do not fit, a tombstone without a key) keeps nulls there too and says why in
+`refusal`: both engines quarantine it with that reason and go on. A change of a row is identified
+by its key and its source position, so a record Kafka Connect repeated at another offset counts once.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 import polars as pl
 
-from batch.rules import CHANGED_AT, DATETIME_COLUMNS, DELETED, OP, POSITION, ROW_OPS, TRUNCATE, UNREADABLE
+from batch.clocks import MAX_RECORD_BYTES
+from batch.rules import (CHANGED_AT, DATETIME_COLUMNS, DELETED, LIFECYCLE_COLUMNS, OP, POSITION, POSITION_WIDTHS,
+                         REFUSAL, ROW_OPS, quarantine_reason)
 from streams.codec import Envelope, decode_envelope
 
 UTC_MICROS = pl.Datetime("us", "UTC")
@@ -26,12 +31,17 @@ ARCHIVE_SCHEMA = {
     "topic": pl.String, "partition": pl.Int32, "offset": pl.Int64, "key": pl.String, "value": pl.String,
     "op": pl.String, "source_file": pl.String, "source_pos": pl.Int64, "source_row": pl.Int32,
     "source_ts": UTC_MICROS, "captured_at": UTC_MICROS, "kafka_ts": UTC_MICROS, "archived_at": UTC_MICROS,
+    REFUSAL: pl.String,
 }
 # The same columns as Spark names their types (for a Spark frame of archive rows made in Python).
 ARCHIVE_DDL = ("topic string, partition int, offset long, key string, value string, op string, source_file string, "
                "source_pos long, source_row int, source_ts timestamp, captured_at timestamp, kafka_ts timestamp, "
-               "archived_at timestamp")
+               "archived_at timestamp, refusal string")
 BINLOG_FILE = re.compile(r"\.(\d+)$")
+PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")  # a column name both engines and Delta take as it is
+RESERVED = frozenset(LIFECYCLE_COLUMNS)  # and every name starting with "_": the lane's own columns
+NO_ENVELOPE = decode_envelope(None)
+LONG, INT = (-(2 ** 63), 2 ** 63 - 1), (-(2 ** 31), 2 ** 31 - 1)
 
 
 class Record(NamedTuple):
@@ -69,9 +79,63 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", errors="replace")
 
 
+def read_envelope(key: bytes | str | None, value: bytes | None) -> tuple[Envelope, str | None]:
+    """A record's envelope, or no envelope and why the lake refuses the record."""
+    if value is None:
+        return NO_ENVELOPE, None if key is not None else "a tombstone without a key"
+    if len(value) > MAX_RECORD_BYTES:
+        return NO_ENVELOPE, f"a value of {len(value):,} bytes, over the lake's {MAX_RECORD_BYTES:,}"
+    try:
+        envelope = decode_envelope(value)
+        problem = _unappliable(envelope)
+    except Exception as error:  # noqa: BLE001 - whatever a value makes the decoder do is the record's fault
+        return NO_ENVELOPE, f"undecodable: {type(error).__name__}: {str(error)[:200]}"
+    return (NO_ENVELOPE, problem) if problem else (envelope, None)
+
+
+def _unappliable(envelope: Envelope) -> str | None:
+    """Why a decoded envelope cannot become a row change, if it cannot (its numbers are checked
+    only when a micro-batch's columns refuse them: `_out_of_range`)."""
+    row = envelope.row
+    if row is None:
+        return None
+    if (bad := _unfit_names(tuple(row))) is not None:
+        return bad
+    for value in row.values():
+        if isinstance(value, (dict, list)):
+            _as_text(value)  # raises on what no column can hold (nested beyond orjson's depth, say)
+    return None
+
+
+def _out_of_range(envelope: Envelope) -> str | None:
+    """Why an envelope's numbers do not fit the archive's columns, if they do not."""
+    for name, number, (low, high) in (("source.pos", envelope.source_pos, LONG), ("source.row", envelope.source_row, INT),
+                                      ("source.ts_ms", envelope.committed_ms, LONG), ("ts_ms", envelope.captured_ms, LONG)):
+        if number is not None and (number < low or number > high):
+            return f"{name} {number} out of range"
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _unfit_names(names: tuple[str, ...]) -> str | None:
+    """The refusal for row field names no table may have (a table's rows share their names: cached)."""
+    bad = sorted(name for name in names if not PLAIN_NAME.fullmatch(name) or name in RESERVED)
+    return f"row field names no table may have: {', '.join(map(repr, bad))[:200]}" if bad else None
+
+
 def archive(records: Sequence[Record], archived_at: datetime) -> Archived:
     """The archive's rows of `records`, in their order."""
-    envelopes: list[Envelope] = [decode_envelope(record.value) for record in records]
+    read = [read_envelope(record.key, record.value) for record in records]
+    try:
+        return _archived(records, read, archived_at)
+    except (OverflowError, TypeError):  # a number past its column: refuse those records, keep the rest
+        read = [(NO_ENVELOPE, problem) if (problem := _out_of_range(envelope)) else (envelope, refusal)
+                for envelope, refusal in read]
+        return _archived(records, read, archived_at)
+
+
+def _archived(records: Sequence[Record], read: list[tuple[Envelope, str | None]], archived_at: datetime) -> Archived:
+    envelopes: list[Envelope] = [envelope for envelope, _ in read]
     columns = {
         "topic": [record.topic for record in records],
         "partition": [record.partition for record in records],
@@ -85,20 +149,26 @@ def archive(records: Sequence[Record], archived_at: datetime) -> Archived:
         "source_ts": [envelope.committed_ms for envelope in envelopes],
         "captured_at": [envelope.captured_ms for envelope in envelopes],
         "kafka_ts": [record.timestamp_ms for record in records],
+        REFUSAL: [refusal for _, refusal in read],
     }
     millis = ("source_ts", "captured_at", "kafka_ts")
     rows = pl.DataFrame({name: values for name, values in columns.items()},
                         schema={name: pl.Int64 if name in millis else ARCHIVE_SCHEMA[name] for name in columns})
     rows = rows.with_columns(*(pl.from_epoch(name, "ms").dt.replace_time_zone("UTC").cast(UTC_MICROS)
                                for name in millis),
-                             pl.lit(archived_at).cast(UTC_MICROS).alias("archived_at"))
+                             pl.lit(archived_at).cast(UTC_MICROS).alias("archived_at")).select(list(ARCHIVE_SCHEMA))
     return Archived(rows, [envelope.row for envelope in envelopes])
 
 
 def rearchive(rows: pl.DataFrame) -> Archived:
-    """Archived rows read back from the table, with their row images decoded again."""
-    return Archived(rows, [decode_envelope(value.encode()).row if value is not None else None
-                           for value in rows["value"].to_list()])
+    """Archived rows read back from the table, with their row images decoded again (an archive
+    written before `refusal` existed is read through the same refusals)."""
+    if REFUSAL not in rows.columns:
+        refusals = [read_envelope(key, None if value is None else value.encode())[1]
+                    for key, value in rows.select("key", "value").iter_rows()]
+        rows = rows.with_columns(pl.Series(REFUSAL, refusals, pl.String))
+    return Archived(rows, [None if value is None or refusal is not None else decode_envelope(value.encode()).row
+                           for value, refusal in rows.select("value", REFUSAL).iter_rows()])
 
 
 def is_row_change() -> pl.Expr:
@@ -111,10 +181,9 @@ def is_row_change() -> pl.Expr:
 def unreadable(archived: Archived) -> pl.DataFrame:
     """Records that are neither a row change nor a tombstone, with the reason (`_reason`), for
     Silver's `cdc_quarantine`."""
-    return (archived.rows.filter(pl.col("value").is_not_null() & ~is_row_change())
+    return (archived.rows.filter((pl.col("value").is_not_null() & ~is_row_change()) | pl.col(REFUSAL).is_not_null())
             .select("topic", "partition", "offset", "key", "value",
-                    pl.when(pl.col("op") == "t").then(pl.lit(TRUNCATE)).otherwise(pl.lit(UNREADABLE))
-                    .alias("_reason")))
+                    pl.sql_expr(quarantine_reason()).alias("_reason")))
 
 
 def _as_text(value: Any) -> str | None:
@@ -138,9 +207,8 @@ def row_changes(archived: Archived, table: str, columns: Sequence[str], keys: Se
                           schema={name: pl.String for name in columns})
     datetimes = DATETIME_COLUMNS.get(table, ())
     file_number = pl.col("source_file").str.extract(BINLOG_FILE.pattern, 1).cast(pl.Int64)
-    position = pl.format("{}:{}:{}", file_number.cast(pl.String).str.zfill(10),  # POSITION_FORMAT's text
-                         pl.col("source_pos").cast(pl.String).str.zfill(20),
-                         pl.col("source_row").fill_null(0).cast(pl.String).str.zfill(6))
+    position = pl.format("{}:{}:{}", *(part.cast(pl.String).str.zfill(width) for part, width in zip(
+        (file_number, pl.col("source_pos"), pl.col("source_row").fill_null(0)), POSITION_WIDTHS)))
     return (pl.concat([values, changing.select(
                 pl.col("op").alias(OP), (pl.col("op") == "d").alias(DELETED), position.alias(POSITION),
                 pl.col("source_ts").alias(CHANGED_AT))], how="horizontal")

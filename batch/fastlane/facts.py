@@ -9,9 +9,8 @@ from datetime import datetime
 
 import polars as pl
 
-from batch.rules import FIRST_CHANGED_AT, ORDER_STATUS, polars_sql
+from batch.rules import FIRST_CHANGED_AT, ORDER_STATUS, UNKNOWN, polars_sql
 
-UNKNOWN = -1
 UTC_MICROS = pl.Datetime("us", "UTC")
 FACT_COLUMNS = ("order_id", "order_date_id", "customer_key", "payment_method_key", "store_id", "customer_id",
                 "payment_method_id", "order_ts", "num_products", "detail_count", "total_quantity", "is_complete",

@@ -8,7 +8,11 @@ Exactly once, and exact after a kill anywhere:
 - Silver's and Gold's writes are MERGEs where the newest source position wins and facts are
   recomputed from Silver, so applying a change again changes nothing; their marks (Silver's:
   the archive's version applied, the format batch.store.marks reads, shared with the Spark jobs) are written
-  after the data, and a start first applies what the archive holds beyond Silver's mark.
+  after the data, and a start first applies what the archive holds beyond Silver's mark;
+- each step takes its work from the records it applies (the keys they name), never from what an
+  earlier step changed this time: after a kill between Silver's commit and Gold's, Silver has
+  nothing left to change when the records are applied again, and Gold must still see their keys.
+  `kill_points` names every boundary between two commits; the fault tests kill the lane at each.
 
 It owns the hot tables while it runs (batch.fastlane.lease); the Spark jobs read them through
 their change feed.
@@ -26,17 +30,16 @@ import pyarrow as pa
 
 from batch.clocks import COMPACT_AFTER_FILES
 from batch.fastlane import facts as facts_formula
-from batch.fastlane import silver
+from batch.fastlane import kill_points, silver
 from batch.fastlane.archive import Archived, Record, archive, rearchive, row_changes, unreadable
 from batch.fastlane.delta import Lake, Objects
 from batch.fastlane.source import Partition
-from batch.paths import CDC_QUARANTINE, GOLD, SILVER, archive_location, path, quarantine_name
+from batch.paths import ARCHIVE_MARK, CDC_QUARANTINE, GOLD, SILVER, archive_location, path, quarantine_name
 from batch.rules import (CUSTOMERS, INITIAL_SNAPSHOT, ORDER_DETAILS, ORDERS, SOURCE_POSITION, TABLES,
-                         SilverTable, extra_columns)
+                         SilverTable, envelope_paths, extra_columns)
 from batch.runs import Written, log
 from config import Settings
 
-ARCHIVE_MARK = "cdc_raw"  # Silver's mark: the archive's version applied (batch.archive_reads's too)
 APP_PREFIX = "fast-lane"
 ORDER_TIMES = {"order_id": pl.String, "order_ts": pl.Datetime("us", "UTC")}  # what a detail looks up
 
@@ -73,8 +76,8 @@ def reaches_back(archived: Archived) -> bool:
     """Whether records hold the source from its beginning: some of the connector's initial
     snapshot, and every partition from offset 0."""
     snapshot = archived.rows.select(
-        pl.coalesce(pl.col("value").str.json_path_match("$.source.snapshot"),
-                    pl.col("value").str.json_path_match("$.payload.source.snapshot")).is_in(INITIAL_SNAPSHOT).any()
+        pl.coalesce(pl.col("value").str.json_path_match(path) for path in envelope_paths("source.snapshot"))
+        .is_in(INITIAL_SNAPSHOT).any()
     ).item()
     whole = archived.rows.group_by("topic", "partition").agg(pl.col("offset").min()).filter(pl.col("offset") > 0)
     return bool(snapshot) and whole.is_empty()
@@ -97,6 +100,7 @@ class FastLane:
         self.archive_location = archive_location(settings)
         self.held: dict[str, tuple[int, object]] = {}  # location -> (version, what is held of it)
         self.orders_written = pl.DataFrame(schema=ORDER_TIMES)  # Silver's orders as this micro-batch wrote them
+        self.kill_points = kill_points.KillPoints(settings.lake_kill_at)
 
     def location(self, layer: str, table: str) -> str:
         return path(self.settings, layer, table)
@@ -140,6 +144,7 @@ class FastLane:
         started = time.monotonic()
         archived, version = self.append(records)
         batch.commits += 1
+        self.kill_points.reached(kill_points.ARCHIVE)
         batch.archive_s = time.monotonic() - started
         self.refine(batch, archived, version)
         return batch
@@ -190,11 +195,14 @@ class FastLane:
                   if name in (ORDERS.name, ORDER_DETAILS.name)]
         order_ids = pl.concat(orders)["order_id"].unique() if orders else pl.Series("order_id", [], pl.String)
         self.write_facts(batch, order_ids, now)
+        self.kill_points.reached(kill_points.GOLD)
         batch.gold_s = time.monotonic() - started
         self.objects.write_marks(SILVER, {ARCHIVE_MARK: str(archive_version)})
+        self.kill_points.reached(kill_points.SILVER_MARKS)
         silver_versions = {name: str(self.lake.version(self.location(SILVER, name)))
                            for name in (ORDERS.name, ORDER_DETAILS.name)}
         self.objects.write_marks(GOLD, silver_versions)
+        self.kill_points.reached(kill_points.GOLD_MARKS)
 
     def quarantine_unreadable(self, batch: MicroBatch, archived: Archived) -> None:
         location = self.location(SILVER, CDC_QUARANTINE)
@@ -202,15 +210,18 @@ class FastLane:
         if rows.height or self.lake.version(location) is None:
             batch.quarantined += rows.height
             batch.commits += self.lake.upsert(location, rows, ["topic", "partition", "offset"]).commits
+        self.kill_points.reached(kill_points.CDC_QUARANTINE)
 
     def refine_table(self, batch: MicroBatch, table: SilverTable, archived: Archived, now: datetime) -> pl.DataFrame:
-        """Apply the table's changes among `archived` to Silver and its quarantine; the keys written."""
+        """Apply the table's changes among `archived` to Silver and its quarantine; the keys the
+        records name and the keys written (rows taken out of quarantine, rows leaving for it)."""
         location = self.location(SILVER, table.name)
         columns = [*table.image_columns, *extra_columns(archived.fields(), table.image_columns)]
         changes = row_changes(archived, table.name, columns, table.bronze_keys)
         if table.looked_up:
             changes = self.order_times(changes)
         candidates = silver.conform(changes, table)
+        named = candidates.select(table.keys)
         quarantine_location = self.location(SILVER, quarantine_name(table.name))
         if table.references:
             quarantine = self.lake.read(quarantine_location)
@@ -234,15 +245,16 @@ class FastLane:
         written = self.lake.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
                                    current=held)
         batch.commits += written.commits
+        self.kill_points.reached(kill_points.silver(table.name))
         self.keep_keys(location, table.keys, good, leaving, written)
         if table is ORDERS:
             self.orders_written = good.select("order_id", "order_ts").cast(ORDER_TIMES)
         if bad.height or self.lake.version(quarantine_location) is None:
             batch.quarantined += bad.height
             batch.commits += self.lake.upsert(quarantine_location, bad, [*table.keys, SOURCE_POSITION]).commits
-        if written.rows or leaving is not None:
-            return pl.concat([good.select(table.keys), *([] if leaving is None else [leaving])])
-        return good.select(table.keys).clear()
+        self.kill_points.reached(kill_points.silver(quarantine_name(table.name)))
+        moved = [good.select(table.keys)] if written.rows else []
+        return pl.concat([named, *moved, *([] if leaving is None else [leaving])]).unique()
 
     def order_times(self, changes: pl.DataFrame) -> pl.DataFrame:
         """A detail's order time, from Silver's orders (null until its order is known): those

@@ -67,6 +67,8 @@ class Lease:
         self.objects, self.location = Objects(settings), fast_lane_state(settings)
         self.owner = Owner.this_process()
         self.state: dict = {}
+        self.failures: list[dict] = []  # this process's recent failures of the lane (run.Restarts)
+        self.caught_up_at = time.time()  # when the lane last held everything the topics held
 
     def acquire(self, poll_s: float = 2.0) -> None:
         """Take the lease: at once if it is free, or its owner was a process of this host that
@@ -87,12 +89,22 @@ class Lease:
         return owner == self.owner or (owner.host == self.owner.host and not psutil.pid_exists(owner.pid))
 
     def renew(self, *, applied: dict[str, dict[str, int]], left: int | None) -> None:
-        self.state = {"owner": {"pid": self.owner.pid, "host": self.owner.host}, "heartbeat": time.time(),
-                      "applied": applied, "left": left}
+        now = time.time()
+        if left == 0:
+            self.caught_up_at = now
+        self.state = {"owner": {"pid": self.owner.pid, "host": self.owner.host}, "heartbeat": now,
+                      "applied": applied, "left": left, "caught_up_at": self.caught_up_at,
+                      "failures": self.failures}
         self.objects.write(self.location, self.state)
 
     def release(self) -> None:
         self.objects.write(self.location, {**self.state, "released": True})
+
+    def failed(self, failures: list[dict], *, looping: bool, restart_in_s: float) -> None:
+        """The lane failed and starts again in `restart_in_s` (or is crash-looping): for the doctor."""
+        self.objects.write(self.location, {**self.state, "owner": {"pid": self.owner.pid, "host": self.owner.host},
+                                           "heartbeat": time.time(), "released": True, "failures": failures,
+                                           "crash_loop": looping, "restart_at": time.time() + restart_in_s})
 
 
 def read_state(settings: Settings) -> dict | None:

@@ -6,8 +6,10 @@ The lane reads the CDC topics and applies each micro-batch as soon as records ar
 linger, at most `--every`), logging a line per micro-batch; between micro-batches it renews
 its lease, recomputes the facts whose dimension keys were unknown once a dimension moved, and
 compacts the hot tables when they hold many files. SIGTERM or Ctrl-C stops it after the
-micro-batch under way. A failure stops it (exit 1, the cause logged): its supervisor (Procfile,
-compose, the stack) starts it again, and it goes on from the archive's offsets.
+micro-batch under way. A failure is logged with its cause and the lane starts again in the same
+process after a backoff (`supervise`), from the archive's offsets; a crash loop is one log line,
+and its lease says so to `python -m stack doctor`. A record it cannot apply is no failure: it is
+quarantined with its reason (batch.fastlane.archive).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 
-from batch.clocks import COMPACT_EVERY_S, HEARTBEAT_S, MAX_RECORDS_PER_BATCH as MAX_RECORDS
+from batch.clocks import (COMPACT_EVERY_S, CRASH_LOOP_FAILURES, CRASH_LOOP_WINDOW_S, HEARTBEAT_S,
+                          MAX_RECORDS_PER_BATCH as MAX_RECORDS, RESTART_FIRST_WAIT_S, RESTART_LONGEST_WAIT_S)
 from batch.fastlane.lane import FastLane, MicroBatch
 from batch.fastlane.lease import Lease, LeaseHeld, fresh, read_state, refusal
 from batch.fastlane.source import CdcSource
@@ -72,11 +76,60 @@ class Deferred:
                 self.child.kill()
 
 
+@dataclass
+class Restarts:
+    """A lane's recent failures in its process: how long to wait before starting it again, and
+    whether it crash-loops. Pure."""
+
+    failures: list[dict] = field(default_factory=list)  # {"at": epoch seconds, "cause": text}, oldest first
+
+    def failed(self, at: float, cause: str) -> float:
+        """Note a failure; the seconds to wait before the next start."""
+        self.failures = [*self.recent(at), {"at": at, "cause": cause}]
+        return min(RESTART_FIRST_WAIT_S * 2 ** (len(self.failures) - 1), RESTART_LONGEST_WAIT_S)
+
+    def recent(self, at: float) -> list[dict]:
+        return [failure for failure in self.failures if at - failure["at"] <= CRASH_LOOP_WINDOW_S]
+
+    def looping(self, at: float) -> bool:
+        return len(self.recent(at)) >= CRASH_LOOP_FAILURES
+
+    def line(self, at: float, wait_s: float) -> str:
+        recent, cause = self.recent(at), self.failures[-1]["cause"]
+        if self.looping(at):
+            return (f"fast lane crash-looping: {len(recent)} failures in {at - recent[0]['at']:.0f} s, "
+                    f"the last: {cause}; starting again in {wait_s:.0f} s")
+        return f"fast lane failed: {cause}; the lake keeps its last good version; starting again in {wait_s:.0f} s"
+
+
+def supervise(settings: Settings, *, linger_s: float, deferred_every_s: float | None,
+              restarts: Restarts | None = None) -> None:
+    """The lane, started again after each failure until SIGTERM or Ctrl-C, each start a new lane
+    (as a new process would be) that goes on from the archive's offsets."""
+    restarts = restarts or Restarts()
+    while True:
+        runner = Runner(settings, linger_s=linger_s, restarts=restarts)
+        try:
+            runner.run(deferred_every_s)
+            return
+        except Exception as error:  # noqa: BLE001 - any failure: logged, reported, started again
+            log.exception("fast lane failed")
+            at = time.time()
+            wait_s = restarts.failed(at, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:500])
+            log.error(restarts.line(at, wait_s))
+            if runner.lease.state:  # it held the lease (a LeaseHeld lane never did: the lease is another's)
+                runner.lease.failed(restarts.recent(at), looping=restarts.looping(at), restart_in_s=wait_s)
+            if runner.stopping.wait(wait_s):  # SIGTERM or Ctrl-C while it waits
+                return
+
+
 class Runner:
-    def __init__(self, settings: Settings, *, linger_s: float, max_records: int = MAX_RECORDS) -> None:
+    def __init__(self, settings: Settings, *, linger_s: float, max_records: int = MAX_RECORDS,
+                 restarts: Restarts | None = None) -> None:
         self.settings, self.linger_s, self.max_records = settings, linger_s, max_records
         self.lane = FastLane(settings)
         self.lease = Lease(settings)
+        self.lease.failures = (restarts or Restarts()).recent(time.time())
         self.stopping = threading.Event()
         self.applied: dict[str, dict[str, int]] = {}
 

@@ -10,10 +10,9 @@ from datetime import datetime
 
 import polars as pl
 
-from batch.rules import (BROKEN_RULES, CHANGED_AT, CHANGED_AT_COLUMN, DELETED, FIRST_CHANGED_AT, NOW, POSITION,
-                         RAW, SOURCE_POSITION, SilverTable, carried_columns, polars_sql)
+from batch.rules import (BROKEN_RULES, CHANGED_AT, CHANGED_AT_COLUMN, DELETED, FIRST_CHANGED_AT, KNOWN, NOW,
+                         POSITION, RAW, SOURCE_POSITION, SilverTable, carried_columns, polars_sql)
 
-KNOWN = "_known"  # whether the table holds a row of the key (an update rather than an insert)
 
 
 def _utc(frame: pl.DataFrame) -> pl.DataFrame:

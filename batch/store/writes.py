@@ -15,9 +15,8 @@ from pyspark.sql import functions as F
 from batch.runs import Written
 from batch.store.delta_log import commit_metrics, exists, version
 from batch.store.reads import read
-from batch.transforms.common import KNOWN, changed_rows, of_keys
-
-DELETE = "_delete"
+from batch.rules import DELETE, KNOWN, merge_condition
+from batch.transforms.common import changed_rows, of_keys
 
 
 def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[str], *,
@@ -57,7 +56,7 @@ def _write_changes(target: DeltaTable, location: str, source: DataFrame, keys: S
     if shape["deletes"] == 0 and shape["known"] == 0:
         source.drop(DELETE, KNOWN).write.format("delta").mode("append").save(location)
         return Written(inserted=shape["rows"], commits=1 + altered, version=version(spark, location))
-    matched = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    matched = merge_condition(keys)
     values = {f"`{name}`": f"s.`{name}`" for name in columns}
     (target.alias("t").merge(source.alias("s"), matched)
      .whenMatchedDelete(f"s.{DELETE}")

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from batch.rules import (CHANGED_AT, DATETIME_COLUMNS, DELETED, INITIAL_SNAPSHOT, OP, POSITION,  # noqa: F401
-                         POSITION_FORMAT, ROW_OPS, SEED_POSITION, TRUNCATE, UNREADABLE, extra_columns, position_text)
+from batch.rules import (CHANGED_AT, DATETIME_COLUMNS, DELETED, FIRST_LOAD_POSITION, INITIAL_SNAPSHOT,  # noqa: F401
+                         OP, POSITION, POSITION_FORMAT, REFUSAL, ROW_OPS, TRUNCATE, UNREADABLE, envelope_paths,
+                         extra_columns, position_text, quarantine_reason)
 from batch.transforms.common import latest_per_key
 
 ROW_TEXT = "map<string,string>"
@@ -34,26 +35,36 @@ def is_row_change(archived: DataFrame) -> Column:
             & F.col("source_pos").isNotNull())
 
 
+def envelope_part(part: str) -> Column:
+    """An envelope's `part` (`after`, `source.snapshot`) as JSON text, in either of its shapes."""
+    return F.coalesce(*(F.get_json_object("value", path) for path in envelope_paths(part)))
+
+
+def refused(archived: DataFrame) -> Column:
+    """Records the archiver refused (the reason in the archive's `refusal`)."""
+    return F.col(REFUSAL).isNotNull() if REFUSAL in archived.columns else F.lit(False)
+
+
 def tombstones(archived: DataFrame) -> Column:
     """Debezium's null-valued record after a delete (for log compaction): expected, no change."""
-    return F.col("value").isNull()
+    return F.col("value").isNull() & ~refused(archived)
 
 
 def unreadable(archived: DataFrame) -> DataFrame:
     """Records that are neither a row change nor a tombstone, with the reason, for the
     quarantine: topic, partition, offset, key, value, `_reason`."""
+    if REFUSAL not in archived.columns:  # an archive written before refusals were recorded
+        archived = archived.withColumn(REFUSAL, F.lit(None).cast("string"))
     return (archived.filter(~tombstones(archived) & ~F.coalesce(is_row_change(archived), F.lit(False)))
-            .select("topic", "partition", "offset", "key", "value",
-                    F.when(F.col("op") == "t", F.lit(TRUNCATE))
-                    .otherwise(F.lit(UNREADABLE)).alias("_reason")))
+            .select("topic", "partition", "offset", "key", "value", F.expr(quarantine_reason()).alias("_reason")))
 
 
 def row_changes(archived: DataFrame, table: str, columns: Sequence[str], keys: Sequence[str]) -> DataFrame:
     """The table's row changes: the source's `columns` (text, DATETIMEs as timestamps) from
     the row image (`before` for a delete), then `_op`, `_deleted`, `_position` and
     `_changed_at`. Each change once, however often the archive holds it."""
-    image = F.from_json(F.when(F.col("op") == "d", F.get_json_object("value", "$.before"))
-                        .otherwise(F.get_json_object("value", "$.after")), ROW_TEXT)
+    image = F.from_json(F.when(F.col("op") == "d", envelope_part("before")).otherwise(envelope_part("after")),
+                        ROW_TEXT)
     datetimes = DATETIME_COLUMNS.get(table, ())
 
     def column(name: str) -> Column:
@@ -72,8 +83,7 @@ def per_topic(archived: DataFrame) -> DataFrame:
     """Per topic: its records, those that are no row change (nor a tombstone), and the field
     names its row images carry (`fields`, each once, sorted): one pass over the records."""
     readable = F.coalesce(is_row_change(archived), F.lit(False)) | tombstones(archived)
-    image = F.from_json(F.coalesce(F.get_json_object("value", "$.after"), F.get_json_object("value", "$.before")),
-                        ROW_TEXT)
+    image = F.from_json(F.coalesce(envelope_part("after"), envelope_part("before")), ROW_TEXT)
     names = F.when(F.col("op").isin(*ROW_OPS), F.map_keys(image))
     return archived.groupBy("topic").agg(
         F.count("*").alias("records"), F.count_if(~readable).alias("unreadable"),
@@ -104,7 +114,7 @@ def reaches_back(archived: DataFrame) -> bool:
     connector's initial snapshot (the rest of the snapshot follows in later batches, so a
     first batch cut by `maxOffsetsPerTrigger` needs no JDBC copy), and it has every partition
     from offset 0 (Kafka's retention cut none of it before it was archived)."""
-    snapshot_began = (archived.filter(F.get_json_object("value", "$.source.snapshot").isin(*INITIAL_SNAPSHOT))
+    snapshot_began = (archived.filter(envelope_part("source.snapshot").isin(*INITIAL_SNAPSHOT))
                       .limit(1).count())
     cut = (archived.groupBy("topic", "partition").agg(F.min("offset").alias("first"))
            .filter(F.col("first") > 0).limit(1).count())
@@ -123,5 +133,5 @@ def snapshot_changes(rows: DataFrame, table: str, columns: Sequence[str]) -> Dat
         return F.col(name).cast("timestamp") if name in datetimes else F.col(name).cast("string")
 
     return rows.select(*[column(name).alias(name) for name in columns], F.lit("r").alias(OP),
-                       F.lit(False).alias(DELETED), F.lit(SEED_POSITION).alias(POSITION),
+                       F.lit(False).alias(DELETED), F.lit(FIRST_LOAD_POSITION).alias(POSITION),
                        F.lit(None).cast("timestamp").alias(CHANGED_AT))

@@ -8,8 +8,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-
-KNOWN = "_known"
+from batch.rules import KNOWN
 
 
 def _null_safe_equal(columns: Sequence[str], prefix: str) -> Column:

@@ -9,9 +9,9 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from batch.rules import ORDER_STATUS, UNKNOWN
 from batch.transforms.common import latest_per_key
 
-UNKNOWN = -1
 CUSTOMER_ATTRIBUTES = ("name", "email", "phone", "city", "created_at")  # a change starts a new version
 
 
@@ -132,10 +132,6 @@ def resolve_customer_version(facts: DataFrame, customers: DataFrame) -> DataFram
             .drop("_customer", "_key", "_from", "_to"))
 
 
-def order_status(is_deleted: Column, is_complete: Column) -> Column:
-    return F.when(is_deleted, F.lit("cancelled")).when(is_complete, F.lit("complete")).otherwise(F.lit("incomplete"))
-
-
 def fact_orders(orders: DataFrame, details: DataFrame, customers: DataFrame,
                 payment_methods: DataFrame, dates: DataFrame, placed: DataFrame) -> DataFrame:
     """One row per order (Silver's, cancelled ones too): its keys, size and lifecycle.
@@ -147,10 +143,11 @@ def fact_orders(orders: DataFrame, details: DataFrame, customers: DataFrame,
     sizes = details.groupBy("order_id").agg(F.count("*").alias("detail_count"),
                                              F.sum("quantity").cast("int").alias("total_quantity"),
                                              F.max("changed_at").alias("_details_changed_at"))
-    detail_count = F.coalesce("detail_count", F.lit(0)).cast("int")
-    is_complete = detail_count == F.col("num_products")
-    status = order_status(F.col("is_deleted"), is_complete)
+    is_complete = F.col("detail_count") == F.col("num_products")
+    status = F.col("status")
     return (orders.join(sizes, "order_id", "left").join(placed, "order_id", "left")
+            .withColumn("detail_count", F.coalesce("detail_count", F.lit(0)).cast("int"))
+            .withColumn("status", F.expr(ORDER_STATUS))
             .withColumn("order_date_id", date_id(F.col("order_date")))
             .transform(resolve_customer_version, customers)
             .transform(resolve_key, payment_methods, on="payment_method_id",
@@ -159,7 +156,7 @@ def fact_orders(orders: DataFrame, details: DataFrame, customers: DataFrame,
                        alias="order_date_id")
             .select("order_id", "order_date_id", "customer_key",
                     "payment_method_key", "store_id", "customer_id", "payment_method_id",
-                    "order_ts", "num_products", detail_count.alias("detail_count"),
+                    "order_ts", "num_products", "detail_count",
                     F.coalesce("total_quantity", F.lit(0)).cast("int").alias("total_quantity"),
                     is_complete.alias("is_complete"), F.col("is_deleted"), F.col("deleted_at"),
                     status.alias("status"),

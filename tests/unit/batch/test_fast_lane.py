@@ -89,7 +89,8 @@ def spark_silver(spark, rows: pl.DataFrame, table: SilverTable, known: list[int]
     checked = silver.check_table(newest, table, NOW, {"customers": spark.createDataFrame(
         [(key,) for key in known], "customer_id int")})
     return (sorted_rows(from_spark(silver.valid(checked, table)), table),
-            sorted(tuple(row) for row in silver.quarantined(checked).select(*table.keys, "_broken_rules").collect()))
+            sorted((tuple(row) for row in silver.quarantined(checked).select(*table.keys, "_broken_rules").collect()),
+                   key=nulls_first))
 
 
 def polars_silver(rows: pl.DataFrame, table: SilverTable, known: list[int]) -> tuple[list, list]:
@@ -102,7 +103,8 @@ def polars_silver(rows: pl.DataFrame, table: SilverTable, known: list[int]) -> t
     checked = fast_silver.check(newest, table, NOW, {"customers": pl.Series(known, dtype=pl.Int32)})
     bad = fast_silver.quarantined(checked)
     return (sorted_rows(fast_silver.valid(checked), table),
-            sorted((*row[:-1], list(row[-1])) for row in bad.select(*table.keys, "_broken_rules").iter_rows()))
+            sorted(((*row[:-1], list(row[-1])) for row in bad.select(*table.keys, "_broken_rules").iter_rows()),
+                   key=nulls_first))
 
 
 def from_spark(frame) -> pl.DataFrame:
@@ -110,6 +112,11 @@ def from_spark(frame) -> pl.DataFrame:
     rows = pl.from_pandas(frame.toPandas())
     return rows.with_columns(pl.col(name).dt.replace_time_zone("UTC") for name, dtype in rows.schema.items()
                              if isinstance(dtype, pl.Datetime) and dtype.time_zone is None)
+
+
+def nulls_first(row: tuple) -> tuple:
+    """A row's sort key where a null key sorts before any value."""
+    return tuple((value is not None, value if value is not None else "") for value in row[:-1])
 
 
 def sorted_rows(frame: pl.DataFrame, table: SilverTable) -> list[dict]:
@@ -127,6 +134,10 @@ CASES = {
         envelope("c", order("o5", at=datetime(2027, 1, 1, tzinfo=timezone.utc)), 600),  # in the future
         envelope("d", order("o6"), 700),
         envelope("c", {**order("o7"), "customer_id": "x"}, 800),  # not a number
+        envelope("c", order("o8", num_products=1), 900, wrapped=True),  # JsonConverter with schemas.enable
+        envelope("c", order("o8", num_products=1), 900, wrapped=True),  # Kafka Connect's replay: counts once
+        envelope("d", order("o9"), 950, wrapped=True),
+        envelope("c", order(None), 1000),  # a null key
     ]),
     "customers": (CUSTOMERS, "customers", [
         envelope("c", {"id": 7, "name": " Ann ", "email": "ANN@Example.COM", "phone": "", "city": "Oslo",
@@ -140,6 +151,9 @@ CASES = {
         envelope("c", {"order_id": "o1", "product_id": 5, "quantity": 2}, 100),
         envelope("c", {"order_id": "o1", "product_id": 6, "quantity": 0}, 200),
         envelope("d", {"order_id": "o1", "product_id": 5, "quantity": 2}, 300),
+        envelope("c", {"order_id": "o2", "product_id": 7, "quantity": 1}, 400, wrapped=True),
+        envelope("u", {"order_id": "o2", "product_id": 7, "quantity": 3}, 500, wrapped=True),
+        envelope("c", {"order_id": None, "product_id": 8, "quantity": 1}, 600),
     ]),
 }
 

@@ -36,7 +36,7 @@ def debezium(op: str, image: dict | None, pos: int, *, row: int = 0, committed: 
 def archived(spark: SparkSession, values: list[str | None], topic: str = "orders") -> DataFrame:
     """The archive's rows for these record values, at offsets 0, 1, ... of one partition, as the
     archiver writes them (batch.fastlane.archive)."""
-    records = [Record(topic, 0, offset, None, None if value is None else value.encode(), epoch_ms(COMMITTED))
+    records = [Record(topic, 0, offset, b'{"id": "k"}', None if value is None else value.encode(), epoch_ms(COMMITTED))
                for offset, value in enumerate(values)]
     return spark.createDataFrame(archive(records, NOW).rows.rows(), ARCHIVE_DDL)
 
@@ -139,14 +139,16 @@ def test_an_archive_that_begins_with_the_connectors_snapshot_reaches_back_before
 
 def test_records_that_are_no_row_change_are_set_aside_with_the_reason_and_tombstones_are_not(spark):
     values = [debezium("c", order_image("o1"), 100), None, "not json at all", '{"op": "c"}',
-              json.dumps({"op": "t", "source": {"file": "mysql-bin.000003", "pos": 5}})]
+              json.dumps({"op": "t", "source": {"file": "mysql-bin.000003", "pos": 5}}),
+              '{"a":' * 20_000 + "1" + "}" * 20_000]  # refused by the archiver: its reason is the archive's
 
     rows = archived(spark, values)
     unreadable = {r["offset"]: r["_reason"] for r in changes.unreadable(rows).collect()}
 
+    assert unreadable.pop(5).startswith("undecodable: ")
     assert unreadable == {2: changes.UNREADABLE, 3: changes.UNREADABLE,
                           4: "truncate: not applied (python -m batch audit shows the drift)"}
-    assert [(row["records"], row["unreadable"]) for row in changes.per_topic(rows).collect()] == [(5, 3)]
+    assert [(row["records"], row["unreadable"]) for row in changes.per_topic(rows).collect()] == [(6, 4)]
     assert changes.row_changes(rows, "orders", silver.ORDERS.image_columns, ("id",)).count() == 1
 
 

@@ -1,0 +1,45 @@
+"""The points between a micro-batch's commits (and the deferred work's) where a fault test has
+the lake's process killed, to prove that a restart leaves every table as if nothing happened.
+
+`LAKE_KILL_AT=silver:orders@2` kills the process with SIGKILL the second time it has just
+committed Silver's `orders`. Unset (always, outside the fault tests), a point costs one comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+ARCHIVE = "archive"                # the micro-batch's records appended to bronze/cdc_raw
+CDC_QUARANTINE = "silver:cdc_quarantine"
+GOLD = "gold"                      # fact_orders written
+SILVER_MARKS = "marks:silver"      # Silver's mark: the archive version applied
+GOLD_MARKS = "marks:gold"          # the Silver versions Gold's deferred work reads from
+DEFERRED = "deferred"              # the deferred Spark work, after each of its layers: deferred:<layer>
+
+
+def silver(table: str) -> str:
+    """After a Silver table's commit (`silver:orders`) or its quarantine's (`silver:orders_quarantine`)."""
+    return f"silver:{table}"
+
+
+def sigkill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillPoints:
+    """Counts each point reached; `kill`s the process at the one `kill_at` names, at its n-th time."""
+
+    def __init__(self, kill_at: str | None) -> None:
+        point, _, nth = (kill_at or "").partition("@")
+        self.point, self.nth = point or None, int(nth or 1)
+        self.reached_count: Counter[str] = Counter()
+        self.kill = sigkill
+
+    def reached(self, point: str) -> None:
+        if self.point is None:
+            return
+        self.reached_count[point] += 1
+        if point == self.point and self.reached_count[point] == self.nth:
+            self.kill()
