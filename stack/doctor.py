@@ -297,7 +297,7 @@ def fast_lane_check(state: dict | None, now: float) -> Check:
         return Check(name, False, f"stopped {age(silent)}", start)
     if not fresh(state, now):
         return Check(name, False, f"silent since {age(silent)} ({owner_of(state).says()}) without stopping",
-                     "it died: start it again (`python -m stack up` restarts the stack's; its log says why it stopped)")
+                     "it died (killed, or out of memory): " + start + "; its log says why")
     left, caught_up_at = state.get("left"), state.get("caught_up_at")
     behind = "" if left is None else f", {left:,} records behind the CDC topics"
     if left and caught_up_at is not None and now - caught_up_at > TRAILING_AFTER_S:
