@@ -16,11 +16,13 @@ Makefile starts the long steps beside pip's install.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -203,15 +205,21 @@ def default_cache() -> Path:
     return Path(os.environ.get("STACK_CACHE", Path.home() / ".cache" / "orderpipe")).expanduser().absolute()
 
 
-if __name__ == "__main__":
-    import argparse
-
+def chosen_parts(argv: list[str]) -> tuple[str, ...]:
+    """`python3 -m stack.install [PART ...]`'s parts (every one when none is named); exit 2 naming
+    the parts on an unknown one."""
     parser = argparse.ArgumentParser(prog="python3 -m stack.install", description=(
         "What the stack and the lake's Spark jobs run, installed under STACK_CACHE with nothing but the "
         "standard library (before the project's virtualenv exists); `python -m stack install` is the same."))
-    parser.add_argument("parts", nargs="*", choices=PARTS, metavar="PART",
-                        help=f"only these ({', '.join(PARTS)}); default every one")
-    chosen = tuple(parser.parse_args().parts) or PARTS
+    parser.add_argument("parts", nargs="*", metavar="PART", help=f"only these ({', '.join(PARTS)}); default every one")
+    parts = tuple(parser.parse_args(argv).parts)
+    if unknown := [part for part in parts if part not in PARTS]:
+        parser.error(f"unknown part {', '.join(unknown)}: choose from {', '.join(PARTS)}")
+    return parts or PARTS
+
+
+if __name__ == "__main__":
+    chosen = chosen_parts(sys.argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s stack  %(message)s", datefmt="%H:%M:%S")
     try:
         Toolchain(default_cache()).install(parts=chosen)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from stack import install
 from stack.install import SPARK_JARS_LIST, Toolchain
 
@@ -43,3 +45,12 @@ def test_the_install_module_runs_on_the_standard_library_alone():
                             cwd=install.POM.parent.parent)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['stack', 'stack.install']"
+
+
+def test_the_bootstrap_install_takes_every_part_unless_some_are_named_and_refuses_an_unknown_one(capsys):
+    assert install.chosen_parts([]) == install.PARTS
+    assert install.chosen_parts(["spark-jars", "maven"]) == ("spark-jars", "maven")
+    with pytest.raises(SystemExit) as refused:
+        install.chosen_parts(["spark-jars", "ivy"])
+    assert refused.value.code == 2
+    assert "unknown part ivy: choose from apt, maven, minio, spark-jars" in capsys.readouterr().err
