@@ -3,10 +3,12 @@ only for the first load and audits), in two engines over shared rules.
 
 `fastlane/`, the hot path without a JVM (delta-rs + Polars): `source.py` (the CDC topics, one
 confluent-kafka consumer, each partition from the archive's transaction id), `archive.py` (records
--> archive rows and row changes, pure, the envelope decoded by `streams.codec`), `silver.py` and
-`facts.py` (Silver and `fact_orders` in Polars, pure), `delta.py` (delta-rs reads and writes, MinIO
-objects), `lane.py` (a micro-batch: archive, Silver, facts, marks), `lease.py` (who owns the hot
-tables), `run.py` (`--continuous` and `archive`). `layers/`, the Spark jobs in one shape (`job.py`:
+-> archive rows and row changes, pure, the envelope decoded by `streams.codec`, a record it cannot
+apply refused with its reason), `silver.py` and `facts.py` (Silver and `fact_orders` in Polars,
+pure), `delta.py` (delta-rs reads and writes, MinIO objects or a `file://` lake's), `lane.py` (a
+micro-batch: archive, Silver, facts, marks), `kill_points.py` (the named boundaries between its
+commits where the fault tests kill it), `lease.py` (who owns the hot tables, and the lane's health
+for the doctor), `run.py` (`--continuous`, restarted after a failure, and `archive`). `layers/`, the Spark jobs in one shape (`job.py`:
 marks read, tables moved, marks written), none importing another: `bronze.py` (the archiver,
 drained), `snapshot.py`, `silver.py`, `history.py`, `gold.py`, `marts.py`; `flows.py` puts them in
 order; `names.py`, `archive_reads.py` hold what they share; `transforms/`, their pure Spark transforms.
