@@ -1,6 +1,6 @@
 """Silver in Polars: a table's row changes -> its newest valid rows and its quarantine, by the
 rules batch.rules states for both engines. Pure; batch.transforms.silver is Spark's side of
-the same rules, and tests/integration/test_fast_lane.py holds the two engines' tables equal.
+the same rules, and tests/unit/batch/test_fast_lane.py holds the two engines' tables equal.
 """
 
 from __future__ import annotations

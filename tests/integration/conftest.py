@@ -5,7 +5,7 @@ archive job, a killed continuous lake, schema evolution, maintenance, spark-subm
 all fit in CI's budget. `LAKE_SUITE` says which run: `short` (the default) none, `long` all,
 `turn` one of them, the day's turn (days since 1970-01-01 modulo their count, in node id
 order; `LAKE_TURN=<n>` picks another), so a CI run every day runs each of them at least once
-in any seven days. The deselected ones are named in the summary: none is hidden. Run all of
+in as many days as there are long tests. The deselected ones are named in the summary: none is hidden. Run all of
 them before changing the lake: `LAKE_SUITE=long make test`.
 
 Tests marked `rotation` change the stack's passwords, which every other test of the session
