@@ -40,9 +40,16 @@ ENVELOPE_ROOTS = ("$", "$.payload")
 REFUSAL = "refusal"  # the archive's column: why the lake refuses a record (batch.fastlane.archive), else null
 
 
-def merge_condition(keys) -> str:
-    """A MERGE's match of target `t` and source `s` rows: every key equal, a null equal to a null."""
-    return " AND ".join(f"(t.`{key}` IS NOT DISTINCT FROM s.`{key}`)" for key in keys)
+def merge_condition(keys, nullable=()) -> str:
+    """A MERGE's match of target `t` and source `s` rows: every key equal, a null equal to a null
+    for the `nullable` keys (a quarantine's: its rows may lack a key). Plain `=` elsewhere, where
+    the rules keep nulls out: delta-rs prunes a MERGE's files by `=` only."""
+    return " AND ".join(f"(t.`{key}` IS NOT DISTINCT FROM s.`{key}`)" if key in nullable else f"t.`{key}` = s.`{key}`"
+                        for key in keys)
+
+
+# A date-time's epoch milliseconds both engines take: years 1 to 9999 (Spark's and Delta's range).
+DATETIME_MS_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
 
 
 def envelope_paths(part: str) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from minio.error import S3Error
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from batch.clocks import CRASH_LOOP_WINDOW_S, STALENESS_BOUND_S, TRAILING_AFTER_S
+from batch.clocks import CRASH_LOOP_WINDOW_S, LEASE_S, STALENESS_BOUND_S, TRAILING_AFTER_S
 from batch.fastlane.lease import fresh, owner_of, read_state
 from batch.flows import DEFERRED
 from batch.tools.freshness import behind_since
@@ -286,11 +286,11 @@ def fast_lane_check(state: dict | None, now: float) -> Check:
     silent = now - state["heartbeat"]
     failures = [failure for failure in state.get("failures") or () if now - failure["at"] <= CRASH_LOOP_WINDOW_S]
     last = f"the last {age(now - failures[-1]['at'])}: {failures[-1]['cause']}" if failures else ""
-    if state.get("crash_loop") and failures:
+    if state.get("crash_loop") and failures and now < state.get("restart_at", now) + LEASE_S:
         return Check(name, False, f"crash-looping: {len(failures)} failures in {CRASH_LOOP_WINDOW_S / 60:.0f} min, {last}",
                      "its log says why (a record it cannot apply is quarantined, so this is no record's fault): "
                      "fix the cause; it keeps starting again")
-    if state.get("released") and state.get("restart_at") and failures:
+    if state.get("released") and state.get("restart_at") and failures and now < state["restart_at"] + LEASE_S:
         return Check(name, False, f"failed, starts again in {max(0.0, state['restart_at'] - now):.0f} s; {last}",
                      "its log says why; it starts again by itself")
     if state.get("released"):

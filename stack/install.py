@@ -17,6 +17,7 @@ Makefile starts the long steps beside pip's install.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import logging
 import os
@@ -108,7 +109,7 @@ class Toolchain:
         listing = self.spark_jars / SPARK_JARS_LIST
         if not listing.is_file():
             return False
-        header, *names = listing.read_text().splitlines()
+        header, *names = listing.read_text().splitlines() or [""]
         return header == _spark_list_header() and bool(names) and all((self.spark_jars / n).is_file() for n in names)
 
     def missing(self) -> list[str]:
@@ -128,7 +129,14 @@ class Toolchain:
         return absent
 
     def install(self, extras: tuple[str, ...] = (), parts: tuple[str, ...] = PARTS) -> None:
-        """What is missing of `parts` (default every one), then the optional services `extras`."""
+        """What is missing of `parts` (default every one), then the optional services `extras`;
+        one install at a time per cache (`make stack`'s beside a test's, say)."""
+        self.cache.mkdir(parents=True, exist_ok=True)
+        with open(self.cache / ".install.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._install(extras, parts)
+
+    def _install(self, extras: tuple[str, ...], parts: tuple[str, ...]) -> None:
         missing = [name for name in self.missing() if name in parts]
         # apt, Maven and MinIO's build share nothing: side by side, the longest one sets the time.
         # Maven's two poms go one after the other: Maven does not lock its local repository.
@@ -176,7 +184,9 @@ class Toolchain:
             _run([mvn, "-q", "-B", "-f", str(SPARK_POM), f"-Dstack.cache={self.cache}",
                   "dependency:copy-dependencies@spark-jars"])
             names = sorted(path.name for path in self.spark_jars.glob("*.jar"))
-            (self.spark_jars / SPARK_JARS_LIST).write_text("\n".join((_spark_list_header(), *names)) + "\n")
+            listing = self.spark_jars / SPARK_JARS_LIST
+            listing.with_suffix(".tmp").write_text("\n".join((_spark_list_header(), *names)) + "\n")
+            listing.with_suffix(".tmp").replace(listing)  # whole or absent: the proof the set is complete
 
     def _install_minio(self) -> None:
         go = which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)

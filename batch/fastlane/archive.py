@@ -22,8 +22,8 @@ import orjson
 import polars as pl
 
 from batch.clocks import MAX_RECORD_BYTES
-from batch.rules import (CHANGED_AT, DATETIME_COLUMNS, DELETED, LIFECYCLE_COLUMNS, OP, POSITION, POSITION_WIDTHS,
-                         REFUSAL, ROW_OPS, quarantine_reason)
+from batch.rules import (CHANGED_AT, DATETIME_COLUMNS, DATETIME_MS_RANGE, DELETED, LIFECYCLE_COLUMNS, OP, POSITION,
+                         POSITION_WIDTHS, REFUSAL, ROW_OPS, quarantine_reason)
 from streams.codec import Envelope, decode_envelope
 
 UTC_MICROS = pl.Datetime("us", "UTC")
@@ -94,8 +94,12 @@ def read_envelope(key: bytes | str | None, value: bytes | None) -> tuple[Envelop
 
 
 def _unappliable(envelope: Envelope) -> str | None:
-    """Why a decoded envelope cannot become a row change, if it cannot (its numbers are checked
+    """Why a decoded envelope cannot become a row change, if it cannot (its positions are checked
     only when a micro-batch's columns refuse them: `_out_of_range`)."""
+    low, high = DATETIME_MS_RANGE
+    for name, millis in (("source.ts_ms", envelope.committed_ms), ("ts_ms", envelope.captured_ms)):
+        if millis is not None and (millis < low or millis > high):
+            return f"{name} {millis} is no time of years 1 to 9999"
     row = envelope.row
     if row is None:
         return None
@@ -148,7 +152,9 @@ def _archived(records: Sequence[Record], read: list[tuple[Envelope, str | None]]
         "source_row": [envelope.source_row for envelope in envelopes],
         "source_ts": [envelope.committed_ms for envelope in envelopes],
         "captured_at": [envelope.captured_ms for envelope in envelopes],
-        "kafka_ts": [record.timestamp_ms for record in records],
+        "kafka_ts": [record.timestamp_ms if record.timestamp_ms is None
+                     or DATETIME_MS_RANGE[0] <= record.timestamp_ms <= DATETIME_MS_RANGE[1] else None
+                     for record in records],
         REFUSAL: [refusal for _, refusal in read],
     }
     millis = ("source_ts", "captured_at", "kafka_ts")
@@ -175,7 +181,7 @@ def is_row_change() -> pl.Expr:
     """A Debezium change of a row with its place in the binlog (not a tombstone, truncate or
     foreign record)."""
     return (pl.col("op").is_in(ROW_OPS) & pl.col("source_file").str.contains(BINLOG_FILE.pattern)
-            & pl.col("source_pos").is_not_null()).fill_null(False)
+            & pl.col("source_pos").is_not_null() & pl.col(REFUSAL).is_null()).fill_null(False)
 
 
 def unreadable(archived: Archived) -> pl.DataFrame:
@@ -197,6 +203,13 @@ def _as_text(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
+def _millis(text: pl.Expr) -> pl.Expr:
+    """A DATETIME's epoch milliseconds, null when it is none or no time of years 1 to 9999 (Silver's
+    rules then quarantine the row)."""
+    millis = text.cast(pl.Int64, strict=False)
+    return pl.when(millis.is_between(*DATETIME_MS_RANGE)).then(millis)
+
+
 def row_changes(archived: Archived, table: str, columns: Sequence[str], keys: Sequence[str]) -> pl.DataFrame:
     """The table's row changes: the source's `columns` as text (DATETIMEs as timestamps) from
     each change's row image, then `_op`, `_deleted`, `_position` and `_changed_at`. Each change
@@ -212,6 +225,6 @@ def row_changes(archived: Archived, table: str, columns: Sequence[str], keys: Se
     return (pl.concat([values, changing.select(
                 pl.col("op").alias(OP), (pl.col("op") == "d").alias(DELETED), position.alias(POSITION),
                 pl.col("source_ts").alias(CHANGED_AT))], how="horizontal")
-            .with_columns(pl.from_epoch(pl.col(name).cast(pl.Int64, strict=False), "ms")
-                          .dt.replace_time_zone("UTC").cast(UTC_MICROS) for name in columns if name in datetimes)
+            .with_columns(pl.from_epoch(_millis(pl.col(name)), "ms").dt.replace_time_zone("UTC").cast(UTC_MICROS)
+                          for name in columns if name in datetimes)
             .unique([*keys, POSITION], keep="first", maintain_order=True))

@@ -133,10 +133,11 @@ class Lake:
 
     def upsert(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *,
                deletes: pl.DataFrame | None = None, partition_by: Sequence[str] = (),
-               current: pl.DataFrame | None = None) -> Written:
+               current: pl.DataFrame | None = None, nullable_keys: Sequence[str] = ()) -> Written:
         """MERGE `rows` into the table by `keys` and delete the `deletes` keys; the first write
         creates the table. Rows identical to the table's are left out; with nothing left, no
-        commit. `current`: the table's rows of (at least) `rows`' keys, if read already."""
+        commit. `current`: the table's rows of (at least) `rows`' keys, if read already;
+        `nullable_keys`, keys a row may lack (a quarantine's), matched null to null."""
         table = self.table(location)
         if table is None:
             write_deltalake(uri(location), rows.to_arrow(), partition_by=list(partition_by) or None,
@@ -155,7 +156,7 @@ class Lake:
         if not source[KNOWN].any():
             write_deltalake(table, source.drop(DELETE, KNOWN).to_arrow(), mode="append", schema_mode="merge")
             return Written(inserted=source.height, commits=1, version=table.version())
-        matched = merge_condition(keys)
+        matched = merge_condition(keys, nullable_keys)
         values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
         metrics = (table.merge(source.to_arrow(), matched, source_alias="s", target_alias="t",
                                merge_schema=True, streamed_exec=False)

@@ -188,7 +188,7 @@ class FastLane:
             topic = self.settings.cdc_topic(table.name)
             referenced = {self.settings.cdc_topic(reference.table) for reference in table.references.values()}
             if topic in topics or referenced & topics or self.lake.version(self.location(SILVER, table.name)) is None:
-                touched[table.name] = self.refine_table(batch, table, archived.of_topic(topic), now)
+                touched[table.name] = self.refine_table(batch, table, archived.of_topic(topic), now, touched)
         batch.silver_s = time.monotonic() - started
         started = time.monotonic()
         orders = [keys.select("order_id") for name, keys in touched.items()
@@ -212,9 +212,11 @@ class FastLane:
             batch.commits += self.lake.upsert(location, rows, ["topic", "partition", "offset"]).commits
         self.kill_points.reached(kill_points.CDC_QUARANTINE)
 
-    def refine_table(self, batch: MicroBatch, table: SilverTable, archived: Archived, now: datetime) -> pl.DataFrame:
+    def refine_table(self, batch: MicroBatch, table: SilverTable, archived: Archived, now: datetime,
+                     named_before: dict[str, pl.DataFrame]) -> pl.DataFrame:
         """Apply the table's changes among `archived` to Silver and its quarantine; the keys the
-        records name and the keys written (rows taken out of quarantine, rows leaving for it)."""
+        records name, the quarantined rows naming a key the records of a referenced table name
+        (`named_before`: those tables' keys, refined first), and the keys written."""
         location = self.location(SILVER, table.name)
         columns = [*table.image_columns, *extra_columns(archived.fields(), table.image_columns)]
         changes = row_changes(archived, table.name, columns, table.bronze_keys)
@@ -227,8 +229,13 @@ class FastLane:
             quarantine = self.lake.read(quarantine_location)
             if quarantine is not None and not quarantine.is_empty():
                 # every quarantined row that may now pass, not only those of this batch's keys
-                candidates = pl.concat([candidates, silver.awaiting_references(quarantine, table)],
-                                       how="diagonal_relaxed")
+                awaiting = silver.awaiting_references(quarantine, table)
+                candidates = pl.concat([candidates, awaiting], how="diagonal_relaxed")
+                named = pl.concat([named, *(
+                    awaiting.filter(pl.col(reference.column).is_in(arrived[reference.key].implode())).select(table.keys)
+                    for reference in table.references.values()
+                    if (arrived := named_before.get(reference.table)) is not None and not arrived.is_empty())],
+                    how="vertical_relaxed")
         newest = silver.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys)
         held = self.lake.of_keys(location, newest, table.keys)
         newest = silver.newer_than_stored(newest, held, table.keys)
@@ -251,10 +258,11 @@ class FastLane:
             self.orders_written = good.select("order_id", "order_ts").cast(ORDER_TIMES)
         if bad.height or self.lake.version(quarantine_location) is None:
             batch.quarantined += bad.height
-            batch.commits += self.lake.upsert(quarantine_location, bad, [*table.keys, SOURCE_POSITION]).commits
+            batch.commits += self.lake.upsert(quarantine_location, bad, [*table.keys, SOURCE_POSITION],
+                                              nullable_keys=table.keys).commits
         self.kill_points.reached(kill_points.silver(quarantine_name(table.name)))
         moved = [good.select(table.keys)] if written.rows else []
-        return pl.concat([named, *moved, *([] if leaving is None else [leaving])]).unique()
+        return pl.concat([named, *moved, *([] if leaving is None else [leaving])], how="vertical_relaxed").unique()
 
     def order_times(self, changes: pl.DataFrame) -> pl.DataFrame:
         """A detail's order time, from Silver's orders (null until its order is known): those

@@ -88,9 +88,11 @@ class Lease:
         """Whether `owner` is this process, or a process of this host that no longer runs."""
         return owner == self.owner or (owner.host == self.owner.host and not psutil.pid_exists(owner.pid))
 
-    def renew(self, *, applied: dict[str, dict[str, int]], left: int | None) -> None:
+    def renew(self, *, applied: dict[str, dict[str, int]], left: int | None, caught_up: bool = False) -> None:
+        """The lease renewed with the lane's progress; `caught_up`: its last read found no more
+        records waiting than it took (as `left == 0` says too)."""
         now = time.time()
-        if left == 0:
+        if caught_up or left == 0:
             self.caught_up_at = now
         self.state = {"owner": {"pid": self.owner.pid, "host": self.owner.host}, "heartbeat": now,
                       "applied": applied, "left": left, "caught_up_at": self.caught_up_at,

@@ -118,8 +118,15 @@ def supervise(settings: Settings, *, linger_s: float, deferred_every_s: float | 
             wait_s = restarts.failed(at, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:500])
             log.error(restarts.line(at, wait_s))
             if runner.lease.state:  # it held the lease (a LeaseHeld lane never did: the lease is another's)
-                runner.lease.failed(restarts.recent(at), looping=restarts.looping(at), restart_in_s=wait_s)
+                try:
+                    runner.lease.failed(restarts.recent(at), looping=restarts.looping(at), restart_in_s=wait_s)
+                except Exception:  # noqa: BLE001 - MinIO away is a likely cause: the restart matters more
+                    log.exception("the lease could not record the failure")
             if runner.stopping.wait(wait_s):  # SIGTERM or Ctrl-C while it waits
+                try:
+                    runner.lease.release()
+                except Exception:  # noqa: BLE001 - stopping anyway; the lease lapses by itself
+                    log.exception("the lease could not be released")
                 return
 
 
@@ -174,7 +181,8 @@ class Runner:
                     number, total = number + 1, total + len(records)
                     left = source.left()
                     log.info(batch.line(number, left))
-                    self.lease.renew(applied=self.applied, left=left)
+                    # a poll that came back short read everything there was: the lane was caught up
+                    self.lease.renew(applied=self.applied, left=left, caught_up=len(records) < self.max_records)
                     renewed = time.monotonic()
                     continue
                 if dimensions != (moved := self.lane.dimension_versions()):

@@ -153,7 +153,8 @@ class SilverJob(LayerJob):
                                      partition_by=table.partition_by, current=held))
             quarantine = paths.path(settings, LAYER, quarantine_name(table.name))
             if counts.quarantined or not delta_log.exists(spark, quarantine):
-                counts.commits += writes.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION]).commits
+                counts.commits += writes.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION],
+                                                nullable_keys=table.keys).commits
         finally:
             checked.unpersist()
             if held is not None:

@@ -21,12 +21,13 @@ from batch.transforms.common import changed_rows, of_keys
 
 def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[str], *,
            deletes: DataFrame | None = None, partition_by: Sequence[str] = (),
-           current: DataFrame | None = None) -> Written:
+           current: DataFrame | None = None, nullable_keys: Sequence[str] = ()) -> Written:
     """MERGE `rows` into the table by `keys` and delete the `deletes` keys; the first write
     creates the table. Rows identical to the table's are left out; with nothing left, no
     commit is made. When every row left is new, it is appended: same result, a fraction of
     a MERGE's time (the usual case of an incremental run). `current`: the table's rows of
-    (at least) `rows`' keys, when the caller holds them already."""
+    (at least) `rows`' keys, when the caller holds them already; `nullable_keys`, keys a row may
+    lack (a quarantine's), matched null to null."""
     if not exists(spark, location):
         rows.write.format("delta").partitionBy(*partition_by).save(location)
         return Written(inserted=commit_metrics(spark, location).get("numOutputRows", 0), commits=1)
@@ -41,10 +42,10 @@ def upsert(spark: SparkSession, location: str, rows: DataFrame, keys: Sequence[s
     # Computed once; the counts and the write reuse it. A checkpoint, not a cache: its plan
     # no longer names the target's columns, so MERGE can take it without copying it again.
     source = source.localCheckpoint()
-    return _write_changes(target, location, source, keys, rows.columns, altered)
+    return _write_changes(target, location, source, merge_condition(keys, nullable_keys), rows.columns, altered)
 
 
-def _write_changes(target: DeltaTable, location: str, source: DataFrame, keys: Sequence[str],
+def _write_changes(target: DeltaTable, location: str, source: DataFrame, matched: str,
                    columns: Sequence[str], altered: int) -> Written:
     """`upsert`'s write of the rows that differ (`source`, with DELETE and KNOWN): nothing,
     an append, or a MERGE."""
@@ -56,7 +57,6 @@ def _write_changes(target: DeltaTable, location: str, source: DataFrame, keys: S
     if shape["deletes"] == 0 and shape["known"] == 0:
         source.drop(DELETE, KNOWN).write.format("delta").mode("append").save(location)
         return Written(inserted=shape["rows"], commits=1 + altered, version=version(spark, location))
-    matched = merge_condition(keys)
     values = {f"`{name}`": f"s.`{name}`" for name in columns}
     (target.alias("t").merge(source.alias("s"), matched)
      .whenMatchedDelete(f"s.{DELETE}")

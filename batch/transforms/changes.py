@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from batch.rules import (CHANGED_AT, DATETIME_COLUMNS, DELETED, FIRST_LOAD_POSITION, INITIAL_SNAPSHOT,  # noqa: F401
-                         OP, POSITION, POSITION_FORMAT, REFUSAL, ROW_OPS, TRUNCATE, UNREADABLE, envelope_paths,
+                         OP, POSITION, POSITION_FORMAT, REFUSAL, ROW_OPS, DATETIME_MS_RANGE, TRUNCATE, UNREADABLE, envelope_paths,
                          extra_columns, position_text, quarantine_reason)
 from batch.transforms.common import latest_per_key
 
@@ -32,7 +32,7 @@ def is_row_change(archived: DataFrame) -> Column:
     """A Debezium change of a row with its place in the binlog (not a tombstone, truncate or
     foreign record)."""
     return (F.col("op").isin(*ROW_OPS) & F.col("source_file").rlike(r"\.\d+$")
-            & F.col("source_pos").isNotNull())
+            & F.col("source_pos").isNotNull() & ~refused(archived))
 
 
 def envelope_part(part: str) -> Column:
@@ -69,7 +69,10 @@ def row_changes(archived: DataFrame, table: str, columns: Sequence[str], keys: S
 
     def column(name: str) -> Column:
         text = image[name]
-        return F.timestamp_millis(text.cast("long")) if name in datetimes else text
+        if name not in datetimes:
+            return text
+        millis = text.cast("long")  # no time of years 1 to 9999 is null, as in the fast lane
+        return F.when(millis.between(*DATETIME_MS_RANGE), F.timestamp_millis(millis))
 
     return (archived.filter(is_row_change(archived))
             .select(*[column(name).alias(name) for name in columns],

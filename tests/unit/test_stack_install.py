@@ -54,3 +54,10 @@ def test_the_bootstrap_install_takes_every_part_unless_some_are_named_and_refuse
         install.chosen_parts(["spark-jars", "ivy"])
     assert refused.value.code == 2
     assert "unknown part ivy: choose from apt, maven, minio, spark-jars" in capsys.readouterr().err
+
+
+def test_an_empty_list_left_by_a_killed_install_means_install_again(tmp_path):
+    tools = Toolchain(tmp_path)
+    tools.spark_jars.mkdir(parents=True)
+    (tools.spark_jars / SPARK_JARS_LIST).write_text("")
+    assert "spark-jars" in tools.missing()

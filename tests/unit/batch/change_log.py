@@ -108,11 +108,13 @@ def shop_change_log(settings: Settings, orders_per_batch: int = 12) -> list[list
             log.raw("orders", json.dumps({"id": cancelled}).encode(), None)
         if batch == 1:  # a payment method renamed; orders of a customer not known yet, who arrives next
             log.change("payment_method", "u", {"id": 2, "name": "Method 2, renamed", "provider": "Visa"})
+            log.change("customers", "u", {**customer(2), "city": "Porto"})
             log.change("orders", "c", order("late-customer", customer_id=9, num_products=1))
             log.change("order_details", "c", detail("late-customer", 11))
             log.raw("orders", b'{"id": "x"}', b"\xffnot json at all")
         if batch == 2:
             log.change("customers", "c", customer(9))
+            log.change("payment_method", "c", {"id": 4, "name": "Method 4", "provider": "Klarna"})
             table, image, pos = replayed
             log.change(table, "c", image, at=pos)  # Kafka Connect's replay after a restart: same position
         log.cut()

@@ -22,9 +22,9 @@ def nested(depth: int) -> str:
     return '{"a":' * depth + "1" + "}" * depth
 
 
-def envelope_text(after: str, pos: int = 90_000, row: int = 0) -> bytes:
+def envelope_text(after: str, pos: int = 90_000, row: int = 0, ts_ms: int = 1795165200000) -> bytes:
     return (f'{{"before":null,"after":{after},"source":{{"file":"mysql-bin.000003","pos":{pos},"row":{row},'
-            f'"ts_ms":1795165200000}},"op":"c","ts_ms":1795165200005}}').encode()
+            f'"ts_ms":{ts_ms}}},"op":"c","ts_ms":1795165200005}}').encode()
 
 
 BAD = {
@@ -41,6 +41,8 @@ BAD = {
                                                   "row field names no table may have: 'a b;drop'"),
     "a binlog position past a long": (envelope_text(json.dumps({"id": "o-x"}), pos=2 ** 70), "source.pos"),
     "a row number past an int": (envelope_text(json.dumps({"id": "o-x"}), row=2 ** 40), "source.row"),
+    "a commit time past year 9999": (envelope_text(json.dumps({"id": "o-x"}), ts_ms=2 ** 62),
+                                     "source.ts_ms 4611686018427387904 is no time of years 1 to 9999"),
     "a tombstone without a key": (None, "a tombstone without a key"),
     "not JSON": (b"\xff\xfe not json", "not_debezium_json"),
 }
@@ -78,3 +80,16 @@ def test_a_record_the_lane_cannot_apply_is_quarantined_with_its_reason_and_the_l
     assert batch.quarantined == 1 and batch.records == 2
     assert good_id in lane.lake.read(lane.location(SILVER, "orders"))["order_id"].to_list()
     assert lane.recover() is None  # the marks moved past it: nothing left to apply again
+
+
+def test_an_order_time_no_calendar_holds_quarantines_the_order_by_its_rules(lake_with_reference_data):
+    lane, log = lake_with_reference_data
+    log.cut()
+    log.change("orders", "c", {**order("o-year-146-million", num_products=1), "timestamp": 2 ** 62})
+
+    batch = lane.apply(log.batches[-1])
+
+    quarantined = lane.lake.read(lane.location(SILVER, "orders_quarantine"))
+    row = quarantined.filter(pl.col("order_id") == "o-year-146-million")
+    assert row.height == 1 and batch.quarantined == 1
+    assert "o-year-146-million" not in lane.lake.read(lane.location(SILVER, "orders"))["order_id"].to_list()

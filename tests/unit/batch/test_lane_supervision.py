@@ -9,7 +9,7 @@ import pytest
 
 from batch.clocks import CRASH_LOOP_WINDOW_S, LEASE_S, RESTART_LONGEST_WAIT_S, TRAILING_AFTER_S
 from batch.fastlane import run
-from batch.fastlane.lease import read_state
+from batch.fastlane.lease import Lease, read_state
 from batch.fastlane.run import Restarts, supervise
 from stack.doctor import fast_lane_check
 
@@ -75,6 +75,8 @@ def running(**extra) -> dict:
     (running(heartbeat=NOW - LEASE_S - 1), False, "without stopping"),
     (running(released=True, restart_at=NOW + 4, failures=[{"at": NOW - 1, "cause": "OSError: disk full"}]), False,
      "failed, starts again in 4 s; the last 1 s ago: OSError: disk full"),
+    (running(released=True, restart_at=NOW - LEASE_S - 1, failures=[{"at": NOW - LEASE_S - 2, "cause": "x"}]), False,
+     "stopped"),  # killed while it waited to start again
     (running(released=True, crash_loop=True, restart_at=NOW + 30,
              failures=[{"at": NOW - n, "cause": "ValueError: bad"} for n in (30, 20, 10)]), False,
      "crash-looping: 3 failures in 5 min, the last 10 s ago: ValueError: bad"),
@@ -83,3 +85,13 @@ def test_the_doctor_calls_a_lane_that_is_not_running_crash_loops_or_trails_a_pro
     check = fast_lane_check(state, NOW)
     assert (check.ok, says in check.detail) == (ok, True), check.detail
     assert check.ok or check.fix
+
+
+def test_a_lane_whose_reads_come_back_short_counts_as_caught_up_though_records_keep_arriving(settings, tmp_path):
+    local = settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"})
+    lease = Lease(local)
+    lease.caught_up_at = 0.0
+    lease.renew(applied={}, left=120)  # a full read: more may be waiting
+    assert read_state(local)["caught_up_at"] == 0.0
+    lease.renew(applied={}, left=120, caught_up=True)  # a short read: it took all there was
+    assert read_state(local)["caught_up_at"] > 0.0
