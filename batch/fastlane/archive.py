@@ -41,6 +41,7 @@ BINLOG_FILE = re.compile(r"\.(\d+)$")
 PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")  # a column name both engines and Delta take as it is
 RESERVED = frozenset(LIFECYCLE_COLUMNS)  # and every name starting with "_": the lane's own columns
 NO_ENVELOPE = decode_envelope(None)
+EARLIEST_MS, LATEST_MS = DATETIME_MS_RANGE
 LONG, INT = (-(2 ** 63), 2 ** 63 - 1), (-(2 ** 31), 2 ** 31 - 1)
 
 
@@ -95,18 +96,20 @@ def read_envelope(key: bytes | str | None, value: bytes | None) -> tuple[Envelop
 
 def _unappliable(envelope: Envelope) -> str | None:
     """Why a decoded envelope cannot become a row change, if it cannot (its positions are checked
-    only when a micro-batch's columns refuse them: `_out_of_range`)."""
-    low, high = DATETIME_MS_RANGE
-    for name, millis in (("source.ts_ms", envelope.committed_ms), ("ts_ms", envelope.captured_ms)):
-        if millis is not None and (millis < low or millis > high):
-            return f"{name} {millis} is no time of years 1 to 9999"
+    only when a micro-batch's columns refuse them: `_out_of_range`). On every record: kept lean."""
+    committed, captured = envelope.committed_ms, envelope.captured_ms
+    if committed is not None and not EARLIEST_MS <= committed <= LATEST_MS:
+        return f"source.ts_ms {committed} is no time of years 1 to 9999"
+    if captured is not None and not EARLIEST_MS <= captured <= LATEST_MS:
+        return f"ts_ms {captured} is no time of years 1 to 9999"
     row = envelope.row
     if row is None:
         return None
-    if (bad := _unfit_names(tuple(row))) is not None:
-        return bad
+    unfit = _unfit_names(tuple(row))
+    if unfit is not None:
+        return unfit
     for value in row.values():
-        if isinstance(value, (dict, list)):
+        if type(value) is dict or type(value) is list:
             _as_text(value)  # raises on what no column can hold (nested beyond orjson's depth, say)
     return None
 
