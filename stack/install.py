@@ -195,7 +195,9 @@ class Toolchain:
         log.info("building MinIO %s with go install (once per machine, a few minutes)", MINIO_VERSION)
         target = self.minio_bin.parent
         target.mkdir(parents=True, exist_ok=True)
-        _run([go, "install", f"{MINIO_MODULE}@{MINIO_VERSION}"],
+        # No debug information: a fifth less CPU on a first run's busiest step, a quarter smaller
+        # binary; panics still print their stack traces.
+        _run([go, "install", "-ldflags=-s -w", "-gcflags=all=-dwarf=false", f"{MINIO_MODULE}@{MINIO_VERSION}"],
              env={**os.environ, "GOBIN": str(target), "GOFLAGS": "-trimpath"})
 
 
