@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from pyspark.sql import SparkSession
 
+from batch import kill_points
 from batch.fastlane.lease import LeaseHeld, refusal
 from batch.runs import LayerRun, layer_run
 from batch.store.marks import MARKS, fast_lane, read_marks, write_marks
@@ -34,10 +35,12 @@ class LayerJob(ABC):
             if running is not None:
                 raise LeaseHeld(refusal(running, f"{type(self).__name__} (python -m batch {self.layer})"))
         stored = read_marks(self.spark, self.settings, self.layer, self.marks_file)
-        with layer_run(self.layer) as tables:
+        points = kill_points.of_process(self.settings.lake_kill_at)
+        with layer_run(self.layer, lambda table: points.reached(kill_points.job_table(self.layer, table))) as tables:
             new_marks = self.move(tables, {} if self.full else stored)
             if new_marks:
                 write_marks(self.spark, self.settings, self.layer, new_marks, stored=stored, name=self.marks_file)
+                points.reached(kill_points.job_marks(self.layer, self.marks_file))
         return tables
 
     @classmethod

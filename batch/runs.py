@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -63,6 +63,7 @@ class LayerRun:
     layer: str
     tables: list[TableRun] = field(default_factory=list)
     seconds: float = 0.0
+    after_table: Callable[[str], None] = field(default=lambda table: None, repr=False, compare=False)
 
     @contextmanager
     def table(self, name: str) -> Iterator[TableRun]:
@@ -74,6 +75,7 @@ class LayerRun:
         run.seconds = time.monotonic() - started
         self.tables.append(run)
         log.info(run.line())
+        self.after_table(name)
 
     def total(self, count: str) -> int:
         return sum(getattr(run, count) for run in self.tables)
@@ -89,8 +91,9 @@ class LayerRun:
 
 
 @contextmanager
-def layer_run(layer: str) -> Iterator[LayerRun]:
-    run = LayerRun(layer)
+def layer_run(layer: str, after_table: Callable[[str], None] = lambda table: None) -> Iterator[LayerRun]:
+    """One job's run; `after_table(name)` once a table's write has ended."""
+    run = LayerRun(layer, after_table=after_table)
     started = time.monotonic()
     yield run
     run.seconds = time.monotonic() - started

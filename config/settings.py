@@ -167,7 +167,7 @@ class Settings(BaseSettings):
     # run reads its input's change feed from them, so keep it above the time between runs.
     lake_vacuum_retain_hours: float = Field(168, validation_alias="LAKE_VACUUM_RETAIN_HOURS", ge=0)
     # Fault tests only: the lake's process kills itself (SIGKILL) at this named point between two
-    # of its commits, `point` or `point@n` for its n-th time there (batch.fastlane.kill_points).
+    # of its commits, `point` or `point@n` for its n-th time there (batch.kill_points).
     lake_kill_at: str | None = Field(None, validation_alias="LAKE_KILL_AT")
 
     # --- Monitoring (Prometheus; config/alerts.yml) -----------------------------------------

@@ -30,7 +30,8 @@ import pyarrow as pa
 
 from batch.clocks import COMPACT_AFTER_FILES
 from batch.fastlane import facts as facts_formula
-from batch.fastlane import kill_points, silver
+from batch import kill_points
+from batch.fastlane import silver
 from batch.fastlane.archive import Archived, Record, archive, rearchive, row_changes, unreadable
 from batch.fastlane.delta import Lake, Objects
 from batch.fastlane.source import Partition

@@ -165,7 +165,8 @@ class Runner:
         source = CdcSource(self.settings, map(self.settings.cdc_topic, CDC_TABLES), self.start_at)
         deferred = Deferred(self.settings, deferred_every_s) if deferred_every_s else None
         number, total, renewed, compacted = 0, 0, 0.0, time.monotonic()
-        dimensions = self.lane.dimension_versions()
+        # None: the first quiet moment resolves, as a dimension may have moved while no lane ran
+        dimensions: tuple[int | None, ...] | None = None
         log.info("%s: Kafka -> %s -> silver -> gold fact_orders, a micro-batch as records arrive (linger %.1f s, "
                  "at most %s records)%s; Ctrl-C stops", RUNNING, archive_location(self.settings), self.linger_s,
                  f"{self.max_records:,}", f"; Spark's deferred work every {deferred_every_s:g} s"

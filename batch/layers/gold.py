@@ -177,18 +177,19 @@ class DimensionsJob(GoldJob):
     marks_file = "_marks_dimensions"
 
     def apply(self) -> None:
-        grew = False
         for name, (key, source, build) in DIMENSIONS.items():
             if not self.moved(source):
                 continue
             changed = self.changed[source]
             versioned = name == "dim_customer" and delta_log.exists(self.spark, self.gold(name))
             rows = self.customer_versions() if versioned else build(changed)
-            written = self.write(name, rows, [key], read=changed.count())
-            grew |= name in FACT_DIMENSIONS and written > 0
-        # while the fast lane owns fact_orders, it resolves them itself once a dimension moved
+            self.write(name, rows, [key], read=changed.count())
+        # Whenever a fact's dimension had changes to apply, not only when this run wrote rows: a
+        # run killed between the dimension's write and this step leaves its rows written already.
+        # While the fast lane owns fact_orders, it resolves them itself once a dimension moved.
+        sources_moved = self.moved(*(DIMENSIONS[name][1] for name in FACT_DIMENSIONS))
         owned = fast_lane(self.spark, self.settings) is not None
-        if grew and delta_log.exists(self.spark, self.gold("fact_orders")) and not owned:
+        if sources_moved and delta_log.exists(self.spark, self.gold("fact_orders")) and not owned:
             self.resolve_unknown_keys()
 
     def customer_versions(self) -> DataFrame:

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from batch.fastlane import kill_points
+from batch import kill_points
 from batch.fastlane.archive import Record
 from batch.fastlane.lane import ARCHIVE_MARK, FastLane, hot_tables
 from batch.paths import SILVER, archive_location
