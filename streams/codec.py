@@ -2,8 +2,8 @@
 
 Accepts both JsonConverter shapes, `{"schema": ..., "payload": {...}}` (schemas.enable=true)
 and the bare payload (false); ops c, u, d, r; truncate (t); tombstones (value None).
-Anything else raises `CodecError` with a reason: the agent dead-letters it with the raw
-bytes and carries on.
+Anything else raises `CodecError` with a reason, whatever the decoder raised (nesting too
+deep for it, say): the agent dead-letters it with the raw bytes and carries on.
 
 Every change carries its binlog `Position`, a total order over the source's commits
 (file number, position, row within the event). Snapshot rows (`op r`) all carry the
@@ -132,6 +132,10 @@ class _Decoder(Generic[Row]):
             raise CodecError(f"{self.table}: {error}") from None
         except msgspec.DecodeError as error:
             raise CodecError(f"value is not JSON: {error}") from None
+        except RecursionError:
+            raise CodecError("value nested too deep to decode") from None
+        except Exception as error:  # noqa: BLE001 - whatever the decoder raises is bad input, never a crash
+            raise CodecError(f"value cannot be decoded: {type(error).__name__}: {error}"[:200]) from None
         if payload.payload is not None:
             payload = payload.payload
         op, source = payload.op, payload.source
@@ -177,7 +181,7 @@ def _key(key: bytes | None) -> Any:
     connector's is not ours to judge)."""
     try:
         return orjson.loads(key) if key is not None else None
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, RecursionError):
         return None
 
 

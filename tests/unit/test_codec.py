@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from streams.codec import (CodecError, DetailChange, OrderChange, Position, Tombstone, Truncate, committed_position,
-                           decode_detail, decode_order, offset_connector)
+                           decode_detail, decode_order, decode_reference, offset_connector)
 from streams.runtime.connect_offsets import ConnectorPosition
 
 SOURCE = {"file": "binlog.000003", "pos": 1234, "row": 1, "ts_ms": 1700000000000, "snapshot": "false",
@@ -54,6 +54,8 @@ def test_snapshot_rows_without_a_row_index_sort_by_file_and_position():
     assert Position(3, 99, 0) < Position(3, 1234, 0) < Position(4, 1, 0)
 
 
+DEEP = b'{"a":' * 20_000 + b"1" + b"}" * 20_000  # past any recursive decoder's depth
+
 BAD = {
     "not JSON": (b"{nope", "value is not JSON"),
     "a JSON list": (b"[1, 2]", "orders: Expected `object`, got `array`"),
@@ -78,6 +80,7 @@ BAD = {
                                        "orders.customer_id must be int, got None"),
     "a bare envelope that names a payload": (envelope("c", after={**ORDER, "num_products": "2", "note": "payload"}),
                                              "orders: Expected `int | null`, got `str` - at `$.after.num_products`"),
+    "a row nested 20,000 deep": (b'{"op":"c","after":' + DEEP + b'}', "value nested too deep to decode"),
     "a wrapped envelope with a bad field": (
         envelope("c", after={**ORDER, "num_products": "2"}, schemas=True),
         "orders: Expected `int | null`, got `str` - at `$.payload.after.num_products`"),
@@ -88,6 +91,15 @@ BAD = {
 def test_malformed_order_events_raise_with_a_reason(raw: bytes, reason: str):
     with pytest.raises(CodecError, match=re.escape(reason)):
         decode_order(None, raw)
+    with pytest.raises(CodecError, match=re.escape(reason)):
+        decode_order(DEEP, raw)  # a key too deep to read is not judged: the value's reason stands
+
+
+@pytest.mark.parametrize("decode", [decode_detail, lambda key, value: decode_reference("customers", key, value)],
+                         ids=["order_details", "customers"])
+def test_a_value_nested_too_deep_for_the_decoder_is_bad_input_for_every_table(decode):
+    with pytest.raises(CodecError, match="value nested too deep to decode"):
+        decode(None, b'{"op":"u","before":' + DEEP + b"}")
 
 
 def test_a_record_keyed_by_another_order_than_its_row_is_rejected():

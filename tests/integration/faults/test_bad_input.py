@@ -43,6 +43,7 @@ MALFORMED = {
     "key of another order": ("order_details", str(uuid.uuid4()), envelope("c", after=DETAIL)),
     "oversized id": ("orders", ORDER_ID, envelope("c", after={**ORDER, "id": "a" * 500_000})),
     "oversized junk": ("order_details", ORDER_ID, orjson.dumps({"op": "c", "junk": "x" * 900_000})),
+    "nested 20,000 deep": ("orders", ORDER_ID, b'{"op":"c","after":' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001),
 }
 COPIES = 3
 
