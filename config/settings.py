@@ -27,7 +27,9 @@ INSECURE_DEFAULTS = {"MYSQL_PASSWORD": "admin", "MINIO_SECRET_KEY": "admin123"}
 LOCAL_BROKER_STEP = 100  # the local stack's brokers listen on 9092, 9192, 9292, ...
 MysqlRole = Literal["owner", "shop", "cdc", "reader"]
 MinioRole = Literal["root", "writer", "reader"]
-KafkaRole = Literal["stream", "connect", "lake", "tools", "broker"]
+KafkaRole = Literal["stream", "connect", "lake", "replay", "tools", "broker"]
+# The roles that are no super user: each has its own ACLs (stack/secrets.py kafka_acls).
+KAFKA_CLIENT_ROLES: tuple[KafkaRole, ...] = ("stream", "connect", "lake", "replay")
 ProcessRole = Literal["worker", "lake", "connector-watcher", "broker-metrics"]
 
 
@@ -73,7 +75,7 @@ class Settings(BaseSettings):
     # connector's committed binlog position there, to settle orders on quiet partitions.
     connect_offsets_topic: str = Field("_connect_offsets", validation_alias="CONNECT_OFFSETS_TOPIC")
     # SASL credentials, a principal per role (stack/secrets.py): the workers', then Kafka
-    # Connect's, the lake's, operators' tools' and the brokers' own. Each role uses the
+    # Connect's, the lake's, the dead-letter replay's, operators' tools' and the brokers' own. Each role uses the
     # workers' when its own is unset; with none set, clients speak PLAINTEXT.
     kafka_user: str | None = Field(None, validation_alias="KAFKA_USER")
     kafka_password: SecretStr | None = Field(None, validation_alias="KAFKA_PASSWORD")
@@ -81,6 +83,9 @@ class Settings(BaseSettings):
     kafka_connect_password: SecretStr | None = Field(None, validation_alias="KAFKA_CONNECT_PASSWORD")
     kafka_lake_user: str | None = Field(None, validation_alias="KAFKA_LAKE_USER")
     kafka_lake_password: SecretStr | None = Field(None, validation_alias="KAFKA_LAKE_PASSWORD")
+    # `streams dead-letters replay`: writes the CDC topics, nothing else
+    kafka_replay_user: str | None = Field(None, validation_alias="KAFKA_REPLAY_USER")
+    kafka_replay_password: SecretStr | None = Field(None, validation_alias="KAFKA_REPLAY_PASSWORD")
     kafka_tools_user: str | None = Field(None, validation_alias="KAFKA_TOOLS_USER")
     kafka_tools_password: SecretStr | None = Field(None, validation_alias="KAFKA_TOOLS_PASSWORD")
     kafka_broker_user: str | None = Field(None, validation_alias="KAFKA_BROKER_USER")
@@ -287,10 +292,13 @@ class Settings(BaseSettings):
         return user, password.get_secret_value()
 
     def kafka_login(self, role: KafkaRole = "stream") -> tuple[str, str] | None:
-        """The SASL user and password `role` authenticates with (its own, else the workers'),
-        or None: PLAINTEXT."""
+        """The SASL user and password `role` authenticates with (its own, else the workers'; the
+        replay's, else the tools': it writes the CDC topics, which the workers may not), or None:
+        PLAINTEXT."""
         prefix = "kafka" if role == "stream" else f"kafka_{role}"
         user, password = getattr(self, f"{prefix}_user"), getattr(self, f"{prefix}_password")
+        if (not user or password is None) and role == "replay":
+            return self.kafka_login("tools")
         if not user or password is None:
             user, password = self.kafka_user, self.kafka_password
         return (user, password.get_secret_value()) if user and password is not None else None

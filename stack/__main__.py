@@ -18,6 +18,7 @@ from rich.table import Table
 
 from config import Settings, settings
 from config.cli import run
+from config.settings import KAFKA_CLIENT_ROLES
 from stack import control, doctor as health, process, rotation, secrets, tls
 from stack.install import ExtraUnavailable, InstallError, Toolchain
 from stack.services import (BUCKETS, OPTIONAL_SERVICES, KafkaLayoutError, KafkaRefusesLogin, StackLayout,
@@ -72,7 +73,7 @@ def kafka_access(
     except KafkaRefusesLogin as error:
         console.print(f"[red]stack kafka-access:[/red] {error}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    roles = ", ".join(f"{role} {login[0]}" for role in ("stream", "connect", "lake", "tools")
+    roles = ", ".join(f"{role} {login[0]}" for role in (*KAFKA_CLIENT_ROLES, "tools")
                       if (login := settings.kafka_login(role)))
     console.print(f"kafka access set at {settings.kafka_bootstrap}: {roles}", highlight=False, soft_wrap=True)
 

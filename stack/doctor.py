@@ -27,7 +27,7 @@ from batch.flows import DEFERRED
 from batch.tools.freshness import behind_since
 from cdc import rest
 from config import Settings
-from config.settings import INSECURE_DEFAULTS
+from config.settings import INSECURE_DEFAULTS, KAFKA_CLIENT_ROLES
 from stack import secrets
 from stack.services import EVERY_ACL, all_services, kafka_answers, minio_client
 
@@ -96,7 +96,7 @@ def mysql_access(settings: Settings) -> Iterator[Check]:
 def kafka_access(settings: Settings) -> Iterator[Check]:
     """Whether Kafka answers a client that presents no credentials."""
     if not kafka_answers(settings.kafka_bootstrap):
-        roles = ", ".join(f"{role} {login[0]}" for role in ("stream", "connect", "lake", "tools")
+        roles = ", ".join(f"{role} {login[0]}" for role in (*KAFKA_CLIENT_ROLES, "tools")
                           if (login := settings.kafka_login(role)))
         yield Check("kafka access", True, f"no answer without credentials; {roles or 'no SASL user set'}")
         yield from kafka_acls(settings)

@@ -14,7 +14,8 @@ One principal per role, each with only what it needs:
 - `orderpipe-reader` (MYSQL_READER_USER): the lake's first load and the audits, SELECT only;
 - Kafka (SASL/SCRAM, made when its storage is formatted; ACLs from `kafka_acls`):
   `orderpipe-stream` (KAFKA_USER, the workers), `orderpipe-connect` (Kafka Connect and its
-  connector), `orderpipe-lake` (the lake's Kafka source), and the super users `orderpipe-tools`
+  connector), `orderpipe-lake` (the lake's Kafka source), `orderpipe-replay` (dead letters
+  replayed into the CDC topics the settings name, nothing else), and the super users `orderpipe-tools`
   (operators' tools, the stack, tests, benchmarks) and `orderpipe-broker` (the brokers to each
   other and to the controllers);
 - MinIO's root (MINIO_ROOT_USER): the stack's buckets, users and policies, tests' scratch lakes;
@@ -46,13 +47,14 @@ from dotenv import dotenv_values
 from cdc.connector import (CDC_TOPIC_PREFIX, CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC,
                            SCHEMA_HISTORY_PREFIX, heartbeat_topic)
 from config import Settings
-from config.settings import INSECURE_MARK, STACK_SECRETS_FILE, MysqlRole
+from config.settings import INSECURE_MARK, KAFKA_CLIENT_ROLES, STACK_SECRETS_FILE, MysqlRole
 
 GUARD_USER, ADMIN_USER = "orderpipe-guard", "orderpipe-admin"
 LAKE_WRITER, LAKE_READER = "orderpipe-lake", "orderpipe-lake-reader"
 CONNECT_REST_USER = "orderpipe-connect-admin"
 KAFKA_USERS = {"KAFKA_USER": "orderpipe-stream", "KAFKA_CONNECT_USER": "orderpipe-connect",
-               "KAFKA_LAKE_USER": "orderpipe-lake", "KAFKA_TOOLS_USER": "orderpipe-tools",
+               "KAFKA_LAKE_USER": "orderpipe-lake", "KAFKA_REPLAY_USER": "orderpipe-replay",
+               "KAFKA_TOOLS_USER": "orderpipe-tools",
                "KAFKA_BROKER_USER": "orderpipe-broker"}
 MYSQL_USERS = {"MYSQL_USER": "orderpipe-owner", "MYSQL_SHOP_USER": "orderpipe-shop",
                "MYSQL_CDC_USER": "orderpipe-cdc", "MYSQL_READER_USER": "orderpipe-reader"}
@@ -252,7 +254,7 @@ def kafka_acls(settings: Settings, *, peer: str | None = None) -> list[KafkaAcl]
     super user needs no rule. `peer`: a benchmark contender's name, run as the workers' user:
     its groups and topics begin with it (Quix Streams' internal topics with a kind first)."""
     supers = set(kafka_super_users(settings))
-    users = {role: login[0] for role in ("stream", "connect", "lake")
+    users = {role: login[0] for role in KAFKA_CLIENT_ROLES
              if (login := settings.kafka_login(role)) and login[0] not in supers}
     rules: dict[str, list[tuple[Literal["topic", "group"], str, bool, tuple[str, ...]]]] = {
         # the workers: CDC records and Connect's committed positions in; their own internal
@@ -275,6 +277,8 @@ def kafka_acls(settings: Settings, *, peer: str | None = None) -> list[KafkaAcl]
         # the lake: the CDC topics in, with Spark's Kafka source's generated groups
         "lake": [("topic", CDC_TOPIC_PREFIX, True, READ),
                  ("group", "spark-kafka-source-", True, READ)],
+        # dead letters replayed: written to the CDC topics (the tool names which), none made
+        "replay": [("topic", CDC_TOPIC_PREFIX, True, ("WRITE", "DESCRIBE"))],
     }
     if peer:  # Quix Streams also reads its source topics' configs as it starts
         rules["stream"] += [("group", peer, True, READ), ("topic", CDC_TOPIC_PREFIX, True, ("DESCRIBE_CONFIGS",)),

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+from typing import get_args
 
 import httpx
 from aiokafka.client import AIOKafkaClient
@@ -39,7 +40,7 @@ from cdc import rest
 from cdc.connector import CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC, connector_secrets
 from cdc.offsets import clear_stored_skips
 from config import Settings
-from config.settings import MinioRole
+from config.settings import KafkaRole, MinioRole
 from stack import secrets, tls
 from source.database import SCHEMA, schema_statements
 from stack.install import Toolchain, which
@@ -580,8 +581,7 @@ def grant_lake_users(settings: Settings) -> None:
 
 def kafka_logins(settings: Settings) -> list[tuple[str, str]]:
     """Every role's SASL user and password (roles sharing a user: once)."""
-    return sorted({login for role in ("broker", "tools", "stream", "connect", "lake")
-                   if (login := settings.kafka_login(role))})
+    return sorted({login for role in get_args(KafkaRole) if (login := settings.kafka_login(role))})
 
 
 def kafka_answers(bootstrap: str, **auth: str) -> bool:

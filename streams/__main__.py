@@ -13,7 +13,7 @@ from cdc.topics import TopicMissing
 from config import settings
 from config.cli import run
 from streams import broker_metrics
-from streams.dead_letters import DeadLetter, read_dead_letters, replay, select, since_ms
+from streams.dead_letters import DeadLetter, printable, read_dead_letters, replay, select, since_ms
 from streams.rebuild import RebuildWorker, wait_caught_up
 
 cli = typer.Typer(help="Operate the stream: rebuild an output topic from the CDC topics; list and replay "
@@ -99,9 +99,10 @@ def list_dead_letters(since: Since = None, reason: Reason = None,
     letters = chosen(since, reason)
     for letter in letters[-limit:]:
         at = datetime.fromtimestamp(letter.dead_at_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        key = (letter.key or b"").decode("utf-8", errors="replace")[:40]
-        typer.echo(f"{letter.offset:>7}  {at}  {letter.topic}[{letter.partition}]@{letter.source_offset}  "
-                   f"key {key}  {letter.reason}  | {letter.preview()}")
+        key = printable((letter.key or b"").decode("utf-8", errors="replace")[:40])
+        source = f"{letter.topic}[{_shown(letter.partition)}]@{_shown(letter.source_offset)}"
+        typer.echo(f"{letter.offset:>7}  {at}  {printable(source)}  key {key}  {printable(letter.reason)}  "
+                   f"| {letter.preview()}")
     typer.echo(f"{len(letters):,} dead letters in {settings.dead_letter_topic}"
                + (f" (the newest {limit} shown)" if len(letters) > limit else ""))
 
@@ -112,22 +113,27 @@ def replay_dead_letters(
     since: Since = None, reason: Reason = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
 ) -> None:
-    """Produce the chosen dead letters again, unchanged, to their source topic and partition (after a fix to what rejected them). Replaying twice is harmless: the stream ignores a change it has applied."""
+    """Produce the chosen dead letters again, unchanged, to their source topic and partition (after a fix to what rejected them), as the replay's Kafka role (KAFKA_REPLAY_USER: it may write the CDC topics only). A letter naming another topic, or a partition its topic lacks, is refused and listed (exit 1). Replaying twice is harmless: the stream ignores a change it has applied."""
     if not (offset or since or reason or all_):
         typer.echo("choose what to replay: --offset N (repeatable), --since, --reason, or --all", err=True)
         raise typer.Exit(2)
     letters = chosen(since, reason, offset)
-    unplaceable = [letter.offset for letter in letters if not letter.topic or letter.partition < 0]
-    if unplaceable:
-        typer.echo(f"dead letters {unplaceable[:10]} do not name their source topic and partition; "
-                   "leave them out (--offset)", err=True)
-        raise typer.Exit(1)
     try:
-        replayed = replay(settings, letters)
-    except RuntimeError as error:
-        typer.echo(f"replay failed: {error}", err=True)
+        replayed, refused = replay(settings, letters)
+    except (RuntimeError, KafkaException) as error:
+        typer.echo(f"replay failed: {printable(str(error))}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"replayed {replayed:,} records to their source topics")
+    if refused:
+        for letter_offset, why in sorted(refused.items()):
+            typer.echo(f"refused dead letter {letter_offset}: {why}", err=True)
+        typer.echo(f"{len(refused):,} dead letters refused: they name no CDC topic partition of these settings "
+                   "(written by something other than the stream?)", err=True)
+        raise typer.Exit(1)
+
+
+def _shown(number: int | None) -> str:
+    return "?" if number is None else str(number)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import uuid
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cdc.topics import read_to_end
 from config.settings import REPO_ROOT
@@ -87,3 +87,60 @@ def test_replay_asks_what_to_replay_and_since_is_checked(settings):
     assert unchosen.returncode == 2 and "choose what to replay" in unchosen.stderr
     assert misdated.returncode == 2 and "give a duration" in misdated.stderr
     assert "Traceback" not in unchosen.stderr + misdated.stderr
+
+
+def test_letters_naming_anything_but_a_cdc_partition_are_refused_listed_and_printed_escaped(stream):
+    """The workers' user may write the dead-letter topic: a forged letter must not become a write
+    to Connect's configs, a partition that does not exist, or a terminal escape on screen."""
+    settings, _ = stream
+    stream_login = Producer(settings.kafka_client_config("stream"))  # what a worker's login can do
+    detail = record("c", {"order_id": ORDER_ID, "product_id": 7, "quantity": 2}, 300)
+    forged = {
+        "connect-configs": [("topic", b"_connect_configs"), ("partition", b"0")],
+        "no-partition": [("topic", settings.cdc_topic("order_details").encode()), ("partition", b"zero")],
+        "partition-99": [("topic", settings.cdc_topic("order_details").encode()), ("partition", b"99")],
+    }
+    for label, where in forged.items():
+        stream_login.produce(settings.dead_letter_topic, key=label.encode(), value=detail, partition=0,
+                             headers=[("reason", b"forged \x1b[2J\x1b[31m" + label.encode()), *where, ("offset", b"x")])
+    assert stream_login.flush(30) == 0
+    configs_before = end_offsets(settings, "_connect_configs")
+
+    listed = streams_cli(settings, "list", "--reason", "forged")
+    replayed = streams_cli(settings, "replay", "--reason", "forged")
+
+    assert listed.returncode == 0 and "3 dead letters" in listed.stdout, listed.stderr
+    assert "\x1b" not in listed.stdout and "\\x1b[2J" in listed.stdout
+    assert f"{settings.cdc_topic('order_details')}[?]@?" in listed.stdout
+    assert replayed.returncode == 1 and "replayed 0 records" in replayed.stdout, replayed.stdout + replayed.stderr
+    assert replayed.stderr.count("refused dead letter") == 3
+    assert "'_connect_configs', no CDC topic of these settings" in replayed.stderr
+    assert f"names no partition of {settings.cdc_topic('order_details')}" in replayed.stderr
+    assert end_offsets(settings, "_connect_configs") == configs_before
+
+
+def test_the_replay_role_may_write_the_cdc_topics_and_nothing_else(stream):
+    settings, _ = stream
+    replay_login = Producer(settings.kafka_client_config("replay"))
+    outcomes: dict[str, str | None] = {}
+
+    def delivered(error, message) -> None:
+        outcomes[message.topic()] = None if error is None else error.name()
+
+    for topic in (settings.cdc_topic("order_details"), "_connect_configs", settings.order_final_topic,
+                  settings.dead_letter_topic):
+        replay_login.produce(topic, key=b"probe", value=b"{nope", partition=0, on_delivery=delivered)
+    replay_login.flush(30)
+
+    assert outcomes == {settings.cdc_topic("order_details"): None, "_connect_configs": "TOPIC_AUTHORIZATION_FAILED",
+                        settings.order_final_topic: "TOPIC_AUTHORIZATION_FAILED",
+                        settings.dead_letter_topic: "TOPIC_AUTHORIZATION_FAILED"}
+
+
+def end_offsets(settings, topic: str) -> list[int]:
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"offsets-{uuid.uuid4()}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(partitions)]
+    finally:
+        consumer.close()

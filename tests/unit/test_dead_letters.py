@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdc.topics import Message
-from streams.dead_letters import DeadLetter, from_message, select, since_ms
+from streams.dead_letters import DeadLetter, from_message, printable, refusal, select, since_ms
 
 NOW_MS = 1_800_000_000_000
 
@@ -42,3 +42,32 @@ def test_since_reads_durations_and_iso_times():
     assert since_ms("2026-11-22T17:00:00+01:00", NOW_MS) == since_ms("2026-11-22T16:00:00", NOW_MS)
     with pytest.raises(ValueError, match="duration"):
         since_ms("yesterday", NOW_MS)
+
+
+def test_headers_anyone_could_forge_never_break_reading_and_name_no_place():
+    message = Message("order_cdc_dead_letter", 0, 13, None, b"{}", NOW_MS,
+                      (("reason", b"x"), ("topic", b"mysql.db.orders"), ("partition", b"zero"), ("offset", b"")))
+
+    dead = from_message(message)
+
+    assert (dead.partition, dead.source_offset) == (None, None)
+    assert refusal(dead, {"mysql.db.orders": 4}) == "names no partition of mysql.db.orders (it has 4)"
+
+
+@pytest.mark.parametrize("topic, partition, why", [
+    ("mysql.db.orders", 3, None),
+    ("mysql.db.orders", 4, "names no partition of mysql.db.orders (it has 4)"),
+    ("mysql.db.orders", -1, "names no partition of mysql.db.orders (it has 4)"),
+    ("_connect_configs", 0, "names '_connect_configs', no CDC topic of these settings"),
+    ("mysql.other.orders", 0, "names 'mysql.other.orders', no CDC topic of these settings"),
+    ("", 0, "names '', no CDC topic of these settings"),
+])
+def test_a_letter_is_replayed_only_to_a_partition_of_a_cdc_topic_the_settings_name(topic, partition, why):
+    forged = DeadLetter(1, NOW_MS, "r", topic, partition, 0, None, b"{}")
+
+    assert refusal(forged, {"mysql.db.orders": 4, "mysql.db.order_details": 4}) == why
+
+
+def test_text_from_a_record_is_printed_with_its_control_characters_escaped():
+    assert printable("bad \x1b[2J\x1b[31mred\r\nline\u202e") == "bad \\x1b[2J\\x1b[31mred\\r\\nline\\u202e"
+    assert printable("order 42: value is not JSON") == "order 42: value is not JSON"

@@ -202,12 +202,15 @@ def allowed(acls: list[secrets.KafkaAcl], user: str, resource: str, name: str) -
 
 
 def test_kafka_roles_get_only_what_they_use_and_the_brokers_and_tools_everything(tmp_path):
-    settings = kafka_roles(tmp_path, stream="s", connect="c", lake="l", tools="t", broker="b")
+    settings = kafka_roles(tmp_path, stream="s", connect="c", lake="l", replay="r", tools="t", broker="b")
     acls = secrets.kafka_acls(settings)
     cdc = settings.cdc_topic("orders")
 
     assert secrets.kafka_super_users(settings) == ["b", "t"]
-    assert {acl.user for acl in acls} == {"s", "c", "l"}
+    assert {acl.user for acl in acls} == {"s", "c", "l", "r"}
+    assert allowed(acls, "r", "topic", cdc) == {"WRITE", "DESCRIBE"}  # dead letters replayed; none made
+    assert allowed(acls, "r", "topic", "_connect_configs") == allowed(acls, "r", "topic", "order_final") == set()
+    assert {acl.resource for acl in acls if acl.user == "r"} == {"topic"}
     assert allowed(acls, "s", "topic", cdc) == {"READ", "DESCRIBE", "CREATE"}  # Faust declares its sources
     assert {"WRITE", "READ"} <= allowed(acls, "s", "topic", "order_final_scratch")  # a scratch stream's output
     assert "WRITE" in allowed(acls, "s", "topic", "orderpipe-order_progress-changelog")
@@ -220,6 +223,13 @@ def test_kafka_roles_get_only_what_they_use_and_the_brokers_and_tools_everything
     assert allowed(acls, "l", "topic", "order_final") == allowed(acls, "l", "group", "orderpipe") == set()
     # no role may delete or alter anything, nor touch the cluster
     assert not {operation for acl in acls for operation in acl.operations} & {"DELETE", "ALTER", "ALL", "ALTER_CONFIGS"}
+
+
+def test_a_deployment_without_a_replay_user_replays_as_the_tools_never_as_the_workers(tmp_path):
+    settings = kafka_roles(tmp_path, stream="s", tools="t")
+
+    assert settings.kafka_login("replay") == ("t", "pw")
+    assert "WRITE" not in allowed(secrets.kafka_acls(settings), "s", "topic", settings.cdc_topic("orders"))
 
 
 def test_roles_sharing_a_super_users_login_need_no_rule_and_a_peer_gets_its_own_names(tmp_path):
