@@ -7,6 +7,8 @@ the variables; only a stack made with `python -m stack up --insecure` gets INSEC
 
 from __future__ import annotations
 
+import re
+
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -409,6 +411,13 @@ class Settings(BaseSettings):
 SECRET_VARIABLES = frozenset(
     [info.validation_alias for info in Settings.model_fields.values() if "SecretStr" in str(info.annotation)]
     + ["REDIS_URL", "REDIS_ADMIN_URL"])
+# Names that say a secret whoever set them (the AWS SDK's keys, Spark's auth secret, a token):
+# never passed on to a process the stack starts unless it is given them by name.
+SECRET_NAME = re.compile(r"^AWS_|PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY", re.IGNORECASE)
+
+
+def names_a_secret(variable: str) -> bool:
+    return variable in SECRET_VARIABLES or SECRET_NAME.search(variable) is not None
 
 # The secrets each process the stack starts holds (Settings.as_env): nothing else of the
 # stack's credentials reaches its environment, and it reads no secrets file.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from config.settings import SECRET_VARIABLES
+from config.settings import names_a_secret
 
 
 def _read_pidfile(pidfile: Path) -> tuple[int, float, float | None] | None:
@@ -63,7 +63,8 @@ def start(
     cwd: Path | None = None,
 ) -> int:
     """Start `argv` detached, output appended to `logfile`; record it in `pidfile`. It inherits
-    this process's environment without its secrets: a child gets those it needs in `env`."""
+    this process's environment without its secrets (the settings' and any variable whose name
+    says one): a child gets those it needs in `env`."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     with logfile.open("ab") as log:
@@ -74,7 +75,7 @@ def start(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**{name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}, **(env or {})},
+            env={**{name: value for name, value in os.environ.items() if not names_a_secret(name)}, **(env or {})},
             cwd=cwd,
             start_new_session=True,
         )

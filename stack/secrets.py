@@ -215,11 +215,14 @@ def minio_policies(buckets: set[str]) -> dict[str, dict]:
 
 def redis_acl(guard_url: str, admin_url: str) -> str:
     """Redis's ACL file for these two URLs' users: no access without credentials, the guard's
-    user limited to its keys and commands. Passwords are stored as their SHA-256."""
+    user limited to its keys and commands; a URL with a password and no user, the default
+    user's password. Passwords are stored as their SHA-256."""
     def user(url: str, rules: str) -> str:
         parts = urlsplit(url)
         return f"user {parts.username} on #{hashlib.sha256(unquote(parts.password or '').encode()).hexdigest()} {rules}\n"
 
+    if not urlsplit(guard_url).username:  # a password alone (`--insecure`, a deployment's): the default user's
+        return user(guard_url.replace("://:", "://default:", 1), "~* &* +@all")
     admin = "" if urlsplit(admin_url).username == urlsplit(guard_url).username else user(admin_url, "~* &* +@all")
     return "user default off\n" + user(guard_url, GUARD_RULES) + admin
 

@@ -496,10 +496,9 @@ class Redis(Service):
         argv = [which("redis-server") or "redis-server", "--bind", host, "--port", str(port),
                 "--dir", str(self.layout.data(self.name)), "--daemonize", "no",
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
-        guard = urlsplit(self.settings.redis_url)
-        if guard.username:  # the stack's users (stack/secrets.py)
-            return [*argv, "--aclfile", str(self.acl_file)]
-        return [*argv, "--requirepass", guard.password] if guard.password else argv
+        # the stack's users (stack/secrets.py), or a password alone: in the owner-only ACL file,
+        # never on the command line, where any local user could read it
+        return [*argv, "--aclfile", str(self.acl_file)] if urlsplit(self.settings.redis_url).password else argv
 
     @property
     def acl_file(self) -> Path:
@@ -507,7 +506,7 @@ class Redis(Service):
 
     def prepare(self) -> None:
         self.layout.data(self.name).mkdir(parents=True, exist_ok=True)
-        if urlsplit(self.settings.redis_url).username:
+        if urlsplit(self.settings.redis_url).password:
             self.acl_file.parent.mkdir(parents=True, exist_ok=True)
             self.acl_file.touch(mode=0o600)
             self.acl_file.write_text(secrets.redis_acl(self.settings.redis_url, self.settings.redis_operator_url))

@@ -114,3 +114,21 @@ def test_a_stopped_process_its_parent_has_not_reaped_yet_counts_as_ended(tmp_pat
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_started_process_inherits_no_secret_the_settings_or_a_name_says(tmp_path: Path, monkeypatch):
+    inherited = {"AWS_SECRET_ACCESS_KEY": "a", "AWS_SESSION_TOKEN": "b", "_SPARK_AUTH_SECRET": "c",
+                 "KAFKA_LAKE_PASSWORD": "d", "GITHUB_TOKEN": "e", "MINIO_SECRET_KEY": "f"}
+    for name, value in {**inherited, "ORDERPIPE_HARMLESS": "kept"}.items():
+        monkeypatch.setenv(name, value)
+    pidfile, logfile = tmp_path / "env.pid", tmp_path / "env.log"
+
+    process.start(["sh", "-c", "env; sleep 5"], pidfile=pidfile, logfile=logfile, env={"KAFKA_LAKE_PASSWORD": "given"})
+    deadline = time.monotonic() + 10
+    while "ORDERPIPE_HARMLESS" not in logfile.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.stop(pidfile)
+
+    seen = dict(line.split("=", 1) for line in logfile.read_text().splitlines() if "=" in line and " " not in line)
+    assert seen["ORDERPIPE_HARMLESS"] == "kept" and seen["KAFKA_LAKE_PASSWORD"] == "given"
+    assert (set(inherited) - {"KAFKA_LAKE_PASSWORD"}) & set(seen) == set()

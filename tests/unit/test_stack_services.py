@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import stat
 from pathlib import Path
 
@@ -163,12 +165,17 @@ def test_mariadb_writes_a_row_based_binlog_for_debezium(layout: StackLayout):
     assert "log-bin=" in cnf and "server-id=" in cnf
 
 
-def test_redis_requires_the_password_given_in_its_url(layout: StackLayout):
+def test_redis_requires_the_password_given_in_its_url_from_its_acl_file_not_its_command_line(layout: StackLayout):
     plain = make(Redis, layout, STACK_HOME=str(layout.home)).argv()  # a stack with no secrets file
-    guarded = make(Redis, layout, REDIS_URL="redis://:hunter2@127.0.0.1:6390/2").argv()
+    redis = make(Redis, layout, REDIS_URL="redis://:hunter2@127.0.0.1:6390/2")
+    redis.prepare()
+    guarded = redis.argv()
 
-    assert "--requirepass" not in plain
-    assert guarded[guarded.index("--requirepass") + 1] == "hunter2"
+    assert "--aclfile" not in plain
+    assert "hunter2" not in " ".join(guarded) and "--requirepass" not in guarded
+    acl = Path(guarded[guarded.index("--aclfile") + 1])
+    assert stat.S_IMODE(acl.stat().st_mode) == 0o600
+    assert acl.read_text() == f"user default on #{hashlib.sha256(b'hunter2').hexdigest()} ~* &* +@all\n"
     assert guarded[guarded.index("--port") + 1] == "6390"
 
 
