@@ -7,6 +7,7 @@ the variables; only a stack made with `python -m stack up --insecure` gets INSEC
 
 from __future__ import annotations
 
+import os
 import re
 
 import ssl
@@ -199,6 +200,15 @@ class Settings(BaseSettings):
     def _absolute(cls, path: Path) -> Path:
         """The stack's tools run from other directories (STACK_HOME=.stack-3 is the checkout's)."""
         return path.expanduser().absolute()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        """A process the stack started (READ_STACK_SECRETS=false) takes its settings from its
+        environment alone: no `.env` of whatever folder it runs in either."""
+        if os.environ.get("READ_STACK_SECRETS", "true").lower() == "false":
+            return init_settings, env_settings, file_secret_settings
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @model_validator(mode="before")
     @classmethod

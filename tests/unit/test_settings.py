@@ -84,3 +84,15 @@ def test_a_process_given_its_own_credentials_gets_no_other_and_reads_no_secrets_
     assert {name for name in worker_env if name in SECRET_VARIABLES} == {"KAFKA_PASSWORD", "REDIS_URL", "WEB_TOKEN"}
     assert worker.kafka_login("stream") == ("stream", "stream-pw") and worker.mysql_password is None
     assert everything.as_env()["MYSQL_PASSWORD"] == "owner-pw"
+
+
+def test_a_process_the_stack_started_reads_no_dotenv_of_the_folder_it_runs_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("KAFKA_TOOLS_USER=planted\nKAFKA_TOOLS_PASSWORD=planted-pw\n")
+    monkeypatch.delenv("KAFKA_TOOLS_USER", raising=False)
+    monkeypatch.delenv("KAFKA_TOOLS_PASSWORD", raising=False)
+    monkeypatch.setenv("STACK_HOME", str(tmp_path / "no-stack"))
+
+    assert Settings().kafka_tools_user == "planted"  # a user's own shell: .env is read
+    monkeypatch.setenv("READ_STACK_SECRETS", "false")
+    assert Settings().kafka_tools_user is None and Settings().kafka_tools_password is None
