@@ -3,9 +3,10 @@ environment (/proc/<pid>/environ)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import psutil
 
@@ -28,9 +29,14 @@ def without_secrets(environment: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environment.items() if name not in SECRET_VARIABLES}
 
 
+def forms(secret: str) -> set[str]:
+    """A secret as it may be written: plain, percent-encoded (a URL), base64 (HTTP Basic, say)."""
+    return {secret, quote(secret, safe=""), base64.b64encode(secret.encode()).decode().rstrip("=")}
+
+
 def shown(text: str, secrets: dict[str, str]) -> set[str]:
-    """The variables whose secret appears in `text`."""
-    return {variable for variable, value in secrets.items() if value in text}
+    """The variables whose secret appears in `text`, in any of its `forms`."""
+    return {variable for variable, value in secrets.items() if any(form in text for form in forms(value))}
 
 
 def in_arguments(process: psutil.Process, secrets: dict[str, str]) -> set[str]:

@@ -4,6 +4,9 @@ tests' Spark driver here (the continuous lake's own are checked in test_continuo
 
 from __future__ import annotations
 
+import base64
+import secrets as secrets_module
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -29,12 +32,25 @@ def worker(settings: Settings) -> Iterator[Worker]:
 
 
 def test_no_process_on_the_machine_shows_a_secret_in_its_arguments(settings: Settings, spark, worker: Worker):
-    secrets = stack_secrets(settings)
-    shown = {(process.pid, " ".join(process.cmdline())[:160]): found for process in psutil.process_iter()
-             if (found := in_arguments(process, secrets))}
+    decoy = secrets_module.token_urlsafe(24)  # the scan's positive control: it must find this one
+    secrets = {**stack_secrets(settings), "DECOY": decoy}
+    with subprocess.Popen(["sh", "-c", 'sleep 60; : "$0"', base64.b64encode(decoy.encode()).decode()]) as planted:
+        try:
+            scanned = list(psutil.process_iter())
+            shown = {process.pid: found for process in scanned if (found := in_arguments(process, secrets))}
+            spark_jvms = [process for process in scanned if "pyspark-shell" in " ".join(in_cmdline(process))]
+        finally:
+            planted.kill()
 
-    assert len(secrets) >= 10 and spark.sparkContext.master and worker.pid()  # credentials, a Spark JVM, a worker
-    assert shown == {}, shown
+    assert len(secrets) >= 11 and spark_jvms and worker.pid()  # credentials, the tests' Spark JVM, a worker
+    assert shown == {planted.pid: {"DECOY"}}, shown
+
+
+def in_cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return []
 
 
 def test_each_process_the_stack_starts_holds_only_its_own_credentials(settings: Settings, worker: Worker):
