@@ -23,7 +23,7 @@ from minio.error import S3Error
 from batch.tools.audit import LakeAudit
 from cdc import rest
 from config import Settings
-from config.settings import REPO_ROOT
+from config.settings import KAFKA_CLIENT_ROLES, REPO_ROOT
 from source import database, generate
 from source.traffic import InsertOrder, Truth, Write, plan
 from stack import lake_process, process, rotation, secrets
@@ -65,28 +65,54 @@ def renewed(settings: Settings, old: dict[str, str], new: dict[str, str]) -> Set
     return settings.with_variables({variable: new[variable] for variable in new if env.get(variable) == old[variable]})
 
 
-def refused(old: Settings) -> dict[str, bool]:
-    """Whether each service refuses the old passwords now."""
-    def fails(attempt) -> bool:
-        try:
-            attempt()
-        except (redis.AuthenticationError, redis.ResponseError, mysql.connector.Error, S3Error):
-            return True
-        return False
+def denial(attempt) -> str | None:
+    """The service's own word refusing `attempt`, or None when it went through. Anything else (a
+    service that is down, say) raises: it is no refusal."""
+    try:
+        attempt()
+    except redis.AuthenticationError:  # WRONGPASS
+        return "WRONGPASS"
+    except mysql.connector.Error as error:
+        if error.errno is None:
+            raise
+        return str(error.errno)
+    except S3Error as error:
+        return error.code
+    return None
 
-    with rest.client(old) as connect:
-        connect_refuses = connect.get("/connectors").status_code == 401
+
+def answers(settings: Settings) -> dict[str, object]:
+    """What each service says to `settings`' logins: a denial, None (let in), or for Kafka
+    whether it served metadata to each role."""
+    with rest.client(settings) as connect:
+        connect_status = connect.get("/connectors").status_code
     return {
-        "redis": fails(lambda: redis.Redis.from_url(old.redis_url).ping()),
-        "redis admin": fails(lambda: redis.Redis.from_url(old.redis_operator_url).ping()),
-        "mysql": all(fails(lambda role=role: database.connect(old, role=role).close())
-                     for role in ("owner", "shop", "cdc", "reader")),
-        "kafka": not any(kafka_answers(old.kafka_bootstrap, **old.kafka_aiokafka_auth(role))
-                         for role in ("stream", "connect", "lake", "tools")),
-        "minio": all(fails(lambda role=role: minio_client(old, role).bucket_exists("bronze"))
-                     for role in ("writer", "reader")),
-        "connect": connect_refuses,
+        "redis": denial(lambda: redis.Redis.from_url(settings.redis_url).ping()),
+        "redis admin": denial(lambda: redis.Redis.from_url(settings.redis_operator_url).ping()),
+        **{f"mysql {role}": denial(lambda role=role: database.connect(settings, role=role).close())
+           for role in MYSQL_ROLES},
+        "kafka": {role: kafka_answers(settings.kafka_bootstrap, **settings.kafka_aiokafka_auth(role))
+                  for role in (*KAFKA_CLIENT_ROLES, "tools")},
+        **{f"minio {role}": denial(lambda role=role: minio_client(settings, role).bucket_exists("bronze"))
+           for role in ("writer", "reader")},
+        "connect": connect_status,
     }
+
+
+def assert_old_refused_and_new_let_in(old: Settings, new: Settings) -> None:
+    refused, let_in = answers(old), answers(new)
+    every_kafka_role = (*KAFKA_CLIENT_ROLES, "tools")
+    assert let_in == {"redis": None, "redis admin": None, **{f"mysql {role}": None for role in MYSQL_ROLES},
+                      "kafka": dict.fromkeys(every_kafka_role, True), "minio writer": None, "minio reader": None,
+                      "connect": 200}
+    assert refused == {"redis": "WRONGPASS", "redis admin": "WRONGPASS",
+                       **{f"mysql {role}": "1045" for role in MYSQL_ROLES},  # access denied
+                       "kafka": dict.fromkeys(every_kafka_role, False),  # SASL authentication failed
+                       "minio writer": "SignatureDoesNotMatch", "minio reader": "SignatureDoesNotMatch",
+                       "connect": 401}
+
+
+MYSQL_ROLES = ("owner", "shop", "cdc", "reader")
 
 
 def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_stays_exact(
@@ -134,4 +160,4 @@ def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_s
     assert [audit.line() for audit in audits if not audit.clean] == []
     assert held == {**{worker.name: {"KAFKA_PASSWORD", "REDIS_URL"} for worker in workers},
                     "lake": {"KAFKA_LAKE_PASSWORD", "MYSQL_READER_PASSWORD"}}  # its MinIO key is the scratch lake's
-    assert refused(settings) == dict.fromkeys(["redis", "redis admin", "mysql", "kafka", "minio", "connect"], True)
+    assert_old_refused_and_new_let_in(settings, Settings())
