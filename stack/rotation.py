@@ -156,14 +156,13 @@ def overridden_variables(env_file: Path = Path(".env")) -> set[str]:
 
 
 def rewrite_secrets_file(stack_home: Path, values: Mapping[str, str]) -> None:
-    """Give `values`' variables their new values in the secrets file (owner-only, replaced at once)."""
+    """Give `values`' variables their new values in the secrets file (owner-only, replaced at
+    once and synced: the services hold the new passwords from now on)."""
     found = secrets.path(stack_home)
     lines = [f"{line.split('=', 1)[0]}={values[line.split('=', 1)[0]]}"
              if "=" in line and line.split("=", 1)[0] in values else line
              for line in found.read_text().splitlines()]
-    written = found.with_suffix(".new")
-    write_private(written, "\n".join(lines) + "\n")
-    written.replace(found)
+    secrets.replace_durably(found, "\n".join(lines) + "\n")
 
 
 def user_of(settings: Settings, role: Role) -> str:

@@ -139,7 +139,26 @@ def record(stack_home: Path, values: dict[str, str]) -> set[str]:
         if not present:
             file.write("# Made by `python -m stack up`: this stack's credentials. Keep it private.\n")
         file.write("".join(f"{name}={value}\n" for name, value in missing.items()))
+        file.flush()
+        os.fsync(file.fileno())  # a password a service now holds must outlive a crash of the machine
     return set(missing)
+
+
+def replace_durably(target: Path, text: str) -> None:
+    """`target` (owner-only) holding `text`, whole or not at all, on disk before this returns:
+    written beside it, synced, renamed over it, the rename synced."""
+    written = target.with_suffix(".new")
+    descriptor = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    written.replace(target)
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 # docker-compose.yml's secrets, each read from `.env` (the names .env.example lists).

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import stat
 from itertools import count
 from pathlib import Path
@@ -105,3 +106,19 @@ def test_a_process_holds_a_secret_only_with_its_old_value_and_restarts_with_the_
     assert "MINIO_SECRET_KEY" not in worker.renewed({"MINIO_SECRET_KEY": "a"}, {"MINIO_SECRET_KEY": "b"})
     assert (worker.web_port, lake.web_port) == (6066, None)
     assert (worker.grace_s, lake.grace_s) == (30.0, 120.0)
+
+
+def test_the_rewritten_secrets_file_is_on_disk_before_the_rotation_goes_on(tmp_path, monkeypatch):
+    secrets.ensure(tmp_path, "127.0.0.1", 6379)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    rotation.rewrite_secrets_file(tmp_path, {"KAFKA_PASSWORD": "rotated"})
+
+    assert synced == [str(secrets.path(tmp_path).with_suffix(".new")), str(tmp_path)]
+    assert not secrets.path(tmp_path).with_suffix(".new").exists()
