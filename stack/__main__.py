@@ -156,6 +156,18 @@ def up(
         console.print("stack up: --tls needs the stack's Kafka users; --insecure makes none", highlight=False)
         raise typer.Exit(2)
     try:
+        with control.alone(stack.stack_home, "python -m stack up"):
+            start_stack(stack, started, install_only=install_only, brokers=brokers, with_=with_,
+                        insecure=insecure, tls_=tls_)
+    except control.StackBusy as error:
+        console.print(f"[red]stack up:[/red] {error}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def start_stack(stack: Settings, started: float, *, install_only: bool, brokers: int | None, with_,
+                insecure: bool, tls_: bool) -> None:
+    """`up`'s work, alone on the stack."""
+    try:
         made = secrets.prepare(stack.stack_home, *stack.redis_host_port, insecure=insecure)
     except secrets.SecurityModeError as error:
         console.print(f"[red]stack up:[/red] {error}", markup=True, highlight=False, soft_wrap=True)
@@ -209,8 +221,9 @@ def rotate_secrets(
     """
     try:
         chosen = rotation.chosen(roles or ())
-        restarted = rotation.rotate(settings, chosen, say=logging.getLogger("stack").info)
-    except rotation.RotationRefused as error:
+        with control.alone(settings.stack_home, "python -m stack rotate-secrets"):
+            restarted = rotation.rotate(settings, chosen, say=logging.getLogger("stack").info)
+    except (rotation.RotationRefused, control.StackBusy) as error:
         console.print(f"stack rotate-secrets: {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except Exception as error:  # noqa: BLE001 - any failure of a service: say how to finish

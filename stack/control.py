@@ -8,11 +8,15 @@ Any failure names the service and its log file, and shows the log's last lines.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
+from pathlib import Path
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
@@ -24,6 +28,29 @@ log = logging.getLogger("stack")
 
 class StackError(RuntimeError):
     """A service could not be started; the message says which, why, and where to look."""
+
+
+class StackBusy(StackError):
+    """Another `up` or `rotate-secrets` runs on this stack."""
+
+
+@contextmanager
+def alone(stack_home: Path, doing: str) -> Iterator[None]:
+    """One `up` or `rotate-secrets` at a time per stack: each changes passwords the other sets.
+    A second is refused at once, naming the first; the lock goes with its process."""
+    stack_home.mkdir(parents=True, exist_ok=True)
+    with open(stack_home / ".control.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            running = lock.read().strip() or "another process"
+            raise StackBusy(f"{running} is working on the stack in {stack_home}: wait for it to end, then "
+                            f"run `{doing}` again") from None
+        lock.truncate(0)
+        lock.write(f"`{doing}` (pid {os.getpid()})")
+        lock.flush()
+        yield
 
 
 @dataclass(frozen=True)

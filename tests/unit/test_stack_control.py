@@ -3,6 +3,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from config import Settings
 from stack import control, process
 from stack.install import Toolchain
@@ -56,3 +58,15 @@ def test_a_waves_set_up_runs_once_every_node_of_the_wave_is_healthy(tmp_path: Pa
     # then no node is set up before the last one answers
     assert events == ["node-1 healthy", "node-2 healthy", "node-3 healthy", "node-1 set up", "node-2 set up",
                       "node-3 set up"]
+
+
+def test_a_second_up_or_rotation_on_one_stack_is_refused_naming_the_first(tmp_path):
+    with control.alone(tmp_path, "python -m stack up"):
+        with pytest.raises(control.StackBusy, match=r"`python -m stack up` \(pid \d+\) is working on the stack"):
+            with control.alone(tmp_path, "python -m stack rotate-secrets"):
+                pass
+        with control.alone(tmp_path / "another-stack", "python -m stack up"):  # STACK_HOME=.stack-3's own
+            pass
+
+    with control.alone(tmp_path, "python -m stack rotate-secrets"):  # free again once the first has ended
+        assert (tmp_path / ".control.lock").read_text().startswith("`python -m stack rotate-secrets` (pid ")
