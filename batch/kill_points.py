@@ -27,6 +27,12 @@ def silver(table: str) -> str:
     return f"silver:{table}"
 
 
+def settled(quarantine: str) -> str:
+    """After the versions a quarantine no longer holds are taken out of it, once Gold is written:
+    `settled:orders_quarantine` (reached whether or not any was)."""
+    return f"settled:{quarantine}"
+
+
 def job_table(layer: str, table: str) -> str:
     """After a Spark job's write of one table, before the job's marks: `job:gold.dim_customer`."""
     return f"job:{layer}.{table}"

@@ -123,6 +123,12 @@ class SilverTable:
         """The columns read from the change's row image."""
         return tuple(name for name in self.read_columns if name not in self.looked_up)
 
+    @property
+    def derived_from_looked_up(self) -> dict[str, str]:
+        """The Silver columns computed from a looked-up column, and how."""
+        return {name: expression for name, expression in self.columns.items()
+                if any(looked_up in expression for looked_up in self.looked_up)}
+
 
 ORDERS = SilverTable(
     name="orders", bronze_keys=("id",), keys=("order_id",), partition_by=("order_date",),
@@ -192,6 +198,12 @@ PAYMENT_METHOD = SilverTable(
     rules=present("payment_method_id", "name"))
 
 TABLES = (CUSTOMERS, PAYMENT_METHOD, ORDERS, ORDER_DETAILS)
+
+
+def source_row_columns(columns: list[str], table: SilverTable) -> list[str]:
+    """The columns of a change that came from the source's row (not a looked-up one), as Silver
+    keeps them in `raw`: a detail's order time is its order's, refreshed when that moves."""
+    return [name for name in columns if not name.startswith("_") and name not in table.looked_up]
 
 
 def carried_columns(source_columns: list[str], table: SilverTable) -> list[str]:

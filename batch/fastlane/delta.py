@@ -95,17 +95,17 @@ class Lake:
                 "rebuild it without them (`python -m batch --full` after dropping it) or leave it to Spark")
 
     def read(self, location: str, column: str | None = None, values: pl.Series | None = None, *,
-             columns: Sequence[str] | None = None) -> pl.DataFrame | None:
+             columns: Sequence[str] | None = None, where: pc.Expression | None = None) -> pl.DataFrame | None:
         """The table's rows (its `columns`, all when None), those whose `column` is among
-        `values` when given (the parquet files' statistics and the partition values prune what
-        is read); None when it does not exist."""
+        `values` when given, or that `where` holds for (the parquet files' statistics and the
+        partition values prune what is read); None when it does not exist."""
         table = self.table(location)
         if table is None:
             return None
         dataset = table.to_pyarrow_dataset()
         selected = None if columns is None else list(columns)
         if column is None:
-            return pl.from_arrow(dataset.to_table(columns=selected))
+            return pl.from_arrow(dataset.to_table(columns=selected, filter=where))
         if values is None or values.is_empty():
             empty = dataset.schema.empty_table()
             return pl.from_arrow(empty if selected is None else empty.select(selected))

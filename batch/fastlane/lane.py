@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batch.clocks import COMPACT_AFTER_FILES
 from batch.fastlane import facts as facts_formula
@@ -101,6 +102,7 @@ class FastLane:
         self.archive_location = archive_location(settings)
         self.held: dict[str, tuple[int, object]] = {}  # location -> (version, what is held of it)
         self.orders_written = pl.DataFrame(schema=ORDER_TIMES)  # Silver's orders as this micro-batch wrote them
+        self.settling: dict[str, pl.DataFrame] = {}  # table -> its quarantine's versions to take out
         self.kill_points = kill_points.KillPoints(settings.lake_kill_at)
 
     def location(self, layer: str, table: str) -> str:
@@ -184,6 +186,7 @@ class FastLane:
                                "JDBC snapshot of MySQL, then the fast lane")
         self.quarantine_unreadable(batch, archived)
         self.orders_written = pl.DataFrame(schema=ORDER_TIMES)
+        self.settling = {}
         touched: dict[str, pl.DataFrame] = {}
         for table in TABLES:
             topic = self.settings.cdc_topic(table.name)
@@ -197,6 +200,7 @@ class FastLane:
         order_ids = pl.concat(orders)["order_id"].unique() if orders else pl.Series("order_id", [], pl.String)
         self.write_facts(batch, order_ids, now)
         self.kill_points.reached(kill_points.GOLD)
+        self.settle(batch)
         batch.gold_s = time.monotonic() - started
         self.objects.write_marks(SILVER, {ARCHIVE_MARK: str(archive_version)})
         self.kill_points.reached(kill_points.SILVER_MARKS)
@@ -226,8 +230,8 @@ class FastLane:
         candidates = silver.conform(changes, table)
         named = candidates.select(table.keys)
         quarantine_location = self.location(SILVER, quarantine_name(table.name))
+        quarantine = self.lake.read(quarantine_location) if table.references else None
         if table.references:
-            quarantine = self.lake.read(quarantine_location)
             if quarantine is not None and not quarantine.is_empty():
                 # every quarantined row that may now pass, not only those of this batch's keys
                 awaiting = silver.awaiting_references(quarantine, table)
@@ -239,7 +243,9 @@ class FastLane:
                     how="vertical_relaxed")
         newest = silver.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys)
         held = self.lake.of_keys(location, newest, table.keys)
+        quarantined = self.quarantined(table, newest, quarantine)
         newest = silver.newer_than_stored(newest, held, table.keys)
+        newest = silver.with_earliest_first_change(newest, quarantined, table.keys)
         known = {reference.table: self.keys_of(reference.table, reference.key)
                  for reference in table.references.values()}
         checked = silver.check(newest, table, now, known)
@@ -250,6 +256,14 @@ class FastLane:
         leaving = None
         if bad.height and held is not None:
             leaving = held.select(table.keys).join(bad.select(table.keys), on=list(table.keys), how="semi")
+        stored_after = pl.concat([*([] if held is None else [held.select(*table.keys, SOURCE_POSITION)]),
+                                  good.select(*table.keys, SOURCE_POSITION)], how="vertical_relaxed")
+        if leaving is not None:
+            stored_after = stored_after.join(leaving, on=list(table.keys), how="anti", nulls_equal=True)
+        if table.looked_up and held is not None:
+            retimed, their_rows = self.retimed(table, good, named_before.get(ORDERS.name))
+            good = pl.concat([good, retimed], how="diagonal_relaxed")
+            held = pl.concat([held, their_rows], how="diagonal_relaxed")
         written = self.lake.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
                                    current=held)
         batch.commits += written.commits
@@ -257,13 +271,60 @@ class FastLane:
         self.keep_keys(location, table.keys, good, leaving, written)
         if table is ORDERS:
             self.orders_written = good.select("order_id", "order_ts").cast(ORDER_TIMES)
-        if bad.height or self.lake.version(quarantine_location) is None:
-            batch.quarantined += bad.height
-            batch.commits += self.lake.upsert(quarantine_location, bad, [*table.keys, SOURCE_POSITION],
-                                              nullable_keys=table.keys).commits
+        batch.quarantined += bad.height
+        self.write_quarantine(batch, table, bad, quarantined, stored_after)
         self.kill_points.reached(kill_points.silver(quarantine_name(table.name)))
         moved = [good.select(table.keys)] if written.rows else []
         return pl.concat([named, *moved, *([] if leaving is None else [leaving])], how="vertical_relaxed").unique()
+
+    def quarantined(self, table: SilverTable, rows: pl.DataFrame, quarantine: pl.DataFrame | None) -> pl.DataFrame | None:
+        """The quarantine's versions of `rows`' keys (from `quarantine`, if read whole already)."""
+        if quarantine is not None:
+            return quarantine.join(rows.select(table.keys), on=list(table.keys), how="semi", nulls_equal=True)
+        location = self.location(SILVER, quarantine_name(table.name))
+        stored = self.lake.table(location)
+        return self.lake.of_keys(location, rows, table.keys) if stored is not None and stored.file_uris() else None
+
+    def write_quarantine(self, batch: MicroBatch, table: SilverTable, bad: pl.DataFrame,
+                         quarantined: pl.DataFrame | None, stored_after: pl.DataFrame) -> None:
+        """The rows breaking a rule into the table's quarantine; the versions it held of the keys
+        decided (`quarantined`) that it holds no longer (silver.settled) are left for `settle`,
+        once Gold is written: an order let out of the quarantine reaches Gold from there, as
+        often as the micro-batch is applied."""
+        location = self.location(SILVER, quarantine_name(table.name))
+        version_keys = [*table.keys, SOURCE_POSITION]
+        if quarantined is not None and not quarantined.is_empty():
+            versions = pl.concat([quarantined.select(version_keys), bad.select(version_keys)], how="vertical_relaxed")
+            settled = silver.settled(versions, stored_after, table.keys)
+            bad = bad.join(settled, on=version_keys, how="anti", nulls_equal=True)
+            self.settling[table.name] = quarantined.select(version_keys).join(settled, on=version_keys, how="semi",
+                                                                              nulls_equal=True)
+        if bad.height or self.lake.version(location) is None:
+            batch.commits += self.lake.upsert(location, bad, version_keys, nullable_keys=table.keys).commits
+
+    def settle(self, batch: MicroBatch) -> None:
+        """Take out of each quarantine the versions it no longer holds (write_quarantine)."""
+        for table in TABLES:
+            gone = self.settling.get(table.name)
+            if gone is not None and gone.height:
+                location = self.location(SILVER, quarantine_name(table.name))
+                batch.commits += self.lake.upsert(location, gone.clear(), list(gone.columns), deletes=gone,
+                                                  nullable_keys=table.keys).commits
+            self.kill_points.reached(kill_points.settled(quarantine_name(table.name)))
+
+    def retimed(self, table: SilverTable, good: pl.DataFrame,
+                orders_named: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Silver's details whose order time moved, refreshed (silver.retimed), and the rows they
+        replace: those of the orders this micro-batch named, and those still waiting for their
+        order (no order time), left out where `good` writes the key anyway."""
+        location = self.location(SILVER, table.name)
+        order_ids = pl.Series("order_id", [], pl.String) if orders_named is None else orders_named["order_id"]
+        stored = pl.concat([self.lake.read(location, "order_id", order_ids),
+                            self.lake.read(location, where=pc.field("order_ts").is_null())], how="diagonal_relaxed")
+        stored = (stored.unique(list(table.keys), keep="first")
+                  .join(good.select(table.keys), on=list(table.keys), how="anti", nulls_equal=True))
+        retimed = silver.retimed(self.order_times(stored), table)
+        return retimed, stored.join(retimed.select(table.keys), on=list(table.keys), how="semi", nulls_equal=True)
 
     def order_times(self, changes: pl.DataFrame) -> pl.DataFrame:
         """A detail's order time, from Silver's orders (null until its order is known): those

@@ -11,7 +11,8 @@ from datetime import datetime
 import polars as pl
 
 from batch.rules import (BROKEN_RULES, CHANGED_AT, CHANGED_AT_COLUMN, DELETED, FIRST_CHANGED_AT, KNOWN, NOW,
-                         POSITION, RAW, SOURCE_POSITION, SilverTable, carried_columns, polars_sql)
+                         POSITION, RAW, SOURCE_POSITION, SilverTable, carried_columns, polars_sql,
+                         source_row_columns)
 
 
 
@@ -44,7 +45,7 @@ def conform(changes: pl.DataFrame, table: SilverTable) -> pl.DataFrame:
         pl.col(CHANGED_AT).alias(CHANGED_AT_COLUMN),
         pl.col(CHANGED_AT).alias(FIRST_CHANGED_AT),
         pl.col(POSITION).alias(SOURCE_POSITION),
-        _json(changes, source_columns).alias(RAW)))
+        _json(changes, source_row_columns(changes.columns, table)).alias(RAW)))
 
 
 def with_first_change(candidates: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
@@ -75,6 +76,18 @@ def newer_than_stored(changes: pl.DataFrame, stored: pl.DataFrame | None, keys: 
     return newer.drop("_held")
 
 
+def with_earliest_first_change(changes: pl.DataFrame, quarantined: pl.DataFrame | None,
+                               keys: Sequence[str]) -> pl.DataFrame:
+    """A row's first commit also counts its key's versions in the quarantine: an order placed
+    breaking a rule and corrected since was first committed when it was placed."""
+    if quarantined is None or quarantined.is_empty() or FIRST_CHANGED_AT not in quarantined.columns:
+        return changes
+    earliest = quarantined.group_by(list(keys)).agg(pl.col(FIRST_CHANGED_AT).min().alias("_quarantined_earliest"))
+    return (changes.join(earliest, on=list(keys), how="left", nulls_equal=True)
+            .with_columns(pl.min_horizontal(FIRST_CHANGED_AT, "_quarantined_earliest").alias(FIRST_CHANGED_AT))
+            .drop("_quarantined_earliest"))
+
+
 def check(rows: pl.DataFrame, table: SilverTable, now: datetime,
           known: Mapping[str, pl.Series] | None = None) -> pl.DataFrame:
     """Add `_broken_rules`: the names of the rules a row breaks (a rule that is null breaks),
@@ -98,6 +111,32 @@ def awaiting_references(quarantine: pl.DataFrame, table: SilverTable) -> pl.Data
     references = list(table.references)
     return (quarantine.filter(pl.col(BROKEN_RULES).list.eval(pl.element().is_in(references)).list.all())
             .drop(BROKEN_RULES))
+
+
+def settled(quarantined: pl.DataFrame, stored: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """The quarantined versions (`keys`, `source_position`) their key no longer needs there: a
+    quarantine holds each key's newest version while that version breaks a rule, so a version
+    leaves it once a newer one of its key arrives, or once Silver (`stored`: its rows of these
+    keys after the write) holds it or a newer one (let out: its customer arrived)."""
+    versions = pl.concat([quarantined.select(*keys, SOURCE_POSITION, pl.lit(False).alias("_valid")),
+                          stored.select(*keys, SOURCE_POSITION, pl.lit(True).alias("_valid"))], how="vertical_relaxed")
+    newest = versions.sort(SOURCE_POSITION, "_valid", nulls_last=False).group_by(list(keys)).last()
+    still_bad = newest.filter(~pl.col("_valid")).select(*keys, SOURCE_POSITION)
+    return (quarantined.select(*keys, SOURCE_POSITION)
+            .join(still_bad, on=[*keys, SOURCE_POSITION], how="anti", nulls_equal=True).unique())
+
+
+def retimed(stored: pl.DataFrame, table: SilverTable) -> pl.DataFrame:
+    """Stored rows whose looked-up columns (a detail's order time: `stored` carries it as looked
+    up now) give other values than they hold, with the new ones: a detail stored before its
+    order was known, or whose order's time moved since, takes its order's time."""
+    derived = table.derived_from_looked_up
+    refreshed = _utc(stored.with_columns(pl.sql_expr(polars_sql(expression)).alias(f"_new_{name}")
+                                         for name, expression in derived.items()))
+    differs = pl.any_horizontal(pl.col(name).ne_missing(pl.col(f"_new_{name}")) for name in derived)
+    return (refreshed.filter(differs)
+            .with_columns(pl.col(f"_new_{name}").alias(name) for name in derived)
+            .drop(*(f"_new_{name}" for name in derived), *table.looked_up))
 
 
 def valid(checked: pl.DataFrame) -> pl.DataFrame:

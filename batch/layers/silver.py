@@ -33,7 +33,7 @@ from batch.names import CDC_QUARANTINE, SILVER, quarantine_name, snapshot_locati
 from batch.runs import LayerRun, TableRun, log
 from batch.store import delta_log, reads, writes
 from batch.transforms import changes, silver
-from batch.transforms.common import of_keys
+from batch.transforms.common import null_safe_join, of_keys
 from config import Settings
 
 LAYER = SILVER
@@ -51,6 +51,7 @@ class SilverJob(LayerJob):
         self.first_load = first_load
         self.referenced = reads.CachedColumns(spark)  # the keys the rules refer to
         self.now = datetime.now(timezone.utc)  # the rules that look at time judge against one moment
+        self.orders_named = spark.createDataFrame([], "order_id string")  # by this run's order changes
 
     def move(self, tables: LayerRun, marks: dict[str, str]) -> dict[str, str]:
         news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK))
@@ -113,6 +114,8 @@ class SilverJob(LayerJob):
                 row_changes = row_changes.unionByName(changes.snapshot_changes(snapshot, table.name, columns))
             row_changes = look_up(spark, settings, row_changes, table)
             conformed = silver.conform(row_changes, table).persist()  # for the keys, and for the rows
+            if table is silver.ORDERS:  # their details' order time may have moved
+                self.orders_named = conformed.select("order_id").distinct().localCheckpoint()
             try:
                 self.apply(counts, table, conformed)
             finally:
@@ -122,19 +125,23 @@ class SilverJob(LayerJob):
         """The conformed changes' newest per key, checked, into the table and its quarantine."""
         spark, settings = self.spark, self.settings
         location = paths.path(settings, LAYER, table.name)
+        quarantine_location = paths.path(settings, LAYER, quarantine_name(table.name))
+        quarantine = reads.read(spark, quarantine_location) if self.exists(quarantine_name(table.name)) else None
         candidates = conformed
-        if table.references and self.exists(quarantine_name(table.name)):
+        if table.references and quarantine is not None:
             # every quarantined row that may now pass, not only those of this batch's keys
-            quarantine = reads.read(spark, paths.path(settings, LAYER, quarantine_name(table.name)))
             candidates = conformed.unionByName(silver.awaiting_references(quarantine, table),
                                                allowMissingColumns=True)
         newest = changes.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys,
                                         silver.SOURCE_POSITION)
         held = self.stored(table.name, newest, table.keys)
+        quarantined = None if quarantine is None else of_keys(quarantine, newest, table.keys).persist()
         if held is not None:
             held = held.persist()  # read once: against the changes, then by the write
             earliest = silver.FIRST_CHANGED_AT if silver.FIRST_CHANGED_AT in held.columns else None
             newest = changes.newer_than_stored(newest, held, table.keys, silver.SOURCE_POSITION, earliest)
+        if quarantined is not None:
+            newest = silver.with_earliest_first_change(newest, quarantined, table.keys)
         known = {reference.table: self.keys_of(reference) for reference in table.references.values()}
         checked = silver.check_table(newest, table, self.now, known).persist()
         try:
@@ -149,16 +156,57 @@ class SilverJob(LayerJob):
             leaving = None
             if counts.quarantined and held is not None:  # only keys Silver holds: deleting none would still commit
                 leaving = held.select(*table.keys).join(bad.select(*table.keys), list(table.keys), "left_semi")
+            stored_after = self.stored_after(table, held, good, leaving)
+            current = held
+            if table.looked_up and held is not None:
+                retimed, their_rows = self.retimed(table, good)
+                good, current = good.unionByName(retimed), held.unionByName(their_rows)
             counts.add(writes.upsert(spark, location, good, table.keys, deletes=leaving,
-                                     partition_by=table.partition_by, current=held))
-            quarantine = paths.path(settings, LAYER, quarantine_name(table.name))
-            if counts.quarantined or not delta_log.exists(spark, quarantine):
-                counts.commits += writes.upsert(spark, quarantine, bad, [*table.keys, silver.SOURCE_POSITION],
-                                                nullable_keys=table.keys).commits
+                                     partition_by=table.partition_by, current=current))
+            self.write_quarantine(counts, table, bad, quarantined, stored_after)
         finally:
             checked.unpersist()
-            if held is not None:
-                held.unpersist()
+            for persisted in (held, quarantined):
+                if persisted is not None:
+                    persisted.unpersist()
+
+    @staticmethod
+    def stored_after(table: silver.SilverTable, held: DataFrame | None, good: DataFrame,
+                     leaving: DataFrame | None) -> DataFrame:
+        """Silver's versions (keys, source position) of the keys decided, once `good` is written."""
+        versions = good.select(*table.keys, silver.SOURCE_POSITION)
+        if held is not None:
+            kept = held if leaving is None else null_safe_join(held, leaving, table.keys, "left_anti")
+            versions = versions.unionByName(kept.select(*table.keys, silver.SOURCE_POSITION))
+        return versions
+
+    def write_quarantine(self, counts: TableRun, table: silver.SilverTable, bad: DataFrame,
+                         quarantined: DataFrame | None, stored_after: DataFrame) -> None:
+        """The rows breaking a rule into the table's quarantine, and the versions it held of the
+        keys decided (`quarantined`) that it holds no longer (silver.settled) taken out."""
+        location = paths.path(self.settings, LAYER, quarantine_name(table.name))
+        version_keys = [*table.keys, silver.SOURCE_POSITION]
+        gone = None
+        if quarantined is not None:
+            versions = quarantined.select(*version_keys).unionByName(bad.select(*version_keys))
+            settled = silver.settled(versions, stored_after, table.keys).localCheckpoint()
+            bad = null_safe_join(bad, settled, version_keys, "left_anti")
+            gone = null_safe_join(quarantined.select(*version_keys), settled, version_keys, "left_semi")
+        settling = gone is not None and not gone.isEmpty()
+        if counts.quarantined or settling or not delta_log.exists(self.spark, location):
+            counts.commits += writes.upsert(self.spark, location, bad, version_keys, deletes=gone,
+                                            nullable_keys=table.keys).commits
+
+    def retimed(self, table: silver.SilverTable, good: DataFrame) -> tuple[DataFrame, DataFrame]:
+        """Silver's details whose order time moved, refreshed (silver.retimed), and the rows they
+        replace: those of the orders this run's changes name, and those still waiting for their
+        order (no order time), left out where `good` writes the key anyway."""
+        stored = reads.read(self.spark, paths.path(self.settings, LAYER, table.name))
+        pool = (stored.join(F.broadcast(self.orders_named), "order_id", "left_semi")
+                .unionByName(stored.filter(F.col("order_ts").isNull())).distinct())
+        pool = null_safe_join(pool, good.select(*table.keys), table.keys, "left_anti").localCheckpoint()
+        retimed = silver.retimed(look_up(self.spark, self.settings, pool, table), table).localCheckpoint()
+        return retimed, null_safe_join(pool, retimed.select(*table.keys), table.keys, "left_semi")
 
     def keys_of(self, reference: silver.Reference) -> DataFrame:
         """The keys of the Silver table a rule refers to."""

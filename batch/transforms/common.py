@@ -40,6 +40,13 @@ def of_keys(table: DataFrame, rows: DataFrame, keys: Sequence[str]) -> DataFrame
     return table.join(wanted, _null_safe_equal(keys, "_of_"), "left_semi")
 
 
+def null_safe_join(left: DataFrame, right: DataFrame, keys: Sequence[str], how: str) -> DataFrame:
+    """`left` joined to `right` on `keys`, null matching null; the keys once, `left`'s."""
+    renamed = right.withColumnsRenamed({name: f"_right_{name}" for name in keys})
+    joined = left.join(renamed, _null_safe_equal(keys, "_right_"), how)
+    return joined if how in ("left_semi", "left_anti") else joined.drop(*(f"_right_{name}" for name in keys))
+
+
 def missing_keys(current: DataFrame, candidates: DataFrame, keys: Sequence[str]) -> DataFrame:
     """The keys of `current` that `candidates` no longer has: rows deleted at the source."""
     return current.select(*keys).join(candidates.select(*keys), on=list(keys), how="left_anti")

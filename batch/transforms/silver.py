@@ -8,6 +8,7 @@ nothing is dropped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -16,8 +17,8 @@ from pyspark.sql import functions as F
 
 from batch.rules import (BROKEN_RULES, CHANGED_AT, CHANGED_AT_COLUMN, CUSTOMERS, DELETED, FIRST_CHANGED_AT,  # noqa: F401
                          LIFECYCLE_COLUMNS, NOW, ORDER_DETAILS, ORDERS, PAYMENT_METHOD, POSITION, RAW,
-                         SOURCE_POSITION, TABLES, Reference, SilverTable, carried_columns)
-from batch.transforms.common import latest_per_key
+                         SOURCE_POSITION, TABLES, Reference, SilverTable, carried_columns, source_row_columns)
+from batch.transforms.common import latest_per_key, null_safe_join
 
 
 def latest_changes(changes: DataFrame, keys: tuple[str, ...]) -> DataFrame:
@@ -41,7 +42,7 @@ def conform(changes: DataFrame, table: SilverTable) -> DataFrame:
         F.col(CHANGED_AT).alias(CHANGED_AT_COLUMN),
         F.col(CHANGED_AT).alias(FIRST_CHANGED_AT),
         F.col(POSITION).alias(SOURCE_POSITION),
-        F.to_json(F.struct(*source_columns)).alias(RAW))
+        F.to_json(F.struct(*source_row_columns(changes.columns, table))).alias(RAW))
 
 
 def with_first_change(candidates: DataFrame, keys: tuple[str, ...]) -> DataFrame:
@@ -49,6 +50,39 @@ def with_first_change(candidates: DataFrame, keys: tuple[str, ...]) -> DataFrame
     newest version carries when the row was first committed (an order's placement) even when
     the batch holds several versions of it."""
     return candidates.withColumn(FIRST_CHANGED_AT, F.min(FIRST_CHANGED_AT).over(Window.partitionBy(*keys)))
+
+
+def with_earliest_first_change(changes: DataFrame, quarantined: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """A row's first commit also counts its key's versions in the quarantine: an order placed
+    breaking a rule and corrected since was first committed when it was placed."""
+    earliest = quarantined.groupBy(*keys).agg(F.min(FIRST_CHANGED_AT).alias("_quarantined_earliest"))
+    return (null_safe_join(changes, earliest, keys, "left")
+            .withColumn(FIRST_CHANGED_AT, F.least(FIRST_CHANGED_AT, "_quarantined_earliest"))
+            .drop("_quarantined_earliest"))
+
+
+def settled(quarantined: DataFrame, stored: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """The quarantined versions (`keys`, `source_position`) their key no longer needs there: a
+    quarantine holds each key's newest version while that version breaks a rule, so a version
+    leaves it once a newer one of its key arrives, or once Silver (`stored`: its rows of these
+    keys after the write) holds it or a newer one (let out: its customer arrived)."""
+    versions = (quarantined.select(*keys, SOURCE_POSITION, F.lit(False).alias("_valid"))
+                .unionByName(stored.select(*keys, SOURCE_POSITION, F.lit(True).alias("_valid"))))
+    newest = latest_per_key(versions, keys, [F.col(SOURCE_POSITION).desc(), F.col("_valid").desc()])
+    still_bad = newest.filter(~F.col("_valid")).select(*keys, SOURCE_POSITION)
+    return null_safe_join(quarantined.select(*keys, SOURCE_POSITION).distinct(), still_bad, (*keys, SOURCE_POSITION),
+                          "left_anti")
+
+
+def retimed(stored: DataFrame, table: SilverTable) -> DataFrame:
+    """Stored rows whose looked-up columns (a detail's order time: `stored` carries it as looked
+    up now) give other values than they hold, with the new ones: a detail stored before its
+    order was known, or whose order's time moved since, takes its order's time."""
+    derived = table.derived_from_looked_up
+    differs = [~F.col(name).eqNullSafe(F.expr(expression)) for name, expression in derived.items()]
+    return (stored.filter(functools.reduce(lambda one, other: one | other, differs))
+            .withColumns({name: F.expr(expression) for name, expression in derived.items()})
+            .drop(*table.looked_up))
 
 
 def check(rows: DataFrame, rules: Mapping[str, str], now: datetime) -> DataFrame:
