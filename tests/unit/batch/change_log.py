@@ -1,14 +1,16 @@
 """A small change log as Debezium writes it to the four CDC topics, in micro-batches, with what a
 live shop sends: the connector's snapshot of the reference tables, orders completed, orders left
 incomplete, details before their order, a raised `num_products`, a cancelled order, a customer
-who arrives after their orders, a record Kafka Connect repeats at another offset, a tombstone,
-records that are no row change, and both JSON shapes (with and without `schemas.enable`)."""
+who arrives after their orders, rows that break a rule (corrected later, broken again, or for
+good), an order whose time moves after its details arrived, a record Kafka Connect repeats at
+another offset, a tombstone, records that are no row change, and both JSON shapes (with and
+without `schemas.enable`)."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from batch.fastlane.archive import Record
 from config import Settings
@@ -59,9 +61,10 @@ class ChangeLog:
         self.batches.append([])
 
 
-def order(order_id: str, *, customer_id: int = 1, num_products: int = 2, payment_method_id: int = 1) -> dict:
+def order(order_id: str, *, customer_id: int = 1, num_products: int = 2, payment_method_id: int = 1,
+          moved: timedelta = timedelta()) -> dict:
     return {"id": order_id, "customer_id": customer_id, "store_id": 3, "payment_method_id": payment_method_id,
-            "num_products": num_products, "timestamp": ms(COMMITTED)}
+            "num_products": num_products, "timestamp": ms(COMMITTED + moved)}
 
 
 def detail(order_id: str, product_id: int, quantity: int = 1) -> dict:
@@ -112,7 +115,14 @@ def shop_change_log(settings: Settings, orders_per_batch: int = 12) -> list[list
             log.change("orders", "c", order("late-customer", customer_id=9, num_products=1))
             log.change("order_details", "c", detail("late-customer", 11))
             log.raw("orders", b'{"id": "x"}', b"\xffnot json at all")
+            log.change("orders", "c", order("fixed-later", num_products=0))  # breaks num_products_positive
+            log.change("order_details", "c", detail("fixed-later", 11))
+            log.change("orders", "c", {**order("broken-twice"), "store_id": None})
+            log.change("order_details", "c", detail("o1-004", 14, quantity=0))  # breaks quantity_positive
         if batch == 2:
+            log.change("orders", "u", order("fixed-later", num_products=1))
+            log.change("orders", "u", order("broken-twice", num_products=0))
+            log.change("orders", "u", order("o1-006", num_products=1, moved=timedelta(days=-1)))  # details follow
             log.change("customers", "c", customer(9))
             log.change("payment_method", "c", {"id": 4, "name": "Method 4", "provider": "Klarna"})
             table, image, pos = replayed

@@ -27,7 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 # Every boundary between two commits of a micro-batch, in the order the lane reaches them.
 POINTS = [kill_points.ARCHIVE, kill_points.CDC_QUARANTINE,
           *(kill_points.silver(name) for table in TABLES for name in (table.name, quarantine_name(table.name))),
-          kill_points.GOLD, kill_points.SILVER_MARKS, kill_points.GOLD_MARKS]
+          kill_points.GOLD, *(kill_points.settled(quarantine_name(table.name)) for table in TABLES),
+          kill_points.SILVER_MARKS, kill_points.GOLD_MARKS]
 PROCESSING_TIMES = {"archived_at"}  # when the lane wrote a row, not what the source said
 
 
@@ -99,7 +100,10 @@ def assert_same_tables(found: dict[str, pl.DataFrame], expected: dict[str, pl.Da
     assert found.keys() == expected.keys()
     for name, rows in expected.items():
         assert sorted(found[name].columns) == sorted(rows.columns), name
-        assert_frame_equal(found[name].select(rows.columns), rows, check_dtypes=False, check_row_order=True)
+        try:
+            assert_frame_equal(found[name].select(rows.columns), rows, check_dtypes=False, check_row_order=True)
+        except AssertionError as unequal:
+            raise AssertionError(f"{name}: {unequal}") from None
 
 
 def test_the_change_log_leaves_incomplete_orders_quarantined_rows_and_cancellations(never_killed):
