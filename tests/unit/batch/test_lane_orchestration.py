@@ -1,16 +1,22 @@
 """The fast lane's orchestration on a `file://` lake (no services, no JVM): who may hold the hot
-tables, an archive that takes each record once, and a recovery that ends where a clean run ends."""
+tables, an archive that takes each record once, a recovery that ends where a clean run ends, and
+facts resolved once the dimensions the deferred work builds hold their keys."""
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from batch.fastlane import lease as lease_module
-from batch.fastlane.lane import FastLane
+from batch.fastlane.facts import RESOLVED_BY
+from batch.fastlane.lane import FastLane, MicroBatch
 from batch.fastlane.lease import Lease, LeaseHeld, Owner
-from batch.paths import SILVER, archive_location
+from batch.paths import GOLD, SILVER, archive_location
+from batch.rules import UNKNOWN
 from tests.unit.batch.change_log import shop_change_log
 from tests.unit.batch.test_lane_kills import ARCHIVE_MARK, assert_same_tables, lake_settings, run_lane, tables
 
@@ -94,3 +100,36 @@ def test_an_append_left_unapplied_then_recovered_ends_as_a_clean_run(settings, c
     assert mark == archive_version  # Silver's mark reached what the archive held
     assert started.recover() is None  # nothing left to recover
     assert_same_tables(tables(lake_settings(settings, killed)), tables(lake_settings(settings, clean)))
+
+
+def test_facts_at_the_unknown_member_are_resolved_once_the_dimensions_hold_their_keys(settings, change_log, tmp_path):
+    local = lake_settings(settings, tmp_path)
+    run_lane(local, change_log)  # no dimension built yet: every key is the unknown member
+    lane = FastLane(local)
+    facts = lane.lake.read(lane.location(GOLD, "fact_orders"))
+    keys = ["customer_key", "payment_method_key", "order_date_id"]
+    assert facts.select((pl.col(name) == UNKNOWN).all() for name in keys).row(0) == (True, True, True)
+    customers = sorted(facts["customer_id"].unique())
+    methods = sorted(facts["payment_method_id"].unique())
+    dates = sorted(facts["order_ts"].dt.strftime("%Y%m%d").cast(pl.Int32).unique())
+    since = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    built = {
+        "dim_customer": pl.DataFrame({"customer_key": [UNKNOWN, *(100 + n for n in customers)],
+                                      "customer_id": [UNKNOWN, *customers], "valid_from": [since] * (1 + len(customers)),
+                                      "valid_to": [None] * (1 + len(customers))}),
+        "dim_payment_method": pl.DataFrame({"payment_method_key": [UNKNOWN, *(200 + n for n in methods)],
+                                            "payment_method_id": [UNKNOWN, *methods]}),
+        "dim_date": pl.DataFrame({"date_id": [UNKNOWN, *dates]}),
+    }
+    for name, rows in built.items():
+        lane.lake.upsert(lane.location(GOLD, name), rows.cast(RESOLVED_BY[name]), list(rows.columns[:1]))
+
+    lane.resolve_unknown_keys(MicroBatch())
+
+    resolved = lane.lake.read(lane.location(GOLD, "fact_orders")).sort("order_id")
+    assert resolved.height == facts.height
+    assert (resolved["customer_key"] == resolved["customer_id"] + 100).all()
+    assert (resolved["payment_method_key"] == resolved["payment_method_id"] + 200).all()
+    assert (resolved["order_date_id"] == resolved["order_ts"].dt.strftime("%Y%m%d").cast(pl.Int32)).all()
+    untouched = [name for name in facts.columns if name not in keys]
+    assert_frame_equal(resolved.select(untouched), facts.sort("order_id").select(untouched))
