@@ -242,7 +242,7 @@ class FastLane:
                     if (arrived := named_before.get(reference.table)) is not None and not arrived.is_empty())],
                     how="vertical_relaxed")
         newest = silver.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys)
-        held = self.lake.of_keys(location, newest, table.keys)
+        held, of_orders_named = self.held_rows(table, newest, named_before.get(ORDERS.name))
         quarantined = self.quarantined(table, newest, quarantine)
         newest = silver.newer_than_stored(newest, held, table.keys)
         newest = silver.with_earliest_first_change(newest, quarantined, table.keys)
@@ -261,7 +261,7 @@ class FastLane:
         if leaving is not None:
             stored_after = stored_after.join(leaving, on=list(table.keys), how="anti", nulls_equal=True)
         if table.looked_up and held is not None:
-            retimed, their_rows = self.retimed(table, good, named_before.get(ORDERS.name))
+            retimed, their_rows = self.retimed(table, good, of_orders_named)
             good = pl.concat([good, retimed], how="diagonal_relaxed")
             held = pl.concat([held, their_rows], how="diagonal_relaxed")
         written = self.lake.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
@@ -312,15 +312,28 @@ class FastLane:
                                                   nullable_keys=table.keys).commits
             self.kill_points.reached(kill_points.settled(quarantine_name(table.name)))
 
-    def retimed(self, table: SilverTable, good: pl.DataFrame,
-                orders_named: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Silver's details whose order time moved, refreshed (silver.retimed), and the rows they
-        replace: those of the orders this micro-batch named, and those still waiting for their
-        order (no order time), left out where `good` writes the key anyway."""
+    def held_rows(self, table: SilverTable, newest: pl.DataFrame,
+                  orders_named: pl.DataFrame | None) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        """Silver's rows of `newest`'s keys; for a table whose rows look up their order's time,
+        also, in the same read, the rows of the orders this micro-batch named."""
         location = self.location(SILVER, table.name)
-        order_ids = pl.Series("order_id", [], pl.String) if orders_named is None else orders_named["order_id"]
-        stored = pl.concat([self.lake.read(location, "order_id", order_ids),
-                            self.lake.read(location, where=pc.field("order_ts").is_null())], how="diagonal_relaxed")
+        if not table.looked_up or orders_named is None or orders_named.is_empty():
+            return self.lake.of_keys(location, newest, table.keys), None
+        by_order = self.lake.read(location, "order_id", pl.concat([newest["order_id"], orders_named["order_id"]]))
+        if by_order is None:
+            return None, None
+        wanted = newest.select(table.keys).unique().cast(dict(by_order.select(table.keys).schema))
+        return (by_order.join(wanted, on=list(table.keys), how="semi", nulls_equal=True),
+                by_order.filter(pl.col("order_id").is_in(orders_named["order_id"].implode())))
+
+    def retimed(self, table: SilverTable, good: pl.DataFrame,
+                of_orders_named: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Silver's details whose order time moved, refreshed (silver.retimed), and the rows they
+        replace: those of the orders this micro-batch named (`of_orders_named`, read with the
+        batch's own), and those still waiting for their order (no order time, so no order date:
+        one partition), left out where `good` writes the key anyway."""
+        waiting = self.lake.read(self.location(SILVER, table.name), where=pc.field("order_date").is_null())
+        stored = pl.concat([*([] if of_orders_named is None else [of_orders_named]), waiting], how="diagonal_relaxed")
         stored = (stored.unique(list(table.keys), keep="first")
                   .join(good.select(table.keys), on=list(table.keys), how="anti", nulls_equal=True))
         retimed = silver.retimed(self.order_times(stored), table)
