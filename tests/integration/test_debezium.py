@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cdc import rest
-from cdc.connector import connector_secrets, schema_history_security, secret_reference
+from cdc.connector import connector_config, connector_secrets
 from config import Settings
 from source import database
 from cdc.topics import read_topics, snapshot_done
@@ -19,25 +19,15 @@ def probe_table(settings: Settings, unique_name: str):
     connection.close()
 
 
-def connector_config(settings: Settings, table: str) -> dict[str, str]:
-    return {
-        "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
-        "tasks.max": "1",
-        "database.hostname": settings.mysql_host,
-        "database.port": str(settings.mysql_port),
-        "database.user": settings.mysql_login("cdc")[0],
-        "database.password": secret_reference(settings, "database.password"),
+def probe_config(settings: Settings, table: str) -> dict[str, str]:
+    """The config `cdc register` writes (its template, the secrets by reference), narrowed to
+    the probe table, with a replication id and a schema history of its own."""
+    return connector_config(settings, **{
         "database.server.id": str(10_000 + int(table[1:7], 16) % 50_000),
-        "topic.prefix": "mysql",
         "custom.metric.tags": f"connector={table}",
-        "database.include.list": settings.mysql_database,
         "table.include.list": f"{settings.mysql_database}.{table}",
-        "schema.history.internal.kafka.bootstrap.servers": settings.kafka_bootstrap,
-        **schema_history_security(settings),
         "schema.history.internal.kafka.topic": f"schema-history.{table}",
-        "snapshot.mode": "initial",
-        "include.schema.changes": "false",
-    }
+    })
 
 
 def test_a_registered_connector_streams_snapshot_and_insert_events(settings: Settings, probe_table):
@@ -48,7 +38,7 @@ def test_a_registered_connector_streams_snapshot_and_insert_events(settings: Set
     cursor.execute(f"INSERT INTO {table} VALUES (1, 'before')")
     try:
         # when the connector is registered through the REST API and a row is inserted
-        response = connect.put(f"/connectors/{name}/config", json=connector_config(settings, table))
+        response = connect.put(f"/connectors/{name}/config", json=probe_config(settings, table))
         assert response.status_code in (200, 201), response.text
         rest.wait_running(connect, name)
         # the config read back names the secrets' file: Connect resolved them, nobody else sees them

@@ -78,7 +78,7 @@ def test_minio_access_sets_the_lake_s_users_from_the_environment_alone(roles: Se
     root = roles.minio_login("root")
     MinioAdmin(endpoint=roles.minio_endpoint, credentials=StaticProvider(*root), secure=False).user_remove(
         roles.minio_login("writer")[0])  # gone: only the command can make it again
-    with pytest.raises(S3Error):
+    with pytest.raises(S3Error, match="InvalidAccessKeyId"):
         minio_client(roles, "writer").bucket_exists("silver")
     done = subprocess.run([sys.executable, "-m", "stack", "minio-access", "--wait", "10"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -88,5 +88,5 @@ def test_minio_access_sets_the_lake_s_users_from_the_environment_alone(roles: Se
 
     assert done.returncode == 0, done.stderr
     assert f"lake writer {roles.minio_login('writer')[0]}" in done.stderr
-    with pytest.raises(S3Error):
+    with pytest.raises(S3Error, match="AccessDenied"):
         writer.make_bucket(f"not-{unique_name}")
