@@ -8,6 +8,7 @@ import base64
 import secrets as secrets_module
 import subprocess
 import uuid
+from urllib.parse import quote
 from collections.abc import Iterator
 
 import psutil
@@ -54,9 +55,16 @@ def in_cmdline(process: psutil.Process) -> list[str]:
 
 
 def test_each_process_the_stack_starts_holds_only_its_own_credentials(settings: Settings, worker: Worker):
-    secrets = stack_secrets(settings)
+    decoy = secrets_module.token_urlsafe(24) + "/+="  # the scan's positive control: it must find this one
+    secrets = {**stack_secrets(settings), "DECOY": decoy}
     services = {status.name: status.pid for status in control.status(all_services(settings)) if status.pid}
     healer = processes.running_pid(StackLayout(settings.stack_home).pidfile(watcher.HEALER))
+    planted_env = {"PATH": "/usr/bin:/bin", "UNRELATED_NAME": f"https://user:{quote(decoy, safe='')}@example.invalid"}
+    with subprocess.Popen(["sleep", "60"], env=planted_env) as planted:
+        try:
+            assert foreign(planted.pid, None, secrets) == {"DECOY"}, "the scan finds a percent-encoded secret"
+        finally:
+            planted.kill()
     held = {"worker": foreign(worker.pid(), "worker", secrets),
             "connector watcher": foreign(healer, "connector-watcher", secrets),
             **{name: foreign(pid, None, secrets) - {SERVICE_CREDENTIALS.get(name)} for name, pid in services.items()}}
