@@ -622,7 +622,23 @@ def set_kafka_passwords(settings: Settings) -> None:
     start, so a password edited in the secrets file is the cluster's after the next `stack up`,
     its topics kept. The stack logs in as the tools' user or, when the cluster refuses that
     password (the one being changed), as the brokers': change those two at different starts."""
-    set_scram_passwords(super_user_admin(settings), settings.kafka_sasl_mechanism, kafka_logins(settings))
+    admin = super_user_admin(settings)
+    set_scram_passwords(admin, settings.kafka_sasl_mechanism, kafka_logins(settings))
+    remove_unnamed_scram_users(admin, {user for user, _ in kafka_logins(settings)})
+
+
+def remove_unnamed_scram_users(admin: AdminClient, named: set[str]) -> list[str]:
+    """Remove the SCRAM users the settings no longer name (a role's user renamed by hand, a
+    rotation cut short): their passwords would still let a client in. The users removed."""
+    described = admin.describe_user_scram_credentials().result(timeout=30)
+    deletions = [UserScramCredentialDeletion(user, info.mechanism) for user, description in described.items()
+                 if user not in named for info in description.scram_credential_infos]
+    for done in (admin.alter_user_scram_credentials(deletions, request_timeout=30).values() if deletions else ()):
+        done.result()
+    removed = sorted({deletion.user for deletion in deletions})
+    if removed:
+        log.info("kafka: removed the SCRAM users the settings no longer name: %s", ", ".join(removed))
+    return removed
 
 
 def set_scram_passwords(admin: AdminClient, mechanism: str, logins: Iterable[tuple[str, str]]) -> None:

@@ -18,7 +18,8 @@ from cdc.topics import read_to_end
 from config import Settings
 from stack import doctor, services
 from stack.install import Toolchain
-from stack.services import StackLayout
+from config.settings import KAFKA_CLIENT_ROLES
+from stack.services import StackLayout, set_kafka_access, set_scram_passwords, super_user_admin
 from tests.integration.waiting import wait_for
 
 
@@ -206,6 +207,20 @@ def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Set
     assert _read_error(lake, output, f"spark-kafka-source-{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
     # Kafka Connect writes the CDC topics, and reads no output
     assert _read_error(connect, output, f"schema-history.{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
+
+
+def test_a_scram_user_the_settings_do_not_name_is_removed_at_the_next_start(settings: Settings, unique_name: str):
+    stale, password = f"orderpipe-stale-{unique_name}", "a-password-of-a-renamed-role"
+    set_scram_passwords(super_user_admin(settings), settings.kafka_sasl_mechanism, [(stale, password)])
+    login = {**settings.kafka_aiokafka_auth("tools"), "sasl_plain_username": stale, "sasl_plain_password": password}
+    assert doctor.kafka_answers(settings.kafka_bootstrap, **login)  # let in while it exists
+
+    set_kafka_access(settings)  # what `stack up` runs
+
+    assert stale not in super_user_admin(settings).describe_user_scram_credentials().result(timeout=30)
+    assert not doctor.kafka_answers(settings.kafka_bootstrap, **login)
+    assert all(doctor.kafka_answers(settings.kafka_bootstrap, **settings.kafka_aiokafka_auth(role))
+               for role in (*KAFKA_CLIENT_ROLES, "tools"))
 
 
 def test_a_rule_the_stack_does_not_make_is_removed_at_its_next_start(settings: Settings, unique_name: str,
