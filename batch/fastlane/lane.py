@@ -231,16 +231,15 @@ class FastLane:
         named = candidates.select(table.keys)
         quarantine_location = self.location(SILVER, quarantine_name(table.name))
         quarantine = self.lake.read(quarantine_location) if table.references else None
-        if table.references:
-            if quarantine is not None and not quarantine.is_empty():
-                # every quarantined row that may now pass, not only those of this batch's keys
-                awaiting = silver.awaiting_references(quarantine, table)
-                candidates = pl.concat([candidates, awaiting], how="diagonal_relaxed")
-                named = pl.concat([named, *(
-                    awaiting.filter(pl.col(reference.column).is_in(arrived[reference.key].implode())).select(table.keys)
-                    for reference in table.references.values()
-                    if (arrived := named_before.get(reference.table)) is not None and not arrived.is_empty())],
-                    how="vertical_relaxed")
+        if quarantine is not None and not quarantine.is_empty():
+            # every quarantined row that may now pass, not only those of this batch's keys
+            awaiting = silver.awaiting_references(quarantine, table)
+            candidates = pl.concat([candidates, awaiting], how="diagonal_relaxed")
+            named = pl.concat([named, *(
+                awaiting.filter(pl.col(reference.column).is_in(arrived[reference.key].implode())).select(table.keys)
+                for reference in table.references.values()
+                if (arrived := named_before.get(reference.table)) is not None and not arrived.is_empty())],
+                how="vertical_relaxed")
         newest = silver.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys)
         held, of_orders_named = self.held_rows(table, newest, named_before.get(ORDERS.name))
         quarantined = self.quarantined(table, newest, quarantine)
@@ -256,10 +255,7 @@ class FastLane:
         leaving = None
         if bad.height and held is not None:
             leaving = held.select(table.keys).join(bad.select(table.keys), on=list(table.keys), how="semi")
-        stored_after = pl.concat([*([] if held is None else [held.select(*table.keys, SOURCE_POSITION)]),
-                                  good.select(*table.keys, SOURCE_POSITION)], how="vertical_relaxed")
-        if leaving is not None:
-            stored_after = stored_after.join(leaving, on=list(table.keys), how="anti", nulls_equal=True)
+        stored_after = silver.versions_after(held, good, leaving, table.keys)
         if table.looked_up and held is not None:
             retimed, their_rows = self.retimed(table, good, of_orders_named)
             good = pl.concat([good, retimed], how="diagonal_relaxed")

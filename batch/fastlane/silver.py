@@ -113,6 +113,15 @@ def awaiting_references(quarantine: pl.DataFrame, table: SilverTable) -> pl.Data
             .drop(BROKEN_RULES))
 
 
+def versions_after(held: pl.DataFrame | None, written: pl.DataFrame, deleted: pl.DataFrame | None,
+                   keys: Sequence[str]) -> pl.DataFrame:
+    """The versions (`keys`, `source_position`) a table holds of the keys a write decided, once
+    it has written `written` over `held` and deleted the `deleted` keys."""
+    versions = pl.concat([*([] if held is None else [held.select(*keys, SOURCE_POSITION)]),
+                          written.select(*keys, SOURCE_POSITION)], how="vertical_relaxed")
+    return versions if deleted is None else versions.join(deleted, on=list(keys), how="anti", nulls_equal=True)
+
+
 def settled(quarantined: pl.DataFrame, stored: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     """The quarantined versions (`keys`, `source_position`) their key no longer needs there: a
     quarantine holds each key's newest version while that version breaks a rule, so a version
