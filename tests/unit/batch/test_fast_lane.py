@@ -183,6 +183,40 @@ def test_a_change_older_than_the_stored_one_is_left_out_and_the_first_commit_sta
     assert newer["first_changed_at"].to_list() == [datetime(2026, 1, 1, tzinfo=timezone.utc)]
 
 
+QUARANTINED = [("fixed", "p1"), ("twice", "p1"), ("twice", "p2"), ("waiting", "p1"), ("let-out", "p1"), (None, "p1"),
+               (None, "p2")]
+HELD_AFTER = [("fixed", "p3"), ("let-out", "p1")]  # Silver's versions of the keys decided, once written
+
+
+def test_both_engines_keep_in_a_quarantine_only_each_key_s_newest_version_while_silver_does_not_hold_it(spark):
+    schema = {"order_id": pl.String, SOURCE_POSITION: pl.String}
+    quarantined, held = (pl.DataFrame(rows, schema=schema, orient="row") for rows in (QUARANTINED, HELD_AFTER))
+
+    by_polars = fast_silver.settled(quarantined, held, ["order_id"]).sort(pl.all(), nulls_last=True).rows()
+    by_spark = sorted((tuple(row) for row in silver.settled(
+        spark.createDataFrame(QUARANTINED, "order_id string, source_position string"),
+        spark.createDataFrame(HELD_AFTER, "order_id string, source_position string"), ("order_id",)).collect()),
+        key=lambda row: (row[0] is None, row))
+
+    assert by_polars == by_spark == [("fixed", "p1"), ("let-out", "p1"), ("twice", "p1"), (None, "p1")]
+
+
+def test_both_engines_give_a_stored_detail_its_order_s_time_when_it_moved(spark):
+    moved, stayed = datetime(2026, 11, 19, 9, 0, tzinfo=UTC), datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    stored = [("o1", 5, None, None, moved), ("o2", 5, stayed, stayed.date(), stayed),
+              ("o3", 5, stayed, stayed.date(), moved), ("o4", 5, None, None, None)]
+    schema = {"order_id": pl.String, "product_id": pl.Int32, "order_ts": pl.Datetime("us", "UTC"),
+              "order_date": pl.Date, "order_timestamp": pl.Datetime("us", "UTC")}
+
+    by_polars = fast_silver.retimed(pl.DataFrame(stored, schema=schema, orient="row"), ORDER_DETAILS).sort("order_id")
+    by_spark = from_spark(silver.retimed(spark.createDataFrame(
+        stored, "order_id string, product_id int, order_ts timestamp, order_date date, order_timestamp timestamp"),
+        ORDER_DETAILS)).sort("order_id")
+
+    assert by_polars.columns == by_spark.columns == ["order_id", "product_id", "order_ts", "order_date"]
+    assert by_polars.rows() == by_spark.rows() == [("o1", 5, moved, moved.date()), ("o3", 5, moved, moved.date())]
+
+
 def test_rows_the_table_holds_as_they_are_are_not_written_again():
     current = pl.DataFrame({"k": [1, 2], "v": ["a", "b"]})
     candidates = pl.DataFrame({"k": [1, 2, 3], "v": ["a", "B", "c"]})
