@@ -11,8 +11,7 @@ from batch.layers.silver import SilverJob
 from batch.paths import CDC_QUARANTINE, quarantine_name
 from batch.rules import TABLES
 from tests.unit.batch.change_log import shop_change_log
-from tests.unit.batch.test_job_kills import lake_tables
-from tests.unit.batch.test_lane_kills import assert_same_tables, lake_settings, run_lane
+from tests.unit.batch.lakes import assert_same_tables, lake_settings, lake_tables, run_lane
 
 SILVER = [f"silver/{name}" for table in TABLES for name in (table.name, quarantine_name(table.name))]
 

@@ -18,11 +18,9 @@ import polars as pl
 import pytest
 
 from batch import flows, kill_points
-from batch.fastlane.delta import Lake
 from tests.unit.batch.change_log import shop_change_log
-from tests.unit.batch.test_lane_kills import Killed, assert_same_tables, lake_settings, run_lane
+from tests.unit.batch.lakes import Killed, assert_same_tables, lake_settings, lake_tables, run_lane
 
-PROCESSING_TIMES = {"archived_at"}
 DIMENSIONS = ("customer", "date", "payment_method", "product")
 MARTS = ("customer_segments", "daily_orders", "payment_mix", "top_products")
 SILVER_TABLES = ("customers", "customers_quarantine", "order_details", "order_details_history",
@@ -53,19 +51,6 @@ def first_table_and_marks_of_each_job(points: list[str]) -> list[str]:
             chosen.append(point)
         job_starts = "/" in point
     return chosen
-
-
-def lake_tables(settings, folder: Path) -> dict[str, pl.DataFrame]:
-    """Every Delta table of the lake in `folder`, read through delta-rs, in a comparable order."""
-    local = lake_settings(settings, folder)
-    found = {}
-    for log in sorted(folder.rglob("_delta_log")):
-        table = str(log.parent.relative_to(folder))
-        rows = Lake(local).read(f"{local.lake_uri}{table}")
-        rows = rows.drop(*(name for name in rows.columns if name in PROCESSING_TIMES))
-        comparable = [name for name, dtype in rows.schema.items() if not isinstance(dtype, pl.List)]
-        found[table] = rows.sort(comparable, nulls_last=True)
-    return found
 
 
 @pytest.fixture(scope="module")

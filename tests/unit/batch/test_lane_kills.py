@@ -1,6 +1,6 @@
 """The fast lane killed at every boundary between two commits of a micro-batch, then started again:
 every table it writes ends as in a run that was never killed. On a `file://` lake (delta-rs, no
-services, no JVM); the kill is the lane's own kill point (batch.fastlane.kill_points): here an
+services, no JVM); the kill is the lane's own kill point (batch.kill_points): here an
 exception that abandons the process's state at that line, and once a real SIGKILL of a process."""
 
 from __future__ import annotations
@@ -10,18 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
 from batch import kill_points
-from batch.fastlane.archive import Record
-from batch.fastlane.lane import ARCHIVE_MARK, FastLane, hot_tables
+from batch.fastlane.lane import ARCHIVE_MARK, FastLane
 from batch.paths import SILVER, archive_location
 from batch.rules import TABLES
 from batch.paths import quarantine_name
 from config import Settings
 from tests.unit.batch.change_log import shop_change_log
+from tests.unit.batch.lakes import Killed, assert_same_tables, lake_settings, run_lane, tables
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 # Every boundary between two commits of a micro-batch, in the order the lane reaches them.
@@ -29,50 +27,6 @@ POINTS = [kill_points.ARCHIVE, kill_points.CDC_QUARANTINE,
           *(kill_points.silver(name) for table in TABLES for name in (table.name, quarantine_name(table.name))),
           kill_points.GOLD, *(kill_points.settled(quarantine_name(table.name)) for table in TABLES),
           kill_points.SILVER_MARKS, kill_points.GOLD_MARKS]
-PROCESSING_TIMES = {"archived_at"}  # when the lane wrote a row, not what the source said
-
-
-class Killed(BaseException):
-    """The process ends here: nothing after this line of the lane runs."""
-
-
-def lake_settings(settings: Settings, folder: Path, kill_at: str | None = None) -> Settings:
-    return settings.model_copy(update={"lake_uri": f"file://{folder}/", "lake_kill_at": kill_at})
-
-
-def run_lane(settings: Settings, batches: list[list[Record]], kill=None) -> list[dict[str, int]]:
-    """As `python -m batch --continuous` starts: recover what the archive holds beyond Silver's
-    mark, then read each partition on from the archive's offsets, a micro-batch at a time. How
-    often each kill point was reached by the end of each micro-batch."""
-    lane = FastLane(settings)
-    if kill is not None:
-        lane.kill_points.kill = kill
-    lane.check_tables()
-    lane.recover()
-    start = lane.next_offsets({(record.topic, record.partition) for records in batches for record in records})
-    reached = []
-    for records in batches:
-        unread = [record for record in records
-                  if start[(record.topic, record.partition)] is None
-                  or record.offset >= start[(record.topic, record.partition)]]
-        if unread:
-            lane.apply(unread)
-        reached.append(dict(lane.kill_points.reached_count))
-    return reached
-
-
-def tables(settings: Settings) -> dict[str, pl.DataFrame]:
-    lane = FastLane(settings)
-    found = {}
-    for location in hot_tables(settings):
-        rows = lane.lake.read(location)
-        assert rows is not None, f"{location} was never written"
-        rows = rows.drop(*(name for name in rows.columns if name in PROCESSING_TIMES))
-        comparable = [name for name, dtype in rows.schema.items() if not isinstance(dtype, pl.List)]
-        found[location.removeprefix(settings.lake_uri)] = rows.sort(comparable, nulls_last=True)
-    return found
-
-
 @pytest.fixture(scope="module")
 def change_log(settings):
     return shop_change_log(settings)
@@ -94,23 +48,6 @@ def reached(settings, change_log, tmp_path_factory) -> list[dict[str, int]]:
 # The micro-batches killed in: the second (incomplete orders, a record that is no JSON, orders of
 # a customer not known yet) and the third (that customer arrives: orders leave the quarantine).
 KILLED_BATCHES = (1, 2)
-
-
-def assert_same_tables(found: dict[str, pl.DataFrame], expected: dict[str, pl.DataFrame]) -> None:
-    assert found.keys() == expected.keys()
-    for name, rows in expected.items():
-        assert sorted(found[name].columns) == sorted(rows.columns), name
-        try:
-            assert_frame_equal(found[name].select(rows.columns), rows, check_dtypes=False, check_row_order=True)
-        except AssertionError as unequal:
-            raise AssertionError(f"{name}: {unequal}") from None
-
-
-def test_the_change_log_leaves_incomplete_orders_quarantined_rows_and_cancellations(never_killed):
-    facts = never_killed["gold/facts/fact_orders"]
-    assert set(facts["status"]) == {"complete", "incomplete", "cancelled"}
-    assert never_killed["silver/cdc_quarantine"].height == 1
-    assert "late-customer" in never_killed["silver/orders"]["order_id"].to_list()  # let out once its customer came
 
 
 @pytest.mark.parametrize("batch", KILLED_BATCHES)

@@ -18,7 +18,8 @@ from batch.fastlane.lease import Lease, LeaseHeld, Owner
 from batch.paths import GOLD, SILVER, archive_location
 from batch.rules import UNKNOWN
 from tests.unit.batch.change_log import shop_change_log
-from tests.unit.batch.test_lane_kills import ARCHIVE_MARK, assert_same_tables, lake_settings, run_lane, tables
+from batch.paths import ARCHIVE_MARK
+from tests.unit.batch.lakes import assert_same_tables, lake_settings, run_lane, tables
 
 
 @pytest.fixture(scope="module")
