@@ -135,7 +135,10 @@ class SilverJob(LayerJob):
         newest = changes.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys,
                                         silver.SOURCE_POSITION)
         held = self.stored(table.name, newest, table.keys)
-        quarantined = None if quarantine is None else of_keys(quarantine, newest, table.keys).persist()
+        quarantined = None
+        if quarantine is not None:  # read once: for the first commits, then for what it no longer holds
+            quarantined = of_keys(quarantine, newest, table.keys).localCheckpoint()
+            quarantined = None if quarantined.isEmpty() else quarantined
         if held is not None:
             held = held.persist()  # read once: against the changes, then by the write
             earliest = silver.FIRST_CHANGED_AT if silver.FIRST_CHANGED_AT in held.columns else None
@@ -166,9 +169,8 @@ class SilverJob(LayerJob):
             self.write_quarantine(counts, table, bad, quarantined, stored_after)
         finally:
             checked.unpersist()
-            for persisted in (held, quarantined):
-                if persisted is not None:
-                    persisted.unpersist()
+            if held is not None:
+                held.unpersist()
 
     @staticmethod
     def stored_after(table: silver.SilverTable, held: DataFrame | None, good: DataFrame,
