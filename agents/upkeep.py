@@ -64,6 +64,13 @@ async def reread_stuck_partitions() -> None:
     app.completion.commit_protocol.reread_if_stuck()
 
 
+@app.timer(interval=1.0)
+@runs_again
+async def seek_starved_partitions() -> None:
+    """Partitions with records waiting that nothing delivers (streams.runtime.starvation)."""
+    await app.consumer.seek_starved(time.monotonic())
+
+
 @app.timer(interval=FLUSH_INTERVAL_S / 2)
 @runs_again
 async def flush_quiet_state() -> None:

@@ -26,6 +26,9 @@ consumer.py: every record of a partition delivered once, in order, from its comm
   `Consumer._acked_index`, `Consumer._unacked_messages`: the commit floor (a commit never
   passes the record at the committed offset, nothing between a revoke and the seek;
   faust-streaming/faust#318) and the stuck-partition checks. Check with the same tests.
+- `Consumer._get_active_partitions`, `Consumer._paused_partitions`: read, never changed, to
+  say what holds a starved partition back (starvation.py: assigned, records waiting, none
+  delivered). No upstream issue (a diagnosis): check with `tests/unit/test_no_skip_consumer.py`.
 - `Conductor._tp_index`: direct delivery only while every receiving stream buffer has room.
   No upstream issue (Faust's per-record `wait_first` is a cost, not a bug): drop it if Faust's
   conductor stops wrapping each delivery, measured with `python -m bench.stream --against`.

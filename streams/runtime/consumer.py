@@ -46,6 +46,7 @@ from faust.types import TP, Message
 from streams.runtime.commit_protocol import LOST_HEAD_AFTER_S, STUCK_AFTER_S, may_commit
 from streams.runtime.feed import Feed
 from streams.runtime.metrics import counters
+from streams.runtime.starvation import Starvation
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class NoSkipConsumer(Consumer):
         # Per partition, where this generation's reading started: no commit may pass an
         # offset from there on that was not acknowledged.
         self._read_from: dict[TP, int] = {}
+        self._starvation: Starvation[TP] = Starvation()
         # Records of the topics an agent reads through a feed go there (streams.app.feed).
         self.feed: Feed = getattr(self.app, "feed", None) or _NO_FEED
 
@@ -244,6 +246,41 @@ class NoSkipConsumer(Consumer):
         if read is not None and read > committed:
             return f"was lost on its way to the stream, which has read up to {read}"
         return "was never read by a stream, or was dropped unacknowledged"
+
+    async def seek_starved(self, now: float, timeout_s: float = 5.0) -> list[TP]:
+        """Read every starved partition (streams.runtime.starvation) again from its next
+        offset, saying what this consumer knew of it; the partitions sought."""
+        if self.app.rebalancing:
+            self._starvation.clear()
+            return []
+        acknowledged = self.app.topics.acks_enabled_for  # not changelogs: paused once recovered, on purpose
+        gated = {tp: offset for tp, offset in self._next.items()
+                 if offset != ANY_OFFSET and acknowledged(tp.topic)}
+        unmoved = self._starvation.unmoved(gated, now)
+        if not unmoved:
+            return []
+        ends = await asyncio.wait_for(self.highwaters(*unmoved), timeout_s)
+        starved = self._starvation.starved(unmoved, gated, ends, now)
+        for tp in starved:
+            counters["starved_partitions"] += 1
+            log.warning("%s[%d]: nothing delivered for %.0f s though the log end (%s) is past offset %d (%s); "
+                        "reading from %d again", tp.topic, tp.partition, self._starvation.after_s, ends.get(tp),
+                        gated[tp], self.describe_flow(tp), gated[tp])
+            self._rewind_soon(tp)
+        return starved
+
+    def describe_flow(self, tp: TP) -> str:
+        """What holds `tp`'s records back, as far as this consumer knows."""
+        rewind = self._rewinds.get(tp)
+        facts = [
+            "fetched" if tp in self._get_active_partitions() else "left out of the fetches",
+            *(["paused"] if tp in self._paused_partitions else []),
+            *(["its stream buffer full"] if tp in self._buffered_partitions else []),
+            *(["a seek back under way"] if rewind is not None and not rewind.done() else []),
+            *(["the flow suspended"] if not self.flow_active else []),
+            f"{self.feed.room()} free places in the feed" if tp.topic in self.feed.topics else "",
+        ]
+        return ", ".join(fact for fact in facts if fact)
 
     def reread_uncommitted(self) -> None:
         """Seek every partition back to its committed offset: what was delivered but will not

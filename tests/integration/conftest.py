@@ -13,15 +13,18 @@ holds: they run only when the marker expression asks for them (`-m rotation`), a
 """
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from config import Settings
 from stack import control
 from stack.services import all_services
+from tests.integration.scratch_stream import LAST_STATS
 
 
 LAKE_SUITES = ("short", "turn", "long")
@@ -77,6 +80,27 @@ def todays_turn(count: int, chosen: str | None = None, today: date | None = None
             raise pytest.UsageError(f"LAKE_TURN={chosen!r}: use a number from 0 to {count - 1}")
         return int(chosen)
     return ((today or date.today()) - date(1970, 1, 1)).days % count
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed test that ran workers of its own (named after its `unique_name`) shows what
+    their logs and their last /stats say: CI's stack, logs included, is gone once the run ends."""
+    outcome = yield
+    report = outcome.get_result()
+    name = getattr(item, "funcargs", {}).get("unique_name")
+    if report.failed and name:
+        for logfile in sorted((Settings().stack_home / "logs").glob(f"*{name}*.log")):
+            report.sections.append((f"worker log {logfile.name}", worker_log_excerpt(logfile)))
+        for worker, stats in LAST_STATS.get(name, {}).items():
+            report.sections.append((f"/stats of {worker} as it was stopped", json.dumps(stats, indent=1)))
+
+
+def worker_log_excerpt(logfile: Path, warnings: int = 60, tail: int = 40) -> str:
+    """The last `warnings` lines that warn or fail, then the last `tail` lines."""
+    lines = logfile.read_text(errors="replace").splitlines()
+    flagged = [line for line in lines if any(level in line for level in ("WARN", "ERROR", "CRITICAL", "Traceback"))]
+    return "\n".join(["-- warnings and errors --", *flagged[-warnings:], "-- last lines --", *lines[-tail:]])
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -28,6 +28,7 @@ from tests.integration.waiting import wait_for
 CUSTOMERS = 2000
 CHAOS = ChaosMix(0.1, 0.05, 0.1, 0.05)
 SENTINELS: dict[str, set[str]] = {}  # per stream: orders written only to show its workers went past a point
+LAST_STATS: dict[str, dict[str, dict | None]] = {}  # per test name: its workers' /stats as they were stopped
 
 
 @contextmanager
@@ -56,6 +57,7 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
                 wait_for_group(scratch, running)
             yield scratch, running
         finally:
+            LAST_STATS[name] = {worker.name: worker.stats() for worker in running}  # shown if the test fails
             for worker in running:
                 worker.stop()
             with rest.client(current_rest_login(scratch)) as connect_now:

@@ -463,3 +463,22 @@ def test_a_partition_never_committed_is_sought_to_its_start_at_each_assignment_i
 
     assert sought == [{ORDERS_3: 0}]
     assert (consumer._next[ORDERS_3], consumer._next[committed_tp]) == (0, 30)
+
+
+def test_a_starved_partition_is_sought_back_to_its_next_offset_and_a_changelog_never(gate, monkeypatch):
+    changelog = TP("orderpipe-order_progress-changelog", 3)
+    gate.consumer._next.update({ORDERS_3: 5, changelog: 0})  # the changelog: paused after recovery
+    log_ends = {ORDERS_3: 9, changelog: 40}
+
+    async def highwaters(*tps):
+        return {tp: log_ends[tp] for tp in tps}
+    monkeypatch.setattr(gate.consumer, "highwaters", highwaters)
+    monkeypatch.setattr(app, "rebalancing", False)
+
+    assert asyncio.run(gate.consumer.seek_starved(now=0)) == []
+    assert asyncio.run(gate.consumer.seek_starved(now=10)) == [ORDERS_3]
+    assert gate.rewinds == [ORDERS_3]
+
+    gate.consumer._next[ORDERS_3] = 9  # read to its log end since
+    assert asyncio.run(gate.consumer.seek_starved(now=30)) == []
+    assert gate.rewinds == [ORDERS_3]
