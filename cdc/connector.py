@@ -62,8 +62,10 @@ def secret_reference(settings: Settings, key: str) -> str:
 def connector_config(settings: Settings, flavor: str | None = None, **overrides: str) -> dict[str, str]:
     """The connector config for `flavor` ("mariadb" or "mysql"; default from settings)."""
     template = TEMPLATES / f"{flavor or settings.cdc_connector}.json"
+    # Filled value by value, after parsing: a setting holding a quote stays one value.
     # safe_substitute: class names such as ExtractField$Key contain a `$`.
-    config = json.loads(Template(template.read_text()).safe_substitute(placeholders(settings)))
+    values = placeholders(settings)
+    config = {key: Template(value).safe_substitute(values) for key, value in json.loads(template.read_text()).items()}
     unfilled = sorted(key for key, value in config.items() if UNFILLED.search(value))
     if unfilled:
         raise KeyError(f"{template.name}: no setting for the placeholders of {', '.join(unfilled)}")

@@ -30,9 +30,9 @@ INSECURE_DEFAULTS = {"MYSQL_PASSWORD": "admin", "MINIO_SECRET_KEY": "admin123"}
 LOCAL_BROKER_STEP = 100  # the local stack's brokers listen on 9092, 9192, 9292, ...
 MysqlRole = Literal["owner", "shop", "cdc", "reader"]
 MinioRole = Literal["root", "writer", "reader"]
-KafkaRole = Literal["stream", "connect", "lake", "replay", "tools", "broker"]
+KafkaRole = Literal["stream", "connect", "lake", "replay", "monitor", "tools", "broker"]
 # The roles that are no super user: each has its own ACLs (stack/secrets.py kafka_acls).
-KAFKA_CLIENT_ROLES: tuple[KafkaRole, ...] = ("stream", "connect", "lake", "replay")
+KAFKA_CLIENT_ROLES: tuple[KafkaRole, ...] = ("stream", "connect", "lake", "replay", "monitor")
 ProcessRole = Literal["worker", "lake", "connector-watcher", "broker-metrics"]
 
 
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     # connector's committed binlog position there, to settle orders on quiet partitions.
     connect_offsets_topic: str = Field("_connect_offsets", validation_alias="CONNECT_OFFSETS_TOPIC")
     # SASL credentials, a principal per role (stack/secrets.py): the workers', then Kafka
-    # Connect's, the lake's, the dead-letter replay's, operators' tools' and the brokers' own. Each role uses the
+    # Connect's, the lake's, the dead-letter replay's, the monitor's, operators' tools' and the brokers' own. Each role uses the
     # workers' when its own is unset; with none set, clients speak PLAINTEXT.
     kafka_user: str | None = Field(None, validation_alias="KAFKA_USER")
     kafka_password: SecretStr | None = Field(None, validation_alias="KAFKA_PASSWORD")
@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # `streams dead-letters replay`: writes the CDC topics, nothing else
     kafka_replay_user: str | None = Field(None, validation_alias="KAFKA_REPLAY_USER")
     kafka_replay_password: SecretStr | None = Field(None, validation_alias="KAFKA_REPLAY_PASSWORD")
+    # `streams broker-metrics`: describes the stream's topics and group, reads and writes nothing
+    kafka_monitor_user: str | None = Field(None, validation_alias="KAFKA_MONITOR_USER")
+    kafka_monitor_password: SecretStr | None = Field(None, validation_alias="KAFKA_MONITOR_PASSWORD")
     kafka_tools_user: str | None = Field(None, validation_alias="KAFKA_TOOLS_USER")
     kafka_tools_password: SecretStr | None = Field(None, validation_alias="KAFKA_TOOLS_PASSWORD")
     kafka_broker_user: str | None = Field(None, validation_alias="KAFKA_BROKER_USER")
@@ -305,11 +308,11 @@ class Settings(BaseSettings):
 
     def kafka_login(self, role: KafkaRole = "stream") -> tuple[str, str] | None:
         """The SASL user and password `role` authenticates with (its own, else the workers'; the
-        replay's, else the tools': it writes the CDC topics, which the workers may not), or None:
-        PLAINTEXT."""
+        replay's and the monitor's, else the tools': they write the CDC topics or describe groups
+        not the workers'), or None: PLAINTEXT."""
         prefix = "kafka" if role == "stream" else f"kafka_{role}"
         user, password = getattr(self, f"{prefix}_user"), getattr(self, f"{prefix}_password")
-        if (not user or password is None) and role == "replay":
+        if (not user or password is None) and role in ("replay", "monitor"):
             return self.kafka_login("tools")
         if not user or password is None:
             user, password = self.kafka_user, self.kafka_password
@@ -317,8 +320,10 @@ class Settings(BaseSettings):
 
     @property
     def kafka_speaks_sasl(self) -> bool:
-        """Kafka asks for logins: these settings hold one for some role."""
-        return any(self.kafka_login(role) for role in get_args(KafkaRole))
+        """Kafka asks for logins: these settings name a SASL user for some role. (A process that
+        holds none of the Kafka passwords, Connect's watcher, still writes configs that log in.)"""
+        return any(getattr(self, "kafka_user" if role == "stream" else f"kafka_{role}_user")
+                   for role in get_args(KafkaRole))
 
     @property
     def kafka_security_protocol(self) -> str:
@@ -434,10 +439,10 @@ def names_a_secret(variable: str) -> bool:
 PROCESS_CREDENTIALS: dict[str, frozenset[str]] = {
     "worker": frozenset({"KAFKA_PASSWORD", "REDIS_URL", "WEB_TOKEN"}),
     "lake": frozenset({"KAFKA_LAKE_PASSWORD", "MYSQL_READER_PASSWORD", "MINIO_SECRET_KEY"}),
-    # `cdc watch` and `cdc heal`: Connect's REST API; the tools' Kafka login clears a restarted
-    # task's stored skips (cdc/offsets.py)
-    "connector-watcher": frozenset({"KAFKA_CONNECT_REST_PASSWORD", "KAFKA_TOOLS_PASSWORD"}),
-    "broker-metrics": frozenset({"KAFKA_TOOLS_PASSWORD"}),
+    # `cdc watch` and `cdc heal`: Connect's REST API only (a restarted task's skips are cleared
+    # through it, cdc.rest.resume_without_skips; the connector's logins are file references)
+    "connector-watcher": frozenset({"KAFKA_CONNECT_REST_PASSWORD"}),
+    "broker-metrics": frozenset({"KAFKA_MONITOR_PASSWORD"}),
 }
 
 settings = Settings()

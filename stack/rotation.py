@@ -67,6 +67,7 @@ ROLES = (
     Role("kafka-connect", "KAFKA_CONNECT_PASSWORD", "kafka", "connect", "KAFKA_CONNECT_USER"),
     Role("kafka-lake", "KAFKA_LAKE_PASSWORD", "kafka", "lake", "KAFKA_LAKE_USER"),
     Role("kafka-replay", "KAFKA_REPLAY_PASSWORD", "kafka", "replay", "KAFKA_REPLAY_USER"),
+    Role("kafka-monitor", "KAFKA_MONITOR_PASSWORD", "kafka", "monitor", "KAFKA_MONITOR_USER"),
     Role("kafka-tools", "KAFKA_TOOLS_PASSWORD", "kafka", "tools"),
     Role("minio-lake", "MINIO_SECRET_KEY", "minio", "writer"),
     Role("minio-lake-reader", "MINIO_READER_SECRET_KEY", "minio", "reader"),

@@ -15,7 +15,8 @@ One principal per role, each with only what it needs:
 - Kafka (SASL/SCRAM, made when its storage is formatted; ACLs from `kafka_acls`):
   `orderpipe-stream` (KAFKA_USER, the workers), `orderpipe-connect` (Kafka Connect and its
   connector), `orderpipe-lake` (the lake's Kafka source), `orderpipe-replay` (dead letters
-  replayed into the CDC topics the settings name, nothing else), and the super users `orderpipe-tools`
+  replayed into the CDC topics the settings name, nothing else), `orderpipe-monitor`
+  (broker-metrics: describes the stream's topics and group), and the super users `orderpipe-tools`
   (operators' tools, the stack, tests, benchmarks) and `orderpipe-broker` (the brokers to each
   other and to the controllers);
 - MinIO's root (MINIO_ROOT_USER): the stack's buckets, users and policies, tests' scratch lakes;
@@ -54,6 +55,7 @@ LAKE_WRITER, LAKE_READER = "orderpipe-lake", "orderpipe-lake-reader"
 CONNECT_REST_USER = "orderpipe-connect-admin"
 KAFKA_USERS = {"KAFKA_USER": "orderpipe-stream", "KAFKA_CONNECT_USER": "orderpipe-connect",
                "KAFKA_LAKE_USER": "orderpipe-lake", "KAFKA_REPLAY_USER": "orderpipe-replay",
+               "KAFKA_MONITOR_USER": "orderpipe-monitor",
                "KAFKA_TOOLS_USER": "orderpipe-tools",
                "KAFKA_BROKER_USER": "orderpipe-broker"}
 MYSQL_USERS = {"MYSQL_USER": "orderpipe-owner", "MYSQL_SHOP_USER": "orderpipe-shop",
@@ -301,6 +303,11 @@ def kafka_acls(settings: Settings, *, peer: str | None = None) -> list[KafkaAcl]
                  ("group", "spark-kafka-source-", True, READ)],
         # dead letters replayed: written to the CDC topics (the tool names which), none made
         "replay": [("topic", CDC_TOPIC_PREFIX, True, ("WRITE", "DESCRIBE"))],
+        # broker-metrics: the end offsets of the stream's topics and its group's commits, described
+        "monitor": [*(("topic", topic, True, ("DESCRIBE",)) for topic in (
+                        CDC_TOPIC_PREFIX, heartbeat_topic(), settings.order_final_topic, settings.order_alerts_topic,
+                        settings.dead_letter_topic)),
+                    ("group", settings.stream_app_id, True, ("DESCRIBE",))],
     }
     if peer:  # Quix Streams also reads its source topics' configs as it starts
         rules["stream"] += [("group", peer, True, READ), ("topic", CDC_TOPIC_PREFIX, True, ("DESCRIBE_CONFIGS",)),

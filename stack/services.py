@@ -363,9 +363,11 @@ class KafkaConnect(Service):
             "rest.advertised.host.name": host,
             "rest.advertised.port": port,
             "plugin.path": self.tools.connect_plugins,
-            # A connector's `${file:<path>:<key>}` is read from that file by the worker.
+            # A connector's `${file:<path>:<key>}` is read from that file by the worker: the
+            # connector secrets file only, not any file a connector config names.
             "config.providers": "file",
             "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+            "config.providers.file.param.allowed.paths": self.settings.connector_secrets_path,
         } | ({"rest.extension.classes": REST_LOGIN_EXTENSION} if self.settings.kafka_connect_rest_login else {})
 
     def prepare(self) -> None:
@@ -761,14 +763,14 @@ class Prometheus(Service):
     def prepare(self) -> None:
         conf = self.layout.conf("prometheus.yml")
         conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(yaml.safe_dump(prometheus_config(self.settings), sort_keys=False))
+        write_private(conf, yaml.safe_dump(prometheus_config(self.settings), sort_keys=False))  # the workers' token
         self.layout.data(self.name).mkdir(parents=True, exist_ok=True)
 
     def argv(self) -> list[str]:
         host, port = self.settings.prometheus_host_port
         return [which("prometheus") or "prometheus", f"--config.file={self.layout.conf('prometheus.yml')}",
                 f"--storage.tsdb.path={self.layout.data(self.name)}", "--storage.tsdb.retention.time=2d",
-                f"--web.listen-address={host}:{port}", "--web.enable-lifecycle"]
+                f"--web.listen-address={host}:{port}"]  # no --web.enable-lifecycle: no one may stop it over HTTP
 
     def probe(self) -> bool:
         try:

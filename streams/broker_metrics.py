@@ -59,7 +59,7 @@ class BrokerView:
         self.group = settings.stream_app_id
         self.roles = watched_topics(settings)
         self.inputs = [topic for topic, role in self.roles.items() if role == "cdc"]
-        self.admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
+        self.admin = AdminClient({**settings.kafka_client_config("monitor"), "log_level": 0})
 
     def _partitions(self) -> list[Partition]:
         topics = self.admin.list_topics(timeout=REQUEST_TIMEOUT_S).topics

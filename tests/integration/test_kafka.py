@@ -8,15 +8,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
-                                   NewTopic, ResourcePatternType, ResourceType)
+                                   NewTopic, OffsetSpec, ResourcePatternType, ResourceType)
 from pydantic import SecretStr
 
 from cdc.connector import CDC_TOPIC_PREFIX
 from cdc.topics import read_to_end
 from config import Settings
-from stack import doctor, services
+from stack import doctor, secrets, services
 from stack.install import Toolchain
 from config.settings import KAFKA_CLIENT_ROLES
 from stack.services import StackLayout, set_kafka_access, set_scram_passwords, super_user_admin
@@ -207,6 +207,17 @@ def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Set
     assert _read_error(lake, output, f"spark-kafka-source-{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
     # Kafka Connect writes the CDC topics, and reads no output
     assert _read_error(connect, output, f"schema-history.{unique_name}") == "TOPIC_AUTHORIZATION_FAILED"
+    # broker-metrics' monitor: the end offsets and the group's commits, nothing read, nothing written
+    monitor = settings.kafka_client_config("monitor")
+    assert monitor["sasl.username"] not in secrets.kafka_super_users(settings)
+    monitor_admin = AdminClient({**monitor, "log_level": 0})
+    head = TopicPartition(cdc_topic, 0)
+    assert monitor_admin.list_offsets({head: OffsetSpec.latest()}, request_timeout=15)[head].result().offset == 0
+    group = ConsumerGroupTopicPartitions(f"{settings.stream_app_id}-{unique_name}", [head])
+    assert monitor_admin.list_consumer_group_offsets([group], request_timeout=15)[group.group_id].result()
+    assert _delivery_error(monitor, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
+    assert _read_error(monitor, cdc_topic, f"{settings.stream_app_id}-{unique_name}") in (
+        "GROUP_AUTHORIZATION_FAILED", "TOPIC_AUTHORIZATION_FAILED")
 
 
 def test_a_scram_user_the_settings_do_not_name_is_removed_at_the_next_start(settings: Settings, unique_name: str):

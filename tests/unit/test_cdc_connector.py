@@ -119,3 +119,26 @@ def test_the_connectors_schema_history_clients_authenticate_as_connect():
     assert "c-pw" not in str(config)
     assert not any(key.startswith("schema.history.internal.producer.") for key in connector_config(
         Settings(_env_file=None, STACK_HOME="/nonexistent-stack")))
+
+
+def test_the_watcher_holding_only_connects_rest_login_sends_the_config_the_stack_registers(tmp_path):
+    stack = {f"{variable}": value for variable, value in {
+        "KAFKA_USER": "orderpipe-stream", "KAFKA_PASSWORD": "stream-pw", "KAFKA_CONNECT_USER": "orderpipe-connect",
+        "KAFKA_CONNECT_PASSWORD": "connect-pw", "KAFKA_TOOLS_USER": "orderpipe-tools", "KAFKA_TOOLS_PASSWORD": "tools-pw",
+        "KAFKA_CONNECT_REST_PASSWORD": "rest-pw", "MYSQL_CDC_USER": "orderpipe-cdc",
+        "MYSQL_CDC_PASSWORD": "cdc-pw"}.items()}
+    everything = Settings(_env_file=None, STACK_HOME=str(tmp_path), **stack)
+    watcher = Settings(_env_file=None, **everything.as_env("connector-watcher"))
+
+    assert watcher.kafka_tools_password is None and watcher.kafka_connect_password is None
+    assert connector_config(watcher) == connector_config(everything)
+    assert "sasl.jaas.config" in " ".join(connector_config(watcher))  # the config logs in, by reference
+
+
+def test_a_setting_holding_quotes_or_braces_stays_one_value_of_the_config(settings: Settings):
+    hostile = settings.model_copy(update={"mysql_host": 'db", "database.user": "root', "cdc_connector_name": "a}{b"})
+    config = connector_config(hostile)
+
+    assert config["database.hostname"] == 'db", "database.user": "root'
+    assert config["database.user"] == "debezium"
+    assert set(config) == set(connector_config(settings))

@@ -186,9 +186,9 @@ def test_each_process_gets_only_the_credentials_it_uses():
     assert credentials("worker-1") == credentials("worker-2") == {"WEB_TOKEN", "KAFKA_PASSWORD"}
     assert SERVICES["worker-1"]["environment"]["REDIS_URL"].startswith(f"redis://{secrets.GUARD_USER}:${{REDIS_GUARD_PASSWORD:?")
     # the connector's own secrets are Connect's (its secrets file); `cdc snapshot` signals as MySQL's cdc user
-    assert credentials("cdc") == {"MYSQL_CDC_PASSWORD", "KAFKA_CONNECT_REST_PASSWORD", "KAFKA_TOOLS_PASSWORD"}
+    assert credentials("cdc") == {"MYSQL_CDC_PASSWORD", "KAFKA_CONNECT_REST_PASSWORD"}
     assert credentials("batch") == {"MYSQL_READER_PASSWORD", "MINIO_SECRET_KEY", "KAFKA_LAKE_PASSWORD", "_SPARK_AUTH_SECRET"}
-    assert credentials("broker-metrics") == {"KAFKA_TOOLS_PASSWORD"}
+    assert credentials("broker-metrics") == {"KAFKA_MONITOR_PASSWORD"}
     assert credentials("source") == {"MYSQL_PASSWORD", "MYSQL_SHOP_PASSWORD"}
     assert credentials("kafka-access") == {variable.replace("_USER", "_PASSWORD") for variable in secrets.KAFKA_USERS}
 

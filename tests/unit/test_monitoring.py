@@ -69,7 +69,16 @@ def test_the_optional_services_join_the_stack_only_when_asked(tmp_path: Path):
 
     assert "prometheus" not in names
     assert [type(service) for service in with_prometheus[len(names):]] == [BrokerMetrics, Prometheus]
-    assert with_prometheus[-1].argv()[-2:] == ["--web.listen-address=127.0.0.1:9090", "--web.enable-lifecycle"]
+    assert with_prometheus[-1].argv()[-1] == "--web.listen-address=127.0.0.1:9090"
+    assert not any("lifecycle" in argument for argument in with_prometheus[-1].argv())  # no stop or reload over HTTP
+
+
+def test_prometheus_config_holding_the_workers_token_is_owner_only(tmp_path: Path):
+    prometheus = all_services(Settings(_env_file=None, STACK_HOME=tmp_path, WEB_TOKEN="s3cret"), ("prometheus",))[-1]
+    prometheus.prepare()
+
+    conf = prometheus.layout.conf("prometheus.yml")
+    assert "s3cret" in conf.read_text() and conf.stat().st_mode & 0o077 == 0
 
 
 def test_the_doctor_makes_each_firing_alert_a_problem_with_its_fix():

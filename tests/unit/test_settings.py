@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from config import Settings
-from config.settings import INSECURE_DEFAULTS, INSECURE_MARK, SECRET_VARIABLES, MissingCredentials
+from config.settings import INSECURE_DEFAULTS, INSECURE_MARK, PROCESS_CREDENTIALS, SECRET_VARIABLES, MissingCredentials
 
 
 def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch):
@@ -96,3 +96,12 @@ def test_a_process_the_stack_started_reads_no_dotenv_of_the_folder_it_runs_in(tm
     assert Settings().kafka_tools_user == "planted"  # a user's own shell: .env is read
     monkeypatch.setenv("READ_STACK_SECRETS", "false")
     assert Settings().kafka_tools_user is None and Settings().kafka_tools_password is None
+
+
+def test_no_process_the_stack_starts_holds_a_super_users_password():
+    super_users = {"KAFKA_TOOLS_PASSWORD", "KAFKA_BROKER_PASSWORD", "MYSQL_ROOT_PASSWORD", "MINIO_ROOT_PASSWORD",
+                   "REDIS_ADMIN_URL"}
+    held = {process: own & super_users for process, own in PROCESS_CREDENTIALS.items()}
+
+    assert held == {process: set() for process in PROCESS_CREDENTIALS}
+    assert PROCESS_CREDENTIALS["broker-metrics"] == {"KAFKA_MONITOR_PASSWORD"}

@@ -149,6 +149,14 @@ def test_connect_assigns_the_connector_again_at_once_after_its_session_expired(l
     assert props["scheduled.rebalance.max.delay.ms"] == 0  # not 5 minutes of CDC standing still
 
 
+def test_connect_reads_file_references_only_from_the_connector_secrets_file(layout: StackLayout):
+    connect = make(KafkaConnect, layout)
+    props = connect.properties()
+
+    assert props["config.providers"] == "file"
+    assert props["config.providers.file.param.allowed.paths"] == connect.settings.connector_secrets_path
+
+
 def test_connects_own_topics_are_replicated_as_the_settings_say(layout: StackLayout):
     props = make(KafkaConnect, layout, KAFKA_BROKERS=3).properties()
 
