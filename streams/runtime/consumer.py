@@ -249,13 +249,15 @@ class NoSkipConsumer(Consumer):
 
     async def seek_starved(self, now: float, timeout_s: float = 5.0) -> list[TP]:
         """Read every starved partition (streams.runtime.starvation) again from its next
-        offset, saying what this consumer knew of it; the partitions sought."""
-        if self.app.rebalancing:
+        offset, saying what this consumer knew of it; the partitions sought. Not in a rebalance or
+        a recovery (the partitions are paused on purpose until the tables are whole), nor for a
+        partition held back by back-pressure (a full feed: the agent is slow, not starved)."""
+        if self.app.rebalancing or self.app.in_recovery or not self.flow_active:
             self._starvation.clear()
             return []
         acknowledged = self.app.topics.acks_enabled_for  # not changelogs: paused once recovered, on purpose
         gated = {tp: offset for tp, offset in self._next.items()
-                 if offset != ANY_OFFSET and acknowledged(tp.topic)}
+                 if offset != ANY_OFFSET and acknowledged(tp.topic) and not self._under_pressure(tp)}
         unmoved = self._starvation.unmoved(gated, now)
         if not unmoved:
             return []
@@ -268,6 +270,10 @@ class NoSkipConsumer(Consumer):
                         gated[tp], self.describe_flow(tp), gated[tp])
             self._rewind_soon(tp)
         return starved
+
+    def _under_pressure(self, tp: TP) -> bool:
+        """Are `tp`'s deliveries waiting for room (the feed full, a stream buffer full)?"""
+        return (tp.topic in self.feed.topics and self.feed.full()) or tp in self._buffered_partitions
 
     def describe_flow(self, tp: TP) -> str:
         """What holds `tp`'s records back, as far as this consumer knows."""

@@ -482,3 +482,19 @@ def test_a_starved_partition_is_sought_back_to_its_next_offset_and_a_changelog_n
     gate.consumer._next[ORDERS_3] = 9  # read to its log end since
     assert asyncio.run(gate.consumer.seek_starved(now=30)) == []
     assert gate.rewinds == [ORDERS_3]
+
+
+def test_no_partition_is_starved_in_a_recovery_or_while_the_feed_is_full(gate, monkeypatch):
+    gate.consumer._next[ORDERS_3] = 5
+
+    async def highwaters(*tps):
+        return {tp: 9 for tp in tps}
+    monkeypatch.setattr(gate.consumer, "highwaters", highwaters)
+    monkeypatch.setattr(app, "rebalancing", False)
+    monkeypatch.setattr(app, "in_recovery", True)  # the tables' changelogs read, the partitions paused on purpose
+    assert [asyncio.run(gate.consumer.seek_starved(now=now)) for now in (0, 10, 20)] == [[], [], []]
+
+    monkeypatch.setattr(app, "in_recovery", False)
+    monkeypatch.setattr(gate.consumer, "feed", SimpleNamespace(topics={ORDERS_3.topic}, full=lambda: True))
+    assert [asyncio.run(gate.consumer.seek_starved(now=now)) for now in (30, 40, 50)] == [[], [], []]
+    assert gate.rewinds == []
