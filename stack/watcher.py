@@ -10,8 +10,12 @@ is still open) is restarted without anyone at the keyboard:
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+
+import psutil
 
 from config import Settings
+from config.settings import SECRET_VARIABLES, names_a_secret
 from stack import process
 from stack.services import StackLayout
 
@@ -34,13 +38,27 @@ def start_healer(settings: Settings, interval_s: float = 5) -> int:
 
 
 def _start(settings: Settings, process_name: str, command: str, interval_s: float) -> int:
+    """Start it unless it runs already with the credentials it would be started with now (one
+    started by an older version, or before a rotation, holding others, is started again)."""
     layout = StackLayout(settings.stack_home)
+    env = {**settings.as_env("connector-watcher"), "PYTHONUNBUFFERED": "1"}  # its log, line by line
     running = process.running_pid(layout.pidfile(process_name))
     if running is not None:
-        return running
+        if not stale_secrets(running, env):
+            return running
+        process.stop(layout.pidfile(process_name), grace_s=10)
     return process.start([sys.executable, "-m", "cdc", command, "--interval", str(interval_s)],
-                         pidfile=layout.pidfile(process_name), logfile=layout.logfile(process_name),
-                         env={**settings.as_env("connector-watcher"), "PYTHONUNBUFFERED": "1"})  # its log, line by line
+                         pidfile=layout.pidfile(process_name), logfile=layout.logfile(process_name), env=env)
+
+
+def stale_secrets(pid: int, env: Mapping[str, str]) -> set[str]:
+    """The secret variables process `pid` holds that `env` does not give it, or gives another value."""
+    try:
+        held = psutil.Process(pid).environ()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return set()
+    return {name for name, value in held.items()
+            if (name in SECRET_VARIABLES or names_a_secret(name)) and env.get(name) != value}
 
 
 def stop_watcher(settings: Settings) -> int | None:
