@@ -4,9 +4,11 @@ and one health check of the whole pipeline."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,9 +53,19 @@ def _logging() -> None:
 
 
 @cli.command("compose-env")
-def compose_env() -> None:
-    """Print a `.env` for docker-compose.yml with random secrets: `python -m stack compose-env > .env`."""
-    typer.echo(secrets.compose_env(), nl=False)
+def compose_env(
+    path: Annotated[Path, typer.Option("--to", help="Where to write it (never over an existing file).")] = Path(".env"),
+) -> None:
+    """Write a `.env` for docker-compose.yml with a random value for each secret, readable by its owner only."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        console.print(f"[red]stack compose-env:[/red] {path} exists: its secrets may be a running stack's; "
+                      "move it away first, or write elsewhere with --to", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.compose_env())
+    console.print(f"wrote {path} (owner-only): a random value for each of docker-compose.yml's secrets", highlight=False)
 
 
 @cli.command("kafka-access")

@@ -1,8 +1,13 @@
 #!/bin/sh
 # MySQL 8 in docker-compose, after the schema: the shop, the connector and the reader, each
 # with only what it uses (stack/secrets.py has the local stack's MariaDB grants).
+# Root's password from an owner-only option file, not the command line.
 set -e
-mysql -uroot -p"$MYSQL_ROOT_PASSWORD" "$MYSQL_DATABASE" <<SQL
+umask 077
+login=$(mktemp)
+trap 'rm -f "$login"' EXIT
+printf '[client]\nuser=root\npassword="%s"\n' "$MYSQL_ROOT_PASSWORD" > "$login"
+mysql --defaults-extra-file="$login" "$MYSQL_DATABASE" <<SQL
 CREATE USER 'orderpipe-shop'@'%' IDENTIFIED BY '$MYSQL_SHOP_PASSWORD';
 GRANT SELECT ON customers TO 'orderpipe-shop'@'%';
 GRANT SELECT ON payment_method TO 'orderpipe-shop'@'%';

@@ -1,12 +1,16 @@
 #!/bin/sh
 # Kafka in docker-compose: one KRaft node with the local stack's security (stack/services.py
 # Kafka.security): clients and the broker itself over SASL/SCRAM, the controller listener over
-# SASL/PLAIN, KRaft's authorizer with no access where no rule allows it. The brokers' and the
-# tools' SCRAM users are made when the storage is first formatted (a broker must log in to
-# itself before any admin call); the `kafka-access` service then sets every role's password
-# and ACLs (`python -m stack kafka-access`). Passwords go into properties and JAAS quotes as
-# they are: `python -m stack compose-env` makes them URL-safe.
+# SASL/PLAIN, KRaft's authorizer with no access where no rule allows it. The brokers' SCRAM
+# user is made when the storage is first formatted (a broker must log in to itself before any
+# admin call); the `kafka-access` service then logs in as it and sets every other role's
+# password (the tools' too) and ACLs (`python -m stack kafka-access`). Passwords go into
+# properties and JAAS quotes as they are: `python -m stack compose-env` makes them URL-safe.
+# The password is in no command line (the format's arguments are a private `java @file`) and
+# not in the broker's environment once its properties are written.
 set -eu
+umask 077  # the properties and the format's arguments hold the brokers' password
+kafka=/opt/kafka
 conf=/opt/kafka/config/orderpipe.properties
 data=/var/lib/kafka/data
 mechanism=SCRAM-SHA-256
@@ -41,8 +45,13 @@ num.partitions=4
 EOF
 
 if [ ! -e "$data/meta.properties" ]; then
-  /opt/kafka/bin/kafka-storage.sh format --cluster-id="$(/opt/kafka/bin/kafka-storage.sh random-uuid)" -c "$conf" \
-    --add-scram="$mechanism=[name=$broker,password=$KAFKA_BROKER_PASSWORD]" \
-    --add-scram="$mechanism=[name=$tools,password=$KAFKA_TOOLS_PASSWORD]"
+  args=$(mktemp)
+  printf '"%s"\n' kafka.tools.StorageTool format "--cluster-id=$("$kafka/bin/kafka-storage.sh" random-uuid)" \
+    -c "$conf" "--add-scram=$mechanism=[name=$broker,password=$KAFKA_BROKER_PASSWORD]" > "$args"
+  formatted=0
+  "$kafka/bin/kafka-run-class.sh" "@$args" || formatted=$?
+  rm -f "$args"
+  [ "$formatted" -eq 0 ]
 fi
-exec /opt/kafka/bin/kafka-server-start.sh "$conf"
+unset KAFKA_BROKER_PASSWORD
+exec "$kafka/bin/kafka-server-start.sh" "$conf"

@@ -232,6 +232,56 @@ def test_compose_kafka_asks_every_client_and_broker_for_the_local_stacks_sasl_an
     assert rendered["num.partitions"] == COMPOSE["x-settings"]["TOPIC_PARTITIONS"]
 
 
+RECORD_RUN = '#!/bin/sh\nprintf "%s\\n" "$@" > "$0.args"\nenv | cut -d= -f1 > "$0.env"\n'
+
+
+def test_compose_kafka_formats_with_no_password_on_a_command_line_and_none_left_in_its_environment(tmp_path):
+    kafka = tmp_path / "kafka"
+    (kafka / "bin").mkdir(parents=True)
+    (kafka / "bin" / "kafka-storage.sh").write_text("#!/bin/sh\necho -AbCdEfGhIjKlMnOpQrStUv\n")
+    (kafka / "bin" / "kafka-run-class.sh").write_text(  # keeps the argument file it was given
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$0.args"\ncp -p "${1#@}" "$0.argfile"\n')
+    (kafka / "bin" / "kafka-server-start.sh").write_text(RECORD_RUN)
+    for tool in (kafka / "bin").iterdir():
+        tool.chmod(0o700)
+    script = (REPO_ROOT / "config/docker/kafka.sh").read_text()
+    for name, value in {"kafka": kafka, "conf": tmp_path / "orderpipe.properties", "data": tmp_path / "data"}.items():
+        script = re.sub(rf"^{name}=.*$", f"{name}={value}", script, flags=re.MULTILINE)
+    (tmp_path / "kafka.sh").write_text(script)
+    environment = {"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path),
+                   **{name: "broker-secret-from-dotenv" for name in SERVICES["kafka"]["environment"]}}
+    subprocess.run(["/bin/sh", str(tmp_path / "kafka.sh")], check=True, capture_output=True, env=environment)
+    ran = kafka / "bin" / "kafka-run-class.sh"
+
+    [argument_file] = ran.with_suffix(".sh.args").read_text().splitlines()
+    assert argument_file.startswith("@") and not Path(argument_file[1:]).exists()  # removed once formatted
+    assert "broker-secret-from-dotenv" in ran.with_suffix(".sh.argfile").read_text()
+    assert owner_only(ran.with_suffix(".sh.argfile")) and owner_only(tmp_path / "orderpipe.properties")
+    assert set(SERVICES["kafka"]["environment"]) == {"KAFKA_BROKER_PASSWORD"}  # the tools' is kafka-access's
+    started = kafka / "bin" / "kafka-server-start.sh"
+    assert started.with_suffix(".sh.args").read_text().split() == [str(tmp_path / "orderpipe.properties")]
+    assert "KAFKA_BROKER_PASSWORD" not in started.with_suffix(".sh.env").read_text().split()
+
+
+def test_compose_mysql_grants_log_in_as_root_with_no_password_on_a_command_line(tmp_path):
+    (tmp_path / "mysql").write_text(  # a stand-in: its arguments, its option file and that file's mode
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$0.args"\nfile="${1#--defaults-extra-file=}"\n'
+        'cat "$file" > "$0.login"\nstat -c %a "$file" > "$0.mode"\ncat > "$0.sql"\n')
+    (tmp_path / "mysql").chmod(0o700)
+    environment = {name: f"{name.lower()}-from-dotenv" for name in SERVICES["mysql"]["environment"] if "PASSWORD" in name}
+    subprocess.run(["/bin/sh", str(REPO_ROOT / "config/docker/grants.sh")], check=True, capture_output=True,
+                   env={"PATH": f"{tmp_path}:{os.environ['PATH']}", "TMPDIR": str(tmp_path),
+                        "MYSQL_DATABASE": "project_db", **environment})
+    arguments = (tmp_path / "mysql.args").read_text()
+
+    assert not any(value in arguments for value in environment.values())
+    assert 'password="mysql_root_password-from-dotenv"' in (tmp_path / "mysql.login").read_text()
+    assert (tmp_path / "mysql.mode").read_text().strip() == "600"
+    assert "IDENTIFIED BY 'mysql_shop_password-from-dotenv'" in (tmp_path / "mysql.sql").read_text()
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith("tmp")]  # the option file removed
+    assert SERVICES["mysql"]["environment"]["MYSQL_ROOT_HOST"] == "localhost"  # root never over TCP
+
+
 def test_compose_connect_logs_in_as_the_local_stacks_connect_does():
     environment = SERVICES["connect"]["environment"]
     password = "connect-from-dotenv"

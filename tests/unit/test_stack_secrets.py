@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import ssl
 import stat
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
+from dotenv import dotenv_values
 
 from config import Settings
+from config.settings import REPO_ROOT
 from stack import secrets, tls
 
 
@@ -283,3 +289,17 @@ def test_the_doctor_sends_an_open_insecure_stack_to_another_home_and_an_open_sta
     other = doctor.with_credentials(Settings(_env_file=None, STACK_HOME=str(tmp_path / "made-before-credentials")))
     assert "--insecure" in insecure and "another STACK_HOME" in insecure
     assert "`python -m stack down`, then `up`" in other
+
+
+def test_compose_env_writes_an_owner_only_env_and_never_over_an_existing_one(tmp_path):
+    run = functools.partial(subprocess.run, [sys.executable, "-m", "stack", "compose-env"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    first = run()
+    written = dotenv_values(tmp_path / ".env")
+    second = run()
+
+    assert first.returncode == 0, first.stderr
+    assert set(written) == set(secrets.COMPOSE_SECRETS) and len(set(written.values())) == len(written)
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+    assert second.returncode == 1 and "exists" in second.stderr
+    assert dotenv_values(tmp_path / ".env") == written  # untouched
