@@ -95,12 +95,28 @@ class SilverJob(LayerJob):
                 counts.commits += writes.upsert(self.spark, location, changes.unreadable(archived),
                                                 ["topic", "partition", "offset"]).commits
 
-    def stored(self, table: str, rows: DataFrame, keys: tuple[str, ...]) -> DataFrame | None:
-        """The Silver table's rows of the keys `rows` carries; None when it does not exist."""
-        location = paths.path(self.settings, LAYER, table)
+    def held_rows(self, table: silver.SilverTable,
+                  newest: DataFrame) -> tuple[DataFrame, DataFrame | None, DataFrame] | None:
+        """Silver's rows of `newest`'s keys and, for a table whose rows look up their order's
+        time, from the same read, those its retiming looks at: the rows of the orders this run
+        named and those still waiting for their order (no order time); and the persisted read
+        both come from (unpersist it after the write). None when the table does not exist."""
+        location = paths.path(self.settings, LAYER, table.name)
         if not delta_log.exists(self.spark, location):
             return None
-        return of_keys(reads.read(self.spark, location), rows, keys)
+        stored = reads.read(self.spark, location)
+        if not table.looked_up:
+            held = of_keys(stored, newest, table.keys).persist()
+            return held, None, held
+        flags = ["_held", "_named"]
+        rows = (null_safe_join(stored, F.broadcast(newest.select(*table.keys).withColumn("_held", F.lit(True))),
+                               table.keys, "left")
+                .join(F.broadcast(self.orders_named.withColumn("_named", F.lit(True))), "order_id", "left")
+                .fillna(False, flags)
+                .filter(F.col("_held") | F.col("_named") | F.col("order_ts").isNull())
+                .persist())
+        retiming = rows.filter(F.col("_named") | F.col("order_ts").isNull()).drop(*flags)
+        return rows.filter("_held").drop(*flags), retiming, rows
 
     def refine(self, tables: LayerRun, table: silver.SilverTable, archived: DataFrame, columns: list[str], *,
                from_first_load: bool) -> None:
@@ -134,13 +150,14 @@ class SilverJob(LayerJob):
                                                allowMissingColumns=True)
         newest = changes.newest_per_key(silver.with_first_change(candidates, table.keys), table.keys,
                                         silver.SOURCE_POSITION)
-        held = self.stored(table.name, newest, table.keys)
+        held = retiming = read_once = None
+        if (found := self.held_rows(table, newest)) is not None:
+            held, retiming, read_once = found
         quarantined = None
         if quarantine is not None:  # read once: for the first commits, then for what it no longer holds
             quarantined = of_keys(quarantine, newest, table.keys).localCheckpoint()
             quarantined = None if quarantined.isEmpty() else quarantined
-        if held is not None:
-            held = held.persist()  # read once: against the changes, then by the write
+        if held is not None:  # persisted: read once, against the changes, then by the write
             earliest = silver.FIRST_CHANGED_AT if silver.FIRST_CHANGED_AT in held.columns else None
             newest = changes.newer_than_stored(newest, held, table.keys, silver.SOURCE_POSITION, earliest)
         if quarantined is not None:
@@ -161,16 +178,16 @@ class SilverJob(LayerJob):
                 leaving = held.select(*table.keys).join(bad.select(*table.keys), list(table.keys), "left_semi")
             stored_after = self.stored_after(table, held, good, leaving)
             current = held
-            if table.looked_up and held is not None:
-                retimed, their_rows = self.retimed(table, good)
+            if retiming is not None:
+                retimed, their_rows = self.retimed(table, good, retiming)
                 good, current = good.unionByName(retimed), held.unionByName(their_rows)
             counts.add(writes.upsert(spark, location, good, table.keys, deletes=leaving,
                                      partition_by=table.partition_by, current=current))
             self.write_quarantine(counts, table, bad, quarantined, stored_after)
         finally:
             checked.unpersist()
-            if held is not None:
-                held.unpersist()
+            if read_once is not None:
+                read_once.unpersist()
 
     @staticmethod
     def stored_after(table: silver.SilverTable, held: DataFrame | None, good: DataFrame,
@@ -199,14 +216,10 @@ class SilverJob(LayerJob):
             counts.commits += writes.upsert(self.spark, location, bad, version_keys, deletes=gone,
                                             nullable_keys=table.keys).commits
 
-    def retimed(self, table: silver.SilverTable, good: DataFrame) -> tuple[DataFrame, DataFrame]:
+    def retimed(self, table: silver.SilverTable, good: DataFrame, retiming: DataFrame) -> tuple[DataFrame, DataFrame]:
         """Silver's details whose order time moved, refreshed (silver.retimed), and the rows they
-        replace: those of the orders this run's changes name, and those still waiting for their
-        order (no order time), left out where `good` writes the key anyway."""
-        stored = reads.read(self.spark, paths.path(self.settings, LAYER, table.name))
-        pool = (stored.join(F.broadcast(self.orders_named), "order_id", "left_semi")
-                .unionByName(stored.filter(F.col("order_ts").isNull())).distinct())
-        pool = null_safe_join(pool, good.select(*table.keys), table.keys, "left_anti").localCheckpoint()
+        replace: those of `retiming` (`held_rows`) that `good` does not write anyway."""
+        pool = null_safe_join(retiming, good.select(*table.keys), table.keys, "left_anti").localCheckpoint()
         retimed = silver.retimed(look_up(self.spark, self.settings, pool, table), table).localCheckpoint()
         return retimed, null_safe_join(pool, retimed.select(*table.keys), table.keys, "left_semi")
 
