@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # False for a process the stack starts with only its own credentials (Settings.as_env): it
     # does not read the stack's secrets file either.
     read_stack_secrets: bool = Field(True, validation_alias="READ_STACK_SECRETS")
+    # A process that reads the secrets file itself (the Procfile's) takes only the secrets of
+    # this role from it (PROCESS_CREDENTIALS: worker, lake, connector-watcher, broker-metrics).
+    stack_secrets_role: ProcessRole | None = Field(None, validation_alias="STACK_SECRETS_ROLE")
     # Kafka Connect's offset storage topic (its `offset.storage.topic`): the workers read the
     # connector's committed binlog position there, to settle orders on quiet partitions.
     connect_offsets_topic: str = Field("_connect_offsets", validation_alias="CONNECT_OFFSETS_TOPIC")
@@ -226,8 +229,11 @@ class Settings(BaseSettings):
             return {**{name: value for name, value in INSECURE_DEFAULTS.items() if name not in given}, **data}
         if not found.is_file() or str(data.get("READ_STACK_SECRETS", "true")).lower() == "false":
             return data
-        return {**{name: value for name, value in dotenv_values(found).items() if value and name not in given},
-                **data}
+        stored = {name: value for name, value in dotenv_values(found).items() if value and name not in given}
+        if role := data.get("STACK_SECRETS_ROLE", data.get("stack_secrets_role")):
+            own = PROCESS_CREDENTIALS.get(str(role), frozenset())  # an unknown role: the field's error names the roles
+            stored = {name: value for name, value in stored.items() if name not in SECRET_VARIABLES or name in own}
+        return {**stored, **data}
 
     @model_validator(mode="before")
     @classmethod

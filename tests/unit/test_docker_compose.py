@@ -132,14 +132,26 @@ def test_minio_gets_the_stacks_buckets_and_users_from_the_stacks_own_command_wit
         assert SERVICES[name]["depends_on"]["minio-access"] == {"condition": "service_completed_successfully"}, name
 
 
+def procfile_commands() -> dict[str, tuple[dict[str, str], list[str]]]:
+    """Each Procfile process: the variables its line sets, and its command."""
+    commands = {}
+    for line in (REPO_ROOT / "Procfile").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, command = line.split(": ", 1)
+            words = shlex.split(command.split("&& ", 1)[-1])
+            assignments = [word for word in words if re.fullmatch(r"[A-Z_]+=\S*", word)]
+            commands[name] = (dict(word.split("=", 1) for word in assignments),
+                              [word for word in words if word not in assignments and word != "exec"])
+    return commands
+
+
 def test_processes_match_the_procfile():
-    procfile = dict(line.split(": ", 1) for line in (REPO_ROOT / "Procfile").read_text().splitlines()
-                    if line and not line.startswith("#"))
+    procfile = {name: command for name, (_, command) in procfile_commands().items()}
     assert set(procfile) == {"worker", "cdc", "batch", "broker-metrics"}
     for process in ("cdc", "batch"):
-        assert shlex.split(procfile[process]) == SERVICES[process]["command"]
-    assert SERVICES["broker-metrics"]["command"] == [*shlex.split(procfile["broker-metrics"]), "--host", "0.0.0.0"]
-    faust = shlex.split(procfile["worker"].split("exec ", 1)[1])
+        assert procfile[process] == SERVICES[process]["command"]
+    assert SERVICES["broker-metrics"]["command"] == [*procfile["broker-metrics"], "--host", "0.0.0.0"]
+    faust = procfile["worker"]
     for worker in ("worker-1", "worker-2"):
         command = SERVICES[worker]["command"]
         assert command[:3] == faust[:3] == ["faust", "-A", "streams.app"]
@@ -180,6 +192,12 @@ def test_workers_bound_beyond_loopback_carry_a_token_prometheus_also_sends():
 
 def credentials(service: str) -> set[str]:
     return {name for name in SERVICES[service]["environment"] if SECRET_NAMES.search(name)}
+
+
+def test_each_procfile_process_takes_only_its_roles_secrets_from_the_stacks_file():
+    roles = {name: variables.get("STACK_SECRETS_ROLE") for name, (variables, _) in procfile_commands().items()}
+
+    assert roles == {"worker": "worker", "cdc": "connector-watcher", "broker-metrics": "broker-metrics", "batch": "lake"}
 
 
 def test_each_process_gets_only_the_credentials_it_uses():

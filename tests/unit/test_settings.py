@@ -105,3 +105,20 @@ def test_no_process_the_stack_starts_holds_a_super_users_password():
 
     assert held == {process: set() for process in PROCESS_CREDENTIALS}
     assert PROCESS_CREDENTIALS["broker-metrics"] == {"KAFKA_MONITOR_PASSWORD"}
+
+
+def test_a_process_naming_its_role_takes_only_that_roles_secrets_from_the_stacks_file(tmp_path):
+    (tmp_path / "secrets.env").write_text("MYSQL_PASSWORD=owner-pw\nKAFKA_TOOLS_USER=orderpipe-tools\n"
+                                          "KAFKA_TOOLS_PASSWORD=tools-pw\nKAFKA_MONITOR_USER=orderpipe-monitor\n"
+                                          "KAFKA_MONITOR_PASSWORD=monitor-pw\nKAFKA_CONNECT_REST_PASSWORD=rest-pw\n")
+    monitor = Settings(_env_file=None, STACK_HOME=str(tmp_path), STACK_SECRETS_ROLE="broker-metrics")
+    watcher = Settings(_env_file=None, STACK_HOME=str(tmp_path), STACK_SECRETS_ROLE="connector-watcher")
+    everything = Settings(_env_file=None, STACK_HOME=str(tmp_path))
+
+    assert monitor.kafka_login("monitor") == ("orderpipe-monitor", "monitor-pw")
+    assert monitor.kafka_tools_password is None and monitor.mysql_password is None
+    assert monitor.kafka_tools_user == "orderpipe-tools"  # names are no secret
+    assert watcher.kafka_connect_rest_password.get_secret_value() == "rest-pw" and watcher.kafka_monitor_password is None
+    assert everything.kafka_tools_password.get_secret_value() == "tools-pw"
+    with pytest.raises(ValueError, match="broker-metrics"):
+        Settings(_env_file=None, STACK_HOME=str(tmp_path), STACK_SECRETS_ROLE="admin")
