@@ -75,3 +75,21 @@ def test_docker_compose_passwords_are_variables_without_a_default():
     assert secrets
     for key, value in secrets:
         assert COMPOSE_VALUE.match(value), f"{key}: {value!r} is not ${{VARIABLE:?message}}"
+
+
+# A password on a client's command line: any user of the machine reads it in the process list.
+PASSWORD_ARGUMENT = re.compile(r"""mysql[^\n]*\s-p["'$\w]|--password[= ]["'$]|redis-cli[^\n]*\s(-u|-a)\s|--requirepass\s""")
+
+
+def test_the_scan_finds_a_password_on_a_command_line():
+    for line in ('mysql -uroot -p"$MYSQL_ROOT_PASSWORD" db', "redis-cli -u \"$URL\" GET k", "redis-server --requirepass x"):
+        assert PASSWORD_ARGUMENT.search(line), line
+    assert not PASSWORD_ARGUMENT.search('mysql -h127.0.0.1 -P3306 -u"$SHOP" project_db -e "SELECT 1"')
+
+
+def test_no_doc_or_script_puts_a_password_on_a_command_line():
+    texts = [*tracked(".md"), *tracked(".sh"), REPO_ROOT / "Makefile", REPO_ROOT / "Procfile", *tracked(".yml")]
+    found = [f"{path.relative_to(REPO_ROOT)}: {line.strip()}" for path in texts
+             for line in path.read_text().splitlines() if PASSWORD_ARGUMENT.search(line)]
+
+    assert found == []
