@@ -252,9 +252,10 @@ class NoSkipConsumer(Consumer):
         offset, saying what this consumer knew of it; the partitions sought. Not in a rebalance or
         a recovery (the partitions are paused on purpose until the tables are whole), nor for a
         partition held back by back-pressure (a full feed: the agent is slow, not starved)."""
-        if self.app.rebalancing or self.app.in_recovery or not self.flow_active:
+        if not self._steady():
             self._starvation.clear()
             return []
+        generation = self.app.consumer_generation_id
         acknowledged = self.app.topics.acks_enabled_for  # not changelogs: paused once recovered, on purpose
         gated = {tp: offset for tp, offset in self._next.items()
                  if offset != ANY_OFFSET and acknowledged(tp.topic) and not self._under_pressure(tp)}
@@ -262,6 +263,9 @@ class NoSkipConsumer(Consumer):
         if not unmoved:
             return []
         ends = await asyncio.wait_for(self.highwaters(*unmoved), timeout_s)
+        if not self._steady() or self.app.consumer_generation_id != generation:  # a rebalance began meanwhile
+            self._starvation.clear()
+            return []
         starved = self._starvation.starved(unmoved, gated, ends, now)
         for tp in starved:
             counters["starved_partitions"] += 1
@@ -270,6 +274,10 @@ class NoSkipConsumer(Consumer):
                         gated[tp], self.describe_flow(tp), gated[tp])
             self._rewind_soon(tp)
         return starved
+
+    def _steady(self) -> bool:
+        """No rebalance, no recovery, the flow on: partitions are paused only by accident."""
+        return not (self.app.rebalancing or self.app.in_recovery) and self.flow_active
 
     def _under_pressure(self, tp: TP) -> bool:
         """Are `tp`'s deliveries waiting for room (the feed full, a stream buffer full)?"""

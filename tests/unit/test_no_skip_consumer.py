@@ -498,3 +498,19 @@ def test_no_partition_is_starved_in_a_recovery_or_while_the_feed_is_full(gate, m
     monkeypatch.setattr(gate.consumer, "feed", SimpleNamespace(topics={ORDERS_3.topic}, full=lambda: True))
     assert [asyncio.run(gate.consumer.seek_starved(now=now)) for now in (30, 40, 50)] == [[], [], []]
     assert gate.rewinds == []
+
+
+def test_a_rebalance_that_begins_while_the_log_ends_are_asked_for_seeks_nothing(gate, monkeypatch):
+    gate.consumer._next[ORDERS_3] = 5
+    monkeypatch.setattr(app, "rebalancing", False)
+    asked: list = []
+
+    async def highwaters_then_a_rebalance(*tps):
+        asked.append(tps)
+        monkeypatch.setattr(app, "rebalancing", True)  # the group rebalances while the broker answers
+        return {tp: 9 for tp in tps}
+    monkeypatch.setattr(gate.consumer, "highwaters", highwaters_then_a_rebalance)
+
+    assert asyncio.run(gate.consumer.seek_starved(now=0)) == []
+    assert asyncio.run(gate.consumer.seek_starved(now=10)) == []
+    assert asked == [(ORDERS_3,)] and gate.rewinds == []
