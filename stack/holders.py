@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from config.settings import SECRET_VARIABLES, names_a_secret
 from stack import process
 from stack.services import StackLayout
 
@@ -38,6 +39,12 @@ class Holder:
         """The variables of `values` its environment holds with that very value."""
         return {variable for variable, value in values.items() if self.environ.get(variable) == value}
 
+    def stale_secrets(self, env: Mapping[str, str]) -> set[str]:
+        """The secret variables it holds that `env` (what it would be started with now) does
+        not give it, or gives another value."""
+        return {name for name, value in self.environ.items()
+                if (name in SECRET_VARIABLES or names_a_secret(name)) and env.get(name) != value}
+
     def renewed(self, old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, str]:
         """Its environment with each variable that holds its `old` value given its `new` one
         (the same variable with a value of its own, a scratch lake's key, is kept)."""
@@ -60,16 +67,19 @@ class Holder:
 def running(layout: StackLayout, skip: set[str] = frozenset()) -> list[Holder]:
     """Every process the stack under `layout` started that still runs (the names in `skip`
     aside: services the stack restarts its own way)."""
-    found = []
-    for pidfile in sorted(layout.run.glob("*.pid")):
-        if pidfile.stem in skip or (pid := process.running_pid(pidfile)) is None:
-            continue
-        try:
-            started = psutil.Process(pid)
-            found.append(Holder(pidfile, layout.logfile(pidfile.stem), tuple(started.cmdline()), started.cwd(), started.environ()))
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
+    return [holder for pidfile in sorted(layout.run.glob("*.pid"))
+            if pidfile.stem not in skip and (holder := of(layout, pidfile)) is not None]
+
+
+def of(layout: StackLayout, pidfile: Path) -> Holder | None:
+    """The process `pidfile` names, as it was started; None if it does not run."""
+    if (pid := process.running_pid(pidfile)) is None:
+        return None
+    try:
+        started = psutil.Process(pid)
+        return Holder(pidfile, layout.logfile(pidfile.stem), tuple(started.cmdline()), started.cwd(), started.environ())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
 
 
 def stop(holder: Holder) -> None:

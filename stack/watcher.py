@@ -10,13 +10,9 @@ is still open) is restarted without anyone at the keyboard:
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-
-import psutil
 
 from config import Settings
-from config.settings import SECRET_VARIABLES, names_a_secret
-from stack import process
+from stack import holders, process
 from stack.services import StackLayout
 
 PREFIX = "cdc-watch-"
@@ -42,23 +38,13 @@ def _start(settings: Settings, process_name: str, command: str, interval_s: floa
     started by an older version, or before a rotation, holding others, is started again)."""
     layout = StackLayout(settings.stack_home)
     env = {**settings.as_env("connector-watcher"), "PYTHONUNBUFFERED": "1"}  # its log, line by line
-    running = process.running_pid(layout.pidfile(process_name))
-    if running is not None:
-        if not stale_secrets(running, env):
-            return running
-        process.stop(layout.pidfile(process_name), grace_s=10)
+    pidfile = layout.pidfile(process_name)
+    if (running := holders.of(layout, pidfile)) is not None:
+        if not running.stale_secrets(env):
+            return process.running_pid(pidfile)
+        process.stop(pidfile, grace_s=10)
     return process.start([sys.executable, "-m", "cdc", command, "--interval", str(interval_s)],
                          pidfile=layout.pidfile(process_name), logfile=layout.logfile(process_name), env=env)
-
-
-def stale_secrets(pid: int, env: Mapping[str, str]) -> set[str]:
-    """The secret variables process `pid` holds that `env` does not give it, or gives another value."""
-    try:
-        held = psutil.Process(pid).environ()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return set()
-    return {name for name, value in held.items()
-            if (name in SECRET_VARIABLES or names_a_secret(name)) and env.get(name) != value}
 
 
 def stop_watcher(settings: Settings) -> int | None:

@@ -1,21 +1,23 @@
-"""stack.watcher: a connector watcher holding credentials it would no longer be given is started again."""
+"""A connector watcher holding credentials it would no longer be given is started again
+(stack.watcher, through stack.holders' view of a running process)."""
 
 from __future__ import annotations
 
-import subprocess
+from stack import holders, process
+from stack.services import StackLayout
 
-from stack.watcher import stale_secrets
 
-
-def test_a_running_process_holding_a_secret_it_would_not_be_given_now_is_stale():
+def test_a_running_process_holding_a_secret_it_would_not_be_given_now_is_stale(tmp_path):
+    layout = StackLayout(tmp_path)
     wanted = {"PATH": "/usr/bin:/bin", "KAFKA_CONNECT_REST_PASSWORD": "rest-pw", "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(["sleep", "30"], env={**wanted, "KAFKA_TOOLS_PASSWORD": "tools-pw"}) as older, \
-            subprocess.Popen(["sleep", "30"], env=wanted) as current, \
-            subprocess.Popen(["sleep", "30"], env={**wanted, "KAFKA_CONNECT_REST_PASSWORD": "before-rotation"}) as rotated:
-        try:
-            assert stale_secrets(older.pid, wanted) == {"KAFKA_TOOLS_PASSWORD"}
-            assert stale_secrets(current.pid, wanted) == set()
-            assert stale_secrets(rotated.pid, wanted) == {"KAFKA_CONNECT_REST_PASSWORD"}
-        finally:
-            for child in (older, current, rotated):
-                child.kill()
+    runs = {"older": {**wanted, "KAFKA_TOOLS_PASSWORD": "tools-pw"}, "current": wanted,
+            "rotated": {**wanted, "KAFKA_CONNECT_REST_PASSWORD": "before-rotation"}}
+    for name, env in runs.items():
+        process.start(["sleep", "30"], pidfile=layout.pidfile(name), logfile=layout.logfile(name), env=env)
+    try:
+        stale = {name: holders.of(layout, layout.pidfile(name)).stale_secrets(wanted) for name in runs}
+        assert stale == {"older": {"KAFKA_TOOLS_PASSWORD"}, "current": set(), "rotated": {"KAFKA_CONNECT_REST_PASSWORD"}}
+        assert holders.of(layout, layout.pidfile("never-started")) is None
+    finally:
+        for name in runs:
+            process.stop(layout.pidfile(name), grace_s=1)
