@@ -46,10 +46,10 @@ import orjson
 import psutil
 import typer
 
-from batch import flows, paths
-from batch.store import delta_log, files, reads
+from batch import flows
+from batch.store import files
 from batch.tools.audit import LakeAudit
-from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
+from batch.tools.freshness import LakeReader, expected_statuses, lags_s
 from batch.runs import LayerRun, show_progress
 from batch.session import build_session
 from batch.layers.snapshot import read_table
@@ -415,8 +415,7 @@ class ContinuousRun:
         self.running.callback(stop_continuous_lake, self.scratch)
         self.rss = PeakRss(self.pid)
         self.running.callback(self.rss.stop)
-        self.spark = build_session(self.scratch, "bench-freshness")
-        self.running.callback(self.spark.stop)
+        self.reader = LakeReader(self.scratch)
         self.wait_for(lambda: self.silver_rows("customers") >= self.customers, "the customers")
         self.caught_up_s = time.monotonic() - started
         return self
@@ -432,14 +431,12 @@ class ContinuousRun:
             time.sleep(1)
 
     def silver_rows(self, table: str) -> int:
-        location = paths.path(self.scratch, "silver", table)
-        return reads.read(self.spark, location).count() if delta_log.exists(self.spark, location) else 0
+        return self.reader.rows("silver", table)
 
     def applied(self, manifest: dict) -> dict[str, str]:
         """Until Gold's facts show every order of `manifest` with its final status; those statuses."""
         expected = expected_statuses(manifest)
-        self.wait_for(lambda: delta_log.exists(self.spark, paths.path(self.scratch, "gold", "fact_orders"))
-                      and fact_statuses(self.spark, self.scratch, set(expected)) == expected, "the orders")
+        self.wait_for(lambda: self.reader.fact_statuses(set(expected)) == expected, "the orders")
         return expected
 
     def __exit__(self, *exc) -> None:
@@ -457,8 +454,8 @@ class ContinuousRun:
             manifest = add_orders(self.scratch, orders, seed=seed, customers=self.customers, rate=rate,
                                   committed=committed)
             expected = self.applied(manifest)
-            exact = fact_statuses(self.spark, self.scratch, set(expected)) == expected
-            lags = lags_s(committed, first_visible(self.spark, self.scratch, expected))
+            exact = self.reader.fact_statuses(set(expected)) == expected
+            lags = lags_s(committed, self.reader.first_visible(expected))
         cuts = statistics.quantiles(lags, n=100)
         return Freshness(cuts[49], cuts[98], len(lags), exact, self.caught_up_s, self.rss.peak_mb)
 
@@ -468,7 +465,7 @@ class ContinuousRun:
         # catch-up) done, so the figure is the hot path's own. (Another revision's deferred
         # work keeps other marks: not waited for.)
         deadline = time.monotonic() + 900
-        while self.tree is None and not deferred_current(self.spark, self.scratch) and time.monotonic() < deadline:
+        while self.tree is None and not self.reader.deferred_current() and time.monotonic() < deadline:
             time.sleep(3)
         log = log_path(self.scratch)
         before, applied = log.stat().st_size, self.last_batch()
@@ -496,7 +493,7 @@ class ContinuousRun:
             self.applied(add_orders(self.scratch, missing, seed=seed, customers=self.customers, chaos=False))
 
     def lake_orders(self) -> int:
-        return reads.read(self.spark, paths.path(self.scratch, "gold", "fact_orders")).count()
+        return self.reader.rows("gold", "fact_orders")
 
 
 @dataclass

@@ -104,15 +104,12 @@ def main(
     wait_for_group(settings, started)  # orders written before would wait for the rebalance
     typer.echo("workers: " + ", ".join(f"{w.name} {w.url}" for w in started))
     demo_lake = DemoLake(settings)
-    try:
-        typer.echo(f"continuous lake running (pid {demo_lake.pid}; `python -m stack down` stops it); "
-                   "waiting until it has applied what the CDC topics hold")
-        typer.echo(f"continuous lake caught up in {demo_lake.wait_caught_up(timeout, progress=True):.0f} s "
-                   "(every record the CDC topics held applied)")
-        run_orders(settings, database.connect(settings, role="shop"), demo_lake, orders=orders, chaos=chaos, rate=rate, timeout=timeout,
-                   manifest=manifest, reference=(reference_rows, snapshot_s))
-    finally:
-        demo_lake.close()
+    typer.echo(f"continuous lake running (pid {demo_lake.pid}; `python -m stack down` stops it); "
+               "waiting until it has applied what the CDC topics hold")
+    typer.echo(f"continuous lake caught up in {demo_lake.wait_caught_up(timeout, progress=True):.0f} s "
+               "(every record the CDC topics held applied)")
+    run_orders(settings, database.connect(settings, role="shop"), demo_lake, orders=orders, chaos=chaos, rate=rate,
+               timeout=timeout, manifest=manifest, reference=(reference_rows, snapshot_s))
 
 
 def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: int, chaos: bool, rate: float,

@@ -3,8 +3,9 @@ workers and waited for until it has caught up with what the topics held; after t
 a wait until Gold holds every order of the manifest with the status it ended in, the
 lake's freshness (source commit -> Gold), and the lake report (once the deferred work, which
 follows the facts on its own clock, has caught up with them). Beside the manifest's orders, the
-whole of Gold's live orders against MySQL's (`WholeLake`, read through delta-rs, no JVM): a row
-the lake lost, or keeps after the source deleted it, fails the demo whichever run wrote it."""
+whole of Gold's live orders against MySQL's (`WholeLake`): a row the lake lost, or keeps after
+the source deleted it, fails the demo whichever run wrote it. Every read goes through delta-rs
+with the lake reader's login: the demo starts no JVM of its own beside the deferred work's."""
 
 from __future__ import annotations
 
@@ -15,12 +16,9 @@ from pathlib import Path
 import polars as pl
 
 from batch import paths
-from batch.fastlane.delta import Lake
-from batch.store import reads
-from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses, first_visible, lags_s
+from batch.tools.freshness import LakeReader, expected_statuses, lags_s
 from batch.tools.report import write_report
 from batch.runs import log, show_progress
-from batch.session import build_session
 from config import Settings
 from stack.lake_process import start_continuous_lake, wait_caught_up
 
@@ -80,9 +78,9 @@ class WholeLake:
                 + (f"; {named}" if named else ", the same ids"))
 
 
-def live_gold_orders(settings: Settings) -> frozenset[str]:
-    """The order ids of Gold's fact_orders that are not cancelled, through delta-rs."""
-    facts = Lake(settings).read(paths.path(settings, "gold", "fact_orders"), columns=["order_id", "status"])
+def live_gold_orders(reader: LakeReader) -> frozenset[str]:
+    """The order ids of Gold's fact_orders that are not cancelled."""
+    facts = reader.lake.read(paths.path(reader.settings, "gold", "fact_orders"), columns=["order_id", "status"])
     if facts is None:
         return frozenset()
     return frozenset(facts.filter(pl.col("status") != "cancelled")["order_id"].to_list())
@@ -99,13 +97,13 @@ def cancelled(statuses: dict[str, str]) -> int:
 
 
 class DemoLake:
-    """The continuous lake as the demo sees it, through a Spark session of its own (reads only)."""
+    """The continuous lake as the demo sees it (reads only)."""
 
     def __init__(self, settings: Settings) -> None:
         show_progress()
         self.settings = settings
         self.pid = start_continuous_lake(settings)
-        self.spark = build_session(settings, "orderpipe-demo", lake_role="reader")
+        self.reader = LakeReader(settings)
 
     def wait_caught_up(self, timeout_s: float, *, progress: bool = False) -> float:
         """Until the lake has applied every record the CDC topics hold (a first start drains
@@ -122,7 +120,7 @@ class DemoLake:
         self.wait_caught_up(timeout_s)
         while True:
             looks += 1
-            check = LakeCheck(expected, fact_statuses(self.spark, self.settings, set(expected)), looks)
+            check = LakeCheck(expected, self.reader.fact_statuses(set(expected)), looks)
             if check.exact or time.monotonic() - started > timeout_s:
                 return check
             log.info("lake: %d orders not yet as the manifest says", len(check.mismatched))
@@ -134,7 +132,7 @@ class DemoLake:
         started = time.monotonic()
         while True:
             self.wait_caught_up(timeout_s)
-            check = WholeLake(source_orders(connection), live_gold_orders(self.settings))
+            check = WholeLake(source_orders(connection), live_gold_orders(self.reader))
             if check.exact or time.monotonic() - started > timeout_s:
                 return check
             time.sleep(3)
@@ -142,18 +140,14 @@ class DemoLake:
     def freshness_s(self, committed_ms: dict[str, float], manifest: dict) -> list[float]:
         """Seconds from each order's last commit at the source to the Gold commit that first
         held its fact with the status it ended in."""
-        return lags_s(committed_ms, first_visible(self.spark, self.settings, expected_statuses(manifest)))
+        return lags_s(committed_ms, self.reader.first_visible(expected_statuses(manifest)))
 
     def report(self, timeout_s: float) -> tuple[dict[str, int], Path]:
         """Gold's row counts and the lake report, once the deferred work (dimensions, products,
         marts) has caught up with the facts checked (or `timeout_s` has passed: the report says
         when it was drawn)."""
         started = time.monotonic()
-        while not deferred_current(self.spark, self.settings) and time.monotonic() - started < timeout_s:
+        while not self.reader.deferred_current() and time.monotonic() - started < timeout_s:
             time.sleep(3)
-        counts = {table: reads.read(self.spark, paths.path(self.settings, "gold", table)).count()
-                  for table in GOLD_TABLES}
-        return counts, write_report(self.spark, self.settings, self.settings.stack_home / "reports" / "lake.html")
-
-    def close(self) -> None:
-        self.spark.stop()
+        counts = {table: self.reader.rows("gold", table) for table in GOLD_TABLES}
+        return counts, write_report(self.reader, self.settings.stack_home / "reports" / "lake.html")

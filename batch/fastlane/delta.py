@@ -28,6 +28,7 @@ from batch.fastlane.silver import changed_rows
 from batch.rules import DELETE, KNOWN, merge_condition
 from batch.runs import Written
 from config import Settings
+from config.settings import MinioRole
 
 # Every lake table keeps a change feed (the Spark jobs read the hot tables through it), and a
 # checkpoint every ten commits, as Spark's default.
@@ -42,8 +43,8 @@ class UnwritableTable(RuntimeError):
     """A table whose protocol asks for a feature delta-rs cannot write."""
 
 
-def storage_options(settings: Settings) -> dict[str, str]:
-    access_key, secret_key = settings.minio_login("writer")
+def storage_options(settings: Settings, role: MinioRole = "writer") -> dict[str, str]:
+    access_key, secret_key = settings.minio_login(role)
     return {"AWS_ENDPOINT_URL": f"http://{settings.minio_endpoint}", "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
             "aws_conditional_put": "etag"}
@@ -61,9 +62,9 @@ class Lake:
     """The lake's Delta tables as delta-rs opens them, each kept open (and brought up to date
     before use) for the life of the process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: MinioRole = "writer") -> None:
         self.settings = settings
-        self.options = storage_options(settings)
+        self.options = storage_options(settings, role)
         self.opened: dict[str, DeltaTable] = {}
 
     def table(self, location: str) -> DeltaTable | None:
@@ -200,11 +201,11 @@ class Objects:
     """The lake's small JSON objects (marks, the fast lane's lease) on MinIO, or as files beside
     the tables of a `file://` lake (tests of the lane's orchestration, no services)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: MinioRole = "writer") -> None:
         self.settings = settings
         self.client: Minio | None = None
         if not settings.lake_uri.startswith("file://"):
-            access_key, secret_key = settings.minio_login("writer")
+            access_key, secret_key = settings.minio_login(role)
             self.client = Minio(settings.minio_endpoint, access_key=access_key, secret_key=secret_key, secure=False)
 
     @staticmethod
@@ -228,6 +229,21 @@ class Objects:
         finally:
             response.close()
             response.release_conn()
+
+    def modification_times(self, folder: str) -> dict[str, float]:
+        """The names in a folder -> when each was last written (epoch seconds); empty when
+        there is no such folder."""
+        if self.client is None:
+            local = Path(uri(folder))
+            return {entry.name: entry.stat().st_mtime for entry in local.iterdir()} if local.is_dir() else {}
+        bucket, prefix = self.split(folder.rstrip("/") + "/")
+        try:
+            return {item.object_name.removeprefix(prefix): item.last_modified.timestamp()
+                    for item in self.client.list_objects(bucket, prefix=prefix)}
+        except S3Error as error:
+            if error.code == "NoSuchBucket":
+                return {}
+            raise
 
     def write(self, location: str, content: dict) -> None:
         body = orjson.dumps(content)

@@ -31,14 +31,6 @@ def exists(spark: SparkSession, location: str) -> bool:
     return version(spark, location) is not None
 
 
-def commit_times(spark: SparkSession, location: str) -> dict[int, float]:
-    """The table's versions still in its log -> when each was committed (epoch seconds: its
-    commit file's time); empty when it is no Delta table."""
-    return {number: written
-            for name, written in files.modification_times(spark, f"{location}/_delta_log").items()
-            if (number := _commit_number(name)) is not None}
-
-
 def tables(spark: SparkSession, settings: Settings, layer: str) -> list[str]:
     """Every Delta table of a layer (its data tables and quarantines), found by their
     `_delta_log` folders up to two levels down (Gold's `facts/fact_orders`)."""

@@ -36,15 +36,6 @@ def listed_names(spark: SparkSession, location: str) -> list[str]:
     return [status.getPath().getName() for status in fs.listStatus(hadoop_path)]
 
 
-def modification_times(spark: SparkSession, location: str) -> dict[str, float]:
-    """The names in a folder -> when each was last written (epoch seconds); empty if it does
-    not exist."""
-    hadoop_path, fs = _filesystem(spark, location)
-    if not fs.exists(hadoop_path):
-        return {}
-    return {status.getPath().getName(): status.getModificationTime() / 1000 for status in fs.listStatus(hadoop_path)}
-
-
 def subfolders(spark: SparkSession, location: str) -> list[str]:
     """The folders in a folder (full locations); empty if it does not exist."""
     hadoop_path, fs = _filesystem(spark, location)

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from batch import flows, paths
 from batch.names import archive_location
 from batch.store import reads
-from batch.tools.freshness import deferred_current, expected_statuses, fact_statuses
+from batch.tools.freshness import LakeReader, expected_statuses
 from config.settings import REPO_ROOT
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake
@@ -50,11 +50,11 @@ def test_a_continuous_lake_applies_the_topics_then_its_deferred_work_and_stops_o
         try:
             assert wait_for(lambda: silver_mark(minio, bucket) is not None or job.poll() is not None, 300), \
                 log_path.read_text()[-3000:]
-            applied = wait_for(lambda: job.poll() is not None or fact_statuses(spark, scratch, set(expected))
+            applied = wait_for(lambda: job.poll() is not None or LakeReader(scratch).fact_statuses(set(expected))
                                == expected, 300, every_s=3)
             assert applied and job.poll() is None, log_path.read_text()[-3000:]
             # history, dimensions, products and marts follow on their own clock (--deferred-every)
-            deferred = wait_for(lambda: job.poll() is not None or deferred_current(spark, scratch), 300, every_s=3)
+            deferred = wait_for(lambda: job.poll() is not None or LakeReader(scratch).deferred_current(), 300, every_s=3)
             assert deferred and job.poll() is None, log_path.read_text()[-3000:]
             # the lake, its Spark JVM and its deferred work hold the lake's credentials and no others
             assert foreign(job.pid, "lake", stack_secrets(scratch)) == set()
@@ -98,10 +98,10 @@ def test_a_continuous_lake_killed_mid_batch_and_restarted_leaves_every_table_exa
         expected = {**expected_statuses(first), **expected_statuses(second)}
         rerun = continuous_lake(scratch, tmp_path / "rerun.log")
         try:
-            assert wait_for(lambda: fact_statuses(spark, scratch, set(expected)) == expected, 300, every_s=3), \
+            assert wait_for(lambda: LakeReader(scratch).fact_statuses(set(expected)) == expected, 300, every_s=3), \
                 (tmp_path / "rerun.log").read_text()[-3000:]
             # history, dimensions, products and marts follow on their own clock (--deferred-every)
-            assert wait_for(lambda: deferred_current(spark, scratch), 300, every_s=3), \
+            assert wait_for(lambda: LakeReader(scratch).deferred_current(), 300, every_s=3), \
                 (tmp_path / "rerun.log").read_text()[-3000:]
         finally:
             rerun.send_signal(signal.SIGINT)  # the micro-batch under way ends first

@@ -25,6 +25,7 @@ from batch.names import archive_location
 from batch.store import delta_log, reads
 from batch.tools.audit import LakeAudit
 from batch.tools.maintain import maintain_lake
+from batch.tools.freshness import LakeReader
 from batch.tools.report import write_report
 from batch.runs import LayerRun
 from batch.session import lake_credentials
@@ -492,7 +493,7 @@ def test_the_report_draws_the_marts_figures_in_a_browser(spark, lakehouse, tmp_p
     run_all(spark, settings, lakehouse.connection)
     ARTIFACTS.mkdir(exist_ok=True)
 
-    out = write_report(spark, settings, tmp_path / "lake.html")
+    out = write_report(LakeReader(settings), tmp_path / "lake.html")
     dom = ChartDom(chromium_render(out.as_uri(), ARTIFACTS / "lake-report.png", tmp_path / "chromium", 3000))
 
     assert set(dom.svgs) == {"daily", "payment-mix", "top-products", "segments"}

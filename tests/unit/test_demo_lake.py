@@ -1,4 +1,4 @@
-from batch.tools.freshness import expected_statuses
+from batch.tools.freshness import LakeReader, expected_statuses
 import polars as pl
 
 from batch import paths
@@ -35,7 +35,7 @@ def test_gold_s_live_orders_are_read_through_delta_rs_and_a_lost_or_kept_row_is_
         {"order_id": ["a", "b", "gone", "stale"], "status": ["complete", "incomplete", "cancelled", "complete"]}),
         ["order_id"])
 
-    gold = live_gold_orders(local)
+    gold = live_gold_orders(LakeReader(local))
     check = WholeLake(frozenset({"a", "b", "lost"}), gold)
 
     assert gold == {"a", "b", "stale"}
