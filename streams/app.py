@@ -48,5 +48,9 @@ app = OrderPipeApp(
     Monitor=RecordQuietMonitor,
     web_bind="127.0.0.1",
     web_host="127.0.0.1",
+    # Faust's own views list every table's keys and partition owners to anyone holding the
+    # token: the pages of web/ are the only ones served (table_route needs no view of Faust's).
+    web_router_enabled=False,
+    web_tables_enabled=False,
     web_application_options={"middlewares": [bearer_middleware(lambda: app.conf.web_bind, web_token())]},
 )

@@ -15,7 +15,8 @@ from tests.integration.scratch_stream import scratch_stream
 TOKEN = "local-test-token"  # a test's own, not a secret
 UNKNOWN_ORDER = "/orders/0b4c7a9e-0000-4000-8000-000000000000"
 SERVED = {"/stats": 200, "/dashboard": 200, "/dashboard/data": 200, "/metrics": 200, "/orders?state=complete": 200,
-          UNKNOWN_ORDER: 404}  # with the token: what each view answers
+          UNKNOWN_ORDER: 404,  # with the token: what each view answers
+          "/router/": 404, "/table/": 404, "/table/order_progress/": 404}  # Faust's own views: not served
 
 
 @pytest.fixture
