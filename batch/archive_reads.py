@@ -3,6 +3,7 @@ what the jobs need to know of them, and the columns a change's row image lacks l
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -41,8 +42,9 @@ class NewRecords:
 
 
 def new_records(spark: SparkSession, settings: Settings, seen: str | None,
-                until: int | None = None) -> NewRecords | None:
-    """The archive's records after version `seen` (up to `until` if given; None: no news)."""
+                until: int | None = None, topics: Collection[str] | None = None) -> NewRecords | None:
+    """The archive's records after version `seen` (up to `until` if given; None: no news), of
+    `topics` only when given (the archive's partitions: the others' files are never read)."""
     location = archive_location(settings)
     if not delta_log.exists(spark, location):
         raise RuntimeError(f"no CDC archive at {location}: run `python -m batch bronze` "
@@ -52,6 +54,8 @@ def new_records(spark: SparkSession, settings: Settings, seen: str | None,
         return None
     if REFUSAL not in archived.columns:  # written before the archiver recorded refusals
         archived = archived.withColumn(REFUSAL, F.lit(None).cast("string"))
+    if topics is not None:
+        archived = archived.filter(F.col("topic").isin(*topics))
     archived = archived.select(*ARCHIVE_COLUMNS).localCheckpoint()
     topics = {row["topic"]: row for row in changes.per_topic(archived).collect()}
     return NewRecords(archived, version, {topic: row["records"] for topic, row in topics.items()},

@@ -41,11 +41,13 @@ class HistoryJob(LayerJob):
         applied = read_marks(self.spark, self.settings, LAYER).get(ARCHIVE_MARK)
         if applied is None:
             return {}
-        news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK), until=int(applied))
+        kept = [table for table in silver.TABLES if table.keeps_history]
+        news = new_records(self.spark, self.settings, marks.get(ARCHIVE_MARK), until=int(applied),
+                           topics=[self.settings.cdc_topic(table.name) for table in kept])
         if news is None:
             return {}
-        for table in silver.TABLES:
-            if table.keeps_history and self.settings.cdc_topic(table.name) in news.records:
+        for table in kept:
+            if self.settings.cdc_topic(table.name) in news.records:
                 row_changes = changes.row_changes(news.of(self.settings, table), table.name,
                                                   news.columns(self.settings, table), table.bronze_keys)
                 conformed = silver.conform(look_up(self.spark, self.settings, row_changes, table), table)
