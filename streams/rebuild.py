@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from config import Settings
+from config.settings import names_a_secret
 
 
 @dataclass
@@ -69,8 +70,10 @@ class RebuildWorker:
         datadir = self.settings.stack_home / "rebuild" / self.output
         datadir.parent.mkdir(parents=True, exist_ok=True)
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.settings.as_env(), "STREAM_APP_ID": self.app_id, "ORDER_FINAL_TOPIC": self.output,
-               "ORDER_ALERTS_TOPIC": f"{self.output}-alerts",
+        # A worker's credentials and no others: the caller (an operator's shell) may hold more.
+        inherited = {name: value for name, value in os.environ.items() if not names_a_secret(name)}
+        env = {**inherited, **self.settings.as_env("worker"), "STREAM_APP_ID": self.app_id,
+               "ORDER_FINAL_TOPIC": self.output, "ORDER_ALERTS_TOPIC": f"{self.output}-alerts",
                "FAUST_WEB_PORT": str(self.web_port)}
         argv = [str(Path(sys.executable).with_name("faust")), "-A", "streams.app", f"--datadir={datadir}",
                 "worker", "-l", "info", "--web-port", str(self.web_port), "--web-host", "127.0.0.1"]

@@ -8,10 +8,12 @@ import sys
 import threading
 import time
 
+import psutil
 import pytest
 
 from config.settings import REPO_ROOT
 from source.order_final_audit import audit
+from tests.integration.secrets_seen import foreign, stack_secrets
 from tests.integration.scratch_stream import go_past, order_final_values, scratch_stream, sentinels, write_orders
 
 ORDERS = 600
@@ -42,6 +44,11 @@ def test_a_rebuild_beside_live_traffic_emits_every_order_once_and_the_live_strea
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                env={**os.environ, **settings.as_env()})
     writer.join()
+    # the rebuild's worker holds a worker's credentials, not those of the shell that started it
+    rebuild_worker = psutil.Process(rebuild.pid).children(recursive=True)
+    assert rebuild_worker, "the rebuild's worker is not running"
+    secrets = stack_secrets(settings)
+    assert {leaked for child in rebuild_worker for leaked in foreign(child.pid, "worker", secrets)} == set()
     # written while the rebuild still reads (it stops 5 s after the last record): both topics
     # get them, and once they are out the live workers went past every order
     go_past(settings)
