@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     faust_web_port: int = Field(6066, validation_alias="FAUST_WEB_PORT")  # worker N serves on +N-1
     # Asked of every web request when a worker is bound beyond loopback (streams/runtime/web_access.py).
     web_token: SecretStr | None = Field(None, validation_alias="WEB_TOKEN")
+    # The hosts a worker sends that token to (comma-separated): another worker's views are asked,
+    # and a table view's request forwarded, only at these or the worker's own host; loopback when
+    # empty. A member of the group announces its own address: this keeps the token from any other.
+    web_peer_hosts: str = Field("", validation_alias="WEB_PEER_HOSTS")
     order_final_topic: str = Field("order_final", validation_alias="ORDER_FINAL_TOPIC")
     dead_letter_topic: str = Field("order_cdc_dead_letter", validation_alias="DEAD_LETTER_TOPIC")
     # Alerts (agents/alerts.py): a complete order with this many items in all, or products, is

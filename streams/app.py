@@ -52,5 +52,6 @@ app = OrderPipeApp(
     # token: the pages of web/ are the only ones served (table_route needs no view of Faust's).
     web_router_enabled=False,
     web_tables_enabled=False,
+    Router="streams.runtime.web_access:TrustedRouter",
     web_application_options={"middlewares": [bearer_middleware(lambda: app.conf.web_bind, web_token())]},
 )

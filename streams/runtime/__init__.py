@@ -71,6 +71,10 @@ changelog_table.py: the order table written a flush at a time
 order_pipe_app.py: `App._on_autodiscovery_error`: a module that fails to import stops the worker instead
 of a worker that consumes nothing (faust-streaming/faust#269).
 
+web_access.py: `Router._route_req`: a table view's request, headers and token with it, forwarded
+only to an owner at a trusted host (no upstream issue: Faust trusts every announced address).
+Check with `tests/unit/test_web_access.py` after an upgrade.
+
 reference_reader.py: aiokafka's `AIOKafkaConsumer._client` (`force_metadata_update`): a
 reference topic created after the reader started is found without waiting for the metadata's
 maximum age (`tests/integration/test_reference_reader.py`).

@@ -5,14 +5,19 @@ Bound to loopback (the default, 127.0.0.1), anyone on the machine may. Bound bey
 (`--web-bind 0.0.0.0`), every request must carry `Authorization: Bearer <WEB_TOKEN>` and is
 answered 401 without it, whatever address it comes from; a worker bound so without a token
 set refuses to start. Faust forwards a request for another worker's order with its headers,
-and the dashboard and the order lists ask the other workers with the token.
+and the dashboard and the order lists ask the other workers with the token: each only at a
+trusted host (WEB_PEER_HOSTS, the worker's own, loopback by default), never at whatever
+address a member of the consumer group announced.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Collection
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from faust.app.router import Router
 
 from config import settings
 
@@ -60,3 +65,26 @@ def auth_headers(token: str | None) -> dict[str, str]:
 def web_token() -> str | None:
     """The token every request must carry beyond loopback (WEB_TOKEN), if set."""
     return settings.web_token.get_secret_value() if settings.web_token else None
+
+
+def peer_hosts() -> list[str]:
+    """WEB_PEER_HOSTS as a list (empty: loopback only)."""
+    return [host.strip() for host in settings.web_peer_hosts.split(",") if host.strip()]
+
+
+def trusted_peer(url: str, own_url: str, hosts: Collection[str]) -> bool:
+    """Whether this worker may send its token to a member's announced `url`: its host is one of
+    `hosts` (loopback when none), or this worker's own."""
+    host = urlsplit(str(url)).hostname
+    return host is not None and (host in (set(hosts) or LOOPBACK) or host == urlsplit(str(own_url)).hostname)
+
+
+class TrustedRouter(Router):
+    """Faust's router, forwarding a table view's request (its headers carry the token) only to
+    an owner at a trusted host; any other is answered 502 naming the setting."""
+
+    async def _route_req(self, dest_url, web, request):
+        if not trusted_peer(str(dest_url), str(self.app.conf.canonical_url), peer_hosts()):
+            return web.json({"error": f"the key's owner announced {dest_url}, not a trusted host: "
+                                      "add its host to WEB_PEER_HOSTS if it is one of the workers"}, status=502)
+        return await super()._route_req(dest_url, web, request)
