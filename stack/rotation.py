@@ -2,7 +2,8 @@
 
 Each service keeps the old password working until nothing needs it:
 - Redis takes the new password beside the old (`ACL SETUSER >new`), and drops the old once
-  every holder runs with the new;
+  every holder runs with the new, closing the connections of those users opened before the
+  rotation (Redis checks a password at login only);
 - Kafka keeps one SCRAM password per user, and clients open connections all the time: the
   stream's, Connect's and the lake's roles move to a new user (`orderpipe-stream-2`, with the
   same ACLs), and the old user goes once no process uses it. The tools' user, a super user
@@ -156,6 +157,12 @@ def overridden_variables(env_file: Path = Path(".env")) -> set[str]:
     return set(os.environ) | (set(dotenv_values(env_file)) if env_file.is_file() else set())
 
 
+def stale_connections(clients: Iterable[Mapping[str, str]], users: set[str], opened_before: int) -> list[str]:
+    """The ids of the clients (Redis' CLIENT LIST) logged in as one of `users` and opened
+    before the client `opened_before` (ids only grow): those that may hold an old password."""
+    return [client["id"] for client in clients if client.get("user") in users and int(client["id"]) < opened_before]
+
+
 def rewrite_secrets_file(stack_home: Path, values: Mapping[str, str]) -> None:
     """Give `values`' variables their new values in the secrets file (owner-only, replaced at
     once and synced: the services hold the new passwords from now on)."""
@@ -211,7 +218,7 @@ class Rotation:
         for holder in stopped_first:
             self.say(f"stopping {holder.name} first (it holds a MinIO key, checked at every request)")
             holders.stop(holder)
-        redis_admin = self.redis_add()
+        redis_admin, opened_before = self.redis_add()
         self.kafka()
         self.mysql(services["mariadb"])
         self.minio()
@@ -220,7 +227,7 @@ class Rotation:
             self.say(f"restarting {holder.name}: {', '.join(sorted(holder.holds(old_passwords)))}")
             (holders.start if holder in stopped_first else holders.restart)(holder, old_values, new_values)
         if redis_admin:
-            self.redis_drop(redis_admin, old_values, services["redis"])
+            self.redis_drop(redis_admin, old_values, services["redis"], opened_before)
         self.kafka_drop_old_users()
         return [holder.name for holder in holding]
 
@@ -234,22 +241,29 @@ class Rotation:
     def new_password(self, role: Role) -> str:
         return password_of(self.new.as_env()[role.variable])
 
-    def redis_add(self) -> redis.Redis | None:
+    def redis_add(self) -> tuple[redis.Redis | None, int]:
         """The new passwords beside the old; the admin connection (logged in with the old one)
-        that drops the old ones at the end."""
+        that drops the old ones at the end, and its client id: every connection older than it
+        was opened before any new password existed."""
         if not self.of("redis"):
-            return None
+            return None, 0
         admin = redis.Redis.from_url(self.old.redis_operator_url)
+        opened_before = admin.client_id()
         for role in self.of("redis"):
             admin.execute_command("ACL", "SETUSER", user_of(self.old, role), f">{self.new_password(role)}")
         self.say(f"redis: new passwords beside the old for {self.named(self.of('redis'))}")
-        return admin
+        return admin, opened_before
 
-    def redis_drop(self, admin: redis.Redis, old_values: Mapping[str, str], server: Service) -> None:
+    def redis_drop(self, admin: redis.Redis, old_values: Mapping[str, str], server: Service,
+                   opened_before: int) -> None:
         for role in self.of("redis"):
             admin.execute_command("ACL", "SETUSER", user_of(self.old, role), f"<{password_of(old_values[role.variable])}")
         server.prepare()  # its users file, read at its next start
-        self.say("redis: old passwords removed")
+        users = {user_of(self.old, role) for role in self.of("redis")}
+        closed = stale_connections(admin.client_list(), users, opened_before)
+        for client_id in closed:
+            admin.client_kill_filter(_id=client_id)
+        self.say(f"redis: old passwords removed; {len(closed)} connection(s) of theirs opened before the rotation closed")
 
     def kafka(self) -> None:
         """The tools' new password in place; each renamed role's new user, with its ACLs (the old

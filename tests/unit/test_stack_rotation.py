@@ -122,3 +122,12 @@ def test_the_rewritten_secrets_file_is_on_disk_before_the_rotation_goes_on(tmp_p
 
     assert synced == [str(secrets.path(tmp_path).with_suffix(".new")), str(tmp_path)]
     assert not secrets.path(tmp_path).with_suffix(".new").exists()
+
+
+def test_a_rotated_user_s_connections_opened_before_the_rotation_are_the_ones_closed():
+    clients = [{"id": "3", "user": "orderpipe-guard"}, {"id": "7", "user": "orderpipe-guard"},
+               {"id": "5", "user": "default"}, {"id": "9", "user": "orderpipe-operator"},  # 9: the rotation's own
+               {"id": "12", "user": "orderpipe-guard"}]  # 12: a holder restarted with the new password
+
+    assert rotation.stale_connections(clients, {"orderpipe-guard", "orderpipe-operator"}, 9) == ["3", "7"]
+    assert rotation.stale_connections(clients, set(), 9) == []

@@ -129,6 +129,8 @@ def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_s
             writer = threading.Thread(target=write_until, args=(scratch, stop, manifest, failure), name="order-writer")
             writer.start()
             time.sleep(3)
+            logged_in_before = redis.Redis.from_url(scratch.redis_url)  # Redis checks a password at login only
+            before_id = logged_in_before.client_id()
             started = time.monotonic()
             rotated = subprocess.run([sys.executable, "-m", "stack", "rotate-secrets"], cwd=REPO_ROOT,
                                      capture_output=True, text=True, timeout=600)
@@ -141,6 +143,7 @@ def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_s
             assert not failure, f"the order writer failed: {failure[0]!r}"
             new = {name: value for name, value in dotenv_values(secrets.path(settings.stack_home)).items() if name in old}
             now = renewed(scratch, old, new)
+            open_sessions = {client["id"] for client in redis.Redis.from_url(now.redis_operator_url).client_list()}
 
             outcome = collect(now, manifest, timeout_s=300)
             cdc_caught_up(now, database.connect(now))
@@ -156,6 +159,7 @@ def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_s
            1, outcome)
     print(f"rotation took {rotation_s:.1f} s; {manifest['counts']['complete']:,} complete orders written")
     assert {name for name in old if new[name] == old[name]} == set()
+    assert str(before_id) not in open_sessions  # closed by the rotation, not merely refused at its next login
     assert outcome.exact, outcome.summary()
     assert [audit.line() for audit in audits if not audit.clean] == []
     assert held == {**{worker.name: {"KAFKA_PASSWORD", "REDIS_URL"} for worker in workers},
