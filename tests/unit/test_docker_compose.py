@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 from cdc.connector import connector_config, connector_secrets
 from config import Settings
 from config.settings import REPO_ROOT
-from stack import secrets
+from stack import install, secrets
 from stack.services import BUCKETS, REST_LOGIN_EXTENSION, REST_LOGIN_MODULE, Kafka
 
 # A credential's name (a *_FILE names where secrets are, it holds none).
@@ -130,6 +130,16 @@ def test_minio_gets_the_stacks_buckets_and_users_from_the_stacks_own_command_wit
     assert "batch" in lake_users
     for name in set(lake_users) - {"minio-access"}:
         assert SERVICES[name]["depends_on"]["minio-access"] == {"condition": "service_completed_successfully"}, name
+
+
+def test_every_image_is_pinned_and_minio_is_built_from_the_local_stack_s_pinned_source():
+    images = {name: service["image"] for name, service in SERVICES.items()}
+    assert {name: image for name, image in images.items() if ":" not in image or image.endswith(":latest")} == {}
+    minio = SERVICES["minio"]
+    assert minio["build"]["args"]["MINIO_VERSION"] == install.MINIO_VERSION
+    assert minio["image"].endswith(f":{install.MINIO_VERSION}")
+    dockerfile = (REPO_ROOT / minio["build"]["dockerfile"]).read_text()
+    assert f"{install.MINIO_MODULE}@${{MINIO_VERSION}}" in dockerfile and "USER minio" in dockerfile
 
 
 def procfile_commands() -> dict[str, tuple[dict[str, str], list[str]]]:
