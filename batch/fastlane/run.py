@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from batch.clocks import (COMPACT_EVERY_S, CRASH_LOOP_FAILURES, CRASH_LOOP_WINDOW_S, HEARTBEAT_S,
@@ -31,6 +32,7 @@ from batch.fastlane.source import CdcSource
 from batch.paths import CDC_TABLES, archive_location
 from batch.runs import log
 from config import Settings
+from config.settings import names_a_secret
 
 PR_SET_PDEATHSIG = 1
 DEFERRED_NICENESS = 10
@@ -44,6 +46,14 @@ def deferred_child() -> None:
     batch work on the same cores (the deferred work's time is staleness, not freshness)."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     os.nice(DEFERRED_NICENESS)
+
+
+def deferred_env(settings: Settings, inherited: Mapping[str, str]) -> dict[str, str]:
+    """The deferred work's environment: the lane's own without any secret by name (PATH,
+    JAVA_HOME, SPARK_CONF_DIR, where a cluster's driver finds its owner-only settings), then
+    the lake's settings with the lake's credentials only."""
+    kept = {name: value for name, value in inherited.items() if not names_a_secret(name)}
+    return {**kept, **settings.as_env("lake"), "PYTHONUNBUFFERED": "1"}
 
 
 class Deferred:
@@ -64,8 +74,7 @@ class Deferred:
                 return  # not sooner than a period after its last start
         self.started_at = time.monotonic()
         self.child = subprocess.Popen([sys.executable, "-m", "batch", "deferred", "--every", f"{self.every_s:g}s"],
-                                      env={**self.settings.as_env("lake"), "PYTHONUNBUFFERED": "1"},
-                                      preexec_fn=deferred_child)
+                                      env=deferred_env(self.settings, os.environ), preexec_fn=deferred_child)
 
     def stop(self) -> None:
         if self.child is not None and self.child.poll() is None:

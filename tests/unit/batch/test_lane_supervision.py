@@ -95,3 +95,19 @@ def test_a_lane_whose_reads_come_back_short_counts_as_caught_up_though_records_k
     assert read_state(local)["caught_up_at"] == 0.0
     lease.renew(applied={}, left=120, caught_up=True)  # a short read: it took all there was
     assert read_state(local)["caught_up_at"] > 0.0
+
+
+def test_the_deferred_work_inherits_where_its_tools_and_cluster_settings_are_but_only_the_lake_s_secrets(settings):
+    from config.settings import PROCESS_CREDENTIALS, SECRET_VARIABLES
+
+    lane = {"PATH": "/opt/java/bin:/usr/bin", "JAVA_HOME": "/opt/java", "SPARK_CONF_DIR": "/run/orderpipe/spark-conf",
+            "_SPARK_AUTH_SECRET": "cluster", "KAFKA_TOOLS_PASSWORD": "tools", "AWS_SECRET_ACCESS_KEY": "aws",
+            "REDIS_URL": "redis://guard:pw@127.0.0.1:6379/2"}
+
+    env = run.deferred_env(settings, lane)
+
+    assert {name: env[name] for name in ("PATH", "JAVA_HOME", "SPARK_CONF_DIR")} == {
+        name: lane[name] for name in ("PATH", "JAVA_HOME", "SPARK_CONF_DIR")}
+    assert {"_SPARK_AUTH_SECRET", "KAFKA_TOOLS_PASSWORD", "AWS_SECRET_ACCESS_KEY", "REDIS_URL"}.isdisjoint(env)
+    assert set(env) & SECRET_VARIABLES <= PROCESS_CREDENTIALS["lake"]
+    assert env["READ_STACK_SECRETS"] == "false"
