@@ -8,11 +8,13 @@ holds, so it runs only when asked for (`-m rotation`), and last (tests/integrati
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from urllib.parse import unquote, urlsplit
 
 import mysql.connector
 import pytest
@@ -57,6 +59,16 @@ def write_until(settings: Settings, stop: threading.Event, manifest: dict, failu
         failure.append(error)
     finally:
         manifest.update(truth.manifest())
+
+
+def redis_login(url: str) -> socket.socket:
+    """A connection logged in with the URL's user and password (AUTH, as any client does), kept open."""
+    parts = urlsplit(url)
+    words = [b"AUTH", unquote(parts.username or "default").encode(), unquote(parts.password or "").encode()]
+    connection = socket.create_connection((parts.hostname, parts.port or 6379), timeout=10)
+    connection.sendall(f"*{len(words)}\r\n".encode() + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
+    assert connection.recv(64) == b"+OK\r\n"
+    return connection
 
 
 def renewed(settings: Settings, old: dict[str, str], new: dict[str, str]) -> Settings:
@@ -129,8 +141,7 @@ def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_s
             writer = threading.Thread(target=write_until, args=(scratch, stop, manifest, failure), name="order-writer")
             writer.start()
             time.sleep(3)
-            logged_in_before = redis.Redis.from_url(scratch.redis_url)  # Redis checks a password at login only
-            before_id = logged_in_before.client_id()
+            logged_in_before = redis_login(scratch.redis_url)  # Redis checks a password at login only
             started = time.monotonic()
             rotated = subprocess.run([sys.executable, "-m", "stack", "rotate-secrets"], cwd=REPO_ROOT,
                                      capture_output=True, text=True, timeout=600)
@@ -143,7 +154,7 @@ def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_s
             assert not failure, f"the order writer failed: {failure[0]!r}"
             new = {name: value for name, value in dotenv_values(secrets.path(settings.stack_home)).items() if name in old}
             now = renewed(scratch, old, new)
-            open_sessions = {client["id"] for client in redis.Redis.from_url(now.redis_operator_url).client_list()}
+            open_sessions = {client["addr"] for client in redis.Redis.from_url(now.redis_operator_url).client_list()}
 
             outcome = collect(now, manifest, timeout_s=300)
             cdc_caught_up(now, database.connect(now))
@@ -159,7 +170,8 @@ def test_every_role_rotated_under_load_loses_and_doubles_no_order_and_the_lake_s
            1, outcome)
     print(f"rotation took {rotation_s:.1f} s; {manifest['counts']['complete']:,} complete orders written")
     assert {name for name in old if new[name] == old[name]} == set()
-    assert str(before_id) not in open_sessions  # closed by the rotation, not merely refused at its next login
+    # closed by the rotation, not merely refused at its next login
+    assert "%s:%d" % logged_in_before.getsockname() not in open_sessions and logged_in_before.recv(64) == b""
     assert outcome.exact, outcome.summary()
     assert [audit.line() for audit in audits if not audit.clean] == []
     assert held == {**{worker.name: {"KAFKA_PASSWORD", "REDIS_URL"} for worker in workers},
