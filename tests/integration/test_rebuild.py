@@ -45,8 +45,11 @@ def test_a_rebuild_beside_live_traffic_emits_every_order_once_and_the_live_strea
                                env={**os.environ, **settings.as_env()})
     writer.join()
     # the rebuild's worker holds a worker's credentials, not those of the shell that started it
-    rebuild_worker = psutil.Process(rebuild.pid).children(recursive=True)
-    assert rebuild_worker, "the rebuild's worker is not running"
+    deadline, rebuild_worker = time.monotonic() + 60, []
+    while not rebuild_worker and time.monotonic() < deadline and rebuild.poll() is None:
+        rebuild_worker = psutil.Process(rebuild.pid).children(recursive=True)
+        time.sleep(0.2)
+    assert rebuild_worker, "the rebuild's worker never started"
     secrets = stack_secrets(settings)
     assert {leaked for child in rebuild_worker for leaked in foreign(child.pid, "worker", secrets)} == set()
     # written while the rebuild still reads (it stops 5 s after the last record): both topics
