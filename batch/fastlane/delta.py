@@ -239,7 +239,7 @@ class Objects:
         bucket, prefix = self.split(folder.rstrip("/") + "/")
         try:
             return {item.object_name.removeprefix(prefix): item.last_modified.timestamp()
-                    for item in self.client.list_objects(bucket, prefix=prefix)}
+                    for item in self.client.list_objects(bucket, prefix=prefix) if not item.is_dir}
         except S3Error as error:
             if error.code == "NoSuchBucket":
                 return {}
