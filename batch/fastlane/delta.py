@@ -44,6 +44,9 @@ class UnwritableTable(RuntimeError):
 
 
 def storage_options(settings: Settings, role: MinioRole = "writer") -> dict[str, str]:
+    """delta-rs' options for the lake on MinIO with `role`'s keys; none for a `file://` lake."""
+    if settings.lake_uri.startswith("file://"):
+        return {}
     access_key, secret_key = settings.minio_login(role)
     return {"AWS_ENDPOINT_URL": f"http://{settings.minio_endpoint}", "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
