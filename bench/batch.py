@@ -49,7 +49,7 @@ import typer
 from batch import flows
 from batch.store import files
 from batch.tools.audit import LakeAudit
-from batch.tools.freshness import LakeReader, expected_statuses, lags_s
+from batch.tools.lake_reader import LakeReader, expected_statuses, lags_s
 from batch.runs import LayerRun, show_progress
 from batch.session import build_session
 from batch.layers.snapshot import read_table

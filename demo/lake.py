@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from batch import paths
-from batch.tools.freshness import LakeReader, expected_statuses, lags_s
+from batch.tools.lake_reader import LakeReader, expected_statuses, lags_s
 from batch.tools.report import write_report
 from batch.runs import log, show_progress
 from config import Settings

@@ -24,7 +24,7 @@ from redis.retry import Retry
 from batch.clocks import CRASH_LOOP_WINDOW_S, LEASE_S, STALENESS_BOUND_S, TRAILING_AFTER_S
 from batch.fastlane.lease import fresh, owner_of, read_state
 from batch.flows import DEFERRED
-from batch.tools.freshness import behind_since
+from batch.tools.lake_reader import behind_since
 from cdc import rest
 from config import Settings
 from config.settings import INSECURE_DEFAULTS, KAFKA_CLIENT_ROLES

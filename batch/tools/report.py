@@ -12,7 +12,7 @@ import typer
 
 from batch.clocks import STALENESS_BOUND_S
 from batch.runs import log, show_progress
-from batch.tools.freshness import LakeReader
+from batch.tools.lake_reader import LakeReader
 from batch.tools.report_page import page, staleness_note
 from config import settings
 

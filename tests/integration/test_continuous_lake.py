@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from batch import flows, paths
 from batch.names import archive_location
 from batch.store import reads
-from batch.tools.freshness import LakeReader, expected_statuses
+from batch.tools.lake_reader import LakeReader, expected_statuses
 from config.settings import REPO_ROOT
 from source import database
 from stack.scratch import cdc_caught_up, scratch_lake

@@ -25,14 +25,14 @@ from batch.names import archive_location
 from batch.store import delta_log, reads
 from batch.tools.audit import LakeAudit
 from batch.tools.maintain import maintain_lake
-from batch.tools.freshness import LakeReader
+from batch.tools.lake_reader import LakeReader
 from batch.tools.report import write_report
 from batch.runs import LayerRun
 from batch.session import lake_credentials
 from cdc.topics import read_to_end
 from config import Settings
 from config.settings import REPO_ROOT
-from batch.tools.freshness import expected_statuses
+from batch.tools.lake_reader import expected_statuses
 from source import database, generate
 from source.traffic import ChaosMix, Truth, plan
 from stack.scratch import cdc_caught_up, scratch_lake

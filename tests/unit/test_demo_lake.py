@@ -1,4 +1,4 @@
-from batch.tools.freshness import LakeReader, expected_statuses
+from batch.tools.lake_reader import LakeReader, expected_statuses
 import polars as pl
 
 from batch import paths

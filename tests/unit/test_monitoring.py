@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from config import Settings
-from batch.tools.freshness import behind_since
+from batch.tools.lake_reader import behind_since
 from stack.doctor import firing
 from stack.services import BrokerMetrics, Prometheus, all_services, prometheus_config
 from streams.broker_metrics import group_lag, records_per_topic, watched_topics

@@ -13,7 +13,7 @@ from batch.fastlane.delta import Lake, Objects
 from batch.flows import DEFERRED
 from batch.layers.marts import MARTS
 from batch.names import gold_location
-from batch.tools.freshness import LakeReader
+from batch.tools.lake_reader import LakeReader
 from tests.unit.batch.change_log import shop_change_log
 from tests.unit.batch.lakes import lake_settings, run_lane
 
