@@ -5,6 +5,7 @@ only in batch/store/files.py's one helper."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import json
@@ -38,13 +39,17 @@ def defined_upstream(name: str, bases: list[type]) -> bool:
     for base in bases:
         if name in vars(base):
             return True
-        try:
-            source = inspect.getsource(base)
-        except (OSError, TypeError):
-            continue
-        if re.search(rf"self\.{re.escape(name)}\b", source):
+        if re.search(rf"self\.{re.escape(name)}\b", source_of(base)):
             return True
     return False
+
+
+@functools.cache
+def source_of(klass: type) -> str:
+    try:
+        return inspect.getsource(klass)
+    except (OSError, TypeError):
+        return ""
 
 
 def private_upstream_names(path: Path) -> dict[str, int]:
