@@ -60,6 +60,7 @@ class MicroBatch:
     archive_s: float = 0.0
     silver_s: float = 0.0
     gold_s: float = 0.0
+    table_s: dict[str, float] = field(default_factory=dict)  # "silver.orders" -> its seconds
     quarantined: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -192,13 +193,16 @@ class FastLane:
             topic = self.settings.cdc_topic(table.name)
             referenced = {self.settings.cdc_topic(reference.table) for reference in table.references.values()}
             if topic in topics or referenced & topics or self.lake.version(self.location(SILVER, table.name)) is None:
+                table_started = time.monotonic()
                 touched[table.name] = self.refine_table(batch, table, archived.of_topic(topic), now, touched)
+                batch.table_s[f"{SILVER}.{table.name}"] = time.monotonic() - table_started
         batch.silver_s = time.monotonic() - started
         started = time.monotonic()
         orders = [keys.select("order_id") for name, keys in touched.items()
                   if name in (ORDERS.name, ORDER_DETAILS.name)]
         order_ids = pl.concat(orders)["order_id"].unique() if orders else pl.Series("order_id", [], pl.String)
         self.write_facts(batch, order_ids, now)
+        batch.table_s[f"{GOLD}.fact_orders"] = time.monotonic() - started
         self.kill_points.reached(kill_points.GOLD)
         self.settle(batch)
         batch.gold_s = time.monotonic() - started

@@ -1,0 +1,38 @@
+"""bench.fast_lane's synthetic shop: its micro-batches are shaped as a live shop's (no services)."""
+
+from __future__ import annotations
+
+import orjson
+
+from bench.fast_lane import DAY_MS, INCOMPLETE_EVERY, START_MS, Source
+
+
+def changes(records) -> list[tuple[str, str, dict]]:
+    """(table, op, the row's image) of each record."""
+    out = []
+    for record in records:
+        envelope = orjson.loads(record.value)
+        out.append((record.topic.rsplit(".", 1)[-1], envelope["op"], envelope["after"] or envelope["before"]))
+    return out
+
+
+def test_the_history_spreads_over_days_and_a_live_batch_changes_recent_orders_and_a_few_old_ones(settings):
+    source = Source(settings, customers=50, orders_per_day=100)
+    source.new_orders(1_000)
+    assert (source.now_ms - START_MS) / DAY_MS == 10  # 1,000 orders at 100 a day
+    last_day = {order_id for order_id, _, _ in source.orders[-100:]}
+    held_back = len(source.late_details)
+    assert held_back == 1_000 // INCOMPLETE_EVERY
+
+    live = changes(source.live_changes(200))
+
+    created = [row["id"] for table, op, row in live if (table, op) == ("orders", "c")]
+    assert len(created) == 200
+    details = [row for table, op, row in live if table == "order_details"]
+    assert len({row["order_id"] for row in details} - set(created)) == held_back  # the earlier orders completed
+    cancelled = [row["id"] for table, op, row in live if (table, op) == ("orders", "d")]
+    updated = [row["id"] for table, op, row in live if (table, op) == ("orders", "u")]
+    late = [*cancelled[40:], *updated]
+    assert len(cancelled[:40]) == 40 and set(cancelled[:40]) <= last_day  # a fifth, of the last day's
+    assert len(late) == 2 and not set(late) & last_day  # 1 %, older than a day
+    assert {table for table, _, _ in live} == {"orders", "order_details"}
