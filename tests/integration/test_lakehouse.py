@@ -192,42 +192,57 @@ def test_first_run_builds_the_star_and_a_rerun_changes_nothing(spark, lakehouse)
                         for layer, names in (("silver", SILVER_TABLES), ("gold", GOLD_TABLES)) for name in names}
 
 
-def test_new_orders_alone_flow_through(spark, lakehouse):
-    settings, connection = lakehouse.settings, lakehouse.connection
-    orders, details = source_count(connection, "orders"), source_count(connection, "order_details")
+@dataclass
+class SecondRun:
+    runs: dict[str, LayerRun]
+    orders_before: int
+    new_details: int
 
-    add_orders(connection, 100, seed=2)
-    new_details = source_count(connection, "order_details") - details
-    runs = run_all(spark, settings, connection)
 
-    assert written(runs["bronze"], "cdc_raw") == 100 + new_details + 1  # and the sync marker
-    assert written(runs["silver"], "orders") == written(runs["silver"], "orders_history") == 100
-    assert "customers" not in [t.table for t in runs["silver"].tables]  # no record of theirs: not read
-    assert written(runs["gold"], "fact_orders") == 100
-    assert written(runs["gold"], "fact_order_products") == new_details
-    assert "dim_customer" not in [t.table for t in runs["gold"].tables]  # Silver customers unchanged
-    assert source_count(connection, "orders") == orders + 100
-    assert_star_matches_source(spark, settings, connection)
+# Two orders whose every change lands between two lake runs (one run applies both: the checks
+# are per order): one cancelled, one raised from one product to two.
+SHORT_LIVED = ("INSERT INTO orders VALUES ('gone-before-the-lake', 5, 1, 2, 1, NOW(3))",
+               "INSERT INTO order_details VALUES ('gone-before-the-lake', 1001, 1)",
+               "DELETE FROM order_details WHERE order_id = 'gone-before-the-lake'",
+               "DELETE FROM orders WHERE id = 'gone-before-the-lake'",
+               "INSERT INTO orders VALUES ('raised', 5, 1, 2, 1, NOW(3))",
+               "INSERT INTO order_details VALUES ('raised', 1001, 1)",
+               "UPDATE orders SET num_products = 2 WHERE id = 'raised'",
+               "INSERT INTO order_details VALUES ('raised', 1002, 3)")
+SHORT_LIVED_RECORDS = len(SHORT_LIVED) + 2  # each deletion's tombstone too
+SHORT_LIVED_HISTORY = 4  # orders_history: each order's insert, the raise, the cancellation
 
 
 @pytest.fixture(scope="module")
-def short_lived_orders(spark, lakehouse) -> None:
-    """Two orders whose every change lands between two lake runs (one run applies both: the
-    checks are per order): one cancelled, one raised from one product to two."""
-    settings, connection = lakehouse.settings, lakehouse.connection
+def second_run(spark, lakehouse) -> SecondRun:
+    """100 new orders of customers the lake knows, and the two short-lived orders, in one lake run
+    (a run costs a minute: the tests of what it wrote share it)."""
+    connection = lakehouse.connection
+    orders, details = source_count(connection, "orders"), source_count(connection, "order_details")
+    add_orders(connection, 100, seed=2)
+    new_details = source_count(connection, "order_details") - details
     cursor = connection.cursor()
-    cursor.execute("INSERT INTO orders VALUES ('gone-before-the-lake', 5, 1, 2, 1, NOW(3))")
-    cursor.execute("INSERT INTO order_details VALUES ('gone-before-the-lake', 1001, 1)")
-    cursor.execute("DELETE FROM order_details WHERE order_id = 'gone-before-the-lake'")
-    cursor.execute("DELETE FROM orders WHERE id = 'gone-before-the-lake'")
-    cursor.execute("INSERT INTO orders VALUES ('raised', 5, 1, 2, 1, NOW(3))")
-    cursor.execute("INSERT INTO order_details VALUES ('raised', 1001, 1)")
-    cursor.execute("UPDATE orders SET num_products = 2 WHERE id = 'raised'")
-    cursor.execute("INSERT INTO order_details VALUES ('raised', 1002, 3)")
-    run_all(spark, settings, connection)
+    for statement in SHORT_LIVED:
+        cursor.execute(statement)
+    return SecondRun(run_all(spark, lakehouse.settings, connection), orders, new_details)
 
 
-def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lakehouse, short_lived_orders):
+def test_new_orders_alone_flow_through(spark, lakehouse, second_run):
+    settings, connection, runs = lakehouse.settings, lakehouse.connection, second_run.runs
+    new_details = second_run.new_details
+
+    assert written(runs["bronze"], "cdc_raw") == 100 + new_details + SHORT_LIVED_RECORDS + 1  # + the sync marker
+    assert written(runs["silver"], "orders") == 100 + 2
+    assert written(runs["silver"], "orders_history") == 100 + SHORT_LIVED_HISTORY
+    assert "customers" not in [t.table for t in runs["silver"].tables]  # no record of theirs: not read
+    assert written(runs["gold"], "fact_orders") == 100 + 2
+    assert written(runs["gold"], "fact_order_products") == new_details + 2  # the raised order's two
+    assert "dim_customer" not in [t.table for t in runs["gold"].tables]  # Silver customers unchanged
+    assert source_count(connection, "orders") == second_run.orders_before + 100 + 1
+    assert_star_matches_source(spark, settings, connection)
+
+
+def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lakehouse, second_run):
     settings = lakehouse.settings
     tables = gold_tables(spark, settings)
     [fact] = tables["fact_orders"].filter("order_id = 'gone-before-the-lake'").collect()
@@ -240,7 +255,7 @@ def test_an_order_cancelled_before_any_lake_run_is_counted_cancelled(spark, lake
     assert_marts_match_facts(tables)
 
 
-def test_a_raised_order_keeps_both_versions_and_completes_once(spark, lakehouse, short_lived_orders):
+def test_a_raised_order_keeps_both_versions_and_completes_once(spark, lakehouse, second_run):
     settings = lakehouse.settings
     history = reads.read(spark, paths.path(settings, "silver", "orders_history")).filter("order_id = 'raised'")
     versions = history.orderBy("source_position").collect()
