@@ -30,3 +30,9 @@ def fast_lane_state(settings: Settings) -> str:
 
 def quarantine_name(table: str) -> str:
     return f"{table}_quarantine"
+
+
+def commit_version(name: str) -> int | None:
+    """The table version a `_delta_log` file name commits (`00000000000000000012.json`: 12);
+    None for any other file there (checkpoints, CRCs, folders)."""
+    return int(name[:-5]) if name.endswith(".json") and name[:-5].isdigit() else None

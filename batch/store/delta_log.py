@@ -8,6 +8,7 @@ from __future__ import annotations
 import orjson
 from pyspark.sql import SparkSession
 
+from batch.paths import commit_version
 from batch.store import files
 from config import Settings
 
@@ -16,14 +17,10 @@ def _commit_file(location: str, number: int) -> str:
     return f"{location}/_delta_log/{number:020d}.json"
 
 
-def _commit_number(name: str) -> int | None:
-    return int(name[:-5]) if name.endswith(".json") and name[:-5].isdigit() else None
-
-
 def version(spark: SparkSession, location: str) -> int | None:
     """The table's current version: its newest commit file (None: not a Delta table)."""
     commits = [number for name in files.listed_names(spark, f"{location}/_delta_log")
-               if (number := _commit_number(name)) is not None]
+               if (number := commit_version(name)) is not None]
     return max(commits, default=None)
 
 

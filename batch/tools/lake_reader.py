@@ -38,7 +38,7 @@ def behind_since(versions: dict[int, float], mark: str | None) -> float | None:
 
 def commit_times(names: Mapping[str, float]) -> dict[int, float]:
     """A `_delta_log` folder's names -> their times, as version -> commit time (its commit file's)."""
-    return {int(name[:-5]): at for name, at in names.items() if name.endswith(".json") and name[:-5].isdigit()}
+    return {version: at for name, at in names.items() if (version := paths.commit_version(name)) is not None}
 
 
 def lags_s(committed_ms: Mapping[str, float], visible_ms: Mapping[str, float]) -> list[float]:
