@@ -95,6 +95,9 @@ class Source:
         return records
 
     def cancelled(self, orders: list[tuple[str, int, int]]) -> list[Record]:
+        """The orders deleted (and no longer among those a later change may pick)."""
+        gone = {order_id for order_id, _, _ in orders}
+        self.orders = [order for order in self.orders if order[0] not in gone]
         return [self.record("orders", "d", self.order(order_id, placed_ms, products), order_id)
                 for order_id, placed_ms, products in orders]
 
@@ -104,14 +107,10 @@ class Source:
         recent, past = self.orders[-self.orders_per_day:], self.orders[: -self.orders_per_day]
         cancelled = self.random.sample(recent, count // 5)
         late = self.random.sample(past, max(1, round(count * LATE_SHARE)))
-        records = self.new_orders(count) + self.cancelled(cancelled)
-        for number, (order_id, placed_ms, products) in enumerate(late):
-            if number % 2:
-                records += self.cancelled([(order_id, placed_ms, products)])
-            else:
-                records.append(self.record("orders", "u", self.order(order_id, placed_ms, products, 12), order_id,
-                                           before=self.order(order_id, placed_ms, products)))
-        return records
+        records = self.new_orders(count) + self.cancelled(cancelled + late[1::2])  # half the late ones cancelled
+        return records + [self.record("orders", "u", self.order(order_id, placed_ms, products, 12), order_id,
+                                      before=self.order(order_id, placed_ms, products))
+                          for order_id, placed_ms, products in late[::2]]  # the other half's payment changed
 
 
 def grow(lane: FastLane, source: Source, to_orders: int, step: int = 50_000) -> float:

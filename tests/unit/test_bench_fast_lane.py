@@ -36,3 +36,4 @@ def test_the_history_spreads_over_days_and_a_live_batch_changes_recent_orders_an
     assert len(cancelled[:40]) == 40 and set(cancelled[:40]) <= last_day  # a fifth, of the last day's
     assert len(late) == 2 and not set(late) & last_day  # 1 %, older than a day
     assert {table for table, _, _ in live} == {"orders", "order_details"}
+    assert not set(cancelled) & {order_id for order_id, _, _ in source.orders}  # a later change never picks them
