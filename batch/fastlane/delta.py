@@ -61,6 +61,31 @@ def uri(location: str) -> str:
     return "s3://" + location.removeprefix("s3a://")
 
 
+def partitions_of(columns: Sequence[str], *frames: pl.DataFrame) -> str | None:
+    """A MERGE's condition on the target `t` confining it to the partitions `frames`' rows lie
+    in (None: the table has no partitions)."""
+    if not columns:
+        return None
+    values = pl.concat([frame.select(columns) for frame in frames], how="vertical_relaxed").unique()
+    return " AND ".join(partition_in(name, values[name]) for name in columns)
+
+
+def partition_in(name: str, values: pl.Series) -> str:
+    """`t.name` among `values` (a null among them: or null) as a delta-rs SQL condition."""
+    column = f"t.`{name}`"
+    known = values.drop_nulls()
+    if values.dtype == pl.Date:
+        literals = [f"CAST('{value.isoformat()}' AS DATE)" for value in known]
+    elif values.dtype.is_integer():
+        literals = [str(value) for value in known]
+    else:
+        literals = ["'" + str(value).replace("'", "''") + "'" for value in known]
+    conditions = [f"{column} IN ({', '.join(literals)})"] if literals else []
+    if values.null_count():
+        conditions.append(f"{column} IS NULL")
+    return "(" + " OR ".join(conditions or ["FALSE"]) + ")"
+
+
 class Lake:
     """The lake's Delta tables as delta-rs opens them, each kept open (and brought up to date
     before use) for the life of the process."""
@@ -140,14 +165,17 @@ class Lake:
                current: pl.DataFrame | None = None, nullable_keys: Sequence[str] = ()) -> Written:
         """MERGE `rows` into the table by `keys` and delete the `deletes` keys; the first write
         creates the table. Rows identical to the table's are left out; with nothing left, no
-        commit. `current`: the table's rows of (at least) `rows`' keys, if read already;
-        `nullable_keys`, keys a row may lack (a quarantine's), matched null to null."""
+        commit. `current`: every row the table holds of `rows`' and `deletes`' keys, if read
+        already: a partitioned table's MERGE then reads and rewrites only the partitions those
+        rows and `rows` lie in. `nullable_keys`, keys a row may lack (a quarantine's), matched
+        null to null."""
         table = self.table(location)
         if table is None:
             write_deltalake(uri(location), rows.to_arrow(), partition_by=list(partition_by) or None,
                             configuration=TABLE_CONFIGURATION, storage_options=self.options)
             return Written(inserted=rows.height, commits=1, version=self.version(location))
         rows = self.conformed(table, rows)
+        within = None if current is None else partitions_of(table.metadata().partition_columns, rows, current)
         if current is None:
             current = self.of_keys(location, rows, keys)
         source = changed_rows(rows, current, keys).with_columns(pl.lit(False).alias(DELETE))
@@ -160,7 +188,7 @@ class Lake:
         if not source[KNOWN].any():
             write_deltalake(table, source.drop(DELETE, KNOWN).to_arrow(), mode="append", schema_mode="merge")
             return Written(inserted=source.height, commits=1, version=table.version())
-        matched = merge_condition(keys, nullable_keys)
+        matched = merge_condition(keys, nullable_keys) + ("" if within is None else f" AND {within}")
         values = {f"`{name}`": f"s.`{name}`" for name in rows.columns}
         metrics = (table.merge(source.to_arrow(), matched, source_alias="s", target_alias="t",
                                merge_schema=True, streamed_exec=False)

@@ -5,7 +5,7 @@ the facts' formula are stated once (batch.rules) and must mean the same in both.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 import pytest
@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from batch.fastlane import facts as fast_facts
 from batch.fastlane import silver as fast_silver
 from batch.fastlane.archive import ARCHIVE_DDL, Record, archive, rearchive, row_changes
+from batch.fastlane import delta
 from batch.fastlane.delta import Lake
 from batch.fastlane.lane import FastLane, reaches_back
 from batch.fastlane.lease import LEASE_S, fresh
@@ -225,6 +226,36 @@ def test_rows_the_table_holds_as_they_are_are_not_written_again():
 
     assert changed.sort("k").to_dicts() == [{"k": 2, "v": "B", "_known": True}, {"k": 3, "v": "c", "_known": False}]
 
+
+
+def test_a_merge_given_the_stored_rows_of_its_keys_touches_only_their_partitions_and_moves_a_row_between_them(
+        tmp_path, settings):
+    lake = Lake(settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"}))
+    location = f"file://{tmp_path}/silver/orders"
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(30)]
+    stored = pl.DataFrame({"order_id": [f"o{n}" for n in range(30)], "order_date": days, "status": ["placed"] * 30})
+    lake.upsert(location, stored, ["order_id"], partition_by=["order_date"])  # a file per day
+    batch = pl.DataFrame({"order_id": ["o3", "o-new", "o-waiting"], "order_date": [date(2026, 3, 1), days[9], None],
+                          "status": ["moved", "placed", "placed"]})
+
+    lake.upsert(location, batch, ["order_id"], current=stored.filter(pl.col("order_id") == "o3"))
+
+    metrics = lake.table(location).history(1)[0]["operationMetrics"]
+    assert metrics["num_target_files_scanned"] <= 2  # at most o3's old day and o-new's; the other 28 not read
+    rows = lake.read(location)
+    assert rows.height == 32 and rows["order_id"].n_unique() == 32
+    assert rows.filter(pl.col("order_id") == "o3").select("order_date", "status").rows() == [(date(2026, 3, 1), "moved")]
+
+
+def test_a_merge_s_partition_condition_names_each_value_and_null_as_delta_rs_reads_them():
+    assert delta.partitions_of([], pl.DataFrame({"k": [1]})) is None
+    values = pl.DataFrame({"day": [date(2026, 1, 2), None, date(2026, 1, 2)], "id": [20260102, None, 7],
+                           "name": ["it's", "b", "b"]})
+    assert delta.partitions_of(["day"], values) in (
+        "(t.`day` IN (CAST('2026-01-02' AS DATE)) OR t.`day` IS NULL)",)
+    assert delta.partition_in("id", values["id"].unique().sort()) == "(t.`id` IN (7, 20260102) OR t.`id` IS NULL)"
+    assert delta.partition_in("name", values["name"].unique().sort()) == "(t.`name` IN ('b', 'it''s'))"
+    assert delta.partition_in("name", pl.Series([], dtype=pl.String)) == "(FALSE)"
 
 UTC = timezone.utc
 SILVER_ORDERS = [  # order_id, customer, payment method, num_products, order_ts, deleted, changed_at, first_changed_at
