@@ -32,8 +32,19 @@ def test_the_history_spreads_over_days_and_a_live_batch_changes_recent_orders_an
     assert len({row["order_id"] for row in details} - set(created)) == held_back  # the earlier orders completed
     cancelled = [row["id"] for table, op, row in live if (table, op) == ("orders", "d")]
     updated = [row["id"] for table, op, row in live if (table, op) == ("orders", "u")]
-    late = [*cancelled[40:], *updated]
     assert len(cancelled[:40]) == 40 and set(cancelled[:40]) <= last_day  # a fifth, of the last day's
+    late = [*cancelled[40:], *updated]
     assert len(late) == 2 and not set(late) & last_day  # 1 %, older than a day
     assert {table for table, _, _ in live} == {"orders", "order_details"}
     assert not set(cancelled) & {order_id for order_id, _, _ in source.orders}  # a later change never picks them
+
+
+def test_late_changes_are_of_orders_older_than_a_day(settings):
+    source = Source(settings, customers=50, orders_per_day=100)
+    source.new_orders(200)  # two days
+    first_day = {order_id for order_id, _, _ in source.orders[:100]}
+
+    live = changes(source.live_changes(500))  # the whole last day cancelled, 5 late changes
+
+    late = [row["id"] for table, op, row in live if table == "orders" and op != "c"][100:]
+    assert len(late) == 5 and set(late) <= first_day
