@@ -125,8 +125,8 @@ class Lake:
 
     def read(self, location: str, column: str | None = None, values: pl.Series | None = None, *,
              columns: Sequence[str] | None = None, where: pc.Expression | None = None) -> pl.DataFrame | None:
-        """The table's rows (its `columns`, all when None), those whose `column` is among
-        `values` when given, or that `where` holds for (the parquet files' statistics and the
+        """The table's rows (its `columns`, all when None): those whose `column` is among
+        `values` when given, and that `where` holds for (the parquet files' statistics and the
         partition values prune what is read); None when it does not exist."""
         table = self.table(location)
         if table is None:
@@ -138,8 +138,8 @@ class Lake:
         if values is None or values.is_empty():
             empty = dataset.schema.empty_table()
             return pl.from_arrow(empty if selected is None else empty.select(selected))
-        wanted = pa.array(values.unique().to_list(), type=dataset.schema.field(column).type)
-        return pl.from_arrow(dataset.to_table(columns=selected, filter=pc.field(column).isin(wanted)))
+        wanted = pc.field(column).isin(pa.array(values.unique().to_list(), type=dataset.schema.field(column).type))
+        return pl.from_arrow(dataset.to_table(columns=selected, filter=wanted if where is None else wanted & where))
 
     def transaction_version(self, location: str, app_id: str) -> int | None:
         table = self.table(location)
@@ -199,9 +199,11 @@ class Lake:
         return Written(metrics.get("num_target_rows_inserted", 0), metrics.get("num_target_rows_updated", 0),
                        metrics.get("num_target_rows_deleted", 0), 1, table.version())
 
-    def of_keys(self, location: str, rows: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame | None:
-        """The table's rows whose key is among `rows`' keys; None when it does not exist."""
-        stored = self.read(location, keys[0], rows[keys[0]])
+    def of_keys(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *,
+                where: pc.Expression | None = None) -> pl.DataFrame | None:
+        """The table's rows whose key is among `rows`' keys (and that `where` holds for); None
+        when it does not exist."""
+        stored = self.read(location, keys[0], rows[keys[0]], where=where)
         if stored is None or len(keys) == 1:
             return stored
         return stored.join(rows.select(keys).unique().cast(dict(stored.select(keys).schema)), on=list(keys),

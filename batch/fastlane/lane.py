@@ -35,6 +35,7 @@ from batch import kill_points
 from batch.fastlane import silver
 from batch.fastlane.archive import Archived, Record, archive, rearchive, row_changes, unreadable
 from batch.fastlane.delta import Lake, Objects
+from batch.fastlane.order_partitions import OrderPartitions
 from batch.fastlane.source import Partition
 from batch.paths import ARCHIVE_MARK, CDC_QUARANTINE, GOLD, SILVER, archive_location, path, quarantine_name
 from batch.rules import (CUSTOMERS, INITIAL_SNAPSHOT, ORDER_DETAILS, ORDERS, SOURCE_POSITION, TABLES,
@@ -44,6 +45,7 @@ from config import Settings
 
 APP_PREFIX = "fast-lane"
 ORDER_TIMES = {"order_id": pl.String, "order_ts": pl.Datetime("us", "UTC")}  # what a detail looks up
+FACTS_PARTITION = "order_date_id"
 
 
 def app_id(topic: str, partition: int) -> str:
@@ -105,9 +107,28 @@ class FastLane:
         self.orders_written = pl.DataFrame(schema=ORDER_TIMES)  # Silver's orders as this micro-batch wrote them
         self.settling: dict[str, pl.DataFrame] = {}  # table -> its quarantine's versions to take out
         self.kill_points = kill_points.KillPoints(settings.lake_kill_at)
+        by_order_date = [(self.location(SILVER, table.name), table.partition_by[0])
+                         for table in (ORDERS, ORDER_DETAILS)]
+        self.order_partitions = {location: OrderPartitions(self.lake, location, column) for location, column in
+                                 [*by_order_date, (self.location(GOLD, "fact_orders"), FACTS_PARTITION)]}
 
     def location(self, layer: str, table: str) -> str:
         return path(self.settings, layer, table)
+
+    def of_orders(self, location: str, order_ids: pl.Series,
+                  columns: Sequence[str] | None = None) -> pl.DataFrame | None:
+        """The rows of `order_ids`' orders in a table partitioned by their dates, read from the
+        partitions they lie in."""
+        return self.lake.read(location, "order_id", order_ids, columns=columns,
+                              where=self.order_partitions[location].where(order_ids))
+
+    def upsert_by_order(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *,
+                        deletes: pl.DataFrame | None = None, current: pl.DataFrame | None = None) -> Written:
+        """`Lake.upsert` into a table partitioned by its orders' dates, its partitions brought along."""
+        column = self.order_partitions[location].column
+        written = self.lake.upsert(location, rows, keys, deletes=deletes, partition_by=[column], current=current)
+        self.order_partitions[location].wrote(rows, written)
+        return written
 
     def check_tables(self) -> None:
         for location in hot_tables(self.settings):
@@ -264,8 +285,11 @@ class FastLane:
             retimed, their_rows = self.retimed(table, good, of_orders_named)
             good = pl.concat([good, retimed], how="diagonal_relaxed")
             held = pl.concat([held, their_rows], how="diagonal_relaxed")
-        written = self.lake.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
-                                   current=held)
+        if location in self.order_partitions:
+            written = self.upsert_by_order(location, good, table.keys, deletes=leaving, current=held)
+        else:
+            written = self.lake.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
+                                       current=held)
         batch.commits += written.commits
         self.kill_points.reached(kill_points.silver(table.name))
         self.keep_keys(location, table.keys, good, leaving, written)
@@ -317,9 +341,11 @@ class FastLane:
         """Silver's rows of `newest`'s keys; for a table whose rows look up their order's time,
         also, in the same read, the rows of the orders this micro-batch named."""
         location = self.location(SILVER, table.name)
+        partitions = self.order_partitions.get(location)
         if not table.looked_up or orders_named is None or orders_named.is_empty():
-            return self.lake.of_keys(location, newest, table.keys), None
-        by_order = self.lake.read(location, "order_id", pl.concat([newest["order_id"], orders_named["order_id"]]))
+            where = None if partitions is None else partitions.where(newest["order_id"])
+            return self.lake.of_keys(location, newest, table.keys, where=where), None
+        by_order = self.of_orders(location, pl.concat([newest["order_id"], orders_named["order_id"]]))
         if by_order is None:
             return None, None
         wanted = newest.select(table.keys).unique().cast(dict(by_order.select(table.keys).schema))
@@ -344,7 +370,7 @@ class FastLane:
         this micro-batch wrote as it wrote them, the others read."""
         ids = changes["order_id"].str.strip_chars()
         others = ids.filter(~ids.is_in(self.orders_written["order_id"].implode()))
-        stored = self.lake.read(self.location(SILVER, ORDERS.name), "order_id", others, columns=list(ORDER_TIMES))
+        stored = self.of_orders(self.location(SILVER, ORDERS.name), others, columns=list(ORDER_TIMES))
         times = pl.concat([self.orders_written, *([] if stored is None else [stored.cast(ORDER_TIMES)])]).rename(
             {"order_id": "_order", "order_ts": "order_timestamp"})
         return (changes.with_columns(pl.col("order_id").str.strip_chars().alias("_order"))
@@ -393,16 +419,16 @@ class FastLane:
         location = self.location(GOLD, "fact_orders")
         if order_ids.is_empty() and self.lake.version(location) is not None:
             return None
-        orders = self.lake.read(self.location(SILVER, ORDERS.name), "order_id", order_ids)
-        details = self.lake.read(self.location(SILVER, ORDER_DETAILS.name), "order_id", order_ids)
+        orders = self.of_orders(self.location(SILVER, ORDERS.name), order_ids)
+        details = self.of_orders(self.location(SILVER, ORDER_DETAILS.name), order_ids)
         if orders is None or details is None:
             return None
         facts = facts_formula.fact_orders(orders, details.filter(~pl.col("is_deleted")), self.dimensions())
-        current = self.lake.read(location, "order_id", order_ids)
+        current = self.of_orders(location, order_ids)
         if current is not None:
             gone = facts_formula.cancelled_facts(current, facts, now)
             facts = pl.concat([facts, gone.cast(dict(facts.schema))]) if gone.height else facts
-        written = self.lake.upsert(location, facts, ["order_id"], partition_by=["order_date_id"], current=current)
+        written = self.upsert_by_order(location, facts, ["order_id"], current=current)
         batch.commits += written.commits
         return written
 
@@ -423,8 +449,13 @@ class FastLane:
 
     def compact(self) -> list[str]:
         """The hot tables every micro-batch reads, compacted when they hold many files."""
-        return [location for location in (self.location(SILVER, ORDERS.name), self.location(SILVER, ORDER_DETAILS.name),
-                                          self.location(GOLD, "fact_orders"), self.location(SILVER, CUSTOMERS.name))
-                if self.lake.compact(location, COMPACT_AFTER_FILES)]
+        compacted = []
+        for location in [*self.order_partitions, self.location(SILVER, CUSTOMERS.name)]:
+            before = self.lake.version(location)
+            if self.lake.compact(location, COMPACT_AFTER_FILES):
+                compacted.append(location)
+                if location in self.order_partitions:
+                    self.order_partitions[location].rows_unchanged(before, self.lake.version(location))
+        return compacted
 
 

@@ -1,0 +1,91 @@
+"""Which partitions of a table partitioned by its orders' dates an order's rows may lie in.
+
+Silver's `orders` and `order_details` (by `order_date`) and Gold's `fact_orders` (by
+`order_date_id`) are read by order id every micro-batch. The ids are random UUIDs, which no
+parquet file's statistics exclude, so a read filtered on them alone opens every file of the
+table, and a shop's lake holds a partition per day. The lane holds, per table, the pairs
+(order, partition) its rows lie in, the order as a 64-bit hash of its id (8 bytes a row, not
+36 characters), read whole once and then brought to each of the lane's own writes from what
+it wrote. A pair is taken out only by reading the table again (a row moved or deleted leaves
+its old pair): the pairs are a superset of where the rows lie, so a read pruned to them misses
+no row, and two orders sharing a hash only add a partition to read. A version of the table the
+lane did not write (a Spark run, a compaction it did not report) makes it read them again. A
+table not partitioned by the column is read unpruned.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batch.fastlane.delta import Lake
+from batch.runs import Written
+
+ORDER = "order_id"
+
+
+def order_hashes(order_ids: pl.Series) -> pl.Series:
+    return order_ids.cast(pl.String).hash().alias("order")
+
+
+def partition_filter(column: str, values: pl.Series, arrow_type: pa.DataType) -> pc.Expression:
+    """`column` among `values` (a null among them: or null), as a pyarrow dataset filter."""
+    known = pc.field(column).isin(pa.array(values.drop_nulls().to_list(), type=arrow_type))
+    return known | pc.field(column).is_null() if values.null_count() else known
+
+
+class OrderPartitions:
+    """The partitions of the table at `location` (partitioned by `column`) each order's rows may
+    lie in, at the table's version."""
+
+    def __init__(self, lake: Lake, location: str, column: str) -> None:
+        self.lake, self.location, self.column = lake, location, column
+        self.version: int | None = None
+        self.pairs = pl.DataFrame()
+        self.arrow_type: pa.DataType | None = None  # None: the table is not partitioned by `column`
+
+    def where(self, order_ids: pl.Series) -> pc.Expression | None:
+        """A filter on the partition column that holds every stored row of `order_ids`; None
+        when the table does not exist yet or is not partitioned by it."""
+        now = self.lake.version(self.location)
+        if now is None:
+            return None
+        if now != self.version:
+            self.load(now)
+        if self.arrow_type is None:
+            return None
+        wanted = order_hashes(order_ids.unique())
+        values = self.pairs.filter(pl.col("order").is_in(wanted.implode()))[self.column].unique()
+        return partition_filter(self.column, values, self.arrow_type)
+
+    def load(self, version: int) -> None:
+        table = self.lake.table(self.location)
+        self.version, self.arrow_type = version, None
+        if self.column not in table.metadata().partition_columns:
+            self.pairs = pl.DataFrame()
+            return
+        self.pairs = pairs_of(self.lake.read(self.location, columns=[ORDER, self.column]), self.column)
+        self.arrow_type = table.to_pyarrow_dataset().schema.field(self.column).type
+
+    def wrote(self, rows: pl.DataFrame, written: Written) -> None:
+        """Bring the pairs to the lane's write of `rows` (their orders and partition values),
+        when they were at the version the write started from; otherwise the next use reads them."""
+        if self.arrow_type is None or written.version is None or not written.commits:
+            return
+        if self.version != written.version - written.commits:
+            return
+        added = pairs_of(rows, self.column).cast(dict(self.pairs.schema))
+        self.pairs = pl.concat([self.pairs, added.join(self.pairs, on=list(added.columns), how="anti",
+                                                       nulls_equal=True)])
+        self.version = written.version
+
+    def rows_unchanged(self, before: int | None, after: int | None) -> None:
+        """The table went from `before` to `after` by commits that moved no row to another
+        partition (a compaction)."""
+        if self.version is not None and self.version == before:
+            self.version = after
+
+
+def pairs_of(rows: pl.DataFrame, column: str) -> pl.DataFrame:
+    return rows.select(order_hashes(rows[ORDER]), pl.col(column)).unique()

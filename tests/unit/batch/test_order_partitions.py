@@ -1,0 +1,97 @@
+"""The fast lane's reads by order id, pruned to the partitions the orders' rows lie in
+(batch.fastlane.order_partitions), on a `file://` lake: they read what an unpruned read reads,
+from fewer files, and stay so through the lane's writes, another writer's and a compaction."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from batch.fastlane.delta import Lake
+from batch.fastlane.order_partitions import OrderPartitions
+
+DAYS = [date(2026, 1, 1) + timedelta(days=n) for n in range(30)]
+
+
+@pytest.fixture
+def details(tmp_path, settings) -> tuple[Lake, str]:
+    """A table of details, a partition per day: o0..o29 one detail each on its day, and o3 a
+    second one still waiting for its order's date (the null partition)."""
+    lake = Lake(settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"}))
+    location = f"file://{tmp_path}/silver/order_details"
+    rows = pl.DataFrame({"order_id": [*(f"o{n}" for n in range(30)), "o3"], "product_id": [1] * 30 + [2],
+                         "order_date": [*DAYS, None]})
+    lake.upsert(location, rows, ["order_id", "product_id"], partition_by=["order_date"])
+    return lake, location
+
+
+def files_read(lake: Lake, location: str, where) -> int:
+    return len(list(lake.table(location).to_pyarrow_dataset().get_fragments(filter=where)))
+
+
+def read(lake: Lake, location: str, orders: list[str], partitions: OrderPartitions | None = None) -> pl.DataFrame:
+    ids = pl.Series("order_id", orders)
+    where = None if partitions is None else partitions.where(ids)
+    return lake.read(location, "order_id", ids, where=where).sort("order_id", "product_id")
+
+
+def test_an_order_s_rows_are_read_from_the_partitions_they_lie_in_and_from_no_other(details):
+    lake, location = details
+    partitions = OrderPartitions(lake, location, "order_date")
+
+    wanted = ["o3", "o7", "o-never-stored"]
+    assert_frame_equal(read(lake, location, wanted, partitions), read(lake, location, wanted))
+    assert read(lake, location, wanted, partitions).height == 3
+    assert files_read(lake, location, partitions.where(pl.Series(wanted))) == 3  # o3's day and null, o7's day
+    assert files_read(lake, location, partitions.where(pl.Series(["o-never-stored"]))) == 0
+    assert files_read(lake, location, None) == 31
+
+
+def test_the_lane_s_own_write_brings_the_partitions_along_without_reading_the_table_again(details):
+    lake, location = details
+    partitions = OrderPartitions(lake, location, "order_date")
+    partitions.where(pl.Series(["o0"]))
+    moved = pl.DataFrame({"order_id": ["o3", "o-new"], "product_id": [2, 1],
+                          "order_date": [DAYS[20], date(2026, 3, 1)]})
+
+    written = lake.upsert(location, moved, ["order_id", "product_id"])
+    partitions.wrote(moved, written)
+
+    assert partitions.version == lake.version(location)
+    assert_frame_equal(read(lake, location, ["o3", "o-new"], partitions), read(lake, location, ["o3", "o-new"]))
+    assert read(lake, location, ["o-new"], partitions)["order_date"].to_list() == [date(2026, 3, 1)]
+    # o3's detail left the null partition; the pair stays (a superset), as no read of the table happened
+    assert files_read(lake, location, partitions.where(pl.Series(["o3"]))) == 3
+
+
+def test_a_version_another_writer_made_is_read_again(details, settings):
+    lake, location = details
+    partitions = OrderPartitions(lake, location, "order_date")
+    partitions.where(pl.Series(["o0"]))
+    other = pl.DataFrame({"order_id": ["o-elsewhere"], "product_id": [1], "order_date": [date(2026, 5, 1)]})
+    Lake(lake.settings).upsert(location, other, ["order_id", "product_id"])
+
+    assert read(lake, location, ["o-elsewhere"], partitions)["order_date"].to_list() == [date(2026, 5, 1)]
+    assert partitions.version == lake.version(location)
+
+
+def test_a_compaction_moves_no_row_so_the_partitions_are_kept_and_a_write_it_did_not_report_reads_them_again(details):
+    lake, location = details
+    partitions = OrderPartitions(lake, location, "order_date")
+    moved = pl.DataFrame({"order_id": ["o3"], "product_id": [2], "order_date": [DAYS[20]]})
+    partitions.where(pl.Series(["o0"]))
+    partitions.wrote(moved, lake.upsert(location, moved, ["order_id", "product_id"]))
+    before = lake.version(location)
+
+    assert lake.compact(location, most_files=1)
+    partitions.rows_unchanged(before, lake.version(location))
+
+    assert partitions.version == lake.version(location)
+    partitions.where(pl.Series(["o3"]))
+    assert partitions.pairs.height == 32  # kept, o3's old null pair with them: the table was not read again
+    lake.upsert(location, moved.with_columns(product_id=pl.lit(3)), ["order_id", "product_id"])
+    partitions.where(pl.Series(["o3"]))
+    assert partitions.pairs.height == 31  # read again: where each row lies now
