@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from batch.clocks import (COMPACT_EVERY_S, CRASH_LOOP_FAILURES, CRASH_LOOP_WINDOW_S, HEARTBEAT_S,
+from batch.clocks import (COMPACT_EVERY_S, CRASH_LOOP_FAILURES, CRASH_LOOP_WINDOW_S, HEARTBEAT_S, MAX_BATCH_BYTES,
                           MAX_RECORDS_PER_BATCH as MAX_RECORDS, RESTART_FIRST_WAIT_S, RESTART_LONGEST_WAIT_S)
 from batch.fastlane.lane import FastLane, MicroBatch
 from batch.fastlane.lease import Lease, LeaseHeld, fresh, read_state, refusal
@@ -177,8 +177,8 @@ class Runner:
         # None: the first quiet moment resolves, as a dimension may have moved while no lane ran
         dimensions: tuple[int | None, ...] | None = None
         log.info("%s: Kafka -> %s -> silver -> gold fact_orders, a micro-batch as records arrive (linger %.1f s, "
-                 "at most %s records)%s; Ctrl-C stops", RUNNING, archive_location(self.settings), self.linger_s,
-                 f"{self.max_records:,}", f"; Spark's deferred work every {deferred_every_s:g} s"
+                 "at most %s records and %d MB)%s; Ctrl-C stops", RUNNING, archive_location(self.settings),
+                 self.linger_s, f"{self.max_records:,}", MAX_BATCH_BYTES // 2**20, f"; Spark's deferred work every {deferred_every_s:g} s"
                  if deferred_every_s else "")
         try:
             while not self.stopping.is_set():
@@ -191,8 +191,8 @@ class Runner:
                     number, total = number + 1, total + len(records)
                     left = source.left()
                     log.info(batch.line(number, left))
-                    # a poll that came back short read everything there was: the lane was caught up
-                    self.lease.renew(applied=self.applied, left=left, caught_up=len(records) < self.max_records)
+                    # a micro-batch short of its caps held everything there was: the lane was caught up
+                    self.lease.renew(applied=self.applied, left=left, caught_up=not source.capped)
                     renewed = time.monotonic()
                     continue
                 if dimensions != (moved := self.lane.dimension_versions()):

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from batch.clocks import MAX_BATCH_BYTES
 from batch.fastlane.archive import Record
 from config import Settings
 
@@ -20,6 +22,42 @@ Partition = tuple[str, int]
 # from by itself is no news (an error that stops the lane raises; the lag shows one that lasts).
 LIBRDKAFKA_LOG_LEVEL = logging.CRITICAL
 REFUSALS = ("TOPIC_AUTHORIZATION_FAILED", "_AUTHENTICATION")  # errors no retry mends: the lane stops
+
+
+def record_bytes(record: Record) -> int:
+    return len(record.key or b"") + len(record.value or b"")
+
+
+class Waiting:
+    """Records read and not handed on yet, in the order they came."""
+
+    def __init__(self) -> None:
+        self.records: deque[Record] = deque()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, record: Record) -> None:
+        self.records.append(record)
+        self.bytes += record_bytes(record)
+
+    def full(self, max_records: int, max_bytes: int) -> bool:
+        return len(self.records) >= max_records or self.bytes >= max_bytes
+
+    def take(self, max_records: int, max_bytes: int) -> list[Record]:
+        """The next micro-batch: at most `max_records` and `max_bytes` of keys and values, and at
+        least one record (one larger than the cap goes alone); the rest wait for the one after."""
+        taken: list[Record] = []
+        size = 0
+        while self.records and len(taken) < max_records:
+            next_size = record_bytes(self.records[0])
+            if taken and size + next_size > max_bytes:
+                break
+            taken.append(self.records.popleft())
+            size += next_size
+        self.bytes -= size
+        return taken
 
 
 class CdcSource:
@@ -37,7 +75,9 @@ class CdcSource:
             "enable.auto.commit": False, "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "enable.partition.eof": False, "fetch.wait.max.ms": 100, "logger": logger})
         self.assigned: set[Partition] = set()
-        self.next: dict[Partition, int | None] = {}  # the next offset to read (None: the partition's start)
+        self.next: dict[Partition, int | None] = {}  # the next offset to hand on (None: the partition's start)
+        self.waiting = Waiting()  # read, beyond the last micro-batch's caps
+        self.capped = False  # whether the last micro-batch stopped at a cap
         self.listed_at = 0.0
 
     def assign_new(self, every_s: float = 5.0) -> None:
@@ -59,15 +99,15 @@ class CdcSource:
         self.assigned |= set(new)
         log.info("fast lane: reading %s", ", ".join(f"{topic}[{partition}]" for topic, partition in new))
 
-    def poll(self, max_records: int, linger_s: float, wait_s: float) -> list[Record]:
+    def poll(self, max_records: int, linger_s: float, wait_s: float, max_bytes: int = MAX_BATCH_BYTES) -> list[Record]:
         """A micro-batch: records once any arrive (waiting up to `wait_s` for the first), then
-        what else comes within `linger_s`, at most `max_records`."""
+        what else comes within `linger_s`, at most `max_records` and `max_bytes` of keys and
+        values (what the lane holds while it applies a micro-batch grows with them)."""
         self.assign_new()
-        records: list[Record] = []
         deadline = time.monotonic() + wait_s
-        while len(records) < max_records:
+        while not self.waiting.full(max_records, max_bytes):
             timeout = max(deadline - time.monotonic(), 0)
-            for message in self.consumer.consume(num_messages=min(max_records - len(records), 10_000),
+            for message in self.consumer.consume(num_messages=min(max_records - len(self.waiting), 10_000),
                                                  timeout=timeout):
                 error = message.error()
                 if error is not None:
@@ -75,13 +115,16 @@ class CdcSource:
                         raise RuntimeError(f"the fast lane cannot read the CDC topics: {error.str()}")
                     continue
                 kind, stamp = message.timestamp()
-                records.append(Record(message.topic(), message.partition(), message.offset(), message.key(),
-                                      message.value(), stamp if kind else None))
-                self.next[(message.topic(), message.partition())] = message.offset() + 1
-            if records and deadline > time.monotonic() + linger_s:
+                self.waiting.add(Record(message.topic(), message.partition(), message.offset(), message.key(),
+                                        message.value(), stamp if kind else None))
+            if self.waiting and deadline > time.monotonic() + linger_s:
                 deadline = time.monotonic() + linger_s  # records came: a short linger, then the batch
             if time.monotonic() >= deadline:
                 break
+        records = self.waiting.take(max_records, max_bytes)
+        self.capped = bool(self.waiting) or len(records) == max_records
+        for record in records:
+            self.next[(record.topic, record.partition)] = record.offset + 1
         return records
 
     def left(self) -> int:
