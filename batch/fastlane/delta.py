@@ -70,9 +70,9 @@ def partitions_of(columns: Sequence[str], *frames: pl.DataFrame) -> str | None:
     return " AND ".join(partition_in(name, values[name]) for name in columns)
 
 
-def partition_in(name: str, values: pl.Series) -> str:
-    """`t.name` among `values` (a null among them: or null) as a delta-rs SQL condition."""
-    column = f"t.`{name}`"
+def partition_in(name: str, values: pl.Series, table: str | None = "t") -> str:
+    """`table.name` among `values` (a null among them: or null) as a delta-rs SQL condition."""
+    column = f"`{name}`" if table is None else f"{table}.`{name}`"
     known = values.drop_nulls()
     if values.dtype == pl.Date:
         literals = [f"CAST('{value.isoformat()}' AS DATE)" for value in known]
@@ -84,6 +84,11 @@ def partition_in(name: str, values: pl.Series) -> str:
     if values.null_count():
         conditions.append(f"{column} IS NULL")
     return "(" + " OR ".join(conditions or ["FALSE"]) + ")"
+
+
+def arrow_schema(table: DeltaTable) -> pa.Schema:
+    """The table's columns as pyarrow types (its log alone: no file is listed)."""
+    return pa.schema(table.schema().to_arrow())
 
 
 class Lake:
@@ -124,14 +129,16 @@ class Lake:
                 "rebuild it without them (`python -m batch --full` after dropping it) or leave it to Spark")
 
     def read(self, location: str, column: str | None = None, values: pl.Series | None = None, *,
-             columns: Sequence[str] | None = None, where: pc.Expression | None = None) -> pl.DataFrame | None:
+             columns: Sequence[str] | None = None, where: pc.Expression | None = None,
+             partitions: str | None = None) -> pl.DataFrame | None:
         """The table's rows (its `columns`, all when None): those whose `column` is among
-        `values` when given, and that `where` holds for (the parquet files' statistics and the
-        partition values prune what is read); None when it does not exist."""
+        `values` when given, and that `where` holds for (the parquet files' statistics prune
+        what is read), in the partitions the SQL condition `partitions` names (files in no
+        other are opened, nor listed to pyarrow); None when it does not exist."""
         table = self.table(location)
         if table is None:
             return None
-        dataset = table.to_pyarrow_dataset()
+        dataset = table.to_pyarrow_dataset(file_pruning_predicate=partitions)
         selected = None if columns is None else list(columns)
         if column is None:
             return pl.from_arrow(dataset.to_table(columns=selected, filter=where))
@@ -200,10 +207,10 @@ class Lake:
                        metrics.get("num_target_rows_deleted", 0), 1, table.version())
 
     def of_keys(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *,
-                where: pc.Expression | None = None) -> pl.DataFrame | None:
-        """The table's rows whose key is among `rows`' keys (and that `where` holds for); None
+                partitions: str | None = None) -> pl.DataFrame | None:
+        """The table's rows whose key is among `rows`' keys (in `partitions`, as `read`); None
         when it does not exist."""
-        stored = self.read(location, keys[0], rows[keys[0]], where=where)
+        stored = self.read(location, keys[0], rows[keys[0]], partitions=partitions)
         if stored is None or len(keys) == 1:
             return stored
         return stored.join(rows.select(keys).unique().cast(dict(stored.select(keys).schema)), on=list(keys),
@@ -215,7 +222,7 @@ class Lake:
         holds ints where Polars counts in longs); a column it lacks is added by the write."""
         if table is None:
             return rows
-        stored = pl.from_arrow(table.to_pyarrow_dataset().schema.empty_table()).schema
+        stored = pl.from_arrow(arrow_schema(table).empty_table()).schema
         return rows.cast({name: dtype for name, dtype in stored.items()
                           if name in rows.columns and rows.schema[name] != dtype})
 

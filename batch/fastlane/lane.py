@@ -120,7 +120,7 @@ class FastLane:
         """The rows of `order_ids`' orders in a table partitioned by their dates, read from the
         partitions they lie in."""
         return self.lake.read(location, "order_id", order_ids, columns=columns,
-                              where=self.order_partitions[location].where(order_ids))
+                              partitions=self.order_partitions[location].where(order_ids))
 
     def upsert_by_order(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *,
                         deletes: pl.DataFrame | None = None, current: pl.DataFrame | None = None) -> Written:
@@ -343,8 +343,8 @@ class FastLane:
         location = self.location(SILVER, table.name)
         partitions = self.order_partitions.get(location)
         if not table.looked_up or orders_named is None or orders_named.is_empty():
-            where = None if partitions is None else partitions.where(newest["order_id"])
-            return self.lake.of_keys(location, newest, table.keys, where=where), None
+            within = None if partitions is None else partitions.where(newest["order_id"])
+            return self.lake.of_keys(location, newest, table.keys, partitions=within), None
         by_order = self.of_orders(location, pl.concat([newest["order_id"], orders_named["order_id"]]))
         if by_order is None:
             return None, None
@@ -358,7 +358,8 @@ class FastLane:
         replace: those of the orders this micro-batch named (`of_orders_named`, read with the
         batch's own), and those still waiting for their order (no order time, so no order date:
         one partition), left out where `good` writes the key anyway."""
-        waiting = self.lake.read(self.location(SILVER, table.name), where=pc.field("order_date").is_null())
+        waiting = self.lake.read(self.location(SILVER, table.name), where=pc.field("order_date").is_null(),
+                                 partitions="`order_date` IS NULL")
         stored = pl.concat([*([] if of_orders_named is None else [of_orders_named]), waiting], how="diagonal_relaxed")
         stored = (stored.unique(list(table.keys), keep="first")
                   .join(good.select(table.keys), on=list(table.keys), how="anti", nulls_equal=True))

@@ -16,10 +16,8 @@ table not partitioned by the column is read unpruned.
 from __future__ import annotations
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from batch.fastlane.delta import Lake
+from batch.fastlane.delta import Lake, partition_in
 from batch.runs import Written
 
 ORDER = "order_id"
@@ -29,49 +27,41 @@ def order_hashes(order_ids: pl.Series) -> pl.Series:
     return order_ids.cast(pl.String).hash().alias("order")
 
 
-def partition_filter(column: str, values: pl.Series, arrow_type: pa.DataType) -> pc.Expression:
-    """`column` among `values` (a null among them: or null), as a pyarrow dataset filter."""
-    known = pc.field(column).isin(pa.array(values.drop_nulls().to_list(), type=arrow_type))
-    return known | pc.field(column).is_null() if values.null_count() else known
-
-
 class OrderPartitions:
     """The partitions of the table at `location` (partitioned by `column`) each order's rows may
-    lie in, at the table's version."""
+    lie in, at the table's version `version`."""
 
     def __init__(self, lake: Lake, location: str, column: str) -> None:
         self.lake, self.location, self.column = lake, location, column
         self.version: int | None = None
         self.pairs = pl.DataFrame()
-        self.arrow_type: pa.DataType | None = None  # None: the table is not partitioned by `column`
+        self.partitioned = False  # whether the table is partitioned by `column`
 
-    def where(self, order_ids: pl.Series) -> pc.Expression | None:
-        """A filter on the partition column that holds every stored row of `order_ids`; None
-        when the table does not exist yet or is not partitioned by it."""
+    def where(self, order_ids: pl.Series) -> str | None:
+        """The partitions every stored row of `order_ids` lies in, as a SQL condition on the
+        partition column (`Lake.read`'s `partitions`); None when the table does not exist yet
+        or is not partitioned by it."""
         now = self.lake.version(self.location)
         if now is None:
             return None
         if now != self.version:
             self.load(now)
-        if self.arrow_type is None:
+        if not self.partitioned:
             return None
         wanted = order_hashes(order_ids.unique())
-        values = self.pairs.filter(pl.col("order").is_in(wanted.implode()))[self.column].unique()
-        return partition_filter(self.column, values, self.arrow_type)
+        values = self.pairs.filter(pl.col("order").is_in(wanted.implode()))[self.column].unique().sort()
+        return partition_in(self.column, values, table=None)
 
     def load(self, version: int) -> None:
-        table = self.lake.table(self.location)
-        self.version, self.arrow_type = version, None
-        if self.column not in table.metadata().partition_columns:
-            self.pairs = pl.DataFrame()
-            return
-        self.pairs = pairs_of(self.lake.read(self.location, columns=[ORDER, self.column]), self.column)
-        self.arrow_type = table.to_pyarrow_dataset().schema.field(self.column).type
+        self.version = version
+        self.partitioned = self.column in self.lake.table(self.location).metadata().partition_columns
+        self.pairs = pairs_of(self.lake.read(self.location, columns=[ORDER, self.column]), self.column) \
+            if self.partitioned else pl.DataFrame()
 
     def wrote(self, rows: pl.DataFrame, written: Written) -> None:
         """Bring the pairs to the lane's write of `rows` (their orders and partition values),
         when they were at the version the write started from; otherwise the next use reads them."""
-        if self.arrow_type is None or written.version is None or not written.commits:
+        if not self.partitioned or written.version is None or not written.commits:
             return
         if self.version != written.version - written.commits:
             return

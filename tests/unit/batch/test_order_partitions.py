@@ -28,14 +28,14 @@ def details(tmp_path, settings) -> tuple[Lake, str]:
     return lake, location
 
 
-def files_read(lake: Lake, location: str, where) -> int:
-    return len(list(lake.table(location).to_pyarrow_dataset().get_fragments(filter=where)))
+def files_read(lake: Lake, location: str, partitions: str | None) -> int:
+    return len(lake.table(location).file_uris(file_pruning_predicate=partitions))
 
 
 def read(lake: Lake, location: str, orders: list[str], partitions: OrderPartitions | None = None) -> pl.DataFrame:
     ids = pl.Series("order_id", orders)
-    where = None if partitions is None else partitions.where(ids)
-    return lake.read(location, "order_id", ids, where=where).sort("order_id", "product_id")
+    within = None if partitions is None else partitions.where(ids)
+    return lake.read(location, "order_id", ids, partitions=within).sort("order_id", "product_id")
 
 
 def test_an_order_s_rows_are_read_from_the_partitions_they_lie_in_and_from_no_other(details):
@@ -95,3 +95,13 @@ def test_a_compaction_moves_no_row_so_the_partitions_are_kept_and_a_write_it_did
     lake.upsert(location, moved.with_columns(product_id=pl.lit(3)), ["order_id", "product_id"])
     partitions.where(pl.Series(["o3"]))
     assert partitions.pairs.height == 31  # read again: where each row lies now
+
+
+def test_a_table_not_partitioned_by_the_column_is_read_unpruned(tmp_path, settings):
+    lake = Lake(settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"}))
+    location = f"file://{tmp_path}/silver/orders"
+    lake.upsert(location, pl.DataFrame({"order_id": ["o1", "o2"], "order_date": DAYS[:2]}), ["order_id"])
+    partitions = OrderPartitions(lake, location, "order_date")
+
+    assert partitions.where(pl.Series(["o1"])) is None
+    assert lake.read(location, "order_id", pl.Series(["o1"]), partitions=None)["order_date"].to_list() == [DAYS[0]]
