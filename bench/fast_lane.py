@@ -41,6 +41,7 @@ from batch.fastlane.source import Waiting
 from batch.runs import show_progress
 from config import Settings, settings
 from config.cli import run
+from stack.process import peak_rss_mb
 from stack.scratch import scratch_lake
 
 START_MS = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
@@ -213,11 +214,7 @@ def main(
 
 
 def peak_mb(process: psutil.Process) -> float:
-    """The process's high-water resident set (VmHWM)."""
-    for line in open(f"/proc/{process.pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return peak_rss_mb(process.pid) or 0.0
 
 
 if __name__ == "__main__":

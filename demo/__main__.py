@@ -107,7 +107,7 @@ def main(
     typer.echo(f"continuous lake running (pid {demo_lake.pid}; `python -m stack down` stops it); "
                "waiting until it has applied what the CDC topics hold")
     typer.echo(f"continuous lake caught up in {demo_lake.wait_caught_up(timeout, progress=True):.0f} s "
-               "(every record the CDC topics held applied)")
+               f"(every record the CDC topics held applied; its peak memory so far {demo_lake.peak_memory()})")
     run_orders(settings, database.connect(settings, role="shop"), demo_lake, orders=orders, chaos=chaos, rate=rate,
                timeout=timeout, manifest=manifest, reference=(reference_rows, snapshot_s))
 
@@ -150,6 +150,8 @@ def run_orders(settings: Settings, connection, demo_lake: DemoLake, *, orders: i
     typer.echo("\n".join(["", "demo report", *report.lines(), *lake_check.lines(), whole_lake.line(),
                            f"lake freshness      commit -> Gold fact_orders p50 {lake_p50:.1f} s, p99 {lake_p99:.1f} s"
                            " (an order's last commit -> the Gold commit with its final status)",
+                           f"lake memory         the continuous lake's process at most {demo_lake.peak_memory()} "
+                           "(VmHWM; Spark's deferred work runs in a JVM of its own)",
                            f"lake report         {lake_report.resolve()}"]))
     if not report.exact:
         raise typer.Exit(1)

@@ -21,6 +21,7 @@ from batch.tools.report import write_report
 from batch.runs import log, show_progress
 from config import Settings
 from stack.lake_process import start_continuous_lake, wait_caught_up
+from stack.process import peak_rss_mb
 
 GOLD_TABLES = ("dim_customer", "dim_payment_method", "dim_product", "dim_date", "fact_orders",
                "fact_order_products")
@@ -110,6 +111,11 @@ class DemoLake:
         every customer first), with a progress bar of the records left; seconds waited."""
         return wait_caught_up(self.settings, timeout_s, who=f"the continuous lake (pid {self.pid})",
                               label="continuous lake catching up" if progress else None)
+
+    def peak_memory(self) -> str:
+        """The lake process's high-water resident set, as the demo prints it."""
+        peak = peak_rss_mb(self.pid)
+        return "unknown (the process is gone)" if peak is None else f"{peak:,.0f} MB"
 
     def check(self, manifest: dict, *, timeout_s: float) -> LakeCheck:
         """Gold's statuses against the manifest, read once the lake has applied every record

@@ -125,6 +125,15 @@ def _wait_ended(family: list[psutil.Process], timeout_s: float) -> list[psutil.P
     return alive
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """A process's high-water resident set (VmHWM) in MB; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")), None)
+    except OSError:
+        return None
+
+
 def signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)

@@ -132,3 +132,16 @@ def test_a_started_process_inherits_no_secret_the_settings_or_a_name_says(tmp_pa
     seen = dict(line.split("=", 1) for line in logfile.read_text().splitlines() if "=" in line and " " not in line)
     assert seen["ORDERPIPE_HARMLESS"] == "kept" and seen["KAFKA_LAKE_PASSWORD"] == "given"
     assert (set(inherited) - {"KAFKA_LAKE_PASSWORD"}) & set(seen) == set()
+
+
+def test_a_process_s_peak_memory_is_its_high_water_mark_and_none_once_it_is_gone():
+    script = "b = bytearray(200 * 2**20); del b; print('freed', flush=True); import time; time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "freed"
+        assert process.peak_rss_mb(child.pid) >= 200  # the buffer it freed still counts
+        assert psutil.Process(child.pid).memory_info().rss < 150 * 2**20
+    finally:
+        child.kill()
+        child.wait()
+    assert process.peak_rss_mb(child.pid) is None
