@@ -86,6 +86,17 @@ def partition_in(name: str, values: pl.Series, table: str | None = "t") -> str:
     return "(" + " OR ".join(conditions or ["FALSE"]) + ")"
 
 
+def within_range(column: str, values: pl.Series, arrow_type: pa.DataType) -> pc.Expression:
+    """`column` between the least and the greatest of `values` (or null, when one is), as a
+    pyarrow filter (`values` not empty)."""
+    known = values.drop_nulls()
+    if known.is_empty():
+        return pc.field(column).is_null()
+    between = ((pc.field(column) >= pa.scalar(known.min(), arrow_type))
+               & (pc.field(column) <= pa.scalar(known.max(), arrow_type)))
+    return between | pc.field(column).is_null() if values.null_count() else between
+
+
 def arrow_schema(table: DeltaTable) -> pa.Schema:
     """The table's columns as pyarrow types (its log alone: no file is listed)."""
     return pa.schema(table.schema().to_arrow())
@@ -132,9 +143,11 @@ class Lake:
              columns: Sequence[str] | None = None, where: pc.Expression | None = None,
              partitions: str | None = None) -> pl.DataFrame | None:
         """The table's rows (its `columns`, all when None): those whose `column` is among
-        `values` when given, and that `where` holds for (the parquet files' statistics prune
-        what is read), in the partitions the SQL condition `partitions` names (files in no
-        other are opened, nor listed to pyarrow); None when it does not exist."""
+        `values` when given (null among them matching null), and that `where` holds for, in the
+        partitions the SQL condition `partitions` names (files in no other are listed to
+        pyarrow); None when it does not exist. The parquet files' statistics prune by `where`
+        and, for keys other than text, by the values' range; the values themselves are matched
+        in Polars: a pyarrow filter naming them costs a pass over them for every file."""
         table = self.table(location)
         if table is None:
             return None
@@ -145,8 +158,16 @@ class Lake:
         if values is None or values.is_empty():
             empty = dataset.schema.empty_table()
             return pl.from_arrow(empty if selected is None else empty.select(selected))
-        wanted = pc.field(column).isin(pa.array(values.unique().to_list(), type=dataset.schema.field(column).type))
-        return pl.from_arrow(dataset.to_table(columns=selected, filter=wanted if where is None else wanted & where))
+        wanted, arrow_type = values.unique(), dataset.schema.field(column).type
+        # a range prunes keys given in order (ids); random strings (UUIDs) span every file's
+        scan = None if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) \
+            else within_range(column, wanted, arrow_type)
+        if where is not None:
+            scan = where if scan is None else scan & where
+        reading = None if selected is None else list(dict.fromkeys([*selected, column]))
+        rows = pl.from_arrow(dataset.to_table(columns=reading, filter=scan))
+        found = rows.filter(pl.col(column).is_in(wanted.cast(rows.schema[column]).implode(), nulls_equal=True))
+        return found if selected is None else found.select(selected)
 
     def transaction_version(self, location: str, app_id: str) -> int | None:
         table = self.table(location)
