@@ -176,10 +176,10 @@ class Runner:
         number, total, renewed, compacted = 0, 0, 0.0, time.monotonic()
         # None: the first quiet moment resolves, as a dimension may have moved while no lane ran
         dimensions: tuple[int | None, ...] | None = None
+        deferred_line = f"; Spark's deferred work every {deferred_every_s:g} s" if deferred_every_s else ""
         log.info("%s: Kafka -> %s -> silver -> gold fact_orders, a micro-batch as records arrive (linger %.1f s, "
                  "at most %s records and %d MB)%s; Ctrl-C stops", RUNNING, archive_location(self.settings),
-                 self.linger_s, f"{self.max_records:,}", MAX_BATCH_BYTES // 2**20, f"; Spark's deferred work every {deferred_every_s:g} s"
-                 if deferred_every_s else "")
+                 self.linger_s, f"{self.max_records:,}", MAX_BATCH_BYTES // 2**20, deferred_line)
         try:
             while not self.stopping.is_set():
                 if deferred is not None:
