@@ -191,7 +191,7 @@ class Runner:
                     number, total = number + 1, total + len(records)
                     left = source.left()
                     log.info(batch.line(number, left))
-                    # a micro-batch short of its caps held everything there was: the lane was caught up
+                    # a micro-batch that ended short of its caps found nothing more within its linger: caught up
                     self.lease.renew(applied=self.applied, left=left, caught_up=not source.capped)
                     renewed = time.monotonic()
                     continue

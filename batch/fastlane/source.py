@@ -100,9 +100,11 @@ class CdcSource:
         log.info("fast lane: reading %s", ", ".join(f"{topic}[{partition}]" for topic, partition in new))
 
     def poll(self, max_records: int, linger_s: float, wait_s: float, max_bytes: int = MAX_BATCH_BYTES) -> list[Record]:
-        """A micro-batch: records once any arrive (waiting up to `wait_s` for the first), then
-        what else comes within `linger_s`, at most `max_records` and `max_bytes` of keys and
-        values (what the lane holds while it applies a micro-batch grows with them)."""
+        """A micro-batch: records once any arrive (waiting up to `wait_s` for the first, or for
+        more when some wait from the last poll), then what else comes within `linger_s`, at most
+        `max_records` and `max_bytes` of keys and values (what the lane holds while it applies a
+        micro-batch grows with them). What is read past a cap waits for the next poll: up to one
+        `consume` call's records beyond the cap."""
         self.assign_new()
         deadline = time.monotonic() + wait_s
         while not self.waiting.full(max_records, max_bytes):
