@@ -111,16 +111,19 @@ class Lake:
         self.options = storage_options(settings, role)
         self.opened: dict[str, DeltaTable] = {}
 
-    def table(self, location: str) -> DeltaTable | None:
-        """The table, up to date; None when it does not exist."""
+    def table(self, location: str, version: int | None = None) -> DeltaTable | None:
+        """The table, up to date (at `version` when given); None when it does not exist."""
         table = self.opened.get(location)
         if table is None:
             try:
-                table = self.opened[location] = DeltaTable(uri(location), storage_options=self.options)
+                table = self.opened[location] = DeltaTable(uri(location), storage_options=self.options,
+                                                           version=version)
             except TableNotFoundError:
                 return None
-        else:
+        elif version is None:
             table.update_incremental()
+        elif table.version() != version:
+            table.load_as_version(version)
         return table
 
     def version(self, location: str) -> int | None:
@@ -141,14 +144,14 @@ class Lake:
 
     def read(self, location: str, column: str | None = None, values: pl.Series | None = None, *,
              columns: Sequence[str] | None = None, where: pc.Expression | None = None,
-             partitions: str | None = None) -> pl.DataFrame | None:
+             partitions: str | None = None, version: int | None = None) -> pl.DataFrame | None:
         """The table's rows (its `columns`, all when None): those whose `column` is among
         `values` when given (null among them matching null), and that `where` holds for, in the
         partitions the SQL condition `partitions` names (files in no other are listed to
-        pyarrow); None when it does not exist. The parquet files' statistics prune by `where`
+        pyarrow), at `version` (the newest when None); None when it does not exist. The parquet files' statistics prune by `where`
         and, for keys other than text, by the values' range; the values themselves are matched
         in Polars: a pyarrow filter naming them costs a pass over them for every file."""
-        table = self.table(location)
+        table = self.table(location, version)
         if table is None:
             return None
         dataset = table.to_pyarrow_dataset(file_pruning_predicate=partitions)
@@ -228,10 +231,10 @@ class Lake:
                        metrics.get("num_target_rows_deleted", 0), 1, table.version())
 
     def of_keys(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *,
-                partitions: str | None = None) -> pl.DataFrame | None:
-        """The table's rows whose key is among `rows`' keys (in `partitions`, as `read`); None
-        when it does not exist."""
-        stored = self.read(location, keys[0], rows[keys[0]], partitions=partitions)
+                partitions: str | None = None, version: int | None = None) -> pl.DataFrame | None:
+        """The table's rows whose key is among `rows`' keys (in `partitions` at `version`, as
+        `read`); None when it does not exist."""
+        stored = self.read(location, keys[0], rows[keys[0]], partitions=partitions, version=version)
         if stored is None or len(keys) == 1:
             return stored
         return stored.join(rows.select(keys).unique().cast(dict(stored.select(keys).schema)), on=list(keys),
@@ -247,15 +250,16 @@ class Lake:
         return rows.cast({name: dtype for name, dtype in stored.items()
                           if name in rows.columns and rows.schema[name] != dtype})
 
-    def compact(self, location: str, most_files: int) -> bool:
-        """Compact the table once it holds more than `most_files` files, then checkpoint it:
-        whether it did."""
+    def compact(self, location: str, most_files: int) -> tuple[int, int] | None:
+        """Compact the table once it holds more than `most_files` files, then checkpoint it: the
+        versions it went from and to, None when it did not."""
         table = self.table(location)
         if table is None or len(table.file_uris()) <= most_files:
-            return False
+            return None
+        before = table.version()
         table.optimize.compact()
         table.create_checkpoint()
-        return True
+        return before, table.version()
 
 
 class Objects:

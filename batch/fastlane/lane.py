@@ -119,15 +119,14 @@ class FastLane:
                   columns: Sequence[str] | None = None) -> pl.DataFrame | None:
         """The rows of `order_ids`' orders in a table partitioned by their dates, read from the
         partitions they lie in."""
-        return self.lake.read(location, "order_id", order_ids, columns=columns,
-                              partitions=self.order_partitions[location].where(order_ids))
+        return self.order_partitions[location].read(order_ids, columns)
 
-    def upsert_by_order(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *,
-                        deletes: pl.DataFrame | None = None, current: pl.DataFrame | None = None) -> Written:
-        """`Lake.upsert` into a table partitioned by its orders' dates, its partitions brought along."""
-        column = self.order_partitions[location].column
-        written = self.lake.upsert(location, rows, keys, deletes=deletes, partition_by=[column], current=current)
-        self.order_partitions[location].wrote(rows, written)
+    def upsert(self, location: str, rows: pl.DataFrame, keys: Sequence[str], *, partition_by: Sequence[str],
+               deletes: pl.DataFrame | None = None, current: pl.DataFrame | None = None) -> Written:
+        """`Lake.upsert`, bringing along the order partitions of a table partitioned by its orders' dates."""
+        written = self.lake.upsert(location, rows, keys, deletes=deletes, partition_by=partition_by, current=current)
+        if location in self.order_partitions:
+            self.order_partitions[location].wrote(rows, written)
         return written
 
     def check_tables(self) -> None:
@@ -285,11 +284,8 @@ class FastLane:
             retimed, their_rows = self.retimed(table, good, of_orders_named)
             good = pl.concat([good, retimed], how="diagonal_relaxed")
             held = pl.concat([held, their_rows], how="diagonal_relaxed")
-        if location in self.order_partitions:
-            written = self.upsert_by_order(location, good, table.keys, deletes=leaving, current=held)
-        else:
-            written = self.lake.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
-                                       current=held)
+        written = self.upsert(location, good, table.keys, deletes=leaving, partition_by=table.partition_by,
+                              current=held)
         batch.commits += written.commits
         self.kill_points.reached(kill_points.silver(table.name))
         self.keep_keys(location, table.keys, good, leaving, written)
@@ -343,8 +339,9 @@ class FastLane:
         location = self.location(SILVER, table.name)
         partitions = self.order_partitions.get(location)
         if not table.looked_up or orders_named is None or orders_named.is_empty():
-            within = None if partitions is None else partitions.where(newest["order_id"])
-            return self.lake.of_keys(location, newest, table.keys, partitions=within), None
+            if partitions is None:
+                return self.lake.of_keys(location, newest, table.keys), None
+            return partitions.of_keys(newest, table.keys), None
         by_order = self.of_orders(location, pl.concat([newest["order_id"], orders_named["order_id"]]))
         if by_order is None:
             return None, None
@@ -429,7 +426,7 @@ class FastLane:
         if current is not None:
             gone = facts_formula.cancelled_facts(current, facts, now)
             facts = pl.concat([facts, gone.cast(dict(facts.schema))]) if gone.height else facts
-        written = self.upsert_by_order(location, facts, ["order_id"], current=current)
+        written = self.upsert(location, facts, ["order_id"], partition_by=[FACTS_PARTITION], current=current)
         batch.commits += written.commits
         return written
 
@@ -452,11 +449,11 @@ class FastLane:
         """The hot tables every micro-batch reads, compacted when they hold many files."""
         compacted = []
         for location in [*self.order_partitions, self.location(SILVER, CUSTOMERS.name)]:
-            before = self.lake.version(location)
-            if self.lake.compact(location, COMPACT_AFTER_FILES):
+            versions = self.lake.compact(location, COMPACT_AFTER_FILES)
+            if versions is not None:
                 compacted.append(location)
                 if location in self.order_partitions:
-                    self.order_partitions[location].rows_unchanged(before, self.lake.version(location))
+                    self.order_partitions[location].rows_unchanged(*versions)
         return compacted
 
 

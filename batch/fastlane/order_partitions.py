@@ -15,6 +15,8 @@ table not partitioned by the column is read unpruned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from batch.fastlane.delta import Lake, partition_in
@@ -29,7 +31,7 @@ def order_hashes(order_ids: pl.Series) -> pl.Series:
 
 class OrderPartitions:
     """The partitions of the table at `location` (partitioned by `column`) each order's rows may
-    lie in, at the table's version `version`."""
+    lie in, at the table's version `version`, and the table's rows read from them."""
 
     def __init__(self, lake: Lake, location: str, column: str) -> None:
         self.lake, self.location, self.column = lake, location, column
@@ -52,11 +54,23 @@ class OrderPartitions:
         values = self.pairs.filter(pl.col("order").is_in(wanted.implode()))[self.column].unique().sort()
         return partition_in(self.column, values, table=None)
 
+    def read(self, order_ids: pl.Series, columns: Sequence[str] | None = None) -> pl.DataFrame | None:
+        """The rows of `order_ids`' orders, read from the partitions they lie in at the version
+        the pairs are at (a commit landing since is read with the next call)."""
+        partitions = self.where(order_ids)
+        return self.lake.read(self.location, ORDER, order_ids, columns=columns, partitions=partitions,
+                              version=self.version)
+
+    def of_keys(self, rows: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame | None:
+        """The rows whose key (`keys`, the order's id among them) is among `rows`', read as `read`."""
+        partitions = self.where(rows[ORDER])
+        return self.lake.of_keys(self.location, rows, keys, partitions=partitions, version=self.version)
+
     def load(self, version: int) -> None:
+        self.partitioned = self.column in self.lake.table(self.location, version).metadata().partition_columns
+        self.pairs = pairs_of(self.lake.read(self.location, columns=[ORDER, self.column], version=version),
+                              self.column) if self.partitioned else pl.DataFrame()
         self.version = version
-        self.partitioned = self.column in self.lake.table(self.location).metadata().partition_columns
-        self.pairs = pairs_of(self.lake.read(self.location, columns=[ORDER, self.column]), self.column) \
-            if self.partitioned else pl.DataFrame()
 
     def wrote(self, rows: pl.DataFrame, written: Written) -> None:
         """Bring the pairs to the lane's write of `rows` (their orders and partition values),
@@ -70,10 +84,10 @@ class OrderPartitions:
                                                        nulls_equal=True)])
         self.version = written.version
 
-    def rows_unchanged(self, before: int | None, after: int | None) -> None:
-        """The table went from `before` to `after` by commits that moved no row to another
-        partition (a compaction)."""
-        if self.version is not None and self.version == before:
+    def rows_unchanged(self, before: int, after: int) -> None:
+        """The table went from `before` to `after` by one commit that moved no row to another
+        partition (a compaction); more commits in between were not all its own."""
+        if self.version == before and after - before <= 1:
             self.version = after
 
 

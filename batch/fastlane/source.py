@@ -34,6 +34,7 @@ class Waiting:
     def __init__(self) -> None:
         self.records: deque[Record] = deque()
         self.bytes = 0
+        self.capped = False  # whether the last micro-batch taken stopped at a cap (more may follow at once)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -57,6 +58,7 @@ class Waiting:
             taken.append(self.records.popleft())
             size += next_size
         self.bytes -= size
+        self.capped = bool(self.records) or len(taken) >= max_records or size >= max_bytes
         return taken
 
 
@@ -77,7 +79,6 @@ class CdcSource:
         self.assigned: set[Partition] = set()
         self.next: dict[Partition, int | None] = {}  # the next offset to hand on (None: the partition's start)
         self.waiting = Waiting()  # read, beyond the last micro-batch's caps
-        self.capped = False  # whether the last micro-batch stopped at a cap
         self.listed_at = 0.0
 
     def assign_new(self, every_s: float = 5.0) -> None:
@@ -124,10 +125,14 @@ class CdcSource:
             if time.monotonic() >= deadline:
                 break
         records = self.waiting.take(max_records, max_bytes)
-        self.capped = bool(self.waiting) or len(records) == max_records
         for record in records:
             self.next[(record.topic, record.partition)] = record.offset + 1
         return records
+
+    @property
+    def capped(self) -> bool:
+        """Whether the last micro-batch stopped at a cap."""
+        return self.waiting.capped
 
     def left(self) -> int:
         """Records the topics hold beyond what this consumer has handed on."""

@@ -26,7 +26,17 @@ def test_a_micro_batch_stops_at_the_byte_cap_and_the_rest_wait_in_order():
     assert not waiting.full(max_records=100, max_bytes=1_001)
 
     assert drained(waiting, max_records=100, max_bytes=350) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
-    assert waiting.bytes == 0
+    assert waiting.bytes == 0 and not waiting.capped
+
+
+def test_a_micro_batch_that_fills_a_cap_exactly_says_it_stopped_there():
+    for max_records, max_bytes in [(3, 1_000), (100, 300)]:
+        waiting = Waiting()
+        for offset in range(3):
+            waiting.add(record(offset, 100))
+
+        assert len(waiting.take(max_records, max_bytes)) == 3 and not waiting
+        assert waiting.capped, (max_records, max_bytes)
 
 
 def test_the_record_cap_holds_too_and_a_record_over_the_byte_cap_goes_alone():

@@ -34,8 +34,8 @@ def files_read(lake: Lake, location: str, partitions: str | None) -> int:
 
 def read(lake: Lake, location: str, orders: list[str], partitions: OrderPartitions | None = None) -> pl.DataFrame:
     ids = pl.Series("order_id", orders)
-    within = None if partitions is None else partitions.where(ids)
-    return lake.read(location, "order_id", ids, partitions=within).sort("order_id", "product_id")
+    rows = lake.read(location, "order_id", ids) if partitions is None else partitions.read(ids)
+    return rows.sort("order_id", "product_id")
 
 
 def test_an_order_s_rows_are_read_from_the_partitions_they_lie_in_and_from_no_other(details):
@@ -86,8 +86,8 @@ def test_a_compaction_moves_no_row_so_the_partitions_are_kept_and_a_write_it_did
     partitions.wrote(moved, lake.upsert(location, moved, ["order_id", "product_id"]))
     before = lake.version(location)
 
-    assert lake.compact(location, most_files=1)
-    partitions.rows_unchanged(before, lake.version(location))
+    assert lake.compact(location, most_files=1) == (before, before + 1)
+    partitions.rows_unchanged(before, before + 1)
 
     assert partitions.version == lake.version(location)
     partitions.where(pl.Series(["o3"]))
@@ -95,6 +95,46 @@ def test_a_compaction_moves_no_row_so_the_partitions_are_kept_and_a_write_it_did
     lake.upsert(location, moved.with_columns(product_id=pl.lit(3)), ["order_id", "product_id"])
     partitions.where(pl.Series(["o3"]))
     assert partitions.pairs.height == 31  # read again: where each row lies now
+
+
+def test_a_commit_landing_after_the_pairs_were_checked_is_not_read_with_them(details):
+    """The read is the version the pairs were checked at: the newest, pruned to older pairs,
+    would miss a row another writer moved to a partition they do not name."""
+    lake, location = details
+
+    class RacedLake(Lake):
+        def version(self, at: str) -> int | None:
+            checked = super().version(at)
+            moved = pl.DataFrame({"order_id": ["o5"], "product_id": [1], "order_date": [DAYS[20]]})
+            Lake(self.settings).upsert(at, moved, ["order_id", "product_id"])  # lands after the check
+            return checked
+
+    raced = RacedLake(lake.settings)
+    partitions = OrderPartitions(raced, location, "order_date")
+
+    assert partitions.read(pl.Series("order_id", ["o5"]))["order_date"].to_list() == [DAYS[5]]
+    assert partitions.read(pl.Series("order_id", ["o5"]))["order_date"].to_list() == [DAYS[20]]
+
+
+def test_a_compaction_with_another_commit_among_its_own_reads_them_again_and_a_failed_load_is_not_kept(details):
+    lake, location = details
+    partitions = OrderPartitions(lake, location, "order_date")
+    partitions.where(pl.Series(["o0"]))
+    checked = partitions.version
+
+    partitions.rows_unchanged(checked, checked + 2)
+    assert partitions.version == checked
+
+    Lake(lake.settings).upsert(location, pl.DataFrame({"order_id": ["o-x"], "product_id": [1],
+                                                      "order_date": [DAYS[1]]}), ["order_id", "product_id"])
+    failing = Lake(lake.settings)
+    failing.read = lambda *args, **kwargs: (_ for _ in ()).throw(OSError("store unreachable"))
+    partitions.lake = failing
+    with pytest.raises(OSError):
+        partitions.where(pl.Series(["o-x"]))
+    assert partitions.version == checked  # not marked read
+    partitions.lake = lake
+    assert read(lake, location, ["o-x"], partitions)["order_date"].to_list() == [DAYS[1]]
 
 
 def test_a_table_not_partitioned_by_the_column_is_read_unpruned(tmp_path, settings):
