@@ -145,12 +145,13 @@ class Lake:
     def read(self, location: str, column: str | None = None, values: pl.Series | None = None, *,
              columns: Sequence[str] | None = None, where: pc.Expression | None = None,
              partitions: str | None = None, version: int | None = None) -> pl.DataFrame | None:
-        """The table's rows (its `columns`, all when None): those whose `column` is among
-        `values` when given (null among them matching null), and that `where` holds for, in the
-        partitions the SQL condition `partitions` names (files in no other are listed to
-        pyarrow), at `version` (the newest when None); None when it does not exist. The parquet files' statistics prune by `where`
-        and, for keys other than text, by the values' range; the values themselves are matched
-        in Polars: a pyarrow filter naming them costs a pass over them for every file."""
+        """The table's rows (its `columns`, all when None) at `version` (the newest when None):
+        those whose `column` is among `values` when given (null among them matching null), and
+        that `where` holds for, in the partitions the SQL condition `partitions` names (files in
+        no other are listed to pyarrow); None when it does not exist. The parquet files'
+        statistics prune by `where` and, for keys other than text, by the values' range; the
+        values themselves are matched in Polars: a pyarrow filter naming them costs a pass over
+        them for every file."""
         table = self.table(location, version)
         if table is None:
             return None
