@@ -127,9 +127,11 @@ def test_a_compaction_with_another_commit_among_its_own_reads_them_again_and_a_f
 
     Lake(lake.settings).upsert(location, pl.DataFrame({"order_id": ["o-x"], "product_id": [1],
                                                       "order_date": [DAYS[1]]}), ["order_id", "product_id"])
-    failing = Lake(lake.settings)
-    failing.read = lambda *args, **kwargs: (_ for _ in ()).throw(OSError("store unreachable"))
-    partitions.lake = failing
+    class UnreachableLake(Lake):
+        def read(self, *args, **kwargs):
+            raise OSError("store unreachable")
+
+    partitions.lake = UnreachableLake(lake.settings)
     with pytest.raises(OSError):
         partitions.where(pl.Series(["o-x"]))
     assert partitions.version == checked  # not marked read
