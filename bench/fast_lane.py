@@ -27,10 +27,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import nullcontext
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 import orjson
+import polars as pl
 import psutil
 import typer
 
@@ -38,6 +39,7 @@ from batch.clocks import MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH
 from batch.fastlane.archive import Record
 from batch.fastlane.lane import FastLane, MicroBatch
 from batch.fastlane.source import Waiting
+from batch.paths import GOLD
 from batch.runs import show_progress
 from config import Settings, settings
 from config.cli import run
@@ -132,6 +134,16 @@ class Source:
                           for order_id, placed_ms, products in late[::2]]  # the other half's payment changed
 
 
+def dated_days(lane: FastLane, days: int) -> None:
+    """Gold's `dim_date` as the deferred dimension job leaves a shop's lake: a row for each of
+    its `days` from the first (the columns facts resolve against), so each fact lies in its
+    order's day's partition rather than all in the unknown member's."""
+    start = datetime.fromtimestamp(START_MS / 1000, timezone.utc).date()
+    dates = pl.date_range(start, start + timedelta(days=days), eager=True).alias("date")
+    rows = pl.DataFrame(dates).with_columns(pl.col("date").dt.strftime("%Y%m%d").cast(pl.Int32).alias("date_id"))
+    lane.lake.append(lane.location(GOLD, "dim_date"), rows.select("date_id", "date"))
+
+
 def grow(lane: FastLane, source: Source, to_orders: int, step: int = 50_000) -> float:
     """The lake grown to `to_orders` orders in micro-batches of `step`, its hot tables compacted
     between them as the running lane does when they hold many files; records/s applied."""
@@ -197,6 +209,7 @@ def main(
     me = psutil.Process()
     with scratch_lake(settings, f"bench-fast-{uuid.uuid4().hex[:8]}") as scratch:
         lane, source = FastLane(scratch), Source(scratch, customers, orders_per_day)
+        dated_days(lane, days=orders * factor // orders_per_day + rounds * 2 * batch // orders_per_day + 2)
         caught_up_s, batches = catch_up(lane, source.customers_snapshot())
         print(f"the source's {customers:,} customers caught up in {caught_up_s:.1f} s ({batches} micro-batches); "
               f"high-water RSS {peak_mb(me):,.0f} MB", flush=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from bench.fast_lane import DAY_MS, INCOMPLETE_EVERY, START_MS, Source
+from batch.fastlane.lane import FastLane
+from batch.paths import GOLD
+from bench.fast_lane import DAY_MS, INCOMPLETE_EVERY, START_MS, Source, dated_days
 
 
 def changes(records) -> list[tuple[str, str, dict]]:
@@ -48,3 +50,13 @@ def test_late_changes_are_of_orders_older_than_a_day(settings):
 
     late = [row["id"] for table, op, row in live if table == "orders" and op != "c"][100:]
     assert len(late) == 5 and set(late) <= first_day
+
+
+def test_the_shop_s_lake_knows_each_day_of_its_history_as_the_deferred_dimension_job_leaves_it(settings, tmp_path):
+    lane = FastLane(settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"}))
+
+    dated_days(lane, days=40)
+
+    dates = lane.lake.read(lane.location(GOLD, "dim_date")).sort("date_id")
+    assert dates.height == 41 and dates["date_id"].n_unique() == 41
+    assert dates["date_id"][[0, -1]].to_list() == [20240101, 20240210]  # START_MS's day, and 40 days on
