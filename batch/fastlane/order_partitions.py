@@ -23,6 +23,7 @@ from batch.fastlane.delta import Lake, partition_in
 from batch.runs import Written
 
 ORDER = "order_id"
+MOST_CHUNKS = 64  # the pairs, appended to at each write, made contiguous again past so many pieces
 
 
 def order_hashes(order_ids: pl.Series) -> pl.Series:
@@ -80,8 +81,12 @@ class OrderPartitions:
         if self.version != written.version - written.commits:
             return
         added = pairs_of(rows, self.column).cast(dict(self.pairs.schema))
-        self.pairs = pl.concat([self.pairs, added.join(self.pairs, on=list(added.columns), how="anti",
-                                                       nulls_equal=True)])
+        # matched against the pairs of the written orders only: a join with all of them would
+        # hash every pair the lake holds at each write
+        held = self.pairs.filter(pl.col("order").is_in(added["order"].implode()))
+        self.pairs = pl.concat([self.pairs, added.join(held, on=list(added.columns), how="anti", nulls_equal=True)])
+        if self.pairs.n_chunks() > MOST_CHUNKS:
+            self.pairs = self.pairs.rechunk()
         self.version = written.version
 
     def rows_unchanged(self, before: int, after: int) -> None:

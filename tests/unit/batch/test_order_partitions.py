@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from batch.fastlane.delta import Lake
-from batch.fastlane.order_partitions import OrderPartitions
+from batch.fastlane.order_partitions import MOST_CHUNKS, OrderPartitions
 
 DAYS = [date(2026, 1, 1) + timedelta(days=n) for n in range(30)]
 
@@ -147,3 +147,21 @@ def test_a_table_not_partitioned_by_the_column_is_read_unpruned(tmp_path, settin
 
     assert partitions.where(pl.Series(["o1"])) is None
     assert lake.read(location, "order_id", pl.Series(["o1"]), partitions=None)["order_date"].to_list() == [DAYS[0]]
+
+
+def test_a_write_to_days_its_orders_lie_in_adds_no_pair_and_many_writes_leave_the_pairs_in_few_pieces(details):
+    lake, location = details
+    partitions = OrderPartitions(lake, location, "order_date")
+    partitions.where(pl.Series(["o0"]))
+    held = partitions.pairs.height
+
+    more = pl.DataFrame({"order_id": ["o1", "o2"], "product_id": [7, 7], "order_date": DAYS[1:3]})
+    partitions.wrote(more, lake.upsert(location, more, ["order_id", "product_id"]))
+    assert partitions.pairs.height == held
+
+    for n in range(MOST_CHUNKS + 2):
+        new = pl.DataFrame({"order_id": [f"n{n}"], "product_id": [1], "order_date": [DAYS[n % 30]]})
+        partitions.wrote(new, lake.upsert(location, new, ["order_id", "product_id"]))
+    assert partitions.pairs.height == held + MOST_CHUNKS + 2
+    assert partitions.pairs.n_chunks() <= MOST_CHUNKS
+    assert_frame_equal(read(lake, location, ["n0", "n65", "o1"], partitions), read(lake, location, ["n0", "n65", "o1"]))
