@@ -11,7 +11,8 @@ version), which is how the archive knows which Kafka offsets it holds.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -110,6 +111,7 @@ class Lake:
         self.settings = settings
         self.options = storage_options(settings, role)
         self.opened: dict[str, DeltaTable] = {}
+        self.current: set[str] | None = None  # within `one_look`: the tables brought up to date
 
     def table(self, location: str, version: int | None = None) -> DeltaTable | None:
         """The table, up to date (at `version` when given); None when it does not exist."""
@@ -121,10 +123,25 @@ class Lake:
             except TableNotFoundError:
                 return None
         elif version is None:
-            table.update_incremental()
+            if self.current is None or location not in self.current:
+                table.update_incremental()
         elif table.version() != version:
             table.load_as_version(version)
+        if self.current is not None:
+            (self.current.add if version is None else self.current.discard)(location)
         return table
+
+    @contextmanager
+    def one_look(self) -> Iterator[None]:
+        """Within it, each table's log is read from the store at its first use only, not at each
+        (a micro-batch's dozens of reads and writes): the lake's own commits move the tables
+        it holds on as they land, and another writer's commit meanwhile is seen by the next
+        micro-batch (or refused as a conflict when it touched what a write read)."""
+        self.current = set()
+        try:
+            yield
+        finally:
+            self.current = None
 
     def version(self, location: str) -> int | None:
         table = self.table(location)
