@@ -21,6 +21,8 @@ import zlib
 from pathlib import Path
 from string import Template
 
+from confluent_kafka.admin import NewTopic
+
 from config import Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "connectors"
@@ -70,6 +72,18 @@ def connector_config(settings: Settings, flavor: str | None = None, **overrides:
     if unfilled:
         raise KeyError(f"{template.name}: no setting for the placeholders of {', '.join(unfilled)}")
     return {**config, **schema_history_security(settings), **overrides}
+
+
+def cdc_topics(settings: Settings) -> list[NewTopic]:
+    """The CDC topics as the connector would make them at its first record (the template's
+    `topic.creation.default.*`): made by the stack before any worker reads them, because the
+    workers' login may read CDC topics but not create them."""
+    config = connector_config(settings)
+    created = "topic.creation.default."
+    return [NewTopic(settings.cdc_topic(table), int(config[f"{created}partitions"]),
+                     int(config[f"{created}replication.factor"]),
+                     config={"min.insync.replicas": config[f"{created}min.insync.replicas"]})
+            for table in CDC_TABLES]
 
 
 UNFILLED = re.compile(r"\$\{[A-Z_]+\}")  # a template's own placeholder; `${file:...}` is Connect's

@@ -186,8 +186,8 @@ def cdc_topics(settings: Settings) -> Iterator[Check]:
     for table in ("orders", "order_details"):
         topic = settings.cdc_topic(table)
         if topic not in found:
-            yield Check(f"topic {topic}", False, "missing", "it appears with the connector's first record of "
-                        f"{table}: is the connector running and the source written to?")
+            yield Check(f"topic {topic}", False, "missing", "`python -m stack up` (compose: the kafka-access "
+                        "service) makes it with TOPIC_PARTITIONS partitions; the workers may not")
             continue
         partitions = len(found[topic].partitions)
         right = partitions == settings.topic_partitions

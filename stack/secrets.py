@@ -282,9 +282,9 @@ def kafka_acls(settings: Settings, *, peer: str | None = None) -> list[KafkaAcl]
              if (login := settings.kafka_login(role)) and login[0] not in supers}
     rules: dict[str, list[tuple[Literal["topic", "group"], str, bool, tuple[str, ...]]]] = {
         # the workers: CDC records and Connect's committed positions in; their own internal
-        # topics (changelogs, the assignor's), group and outputs. No CDC write, no delete. Faust
-        # declares its source topics at start, so a CDC topic not there yet is made by a worker.
-        "stream": [("topic", CDC_TOPIC_PREFIX, True, READ + ("CREATE",)),
+        # topics (changelogs, the assignor's, the settle ticks), group and outputs. No CDC
+        # topic made or written (the stack makes them), nothing deleted.
+        "stream": [("topic", CDC_TOPIC_PREFIX, True, READ),
                    ("topic", settings.connect_offsets_topic, False, READ),
                    ("topic", settings.stream_app_id, True, OWN),
                    *(("topic", topic, True, OWN) for topic in (settings.order_final_topic, settings.order_alerts_topic,

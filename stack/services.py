@@ -28,6 +28,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError
 import redis
 import yaml
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
@@ -37,7 +38,7 @@ from minio.minioadmin import MinioAdmin
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from cdc import rest
-from cdc.connector import CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC, connector_secrets
+from cdc.connector import CONNECT_CONFIGS_TOPIC, CONNECT_GROUP, CONNECT_STATUS_TOPIC, cdc_topics, connector_secrets
 from cdc.offsets import clear_stored_skips
 from config import Settings
 from config.settings import KafkaRole, MinioRole
@@ -306,8 +307,12 @@ class Kafka(Service):
                      str(self.layout.conf(f"{self.name}.properties")), classpath=self.tools.java_classpath)
 
     def bootstrap(self) -> None:
-        if self.node == 1 and self.settings.kafka_login("broker"):
+        if self.node != 1:
+            return
+        if self.settings.kafka_login("broker"):
             set_kafka_access(self.settings)
+        else:
+            make_cdc_topics(AdminClient({**self.settings.kafka_client_config(), "log_level": 0}), self.settings)
 
     def probe(self) -> bool:
         """This node answers as a broker of the cluster (with several, once the quorum has a leader)."""
@@ -609,14 +614,32 @@ def kafka_answers(bootstrap: str, **auth: str) -> bool:
 
 
 def set_kafka_access(settings: Settings, *, wait_s: float = 0) -> None:
-    """Every role's SCRAM password and ACLs as the settings have them: what each start of a
-    stack's Kafka needs (`stack up`, docker-compose's `kafka-access`). `wait_s`: how long to
+    """Every role's SCRAM password and ACLs as the settings have them, and the CDC topics: what
+    each start of a stack's Kafka needs (`stack up`, docker-compose's `kafka-access`). `wait_s`: how long to
     wait for a broker to let the tools' or the brokers' user in first."""
     for attempt in Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(2), reraise=True,
                             retry=retry_if_exception_type(KafkaRefusesLogin)):
         with attempt:
             set_kafka_passwords(settings)
     grant_kafka_acls(settings)
+    make_cdc_topics(super_user_admin(settings), settings)
+
+
+def make_cdc_topics(admin: AdminClient, settings: Settings) -> list[str]:
+    """The settings' CDC topics that are missing, made as the connector would make them (the
+    workers may not: their login reads CDC topics only). The names made."""
+    missing = [topic for topic in cdc_topics(settings) if topic.topic not in admin.list_topics(timeout=30).topics]
+    made = []
+    for name, done in (admin.create_topics(missing, request_timeout=30).items() if missing else ()):
+        try:
+            done.result()
+            made.append(name)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # made by another meanwhile
+                raise
+    if made:
+        log.info("kafka: made the CDC topics %s (%d partitions each)", ", ".join(made), settings.topic_partitions)
+    return made
 
 
 def set_kafka_passwords(settings: Settings) -> None:

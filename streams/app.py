@@ -41,7 +41,7 @@ app = OrderPipeApp(
     broker_commit_interval=0.5,
     stream_wait_empty=False,
     stream_buffer_maxsize=16384,
-    # Workers create the tick topic (and missing CDC topics) as they start; a worker whose
+    # Workers create the tick topic as they start (the stack, the CDC topics); a worker whose
     # consumer subscribed before the topic existed sees its partitions at the next metadata
     # refresh: 5 s, not aiokafka's default 5 minutes (ticks would go unread that long).
     consumer_metadata_max_age_ms=5000,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import faust
 from aiokafka import TopicPartition
 
 from config import settings
@@ -39,13 +40,23 @@ order_final = _raw(settings.order_final_topic, partitions=settings.topic_partiti
 order_alerts = _raw(settings.order_alerts_topic, partitions=settings.topic_partitions)
 dead_letters = _raw(settings.dead_letter_topic, partitions=1)
 
+
+
+class CompletionSources(faust.Topic):
+    """The CDC topics and the settle ticks, read together. Faust declares an internal topic's
+    names before subscribing; of these the worker makes only the ticks: the stack makes the CDC
+    topics with TOPIC_PARTITIONS partitions before any worker starts (a worker's login may read
+    them, not create them), as Debezium would make them only with its first record."""
+
+    async def declare(self) -> None:
+        await settle_ticks.declare()
+
+
 # The completion agent reads all three, one partition number at a time (same keys, same counts).
-# internal=True: the worker creates whichever is missing, with TOPIC_PARTITIONS partitions,
-# before subscribing (Debezium creates a CDC topic only with its first record).
-order_changes = app.topic(orders.get_topic_name(), order_details.get_topic_name(),
-                          settle_ticks.get_topic_name(), key_type=bytes, value_type=bytes,
-                          key_serializer="raw", value_serializer="raw", internal=True,
-                          partitions=settings.topic_partitions, config=TOPIC_CONFIG)
+order_changes = CompletionSources(app, topics=[orders.get_topic_name(), order_details.get_topic_name(),
+                                               settle_ticks.get_topic_name()],
+                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                                  internal=True, partitions=settings.topic_partitions, config=TOPIC_CONFIG)
 
 
 def same_partition(topic, partition: int) -> int | None:

@@ -22,6 +22,7 @@ from cdc.topics import TopicMissing, read_to_end, read_topics, wait_for_records
 from config import Settings
 from source import database, generate
 from source.traffic import ChaosMix, InsertDetail, InsertOrder, Truth, plan
+from stack.services import make_cdc_topics, super_user_admin
 from stack.workers import Worker, start_workers, wait_for_group
 from tests.integration.waiting import wait_for
 
@@ -43,6 +44,7 @@ def scratch_stream(settings: Settings, name: str, workers: int = 2, web_port: in
         db = database.connect(scratch)
         database.apply_schema(db)
         database.load_reference(db, CUSTOMERS, seed=3, progress=False)
+        make_cdc_topics(super_user_admin(scratch), scratch)  # as `stack up` makes the stack's own
         connect = rest.client(scratch)
         connector = scratch.cdc_connector_name
         rest.put_config(connect, connector, connector_config(scratch, **{"database.server.id": server_id(connector)}))

@@ -13,13 +13,14 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
                                    NewTopic, OffsetSpec, ResourcePatternType, ResourceType)
 from pydantic import SecretStr
 
-from cdc.connector import CDC_TOPIC_PREFIX
+from cdc.connector import CDC_TABLES, CDC_TOPIC_PREFIX
 from cdc.topics import read_to_end
 from config import Settings
 from stack import doctor, secrets, services
 from stack.install import Toolchain
 from config.settings import KAFKA_CLIENT_ROLES
-from stack.services import StackLayout, set_kafka_access, set_scram_passwords, super_user_admin
+from stack.services import (StackLayout, make_cdc_topics, set_kafka_access, set_scram_passwords,
+                            super_user_admin)
 from tests.integration.waiting import wait_for
 
 
@@ -218,6 +219,25 @@ def test_each_role_does_what_it_is_granted_and_is_refused_the_rest(settings: Set
     assert _delivery_error(monitor, cdc_topic) == "TOPIC_AUTHORIZATION_FAILED"
     assert _read_error(monitor, cdc_topic, f"{settings.stream_app_id}-{unique_name}") in (
         "GROUP_AUTHORIZATION_FAILED", "TOPIC_AUTHORIZATION_FAILED")
+
+
+def test_the_stack_makes_the_cdc_topics_the_workers_may_not(settings: Settings, unique_name: str):
+    scratch = settings.model_copy(update={"mysql_database": unique_name})
+    names = sorted(scratch.cdc_topic(table) for table in CDC_TABLES)
+    workers_admin = AdminClient({**settings.kafka_client_config("stream"), "log_level": 0})
+    fresh = NewTopic(names[0], scratch.topic_partitions, scratch.replication_factor)
+    with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+        workers_admin.create_topics([fresh])[names[0]].result(timeout=30)
+    admin = super_user_admin(settings)
+    assert names[0] not in admin.list_topics(timeout=10).topics
+    try:
+        assert sorted(make_cdc_topics(admin, scratch)) == names
+        found = admin.list_topics(timeout=10).topics
+        assert {name: len(found[name].partitions) for name in names} == dict.fromkeys(names, scratch.topic_partitions)
+        assert make_cdc_topics(admin, scratch) == []  # made already: nothing to do
+    finally:
+        for done in admin.delete_topics(names).values():
+            done.result(timeout=30)
 
 
 def test_a_scram_user_the_settings_do_not_name_is_removed_at_the_next_start(settings: Settings, unique_name: str):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cdc import rest
-from cdc.connector import CDC_TABLES, connector_config, connector_secrets
+from cdc.connector import CDC_TABLES, cdc_topics, connector_config, connector_secrets
 from config import Settings
 from source.database import schema_statements, SCHEMA
 
@@ -35,6 +35,14 @@ def test_the_cdc_topics_are_replicated_as_the_settings_say(flavor: str):
 
     assert (config["topic.creation.default.replication.factor"],
             config["topic.creation.default.min.insync.replicas"]) == ("3", "2")
+
+
+def test_the_stack_makes_each_cdc_topic_as_the_connector_would():
+    settings = Settings(_env_file=None, KAFKA_BROKERS=3, TOPIC_PARTITIONS=6, MYSQL_DATABASE="shop")
+
+    made = {topic.topic: (topic.num_partitions, topic.replication_factor, topic.config) for topic in cdc_topics(settings)}
+
+    assert made == {f"mysql.shop.{table}": (6, 3, {"min.insync.replicas": "2"}) for table in CDC_TABLES}
 
 
 def test_both_flavors_write_the_same_topics_and_envelope(settings: Settings):
