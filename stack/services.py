@@ -628,7 +628,8 @@ def set_kafka_access(settings: Settings, *, wait_s: float = 0) -> None:
 def make_cdc_topics(admin: AdminClient, settings: Settings) -> list[str]:
     """The settings' CDC topics that are missing, made as the connector would make them (the
     workers may not: their login reads CDC topics only). The names made."""
-    missing = [topic for topic in cdc_topics(settings) if topic.topic not in admin.list_topics(timeout=30).topics]
+    found = admin.list_topics(timeout=30).topics
+    missing = [topic for topic in cdc_topics(settings) if topic.topic not in found]
     made = []
     for name, done in (admin.create_topics(missing, request_timeout=30).items() if missing else ()):
         try:

@@ -38,7 +38,7 @@ from batch.fastlane.delta import Lake, Objects
 from batch.fastlane.order_partitions import OrderPartitions
 from batch.fastlane.source import Partition
 from batch.paths import ARCHIVE_MARK, CDC_QUARANTINE, GOLD, SILVER, archive_location, path, quarantine_name
-from batch.rules import (INITIAL_SNAPSHOT, ORDER_DETAILS, ORDERS, SOURCE_POSITION, TABLES,
+from batch.rules import (CUSTOMERS, INITIAL_SNAPSHOT, ORDER_DETAILS, ORDERS, SOURCE_POSITION, TABLES,
                          SilverTable, envelope_paths, extra_columns)
 from batch.runs import Written, log
 from config import Settings
@@ -447,11 +447,9 @@ class FastLane:
         return tuple(self.lake.version(self.location(GOLD, name)) for name in facts_formula.RESOLVED_BY)
 
     def compact(self) -> list[str]:
-        """The tables the lane writes (each micro-batch adds a file to those it writes), compacted
-        when they hold many files: the archive and the quarantines too, which `batch maintain`
-        leaves to the lane while it runs."""
+        """The hot tables every micro-batch reads, compacted when they hold many files."""
         compacted = []
-        for location in hot_tables(self.settings):
+        for location in [*self.order_partitions, self.location(SILVER, CUSTOMERS.name)]:
             versions = self.lake.compact(location, COMPACT_AFTER_FILES)
             if versions is not None:
                 compacted.append(location)

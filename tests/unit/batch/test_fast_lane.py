@@ -8,12 +8,10 @@ import json
 from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
-import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
 from pyspark.sql import functions as F
 
-from batch.clocks import COMPACT_AFTER_FILES
 from batch.fastlane import facts as fast_facts
 from batch.fastlane import silver as fast_silver
 from batch.fastlane.archive import ARCHIVE_DDL, Record, archive, rearchive, row_changes
@@ -344,21 +342,6 @@ def test_the_fast_lane_compacts_a_table_of_many_files_and_spark_reads_no_change_
     feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", before + 1)
             .load(location))
     assert feed.count() == 0  # a compaction is no data change
-
-
-def test_the_lane_compacts_its_archive_too_and_reads_no_record_of_it_again(settings, tmp_path):
-    lane = FastLane(settings.model_copy(update={"lake_uri": f"file://{tmp_path}/"}))
-    for part in range(COMPACT_AFTER_FILES + 1):
-        rows = archive(records("orders", [envelope("c", order(f"o{part}"), 100 + part)]), NOW).rows
-        lane.lake.append(lane.archive_location, rows, partition_by=["topic"])
-    before = lane.lake.version(lane.archive_location)
-
-    assert lane.compact() == [lane.archive_location]
-
-    archived = lane.lake.table(lane.archive_location)
-    assert len(archived.file_uris()) == 1 and lane.lake.read(lane.archive_location).height == COMPACT_AFTER_FILES + 1
-    feed = pa.RecordBatchReader.from_stream(archived.load_cdf(starting_version=before + 1)).read_all()
-    assert feed.num_rows == 0  # a compaction is no data change: recovery reads no record twice
 
 
 def test_keys_held_for_a_table_the_lane_writes_follow_its_writes_without_reading_it_again(settings, tmp_path):
