@@ -6,7 +6,8 @@ from __future__ import annotations
 
 DEFAULT_LINGER_S = 1.0  # --continuous --every: the longest a record waits for its micro-batch
 MAX_RECORDS_PER_BATCH = 200_000
-MAX_BATCH_BYTES = 64 * 1024 * 1024  # a micro-batch's keys and values: the lane holds several times as much
+# A micro-batch's keys and values: the lane holds several times as much while it applies them.
+MAX_BATCH_BYTES = 32 * 1024 * 1024
 # A CDC value larger than this is quarantined, not applied (Kafka's own default limit is 1 MB).
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 DEFAULT_DEFERRED_EVERY_S = 60.0  # --deferred-every: Spark's history, dimensions, products, marts
