@@ -57,7 +57,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.verdict import audit_verdict
 from cdc import rest
-from cdc.connector import CDC_TABLES, connector_config, server_id
+from cdc.connector import cdc_topics, connector_config, server_id
 from cdc.topics import last_appends, read_topics, wait_for_records
 from config import Settings, cli, settings
 from source import database, generate
@@ -96,7 +96,8 @@ def prepare(scratch: Settings, customers: int = CUSTOMERS) -> None:
     database.load_reference(db, customers, seed=1, progress=False)
     append_time = {"message.timestamp.type": "LogAppendTime"}
     replicas = scratch.replication_factor
-    topics = [NewTopic(scratch.cdc_topic(t), scratch.topic_partitions, replicas, config=append_time) for t in CDC_TABLES]
+    topics = [NewTopic(cdc.topic, cdc.num_partitions, cdc.replication_factor, config={**cdc.config, **append_time})
+              for cdc in cdc_topics(scratch)]
     topics.append(NewTopic(scratch.order_final_topic, scratch.topic_partitions, replicas, config=append_time))
     admin = AdminClient(scratch.kafka_client_config())  # must outlive its futures
     for future in admin.create_topics(topics).values():
